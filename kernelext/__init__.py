@@ -1,0 +1,63 @@
+"""kernelext: the container lifecycle (podman's libpod API on runc, conmon and
+overlayfs), driven from Python, a podman-like CLI and Jupyter.
+
+>>> from kernelext import Runtime
+>>> rt = Runtime()
+>>> c = rt.run("busybox", ["sh", "-c", "echo hi"])
+>>> c.wait()
+0
+"""
+
+from __future__ import annotations
+
+from kernelext.core.container import Container, ExecResult
+from kernelext.core.events import Event
+from kernelext.core.logs import LogLine
+from kernelext.core.runtime import Runtime, default_runtime
+from kernelext.core.state import ContainerStatus, RestartPolicy
+from kernelext.errors import (
+    CommandNotFoundError,
+    ConmonDiedError,
+    ContainerRemovedError,
+    ContainerRunningError,
+    ContainerStateError,
+    ContainerStoppedError,
+    ImageInUseError,
+    InvalidArgumentError,
+    KernelextError,
+    NameInUseError,
+    NoSuchContainerError,
+    NoSuchImageError,
+    PermissionRequiredError,
+    RuntimeFailure,
+    WaitTimeoutError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CommandNotFoundError",
+    "ConmonDiedError",
+    "Container",
+    "ContainerRemovedError",
+    "ContainerRunningError",
+    "ContainerStateError",
+    "ContainerStatus",
+    "ContainerStoppedError",
+    "Event",
+    "ExecResult",
+    "ImageInUseError",
+    "InvalidArgumentError",
+    "KernelextError",
+    "LogLine",
+    "NameInUseError",
+    "NoSuchContainerError",
+    "NoSuchImageError",
+    "PermissionRequiredError",
+    "RestartPolicy",
+    "Runtime",
+    "RuntimeFailure",
+    "WaitTimeoutError",
+    "__version__",
+    "default_runtime",
+]

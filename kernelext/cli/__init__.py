@@ -1,0 +1,57 @@
+"""The ``kernelext`` command line: podman's subcommands on the kernelext core."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Sequence
+
+from kernelext.cli.parser import HelpRequested, UsageError, parse_args
+from kernelext.errors import KernelextError
+
+__all__ = ["main"]
+
+ERROR_EXIT = 125
+
+
+class _PodmanStyle(logging.Formatter):
+    """``WARN[0002] message``: the level and the seconds since the command started."""
+
+    _start = time.monotonic()
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = {"WARNING": "WARN", "CRITICAL": "FATA"}.get(record.levelname, record.levelname[:4])
+        return f"{level}[{int(time.monotonic() - self._start):04d}] {record.getMessage()}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+    except HelpRequested as shown:
+        sys.stdout.write(shown.text)
+        return 0
+    except UsageError as exc:
+        sys.stderr.write(f"Error: {exc}\n")
+        return ERROR_EXIT
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_PodmanStyle())
+    logger = logging.getLogger("kernelext")
+    logger.addHandler(handler)
+    logger.setLevel(args.log_level.upper())
+
+    from kernelext.cli.commands import COMMANDS
+    from kernelext.core.runtime import Runtime
+
+    try:
+        with Runtime(args.root, args.runroot) as rt:
+            return COMMANDS[args.cmd](rt, args)
+    except KernelextError as exc:
+        sys.stderr.write(f"Error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    finally:
+        logger.removeHandler(handler)

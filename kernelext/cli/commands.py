@@ -1,0 +1,554 @@
+"""The CLI's subcommands: parse results in, core calls, text out.
+
+Nothing here decides anything about the lifecycle; each handler calls the
+core and prints what podman prints. Handlers return the process exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import termios
+import threading
+import time
+import tty as tty_mod
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
+
+from kernelext.cli.format import (
+    human_duration,
+    human_size,
+    parse_interval,
+    parse_time,
+    render_template,
+    table,
+)
+from kernelext.cli.parser import UsageError
+from kernelext.core.container import Container
+from kernelext.core.inspect import format_time
+from kernelext.core.runtime import Runtime
+from kernelext.core.state import DEFAULT_DETACH_KEYS, ContainerStatus
+from kernelext.errors import ContainerRemovedError, ContainerStoppedError, KernelextError, NoSuchContainerError
+from kernelext.oci.attach import Detached, Stream, parse_detach_keys, pump
+
+Handler = Callable[[Runtime, argparse.Namespace], int]
+COMMANDS: dict[str, Handler] = {}
+#: Signals an attached CLI forwards to the container (podman's sig-proxy).
+PROXIED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def command(name: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        COMMANDS[name] = fn
+        return fn
+    return register
+
+
+def out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def err(text: str) -> None:
+    sys.stderr.write(text + "\n")
+
+
+def _each(rt: Runtime, names: list[str], action: Callable[[Container], Any], *, ignore_missing: bool = False) -> int:
+    """Apply ``action`` to each named container; print the name on success, errors per container."""
+    code = 0
+    for name in names:
+        try:
+            action(rt.get(name))
+            out(name)
+        except NoSuchContainerError as exc:
+            if not ignore_missing:
+                err(f"Error: {exc}")
+                code = 125
+        except KernelextError as exc:
+            err(f"Error: {exc}")
+            code = 125
+    return code
+
+
+# ------------------------------------------------------------------- creation
+def _create_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    labels = {}
+    for item in args.label:
+        key, _, value = item.partition("=")
+        labels[key] = value
+    return dict(command=args.command or None, name=args.name, env=args.env, workdir=args.workdir, user=args.user,
+                tty=args.tty, stdin=args.interactive, network=args.network, restart_policy=args.restart,
+                stop_signal=args.stop_signal, stop_timeout=args.stop_timeout, auto_remove=args.rm, labels=labels,
+                entrypoint=None if args.entrypoint is None else ([args.entrypoint] if args.entrypoint else []))
+
+
+@command("create")
+def cmd_create(rt: Runtime, args: argparse.Namespace) -> int:
+    out(rt.create(args.image, **_create_kwargs(args)).id)
+    return 0
+
+
+@command("run")
+def cmd_run(rt: Runtime, args: argparse.Namespace) -> int:
+    ctr = rt.create(args.image, **_create_kwargs(args))
+    if args.detach:
+        try:
+            ctr.start()
+        except KernelextError:
+            if args.rm:
+                _remove_quietly(ctr)
+            raise
+        out(ctr.id)
+        return 0
+    return attach_and_wait(ctr, start=True, stdin=args.interactive, detach_keys=args.detach_keys, remove=args.rm)
+
+
+def _remove_quietly(ctr: Container) -> None:
+    try:
+        ctr.remove(force=True)
+    except ContainerRemovedError:
+        pass  # conmon's exit command (cleanup --rm) got there first
+
+
+@contextmanager
+def _terminal(ctr: Container, raw: bool) -> Iterator[None]:
+    """Raw mode on a real terminal for a TTY container, with the size passed on."""
+    if not (raw and sys.stdin.isatty()):
+        yield
+        return
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+
+    def resize(*_: object) -> None:
+        size = os.get_terminal_size(fd)
+        threading.Thread(target=ctr.resize, args=(size.lines, size.columns), daemon=True).start()
+    tty_mod.setraw(fd)
+    previous = signal.signal(signal.SIGWINCH, resize)
+    try:
+        resize()
+        yield
+    finally:
+        signal.signal(signal.SIGWINCH, previous)
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+@contextmanager
+def _signal_proxy(ctr: Container, enabled: bool) -> Iterator[None]:
+    """Forward signals to the container; the lock must not be taken in the handler, hence a thread."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def forward(signum: int, _frame: object) -> None:
+        threading.Thread(target=_kill_quietly, args=(ctr, signum), daemon=True).start()
+    previous = {sig: signal.signal(sig, forward) for sig in PROXIED_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _kill_quietly(ctr: Container, signum: int) -> None:
+    try:
+        ctr.kill(signum)
+    except KernelextError:
+        pass
+
+
+def _write_packet(stream: Stream, data: bytes) -> None:
+    target = sys.stderr.buffer if stream is Stream.STDERR else sys.stdout.buffer
+    target.write(data)
+    target.flush()
+
+
+def attach_and_wait(ctr: Container, *, start: bool, stdin: bool, detach_keys: str | None, remove: bool) -> int:
+    """podman's attached run / start -a / attach: stream, then the container's exit code."""
+    keys = parse_detach_keys(DEFAULT_DETACH_KEYS if detach_keys is None else detach_keys)
+    try:
+        conn = ctr.attach(start=start)
+    except KernelextError:
+        if remove:
+            _remove_quietly(ctr)
+        raise
+    try:
+        with _terminal(ctr, ctr.config.tty and stdin), _signal_proxy(ctr, not ctr.config.tty):
+            pump(conn, _write_packet, stdin=sys.stdin.buffer if stdin else None, detach_keys=keys if stdin else b"")
+    except Detached:
+        return 0
+    finally:
+        conn.close()
+    code = ctr.wait()
+    if remove:
+        _remove_quietly(ctr)
+    return code
+
+
+# ------------------------------------------------------------------ lifecycle
+@command("start")
+def cmd_start(rt: Runtime, args: argparse.Namespace) -> int:
+    if args.attach or args.interactive:
+        if len(args.containers) > 1:
+            raise UsageError("you cannot start and attach multiple containers at once")
+        ctr = rt.get(args.containers[0])
+        return attach_and_wait(ctr, start=True, stdin=args.interactive, detach_keys=args.detach_keys, remove=False)
+
+    def start(ctr: Container) -> None:
+        if ctr.status is not ContainerStatus.RUNNING:  # podman's start is idempotent
+            ctr.start()
+    return _each(rt, args.containers, start)
+
+
+@command("stop")
+def cmd_stop(rt: Runtime, args: argparse.Namespace) -> int:
+    names = [c.name for c in rt.list(all=False)] if args.all else args.containers
+    if not names and not args.all:
+        raise UsageError("you must provide at least one container name or ID")
+
+    def stop(ctr: Container) -> None:
+        try:
+            ctr.stop(args.time)
+        except ContainerStoppedError:
+            pass  # podman's stop is idempotent
+        if ctr.config.auto_remove:
+            _remove_quietly(ctr)
+        else:
+            try:
+                ctr.cleanup()
+            except KernelextError:
+                pass  # restarted or cleaned up by the exit command meanwhile
+    return _each(rt, names, stop)
+
+
+@command("kill")
+def cmd_kill(rt: Runtime, args: argparse.Namespace) -> int:
+    return _each(rt, args.containers, lambda c: c.kill(args.signal))
+
+
+@command("pause")
+def cmd_pause(rt: Runtime, args: argparse.Namespace) -> int:
+    return _each(rt, args.containers, Container.pause)
+
+
+@command("unpause")
+def cmd_unpause(rt: Runtime, args: argparse.Namespace) -> int:
+    return _each(rt, args.containers, Container.unpause)
+
+
+@command("restart")
+def cmd_restart(rt: Runtime, args: argparse.Namespace) -> int:
+    return _each(rt, args.containers, lambda c: c.restart(args.time))
+
+
+@command("wait")
+def cmd_wait(rt: Runtime, args: argparse.Namespace) -> int:
+    interval = parse_interval(args.interval) if not args.interval.isdigit() else float(args.interval) / 1000
+    code = 0
+    for name in args.containers:
+        try:
+            ctr = rt.get(name)
+            out(str(ctr.wait_for(args.condition, interval=interval)))
+        except KernelextError as exc:
+            err(f"Error: {exc}")
+            code = 125
+    return code
+
+
+@command("cleanup")
+def cmd_cleanup(rt: Runtime, args: argparse.Namespace) -> int:
+    """Run by conmon's exit command: applies the restart policy, or cleans up (and removes with --rm)."""
+    code = 0
+    for name in args.containers:
+        try:
+            ctr = rt.get(name)
+            restarted = ctr.cleanup(only_stopped=args.stopped_only)
+            if args.rm and not restarted:
+                ctr.remove(force=False)
+        except (NoSuchContainerError, ContainerRemovedError):
+            continue
+        except KernelextError as exc:
+            if args.stopped_only:
+                continue  # someone else already handled this exit
+            err(f"Error: {exc}")
+            code = 125
+    return code
+
+
+@command("rm")
+def cmd_rm(rt: Runtime, args: argparse.Namespace) -> int:
+    names = [c.id for c in rt.list()] if args.all else args.containers
+    if not names and not args.all:
+        raise UsageError("you must provide at least one container name or ID")
+    return _each(rt, names, lambda c: c.remove(force=args.force), ignore_missing=args.ignore)
+
+
+# ------------------------------------------------------------- i/o and state
+@command("attach")
+def cmd_attach(rt: Runtime, args: argparse.Namespace) -> int:
+    ctr = rt.get(args.container)
+    stdin = ctr.config.stdin and not args.no_stdin
+    return attach_and_wait(ctr, start=False, stdin=stdin, detach_keys=args.detach_keys, remove=False)
+
+
+@command("exec")
+def cmd_exec(rt: Runtime, args: argparse.Namespace) -> int:
+    if not args.command:
+        raise UsageError("exec requires at least 2 arguments: CONTAINER COMMAND")
+    ctr = rt.get(args.container)
+    result = ctr.exec_run(args.command, tty=args.tty, stdin=sys.stdin.buffer if args.interactive else None,
+                          env=args.env, workdir=args.workdir, user=args.user,
+                          on_output=lambda s, d: _write_packet(Stream.STDERR if s == "stderr" else Stream.STDOUT, d))
+    return result.exit_code
+
+
+@command("logs")
+def cmd_logs(rt: Runtime, args: argparse.Namespace) -> int:
+    ctr = rt.get(args.container)
+    lines = ctr.logs(since=parse_time(args.since), until=parse_time(args.until),
+                     tail=None if args.tail < 0 else args.tail, follow=args.follow)
+    for line in lines:
+        _write_packet(Stream.STDERR if line.stream == "stderr" else Stream.STDOUT, line.render(args.timestamps))
+    return 0
+
+
+def status_text(ctr: Container) -> str:
+    """podman ps's STATUS column."""
+    st = ctr.state
+    now = time.time()
+    if st.status is ContainerStatus.RUNNING:
+        return f"Up {human_duration(now - st.started_at)}"
+    if st.status is ContainerStatus.PAUSED:
+        return "Paused"
+    if st.status in (ContainerStatus.EXITED, ContainerStatus.STOPPED):
+        return f"Exited ({st.exit_code}) {human_duration(now - st.finished_at)} ago"
+    if st.status is ContainerStatus.CONFIGURED:
+        return "Created"
+    return st.status.value.capitalize()
+
+
+def ps_row(ctr: Container) -> dict[str, Any]:
+    return {
+        "Id": ctr.id, "ID": ctr.short_id, "Names": [ctr.name], "Image": ctr.image, "ImageID": ctr.config.image_id,
+        "Command": ctr.config.args, "Created": int(ctr.config.created_at), "CreatedAt": format_time(ctr.config.created_at),
+        "State": ctr.status.value, "Status": status_text(ctr), "ExitCode": ctr.exit_code, "Exited": ctr.state.exited,
+        "Pid": ctr.state.pid, "RestartCount": ctr.state.restart_count, "StartedAt": int(ctr.state.started_at),
+        "AutoRemove": ctr.config.auto_remove, "Labels": ctr.config.labels,
+    }
+
+
+@command("ps")
+def cmd_ps(rt: Runtime, args: argparse.Namespace) -> int:
+    containers = rt.list(all=args.all)
+    if args.quiet:
+        for ctr in containers:
+            out(ctr.id if args.no_trunc else ctr.short_id)
+        return 0
+    rows = [ps_row(c) for c in containers]
+    if args.format == "json":
+        out(json.dumps(rows, indent=4))
+    elif args.format:
+        for row in rows:
+            out(render_template(args.format, {**row, "Names": row["Names"][0]}))
+    else:
+        out(table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"],
+                  [[r["Id"] if args.no_trunc else r["ID"], r["Image"], _truncate(" ".join(r["Command"]), 20),
+                    human_duration(time.time() - r["Created"]) + " ago", r["Status"], r["Names"][0]] for r in rows]))
+    return 0
+
+
+def _truncate(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+@command("inspect")
+def cmd_inspect(rt: Runtime, args: argparse.Namespace) -> int:
+    docs, code = [], 0
+    for name in args.containers:
+        try:
+            docs.append(rt.get(name).inspect())
+        except KernelextError as exc:
+            err(f"Error: {exc}")
+            code = 125
+    if args.format and args.format != "json":
+        for doc in docs:
+            out(render_template(args.format, doc))
+    else:
+        out(json.dumps(docs, indent=4))
+    return code
+
+
+@command("mount")
+def cmd_mount(rt: Runtime, args: argparse.Namespace) -> int:
+    if not args.containers:
+        for ctr in rt.list():
+            if ctr.state.mounted:
+                out(f"{ctr.short_id}  {ctr.layer.merged}")
+        return 0
+    code = 0
+    for name in args.containers:
+        try:
+            out(str(rt.get(name).mount()))
+        except KernelextError as exc:
+            err(f"Error: {exc}")
+            code = 125
+    return code
+
+
+@command("umount")
+def cmd_umount(rt: Runtime, args: argparse.Namespace) -> int:
+    return _each(rt, args.containers, lambda c: c.unmount(force=args.force))
+
+
+@command("export")
+def cmd_export(rt: Runtime, args: argparse.Namespace) -> int:
+    ctr = rt.get(args.container)
+    if args.output:
+        with open(args.output, "wb") as f:
+            ctr.export(f)
+    else:
+        if sys.stdout.isatty():
+            raise UsageError("refusing to export to terminal. Use -o flag or redirect")
+        sys.stdout.flush()
+        ctr.export(sys.stdout.buffer)
+    return 0
+
+
+def _event_line(event: Any, fmt: str | None) -> str:
+    if fmt == "json":
+        return event.to_json()
+    if fmt:
+        return render_template(fmt, {"Time": event.time, "Type": event.type, "Status": event.status, "ID": event.id,
+                                     "Name": event.name, "Image": event.image, "Attributes": event.attributes})
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event.time)) + f".{int(event.time % 1 * 1e9):09d}"
+    attrs = ", ".join([f"image={event.image}", f"name={event.name}"] +
+                      [f"{k}={v}" for k, v in sorted(event.attributes.items())])
+    return f"{stamp} {time.strftime('%z')} {event.type} {event.status} {event.id} ({attrs})"
+
+
+@command("events")
+def cmd_events(rt: Runtime, args: argparse.Namespace) -> int:
+    since, until = parse_time(args.since), parse_time(args.until)
+    if not args.stream or until is not None:
+        for event in rt.events.read(since, until):
+            out(_event_line(event, args.format))
+        return 0
+    for event in rt.events.follow(since=since):
+        out(_event_line(event, args.format))
+        sys.stdout.flush()
+    return 0
+
+
+@command("stats")
+def cmd_stats(rt: Runtime, args: argparse.Namespace) -> int:
+    while True:
+        containers = [rt.get(n) for n in args.containers] if args.containers else rt.list(all=args.all)
+        rows = [c.stats() for c in containers if c.status in (ContainerStatus.RUNNING, ContainerStatus.PAUSED)]
+        if args.format == "json":
+            out(json.dumps(rows, indent=4))
+        elif args.format:
+            for row in rows:
+                out(render_template(args.format, row))
+        else:
+            out(table(["ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"],
+                      [[r["ContainerID"][:12], r["Name"], f"{r['CPU']:.2f}%",
+                        f"{human_size(r['MemUsage'])} / {human_size(r['MemLimit'])}", f"{r['MemPerc']:.2f}%",
+                        str(r["PIDs"])] for r in rows]))
+        if args.no_stream:
+            return 0
+        sys.stdout.flush()
+        time.sleep(1)
+
+
+@command("top")
+def cmd_top(rt: Runtime, args: argparse.Namespace) -> int:
+    rows = rt.get(args.container).top()
+    out(table(["USER", "PID", "PPID", "%CPU", "ELAPSED", "TIME", "COMMAND"],
+              [[r["USER"], str(r["PID"]), str(r["PPID"]), f"{r['%CPU']:.3f}", human_duration(r["ELAPSED"]),
+                f"{r['TIME']:.2f}s", r["COMMAND"]] for r in rows]))
+    return 0
+
+
+# --------------------------------------------------------------------- images
+@command("image-import")
+def cmd_image_import(rt: Runtime, args: argparse.Namespace) -> int:
+    cmd: list[str] | None = None
+    for change in args.change:
+        key, _, value = change.replace("=", " ", 1).partition(" ")
+        if key.upper() != "CMD":
+            raise UsageError(f"unsupported --change instruction {key!r}: only CMD")
+        value = value.strip()
+        cmd = json.loads(value) if value.startswith("[") else ["/bin/sh", "-c", value]
+    out(rt.import_image(args.tarball, args.name, cmd=cmd).id)
+    return 0
+
+
+@command("image-ls")
+def cmd_image_ls(rt: Runtime, args: argparse.Namespace) -> int:
+    images = rt.list_images()
+    if args.quiet:
+        for image in images:
+            out(image.short_id)
+        return 0
+    rows = [{"Id": i.id, "Names": [i.name], "Created": int(i.config.created), "Size": i.config.size,
+             "Cmd": i.config.cmd} for i in images]
+    if args.format == "json":
+        out(json.dumps(rows, indent=4))
+    elif args.format:
+        for row in rows:
+            out(render_template(args.format, {**row, "Name": row["Names"][0]}))
+    else:
+        out(table(["REPOSITORY", "IMAGE ID", "CREATED", "SIZE"],
+                  [[r["Names"][0], r["Id"][:12], human_duration(time.time() - r["Created"]) + " ago",
+                    human_size(r["Size"])] for r in rows]))
+    return 0
+
+
+@command("image-rm")
+def cmd_image_rm(rt: Runtime, args: argparse.Namespace) -> int:
+    code = 0
+    for name in args.images:
+        try:
+            out(f"Untagged: {rt.remove_image(name).name}")
+        except KernelextError as exc:
+            err(f"Error: {exc}")
+            code = 125
+    return code
+
+
+# ---------------------------------------------------------------------- host
+@command("info")
+def cmd_info(rt: Runtime, args: argparse.Namespace) -> int:
+    from kernelext.host import host_capabilities
+
+    caps = host_capabilities(rt.opts)
+    doc = caps.to_json()
+    doc["store"] = {"root": str(rt.opts.root), "runroot": str(rt.opts.runroot),
+                    "containers": len(rt.db.all_containers()), "images": len(rt.db.all_images())}
+    if args.format and args.format != "json":
+        out(render_template(args.format, doc))
+    elif args.format == "json":
+        out(json.dumps(doc, indent=4))
+    else:
+        _print_yaml(doc, sys.stdout)
+    return 0
+
+
+def _print_yaml(value: Any, stream: TextIO, indent: int = 0) -> None:
+    pad = "  " * indent
+    for key, item in value.items():
+        if isinstance(item, dict):
+            stream.write(f"{pad}{key}:\n")
+            _print_yaml(item, stream, indent + 1)
+        else:
+            stream.write(f"{pad}{key}: {json.dumps(item) if not isinstance(item, str) else item}\n")
+
+
+@command("version")
+def cmd_version(rt: Runtime, args: argparse.Namespace) -> int:
+    import kernelext
+
+    out(f"kernelext version {kernelext.__version__}")
+    return 0

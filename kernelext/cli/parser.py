@@ -1,0 +1,341 @@
+"""The argument grammar shared by the CLI and the ``%container`` magic.
+
+podman's subcommand names and flags. The parser never exits the process:
+bad arguments raise :class:`UsageError`, ``--help`` raises :class:`HelpRequested`
+carrying the text, so the magic can show it in a cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from kernelext.errors import InvalidArgumentError
+
+PROG = "kernelext"
+
+
+class UsageError(InvalidArgumentError):
+    """The command line is malformed."""
+
+
+class HelpRequested(Exception):
+    """``--help`` was given; ``text`` is the usage to show."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("exit_on_error", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message}\nSee '{self.prog} --help'")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        raise UsageError(message or f"{self.prog}: exit {status}")
+
+    def print_help(self, file: Any = None) -> None:
+        raise HelpRequested(self.format_help())
+
+    def print_usage(self, file: Any = None) -> None:
+        raise HelpRequested(self.format_usage())
+
+
+def _bool_flag(value: str) -> bool:
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean {value!r}")
+def _create_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", help="assign a name to the container")
+    p.add_argument("-e", "--env", action="append", default=[], help="set environment variables (KEY=VALUE)")
+    p.add_argument("-w", "--workdir", help="working directory inside the container")
+    p.add_argument("-u", "--user", help="username or UID (format: <name|uid>[:<group|gid>])")
+    p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY")
+    p.add_argument("-i", "--interactive", action="store_true", help="keep STDIN open")
+    p.add_argument("--restart", default="no", help="restart policy: no, on-failure[:N], always, unless-stopped")
+    p.add_argument("--stop-signal", help="signal to stop the container (default SIGTERM)")
+    p.add_argument("--stop-timeout", type=int, help="seconds to wait before killing the container (default 10)")
+    p.add_argument("--network", "--net", default="none", help="network mode: none or host")
+    p.add_argument("--entrypoint", help="overwrite the image's entrypoint")
+    p.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    p.add_argument("-l", "--label", action="append", default=[], help="set metadata (KEY=VALUE)")
+    p.add_argument("image", help="image name or ID")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="command and arguments")
+
+
+
+def _containers(p: argparse.ArgumentParser, nargs: str = "+") -> None:
+    p.add_argument("containers", nargs=nargs, metavar="CONTAINER")
+
+
+def _run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-d", "--detach", action="store_true", help="run in the background and print the ID")
+    p.add_argument("--detach-keys", default=None, help="key sequence for detaching (default ctrl-p,ctrl-q)")
+    _create_flags(p)
+
+
+def _start_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-a", "--attach", action="store_true", help="attach STDOUT/STDERR")
+    p.add_argument("-i", "--interactive", action="store_true", help="attach STDIN")
+    p.add_argument("--detach-keys", default=None, help="key sequence for detaching")
+    _containers(p)
+
+
+def _stop_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-t", "--time", type=int, default=None, help="seconds to wait before killing")
+    p.add_argument("-a", "--all", action="store_true", help="stop all running containers")
+    _containers(p, "*")
+
+
+def _kill_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-s", "--signal", default="SIGKILL", help="signal to send (default SIGKILL)")
+    _containers(p)
+
+
+def _restart_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-t", "--time", type=int, default=None, help="seconds to wait before killing")
+    _containers(p)
+
+
+def _wait_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--condition", action="append", default=[], help="state to wait for (default stopped)")
+    p.add_argument("-i", "--interval", default="250ms", help="polling interval (e.g. 250ms, 1s)")
+    _containers(p)
+
+
+def _logs_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--follow", action="store_true", help="follow the log output")
+    p.add_argument("--tail", type=int, default=-1, help="number of lines from the end (-1: all)")
+    p.add_argument("--since", help="show logs since a timestamp or a duration (10m)")
+    p.add_argument("--until", help="show logs until a timestamp or a duration")
+    p.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
+    p.add_argument("container", metavar="CONTAINER")
+
+
+def _attach_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--detach-keys", default=None, help="key sequence for detaching")
+    p.add_argument("--no-stdin", action="store_true", help="do not attach STDIN")
+    p.add_argument("container", metavar="CONTAINER")
+
+
+def _exec_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-i", "--interactive", action="store_true", help="keep STDIN open")
+    p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY")
+    p.add_argument("-e", "--env", action="append", default=[], help="set environment variables")
+    p.add_argument("-w", "--workdir", help="working directory inside the container")
+    p.add_argument("-u", "--user", help="username or UID")
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+
+
+def _ps_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-a", "--all", action="store_true", help="show all containers (default: running)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print IDs only")
+    p.add_argument("--no-trunc", action="store_true", help="do not truncate IDs")
+    p.add_argument("--format", help="'json' or a Go template such as {{.Names}}")
+
+
+def _inspect_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--format", help="'json' or a Go template such as {{.State.Status}}")
+    _containers(p)
+
+
+def _rm_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--force", action="store_true", help="kill running containers first")
+    p.add_argument("-a", "--all", action="store_true", help="remove all containers")
+    p.add_argument("-i", "--ignore", action="store_true", help="ignore containers that do not exist")
+    _containers(p, "*")
+
+
+def _mount_flags(p: argparse.ArgumentParser) -> None:
+    _containers(p, "*")
+
+
+def _umount_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--force", action="store_true", help="drop every mount reference")
+    _containers(p)
+
+
+def _export_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", help="write to a file instead of STDOUT")
+    p.add_argument("container", metavar="CONTAINER")
+
+
+def _events_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--since", help="show events since a timestamp or a duration")
+    p.add_argument("--until", help="show events until a timestamp or a duration")
+    p.add_argument("--stream", type=_bool_flag, default=True, metavar="BOOL",
+                   help="keep streaming new events (default true)")
+    p.add_argument("--format", help="'json' or a Go template")
+
+
+def _stats_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-stream", action="store_true", help="print one sample and exit")
+    p.add_argument("-a", "--all", action="store_true", help="all containers (default: running)")
+    p.add_argument("--format", help="'json' or a Go template")
+    _containers(p, "*")
+
+
+def _top_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("container", metavar="CONTAINER")
+
+
+def _cleanup_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stopped-only", action="store_true", help="only clean up stopped containers")
+    p.add_argument("--rm", action="store_true", help="remove the container after cleanup")
+    _containers(p)
+
+
+def _image_import_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--change", action="append", default=[], help="CMD instruction for the image")
+    p.add_argument("tarball")
+    p.add_argument("name")
+
+
+def _image_ls_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-q", "--quiet", action="store_true", help="print IDs only")
+    p.add_argument("--format", help="'json' or a Go template")
+
+
+def _image_rm_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+
+
+def _format_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", help="'json' or a Go template")
+
+
+def _no_flags(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """One subcommand: its handler key, help line, flags and aliases."""
+
+    key: str
+    help: str
+    flags: Callable[[argparse.ArgumentParser], None]
+    aliases: tuple[str, ...] = ()
+
+
+def _table(*specs: tuple[str, CommandSpec]) -> dict[str, CommandSpec]:
+    return dict(specs)
+
+
+CONTAINER_COMMANDS = _table(
+    ("attach", CommandSpec("attach", "Attach to a running container", _attach_flags)),
+    ("cleanup", CommandSpec("cleanup", "Clean up a container's runtime state and mounts after it exits",
+                            _cleanup_flags)),
+    ("create", CommandSpec("create", "Create but do not start a container", _create_flags)),
+    ("events", CommandSpec("events", "Show container events", _events_flags)),
+    ("exec", CommandSpec("exec", "Run a process in a running container", _exec_flags)),
+    ("export", CommandSpec("export", "Export a container's filesystem as a tar archive", _export_flags)),
+    ("inspect", CommandSpec("inspect", "Display the configuration and state of containers", _inspect_flags)),
+    ("kill", CommandSpec("kill", "Send a signal to one or more containers", _kill_flags)),
+    ("logs", CommandSpec("logs", "Show the logs of a container", _logs_flags)),
+    ("mount", CommandSpec("mount", "Mount a container's root filesystem", _mount_flags)),
+    ("pause", CommandSpec("pause", "Pause all processes of containers", _containers)),
+    ("ps", CommandSpec("ps", "List containers", _ps_flags, ("ls", "list"))),
+    ("restart", CommandSpec("restart", "Restart one or more containers", _restart_flags)),
+    ("rm", CommandSpec("rm", "Remove one or more containers", _rm_flags, ("remove",))),
+    ("run", CommandSpec("run", "Run a command in a new container", _run_flags)),
+    ("start", CommandSpec("start", "Start one or more containers", _start_flags)),
+    ("stats", CommandSpec("stats", "Show resource usage of containers", _stats_flags)),
+    ("stop", CommandSpec("stop", "Stop one or more containers", _stop_flags)),
+    ("top", CommandSpec("top", "Show the processes of a container", _top_flags)),
+    ("umount", CommandSpec("umount", "Unmount a container's root filesystem", _umount_flags, ("unmount",))),
+    ("unpause", CommandSpec("unpause", "Unpause all processes of containers", _containers)),
+    ("wait", CommandSpec("wait", "Wait for containers to reach a condition and print exit codes", _wait_flags)),
+)
+
+IMAGE_COMMANDS = _table(
+    ("import", CommandSpec("image-import", "Import a root filesystem tarball as an image", _image_import_flags)),
+    ("ls", CommandSpec("image-ls", "List images", _image_ls_flags, ("list",))),
+    ("rm", CommandSpec("image-rm", "Remove images", _image_rm_flags, ("remove",))),
+)
+
+#: Commands only at the top level, besides the container commands and the groups.
+TOP_COMMANDS = _table(
+    ("images", CommandSpec("image-ls", "List images", _image_ls_flags)),
+    ("info", CommandSpec("info", "Show what this host can do", _format_flag)),
+    ("version", CommandSpec("version", "Show the version", _no_flags)),
+)
+
+GROUPS: dict[str, tuple[str, dict[str, CommandSpec]]] = {
+    "container": ("Manage containers", CONTAINER_COMMANDS),
+    "image": ("Manage images", IMAGE_COMMANDS),
+}
+
+
+def _commands_of(group: str | None) -> dict[str, CommandSpec]:
+    return GROUPS[group][1] if group else {**CONTAINER_COMMANDS, **TOP_COMMANDS}
+
+
+def _listing(group: str | None) -> str:
+    entries = {name: spec.help for name, spec in _commands_of(group).items()}
+    if group is None:
+        entries.update({name: text for name, (text, _) in GROUPS.items()})
+    width = max(map(len, entries))
+    return "Available Commands:\n" + "\n".join(f"  {n.ljust(width)}  {t}" for n, t in sorted(entries.items()))
+
+
+def command_names(group: str | None = None) -> list[str]:
+    """Subcommand names and aliases of the top level or of a group (for completion)."""
+    table = _commands_of(group)
+    names = set(table) | {alias for spec in table.values() for alias in spec.aliases}
+    return sorted(names | (set(GROUPS) if group is None else set()))
+
+
+def command_parser(name: str, group: str | None = None) -> argparse.ArgumentParser:
+    """The parser of one subcommand, built on demand (building them all costs start-up time)."""
+    table = _commands_of(group)
+    spec = table.get(name) or next((s for s in table.values() if name in s.aliases), None)
+    where = f"{PROG} {group}" if group else PROG
+    if spec is None:
+        raise UsageError(f"unrecognized command `{where} {name}`\nTry '{where} --help' for more information")
+    parser = _Parser(prog=f"{where} {name}", description=spec.help)
+    spec.flags(parser)
+    parser.set_defaults(cmd=spec.key)
+    return parser
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
+                     description="Manage containers with runc, conmon and CRIU, podman-style.",
+                     epilog=_listing(None))
+    parser.add_argument("--root", help="storage root directory (env KERNELEXT_ROOT)")
+    parser.add_argument("--runroot", help="storage state directory (env KERNELEXT_RUNROOT)")
+    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
+                        help="log messages at or above this level")
+    parser.add_argument("command", nargs="?", metavar="COMMAND")
+    parser.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
+    return parser
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    top = _top_parser()
+    options = top.parse_args(list(argv))
+    if options.command is None:
+        raise UsageError(f"missing command\n{top.format_usage().strip()}")
+    rest = list(options.args)
+    group = options.command if options.command in GROUPS else None
+    if group is None:
+        name = options.command
+    elif rest and not rest[0].startswith("-"):
+        name, rest = rest[0], rest[1:]
+    elif rest and rest[0] in ("-h", "--help"):
+        raise HelpRequested(f"{GROUPS[group][0]}\n\n{_listing(group)}\n")
+    else:
+        raise UsageError(f"missing command '{PROG} {group} COMMAND'")
+    args = command_parser(name, group).parse_args(rest)
+    args.root, args.runroot, args.log_level = options.root, options.runroot, options.log_level
+    return args

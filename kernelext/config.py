@@ -1,0 +1,100 @@
+"""Where a store lives and which binaries drive it.
+
+A store is a pair of directories, as in podman: ``root`` (persistent: the
+SQLite database, images, container layers and bundles) and ``runroot``
+(volatile: exit files, locks, runc's state, the event log). Tests and users
+keep separate stores by pointing these elsewhere (``--root``/``--runroot`` or
+``KERNELEXT_ROOT``/``KERNELEXT_RUNROOT``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV_ROOT = "KERNELEXT_ROOT"
+ENV_RUNROOT = "KERNELEXT_RUNROOT"
+ENV_RUNC = "KERNELEXT_RUNC"
+ENV_CONMON = "KERNELEXT_CONMON"
+ENV_CRIU = "KERNELEXT_CRIU"
+
+DEFAULT_ROOT = "/var/lib/kernelext/storage"
+DEFAULT_RUNROOT = "/run/kernelext/storage"
+
+
+def _find(name: str, env: str) -> str:
+    return os.environ.get(env) or shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin") or name
+
+
+@dataclass(frozen=True)
+class StoreOptions:
+    """The directories and binaries of one store."""
+
+    root: Path
+    runroot: Path
+    runc: str
+    conmon: str
+    criu: str | None = None
+
+    @classmethod
+    def from_env(cls, root: str | os.PathLike[str] | None = None,
+                 runroot: str | os.PathLike[str] | None = None) -> StoreOptions:
+        return cls(
+            root=Path(root or os.environ.get(ENV_ROOT) or DEFAULT_ROOT).absolute(),
+            runroot=Path(runroot or os.environ.get(ENV_RUNROOT) or DEFAULT_RUNROOT).absolute(),
+            runc=_find("runc", ENV_RUNC),
+            conmon=_find("conmon", ENV_CONMON),
+            criu=os.environ.get(ENV_CRIU),
+        )
+
+    # Persistent layout under root.
+    @property
+    def database(self) -> Path:
+        return self.root / "db.sqlite"
+
+    def image_dir(self, image_id: str) -> Path:
+        return self.root / "images" / image_id
+
+    def userdata(self, ctr_id: str) -> Path:
+        """The container's bundle: config.json, ctr.log, attach socket, artifacts."""
+        return self.root / "containers" / ctr_id / "userdata"
+
+    def layer_dir(self, ctr_id: str) -> Path:
+        """The container's overlay directories: diff (upper), work, merged."""
+        return self.root / "overlay" / ctr_id
+
+    # Volatile layout under runroot.
+    @property
+    def exits_dir(self) -> Path:
+        return self.runroot / "exits"
+
+    def exit_file(self, ctr_id: str) -> Path:
+        return self.exits_dir / ctr_id
+
+    def persist_dir(self, ctr_id: str) -> Path:
+        return self.runroot / "persist" / ctr_id
+
+    def lock_file(self, ctr_id: str) -> Path:
+        return self.runroot / "locks" / f"{ctr_id}.lock"
+
+    @property
+    def runc_root(self) -> Path:
+        return self.runroot / "runc"
+
+    def pid_file(self, ctr_id: str) -> Path:
+        return self.runroot / "pids" / f"{ctr_id}.pid"
+
+    def conmon_pid_file(self, ctr_id: str) -> Path:
+        return self.runroot / "pids" / f"{ctr_id}.conmon.pid"
+
+    @property
+    def events_file(self) -> Path:
+        return self.runroot / "events" / "events.log"
+
+    def ensure_dirs(self) -> None:
+        for path in (self.root / "images", self.root / "containers", self.root / "overlay",
+                     self.exits_dir, self.runroot / "persist", self.runroot / "locks",
+                     self.runroot / "pids", self.events_file.parent):
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -1,0 +1,1 @@
+"""The lifecycle core: libpod's container API on runc, conmon and overlayfs."""

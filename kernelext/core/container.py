@@ -1,0 +1,822 @@
+"""The container API: libpod's ``container_api.go`` in Python (DESIGN.md §2).
+
+Layering, as in libpod:
+
+* public methods take the container lock, sync with the store and conmon's
+  exit file, check the state, call internal operations, save, emit events;
+* internal operations (``_init``, ``_start``, ``_stop``, ``_cleanup`` ...)
+  never take the lock, so they compose, and :meth:`Container.batch` can run
+  several public calls under one lock;
+* the runtime driver (:mod:`kernelext.oci`) and the storage driver
+  (:mod:`kernelext.storage`) do the work.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import shutil
+import signal as signal_mod
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+
+from kernelext.core.logs import LogLine, follow_log, read_log
+from kernelext.core.state import (
+    ACTIVE_STATES,
+    ALLOWED_FROM,
+    ContainerConfig,
+    ContainerRuntimeState,
+    ContainerStatus,
+    NetworkMode,
+    should_restart,
+)
+from kernelext.errors import (
+    ContainerRemovedError,
+    ContainerRunningError,
+    ContainerStateError,
+    ContainerStoppedError,
+    InvalidArgumentError,
+    KernelextError,
+    RuntimeFailure,
+    WaitTimeoutError,
+)
+from kernelext.oci import conmon, spec
+from kernelext.oci.attach import AttachSocket
+from kernelext.oci.monitor import ExitWatcher, is_alive, process_start_time, wait_until
+from kernelext.storage.overlay import Layer
+from kernelext.storage.users import resolve_user
+
+if TYPE_CHECKING:
+    from kernelext.core.runtime import Runtime
+
+log = logging.getLogger("kernelext")
+S = ContainerStatus
+T = TypeVar("T")
+
+#: How long to wait for conmon to report the exit after SIGKILL (libpod's killContainerTimeout).
+KILL_TIMEOUT_S = 5.0
+CONMON_DIED_ERROR = "conmon died without writing exit file, container exit code could not be retrieved"
+DEFAULT_WAIT_INTERVAL_S = 0.25
+EXIT_CONDITIONS = frozenset({S.STOPPED, S.EXITED})
+
+
+def parse_signal(sig: str | int) -> signal_mod.Signals:
+    """``SIGTERM``, ``TERM``, ``term`` or ``15``."""
+    try:
+        if isinstance(sig, int) or str(sig).isdigit():
+            return signal_mod.Signals(int(sig))
+        name = str(sig).upper()
+        return signal_mod.Signals[name if name.startswith("SIG") else "SIG" + name]
+    except (KeyError, ValueError):
+        raise InvalidArgumentError(f"invalid signal: {sig}") from None
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    output: bytes | None
+
+
+class Container:
+    """One container of a store. Obtain it from :class:`kernelext.Runtime`."""
+
+    def __init__(self, runtime: Runtime, config: ContainerConfig, state: ContainerRuntimeState) -> None:
+        self._runtime = runtime
+        self.config = config
+        self.state = state
+        self._lock = runtime._lock_for(config.id)
+        self._batched = False
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def id(self) -> str:
+        return self.config.id
+
+    @property
+    def short_id(self) -> str:
+        return self.config.id[:12]
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def image(self) -> str:
+        return self.config.image_name
+
+    @property
+    def status(self) -> ContainerStatus:
+        return self.state.status
+
+    @property
+    def exit_code(self) -> int:
+        return self.state.exit_code
+
+    @property
+    def bundle(self) -> Path:
+        return self._runtime.opts.userdata(self.id)
+
+    @property
+    def log_path(self) -> Path:
+        return self.bundle / "ctr.log"
+
+    @property
+    def layer(self) -> Layer:
+        return Layer(self._runtime.opts.layer_dir(self.id), self._runtime.images.get(self.config.image_id).rootfs)
+
+    def __repr__(self) -> str:
+        return f"<Container {self.name} {self.short_id} {self.status.value}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Container) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    # ------------------------------------------------- locking, sync and saving
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        if self._batched:
+            yield
+            return
+        self._lock.acquire()
+        try:
+            self._sync()
+            yield
+        finally:
+            self._lock.release()
+
+    @contextmanager
+    def _unlocked(self) -> Iterator[None]:
+        """Release the lock while waiting, so others see intermediate states (``stopping``)."""
+        if self._batched:
+            yield
+            return
+        self._lock.release()
+        try:
+            yield
+        finally:
+            self._lock.acquire()
+            self._reload()
+
+    def _reload(self) -> None:
+        row = self._runtime.db.get_state(self.id)
+        if row is None:
+            raise ContainerRemovedError(f"container {self.name} has been removed", container=self.name)
+        self.state = ContainerRuntimeState.from_json(row)
+
+    def _save(self) -> None:
+        if not self._runtime.db.save_state(self.id, self.state.to_json()):
+            raise ContainerRemovedError(f"container {self.name} has been removed", container=self.name)
+
+    def _event(self, status: str, **attributes: object) -> None:
+        self._runtime.events.emit(status, self.id, self.name, self.image, **attributes)
+
+    def _sync(self) -> None:
+        self._reload()
+        if self.state.status in ACTIVE_STATES and not self.state.exited:
+            self._check_exit()
+
+    def _read_exit_file(self) -> tuple[int, float] | None:
+        path = self._runtime.opts.exit_file(self.id)
+        try:
+            text = path.read_text().strip()
+            return int(text), path.stat().st_mtime
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def _conmon_alive(self) -> bool:
+        return is_alive(self.state.conmon_pid, self.state.conmon_start_time)
+
+    def _exit_observed(self) -> bool:
+        """True once the exit file exists or conmon is gone: a sync will then change the state."""
+        return self._runtime.opts.exit_file(self.id).exists() or not self._conmon_alive()
+
+    def _check_exit(self) -> None:
+        result = self._read_exit_file()
+        if result is None:
+            if self.state.conmon_pid == 0 or self._conmon_alive():
+                return
+            result = self._read_exit_file()  # conmon may have written it just before dying
+            if result is None:
+                self._conmon_died()
+                return
+        self._handle_exit(*result)
+
+    def _handle_exit(self, code: int, when: float) -> None:
+        st = self.state
+        was = st.status
+        st.status = S.STOPPED
+        st.exited = True
+        st.exit_code = code
+        st.finished_at = when
+        st.pid = 0
+        st.restart_policy_match = was in (S.RUNNING, S.PAUSED, S.STOPPING) and not st.stopped_by_user
+        oom_file = self._runtime.opts.persist_dir(self.id) / "oom"
+        st.oom_killed = oom_file.exists()
+        self._runtime.db.set_exit_code(self.id, code)
+        self._save()
+        self._event("died", exitCode=code)
+
+    def _conmon_died(self) -> None:
+        st = self.state
+        st.status = S.STOPPED
+        st.exited = True
+        st.exit_code = -1
+        st.error = CONMON_DIED_ERROR
+        st.finished_at = time.time()
+        st.pid = 0
+        self._runtime.db.set_exit_code(self.id, -1)
+        self._save()
+        self._event("died", exitCode=-1)
+        self._cleanup()
+
+    def _check(self, operation: str, message: str | None = None) -> None:
+        if self.state.status not in ALLOWED_FROM[operation]:
+            raise ContainerStateError(
+                message or f"container {self.name} is {self.state.status.value}, cannot {operation}: container state improper",
+                container=self.name, operation=operation)
+
+    def _save_error(self, exc: BaseException) -> None:
+        try:
+            self._reload()
+            self.state.error = str(exc)
+            self._save()
+        except KernelextError:
+            pass
+
+    # ------------------------------------------------------ internal operations
+    def _remove_conmon_files(self) -> None:
+        opts = self._runtime.opts
+        for path in (opts.exit_file(self.id), opts.persist_dir(self.id) / "exit", opts.persist_dir(self.id) / "oom",
+                     self.bundle / "attach", self.bundle / "ctl", self.bundle / "winsz", opts.pid_file(self.id),
+                     opts.conmon_pid_file(self.id)):
+            path.unlink(missing_ok=True)
+
+    def _mount_storage(self) -> Path:
+        merged = self.layer.mount()
+        if not self.state.runtime_mounted:
+            self.state.runtime_mounted = True
+            self._save()
+        return merged
+
+    def _unmount_storage(self) -> None:
+        if self.state.runtime_mounted:
+            self.state.runtime_mounted = False
+            if self.state.user_mounts == 0:
+                self.layer.unmount()
+
+    def _write_etc_files(self) -> dict[str, Path]:
+        hostname = spec.hostname_of(self.config)
+        files = {"/etc/hostname": f"{hostname}\n",
+                 "/etc/hosts": f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname} {self.name}\n"}
+        if self.config.network is NetworkMode.HOST:
+            try:
+                files["/etc/resolv.conf"] = Path("/etc/resolv.conf").read_text()
+            except OSError:
+                files["/etc/resolv.conf"] = ""
+        else:
+            files["/etc/resolv.conf"] = ""
+        paths = {}
+        for dest, content in files.items():
+            path = self.bundle / dest.rsplit("/", 1)[1]
+            path.write_text(content)
+            paths[dest] = path
+        return paths
+
+    def _write_spec(self, rootfs: Path) -> None:
+        image = self._runtime.images.get(self.config.image_id)
+        user = resolve_user(rootfs, self.config.user or image.config.user)
+        inputs = spec.SpecInputs(rootfs=rootfs, user=user, image_env=image.config.env,
+                                 etc_files=self._write_etc_files())
+        document = spec.generate(self.config, inputs)
+        tmp = self.bundle / "config.json.tmp"
+        tmp.write_text(json.dumps(document))
+        os.replace(tmp, self.bundle / "config.json")
+
+    def _conmon_options(self, **overrides: Any) -> conmon.ConmonOptions:
+        opts = self._runtime.opts
+        return conmon.ConmonOptions(
+            ctr_id=self.id, name=self.name, bundle=self.bundle, pid_file=opts.pid_file(self.id),
+            conmon_pid_file=opts.conmon_pid_file(self.id), exit_dir=opts.exits_dir,
+            persist_dir=opts.persist_dir(self.id), log_path=self.log_path, runc=opts.runc,
+            runc_root=opts.runc_root, tty=self.config.tty, stdin=self.config.stdin,
+            exit_command=self._runtime.exit_command(self.id, self.config.auto_remove), **overrides)
+
+    def _init(self, *, retain_retries: bool = False) -> None:
+        """Create the container in runc under a new conmon (state ``initialized``)."""
+        self._remove_conmon_files()
+        try:
+            rootfs = self._mount_storage()
+            self._write_spec(rootfs)
+            started = conmon.launch(self._runtime.opts.conmon, self._conmon_options())
+        except BaseException:
+            self._runtime.runc.delete(self.id)
+            self._unmount_storage()
+            self._save()
+            raise
+        st = self.state
+        st.pid, st.conmon_pid, st.conmon_start_time = started.pid, started.conmon_pid, started.conmon_start_time
+        st.status = S.CREATED
+        st.exit_code = 0
+        st.exited = False
+        st.error = ""
+        st.oom_killed = False
+        st.checkpointed = False
+        st.restored = False
+        st.stopped_by_user = False
+        st.restart_policy_match = False
+        st.finished_at = 0.0
+        if not retain_retries:
+            st.restart_count = 0
+        self._save()
+        self._event("init")
+
+    def _start(self) -> None:
+        try:
+            self._runtime.runc.start(self.id, name=self.name)
+        except BaseException:
+            self._cleanup()
+            raise
+        self.state.status = S.RUNNING
+        self.state.started_at = time.time()
+        self._save()
+        self._event("start")
+
+    def _prepare_to_start(self) -> None:
+        if self.state.status is S.STOPPED:
+            self._cleanup_runtime()
+        if self.state.status in (S.CONFIGURED, S.EXITED):
+            self._init()
+
+    def _cleanup_runtime(self) -> None:
+        self._runtime.runc.delete(self.id)
+        if self.state.status in (S.STOPPED, S.STOPPING):
+            self.state.status = S.EXITED
+        elif self.state.status is S.CREATED:
+            self.state.status = S.CONFIGURED
+
+    def _cleanup(self) -> None:
+        """Delete the runtime container and unmount storage (``stopped`` → ``exited``)."""
+        self._cleanup_runtime()
+        self._unmount_storage()
+        self._save()
+        self._event("cleanup")
+
+    def _wait_for_exit_file(self, timeout: float | None) -> bool:
+        with ExitWatcher(self._runtime.opts.exit_file(self.id), self.state.conmon_pid) as watcher:
+            return wait_until(self._exit_observed, watcher, timeout)
+
+    def _stop(self, timeout: int) -> None:
+        st = self.state
+        stop_signal = parse_signal(self.config.stop_signal)
+        st.stopped_by_user = True
+        if st.status is S.CREATED:
+            timeout = 0  # the process never ran: nothing can handle a stop signal
+        st.status = S.STOPPING
+        self._save()
+        with self._unlocked():
+            if timeout > 0:
+                self._signal(stop_signal)
+                if not self._wait_for_exit_file(timeout):
+                    log.warning("StopSignal %s failed to stop container %s in %d seconds, resorting to SIGKILL",
+                                stop_signal.name, self.name, timeout)
+            if not self._exit_observed():
+                self._signal(signal_mod.SIGKILL)
+                self._wait_for_exit_file(KILL_TIMEOUT_S)
+        if self.state.status is not S.STOPPING:
+            return  # another process finished the job meanwhile
+        self._check_exit()
+        if self.state.status is S.STOPPING:
+            # Killed but no exit file yet: give up on the code, not on the state.
+            self.state.status = S.STOPPED
+            self.state.exited = True
+            self.state.exit_code = -1
+            self._save()
+        self._event("stop")
+
+    def _signal(self, sig: signal_mod.Signals) -> None:
+        try:
+            self._runtime.runc.kill(self.id, sig.name, name=self.name)
+        except RuntimeFailure:
+            if not self._exit_observed():
+                raise  # a failure other than "already gone"
+
+    def _exec_sessions(self) -> list[tuple[str, int, int]]:
+        """Live exec sessions; dead ones are dropped on the way."""
+        live = []
+        for session_id, pid, start_time in self._runtime.db.exec_sessions(self.id):
+            if is_alive(pid, start_time):
+                live.append((session_id, pid, start_time))
+            else:
+                self._runtime.db.remove_exec_session(session_id)
+        return live
+
+    def _handle_restart_policy(self) -> bool:
+        if not should_restart(self.config, self.state) or self.state.status in (S.RUNNING, S.PAUSED):
+            return False
+        self._event("restart")
+        self.state.restart_count += 1
+        self._save()
+        self._cleanup_runtime()
+        self._init(retain_retries=True)
+        self._start()
+        return True
+
+    # -------------------------------------------------------------- public API
+    def sync(self) -> ContainerStatus:
+        """Re-read the store and conmon's exit file."""
+        with self._locked():
+            self._event("sync")
+            return self.state.status
+
+    def reload(self) -> Container:
+        """Refresh this object from the store (and conmon's exit file)."""
+        with self._locked():
+            return self
+
+    def batch(self, fn: Callable[[Container], T]) -> T:
+        """Run ``fn(container)`` under one lock; calls inside skip locking and re-syncing."""
+        with self._locked():
+            clone = copy.copy(self)
+            clone._batched = True
+            try:
+                return fn(clone)
+            finally:
+                self.state = clone.state
+
+    def init(self) -> None:
+        with self._locked():
+            if self.state.status not in ALLOWED_FROM["init"]:
+                raise ContainerStateError(f"container {self.name} has already been created in runtime: container state improper",
+                                          container=self.name, operation="init")
+            if self.state.status is S.STOPPED:
+                self._cleanup_runtime()
+            self._init()
+
+    def start(self) -> None:
+        with self._locked():
+            if self.state.status is S.RUNNING:
+                raise ContainerRunningError(f"container {self.name} is already running", container=self.name,
+                                            operation="start")
+            self._check("start")
+            try:
+                self._prepare_to_start()
+                self._start()
+            except BaseException as exc:
+                self._save_error(exc)
+                raise
+
+    def attach(self, *, start: bool = False) -> AttachSocket:
+        """Connect to the container's stdio; with ``start``, before it starts (no output lost).
+
+        Returns the connection; :func:`kernelext.oci.attach.pump` copies it to
+        files or callbacks. The lock is not held while the session lasts.
+        """
+        with self._locked():
+            if start and self.state.status is not S.RUNNING:
+                self._check("start")
+                try:
+                    self._prepare_to_start()
+                    conn = AttachSocket(self.bundle / "attach")
+                    try:
+                        self._start()
+                    except BaseException:
+                        conn.close()
+                        raise
+                except BaseException as exc:
+                    self._save_error(exc)
+                    raise
+            else:
+                if self.state.status not in ALLOWED_FROM["attach"]:
+                    raise ContainerStateError("you can only attach to running containers", container=self.name,
+                                              operation="attach")
+                conn = AttachSocket(self.bundle / "attach")
+            self._event("attach")
+            return conn
+
+    def resize(self, height: int, width: int) -> None:
+        """Resize the container's TTY (``1 <h> <w>`` on conmon's ctl FIFO)."""
+        with self._locked():
+            self._check("resize")
+            if not self.config.tty:
+                raise InvalidArgumentError(f"container {self.name} has no TTY", container=self.name, operation="resize")
+            fd = os.open(self.bundle / "ctl", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            try:
+                os.write(fd, f"1 {height} {width}\n".encode())
+            finally:
+                os.close(fd)
+
+    def stop(self, timeout: int | None = None) -> None:
+        """Stop signal, then SIGKILL after ``timeout`` seconds (0: SIGKILL at once)."""
+        with self._locked():
+            if self.state.status in (S.STOPPED, S.EXITED):
+                self.state.stopped_by_user = True
+                self._save()
+                raise ContainerStoppedError(f"container {self.name} is already stopped", container=self.name,
+                                            operation="stop")
+            self._check("stop")
+            self._stop(self.config.stop_timeout if timeout is None else timeout)
+
+    def kill(self, signal: str | int = "SIGKILL") -> None:
+        sig = parse_signal(signal)
+        with self._locked():
+            self._check("kill", f"can only kill running containers. {self.name} is in state {self.state.status.value}: "
+                                "container state improper")
+            self._runtime.runc.kill(self.id, sig.name, name=self.name)
+            self.state.stopped_by_user = True
+            self._save()
+            self._event("kill", signal=sig.name)
+            if sig is signal_mod.SIGKILL and self.state.status is not S.PAUSED:
+                with self._unlocked():
+                    self._wait_for_exit_file(KILL_TIMEOUT_S)
+                self._sync()
+
+    def restart(self, timeout: int | None = None) -> None:
+        with self._locked():
+            if self.state.status in (S.PAUSED, S.UNKNOWN, S.REMOVING, S.STOPPING):
+                raise ContainerStateError(f"unable to restart a container in a paused or unknown state",
+                                          container=self.name, operation="restart")
+            self._event("restart")
+            if self.state.status in (S.RUNNING, S.CREATED):
+                self._stop(self.config.stop_timeout if timeout is None else timeout)
+            self._prepare_to_start()
+            self._start()
+
+    def pause(self) -> None:
+        with self._locked():
+            if self.state.status is S.PAUSED:
+                raise ContainerStateError(f"{self.name} is already paused", container=self.name, operation="pause")
+            self._check("pause", f'"{self.state.status.value}" is not running, can\'t pause: container state improper')
+            self._runtime.runc.pause(self.id, name=self.name)
+            self.state.status = S.PAUSED
+            self._save()
+            self._event("pause")
+
+    def unpause(self) -> None:
+        with self._locked():
+            self._check("unpause", f'"{self.state.status.value}" is not paused, can\'t unpause: container state improper')
+            self._runtime.runc.resume(self.id, name=self.name)
+            self.state.status = S.RUNNING
+            self._save()
+            self._event("unpause")
+
+    def wait(self, timeout: float | None = None, cancel: threading.Event | None = None) -> int:
+        """Wait for the container to exit; its exit code (128+N after signal N).
+
+        A container that never ran returns 0. The lock is not held while waiting.
+        """
+        with self._locked():
+            if self.state.conmon_pid == 0 or self.state.exited or self.state.status not in ACTIVE_STATES:
+                return self._exit_code()
+            conmon_pid = self.state.conmon_pid
+        with ExitWatcher(self._runtime.opts.exit_file(self.id), conmon_pid) as watcher:
+            if not wait_until(self._exit_observed, watcher, timeout, cancel):
+                raise WaitTimeoutError(f"timed out waiting for container {self.name} to exit", container=self.name,
+                                       operation="wait")
+        try:
+            with self._locked():
+                return self._exit_code()
+        except ContainerRemovedError:
+            code = self._runtime.db.get_exit_code(self.id)
+            if code is None:
+                raise
+            return code
+
+    def _exit_code(self) -> int:
+        if not self.state.exited:
+            return self.state.exit_code
+        code = self._runtime.db.get_exit_code(self.id)
+        return self.state.exit_code if code is None else code
+
+    def wait_for(self, conditions: Iterable[ContainerStatus | str], *, interval: float = DEFAULT_WAIT_INTERVAL_S,
+                 timeout: float | None = None, cancel: threading.Event | None = None) -> int:
+        """Wait until the container reaches any of ``conditions``; the first met wins.
+
+        Returns the exit code when an exit condition (stopped, exited) was
+        met, -1 for other states. ``removing`` is also met by a removed container.
+        """
+        wanted = {c if isinstance(c, ContainerStatus) else ContainerStatus.parse(c) for c in conditions}
+        if not wanted:
+            return self.wait(timeout, cancel)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                with self._locked():
+                    status = self.state.status
+                    if wanted & EXIT_CONDITIONS and (status in EXIT_CONDITIONS or self.state.exited):
+                        return self._exit_code()
+                    if status in wanted:
+                        return -1
+            except ContainerRemovedError:
+                if S.REMOVING in wanted:
+                    return -1
+                raise
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise WaitTimeoutError(f"timed out waiting for container {self.name}", container=self.name,
+                                       operation="wait")
+            pause = interval if remaining is None else min(interval, remaining)
+            if cancel is not None:
+                if cancel.wait(pause):
+                    raise WaitTimeoutError(f"waiting for container {self.name} was cancelled", container=self.name,
+                                           operation="wait")
+            else:
+                time.sleep(pause)
+
+    def cleanup(self, *, only_stopped: bool = False) -> bool:
+        """Clean up after an exit; applies the restart policy. True if the container was restarted."""
+        with self._locked():
+            status = self.state.status
+            if status in (S.RUNNING, S.PAUSED):
+                raise ContainerStateError(f"container {self.name} is running or paused, refusing to clean up",
+                                          container=self.name, operation="cleanup")
+            if only_stopped and status is not S.STOPPED:
+                raise ContainerStateError(f"container {self.name} is not stopped", container=self.name,
+                                          operation="cleanup")
+            if self._exec_sessions():
+                raise ContainerStateError(f"container {self.name} has active exec sessions, refusing to clean up",
+                                          container=self.name, operation="cleanup")
+            if self._handle_restart_policy():
+                return True
+            if status in (S.CONFIGURED, S.EXITED) and not self.state.runtime_mounted:
+                return False
+            self._cleanup()
+            return False
+
+    def mount(self) -> Path:
+        """Mount the root filesystem (reference-counted); returns the mount point."""
+        with self._locked():
+            self._check("mount")
+            merged = self.layer.mount()
+            self.state.user_mounts += 1
+            self._save()
+            self._event("mount")
+            return merged
+
+    def unmount(self, force: bool = False) -> None:
+        with self._locked():
+            st = self.state
+            if st.user_mounts == 0:
+                if not st.runtime_mounted:
+                    return
+                if st.status in (S.RUNNING, S.PAUSED):
+                    message = f"cannot unmount container {self.name} as it is running or paused"
+                elif self._exec_sessions():
+                    message = f"container {self.name} has active exec sessions, refusing to unmount"
+                else:
+                    message = f"can't unmount last mount of container {self.name}, it is still in use"
+                raise ContainerStateError(message, container=self.name, operation="unmount")
+            st.user_mounts = 0 if force else st.user_mounts - 1
+            if not st.mounted:
+                self.layer.unmount()
+            self._save()
+            self._event("unmount")
+
+    def export(self, out: BinaryIO) -> None:
+        """Write an uncompressed tar of the merged root filesystem to ``out``."""
+        with self._locked():
+            self._check("export")
+            layer = self.layer
+            was_mounted = layer.is_mounted()
+            merged = layer.mount()
+            try:
+                proc = subprocess.run(["tar", "--create", "--numeric-owner", "--xattrs", "-f", "-", "-C",
+                                       str(merged), "."], stdout=out, stderr=subprocess.PIPE)
+            finally:
+                if not was_mounted:
+                    layer.unmount()
+            if proc.returncode not in (0, 1):  # 1: a file changed while read, as in a running container
+                raise RuntimeFailure(f"export: {proc.stderr.decode(errors='replace').strip()}", container=self.name,
+                                     operation="export")
+            self._event("export")
+
+    # Artifacts: files kept beside the container, included in checkpoint exports.
+    def _artifact_path(self, name: str) -> Path:
+        if not name or "/" in name or name in (".", ".."):
+            raise InvalidArgumentError(f"invalid artifact name {name!r}", container=self.name, operation="artifact")
+        return self.bundle / "artifacts" / name
+
+    def add_artifact(self, name: str, data: bytes) -> None:
+        with self._locked():
+            path = self._artifact_path(name)
+            path.parent.mkdir(exist_ok=True, mode=0o740)
+            tmp = path.with_name(f".{name}.tmp")
+            tmp.write_bytes(data)
+            os.chmod(tmp, 0o740)
+            os.replace(tmp, path)
+
+    def get_artifact(self, name: str) -> bytes:
+        with self._locked():
+            try:
+                return self._artifact_path(name).read_bytes()
+            except FileNotFoundError:
+                raise InvalidArgumentError(f"artifact {name!r} not found", container=self.name,
+                                           operation="artifact") from None
+
+    def remove_artifact(self, name: str) -> None:
+        with self._locked():
+            self._artifact_path(name).unlink(missing_ok=True)
+
+    def remove(self, *, force: bool = False) -> None:
+        """Remove the container; ``force`` kills it first if it runs."""
+        with self._locked():
+            st = self.state
+            if st.status in (S.RUNNING, S.PAUSED, S.STOPPING, S.CREATED) or self._exec_sessions():
+                if not force:
+                    raise ContainerStateError(
+                        f"cannot remove container {self.name} as it is {st.status.value} - running or paused "
+                        "containers cannot be removed without force: container state improper",
+                        container=self.name, operation="remove")
+                self._force_kill()
+            st.status = S.REMOVING
+            self._save()
+            self._runtime.runc.delete(self.id)
+            self.layer.remove()
+            opts = self._runtime.opts
+            shutil.rmtree(self.bundle.parent, ignore_errors=True)
+            shutil.rmtree(opts.persist_dir(self.id), ignore_errors=True)
+            self._remove_conmon_files()
+            self._runtime.db.remove_container(self.id)
+            self._event("remove")
+        opts.lock_file(self.id).unlink(missing_ok=True)
+
+    def _force_kill(self) -> None:
+        for _, pid, _ in self._exec_sessions():
+            try:
+                os.kill(pid, signal_mod.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.state.status in (S.RUNNING, S.PAUSED, S.STOPPING, S.CREATED) and not self._exit_observed():
+            self._signal(signal_mod.SIGKILL)
+            if self.state.status is S.PAUSED:
+                try:
+                    self._runtime.runc.resume(self.id, name=self.name)
+                except RuntimeFailure:
+                    pass  # runc thaws a frozen container itself when it delivers SIGKILL
+            with self._unlocked():
+                self._wait_for_exit_file(KILL_TIMEOUT_S)
+        self._check_exit()
+
+    # ---------------------------------------------------------- exec and logs
+    def exec_run(self, command: list[str], *, tty: bool = False, stdin: BinaryIO | int | None = None,
+                 env: Iterable[str] = (), workdir: str | None = None, user: str | None = None,
+                 on_output: Callable[[str, bytes], None] | None = None) -> ExecResult:
+        """Run ``command`` inside the running container and wait for it.
+
+        Output goes to ``on_output(stream, data)`` as it comes, or is collected
+        and returned when no callback is given.
+        """
+        from kernelext.core import execution
+
+        return execution.run(self, command, tty=tty, stdin=stdin, env=list(env), workdir=workdir, user=user,
+                             on_output=on_output)
+
+    def logs(self, *, since: float | None = None, until: float | None = None, tail: int | None = None,
+             follow: bool = False) -> Iterator[LogLine]:
+        """The container's output from its k8s-file log; ``follow`` continues until it exits."""
+        if not follow:
+            return iter(read_log(self.log_path, since=since, until=until, tail=tail))
+
+        def done() -> bool:
+            self._reload()
+            return self.state.status not in (S.RUNNING, S.PAUSED, S.STOPPING, S.CREATED) or self._exit_observed()
+        return follow_log(self.log_path, done, since=since, until=until, tail=tail)
+
+    def inspect(self) -> dict[str, Any]:
+        """podman's inspect document (State.Status, State.ExitCode, Config.Cmd ...)."""
+        from kernelext.core.inspect import inspect_document
+
+        with self._locked():
+            return inspect_document(self)
+
+    def stats(self) -> dict[str, Any]:
+        from kernelext.core import stats
+
+        with self._locked():
+            return stats.container_stats(self)
+
+    def top(self) -> list[dict[str, Any]]:
+        from kernelext.core import stats
+
+        with self._locked():
+            return stats.container_top(self)
+
+    @property
+    def uptime(self) -> float:
+        if self.state.status in (S.RUNNING, S.PAUSED) and self.state.started_at:
+            return max(0.0, time.time() - self.state.started_at)
+        return 0.0
+
+    @property
+    def started_process(self) -> int | None:
+        """The container's init PID while it runs."""
+        return self.state.pid if process_start_time(self.state.pid) else None

@@ -1,0 +1,101 @@
+"""Container events: an append-only log shared by every process on a store.
+
+Each event is one JSON line appended with a single ``write`` to an
+``O_APPEND`` file, so lines from concurrent processes never interleave.
+In-process subscribers (widgets) get events from this process at once;
+:meth:`EventLog.follow` tails the file and so also sees other processes'
+events (another kernel, the CLI, conmon's exit command).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+FOLLOW_POLL_S = 0.05
+
+
+@dataclass(frozen=True)
+class Event:
+    time: float
+    type: str  # "container" or "image"
+    status: str  # create, init, start, stop, died, ...
+    id: str
+    name: str
+    image: str = ""
+    attributes: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, line: str) -> Event:
+        return cls(**json.loads(line))
+
+
+Subscriber = Callable[[Event], None]
+
+
+class EventLog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._subscribers: list[Subscriber] = []
+        self._lock = threading.Lock()
+
+    def emit(self, status: str, ctr_id: str, name: str, image: str = "", type_: str = "container",
+             **attributes: object) -> Event:
+        event = Event(time.time(), type_, status, ctr_id, name, image, {k: str(v) for k, v in attributes.items()})
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, (event.to_json() + "\n").encode())
+        finally:
+            os.close(fd)
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for callback in subscribers:
+            callback(event)
+        return event
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback`` for each event emitted by this process; returns the unsubscribe function."""
+        with self._lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+        return unsubscribe
+
+    def read(self, since: float | None = None, until: float | None = None) -> list[Event]:
+        try:
+            with self.path.open() as f:
+                events = [Event.from_json(line) for line in f if line.endswith("\n")]
+        except FileNotFoundError:
+            return []
+        return [e for e in events if (since is None or e.time >= since) and (until is None or e.time <= until)]
+
+    def follow(self, since: float | None = None, stop: threading.Event | None = None) -> Iterator[Event]:
+        """Past events from ``since`` (none if None), then new ones from every process as they come."""
+        self.path.touch(exist_ok=True)
+        with self.path.open() as f:
+            for line in f:
+                if since is not None and line.endswith("\n"):
+                    event = Event.from_json(line)
+                    if event.time >= since:
+                        yield event
+            partial = ""
+            while stop is None or not stop.is_set():
+                line = f.readline()
+                if not line:
+                    time.sleep(FOLLOW_POLL_S)
+                    continue
+                partial += line
+                if partial.endswith("\n"):
+                    yield Event.from_json(partial)
+                    partial = ""

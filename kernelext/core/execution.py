@@ -1,0 +1,98 @@
+"""Exec sessions: a command run inside a running container (``runc exec``).
+
+Sessions are recorded in the store while they run, so ``cleanup`` and
+``unmount`` (from any process) refuse while one is active; a session whose
+process died is dropped the next time anyone looks.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import selectors
+import subprocess
+from collections.abc import Callable
+from typing import TYPE_CHECKING, BinaryIO
+
+from kernelext.core.state import ContainerStatus
+from kernelext.errors import ContainerStateError
+from kernelext.oci.monitor import process_start_time
+from kernelext.oci.runc import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, runtime_error
+from kernelext.storage.users import resolve_user
+
+if TYPE_CHECKING:
+    from kernelext.core.container import Container, ExecResult
+
+#: runc's own exit status when it could not start the process.
+RUNC_EXEC_FAILED = 255
+_READ_SIZE = 65536
+
+
+def run(ctr: Container, command: list[str], *, tty: bool, stdin: BinaryIO | int | None, env: list[str],
+        workdir: str | None, user: str | None, on_output: Callable[[str, bytes], None] | None) -> ExecResult:
+    from kernelext.core.container import ExecResult
+
+    if not command:
+        raise ContainerStateError("exec needs a command", container=ctr.name, operation="exec")
+    session_id = secrets.token_hex(32)
+    with ctr._locked():
+        if ctr.state.status is not ContainerStatus.RUNNING:
+            raise ContainerStateError("can only create exec sessions on running containers: container state improper",
+                                      container=ctr.name, operation="exec")
+        args = ["exec"]
+        if user:
+            resolved = resolve_user(ctr.layer.merged, user)
+            args += ["--user", f"{resolved.uid}:{resolved.gid}"]
+            for gid in resolved.additional_gids:
+                args += ["--additional-gids", str(gid)]
+        if workdir:
+            args += ["--cwd", workdir]
+        for item in env:
+            args += ["--env", item]
+        if tty:
+            args.append("--tty")
+        proc = subprocess.Popen(ctr._runtime.runc.argv(*args, ctr.id, *command),
+                                stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        ctr._runtime.db.add_exec_session(session_id, ctr.id, proc.pid, process_start_time(proc.pid) or 0)
+        ctr._event("exec", execID=session_id)
+    collected: list[bytes] = []
+    errors: list[bytes] = []
+
+    def deliver(stream: str, data: bytes) -> None:
+        if stream == "stderr":
+            errors.append(data)
+        if on_output is not None:
+            on_output(stream, data)
+        else:
+            collected.append(data)
+
+    try:
+        _pump(proc, deliver)
+        code = proc.wait()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        ctr._runtime.db.remove_exec_session(session_id)
+    if code == RUNC_EXEC_FAILED:
+        failure = runtime_error(b"".join(errors).decode(errors="replace"), container=ctr.name, operation="exec")
+        if failure.exit_code in (EXIT_NOT_FOUND, EXIT_NOT_EXECUTABLE):
+            code = failure.exit_code
+    ctr._event("exec_died", execID=session_id, exitCode=code)
+    return ExecResult(code, None if on_output is not None else b"".join(collected))
+
+
+def _pump(proc: subprocess.Popen[bytes], deliver: Callable[[str, bytes], None]) -> None:
+    assert proc.stdout is not None and proc.stderr is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ, "stdout")
+        sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
+        while sel.get_map():
+            for key, _ in sel.select():
+                data = os.read(key.fd, _READ_SIZE)
+                if not data:
+                    sel.unregister(key.fileobj)
+                    continue
+                deliver(key.data, data)

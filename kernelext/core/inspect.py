@@ -1,0 +1,96 @@
+"""The ``inspect`` document, with podman's field names."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from kernelext.core.state import ContainerStatus
+from kernelext.oci.spec import hostname_of
+
+if TYPE_CHECKING:
+    from kernelext.core.container import Container
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def format_time(timestamp: float) -> str:
+    if not timestamp:
+        return ZERO_TIME
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def inspect_document(ctr: Container) -> dict[str, Any]:
+    cfg, st = ctr.config, ctr.state
+    running = st.status in (ContainerStatus.RUNNING, ContainerStatus.PAUSED)
+    return {
+        "Id": cfg.id,
+        "Created": format_time(cfg.created_at),
+        "Path": cfg.args[0] if cfg.args else "",
+        "Args": cfg.args[1:],
+        "State": {
+            "OciVersion": "1.0.2",
+            "Status": st.status.value,
+            "Running": st.status is ContainerStatus.RUNNING,
+            "Paused": st.status is ContainerStatus.PAUSED,
+            "Restarting": False,
+            "OOMKilled": st.oom_killed,
+            "Dead": False,
+            "Pid": st.pid if running else 0,
+            "ConmonPid": st.conmon_pid if running else 0,
+            "ExitCode": st.exit_code,
+            "Error": st.error,
+            "StartedAt": format_time(st.started_at),
+            "FinishedAt": format_time(st.finished_at),
+            "Checkpointed": st.checkpointed,
+            "CheckpointedAt": format_time(st.checkpointed_at),
+            "Restored": st.restored,
+            "RestoredAt": format_time(st.restored_at),
+            "StoppedByUser": st.stopped_by_user,
+        },
+        "Image": cfg.image_id,
+        "ImageName": cfg.image_name,
+        "Rootfs": "",
+        "ResolvConfPath": str(ctr.bundle / "resolv.conf"),
+        "HostnamePath": str(ctr.bundle / "hostname"),
+        "HostsPath": str(ctr.bundle / "hosts"),
+        "StaticDir": str(ctr.bundle),
+        "OCIConfigPath": str(ctr.bundle / "config.json"),
+        "OCIRuntime": "runc",
+        "LogPath": str(ctr.log_path),
+        "ConmonPidFile": str(ctr._runtime.opts.conmon_pid_file(cfg.id)),
+        "Name": cfg.name,
+        "RestartCount": st.restart_count,
+        "Driver": "overlay",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "Mounts": [],
+        "Dependencies": [],
+        "ExecIDs": [session_id for session_id, _, _ in ctr._exec_sessions()],
+        "NetworkSettings": {"Ports": {}},
+        "Namespace": "",
+        "IsInfra": False,
+        "GraphDriver": {"Name": "overlay", "Data": {
+            "LowerDir": str(ctr.layer.lower), "UpperDir": str(ctr.layer.upper),
+            "WorkDir": str(ctr.layer.work), "MergedDir": str(ctr.layer.merged) if st.mounted else ""}},
+        "Config": {
+            "Hostname": hostname_of(cfg),
+            "User": cfg.user,
+            "Env": cfg.env,
+            "Cmd": cfg.command,
+            "Entrypoint": cfg.entrypoint,
+            "Image": cfg.image_name,
+            "WorkingDir": cfg.workdir,
+            "Tty": cfg.tty,
+            "OpenStdin": cfg.stdin,
+            "Labels": cfg.labels,
+            "StopSignal": cfg.stop_signal,
+            "StopTimeout": cfg.stop_timeout,
+        },
+        "HostConfig": {
+            "NetworkMode": cfg.network.value,
+            "RestartPolicy": {"Name": cfg.restart_policy.name.value,
+                              "MaximumRetryCount": cfg.restart_policy.max_retries},
+            "AutoRemove": cfg.auto_remove,
+        },
+    }

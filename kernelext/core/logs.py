@@ -1,0 +1,130 @@
+"""Reading conmon's k8s-file container log.
+
+One record a line: ``<RFC3339Nano timestamp> <stdout|stderr> <F|P> <bytes>``;
+``P`` marks a partial record (no newline yet) that the next records complete.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+FOLLOW_POLL_S = 0.05
+_PARTIAL = b"P"
+
+
+@dataclass(frozen=True)
+class LogLine:
+    timestamp: str
+    stream: str  # "stdout" or "stderr"
+    data: bytes  # the line, with its newline unless the log ends mid-line
+
+    @property
+    def time(self) -> float:
+        return parse_timestamp(self.timestamp)
+
+    def render(self, timestamps: bool = False) -> bytes:
+        return (self.timestamp.encode() + b" " + self.data) if timestamps else self.data
+
+
+def parse_timestamp(text: str) -> float:
+    """RFC 3339 with nanoseconds (Python parses at most microseconds)."""
+    date, dot, rest = text.partition(".")
+    if dot:
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        text = f"{date}.{rest[:min(digits, 6)].ljust(6, '0')}{rest[digits:]}"
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+class _Assembler:
+    """Joins partial records into whole lines, per stream."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, tuple[str, bytes]] = {}
+
+    def feed(self, record: bytes) -> LogLine | None:
+        parts = record.rstrip(b"\n").split(b" ", 3)
+        if len(parts) < 3:
+            return None
+        timestamp, stream, flag = parts[0].decode(), parts[1].decode(), parts[2]
+        content = parts[3] if len(parts) == 4 else b""
+        first_ts, pending = self._pending.pop(stream, (timestamp, b""))
+        if flag == _PARTIAL:
+            self._pending[stream] = (first_ts, pending + content)
+            return None
+        return LogLine(first_ts, stream, pending + content + b"\n")
+
+    def flush(self) -> list[LogLine]:
+        lines = [LogLine(ts, stream, data) for stream, (ts, data) in self._pending.items() if data]
+        self._pending.clear()
+        return lines
+
+
+def _in_window(line: LogLine, since: float | None, until: float | None) -> bool:
+    if since is None and until is None:
+        return True
+    t = line.time
+    return (since is None or t >= since) and (until is None or t <= until)
+
+
+def read_log(path: Path, *, since: float | None = None, until: float | None = None,
+             tail: int | None = None) -> list[LogLine]:
+    """The log's lines, filtered by time window, the last ``tail`` of them if given."""
+    assembler = _Assembler()
+    lines: deque[LogLine] = deque(maxlen=tail if tail is not None and tail >= 0 else None)
+    try:
+        with path.open("rb") as f:
+            for record in f:
+                line = assembler.feed(record)
+                if line is not None and _in_window(line, since, until):
+                    lines.append(line)
+    except FileNotFoundError:
+        return []
+    lines.extend(line for line in assembler.flush() if _in_window(line, since, until))
+    return list(lines)
+
+
+def follow_log(path: Path, done: Callable[[], bool], *, since: float | None = None, until: float | None = None,
+               tail: int | None = None) -> Iterator[LogLine]:
+    """The log so far (as :func:`read_log`), then new lines until ``done()`` and the file is drained."""
+    assembler = _Assembler()
+    path.touch(exist_ok=True)
+    with path.open("rb") as f:
+        backlog: deque[LogLine] = deque(maxlen=tail if tail is not None and tail >= 0 else None)
+        for line in _records(f, assembler):
+            if _in_window(line, since, until):
+                backlog.append(line)
+        yield from backlog
+        while True:
+            finished = done()  # checked before reading, so nothing written before the end is missed
+            got = False
+            for line in _records(f, assembler):
+                got = True
+                if until is not None and line.time > until:
+                    return
+                if since is None or line.time >= since:
+                    yield line
+            if finished:
+                yield from assembler.flush()
+                return
+            if not got:
+                time.sleep(FOLLOW_POLL_S)
+
+
+def _records(f: BinaryIO, assembler: _Assembler) -> Iterator[LogLine]:
+    while True:
+        pos = f.tell()
+        record = f.readline()
+        if not record:
+            return
+        if not record.endswith(b"\n"):  # a record still being written
+            f.seek(pos)
+            return
+        line = assembler.feed(record)
+        if line is not None:
+            yield line

@@ -1,0 +1,220 @@
+"""The runtime: one store's containers and images (libpod's ``Runtime``)."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import kernelext
+from kernelext.config import StoreOptions
+from kernelext.core.container import Container, parse_signal
+from kernelext.core.events import EventLog
+from kernelext.core.names import random_name
+from kernelext.core.state import (
+    ACTIVE_STATES,
+    DEFAULT_STOP_SIGNAL,
+    DEFAULT_STOP_TIMEOUT,
+    ContainerConfig,
+    ContainerRuntimeState,
+    NetworkMode,
+    RestartPolicy,
+)
+from kernelext.errors import (
+    ContainerRemovedError,
+    InvalidArgumentError,
+    NameInUseError,
+    NoSuchContainerError,
+)
+from kernelext.oci.monitor import is_alive
+from kernelext.oci.runc import Runc
+from kernelext.storage.images import Image, ImageStore
+from kernelext.store.db import Database
+from kernelext.store.locks import ContainerLock
+
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+#: The CLI entry point conmon's exit command runs, with site-packages skipped
+#: for a fast start: the package's own directory is put on sys.path instead.
+_EXIT_BOOT = "import sys;sys.path.insert(0,sys.argv.pop(1));from kernelext.cli import main;sys.exit(main(sys.argv[1:]))"
+
+
+def _valid_name(name: str) -> bool:
+    return bool(name) and name[0].isalnum() and set(name) <= _NAME_CHARS
+
+
+class Runtime:
+    """Creates, finds, lists and removes the containers and images of one store.
+
+    ``Runtime()`` uses the default store (or ``KERNELEXT_ROOT`` /
+    ``KERNELEXT_RUNROOT``); pass ``root``/``runroot`` for a separate one.
+    """
+
+    def __init__(self, root: str | Path | None = None, runroot: str | Path | None = None, *,
+                 options: StoreOptions | None = None) -> None:
+        self.opts = options or StoreOptions.from_env(root, runroot)
+        self.opts.ensure_dirs()
+        self.db = Database(self.opts.database)
+        self.images = ImageStore(self.opts, self.db)
+        self.events = EventLog(self.opts.events_file)
+        self.runc = Runc(self.opts.runc, self.opts.runc_root)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Runtime root={self.opts.root}>"
+
+    def _lock_for(self, ctr_id: str) -> ContainerLock:
+        return ContainerLock(self.opts.lock_file(ctr_id))
+
+    def exit_command(self, ctr_id: str, auto_remove: bool) -> list[str]:
+        package_parent = str(Path(kernelext.__file__).resolve().parent.parent)
+        return [sys.executable, "-I", "-S", "-c", _EXIT_BOOT, package_parent,
+                "--root", str(self.opts.root), "--runroot", str(self.opts.runroot),
+                "container", "cleanup", "--stopped-only", *(["--rm"] if auto_remove else []), ctr_id]
+
+    # ------------------------------------------------------------- containers
+    def create(self, image: str, command: Iterable[str] | None = None, *, name: str | None = None,
+               entrypoint: Iterable[str] | None = None, env: Iterable[str] = (), workdir: str | None = None,
+               user: str | None = None, tty: bool = False, stdin: bool = False, network: str = "none",
+               restart_policy: str = "no", stop_signal: str | None = None, stop_timeout: int | None = None,
+               auto_remove: bool = False, labels: dict[str, str] | None = None) -> Container:
+        """Create a container (state ``created``); nothing runs yet."""
+        img = self.images.get(image)
+        policy = RestartPolicy.parse(restart_policy)
+        if auto_remove and policy.name.value != "no":
+            raise InvalidArgumentError("the --rm option conflicts with --restart, when the restartPolicy is not \"\" and \"no\"")
+        if name is not None and not _valid_name(name):
+            raise InvalidArgumentError(f"invalid container name {name!r}: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")
+        for item in env:
+            if not item or item.startswith("="):
+                raise InvalidArgumentError(f"invalid environment variable {item!r}")
+        entry = list(entrypoint) if entrypoint is not None else list(img.config.entrypoint)
+        cmd = list(command) if command else ([] if entrypoint is not None else list(img.config.cmd))
+        if not entry and not cmd:
+            raise InvalidArgumentError("no command or entrypoint provided, and no CMD or ENTRYPOINT from image")
+        workdir = workdir or img.config.workdir or "/"
+        if not workdir.startswith("/"):
+            raise InvalidArgumentError(f"workdir {workdir!r} must be an absolute path")
+        ctr_id = secrets.token_hex(32)
+        config = ContainerConfig(
+            id=ctr_id, name=name or random_name(), image_id=img.id, image_name=img.name, command=cmd,
+            entrypoint=entry, env=list(env), workdir=workdir, user=user or "", tty=tty, stdin=stdin,
+            network=NetworkMode.parse(network), restart_policy=policy,
+            stop_signal=parse_signal(stop_signal or DEFAULT_STOP_SIGNAL).name,
+            stop_timeout=self._stop_timeout(stop_timeout), auto_remove=auto_remove, labels=dict(labels or {}),
+            created_at=time.time())
+        container = Container(self, config, ContainerRuntimeState())
+        bundle = self.opts.userdata(ctr_id)
+        bundle.mkdir(parents=True, mode=0o700)
+        container.layer.create()
+        try:
+            self.db.add_container(ctr_id, config.name, config.to_json(), container.state.to_json())
+        except sqlite3.IntegrityError:
+            container.layer.remove()
+            shutil.rmtree(bundle.parent, ignore_errors=True)
+            raise NameInUseError(f"the container name \"{config.name}\" is already in use by another container. "
+                                 "You have to remove that container to be able to reuse that name",
+                                 container=config.name, operation="create") from None
+        self.events.emit("create", ctr_id, config.name, config.image_name)
+        return container
+
+    @staticmethod
+    def _stop_timeout(value: int | None) -> int:
+        if value is None:
+            return DEFAULT_STOP_TIMEOUT
+        if value < 0:
+            raise InvalidArgumentError("stop timeout must be a non-negative number of seconds")
+        return value
+
+    def run(self, image: str, command: Iterable[str] | None = None, **create_args: Any) -> Container:
+        """Create and start a container in the background (``run -d``)."""
+        container = self.create(image, command, **create_args)
+        try:
+            container.start()
+        except BaseException:
+            if container.config.auto_remove:
+                container.remove(force=True)
+            raise
+        return container
+
+    def get(self, name_or_id: str) -> Container:
+        ids = self.db.lookup_container(name_or_id) if name_or_id else []
+        if len(ids) > 1:
+            raise NoSuchContainerError(f"more than one result for container {name_or_id!r}", container=name_or_id)
+        row = self.db.get_container(ids[0]) if ids else None
+        if row is None:
+            raise NoSuchContainerError(f"no container with name or ID \"{name_or_id}\" found: no such container",
+                                       container=name_or_id)
+        container = Container(self, ContainerConfig.from_json(row[0]), ContainerRuntimeState.from_json(row[1]))
+        return self._synced(container)
+
+    def exists(self, name_or_id: str) -> bool:
+        return len(self.db.lookup_container(name_or_id)) == 1
+
+    def _synced(self, container: Container) -> Container:
+        """Sync only when conmon's files say something changed: listing stays cheap."""
+        st = container.state
+        if st.status in ACTIVE_STATES and not st.exited and (
+                self.opts.exit_file(container.id).exists() or not is_alive(st.conmon_pid, st.conmon_start_time)):
+            try:
+                container.reload()
+            except ContainerRemovedError:
+                pass
+        return container
+
+    def list(self, *, all: bool = True) -> list[Container]:  # noqa: A002 - podman's flag name
+        """Containers of the store, oldest first; only running ones unless ``all``."""
+        containers = [self._synced(Container(self, ContainerConfig.from_json(c), ContainerRuntimeState.from_json(s)))
+                      for c, s in self.db.all_containers()]
+        containers.sort(key=lambda c: c.config.created_at)
+        if not all:
+            containers = [c for c in containers if c.status.value == "running"]
+        return containers
+
+    def remove(self, name_or_id: str, *, force: bool = False) -> Container:
+        container = self.get(name_or_id)
+        container.remove(force=force)
+        return container
+
+    # ----------------------------------------------------------------- images
+    def image(self, name_or_id: str) -> Image:
+        return self.images.get(name_or_id)
+
+    def list_images(self) -> list[Image]:
+        return self.images.list()
+
+    def import_image(self, tarball: str | Path, name: str, *, cmd: list[str] | None = None) -> Image:
+        image = self.images.import_tarball(Path(tarball), name, cmd=cmd)
+        self.events.emit("import", image.id, image.name, image.name, type_="image")
+        return image
+
+    def remove_image(self, name_or_id: str) -> Image:
+        image = self.images.remove(name_or_id)
+        self.events.emit("remove", image.id, image.name, image.name, type_="image")
+        return image
+
+
+_lock = threading.Lock()
+_default: Runtime | None = None
+
+
+def default_runtime() -> Runtime:
+    """The process-wide runtime on the default store (created on first use)."""
+    global _default
+    with _lock:
+        if _default is None:
+            _default = Runtime()
+        return _default

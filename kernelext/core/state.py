@@ -1,0 +1,223 @@
+"""Container states, configuration and the rules between them (DESIGN.md §2).
+
+Pure data and pure logic: no I/O here, so the state machine is testable on its
+own and shared by the core, the CLI and the widgets (which enable buttons from
+:data:`ALLOWED_FROM`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from kernelext.errors import InvalidArgumentError
+
+DEFAULT_STOP_TIMEOUT = 10
+DEFAULT_STOP_SIGNAL = "SIGTERM"
+DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
+
+
+class ContainerStatus(enum.Enum):
+    """libpod's states; the value is the name users see (podman's ``String()``)."""
+
+    UNKNOWN = "unknown"
+    CONFIGURED = "created"
+    CREATED = "initialized"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    PAUSED = "paused"
+    EXITED = "exited"
+    REMOVING = "removing"
+    STOPPING = "stopping"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def parse(cls, text: str) -> ContainerStatus:
+        for status in cls:
+            if status.value == text or status.name.lower() == text:
+                return status
+        raise InvalidArgumentError(f"unknown container state {text!r}")
+
+
+S = ContainerStatus
+_ANY = frozenset(S)
+
+#: Which states each public call accepts (DESIGN.md §2). Front ends use it to
+#: enable exactly the actions the state machine allows.
+ALLOWED_FROM: dict[str, frozenset[ContainerStatus]] = {
+    "init": frozenset({S.CONFIGURED, S.STOPPED, S.EXITED}),
+    "start": frozenset({S.CONFIGURED, S.CREATED, S.STOPPED, S.EXITED}),
+    "attach": frozenset({S.CREATED, S.RUNNING}),
+    "resize": frozenset({S.CREATED, S.RUNNING}),
+    "stop": frozenset({S.CREATED, S.RUNNING, S.STOPPING}),
+    "kill": frozenset({S.RUNNING, S.STOPPING, S.PAUSED}),
+    "restart": frozenset({S.CONFIGURED, S.CREATED, S.RUNNING, S.STOPPED, S.EXITED}),
+    "pause": frozenset({S.RUNNING}),
+    "unpause": frozenset({S.PAUSED}),
+    "mount": _ANY - {S.REMOVING},
+    "export": _ANY - {S.REMOVING},
+    "cleanup": frozenset({S.CONFIGURED, S.CREATED, S.STOPPED, S.STOPPING, S.EXITED}),
+    "exec": frozenset({S.RUNNING}),
+    "checkpoint": frozenset({S.RUNNING}),
+    "restore": frozenset({S.CONFIGURED, S.EXITED}),
+    "remove": _ANY,
+}
+
+#: States in which conmon may still be alive and the exit file must be checked.
+ACTIVE_STATES = frozenset({S.CREATED, S.RUNNING, S.STOPPED, S.STOPPING, S.PAUSED})
+
+
+class RestartPolicyName(enum.Enum):
+    NO = "no"
+    ON_FAILURE = "on-failure"
+    ALWAYS = "always"
+    UNLESS_STOPPED = "unless-stopped"
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """``no``, ``on-failure[:N]``, ``always`` or ``unless-stopped``."""
+
+    name: RestartPolicyName = RestartPolicyName.NO
+    max_retries: int = 0
+
+    @classmethod
+    def parse(cls, text: str | None) -> RestartPolicy:
+        if not text:
+            return cls()
+        name, _, retries = text.partition(":")
+        try:
+            policy = RestartPolicyName(name)
+        except ValueError:
+            raise InvalidArgumentError(f"invalid restart policy {text!r}: must be one of no, on-failure[:N], always, unless-stopped") from None
+        if retries:
+            if policy is not RestartPolicyName.ON_FAILURE:
+                raise InvalidArgumentError("restart policy retries can only be specified with on-failure restart policy")
+            if not retries.isdigit():
+                raise InvalidArgumentError(f"invalid restart policy retries {retries!r}: must be a non-negative integer")
+        return cls(policy, int(retries or 0))
+
+    def __str__(self) -> str:
+        if self.name is RestartPolicyName.ON_FAILURE and self.max_retries:
+            return f"on-failure:{self.max_retries}"
+        return self.name.value
+
+
+class NetworkMode(enum.Enum):
+    """``none``: a private network namespace with loopback up; ``host``: the host's."""
+
+    NONE = "none"
+    HOST = "host"
+
+    @classmethod
+    def parse(cls, text: str) -> NetworkMode:
+        try:
+            return cls(text)
+        except ValueError:
+            raise InvalidArgumentError(f"unsupported network mode {text!r}: use 'none' or 'host'") from None
+
+
+@dataclass
+class ContainerConfig:
+    """What a container was created with; immutable after create."""
+
+    id: str
+    name: str
+    image_id: str
+    image_name: str
+    command: list[str]
+    entrypoint: list[str] = field(default_factory=list)
+    env: list[str] = field(default_factory=list)
+    workdir: str = "/"
+    user: str = ""
+    tty: bool = False
+    stdin: bool = False
+    network: NetworkMode = NetworkMode.NONE
+    restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
+    stop_signal: str = DEFAULT_STOP_SIGNAL
+    stop_timeout: int = DEFAULT_STOP_TIMEOUT
+    auto_remove: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    created_at: float = 0.0
+
+    @property
+    def args(self) -> list[str]:
+        """The process's argv: entrypoint followed by command."""
+        return [*self.entrypoint, *self.command]
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["network"] = self.network.value
+        data["restart_policy"] = str(self.restart_policy)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ContainerConfig:
+        data = dict(data)
+        data["network"] = NetworkMode(data["network"])
+        data["restart_policy"] = RestartPolicy.parse(data["restart_policy"])
+        return cls(**data)
+
+
+@dataclass
+class ContainerRuntimeState:
+    """What changes over a container's life (libpod's ``ContainerState``)."""
+
+    status: ContainerStatus = ContainerStatus.CONFIGURED
+    pid: int = 0
+    conmon_pid: int = 0
+    conmon_start_time: int = 0
+    exit_code: int = 0
+    exited: bool = False
+    error: str = ""
+    oom_killed: bool = False
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    stopped_by_user: bool = False
+    restart_policy_match: bool = False
+    restart_count: int = 0
+    runtime_mounted: bool = False
+    user_mounts: int = 0
+    checkpointed: bool = False
+    checkpointed_at: float = 0.0
+    restored: bool = False
+    restored_at: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["status"] = self.status.value
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ContainerRuntimeState:
+        data = dict(data)
+        data["status"] = ContainerStatus(data["status"])
+        return cls(**data)
+
+    @property
+    def mounted(self) -> bool:
+        return self.runtime_mounted or self.user_mounts > 0
+
+
+def should_restart(config: ContainerConfig, state: ContainerRuntimeState) -> bool:
+    """libpod's ``shouldRestart``: only after an exit the runtime observed."""
+    policy = config.restart_policy
+    if state.stopped_by_user or not state.restart_policy_match:
+        return False
+    if policy.name is RestartPolicyName.NO:
+        return False
+    if policy.name is RestartPolicyName.ON_FAILURE:
+        if state.exit_code == 0:
+            return False
+        if policy.max_retries and state.restart_count >= policy.max_retries:
+            return False
+    return True
+
+
+def exit_code_for_signal(signum: int) -> int:
+    """The status conmon reports for a process killed by ``signum``."""
+    return 128 + signum

@@ -1,0 +1,103 @@
+"""Resource usage of a container: its cgroup and its processes (psutil)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kernelext.core.state import ContainerStatus
+from kernelext.errors import ContainerStateError
+
+if TYPE_CHECKING:
+    from kernelext.core.container import Container
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+_NS_PER_S = 1e9
+
+
+def _cgroup_dirs(pid: int) -> dict[str, Path]:
+    """Controller name → cgroup directory of ``pid`` (v1 controllers, or "" for v2)."""
+    dirs: dict[str, Path] = {}
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            for name in controllers.split(",") if controllers else [""]:
+                base = CGROUP_ROOT / name if name else (
+                    CGROUP_ROOT / "unified" if (CGROUP_ROOT / "unified").is_dir() else CGROUP_ROOT)
+                dirs[name] = base / path.lstrip("/")
+    return dirs
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _require_running(ctr: Container, operation: str) -> int:
+    if ctr.state.status not in (ContainerStatus.RUNNING, ContainerStatus.PAUSED) or not ctr.state.pid:
+        raise ContainerStateError(f"container {ctr.name} is not running", container=ctr.name, operation=operation)
+    return ctr.state.pid
+
+
+def _pids(ctr: Container, dirs: dict[str, Path]) -> list[int]:
+    for key in ("pids", "memory", ""):
+        if key in dirs and (dirs[key] / "cgroup.procs").exists():
+            return [int(p) for p in (dirs[key] / "cgroup.procs").read_text().split()]
+    return [ctr.state.pid]
+
+
+def container_stats(ctr: Container) -> dict[str, Any]:
+    pid = _require_running(ctr, "stats")
+    dirs = _cgroup_dirs(pid)
+    mem = _read_int(dirs["memory"] / "memory.usage_in_bytes") if "memory" in dirs else \
+        _read_int(dirs.get("", CGROUP_ROOT) / "memory.current")
+    limit = _read_int(dirs["memory"] / "memory.limit_in_bytes") if "memory" in dirs else None
+    cpu_ns = _read_int(dirs["cpuacct"] / "cpuacct.usage") if "cpuacct" in dirs else None
+    if cpu_ns is None and "" in dirs:
+        usec = next((int(line.split()[1]) for line in (dirs[""] / "cpu.stat").read_text().splitlines()
+                     if line.startswith("usage_usec")), None)
+        cpu_ns = None if usec is None else usec * 1000
+    pids = _pids(ctr, dirs)
+    if mem is None or cpu_ns is None:
+        import psutil
+
+        procs = [psutil.Process(p) for p in pids if psutil.pid_exists(p)]
+        mem = mem if mem is not None else sum(p.memory_info().rss for p in procs)
+        cpu_ns = cpu_ns if cpu_ns is not None else int(sum(sum(p.cpu_times()[:2]) for p in procs) * _NS_PER_S)
+    uptime = max(time.time() - ctr.state.started_at, 1e-6)
+    return {
+        "ContainerID": ctr.id,
+        "Name": ctr.name,
+        "CPUNano": cpu_ns,
+        "CPU": 100.0 * cpu_ns / (uptime * _NS_PER_S),
+        "MemUsage": mem,
+        "MemLimit": limit or 0,
+        "MemPerc": 100.0 * mem / limit if limit else 0.0,
+        "PIDs": len(pids),
+        "UpTime": uptime,
+    }
+
+
+def container_top(ctr: Container) -> list[dict[str, Any]]:
+    import psutil
+
+    pid = _require_running(ctr, "top")
+    rows = []
+    for p in _pids(ctr, _cgroup_dirs(pid)):
+        try:
+            proc = psutil.Process(p)
+            with proc.oneshot():
+                times = proc.cpu_times()
+                rows.append({
+                    "USER": str(proc.uids().effective), "PID": p, "PPID": proc.ppid(),
+                    "%CPU": proc.cpu_percent(interval=None),
+                    "ELAPSED": max(0.0, time.time() - proc.create_time()),
+                    "TIME": times.user + times.system,
+                    "COMMAND": " ".join(proc.cmdline()) or proc.name(),
+                })
+        except psutil.Error:
+            continue
+    return rows

@@ -1,0 +1,128 @@
+"""The exception tree of kernelext.
+
+Every error the core raises is a :class:`KernelextError`, and each one also
+subclasses the standard exception a caller would already catch::
+
+    KernelextError(Exception)
+    ├── NoSuchContainerError(KernelextError, LookupError)
+    ├── NoSuchImageError(KernelextError, LookupError)
+    ├── NameInUseError(KernelextError, ValueError)
+    ├── InvalidArgumentError(KernelextError, ValueError)
+    ├── ContainerStateError(KernelextError, RuntimeError)
+    │   ├── ContainerRunningError      "already running"
+    │   └── ContainerStoppedError      "already stopped"
+    ├── ImageInUseError(KernelextError, RuntimeError)
+    ├── ContainerRemovedError(KernelextError, LookupError)
+    ├── RuntimeFailure(KernelextError, OSError)       runc / conmon / CRIU failed
+    │   └── CommandNotFoundError                       exit code 127 / 126
+    ├── ConmonDiedError(KernelextError, RuntimeError)
+    ├── WaitTimeoutError(KernelextError, TimeoutError)
+    └── PermissionRequiredError(KernelextError, PermissionError)
+
+Errors carry the container (name or ID) and the operation, and render as a
+single line in notebooks through ``_render_traceback_``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CommandNotFoundError",
+    "ConmonDiedError",
+    "ContainerRemovedError",
+    "ContainerRunningError",
+    "ContainerStateError",
+    "ContainerStoppedError",
+    "ImageInUseError",
+    "InvalidArgumentError",
+    "KernelextError",
+    "NameInUseError",
+    "NoSuchContainerError",
+    "NoSuchImageError",
+    "PermissionRequiredError",
+    "RuntimeFailure",
+    "WaitTimeoutError",
+]
+
+
+class KernelextError(Exception):
+    """Base of every kernelext error.
+
+    ``container`` is the container's name (or ID) the error concerns, if any;
+    ``operation`` the API call that failed (``"start"``, ``"stop"``, ...).
+    """
+
+    exit_code: int = 125
+
+    def __init__(self, message: str, *, container: str | None = None, operation: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.container = container
+        self.operation = operation
+
+    def __str__(self) -> str:
+        return self.message
+
+    def _render_traceback_(self) -> list[str]:
+        """One line in IPython instead of a traceback."""
+        return [f"{type(self).__name__}: {self.message}"]
+
+
+class NoSuchContainerError(KernelextError, LookupError):
+    """No container matches the given name or ID."""
+
+
+class NoSuchImageError(KernelextError, LookupError):
+    """No image matches the given name or ID."""
+
+
+class NameInUseError(KernelextError, ValueError):
+    """A container or image name is already taken."""
+
+
+class InvalidArgumentError(KernelextError, ValueError):
+    """An argument is malformed or a combination of arguments is refused."""
+
+
+class ContainerStateError(KernelextError, RuntimeError):
+    """The operation is not allowed in the container's current state."""
+
+
+class ContainerRunningError(ContainerStateError):
+    """The container is already running (callers may treat this as success)."""
+
+
+class ContainerStoppedError(ContainerStateError):
+    """The container is already stopped (callers may treat this as success)."""
+
+
+class ImageInUseError(KernelextError, RuntimeError):
+    """An image cannot be removed while containers use it."""
+
+
+class ContainerRemovedError(KernelextError, LookupError):
+    """The container was removed (possibly by another process)."""
+
+
+class RuntimeFailure(KernelextError, OSError):
+    """runc, conmon or CRIU reported an error."""
+
+
+class CommandNotFoundError(RuntimeFailure):
+    """The container's command could not be executed (127 not found, 126 not executable)."""
+
+    def __init__(self, message: str, *, exit_code: int = 127, container: str | None = None,
+                 operation: str | None = None) -> None:
+        super().__init__(message, container=container, operation=operation)
+        self.exit_code = exit_code
+
+
+class ConmonDiedError(KernelextError, RuntimeError):
+    """conmon died without writing the container's exit file."""
+
+
+class WaitTimeoutError(KernelextError, TimeoutError):
+    """A wait ran out of time before any condition was met."""
+
+
+class PermissionRequiredError(KernelextError, PermissionError):
+    """The operation needs privileges this process lacks (e.g. root for CRIU)."""

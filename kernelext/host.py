@@ -1,0 +1,113 @@
+"""What this host can do for this user: each feature, and why not when it can't.
+
+``kernelext info`` prints it; notebooks use it to say up front what is
+unavailable instead of failing further down.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kernelext.config import StoreOptions
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CHECK_TIMEOUT_S = 30
+
+
+@dataclass(frozen=True)
+class Feature:
+    available: bool
+    detail: str = ""
+
+
+@dataclass
+class HostCapabilities:
+    kernel: str
+    rootless: bool
+    cgroup_version: str
+    features: dict[str, Feature] = field(default_factory=dict)
+
+    def available(self, name: str) -> bool:
+        feature = self.features.get(name)
+        return feature is not None and feature.available
+
+    def to_json(self) -> dict[str, Any]:
+        return {"host": {"kernel": self.kernel, "rootless": self.rootless, "cgroupVersion": self.cgroup_version},
+                "features": {name: asdict(f) for name, f in self.features.items()}}
+
+
+def _version(argv: list[str]) -> Feature:
+    binary = shutil.which(argv[0]) if "/" not in argv[0] else argv[0]
+    if not binary or not os.access(binary, os.X_OK):
+        return Feature(False, f"{argv[0]} not found")
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=CHECK_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Feature(False, str(exc))
+    first = (proc.stdout or proc.stderr).strip().splitlines()
+    return Feature(proc.returncode == 0, first[0] if first else f"exit {proc.returncode}")
+
+
+def _cgroup_version() -> str:
+    if (CGROUP_ROOT / "cgroup.controllers").exists():
+        return "v2"
+    return "v1 (hybrid)" if (CGROUP_ROOT / "unified").is_dir() else "v1"
+
+
+def _overlay() -> Feature:
+    try:
+        supported = "overlay" in Path("/proc/filesystems").read_text()
+    except OSError:
+        supported = False
+    return Feature(supported, "kernel overlayfs" if supported else "overlayfs not in /proc/filesystems")
+
+
+def criu_binary(opts: StoreOptions) -> str | None:
+    return opts.criu or shutil.which("criu") or shutil.which("criu", path="/usr/sbin:/sbin")
+
+
+def _criu(opts: StoreOptions, rootless: bool) -> tuple[Feature, Feature]:
+    binary = criu_binary(opts)
+    if rootless:
+        reason = "checkpointing a container requires root"
+        return Feature(False, reason), Feature(False, reason)
+    if binary is None:
+        reason = "criu not found (set KERNELEXT_CRIU or install CRIU 4)"
+        return Feature(False, reason), Feature(False, reason)
+    try:
+        check = subprocess.run([binary, "check"], capture_output=True, text=True, timeout=CHECK_TIMEOUT_S)
+        version = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=CHECK_TIMEOUT_S)
+        dirty = subprocess.run([binary, "check", "--feature", "mem_dirty_track"], capture_output=True, text=True,
+                               timeout=CHECK_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Feature(False, f"{binary}: {exc}"), Feature(False, f"{binary}: {exc}")
+    match = re.search(r"Version:\s*(\S+)", version.stdout)
+    label = f"criu {match.group(1) if match else '?'} ({binary})"
+    text = (check.stdout + check.stderr).strip().splitlines()
+    checkpoint = Feature(check.returncode == 0, f"{label}: {text[-1] if text else 'criu check failed'}")
+    dirty_text = (dirty.stdout + dirty.stderr).strip().splitlines()
+    memory_tracking = Feature(dirty.returncode == 0 and check.returncode == 0,
+                              dirty_text[-1] if dirty_text else "criu check --feature mem_dirty_track failed")
+    return checkpoint, memory_tracking
+
+
+def host_capabilities(opts: StoreOptions | None = None) -> HostCapabilities:
+    opts = opts or StoreOptions.from_env()
+    rootless = os.geteuid() != 0
+    caps = HostCapabilities(kernel=platform.release(), rootless=rootless, cgroup_version=_cgroup_version())
+    caps.features["runc"] = _version([opts.runc, "--version"])
+    caps.features["conmon"] = _version([opts.conmon, "--version"])
+    caps.features["overlay"] = _overlay()
+    caps.features["freezer"] = Feature((CGROUP_ROOT / "freezer").is_dir() or caps.cgroup_version == "v2",
+                                       "pause/unpause through the freezer cgroup")
+    checkpoint, memory_tracking = _criu(opts, rootless)
+    caps.features["checkpoint"] = checkpoint
+    caps.features["memory_tracking"] = memory_tracking
+    return caps

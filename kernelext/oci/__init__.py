@@ -1,0 +1,1 @@
+"""The OCI runtime driver: runc under conmon (and CRIU through runc)."""

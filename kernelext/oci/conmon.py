@@ -1,0 +1,133 @@
+"""Launching conmon, the per-container monitor (DESIGN.md §3).
+
+conmon runs ``runc create`` (or ``runc restore``), reports the container PID
+on the ``_OCI_SYNCPIPE`` socketpair, daemonizes, owns the container's stdio
+(log file + attach socket), writes the exit file and runs the exit command.
+The process we start exits as soon as conmon has daemonized; we reap it so
+it never lingers as a zombie.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import socket
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kernelext.errors import RuntimeFailure
+from kernelext.oci.monitor import process_start_time
+from kernelext.oci.runc import runtime_error
+
+CONMON_API_VERSION = "1"
+#: How long runc create / restore may take before we give up on conmon.
+SYNC_TIMEOUT_S = 120.0
+
+
+@dataclass
+class ConmonOptions:
+    ctr_id: str
+    name: str
+    bundle: Path
+    pid_file: Path
+    conmon_pid_file: Path
+    exit_dir: Path
+    persist_dir: Path
+    log_path: Path
+    runc: str
+    runc_root: Path
+    tty: bool = False
+    stdin: bool = False
+    exit_command: list[str] = field(default_factory=list)
+    restore_from: Path | None = None
+    runtime_opts: list[str] = field(default_factory=list)
+    log_level: str = "warning"
+
+    def argv(self, conmon: str) -> list[str]:
+        args = [conmon, "--api-version", CONMON_API_VERSION, "-c", self.ctr_id, "-u", self.ctr_id,
+                "-r", self.runc, "--runtime-arg", f"--root={self.runc_root}",
+                "-b", str(self.bundle), "-p", str(self.pid_file), "-n", self.name,
+                "--exit-dir", str(self.exit_dir), "--persist-dir", str(self.persist_dir),
+                "--full-attach", "--socket-dir-path", str(self.exit_dir.parent / "socket"),
+                "-l", f"k8s-file:{self.log_path}", "--log-level", self.log_level, "--syslog=false",
+                "--conmon-pidfile", str(self.conmon_pid_file)]
+        if self.tty:
+            args.append("-t")
+        elif self.stdin:
+            args.append("-i")
+        if self.restore_from is not None:
+            args += ["--restore", str(self.restore_from)]
+            for opt in self.runtime_opts:
+                args += ["--runtime-opt", opt]
+        if self.exit_command:
+            args += ["--exit-command", self.exit_command[0]]
+            for arg in self.exit_command[1:]:
+                args += ["--exit-command-arg", arg]
+        return args
+
+
+@dataclass(frozen=True)
+class ConmonStarted:
+    pid: int
+    conmon_pid: int
+    conmon_start_time: int
+
+
+def launch(conmon: str, opts: ConmonOptions) -> ConmonStarted:
+    """Start conmon and return once the container exists in runc (created or restored)."""
+    operation = "restore" if opts.restore_from else "create"
+    opts.persist_dir.mkdir(parents=True, exist_ok=True)  # conmon skips the exit file without it
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("_OCI_")}
+    env["_OCI_SYNCPIPE"] = str(child.fileno())
+    try:
+        proc = subprocess.Popen(opts.argv(conmon), env=env, pass_fds=(child.fileno(),),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    except OSError as exc:
+        parent.close()
+        child.close()
+        raise RuntimeFailure(f"cannot run conmon: {exc}", container=opts.name, operation=operation) from exc
+    child.close()
+    try:
+        message = _read_sync(parent, proc)
+    finally:
+        parent.close()
+        stderr = _drain(proc)
+    if message is None:
+        raise RuntimeFailure(f"conmon failed: {stderr.strip() or 'no report on the sync pipe'}",
+                             container=opts.name, operation=operation)
+    pid = int(message.get("data", -1))
+    if pid < 0:
+        raise runtime_error(str(message.get("message", stderr)), container=opts.name, operation=operation)
+    conmon_pid = int(opts.conmon_pid_file.read_text().strip())
+    return ConmonStarted(pid=pid, conmon_pid=conmon_pid, conmon_start_time=process_start_time(conmon_pid) or 0)
+
+
+def _read_sync(sock: socket.socket, proc: subprocess.Popen[bytes]) -> dict[str, object] | None:
+    readable, _, _ = select.select([sock], [], [], SYNC_TIMEOUT_S)
+    if not readable:
+        proc.kill()
+        return None
+    data = sock.recv(65536)
+    if not data:
+        return None
+    message: dict[str, object] = json.loads(data.decode(errors="replace"))
+    return message
+
+
+def _drain(proc: subprocess.Popen[bytes]) -> str:
+    """Reap the launcher process and return what it printed on stderr.
+
+    The daemonized conmon may keep the pipe open, so read only what is there.
+    """
+    proc.wait()
+    assert proc.stderr is not None
+    os.set_blocking(proc.stderr.fileno(), False)
+    try:
+        data = proc.stderr.read() or b""
+    except BlockingIOError:
+        data = b""
+    proc.stderr.close()
+    return data.decode(errors="replace")

@@ -1,0 +1,121 @@
+"""Generating the OCI runtime spec (``config.json``) for a container."""
+
+from __future__ import annotations
+
+import resource
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kernelext.core.state import ContainerConfig, NetworkMode
+from kernelext.storage.users import ExecUser
+
+OCI_VERSION = "1.0.2"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+CGROUP_PARENT = "/kernelext"
+
+#: podman's default capability set (containers.conf ``default_capabilities``).
+DEFAULT_CAPABILITIES = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_NET_BIND_SERVICE",
+    "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT",
+]
+
+MASKED_PATHS = [
+    "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+    "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/dev/block",
+]
+READONLY_PATHS = ["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+
+#: (rlimit type, resource) pairs raised to the caller's hard limit: asking for
+#: more than that makes runc fail ("error setting rlimit type 7").
+RLIMITS = [("RLIMIT_NOFILE", resource.RLIMIT_NOFILE), ("RLIMIT_NPROC", resource.RLIMIT_NPROC)]
+
+# Character devices every container gets (type, major, minor, path).
+_DEVICES = [("c", 1, 3, "/dev/null"), ("c", 1, 5, "/dev/zero"), ("c", 1, 7, "/dev/full"),
+            ("c", 1, 8, "/dev/random"), ("c", 1, 9, "/dev/urandom"), ("c", 5, 0, "/dev/tty")]
+
+
+@dataclass(frozen=True)
+class SpecInputs:
+    """Everything besides the container config that the spec depends on."""
+
+    rootfs: Path
+    user: ExecUser
+    image_env: list[str]
+    etc_files: dict[str, Path]  # /etc/hosts, /etc/hostname, /etc/resolv.conf bind sources
+
+
+def _merge_env(*layers: list[str]) -> list[str]:
+    env: dict[str, str] = {}
+    for layer in layers:
+        for item in layer:
+            key, sep, value = item.partition("=")
+            env[key] = value if sep else env.get(key, "")
+    env.setdefault("PATH", DEFAULT_PATH)
+    return [f"{k}={v}" for k, v in env.items()]
+
+
+def _rlimits() -> list[dict[str, Any]]:
+    limits = []
+    for name, res in RLIMITS:
+        _, hard = resource.getrlimit(res)
+        if hard != resource.RLIM_INFINITY:
+            limits.append({"type": name, "hard": hard, "soft": hard})
+    return limits
+
+
+def hostname_of(config: ContainerConfig) -> str:
+    return config.id[:12]
+
+
+def generate(config: ContainerConfig, inputs: SpecInputs) -> dict[str, Any]:
+    caps = list(DEFAULT_CAPABILITIES)
+    env = _merge_env(inputs.image_env, [f"HOSTNAME={hostname_of(config)}", f"HOME={inputs.user.home}"],
+                     ["TERM=xterm"] if config.tty else [], config.env)
+    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+    if config.network is NetworkMode.NONE:
+        namespaces.append({"type": "network"})
+    mounts: list[dict[str, Any]] = [
+        {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+         "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+    ]
+    for dest, source in sorted(inputs.etc_files.items()):
+        mounts.append({"destination": dest, "type": "bind", "source": str(source), "options": ["rbind", "rprivate"]})
+    return {
+        "ociVersion": OCI_VERSION,
+        "process": {
+            "terminal": config.tty,
+            "user": {"uid": inputs.user.uid, "gid": inputs.user.gid,
+                     **({"additionalGids": inputs.user.additional_gids} if inputs.user.additional_gids else {})},
+            "args": config.args,
+            "env": env,
+            "cwd": config.workdir or "/",
+            "capabilities": {k: caps for k in ("bounding", "effective", "permitted")},
+            "rlimits": _rlimits(),
+            "noNewPrivileges": False,
+        },
+        "root": {"path": str(inputs.rootfs), "readonly": False},
+        "hostname": hostname_of(config),
+        "mounts": mounts,
+        "annotations": {"io.kernelext.name": config.name, **config.labels},
+        "linux": {
+            "cgroupsPath": f"{CGROUP_PARENT}/{config.id}",
+            "resources": {"devices": [{"allow": False, "access": "rwm"},
+                                      *({"allow": True, "type": t, "major": ma, "minor": mi, "access": "rwm"}
+                                        for t, ma, mi, _ in _DEVICES),
+                                      {"allow": True, "type": "c", "major": 136, "access": "rwm"},
+                                      {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"}]},
+            "namespaces": namespaces,
+            "maskedPaths": MASKED_PATHS,
+            "readonlyPaths": READONLY_PATHS,
+        },
+    }

@@ -1,0 +1,219 @@
+"""Images: read-only root filesystems that containers use as their lower layer.
+
+The built-in ``busybox`` image is assembled on first use from the host's
+statically linked busybox, so kernelext works offline on a fresh machine.
+Other images come from rootfs tarballs (``image import``, like ``podman
+import``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sqlite3
+import struct
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kernelext.config import StoreOptions
+from kernelext.errors import ImageInUseError, InvalidArgumentError, NameInUseError, NoSuchImageError, RuntimeFailure
+from kernelext.store.db import Database
+
+BUILTIN_BUSYBOX = "busybox"
+BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
+#: Bump when the built-in image's layout changes, so a new ID is derived.
+BUSYBOX_LAYOUT_VERSION = "1"
+_PT_INTERP = 3
+DEFAULT_TAG = ":latest"
+
+_PASSWD = "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\n" \
+          "nobody:x:65534:65534:nobody:/home:/bin/false\n"
+_GROUP = "root:x:0:\ndaemon:x:1:\ntty:x:5:\nnogroup:x:65534:\n"
+
+
+@dataclass
+class ImageConfig:
+    cmd: list[str] = field(default_factory=list)
+    entrypoint: list[str] = field(default_factory=list)
+    env: list[str] = field(default_factory=list)
+    workdir: str = "/"
+    user: str = ""
+    created: float = 0.0
+    size: int = 0
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ImageConfig:
+        return cls(**data)
+
+
+@dataclass
+class Image:
+    id: str
+    name: str
+    rootfs: Path
+    config: ImageConfig
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+
+def normalize_name(name: str) -> str:
+    """``busybox:latest`` and ``localhost/busybox`` name the image ``busybox``."""
+    for prefix in ("localhost/", "docker.io/library/"):
+        name = name.removeprefix(prefix)
+    return name.removesuffix(DEFAULT_TAG)
+
+
+def find_static_busybox() -> Path:
+    for candidate in BUSYBOX_CANDIDATES:
+        path = Path(candidate)
+        if path.is_file() and _is_static_elf(path):
+            return path
+    raise NoSuchImageError("the built-in busybox image needs a statically linked busybox on the host "
+                           "(Debian: apt-get install busybox-static)")
+
+
+def _is_static_elf(path: Path) -> bool:
+    """True for a 64-bit ELF without a PT_INTERP header (no dynamic loader needed)."""
+    with path.open("rb") as f:
+        header = f.read(64)
+        if header[:4] != b"\x7fELF" or header[4] != 2:
+            return False
+        phoff, = struct.unpack_from("<Q", header, 0x20)
+        phentsize, phnum = struct.unpack_from("<HH", header, 0x36)
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+    return all(struct.unpack_from("<I", table, i * phentsize)[0] != _PT_INTERP for i in range(phnum))
+
+
+def _dir_size(path: Path) -> int:
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+class ImageStore:
+    def __init__(self, opts: StoreOptions, db: Database) -> None:
+        self.opts = opts
+        self.db = db
+
+    def _image(self, row: tuple[str, str, dict[str, Any]]) -> Image:
+        image_id, name, config = row
+        return Image(image_id, name, self.opts.image_dir(image_id) / "rootfs", ImageConfig.from_json(config))
+
+    def get(self, name_or_id: str) -> Image:
+        """Look an image up; the built-in busybox is assembled on first use."""
+        name = normalize_name(name_or_id)
+        row = self.db.lookup_image(name)
+        if row is not None:
+            return self._image(row)
+        if name == BUILTIN_BUSYBOX:
+            return self._build_busybox()
+        raise NoSuchImageError(f"{name_or_id}: image not known")
+
+    def list(self) -> list[Image]:
+        return sorted((self._image(row) for row in self.db.all_images()), key=lambda i: i.config.created)
+
+    def remove(self, name_or_id: str) -> Image:
+        image = self.get(name_or_id) if normalize_name(name_or_id) != BUILTIN_BUSYBOX or \
+            self.db.lookup_image(BUILTIN_BUSYBOX) else None
+        if image is None:
+            raise NoSuchImageError(f"{name_or_id}: image not known")
+        users = self.db.containers_using_image(image.id)
+        if users:
+            raise ImageInUseError(f"image {image.name} is in use by {len(users)} container(s): {', '.join(sorted(users))}",
+                                  operation="image rm")
+        self.db.remove_image(image.id)
+        shutil.rmtree(self.opts.image_dir(image.id), ignore_errors=True)
+        return image
+
+    def _commit(self, name: str, image_id: str, staging: Path, config: ImageConfig) -> Image:
+        """Move a fully built image into place, then record it: never half an image."""
+        final = self.opts.image_dir(image_id)
+        config.created = time.time()
+        config.size = _dir_size(staging / "rootfs")
+        if final.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+        else:
+            os.rename(staging, final)
+        try:
+            self.db.add_image(image_id, name, config.__dict__)
+        except sqlite3.IntegrityError:
+            row = self.db.lookup_image(name)
+            if row is None or row[0] != image_id:
+                raise NameInUseError(f"image name {name!r} is already in use", operation="image import") from None
+        return self.get(image_id)
+
+    def _staging(self) -> Path:
+        parent = self.opts.root / "images"
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
+        (staging / "rootfs").mkdir()
+        return staging
+
+    def _build_busybox(self) -> Image:
+        binary = find_static_busybox()
+        digest = hashlib.sha256()
+        with binary.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        digest.update(BUSYBOX_LAYOUT_VERSION.encode())
+        image_id = digest.hexdigest()
+        staging = self._staging()
+        try:
+            root = staging / "rootfs"
+            for d in ("bin", "dev", "etc", "home", "proc", "root", "sys", "tmp", "usr/bin", "usr/sbin",
+                      "var/tmp", "run", "srv"):
+                (root / d).mkdir(parents=True, exist_ok=True)
+            os.chmod(root / "tmp", 0o1777)
+            os.chmod(root / "var/tmp", 0o1777)
+            os.chmod(root / "root", 0o700)
+            shutil.copy2(binary, root / "bin" / "busybox")
+            applets = subprocess.run([str(binary), "--list-full"], capture_output=True, text=True, check=True)
+            for applet in applets.stdout.split():
+                link = root / applet
+                if applet.endswith("/busybox") or link.exists():
+                    continue
+                link.parent.mkdir(parents=True, exist_ok=True)
+                os.symlink(os.path.relpath(root / "bin" / "busybox", link.parent), link)
+            (root / "etc/passwd").write_text(_PASSWD)
+            (root / "etc/group").write_text(_GROUP)
+            (root / "etc/hostname").write_text("")
+            (root / "etc/hosts").write_text("")
+            (root / "etc/resolv.conf").write_text("")
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return self._commit(BUILTIN_BUSYBOX, image_id, staging, ImageConfig(cmd=["sh"]))
+
+    def import_tarball(self, tarball: Path, name: str, *, cmd: list[str] | None = None) -> Image:
+        """``podman import``: a rootfs tarball (plain or compressed) becomes an image."""
+        if not tarball.is_file():
+            raise InvalidArgumentError(f"{tarball}: no such file", operation="image import")
+        name = normalize_name(name)
+        digest = hashlib.sha256()
+        with tarball.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        staging = self._staging()
+        try:
+            proc = subprocess.run(["tar", "--extract", "--numeric-owner", "--same-permissions", "--no-same-owner"
+                                   if os.geteuid() else "--same-owner", "-f", str(tarball), "-C", str(staging / "rootfs")],
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RuntimeFailure(f"importing {tarball}: {proc.stderr.strip()}", operation="image import")
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return self._commit(name, digest.hexdigest(), staging, ImageConfig(cmd=cmd or []))

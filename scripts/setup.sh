@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs everything kernelext and its tests need, idempotently: the system
+# packages (runc, conmon, busybox-static, ...) and a virtual environment in
+# .venv with kernelext installed in it. Run as root on Debian bookworm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SYSTEM_PACKAGES=(runc conmon busybox-static tar zstd iproute2 procps)
+
+missing=()
+for pkg in "${SYSTEM_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PYTHON=${PYTHON:-python3}
+"$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), "kernelext needs Python >= 3.11"'
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+echo "setup: done ($(.venv/bin/python --version), $(runc --version | head -1), $(conmon --version | head -1))"

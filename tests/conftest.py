@@ -1,0 +1,89 @@
+"""Shared fixtures: every test gets its own store and leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from kernelext import Runtime
+from kernelext.oci.monitor import process_start_time
+
+ROOT = os.geteuid() == 0
+CONMON_GRACE_S = 10.0
+needs_root = pytest.mark.skipif(not ROOT, reason="runs real runc + conmon as root")
+
+
+def _mounts_under(base: Path) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(str(base))]
+
+
+def _conmons_for(base: Path) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or process_start_time(int(entry)) is None:
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if cmdline.startswith(b"conmon\0") or b"/conmon\0" in cmdline.split(b"\0", 1)[0] + b"\0":
+            if str(base).encode() in cmdline:
+                found.append(int(entry))
+    return found
+
+
+@dataclass
+class Store:
+    """A private store: its runtime and the CLI pointed at it."""
+
+    base: Path
+    runtime: Runtime
+
+    @property
+    def args(self) -> list[str]:
+        return ["--root", str(self.runtime.opts.root), "--runroot", str(self.runtime.opts.runroot)]
+
+    def cli(self, *argv: str, timeout: float = 60, input: bytes | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "kernelext", *self.args, *argv], capture_output=True,
+                              text=True, timeout=timeout, input=None if input is None else input.decode())
+
+    def runc_containers(self) -> list[str]:
+        root = self.runtime.opts.runc_root
+        return sorted(os.listdir(root)) if root.exists() else []
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    if not ROOT:
+        pytest.skip("runs real runc + conmon as root")
+    rt = Runtime(tmp_path / "root", tmp_path / "run")
+    st = Store(tmp_path, rt)
+    try:
+        yield st
+    finally:
+        for ctr in rt.list():
+            try:
+                ctr.remove(force=True)
+            except Exception:  # noqa: BLE001 - best effort; the checks below report leaks
+                pass
+        rt.close()
+    assert _mounts_under(tmp_path) == [], "leftover mounts"
+    assert st.runc_containers() == [], "leftover runc containers"
+    # conmon outlives its container by the exit command's run time.
+    deadline = time.monotonic() + CONMON_GRACE_S
+    while _conmons_for(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _conmons_for(tmp_path) == [], "leftover conmon processes"
+
+
+@pytest.fixture
+def runtime(store: Store) -> Runtime:
+    return store.runtime
