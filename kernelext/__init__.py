@@ -22,6 +22,7 @@ from kernelext.errors import (
     ContainerRunningError,
     ContainerStateError,
     ContainerStoppedError,
+    CopyError,
     ImageInUseError,
     InvalidArgumentError,
     KernelextError,
@@ -35,6 +36,20 @@ from kernelext.errors import (
 
 __version__ = "0.1.0"
 
+
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext kernelext``: the ``%container`` magics (imported only here, to keep the CLI lean)."""
+    from kernelext.magics import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: object) -> None:
+    from kernelext.magics import unload
+
+    unload(ipython)
+
+
 __all__ = [
     "CommandNotFoundError",
     "ConmonDiedError",
@@ -44,6 +59,7 @@ __all__ = [
     "ContainerStateError",
     "ContainerStatus",
     "ContainerStoppedError",
+    "CopyError",
     "Event",
     "ExecResult",
     "ImageInUseError",
@@ -60,4 +76,6 @@ __all__ = [
     "WaitTimeoutError",
     "__version__",
     "default_runtime",
+    "load_ipython_extension",
+    "unload_ipython_extension",
 ]

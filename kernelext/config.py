@@ -23,9 +23,23 @@ ENV_CRIU = "KERNELEXT_CRIU"
 DEFAULT_ROOT = "/var/lib/kernelext/storage"
 DEFAULT_RUNROOT = "/run/kernelext/storage"
 
+#: Where scripts/provision-criu.sh unpacks CRIU 4 when the system's criu fails
+#: here (DESIGN.md §4), and the wrapper that runs it through its own loader.
+CRIU_PREFIX = Path("/opt/kernelext/criu")
+PROVISIONED_CRIU = CRIU_PREFIX / "criu"
+
 
 def _find(name: str, env: str) -> str:
     return os.environ.get(env) or shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin") or name
+
+
+def find_criu(explicit: str | None = None) -> str | None:
+    """The CRIU to use: an explicit choice, ``KERNELEXT_CRIU``, the provisioned one, else ``criu`` on PATH."""
+    if explicit or os.environ.get(ENV_CRIU):
+        return explicit or os.environ[ENV_CRIU]
+    if os.access(PROVISIONED_CRIU, os.X_OK):
+        return str(PROVISIONED_CRIU)
+    return shutil.which("criu") or shutil.which("criu", path="/usr/sbin:/sbin")
 
 
 @dataclass(frozen=True)
@@ -40,13 +54,13 @@ class StoreOptions:
 
     @classmethod
     def from_env(cls, root: str | os.PathLike[str] | None = None,
-                 runroot: str | os.PathLike[str] | None = None) -> StoreOptions:
+                 runroot: str | os.PathLike[str] | None = None, criu: str | None = None) -> StoreOptions:
         return cls(
             root=Path(root or os.environ.get(ENV_ROOT) or DEFAULT_ROOT).absolute(),
             runroot=Path(runroot or os.environ.get(ENV_RUNROOT) or DEFAULT_RUNROOT).absolute(),
             runc=_find("runc", ENV_RUNC),
             conmon=_find("conmon", ENV_CONMON),
-            criu=os.environ.get(ENV_CRIU),
+            criu=criu or os.environ.get(ENV_CRIU),  # None: find_criu() picks at use
         )
 
     # Persistent layout under root.
@@ -84,10 +98,10 @@ class StoreOptions:
         return self.runroot / "runc"
 
     def pid_file(self, ctr_id: str) -> Path:
-        return self.runroot / "pids" / f"{ctr_id}.pid"
+        return self.persist_dir(ctr_id) / "pid"
 
     def conmon_pid_file(self, ctr_id: str) -> Path:
-        return self.runroot / "pids" / f"{ctr_id}.conmon.pid"
+        return self.persist_dir(ctr_id) / "conmon.pid"
 
     @property
     def events_file(self) -> Path:
@@ -96,5 +110,5 @@ class StoreOptions:
     def ensure_dirs(self) -> None:
         for path in (self.root / "images", self.root / "containers", self.root / "overlay",
                      self.exits_dir, self.runroot / "persist", self.runroot / "locks",
-                     self.runroot / "pids", self.events_file.parent):
+                     self.events_file.parent):
             path.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -17,7 +17,8 @@ subclasses the standard exception a caller would already catch::
     │   └── CommandNotFoundError                       exit code 127 / 126
     ├── ConmonDiedError(KernelextError, RuntimeError)
     ├── WaitTimeoutError(KernelextError, TimeoutError)
-    └── PermissionRequiredError(KernelextError, PermissionError)
+    ├── PermissionRequiredError(KernelextError, PermissionError)
+    └── CopyError(KernelextError, OSError)            cp, put/get archive, stat
 
 Errors carry the container (name or ID) and the operation, and render as a
 single line in notebooks through ``_render_traceback_``.
@@ -32,6 +33,7 @@ __all__ = [
     "ContainerRunningError",
     "ContainerStateError",
     "ContainerStoppedError",
+    "CopyError",
     "ImageInUseError",
     "InvalidArgumentError",
     "KernelextError",
@@ -126,3 +128,7 @@ class WaitTimeoutError(KernelextError, TimeoutError):
 
 class PermissionRequiredError(KernelextError, PermissionError):
     """The operation needs privileges this process lacks (e.g. root for CRIU)."""
+
+
+class CopyError(KernelextError, OSError):
+    """Copying files into or out of a container failed (missing path, refused entry, ...)."""

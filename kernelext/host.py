@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kernelext.config import StoreOptions
+from kernelext.config import StoreOptions, find_criu
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CHECK_TIMEOUT_S = 30
@@ -70,7 +70,7 @@ def _overlay() -> Feature:
 
 
 def criu_binary(opts: StoreOptions) -> str | None:
-    return opts.criu or shutil.which("criu") or shutil.which("criu", path="/usr/sbin:/sbin")
+    return find_criu(opts.criu)
 
 
 def _criu(opts: StoreOptions, rootless: bool) -> tuple[Feature, Feature]:

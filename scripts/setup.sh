@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SYSTEM_PACKAGES=(runc conmon busybox-static tar zstd iproute2 procps)
+# chromium and a font: the browser test of the widgets (Playwright drives the system browser).
+SYSTEM_PACKAGES=(runc conmon busybox-static tar zstd iproute2 procps chromium fonts-dejavu-core)
 
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do
@@ -17,6 +18,9 @@ if ((${#missing[@]})); then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# CRIU 4 for checkpoint/restore, in a private prefix when the system's fails (DESIGN.md §4).
+scripts/provision-criu.sh
 
 PYTHON=${PYTHON:-python3}
 "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), "kernelext needs Python >= 3.11"'

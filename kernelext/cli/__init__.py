@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from kernelext.core.runtime import Runtime
 
     try:
-        with Runtime(args.root, args.runroot) as rt:
+        with Runtime(args.root, args.runroot, criu=args.criu) as rt:
             return COMMANDS[args.cmd](rt, args)
     except KernelextError as exc:
         sys.stderr.write(f"Error: {exc}\n")

@@ -27,12 +27,13 @@ from kernelext.cli.format import (
     render_template,
     table,
 )
-from kernelext.cli.parser import UsageError
+from kernelext.cli.parser import UsageError, create_options
+from kernelext.core import engine
 from kernelext.core.container import Container
 from kernelext.core.inspect import format_time
 from kernelext.core.runtime import Runtime
 from kernelext.core.state import DEFAULT_DETACH_KEYS, ContainerStatus
-from kernelext.errors import ContainerRemovedError, ContainerStoppedError, KernelextError, NoSuchContainerError
+from kernelext.errors import ContainerRemovedError, KernelextError, NoSuchContainerError
 from kernelext.oci.attach import Detached, Stream, parse_detach_keys, pump
 
 Handler = Callable[[Runtime, argparse.Namespace], int]
@@ -74,43 +75,19 @@ def _each(rt: Runtime, names: list[str], action: Callable[[Container], Any], *, 
 
 
 # ------------------------------------------------------------------- creation
-def _create_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    labels = {}
-    for item in args.label:
-        key, _, value = item.partition("=")
-        labels[key] = value
-    return dict(command=args.command or None, name=args.name, env=args.env, workdir=args.workdir, user=args.user,
-                tty=args.tty, stdin=args.interactive, network=args.network, restart_policy=args.restart,
-                stop_signal=args.stop_signal, stop_timeout=args.stop_timeout, auto_remove=args.rm, labels=labels,
-                entrypoint=None if args.entrypoint is None else ([args.entrypoint] if args.entrypoint else []))
-
-
 @command("create")
 def cmd_create(rt: Runtime, args: argparse.Namespace) -> int:
-    out(rt.create(args.image, **_create_kwargs(args)).id)
+    out(rt.create(args.image, **create_options(args)).id)
     return 0
 
 
 @command("run")
 def cmd_run(rt: Runtime, args: argparse.Namespace) -> int:
-    ctr = rt.create(args.image, **_create_kwargs(args))
     if args.detach:
-        try:
-            ctr.start()
-        except KernelextError:
-            if args.rm:
-                _remove_quietly(ctr)
-            raise
-        out(ctr.id)
+        out(rt.run(args.image, **create_options(args)).id)
         return 0
+    ctr = rt.create(args.image, **create_options(args))
     return attach_and_wait(ctr, start=True, stdin=args.interactive, detach_keys=args.detach_keys, remove=args.rm)
-
-
-def _remove_quietly(ctr: Container) -> None:
-    try:
-        ctr.remove(force=True)
-    except ContainerRemovedError:
-        pass  # conmon's exit command (cleanup --rm) got there first
 
 
 @contextmanager
@@ -168,12 +145,7 @@ def _write_packet(stream: Stream, data: bytes) -> None:
 def attach_and_wait(ctr: Container, *, start: bool, stdin: bool, detach_keys: str | None, remove: bool) -> int:
     """podman's attached run / start -a / attach: stream, then the container's exit code."""
     keys = parse_detach_keys(DEFAULT_DETACH_KEYS if detach_keys is None else detach_keys)
-    try:
-        conn = ctr.attach(start=start)
-    except KernelextError:
-        if remove:
-            _remove_quietly(ctr)
-        raise
+    conn = engine.attach_and_start(ctr, start=start, remove=remove)
     try:
         with _terminal(ctr, ctr.config.tty and stdin), _signal_proxy(ctr, not ctr.config.tty):
             pump(conn, _write_packet, stdin=sys.stdin.buffer if stdin else None, detach_keys=keys if stdin else b"")
@@ -183,7 +155,7 @@ def attach_and_wait(ctr: Container, *, start: bool, stdin: bool, detach_keys: st
         conn.close()
     code = ctr.wait()
     if remove:
-        _remove_quietly(ctr)
+        engine.remove_quietly(ctr)
     return code
 
 
@@ -196,10 +168,7 @@ def cmd_start(rt: Runtime, args: argparse.Namespace) -> int:
         ctr = rt.get(args.containers[0])
         return attach_and_wait(ctr, start=True, stdin=args.interactive, detach_keys=args.detach_keys, remove=False)
 
-    def start(ctr: Container) -> None:
-        if ctr.status is not ContainerStatus.RUNNING:  # podman's start is idempotent
-            ctr.start()
-    return _each(rt, args.containers, start)
+    return _each(rt, args.containers, engine.start)
 
 
 @command("stop")
@@ -208,19 +177,7 @@ def cmd_stop(rt: Runtime, args: argparse.Namespace) -> int:
     if not names and not args.all:
         raise UsageError("you must provide at least one container name or ID")
 
-    def stop(ctr: Container) -> None:
-        try:
-            ctr.stop(args.time)
-        except ContainerStoppedError:
-            pass  # podman's stop is idempotent
-        if ctr.config.auto_remove:
-            _remove_quietly(ctr)
-        else:
-            try:
-                ctr.cleanup()
-            except KernelextError:
-                pass  # restarted or cleaned up by the exit command meanwhile
-    return _each(rt, names, stop)
+    return _each(rt, names, lambda c: engine.stop(c, args.time))
 
 
 @command("kill")
@@ -245,7 +202,7 @@ def cmd_restart(rt: Runtime, args: argparse.Namespace) -> int:
 
 @command("wait")
 def cmd_wait(rt: Runtime, args: argparse.Namespace) -> int:
-    interval = parse_interval(args.interval) if not args.interval.isdigit() else float(args.interval) / 1000
+    interval = parse_interval(args.interval)
     code = 0
     for name in args.containers:
         try:
@@ -414,6 +371,125 @@ def cmd_export(rt: Runtime, args: argparse.Namespace) -> int:
         sys.stdout.flush()
         ctr.export(sys.stdout.buffer)
     return 0
+
+
+_BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+@command("cp")
+def cmd_cp(rt: Runtime, args: argparse.Namespace) -> int:
+    paths = list(args.paths)
+    archive = _BOOL_WORDS.get(str(args.archive).lower())
+    if archive is None:  # "-a SRC DST": the flag's optional value took SRC
+        paths.insert(0, args.archive)
+        archive = True
+    if len(paths) != 2:
+        raise UsageError(f"accepts 2 arg(s), received {len(paths)}")
+    sys.stdout.flush()
+    rt.copy(paths[0], paths[1], archive=archive, overwrite=args.overwrite)
+    return 0
+
+
+@command("diff")
+def cmd_diff(rt: Runtime, args: argparse.Namespace) -> int:
+    changes = rt.get(args.container).diff()
+    if args.format == "json":
+        groups: dict[str, list[str]] = {"changed": [], "added": [], "deleted": []}
+        keys = {"C": "changed", "A": "added", "D": "deleted"}
+        for change in changes:
+            groups[keys[change.kind.value]].append(change.path)
+        out(json.dumps({k: v for k, v in groups.items() if v}, indent=4))
+    elif args.format:
+        raise UsageError(f"unsupported --format {args.format!r}: only 'json'")
+    else:
+        for change in changes:
+            out(str(change))
+    return 0
+
+
+@command("stat")
+def cmd_stat(rt: Runtime, args: argparse.Namespace) -> int:
+    doc = rt.get(args.container).stat(args.path).to_json()
+    if args.format and args.format != "json":
+        out(render_template(args.format, doc))
+    else:
+        out(json.dumps(doc, indent=4))
+    return 0
+
+
+def _targets(rt: Runtime, args: argparse.Namespace, eligible: Callable[[Container], bool]) -> list[str]:
+    """The containers named, or with --all the eligible ones, or with --latest the newest (podman's rules)."""
+    if (args.all or args.latest) and args.containers:
+        raise UsageError("--all or --latest and containers cannot be used together")
+    if args.all and args.latest:
+        raise UsageError("--all and --latest cannot be used together")
+    if args.all:
+        return [c.id for c in rt.list() if eligible(c)]
+    if args.latest:
+        containers = rt.list()
+        return [containers[-1].id] if containers else []
+    if not args.containers:
+        raise UsageError("you must provide at least one name or id")
+    return list(args.containers)
+
+
+def _run_each(rt: Runtime, names: list[str], action: Callable[[Container], dict[str, Any] | None],
+              print_stats: bool, duration_key: str) -> int:
+    """Checkpoint/restore each container: its name (or the stats JSON), errors one line each."""
+    started, code, statistics = time.monotonic(), 0, []
+    for name in names:
+        try:
+            stats = action(rt.get(name))
+        except KernelextError as exc:
+            err(f"Error: {exc}")
+            code = 125
+            continue
+        if stats is None:
+            out(name)
+        else:
+            statistics.append(stats)
+    if print_stats:
+        out(json.dumps({duration_key: int((time.monotonic() - started) * 1e6), "container_statistics": statistics},
+                       indent=4))
+    return code
+
+
+@command("checkpoint")
+def cmd_checkpoint(rt: Runtime, args: argparse.Namespace) -> int:
+    names = _targets(rt, args, lambda c: c.status is ContainerStatus.RUNNING)
+    options: dict[str, Any] = dict(
+        keep=args.keep, leave_running=args.leave_running, tcp_established=args.tcp_established,
+        file_locks=args.file_locks, export=args.export, ignore_rootfs=args.ignore_rootfs,
+        ignore_volumes=args.ignore_volumes, pre_checkpoint=args.pre_checkpoint, with_previous=args.with_previous,
+        compress=args.compress, print_stats=args.print_stats)
+    if args.export and len(names) > 1:
+        raise UsageError("--export can only be used with one container")
+    return _run_each(rt, names, lambda c: c.checkpoint(**options), args.print_stats, "checkpoint_duration")
+
+
+@command("restore")
+def cmd_restore(rt: Runtime, args: argparse.Namespace) -> int:
+    options: dict[str, Any] = dict(
+        keep=args.keep, tcp_established=args.tcp_established, tcp_close=args.tcp_close, file_locks=args.file_locks,
+        ignore_rootfs=args.ignore_rootfs, ignore_volumes=args.ignore_volumes, import_previous=args.import_previous,
+        print_stats=args.print_stats)
+    if args.import_:
+        if args.all or args.latest:
+            raise UsageError("cannot use --import with --all or --latest")
+        if args.containers:
+            raise UsageError("cannot use --import with positional arguments")
+        started = time.monotonic()
+        ctr = rt.restore_from_archive(args.import_, args.name, **options)
+        if args.print_stats:
+            out(json.dumps({"restore_duration": int((time.monotonic() - started) * 1e6),
+                            "container_statistics": [ctr.statistics]}, indent=4))
+        else:
+            out(ctr.id)
+        return 0
+    if args.name:
+        raise UsageError("--name can only be used with image or --import")
+    names = _targets(rt, args, lambda c: c.state.checkpointed and c.status is ContainerStatus.EXITED)
+    return _run_each(rt, names, lambda c: c.restore(**options), args.print_stats, "restore_duration")
 
 
 def _event_line(event: Any, fmt: str | None) -> str:

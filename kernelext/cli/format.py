@@ -86,6 +86,9 @@ def human_size(size: float) -> str:
 
 
 def parse_interval(text: str) -> float:
+    """A Go-style duration (``250ms``, ``2s``); a bare number is milliseconds, as podman's ``--interval``."""
+    if text.isdigit():
+        return int(text) / 1000
     match = _DURATION.match(text)
     if not match:
         raise UsageError(f"invalid duration {text!r}: use a number with ms, s, m or h")

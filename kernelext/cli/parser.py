@@ -30,9 +30,12 @@ class HelpRequested(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("exit_on_error", False)
-        super().__init__(*args, **kwargs)
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        try:
+            return super().parse_known_args(args, namespace)
+        except argparse.ArgumentError as exc:
+            self.error(str(exc))
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message}\nSee '{self.prog} --help'")
@@ -70,6 +73,15 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", help="image name or ID")
     p.add_argument("command", nargs=argparse.REMAINDER, help="command and arguments")
 
+
+
+def create_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of ``Runtime.create`` from a parsed create/run command line."""
+    labels = dict(item.partition("=")[::2] for item in args.label)
+    return dict(command=args.command or None, name=args.name, env=args.env, workdir=args.workdir, user=args.user,
+                tty=args.tty, stdin=args.interactive, network=args.network, restart_policy=args.restart,
+                stop_signal=args.stop_signal, stop_timeout=args.stop_timeout, auto_remove=args.rm, labels=labels,
+                entrypoint=None if args.entrypoint is None else ([args.entrypoint] if args.entrypoint else []))
 
 
 def _containers(p: argparse.ArgumentParser, nargs: str = "+") -> None:
@@ -169,6 +181,61 @@ def _export_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("container", metavar="CONTAINER")
 
 
+def _cp_flags(p: argparse.ArgumentParser) -> None:
+    # podman's -a is a boolean taking only "-a=false"; argparse's optional value may swallow
+    # SRC in "-a SRC DST", which the cp handler puts back.
+    p.add_argument("-a", "--archive", nargs="?", const="true", default="true", metavar="BOOL",
+                   help="chown files copied into a container to its user (default true; -a=false keeps the tar's)")
+    p.add_argument("--overwrite", action="store_true", help="allow a directory to replace a file and the reverse")
+    p.add_argument("paths", nargs="*", metavar="[CONTAINER:]PATH", help="source and destination ('-': a tar stream)")
+
+
+def _diff_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", help="'json'")
+    p.add_argument("container", metavar="CONTAINER")
+
+
+def _stat_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--format", help="'json' (default) or a Go template such as {{.size}}")
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("path", metavar="PATH", help="path inside the container (relative: to its working directory)")
+
+
+def _checkpoint_restore_common(p: argparse.ArgumentParser, what: str) -> None:
+    which = "running" if what == "checkpoint" else "checkpointed"
+    p.add_argument("-a", "--all", action="store_true", help=f"{what} all {which} containers")
+    p.add_argument("-l", "--latest", action="store_true", help="act on the latest container kernelext knows of")
+    p.add_argument("-k", "--keep", action="store_true", help="keep all temporary checkpoint files")
+    p.add_argument("--tcp-established", action="store_true",
+                   help=f"{what} a container with established TCP connections")
+    p.add_argument("--file-locks", action="store_true", help=f"{what} a container with file locks")
+    p.add_argument("--ignore-rootfs", action="store_true",
+                   help="do not include root file-system changes when exporting" if what == "checkpoint" else
+                   "do not apply root file-system changes when importing")
+    p.add_argument("--ignore-volumes", action="store_true", help="do not export or import volume contents")
+    p.add_argument("--print-stats", action="store_true", help="display checkpoint/restore statistics as JSON")
+    _containers(p, "*")
+
+
+def _checkpoint_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-R", "--leave-running", action="store_true",
+                   help="leave the container running after checkpointing")
+    p.add_argument("-e", "--export", help="export the checkpoint image to a tar archive")
+    p.add_argument("-P", "--pre-checkpoint", action="store_true", help="dump the container's memory information only, "
+                   "leaving the container running")
+    p.add_argument("--with-previous", action="store_true", help="checkpoint the container with a pre-checkpoint image")
+    p.add_argument("-c", "--compress", help="compression of the exported archive: zstd (default), gzip, none")
+    _checkpoint_restore_common(p, "checkpoint")
+
+
+def _restore_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tcp-close", action="store_true", help="restore a container but close its TCP connections")
+    p.add_argument("-i", "--import", dest="import_", help="restore from an exported checkpoint archive (tar.gz)")
+    p.add_argument("-n", "--name", help="name of the restored container (imports only): a new container ID")
+    p.add_argument("--import-previous", help="restore from an exported pre-checkpoint archive (tar.gz)")
+    _checkpoint_restore_common(p, "restore")
+
+
 def _events_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--since", help="show events since a timestamp or a duration")
     p.add_argument("--until", help="show events until a timestamp or a duration")
@@ -233,9 +300,13 @@ def _table(*specs: tuple[str, CommandSpec]) -> dict[str, CommandSpec]:
 
 CONTAINER_COMMANDS = _table(
     ("attach", CommandSpec("attach", "Attach to a running container", _attach_flags)),
+    ("checkpoint", CommandSpec("checkpoint", "Checkpoint one or more running containers with CRIU",
+                               _checkpoint_flags)),
     ("cleanup", CommandSpec("cleanup", "Clean up a container's runtime state and mounts after it exits",
                             _cleanup_flags)),
+    ("cp", CommandSpec("cp", "Copy files/folders between a container and the local filesystem", _cp_flags)),
     ("create", CommandSpec("create", "Create but do not start a container", _create_flags)),
+    ("diff", CommandSpec("diff", "Show what a container changed in its root filesystem", _diff_flags)),
     ("events", CommandSpec("events", "Show container events", _events_flags)),
     ("exec", CommandSpec("exec", "Run a process in a running container", _exec_flags)),
     ("export", CommandSpec("export", "Export a container's filesystem as a tar archive", _export_flags)),
@@ -246,9 +317,11 @@ CONTAINER_COMMANDS = _table(
     ("pause", CommandSpec("pause", "Pause all processes of containers", _containers)),
     ("ps", CommandSpec("ps", "List containers", _ps_flags, ("ls", "list"))),
     ("restart", CommandSpec("restart", "Restart one or more containers", _restart_flags)),
+    ("restore", CommandSpec("restore", "Restore one or more checkpointed containers", _restore_flags)),
     ("rm", CommandSpec("rm", "Remove one or more containers", _rm_flags, ("remove",))),
     ("run", CommandSpec("run", "Run a command in a new container", _run_flags)),
     ("start", CommandSpec("start", "Start one or more containers", _start_flags)),
+    ("stat", CommandSpec("stat", "Show a container path's file information as JSON", _stat_flags)),
     ("stats", CommandSpec("stats", "Show resource usage of containers", _stats_flags)),
     ("stop", CommandSpec("stop", "Stop one or more containers", _stop_flags)),
     ("top", CommandSpec("top", "Show the processes of a container", _top_flags)),
@@ -314,6 +387,7 @@ def _top_parser() -> argparse.ArgumentParser:
                      epilog=_listing(None))
     parser.add_argument("--root", help="storage root directory (env KERNELEXT_ROOT)")
     parser.add_argument("--runroot", help="storage state directory (env KERNELEXT_RUNROOT)")
+    parser.add_argument("--criu", help="CRIU binary for checkpoint/restore (env KERNELEXT_CRIU)")
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
                         help="log messages at or above this level")
     parser.add_argument("command", nargs="?", metavar="COMMAND")
@@ -338,4 +412,5 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         raise UsageError(f"missing command '{PROG} {group} COMMAND'")
     args = command_parser(name, group).parse_args(rest)
     args.root, args.runroot, args.log_level = options.root, options.runroot, options.log_level
+    args.criu = options.criu
     return args

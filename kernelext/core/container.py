@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
-from kernelext.core.logs import LogLine, follow_log, read_log
 from kernelext.core.state import (
     ACTIVE_STATES,
     ALLOWED_FROM,
@@ -55,7 +54,10 @@ from kernelext.storage.overlay import Layer
 from kernelext.storage.users import resolve_user
 
 if TYPE_CHECKING:
+    from kernelext.core.copy import FileInfo
+    from kernelext.core.logs import LogLine
     from kernelext.core.runtime import Runtime
+    from kernelext.storage.layerdiff import Change
 
 log = logging.getLogger("kernelext")
 S = ContainerStatus
@@ -94,6 +96,8 @@ class Container:
         self.state = state
         self._lock = runtime._lock_for(config.id)
         self._batched = False
+        #: What the last checkpoint/restore through this object asked with ``print_stats`` measured.
+        self.statistics: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ basics
     @property
@@ -255,11 +259,12 @@ class Container:
 
     # ------------------------------------------------------ internal operations
     def _remove_conmon_files(self) -> None:
+        """Forget the previous run's exit file, PID files and sockets (conmon makes new ones)."""
         opts = self._runtime.opts
-        for path in (opts.exit_file(self.id), opts.persist_dir(self.id) / "exit", opts.persist_dir(self.id) / "oom",
-                     self.bundle / "attach", self.bundle / "ctl", self.bundle / "winsz", opts.pid_file(self.id),
-                     opts.conmon_pid_file(self.id)):
-            path.unlink(missing_ok=True)
+        opts.exit_file(self.id).unlink(missing_ok=True)
+        shutil.rmtree(opts.persist_dir(self.id), ignore_errors=True)
+        for name in ("attach", "ctl", "winsz"):
+            (self.bundle / name).unlink(missing_ok=True)
 
     def _mount_storage(self) -> Path:
         merged = self.layer.mount()
@@ -298,9 +303,9 @@ class Container:
         inputs = spec.SpecInputs(rootfs=rootfs, user=user, image_env=image.config.env,
                                  etc_files=self._write_etc_files())
         document = spec.generate(self.config, inputs)
-        tmp = self.bundle / "config.json.tmp"
-        tmp.write_text(json.dumps(document))
-        os.replace(tmp, self.bundle / "config.json")
+        # Written in place (a new inode costs a millisecond on these disks): only
+        # conmon and runc read it, while we hold the container lock.
+        (self.bundle / "config.json").write_text(json.dumps(document))
 
     def _conmon_options(self, **overrides: Any) -> conmon.ConmonOptions:
         opts = self._runtime.opts
@@ -313,7 +318,8 @@ class Container:
 
     def _init(self, *, retain_retries: bool = False) -> None:
         """Create the container in runc under a new conmon (state ``initialized``)."""
-        self._remove_conmon_files()
+        if self.state.conmon_pid:
+            self._remove_conmon_files()
         try:
             rootfs = self._mount_storage()
             self._write_spec(rootfs)
@@ -543,7 +549,7 @@ class Container:
     def restart(self, timeout: int | None = None) -> None:
         with self._locked():
             if self.state.status in (S.PAUSED, S.UNKNOWN, S.REMOVING, S.STOPPING):
-                raise ContainerStateError(f"unable to restart a container in a paused or unknown state",
+                raise ContainerStateError("unable to restart a container in a paused or unknown state",
                                           container=self.name, operation="restart")
             self._event("restart")
             if self.state.status in (S.RUNNING, S.CREATED):
@@ -699,6 +705,75 @@ class Container:
                                      operation="export")
             self._event("export")
 
+    def checkpoint(self, *, keep: bool = False, leave_running: bool = False, tcp_established: bool = False,
+                   file_locks: bool = False, export: str | os.PathLike[str] | None = None,
+                   ignore_rootfs: bool = False, ignore_volumes: bool = False, pre_checkpoint: bool = False,
+                   with_previous: bool = False, compress: str | None = None,
+                   print_stats: bool = False) -> dict[str, Any] | None:
+        """Checkpoint the running container with CRIU (podman's options); statistics with ``print_stats``.
+
+        Afterwards it is ``exited`` with ``Checkpointed`` set, or still running
+        with ``leave_running`` / ``pre_checkpoint``. ``export`` also writes an
+        archive that :meth:`Runtime.restore_from_archive` brings back anywhere.
+        """
+        from kernelext.core import checkpoint as cr
+
+        options = cr.CheckpointOptions.build(
+            keep=keep, leave_running=leave_running, tcp_established=tcp_established, file_locks=file_locks,
+            export=export, ignore_rootfs=ignore_rootfs, ignore_volumes=ignore_volumes, pre_checkpoint=pre_checkpoint,
+            with_previous=with_previous, compress=compress, print_stats=print_stats)
+        with self._locked():
+            stats = cr.checkpoint(self, options)
+        if self.config.auto_remove and options.stops_container:
+            self.remove()  # podman: an exported --rm container goes away
+        self.statistics = stats.to_dict() if print_stats else None
+        return self.statistics
+
+    def restore(self, *, keep: bool = False, tcp_established: bool = False, tcp_close: bool = False,
+                file_locks: bool = False, import_: str | os.PathLike[str] | None = None, ignore_rootfs: bool = False,
+                ignore_volumes: bool = False, import_previous: str | os.PathLike[str] | None = None,
+                print_stats: bool = False) -> dict[str, Any] | None:
+        """Restore the container from its checkpoint (or ``import_``, an exported archive) under a new conmon."""
+        from kernelext.core import checkpoint as cr
+
+        options = cr.RestoreOptions.build(
+            keep=keep, tcp_established=tcp_established, tcp_close=tcp_close, file_locks=file_locks, import_=import_,
+            ignore_rootfs=ignore_rootfs, ignore_volumes=ignore_volumes, import_previous=import_previous,
+            print_stats=print_stats)
+        with self._locked():
+            stats = cr.restore(self, options)
+        self.statistics = stats.to_dict() if print_stats else None
+        return self.statistics
+
+    # Files in and out (kernelext.core.copy): any state; the lock is held while the root is acquired.
+    def put_archive(self, path: str, tar_stream: BinaryIO, chown: bool = True, overwrite: bool = False) -> None:
+        """Extract a tar stream (gzip, bzip2, xz or zstd detected) into the directory ``path``.
+
+        ``chown``: owned by the container's user; otherwise the archive's owners.
+        ``overwrite``: a directory may replace a non-directory and the reverse.
+        """
+        from kernelext.core import copy as cp
+
+        cp.put_archive(self, path, tar_stream, chown=chown, overwrite=overwrite)
+
+    def get_archive(self, path: str) -> tuple[BinaryIO, FileInfo]:
+        """A tar stream of ``path`` and its :class:`~kernelext.core.copy.FileInfo`; close the stream."""
+        from kernelext.core import copy as cp
+
+        return cp.get_archive(self, path)
+
+    def stat(self, path: str) -> FileInfo:
+        """The :class:`~kernelext.core.copy.FileInfo` of ``path`` (symlinks resolved inside the container)."""
+        from kernelext.core import copy as cp
+
+        return cp.stat_path(self, path)
+
+    def diff(self) -> list[Change]:
+        """What the container changed against its image: :class:`~kernelext.storage.layerdiff.Change` (A/C/D)."""
+        from kernelext.core import copy as cp
+
+        return cp.diff(self)
+
     # Artifacts: files kept beside the container, included in checkpoint exports.
     def _artifact_path(self, name: str) -> Path:
         if not name or "/" in name or name in (".", ".."):
@@ -744,7 +819,7 @@ class Container:
             opts = self._runtime.opts
             shutil.rmtree(self.bundle.parent, ignore_errors=True)
             shutil.rmtree(opts.persist_dir(self.id), ignore_errors=True)
-            self._remove_conmon_files()
+            opts.exit_file(self.id).unlink(missing_ok=True)
             self._runtime.db.remove_container(self.id)
             self._event("remove")
         opts.lock_file(self.id).unlink(missing_ok=True)
@@ -783,6 +858,8 @@ class Container:
     def logs(self, *, since: float | None = None, until: float | None = None, tail: int | None = None,
              follow: bool = False) -> Iterator[LogLine]:
         """The container's output from its k8s-file log; ``follow`` continues until it exits."""
+        from kernelext.core.logs import follow_log, read_log
+
         if not follow:
             return iter(read_log(self.log_path, since=since, until=until, tail=tail))
 

@@ -10,6 +10,7 @@ events (another kernel, the CLI, conmon's exit command).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -45,6 +46,8 @@ class EventLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._subscribers: list[Subscriber] = []
+        self._watchers: list[Subscriber] = []
+        self._watch_stop: threading.Event | None = None
         self._lock = threading.Lock()
 
     def emit(self, status: str, ctr_id: str, name: str, image: str = "", type_: str = "container",
@@ -71,6 +74,37 @@ class EventLog:
                 if callback in self._subscribers:
                     self._subscribers.remove(callback)
         return unsubscribe
+
+    def watch(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback`` for each new event of any process; returns the function that stops it.
+
+        One thread per log tails the file for all watchers, and ends with the last of them.
+        """
+        with self._lock:
+            self._watchers.append(callback)
+            if self._watch_stop is None:
+                self._watch_stop = threading.Event()
+                threading.Thread(target=self._tail, args=(self._watch_stop,), daemon=True,
+                                 name="kernelext-events").start()
+
+        def unwatch() -> None:
+            with self._lock:
+                if callback in self._watchers:
+                    self._watchers.remove(callback)
+                if not self._watchers and self._watch_stop is not None:
+                    self._watch_stop.set()
+                    self._watch_stop = None
+        return unwatch
+
+    def _tail(self, stop: threading.Event) -> None:
+        for event in self.follow(stop=stop):
+            with self._lock:
+                watchers = list(self._watchers)
+            for callback in watchers:
+                try:
+                    callback(event)
+                except Exception:  # noqa: BLE001 - one broken watcher must not silence the others
+                    logging.getLogger("kernelext").exception("event watcher failed")
 
     def read(self, since: float | None = None, until: float | None = None) -> list[Event]:
         try:

@@ -8,7 +8,6 @@ process died is dropped the next time anyone looks.
 from __future__ import annotations
 
 import os
-import secrets
 import selectors
 import subprocess
 from collections.abc import Callable
@@ -34,7 +33,7 @@ def run(ctr: Container, command: list[str], *, tty: bool, stdin: BinaryIO | int 
 
     if not command:
         raise ContainerStateError("exec needs a command", container=ctr.name, operation="exec")
-    session_id = secrets.token_hex(32)
+    session_id = os.urandom(32).hex()
     with ctr._locked():
         if ctr.state.status is not ContainerStatus.RUNNING:
             raise ContainerStateError("can only create exec sessions on running containers: container state improper",

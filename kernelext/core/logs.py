@@ -10,7 +10,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -34,6 +33,8 @@ class LogLine:
 
 def parse_timestamp(text: str) -> float:
     """RFC 3339 with nanoseconds (Python parses at most microseconds)."""
+    from datetime import datetime
+
     date, dot, rest = text.partition(".")
     if dot:
         digits = len(rest) - len(rest.lstrip("0123456789"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 
 _ADJECTIVES = (
     "admiring", "brave", "busy", "clever", "cool", "eager", "elegant", "epic", "focused", "gallant", "happy",
@@ -17,4 +17,5 @@ _SURNAMES = (
 
 
 def random_name() -> str:
-    return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_SURNAMES)}_{secrets.token_hex(2)}"
+    noise = os.urandom(4)
+    return f"{_ADJECTIVES[noise[0] % len(_ADJECTIVES)]}_{_SURNAMES[noise[1] % len(_SURNAMES)]}_{noise[2:].hex()}"

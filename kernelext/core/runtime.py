@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 import shutil
 import sqlite3
 import sys
@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import kernelext
 from kernelext.config import StoreOptions
@@ -56,8 +56,8 @@ class Runtime:
     """
 
     def __init__(self, root: str | Path | None = None, runroot: str | Path | None = None, *,
-                 options: StoreOptions | None = None) -> None:
-        self.opts = options or StoreOptions.from_env(root, runroot)
+                 options: StoreOptions | None = None, criu: str | None = None) -> None:
+        self.opts = options or StoreOptions.from_env(root, runroot, criu)
         self.opts.ensure_dirs()
         self.db = Database(self.opts.database)
         self.images = ImageStore(self.opts, self.db)
@@ -108,7 +108,7 @@ class Runtime:
         workdir = workdir or img.config.workdir or "/"
         if not workdir.startswith("/"):
             raise InvalidArgumentError(f"workdir {workdir!r} must be an absolute path")
-        ctr_id = secrets.token_hex(32)
+        ctr_id = os.urandom(32).hex()
         config = ContainerConfig(
             id=ctr_id, name=name or random_name(), image_id=img.id, image_name=img.name, command=cmd,
             entrypoint=entry, env=list(env), workdir=workdir, user=user or "", tty=tty, stdin=stdin,
@@ -189,6 +189,30 @@ class Runtime:
         container.remove(force=force)
         return container
 
+    def restore_from_archive(self, path: str | Path, name: str | None = None, *, keep: bool = False,
+                             tcp_established: bool = False, tcp_close: bool = False, file_locks: bool = False,
+                             ignore_rootfs: bool = False, ignore_volumes: bool = False,
+                             import_previous: str | Path | None = None, print_stats: bool = False) -> Container:
+        """Bring back an exported checkpoint: the same container ID, or a new one named ``name``.
+
+        Needs the container's image in this store. Nothing is left behind if it
+        fails; with ``print_stats`` the statistics are in ``container.statistics``.
+        """
+        from kernelext.core import checkpoint as cr
+
+        archive = Path(path).absolute()
+        options: dict[str, Any] = dict(keep=keep, tcp_established=tcp_established, tcp_close=tcp_close, file_locks=file_locks,
+                       ignore_rootfs=ignore_rootfs, ignore_volumes=ignore_volumes, import_previous=import_previous,
+                       print_stats=print_stats)
+        cr.RestoreOptions.build(import_=archive, name=name, **options)  # refuse bad options before creating anything
+        container = cr.import_archive(self, archive, name)
+        try:
+            container.restore(import_=archive, **options)
+        except BaseException:
+            container.remove(force=True)
+            raise
+        return container
+
     # ----------------------------------------------------------------- images
     def image(self, name_or_id: str) -> Image:
         return self.images.get(name_or_id)
@@ -205,6 +229,19 @@ class Runtime:
         image = self.images.remove(name_or_id)
         self.events.emit("remove", image.id, image.name, image.name, type_="image")
         return image
+
+    # ------------------------------------------------------------------- copy
+    def copy(self, src: str, dst: str, archive: bool = True, overwrite: bool = False, *,
+             stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        """podman cp: ``[container:]path`` forms in both directions and container to container.
+
+        ``-`` reads a (compressed) tar from ``stdin`` or writes one to ``stdout``
+        (default: the process's). ``archive``: files copied into a container are
+        owned by its user. ``overwrite``: a directory may replace a file and the reverse.
+        """
+        from kernelext.core import copy as cp
+
+        cp.copy(self, src, dst, archive=archive, overwrite=overwrite, stdin=stdin, stdout=stdout)
 
 
 _lock = threading.Lock()

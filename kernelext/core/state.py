@@ -7,7 +7,6 @@ own and shared by the core, the CLI and the widgets (which enable buttons from
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,6 +65,22 @@ ALLOWED_FROM: dict[str, frozenset[ContainerStatus]] = {
     "restore": frozenset({S.CONFIGURED, S.EXITED}),
     "remove": _ANY,
 }
+
+#: The actions a front end offers (panel buttons), in display order.
+ACTIONS = ("start", "stop", "kill", "pause", "unpause", "restart", "checkpoint", "restore", "remove")
+
+
+def allowed_actions(status: ContainerStatus, *, checkpointed: bool = False) -> list[str]:
+    """The actions the state machine allows now: what a panel enables."""
+    allowed = {action for action in ACTIONS if action in ALLOWED_FROM and status in ALLOWED_FROM[action]}
+    if status is S.RUNNING:
+        allowed.discard("start")  # allowed by podman's CLI as a no-op, but pointless as a button
+    if not checkpointed:
+        allowed.discard("restore")
+    if status not in (S.CONFIGURED, S.STOPPED, S.EXITED):
+        allowed.discard("remove")  # a running container needs force: stop it first
+    return [action for action in ACTIONS if action in allowed]
+
 
 #: States in which conmon may still be alive and the exit file must be checked.
 ACTIVE_STATES = frozenset({S.CREATED, S.RUNNING, S.STOPPED, S.STOPPING, S.PAUSED})
@@ -150,7 +165,9 @@ class ContainerConfig:
         return [*self.entrypoint, *self.command]
 
     def to_json(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
+        data = dict(self.__dict__)  # flat fields: no need for asdict's deep copy
+        data["command"], data["entrypoint"], data["env"] = list(self.command), list(self.entrypoint), list(self.env)
+        data["labels"] = dict(self.labels)
         data["network"] = self.network.value
         data["restart_policy"] = str(self.restart_policy)
         return data
@@ -188,7 +205,7 @@ class ContainerRuntimeState:
     restored_at: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
+        data = dict(self.__dict__)  # all fields are scalars
         data["status"] = self.status.value
         return data
 

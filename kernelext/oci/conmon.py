@@ -43,11 +43,14 @@ class ConmonOptions:
     exit_command: list[str] = field(default_factory=list)
     restore_from: Path | None = None
     runtime_opts: list[str] = field(default_factory=list)
+    #: Global runc options (``--runtime-arg``), e.g. ``--criu=PATH`` for a restore.
+    runtime_args: list[str] = field(default_factory=list)
     log_level: str = "warning"
 
     def argv(self, conmon: str) -> list[str]:
         args = [conmon, "--api-version", CONMON_API_VERSION, "-c", self.ctr_id, "-u", self.ctr_id,
                 "-r", self.runc, "--runtime-arg", f"--root={self.runc_root}",
+                *(a for arg in self.runtime_args for a in ("--runtime-arg", arg)),
                 "-b", str(self.bundle), "-p", str(self.pid_file), "-n", self.name,
                 "--exit-dir", str(self.exit_dir), "--persist-dir", str(self.persist_dir),
                 "--full-attach", "--socket-dir-path", str(self.exit_dir.parent / "socket"),

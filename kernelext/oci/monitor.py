@@ -50,6 +50,48 @@ def is_alive(pid: int, start_time: int) -> bool:
     return started is not None and (start_time == 0 or started == start_time)
 
 
+class _InotifyPool:
+    """Reusable inotify instances, one set per watched directory.
+
+    Closing an inotify descriptor waits for an RCU grace period (several ms
+    here), which would dominate a short container's whole life; so instances
+    are drained and kept for the next waiter instead.
+    """
+
+    def __init__(self) -> None:
+        self._free: dict[str, list[int]] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, directory: str) -> int:
+        with self._lock:
+            free = self._free.get(directory)
+            if free:
+                return free.pop()
+        fd = _libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
+        if fd < 0:
+            return -1
+        if _libc.inotify_add_watch(fd, directory.encode(), _IN_CLOSE_WRITE | _IN_MOVED_TO | _IN_CREATE) < 0:
+            os.close(fd)
+            return -1
+        return int(fd)
+
+    def release(self, directory: str, fd: int) -> None:
+        _drain(fd)
+        with self._lock:
+            self._free.setdefault(directory, []).append(fd)
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
+_pool = _InotifyPool()
+
+
 class ExitWatcher:
     """Wakes up when an exit file appears or a process dies.
 
@@ -59,17 +101,10 @@ class ExitWatcher:
 
     def __init__(self, exit_file: Path, pid: int = 0) -> None:
         self.exit_file = exit_file
-        self._fds: list[int] = []
-        self._inotify = -1
+        self._directory = str(exit_file.parent)
+        self._inotify = _pool.acquire(self._directory)
         self._pidfd = -1
-        fd = _libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
-        if fd >= 0:
-            if _libc.inotify_add_watch(fd, str(exit_file.parent).encode(),
-                                       _IN_CLOSE_WRITE | _IN_MOVED_TO | _IN_CREATE) >= 0:
-                self._inotify = fd
-                self._fds.append(fd)
-            else:
-                os.close(fd)
+        self._fds = [self._inotify] if self._inotify >= 0 else []
         if pid > 0:
             try:
                 self._pidfd = os.pidfd_open(pid)
@@ -78,10 +113,13 @@ class ExitWatcher:
                 pass
 
     def close(self) -> None:
-        for fd in {*self._fds, self._pidfd} - {-1}:
-            os.close(fd)
+        if self._inotify >= 0:
+            _pool.release(self._directory, self._inotify)
+            self._inotify = -1
+        if self._pidfd >= 0:
+            os.close(self._pidfd)
+            self._pidfd = -1
         self._fds = []
-        self._pidfd = -1
 
     def __enter__(self) -> ExitWatcher:
         return self
@@ -94,10 +132,7 @@ class ExitWatcher:
         readable, _, _ = select.select(self._fds, [], [], max(0.0, min(timeout, MAX_POLL_S)))
         for fd in readable:
             if fd == self._inotify:
-                try:
-                    os.read(fd, 4096)
-                except BlockingIOError:
-                    pass
+                _drain(fd)
             elif fd == self._pidfd:
                 self._fds.remove(fd)  # a dead process stays readable: report it once
 

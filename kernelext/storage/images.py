@@ -8,13 +8,11 @@ import``).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import sqlite3
 import struct
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,6 +154,8 @@ class ImageStore:
         return self.get(image_id)
 
     def _staging(self) -> Path:
+        import tempfile
+
         parent = self.opts.root / "images"
         parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
@@ -163,6 +163,8 @@ class ImageStore:
         return staging
 
     def _build_busybox(self) -> Image:
+        import hashlib  # only when building: keeps the CLI's start-up lean
+
         binary = find_static_busybox()
         digest = hashlib.sha256()
         with binary.open("rb") as f:
@@ -201,6 +203,8 @@ class ImageStore:
         """``podman import``: a rootfs tarball (plain or compressed) becomes an image."""
         if not tarball.is_file():
             raise InvalidArgumentError(f"{tarball}: no such file", operation="image import")
+        import hashlib
+
         name = normalize_name(name)
         digest = hashlib.sha256()
         with tarball.open("rb") as f:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import platform
 import stat
 import struct
 
@@ -23,8 +22,8 @@ _OPEN_HOW = struct.Struct("QQQ")
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 
-if platform.machine() not in ("x86_64", "aarch64"):  # pragma: no cover
-    raise ImportError(f"openat2 syscall number unknown on {platform.machine()}")
+if os.uname().machine not in ("x86_64", "aarch64"):  # pragma: no cover
+    raise ImportError(f"openat2 syscall number unknown on {os.uname().machine}")
 
 
 def openat2(dir_fd: int, path: str, flags: int, mode: int = 0, resolve: int = 0) -> int:

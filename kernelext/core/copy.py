@@ -1,0 +1,381 @@
+"""Files in and out of containers: podman cp, put/get archive, stat and diff (DESIGN.md §5).
+
+Container paths are resolved and written inside the container's root through
+:mod:`kernelext.storage.confined` in this process. A running or paused
+container is reached through ``/proc/<pid>/root`` (its mount namespace's view,
+tmpfs mounts included); any other is mounted for the copy, holding a mount
+reference that is dropped afterwards (so a rootfs that was mounted stays
+mounted). The container lock is held while the root is acquired and released,
+not while data flows.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import posixpath
+import stat
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from kernelext.core.inspect import format_time
+from kernelext.core.state import ContainerStatus
+from kernelext.errors import ContainerRemovedError, CopyError, NoSuchImageError
+from kernelext.storage.confined import (
+    O_DIR,
+    ChunkStream,
+    DevicePolicy,
+    FsSink,
+    Resolved,
+    Root,
+    SinkPolicy,
+    tar_chunks,
+    tree_entries,
+)
+from kernelext.storage.copyrules import (
+    NOT_FOUND,
+    STDIN_NEEDS_DIR,
+    Found,
+    PathForm,
+    parse_copy_args,
+    path_form,
+    plan_copy,
+    with_ending,
+)
+from kernelext.storage.layerdiff import Change, layer_changes
+from kernelext.storage.tarformat import CHUNK, NOT_AN_ARCHIVE, TarReader, open_archive
+from kernelext.storage.users import ExecUser, resolve_user
+
+if TYPE_CHECKING:
+    from kernelext.core.container import Container
+    from kernelext.core.runtime import Runtime
+
+#: Copied without their contents when walking a container: the kernel's views, not files.
+PSEUDO_DIRS = ("dev", "proc", "sys")
+HOST = "the host"
+#: Go's os.FileMode type bits, used by podman's and Docker's stat (``X-Docker-Container-Path-Stat``).
+_GO_TYPE_BITS = {stat.S_IFDIR: 1 << 31, stat.S_IFLNK: 1 << 27, stat.S_IFBLK: 1 << 26,
+                 stat.S_IFCHR: 1 << 26 | 1 << 21, stat.S_IFIFO: 1 << 25, stat.S_IFSOCK: 1 << 24}
+_GO_SETUID, _GO_SETGID, _GO_STICKY = 1 << 23, 1 << 22, 1 << 20
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """podman's ``FileInfo`` of a container path; ``link_target`` is the path it resolves to."""
+
+    name: str
+    size: int
+    mode: int  # st_mode: type and permission bits
+    mtime: float
+    link_target: str
+    is_dir: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """podman's JSON form: ``mode`` as Go's os.FileMode, ``mtime`` in RFC 3339."""
+        go_mode = stat.S_IMODE(self.mode) & 0o777 | _GO_TYPE_BITS.get(stat.S_IFMT(self.mode), 0)
+        go_mode |= (_GO_SETUID if self.mode & stat.S_ISUID else 0) | (_GO_SETGID if self.mode & stat.S_ISGID else 0)
+        go_mode |= _GO_STICKY if self.mode & stat.S_ISVTX else 0
+        return {"name": self.name, "size": self.size, "mode": go_mode, "mtime": format_time(self.mtime),
+                "isDir": self.is_dir, "linkTarget": self.link_target}
+
+
+# ---------------------------------------------------------------- the root
+def _namespace_root(ctr: Container) -> Root | None:
+    """The running container's root as its processes see it, or None if its PID is not it."""
+    try:
+        proc = os.open(f"/proc/{ctr.state.pid}", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        fd = os.open("root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=proc)
+    except OSError:
+        return None
+    finally:
+        os.close(proc)
+    # A recycled PID would show another root: it must be the container's overlay root.
+    ours, theirs = os.stat(ctr.layer.merged), os.fstat(fd)
+    if (ours.st_dev, ours.st_ino) != (theirs.st_dev, theirs.st_ino):
+        os.close(fd)
+        return None
+    return Root(fd)
+
+
+@contextmanager
+def container_root(ctr: Container) -> Iterator[Root]:
+    """The container's root directory for the duration of a copy (any state)."""
+    reference = False
+    with ctr._locked():
+        root = None
+        if ctr.state.status in (ContainerStatus.RUNNING, ContainerStatus.PAUSED) and ctr.state.pid:
+            root = _namespace_root(ctr)
+        if root is None:
+            merged = ctr.layer.mount()
+            ctr.state.user_mounts += 1
+            reference = True
+            ctr._save()
+            root = Root.open(merged)
+    try:
+        yield root
+    finally:
+        root.close()
+        if reference:
+            _drop_mount_reference(ctr)
+
+
+def _drop_mount_reference(ctr: Container) -> None:
+    try:
+        with ctr._locked():
+            ctr.state.user_mounts = max(0, ctr.state.user_mounts - 1)
+            if not ctr.state.mounted:
+                ctr.layer.unmount()
+            ctr._save()
+    except ContainerRemovedError:
+        pass  # removed during the copy: its storage is gone already
+
+
+def _pseudo_dirs(root: Root) -> frozenset[tuple[int, int]]:
+    found = set()
+    for name in PSEUDO_DIRS:
+        try:
+            fd = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=root.fd)
+        except OSError:
+            continue
+        st = os.fstat(fd)
+        os.close(fd)
+        found.add((st.st_dev, st.st_ino))
+    return frozenset(found)
+
+
+def container_user(ctr: Container, root: Root) -> ExecUser:
+    """The container's user, from its own /etc/passwd and /etc/group read as data."""
+    try:
+        image_user = ctr._runtime.images.get(ctr.config.image_id).config.user
+    except NoSuchImageError:
+        image_user = ""
+    return resolve_user(f"/proc/self/fd/{root.fd}", ctr.config.user or image_user)
+
+
+def container_policy(ctr: Container, root: Root, *, chown: bool, overwrite: bool) -> SinkPolicy:
+    """Writing into a container: its user owns what arrives (``chown``), device nodes are
+    refused (no kernelext container has CAP_MKNOD), and setuid/setgid bits survive only
+    on files the container user owns or when that user is root anyway."""
+    user = container_user(ctr, root)
+    return SinkPolicy(owner=(user.uid, user.gid) if chown else None, overwrite=overwrite,
+                      devices=DevicePolicy.REFUSE, strip_setid=not chown and user.uid != 0,
+                      where=f"container {ctr.name}")
+
+
+def host_policy(*, overwrite: bool) -> SinkPolicy:
+    """Writing onto the host (podman): owned by the caller, devices skipped; setuid/setgid bits
+    are dropped too, so a container cannot plant a set-ID program owned by the caller."""
+    return SinkPolicy(owner=(os.geteuid(), os.getegid()), overwrite=overwrite, devices=DevicePolicy.SKIP,
+                      strip_setid=True, where=HOST)
+
+
+# --------------------------------------------------------------- resolving
+def _reason(exc: OSError) -> str:
+    return (exc.strerror or str(exc)).lower()
+
+
+def resolve_existing(root: Root, form: PathForm, display: str, where: str) -> Resolved:
+    """``form`` resolved inside ``root``; podman's "could not be found" when it is not there."""
+    try:
+        found = root.resolve(form.path)
+    except OSError as exc:
+        raise CopyError(f'"{display}" could not be found on {where}: {_reason(exc)}') from None
+    if found.st is None:
+        found.close()
+        raise CopyError(f'"{display}" could not be found on {where}: {NOT_FOUND}')
+    if (form.trailing_slash or form.contents) and not found.is_dir:
+        found.close()
+        raise CopyError(f'"{display}" could not be found on {where}: not a directory')
+    return found
+
+
+def file_info(found: Resolved, form: PathForm) -> FileInfo:
+    assert found.st is not None
+    st = found.st
+    return FileInfo(name=posixpath.basename(found.path) or "/", size=st.st_size, mode=st.st_mode,
+                    mtime=st.st_mtime, link_target=with_ending(form, found.path), is_dir=found.is_dir)
+
+
+def _where(ctr: Container) -> str:
+    return f"container {ctr.name}"
+
+
+# ------------------------------------------------------------ container API
+def stat_path(ctr: Container, path: str) -> FileInfo:
+    form = path_form(path, ctr.config.workdir)
+    with container_root(ctr) as root:
+        found = resolve_existing(root, form, path, _where(ctr))
+        try:
+            return file_info(found, form)
+        finally:
+            found.close()
+
+
+def diff(ctr: Container) -> list[Change]:
+    with ctr._locked():
+        layer = ctr.layer
+        return layer_changes(layer.upper, layer.lower)
+
+
+def _extract_into(root: Root, found: Resolved, policy: SinkPolicy, stream: BinaryIO) -> None:
+    sink = FsSink(root, found.open(O_DIR), found.path, policy)
+    try:
+        sink.put_archive(TarReader(open_archive(stream)))
+    finally:
+        sink.close()
+
+
+def put_archive(ctr: Container, path: str, stream: BinaryIO, *, chown: bool, overwrite: bool) -> None:
+    """Extract a (compressed) tar stream into the existing directory ``path``."""
+    form = path_form(path, ctr.config.workdir)
+    with container_root(ctr) as root:
+        found = resolve_existing(root, form, path, _where(ctr))
+        try:
+            if not found.is_dir:
+                raise CopyError(f'"{path}" on container {ctr.name} is not a directory: '
+                                "an archive is extracted into a directory")
+            _extract_into(root, found, container_policy(ctr, root, chown=chown, overwrite=overwrite), stream)
+        finally:
+            found.close()
+
+
+def get_archive(ctr: Container, path: str) -> tuple[BinaryIO, FileInfo]:
+    """A tar stream of ``path`` (named by its resolved base name; ``dir/.``: the contents)."""
+    form = path_form(path, ctr.config.workdir)
+    with ExitStack() as stack:
+        root = stack.enter_context(container_root(ctr))
+        found = resolve_existing(root, form, path, _where(ctr))
+        stack.callback(found.close)
+        info = file_info(found, form)
+        entries = tree_entries(found, info.name, contents=form.contents, excluded=_pseudo_dirs(root))
+        cleanup = stack.pop_all()
+    return io.BufferedReader(ChunkStream(tar_chunks(entries), cleanup.close), CHUNK), info  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------ podman cp
+@dataclass
+class _Side:
+    """One side of a copy: a root, the path's form, and names for messages."""
+
+    root: Root
+    form: PathForm
+    display: str
+    where: str
+    excluded: frozenset[tuple[int, int]] = frozenset()
+
+
+def _check_host_destination(dst: _Side) -> None:
+    """podman: an existing host destination is a directory or a regular file (so not /dev/stdout).
+    The host's own lookup, magic links included: this side is trusted."""
+    try:
+        mode = os.stat(dst.form.path).st_mode
+    except OSError:
+        return
+    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+        raise CopyError(f'invalid destination: "{dst.display}" must be a directory or a regular file')
+
+
+def _copy_tree(src: _Side, dst: _Side, policy: SinkPolicy) -> None:
+    if dst.where == HOST:
+        _check_host_destination(dst)
+    source = resolve_existing(src.root, src.form, src.display, src.where)
+    try:
+        try:
+            target = dst.root.resolve(dst.form.path)
+        except OSError as exc:
+            raise CopyError(f'"{dst.display}" could not be found on {dst.where}: {_reason(exc)}') from None
+        try:
+            if target.st is not None and (dst.form.trailing_slash or dst.form.contents) and not target.is_dir:
+                raise CopyError(f'"{dst.display}" could not be found on {dst.where}: not a directory')
+            plan = plan_copy(Found(True, source.is_dir, source.path), src.form,
+                             Found(target.st is not None, target.is_dir, target.path), dst.form, dst.display,
+                             dst.where)
+            # The destination directory is the target itself or the parent it was resolved in.
+            dest_fd = target.open(O_DIR) if plan.dest_dir == target.path else os.open(".", O_DIR,
+                                                                                        dir_fd=target.parent)
+        finally:
+            target.close()
+        sink = FsSink(dst.root, dest_fd, plan.dest_dir, policy)
+        try:
+            for entry in tree_entries(source, plan.name, contents=plan.contents, excluded=src.excluded):
+                sink.feed(entry)
+            sink.finish()
+        finally:
+            sink.close()
+    finally:
+        source.close()
+
+
+def _from_stdin(dst: _Side, policy: SinkPolicy, stdin: BinaryIO) -> None:
+    try:
+        target = dst.root.resolve(dst.form.path)
+    except OSError:
+        raise CopyError(STDIN_NEEDS_DIR) from None
+    try:
+        if not target.is_dir:
+            raise CopyError(STDIN_NEEDS_DIR)
+        try:
+            _extract_into(dst.root, target, policy, stdin)
+        except CopyError as exc:
+            if str(exc).startswith(NOT_AN_ARCHIVE):
+                raise CopyError(f"{NOT_AN_ARCHIVE} when copying from stdin") from None
+            raise
+    finally:
+        target.close()
+
+
+def _to_stdout(src: _Side, stdout: BinaryIO) -> None:
+    source = resolve_existing(src.root, src.form, src.display, src.where)
+    try:
+        name = posixpath.basename(source.path) or "/"
+        for chunk in tar_chunks(tree_entries(source, name, contents=src.form.contents, excluded=src.excluded)):
+            stdout.write(chunk)
+        stdout.flush()
+    finally:
+        source.close()
+
+
+@contextmanager
+def _container_side(ctr: Container, path: str) -> Iterator[_Side]:
+    with container_root(ctr) as root:
+        yield _Side(root, path_form(path, ctr.config.workdir), path, _where(ctr), _pseudo_dirs(root))
+
+
+@contextmanager
+def _host_side(path: str) -> Iterator[_Side]:
+    root = Root.open("/")
+    try:
+        yield _Side(root, path_form(path, os.getcwd()), path, HOST)
+    finally:
+        root.close()
+
+
+def copy(rt: Runtime, source: str, destination: str, *, archive: bool, overwrite: bool,
+         stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+    """podman cp: ``[container:]path`` on both sides, ``-`` for a tar stream on stdin/stdout."""
+    src, dst = parse_copy_args(source, destination)
+    src_ctr = rt.get(src.container) if src.container is not None else None
+    dst_ctr = rt.get(dst.container) if dst.container is not None else None
+    with ExitStack() as stack:
+        if dst_ctr is None:  # container → host or stdout
+            assert src_ctr is not None
+            side = stack.enter_context(_container_side(src_ctr, src.path))
+            if dst.is_stream:
+                _to_stdout(side, stdout or sys.stdout.buffer)
+                return
+            _copy_tree(side, stack.enter_context(_host_side(dst.path)), host_policy(overwrite=overwrite))
+            return
+        to = stack.enter_context(_container_side(dst_ctr, dst.path))
+        policy = container_policy(dst_ctr, to.root, chown=archive, overwrite=overwrite)
+        if src.is_stream:
+            _from_stdin(to, policy, stdin or sys.stdin.buffer)
+        elif src_ctr is None:
+            _copy_tree(stack.enter_context(_host_side(src.path)), to, policy)
+        else:
+            _copy_tree(stack.enter_context(_container_side(src_ctr, src.path)), to, policy)

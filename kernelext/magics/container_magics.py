@@ -1,0 +1,461 @@
+"""``%container`` / ``%%container`` (and ``%ctr``): the CLI's grammar in a cell.
+
+A front end only: the line is parsed by :mod:`kernelext.cli.parser` and each
+subcommand calls the core. Line magics return values (a ``Container``, a
+list, a dict, an exit code) that render richly; attached runs stream into the
+cell; ``attach`` and ``logs -f`` leave a live area behind and return at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from IPython.core.error import UsageError as IPythonUsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class, needs_local_scope, no_var_expand
+from traitlets import Bool, Float, Instance, Integer, Unicode, observe
+
+from kernelext.cli.parser import HelpRequested, UsageError, create_options, parse_args
+from kernelext.core import engine
+from kernelext.core.container import Container
+from kernelext.core.runtime import Runtime
+from kernelext.errors import KernelextError
+from kernelext.magics import live
+from kernelext.magics.display import ContainerList, Table
+
+Handler = Callable[["ContainerMagics", argparse.Namespace], Any]
+#: Subcommands that exist only in a notebook (they show a widget).
+WIDGET_COMMANDS = ("panel", "diagram", "dashboard")
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(*keys: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        for key in keys:
+            HANDLERS[key] = fn
+        return fn
+    return register
+
+
+class DebugError(RuntimeError):
+    """Wraps a kernelext error to show its full traceback (``--debug`` / ``debug`` trait)."""
+
+
+@magics_class
+class ContainerMagics(Magics):
+    """Drive containers from cells: ``%container run -d --name web busybox httpd -f``.
+
+    Configure with ``%config ContainerMagics.<trait> = ...`` or ``ipython_config.py``.
+    """
+
+    store_root = Unicode("", help="Storage root (default: KERNELEXT_ROOT or the system store)").tag(config=True)
+    run_root = Unicode("", help="Storage state directory (default: KERNELEXT_RUNROOT or the system one)"
+                       ).tag(config=True)
+    stop_timeout = Integer(10, help="Seconds `stop` waits before SIGKILL when -t is not given").tag(config=True)
+    output_lines = Integer(1000, help="Lines an attached run streams into the cell, and the size of live "
+                                      "areas' buffers").tag(config=True)
+    update_rate = Float(5.0, help="Updates a second, at most, of a live output area").tag(config=True)
+    debug = Bool(False, help="Show full tracebacks of kernelext errors").tag(config=True)
+    runtime = Instance(Runtime, allow_none=True)
+
+    @observe("store_root", "run_root")
+    def _store_changed(self, change: Any) -> None:
+        if self.runtime is not None:
+            self.runtime.close()
+            self.runtime = None
+
+    @property
+    def rt(self) -> Runtime:
+        if self.runtime is None:
+            self.runtime = Runtime(self.store_root or None, self.run_root or None)
+        return self.runtime
+
+    def close(self) -> None:
+        live.stop_all()
+        if "kernelext.widgets" in sys.modules:  # imported only if a widget was ever shown
+            sys.modules["kernelext.widgets"].close_all()
+        if self.runtime is not None:
+            self.runtime.close()
+            self.runtime = None
+
+    # ----------------------------------------------------------- entry points
+    @no_var_expand
+    @needs_local_scope
+    @line_cell_magic("container")
+    def container(self, line: str, cell: str | None = None, local_ns: dict[str, Any] | None = None) -> Any:
+        """Run a kernelext (podman-style) subcommand; `%container --help` lists them.
+
+        Line magic: ``%container run -d --name web busybox httpd -f`` returns
+        the value (Container, list, dict, exit code). Cell magics:
+        ``%%container exec NAME`` and ``%%container run [flags] IMAGE`` run the
+        cell as a shell script; ``%%container write NAME:/path`` writes the
+        cell's text to that path in the container.
+        """
+        return self._dispatch(self._expand(line, local_ns), cell)
+
+    @no_var_expand
+    @needs_local_scope
+    @line_cell_magic("ctr")
+    def ctr(self, line: str, cell: str | None = None, local_ns: dict[str, Any] | None = None) -> Any:
+        """Short alias of ``%container``."""
+        return self._dispatch(self._expand(line, local_ns), cell)
+
+    def _expand(self, line: str, local_ns: dict[str, Any] | None) -> str:
+        """IPython's ``$name``/``{expr}`` expansion, leaving Go templates (``{{.State.Status}}``) intact."""
+        from IPython.utils.text import DollarFormatter
+
+        namespace = {**self.shell.user_ns, **(local_ns or {})}
+        protected = line.replace("{{", "{{{{").replace("}}", "}}}}")
+        try:
+            return DollarFormatter().vformat(protected, args=[], kwargs=namespace)
+        except Exception:  # noqa: BLE001 - as IPython: an expansion that fails leaves the line as typed
+            return line
+
+    def _dispatch(self, line: str, cell: str | None) -> Any:
+        try:
+            argv = shlex.split(line)
+        except ValueError as exc:
+            raise IPythonUsageError(f"%container: {exc}") from None
+        debug = self.debug
+        if "--debug" in argv:
+            argv.remove("--debug")
+            debug = True
+        try:
+            if cell is not None:
+                return self._cell(argv, cell)
+            if argv and argv[0] in WIDGET_COMMANDS:
+                return self._widget(argv)
+            args = parse_args(argv)
+            handler = HANDLERS.get(args.cmd)
+            if handler is None:
+                raise UsageError(f"%container {args.cmd}: not available in a notebook")
+            return handler(self, args)
+        except HelpRequested as shown:
+            print(shown.text)
+            return None
+        except UsageError as exc:
+            raise IPythonUsageError(str(exc).splitlines()[0]) from None
+        except KernelextError as exc:
+            if debug:
+                raise DebugError(str(exc)) from exc
+            raise
+
+    def _widget(self, argv: list[str]) -> Any:
+        """Notebook-only subcommands that show a widget: panel, diagram (a container) and dashboard."""
+        from kernelext import widgets
+
+        command, rest = argv[0], argv[1:]
+        if command == "dashboard":
+            if rest:
+                raise UsageError("usage: %container dashboard")
+            return widgets.Dashboard(self.rt)
+        if len(rest) != 1:
+            raise UsageError(f"usage: %container {command} CONTAINER")
+        ctr = self.rt.get(rest[0])
+        if command == "panel":
+            return widgets.ContainerPanel(ctr, max_lines=self.output_lines, update_rate=self.update_rate)
+        return widgets.LifecycleDiagram(ctr)
+
+    def _cell(self, argv: list[str], cell: str) -> Any:
+        if not argv:
+            raise UsageError("%%container needs a subcommand: exec, run or write")
+        sub, rest = argv[0], argv[1:]
+        if sub == "exec":
+            if len(rest) != 1:
+                raise UsageError("usage: %%container exec CONTAINER")
+            return self._exec_streamed(self.rt.get(rest[0]), ["sh", "-c", cell], tty=False, env=[], workdir=None,
+                                       user=None)
+        if sub == "run":
+            args = parse_args(["run", *rest, "sh", "-c", cell] if "-d" in rest or "--detach" in rest
+                              else ["run", "--rm", *[a for a in rest if a != "--rm"], "sh", "-c", cell])
+            return HANDLERS["run"](self, args)
+        if sub == "write":
+            if len(rest) != 1 or ":" not in rest[0]:
+                raise UsageError("usage: %%container write CONTAINER:/path")
+            name, _, path = rest[0].partition(":")
+            ctr = self.rt.get(name)
+            write_file = getattr(ctr, "write_file", None)
+            if write_file is None:
+                raise UsageError("%%container write needs file copy support (kernelext cp)")
+            write_file(path, cell.encode())
+            print(f"wrote {len(cell.encode())} bytes to {name}:{path}")
+            return None
+        raise UsageError(f"unknown cell subcommand {sub!r}: use exec, run or write")
+
+    # --------------------------------------------------------------- helpers
+    def _set_exit_code(self, code: int) -> int:
+        self.shell.user_ns["_exit_code"] = code
+        return code
+
+    def _report_exit(self, ctr: Container, code: int) -> None:
+        self._set_exit_code(code)
+        print(f"[{ctr.name} exited with code {code}]")
+
+    @staticmethod
+    def _forward_interrupt(ctr: Container) -> Callable[[], None]:
+        def forward() -> None:
+            try:
+                ctr.kill("SIGINT")
+            except KernelextError:
+                pass  # already gone
+        return forward
+
+    def _attached(self, ctr: Container, *, start: bool, remove: bool) -> None:
+        try:
+            conn = engine.attach_and_start(ctr, start=start, remove=remove)
+        except KernelextError as exc:
+            self._set_exit_code(exc.exit_code)
+            raise
+        try:
+            ended = live.stream_attached(conn, ctr.name, max_lines=self.output_lines, rate_hz=self.update_rate,
+                                         forward_interrupt=self._forward_interrupt(ctr))
+        finally:
+            conn.close()
+        if not ended:
+            print(f"[detached from {ctr.name}: it did not stop on SIGINT and keeps running; "
+                  f"%container attach {ctr.name} or %container stop {ctr.name}]")
+            return
+        self._report_exit(ctr, ctr.wait())
+        if remove:
+            engine.remove_quietly(ctr)
+
+    def _exec_streamed(self, ctr: Container, command: list[str], *, tty: bool, env: list[str],
+                       workdir: str | None, user: str | None) -> None:
+        def write(stream: str, data: bytes) -> None:
+            (sys.stderr if stream == "stderr" else sys.stdout).write(data.decode(errors="replace"))
+        result = ctr.exec_run(command, tty=tty, env=env, workdir=workdir, user=user, on_output=write)
+        self._report_exit(ctr, result.exit_code)
+
+    def _each(self, names: list[str], action: Callable[[Container], object]) -> Container | ContainerList:
+        done = ContainerList()
+        for name in names:
+            ctr = self.rt.get(name)
+            action(ctr)
+            done.append(ctr.reload() if self.rt.exists(ctr.id) else ctr)
+        return done[0] if len(done) == 1 else done
+
+    def live_logs(self, ctr: Container, *, tail: int | None) -> live.LiveArea:
+        area = live.LiveArea(f"{ctr.name} logs", max_lines=self.output_lines, rate_hz=self.update_rate)
+
+        def source(a: live.LiveArea) -> str:
+            for line in ctr.logs(follow=True, tail=tail):
+                if a.stopped.is_set():
+                    return "[stopped following]"
+                a.feed(live.Stream.STDERR if line.stream == "stderr" else live.Stream.STDOUT, line.data)
+            return f"[{ctr.name} exited with code {ctr.reload().exit_code}]"
+        area.run_in_background(source)
+        return area
+
+    def live_attach(self, ctr: Container) -> live.LiveArea:
+        conn = ctr.attach()
+        area = live.LiveArea(f"{ctr.name} attached", max_lines=self.output_lines, rate_hz=self.update_rate)
+
+        def source(a: live.LiveArea) -> str:
+            try:
+                for stream, data in conn.packets():
+                    if a.stopped.is_set():
+                        return "[detached]"
+                    a.feed(stream, data)
+            finally:
+                conn.close()
+            return f"[{ctr.name} exited with code {ctr.wait()}]"
+        area.run_in_background(source)
+        return area
+
+
+# -------------------------------------------------------------- subcommands
+@handles("run")
+def _run(m: ContainerMagics, args: argparse.Namespace) -> Container | None:
+    if args.detach:
+        return m.rt.run(args.image, **create_options(args))
+    m._attached(m.rt.create(args.image, **create_options(args)), start=True, remove=args.rm)
+    return None
+
+
+@handles("create")
+def _create(m: ContainerMagics, args: argparse.Namespace) -> Container:
+    return m.rt.create(args.image, **create_options(args))
+
+
+@handles("start")
+def _start(m: ContainerMagics, args: argparse.Namespace) -> Container | ContainerList | None:
+    if args.attach:
+        if len(args.containers) != 1:
+            raise UsageError("you cannot start and attach multiple containers at once")
+        m._attached(m.rt.get(args.containers[0]), start=True, remove=False)
+        return None
+
+    return m._each(args.containers, engine.start)
+
+
+@handles("stop")
+def _stop(m: ContainerMagics, args: argparse.Namespace) -> Container | ContainerList:
+    names = [c.name for c in m.rt.list(all=False)] if args.all else args.containers
+
+    return m._each(names, lambda c: engine.stop(c, m.stop_timeout if args.time is None else args.time))
+
+
+@handles("kill")
+def _kill(m: ContainerMagics, args: argparse.Namespace) -> Container | ContainerList:
+    return m._each(args.containers, lambda c: c.kill(args.signal))
+
+
+@handles("pause")
+def _pause(m: ContainerMagics, args: argparse.Namespace) -> Container | ContainerList:
+    return m._each(args.containers, Container.pause)
+
+
+@handles("unpause")
+def _unpause(m: ContainerMagics, args: argparse.Namespace) -> Container | ContainerList:
+    return m._each(args.containers, Container.unpause)
+
+
+@handles("restart")
+def _restart(m: ContainerMagics, args: argparse.Namespace) -> Container | ContainerList:
+    return m._each(args.containers, lambda c: c.restart(m.stop_timeout if args.time is None else args.time))
+
+
+@handles("rm")
+def _rm(m: ContainerMagics, args: argparse.Namespace) -> None:
+    names = [c.name for c in m.rt.list()] if args.all else args.containers
+    for name in names:
+        m.rt.remove(name, force=args.force)
+        print(name)
+
+
+@handles("wait")
+def _wait(m: ContainerMagics, args: argparse.Namespace) -> int | list[int]:
+    from kernelext.cli.format import parse_interval
+
+    interval = parse_interval(args.interval)
+    codes = [m.rt.get(n).wait_for(args.condition, interval=interval) for n in args.containers]
+    m._set_exit_code(codes[-1])
+    return codes[0] if len(codes) == 1 else codes
+
+
+@handles("exec")
+def _exec(m: ContainerMagics, args: argparse.Namespace) -> None:
+    if not args.command:
+        raise UsageError("exec requires at least 2 arguments: CONTAINER COMMAND")
+    m._exec_streamed(m.rt.get(args.container), args.command, tty=args.tty, env=args.env, workdir=args.workdir,
+                     user=args.user)
+
+
+@handles("logs")
+def _logs(m: ContainerMagics, args: argparse.Namespace) -> None:
+    from kernelext.cli.format import parse_time
+
+    ctr = m.rt.get(args.container)
+    tail = None if args.tail < 0 else args.tail
+    if args.follow:
+        m.live_logs(ctr, tail=tail)
+        return
+    for line in ctr.logs(since=parse_time(args.since), until=parse_time(args.until), tail=tail):
+        (sys.stderr if line.stream == "stderr" else sys.stdout).write(
+            line.render(args.timestamps).decode(errors="replace"))
+
+
+@handles("attach")
+def _attach(m: ContainerMagics, args: argparse.Namespace) -> None:
+    m.live_attach(m.rt.get(args.container))
+
+
+@handles("ps")
+def _ps(m: ContainerMagics, args: argparse.Namespace) -> ContainerList | list[str]:
+    containers = ContainerList(m.rt.list(all=args.all))
+    if args.quiet:
+        return [c.id if args.no_trunc else c.short_id for c in containers]
+    return containers
+
+
+@handles("inspect")
+def _inspect(m: ContainerMagics, args: argparse.Namespace) -> Any:
+    from kernelext.cli.format import render_template
+
+    docs = [m.rt.get(n).inspect() for n in args.containers]
+    if args.format and args.format != "json":
+        values = [render_template(args.format, d) for d in docs]
+        return values[0] if len(values) == 1 else values
+    return docs[0] if len(docs) == 1 else docs
+
+
+@handles("mount")
+def _mount(m: ContainerMagics, args: argparse.Namespace) -> Path | list[Path]:
+    paths = [m.rt.get(n).mount() for n in args.containers]
+    return paths[0] if len(paths) == 1 else paths
+
+
+@handles("umount")
+def _umount(m: ContainerMagics, args: argparse.Namespace) -> Container | ContainerList:
+    return m._each(args.containers, lambda c: c.unmount(force=args.force))
+
+
+@handles("export")
+def _export(m: ContainerMagics, args: argparse.Namespace) -> None:
+    if not args.output:
+        raise UsageError("in a notebook, export needs -o FILE")
+    with open(args.output, "wb") as f:
+        m.rt.get(args.container).export(f)
+    print(f"exported to {args.output}")
+
+
+@handles("events")
+def _events(m: ContainerMagics, args: argparse.Namespace) -> Table:
+    from kernelext.cli.format import parse_time
+
+    if args.stream and args.until is None:
+        raise UsageError("in a notebook, events needs --stream=false or --until (a stream never ends)")
+    events = m.rt.events.read(parse_time(args.since), parse_time(args.until))
+    return Table(({"TYPE": e.type, "STATUS": e.status, "NAME": e.name, "IMAGE": e.image} for e in events),
+                 ["TYPE", "STATUS", "NAME", "IMAGE"])
+
+
+@handles("stats")
+def _stats(m: ContainerMagics, args: argparse.Namespace) -> Table:
+    containers = [m.rt.get(n) for n in args.containers] if args.containers else m.rt.list(all=False)
+    return Table((c.stats() for c in containers), ["Name", "CPU", "MemUsage", "MemLimit", "PIDs"])
+
+
+@handles("top")
+def _top(m: ContainerMagics, args: argparse.Namespace) -> Table:
+    return Table(m.rt.get(args.container).top(), ["USER", "PID", "PPID", "COMMAND"])
+
+
+@handles("image-ls")
+def _images(m: ContainerMagics, args: argparse.Namespace) -> Table:
+    return Table(({"NAME": i.name, "ID": i.short_id, "SIZE": i.config.size} for i in m.rt.list_images()),
+                 ["NAME", "ID", "SIZE"])
+
+
+@handles("image-import")
+def _image_import(m: ContainerMagics, args: argparse.Namespace) -> Any:
+    return m.rt.import_image(args.tarball, args.name)
+
+
+@handles("image-rm")
+def _image_rm(m: ContainerMagics, args: argparse.Namespace) -> None:
+    for name in args.images:
+        print(f"Untagged: {m.rt.remove_image(name).name}")
+
+
+@handles("info")
+def _info(m: ContainerMagics, args: argparse.Namespace) -> dict[str, Any]:
+    from kernelext.host import host_capabilities
+
+    return host_capabilities(m.rt.opts).to_json()
+
+
+@handles("cleanup")
+def _cleanup(m: ContainerMagics, args: argparse.Namespace) -> Container | ContainerList:
+    return m._each(args.containers, lambda c: c.cleanup(only_stopped=args.stopped_only))
+
+
+@handles("version")
+def _version(m: ContainerMagics, args: argparse.Namespace) -> str:
+    import kernelext
+
+    return kernelext.__version__

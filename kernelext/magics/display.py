@@ -1,0 +1,110 @@
+"""How core objects look in a notebook: an HTML card or table, and a short,
+stable ``text/plain`` (no IDs, no durations) that nbval can compare.
+
+The core knows nothing of this: :func:`register` attaches the renderers to
+IPython's display formatters when the extension loads.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from kernelext.core.container import Container
+from kernelext.core.state import ContainerStatus
+
+S = ContainerStatus
+#: Badge colours by state, chosen to read as traffic lights.
+BADGE_COLOURS = {
+    S.RUNNING: "#1a7f37", S.PAUSED: "#9a6700", S.STOPPING: "#9a6700", S.CREATED: "#0969da",
+    S.CONFIGURED: "#57606a", S.STOPPED: "#cf222e", S.EXITED: "#cf222e", S.REMOVING: "#57606a",
+    S.UNKNOWN: "#57606a",
+}
+_CARD_STYLE = ("display:inline-block;border:1px solid #d0d7de;border-radius:6px;padding:6px 10px;"
+               "font-family:var(--jp-code-font-family,monospace);font-size:12px")
+
+
+def _uptime(ctr: Container) -> str:
+    from kernelext.cli.format import human_duration
+
+    if ctr.status in (S.RUNNING, S.PAUSED) and ctr.state.started_at:
+        return "up " + human_duration(time.time() - ctr.state.started_at)
+    return ""
+
+
+def badge(status: ContainerStatus) -> str:
+    colour = BADGE_COLOURS[status]
+    return (f'<span style="background:{colour};color:white;border-radius:10px;padding:1px 8px;'
+            f'font-weight:600">{status.value}</span>')
+
+
+def container_text(ctr: Container) -> str:
+    exit_part = f", exit code {ctr.exit_code}" if ctr.state.exited else ""
+    return f"Container {ctr.name} ({ctr.image}): {ctr.status.value}{exit_part}"
+
+
+def container_html(ctr: Container) -> str:
+    parts = [badge(ctr.status), f"<b>{html.escape(ctr.name)}</b>", f'<span title="{ctr.id}">{ctr.short_id}</span>',
+             html.escape(ctr.image)]
+    if ctr.state.exited:
+        parts.append(f"exit code {ctr.exit_code}")
+    if uptime := _uptime(ctr):
+        parts.append(uptime)
+    if ctr.state.error:
+        parts.append(f'<span style="color:#cf222e">{html.escape(ctr.state.error)}</span>')
+    return f'<div style="{_CARD_STYLE}">' + " &middot; ".join(parts) + "</div>"
+
+
+class ContainerList(list[Container]):
+    """What ``%container ps`` returns: a list of containers that renders as a table."""
+
+    def __repr__(self) -> str:
+        if not self:
+            return "no containers"
+        rows = [["NAME", "IMAGE", "STATE", "EXIT CODE"]] + [
+            [c.name, c.image, c.status.value, str(c.exit_code) if c.state.exited else ""] for c in self]
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{h}</th>" for h in ("", "NAME", "ID", "IMAGE", "COMMAND", "EXIT CODE", "UPTIME"))
+        body = "".join(
+            f"<tr><td>{badge(c.status)}</td><td><b>{html.escape(c.name)}</b></td><td>{c.short_id}</td>"
+            f"<td>{html.escape(c.image)}</td><td><code>{html.escape(' '.join(c.config.args))}</code></td>"
+            f"<td>{c.exit_code if c.state.exited else ''}</td><td>{_uptime(c)}</td></tr>" for c in self)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+class Table(list[dict[str, Any]]):
+    """Rows (``stats``, ``top``, ``images``, ``events``) with a text and an HTML table form."""
+
+    def __init__(self, rows: Iterable[dict[str, Any]], columns: list[str]) -> None:
+        super().__init__(rows)
+        self.columns = columns
+
+    def __repr__(self) -> str:
+        from kernelext.cli.format import table
+
+        return table(self.columns, [[str(r.get(c, "")) for c in self.columns] for r in self])
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c in self.columns) + "</tr>"
+                       for r in self)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def register(ip: Any) -> None:
+    formatters = ip.display_formatter.formatters
+    formatters["text/plain"].for_type(Container, lambda c, p, cycle: p.text(container_text(c)))
+    formatters["text/html"].for_type(Container, container_html)
+
+
+def unregister(ip: Any) -> None:
+    for mime in ("text/plain", "text/html"):
+        try:
+            ip.display_formatter.formatters[mime].pop(Container)
+        except KeyError:
+            pass

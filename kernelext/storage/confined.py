@@ -1,0 +1,715 @@
+"""File trees inside a root directory, walked and written through file descriptors only.
+
+The copy engine of ``cp``, ``put_archive`` and ``get_archive`` (DESIGN.md §5).
+Everything runs in this (host) process, and nothing from a container root is
+ever loaded or executed. Safety comes from how paths are looked up:
+
+* :meth:`Root.resolve` walks a path one component at a time with
+  ``openat(parent_fd, name, O_PATH|O_NOFOLLOW)``: a symlink is read as text and
+  its target resolved again *inside the root* (absolute targets start at the
+  root, ``..`` stops at it, more than 40 links is ``ELOOP``);
+* every later operation is relative to a directory fd obtained that way and
+  names a single component without following it (``O_NOFOLLOW``, ``O_EXCL``,
+  ``AT_SYMLINK_NOFOLLOW``, ``unlinkat``), or goes through ``openat2`` with
+  ``RESOLVE_IN_ROOT``.
+
+A container process swapping directories and symlinks meanwhile can make a
+copy fail, or land elsewhere inside its own root, but never reach the host.
+
+The walk (:func:`tree_entries`) yields :class:`Entry` events (a directory,
+its children, its end), consumed by :class:`FsSink` (create them under a
+directory) or :func:`tar_chunks` (a tar stream); :meth:`FsSink.put_member`
+extracts members of a tar stream.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import io
+import os
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from kernelext.errors import CopyError
+from kernelext.storage.copyrules import member_parts
+from kernelext.storage.rootpath import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2
+from kernelext.storage.tarformat import (
+    CHUNK,
+    END_OF_ARCHIVE,
+    Kind,
+    Member,
+    Meta,
+    TarReader,
+    header,
+    padding,
+)
+
+MAX_SYMLINKS = 40  # the kernel's limit on links followed in one lookup
+O_LOOKUP = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+#: O_NONBLOCK: a FIFO swapped in for a file must not block the copy.
+O_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+O_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+SETID_BITS = stat.S_ISUID | stat.S_ISGID
+#: Directory fds kept open while extracting a tar stream (members come depth first).
+MAX_CACHED_DIRS = 256
+
+
+def _error(err: int, path: str) -> OSError:
+    return OSError(err, os.strerror(err), path)
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask would race with other threads)."""
+    with open("/proc/self/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"Umask:"):
+                return int(line.split()[1], 8)
+    return 0o022
+
+
+@dataclass
+class Resolved:
+    """A path resolved inside a root; the caller closes ``parent``."""
+
+    path: str  # canonical path inside the root, "/" for the root itself
+    parent: int  # O_PATH fd of the parent directory (of the root itself for "/")
+    name: str  # final component, "" for the root
+    st: os.stat_result | None  # None: the final component does not exist
+
+    @property
+    def is_dir(self) -> bool:
+        return self.st is not None and stat.S_ISDIR(self.st.st_mode)
+
+    def close(self) -> None:
+        os.close(self.parent)
+
+    def open(self, flags: int) -> int:
+        """Open the resolved object itself, checking it is still the inode resolution found."""
+        assert self.st is not None
+        fd = os.open(self.name or ".", flags, dir_fd=self.parent)
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != (self.st.st_dev, self.st.st_ino):
+            os.close(fd)
+            raise CopyError(f'"{self.path}" changed while it was being copied')
+        return fd
+
+
+class Root:
+    """A directory treated as ``/`` for every lookup; owns ``fd``."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Root:
+        return cls(os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def resolve(self, path: str, *, follow: bool = True) -> Resolved:
+        """Resolve ``path`` inside the root; a missing final component is not an error.
+
+        ``follow``: follow a symlink in the final component too (a dangling one
+        then resolves to its missing target). Raises OSError (ENOENT, ENOTDIR,
+        ELOOP) when an intermediate component is missing or not a directory.
+        """
+        todo = [p for p in reversed(path.split("/")) if p and p != "."]
+        stack: list[tuple[str, int]] = []
+        hops = 0
+        try:
+            while todo:
+                name = todo.pop()
+                if name == "..":
+                    if stack:
+                        os.close(stack.pop()[1])
+                    continue
+                parent = stack[-1][1] if stack else self.fd
+                where = "/" + "/".join([n for n, _ in stack] + [name])
+                try:
+                    fd = os.open(name, O_LOOKUP, dir_fd=parent)
+                except FileNotFoundError:
+                    if todo:
+                        raise _error(errno.ENOENT, where) from None
+                    return Resolved(where, os.dup(parent), name, None)
+                st = os.fstat(fd)
+                if stat.S_ISLNK(st.st_mode) and (todo or follow):
+                    try:
+                        target = os.readlink("", dir_fd=fd)
+                    finally:
+                        os.close(fd)
+                    hops += 1
+                    if hops > MAX_SYMLINKS:
+                        raise _error(errno.ELOOP, where)
+                    if target.startswith("/"):
+                        while stack:
+                            os.close(stack.pop()[1])
+                    todo.extend(p for p in reversed(target.split("/")) if p and p != ".")
+                    continue
+                if todo and not stat.S_ISDIR(st.st_mode):
+                    os.close(fd)
+                    raise _error(errno.ENOTDIR, where)
+                stack.append((name, fd))
+            if not stack:
+                return Resolved("/", os.dup(self.fd), "", os.fstat(self.fd))
+            name, fd = stack.pop()
+            st = os.fstat(fd)
+            os.close(fd)
+            path = "/" + "/".join([n for n, _ in stack] + [name])
+            parent = stack.pop()[1] if stack else os.dup(self.fd)
+            return Resolved(path, parent, name, st)
+        finally:
+            for _, fd in stack:
+                os.close(fd)
+
+
+# ---------------------------------------------------------------- the walk
+class Entry(NamedTuple):
+    """One event of a walk: ``kind`` None ends the directory opened last.
+
+    ``fd`` is a FILE's readable fd, valid until the next event; ``link`` is a
+    symlink's target or, for a hard link, the path (relative to the copy's
+    destination) of the first copy of the file.
+    """
+
+    kind: Kind | None
+    name: str = ""
+    meta: Meta = Meta(0, 0, 0, 0)
+    fd: int = -1
+    link: str = ""
+
+
+END = Entry(None)
+
+
+def _meta(st: os.stat_result, size: int = 0) -> Meta:
+    return Meta(stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, int(st.st_mtime), size,
+                os.major(st.st_rdev), os.minor(st.st_rdev))
+
+
+#: Removed, or swapped for a symlink or a non-directory, while we walked: skipped (as tar warns and goes on).
+_VANISHED = frozenset({errno.ENOENT, errno.ELOOP, errno.ENOTDIR})
+
+
+class _Walk:
+    def __init__(self, excluded: frozenset[tuple[int, int]], ignore_devices: bool) -> None:
+        self.excluded = excluded
+        self.ignore_devices = ignore_devices
+        self.links: dict[tuple[int, int], str] = {}
+
+    def file(self, fd: int, name: str, rel: str) -> Iterator[Entry]:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return  # swapped for something else since the directory was read: skip it
+        meta = Meta(st.st_mode & 0o7777, st.st_uid, st.st_gid, int(st.st_mtime), st.st_size)
+        if st.st_nlink > 1:
+            first = self.links.setdefault((st.st_dev, st.st_ino), rel)
+            if first != rel:
+                yield Entry(Kind.HARDLINK, name, meta, link=first)
+                return
+        yield Entry(Kind.FILE, name, meta, fd)
+
+    def directory(self, fd: int, name: str, rel: str) -> Iterator[Entry]:
+        st = os.fstat(fd)
+        yield Entry(Kind.DIR, name, _meta(st))
+        if (st.st_dev, st.st_ino) not in self.excluded:
+            yield from self.children(fd, rel + "/")
+        yield END
+
+    def children(self, dfd: int, prefix: str) -> Iterator[Entry]:
+        with os.scandir(dfd) as it:
+            found = [(e.name, e.is_file(follow_symlinks=False), e.is_dir(follow_symlinks=False)) for e in it]
+        for name, is_file, is_dir in found:
+            try:
+                if is_file:
+                    fd = os.open(name, O_READ, dir_fd=dfd)
+                    try:
+                        st = os.fstat(fd)
+                        if st.st_nlink == 1 and stat.S_ISREG(st.st_mode):  # the common case, inlined
+                            yield Entry(Kind.FILE, name, Meta(st.st_mode & 0o7777, st.st_uid, st.st_gid,
+                                                              int(st.st_mtime), st.st_size), fd)
+                        else:
+                            yield from self.file(fd, name, prefix + name)
+                    finally:
+                        os.close(fd)
+                elif is_dir:
+                    fd = os.open(name, O_DIR, dir_fd=dfd)
+                    try:
+                        yield from self.directory(fd, name, prefix + name)
+                    finally:
+                        os.close(fd)
+                else:
+                    yield from self.other(dfd, name)
+            except OSError as exc:
+                if exc.errno not in _VANISHED:
+                    raise
+
+    def other(self, dfd: int, name: str, top: str | None = None) -> Iterator[Entry]:
+        st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        name, link_name = top or name, name
+        mode = st.st_mode
+        if stat.S_ISLNK(mode):
+            yield Entry(Kind.SYMLINK, name, _meta(st), link=os.readlink(link_name, dir_fd=dfd))
+        elif stat.S_ISFIFO(mode):
+            yield Entry(Kind.FIFO, name, _meta(st))
+        elif (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)) and not self.ignore_devices:
+            yield Entry(Kind.CHAR if stat.S_ISCHR(mode) else Kind.BLOCK, name, _meta(st))
+        # sockets cannot be copied (tar ignores them too)
+
+
+def tree_entries(src: Resolved, top: str, *, contents: bool, excluded: frozenset[tuple[int, int]] = frozenset(),
+                 ignore_devices: bool = True) -> Iterator[Entry]:
+    """Walk ``src`` (resolved, existing): as ``top``, or only its children with ``contents``.
+
+    ``excluded`` directories (device, inode) are copied without their children
+    (a container's /dev, /proc and /sys).
+    """
+    walk = _Walk(excluded, ignore_devices)
+    assert src.st is not None
+    if stat.S_ISDIR(src.st.st_mode):
+        fd = src.open(O_DIR)
+        try:
+            if contents:
+                yield from walk.children(fd, "")
+            else:
+                yield from walk.directory(fd, top, top)
+        finally:
+            os.close(fd)
+    elif stat.S_ISREG(src.st.st_mode):
+        fd = src.open(O_READ)
+        try:
+            yield from walk.file(fd, top, top)
+        finally:
+            os.close(fd)
+    else:
+        yield from walk.other(src.parent, src.name, top)
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def copy_fd(src: int, dst: int, size: int, offset: int = 0) -> None:
+    """Copy up to ``size`` bytes in the kernel (a file that shrank meanwhile ends early)."""
+    while offset < size:
+        sent = os.sendfile(dst, src, offset, size - offset)
+        if sent == 0:
+            return
+        offset += sent
+
+
+# ------------------------------------------------------------------ tar out
+def tar_chunks(entries: Iterator[Entry]) -> Iterator[bytes]:
+    """The tar stream of a walk, in chunks of about :data:`CHUNK` bytes."""
+    buf = bytearray()
+    prefixes = [""]
+    for e in entries:
+        if e.kind is None:
+            prefixes.pop()
+            continue
+        name = prefixes[-1] + e.name
+        if e.kind is Kind.DIR:
+            prefixes.append(name + "/")
+            buf += header(Kind.DIR, os.fsencode(name + "/"), e.meta)
+        elif e.kind is Kind.FILE:
+            buf += header(Kind.FILE, os.fsencode(name), e.meta)
+            yield from _file_data(buf, e.fd, e.meta.size)
+        else:
+            buf += header(e.kind, os.fsencode(name), e.meta, os.fsencode(e.link))
+        if len(buf) >= CHUNK:
+            yield bytes(buf)
+            buf.clear()
+    buf += END_OF_ARCHIVE
+    yield bytes(buf)
+
+
+def _file_data(buf: bytearray, fd: int, size: int) -> Iterator[bytes]:
+    """Append ``size`` bytes of ``fd`` to the stream; a file that shrank is padded with zeros."""
+    left = size
+    while left:
+        if len(buf) >= CHUNK:
+            yield bytes(buf)
+            buf.clear()
+        data = os.read(fd, min(left, CHUNK))
+        if not data:
+            buf += bytes(left)
+            break
+        buf += data
+        left -= len(data)
+    buf += padding(size)
+
+
+class ChunkStream(io.RawIOBase):
+    """A readable stream over chunks; ``on_close`` runs once the stream is closed."""
+
+    def __init__(self, chunks: Iterator[bytes], on_close: Callable[[], None]) -> None:
+        self._chunks = chunks
+        self._on_close = on_close
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = memoryview(chunk)
+        view = memoryview(buffer).cast("B")
+        n = min(len(view), len(self._pending))
+        view[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                close = getattr(self._chunks, "close", None)
+                if close is not None:
+                    close()
+            finally:
+                self._on_close()
+        super().close()
+
+
+# ------------------------------------------------------------------ writing
+class DevicePolicy(enum.Enum):
+    """What to do with device nodes: a container without CAP_MKNOD refuses them, the host skips them."""
+
+    REFUSE = "refuse"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class SinkPolicy:
+    """How :class:`FsSink` creates what it receives.
+
+    ``owner``: (uid, gid) for everything created, or None to keep the source's.
+    ``strip_setid``: drop setuid/setgid bits from files.
+    ``where``: the destination in messages (``container web``, ``the host``).
+    """
+
+    owner: tuple[int, int] | None
+    overwrite: bool
+    devices: DevicePolicy
+    strip_setid: bool
+    where: str
+
+
+@dataclass
+class _Dir:
+    fd: int  # O_RDONLY directory fd
+    path: str  # its path inside the root, for messages and symlink resolution
+    rel: str  # relative to the destination, "" for the destination itself
+    new_gid: int  # the group new entries get (the directory's own when it is setgid)
+    meta: Meta | None = None  # times to set once its children are written (None: leave them)
+
+
+class FsSink:
+    """Creates entries under ``dest`` (an existing directory inside ``root``); owns ``dest_fd``."""
+
+    def __init__(self, root: Root, dest_fd: int, dest_path: str, policy: SinkPolicy) -> None:
+        self._root = root
+        self._policy = policy
+        self._umask = _umask()
+        self._uid, self._gid = os.geteuid(), os.getegid()
+        self._top = _Dir(dest_fd, dest_path.rstrip("/") or "/", "", self._gid_for(os.fstat(dest_fd)))
+        self._stack = [self._top]
+        self._cache: dict[str, _Dir] = {"": self._top}
+        self._deferred: list[tuple[tuple[str, ...], Member]] = []
+        self._dir_times: list[tuple[str, Meta]] = []
+        self._pending_links: set[str] = set()
+
+    def _gid_for(self, st: os.stat_result) -> int:
+        return st.st_gid if st.st_mode & stat.S_ISGID else self._gid
+
+    def close(self) -> None:
+        for d in self._cache.values():
+            os.close(d.fd)
+        self._cache.clear()
+        for d in self._stack:
+            if d.fd >= 0 and d is not self._top:
+                os.close(d.fd)
+        self._stack.clear()
+
+    def _path(self, parent: _Dir, name: str) -> str:
+        return f"{parent.path.rstrip('/')}/{name}"
+
+    def _fail(self, exc: OSError, parent: _Dir, name: str, action: str = "creating") -> CopyError:
+        reason = (exc.strerror or str(exc)).lower()
+        return CopyError(f'error {action} "{self._path(parent, name)}": {reason}')
+
+    # ---------------------------------------------------- walk events (nested)
+    def feed(self, e: Entry) -> None:
+        parent = self._stack[-1]
+        if e.kind is None:
+            done = self._stack.pop()
+            self._set_dir_times(done)
+            if done is not self._top:
+                os.close(done.fd)
+            return
+        try:
+            if e.kind is Kind.FILE:
+                self._make_file(parent, e.name, e.meta, e.fd)
+            elif e.kind is Kind.DIR:
+                self._stack.append(self._make_dir(parent, e.name, e.meta))
+            else:
+                self._make_other(parent, e.name, Member(e.kind, e.name, e.meta, e.link))
+        except CopyError:
+            raise
+        except OSError as exc:
+            raise self._fail(exc, parent, e.name) from None
+
+    def finish(self) -> None:
+        """Create deferred links, then set directory times (creating entries changes them)."""
+        for parts, member in self._deferred:
+            parent = self._dir_for(parts[:-1])
+            try:
+                self._make_other(parent, parts[-1], member)
+            except CopyError:
+                raise
+            except OSError as exc:
+                raise self._fail(exc, parent, parts[-1]) from None
+        for rel, meta in reversed(self._dir_times):
+            d = self._cache.get(rel)
+            if d is None:
+                try:
+                    d = self._dir_for(tuple(rel.split("/")))
+                except (CopyError, OSError):
+                    continue  # removed meanwhile
+            os.utime(d.fd, ns=(meta.mtime * 10**9, meta.mtime * 10**9))
+
+    # ---------------------------------------------------------- tar members
+    def put_archive(self, reader: TarReader) -> None:
+        for member in reader:
+            parts = member_parts(member.name)
+            if not parts:
+                continue  # the destination itself ("./"): its metadata stays as it is
+            if member.kind is Kind.SYMLINK or (member.kind is Kind.HARDLINK and
+                                                "/".join(member_parts(member.link)) in self._pending_links):
+                # Created last, so no later member can be written through a link the archive made.
+                self._deferred.append((parts, member))
+                self._pending_links.add("/".join(parts))
+                continue
+            parent = self._dir_for(parts[:-1])
+            name = parts[-1]
+            try:
+                if member.kind is Kind.DIR:
+                    d = self._make_dir(parent, name, member.meta)
+                    self._remember(d)
+                    if d.meta is not None:
+                        self._dir_times.append((d.rel, d.meta))
+                elif member.kind is Kind.FILE:
+                    self._make_file(parent, name, member.meta, reader=reader)
+                else:
+                    self._make_other(parent, name, member)
+            except CopyError:
+                raise
+            except OSError as exc:
+                raise self._fail(exc, parent, name) from None
+        self.finish()
+
+    def _remember(self, d: _Dir) -> None:
+        if len(self._cache) >= MAX_CACHED_DIRS:
+            for rel, cached in list(self._cache.items()):
+                if cached is not self._top:
+                    os.close(cached.fd)
+                    del self._cache[rel]
+        old = self._cache.get(d.rel)
+        if old is not None and old is not d:
+            os.close(old.fd)
+        self._cache[d.rel] = d
+
+    def _dir_for(self, parts: tuple[str, ...]) -> _Dir:
+        """The directory ``parts`` below the destination, created (0755) when the archive did not."""
+        rel = "/".join(parts)
+        d = self._cache.get(rel)
+        if d is not None:
+            return d
+        parent = self._dir_for(parts[:-1])
+        name = parts[-1]
+        try:
+            d = self._open_dir(parent, name)
+            if d is None:
+                d = self._make_dir(parent, name, Meta(0o755, self._uid, self._gid, 0), times=False)
+        except CopyError:
+            raise
+        except OSError as exc:
+            raise self._fail(exc, parent, name) from None
+        self._remember(d)
+        return d
+
+    def _open_dir(self, parent: _Dir, name: str) -> _Dir | None:
+        """An existing directory (also through a symlink, resolved inside the root); None if missing."""
+        rel = f"{parent.rel}/{name}" if parent.rel else name
+        try:
+            fd = os.open(name, O_DIR, dir_fd=parent.fd)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            return self._through_symlink(parent, name, rel)
+        return _Dir(fd, self._path(parent, name), rel, self._gid_for(os.fstat(fd)))
+
+    def _through_symlink(self, parent: _Dir, name: str, rel: str) -> _Dir | None:
+        st = os.stat(name, dir_fd=parent.fd, follow_symlinks=False)
+        if not stat.S_ISLNK(st.st_mode):
+            return None
+        target = self._root.resolve(self._path(parent, name))
+        try:
+            if not target.is_dir:
+                return None
+            fd = target.open(O_DIR)
+            return _Dir(fd, target.path, rel, self._gid_for(os.fstat(fd)))
+        finally:
+            target.close()
+
+    # ------------------------------------------------------------- creating
+    def _clear(self, parent: _Dir, name: str, *, for_dir: bool) -> None:
+        """Make room for a new entry where one exists (podman's --overwrite rules)."""
+        is_dir = stat.S_ISDIR(os.stat(name, dir_fd=parent.fd, follow_symlinks=False).st_mode)
+        if (is_dir or for_dir) and not self._policy.overwrite:  # a non-directory replaces another freely
+            path = self._path(parent, name)
+            raise CopyError(f'error creating "{path}": {"mkdir" if for_dir else "creat"} {path}: file exists')
+        if is_dir:
+            _remove_tree(parent.fd, name)
+        else:
+            os.unlink(name, dir_fd=parent.fd)
+
+    def _owner(self, meta: Meta) -> tuple[int, int]:
+        return self._policy.owner or (meta.uid, meta.gid)
+
+    def _fix_owner_mode(self, fd: int, parent: _Dir, meta: Meta, mode: int) -> None:
+        uid, gid = self._owner(meta)
+        if uid != self._uid or gid != parent.new_gid:
+            os.fchown(fd, uid, gid)  # before chmod: chown clears setuid/setgid bits
+        if mode & ~0o777 or mode & self._umask:
+            os.fchmod(fd, mode)
+
+    def _make_file(self, parent: _Dir, name: str, meta: Meta, src: int = -1, reader: TarReader | None = None) -> None:
+        """A regular file with the data of the fd ``src`` or of the current member of ``reader``."""
+        mode = meta.mode & ~SETID_BITS if self._policy.strip_setid else meta.mode
+        try:
+            fd = os.open(name, O_CREATE, mode & 0o777, dir_fd=parent.fd)
+        except FileExistsError:
+            self._clear(parent, name, for_dir=False)
+            fd = os.open(name, O_CREATE, mode & 0o777, dir_fd=parent.fd)
+        try:
+            if reader is not None:
+                reader.copy_data(lambda chunk: _write_all(fd, chunk))
+            elif meta.size:
+                sent = os.sendfile(fd, src, 0, meta.size)
+                if sent < meta.size:
+                    copy_fd(src, fd, meta.size, sent)
+            self._fix_owner_mode(fd, parent, meta, mode)
+            mtime = meta.mtime * 1_000_000_000
+            os.utime(fd, ns=(mtime, mtime))
+        finally:
+            os.close(fd)
+
+    def _make_dir(self, parent: _Dir, name: str, meta: Meta, *, times: bool = True) -> _Dir:
+        rel = f"{parent.rel}/{name}" if parent.rel else name
+        mode = meta.mode & 0o7777
+        try:
+            os.mkdir(name, mode & 0o777, dir_fd=parent.fd)
+        except FileExistsError:
+            existing = self._open_dir(parent, name)
+            if existing is not None:
+                if existing.path == self._path(parent, name):  # a real directory: tar updates it
+                    self._update_dir(existing, meta, mode)
+                    existing.meta = meta if times else None
+                return existing
+            self._clear(parent, name, for_dir=True)
+            os.mkdir(name, mode & 0o777, dir_fd=parent.fd)
+        fd = os.open(name, O_DIR, dir_fd=parent.fd)
+        uid, gid = self._owner(meta)
+        d = _Dir(fd, self._path(parent, name), rel, gid if mode & stat.S_ISGID else self._gid, meta if times else None)
+        self._fix_owner_mode(fd, parent, meta, mode)
+        return d
+
+    def _update_dir(self, d: _Dir, meta: Meta, mode: int) -> None:
+        st = os.fstat(d.fd)
+        uid, gid = self._owner(meta)
+        if (st.st_uid, st.st_gid) != (uid, gid):
+            os.fchown(d.fd, uid, gid)
+        if stat.S_IMODE(st.st_mode) != mode:
+            os.fchmod(d.fd, mode)
+
+    def _set_dir_times(self, d: _Dir) -> None:
+        if d.meta is not None:
+            os.utime(d.fd, ns=(d.meta.mtime * 10**9, d.meta.mtime * 10**9))
+
+    def _make_other(self, parent: _Dir, name: str, member: Member) -> None:
+        kind, meta = member.kind, member.meta
+        if kind is Kind.SYMLINK:
+            self._retry_exists(parent, name, lambda: os.symlink(member.link, name, dir_fd=parent.fd))
+            uid, gid = self._owner(meta)
+            if uid != self._uid or gid != parent.new_gid:
+                os.chown(name, uid, gid, dir_fd=parent.fd, follow_symlinks=False)
+            os.utime(name, ns=(meta.mtime * 10**9, meta.mtime * 10**9), dir_fd=parent.fd, follow_symlinks=False)
+        elif kind is Kind.HARDLINK:
+            self._make_hardlink(parent, name, member.link)
+        elif kind is Kind.FIFO:
+            self._retry_exists(parent, name, lambda: os.mkfifo(name, meta.mode & 0o777, dir_fd=parent.fd))
+            fd = os.open(name, O_READ, dir_fd=parent.fd)  # a FIFO opens at once with O_NONBLOCK
+            try:
+                if stat.S_ISFIFO(os.fstat(fd).st_mode):
+                    self._fix_owner_mode(fd, parent, meta, meta.mode & 0o7777)
+                    os.utime(fd, ns=(meta.mtime * 10**9, meta.mtime * 10**9))
+            finally:
+                os.close(fd)
+        elif self._policy.devices is DevicePolicy.REFUSE:
+            raise CopyError(f'refusing to create device node "{self._path(parent, name)}": '
+                            f"{self._policy.where} is unprivileged (no CAP_MKNOD)")
+
+    def _retry_exists(self, parent: _Dir, name: str, create: Callable[[], None]) -> None:
+        try:
+            create()
+        except FileExistsError:
+            self._clear(parent, name, for_dir=False)
+            create()
+
+    def _make_hardlink(self, parent: _Dir, name: str, target: str) -> None:
+        """A hard link to an earlier entry, looked up inside the destination only."""
+        parts = member_parts(target)
+        if not parts:
+            raise CopyError(f'refusing hard link "{self._path(parent, name)}" to the destination itself')
+        try:
+            tdir = openat2(self._top.fd, "/".join(parts[:-1]) or ".", os.O_PATH | os.O_DIRECTORY,
+                           resolve=RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+        except OSError as exc:
+            raise self._fail(exc, parent, name, f'linking to "{target}" at') from None
+        try:
+            self._retry_exists(parent, name, lambda: os.link(parts[-1], name, src_dir_fd=tdir,
+                                                             dst_dir_fd=parent.fd, follow_symlinks=False))
+        except FileNotFoundError as exc:
+            raise self._fail(exc, parent, name, f'linking to "{target}" at') from None
+        finally:
+            os.close(tdir)
+
+
+def _remove_tree(parent_fd: int, name: str) -> None:
+    """``rm -rf`` of one entry of ``parent_fd``, never following a symlink."""
+    try:
+        os.unlink(name, dir_fd=parent_fd)
+        return
+    except IsADirectoryError:
+        pass
+    fd = os.open(name, O_DIR, dir_fd=parent_fd)
+    try:
+        with os.scandir(fd) as it:
+            names = [e.name for e in it]
+        for child in names:
+            _remove_tree(fd, child)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=parent_fd)
+

@@ -1,0 +1,15 @@
+"""Interactive widgets (anywidget): see and drive containers in a notebook.
+
+The Python side lives here and only calls the core and follows its events;
+the browser side is in the top-level ``widgets/`` folder (ES modules, CSS).
+"""
+
+from __future__ import annotations
+
+from kernelext.widgets.dashboard import Dashboard
+from kernelext.widgets.diagram import LifecycleDiagram, lifecycle_svg
+from kernelext.widgets.live_output import LiveOutput
+from kernelext.widgets._registry import close_all
+from kernelext.widgets.panel import ContainerPanel
+
+__all__ = ["ContainerPanel", "Dashboard", "LifecycleDiagram", "LiveOutput", "close_all", "lifecycle_svg"]

@@ -1,0 +1,26 @@
+"""Where the widgets' browser side (ES modules and CSS) is.
+
+In a source checkout it is the top-level ``widgets/`` folder (DESIGN.md §1);
+an installed wheel carries the same files as ``kernelext/assets/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_PACKAGE = Path(__file__).resolve().parent.parent
+ASSETS = next((p for p in (_PACKAGE.parent / "widgets", _PACKAGE / "assets") if p.is_dir()), _PACKAGE / "assets")
+
+
+def asset(name: str) -> Path:
+    return ASSETS / name
+
+
+def esm(*names: str) -> str:
+    """ES modules joined into one (anywidget loads a single module, so a
+    widget's local imports such as ``./ansi.js`` are inlined here, no build step)."""
+    parts = []
+    for name in names:
+        lines = asset(name).read_text().splitlines()
+        parts.append("\n".join(line for line in lines if not (line.startswith("import ") and '"./' in line)))
+    return "\n".join(parts)

@@ -1,0 +1,49 @@
+"""Following a container's real state from a widget.
+
+Events from every process (this kernel, another kernel, the CLI, conmon's
+exit command) arrive through the store's event log; a slow poll catches what
+emits no event (a conmon killed from outside is only noticed by a sync).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from kernelext.core.container import Container
+from kernelext.core.events import Event
+from kernelext.errors import KernelextError
+
+POLL_S = 1.0
+
+
+class ContainerFollower:
+    """Calls ``on_change(container, event)`` when the container may have changed; ``event`` is None on a poll."""
+
+    def __init__(self, container: Container, on_change: Callable[[Container, Event | None], None]) -> None:
+        self.container = container
+        self._on_change = on_change
+        self._stop = threading.Event()
+        self._unwatch = container._runtime.events.watch(self._event)
+        self._poller = threading.Thread(target=self._poll, daemon=True, name=f"kernelext-poll-{container.name}")
+        self._poller.start()
+
+    def _event(self, event: Event) -> None:
+        if event.id == self.container.id and not self._stop.is_set():
+            self._refresh(event)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(POLL_S):
+            self._refresh(None)
+
+    def _refresh(self, event: Event | None) -> None:
+        if event is None or event.status != "remove":
+            try:
+                self.container.reload()
+            except KernelextError:
+                pass  # removed: the event (or the next poll) says so
+        self._on_change(self.container, event)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._unwatch()

@@ -1,0 +1,18 @@
+"""The widgets that own threads or subscriptions, so ``%unload_ext`` can close them all."""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+_open: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def track(widget: Any) -> None:
+    _open.add(widget)
+
+
+def close_all() -> None:
+    for widget in list(_open):
+        widget.close()
+    _open.clear()

@@ -1,0 +1,125 @@
+"""``LifecycleDiagram``: libpod's state machine as a picture, the current state lit.
+
+The SVG is drawn here, in Python, so the same picture is the widget's view
+and the static ``image/svg+xml`` a notebook viewer (GitHub) shows.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import anywidget
+from traitlets import Unicode
+
+from kernelext.core.container import Container
+from kernelext.core.events import Event
+from kernelext.core.state import ContainerStatus
+from kernelext.widgets._assets import esm
+from kernelext.widgets._follow import ContainerFollower
+from kernelext.widgets._registry import track
+
+S = ContainerStatus
+WIDTH, HEIGHT = 660, 250
+NODE_W, NODE_H = 104, 34
+#: Where each state sits (centre of its box).
+POSITIONS = {
+    S.CONFIGURED: (70, 50), S.CREATED: (230, 50), S.RUNNING: (410, 50), S.PAUSED: (590, 50),
+    S.STOPPING: (410, 200), S.STOPPED: (230, 200), S.EXITED: (70, 200), S.REMOVING: (590, 135),
+}
+#: The transitions drawn, with the call that causes each (DESIGN.md §2).
+EDGES = [
+    (S.CONFIGURED, S.CREATED, "init"), (S.CREATED, S.RUNNING, "start"), (S.RUNNING, S.PAUSED, "pause"),
+    (S.PAUSED, S.RUNNING, "unpause"), (S.RUNNING, S.STOPPING, "stop"), (S.STOPPING, S.STOPPED, "exit"),
+    (S.RUNNING, S.STOPPED, "exit / kill"), (S.STOPPED, S.EXITED, "cleanup"), (S.EXITED, S.CREATED, "init / start"),
+    (S.STOPPED, S.REMOVING, "rm"), (S.EXITED, S.RUNNING, "restore"),
+]
+LIT, DIM, MARK = "#1a7f37", "#8c959f", "#cf222e"
+
+
+def _edge(a: ContainerStatus, b: ContainerStatus, label: str, marked: bool) -> str:
+    (x1, y1), (x2, y2) = POSITIONS[a], POSITIONS[b]
+    dx, dy = x2 - x1, y2 - y1
+    # Leave the boxes' borders; offset opposite pairs (pause/unpause) so both arrows show.
+    sx = NODE_W / 2 if dx else 0
+    sy = NODE_H / 2 if dy else 0
+    paired = any((b, a) == (e[0], e[1]) for e in EDGES)
+    ox = 6 if paired and not dx and a.value < b.value else (-6 if paired and not dx else 0)
+    oy = 6 if paired and not dy and a.value < b.value else (-6 if paired and not dy else 0)
+    x1b = x1 + (sx if dx > 0 else -sx) + ox
+    x2b = x2 - (sx if dx > 0 else -sx) + ox
+    y1b = y1 + (sy if dy > 0 else -sy) + oy
+    y2b = y2 - (sy if dy > 0 else -sy) + oy
+    colour = MARK if marked else DIM
+    width = 2.5 if marked else 1.2
+    # Labels sit 60% along the arrow: clear of crossing arrows at the midpoints.
+    mx, my = x1b + 0.6 * (x2b - x1b), y1b + 0.6 * (y2b - y1b) + (0 if dy else (13 if oy > 0 else -5))
+    return (f'<line x1="{x1b:.0f}" y1="{y1b:.0f}" x2="{x2b:.0f}" y2="{y2b:.0f}" stroke="{colour}" '
+            f'stroke-width="{width}" marker-end="url(#{"kx-mark" if marked else "kx-arrow"})"/>'
+            f'<text x="{mx + (4 if dy else 0):.0f}" y="{my:.0f}" font-size="10" fill="{colour}" '
+            f'text-anchor="{"start" if dy else "middle"}">{html.escape(label)}</text>')
+
+
+def lifecycle_svg(current: ContainerStatus | None = None, previous: ContainerStatus | None = None) -> str:
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
+             f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif">',
+             "<defs>" + "".join(
+                 f'<marker id="{mid}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
+                 f'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{colour}"/></marker>'
+                 for mid, colour in (("kx-arrow", DIM), ("kx-mark", MARK))) + "</defs>"]
+    for a, b, label in EDGES:
+        parts.append(_edge(a, b, label, marked=(previous, current) == (a, b)))
+    for state, (x, y) in POSITIONS.items():
+        lit = state is current
+        parts.append(f'<rect x="{x - NODE_W / 2:.0f}" y="{y - NODE_H / 2:.0f}" width="{NODE_W}" height="{NODE_H}" '
+                     f'rx="8" fill="{LIT if lit else "#ffffff"}" stroke="{LIT if lit else DIM}" stroke-width="1.5"/>'
+                     f'<text x="{x}" y="{y + 4}" font-size="12" text-anchor="middle" '
+                     f'fill="{"#ffffff" if lit else "#24292f"}" font-weight="{"bold" if lit else "normal"}">'
+                     f"{state.value}</text>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+class LifecycleDiagram(anywidget.AnyWidget):
+    _esm = esm("diagram.js")
+
+    svg = Unicode("").tag(sync=True)
+    status = Unicode("").tag(sync=True)
+    previous = Unicode("").tag(sync=True)
+
+    def __init__(self, container: Container | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.container = container
+        self._follower: ContainerFollower | None = None
+        if container is None:
+            self.svg = lifecycle_svg()
+            return
+        self._show(container.status, None)
+        self._follower = ContainerFollower(container, self._changed)
+        track(self)
+
+    def _show(self, status: ContainerStatus, previous: ContainerStatus | None) -> None:
+        self.status, self.previous = status.value, previous.value if previous else ""
+        self.svg = lifecycle_svg(status, previous)
+
+    def _changed(self, container: Container, event: Event | None) -> None:
+        current = ContainerStatus(self.status)
+        if container.status is not current:
+            self._show(container.status, current)
+
+    def __repr__(self) -> str:
+        if self.container is None:
+            return "LifecycleDiagram()"
+        return f"LifecycleDiagram({self.container.name}: {self.status})"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
+        return {**data, "image/svg+xml": self.svg}, metadata
+
+    def close(self) -> None:
+        if self._follower is not None:
+            self._follower.stop()
+        super().close()

@@ -1,0 +1,169 @@
+"""``LiveOutput``: a container's output as a live, bounded widget.
+
+The browser gets append-only custom messages, batched at ``update_rate`` a
+second: the cost grows with new bytes, not with everything so far. The
+newest ``max_lines`` lines are also kept kernel-side, and a view that (re)opens
+(a page reload) asks for them with a ``replay`` message. Lines are tagged
+stdout or stderr; ANSI colours (SGR) are rendered in the browser.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextvars
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import anywidget
+from traitlets import Int, Unicode
+
+from kernelext.widgets._assets import asset, esm
+from kernelext.widgets._registry import track
+
+if TYPE_CHECKING:
+    from kernelext.core.container import Container
+
+STREAMS = ("stdout", "stderr")
+
+
+class LiveOutput(anywidget.AnyWidget):
+    _esm = esm("ansi.js", "live_output.js")
+    _css = asset("live_output.css")
+
+    title = Unicode("").tag(sync=True)
+    max_lines = Int(1000).tag(sync=True)
+    #: Lines that fell out of the bounded buffer ("N earlier lines not shown").
+    dropped = Int(0).tag(sync=True)
+    footer = Unicode("").tag(sync=True)
+
+    def __init__(self, title: str = "", *, max_lines: int = 1000, update_rate: float = 5.0, **kwargs: Any) -> None:
+        super().__init__(title=title, max_lines=max_lines, **kwargs)
+        self._lines: deque[tuple[str, str]] = deque(maxlen=max_lines)
+        self._pending: deque[tuple[str, str]] = deque(maxlen=max_lines)
+        self._pending_dropped = 0
+        self._partial = dict.fromkeys(STREAMS, "")
+        self._decoders = {s: codecs.getincrementaldecoder("utf-8")("replace") for s in STREAMS}
+        self._interval = 1.0 / update_rate
+        self._lock = threading.RLock()
+        self._timer: threading.Timer | None = None
+        self._last_send = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._full_log: Callable[[], bytes] | None = None
+        self._seen = 0  # log lines of the followed container shown so far
+        self.messages_sent = 0
+        self.bytes_sent = 0
+        self.on_msg(self._on_frontend_message)
+
+    def __repr__(self) -> str:
+        return f"LiveOutput(title={self.title!r})"
+
+    @property
+    def lines(self) -> list[tuple[str, str]]:
+        """The buffered (newest) lines as ``(stream, text)``."""
+        with self._lock:
+            return list(self._lines)
+
+    # ------------------------------------------------------------- feeding
+    def feed(self, stream: str, data: bytes) -> None:
+        """Add raw output; complete lines are shown, a partial one waits for its newline."""
+        text = self._partial[stream] + self._decoders[stream].decode(data)
+        *complete, self._partial[stream] = text.split("\n")
+        if complete:
+            self.append(stream, complete)
+
+    def append(self, stream: str, lines: list[str]) -> None:
+        with self._lock:
+            for line in lines:
+                if len(self._lines) == self._lines.maxlen:
+                    self._pending_dropped += 1
+                self._lines.append((stream, line))
+                self._pending.append((stream, line))
+            self._schedule()
+
+    def finish(self, footer: str) -> None:
+        for stream, rest in self._partial.items():
+            if rest:
+                self._partial[stream] = ""
+                self.append(stream, [rest])
+        self.flush()
+        self.footer = footer
+
+    # ------------------------------------------------------------- sending
+    def _schedule(self) -> None:
+        if self._timer is not None:
+            return
+        delay = max(0.0, self._last_send + self._interval - time.monotonic())
+        self._timer = threading.Timer(delay, self.flush)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._timer = None
+            if not self._pending:
+                return
+            chunks = list(self._pending)
+            self._pending.clear()
+            dropped, self._pending_dropped = self._pending_dropped, 0
+            self._last_send = time.monotonic()
+        self._send_custom({"type": "append", "chunks": chunks})
+        if dropped:
+            self.dropped += dropped
+
+    def _send_custom(self, content: dict[str, Any]) -> None:
+        self.messages_sent += 1
+        self.bytes_sent += sum(len(text) for _, text in content.get("chunks", ()))
+        self.send(content)
+
+    def _on_frontend_message(self, _widget: Any, content: dict[str, Any], _buffers: list[bytes]) -> None:
+        if content.get("type") == "replay":
+            self._send_custom({"type": "replay", "chunks": self.lines})
+        elif content.get("type") == "download" and self._full_log is not None:
+            self.send({"type": "download", "name": f"{self.title or 'output'}.log",
+                       "text": self._full_log().decode(errors="replace")})
+
+    # ------------------------------------------------- following a container
+    def follow(self, container: Container) -> LiveOutput:
+        """Show the container's log so far, then follow it until it exits.
+
+        Called again after a restart, it continues after the lines already
+        shown: one log file, read in order, so nothing is lost or repeated.
+        """
+        if self._thread is not None and self._thread.is_alive():
+            return self
+        self._full_log = lambda: b"".join(line.data for line in container.logs())
+        context = contextvars.copy_context()
+
+        def run() -> None:
+            try:
+                skip = self._seen
+                for index, line in enumerate(container.logs(follow=True)):
+                    if self._stop.is_set():
+                        return
+                    if index < skip:
+                        continue
+                    self._seen += 1
+                    self.feed(line.stream, line.data)
+                self.finish(f"[{container.name} exited with code {container.reload().exit_code}]")
+            except Exception as exc:  # noqa: BLE001 - shown in the widget, never raised elsewhere
+                self.finish(f"[error: {exc}]")
+        self.footer = ""
+        self._thread = threading.Thread(target=context.run, args=(run,), daemon=True,
+                                        name=f"kernelext-live-{container.name}")
+        self._thread.start()
+        track(self)
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2)
+        super().close()

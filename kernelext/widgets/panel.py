@@ -1,0 +1,131 @@
+"""``ContainerPanel``: one container's state, its buttons and its live output.
+
+The badge follows the real state through the store's events (from any
+process); the buttons are enabled exactly when the state machine allows the
+action (:func:`kernelext.core.state.allowed_actions`). A button runs the core
+call in a worker thread, so the kernel stays responsive during a 10 s stop;
+an error shows in the panel as one line and the panel stays usable.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import anywidget
+import ipywidgets
+from traitlets import Bool, Int, List, Unicode
+
+from kernelext.core import engine
+from kernelext.core.container import Container
+from kernelext.core.events import Event
+from kernelext.core.state import allowed_actions
+from kernelext.errors import KernelextError
+from kernelext.widgets._assets import asset, esm
+from kernelext.widgets._follow import ContainerFollower
+from kernelext.widgets._registry import track
+from kernelext.widgets.live_output import LiveOutput
+
+REMOVED = "removed"
+
+
+def _action(name: str) -> Callable[[Container], object]:
+    calls: dict[str, Callable[[Container], object]] = {
+        "start": engine.start, "stop": engine.stop, "kill": Container.kill, "pause": Container.pause,
+        "unpause": Container.unpause, "restart": Container.restart, "remove": Container.remove,
+        "checkpoint": lambda c: getattr(c, "checkpoint")(), "restore": lambda c: getattr(c, "restore")(),
+    }
+    return calls[name]
+
+
+class PanelHeader(anywidget.AnyWidget):
+    _esm = esm("panel.js")
+    _css = asset("panel.css")
+
+    name = Unicode("").tag(sync=True)
+    image = Unicode("").tag(sync=True)
+    short_id = Unicode("").tag(sync=True)
+    status = Unicode("").tag(sync=True)
+    exit_code = Int(0).tag(sync=True)
+    exited = Bool(False).tag(sync=True)
+    error = Unicode("").tag(sync=True)
+    message = Unicode("").tag(sync=True)
+    busy = Unicode("").tag(sync=True)
+    allowed = List(Unicode()).tag(sync=True)
+
+    def __repr__(self) -> str:
+        return f"PanelHeader({self.name}: {self.status})"
+
+
+class ContainerPanel(ipywidgets.VBox):  # type: ignore[misc]
+    """Name, image, state badge, action buttons, exit code and error, live output."""
+
+    def __init__(self, container: Container, *, max_lines: int = 1000, update_rate: float = 5.0) -> None:
+        self.container = container
+        self.header = PanelHeader(name=container.name, image=container.image, short_id=container.short_id)
+        self.output = LiveOutput(f"{container.name} output", max_lines=max_lines, update_rate=update_rate)
+        super().__init__(children=[self.header, self.output])
+        self._refresh(container)
+        self.header.on_msg(self._on_message)
+        self.output.follow(container)
+        self._follower: ContainerFollower | None = ContainerFollower(container, self._changed)
+        track(self)
+
+    def __repr__(self) -> str:
+        return f"ContainerPanel({self.container.name}: {self.header.status})"
+
+    def _refresh(self, container: Container) -> None:
+        st = container.state
+        with self.header.hold_sync():
+            self.header.status = st.status.value
+            self.header.exit_code = st.exit_code
+            self.header.exited = st.exited
+            self.header.error = st.error
+            self.header.allowed = [] if self.header.busy else allowed_actions(
+                st.status, checkpointed=st.checkpointed and hasattr(container, "restore"))
+
+    def _changed(self, container: Container, event: Event | None) -> None:
+        if event is not None and event.status == "remove":
+            self.header.status, self.header.allowed = REMOVED, []
+            self.stop()
+            return
+        self._refresh(container)
+
+    def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: list[bytes]) -> None:
+        if content.get("type") == "action" and content.get("action") in self.header.allowed:
+            self.run_action(str(content["action"]))
+
+    def run_action(self, action: str) -> threading.Thread:
+        """Run a button's action in a worker thread (also what the buttons call)."""
+        self.header.message, self.header.busy, self.header.allowed = "", action, []
+
+        def work() -> None:
+            try:
+                _action(action)(self.container)
+            except KernelextError as exc:
+                self.header.message = f"{action} failed: {exc}"
+            finally:
+                self.header.busy = ""
+                try:
+                    self._refresh(self.container.reload())
+                except KernelextError:
+                    pass  # removed
+                if action in ("start", "restart", "restore", "unpause") and self.header.status == "running":
+                    self.output.follow(self.container)
+        thread = threading.Thread(target=work, daemon=True, name=f"kernelext-action-{action}")
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        """Stop following the container (threads, event subscription); the view stays."""
+        if self._follower is not None:
+            self._follower.stop()
+            self._follower = None
+
+    def close(self) -> None:
+        self.stop()
+        self.output.close()
+        self.header.close()
+        super().close()
+

@@ -1,0 +1,254 @@
+"""The %container magics, in a real InteractiveShell and in real kernels (nbclient / jupyter_client)."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import nbformat
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+from kernelext import Container, ContainerStatus, KernelextError, NoSuchContainerError
+from kernelext.magics.display import ContainerList
+
+from conftest import Store
+
+
+@pytest.fixture
+def ip(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
+    monkeypatch.setenv("KERNELEXT_ROOT", str(store.runtime.opts.root))
+    monkeypatch.setenv("KERNELEXT_RUNROOT", str(store.runtime.opts.runroot))
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "kernelext")
+    try:
+        yield shell
+    finally:
+        shell.run_line_magic("unload_ext", "kernelext")
+
+
+def magic(ip: InteractiveShell, line: str) -> Any:
+    return ip.run_line_magic("container", line)
+
+
+def test_attached_run_streams_and_sets_exit_code(ip: InteractiveShell, capfd: pytest.CaptureFixture[str]) -> None:
+    assert magic(ip, "run --rm --name once busybox sh -c 'echo out; echo err >&2; exit 3'") is None
+    captured = capfd.readouterr()
+    assert captured.out == "out\n[once exited with code 3]\n" and captured.err == "err\n"
+    assert ip.user_ns["_exit_code"] == 3
+
+
+def test_line_magics_return_values(ip: InteractiveShell, store: Store) -> None:
+    ctr = magic(ip, "run -d --name web busybox sleep 1000")
+    assert isinstance(ctr, Container) and ctr.status is ContainerStatus.RUNNING
+    listed = magic(ip, "ps")
+    assert isinstance(listed, ContainerList) and [c.name for c in listed] == ["web"]
+    assert repr(listed).splitlines()[1].split() == ["web", "busybox", "running"]
+    doc = magic(ip, "inspect web")
+    assert doc["State"]["Status"] == "running" and doc["Name"] == "web"
+    stopped = ip.run_line_magic("ctr", "stop -t 0 web")
+    assert stopped.status is ContainerStatus.EXITED and stopped.exit_code == 137
+    assert magic(ip, "wait web") == 137 and ip.user_ns["_exit_code"] == 137
+    plain, _ = ip.display_formatter.format(stopped)
+    assert plain["text/plain"] == "Container web (busybox): exited, exit code 137"
+
+
+def test_rich_html_card_and_table(ip: InteractiveShell) -> None:
+    from kernelext.magics.display import container_html
+
+    ctr = magic(ip, "run -d --name card busybox sleep 1000")
+    card = container_html(ctr)
+    assert "card" in card and "running" in card and ctr.short_id in card and "busybox" in card
+    assert "<table>" in magic(ip, "ps")._repr_html_()
+
+
+def test_python_values_expand_but_go_templates_stay(ip: InteractiveShell) -> None:
+    magic(ip, "run -d --name expanded busybox sleep 1000")
+    ip.user_ns["target"] = "expanded"
+    ip.run_cell("status = %container inspect --format '{{.State.Status}}' $target")
+    assert ip.user_ns["status"] == "running"
+    ip.run_cell("status = %container inspect --format {{.Name}} {target.upper().lower()}")
+    assert ip.user_ns["status"] == "expanded"
+
+
+def test_bad_arguments_are_usage_errors(ip: InteractiveShell) -> None:
+    for line in ("bogus", "run", "stop -t soon web", "exec"):
+        with pytest.raises(UsageError) as caught:
+            magic(ip, line)
+        assert "\n" not in str(caught.value)
+
+
+def test_operation_failures_render_as_one_line(ip: InteractiveShell) -> None:
+    with pytest.raises(NoSuchContainerError) as caught:
+        magic(ip, "stop nosuch")
+    assert caught.value._render_traceback_() == [f"NoSuchContainerError: {caught.value}"]
+    from kernelext.magics.container_magics import DebugError
+
+    with pytest.raises(DebugError) as debugged:
+        magic(ip, "--debug stop nosuch")
+    assert isinstance(debugged.value.__cause__, KernelextError)
+
+
+def test_help(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    magic(ip, "run --help")
+    assert "--detach" in capsys.readouterr().out
+    assert "%%container exec NAME" in ip.find_line_magic("container").__doc__
+
+
+def test_cell_magics_exec_and_run(ip: InteractiveShell, capfd: pytest.CaptureFixture[str]) -> None:
+    magic(ip, "run -d --name shell busybox sleep 1000")
+    capfd.readouterr()
+    ip.run_cell_magic("container", "exec shell", "echo $((6 * 7))\ncd /tmp && pwd\nexit 4\n")
+    assert capfd.readouterr().out == "42\n/tmp\n[shell exited with code 4]\n"
+    assert ip.user_ns["_exit_code"] == 4
+    ip.run_cell_magic("container", "run --name script busybox", "echo one-off\n")
+    assert capfd.readouterr().out.startswith("one-off\n[script exited with code 0]")
+    names = [c.name for c in magic(ip, "ps -a")]
+    assert names == ["shell"]  # the one-off was removed
+
+
+def test_config_traits(ip: InteractiveShell) -> None:
+    ip.run_line_magic("config", "ContainerMagics.stop_timeout = 1")
+    magic(ip, "run -d --name slowstop busybox sleep 1000")
+    t0 = time.monotonic()
+    ctr = magic(ip, "stop slowstop")
+    assert 1.0 <= time.monotonic() - t0 < 3.0 and ctr.exit_code == 137
+
+
+def test_completion(ip: InteractiveShell) -> None:
+    magic(ip, "run -d --name completeme busybox sleep 1000")
+
+    from IPython.core.completer import provisionalcompleter
+
+    def complete(line: str) -> set[str]:
+        with provisionalcompleter():
+            return {c.text for c in ip.Completer.completions(line, len(line))}
+    assert {"run", "restart", "rm"} <= complete("%container r")
+    assert "--detach" in complete("%container run --det")
+    assert "completeme" in complete("%container stop comp")
+    assert "busybox" in complete("%ctr run busy")
+
+
+def test_output_beyond_the_limit_goes_to_a_bounded_area(ip: InteractiveShell,
+                                                        capfd: pytest.CaptureFixture[str]) -> None:
+    ip.run_line_magic("config", "ContainerMagics.output_lines = 50")
+    magic(ip, "run --rm --name flood busybox sh -c 'seq 1 5000'")
+    out = capfd.readouterr().out
+    head, marker, rest = out.partition("[kernelext] more than 50 lines")
+    assert head.split() == [str(i) for i in range(1, 51)] and marker
+    assert "5000" in rest and "earlier lines not shown" in rest and rest.endswith("[flood exited with code 0]\n")
+
+
+def test_unload_removes_magics_and_stops_threads(ip: InteractiveShell) -> None:
+    import threading
+
+    magic(ip, "run -d --name followed busybox sh -c 'while true; do echo x; sleep 0.1; done'")
+    magic(ip, "logs -f followed")
+    assert any(t.name.startswith("kernelext-live") for t in threading.enumerate())
+    ip.run_line_magic("unload_ext", "kernelext")
+    assert ip.find_line_magic("container") is None
+    assert not any(t.name.startswith("kernelext-live") and t.is_alive() for t in threading.enumerate())
+    ip.run_line_magic("load_ext", "kernelext")
+
+
+# ------------------------------------------------------------- real kernels
+def _cell_outputs(nb: Any, index: int) -> list[dict[str, Any]]:
+    return [dict(o) for o in nb.cells[index].outputs]
+
+
+def _text(outputs: list[dict[str, Any]]) -> str:
+    return "".join(o.get("text", "") or "".join(o.get("data", {}).get("text/plain", "")) for o in outputs)
+
+
+def test_notebook_outputs_stay_in_their_cells(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("KERNELEXT_ROOT", str(store.runtime.opts.root))
+    monkeypatch.setenv("KERNELEXT_RUNROOT", str(store.runtime.opts.runroot))
+    cells = [
+        "%load_ext kernelext",
+        "%container run -d --name ticker busybox sh -c 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.05; done'",
+        "%container logs -f ticker",
+        "print('cell four')",
+        "%container run --rm --name ab busybox sh -c 'echo A; echo B >&2'",
+        "import time; time.sleep(1); print('cell six')",
+        "%container stop -t 0 ticker",
+        "%config ContainerMagics.output_lines = 100\n%container run --rm --name flood busybox seq 1 20000",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    NotebookClient(nb, timeout=60, kernel_name="python3").execute()
+    assert _text(_cell_outputs(nb, 3)) == "cell four\n"
+    five = _cell_outputs(nb, 4)
+    assert [(o["output_type"], o.get("name"), o.get("text")) for o in five] == [
+        ("stream", "stdout", "A\n"), ("stream", "stderr", "B\n"), ("stream", "stdout", "[ab exited with code 0]\n")]
+    assert _text(_cell_outputs(nb, 5)) == "cell six\n"
+    assert "Container ticker (busybox): running" in _text(_cell_outputs(nb, 1))
+    for index in (0, 1, 3, 4, 5, 6):
+        assert re.search(r"tick \d", _text(_cell_outputs(nb, index))) is None
+    assert "tick 0" in _text(_cell_outputs(nb, 2))  # the live area kept updating in its own cell
+    flood = _text(_cell_outputs(nb, 7))
+    assert len(flood.splitlines()) < 250 and "20000" in flood  # stored output stays bounded
+
+
+@pytest.mark.parametrize("script, expect_running", [
+    ("echo started; exec sleep 1000", True),                      # PID 1 ignores SIGINT: we detach
+    ("trap 'exit 130' INT; while true; do sleep 0.1; done", False),  # traps it: exits, code reported
+])
+def test_interrupt_returns_control_within_a_second(store: Store, monkeypatch: pytest.MonkeyPatch, script: str,
+                                                   expect_running: bool) -> None:
+    from jupyter_client.manager import start_new_kernel
+
+    monkeypatch.setenv("KERNELEXT_ROOT", str(store.runtime.opts.root))
+    monkeypatch.setenv("KERNELEXT_RUNROOT", str(store.runtime.opts.runroot))
+    km, kc = start_new_kernel(kernel_name="python3")
+    try:
+        kc.execute_interactive("%load_ext kernelext", timeout=30)
+        msg_id = kc.execute(f"%container run --name intr busybox sh -c \"{script}\"")
+        assert _wait_for(lambda: store.runtime.exists("intr") and
+                         store.runtime.get("intr").status is ContainerStatus.RUNNING)
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        km.interrupt_kernel()
+        reply = kc.get_shell_msg(timeout=10)
+        assert reply["parent_header"]["msg_id"] == msg_id
+        assert time.monotonic() - t0 < 1.0
+        ctr = store.runtime.get("intr")
+        assert (ctr.status is ContainerStatus.RUNNING) is expect_running
+        if not expect_running:
+            assert ctr.wait() == 130
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def _wait_for(predicate: Any, timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return True
+        except KernelextError:
+            pass
+        time.sleep(0.05)
+    return False
+
+
+def test_widget_subcommands_and_unload_closes_them(ip: InteractiveShell) -> None:
+    import threading
+
+    from kernelext.widgets import ContainerPanel, Dashboard, LifecycleDiagram
+
+    magic(ip, "run -d --name widgety busybox sleep 1000")
+    assert isinstance(magic(ip, "panel widgety"), ContainerPanel)
+    assert isinstance(magic(ip, "diagram widgety"), LifecycleDiagram)
+    assert isinstance(magic(ip, "dashboard"), Dashboard)
+    with pytest.raises(UsageError):
+        magic(ip, "panel")
+    ip.run_line_magic("unload_ext", "kernelext")
+    time.sleep(0.3)
+    leftovers = [t.name for t in threading.enumerate() if t.name.startswith("kernelext-") and t.is_alive()]
+    assert leftovers == []
+    ip.run_line_magic("load_ext", "kernelext")

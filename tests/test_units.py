@@ -1,0 +1,79 @@
+"""Pure pieces of the core: logs, detach keys, users, errors, the public facade."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import kernelext
+from kernelext.core.logs import read_log
+from kernelext.errors import CommandNotFoundError, ContainerStateError, KernelextError, NoSuchContainerError
+from kernelext.oci.attach import Detached, DetachFilter, parse_detach_keys
+from kernelext.storage.users import resolve_user
+
+
+def test_k8s_log_partial_records_join_and_filters_apply(tmp_path: Path) -> None:
+    log = tmp_path / "ctr.log"
+    log.write_bytes(
+        b"2026-11-29T14:22:13.000000001+00:00 stdout F one\n"
+        b"2026-11-29T14:22:14.000000000+00:00 stdout P tw\n"
+        b"2026-11-29T14:22:14.500000000+00:00 stderr F oops\n"
+        b"2026-11-29T14:22:15.000000000+00:00 stdout F o\n"
+        b"2026-11-29T14:22:16.000000000+00:00 stdout P tail-without-newline\n")
+    lines = read_log(log)
+    assert [(l.stream, l.data) for l in lines] == [
+        ("stdout", b"one\n"), ("stderr", b"oops\n"), ("stdout", b"two\n"), ("stdout", b"tail-without-newline")]
+    assert lines[2].timestamp.startswith("2026-11-29T14:22:14")  # a joined line keeps its first stamp
+    assert [l.data for l in read_log(log, tail=1)] == [b"tail-without-newline"]
+    since = lines[0].time + 0.5
+    assert [l.data for l in read_log(log, since=since, until=since + 1.5)] == [b"oops\n", b"two\n"]
+    assert read_log(tmp_path / "missing.log") == []
+
+
+def test_detach_keys_parse_and_filter() -> None:
+    assert parse_detach_keys("ctrl-p,ctrl-q") == b"\x10\x11"
+    assert parse_detach_keys("a,ctrl-@") == b"a\x00"
+    assert parse_detach_keys("") == b""
+    with pytest.raises(ValueError):
+        parse_detach_keys("ctrl-1")
+    filt = DetachFilter(b"\x10\x11")
+    assert filt.feed(b"ab\x10") == b"ab"          # a prefix is held back ...
+    assert filt.feed(b"c") == b"\x10c"            # ... and sent when the sequence breaks
+    with pytest.raises(Detached):
+        filt.feed(b"\x10\x11")
+    assert DetachFilter(b"").feed(b"\x10\x11") == b"\x10\x11"
+
+
+def test_users_resolve_from_the_container_files_only(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n")
+    (root / "etc/group").write_text("root:x:0:\napp:x:1000:\nwheel:x:10:app\n")
+    assert resolve_user(root, "app").uid == 1000 and resolve_user(root, "app").additional_gids == [10]
+    assert (resolve_user(root, "app:wheel").gid, resolve_user(root, "1234:55").uid) == (10, 1234)
+    assert resolve_user(root, "").home == "/root"
+    with pytest.raises(ValueError, match="unable to find user ghost"):
+        resolve_user(root, "ghost")
+    # /etc/passwd is a symlink that points at the host's file: it is read inside the root.
+    (root / "etc/passwd").unlink()
+    os.symlink("/etc/../../../../etc/shadow-not-here", root / "etc/passwd")
+    with pytest.raises(ValueError, match="unable to find user app"):
+        resolve_user(root, "app")
+
+
+def test_error_tree_subclasses_stdlib_types_and_renders_one_line() -> None:
+    err = NoSuchContainerError("no container named x", container="x", operation="start")
+    assert isinstance(err, LookupError) and isinstance(err, KernelextError)
+    assert err._render_traceback_() == ["NoSuchContainerError: no container named x"]
+    assert isinstance(ContainerStateError("s"), RuntimeError)
+    missing = CommandNotFoundError("nope", exit_code=126)
+    assert isinstance(missing, OSError) and missing.exit_code == 126
+    assert KernelextError("x").exit_code == 125
+
+
+def test_public_facade_is_sorted_and_complete() -> None:
+    assert kernelext.__all__ == sorted(kernelext.__all__)
+    for name in kernelext.__all__:
+        assert hasattr(kernelext, name)

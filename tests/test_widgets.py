@@ -1,0 +1,169 @@
+"""Widgets at the Python level, with a recording comm: traits, custom messages,
+buttons enabled per state, bounded streams. Real containers underneath."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import comm
+import pytest
+from comm.base_comm import BaseComm
+
+from kernelext import ContainerStatus
+from kernelext.core.state import allowed_actions
+from kernelext.widgets import ContainerPanel, Dashboard, LifecycleDiagram, LiveOutput, lifecycle_svg
+
+from conftest import Store
+
+S = ContainerStatus
+
+
+class RecordingComm(BaseComm):
+    """Keeps every message a widget sends to the browser."""
+
+    sent: list[dict[str, Any]] = []
+
+    def publish_msg(self, msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None,
+                    **keys: Any) -> None:
+        RecordingComm.sent.append({"msg_type": msg_type, "data": data, "comm_id": self.comm_id})
+
+
+@pytest.fixture(autouse=True)
+def recording(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
+    RecordingComm.sent = []
+    monkeypatch.setattr(comm, "create_comm", lambda *a, **k: RecordingComm(*a, **k))
+    yield RecordingComm.sent
+
+
+def custom(messages: list[dict[str, Any]], widget: Any) -> list[dict[str, Any]]:
+    """The custom messages (``widget.send``) sent for one widget."""
+    return [m["data"]["content"] for m in messages if m["comm_id"] == widget.comm.comm_id
+            and m["data"] and m["data"].get("method") == "custom"]
+
+
+def states(messages: list[dict[str, Any]], widget: Any, trait: str) -> list[Any]:
+    return [m["data"]["state"][trait] for m in messages if m["comm_id"] == widget.comm.comm_id and m["data"]
+            and m["data"].get("method") == "update" and trait in m["data"].get("state", {})]
+
+
+def wait_for(predicate: Any, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_live_output_stream_is_append_only_and_bounded(recording: list[dict[str, Any]]) -> None:
+    out = LiveOutput("flood", max_lines=500, update_rate=20)
+    payload = "".join(f"line {i}\n" for i in range(100_000)).encode()
+    t0 = time.monotonic()
+    for start in range(0, len(payload), 8192):
+        out.feed("stdout", payload[start:start + 8192])
+    out.finish("[done]")
+    elapsed = time.monotonic() - t0
+    appends = [c for c in custom(recording, out) if c["type"] == "append"]
+    assert len(appends) <= 20 * elapsed + 3  # rate-limited
+    assert sum(len(c["chunks"]) for c in appends) <= 500 * len(appends)  # each message bounded
+    assert out.lines[-1] == ("stdout", "line 99999") and len(out.lines) == 500
+    assert out.dropped == 100_000 - 500
+    assert repr(out) == "LiveOutput(title='flood')"
+
+
+def test_live_output_replays_its_buffer_for_a_new_view(recording: list[dict[str, Any]]) -> None:
+    out = LiveOutput("replay", max_lines=3)
+    out.feed("stdout", b"a\nb\n")
+    out.feed("stderr", b"oops\npartial")
+    out.flush()
+    out._on_frontend_message(out, {"type": "replay"}, [])
+    replay = [c for c in custom(recording, out) if c["type"] == "replay"][-1]
+    assert [tuple(c) for c in replay["chunks"]] == [("stdout", "a"), ("stdout", "b"), ("stderr", "oops")]
+    out.finish("")
+    assert out.lines == [("stdout", "b"), ("stderr", "oops"), ("stderr", "partial")]
+
+
+def test_buttons_follow_the_state_machine() -> None:
+    assert allowed_actions(S.RUNNING) == ["stop", "kill", "pause", "restart", "checkpoint"]
+    assert allowed_actions(S.PAUSED) == ["kill", "unpause"]
+    assert allowed_actions(S.EXITED) == ["start", "restart", "remove"]
+    assert "restore" in allowed_actions(S.EXITED, checkpointed=True)
+
+
+def test_panel_follows_state_changes_from_another_process(store: Store, recording: list[dict[str, Any]]) -> None:
+    ctr = store.runtime.run("busybox", ["sh", "-c", "i=0; while true; do echo n$i; i=$((i+1)); sleep 0.05; done"],
+                            name="paneled")
+    panel = ContainerPanel(ctr, update_rate=20)
+    try:
+        assert panel.header.status == "running" and "pause" in panel.header.allowed
+        assert wait_for(lambda: len(panel.output.lines) >= 3)
+        assert repr(panel) == "ContainerPanel(paneled: running)"
+        t0 = time.monotonic()
+        assert store.cli("pause", "paneled").returncode == 0
+        assert wait_for(lambda: panel.header.status == "paused", timeout=5)
+        assert time.monotonic() - t0 < 0.5 + 1.0  # the CLI's own start-up included
+        assert panel.header.allowed == ["kill", "unpause"]
+        frozen = len(panel.output.lines)
+        time.sleep(0.4)
+        assert len(panel.output.lines) == frozen
+        panel.run_action("unpause").join(10)
+        assert panel.header.status == "running"
+        assert wait_for(lambda: len(panel.output.lines) > frozen)
+        panel.run_action("stop").join(20)
+        assert wait_for(lambda: panel.header.status == "exited")
+        assert panel.header.exited and panel.header.exit_code == 137
+        assert "remove" in panel.header.allowed
+        numbers = [int(text[1:]) for _, text in panel.output.lines]
+        assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))  # no line lost or repeated
+        assert "running" in states(recording, panel.header, "status") or panel.header.status == "exited"
+    finally:
+        panel.close()
+
+
+def test_panel_reports_errors_and_stays_usable(store: Store) -> None:
+    ctr = store.runtime.create("busybox", ["nosuchcmd"], name="broken")
+    panel = ContainerPanel(ctr)
+    try:
+        panel.run_action("start").join(20)
+        assert panel.header.message.startswith("start failed:") and "nosuchcmd" in panel.header.message
+        assert panel.header.status == "created" and "start" in panel.header.allowed
+        panel.run_action("remove").join(20)
+        assert wait_for(lambda: panel.header.status == "removed")
+        assert panel.header.allowed == []
+    finally:
+        panel.close()
+
+
+def test_lifecycle_diagram_marks_state_and_transition(store: Store) -> None:
+    ctr = store.runtime.run("busybox", ["sleep", "1000"], name="drawn")
+    diagram = LifecycleDiagram(ctr)
+    try:
+        assert diagram.status == "running" and repr(diagram) == "LifecycleDiagram(drawn: running)"
+        ctr.pause()
+        assert wait_for(lambda: diagram.status == "paused")
+        assert diagram.previous == "running"
+        data, _ = diagram._repr_mimebundle_()
+        assert data["image/svg+xml"].startswith("<svg") and ">paused</text>" in data["image/svg+xml"]
+        assert data["text/plain"] == "LifecycleDiagram(drawn: paused)"
+    finally:
+        diagram.close()
+    svg = lifecycle_svg(S.EXITED, S.STOPPED)
+    assert svg.count("<rect") == 8 and 'marker-end="url(#kx-mark)"' in svg
+
+
+def test_dashboard_lists_and_opens_panels(store: Store, recording: list[dict[str, Any]]) -> None:
+    store.runtime.run("busybox", ["sleep", "1000"], name="one")
+    store.runtime.create("busybox", ["true"], name="two")
+    board = Dashboard(store.runtime)
+    try:
+        rows = {r["name"]: r for r in board.table.rows}
+        assert rows["one"]["status"] == "running" and rows["one"]["memory"]
+        assert rows["two"]["status"] == "created" and rows["two"]["cpu"] == ""
+        board._on_message(board.table, {"type": "open", "name": "one"}, [])
+        assert isinstance(board.panel_area.children[0], ContainerPanel)
+        assert board.panel_area.children[0].container.name == "one"
+        assert repr(board) == "Dashboard()"
+    finally:
+        board.close()

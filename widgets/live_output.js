@@ -1,0 +1,67 @@
+import { newStyle, renderAnsi } from "./ansi.js";
+
+// A bounded, auto-scrolling view of a container's output. New lines arrive as
+// append-only custom messages; a (re)opened view asks the kernel to replay
+// the buffered lines, so a page reload shows the recent output again.
+function render({ model, el }) {
+  el.classList.add("kx-live");
+  const head = document.createElement("div");
+  head.className = "kx-live-head";
+  const title = document.createElement("span");
+  const download = document.createElement("button");
+  download.textContent = "download full log";
+  download.className = "kx-live-download";
+  head.append(title, download);
+  const marker = document.createElement("div");
+  marker.className = "kx-live-marker";
+  const pre = document.createElement("pre");
+  pre.className = "kx-live-lines";
+  const footer = document.createElement("div");
+  footer.className = "kx-live-footer";
+  el.append(head, marker, pre, footer);
+
+  const styles = { stdout: newStyle(), stderr: newStyle() };
+  let follow = true;  // auto-scroll until the reader scrolls up
+  pre.addEventListener("scroll", () => {
+    follow = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+  });
+
+  const showMeta = () => {
+    title.textContent = model.get("title");
+    const dropped = model.get("dropped");
+    marker.textContent = dropped ? `${dropped} earlier lines not shown` : "";
+    footer.textContent = model.get("footer");
+  };
+  const append = (chunks) => {
+    const fragment = document.createDocumentFragment();
+    for (const [stream, text] of chunks) {
+      const line = document.createElement("div");
+      line.className = stream === "stderr" ? "kx-stderr" : "kx-stdout";
+      renderAnsi(line, text, styles[stream] ?? styles.stdout);
+      fragment.appendChild(line);
+    }
+    pre.appendChild(fragment);
+    const max = model.get("max_lines");
+    while (pre.childElementCount > max) pre.removeChild(pre.firstChild);
+    if (follow) pre.scrollTop = pre.scrollHeight;
+  };
+  const onMessage = (msg) => {
+    if (msg.type === "append") append(msg.chunks);
+    else if (msg.type === "replay") { pre.replaceChildren(); append(msg.chunks); }
+    else if (msg.type === "download") {
+      const url = URL.createObjectURL(new Blob([msg.text], { type: "text/plain" }));
+      const a = document.createElement("a");
+      a.href = url; a.download = msg.name; a.click();
+      setTimeout(() => URL.revokeObjectURL(url), 1000);
+    }
+  };
+  download.addEventListener("click", () => model.send({ type: "download" }));
+  model.on("msg:custom", onMessage);
+  model.on("change:dropped", showMeta);
+  model.on("change:footer", showMeta);
+  showMeta();
+  model.send({ type: "replay" });
+  return () => model.off("msg:custom", onMessage);
+}
+
+export default { render };
