@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +18,16 @@ from kernelext.oci.monitor import process_start_time
 ROOT = os.geteuid() == 0
 CONMON_GRACE_S = 10.0
 needs_root = pytest.mark.skipif(not ROOT, reason="runs real runc + conmon as root")
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.05) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` passes; its last answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
 
 
 def _mounts_under(base: Path) -> list[str]:

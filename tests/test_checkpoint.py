@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from kernelext.config import find_criu
 from kernelext.core.checkpoint import NO_MEMORY_TRACKING, memory_tracking_supported
 from kernelext.oci.monitor import process_start_time
 
-from conftest import Store
+from conftest import Store, wait_until
 
 COUNTER = "i=0; while true; do echo $i; i=$((i+1)); sleep 0.1; done"
 #: CRIU before 4.2 cannot dump TCP sockets on kernels from 6.16 on (SO_PASSCRED refused on TCP).
@@ -28,15 +27,6 @@ TCP_DUMP_BROKEN = "Can't get 1:16 opt"
 MB = 1 << 20
 HOST_FLOCK = "/usr/bin/flock"
 HOST_FLOCK_LIBS = ("/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2")
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def numbers(ctr: Container) -> list[int]:

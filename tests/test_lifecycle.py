@@ -23,18 +23,9 @@ from kernelext import (
 )
 from kernelext.oci.attach import pump
 
-from conftest import Store
+from conftest import Store, wait_until
 
 S = ContainerStatus
-
-
-def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def collect(conn) -> tuple[bytes, bytes]:
@@ -118,7 +109,7 @@ def test_stop_escalates_to_sigkill_with_podman_warning(store: Store) -> None:
 def test_stop_of_a_container_that_traps_term_is_immediate(store: Store) -> None:
     script = "trap 'exit 42' TERM; echo ready; while true; do sleep 0.05; done"
     ctr = store.runtime.run("busybox", ["sh", "-c", script])
-    assert wait_until(lambda: b"ready" in b"".join(l.data for l in ctr.logs()))
+    assert wait_until(lambda: b"ready" in b"".join(line.data for line in ctr.logs()))
     t0 = time.monotonic()
     ctr.stop(timeout=10)
     assert time.monotonic() - t0 < 2
@@ -170,7 +161,7 @@ def test_on_failure_restarts_n_times_then_stays_exited(store: Store) -> None:
     time.sleep(0.5)  # no fourth run
     ctr.reload()
     assert ctr.state.restart_count == 2 and ctr.status is S.EXITED
-    assert [l.data for l in ctr.logs()] == [b"run\n"] * 3
+    assert [line.data for line in ctr.logs()] == [b"run\n"] * 3
     assert ctr.inspect()["RestartCount"] == 2
     assert store.cli("wait", "flaky").stdout == "1\n"
 
@@ -229,7 +220,7 @@ def test_pause_freezes_and_unpause_resumes_output(store: Store) -> None:
         ctr.pause()
     ctr.unpause()
     assert wait_until(lambda: len(list(ctr.logs())) > frozen + 3)
-    numbers = [int(l.data) for l in ctr.logs()]
+    numbers = [int(line.data) for line in ctr.logs()]
     assert numbers == list(range(len(numbers)))
 
 
@@ -331,13 +322,13 @@ def test_logs_tail_since_follow_and_timestamps(store: Store) -> None:
     ctr = store.runtime.run("busybox", ["sh", "-c", "for i in 1 2 3 4 5; do echo line$i; done; printf partial"],
                             name="chatty")
     assert ctr.wait() == 0
-    assert [l.data for l in ctr.logs()] == [b"line1\n", b"line2\n", b"line3\n", b"line4\n", b"line5\n", b"partial"]
+    assert [line.data for line in ctr.logs()] == [b"line1\n", b"line2\n", b"line3\n", b"line4\n", b"line5\n", b"partial"]
     assert store.cli("logs", "--tail", "2", "chatty").stdout == "line5\npartial"
     stamped = store.cli("logs", "-t", "--tail", "1", "chatty").stdout
     assert stamped.endswith(" partial") and stamped[:4].isdigit()
     assert store.cli("logs", "--since", str(time.time() + 60), "chatty").stdout == ""
     follower = store.runtime.run("busybox", ["sh", "-c", "echo a; sleep 0.3; echo b"])
-    assert [l.data for l in follower.logs(follow=True)] == [b"a\n", b"b\n"]
+    assert [line.data for line in follower.logs(follow=True)] == [b"a\n", b"b\n"]
 
 
 def test_inspect_document_has_podman_fields(store: Store) -> None:

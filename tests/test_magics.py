@@ -15,7 +15,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from kernelext import Container, ContainerStatus, KernelextError, NoSuchContainerError
 from kernelext.magics.display import ContainerList
 
-from conftest import Store
+from conftest import Store, wait_until
 
 
 @pytest.fixture
@@ -207,7 +207,7 @@ def test_interrupt_returns_control_within_a_second(store: Store, monkeypatch: py
     try:
         kc.execute_interactive("%load_ext kernelext", timeout=30)
         msg_id = kc.execute(f"%container run --name intr busybox sh -c \"{script}\"")
-        assert _wait_for(lambda: store.runtime.exists("intr") and
+        assert wait_until(lambda: store.runtime.exists("intr") and
                          store.runtime.get("intr").status is ContainerStatus.RUNNING)
         time.sleep(0.5)
         t0 = time.monotonic()
@@ -222,18 +222,6 @@ def test_interrupt_returns_control_within_a_second(store: Store, monkeypatch: py
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
-
-
-def _wait_for(predicate: Any, timeout: float = 20) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return True
-        except KernelextError:
-            pass
-        time.sleep(0.05)
-    return False
 
 
 def test_widget_subcommands_and_unload_closes_them(ip: InteractiveShell) -> None:

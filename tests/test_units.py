@@ -23,12 +23,12 @@ def test_k8s_log_partial_records_join_and_filters_apply(tmp_path: Path) -> None:
         b"2026-11-29T14:22:15.000000000+00:00 stdout F o\n"
         b"2026-11-29T14:22:16.000000000+00:00 stdout P tail-without-newline\n")
     lines = read_log(log)
-    assert [(l.stream, l.data) for l in lines] == [
+    assert [(line.stream, line.data) for line in lines] == [
         ("stdout", b"one\n"), ("stderr", b"oops\n"), ("stdout", b"two\n"), ("stdout", b"tail-without-newline")]
     assert lines[2].timestamp.startswith("2026-11-29T14:22:14")  # a joined line keeps its first stamp
-    assert [l.data for l in read_log(log, tail=1)] == [b"tail-without-newline"]
+    assert [line.data for line in read_log(log, tail=1)] == [b"tail-without-newline"]
     since = lines[0].time + 0.5
-    assert [l.data for l in read_log(log, since=since, until=since + 1.5)] == [b"oops\n", b"two\n"]
+    assert [line.data for line in read_log(log, since=since, until=since + 1.5)] == [b"oops\n", b"two\n"]
     assert read_log(tmp_path / "missing.log") == []
 
 

@@ -15,7 +15,7 @@ from kernelext import ContainerStatus
 from kernelext.core.state import allowed_actions
 from kernelext.widgets import ContainerPanel, Dashboard, LifecycleDiagram, LiveOutput, lifecycle_svg
 
-from conftest import Store
+from conftest import Store, wait_until
 
 S = ContainerStatus
 
@@ -46,15 +46,6 @@ def custom(messages: list[dict[str, Any]], widget: Any) -> list[dict[str, Any]]:
 def states(messages: list[dict[str, Any]], widget: Any, trait: str) -> list[Any]:
     return [m["data"]["state"][trait] for m in messages if m["comm_id"] == widget.comm.comm_id and m["data"]
             and m["data"].get("method") == "update" and trait in m["data"].get("state", {})]
-
-
-def wait_for(predicate: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def test_live_output_stream_is_append_only_and_bounded(recording: list[dict[str, Any]]) -> None:
@@ -98,11 +89,11 @@ def test_panel_follows_state_changes_from_another_process(store: Store, recordin
     panel = ContainerPanel(ctr, update_rate=20)
     try:
         assert panel.header.status == "running" and "pause" in panel.header.allowed
-        assert wait_for(lambda: len(panel.output.lines) >= 3)
+        assert wait_until(lambda: len(panel.output.lines) >= 3)
         assert repr(panel) == "ContainerPanel(paneled: running)"
         t0 = time.monotonic()
         assert store.cli("pause", "paneled").returncode == 0
-        assert wait_for(lambda: panel.header.status == "paused", timeout=5)
+        assert wait_until(lambda: panel.header.status == "paused", timeout=5)
         assert time.monotonic() - t0 < 0.5 + 1.0  # the CLI's own start-up included
         assert panel.header.allowed == ["kill", "unpause"]
         frozen = len(panel.output.lines)
@@ -110,9 +101,9 @@ def test_panel_follows_state_changes_from_another_process(store: Store, recordin
         assert len(panel.output.lines) == frozen
         panel.run_action("unpause").join(10)
         assert panel.header.status == "running"
-        assert wait_for(lambda: len(panel.output.lines) > frozen)
+        assert wait_until(lambda: len(panel.output.lines) > frozen)
         panel.run_action("stop").join(20)
-        assert wait_for(lambda: panel.header.status == "exited")
+        assert wait_until(lambda: panel.header.status == "exited")
         assert panel.header.exited and panel.header.exit_code == 137
         assert "remove" in panel.header.allowed
         numbers = [int(text[1:]) for _, text in panel.output.lines]
@@ -130,7 +121,7 @@ def test_panel_reports_errors_and_stays_usable(store: Store) -> None:
         assert panel.header.message.startswith("start failed:") and "nosuchcmd" in panel.header.message
         assert panel.header.status == "created" and "start" in panel.header.allowed
         panel.run_action("remove").join(20)
-        assert wait_for(lambda: panel.header.status == "removed")
+        assert wait_until(lambda: panel.header.status == "removed")
         assert panel.header.allowed == []
     finally:
         panel.close()
@@ -142,7 +133,7 @@ def test_lifecycle_diagram_marks_state_and_transition(store: Store) -> None:
     try:
         assert diagram.status == "running" and repr(diagram) == "LifecycleDiagram(drawn: running)"
         ctr.pause()
-        assert wait_for(lambda: diagram.status == "paused")
+        assert wait_until(lambda: diagram.status == "paused")
         assert diagram.previous == "running"
         data, _ = diagram._repr_mimebundle_()
         assert data["image/svg+xml"].startswith("<svg") and ">paused</text>" in data["image/svg+xml"]

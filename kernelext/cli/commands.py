@@ -57,13 +57,13 @@ def err(text: str) -> None:
     sys.stderr.write(text + "\n")
 
 
-def _each(rt: Runtime, names: list[str], action: Callable[[Container], Any], *, ignore_missing: bool = False) -> int:
-    """Apply ``action`` to each named container; print the name on success, errors per container."""
+def _each(rt: Runtime, names: list[str], action: Callable[[Container], Any], *, ignore_missing: bool = False,
+          show: Callable[[str, Any], str] = lambda name, _result: name) -> int:
+    """Apply ``action`` to each named container; print ``show(name, result)`` on success, errors one line each."""
     code = 0
     for name in names:
         try:
-            action(rt.get(name))
-            out(name)
+            out(show(name, action(rt.get(name))))
         except NoSuchContainerError as exc:
             if not ignore_missing:
                 err(f"Error: {exc}")
@@ -203,15 +203,8 @@ def cmd_restart(rt: Runtime, args: argparse.Namespace) -> int:
 @command("wait")
 def cmd_wait(rt: Runtime, args: argparse.Namespace) -> int:
     interval = parse_interval(args.interval)
-    code = 0
-    for name in args.containers:
-        try:
-            ctr = rt.get(name)
-            out(str(ctr.wait_for(args.condition, interval=interval)))
-        except KernelextError as exc:
-            err(f"Error: {exc}")
-            code = 125
-    return code
+    return _each(rt, args.containers, lambda c: c.wait_for(args.condition, interval=interval),
+                 show=lambda _name, code: str(code))
 
 
 @command("cleanup")
@@ -289,7 +282,8 @@ def status_text(ctr: Container) -> str:
 def ps_row(ctr: Container) -> dict[str, Any]:
     return {
         "Id": ctr.id, "ID": ctr.short_id, "Names": [ctr.name], "Image": ctr.image, "ImageID": ctr.config.image_id,
-        "Command": ctr.config.args, "Created": int(ctr.config.created_at), "CreatedAt": format_time(ctr.config.created_at),
+        "Command": ctr.config.args, "Created": int(ctr.config.created_at),
+        "CreatedAt": format_time(ctr.config.created_at),
         "State": ctr.status.value, "Status": status_text(ctr), "ExitCode": ctr.exit_code, "Exited": ctr.state.exited,
         "Pid": ctr.state.pid, "RestartCount": ctr.state.restart_count, "StartedAt": int(ctr.state.started_at),
         "AutoRemove": ctr.config.auto_remove, "Labels": ctr.config.labels,
@@ -344,14 +338,7 @@ def cmd_mount(rt: Runtime, args: argparse.Namespace) -> int:
             if ctr.state.mounted:
                 out(f"{ctr.short_id}  {ctr.layer.merged}")
         return 0
-    code = 0
-    for name in args.containers:
-        try:
-            out(str(rt.get(name).mount()))
-        except KernelextError as exc:
-            err(f"Error: {exc}")
-            code = 125
-    return code
+    return _each(rt, args.containers, Container.mount, show=lambda _name, path: str(path))
 
 
 @command("umount")

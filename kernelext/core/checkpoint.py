@@ -28,7 +28,6 @@ import os
 import pwd
 import re
 import shutil
-import sqlite3
 import stat
 import struct
 import subprocess
@@ -41,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kernelext.config import find_criu
-from kernelext.core.state import ContainerConfig, ContainerRuntimeState, ContainerStatus
+from kernelext.core.state import ContainerConfig, ContainerStatus
 from kernelext.errors import (
     ContainerStateError,
     InvalidArgumentError,
@@ -640,16 +639,9 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
         ctr._save()
         raise
     now = time.time()
-    st.pid, st.conmon_pid, st.conmon_start_time = launched.pid, launched.conmon_pid, launched.conmon_start_time
+    st.new_run(launched.pid, launched.conmon_pid, launched.conmon_start_time)
     st.status = S.RUNNING
     st.started_at = now
-    st.exit_code = 0
-    st.exited = False
-    st.error = ""
-    st.oom_killed = False
-    st.stopped_by_user = False
-    st.restart_policy_match = False
-    st.checkpointed = False
     st.checkpointed_at = 0.0
     st.restored = True
     st.restored_at = now
@@ -686,7 +678,6 @@ def _read_archive_config(archive: Path) -> ContainerConfig:
 
 def import_archive(runtime: Runtime, archive: Path, name: str | None) -> Container:
     """Re-create an archive's container in state ``created``: its ID, or a new ID with ``name``."""
-    from kernelext.core.container import Container
 
     config = _read_archive_config(archive)
     try:
@@ -700,16 +691,4 @@ def import_archive(runtime: Runtime, archive: Path, name: str | None) -> Contain
     elif runtime.db.get_container(config.id) is not None:
         raise NameInUseError(f"container with ID {config.id} already exists: remove it or restore with --name",
                              container=config.name, operation="restore")
-    ctr = Container(runtime, config, ContainerRuntimeState())
-    ctr.bundle.mkdir(parents=True, mode=0o700)
-    ctr.layer.create()
-    try:
-        runtime.db.add_container(config.id, config.name, config.to_json(), ctr.state.to_json())
-    except sqlite3.IntegrityError:
-        ctr.layer.remove()
-        shutil.rmtree(ctr.bundle.parent, ignore_errors=True)
-        raise NameInUseError(f"the container name \"{config.name}\" is already in use by another container. "
-                             "You have to remove that container to be able to reuse that name",
-                             container=config.name, operation="restore")
-    runtime.events.emit("create", config.id, config.name, config.image_name)
-    return ctr
+    return runtime.add(config, operation="restore")

@@ -246,7 +246,8 @@ class Container:
     def _check(self, operation: str, message: str | None = None) -> None:
         if self.state.status not in ALLOWED_FROM[operation]:
             raise ContainerStateError(
-                message or f"container {self.name} is {self.state.status.value}, cannot {operation}: container state improper",
+                message or f"container {self.name} is {self.state.status.value}, cannot {operation}: "
+                           "container state improper",
                 container=self.name, operation=operation)
 
     def _save_error(self, exc: BaseException) -> None:
@@ -282,7 +283,8 @@ class Container:
     def _write_etc_files(self) -> dict[str, Path]:
         hostname = spec.hostname_of(self.config)
         files = {"/etc/hostname": f"{hostname}\n",
-                 "/etc/hosts": f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname} {self.name}\n"}
+                 "/etc/hosts": "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                               f"127.0.1.1\t{hostname} {self.name}\n"}
         if self.config.network is NetworkMode.HOST:
             try:
                 files["/etc/resolv.conf"] = Path("/etc/resolv.conf").read_text()
@@ -330,17 +332,9 @@ class Container:
             self._save()
             raise
         st = self.state
-        st.pid, st.conmon_pid, st.conmon_start_time = started.pid, started.conmon_pid, started.conmon_start_time
+        st.new_run(started.pid, started.conmon_pid, started.conmon_start_time)
         st.status = S.CREATED
-        st.exit_code = 0
-        st.exited = False
-        st.error = ""
-        st.oom_killed = False
-        st.checkpointed = False
         st.restored = False
-        st.stopped_by_user = False
-        st.restart_policy_match = False
-        st.finished_at = 0.0
         if not retain_retries:
             st.restart_count = 0
         self._save()
@@ -462,7 +456,8 @@ class Container:
     def init(self) -> None:
         with self._locked():
             if self.state.status not in ALLOWED_FROM["init"]:
-                raise ContainerStateError(f"container {self.name} has already been created in runtime: container state improper",
+                raise ContainerStateError(f"container {self.name} has already been created in runtime: "
+                                          "container state improper",
                                           container=self.name, operation="init")
             if self.state.status is S.STOPPED:
                 self._cleanup_runtime()
@@ -569,7 +564,8 @@ class Container:
 
     def unpause(self) -> None:
         with self._locked():
-            self._check("unpause", f'"{self.state.status.value}" is not paused, can\'t unpause: container state improper')
+            self._check("unpause",
+                        f'"{self.state.status.value}" is not paused, can\'t unpause: container state improper')
             self._runtime.runc.resume(self.id, name=self.name)
             self.state.status = S.RUNNING
             self._save()

@@ -95,7 +95,8 @@ class Runtime:
         img = self.images.get(image)
         policy = RestartPolicy.parse(restart_policy)
         if auto_remove and policy.name.value != "no":
-            raise InvalidArgumentError("the --rm option conflicts with --restart, when the restartPolicy is not \"\" and \"no\"")
+            raise InvalidArgumentError(
+                'the --rm option conflicts with --restart, when the restartPolicy is not "" and "no"')
         if name is not None and not _valid_name(name):
             raise InvalidArgumentError(f"invalid container name {name!r}: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")
         for item in env:
@@ -116,19 +117,22 @@ class Runtime:
             stop_signal=parse_signal(stop_signal or DEFAULT_STOP_SIGNAL).name,
             stop_timeout=self._stop_timeout(stop_timeout), auto_remove=auto_remove, labels=dict(labels or {}),
             created_at=time.time())
+        return self.add(config, operation="create")
+
+    def add(self, config: ContainerConfig, *, operation: str) -> Container:
+        """Record a new container (state ``created``) with its bundle and layer; all or nothing."""
         container = Container(self, config, ContainerRuntimeState())
-        bundle = self.opts.userdata(ctr_id)
-        bundle.mkdir(parents=True, mode=0o700)
+        container.bundle.mkdir(parents=True, mode=0o700)
         container.layer.create()
         try:
-            self.db.add_container(ctr_id, config.name, config.to_json(), container.state.to_json())
+            self.db.add_container(config.id, config.name, config.to_json(), container.state.to_json())
         except sqlite3.IntegrityError:
             container.layer.remove()
-            shutil.rmtree(bundle.parent, ignore_errors=True)
+            shutil.rmtree(container.bundle.parent, ignore_errors=True)
             raise NameInUseError(f"the container name \"{config.name}\" is already in use by another container. "
                                  "You have to remove that container to be able to reuse that name",
-                                 container=config.name, operation="create") from None
-        self.events.emit("create", ctr_id, config.name, config.image_name)
+                                 container=config.name, operation=operation) from None
+        self.events.emit("create", config.id, config.name, config.image_name)
         return container
 
     @staticmethod
@@ -201,9 +205,10 @@ class Runtime:
         from kernelext.core import checkpoint as cr
 
         archive = Path(path).absolute()
-        options: dict[str, Any] = dict(keep=keep, tcp_established=tcp_established, tcp_close=tcp_close, file_locks=file_locks,
-                       ignore_rootfs=ignore_rootfs, ignore_volumes=ignore_volumes, import_previous=import_previous,
-                       print_stats=print_stats)
+        options: dict[str, Any] = dict(
+            keep=keep, tcp_established=tcp_established, tcp_close=tcp_close, file_locks=file_locks,
+            ignore_rootfs=ignore_rootfs, ignore_volumes=ignore_volumes, import_previous=import_previous,
+            print_stats=print_stats)
         cr.RestoreOptions.build(import_=archive, name=name, **options)  # refuse bad options before creating anything
         container = cr.import_archive(self, archive, name)
         try:

@@ -108,12 +108,15 @@ class RestartPolicy:
         try:
             policy = RestartPolicyName(name)
         except ValueError:
-            raise InvalidArgumentError(f"invalid restart policy {text!r}: must be one of no, on-failure[:N], always, unless-stopped") from None
+            raise InvalidArgumentError(f"invalid restart policy {text!r}: must be one of no, on-failure[:N], "
+                                       "always, unless-stopped") from None
         if retries:
             if policy is not RestartPolicyName.ON_FAILURE:
-                raise InvalidArgumentError("restart policy retries can only be specified with on-failure restart policy")
+                raise InvalidArgumentError(
+                    "restart policy retries can only be specified with on-failure restart policy")
             if not retries.isdigit():
-                raise InvalidArgumentError(f"invalid restart policy retries {retries!r}: must be a non-negative integer")
+                raise InvalidArgumentError(
+                    f"invalid restart policy retries {retries!r}: must be a non-negative integer")
         return cls(policy, int(retries or 0))
 
     def __str__(self) -> str:
@@ -218,6 +221,18 @@ class ContainerRuntimeState:
     @property
     def mounted(self) -> bool:
         return self.runtime_mounted or self.user_mounts > 0
+
+    def new_run(self, pid: int, conmon_pid: int, conmon_start_time: int) -> None:
+        """A new conmon took over (init or restore): forget the last run's exit and flags."""
+        self.pid, self.conmon_pid, self.conmon_start_time = pid, conmon_pid, conmon_start_time
+        self.exit_code = 0
+        self.exited = False
+        self.error = ""
+        self.oom_killed = False
+        self.stopped_by_user = False
+        self.restart_policy_match = False
+        self.checkpointed = False
+        self.finished_at = 0.0
 
 
 def should_restart(config: ContainerConfig, state: ContainerRuntimeState) -> bool:

@@ -66,7 +66,7 @@ class ContainerList(list[Container]):
         rows = [["NAME", "IMAGE", "STATE", "EXIT CODE"]] + [
             [c.name, c.image, c.status.value, str(c.exit_code) if c.state.exited else ""] for c in self]
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+        return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
     def _repr_html_(self) -> str:
         head = "".join(f"<th>{h}</th>" for h in ("", "NAME", "ID", "IMAGE", "COMMAND", "EXIT CODE", "UPTIME"))

@@ -130,7 +130,8 @@ class ImageStore:
             raise NoSuchImageError(f"{name_or_id}: image not known")
         users = self.db.containers_using_image(image.id)
         if users:
-            raise ImageInUseError(f"image {image.name} is in use by {len(users)} container(s): {', '.join(sorted(users))}",
+            raise ImageInUseError(f"image {image.name} is in use by {len(users)} container(s): "
+                                  f"{', '.join(sorted(users))}",
                                   operation="image rm")
         self.db.remove_image(image.id)
         shutil.rmtree(self.opts.image_dir(image.id), ignore_errors=True)
@@ -212,8 +213,9 @@ class ImageStore:
                 digest.update(chunk)
         staging = self._staging()
         try:
-            proc = subprocess.run(["tar", "--extract", "--numeric-owner", "--same-permissions", "--no-same-owner"
-                                   if os.geteuid() else "--same-owner", "-f", str(tarball), "-C", str(staging / "rootfs")],
+            owner = "--no-same-owner" if os.geteuid() else "--same-owner"
+            proc = subprocess.run(["tar", "--extract", "--numeric-owner", "--same-permissions", owner,
+                                   "-f", str(tarball), "-C", str(staging / "rootfs")],
                                   capture_output=True, text=True)
             if proc.returncode != 0:
                 raise RuntimeFailure(f"importing {tarball}: {proc.stderr.strip()}", operation="image import")

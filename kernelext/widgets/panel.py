@@ -34,7 +34,7 @@ def _action(name: str) -> Callable[[Container], object]:
     calls: dict[str, Callable[[Container], object]] = {
         "start": engine.start, "stop": engine.stop, "kill": Container.kill, "pause": Container.pause,
         "unpause": Container.unpause, "restart": Container.restart, "remove": Container.remove,
-        "checkpoint": lambda c: getattr(c, "checkpoint")(), "restore": lambda c: getattr(c, "restore")(),
+        "checkpoint": Container.checkpoint, "restore": Container.restore,
     }
     return calls[name]
 
@@ -83,7 +83,7 @@ class ContainerPanel(ipywidgets.VBox):  # type: ignore[misc]
             self.header.exited = st.exited
             self.header.error = st.error
             self.header.allowed = [] if self.header.busy else allowed_actions(
-                st.status, checkpointed=st.checkpointed and hasattr(container, "restore"))
+                st.status, checkpointed=st.checkpointed)
 
     def _changed(self, container: Container, event: Event | None) -> None:
         if event is not None and event.status == "remove":

@@ -1,0 +1,151 @@
+"""Small helpers shared by the notebooks in this folder (not part of kernelext).
+
+* :func:`notebook_store` — each notebook keeps its containers in its own store,
+  so it never touches yours and can remove everything it made.
+* :func:`host_report` — one cell that says what this host can and cannot do;
+  on a host that lacks something (not root, no CRIU) the cells that need it
+  print one ``[skipped: ...]`` line instead of a traceback.
+* :func:`check` — what the exercise check cells print.
+* :func:`cleanup` — remove every container of the notebook's store.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kernelext import KernelextError, Runtime
+from kernelext.host import host_capabilities
+
+#: Set by notebooks/conftest.py (a fresh directory per test run); otherwise a fixed place per user.
+ENV_BASE = "KERNELEXT_NOTEBOOK_STORE"
+
+
+@dataclass(frozen=True)
+class NotebookStore:
+    name: str
+    root: str
+    run: str
+
+    def runtime(self) -> Runtime:
+        return Runtime(self.root, self.run)
+
+
+def _base() -> Path:
+    if os.environ.get(ENV_BASE):
+        return Path(os.environ[ENV_BASE])
+    if os.geteuid() == 0:
+        return Path("/var/tmp/kernelext-notebooks")
+    return Path(tempfile.gettempdir()) / f"kernelext-notebooks-{os.geteuid()}"
+
+
+def notebook_store(name: str) -> NotebookStore:
+    """The store of notebook ``name``; containers left by an earlier, interrupted run are removed."""
+    base = _base() / name
+    store = NotebookStore(name, str(base / "root"), str(base / "run"))
+    if os.geteuid() == 0 and Path(store.root, "db.sqlite").exists():
+        cleanup(store.runtime(), quiet=True)
+    return store
+
+
+# --------------------------------------------------------------------- host
+_MISSING: dict[str, str] = {}
+
+
+def _skip_handler(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> None:
+    reason = "; ".join(sorted(set(_MISSING.values())))
+    if isinstance(value, NameError):
+        print(f"[skipped: this cell uses a result of an earlier cell that could not run here ({reason})]")
+    else:
+        print(f"[skipped: {type(value).__name__}: {value} — this host: {reason}]")
+
+
+def host_report(runtime: Runtime) -> dict[str, bool]:
+    """Print what this host can do for these notebooks; returns {feature: available}."""
+    caps = host_capabilities(runtime.opts)
+    containers = (not caps.rootless and all(caps.available(f) for f in ("runc", "conmon", "overlay")))
+    can = {
+        "containers": containers,
+        "pause": containers and caps.available("freezer"),
+        "checkpoint": containers and caps.available("checkpoint"),
+        "pre-copy": containers and caps.available("memory_tracking"),
+    }
+    what = {
+        "containers": "run containers (runc + conmon + overlayfs)",
+        "pause": "pause and unpause (freezer cgroup)",
+        "checkpoint": "checkpoint and restore (CRIU)",
+        "pre-copy": "pre-copy checkpoints (CRIU memory dirty tracking)",
+    }
+    why = {
+        "containers": ("kernelext needs root here: rootless containers are not built yet" if caps.rootless else
+                       "; ".join(f"{f}: {caps.features[f].detail}" for f in ("runc", "conmon", "overlay")
+                                 if not caps.available(f))),
+        "pause": "no freezer cgroup",
+        "checkpoint": caps.features["checkpoint"].detail.split(": ", 1)[-1],
+        "pre-copy": "this kernel has no memory dirty tracking (CRIU: 'Dirty tracking is OFF')",
+    }
+    for key, ok in can.items():
+        if ok:
+            print(f"✔ {what[key]}")
+        else:
+            reason = why[key] if containers or key == "containers" else "needs containers"
+            print(f"✘ {what[key]}: {reason}")
+            _MISSING[key] = reason if key == "containers" or containers else why["containers"]
+    try:
+        from IPython import get_ipython
+        shell = get_ipython()
+    except ImportError:
+        shell = None
+    if not containers and shell is not None:
+        # Cells that need what this host lacks print one line instead of a traceback.
+        shell.set_custom_exc((KernelextError, OSError, NameError), _skip_handler)
+        print("Cells that need containers will print [skipped: ...] on this host.")
+    return can
+
+
+def require(can: dict[str, bool], feature: str) -> bool:
+    """True if the host can do ``feature``; otherwise say so once, for the cell that needed it."""
+    if not can.get(feature):
+        print(f"[skipped: this host cannot do {feature}; see the host check at the top]")
+        return False
+    return True
+
+
+# ---------------------------------------------------------------- exercises
+def check(name: str, ok: bool | None, right: str, hint: str) -> bool:
+    """Print whether an exercise's answer is right; ``ok`` None means not answered yet."""
+    if ok is None:
+        print(f"… {name}: not answered yet. Hint: {hint}")
+        return False
+    if ok:
+        print(f"✔ {name}: right. {right}")
+    else:
+        print(f"✘ {name}: not quite. Hint: {hint}")
+    return bool(ok)
+
+
+# ------------------------------------------------------------------ cleanup
+def cleanup(runtime: Runtime, *, quiet: bool = False) -> int:
+    """Remove every container of this notebook's store (force: running ones too)."""
+    removed = 0
+    for ctr in runtime.list():
+        try:
+            ctr.remove(force=True)
+            removed += 1
+        except KernelextError as exc:
+            print(f"could not remove {ctr.name}: {exc}")
+    if not quiet:
+        print(f"removed {removed} containers; {len(runtime.list())} left in this notebook's store")
+    return removed
+
+
+def scratch_dir(name: str) -> Path:
+    """A fresh host directory for files this notebook copies in and out."""
+    path = _base() / name / "files"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
