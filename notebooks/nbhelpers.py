@@ -129,7 +129,7 @@ def check(name: str, ok: bool | None, right: str, hint: str) -> bool:
 
 
 # ------------------------------------------------------------------ cleanup
-def cleanup(runtime: Runtime, *, quiet: bool = False) -> int:
+def cleanup(runtime: Runtime, *, quiet: bool = False) -> None:
     """Remove every container of this notebook's store (force: running ones too)."""
     removed = 0
     for ctr in runtime.list():
@@ -140,7 +140,7 @@ def cleanup(runtime: Runtime, *, quiet: bool = False) -> int:
             print(f"could not remove {ctr.name}: {exc}")
     if not quiet:
         print(f"removed {removed} containers; {len(runtime.list())} left in this notebook's store")
-    return removed
+    return None
 
 
 def scratch_dir(name: str) -> Path:

@@ -177,6 +177,12 @@ def test_notebook_outputs_stay_in_their_cells(store: Store, monkeypatch: pytest.
         "import time; time.sleep(1); print('cell six')",
         "%container stop -t 0 ticker",
         "%config ContainerMagics.output_lines = 100\n%container run --rm --name flood busybox seq 1 20000",
+        "%container run -d --name count busybox sh -c 'i=0; while true; do echo $i; i=$((i+1)); sleep 0.1; done'",
+        "import time; time.sleep(0.5)\n%container checkpoint count",
+        "ctr = %container restore count\nctr",
+        "time.sleep(0.5); nums = [int(line.data) for line in ctr.logs()]\n"
+        "print(nums == list(range(len(nums))), len(nums) > 8)",
+        "%container rm -f count",
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     NotebookClient(nb, timeout=60, kernel_name="python3").execute()
@@ -191,6 +197,9 @@ def test_notebook_outputs_stay_in_their_cells(store: Store, monkeypatch: pytest.
     assert "tick 0" in _text(_cell_outputs(nb, 2))  # the live area kept updating in its own cell
     flood = _text(_cell_outputs(nb, 7))
     assert len(flood.splitlines()) < 250 and "20000" in flood  # stored output stays bounded
+    assert _text(_cell_outputs(nb, 9)) == "Container count (busybox): exited, checkpointed"
+    assert _text(_cell_outputs(nb, 10)) == "Container count (busybox): running, restored"
+    assert _text(_cell_outputs(nb, 11)) == "True True\n"  # the counter carried on, no gap, no restart
 
 
 @pytest.mark.parametrize("script, expect_running", [

@@ -27,7 +27,7 @@ from kernelext.cli.format import (
     render_template,
     table,
 )
-from kernelext.cli.parser import UsageError, create_options
+from kernelext.cli.parser import UsageError, checkpoint_options, create_options, restore_options
 from kernelext.core import engine
 from kernelext.core.container import Container
 from kernelext.core.inspect import format_time
@@ -404,22 +404,6 @@ def cmd_stat(rt: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
-def _targets(rt: Runtime, args: argparse.Namespace, eligible: Callable[[Container], bool]) -> list[str]:
-    """The containers named, or with --all the eligible ones, or with --latest the newest (podman's rules)."""
-    if (args.all or args.latest) and args.containers:
-        raise UsageError("--all or --latest and containers cannot be used together")
-    if args.all and args.latest:
-        raise UsageError("--all and --latest cannot be used together")
-    if args.all:
-        return [c.id for c in rt.list() if eligible(c)]
-    if args.latest:
-        containers = rt.list()
-        return [containers[-1].id] if containers else []
-    if not args.containers:
-        raise UsageError("you must provide at least one name or id")
-    return list(args.containers)
-
-
 def _run_each(rt: Runtime, names: list[str], action: Callable[[Container], dict[str, Any] | None],
               print_stats: bool, duration_key: str) -> int:
     """Checkpoint/restore each container: its name (or the stats JSON), errors one line each."""
@@ -443,12 +427,8 @@ def _run_each(rt: Runtime, names: list[str], action: Callable[[Container], dict[
 
 @command("checkpoint")
 def cmd_checkpoint(rt: Runtime, args: argparse.Namespace) -> int:
-    names = _targets(rt, args, lambda c: c.status is ContainerStatus.RUNNING)
-    options: dict[str, Any] = dict(
-        keep=args.keep, leave_running=args.leave_running, tcp_established=args.tcp_established,
-        file_locks=args.file_locks, export=args.export, ignore_rootfs=args.ignore_rootfs,
-        ignore_volumes=args.ignore_volumes, pre_checkpoint=args.pre_checkpoint, with_previous=args.with_previous,
-        compress=args.compress, print_stats=args.print_stats)
+    names = engine.checkpoint_targets(rt, args.containers, all_=args.all, latest=args.latest)
+    options = checkpoint_options(args)
     if args.export and len(names) > 1:
         raise UsageError("--export can only be used with one container")
     return _run_each(rt, names, lambda c: c.checkpoint(**options), args.print_stats, "checkpoint_duration")
@@ -456,15 +436,8 @@ def cmd_checkpoint(rt: Runtime, args: argparse.Namespace) -> int:
 
 @command("restore")
 def cmd_restore(rt: Runtime, args: argparse.Namespace) -> int:
-    options: dict[str, Any] = dict(
-        keep=args.keep, tcp_established=args.tcp_established, tcp_close=args.tcp_close, file_locks=args.file_locks,
-        ignore_rootfs=args.ignore_rootfs, ignore_volumes=args.ignore_volumes, import_previous=args.import_previous,
-        print_stats=args.print_stats)
+    options = restore_options(args)
     if args.import_:
-        if args.all or args.latest:
-            raise UsageError("cannot use --import with --all or --latest")
-        if args.containers:
-            raise UsageError("cannot use --import with positional arguments")
         started = time.monotonic()
         ctr = rt.restore_from_archive(args.import_, args.name, **options)
         if args.print_stats:
@@ -473,9 +446,7 @@ def cmd_restore(rt: Runtime, args: argparse.Namespace) -> int:
         else:
             out(ctr.id)
         return 0
-    if args.name:
-        raise UsageError("--name can only be used with image or --import")
-    names = _targets(rt, args, lambda c: c.state.checkpointed and c.status is ContainerStatus.EXITED)
+    names = engine.restore_targets(rt, args.containers, all_=args.all, latest=args.latest)
     return _run_each(rt, names, lambda c: c.restore(**options), args.print_stats, "restore_duration")
 
 

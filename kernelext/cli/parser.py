@@ -84,6 +84,27 @@ def create_options(args: argparse.Namespace) -> dict[str, Any]:
                 entrypoint=None if args.entrypoint is None else ([args.entrypoint] if args.entrypoint else []))
 
 
+def checkpoint_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of ``Container.checkpoint`` from a parsed checkpoint command line."""
+    return dict(keep=args.keep, leave_running=args.leave_running, tcp_established=args.tcp_established,
+                file_locks=args.file_locks, export=args.export, ignore_rootfs=args.ignore_rootfs,
+                ignore_volumes=args.ignore_volumes, pre_checkpoint=args.pre_checkpoint,
+                with_previous=args.with_previous, compress=args.compress, print_stats=args.print_stats)
+
+
+def restore_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of ``Container.restore`` from a parsed restore command line (podman's checks)."""
+    if args.import_ and (args.all or args.latest):
+        raise UsageError("cannot use --import with --all or --latest")
+    if args.import_ and args.containers:
+        raise UsageError("cannot use --import with positional arguments")
+    if args.name and not args.import_:
+        raise UsageError("--name can only be used with image or --import")
+    return dict(keep=args.keep, tcp_established=args.tcp_established, tcp_close=args.tcp_close,
+                file_locks=args.file_locks, ignore_rootfs=args.ignore_rootfs, ignore_volumes=args.ignore_volumes,
+                import_previous=args.import_previous, print_stats=args.print_stats)
+
+
 def _containers(p: argparse.ArgumentParser, nargs: str = "+") -> None:
     p.add_argument("containers", nargs=nargs, metavar="CONTAINER")
 

@@ -8,10 +8,22 @@ lifecycle logic of its own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from kernelext.core.container import Container
 from kernelext.core.state import ContainerStatus
-from kernelext.errors import ContainerRemovedError, ContainerStateError, ContainerStoppedError, KernelextError
+from kernelext.errors import (
+    ContainerRemovedError,
+    ContainerStateError,
+    ContainerStoppedError,
+    InvalidArgumentError,
+    KernelextError,
+)
 from kernelext.oci.attach import AttachSocket
+
+if TYPE_CHECKING:
+    from kernelext.core.runtime import Runtime
 
 
 def start(ctr: Container) -> None:
@@ -33,6 +45,34 @@ def stop(ctr: Container, timeout: int | None = None) -> None:
         ctr.cleanup()
     except (ContainerStateError, ContainerRemovedError):
         pass  # restarted by its policy, or cleaned up by the exit command meanwhile
+
+
+def _targets(rt: Runtime, names: list[str], *, all_: bool, latest: bool,
+             eligible: Callable[[Container], bool]) -> list[str]:
+    """The containers named, or with ``all_`` the eligible ones, or with ``latest`` the newest (podman's rules)."""
+    if (all_ or latest) and names:
+        raise InvalidArgumentError("--all or --latest and containers cannot be used together")
+    if all_ and latest:
+        raise InvalidArgumentError("--all and --latest cannot be used together")
+    if all_:
+        return [c.id for c in rt.list() if eligible(c)]
+    if latest:
+        containers = rt.list()
+        return [containers[-1].id] if containers else []
+    if not names:
+        raise InvalidArgumentError("you must provide at least one name or id")
+    return list(names)
+
+
+def checkpoint_targets(rt: Runtime, names: list[str], *, all_: bool = False, latest: bool = False) -> list[str]:
+    """``podman container checkpoint`` targets: ``--all`` means every running container."""
+    return _targets(rt, names, all_=all_, latest=latest, eligible=lambda c: c.status is ContainerStatus.RUNNING)
+
+
+def restore_targets(rt: Runtime, names: list[str], *, all_: bool = False, latest: bool = False) -> list[str]:
+    """``podman container restore`` targets: ``--all`` means every checkpointed, exited container."""
+    return _targets(rt, names, all_=all_, latest=latest,
+                    eligible=lambda c: c.state.checkpointed and c.status is ContainerStatus.EXITED)
 
 
 def remove_quietly(ctr: Container) -> None:

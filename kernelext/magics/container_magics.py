@@ -19,7 +19,14 @@ from IPython.core.error import UsageError as IPythonUsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, needs_local_scope, no_var_expand
 from traitlets import Bool, Float, Instance, Integer, Unicode, observe
 
-from kernelext.cli.parser import HelpRequested, UsageError, create_options, parse_args
+from kernelext.cli.parser import (
+    HelpRequested,
+    UsageError,
+    checkpoint_options,
+    create_options,
+    parse_args,
+    restore_options,
+)
 from kernelext.core import engine
 from kernelext.core.container import Container
 from kernelext.core.runtime import Runtime
@@ -452,6 +459,32 @@ def _info(m: ContainerMagics, args: argparse.Namespace) -> dict[str, Any]:
 @handles("cleanup")
 def _cleanup(m: ContainerMagics, args: argparse.Namespace) -> Container | ContainerList:
     return m._each(args.containers, lambda c: c.cleanup(only_stopped=args.stopped_only))
+
+
+@handles("checkpoint")
+def _checkpoint(m: ContainerMagics, args: argparse.Namespace) -> Any:
+    names = engine.checkpoint_targets(m.rt, args.containers, all_=args.all, latest=args.latest)
+    options = checkpoint_options(args)
+    results = []
+    for name in names:
+        ctr = m.rt.get(name)
+        stats = ctr.checkpoint(**options)
+        results.append(stats if args.print_stats else (ctr.reload() if m.rt.exists(ctr.id) else ctr))
+    return results[0] if len(results) == 1 else results
+
+
+@handles("restore")
+def _restore(m: ContainerMagics, args: argparse.Namespace) -> Any:
+    options = restore_options(args)
+    if args.import_:
+        ctr = m.rt.restore_from_archive(args.import_, args.name, **options)
+        return ctr.statistics if args.print_stats else ctr
+    results = []
+    for name in engine.restore_targets(m.rt, args.containers, all_=args.all, latest=args.latest):
+        ctr = m.rt.get(name)
+        stats = ctr.restore(**options)
+        results.append(stats if args.print_stats else ctr)
+    return results[0] if len(results) == 1 else results
 
 
 @handles("version")

@@ -40,16 +40,23 @@ def badge(status: ContainerStatus) -> str:
             f'font-weight:600">{status.value}</span>')
 
 
+def _notes(ctr: Container) -> list[str]:
+    notes = [f"exit code {ctr.exit_code}"] if ctr.state.exited else []
+    if ctr.state.checkpointed:
+        notes.append("checkpointed")
+    if ctr.state.restored and ctr.status is S.RUNNING:
+        notes.append("restored")
+    return notes
+
+
 def container_text(ctr: Container) -> str:
-    exit_part = f", exit code {ctr.exit_code}" if ctr.state.exited else ""
-    return f"Container {ctr.name} ({ctr.image}): {ctr.status.value}{exit_part}"
+    return ", ".join([f"Container {ctr.name} ({ctr.image}): {ctr.status.value}", *_notes(ctr)])
 
 
 def container_html(ctr: Container) -> str:
     parts = [badge(ctr.status), f"<b>{html.escape(ctr.name)}</b>", f'<span title="{ctr.id}">{ctr.short_id}</span>',
              html.escape(ctr.image)]
-    if ctr.state.exited:
-        parts.append(f"exit code {ctr.exit_code}")
+    parts.extend(_notes(ctr))
     if uptime := _uptime(ctr):
         parts.append(uptime)
     if ctr.state.error:
