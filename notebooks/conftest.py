@@ -48,19 +48,18 @@ def pytest_collectstart(collector: pytest.Collector) -> None:
 
 
 def _remove_leftovers(notebook: Path) -> None:
-    if os.geteuid() != 0:
-        return
-    store = Path(os.environ[ENV_BASE]) / notebook.stem
-    if not (store / "root" / "db.sqlite").exists():
-        return
-    from kernelext import Runtime
+    import sys
 
-    with Runtime(store / "root", store / "run") as rt:
-        for ctr in rt.list():
-            try:
-                ctr.remove(force=True)
-            except Exception as exc:  # noqa: BLE001 - reported, never hidden
-                print(f"\nnotebooks/conftest.py: could not remove {ctr.name} of {notebook.name}: {exc}")
+    sys.path.insert(0, str(HERE))
+    from nbhelpers import remove_leftovers
+
+    try:
+        removed = remove_leftovers(os.environ[ENV_BASE], notebook.stem)
+    except Exception as exc:  # noqa: BLE001 - reported, never hidden
+        print(f"\nnotebooks/conftest.py: clean-up of {notebook.name} failed: {exc}")
+        return
+    if removed:
+        print(f"\nnotebooks/conftest.py: removed what {notebook.name} left: {', '.join(removed)}")
 
 
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:

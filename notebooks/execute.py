@@ -20,13 +20,21 @@ import nbformat
 from nbclient import NotebookClient
 
 HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
 
 
 def execute(path: Path) -> float:
+    from nbhelpers import remove_leftovers
+
     nb = nbformat.read(path, as_version=4)
     started = time.monotonic()
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(HERE)}},
-                   store_widget_state=True).execute()
+    try:
+        NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(HERE)}},
+                       store_widget_state=True).execute()
+    finally:
+        left = remove_leftovers(os.environ["KERNELEXT_NOTEBOOK_STORE"], path.stem)
+        if left:
+            print(f"{path.name} left containers behind (removed): {', '.join(left)}")
     nbformat.write(nb, path)
     return time.monotonic() - started
 

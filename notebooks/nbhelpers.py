@@ -149,3 +149,16 @@ def scratch_dir(name: str) -> Path:
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     return path
+
+
+def remove_leftovers(base: str | os.PathLike[str], notebook: str) -> list[str]:
+    """Force-remove every container in notebook's store under ``base``; the names removed (for the test run)."""
+    store = Path(base) / notebook
+    if os.geteuid() != 0 or not (store / "root" / "db.sqlite").exists():
+        return []
+    removed = []
+    with Runtime(store / "root", store / "run") as rt:
+        for ctr in rt.list():
+            ctr.remove(force=True)
+            removed.append(ctr.name)
+    return removed

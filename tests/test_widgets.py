@@ -158,3 +158,42 @@ def test_dashboard_lists_and_opens_panels(store: Store, recording: list[dict[str
         assert repr(board) == "Dashboard()"
     finally:
         board.close()
+
+
+def test_checkpoint_timeline_records_and_restores(store: Store, tmp_path: Any) -> None:
+    from kernelext.widgets import CheckpointTimeline
+
+    ctr = store.runtime.run("busybox", ["sh", "-c", "i=0; while true; do i=$((i+1)); sleep 0.1; done"],
+                            name="timed")
+    timeline = CheckpointTimeline(ctr, export_dir=tmp_path)
+    try:
+        assert timeline.entries == [] and timeline.allowed == ["export"]
+        timeline._on_message(timeline, {"type": "export"}, [])
+        assert wait_until(lambda: len(timeline.entries) == 1, timeout=30)
+        entry = timeline.entries[0]
+        assert entry["kind"] == "checkpoint" and entry["leave_running"] and entry["size"] > 0
+        assert entry["archive"].startswith(str(tmp_path)) and entry["duration_ms"] > 0
+        ctr.checkpoint()
+        assert wait_until(lambda: timeline.allowed == ["restore"], timeout=10)
+        timeline._on_message(timeline, {"type": "restore"}, [])
+        assert wait_until(lambda: [e["kind"] for e in timeline.entries] == ["checkpoint", "checkpoint", "restore"],
+                          timeout=30)
+        assert wait_until(lambda: timeline.status == "running")
+        assert repr(timeline) == "CheckpointTimeline(timed: 3 entries)"
+    finally:
+        timeline.close()
+
+
+def test_resource_monitor_samples_cpu_and_memory(store: Store) -> None:
+    from kernelext.widgets import ResourceMonitor
+
+    ctr = store.runtime.run("busybox", ["sh", "-c", "while true; do :; done"], name="busy")
+    monitor = ResourceMonitor(ctr, interval=0.2, window=5)
+    try:
+        assert wait_until(lambda: len(monitor.samples) == 5, timeout=10)
+        time.sleep(0.5)
+        assert len(monitor.samples) == 5  # the window is bounded
+        assert monitor.samples[-1][1] > 50  # a busy loop uses most of a core
+        assert all(sample[2] > 0 for sample in monitor.samples)
+    finally:
+        monitor.close()

@@ -554,12 +554,15 @@ def checkpoint(ctr: Container, options: CheckpointOptions) -> Statistics:
             _export(ctr, options)
     finally:
         stats = Statistics(ctr.id, "checkpoint", runtime_duration=int(runtime_duration * _US),
-                           criu_statistics=read_criu_stats(bundle / STATS_DUMP) if options.print_stats else {})
+                           criu_statistics=read_criu_stats(bundle / STATS_DUMP))
         if not options.keep:
             _remove(bundle / DUMP_LOG, bundle / STATS_DUMP, bundle / CONFIG_DUMP, bundle / SPEC_DUMP,
                     bundle / NETWORK_STATUS)
         ctr._save()
-        ctr._event("checkpoint")
+        # The event records what a timeline of this container's checkpoints shows.
+        ctr._event("checkpoint", export=options.export or "", runtimeDuration=stats.runtime_duration,
+                   pagesWritten=stats.criu_statistics.get("pages_written", ""),
+                   leaveRunning=options.leave_running, preCheckpoint=options.pre_checkpoint)
     stats.total_duration = int((time.monotonic() - started) * _US)
     return stats
 

@@ -36,7 +36,7 @@ from kernelext.magics.display import ContainerList, Table
 
 Handler = Callable[["ContainerMagics", argparse.Namespace], Any]
 #: Subcommands that exist only in a notebook (they show a widget).
-WIDGET_COMMANDS = ("panel", "diagram", "dashboard")
+WIDGET_COMMANDS = ("panel", "diagram", "timeline", "monitor", "dashboard")
 HANDLERS: dict[str, Handler] = {}
 
 
@@ -152,7 +152,7 @@ class ContainerMagics(Magics):
             raise
 
     def _widget(self, argv: list[str]) -> Any:
-        """Notebook-only subcommands that show a widget: panel, diagram (a container) and dashboard."""
+        """Notebook-only subcommands that show a widget: panel, diagram, timeline, monitor (a container), dashboard."""
         from kernelext import widgets
 
         command, rest = argv[0], argv[1:]
@@ -165,6 +165,10 @@ class ContainerMagics(Magics):
         ctr = self.rt.get(rest[0])
         if command == "panel":
             return widgets.ContainerPanel(ctr, max_lines=self.output_lines, update_rate=self.update_rate)
+        if command == "timeline":
+            return widgets.CheckpointTimeline(ctr)
+        if command == "monitor":
+            return widgets.ResourceMonitor(ctr)
         return widgets.LifecycleDiagram(ctr)
 
     def _cell(self, argv: list[str], cell: str) -> Any:

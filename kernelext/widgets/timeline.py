@@ -1,0 +1,93 @@
+"""``CheckpointTimeline``: a container's checkpoints, restores and exported archives.
+
+Built from the store's event log (every process's checkpoints, with the
+duration and pages CRIU wrote), with buttons to restore the latest
+checkpoint and to export a new archive while the container keeps running.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import anywidget
+from traitlets import List, Unicode
+
+from kernelext.core.container import Container
+from kernelext.core.events import Event
+from kernelext.core.state import ContainerStatus
+from kernelext.errors import KernelextError
+from kernelext.widgets._assets import asset, esm
+from kernelext.widgets._follow import ContainerFollower
+from kernelext.widgets._registry import track
+
+TIMELINE_EVENTS = ("checkpoint", "restore")
+
+
+def _entry(event: Event) -> dict[str, Any]:
+    archive = event.attributes.get("export", "")
+    size = os.path.getsize(archive) if archive and os.path.exists(archive) else None
+    runtime_us = event.attributes.get("runtimeDuration", "")
+    return {"time": time.strftime("%H:%M:%S", time.localtime(event.time)), "kind": event.status,
+            "archive": archive, "size": size, "duration_ms": int(runtime_us) // 1000 if runtime_us else None,
+            "pages": event.attributes.get("pagesWritten", ""),
+            "leave_running": event.attributes.get("leaveRunning") == "True"}
+
+
+class CheckpointTimeline(anywidget.AnyWidget):
+    _esm = esm("timeline.js")
+    _css = asset("panel.css")
+
+    entries = List().tag(sync=True)
+    status = Unicode("").tag(sync=True)
+    allowed = List(Unicode()).tag(sync=True)
+    message = Unicode("").tag(sync=True)
+
+    def __init__(self, container: Container, *, export_dir: str | os.PathLike[str] = ".", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.container = container
+        self.export_dir = Path(export_dir)
+        self.refresh()
+        self.on_msg(self._on_message)
+        self._follower = ContainerFollower(container, lambda c, e: self.refresh())
+        track(self)
+
+    def __repr__(self) -> str:
+        return f"CheckpointTimeline({self.container.name}: {len(self.entries)} entries)"
+
+    def refresh(self) -> None:
+        events = [e for e in self.container._runtime.events.read() if e.id == self.container.id
+                  and e.status in TIMELINE_EVENTS]
+        st = self.container.state
+        with self.hold_sync():
+            self.entries = [_entry(e) for e in events]
+            self.status = st.status.value
+            self.allowed = (["restore"] if st.checkpointed and st.status is ContainerStatus.EXITED else []) + (
+                ["export"] if st.status is ContainerStatus.RUNNING else [])
+
+    def export(self) -> Path:
+        """Checkpoint to a new archive, leaving the container running."""
+        target = (self.export_dir / f"{self.container.name}-{time.strftime('%Y%m%d-%H%M%S')}.tar.zst").absolute()
+        self.container.checkpoint(export=target, leave_running=True)
+        return target
+
+    def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: list[bytes]) -> None:
+        action = content.get("type")
+        if action not in self.allowed:
+            return
+
+        def work() -> None:
+            self.message = ""
+            try:
+                self.export() if action == "export" else self.container.restore()
+            except KernelextError as exc:
+                self.message = f"{action} failed: {exc}"
+            self.refresh()
+        threading.Thread(target=work, daemon=True, name=f"kernelext-timeline-{action}").start()
+
+    def close(self) -> None:
+        self._follower.stop()
+        super().close()
