@@ -32,6 +32,7 @@ from kernelext import Runtime
 SMALL_DIRS = 20
 CTR = "bench-cp"
 PODMAN_CTR = "kernelext-bench-cp"
+CLEANUP_TRIES = 10
 
 
 @dataclass
@@ -52,8 +53,7 @@ def make_sources(src: Path, files: int, mib: int) -> None:
         d.mkdir(parents=True, exist_ok=True)
         (d / f"f{i:05d}.txt").write_bytes(os.urandom(100 + i % 2000))
     with open(src / "big.bin", "wb") as f:
-        for _ in range(mib):
-            f.write(os.urandom(1 << 20))
+        f.writelines(os.urandom(1 << 20) for _ in range(mib))
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -130,13 +130,13 @@ def main() -> None:
         for r in range(args.runs):
             for case in cases:
                 steps: dict[str, Callable[[], object]] = {
-                    "floor": lambda c=case: run(c.floor(r)),
-                    "overlay": lambda c=case: run(c.overlay(r)),
-                    "api": lambda c=case: c.api(r),
-                    "cli": lambda c=case: run(c.cli(r)),
+                    "floor": lambda c=case, r=r: run(c.floor(r)),
+                    "overlay": lambda c=case, r=r: run(c.overlay(r)),
+                    "api": lambda c=case, r=r: c.api(r),
+                    "cli": lambda c=case, r=r: run(c.cli(r)),
                 }
                 if case.podman is not None:
-                    steps["podman"] = lambda c=case: run(c.podman(r))  # type: ignore[misc]
+                    steps["podman"] = lambda c=case, r=r: run(c.podman(r))  # type: ignore[misc]
                 for key, step in steps.items():
                     case.times.setdefault(key, []).append(timed(step))
         report(cases, args.runs)
@@ -145,8 +145,13 @@ def main() -> None:
             ctr.remove(force=True)
         rt.close()
         if podman:
-            subprocess.run([podman, "rm", "-f", PODMAN_CTR], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        shutil.rmtree(work, ignore_errors=True)
+            subprocess.run([podman, "rm", "-f", PODMAN_CTR], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           check=False)
+        for _ in range(CLEANUP_TRIES):  # conmon may still be writing its exit file into the store
+            shutil.rmtree(work, ignore_errors=True)
+            if not work.exists():
+                break
+            time.sleep(1)
 
 
 def report(cases: list[Case], runs: int) -> None:

@@ -61,7 +61,7 @@ def _skip_handler(shell: Any, etype: type, value: BaseException, tb: Any, tb_off
     if isinstance(value, NameError):
         print(f"[skipped: this cell uses a result of an earlier cell that could not run here ({reason})]")
     else:
-        print(f"[skipped: {type(value).__name__}: {value} — this host: {reason}]")
+        print(f"[skipped ({type(value).__name__}): {reason}]")
 
 
 def host_report(runtime: Runtime) -> dict[str, bool]:

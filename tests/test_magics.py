@@ -163,8 +163,10 @@ def _text(outputs: list[dict[str, Any]]) -> str:
     return "".join(o.get("text", "") or "".join(o.get("data", {}).get("text/plain", "")) for o in outputs)
 
 
-def test_notebook_outputs_stay_in_their_cells(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_notebook_outputs_stay_in_their_cells(store: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     from nbclient import NotebookClient
+
+    (tmp_path / "notes.txt").write_text("copied in\n")
 
     monkeypatch.setenv("KERNELEXT_ROOT", str(store.runtime.opts.root))
     monkeypatch.setenv("KERNELEXT_RUNROOT", str(store.runtime.opts.runroot))
@@ -182,6 +184,9 @@ def test_notebook_outputs_stay_in_their_cells(store: Store, monkeypatch: pytest.
         "ctr = %container restore count\nctr",
         "time.sleep(0.5); nums = [int(line.data) for line in ctr.logs()]\n"
         "print(nums == list(range(len(nums))), len(nums) > 8)",
+        f"%container cp {tmp_path}/notes.txt count:/tmp/",
+        "%container exec count cat /tmp/notes.txt",
+        f"%container cp count:/tmp/notes.txt {tmp_path}/back.txt",
         "%container rm -f count",
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
@@ -200,6 +205,8 @@ def test_notebook_outputs_stay_in_their_cells(store: Store, monkeypatch: pytest.
     assert _text(_cell_outputs(nb, 9)) == "Container count (busybox): exited, checkpointed"
     assert _text(_cell_outputs(nb, 10)) == "Container count (busybox): running, restored"
     assert _text(_cell_outputs(nb, 11)) == "True True\n"  # the counter carried on, no gap, no restart
+    assert _text(_cell_outputs(nb, 13)) == "copied in\n[count exited with code 0]\n"
+    assert (tmp_path / "back.txt").read_text() == "copied in\n"
 
 
 @pytest.mark.parametrize("script, expect_running", [
@@ -249,3 +256,21 @@ def test_widget_subcommands_and_unload_closes_them(ip: InteractiveShell) -> None
     leftovers = [t.name for t in threading.enumerate() if t.name.startswith("kernelext-") and t.is_alive()]
     assert leftovers == []
     ip.run_line_magic("load_ext", "kernelext")
+
+
+def test_files_from_cells(ip: InteractiveShell, tmp_path: Any, capfd: pytest.CaptureFixture[str]) -> None:
+    magic(ip, "run -d --name files -w /srv busybox sleep 1000")
+    ip.run_cell_magic("container", "write files:/srv/app.conf", "port = 8080\nname = demo\n")
+    ip.run_cell_magic("container", "write files:notes.txt", "relative to the working directory\n")
+    capfd.readouterr()
+    ip.run_cell_magic("container", "exec files", "cat /srv/app.conf /srv/notes.txt; stat -c %U /srv/app.conf")
+    assert capfd.readouterr().out == ("port = 8080\nname = demo\nrelative to the working directory\nroot\n"
+                                      "[files exited with code 0]\n")
+    ip.user_ns["target"] = str(tmp_path)
+    magic(ip, "cp files:/srv/app.conf $target/")
+    assert (tmp_path / "app.conf").read_text() == "port = 8080\nname = demo\n"
+    changes = magic(ip, "diff files")
+    assert {"KIND": "A", "PATH": "/srv/app.conf"} in changes
+    assert magic(ip, "stat files app.conf").size == len("port = 8080\nname = demo\n")
+    with pytest.raises(UsageError):
+        magic(ip, "cp - files:/srv")

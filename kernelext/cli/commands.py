@@ -27,7 +27,13 @@ from kernelext.cli.format import (
     render_template,
     table,
 )
-from kernelext.cli.parser import UsageError, checkpoint_options, create_options, restore_options
+from kernelext.cli.parser import (
+    UsageError,
+    checkpoint_options,
+    copy_arguments,
+    create_options,
+    restore_options,
+)
 from kernelext.core import engine
 from kernelext.core.container import Container
 from kernelext.core.inspect import format_time
@@ -360,20 +366,13 @@ def cmd_export(rt: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
-_BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 @command("cp")
 def cmd_cp(rt: Runtime, args: argparse.Namespace) -> int:
-    paths = list(args.paths)
-    archive = _BOOL_WORDS.get(str(args.archive).lower())
-    if archive is None:  # "-a SRC DST": the flag's optional value took SRC
-        paths.insert(0, args.archive)
-        archive = True
-    if len(paths) != 2:
-        raise UsageError(f"accepts 2 arg(s), received {len(paths)}")
+    source, destination, archive = copy_arguments(args)
     sys.stdout.flush()
-    rt.copy(paths[0], paths[1], archive=archive, overwrite=args.overwrite)
+    rt.copy(source, destination, archive=archive, overwrite=args.overwrite)
     return 0
 
 

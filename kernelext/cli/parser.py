@@ -50,12 +50,27 @@ class _Parser(argparse.ArgumentParser):
         raise HelpRequested(self.format_usage())
 
 
+_BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
 def _bool_flag(value: str) -> bool:
-    if value.lower() in ("true", "1", "yes"):
-        return True
-    if value.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"invalid boolean {value!r}")
+    if value.lower() not in _BOOL_WORDS:
+        raise argparse.ArgumentTypeError(f"invalid boolean {value!r}")
+    return _BOOL_WORDS[value.lower()]
+
+
+def copy_arguments(args: argparse.Namespace) -> tuple[str, str, bool]:
+    """``cp``'s source, destination and ``--archive``, with "-a SRC DST" put back together."""
+    paths = list(args.paths)
+    archive = _BOOL_WORDS.get(str(args.archive).lower())
+    if archive is None:  # "-a SRC DST": the flag's optional value took SRC
+        paths.insert(0, args.archive)
+        archive = True
+    if len(paths) != 2:
+        raise UsageError(f"accepts 2 arg(s), received {len(paths)}")
+    return paths[0], paths[1], archive
+
+
 def _create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="assign a name to the container")
     p.add_argument("-e", "--env", action="append", default=[], help="set environment variables (KEY=VALUE)")

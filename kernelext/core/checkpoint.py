@@ -28,7 +28,6 @@ import os
 import pwd
 import re
 import shutil
-import stat
 import struct
 import subprocess
 import tarfile
@@ -51,6 +50,7 @@ from kernelext.errors import (
     RuntimeFailure,
 )
 from kernelext.oci import conmon
+from kernelext.storage.layerdiff import ChangeKind, layer_changes
 
 if TYPE_CHECKING:
     from kernelext.core.container import Container
@@ -76,12 +76,6 @@ INVENTORY = "inventory.img"
 #: CRIU resolves a parent image directory relative to the image directory.
 PARENT_PATH = f"../{PRE_CHECKPOINT_DIR}"
 
-#: Paths of the container layer that belong to the runtime, not to the
-#: container (mount points runc creates); never part of a rootfs diff.
-RUNTIME_PATHS = frozenset({"/dev", "/proc", "/sys", "/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/etc/mtab"})
-RUNTIME_TREES = ("/dev/", "/proc/", "/sys/")
-#: overlayfs marks a directory whose lower contents are hidden with this xattr.
-OVERLAY_OPAQUE = "trusted.overlay.opaque"
 #: CRIU logs this on every run here (root lacks CAP_SYS_RESOURCE); it is not the cause of a failure.
 BENIGN_CRIU_ERRORS = ("Can't setup RLIMIT_NOFILE for self",)
 NO_MEMORY_TRACKING = "system (architecture/kernel/CRIU) does not support memory tracking"
@@ -353,44 +347,18 @@ def _in_root(root: Path, work: Callable[[], None]) -> None:
         raise RuntimeFailure(message or f"worker exited with status {status}")
 
 
-def _is_whiteout(st: os.stat_result) -> bool:
-    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
-
-
-def _layer_changes(upper: Path) -> tuple[list[str], list[str]]:
-    """The container layer's changes: (added or modified paths, deleted paths), container-absolute."""
-    changed: list[str] = []
-    deleted: list[str] = []
-    for directory, dirs, files in os.walk(upper):
-        relative = os.path.relpath(directory, upper)
-        rel_dir = "/" if relative == "." else "/" + relative
-        for name in sorted(dirs) + sorted(files):
-            path = os.path.join(rel_dir, name)
-            if path in RUNTIME_PATHS or path.startswith(RUNTIME_TREES):
-                if name in dirs:
-                    dirs.remove(name)
-                continue
-            full = os.path.join(directory, name)
-            st = os.lstat(full)
-            if _is_whiteout(st):
-                deleted.append(path)
-                continue
-            if stat.S_ISDIR(st.st_mode) and _is_opaque(full):
-                deleted.append(path)  # deleted and made anew: none of the image's contents show through
-            changed.append(path)
-    return changed, deleted
-
-
-def _is_opaque(path: str) -> bool:
-    try:
-        return os.getxattr(path, OVERLAY_OPAQUE, follow_symlinks=False) == b"y"
-    except OSError:
-        return False
+def _layer_changes(ctr: Container) -> tuple[list[str], list[str]]:
+    """podman's split of ``diff``: (added paths and modified non-directories, deleted paths)."""
+    layer = ctr.layer
+    changes = layer_changes(layer.upper, layer.lower)
+    changed = [c.path for c in changes if c.kind is ChangeKind.ADDED or
+               (c.kind is ChangeKind.CHANGED and not (layer.upper / c.path.lstrip("/")).is_dir())]
+    return changed, [c.path for c in changes if c.kind is ChangeKind.DELETED]
 
 
 def _write_rootfs_diff(ctr: Container, bundle: Path) -> None:
     """``rootfs-diff.tar`` (added and modified files) and ``deleted.files`` from the overlay upper dir."""
-    changed, deleted = _layer_changes(ctr.layer.upper)
+    changed, deleted = _layer_changes(ctr)
     (bundle / DELETED_FILES).write_text(json.dumps(deleted))
     if not changed:
         return

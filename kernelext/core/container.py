@@ -752,6 +752,12 @@ class Container:
 
         cp.put_archive(self, path, tar_stream, chown=chown, overwrite=overwrite)
 
+    def write_file(self, path: str, data: bytes) -> None:
+        """Write ``data`` to the file ``path`` in the container (its directory must exist)."""
+        from kernelext.core import copy as cp
+
+        cp.write_file(self, path, data)
+
     def get_archive(self, path: str) -> tuple[BinaryIO, FileInfo]:
         """A tar stream of ``path`` and its :class:`~kernelext.core.copy.FileInfo`; close the stream."""
         from kernelext.core import copy as cp

@@ -16,6 +16,7 @@ import os
 import posixpath
 import stat
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -55,6 +56,8 @@ if TYPE_CHECKING:
 
 #: Copied without their contents when walking a container: the kernel's views, not files.
 PSEUDO_DIRS = ("dev", "proc", "sys")
+#: Mode of a file written from a notebook cell (``%%container write``).
+FILE_MODE = 0o644
 HOST = "the host"
 #: Go's os.FileMode type bits, used by podman's and Docker's stat (``X-Docker-Container-Path-Stat``).
 _GO_TYPE_BITS = {stat.S_IFDIR: 1 << 31, stat.S_IFLNK: 1 << 27, stat.S_IFBLK: 1 << 26,
@@ -245,6 +248,22 @@ def put_archive(ctr: Container, path: str, stream: BinaryIO, *, chown: bool, ove
             found.close()
 
 
+def write_file(ctr: Container, path: str, data: bytes, *, mode: int = FILE_MODE) -> None:
+    """Write ``data`` to the file ``path`` (its directory must exist), as a one-entry archive."""
+    import tarfile  # an entry built here, from bytes: no host user lookups
+
+    directory, _, name = path.rstrip("/").rpartition("/")
+    if not name or path.endswith("/"):
+        raise CopyError(f'"{path}" is not a file name', container=ctr.name, operation="write")
+    entry = tarfile.TarInfo(name)
+    entry.size, entry.mode, entry.mtime = len(data), mode, int(time.time())
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(entry, io.BytesIO(data))
+    archive.seek(0)
+    put_archive(ctr, directory or ("/" if path.startswith("/") else "."), archive, chown=True, overwrite=False)
+
+
 def get_archive(ctr: Container, path: str) -> tuple[BinaryIO, FileInfo]:
     """A tar stream of ``path`` (named by its resolved base name; ``dir/.``: the contents)."""
     form = path_form(path, ctr.config.workdir)
@@ -255,7 +274,7 @@ def get_archive(ctr: Container, path: str) -> tuple[BinaryIO, FileInfo]:
         info = file_info(found, form)
         entries = tree_entries(found, info.name, contents=form.contents, excluded=_pseudo_dirs(root))
         cleanup = stack.pop_all()
-    return io.BufferedReader(ChunkStream(tar_chunks(entries), cleanup.close), CHUNK), info  # type: ignore[return-value]
+    return io.BufferedReader(ChunkStream(tar_chunks(entries), cleanup.close), CHUNK), info
 
 
 # ------------------------------------------------------------------ podman cp
@@ -334,8 +353,7 @@ def _to_stdout(src: _Side, stdout: BinaryIO) -> None:
     source = resolve_existing(src.root, src.form, src.display, src.where)
     try:
         name = posixpath.basename(source.path) or "/"
-        for chunk in tar_chunks(tree_entries(source, name, contents=src.form.contents, excluded=src.excluded)):
-            stdout.write(chunk)
+        stdout.writelines(tar_chunks(tree_entries(source, name, contents=src.form.contents, excluded=src.excluded)))
         stdout.flush()
     finally:
         source.close()

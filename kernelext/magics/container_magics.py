@@ -23,6 +23,7 @@ from kernelext.cli.parser import (
     HelpRequested,
     UsageError,
     checkpoint_options,
+    copy_arguments,
     create_options,
     parse_args,
     restore_options,
@@ -188,12 +189,9 @@ class ContainerMagics(Magics):
             if len(rest) != 1 or ":" not in rest[0]:
                 raise UsageError("usage: %%container write CONTAINER:/path")
             name, _, path = rest[0].partition(":")
-            ctr = self.rt.get(name)
-            write_file = getattr(ctr, "write_file", None)
-            if write_file is None:
-                raise UsageError("%%container write needs file copy support (kernelext cp)")
-            write_file(path, cell.encode())
-            print(f"wrote {len(cell.encode())} bytes to {name}:{path}")
+            data = cell.encode()
+            self.rt.get(name).write_file(path, data)
+            print(f"wrote {len(data)} bytes to {name}:{path}")
             return None
         raise UsageError(f"unknown cell subcommand {sub!r}: use exec, run or write")
 
@@ -489,6 +487,26 @@ def _restore(m: ContainerMagics, args: argparse.Namespace) -> Any:
         stats = ctr.restore(**options)
         results.append(stats if args.print_stats else ctr)
     return results[0] if len(results) == 1 else results
+
+
+@handles("cp")
+def _cp(m: ContainerMagics, args: argparse.Namespace) -> None:
+    source, destination, archive = copy_arguments(args)
+    if "-" in (source, destination):
+        raise UsageError("in a notebook, cp copies between paths: '-' (a tar stream) is for the command line")
+    m.rt.copy(source, destination, archive=archive, overwrite=args.overwrite)
+    print(f"copied {source} to {destination}")
+
+
+@handles("diff")
+def _diff(m: ContainerMagics, args: argparse.Namespace) -> Table:
+    return Table(({"KIND": c.kind.value, "PATH": c.path} for c in m.rt.get(args.container).diff()),
+                 ["KIND", "PATH"])
+
+
+@handles("stat")
+def _stat(m: ContainerMagics, args: argparse.Namespace) -> Any:
+    return m.rt.get(args.container).stat(args.path)
 
 
 @handles("version")

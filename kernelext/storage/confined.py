@@ -630,7 +630,7 @@ class FsSink:
             self._clear(parent, name, for_dir=True)
             os.mkdir(name, mode & 0o777, dir_fd=parent.fd)
         fd = os.open(name, O_DIR, dir_fd=parent.fd)
-        uid, gid = self._owner(meta)
+        gid = self._owner(meta)[1]
         d = _Dir(fd, self._path(parent, name), rel, gid if mode & stat.S_ISGID else self._gid, meta if times else None)
         self._fix_owner_mode(fd, parent, meta, mode)
         return d

@@ -18,7 +18,7 @@ import struct
 import subprocess
 import threading
 from collections.abc import Callable
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple, cast
 
 from kernelext.errors import CopyError
 
@@ -307,7 +307,7 @@ class _Prefixed(io.RawIOBase):
 class _Zstd(io.RawIOBase):
     """zstd through the host's ``zstd`` tool (Python 3.11 has no zstd module); host data only."""
 
-    def __init__(self, source: BinaryIO) -> None:
+    def __init__(self, source: io.BufferedIOBase) -> None:
         zstd = shutil.which("zstd")
         if zstd is None:
             raise CopyError("zstd-compressed archives need the zstd tool on the host")
@@ -316,7 +316,7 @@ class _Zstd(io.RawIOBase):
         self._feeder = threading.Thread(target=self._feed, args=(source,), daemon=True)
         self._feeder.start()
 
-    def _feed(self, source: BinaryIO) -> None:
+    def _feed(self, source: io.BufferedIOBase) -> None:
         assert self._proc.stdin is not None
         try:
             while chunk := source.read(CHUNK):
@@ -333,7 +333,7 @@ class _Zstd(io.RawIOBase):
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        assert self._proc.stdout is not None
+        assert isinstance(self._proc.stdout, io.BufferedReader)
         return self._proc.stdout.readinto(buffer)
 
     def close(self) -> None:
@@ -346,13 +346,22 @@ class _Zstd(io.RawIOBase):
         super().close()
 
 
-_MAGICS: list[tuple[bytes, Callable[[BinaryIO], BinaryIO]]] = [
-    (b"\x1f\x8b", lambda s: gzip.GzipFile(fileobj=s, mode="rb")),  # type: ignore[list-item]
-    (b"BZh", lambda s: bz2.BZ2File(s)),  # type: ignore[list-item]
-    (b"\xfd7zXZ\x00", lambda s: lzma.LZMAFile(s)),  # type: ignore[list-item]
-    (b"\x28\xb5\x2f\xfd", lambda s: io.BufferedReader(_Zstd(s), CHUNK)),
-]
-_SNIFF = max(len(m) for m, _ in _MAGICS)
+#: Leading bytes of the compressed formats ``cp -`` and ``put_archive`` accept.
+GZIP, BZIP2, XZ, ZSTD = b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd"
+_SNIFF = 6
+
+
+def _decompressed(head: bytes, raw: io.BufferedReader) -> io.BufferedIOBase:
+    """``raw`` decompressed as its first bytes ``head`` say (the caller closes the result)."""
+    if head.startswith(GZIP):
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if head.startswith(BZIP2):
+        return bz2.BZ2File(raw)
+    if head.startswith(XZ):
+        return lzma.LZMAFile(raw)
+    if head.startswith(ZSTD):
+        return io.BufferedReader(_Zstd(raw), CHUNK)
+    return raw
 
 
 def open_archive(stream: BinaryIO) -> BinaryIO:
@@ -363,8 +372,4 @@ def open_archive(stream: BinaryIO) -> BinaryIO:
         if not more:
             break
         head += more
-    raw = io.BufferedReader(_Prefixed(head, stream), CHUNK)
-    for magic, opener in _MAGICS:
-        if head.startswith(magic):
-            return opener(raw)  # type: ignore[arg-type]
-    return raw  # type: ignore[return-value]
+    return cast(BinaryIO, _decompressed(head, io.BufferedReader(_Prefixed(head, stream), CHUNK)))
