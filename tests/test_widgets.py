@@ -197,3 +197,41 @@ def test_resource_monitor_samples_cpu_and_memory(store: Store) -> None:
         assert all(sample[2] > 0 for sample in monitor.samples)
     finally:
         monitor.close()
+
+
+def test_file_browser_lists_downloads_and_uploads_inside_the_container(store: Store,
+                                                                       recording: list[dict[str, Any]]) -> None:
+    import io
+    import tarfile
+
+    from kernelext.widgets import FileBrowser
+
+    ctr = store.runtime.run("busybox", ["sh", "-c", "mkdir -p /srv/data; head -c 3000000 /dev/zero > /srv/data/big;"
+                                        " ln -s /etc /srv/etc-link; exec sleep 1000"], name="browsed")
+    assert wait_until(lambda: ctr.exec_run(["test", "-L", "/srv/etc-link"]).exit_code == 0)
+    browser = FileBrowser(ctr, "/srv")
+    try:
+        assert {e["name"]: e["dir"] for e in browser.entries} == {"data": True, "etc-link": False}
+        assert [e["link"] for e in browser.entries if e["name"] == "etc-link"] == ["/etc"]
+        browser.browse("etc-link")  # a link to a folder: opened inside the container, never the host's /etc
+        assert browser.cwd == "/srv/etc-link" and "passwd" in {e["name"] for e in browser.entries}
+        assert "shadow" not in {e["name"] for e in browser.entries}  # busybox's /etc, not the host's
+        browser.browse("/srv/data")
+        browser.download("big")
+        messages = [m["data"] for m in recording if m["comm_id"] == browser.comm.comm_id and m["data"]
+                    and m["data"].get("method") == "custom"]
+        kinds = [m["content"]["type"] for m in messages]
+        assert kinds[0] == "download-start" and kinds[-1] == "download-end" and kinds.count("download-chunk") >= 3
+        assert browser.progress == 1.0
+        payload = b"uploaded\n" * 300_000
+        for offset in range(0, len(payload), 1 << 20):
+            browser._on_message(browser, {"type": "upload", "name": "../../escape.txt", "total": len(payload),
+                                          "last": offset + (1 << 20) >= len(payload)},
+                                [payload[offset:offset + (1 << 20)]])
+        assert "escape.txt" in {e["name"] for e in browser.entries}
+        stream, _ = ctr.get_archive("/srv/data/escape.txt")
+        with stream, tarfile.open(fileobj=io.BytesIO(stream.read())) as tar:
+            assert tar.extractfile("escape.txt").read() == payload
+        assert repr(browser) == "FileBrowser(browsed:/srv/data)"
+    finally:
+        browser.close()

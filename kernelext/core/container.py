@@ -752,6 +752,12 @@ class Container:
 
         cp.put_archive(self, path, tar_stream, chown=chown, overwrite=overwrite)
 
+    def list_dir(self, path: str) -> list[FileInfo]:
+        """The entries of a directory inside the container (confined like every copy)."""
+        from kernelext.core import copy as cp
+
+        return cp.list_dir(self, path)
+
     def write_file(self, path: str, data: bytes) -> None:
         """Write ``data`` to the file ``path`` in the container (its directory must exist)."""
         from kernelext.core import copy as cp

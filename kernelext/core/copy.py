@@ -220,6 +220,31 @@ def stat_path(ctr: Container, path: str) -> FileInfo:
             found.close()
 
 
+def list_dir(ctr: Container, path: str) -> list[FileInfo]:
+    """The entries of the directory ``path``, sorted by name; symlinks are listed, not followed."""
+    form = path_form(path, ctr.config.workdir)
+    with container_root(ctr) as root:
+        found = resolve_existing(root, form, path, _where(ctr))
+        try:
+            if not found.is_dir:
+                raise CopyError(f'"{path}" on container {ctr.name} is not a directory', container=ctr.name,
+                                operation="list")
+            fd = found.open(O_DIR)
+            try:
+                entries = []
+                with os.scandir(fd) as it:
+                    for entry in it:
+                        st = entry.stat(follow_symlinks=False)
+                        target = os.readlink(entry.name, dir_fd=fd) if entry.is_symlink() else ""
+                        entries.append(FileInfo(entry.name, st.st_size, st.st_mode, st.st_mtime, target,
+                                                stat.S_ISDIR(st.st_mode)))
+            finally:
+                os.close(fd)
+            return sorted(entries, key=lambda info: info.name)
+        finally:
+            found.close()
+
+
 def diff(ctr: Container) -> list[Change]:
     with ctr._locked():
         layer = ctr.layer

@@ -37,7 +37,7 @@ from kernelext.magics.display import ContainerList, Table
 
 Handler = Callable[["ContainerMagics", argparse.Namespace], Any]
 #: Subcommands that exist only in a notebook (they show a widget).
-WIDGET_COMMANDS = ("panel", "diagram", "timeline", "monitor", "dashboard")
+WIDGET_COMMANDS = ("panel", "diagram", "timeline", "monitor", "files", "dashboard")
 HANDLERS: dict[str, Handler] = {}
 
 
@@ -153,7 +153,7 @@ class ContainerMagics(Magics):
             raise
 
     def _widget(self, argv: list[str]) -> Any:
-        """Notebook-only subcommands that show a widget: panel, diagram, timeline, monitor (a container), dashboard."""
+        """Notebook-only subcommands that show a widget: panel, diagram, timeline, monitor, files; dashboard."""
         from kernelext import widgets
 
         command, rest = argv[0], argv[1:]
@@ -170,6 +170,8 @@ class ContainerMagics(Magics):
             return widgets.CheckpointTimeline(ctr)
         if command == "monitor":
             return widgets.ResourceMonitor(ctr)
+        if command == "files":
+            return widgets.FileBrowser(ctr)
         return widgets.LifecycleDiagram(ctr)
 
     def _cell(self, argv: list[str], cell: str) -> Any:
