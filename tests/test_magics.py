@@ -102,7 +102,7 @@ def test_cell_magics_exec_and_run(ip: InteractiveShell, capfd: pytest.CaptureFix
     magic(ip, "run -d --name shell busybox sleep 1000")
     capfd.readouterr()
     ip.run_cell_magic("container", "exec shell", "echo $((6 * 7))\ncd /tmp && pwd\nexit 4\n")
-    assert capfd.readouterr().out == "42\n/tmp\n[shell exited with code 4]\n"
+    assert capfd.readouterr().out == "42\n/tmp\n[exec in shell exited with code 4]\n"
     assert ip.user_ns["_exit_code"] == 4
     ip.run_cell_magic("container", "run --name script busybox", "echo one-off\n")
     assert capfd.readouterr().out.startswith("one-off\n[script exited with code 0]")
@@ -205,7 +205,7 @@ def test_notebook_outputs_stay_in_their_cells(store: Store, monkeypatch: pytest.
     assert _text(_cell_outputs(nb, 9)) == "Container count (busybox): exited, checkpointed"
     assert _text(_cell_outputs(nb, 10)) == "Container count (busybox): running, restored"
     assert _text(_cell_outputs(nb, 11)) == "True True\n"  # the counter carried on, no gap, no restart
-    assert _text(_cell_outputs(nb, 13)) == "copied in\n[count exited with code 0]\n"
+    assert _text(_cell_outputs(nb, 13)) == "copied in\n[exec in count exited with code 0]\n"
     assert (tmp_path / "back.txt").read_text() == "copied in\n"
 
 
@@ -265,7 +265,7 @@ def test_files_from_cells(ip: InteractiveShell, tmp_path: Any, capfd: pytest.Cap
     capfd.readouterr()
     ip.run_cell_magic("container", "exec files", "cat /srv/app.conf /srv/notes.txt; stat -c %U /srv/app.conf")
     assert capfd.readouterr().out == ("port = 8080\nname = demo\nrelative to the working directory\nroot\n"
-                                      "[files exited with code 0]\n")
+                                      "[exec in files exited with code 0]\n")
     ip.user_ns["target"] = str(tmp_path)
     magic(ip, "cp files:/srv/app.conf $target/")
     assert (tmp_path / "app.conf").read_text() == "port = 8080\nname = demo\n"

@@ -536,7 +536,7 @@ class Container:
             self.state.stopped_by_user = True
             self._save()
             self._event("kill", signal=sig.name)
-            if sig is signal_mod.SIGKILL and self.state.status is not S.PAUSED:
+            if sig is signal_mod.SIGKILL:  # runc thaws a paused container to deliver it
                 with self._unlocked():
                     self._wait_for_exit_file(KILL_TIMEOUT_S)
                 self._sync()
@@ -820,12 +820,23 @@ class Container:
                         "containers cannot be removed without force: container state improper",
                         container=self.name, operation="remove")
                 self._force_kill()
+            known_to_runc = st.status not in (S.CONFIGURED, S.EXITED)  # cleanup already ran `runc delete`
             st.status = S.REMOVING
             self._save()
-            self._runtime.runc.delete(self.id)
-            self.layer.remove()
+            # Moved aside first: conmon's exit command sees the bundle gone and quits at once
+            # instead of starting the whole toolkit only to find nothing left to clean up.
+            container_dir = self.bundle.parent
+            removing = container_dir.with_name(f".removing-{self.id}")
+            os.rename(container_dir, removing)
+            try:
+                if known_to_runc:
+                    self._runtime.runc.delete(self.id)
+                self.layer.remove()
+            except BaseException:
+                os.rename(removing, container_dir)
+                raise
             opts = self._runtime.opts
-            shutil.rmtree(self.bundle.parent, ignore_errors=True)
+            shutil.rmtree(removing, ignore_errors=True)
             shutil.rmtree(opts.persist_dir(self.id), ignore_errors=True)
             opts.exit_file(self.id).unlink(missing_ok=True)
             self._runtime.db.remove_container(self.id)

@@ -31,6 +31,7 @@ from kernelext.errors import (
     InvalidArgumentError,
     NameInUseError,
     NoSuchContainerError,
+    PermissionRequiredError,
 )
 from kernelext.oci.monitor import is_alive
 from kernelext.oci.runc import Runc
@@ -41,7 +42,15 @@ from kernelext.store.locks import ContainerLock
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 #: The CLI entry point conmon's exit command runs, with site-packages skipped
 #: for a fast start: the package's own directory is put on sys.path instead.
-_EXIT_BOOT = "import sys;sys.path.insert(0,sys.argv.pop(1));from kernelext.cli import main;sys.exit(main(sys.argv[1:]))"
+#: When the container's bundle is already gone (the process that waited for
+#: the exit removed it), there is nothing to clean up: it quits before
+#: importing anything, instead of competing for the CPU.
+_EXIT_BOOT = ("import os,sys\n"
+              "package,bundle=sys.argv[1:3];del sys.argv[1:3]\n"
+              "if not os.path.isdir(bundle):sys.exit(0)\n"
+              "sys.path.insert(0,package)\n"
+              "from kernelext.cli import main\n"
+              "sys.exit(main(sys.argv[1:]))")
 
 
 def _valid_name(name: str) -> bool:
@@ -81,7 +90,7 @@ class Runtime:
 
     def exit_command(self, ctr_id: str, auto_remove: bool) -> list[str]:
         package_parent = str(Path(kernelext.__file__).resolve().parent.parent)
-        return [sys.executable, "-I", "-S", "-c", _EXIT_BOOT, package_parent,
+        return [sys.executable, "-I", "-S", "-c", _EXIT_BOOT, package_parent, str(self.opts.userdata(ctr_id)),
                 "--root", str(self.opts.root), "--runroot", str(self.opts.runroot),
                 "container", "cleanup", "--stopped-only", *(["--rm"] if auto_remove else []), ctr_id]
 
@@ -92,6 +101,9 @@ class Runtime:
                restart_policy: str = "no", stop_signal: str | None = None, stop_timeout: int | None = None,
                auto_remove: bool = False, labels: dict[str, str] | None = None) -> Container:
         """Create a container (state ``created``); nothing runs yet."""
+        if os.geteuid() != 0:
+            raise PermissionRequiredError("kernelext needs root to run containers here: rootless containers are "
+                                          "not supported yet", operation="create")
         img = self.images.get(image)
         policy = RestartPolicy.parse(restart_policy)
         if auto_remove and policy.name.value != "no":

@@ -202,9 +202,9 @@ class ContainerMagics(Magics):
         self.shell.user_ns["_exit_code"] = code
         return code
 
-    def _report_exit(self, ctr: Container, code: int) -> None:
+    def _report_exit(self, what: str, code: int) -> None:
         self._set_exit_code(code)
-        print(f"[{ctr.name} exited with code {code}]")
+        print(f"[{what} exited with code {code}]")
 
     @staticmethod
     def _forward_interrupt(ctr: Container) -> Callable[[], None]:
@@ -230,7 +230,7 @@ class ContainerMagics(Magics):
             print(f"[detached from {ctr.name}: it did not stop on SIGINT and keeps running; "
                   f"%container attach {ctr.name} or %container stop {ctr.name}]")
             return
-        self._report_exit(ctr, ctr.wait())
+        self._report_exit(ctr.name, ctr.wait())
         if remove:
             engine.remove_quietly(ctr)
 
@@ -239,7 +239,7 @@ class ContainerMagics(Magics):
         def write(stream: str, data: bytes) -> None:
             (sys.stderr if stream == "stderr" else sys.stdout).write(data.decode(errors="replace"))
         result = ctr.exec_run(command, tty=tty, env=env, workdir=workdir, user=user, on_output=write)
-        self._report_exit(ctr, result.exit_code)
+        self._report_exit(f"exec in {ctr.name}", result.exit_code)
 
     def _each(self, names: list[str], action: Callable[[Container], object]) -> Container | ContainerList:
         done = ContainerList()
