@@ -9,83 +9,38 @@ panel, the dashboard and the lifecycle diagram go to ``$KERNELEXT_SCREENSHOTS``
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import secrets
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
 
 from conftest import Store
+from labserver import CHROMIUM, CHROMIUM_FLAGS, jupyterlab, run_all_cells, write_notebook
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 COUNTER = "i=0; while true; do echo \"tick $i\"; i=$((i+1)); sleep 0.2; done"
 TICK = re.compile(r"tick (\d+)")
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium (scripts/setup.sh)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def lab(store: Store, tmp_path: Path) -> Iterator[dict[str, Any]]:
     notebook_dir = tmp_path / "notebooks"
     notebook_dir.mkdir()
-    cells = ["%load_ext kernelext",
-             f"%container run -d --name counter busybox sh -c '{COUNTER}'",
-             "%container panel counter",
-             "%container dashboard",
-             "%container diagram counter"]
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, notebook_dir / "panel.ipynb")
-    port, token = _free_port(), secrets.token_hex(16)
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",  # kernels run "python"
-               KERNELEXT_ROOT=str(store.runtime.opts.root),
-               KERNELEXT_RUNROOT=str(store.runtime.opts.runroot), JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"),
-               JUPYTER_RUNTIME_DIR=str(tmp_path / "jupyter-runtime"))
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
-         f"--ServerApp.token={token}", f"--ServerApp.root_dir={notebook_dir}", "--LabApp.news_url=",
-         "--LabApp.expose_app_in_browser=True",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "lab.log", "wb"))
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as reply:
-                json.load(reply)
-                break
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                pytest.fail(f"jupyter lab did not start: {(tmp_path / 'lab.log').read_text()[-2000:]}")
-            time.sleep(0.3)
-    try:
-        yield {"url": url, "token": token, "shots": Path(os.environ.get("KERNELEXT_SCREENSHOTS", tmp_path))}
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+    write_notebook(notebook_dir / "panel.ipynb", [
+        "%load_ext kernelext",
+        f"%container run -d --name counter busybox sh -c '{COUNTER}'",
+        "%container panel counter",
+        "%container dashboard",
+        "%container diagram counter"])
+    env = {"KERNELEXT_ROOT": str(store.runtime.opts.root), "KERNELEXT_RUNROOT": str(store.runtime.opts.runroot)}
+    with jupyterlab(notebook_dir, tmp_path, env) as server:
+        yield {"url": server.url, "token": server.token, "server": server,
+               "shots": Path(os.environ.get("KERNELEXT_SCREENSHOTS", tmp_path))}
 
 
 def _ticks(page: Any) -> list[int]:
@@ -101,12 +56,8 @@ def test_panel_in_jupyterlab(lab: dict[str, Any], store: Store) -> None:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1200, "height": 1400})
         try:
-            page.goto(f"{lab['url']}/lab/tree/panel.ipynb?token={lab['token']}")
-            page.wait_for_function(
-                "window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel?.connectionStatus"
-                " === 'connected' && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status"
-                " === 'idle'", timeout=60_000)
-            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            page.goto(lab["server"].notebook_url("panel.ipynb"))
+            run_all_cells(page)
 
             badge = page.locator(".kx-panel .kx-badge").first
             expect(badge).to_have_text("running", timeout=60_000)

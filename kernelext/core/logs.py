@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 FOLLOW_POLL_S = 0.05
+READ_SIZE = 1 << 16
 _PARTIAL = b"P"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LogLine:
     timestamp: str
     stream: str  # "stdout" or "stderr"
@@ -47,6 +48,7 @@ class _Assembler:
 
     def __init__(self) -> None:
         self._pending: dict[str, tuple[str, bytes]] = {}
+        self.rest = b""  # the start of a record not yet complete in the file
 
     def feed(self, record: bytes) -> LogLine | None:
         parts = record.rstrip(b"\n").split(b" ", 3)
@@ -96,11 +98,11 @@ def follow_log(path: Path, done: Callable[[], bool], *, since: float | None = No
     assembler = _Assembler()
     path.touch(exist_ok=True)
     with path.open("rb") as f:
-        backlog: deque[LogLine] = deque(maxlen=tail if tail is not None and tail >= 0 else None)
-        for line in _records(f, assembler):
-            if _in_window(line, since, until):
-                backlog.append(line)
-        yield from backlog
+        if tail is None or tail < 0:
+            yield from (line for line in _records(f, assembler) if _in_window(line, since, until))
+        else:
+            yield from deque((line for line in _records(f, assembler) if _in_window(line, since, until)),
+                             maxlen=max(tail, 0))
         while True:
             finished = done()  # checked before reading, so nothing written before the end is missed
             got = False
@@ -118,14 +120,13 @@ def follow_log(path: Path, done: Callable[[], bool], *, since: float | None = No
 
 
 def _records(f: BinaryIO, assembler: _Assembler) -> Iterator[LogLine]:
-    while True:
-        pos = f.tell()
-        record = f.readline()
-        if not record:
-            return
-        if not record.endswith(b"\n"):  # a record still being written
-            f.seek(pos)
-            return
-        line = assembler.feed(record)
-        if line is not None:
-            yield line
+    """The complete records readable now; a record still being written waits in ``assembler.rest``."""
+    while chunk := f.read(READ_SIZE):
+        complete, newline, assembler.rest = (assembler.rest + chunk).rpartition(b"\n")
+        if not newline:
+            assembler.rest = complete + assembler.rest
+            continue
+        for record in complete.split(b"\n"):
+            line = assembler.feed(record)
+            if line is not None:
+                yield line

@@ -1,0 +1,107 @@
+"""200,000 lines into a ContainerPanel's LiveOutput, in a real kernel, shown in a real browser.
+
+    sudo .venv/bin/python bench/bench_widgets.py [--lines N]
+
+Reports: messages and bytes the kernel sent to the browser for the stream,
+the kernel's CPU time, how long a click on Pause takes to show (badge and
+output) during the stream, and how long the browser takes to show the final
+state once the container has finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from jupyter_client import BlockingKernelClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from labserver import CHROMIUM, CHROMIUM_FLAGS, jupyterlab, run_all_cells, write_notebook  # noqa: E402
+
+from kernelext import ContainerStatus, Runtime  # noqa: E402
+
+MEASURE = ("import json, resource; u = resource.getrusage(resource.RUSAGE_SELF); "
+           "print(json.dumps({'messages': panel.output.messages_sent, 'bytes': panel.output.bytes_sent, "
+           "'cpu': u.ru_utime + u.ru_stime - cpu0}))")
+
+
+def kernel_numbers(runtime_dir: Path) -> dict[str, float]:
+    """Ask the notebook's kernel (through its connection file) what the LiveOutput sent."""
+    connection = max(runtime_dir.glob("kernel-*.json"), key=lambda p: p.stat().st_mtime)
+    client = BlockingKernelClient(connection_file=str(connection))
+    client.load_connection_file()
+    client.start_channels()
+    try:
+        found: dict[str, float] = {}
+
+        def output(msg: dict[str, object]) -> None:
+            content = msg["content"]
+            if msg["msg_type"] == "stream" and isinstance(content, dict):
+                found.update(json.loads(str(content["text"])))
+        client.execute_interactive(MEASURE, timeout=30, output_hook=output)
+        return found
+    finally:
+        client.stop_channels()
+
+
+def main() -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lines", type=int, default=200_000)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="kx-bench-widgets-"))
+    rt = Runtime(work / "root", work / "run")
+    script = f"i=0; while [ $i -lt {args.lines} ]; do echo line $i; i=$((i+1)); done; sleep 1"
+    notebooks = work / "notebooks"
+    notebooks.mkdir()
+    write_notebook(notebooks / "stream.ipynb", [
+        "%load_ext kernelext",
+        "import resource; u = resource.getrusage(resource.RUSAGE_SELF); cpu0 = u.ru_utime + u.ru_stime",
+        f"%container create --name flood busybox sh -c '{script}'",
+        "panel = %container panel flood\npanel",
+        "panel.run_action('start');"])
+    env = {"KERNELEXT_ROOT": str(rt.opts.root), "KERNELEXT_RUNROOT": str(rt.opts.runroot)}
+    try:
+        with jupyterlab(notebooks, work, env) as lab, sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+            page = browser.new_page(viewport={"width": 1200, "height": 1000})
+            page.goto(lab.notebook_url("stream.ipynb"))
+            run_all_cells(page)
+            badge = page.locator(".kx-panel .kx-badge").first
+            expect(badge).to_have_text("running", timeout=60_000)
+            page.wait_for_function("document.querySelectorAll('.kx-live-lines div').length >= 500", timeout=60_000)
+            clicked = time.perf_counter()
+            page.locator(".kx-panel button[data-action=pause]").first.click()
+            expect(badge).to_have_text("paused", timeout=5_000)
+            pause_ms = (time.perf_counter() - clicked) * 1000
+            page.locator(".kx-panel button[data-action=unpause]").first.click()
+            expect(badge).to_have_text("running", timeout=5_000)
+            ctr = rt.get("flood")
+            while ctr.reload().status is ContainerStatus.RUNNING:
+                time.sleep(0.02)
+            finished = time.perf_counter()
+            page.wait_for_function(f"document.querySelector('.kx-live-lines').innerText.includes('line {args.lines - 1}')"
+                                   " && document.querySelector('.kx-live-footer').innerText.includes('exited')",
+                                   timeout=120_000)
+            render_ms = (time.perf_counter() - finished) * 1000
+            numbers = kernel_numbers(work / "jupyter-runtime")
+            browser.close()
+        print(f"lines streamed:                  {args.lines}")
+        print(f"messages to the browser:         {numbers['messages']:.0f} (output area), "
+              f"{numbers['bytes'] / 1e6:.2f} MB of line text")
+        print(f"kernel CPU time:                 {numbers['cpu']:.2f} s")
+        print(f"click on Pause to badge paused:  {pause_ms:.0f} ms (during the stream)")
+        print(f"container end to final render:  {render_ms:.0f} ms")
+    finally:
+        for ctr in rt.list():
+            ctr.remove(force=True)
+        rt.close()
+
+
+if __name__ == "__main__":
+    main()
