@@ -36,6 +36,7 @@ from kernelext.cli.parser import (
 )
 from kernelext.core import engine
 from kernelext.core.container import Container
+from kernelext.core.events import Event
 from kernelext.core.inspect import format_time
 from kernelext.core.runtime import Runtime
 from kernelext.core.state import DEFAULT_DETACH_KEYS, ContainerStatus
@@ -282,7 +283,7 @@ def status_text(ctr: Container) -> str:
         return f"Exited ({st.exit_code}) {human_duration(now - st.finished_at)} ago"
     if st.status is ContainerStatus.CONFIGURED:
         return "Created"
-    return st.status.value.capitalize()
+    return str(st.status.value).capitalize()
 
 
 def ps_row(ctr: Container) -> dict[str, Any]:
@@ -449,7 +450,7 @@ def cmd_restore(rt: Runtime, args: argparse.Namespace) -> int:
     return _run_each(rt, names, lambda c: c.restore(**options), args.print_stats, "restore_duration")
 
 
-def _event_line(event: Any, fmt: str | None) -> str:
+def _event_line(event: Event, fmt: str | None) -> str:
     if fmt == "json":
         return event.to_json()
     if fmt:
@@ -525,8 +526,8 @@ def cmd_image_ls(rt: Runtime, args: argparse.Namespace) -> int:
         for image in images:
             out(image.short_id)
         return 0
-    rows = [{"Id": i.id, "Names": [i.name], "Created": int(i.config.created), "Size": i.config.size,
-             "Cmd": i.config.cmd} for i in images]
+    rows: list[dict[str, Any]] = [{"Id": i.id, "Names": [i.name], "Created": int(i.config.created),
+                                   "Size": i.config.size, "Cmd": i.config.cmd} for i in images]
     if args.format == "json":
         out(json.dumps(rows, indent=4))
     elif args.format:

@@ -182,7 +182,7 @@ class Container:
             raise ContainerRemovedError(f"container {self.name} has been removed", container=self.name)
 
     def _event(self, status: str, **attributes: object) -> None:
-        self._runtime.events.emit(status, self.id, self.name, self.image, **attributes)
+        self._runtime.events.emit(status, self.id, self.name, self.image, "container", **attributes)
 
     def _sync(self) -> None:
         self._reload()

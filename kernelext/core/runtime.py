@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 import shutil
 import sqlite3
@@ -234,10 +235,10 @@ class Runtime:
     def image(self, name_or_id: str) -> Image:
         return self.images.get(name_or_id)
 
-    def list_images(self) -> list[Image]:
-        return self.images.list()
+    def list_images(self) -> builtins.list[Image]:  # `list` is the method above
+        return self.images.all()
 
-    def import_image(self, tarball: str | Path, name: str, *, cmd: list[str] | None = None) -> Image:
+    def import_image(self, tarball: str | Path, name: str, *, cmd: builtins.list[str] | None = None) -> Image:
         image = self.images.import_tarball(Path(tarball), name, cmd=cmd)
         self.events.emit("import", image.id, image.name, image.name, type_="image")
         return image

@@ -41,7 +41,7 @@ def _candidates(magics: ContainerMagics, words: list[str], current: str) -> list
 
 
 def _matcher(magics: ContainerMagics) -> Any:
-    @context_matcher()
+    @context_matcher()  # type: ignore[untyped-decorator]
     def complete_container(context: CompletionContext) -> SimpleMatcherResult:
         line = context.text_until_cursor.lstrip()
         prefix = next((p for p in MAGIC_PREFIXES if line.startswith(p + " ")), None)

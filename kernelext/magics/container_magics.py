@@ -34,6 +34,7 @@ from kernelext.core.runtime import Runtime
 from kernelext.errors import KernelextError
 from kernelext.magics import live
 from kernelext.magics.display import ContainerList, Table
+from kernelext.oci.attach import Stream
 
 Handler = Callable[["ContainerMagics", argparse.Namespace], Any]
 #: Subcommands that exist only in a notebook (they show a widget).
@@ -77,6 +78,11 @@ class ContainerMagics(Magics):
             self.runtime = None
 
     @property
+    def _shell(self) -> Any:
+        assert self.shell is not None, "the magics are registered with a shell"
+        return self.shell
+
+    @property
     def rt(self) -> Runtime:
         if self.runtime is None:
             self.runtime = Runtime(self.store_root or None, self.run_root or None)
@@ -93,7 +99,7 @@ class ContainerMagics(Magics):
     # ----------------------------------------------------------- entry points
     @no_var_expand
     @needs_local_scope
-    @line_cell_magic("container")
+    @line_cell_magic("container")  # type: ignore[arg-type]  # IPython's typing lacks the local_ns form
     def container(self, line: str, cell: str | None = None, local_ns: dict[str, Any] | None = None) -> Any:
         """Run a kernelext (podman-style) subcommand; `%container --help` lists them.
 
@@ -107,7 +113,7 @@ class ContainerMagics(Magics):
 
     @no_var_expand
     @needs_local_scope
-    @line_cell_magic("ctr")
+    @line_cell_magic("ctr")  # type: ignore[arg-type]
     def ctr(self, line: str, cell: str | None = None, local_ns: dict[str, Any] | None = None) -> Any:
         """Short alias of ``%container``."""
         return self._dispatch(self._expand(line, local_ns), cell)
@@ -116,7 +122,7 @@ class ContainerMagics(Magics):
         """IPython's ``$name``/``{expr}`` expansion, leaving Go templates (``{{.State.Status}}``) intact."""
         from IPython.utils.text import DollarFormatter
 
-        namespace = {**self.shell.user_ns, **(local_ns or {})}
+        namespace = {**self._shell.user_ns, **(local_ns or {})}
         protected = line.replace("{{", "{{{{").replace("}}", "}}}}")
         try:
             return DollarFormatter().vformat(protected, args=[], kwargs=namespace)
@@ -199,7 +205,7 @@ class ContainerMagics(Magics):
 
     # --------------------------------------------------------------- helpers
     def _set_exit_code(self, code: int) -> int:
-        self.shell.user_ns["_exit_code"] = code
+        self._shell.user_ns["_exit_code"] = code
         return code
 
     def _report_exit(self, what: str, code: int) -> None:
@@ -256,7 +262,7 @@ class ContainerMagics(Magics):
             for line in ctr.logs(follow=True, tail=tail):
                 if a.stopped.is_set():
                     return "[stopped following]"
-                a.feed(live.Stream.STDERR if line.stream == "stderr" else live.Stream.STDOUT, line.data)
+                a.feed(Stream.STDERR if line.stream == "stderr" else Stream.STDOUT, line.data)
             return f"[{ctr.name} exited with code {ctr.reload().exit_code}]"
         area.run_in_background(source)
         return area

@@ -52,7 +52,7 @@ class LiveArea:
         self._timer: threading.Timer | None = None
         self.stopped = threading.Event()
         self._thread: threading.Thread | None = None
-        self._handle = display(self._bundle(), raw=True, display_id=True)
+        self._handle = display(self._bundle(), raw=True, display_id=True)  # type: ignore[no-untyped-call]
         with _registry_lock:
             _live.add(self)
 

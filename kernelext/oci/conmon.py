@@ -101,7 +101,7 @@ def launch(conmon: str, opts: ConmonOptions) -> ConmonStarted:
     if message is None:
         raise RuntimeFailure(f"conmon failed: {stderr.strip() or 'no report on the sync pipe'}",
                              container=opts.name, operation=operation)
-    pid = int(message.get("data", -1))
+    pid = int(str(message.get("data", -1)))
     if pid < 0:
         raise runtime_error(str(message.get("message", stderr)), container=opts.name, operation=operation)
     conmon_pid = int(opts.conmon_pid_file.read_text().strip())

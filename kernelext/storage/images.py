@@ -120,7 +120,7 @@ class ImageStore:
             return self._build_busybox()
         raise NoSuchImageError(f"{name_or_id}: image not known")
 
-    def list(self) -> list[Image]:
+    def all(self) -> list[Image]:
         return sorted((self._image(row) for row in self.db.all_images()), key=lambda i: i.config.created)
 
     def remove(self, name_or_id: str) -> Image:

@@ -23,7 +23,7 @@ class ContainerTable(anywidget.AnyWidget):
     _esm = esm("dashboard.js")
     _css = asset("panel.css")
 
-    rows = List().tag(sync=True)
+    rows: List[Any] = List().tag(sync=True)
 
     def __repr__(self) -> str:
         return f"ContainerTable({len(self.rows)} containers)"

@@ -30,7 +30,7 @@ class FileBrowser(anywidget.AnyWidget):
     _css = asset("panel.css")
 
     cwd = Unicode("/").tag(sync=True)
-    entries = List().tag(sync=True)
+    entries: List[Any] = List().tag(sync=True)
     message = Unicode("").tag(sync=True)
     progress = Float(0.0).tag(sync=True)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import threading
 
 import anywidget
@@ -24,7 +26,7 @@ class ResourceMonitor(anywidget.AnyWidget):
     name = Unicode("").tag(sync=True)
     window = Int(60).tag(sync=True)
     #: [elapsed seconds, CPU %, memory bytes] per sample, oldest first.
-    samples = List().tag(sync=True)
+    samples: List[Any] = List().tag(sync=True)
 
     def __init__(self, container: Container, *, interval: float = SAMPLE_S, window: int = 60) -> None:
         super().__init__(name=container.name, window=window)

@@ -41,7 +41,7 @@ class CheckpointTimeline(anywidget.AnyWidget):
     _esm = esm("timeline.js")
     _css = asset("panel.css")
 
-    entries = List().tag(sync=True)
+    entries: List[Any] = List().tag(sync=True)
     status = Unicode("").tag(sync=True)
     allowed = List(Unicode()).tag(sync=True)
     message = Unicode("").tag(sync=True)
