@@ -132,14 +132,22 @@ def test_completion(ip: InteractiveShell) -> None:
     assert "busybox" in complete("%ctr run busy")
 
 
-def test_output_beyond_the_limit_goes_to_a_bounded_area(ip: InteractiveShell,
-                                                        capfd: pytest.CaptureFixture[str]) -> None:
+def test_output_beyond_the_limit_goes_to_a_bounded_area(ip: InteractiveShell, capfd: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from kernelext.widgets import LiveOutput
+
+    finished: list[LiveOutput] = []
+    original = LiveOutput.finish
+    monkeypatch.setattr(LiveOutput, "finish", lambda self, footer: (finished.append(self), original(self, footer)))
     ip.run_line_magic("config", "ContainerMagics.output_lines = 50")
     magic(ip, "run --rm --name flood busybox sh -c 'seq 1 5000'")
     out = capfd.readouterr().out
     head, marker, rest = out.partition("[kernelext] more than 50 lines")
     assert head.split() == [str(i) for i in range(1, 51)] and marker
-    assert "5000" in rest and "earlier lines not shown" in rest and rest.endswith("[flood exited with code 0]\n")
+    assert "LiveOutput(title='flood')" in rest and rest.endswith("[flood exited with code 0]\n")
+    [overflow] = finished
+    assert overflow.lines == [("stdout", str(i)) for i in range(4951, 5001)]
+    assert overflow.dropped == 5000 - 50 - 50
 
 
 def test_unload_removes_magics_and_stops_threads(ip: InteractiveShell) -> None:
@@ -173,7 +181,7 @@ def test_notebook_outputs_stay_in_their_cells(store: Store, monkeypatch: pytest.
     cells = [
         "%load_ext kernelext",
         "%container run -d --name ticker busybox sh -c 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.05; done'",
-        "%container logs -f ticker",
+        "area = %container logs -f ticker\narea",
         "print('cell four')",
         "%container run --rm --name ab busybox sh -c 'echo A; echo B >&2'",
         "import time; time.sleep(1); print('cell six')",
@@ -188,6 +196,7 @@ def test_notebook_outputs_stay_in_their_cells(store: Store, monkeypatch: pytest.
         "%container exec count cat /tmp/notes.txt",
         f"%container cp count:/tmp/notes.txt {tmp_path}/back.txt",
         "%container rm -f count",
+        "print(sum(text.startswith('tick') for _, text in area.lines) > 10)",
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     NotebookClient(nb, timeout=60, kernel_name="python3").execute()
@@ -199,9 +208,11 @@ def test_notebook_outputs_stay_in_their_cells(store: Store, monkeypatch: pytest.
     assert "Container ticker (busybox): running" in _text(_cell_outputs(nb, 1))
     for index in (0, 1, 3, 4, 5, 6):
         assert re.search(r"tick \d", _text(_cell_outputs(nb, index))) is None
-    assert "tick 0" in _text(_cell_outputs(nb, 2))  # the live area kept updating in its own cell
+    assert _text(_cell_outputs(nb, 2)) == "LiveOutput(title='ticker logs')"
+    assert _text(_cell_outputs(nb, 16)) == "True\n"  # the live area kept following while other cells ran
     flood = _text(_cell_outputs(nb, 7))
-    assert len(flood.splitlines()) < 250 and "20000" in flood  # stored output stays bounded
+    assert len(flood.splitlines()) < 250 and "LiveOutput(title='flood')" in flood  # stored output stays bounded
+    assert flood.endswith("[flood exited with code 0]\n")
     assert _text(_cell_outputs(nb, 9)) == "Container count (busybox): exited, checkpointed"
     assert _text(_cell_outputs(nb, 10)) == "Container count (busybox): running, restored"
     assert _text(_cell_outputs(nb, 11)) == "True True\n"  # the counter carried on, no gap, no restart

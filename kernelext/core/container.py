@@ -574,17 +574,18 @@ class Container:
     def wait(self, timeout: float | None = None, cancel: threading.Event | None = None) -> int:
         """Wait for the container to exit; its exit code (128+N after signal N).
 
-        A container that never ran returns 0. The lock is not held while waiting.
+        A container that never ran returns 0; one already removed (``--rm``), its
+        recorded exit code. The lock is not held while waiting.
         """
-        with self._locked():
-            if self.state.conmon_pid == 0 or self.state.exited or self.state.status not in ACTIVE_STATES:
-                return self._exit_code()
-            conmon_pid = self.state.conmon_pid
-        with ExitWatcher(self._runtime.opts.exit_file(self.id), conmon_pid) as watcher:
-            if not wait_until(self._exit_observed, watcher, timeout, cancel):
-                raise WaitTimeoutError(f"timed out waiting for container {self.name} to exit", container=self.name,
-                                       operation="wait")
         try:
+            with self._locked():
+                if self.state.conmon_pid == 0 or self.state.exited or self.state.status not in ACTIVE_STATES:
+                    return self._exit_code()
+                conmon_pid = self.state.conmon_pid
+            with ExitWatcher(self._runtime.opts.exit_file(self.id), conmon_pid) as watcher:
+                if not wait_until(self._exit_observed, watcher, timeout, cancel):
+                    raise WaitTimeoutError(f"timed out waiting for container {self.name} to exit",
+                                           container=self.name, operation="wait")
             with self._locked():
                 return self._exit_code()
         except ContainerRemovedError:

@@ -34,7 +34,6 @@ from kernelext.core.runtime import Runtime
 from kernelext.errors import KernelextError
 from kernelext.magics import live
 from kernelext.magics.display import ContainerList, Table
-from kernelext.oci.attach import Stream
 
 Handler = Callable[["ContainerMagics", argparse.Namespace], Any]
 #: Subcommands that exist only in a notebook (they show a widget).
@@ -89,7 +88,6 @@ class ContainerMagics(Magics):
         return self.runtime
 
     def close(self) -> None:
-        live.stop_all()
         if "kernelext.widgets" in sys.modules:  # imported only if a widget was ever shown
             sys.modules["kernelext.widgets"].close_all()
         if self.runtime is not None:
@@ -255,33 +253,10 @@ class ContainerMagics(Magics):
             done.append(ctr.reload() if self.rt.exists(ctr.id) else ctr)
         return done[0] if len(done) == 1 else done
 
-    def live_logs(self, ctr: Container, *, tail: int | None) -> live.LiveArea:
-        area = live.LiveArea(f"{ctr.name} logs", max_lines=self.output_lines, rate_hz=self.update_rate)
+    def live_output(self, title: str) -> Any:
+        from kernelext.widgets import LiveOutput
 
-        def source(a: live.LiveArea) -> str:
-            for line in ctr.logs(follow=True, tail=tail):
-                if a.stopped.is_set():
-                    return "[stopped following]"
-                a.feed(Stream.STDERR if line.stream == "stderr" else Stream.STDOUT, line.data)
-            return f"[{ctr.name} exited with code {ctr.reload().exit_code}]"
-        area.run_in_background(source)
-        return area
-
-    def live_attach(self, ctr: Container) -> live.LiveArea:
-        conn = ctr.attach()
-        area = live.LiveArea(f"{ctr.name} attached", max_lines=self.output_lines, rate_hz=self.update_rate)
-
-        def source(a: live.LiveArea) -> str:
-            try:
-                for stream, data in conn.packets():
-                    if a.stopped.is_set():
-                        return "[detached]"
-                    a.feed(stream, data)
-            finally:
-                conn.close()
-            return f"[{ctr.name} exited with code {ctr.wait()}]"
-        area.run_in_background(source)
-        return area
+        return LiveOutput(title, max_lines=self.output_lines, update_rate=self.update_rate)
 
 
 # -------------------------------------------------------------- subcommands
@@ -363,22 +338,22 @@ def _exec(m: ContainerMagics, args: argparse.Namespace) -> None:
 
 
 @handles("logs")
-def _logs(m: ContainerMagics, args: argparse.Namespace) -> None:
+def _logs(m: ContainerMagics, args: argparse.Namespace) -> Any:
     from kernelext.cli.format import parse_time
 
     ctr = m.rt.get(args.container)
     tail = None if args.tail < 0 else args.tail
     if args.follow:
-        m.live_logs(ctr, tail=tail)
-        return
+        return m.live_output(f"{ctr.name} logs").follow(ctr)
     for line in ctr.logs(since=parse_time(args.since), until=parse_time(args.until), tail=tail):
         (sys.stderr if line.stream == "stderr" else sys.stdout).write(
             line.render(args.timestamps).decode(errors="replace"))
 
 
 @handles("attach")
-def _attach(m: ContainerMagics, args: argparse.Namespace) -> None:
-    m.live_attach(m.rt.get(args.container))
+def _attach(m: ContainerMagics, args: argparse.Namespace) -> Any:
+    ctr = m.rt.get(args.container)
+    return m.live_output(f"{ctr.name} attached").attach(ctr)
 
 
 @handles("ps")

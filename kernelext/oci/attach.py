@@ -97,6 +97,11 @@ class AttachSocket:
             pass
 
     def close(self) -> None:
+        """Close; a thread blocked reading this connection wakes up at end of stream."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # not connected any more
         self.sock.close()
 
 

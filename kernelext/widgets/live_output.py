@@ -54,6 +54,7 @@ class LiveOutput(anywidget.AnyWidget):
         self._thread: threading.Thread | None = None
         self._full_log: Callable[[], bytes] | None = None
         self._seen = 0  # log lines of the followed container shown so far
+        self._closers: list[Callable[[], None]] = []
         self.messages_sent = 0
         self.bytes_sent = 0
         self.on_msg(self._on_frontend_message)
@@ -76,12 +77,11 @@ class LiveOutput(anywidget.AnyWidget):
             self.append(stream, complete)
 
     def append(self, stream: str, lines: list[str]) -> None:
+        tagged = [(stream, line) for line in lines]
         with self._lock:
-            for line in lines:
-                if len(self._lines) == self._lines.maxlen:
-                    self._pending_dropped += 1
-                self._lines.append((stream, line))
-                self._pending.append((stream, line))
+            self._pending_dropped += max(0, len(self._lines) + len(tagged) - self.max_lines)
+            self._lines.extend(tagged)
+            self._pending.extend(tagged)
             self._schedule()
 
     def finish(self, footer: str) -> None:
@@ -158,8 +158,34 @@ class LiveOutput(anywidget.AnyWidget):
         track(self)
         return self
 
+    def attach(self, container: Container) -> LiveOutput:
+        """Show what the running container writes from now on (its attach socket), then its exit code."""
+        conn = container.attach()
+        context = contextvars.copy_context()
+
+        def run() -> None:
+            try:
+                for stream, data in conn.packets():
+                    if self._stop.is_set():
+                        return
+                    self.feed(stream.name.lower(), data)
+                self.finish(f"[{container.name} exited with code {container.wait()}]")
+            except Exception as exc:  # noqa: BLE001 - shown in the widget, never raised elsewhere
+                if not self._stop.is_set():
+                    self.finish(f"[error: {exc}]")
+            finally:
+                conn.close()
+        self._closers.append(conn.close)
+        self._thread = threading.Thread(target=context.run, args=(run,), daemon=True,
+                                        name=f"kernelext-live-{container.name}")
+        self._thread.start()
+        track(self)
+        return self
+
     def close(self) -> None:
         self._stop.set()
+        for closer in self._closers:
+            closer()  # wakes a thread blocked on the socket
         with self._lock:
             if self._timer is not None:
                 self._timer.cancel()
