@@ -55,7 +55,7 @@ from kernelext.storage.users import resolve_user
 
 if TYPE_CHECKING:
     from kernelext.core.copy import FileInfo
-    from kernelext.core.logs import LogLine
+    from kernelext.core.logs import LogCursor, LogLine
     from kernelext.core.runtime import Runtime
     from kernelext.storage.layerdiff import Change
 
@@ -876,8 +876,12 @@ class Container:
                              on_output=on_output)
 
     def logs(self, *, since: float | None = None, until: float | None = None, tail: int | None = None,
-             follow: bool = False) -> Iterator[LogLine]:
-        """The container's output from its k8s-file log; ``follow`` continues until it exits."""
+             follow: bool = False, cursor: LogCursor | None = None) -> Iterator[LogLine]:
+        """The container's output from its k8s-file log; ``follow`` continues until it exits.
+
+        A :class:`~kernelext.core.logs.LogCursor` lets a follower resume where it stopped and skip
+        the unparsed middle of a burst it could not show anyway.
+        """
         from kernelext.core.logs import follow_log, read_log
 
         if not follow:
@@ -886,7 +890,7 @@ class Container:
         def done() -> bool:
             self._reload()
             return self.state.status not in (S.RUNNING, S.PAUSED, S.STOPPING, S.CREATED) or self._exit_observed()
-        return follow_log(self.log_path, done, since=since, until=until, tail=tail)
+        return follow_log(self.log_path, done, since=since, until=until, tail=tail, cursor=cursor)
 
     def inspect(self) -> dict[str, Any]:
         """podman's inspect document (State.Status, State.ExitCode, Config.Cmd ...)."""

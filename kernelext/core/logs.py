@@ -62,10 +62,33 @@ class _Assembler:
             return None
         return LogLine(first_ts, stream, pending + content + b"\n")
 
+    def reset(self) -> None:
+        """Forget partial lines (their start was skipped)."""
+        self._pending.clear()
+
     def flush(self) -> list[LogLine]:
         lines = [LogLine(ts, stream, data) for stream, (ts, data) in self._pending.items() if data]
         self._pending.clear()
         return lines
+
+
+@dataclass
+class LogCursor:
+    """Where a follower is in a log, and how much it may skip.
+
+    ``offset`` is the byte offset just past the last record read (a later
+    follow resumes there); with ``newest`` set, a burst of more records than
+    that is read by parsing only its newest ``newest`` records (the rest
+    would fall out of a bounded view anyway), counted in ``skipped``.
+    """
+
+    newest: int | None = None
+    offset: int = 0
+    skipped: int = 0
+
+
+#: How complete (non-partial) records look, for counting the ones a cursor skips without parsing them.
+_COMPLETE_MARKS = (b" stdout F ", b" stderr F ")
 
 
 def _in_window(line: LogLine, since: float | None, until: float | None) -> bool:
@@ -93,20 +116,25 @@ def read_log(path: Path, *, since: float | None = None, until: float | None = No
 
 
 def follow_log(path: Path, done: Callable[[], bool], *, since: float | None = None, until: float | None = None,
-               tail: int | None = None) -> Iterator[LogLine]:
-    """The log so far (as :func:`read_log`), then new lines until ``done()`` and the file is drained."""
+               tail: int | None = None, cursor: LogCursor | None = None) -> Iterator[LogLine]:
+    """The log so far (as :func:`read_log`), then new lines until ``done()`` and the file is drained.
+
+    With a ``cursor``, reading starts at its offset and keeps it up to date.
+    """
     assembler = _Assembler()
+    cursor = cursor or LogCursor()
     path.touch(exist_ok=True)
     with path.open("rb") as f:
+        f.seek(cursor.offset)
         if tail is None or tail < 0:
-            yield from (line for line in _records(f, assembler) if _in_window(line, since, until))
+            yield from (line for line in _records(f, assembler, cursor) if _in_window(line, since, until))
         else:
-            yield from deque((line for line in _records(f, assembler) if _in_window(line, since, until)),
+            yield from deque((line for line in _records(f, assembler, cursor) if _in_window(line, since, until)),
                              maxlen=max(tail, 0))
         while True:
             finished = done()  # checked before reading, so nothing written before the end is missed
             got = False
-            for line in _records(f, assembler):
+            for line in _records(f, assembler, cursor):
                 got = True
                 if until is not None and line.time > until:
                     return
@@ -119,14 +147,21 @@ def follow_log(path: Path, done: Callable[[], bool], *, since: float | None = No
                 time.sleep(FOLLOW_POLL_S)
 
 
-def _records(f: BinaryIO, assembler: _Assembler) -> Iterator[LogLine]:
+def _records(f: BinaryIO, assembler: _Assembler, cursor: LogCursor) -> Iterator[LogLine]:
     """The complete records readable now; a record still being written waits in ``assembler.rest``."""
     while chunk := f.read(READ_SIZE):
         complete, newline, assembler.rest = (assembler.rest + chunk).rpartition(b"\n")
         if not newline:
             assembler.rest = complete + assembler.rest
             continue
-        for record in complete.split(b"\n"):
+        cursor.offset = f.tell() - len(assembler.rest)
+        records = complete.split(b"\n")
+        if cursor.newest is not None and len(records) > cursor.newest:
+            passed = b"\n".join(records[:-cursor.newest]) + b"\n"
+            cursor.skipped += sum(passed.count(mark) for mark in _COMPLETE_MARKS)
+            assembler.reset()
+            records = records[-cursor.newest:]
+        for record in records:
             line = assembler.feed(record)
             if line is not None:
                 yield line

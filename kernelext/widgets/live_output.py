@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import anywidget
 from traitlets import Int, Unicode
 
+from kernelext.core.logs import LogCursor
 from kernelext.widgets._assets import asset, esm
 from kernelext.widgets._registry import track
 
@@ -53,7 +54,7 @@ class LiveOutput(anywidget.AnyWidget):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._full_log: Callable[[], bytes] | None = None
-        self._seen = 0  # log lines of the followed container shown so far
+        self._cursor = LogCursor(newest=max_lines)  # where following stopped; resumes there after a restart
         self._closers: list[Callable[[], None]] = []
         self.messages_sent = 0
         self.bytes_sent = 0
@@ -140,13 +141,15 @@ class LiveOutput(anywidget.AnyWidget):
 
         def run() -> None:
             try:
-                skip = self._seen
-                for index, line in enumerate(container.logs(follow=True)):
+                cursor = self._cursor
+                skipped = cursor.skipped
+                for line in container.logs(follow=True, cursor=cursor):
                     if self._stop.is_set():
                         return
-                    if index < skip:
-                        continue
-                    self._seen += 1
+                    if cursor.skipped != skipped:  # a burst bigger than the buffer: only its end was parsed
+                        with self._lock:
+                            self._pending_dropped += cursor.skipped - skipped
+                        skipped = cursor.skipped
                     self.feed(line.stream, line.data)
                 self.finish(f"[{container.name} exited with code {container.reload().exit_code}]")
             except Exception as exc:  # noqa: BLE001 - shown in the widget, never raised elsewhere
