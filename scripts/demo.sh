@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets everything up, then drives real containers on the built-in busybox
 # image in the default store: attached run, background run, exec, logs,
-# pause, stop with the SIGKILL escalation, inspect, ps, and clean-up.
+# pause, copy in, checkpoint/restore (where CRIU works), stop with the SIGKILL
+# escalation, inspect, ps, and clean-up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -17,6 +18,16 @@ step logs --tail 3 demo-counter
 step pause demo-counter
 step ps -a
 step unpause demo-counter
+echo "hello from the host" > /tmp/kernelext-demo.txt
+step cp /tmp/kernelext-demo.txt demo-counter:/tmp/
+step exec demo-counter cat /tmp/kernelext-demo.txt
+rm -f /tmp/kernelext-demo.txt
+if "$K" info --format '{{.features.checkpoint.available}}' | grep -q true; then
+    step checkpoint demo-counter
+    step restore demo-counter
+    sleep 0.5
+    step logs --tail 3 demo-counter   # the counter carries on from where it was checkpointed
+fi
 step stop -t 2 demo-counter
 step inspect --format '{{.Name}}: {{.State.Status}}, exit code {{.State.ExitCode}}' demo-counter
 step rm demo-counter
