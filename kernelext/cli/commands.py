@@ -64,13 +64,12 @@ def err(text: str) -> None:
     sys.stderr.write(text + "\n")
 
 
-def _each(rt: Runtime, names: list[str], action: Callable[[Container], Any], *, ignore_missing: bool = False,
-          show: Callable[[str, Any], str] = lambda name, _result: name) -> int:
-    """Apply ``action`` to each named container; print ``show(name, result)`` on success, errors one line each."""
+def _for_each(names: list[str], action: Callable[[str], str], *, ignore_missing: bool = False) -> int:
+    """Run ``action`` per name and print what it returns; an error is one line and exit code 125."""
     code = 0
     for name in names:
         try:
-            out(show(name, action(rt.get(name))))
+            out(action(name))
         except NoSuchContainerError as exc:
             if not ignore_missing:
                 err(f"Error: {exc}")
@@ -79,6 +78,12 @@ def _each(rt: Runtime, names: list[str], action: Callable[[Container], Any], *, 
             err(f"Error: {exc}")
             code = 125
     return code
+
+
+def _each(rt: Runtime, names: list[str], action: Callable[[Container], Any], *, ignore_missing: bool = False,
+          show: Callable[[str, Any], str] = lambda name, _result: name) -> int:
+    """Apply ``action`` to each named container and print ``show(name, result)`` (podman prints the name)."""
+    return _for_each(names, lambda name: show(name, action(rt.get(name))), ignore_missing=ignore_missing)
 
 
 # ------------------------------------------------------------------- creation
@@ -542,14 +547,7 @@ def cmd_image_ls(rt: Runtime, args: argparse.Namespace) -> int:
 
 @command("image-rm")
 def cmd_image_rm(rt: Runtime, args: argparse.Namespace) -> int:
-    code = 0
-    for name in args.images:
-        try:
-            out(f"Untagged: {rt.remove_image(name).name}")
-        except KernelextError as exc:
-            err(f"Error: {exc}")
-            code = 125
-    return code
+    return _for_each(args.images, lambda name: f"Untagged: {rt.remove_image(name).name}")
 
 
 # ---------------------------------------------------------------------- host

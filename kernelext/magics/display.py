@@ -68,12 +68,12 @@ class ContainerList(list[Container]):
     """What ``%container ps`` returns: a list of containers that renders as a table."""
 
     def __repr__(self) -> str:
+        from kernelext.cli.format import table
+
         if not self:
             return "no containers"
-        rows = [["NAME", "IMAGE", "STATE", "EXIT CODE"]] + [
-            [c.name, c.image, c.status.value, str(c.exit_code) if c.state.exited else ""] for c in self]
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+        return table(["NAME", "IMAGE", "STATE", "EXIT CODE"],
+                     [[c.name, c.image, c.status.value, str(c.exit_code) if c.state.exited else ""] for c in self])
 
     def _repr_html_(self) -> str:
         head = "".join(f"<th>{h}</th>" for h in ("", "NAME", "ID", "IMAGE", "COMMAND", "EXIT CODE", "UPTIME"))
