@@ -35,23 +35,25 @@ function apply(style, codes) {
   }
 }
 
-// Render `text` into `parent`; `style` carries over from line to line, as in a terminal.
-export function renderAnsi(parent, text, style) {
+const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" };
+const escapeHtml = (text) => text.replace(/[&<>"]/g, (c) => ESCAPES[c]);
+
+// `text` as HTML (escaped, with spans for the SGR styles); `style` carries over
+// from line to line, as in a terminal. Building strings, not DOM nodes, keeps
+// a fast stream cheap to draw.
+export function ansiToHtml(text, style) {
   text = text.replace(OTHER_ESCAPES, "");
+  let html = "";
   let last = 0;
   const emit = (chunk) => {
     if (!chunk) return;
     if (!style.fg && !style.bg && !style.bold && !style.underline) {
-      parent.appendChild(document.createTextNode(chunk));
+      html += escapeHtml(chunk);
       return;
     }
-    const span = document.createElement("span");
-    span.textContent = chunk;
-    if (style.fg) span.style.color = style.fg;
-    if (style.bg) span.style.background = style.bg;
-    if (style.bold) span.style.fontWeight = "bold";
-    if (style.underline) span.style.textDecoration = "underline";
-    parent.appendChild(span);
+    const css = [style.fg && `color:${style.fg}`, style.bg && `background:${style.bg}`,
+      style.bold && "font-weight:bold", style.underline && "text-decoration:underline"].filter(Boolean).join(";");
+    html += `<span style="${css}">${escapeHtml(chunk)}</span>`;
   };
   for (const m of text.matchAll(SGR)) {
     emit(text.slice(last, m.index));
@@ -59,4 +61,5 @@ export function renderAnsi(parent, text, style) {
     last = m.index + m[0].length;
   }
   emit(text.slice(last));
+  return html;
 }

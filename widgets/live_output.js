@@ -1,4 +1,4 @@
-import { newStyle, renderAnsi } from "./ansi.js";
+import { ansiToHtml, newStyle } from "./ansi.js";
 
 // A bounded, auto-scrolling view of a container's output. New lines arrive as
 // append-only custom messages; a (re)opened view asks the kernel to replay
@@ -32,22 +32,21 @@ function render({ model, el }) {
     marker.textContent = dropped ? `${dropped} earlier lines not shown` : "";
     footer.textContent = model.get("footer");
   };
+  let lines = [];  // the shown lines as HTML, newest last, at most max_lines
   const append = (chunks) => {
-    const fragment = document.createDocumentFragment();
-    for (const [stream, text] of chunks) {
-      const line = document.createElement("div");
-      line.className = stream === "stderr" ? "kx-stderr" : "kx-stdout";
-      renderAnsi(line, text, styles[stream] ?? styles.stdout);
-      fragment.appendChild(line);
-    }
-    pre.appendChild(fragment);
     const max = model.get("max_lines");
-    while (pre.childElementCount > max) pre.removeChild(pre.firstChild);
+    if (chunks.length > max) chunks = chunks.slice(chunks.length - max);  // the rest would not stay
+    for (const [stream, text] of chunks) {
+      const cls = stream === "stderr" ? "kx-stderr" : "kx-stdout";
+      lines.push(`<div class="${cls}">${ansiToHtml(text, styles[stream] ?? styles.stdout) || "&#8203;"}</div>`);
+    }
+    if (lines.length > max) lines = lines.slice(lines.length - max);
+    pre.innerHTML = lines.join("");  // one parse of the whole buffer beats thousands of node operations
     if (follow) pre.scrollTop = pre.scrollHeight;
   };
   const onMessage = (msg) => {
     if (msg.type === "append") append(msg.chunks);
-    else if (msg.type === "replay") { pre.replaceChildren(); append(msg.chunks); }
+    else if (msg.type === "replay") { lines = []; append(msg.chunks); }
     else if (msg.type === "download") {
       const url = URL.createObjectURL(new Blob([msg.text], { type: "text/plain" }));
       const a = document.createElement("a");

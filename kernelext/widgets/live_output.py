@@ -54,7 +54,8 @@ class LiveOutput(anywidget.AnyWidget):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._full_log: Callable[[], bytes] | None = None
-        self._cursor = LogCursor(newest=max_lines)  # where following stopped; resumes there after a restart
+        # Where following stopped (it resumes there after a restart); read at the update rate.
+        self._cursor = LogCursor(newest=max_lines, interval=1.0 / update_rate)
         self._closers: list[Callable[[], None]] = []
         self.messages_sent = 0
         self.bytes_sent = 0
