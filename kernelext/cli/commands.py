@@ -225,10 +225,7 @@ def cmd_cleanup(rt: Runtime, args: argparse.Namespace) -> int:
     code = 0
     for name in args.containers:
         try:
-            ctr = rt.get(name)
-            restarted = ctr.cleanup(only_stopped=args.stopped_only)
-            if args.rm and not restarted:
-                ctr.remove(force=False)
+            engine.after_exit(rt.get(name), only_stopped=args.stopped_only, remove=args.rm)
         except (NoSuchContainerError, ContainerRemovedError):
             continue
         except KernelextError as exc:

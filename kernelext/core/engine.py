@@ -75,6 +75,14 @@ def restore_targets(rt: Runtime, names: list[str], *, all_: bool = False, latest
                     eligible=lambda c: c.state.checkpointed and c.status is ContainerStatus.EXITED)
 
 
+def after_exit(ctr: Container, *, only_stopped: bool, remove: bool) -> None:
+    """``podman container cleanup [--rm]``, which conmon's exit command runs: the restart policy
+    restarts the container, or it is cleaned up — and removed when it was started with ``--rm``."""
+    restarted = ctr.cleanup(only_stopped=only_stopped)
+    if remove and not restarted:
+        ctr.remove(force=False)
+
+
 def remove_quietly(ctr: Container) -> None:
     """Remove after an ``--rm`` run; conmon's exit command (``cleanup --rm``) may have got there first."""
     try:
