@@ -33,6 +33,7 @@ from kernelext.errors import (
     RuntimeFailure,
     WaitTimeoutError,
 )
+from kernelext.host import HostCapabilities, host_capabilities
 
 __version__ = "0.1.0"
 
@@ -62,6 +63,7 @@ __all__ = [
     "CopyError",
     "Event",
     "ExecResult",
+    "HostCapabilities",
     "ImageInUseError",
     "InvalidArgumentError",
     "KernelextError",
@@ -76,6 +78,7 @@ __all__ = [
     "WaitTimeoutError",
     "__version__",
     "default_runtime",
+    "host_capabilities",
     "load_ipython_extension",
     "unload_ipython_extension",
 ]

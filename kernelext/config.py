@@ -4,15 +4,20 @@ A store is a pair of directories, as in podman: ``root`` (persistent: the
 SQLite database, images, container layers and bundles) and ``runroot``
 (volatile: exit files, locks, runc's state, the event log). Tests and users
 keep separate stores by pointing these elsewhere (``--root``/``--runroot`` or
-``KERNELEXT_ROOT``/``KERNELEXT_RUNROOT``).
+``KERNELEXT_ROOT``/``KERNELEXT_RUNROOT``). A normal user's default store is
+their own (``$XDG_DATA_HOME`` and ``$XDG_RUNTIME_DIR``), as with podman.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from kernelext.errors import PermissionRequiredError
+from kernelext.rootless import is_rootless
 
 ENV_ROOT = "KERNELEXT_ROOT"
 ENV_RUNROOT = "KERNELEXT_RUNROOT"
@@ -42,6 +47,24 @@ def find_criu(explicit: str | None = None) -> str | None:
     return shutil.which("criu") or shutil.which("criu", path="/usr/sbin:/sbin")
 
 
+def default_root() -> Path:
+    """root's store, or a normal user's own under ``$XDG_DATA_HOME`` (podman's layout)."""
+    if not is_rootless():
+        return Path(DEFAULT_ROOT)
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "kernelext" / "storage"
+
+
+def default_runroot() -> Path:
+    """Under ``$XDG_RUNTIME_DIR`` for a normal user, else a private directory in /tmp."""
+    if not is_rootless():
+        return Path(DEFAULT_RUNROOT)
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime_dir and os.access(runtime_dir, os.W_OK):
+        return Path(runtime_dir) / "kernelext"
+    return Path(tempfile.gettempdir()) / f"kernelext-run-{os.getuid()}"
+
+
 @dataclass(frozen=True)
 class StoreOptions:
     """The directories and binaries of one store."""
@@ -56,8 +79,8 @@ class StoreOptions:
     def from_env(cls, root: str | os.PathLike[str] | None = None,
                  runroot: str | os.PathLike[str] | None = None, criu: str | None = None) -> StoreOptions:
         return cls(
-            root=Path(root or os.environ.get(ENV_ROOT) or DEFAULT_ROOT).absolute(),
-            runroot=Path(runroot or os.environ.get(ENV_RUNROOT) or DEFAULT_RUNROOT).absolute(),
+            root=Path(root or os.environ.get(ENV_ROOT) or default_root()).absolute(),
+            runroot=Path(runroot or os.environ.get(ENV_RUNROOT) or default_runroot()).absolute(),
             runc=_find("runc", ENV_RUNC),
             conmon=_find("conmon", ENV_CONMON),
             criu=criu or os.environ.get(ENV_CRIU),  # None: find_criu() picks at use
@@ -108,6 +131,11 @@ class StoreOptions:
         return self.runroot / "events" / "events.log"
 
     def ensure_dirs(self) -> None:
+        """Create the layout, private to its owner; refuse a run directory someone else made (/tmp squatting)."""
+        for base in (self.root, self.runroot):
+            base.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if is_rootless() and base.stat().st_uid != os.geteuid():
+                raise PermissionRequiredError(f"{base} belongs to another user", operation="store")
         for path in (self.root / "images", self.root / "containers", self.root / "overlay",
                      self.exits_dir, self.runroot / "persist", self.runroot / "locks",
                      self.events_file.parent):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kernelext.config import StoreOptions, find_criu
+from kernelext.rootless import is_rootless, pause_refusal, user_id_map, userns_overlay_supported
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CHECK_TIMEOUT_S = 30
@@ -61,12 +62,28 @@ def _cgroup_version() -> str:
     return "v1 (hybrid)" if (CGROUP_ROOT / "unified").is_dir() else "v1"
 
 
-def _overlay() -> Feature:
+def _overlay(rootless: bool) -> Feature:
     try:
         supported = "overlay" in Path("/proc/filesystems").read_text()
     except OSError:
         supported = False
-    return Feature(supported, "kernel overlayfs" if supported else "overlayfs not in /proc/filesystems")
+    if not supported:
+        return Feature(False, "overlayfs not in /proc/filesystems")
+    if not rootless:
+        return Feature(True, "kernel overlayfs")
+    if userns_overlay_supported():
+        return Feature(True, "kernel overlayfs inside the user namespace")
+    return Feature(False, "overlayfs in a user namespace needs Linux >= 5.11 (no fuse-overlayfs or copy fallback yet)")
+
+
+def _user_namespaces() -> Feature:
+    try:
+        limit = int(Path("/proc/sys/user/max_user_namespaces").read_text())
+    except (OSError, ValueError):
+        limit = 0
+    if limit <= 0:
+        return Feature(False, "user namespaces disabled (user.max_user_namespaces = 0)")
+    return Feature(True, f"runc's rootless mode in a user namespace held by a pause process (limit {limit})")
 
 
 def criu_binary(opts: StoreOptions) -> str | None:
@@ -100,13 +117,22 @@ def _criu(opts: StoreOptions, rootless: bool) -> tuple[Feature, Feature]:
 
 def host_capabilities(opts: StoreOptions | None = None) -> HostCapabilities:
     opts = opts or StoreOptions.from_env()
-    rootless = os.geteuid() != 0
+    rootless = is_rootless()
     caps = HostCapabilities(kernel=platform.release(), rootless=rootless, cgroup_version=_cgroup_version())
     caps.features["runc"] = _version([opts.runc, "--version"])
     caps.features["conmon"] = _version([opts.conmon, "--version"])
-    caps.features["overlay"] = _overlay()
-    caps.features["freezer"] = Feature((CGROUP_ROOT / "freezer").is_dir() or caps.cgroup_version == "v2",
-                                       "pause/unpause through the freezer cgroup")
+    caps.features["overlay"] = _overlay(rootless)
+    if rootless:
+        id_map = user_id_map()
+        caps.features["user_namespace"] = _user_namespaces()
+        caps.features["id_mapping"] = Feature(id_map.subordinate, id_map.describe())
+        caps.features["cgroups"] = Feature(False, "containers share the user's cgroup: stats and top come from "
+                                                  "their processes (psutil)")
+        caps.features["freezer"] = Feature(False, pause_refusal())
+    else:
+        caps.features["cgroups"] = Feature(True, f"one cgroup per container ({caps.cgroup_version})")
+        caps.features["freezer"] = Feature((CGROUP_ROOT / "freezer").is_dir() or caps.cgroup_version == "v2",
+                                           "pause/unpause through the freezer cgroup")
     checkpoint, memory_tracking = _criu(opts, rootless)
     caps.features["checkpoint"] = checkpoint
     caps.features["memory_tracking"] = memory_tracking

@@ -67,7 +67,7 @@ def _skip_handler(shell: Any, etype: type, value: BaseException, tb: Any, tb_off
 def host_report(runtime: Runtime) -> dict[str, bool]:
     """Print what this host can do for these notebooks; returns {feature: available}."""
     caps = host_capabilities(runtime.opts)
-    containers = (not caps.rootless and all(caps.available(f) for f in ("runc", "conmon", "overlay")))
+    containers = all(caps.available(f) for f in ("runc", "conmon", "overlay"))
     can = {
         "containers": containers,
         "pause": containers and caps.available("freezer"),
@@ -81,10 +81,9 @@ def host_report(runtime: Runtime) -> dict[str, bool]:
         "pre-copy": "pre-copy checkpoints (CRIU memory dirty tracking)",
     }
     why = {
-        "containers": ("kernelext needs root here: rootless containers are not built yet" if caps.rootless else
-                       "; ".join(f"{f}: {caps.features[f].detail}" for f in ("runc", "conmon", "overlay")
-                                 if not caps.available(f))),
-        "pause": "no freezer cgroup",
+        "containers": "; ".join(f"{f}: {caps.features[f].detail}" for f in ("runc", "conmon", "overlay")
+                                if not caps.available(f)),
+        "pause": caps.features["freezer"].detail if caps.rootless else "no freezer cgroup",
         "checkpoint": caps.features["checkpoint"].detail.split(": ", 1)[-1],
         "pre-copy": "this kernel has no memory dirty tracking (CRIU: 'Dirty tracking is OFF')",
     }
@@ -110,7 +109,7 @@ def host_report(runtime: Runtime) -> dict[str, bool]:
 def require(can: dict[str, bool], feature: str) -> bool:
     """True if the host can do ``feature``; otherwise say so once, for the cell that needed it."""
     if not can.get(feature):
-        print(f"[skipped: this host cannot do {feature}; see the host check at the top]")
+        print(f"[skipped: {feature}: {_MISSING.get(feature, 'not available on this host')}]")
         return False
     return True
 

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # chromium and a font: the browser test of the widgets (Playwright drives the system browser).
-SYSTEM_PACKAGES=(runc conmon busybox-static tar zstd iproute2 procps chromium fonts-dejavu-core)
+# uidmap (newuidmap/newgidmap) and python3-venv: rootless containers and their test users.
+SYSTEM_PACKAGES=(runc conmon busybox-static tar zstd iproute2 procps chromium fonts-dejavu-core uidmap python3-venv)
 
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do
@@ -26,4 +27,6 @@ PYTHON=${PYTHON:-python3}
 "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), "kernelext needs Python >= 3.11"'
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+# Normal users and a copy of the checkout they can read, for the rootless tests.
+scripts/setup-rootless.sh
 echo "setup: done ($(.venv/bin/python --version), $(runc --version | head -1), $(conmon --version | head -1))"

@@ -14,10 +14,12 @@ import pytest
 
 from kernelext import Runtime
 from kernelext.oci.monitor import process_start_time
+from kernelext.rootless import is_rootless
 
-ROOT = os.geteuid() == 0
+ROOTLESS = is_rootless()
 CONMON_GRACE_S = 10.0
-needs_root = pytest.mark.skipif(not ROOT, reason="runs real runc + conmon as root")
+#: Features a normal user cannot have (CRIU, the freezer): tests/test_rootless.py checks their refusals.
+needs_root = pytest.mark.skipif(ROOTLESS, reason="needs root (rootless refusals: tests/test_rootless.py)")
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.05) -> bool:
@@ -30,8 +32,8 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval:
     return bool(predicate())
 
 
-def _mounts_under(base: Path) -> list[str]:
-    with open("/proc/self/mountinfo") as f:
+def _mounts_under(base: Path, mountinfo: Path = Path("/proc/self/mountinfo")) -> list[str]:
+    with open(mountinfo) as f:
         return [line.split()[4] for line in f if line.split()[4].startswith(str(base))]
 
 
@@ -72,8 +74,6 @@ class Store:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    if not ROOT:
-        pytest.skip("runs real runc + conmon as root")
     rt = Runtime(tmp_path / "root", tmp_path / "run")
     st = Store(tmp_path, rt)
     try:
@@ -85,13 +85,15 @@ def store(tmp_path: Path) -> Iterator[Store]:
             except Exception:  # noqa: BLE001 - best effort; the checks below report leaks
                 pass
         rt.close()
-    assert _mounts_under(tmp_path) == [], "leftover mounts"
+    assert _mounts_under(tmp_path, rt.namespace.mountinfo()) == [], "leftover mounts"
     assert st.runc_containers() == [], "leftover runc containers"
     # conmon outlives its container by the exit command's run time.
     deadline = time.monotonic() + CONMON_GRACE_S
     while _conmons_for(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _conmons_for(tmp_path) == [], "leftover conmon processes"
+    if ROOTLESS:
+        rt.namespace.stop()  # the store's pause process: a user keeps it, a test must not
 
 
 @pytest.fixture

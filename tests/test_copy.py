@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Store
+from conftest import Store, needs_root
 
 from kernelext import Container, ContainerStatus, CopyError
 from kernelext.storage.images import _PASSWD
@@ -515,7 +515,7 @@ def test_stat_get_and_put_archive(store: Store) -> None:
     assert_unmounted(ctr)
 
 
-def test_copy_keeps_an_existing_mount_and_works_paused(store: Store, tmp_path: Path) -> None:
+def test_copy_keeps_an_existing_mount(store: Store, tmp_path: Path) -> None:
     ctr = make(store, "created")
     merged = ctr.mount()
     (tmp_path / "f").write_bytes(b"f\n")
@@ -523,6 +523,11 @@ def test_copy_keeps_an_existing_mount_and_works_paused(store: Store, tmp_path: P
     ctr.reload()
     assert ctr.layer.is_mounted() and ctr.state.user_mounts == 1 and (merged / "tmp" / "f").exists()
     ctr.unmount()
+
+
+@needs_root
+def test_copy_works_paused(store: Store, tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"f\n")
     running = make(store, "running", "paused")
     running.pause()
     try:

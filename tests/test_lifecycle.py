@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from conftest import ROOTLESS, Store, needs_root, wait_until
 
 from kernelext import (
     ContainerRunningError,
@@ -22,8 +23,6 @@ from kernelext import (
     Runtime,
 )
 from kernelext.oci.attach import pump
-
-from conftest import Store, wait_until
 
 S = ContainerStatus
 
@@ -207,6 +206,7 @@ def test_conmon_killed_is_detected_on_next_sync(store: Store) -> None:
 
 
 # --------------------------------------------------------------- pause, wait
+@needs_root
 def test_pause_freezes_and_unpause_resumes_output(store: Store) -> None:
     ctr = store.runtime.run("busybox", ["sh", "-c", "i=0; while true; do echo $i; i=$((i+1)); sleep 0.05; done"])
     assert wait_until(lambda: len(list(ctr.logs())) >= 3)
@@ -397,6 +397,7 @@ def test_artifacts_live_beside_the_container(store: Store) -> None:
         ctr.add_artifact("../escape", b"x")
 
 
+@needs_root
 def test_batch_runs_several_calls_under_one_lock(store: Store) -> None:
     ctr = store.runtime.create("busybox", ["sleep", "1000"])
 
@@ -421,7 +422,9 @@ def test_event_subscription_and_cli_events(store: Store) -> None:
 
 
 def test_stats_and_top_read_the_cgroup(store: Store) -> None:
-    ctr = store.runtime.run("busybox", ["sh", "-c", "sleep 1000 & sleep 1000"], name="measured")
+    # Some CPU first: rootless, with no cgroup of its own, usage is the processes' own (psutil).
+    ctr = store.runtime.run("busybox", ["sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; "
+                                        "sleep 1000 & sleep 1000"], name="measured")
     assert wait_until(lambda: len(ctr.top()) == 2)
     stats = ctr.stats()
     assert stats["PIDs"] == 2 and stats["MemUsage"] > 0 and stats["CPUNano"] > 0
@@ -483,5 +486,5 @@ def test_two_runtimes_share_a_store(store: Store) -> None:
 def test_info_reports_host_capabilities(store: Store) -> None:
     doc = json.loads(store.cli("info", "--format", "json").stdout)
     assert doc["features"]["runc"]["available"] and doc["features"]["conmon"]["available"]
-    assert doc["host"]["rootless"] is False
+    assert doc["host"]["rootless"] is ROOTLESS
     assert set(doc["features"]) >= {"checkpoint", "memory_tracking", "overlay", "freezer"}

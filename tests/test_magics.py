@@ -9,13 +9,12 @@ from typing import Any
 
 import nbformat
 import pytest
+from conftest import Store, needs_root, wait_until
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from kernelext import Container, ContainerStatus, KernelextError, NoSuchContainerError
 from kernelext.magics.display import ContainerList
-
-from conftest import Store, wait_until
 
 
 @pytest.fixture
@@ -171,6 +170,7 @@ def _text(outputs: list[dict[str, Any]]) -> str:
     return "".join(o.get("text", "") or "".join(o.get("data", {}).get("text/plain", "")) for o in outputs)
 
 
+@needs_root  # a checkpoint cell
 def test_notebook_outputs_stay_in_their_cells(store: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     from nbclient import NotebookClient
 

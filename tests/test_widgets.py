@@ -10,12 +10,11 @@ from typing import Any
 import comm
 import pytest
 from comm.base_comm import BaseComm
+from conftest import Store, needs_root, wait_until
 
 from kernelext import ContainerStatus
 from kernelext.core.state import allowed_actions
 from kernelext.widgets import ContainerPanel, Dashboard, LifecycleDiagram, LiveOutput, lifecycle_svg
-
-from conftest import Store, wait_until
 
 S = ContainerStatus
 
@@ -81,8 +80,11 @@ def test_buttons_follow_the_state_machine() -> None:
     assert allowed_actions(S.PAUSED) == ["kill", "unpause"]
     assert allowed_actions(S.EXITED) == ["start", "restart", "remove"]
     assert "restore" in allowed_actions(S.EXITED, checkpointed=True)
+    assert allowed_actions(S.RUNNING, rootless=True) == ["stop", "kill", "restart"]
+    assert "restore" not in allowed_actions(S.EXITED, checkpointed=True, rootless=True)
 
 
+@needs_root
 def test_panel_follows_state_changes_from_another_process(store: Store, recording: list[dict[str, Any]]) -> None:
     ctr = store.runtime.run("busybox", ["sh", "-c", "i=0; while true; do echo n$i; i=$((i+1)); sleep 0.05; done"],
                             name="paneled")
@@ -127,6 +129,7 @@ def test_panel_reports_errors_and_stays_usable(store: Store) -> None:
         panel.close()
 
 
+@needs_root
 def test_lifecycle_diagram_marks_state_and_transition(store: Store) -> None:
     ctr = store.runtime.run("busybox", ["sleep", "1000"], name="drawn")
     diagram = LifecycleDiagram(ctr)
@@ -160,6 +163,7 @@ def test_dashboard_lists_and_opens_panels(store: Store, recording: list[dict[str
         board.close()
 
 
+@needs_root
 def test_checkpoint_timeline_records_and_restores(store: Store, tmp_path: Any) -> None:
     from kernelext.widgets import CheckpointTimeline
 

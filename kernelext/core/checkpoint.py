@@ -50,6 +50,7 @@ from kernelext.errors import (
     RuntimeFailure,
 )
 from kernelext.oci import conmon
+from kernelext.rootless import is_rootless
 from kernelext.storage.layerdiff import ChangeKind, layer_changes
 
 if TYPE_CHECKING:
@@ -141,7 +142,7 @@ class CheckpointOptions:
     def build(cls, *, export: str | os.PathLike[str] | None = None, compress: Compression | str | None = None,
               **flags: bool) -> CheckpointOptions:
         """Validate as podman's CLI does; ``compress`` given means it was asked for."""
-        if os.geteuid() != 0:
+        if is_rootless():
             raise PermissionRequiredError("checkpointing a container requires root", operation="checkpoint")
         if export is None:
             for option, given in (("--compress", compress is not None), ("--ignore-rootfs", flags.get("ignore_rootfs")),
@@ -180,7 +181,7 @@ class RestoreOptions:
     def build(cls, *, import_: str | os.PathLike[str] | None = None,
               import_previous: str | os.PathLike[str] | None = None, name: str | None = None,
               **flags: bool) -> RestoreOptions:
-        if os.geteuid() != 0:
+        if is_rootless():
             raise PermissionRequiredError("restoring a container requires root", operation="restore")
         if import_ is None:
             for option, given in (("--import-previous", import_previous is not None),
@@ -599,7 +600,7 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
                                              runtime_args=[f"--criu={criu}"])
         runtime_started = time.monotonic()
         try:
-            launched = conmon.launch(ctr._runtime.opts.conmon, conmon_options)
+            launched = conmon.launch(ctr._runtime.opts.conmon, conmon_options, ctr._runtime.namespace)
         except RuntimeFailure as exc:
             raise criu_failure(ctr, "restore", exc.message, bundle / RESTORE_LOG) from None
         runtime_duration = time.monotonic() - runtime_started

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
+from kernelext import rootless
 from kernelext.core.state import (
     ACTIVE_STATES,
     ALLOWED_FROM,
@@ -44,6 +45,7 @@ from kernelext.errors import (
     ContainerStoppedError,
     InvalidArgumentError,
     KernelextError,
+    PermissionRequiredError,
     RuntimeFailure,
     WaitTimeoutError,
 )
@@ -134,7 +136,8 @@ class Container:
 
     @property
     def layer(self) -> Layer:
-        return Layer(self._runtime.opts.layer_dir(self.id), self._runtime.images.get(self.config.image_id).rootfs)
+        return Layer(self._runtime.opts.layer_dir(self.id), self._runtime.images.get(self.config.image_id).rootfs,
+                     self._runtime.namespace)
 
     def __repr__(self) -> str:
         return f"<Container {self.name} {self.short_id} {self.status.value}>"
@@ -301,9 +304,11 @@ class Container:
 
     def _write_spec(self, rootfs: Path) -> None:
         image = self._runtime.images.get(self.config.image_id)
-        user = resolve_user(rootfs, self.config.user or image.config.user)
+        user = resolve_user(self._runtime.namespace.view(rootfs), self.config.user or image.config.user)
+        namespace = self._runtime.namespace
         inputs = spec.SpecInputs(rootfs=rootfs, user=user, image_env=image.config.env,
-                                 etc_files=self._write_etc_files())
+                                 etc_files=self._write_etc_files(), rootless=namespace.rootless,
+                                 mapped_gids=namespace.mapped_gids())
         document = spec.generate(self.config, inputs)
         # Written in place (a new inode costs a millisecond on these disks): only
         # conmon and runc read it, while we hold the container lock.
@@ -325,7 +330,7 @@ class Container:
         try:
             rootfs = self._mount_storage()
             self._write_spec(rootfs)
-            started = conmon.launch(self._runtime.opts.conmon, self._conmon_options())
+            started = conmon.launch(self._runtime.opts.conmon, self._conmon_options(), self._runtime.namespace)
         except BaseException:
             self._runtime.runc.delete(self.id)
             self._unmount_storage()
@@ -557,6 +562,8 @@ class Container:
             if self.state.status is S.PAUSED:
                 raise ContainerStateError(f"{self.name} is already paused", container=self.name, operation="pause")
             self._check("pause", f'"{self.state.status.value}" is not running, can\'t pause: container state improper')
+            if self._runtime.namespace.rootless:
+                raise PermissionRequiredError(rootless.pause_refusal(), container=self.name, operation="pause")
             self._runtime.runc.pause(self.id, name=self.name)
             self.state.status = S.PAUSED
             self._save()
@@ -656,14 +663,15 @@ class Container:
             return False
 
     def mount(self) -> Path:
-        """Mount the root filesystem (reference-counted); returns the mount point."""
+        """Mount the root filesystem (reference-counted); returns the mount point as this process
+        reaches it (rootless, through the user namespace the mount lives in)."""
         with self._locked():
             self._check("mount")
-            merged = self.layer.mount()
+            self.layer.mount()
             self.state.user_mounts += 1
             self._save()
             self._event("mount")
-            return merged
+            return self.layer.merged_view
 
     def unmount(self, force: bool = False) -> None:
         with self._locked():
@@ -692,8 +700,10 @@ class Container:
             was_mounted = layer.is_mounted()
             merged = layer.mount()
             try:
-                proc = subprocess.run(["tar", "--create", "--numeric-owner", "--xattrs", "-f", "-", "-C",
-                                       str(merged), "."], stdout=out, stderr=subprocess.PIPE)
+                # In the namespace: rootless, only its root reads files owned by subordinate IDs.
+                proc = subprocess.run(self._runtime.namespace.command(
+                    ["tar", "--create", "--numeric-owner", "--xattrs", "-f", "-", "-C", str(merged), "."]),
+                    stdout=out, stderr=subprocess.PIPE)
             finally:
                 if not was_mounted:
                     layer.unmount()

@@ -7,6 +7,11 @@ tmpfs mounts included); any other is mounted for the copy, holding a mount
 reference that is dropped afterwards (so a rootfs that was mounted stays
 mounted). The container lock is held while the root is acquired and released,
 not while data flows.
+
+Rootless with subordinate IDs, files given to a user other than the
+container's root cannot be written from here (the host user cannot chown to
+those IDs, nor then chmod them): such a copy runs as ``kernelext cp`` inside
+the store's user namespace, whose root can.
 """
 
 from __future__ import annotations
@@ -14,21 +19,26 @@ from __future__ import annotations
 import io
 import os
 import posixpath
+import shutil
 import stat
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from kernelext.core.inspect import format_time
 from kernelext.core.state import ContainerStatus
 from kernelext.errors import ContainerRemovedError, CopyError, NoSuchImageError
+from kernelext.rootless import Namespace
 from kernelext.storage.confined import (
     O_DIR,
     ChunkStream,
     DevicePolicy,
+    Entry,
     FsSink,
     Resolved,
     Root,
@@ -99,7 +109,7 @@ def _namespace_root(ctr: Container) -> Root | None:
     finally:
         os.close(proc)
     # A recycled PID would show another root: it must be the container's overlay root.
-    ours, theirs = os.stat(ctr.layer.merged), os.fstat(fd)
+    ours, theirs = os.stat(ctr.layer.merged_view), os.fstat(fd)
     if (ours.st_dev, ours.st_ino) != (theirs.st_dev, theirs.st_ino):
         os.close(fd)
         return None
@@ -115,11 +125,11 @@ def container_root(ctr: Container) -> Iterator[Root]:
         if ctr.state.status in (ContainerStatus.RUNNING, ContainerStatus.PAUSED) and ctr.state.pid:
             root = _namespace_root(ctr)
         if root is None:
-            merged = ctr.layer.mount()
+            ctr.layer.mount()
             ctr.state.user_mounts += 1
             reference = True
             ctr._save()
-            root = Root.open(merged)
+            root = Root.open(ctr.layer.merged_view)
     try:
         yield root
     finally:
@@ -166,9 +176,18 @@ def container_policy(ctr: Container, root: Root, *, chown: bool, overwrite: bool
     refused (no kernelext container has CAP_MKNOD), and setuid/setgid bits survive only
     on files the container user owns or when that user is root anyway."""
     user = container_user(ctr, root)
+    namespace = ctr._runtime.namespace
+
+    def host_ids(uid: int, gid: int) -> tuple[int, int]:
+        ids = namespace.host_ids(uid, gid)
+        if ids is None:
+            raise CopyError(f"potentially insufficient UIDs or GIDs available in user namespace (requested "
+                            f"{uid}:{gid}): check /etc/subuid and /etc/subgid", container=ctr.name, operation="copy")
+        return ids
+
     return SinkPolicy(owner=(user.uid, user.gid) if chown else None, overwrite=overwrite,
                       devices=DevicePolicy.REFUSE, strip_setid=not chown and user.uid != 0,
-                      where=f"container {ctr.name}")
+                      where=f"container {ctr.name}", host_ids=host_ids)
 
 
 def host_policy(*, overwrite: bool) -> SinkPolicy:
@@ -259,8 +278,65 @@ def _extract_into(root: Root, found: Resolved, policy: SinkPolicy, stream: Binar
         sink.close()
 
 
+#: Users that are the container's root: files given to them are the rootless user's own.
+_ROOT_USERS = ("", "0", "root", "0:0", "root:root", "root:0", "0:root")
+
+
+def _owners_need_namespace(ctr: Container, *, chown: bool) -> bool:
+    """Whether writing into ``ctr`` may give files to IDs this process cannot set (see module doc)."""
+    namespace = ctr._runtime.namespace
+    if namespace.direct or not namespace.keeps_owners:
+        return False
+    if not chown:
+        return True  # the archive's owners, whoever they are
+    try:
+        image_user = ctr._runtime.images.get(ctr.config.image_id).config.user
+    except NoSuchImageError:
+        image_user = ""
+    return (ctr.config.user or image_user) not in _ROOT_USERS
+
+
+def _copy_in_namespace(rt: Runtime, src: str, dst: str, *, archive: bool, overwrite: bool,
+                       stdin: BinaryIO | None) -> None:
+    """``kernelext cp`` inside the user namespace; host paths made absolute (its working directory is /)."""
+    if src != "-" and parse_copy_args(src, dst)[0].container is None:
+        src = os.path.join(os.getcwd(), src)
+    argv = [sys.executable, "-m", "kernelext", "--root", str(rt.opts.root), "--runroot", str(rt.opts.runroot),
+            "cp", f"--archive={str(archive).lower()}", *(["--overwrite"] if overwrite else []), "--", src, dst]
+    proc = subprocess.Popen(rt.namespace.command(argv), stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    feeder = None
+    if stdin is not None:
+        assert proc.stdin is not None
+        feeder = threading.Thread(target=_feed, args=(stdin, proc.stdin), daemon=True)
+        feeder.start()
+    assert proc.stderr is not None
+    errors = proc.stderr.read().decode(errors="replace")
+    if proc.wait() != 0:
+        lines = [line.removeprefix("Error: ") for line in errors.splitlines() if line.startswith("Error: ")]
+        raise CopyError(lines[-1] if lines else errors.strip() or f"copy failed (exit {proc.returncode})",
+                        operation="copy")
+    if feeder is not None:
+        feeder.join()
+
+
+def _feed(source: BinaryIO, sink: BinaryIO) -> None:
+    try:
+        shutil.copyfileobj(source, sink, CHUNK)
+    except BrokenPipeError:
+        pass  # the copy failed early: its error is what matters
+    finally:
+        try:
+            sink.close()
+        except BrokenPipeError:
+            pass
+
+
 def put_archive(ctr: Container, path: str, stream: BinaryIO, *, chown: bool, overwrite: bool) -> None:
     """Extract a (compressed) tar stream into the existing directory ``path``."""
+    if _owners_need_namespace(ctr, chown=chown):
+        return _copy_in_namespace(ctr._runtime, "-", f"{ctr.id}:{path}", archive=chown, overwrite=overwrite,
+                                  stdin=stream)
     form = path_form(path, ctr.config.workdir)
     with container_root(ctr) as root:
         found = resolve_existing(root, form, path, _where(ctr))
@@ -297,9 +373,22 @@ def get_archive(ctr: Container, path: str) -> tuple[BinaryIO, FileInfo]:
         found = resolve_existing(root, form, path, _where(ctr))
         stack.callback(found.close)
         info = file_info(found, form)
-        entries = tree_entries(found, info.name, contents=form.contents, excluded=_pseudo_dirs(root))
+        entries = _with_container_ids(tree_entries(found, info.name, contents=form.contents,
+                                                   excluded=_pseudo_dirs(root)), ctr._runtime.namespace)
         cleanup = stack.pop_all()
     return io.BufferedReader(ChunkStream(tar_chunks(entries), cleanup.close), CHUNK), info
+
+
+def _with_container_ids(entries: Iterator[Entry], namespace: Namespace) -> Iterator[Entry]:
+    """Owners as the container sees them: rootless, this process sees the host's IDs."""
+    if namespace.direct:
+        yield from entries
+        return
+    for e in entries:
+        if e.kind is not None:
+            uid, gid = namespace.container_ids(e.meta.uid, e.meta.gid)
+            e = e._replace(meta=e.meta._replace(uid=uid, gid=gid))
+        yield e
 
 
 # ------------------------------------------------------------------ podman cp
@@ -312,6 +401,7 @@ class _Side:
     display: str
     where: str
     excluded: frozenset[tuple[int, int]] = frozenset()
+    namespace: Namespace = field(default_factory=Namespace)  # whose IDs a container side's owners are in
 
 
 def _check_host_destination(dst: _Side) -> None:
@@ -378,7 +468,8 @@ def _to_stdout(src: _Side, stdout: BinaryIO) -> None:
     source = resolve_existing(src.root, src.form, src.display, src.where)
     try:
         name = posixpath.basename(source.path) or "/"
-        stdout.writelines(tar_chunks(tree_entries(source, name, contents=src.form.contents, excluded=src.excluded)))
+        entries = tree_entries(source, name, contents=src.form.contents, excluded=src.excluded)
+        stdout.writelines(tar_chunks(_with_container_ids(entries, src.namespace)))
         stdout.flush()
     finally:
         source.close()
@@ -387,7 +478,8 @@ def _to_stdout(src: _Side, stdout: BinaryIO) -> None:
 @contextmanager
 def _container_side(ctr: Container, path: str) -> Iterator[_Side]:
     with container_root(ctr) as root:
-        yield _Side(root, path_form(path, ctr.config.workdir), path, _where(ctr), _pseudo_dirs(root))
+        yield _Side(root, path_form(path, ctr.config.workdir), path, _where(ctr), _pseudo_dirs(root),
+                    ctr._runtime.namespace)
 
 
 @contextmanager
@@ -414,6 +506,9 @@ def copy(rt: Runtime, source: str, destination: str, *, archive: bool, overwrite
                 return
             _copy_tree(side, stack.enter_context(_host_side(dst.path)), host_policy(overwrite=overwrite))
             return
+        if _owners_need_namespace(dst_ctr, chown=archive):
+            return _copy_in_namespace(rt, source, destination, archive=archive, overwrite=overwrite,
+                                      stdin=(stdin or sys.stdin.buffer) if src.is_stream else None)
         to = stack.enter_context(_container_side(dst_ctr, dst.path))
         policy = container_policy(dst_ctr, to.root, chown=archive, overwrite=overwrite)
         if src.is_stream:

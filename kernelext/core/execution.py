@@ -40,7 +40,7 @@ def run(ctr: Container, command: list[str], *, tty: bool, stdin: BinaryIO | int 
                                       container=ctr.name, operation="exec")
         args = ["exec"]
         if user:
-            resolved = resolve_user(ctr.layer.merged, user)
+            resolved = resolve_user(ctr._runtime.namespace.view(ctr.layer.merged), user)
             args += ["--user", f"{resolved.uid}:{resolved.gid}"]
             for gid in resolved.additional_gids:
                 args += ["--additional-gids", str(gid)]

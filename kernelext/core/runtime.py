@@ -32,10 +32,10 @@ from kernelext.errors import (
     InvalidArgumentError,
     NameInUseError,
     NoSuchContainerError,
-    PermissionRequiredError,
 )
 from kernelext.oci.monitor import is_alive
 from kernelext.oci.runc import Runc
+from kernelext.rootless import namespace_for
 from kernelext.storage.images import Image, ImageStore
 from kernelext.store.db import Database
 from kernelext.store.locks import ContainerLock
@@ -70,9 +70,10 @@ class Runtime:
         self.opts = options or StoreOptions.from_env(root, runroot, criu)
         self.opts.ensure_dirs()
         self.db = Database(self.opts.database)
-        self.images = ImageStore(self.opts, self.db)
+        self.namespace = namespace_for(self.opts.runroot)
+        self.images = ImageStore(self.opts, self.db, self.namespace)
         self.events = EventLog(self.opts.events_file)
-        self.runc = Runc(self.opts.runc, self.opts.runc_root)
+        self.runc = Runc(self.opts.runc, self.opts.runc_root, self.namespace)
 
     def close(self) -> None:
         self.db.close()
@@ -102,9 +103,6 @@ class Runtime:
                restart_policy: str = "no", stop_signal: str | None = None, stop_timeout: int | None = None,
                auto_remove: bool = False, labels: dict[str, str] | None = None) -> Container:
         """Create a container (state ``created``); nothing runs yet."""
-        if os.geteuid() != 0:
-            raise PermissionRequiredError("kernelext needs root to run containers here: rootless containers are "
-                                          "not supported yet", operation="create")
         img = self.images.get(image)
         policy = RestartPolicy.parse(restart_policy)
         if auto_remove and policy.name.value != "no":

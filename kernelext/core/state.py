@@ -70,9 +70,15 @@ ALLOWED_FROM: dict[str, frozenset[ContainerStatus]] = {
 ACTIONS = ("start", "stop", "kill", "pause", "unpause", "restart", "checkpoint", "restore", "remove")
 
 
-def allowed_actions(status: ContainerStatus, *, checkpointed: bool = False) -> list[str]:
-    """The actions the state machine allows now: what a panel enables."""
+#: What a rootless container can never do: CRIU and the freezer need root (or a cgroup of its own).
+ROOT_ONLY_ACTIONS = frozenset({"pause", "unpause", "checkpoint", "restore"})
+
+
+def allowed_actions(status: ContainerStatus, *, checkpointed: bool = False, rootless: bool = False) -> list[str]:
+    """The actions the state machine allows now (and the host grants): what a panel enables."""
     allowed = {action for action in ACTIONS if action in ALLOWED_FROM and status in ALLOWED_FROM[action]}
+    if rootless:
+        allowed -= ROOT_ONLY_ACTIONS
     if status is S.RUNNING:
         allowed.discard("start")  # allowed by podman's CLI as a no-op, but pointless as a button
     if not checkpointed:

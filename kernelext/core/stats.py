@@ -42,18 +42,28 @@ def _require_running(ctr: Container, operation: str) -> int:
     return ctr.state.pid
 
 
+def _own_cgroups(ctr: Container, dirs: dict[str, Path]) -> dict[str, Path]:
+    """The container's own cgroups; none rootless, where its processes share the user's."""
+    return {name: path for name, path in dirs.items() if path.name == ctr.id}
+
+
 def _pids(ctr: Container, dirs: dict[str, Path]) -> list[int]:
     for key in ("pids", "memory", ""):
         if key in dirs and (dirs[key] / "cgroup.procs").exists():
             return [int(p) for p in (dirs[key] / "cgroup.procs").read_text().split()]
-    return [ctr.state.pid]
+    import psutil
+
+    try:
+        return [ctr.state.pid, *(p.pid for p in psutil.Process(ctr.state.pid).children(recursive=True))]
+    except psutil.Error:
+        return [ctr.state.pid]
 
 
 def container_stats(ctr: Container) -> dict[str, Any]:
     pid = _require_running(ctr, "stats")
-    dirs = _cgroup_dirs(pid)
+    dirs = _own_cgroups(ctr, _cgroup_dirs(pid))
     mem = _read_int(dirs["memory"] / "memory.usage_in_bytes") if "memory" in dirs else \
-        _read_int(dirs.get("", CGROUP_ROOT) / "memory.current")
+        _read_int(dirs[""] / "memory.current") if "" in dirs else None
     limit = _read_int(dirs["memory"] / "memory.limit_in_bytes") if "memory" in dirs else None
     cpu_ns = _read_int(dirs["cpuacct"] / "cpuacct.usage") if "cpuacct" in dirs else None
     if cpu_ns is None and "" in dirs:
@@ -66,6 +76,7 @@ def container_stats(ctr: Container) -> dict[str, Any]:
 
         procs = [psutil.Process(p) for p in pids if psutil.pid_exists(p)]
         mem = mem if mem is not None else sum(p.memory_info().rss for p in procs)
+        limit = limit or psutil.virtual_memory().total
         cpu_ns = cpu_ns if cpu_ns is not None else int(sum(sum(p.cpu_times()[:2]) for p in procs) * _NS_PER_S)
     uptime = max(time.time() - ctr.state.started_at, 1e-6)
     return {
@@ -86,7 +97,7 @@ def container_top(ctr: Container) -> list[dict[str, Any]]:
 
     pid = _require_running(ctr, "top")
     rows = []
-    for p in _pids(ctr, _cgroup_dirs(pid)):
+    for p in _pids(ctr, _own_cgroups(ctr, _cgroup_dirs(pid))):
         try:
             proc = psutil.Process(p)
             with proc.oneshot():

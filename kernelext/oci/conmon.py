@@ -20,6 +20,7 @@ from pathlib import Path
 from kernelext.errors import RuntimeFailure
 from kernelext.oci.monitor import process_start_time
 from kernelext.oci.runc import runtime_error
+from kernelext.rootless import Namespace
 
 CONMON_API_VERSION = "1"
 #: How long runc create / restore may take before we give up on conmon.
@@ -78,15 +79,15 @@ class ConmonStarted:
     conmon_start_time: int
 
 
-def launch(conmon: str, opts: ConmonOptions) -> ConmonStarted:
-    """Start conmon and return once the container exists in runc (created or restored)."""
+def launch(conmon: str, opts: ConmonOptions, namespace: Namespace) -> ConmonStarted:
+    """Start conmon (in the store's namespace) and return once the container exists in runc."""
     operation = "restore" if opts.restore_from else "create"
     opts.persist_dir.mkdir(parents=True, exist_ok=True)  # conmon skips the exit file without it
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     env = {k: v for k, v in os.environ.items() if not k.startswith("_OCI_")}
     env["_OCI_SYNCPIPE"] = str(child.fileno())
     try:
-        proc = subprocess.Popen(opts.argv(conmon), env=env, pass_fds=(child.fileno(),),
+        proc = subprocess.Popen(namespace.command(opts.argv(conmon)), env=env, pass_fds=(child.fileno(),),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     except OSError as exc:
         parent.close()

@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 from kernelext.errors import CommandNotFoundError, RuntimeFailure
+from kernelext.rootless import Namespace
 
 _NOT_FOUND = re.compile(r"executable file not found|no such file or directory", re.I)
 _NOT_EXECUTABLE = re.compile(r"permission denied", re.I)
@@ -33,14 +34,15 @@ def runtime_error(message: str, *, container: str | None, operation: str) -> Run
 
 
 class Runc:
-    """Thin wrapper of the runc binary for one state directory."""
+    """Thin wrapper of the runc binary for one state directory, run in the store's namespace."""
 
-    def __init__(self, binary: str, root: Path) -> None:
+    def __init__(self, binary: str, root: Path, namespace: Namespace | None = None) -> None:
         self.binary = binary
         self.root = root
+        self.namespace = namespace or Namespace()
 
     def argv(self, *args: str) -> list[str]:
-        return [self.binary, "--root", str(self.root), *args]
+        return self.namespace.command([self.binary, "--root", str(self.root), *args])
 
     def _run(self, operation: str, ctr_id: str, *args: str, name: str | None = None) -> str:
         proc = subprocess.run(self.argv(*args), stdin=subprocess.DEVNULL, capture_output=True, text=True)

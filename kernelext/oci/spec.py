@@ -35,6 +35,16 @@ _DEVICES = [("c", 1, 3, "/dev/null"), ("c", 1, 5, "/dev/zero"), ("c", 1, 7, "/de
             ("c", 1, 8, "/dev/random"), ("c", 1, 9, "/dev/urandom"), ("c", 5, 0, "/dev/tty")]
 
 
+#: The device cgroup: deny all but the standard character devices and ptys.
+_RESOURCES = {"devices": [{"allow": False, "access": "rwm"},
+                          *({"allow": True, "type": t, "major": ma, "minor": mi, "access": "rwm"}
+                            for t, ma, mi, _ in _DEVICES),
+                          {"allow": True, "type": "c", "major": 136, "access": "rwm"},
+                          {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"}]}
+#: The ``tty`` group that owns pseudo-terminals (devpts ``gid=``).
+TTY_GID = 5
+
+
 @dataclass(frozen=True)
 class SpecInputs:
     """Everything besides the container config that the spec depends on."""
@@ -43,6 +53,10 @@ class SpecInputs:
     user: ExecUser
     image_env: list[str]
     etc_files: dict[str, Path]  # /etc/hosts, /etc/hostname, /etc/resolv.conf bind sources
+    #: Rootless: runc runs in the user's namespace, where it cannot manage cgroups or mount sysfs
+    #: of the host's network namespace, and only mapped group IDs exist.
+    rootless: bool = False
+    mapped_gids: range = range(0, 1 << 32)
 
 
 def _merge_env(*layers: list[str]) -> list[str]:
@@ -75,19 +89,27 @@ def generate(config: ContainerConfig, inputs: SpecInputs) -> dict[str, Any]:
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
     if config.network is NetworkMode.NONE:
         namespaces.append({"type": "network"})
+    tty_gid = ["gid=5"] if TTY_GID in inputs.mapped_gids else []
     mounts: list[dict[str, Any]] = [
         {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
          "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
         {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", *tty_gid]},
         {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
          "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
-        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-         "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
     ]
+    if inputs.rootless and config.network is NetworkMode.HOST:
+        # sysfs belongs to the host's network namespace, out of the user namespace's reach.
+        mounts.append({"destination": "/sys", "type": "none", "source": "/sys",
+                       "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+    else:
+        mounts += [
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+        ]
     for dest, source in sorted(inputs.etc_files.items()):
         mounts.append({"destination": dest, "type": "bind", "source": str(source), "options": ["rbind", "rprivate"]})
     return {
@@ -108,12 +130,7 @@ def generate(config: ContainerConfig, inputs: SpecInputs) -> dict[str, Any]:
         "mounts": mounts,
         "annotations": {"io.kernelext.name": config.name, **config.labels},
         "linux": {
-            "cgroupsPath": f"{CGROUP_PARENT}/{config.id}",
-            "resources": {"devices": [{"allow": False, "access": "rwm"},
-                                      *({"allow": True, "type": t, "major": ma, "minor": mi, "access": "rwm"}
-                                        for t, ma, mi, _ in _DEVICES),
-                                      {"allow": True, "type": "c", "major": 136, "access": "rwm"},
-                                      {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"}]},
+            **({} if inputs.rootless else {"cgroupsPath": f"{CGROUP_PARENT}/{config.id}", "resources": _RESOURCES}),
             "namespaces": namespaces,
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS,

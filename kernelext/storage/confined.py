@@ -394,6 +394,8 @@ class SinkPolicy:
     ``owner``: (uid, gid) for everything created, or None to keep the source's.
     ``strip_setid``: drop setuid/setgid bits from files.
     ``where``: the destination in messages (``container web``, ``the host``).
+    ``host_ids``: the destination's (uid, gid) as this process must set them (rootless, the
+    container's IDs are mapped); raises :class:`CopyError` for IDs that do not exist there.
     """
 
     owner: tuple[int, int] | None
@@ -401,6 +403,7 @@ class SinkPolicy:
     devices: DevicePolicy
     strip_setid: bool
     where: str
+    host_ids: Callable[[int, int], tuple[int, int]] = lambda uid, gid: (uid, gid)
 
 
 @dataclass
@@ -585,7 +588,7 @@ class FsSink:
             os.unlink(name, dir_fd=parent.fd)
 
     def _owner(self, meta: Meta) -> tuple[int, int]:
-        return self._policy.owner or (meta.uid, meta.gid)
+        return self._policy.host_ids(*(self._policy.owner or (meta.uid, meta.gid)))
 
     def _fix_owner_mode(self, fd: int, parent: _Dir, meta: Meta, mode: int) -> None:
         uid, gid = self._owner(meta)

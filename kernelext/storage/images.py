@@ -20,6 +20,7 @@ from typing import Any
 
 from kernelext.config import StoreOptions
 from kernelext.errors import ImageInUseError, InvalidArgumentError, NameInUseError, NoSuchImageError, RuntimeFailure
+from kernelext.rootless import Namespace
 from kernelext.store.db import Database
 
 BUILTIN_BUSYBOX = "busybox"
@@ -102,7 +103,8 @@ def _dir_size(path: Path) -> int:
 
 
 class ImageStore:
-    def __init__(self, opts: StoreOptions, db: Database) -> None:
+    def __init__(self, opts: StoreOptions, db: Database, namespace: Namespace | None = None) -> None:
+        self.namespace = namespace or Namespace()
         self.opts = opts
         self.db = db
 
@@ -134,7 +136,7 @@ class ImageStore:
                                   f"{', '.join(sorted(users))}",
                                   operation="image rm")
         self.db.remove_image(image.id)
-        shutil.rmtree(self.opts.image_dir(image.id), ignore_errors=True)
+        self.namespace.remove_tree(self.opts.image_dir(image.id))
         return image
 
     def _commit(self, name: str, image_id: str, staging: Path, config: ImageConfig) -> Image:
@@ -143,7 +145,7 @@ class ImageStore:
         config.created = time.time()
         config.size = _dir_size(staging / "rootfs")
         if final.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+            self.namespace.remove_tree(staging)
         else:
             os.rename(staging, final)
         try:
@@ -196,7 +198,7 @@ class ImageStore:
             (root / "etc/hosts").write_text("")
             (root / "etc/resolv.conf").write_text("")
         except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
+            self.namespace.remove_tree(staging)
             raise
         return self._commit(BUILTIN_BUSYBOX, image_id, staging, ImageConfig(cmd=["sh"]))
 
@@ -213,13 +215,17 @@ class ImageStore:
                 digest.update(chunk)
         staging = self._staging()
         try:
-            owner = "--no-same-owner" if os.geteuid() else "--same-owner"
-            proc = subprocess.run(["tar", "--extract", "--numeric-owner", "--same-permissions", owner,
-                                   "-f", str(tarball), "-C", str(staging / "rootfs")],
-                                  capture_output=True, text=True)
+            # Owners kept where the namespace has them: as root, and rootless with subordinate IDs
+            # (extracted inside the namespace, whose root may chown to them); else all the user's.
+            keep_owners = self.namespace.keeps_owners
+            argv = ["tar", "--extract", "--numeric-owner", "--same-permissions",
+                    "--same-owner" if keep_owners else "--no-same-owner", "-f", str(tarball.absolute()),
+                    "-C", str(staging / "rootfs")]
+            proc = subprocess.run(self.namespace.command(argv) if keep_owners else argv,
+                                  stdin=subprocess.DEVNULL, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise RuntimeFailure(f"importing {tarball}: {proc.stderr.strip()}", operation="image import")
         except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
+            self.namespace.remove_tree(staging)
             raise
         return self._commit(name, digest.hexdigest(), staging, ImageConfig(cmd=cmd or []))

@@ -3,7 +3,8 @@
 Read from the overlay upper directory against the image (the lower): an
 upper entry that the lower lacks was added, one the lower has was changed; a
 whiteout (a character device 0/0) deleted the lower entry; an opaque
-directory (xattr ``trusted.overlay.opaque`` = ``y``) hides, so deletes, every
+directory (xattr ``trusted.overlay.opaque`` = ``y``, or ``user.overlay.opaque``
+for an overlay mounted in a user namespace, i.e. rootless) hides, so deletes, every
 lower entry it does not have itself. As in containers/storage, a directory
 whose mode, size and mtime match the lower's is not reported unless something
 was added or deleted directly in it. Both trees are walked through fds
@@ -19,7 +20,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-OPAQUE_XATTR = "trusted.overlay.opaque"
+OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 #: Paths the runtime itself creates or mounts over in every container; podman leaves them out.
 INIT_PATHS = frozenset({"/dev", "/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/etc/mtab", "/proc", "/run",
@@ -57,10 +58,13 @@ def _is_whiteout(st: os.stat_result) -> bool:
 
 
 def _opaque(fd: int) -> bool:
-    try:
-        return os.getxattr(fd, OPAQUE_XATTR) == b"y"
-    except OSError:
-        return False
+    for name in OPAQUE_XATTRS:
+        try:
+            if os.getxattr(fd, name) == b"y":
+                return True
+        except OSError:
+            continue
+    return False
 
 
 class _Diff:

@@ -83,7 +83,7 @@ class ContainerPanel(ipywidgets.VBox):  # type: ignore[misc]
             self.header.exited = st.exited
             self.header.error = st.error
             self.header.allowed = [] if self.header.busy else allowed_actions(
-                st.status, checkpointed=st.checkpointed)
+                st.status, checkpointed=st.checkpointed, rootless=container._runtime.namespace.rootless)
 
     def _changed(self, container: Container, event: Event | None) -> None:
         if event is not None and event.status == "remove":

@@ -18,7 +18,7 @@ from traitlets import List, Unicode
 
 from kernelext.core.container import Container
 from kernelext.core.events import Event
-from kernelext.core.state import ContainerStatus
+from kernelext.core.state import allowed_actions
 from kernelext.errors import KernelextError
 from kernelext.widgets._assets import asset, esm
 from kernelext.widgets._follow import ContainerFollower
@@ -65,8 +65,11 @@ class CheckpointTimeline(anywidget.AnyWidget):
         with self.hold_sync():
             self.entries = [_entry(e) for e in events]
             self.status = st.status.value
-            self.allowed = (["restore"] if st.checkpointed and st.status is ContainerStatus.EXITED else []) + (
-                ["export"] if st.status is ContainerStatus.RUNNING else [])
+            # The state machine's rules, with "export" standing for a leave-running checkpoint.
+            allowed = allowed_actions(st.status, checkpointed=st.checkpointed,
+                                      rootless=self.container._runtime.namespace.rootless)
+            self.allowed = (["restore"] if "restore" in allowed else []) + (
+                ["export"] if "checkpoint" in allowed else [])
 
     def export(self) -> Path:
         """Checkpoint to a new archive, leaving the container running."""

@@ -1,0 +1,310 @@
+"""Running without root (podman's ``pkg/rootless``).
+
+A normal user gets one user + mount namespace per store, held open by a
+*pause process* (``sleep``) as podman does: its root is the calling user, and
+when the host has ``newuidmap``/``newgidmap`` and subordinate ID ranges for
+the user, IDs 1..N map to that range, so images with files owned by other
+users keep their owners. runc, conmon and the overlay mounts all run inside
+it (runc then uses its rootless mode on its own); this process stays outside
+and reaches the mounted root filesystems through ``/proc/<pause>/root``.
+
+Processes that conmon starts (the exit command) are already inside: they see
+themselves as root of the namespace and act directly.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import platform
+import pwd
+import shutil
+import signal
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from kernelext.errors import RuntimeFailure
+
+#: The first line of ``/proc/self/uid_map`` in the initial user namespace.
+_INITIAL_USERNS_MAP = ["0", "0", "4294967295"]
+PAUSE_PID_FILE = "pause.pid"
+PAUSE_LOCK_FILE = "pause.lock"
+SUBUID_FILE = Path("/etc/subuid")
+SUBGID_FILE = Path("/etc/subgid")
+#: What the kernel shows for an ID that a user namespace does not map (``nobody``).
+OVERFLOW_ID = 65534
+CGROUP_V2_MARKER = Path("/sys/fs/cgroup/cgroup.controllers")
+#: Unprivileged overlay mounts inside a user namespace arrived in Linux 5.11.
+USERNS_OVERLAY_KERNEL = (5, 11)
+
+
+def in_initial_user_namespace() -> bool:
+    try:
+        with open("/proc/self/uid_map") as f:
+            return f.readline().split() == _INITIAL_USERNS_MAP
+    except OSError:
+        return True
+
+
+def is_rootless() -> bool:
+    """True for a normal user, and inside its namespace (where this process looks like root)."""
+    return os.geteuid() != 0 or not in_initial_user_namespace()
+
+
+@dataclass(frozen=True)
+class IdRange:
+    """``count`` IDs from ``inside`` in the namespace are ``outside`` on the host."""
+
+    inside: int
+    outside: int
+    count: int
+
+
+@dataclass(frozen=True)
+class IdMap:
+    """The user and group ID mappings of the rootless namespace."""
+
+    uids: tuple[IdRange, ...]
+    gids: tuple[IdRange, ...]
+
+    @property
+    def subordinate(self) -> bool:
+        """Whether IDs other than root exist inside (subordinate ranges are mapped)."""
+        return len(self.uids) > 1 and len(self.gids) > 1
+
+    def describe(self) -> str:
+        if self.subordinate:
+            uid, gid = self.uids[1], self.gids[1]
+            return (f"root → uid {self.uids[0].outside}, uids 1-{uid.count} → {uid.outside}-"
+                    f"{uid.outside + uid.count - 1}, gids 1-{gid.count} → {gid.outside}-{gid.outside + gid.count - 1}")
+        return (f"single user: root → uid {self.uids[0].outside}; no subordinate IDs (newuidmap/newgidmap and "
+                f"/etc/subuid, /etc/subgid entries), so files owned by other users in an image become root's")
+
+
+def _subordinate_range(path: Path, user: str, uid: int) -> tuple[int, int] | None:
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        parts = line.strip().split(":")
+        if len(parts) == 3 and parts[0] in (user, str(uid)) and parts[1].isdigit() and parts[2].isdigit():
+            return int(parts[1]), int(parts[2])
+    return None
+
+
+def user_id_map(uid: int | None = None, gid: int | None = None) -> IdMap:
+    """The mapping this user gets: subordinate ranges when the host provides them, else the user alone."""
+    uid = os.getuid() if uid is None else uid
+    gid = os.getgid() if gid is None else gid
+    root_uid, root_gid = (IdRange(0, uid, 1),), (IdRange(0, gid, 1),)
+    if not (shutil.which("newuidmap") and shutil.which("newgidmap")):
+        return IdMap(root_uid, root_gid)
+    try:
+        user = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        user = str(uid)
+    subuid, subgid = _subordinate_range(SUBUID_FILE, user, uid), _subordinate_range(SUBGID_FILE, user, uid)
+    if not subuid or not subgid:
+        return IdMap(root_uid, root_gid)
+    return IdMap(root_uid + (IdRange(1, *subuid),), root_gid + (IdRange(1, *subgid),))
+
+
+def _read_map(path: str) -> tuple[IdRange, ...]:
+    with open(path) as f:
+        return tuple(IdRange(*map(int, line.split())) for line in f if line.strip())
+
+
+def current_id_map() -> IdMap:
+    """The mapping of the namespace this process is in."""
+    return IdMap(_read_map("/proc/self/uid_map"), _read_map("/proc/self/gid_map"))
+
+
+def pause_refusal() -> str:
+    """podman's reason a rootless container cannot be paused: it has no cgroup (freezer) of its own."""
+    if CGROUP_V2_MARKER.exists():
+        return "cannot pause without using Cgroups: this container does not have a cgroup"
+    return "can not pause containers on rootless containers with cgroup V1"
+
+
+def userns_overlay_supported(release: str | None = None) -> bool:
+    numbers = (release or platform.release()).split("-")[0].split(".")
+    try:
+        return (int(numbers[0]), int(numbers[1])) >= USERNS_OVERLAY_KERNEL
+    except (ValueError, IndexError):
+        return False
+
+
+class Namespace:
+    """Where runc, conmon and mounts run. As root: right here, on the host."""
+
+    rootless = False
+
+    @property
+    def keeps_owners(self) -> bool:
+        """Whether files may belong to users other than root (subordinate IDs, rootless)."""
+        return True
+
+    @property
+    def direct(self) -> bool:
+        """Whether this process can mount and run the runtime itself (no namespace to enter)."""
+        return True
+
+    def command(self, argv: Sequence[str]) -> list[str]:
+        """``argv`` made to run in the namespace."""
+        return list(argv)
+
+    def view(self, path: Path) -> Path:
+        """How this process reaches ``path`` as the namespace sees it (mount points differ)."""
+        return path
+
+    def mountinfo(self) -> Path:
+        return Path("/proc/self/mountinfo")
+
+    def mapped_gids(self) -> range:
+        """Group IDs that exist in the namespace."""
+        return range(0, 1 << 32)
+
+    def host_ids(self, uid: int, gid: int) -> tuple[int, int] | None:
+        """The host's (uid, gid) for IDs of the namespace, None when it has no such IDs."""
+        return uid, gid
+
+    def container_ids(self, uid: int, gid: int) -> tuple[int, int]:
+        """The namespace's (uid, gid) for host IDs (the kernel's overflow ID for unmapped ones)."""
+        return uid, gid
+
+    def remove_tree(self, path: Path) -> None:
+        """Delete a directory tree that processes of the namespace wrote (owned by any of its IDs)."""
+        if self.direct:
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            subprocess.run(self.command(["rm", "-rf", "--one-file-system", "--", str(path)]),
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+class UserNamespace(Namespace):
+    """The rootless namespace of one store, created on first use and kept by its pause process."""
+
+    rootless = True
+
+    def __init__(self, runroot: Path, id_map: IdMap | None = None) -> None:
+        self.runroot = runroot
+        self.id_map = id_map or (current_id_map() if self.direct else user_id_map())
+        self._pid: int | None = None
+
+    def mapped_gids(self) -> range:
+        return range(0, sum(r.count for r in self.id_map.gids))
+
+    def container_ids(self, uid: int, gid: int) -> tuple[int, int]:
+        if self.direct:
+            return uid, gid
+        return _inside(self.id_map.uids, uid), _inside(self.id_map.gids, gid)
+
+    def host_ids(self, uid: int, gid: int) -> tuple[int, int] | None:
+        if self.direct:
+            return uid, gid
+        host_uid, host_gid = _outside(self.id_map.uids, uid), _outside(self.id_map.gids, gid)
+        return None if host_uid is None or host_gid is None else (host_uid, host_gid)
+
+    @property
+    def keeps_owners(self) -> bool:
+        return self.id_map.subordinate
+
+    @property
+    def direct(self) -> bool:
+        # Only a process inside a user namespace has euid 0 when rootless.
+        return os.geteuid() == 0
+
+    def command(self, argv: Sequence[str]) -> list[str]:
+        if self.direct:
+            return list(argv)
+        return ["nsenter", "--preserve-credentials", "--user", "--mount", f"--target={self.pid()}", "--", *argv]
+
+    def view(self, path: Path) -> Path:
+        if self.direct:
+            return path
+        return Path(f"/proc/{self.pid()}/root") / path.relative_to("/")
+
+    def mountinfo(self) -> Path:
+        return Path("/proc/self/mountinfo") if self.direct else Path(f"/proc/{self.pid()}/mountinfo")
+
+    def pid(self) -> int:
+        """The pause process, started if there is none (serialised across processes)."""
+        if self._pid is not None and _is_pause(self._pid):
+            return self._pid
+        self.runroot.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.runroot / PAUSE_LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            pid = self._recorded()
+            if pid is None:
+                pid = self._spawn()
+                tmp = self.runroot / f"{PAUSE_PID_FILE}.tmp"
+                tmp.write_text(f"{pid}\n")
+                tmp.replace(self.runroot / PAUSE_PID_FILE)
+        finally:
+            os.close(fd)
+        self._pid = pid
+        return pid
+
+    def _recorded(self) -> int | None:
+        try:
+            pid = int((self.runroot / PAUSE_PID_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        return pid if _is_pause(pid) else None
+
+    def _spawn(self) -> int:
+        argv = ["unshare", "--user", "--mount", "--propagation", "private", "--map-root-user"]
+        if self.id_map.subordinate:
+            uid, gid = self.id_map.uids[1], self.id_map.gids[1]
+            argv += [f"--map-users={uid.outside},{uid.inside},{uid.count}",
+                     f"--map-groups={gid.outside},{gid.inside},{gid.count}"]
+        # setsid --fork: the pause process is nobody's child here, so no one has to reap it.
+        # It reports its PID once the namespace is complete, then becomes the pause.
+        argv = ["setsid", "--fork", *argv, "sh", "-c", 'echo $$; exec sleep infinity >/dev/null 2>&1']
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        line = proc.stdout.strip()
+        if not line.isdigit():
+            raise RuntimeFailure(f"cannot create the rootless user namespace: "
+                                 f"{proc.stderr.strip() or 'unshare failed'}", operation="userns")
+        return int(line)
+
+    def stop(self) -> None:
+        """End the pause process (the namespace lives on while containers use it)."""
+        pid = self._recorded()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+        (self.runroot / PAUSE_PID_FILE).unlink(missing_ok=True)
+        self._pid = None
+
+
+def _outside(ranges: tuple[IdRange, ...], inside: int) -> int | None:
+    for r in ranges:
+        if r.inside <= inside < r.inside + r.count:
+            return r.outside + inside - r.inside
+    return None
+
+
+def _inside(ranges: tuple[IdRange, ...], outside: int) -> int:
+    for r in ranges:
+        if r.outside <= outside < r.outside + r.count:
+            return r.inside + outside - r.outside
+    return OVERFLOW_ID
+
+
+def _is_pause(pid: int) -> bool:
+    """A live process of ours in another user namespace: not a recycled PID."""
+    try:
+        return (os.stat(f"/proc/{pid}").st_uid == os.getuid()
+                and os.stat(f"/proc/{pid}/ns/user").st_ino != os.stat("/proc/self/ns/user").st_ino
+                and os.readlink(f"/proc/{pid}/exe").endswith("/sleep"))
+    except OSError:
+        return False
+
+
+def namespace_for(runroot: Path) -> Namespace:
+    """The namespace a store's runtime runs in: the host for root, the user's own otherwise."""
+    return UserNamespace(runroot) if is_rootless() else Namespace()
