@@ -40,7 +40,8 @@
 #include <unistd.h>
 
 #define MAX_EVENTS 256
-#define PIPE_BYTES (256 * 1024)   /* per direction: fewer wake-ups on bulk transfers */
+#define PIPE_DEFAULT (64 * 1024) /* a new pipe's capacity */
+#define PIPE_BYTES (1024 * 1024)  /* a bulk direction's pipe (the default pipe-max-size): fewer wake-ups */
 #define DATAGRAM_MAX 65536
 #define UDP_IDLE_S 60             /* a UDP flow without traffic for this long is dropped */
 #define TICK_MS 5000
@@ -60,7 +61,7 @@ struct conn {
     struct end end[2];
     int fd[2], pipe[2][2];
     size_t pending[2];
-    bool eof[2], shut[2], connecting, closed;
+    bool eof[2], shut[2], grown[2], closed;
     unsigned interest[2];
     struct conn *next_dead;
 };
@@ -135,6 +136,11 @@ static bool pump(struct conn *c, int d) {
     for (;;) {
         if (c->pending[d] == 0 && !c->eof[d]) {
             ssize_t n = splice(src, NULL, c->pipe[d][1], NULL, PIPE_BYTES, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n >= PIPE_DEFAULT && !c->grown[d]) {
+                /* A bulk transfer: only now a big pipe (growing every new one costs short requests). */
+                fcntl(c->pipe[d][1], F_SETPIPE_SZ, PIPE_BYTES);
+                c->grown[d] = true;
+            }
             if (n > 0)
                 c->pending[d] += (size_t)n;
             else if (n == 0)
@@ -161,14 +167,10 @@ static bool pump(struct conn *c, int d) {
 static void update_interest(struct conn *c) {
     for (int s = 0; s < 2; s++) {
         unsigned want = 0;
-        if (c->connecting) {
-            want = s == 1 ? EPOLLOUT : 0;
-        } else {
-            if (c->pending[s] == 0 && !c->eof[s])
-                want |= EPOLLIN;
-            if (c->pending[1 - s] > 0)
-                want |= EPOLLOUT;
-        }
+        if (c->pending[s] == 0 && !c->eof[s])
+            want |= EPOLLIN;
+        if (c->pending[1 - s] > 0)
+            want |= EPOLLOUT;
         if (want != c->interest[s]) {
             watch(c->fd[s], want, &c->end[s].tag, EPOLL_CTL_MOD);
             c->interest[s] = want;
@@ -180,21 +182,6 @@ static void on_end(struct end *e, unsigned events) {
     struct conn *c = e->conn;
     if (c->closed)
         return;
-    if (c->connecting) {
-        if (e->side == 0) {  /* the client gave up before the service answered */
-            if (events & (EPOLLERR | EPOLLHUP))
-                close_conn(c);
-            return;
-        }
-        int err = 0;
-        socklen_t len = sizeof err;
-        getsockopt(c->fd[1], SOL_SOCKET, SO_ERROR, &err, &len);
-        if (err) {  /* nothing listens on the container port: the client sees the connection close */
-            close_conn(c);
-            return;
-        }
-        c->connecting = false;
-    }
     if ((events & EPOLLERR) || !pump(c, 0) || !pump(c, 1)) {
         close_conn(c);
         return;
@@ -229,14 +216,14 @@ static void on_tcp_listener(struct listener *l) {
             free(c);
             continue;
         }
-        for (int d = 0; d < 2; d++)
-            fcntl(c->pipe[d][1], F_SETPIPE_SZ, PIPE_BYTES);
         c->fd[0] = client;
         c->fd[1] = server;
         nodelay(client);
         nodelay(server);
+        /* On loopback the handshake is done when connect returns; until then the socket reads and
+         * writes EAGAIN, so the connection simply waits for it like for any full buffer, and a
+         * refused connection ends it with EPOLLERR (the client sees its connection close). */
         struct sockaddr_in addr = loopback(l->port);
-        c->connecting = true;
         if (connect(server, (struct sockaddr *)&addr, sizeof addr) < 0 && errno != EINPROGRESS) {
             close(client); close(server);
             for (int d = 0; d < 2; d++) { close(c->pipe[d][0]); close(c->pipe[d][1]); }
@@ -245,7 +232,7 @@ static void on_tcp_listener(struct listener *l) {
         }
         for (int s = 0; s < 2; s++) {
             c->end[s] = (struct end){{K_END}, c, s};
-            c->interest[s] = s == 1 ? EPOLLOUT : 0;
+            c->interest[s] = EPOLLIN;
             watch(c->fd[s], c->interest[s], &c->end[s].tag, EPOLL_CTL_ADD);
         }
     }
