@@ -13,6 +13,7 @@ from __future__ import annotations
 from kernelext.core.container import Container, ExecResult
 from kernelext.core.events import Event
 from kernelext.core.logs import LogLine
+from kernelext.core.ports import PortMapping, Protocol
 from kernelext.core.runtime import Runtime, default_runtime
 from kernelext.core.state import ContainerStatus, RestartPolicy
 from kernelext.errors import (
@@ -27,6 +28,7 @@ from kernelext.errors import (
     InvalidArgumentError,
     KernelextError,
     NameInUseError,
+    NetworkError,
     NoSuchContainerError,
     NoSuchImageError,
     PermissionRequiredError,
@@ -69,9 +71,12 @@ __all__ = [
     "KernelextError",
     "LogLine",
     "NameInUseError",
+    "NetworkError",
     "NoSuchContainerError",
     "NoSuchImageError",
     "PermissionRequiredError",
+    "PortMapping",
+    "Protocol",
     "RestartPolicy",
     "Runtime",
     "RuntimeFailure",

@@ -18,6 +18,7 @@ subclasses the standard exception a caller would already catch::
     ├── ConmonDiedError(KernelextError, RuntimeError)
     ├── WaitTimeoutError(KernelextError, TimeoutError)
     ├── PermissionRequiredError(KernelextError, PermissionError)
+    ├── NetworkError(KernelextError, OSError)         a published port cannot be bound or forwarded
     └── CopyError(KernelextError, OSError)            cp, put/get archive, stat
 
 Errors carry the container (name or ID) and the operation, and render as a
@@ -38,6 +39,7 @@ __all__ = [
     "InvalidArgumentError",
     "KernelextError",
     "NameInUseError",
+    "NetworkError",
     "NoSuchContainerError",
     "NoSuchImageError",
     "PermissionRequiredError",
@@ -128,6 +130,10 @@ class WaitTimeoutError(KernelextError, TimeoutError):
 
 class PermissionRequiredError(KernelextError, PermissionError):
     """The operation needs privileges this process lacks (e.g. root for CRIU)."""
+
+
+class NetworkError(KernelextError, OSError):
+    """A published port cannot be bound (taken, refused) or its forwarder failed to start."""
 
 
 class CopyError(KernelextError, OSError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from kernelext import Runtime
+from kernelext.config import find_criu
 from kernelext.oci.monitor import process_start_time
 from kernelext.rootless import is_rootless
 
@@ -32,6 +34,16 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval:
     return bool(predicate())
 
 
+def criu_version() -> tuple[int, ...]:
+    """The version of the CRIU kernelext uses (checkpoint tests depend on what it can dump)."""
+    criu = find_criu()
+    assert criu is not None
+    out = subprocess.run([criu, "--version"], capture_output=True, text=True).stdout
+    match = re.search(r"Version:\s*([\d.]+)", out)
+    assert match
+    return tuple(int(p) for p in match.group(1).split("."))
+
+
 def _mounts_under(base: Path, mountinfo: Path = Path("/proc/self/mountinfo")) -> list[str]:
     with open(mountinfo) as f:
         return [line.split()[4] for line in f if line.split()[4].startswith(str(base))]
@@ -49,6 +61,21 @@ def _conmons_for(base: Path) -> list[int]:
         if cmdline.startswith(b"conmon\0") or b"/conmon\0" in cmdline.split(b"\0", 1)[0] + b"\0":
             if str(base).encode() in cmdline:
                 found.append(int(entry))
+    return found
+
+
+def forwarders() -> set[int]:
+    """Live (non-zombie) port forwarder processes on the machine."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or process_start_time(int(entry)) is None:
+            continue
+        try:
+            argv0 = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0", 1)[0]
+        except OSError:
+            continue
+        if os.path.basename(argv0).startswith(b"kernelext-portfwd"):
+            found.add(int(entry))
     return found
 
 
@@ -76,6 +103,7 @@ class Store:
 def store(tmp_path: Path) -> Iterator[Store]:
     rt = Runtime(tmp_path / "root", tmp_path / "run")
     st = Store(tmp_path, rt)
+    forwarders_before = forwarders()
     try:
         yield st
     finally:
@@ -92,6 +120,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
     while _conmons_for(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _conmons_for(tmp_path) == [], "leftover conmon processes"
+    assert forwarders() - forwarders_before == set(), "leftover port forwarder processes"
     if ROOTLESS:
         rt.namespace.stop()  # the store's pause process: a user keeps it, a test must not
 

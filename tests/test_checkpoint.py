@@ -19,7 +19,7 @@ from kernelext.config import find_criu
 from kernelext.core.checkpoint import NO_MEMORY_TRACKING, memory_tracking_supported
 from kernelext.oci.monitor import process_start_time
 
-from conftest import Store, wait_until
+from conftest import Store, criu_version, wait_until
 
 COUNTER = "i=0; while true; do echo $i; i=$((i+1)); sleep 0.1; done"
 #: CRIU before 4.2 cannot dump TCP sockets on kernels from 6.16 on (SO_PASSCRED refused on TCP).
@@ -40,15 +40,6 @@ def assert_counts_on(ctr: Container, start: int = 0) -> list[int]:
     seen = numbers(ctr)
     assert seen[0] == start and seen == list(range(start, start + len(seen))), seen
     return seen
-
-
-def criu_version() -> tuple[int, ...]:
-    criu = find_criu()
-    assert criu is not None
-    out = subprocess.run([criu, "--version"], capture_output=True, text=True).stdout
-    match = re.search(r"Version:\s*([\d.]+)", out)
-    assert match
-    return tuple(int(p) for p in match.group(1).split("."))
 
 
 def conmons_of(ctr: Container) -> list[int]:

@@ -4,7 +4,7 @@ The user with subordinate IDs runs the lifecycle, copy, magics, widget and
 rootless tests and the tour notebook (under ``--nbval-lax``: the cells tagged
 ``nbval-check-output`` are compared; the host report and the checkpoint cells
 differ by design, saying that root is required). The user without subordinate
-IDs runs the rootless tests, which cover what its single-ID mapping allows.
+IDs runs the rootless and port tests, which cover what its single-ID mapping allows.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ USER_SUBIDS = os.environ.get("KERNELEXT_TEST_USER", "kernelext-test")
 USER_PLAIN = os.environ.get("KERNELEXT_TEST_USER_PLAIN", "kernelext-test-plain")
 SUITE_TIMEOUT_S = 900
 SUBIDS_TESTS = ["tests/test_rootless.py", "tests/test_lifecycle.py", "tests/test_copy.py", "tests/test_magics.py",
-                "tests/test_widgets.py", "notebooks/00-tour.ipynb"]
-PLAIN_TESTS = ["tests/test_rootless.py"]
+                "tests/test_widgets.py", "tests/test_ports.py", "notebooks/00-tour.ipynb"]
+PLAIN_TESTS = ["tests/test_rootless.py", "tests/test_ports.py"]
 
 pytestmark = pytest.mark.skipif(ROOTLESS, reason="starts the rootless run: needs root to switch users")
 

@@ -319,6 +319,19 @@ def cmd_ps(rt: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
+@command("port")
+def cmd_port(rt: Runtime, args: argparse.Namespace) -> int:
+    for line in engine.port_lines(rt.get(args.container), args.private):
+        out(line)
+    return 0
+
+
+@command("network-reload")
+def cmd_network_reload(rt: Runtime, args: argparse.Namespace) -> int:
+    names = engine.network_reload_targets(rt, args.containers, all_=args.all, latest=args.latest)
+    return _each(rt, names, engine.reload_network, show=lambda _name, ctr_id: str(ctr_id))
+
+
 def _truncate(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 3] + "..."
 
@@ -441,7 +454,7 @@ def cmd_restore(rt: Runtime, args: argparse.Namespace) -> int:
     options = restore_options(args)
     if args.import_:
         started = time.monotonic()
-        ctr = rt.restore_from_archive(args.import_, args.name, **options)
+        ctr = rt.restore_from_archive(args.import_, args.name, publish=args.publish or None, **options)
         if args.print_stats:
             out(json.dumps({"restore_duration": int((time.monotonic() - started) * 1e6),
                             "container_statistics": [ctr.statistics]}, indent=4))

@@ -81,7 +81,9 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--restart", default="no", help="restart policy: no, on-failure[:N], always, unless-stopped")
     p.add_argument("--stop-signal", help="signal to stop the container (default SIGTERM)")
     p.add_argument("--stop-timeout", type=int, help="seconds to wait before killing the container (default 10)")
-    p.add_argument("--network", "--net", default="none", help="network mode: none or host")
+    p.add_argument("--network", "--net", default="none", help="network mode: none (own namespace) or host")
+    p.add_argument("-p", "--publish", action="append", default=[], metavar="[IP:][HOSTPORT:]CTRPORT[/PROTO]",
+                   help="publish a container port on the host's 127.0.0.1 (no HOSTPORT: a free one)")
     p.add_argument("--entrypoint", help="overwrite the image's entrypoint")
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
     p.add_argument("-l", "--label", action="append", default=[], help="set metadata (KEY=VALUE)")
@@ -96,6 +98,7 @@ def create_options(args: argparse.Namespace) -> dict[str, Any]:
     return dict(command=args.command or None, name=args.name, env=args.env, workdir=args.workdir, user=args.user,
                 tty=args.tty, stdin=args.interactive, network=args.network, restart_policy=args.restart,
                 stop_signal=args.stop_signal, stop_timeout=args.stop_timeout, auto_remove=args.rm, labels=labels,
+                publish=args.publish,
                 entrypoint=None if args.entrypoint is None else ([args.entrypoint] if args.entrypoint else []))
 
 
@@ -113,8 +116,9 @@ def restore_options(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError("cannot use --import with --all or --latest")
     if args.import_ and args.containers:
         raise UsageError("cannot use --import with positional arguments")
-    if args.name and not args.import_:
-        raise UsageError("--name can only be used with image or --import")
+    for option, given in (("--name", args.name), ("--publish", args.publish)):
+        if given and not args.import_:
+            raise UsageError(f"{option} can only be used with image or --import")
     return dict(keep=args.keep, tcp_established=args.tcp_established, tcp_close=args.tcp_close,
                 file_locks=args.file_locks, ignore_rootfs=args.ignore_rootfs, ignore_volumes=args.ignore_volumes,
                 import_previous=args.import_previous, print_stats=args.print_stats)
@@ -269,7 +273,20 @@ def _restore_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-i", "--import", dest="import_", help="restore from an exported checkpoint archive (tar.gz)")
     p.add_argument("-n", "--name", help="name of the restored container (imports only): a new container ID")
     p.add_argument("--import-previous", help="restore from an exported pre-checkpoint archive (tar.gz)")
+    p.add_argument("-p", "--publish", action="append", default=[], metavar="[IP:][HOSTPORT:]CTRPORT[/PROTO]",
+                   help="publish these ports instead of the archive's (imports only)")
     _checkpoint_restore_common(p, "restore")
+
+
+def _port_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("private", nargs="?", metavar="PRIVATE_PORT[/PROTO]", help="show only this container port")
+
+
+def _network_reload_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-a", "--all", action="store_true", help="reload the network of all running containers")
+    p.add_argument("-l", "--latest", action="store_true", help="act on the latest container kernelext knows of")
+    _containers(p, "*")
 
 
 def _events_flags(p: argparse.ArgumentParser) -> None:
@@ -351,6 +368,7 @@ CONTAINER_COMMANDS = _table(
     ("logs", CommandSpec("logs", "Show the logs of a container", _logs_flags)),
     ("mount", CommandSpec("mount", "Mount a container's root filesystem", _mount_flags)),
     ("pause", CommandSpec("pause", "Pause all processes of containers", _containers)),
+    ("port", CommandSpec("port", "List the published ports of a container", _port_flags)),
     ("ps", CommandSpec("ps", "List containers", _ps_flags, ("ls", "list"))),
     ("restart", CommandSpec("restart", "Restart one or more containers", _restart_flags)),
     ("restore", CommandSpec("restore", "Restore one or more checkpointed containers", _restore_flags)),
@@ -372,6 +390,11 @@ IMAGE_COMMANDS = _table(
     ("rm", CommandSpec("image-rm", "Remove images", _image_rm_flags, ("remove",))),
 )
 
+NETWORK_COMMANDS = _table(
+    ("reload", CommandSpec("network-reload", "Reload the port forwarding and loopback of containers",
+                           _network_reload_flags)),
+)
+
 #: Commands only at the top level, besides the container commands and the groups.
 TOP_COMMANDS = _table(
     ("images", CommandSpec("image-ls", "List images", _image_ls_flags)),
@@ -382,6 +405,7 @@ TOP_COMMANDS = _table(
 GROUPS: dict[str, tuple[str, dict[str, CommandSpec]]] = {
     "container": ("Manage containers", CONTAINER_COMMANDS),
     "image": ("Manage images", IMAGE_COMMANDS),
+    "network": ("Manage the network of containers", NETWORK_COMMANDS),
 }
 
 

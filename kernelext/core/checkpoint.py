@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kernelext.config import find_criu
-from kernelext.core.state import ContainerConfig, ContainerStatus
+from kernelext.core import ports
+from kernelext.core.state import ContainerConfig, ContainerStatus, NetworkMode
 from kernelext.errors import (
     ContainerStateError,
     InvalidArgumentError,
@@ -548,6 +549,7 @@ def _finish_stopped(ctr: Container) -> None:
     st.restored = False
     st.restored_at = 0.0
     st.finished_at = now
+    ctr._teardown_network()
     # runc removes its container after a dump that did not leave it running: skip a needless `runc delete`.
     if _runc_knows(ctr):
         ctr._runtime.runc.delete(ctr.id)
@@ -590,26 +592,33 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
     ctr._remove_conmon_files()
     if _runc_knows(ctr):
         ctr._runtime.runc.delete(ctr.id)  # a leftover of an earlier failed attempt would block the restore
-    try:
-        rootfs = ctr._mount_storage()
-        if options.import_ is not None and not options.ignore_rootfs:
-            _apply_rootfs_diff(ctr, bundle, rootfs)
-        if options.import_ is not None or not (bundle / "config.json").exists():
-            ctr._write_spec(rootfs)  # in place, the spec the container was checkpointed with is still there
-        conmon_options = ctr._conmon_options(restore_from=bundle / CHECKPOINT_DIR, runtime_opts=options.runtime_opts,
-                                             runtime_args=[f"--criu={criu}"])
-        runtime_started = time.monotonic()
+    with ports.bound(ctr.config.ports) as sockets:  # a taken port fails before CRIU runs
         try:
-            launched = conmon.launch(ctr._runtime.opts.conmon, conmon_options, ctr._runtime.namespace)
-        except RuntimeFailure as exc:
-            raise criu_failure(ctr, "restore", exc.message, bundle / RESTORE_LOG) from None
-        runtime_duration = time.monotonic() - runtime_started
-    except BaseException:
-        ctr._runtime.runc.delete(ctr.id)
-        ctr._remove_conmon_files()
-        ctr._unmount_storage()
-        ctr._save()
-        raise
+            rootfs = ctr._mount_storage()
+            if options.import_ is not None and not options.ignore_rootfs:
+                _apply_rootfs_diff(ctr, bundle, rootfs)
+            if options.import_ is not None or not (bundle / "config.json").exists():
+                ctr._write_spec(rootfs)  # in place, the spec the container was checkpointed with is still there
+            conmon_options = ctr._conmon_options(restore_from=bundle / CHECKPOINT_DIR,
+                                                 runtime_opts=options.runtime_opts, runtime_args=[f"--criu={criu}"])
+            runtime_started = time.monotonic()
+            try:
+                launched = conmon.launch(ctr._runtime.opts.conmon, conmon_options, ctr._runtime.namespace)
+            except RuntimeFailure as exc:
+                raise criu_failure(ctr, "restore", exc.message, bundle / RESTORE_LOG) from None
+            runtime_duration = time.monotonic() - runtime_started
+        except BaseException:
+            ctr._runtime.runc.delete(ctr.id)
+            ctr._remove_conmon_files()
+            ctr._unmount_storage()
+            ctr._save()
+            raise
+        try:
+            # Always: runc restores into a fresh network namespace whose loopback is down (DESIGN.md §4).
+            ctr._setup_network(launched.pid, sockets)
+        except BaseException:
+            ctr._abandon_launch(launched.conmon_pid)
+            raise
     now = time.time()
     st.new_run(launched.pid, launched.conmon_pid, launched.conmon_start_time)
     st.status = S.RUNNING
@@ -648,8 +657,12 @@ def _read_archive_config(archive: Path) -> ContainerConfig:
             raise InvalidArgumentError(f"{archive}: unreadable {CONFIG_DUMP}: {exc}", operation="restore") from None
 
 
-def import_archive(runtime: Runtime, archive: Path, name: str | None) -> Container:
-    """Re-create an archive's container in state ``created``: its ID, or a new ID with ``name``."""
+def import_archive(runtime: Runtime, archive: Path, name: str | None,
+                   publish: list[ports.PortMapping] | None = None) -> Container:
+    """Re-create an archive's container in state ``created``: its ID, or a new ID with ``name``.
+
+    ``publish`` replaces the archive's port mappings.
+    """
 
     config = _read_archive_config(archive)
     try:
@@ -657,6 +670,8 @@ def import_archive(runtime: Runtime, archive: Path, name: str | None) -> Contain
     except NoSuchImageError:
         image = runtime.images.get(config.image_name)  # the same image, imported again on this host
     config.image_id, config.image_name = image.id, image.name
+    if publish is not None:
+        config.ports = ports.publish(publish, host_network=config.network is NetworkMode.HOST)
     if name is not None:
         config.id = os.urandom(32).hex()
         config.name = name

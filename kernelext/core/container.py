@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import signal as signal_mod
+import socket
 import subprocess
 import threading
 import time
@@ -29,6 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from kernelext import rootless
+from kernelext.core import ports
+from kernelext.core.ports import PortMapping
 from kernelext.core.state import (
     ACTIVE_STATES,
     ALLOWED_FROM,
@@ -49,7 +52,7 @@ from kernelext.errors import (
     RuntimeFailure,
     WaitTimeoutError,
 )
-from kernelext.oci import conmon, spec
+from kernelext.oci import conmon, forwarder, spec
 from kernelext.oci.attach import AttachSocket
 from kernelext.oci.monitor import ExitWatcher, is_alive, process_start_time, wait_until
 from kernelext.storage.overlay import Layer
@@ -133,6 +136,11 @@ class Container:
     @property
     def log_path(self) -> Path:
         return self.bundle / "ctr.log"
+
+    @property
+    def ports(self) -> list[PortMapping]:
+        """The published ports (``-p``), host ports resolved."""
+        return list(self.config.ports)
 
     @property
     def layer(self) -> Layer:
@@ -327,15 +335,22 @@ class Container:
         """Create the container in runc under a new conmon (state ``initialized``)."""
         if self.state.conmon_pid:
             self._remove_conmon_files()
-        try:
-            rootfs = self._mount_storage()
-            self._write_spec(rootfs)
-            started = conmon.launch(self._runtime.opts.conmon, self._conmon_options(), self._runtime.namespace)
-        except BaseException:
-            self._runtime.runc.delete(self.id)
-            self._unmount_storage()
-            self._save()
-            raise
+        with ports.bound(self.config.ports) as sockets:  # a taken port fails before anything runs
+            try:
+                rootfs = self._mount_storage()
+                self._write_spec(rootfs)
+                started = conmon.launch(self._runtime.opts.conmon, self._conmon_options(), self._runtime.namespace)
+            except BaseException:
+                self._runtime.runc.delete(self.id)
+                self._unmount_storage()
+                self._save()
+                raise
+            if sockets:  # runc brought the loopback up: only ports need the forwarder
+                try:
+                    self._setup_network(started.pid, sockets)
+                except BaseException:
+                    self._abandon_launch(started.conmon_pid)
+                    raise
         st = self.state
         st.new_run(started.pid, started.conmon_pid, started.conmon_start_time)
         st.status = S.CREATED
@@ -362,7 +377,32 @@ class Container:
         if self.state.status in (S.CONFIGURED, S.EXITED):
             self._init()
 
+    def _abandon_launch(self, conmon_pid: int) -> None:
+        """Undo a launch whose network setup failed: no runtime container, conmon or conmon files left."""
+        self._runtime.runc.delete(self.id)
+        with ExitWatcher(self._runtime.opts.exit_file(self.id), conmon_pid) as watcher:
+            wait_until(lambda: process_start_time(conmon_pid) is None, watcher, KILL_TIMEOUT_S)
+        self._remove_conmon_files()
+        self._unmount_storage()
+        self._save()
+
+    def _setup_network(self, pid: int, sockets: list[socket.socket]) -> None:
+        """Bring the loopback of ``pid``'s network namespace up and forward the published ports into it."""
+        routes = [forwarder.Route(sock, mapping.container_port, mapping.protocol.value)
+                  for sock, mapping in zip(sockets, self.config.ports)]
+        started = forwarder.start(self.id, pid, routes)
+        self.state.forwarder_pid, self.state.forwarder_start_time = (
+            (started.pid, started.start_time) if started else (0, 0))
+
+    def _teardown_network(self) -> None:
+        """Stop forwarding: the host ports are closed, and their connections, on return."""
+        st = self.state
+        if st.forwarder_pid:
+            forwarder.stop(forwarder.Forwarder(st.forwarder_pid, st.forwarder_start_time))
+            st.forwarder_pid = st.forwarder_start_time = 0
+
     def _cleanup_runtime(self) -> None:
+        self._teardown_network()
         self._runtime.runc.delete(self.id)
         if self.state.status in (S.STOPPED, S.STOPPING):
             self.state.status = S.EXITED
@@ -405,7 +445,8 @@ class Container:
             self.state.status = S.STOPPED
             self.state.exited = True
             self.state.exit_code = -1
-            self._save()
+        self._teardown_network()  # the port closes with the stop, not only at cleanup
+        self._save()
         self._event("stop")
 
     def _signal(self, sig: signal_mod.Signals) -> None:
@@ -442,6 +483,20 @@ class Container:
         with self._locked():
             self._event("sync")
             return self.state.status
+
+    def reload_network(self) -> None:
+        """Tear down and re-establish port forwarding and the loopback (podman's ``ReloadNetwork``).
+
+        The container's processes are untouched; connections through the old forwarder are closed.
+        """
+        with self._locked():
+            self._check("reload_network", "cannot reload network unless container network has been configured: "
+                                          "container state improper")
+            self._teardown_network()
+            self._save()
+            with ports.bound(self.config.ports) as sockets:
+                self._setup_network(self.state.pid, sockets)
+            self._save()
 
     def reload(self) -> Container:
         """Refresh this object from the store (and conmon's exit file)."""
@@ -831,6 +886,7 @@ class Container:
                         "containers cannot be removed without force: container state improper",
                         container=self.name, operation="remove")
                 self._force_kill()
+            self._teardown_network()
             known_to_runc = st.status not in (S.CONFIGURED, S.EXITED)  # cleanup already ran `runc delete`
             st.status = S.REMOVING
             self._save()

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kernelext.core.container import Container
+from kernelext.core.ports import select as select_ports
 from kernelext.core.state import ContainerStatus
 from kernelext.errors import (
     ContainerRemovedError,
@@ -73,6 +74,25 @@ def restore_targets(rt: Runtime, names: list[str], *, all_: bool = False, latest
     """``podman container restore`` targets: ``--all`` means every checkpointed, exited container."""
     return _targets(rt, names, all_=all_, latest=latest,
                     eligible=lambda c: c.state.checkpointed and c.status is ContainerStatus.EXITED)
+
+
+def network_reload_targets(rt: Runtime, names: list[str], *, all_: bool = False,
+                           latest: bool = False) -> list[str]:
+    """``podman network reload`` targets: ``--all`` means every running container."""
+    return _targets(rt, names, all_=all_, latest=latest, eligible=lambda c: c.status is ContainerStatus.RUNNING)
+
+
+def reload_network(ctr: Container) -> str:
+    """``podman network reload``: the container's ID once its forwarding and loopback are back."""
+    ctr.reload_network()
+    return ctr.id
+
+
+def port_lines(ctr: Container, private: str | None = None) -> list[str]:
+    """``podman port``: ``80/tcp -> 127.0.0.1:8080`` per mapping, or ``127.0.0.1:8080`` for one container port."""
+    if private is None:
+        return [str(mapping) for mapping in ctr.ports]
+    return [f"{mapping.host_ip}:{mapping.host_port}" for mapping in select_ports(ctr.ports, private)]
 
 
 def after_exit(ctr: Container, *, only_stopped: bool, remove: bool) -> None:

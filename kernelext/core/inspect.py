@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from kernelext.core.ports import inspect_ports
 from kernelext.core.state import ContainerStatus
 from kernelext.oci.spec import hostname_of
 
@@ -67,7 +68,7 @@ def inspect_document(ctr: Container) -> dict[str, Any]:
         "Mounts": [],
         "Dependencies": [],
         "ExecIDs": [session_id for session_id, _, _ in ctr._exec_sessions()],
-        "NetworkSettings": {"Ports": {}},
+        "NetworkSettings": {"Ports": inspect_ports(cfg.ports)},
         "Namespace": "",
         "IsInfra": False,
         "GraphDriver": {"Name": "overlay", "Data": {
@@ -92,5 +93,6 @@ def inspect_document(ctr: Container) -> dict[str, Any]:
             "RestartPolicy": {"Name": cfg.restart_policy.name.value,
                               "MaximumRetryCount": cfg.restart_policy.max_retries},
             "AutoRemove": cfg.auto_remove,
+            "PortBindings": inspect_ports(cfg.ports),
         },
     }

@@ -15,6 +15,7 @@ from typing import Any, BinaryIO
 
 import kernelext
 from kernelext.config import StoreOptions
+from kernelext.core import ports
 from kernelext.core.container import Container, parse_signal
 from kernelext.core.events import EventLog
 from kernelext.core.names import random_name
@@ -101,8 +102,13 @@ class Runtime:
                entrypoint: Iterable[str] | None = None, env: Iterable[str] = (), workdir: str | None = None,
                user: str | None = None, tty: bool = False, stdin: bool = False, network: str = "none",
                restart_policy: str = "no", stop_signal: str | None = None, stop_timeout: int | None = None,
-               auto_remove: bool = False, labels: dict[str, str] | None = None) -> Container:
-        """Create a container (state ``created``); nothing runs yet."""
+               auto_remove: bool = False, labels: dict[str, str] | None = None,
+               publish: Iterable[str | ports.PortMapping] = ()) -> Container:
+        """Create a container (state ``created``); nothing runs yet.
+
+        ``publish``: podman's ``-p`` values (``"8080:80"``, ``"127.0.0.1::80/udp"``) or
+        :class:`~kernelext.core.ports.PortMapping` objects; a host port 0 becomes a free one now.
+        """
         img = self.images.get(image)
         policy = RestartPolicy.parse(restart_policy)
         if auto_remove and policy.name.value != "no":
@@ -120,11 +126,13 @@ class Runtime:
         workdir = workdir or img.config.workdir or "/"
         if not workdir.startswith("/"):
             raise InvalidArgumentError(f"workdir {workdir!r} must be an absolute path")
+        network_mode = NetworkMode.parse(network)
+        mappings = ports.publish(publish, host_network=network_mode is NetworkMode.HOST)
         ctr_id = os.urandom(32).hex()
         config = ContainerConfig(
             id=ctr_id, name=name or random_name(), image_id=img.id, image_name=img.name, command=cmd,
             entrypoint=entry, env=list(env), workdir=workdir, user=user or "", tty=tty, stdin=stdin,
-            network=NetworkMode.parse(network), restart_policy=policy,
+            network=network_mode, restart_policy=policy, ports=mappings,
             stop_signal=parse_signal(stop_signal or DEFAULT_STOP_SIGNAL).name,
             stop_timeout=self._stop_timeout(stop_timeout), auto_remove=auto_remove, labels=dict(labels or {}),
             created_at=time.time())
@@ -207,8 +215,12 @@ class Runtime:
     def restore_from_archive(self, path: str | Path, name: str | None = None, *, keep: bool = False,
                              tcp_established: bool = False, tcp_close: bool = False, file_locks: bool = False,
                              ignore_rootfs: bool = False, ignore_volumes: bool = False,
-                             import_previous: str | Path | None = None, print_stats: bool = False) -> Container:
+                             import_previous: str | Path | None = None, print_stats: bool = False,
+                             publish: Iterable[str | ports.PortMapping] | None = None) -> Container:
         """Bring back an exported checkpoint: the same container ID, or a new one named ``name``.
+
+        Its published ports are the same host ports as before, or ``publish`` instead (podman's
+        ``restore --import --publish``).
 
         Needs the container's image in this store. Nothing is left behind if it
         fails; with ``print_stats`` the statistics are in ``container.statistics``.
@@ -221,7 +233,8 @@ class Runtime:
             ignore_rootfs=ignore_rootfs, ignore_volumes=ignore_volumes, import_previous=import_previous,
             print_stats=print_stats)
         cr.RestoreOptions.build(import_=archive, name=name, **options)  # refuse bad options before creating anything
-        container = cr.import_archive(self, archive, name)
+        mappings = None if publish is None else ports.parse_all(publish)
+        container = cr.import_archive(self, archive, name, mappings)
         try:
             container.restore(import_=archive, **options)
         except BaseException:

@@ -11,6 +11,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from kernelext.core.ports import PortMapping
 from kernelext.errors import InvalidArgumentError
 
 DEFAULT_STOP_TIMEOUT = 10
@@ -63,6 +64,7 @@ ALLOWED_FROM: dict[str, frozenset[ContainerStatus]] = {
     "exec": frozenset({S.RUNNING}),
     "checkpoint": frozenset({S.RUNNING}),
     "restore": frozenset({S.CONFIGURED, S.EXITED}),
+    "reload_network": frozenset({S.CREATED, S.RUNNING}),
     "remove": _ANY,
 }
 
@@ -132,7 +134,12 @@ class RestartPolicy:
 
 
 class NetworkMode(enum.Enum):
-    """``none``: a private network namespace with loopback up; ``host``: the host's."""
+    """``none``: a private network namespace with loopback up; ``host``: the host's.
+
+    Unlike podman's ``none``, ours accepts published ports: it is the only mode
+    with a namespace of its own (there is no bridge here), and ports reach it
+    through a loopback forwarder as rootless podman's do (kernelext.core.ports).
+    """
 
     NONE = "none"
     HOST = "host"
@@ -167,6 +174,7 @@ class ContainerConfig:
     auto_remove: bool = False
     labels: dict[str, str] = field(default_factory=dict)
     created_at: float = 0.0
+    ports: list[PortMapping] = field(default_factory=list)
 
     @property
     def args(self) -> list[str]:
@@ -179,6 +187,7 @@ class ContainerConfig:
         data["labels"] = dict(self.labels)
         data["network"] = self.network.value
         data["restart_policy"] = str(self.restart_policy)
+        data["ports"] = [mapping.to_json() for mapping in self.ports]
         return data
 
     @classmethod
@@ -186,6 +195,7 @@ class ContainerConfig:
         data = dict(data)
         data["network"] = NetworkMode(data["network"])
         data["restart_policy"] = RestartPolicy.parse(data["restart_policy"])
+        data["ports"] = [PortMapping.from_json(item) for item in data.get("ports", [])]  # absent before ports
         return cls(**data)
 
 
@@ -212,6 +222,9 @@ class ContainerRuntimeState:
     checkpointed_at: float = 0.0
     restored: bool = False
     restored_at: float = 0.0
+    #: The port forwarder serving the published ports while the container runs (0: none).
+    forwarder_pid: int = 0
+    forwarder_start_time: int = 0
 
     def to_json(self) -> dict[str, Any]:
         data = dict(self.__dict__)  # all fields are scalars

@@ -462,7 +462,7 @@ def _checkpoint(m: ContainerMagics, args: argparse.Namespace) -> Any:
 def _restore(m: ContainerMagics, args: argparse.Namespace) -> Any:
     options = restore_options(args)
     if args.import_:
-        ctr = m.rt.restore_from_archive(args.import_, args.name, **options)
+        ctr = m.rt.restore_from_archive(args.import_, args.name, publish=args.publish or None, **options)
         return ctr.statistics if args.print_stats else ctr
     results = []
     for name in engine.restore_targets(m.rt, args.containers, all_=args.all, latest=args.latest):
@@ -470,6 +470,18 @@ def _restore(m: ContainerMagics, args: argparse.Namespace) -> Any:
         stats = ctr.restore(**options)
         results.append(stats if args.print_stats else ctr)
     return results[0] if len(results) == 1 else results
+
+
+@handles("port")
+def _port(m: ContainerMagics, args: argparse.Namespace) -> None:
+    for line in engine.port_lines(m.rt.get(args.container), args.private):
+        print(line)
+
+
+@handles("network-reload")
+def _network_reload(m: ContainerMagics, args: argparse.Namespace) -> Container | ContainerList:
+    names = engine.network_reload_targets(m.rt, args.containers, all_=args.all, latest=args.latest)
+    return m._each(names, Container.reload_network)
 
 
 @handles("cp")
