@@ -54,9 +54,8 @@ def stop_ms(rt: Runtime, runs: int) -> float:
     return statistics.median(samples) * 1000
 
 
-def measure(runs: int) -> dict[str, float]:
-    """The measurements, as whoever runs this."""
-    work = Path(tempfile.mkdtemp(prefix="kx-bench-rootless-"))
+def measure(runs: int, work: Path) -> dict[str, float]:
+    """The measurements, as whoever runs this, in a store under ``work`` (left for the caller to delete)."""
     rt = Runtime(work / "root", work / "run")
     try:
         rt.images.get("busybox")
@@ -107,7 +106,6 @@ def measure(runs: int) -> dict[str, float]:
         if rt.namespace.rootless:
             rt.namespace.stop()
         rt.close()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> None:
@@ -116,17 +114,23 @@ def main() -> None:
     parser.add_argument("--user", default=os.environ.get("KERNELEXT_TEST_USER", "kernelext-test"))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        print(json.dumps(measure(args.runs)))
-        return
-    if os.geteuid() != 0:
-        sys.exit("run as root: it measures root, then the same as --user")
-    root = measure(args.runs)
-    subprocess.run([str(REPO / "scripts" / "stage-checkout.sh"), str(STAGE), args.user], check=True)
-    proc = subprocess.run(["runuser", "-u", args.user, "--", f"{STAGE}/.venv/bin/python",
-                           f"{STAGE}/bench/bench_rootless.py", "--child", "--runs", str(args.runs)],
-                          cwd="/", capture_output=True, text=True, check=True)
-    rootless = json.loads(proc.stdout)
+    work = Path(tempfile.mkdtemp(prefix="kx-bench-rootless-"))
+    try:
+        if args.child:
+            print(json.dumps(measure(args.runs, work)))
+            return
+        if os.geteuid() != 0:
+            sys.exit("run as root: it measures root, then the same as --user")
+        root = measure(args.runs, work)
+        # root's files stay until the user's run is over: a mass delete slows the small-file
+        # creations that follow on these disks (DESIGN.md §7), which would favour root.
+        subprocess.run([str(REPO / "scripts" / "stage-checkout.sh"), str(STAGE), args.user], check=True)
+        proc = subprocess.run(["runuser", "-u", args.user, "--", f"{STAGE}/.venv/bin/python",
+                               f"{STAGE}/bench/bench_rootless.py", "--child", "--runs", str(args.runs)],
+                              cwd="/", capture_output=True, text=True, check=True)
+        rootless = json.loads(proc.stdout)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     width = max(map(len, root))
     print(f"{'':{width}}  {'root':>9}  {'rootless':>9}  ratio")
     for key, value in root.items():

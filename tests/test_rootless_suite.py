@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import os
 import pwd
+import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import ROOTLESS
+from kernelext.rootless import PAUSE_PID_FILE
 
 REPO = Path(__file__).resolve().parent.parent
 STAGE = Path(os.environ.get("KERNELEXT_ROOTLESS_STAGE", "/var/lib/kernelext-rootless-tests"))
@@ -52,3 +54,36 @@ def test_suite_passes_as_a_normal_user(user: str, tests: list[str]) -> None:
     summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
     assert proc.returncode == 0, f"rootless run as {user} failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
     assert " passed" in summary and "failed" not in summary and "error" not in summary, summary
+
+
+def _cli_as(user: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    home = pwd.getpwnam(user).pw_dir
+    return subprocess.run(["runuser", "-u", user, "--", "env", "-i", f"HOME={home}", "LANG=C.UTF-8",
+                           f"PATH={STAGE}/.venv/bin:/usr/bin:/bin", f"{STAGE}/.venv/bin/python", "-m", "kernelext",
+                           *argv], cwd="/", capture_output=True, text=True, timeout=120)
+
+
+def test_two_users_cannot_see_or_touch_each_others_containers() -> None:
+    """Each user's default store is private: the other user's CLI can neither list nor stop its containers."""
+    owner, other = USER_SUBIDS, USER_PLAIN
+    owner_home = Path(pwd.getpwnam(owner).pw_dir)
+    store = owner_home / ".local/share/kernelext/storage"
+    runroot = Path(f"/tmp/kernelext-run-{pwd.getpwnam(owner).pw_uid}")
+    name = f"private-{os.getpid()}"
+    started = _cli_as(owner, "run", "-d", "--name", name, "busybox", "sleep", "1000")
+    assert started.returncode == 0, started.stderr
+    try:
+        assert name in _cli_as(owner, "ps", "--format", "{{.Names}}").stdout.split()
+        assert name not in _cli_as(other, "ps", "-a", "--format", "{{.Names}}").stdout.split()
+        for argv in (["--root", str(store), "--runroot", str(runroot), "ps", "-a"],
+                     ["--root", str(store), "--runroot", str(runroot), "stop", name]):
+            proc = _cli_as(other, *argv)
+            assert proc.returncode == 125 and proc.stderr.startswith("Error: ") and len(proc.stderr.splitlines()) == 1
+        for private in (store, runroot):
+            assert private.stat().st_mode & 0o077 == 0 and private.stat().st_uid == pwd.getpwnam(owner).pw_uid
+        assert _cli_as(owner, "inspect", "--format", "{{.State.Status}}", name).stdout.strip() == "running"
+    finally:
+        assert _cli_as(owner, "rm", "-f", name).returncode == 0
+        pause = runroot / PAUSE_PID_FILE  # the user keeps its pause process; the test must not
+        os.kill(int(pause.read_text()), signal.SIGKILL)
+        pause.unlink()

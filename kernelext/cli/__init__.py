@@ -53,5 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # e.g. a store this user may not open: one line, as podman
+        sys.stderr.write(f"Error: {exc}\n")
+        return ERROR_EXIT
     finally:
         logger.removeHandler(handler)
