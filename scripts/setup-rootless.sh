@@ -23,5 +23,5 @@ if [ ! -x "$STAGE/.venv/bin/python" ]; then
     runuser -u "$USER_SUBIDS" -- /usr/bin/python3 -m venv "$STAGE/.venv"
 fi
 runuser -u "$USER_SUBIDS" -- env HOME="$STAGE" "$STAGE/.venv/bin/python" -m pip install -q \
-    --disable-pip-version-check -e "$STAGE[test]"
+    --disable-pip-version-check -e "$STAGE[test]" --config-settings editable_mode=compat
 echo "setup: rootless test users $USER_SUBIDS (subordinate IDs) and $USER_PLAIN (none), copy in $STAGE"

@@ -29,7 +29,8 @@ scripts/provision-criu.sh
 PYTHON=${PYTHON:-python3}
 "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), "kernelext needs Python >= 3.11"'
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+# compat: a plain path entry, not an import hook that every Python start-up (the CLI's too) would load.
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat
 # Normal users and a copy of the checkout they can read, for the rootless tests.
 scripts/setup-rootless.sh
 echo "setup: done ($(.venv/bin/python --version), $(runc --version | head -1), $(conmon --version | head -1))"
