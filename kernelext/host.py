@@ -73,7 +73,8 @@ def _overlay(rootless: bool) -> Feature:
         return Feature(True, "kernel overlayfs")
     if userns_overlay_supported():
         return Feature(True, "kernel overlayfs inside the user namespace")
-    return Feature(False, "overlayfs in a user namespace needs Linux >= 5.11 (no fuse-overlayfs or copy fallback yet)")
+    return Feature(False, "overlayfs in a user namespace needs Linux >= 5.11: new stores use the vfs driver "
+                          "(a full copy of the image per container)")
 
 
 def _user_namespaces() -> Feature:

@@ -191,7 +191,9 @@ class UserNamespace(Namespace):
 
     def __init__(self, runroot: Path, id_map: IdMap | None = None) -> None:
         self.runroot = runroot
-        self.id_map = id_map or (current_id_map() if self.direct else user_id_map())
+        # Processes conmon starts (the exit command) are already inside it.
+        self._inside = not in_initial_user_namespace()
+        self.id_map = id_map or (current_id_map() if self._inside else user_id_map())
         self._pid: int | None = None
 
     def mapped_gids(self) -> range:
@@ -214,8 +216,7 @@ class UserNamespace(Namespace):
 
     @property
     def direct(self) -> bool:
-        # Only a process inside a user namespace has euid 0 when rootless.
-        return os.geteuid() == 0
+        return self._inside
 
     def command(self, argv: Sequence[str]) -> list[str]:
         if self.direct:

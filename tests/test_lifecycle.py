@@ -15,6 +15,7 @@ from conftest import ROOTLESS, Store, needs_root, wait_until
 
 from kernelext import (
     ContainerRunningError,
+    InvalidArgumentError,
     ContainerStateError,
     ContainerStatus,
     ContainerStoppedError,
@@ -358,6 +359,34 @@ def test_ps_lists_states_and_formats(store: Store) -> None:
     assert table[0].split()[:2] == ["CONTAINER", "ID"] and len(table) == 3
     assert any("Exited (2)" in line for line in table)
     assert store.cli("ps", "-aq").stdout.split() == [c.short_id for c in rt.list()]
+
+
+def test_vfs_driver_gives_each_container_a_copy_of_the_image(store: Store, tmp_path) -> None:
+    """The fallback where overlayfs cannot be mounted (rootless before Linux 5.11), forced here."""
+    rt = Runtime(tmp_path / "vfs-root", tmp_path / "vfs-run", storage_driver="vfs")
+    try:
+        ctr = rt.run("busybox", ["sh", "-c", "rm /etc/group; echo x >> /etc/passwd; echo new > /srv/new; "
+                                             "sleep 1000"], name="copied")
+        assert wait_until(lambda: ctr.exec_run(["test", "-s", "/srv/new"]).exit_code == 0)
+        assert [str(c) for c in ctr.diff()] == ["C /etc", "D /etc/group", "C /etc/passwd", "C /srv", "A /srv/new"]
+        assert ctr.inspect()["GraphDriver"] == {"Name": "vfs", "Data": {}}
+        (tmp_path / "in.txt").write_text("in\n")
+        rt.copy(str(tmp_path / "in.txt"), "copied:/tmp/")
+        rt.copy("copied:/srv/new", str(tmp_path))
+        assert (tmp_path / "new").read_text() == "new\n" and ctr.exec_run(["cat", "/tmp/in.txt"]).output == b"in\n"
+        image_rootfs = rt.images.get("busybox").rootfs
+        assert not (image_rootfs / "srv" / "new").exists() and (image_rootfs / "etc" / "group").exists()
+        ctr.remove(force=True)
+        assert os.listdir(rt.opts.root / "overlay") == []
+        with pytest.raises(InvalidArgumentError, match='^database storage graph driver "vfs" does not match our '
+                                                       'storage graph driver "overlay"'):
+            Runtime(tmp_path / "vfs-root", tmp_path / "vfs-run", storage_driver="overlay")
+    finally:
+        for ctr in rt.list():
+            ctr.remove(force=True)
+        if rt.namespace.rootless:
+            rt.namespace.stop()
+        rt.close()
 
 
 def test_mount_is_reference_counted(store: Store) -> None:

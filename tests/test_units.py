@@ -9,8 +9,16 @@ import pytest
 
 import kernelext
 from kernelext.core.logs import read_log
-from kernelext.errors import CommandNotFoundError, ContainerStateError, KernelextError, NoSuchContainerError
+from kernelext.errors import (
+    CommandNotFoundError,
+    ContainerStateError,
+    InvalidArgumentError,
+    KernelextError,
+    NoSuchContainerError,
+)
 from kernelext.oci.attach import Detached, DetachFilter, parse_detach_keys
+from kernelext.rootless import IdMap, IdRange, Namespace, UserNamespace, userns_overlay_supported
+from kernelext.storage.driver import StorageDriver, store_driver
 from kernelext.storage.users import resolve_user
 
 
@@ -77,3 +85,30 @@ def test_public_facade_is_sorted_and_complete() -> None:
     assert kernelext.__all__ == sorted(kernelext.__all__)
     for name in kernelext.__all__:
         assert hasattr(kernelext, name)
+
+
+@pytest.mark.parametrize(("release", "supported"), [("5.10.0-28-amd64", False), ("5.11.0", True),
+                                                    ("6.18.44-fc-v782", True), ("4.19.0", False), ("weird", False)])
+def test_rootless_overlay_needs_linux_5_11(release: str, supported: bool) -> None:
+    assert userns_overlay_supported(release) is supported
+
+
+def test_id_maps_translate_both_ways() -> None:
+    ns = UserNamespace(Path("/nonexistent"), IdMap((IdRange(0, 1000, 1), IdRange(1, 100000, 65536)),
+                                                   (IdRange(0, 1000, 1), IdRange(1, 100000, 65536))))
+    assert ns.host_ids(0, 0) == (1000, 1000) and ns.host_ids(1000, 5) == (100999, 100004)
+    assert ns.host_ids(70000, 0) is None
+    assert ns.container_ids(100999, 1000) == (1000, 0) and ns.container_ids(0, 0) == (65534, 65534)
+    assert ns.mapped_gids() == range(0, 65537) and ns.id_map.subordinate
+    single = IdMap((IdRange(0, 1000, 1),), (IdRange(0, 1000, 1),))
+    assert not single.subordinate and "no subordinate IDs" in single.describe()
+
+
+def test_a_store_keeps_its_storage_driver(tmp_path: Path) -> None:
+    ns = Namespace()
+    assert store_driver(tmp_path, ns, "vfs") is StorageDriver.VFS
+    assert store_driver(tmp_path, ns) is StorageDriver.VFS  # recorded at creation
+    with pytest.raises(InvalidArgumentError, match="does not match our storage graph driver"):
+        store_driver(tmp_path, ns, "overlay")
+    with pytest.raises(InvalidArgumentError, match="unsupported storage driver 'btrfs'"):
+        store_driver(tmp_path / "other", ns, "btrfs")

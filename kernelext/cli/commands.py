@@ -568,6 +568,7 @@ def cmd_info(rt: Runtime, args: argparse.Namespace) -> int:
     caps = host_capabilities(rt.opts)
     doc = caps.to_json()
     doc["store"] = {"root": str(rt.opts.root), "runroot": str(rt.opts.runroot),
+                    "graphDriverName": rt.storage_driver.value,
                     "containers": len(rt.db.all_containers()), "images": len(rt.db.all_images())}
     if args.format and args.format != "json":
         out(render_template(args.format, doc))

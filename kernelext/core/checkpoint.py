@@ -52,7 +52,7 @@ from kernelext.errors import (
 )
 from kernelext.oci import conmon
 from kernelext.rootless import is_rootless
-from kernelext.storage.layerdiff import ChangeKind, layer_changes
+from kernelext.storage.layerdiff import ChangeKind
 
 if TYPE_CHECKING:
     from kernelext.core.container import Container
@@ -352,7 +352,7 @@ def _in_root(root: Path, work: Callable[[], None]) -> None:
 def _layer_changes(ctr: Container) -> tuple[list[str], list[str]]:
     """podman's split of ``diff``: (added paths and modified non-directories, deleted paths)."""
     layer = ctr.layer
-    changes = layer_changes(layer.upper, layer.lower)
+    changes = layer.changes()
     changed = [c.path for c in changes if c.kind is ChangeKind.ADDED or
                (c.kind is ChangeKind.CHANGED and not (layer.upper / c.path.lstrip("/")).is_dir())]
     return changed, [c.path for c in changes if c.kind is ChangeKind.DELETED]

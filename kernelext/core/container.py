@@ -55,7 +55,7 @@ from kernelext.errors import (
 from kernelext.oci import conmon, forwarder, spec
 from kernelext.oci.attach import AttachSocket
 from kernelext.oci.monitor import ExitWatcher, is_alive, process_start_time, wait_until
-from kernelext.storage.overlay import Layer
+from kernelext.storage.driver import ContainerLayer
 from kernelext.storage.users import resolve_user
 
 if TYPE_CHECKING:
@@ -143,9 +143,10 @@ class Container:
         return list(self.config.ports)
 
     @property
-    def layer(self) -> Layer:
-        return Layer(self._runtime.opts.layer_dir(self.id), self._runtime.images.get(self.config.image_id).rootfs,
-                     self._runtime.namespace)
+    def layer(self) -> ContainerLayer:
+        return self._runtime.storage_driver.layer(self._runtime.opts.layer_dir(self.id),
+                                                  self._runtime.images.get(self.config.image_id).rootfs,
+                                                  self._runtime.namespace)
 
     def __repr__(self) -> str:
         return f"<Container {self.name} {self.short_id} {self.status.value}>"

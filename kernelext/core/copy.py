@@ -56,7 +56,7 @@ from kernelext.storage.copyrules import (
     plan_copy,
     with_ending,
 )
-from kernelext.storage.layerdiff import Change, layer_changes
+from kernelext.storage.layerdiff import Change
 from kernelext.storage.tarformat import CHUNK, NOT_AN_ARCHIVE, TarReader, open_archive
 from kernelext.storage.users import ExecUser, resolve_user
 
@@ -266,8 +266,7 @@ def list_dir(ctr: Container, path: str) -> list[FileInfo]:
 
 def diff(ctr: Container) -> list[Change]:
     with ctr._locked():
-        layer = ctr.layer
-        return layer_changes(layer.upper, layer.lower)
+        return ctr.layer.changes()
 
 
 def _extract_into(root: Root, found: Resolved, policy: SinkPolicy, stream: BinaryIO) -> None:

@@ -62,7 +62,7 @@ def inspect_document(ctr: Container) -> dict[str, Any]:
         "ConmonPidFile": str(ctr._runtime.opts.conmon_pid_file(cfg.id)),
         "Name": cfg.name,
         "RestartCount": st.restart_count,
-        "Driver": "overlay",
+        "Driver": ctr.layer.driver,
         "MountLabel": "",
         "ProcessLabel": "",
         "Mounts": [],
@@ -71,9 +71,7 @@ def inspect_document(ctr: Container) -> dict[str, Any]:
         "NetworkSettings": {"Ports": inspect_ports(cfg.ports)},
         "Namespace": "",
         "IsInfra": False,
-        "GraphDriver": {"Name": "overlay", "Data": {
-            "LowerDir": str(ctr.layer.lower), "UpperDir": str(ctr.layer.upper),
-            "WorkDir": str(ctr.layer.work), "MergedDir": str(ctr.layer.merged) if st.mounted else ""}},
+        "GraphDriver": {"Name": ctr.layer.driver, "Data": ctr.layer.graph_data(st.mounted)},
         "Config": {
             "Hostname": hostname_of(cfg),
             "User": cfg.user,

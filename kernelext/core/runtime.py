@@ -37,6 +37,7 @@ from kernelext.errors import (
 from kernelext.oci.monitor import is_alive
 from kernelext.oci.runc import Runc
 from kernelext.rootless import namespace_for
+from kernelext.storage.driver import store_driver
 from kernelext.storage.images import Image, ImageStore
 from kernelext.store.db import Database
 from kernelext.store.locks import ContainerLock
@@ -64,14 +65,18 @@ class Runtime:
 
     ``Runtime()`` uses the default store (or ``KERNELEXT_ROOT`` /
     ``KERNELEXT_RUNROOT``); pass ``root``/``runroot`` for a separate one.
+    ``storage_driver``: ``"overlay"`` or ``"vfs"`` for a new store (an existing
+    one keeps its own; see :mod:`kernelext.storage.driver`).
     """
 
     def __init__(self, root: str | Path | None = None, runroot: str | Path | None = None, *,
-                 options: StoreOptions | None = None, criu: str | None = None) -> None:
+                 options: StoreOptions | None = None, criu: str | None = None,
+                 storage_driver: str | None = None) -> None:
         self.opts = options or StoreOptions.from_env(root, runroot, criu)
         self.opts.ensure_dirs()
         self.db = Database(self.opts.database)
         self.namespace = namespace_for(self.opts.runroot)
+        self.storage_driver = store_driver(self.opts.root, self.namespace, storage_driver)
         self.images = ImageStore(self.opts, self.db, self.namespace)
         self.events = EventLog(self.opts.events_file)
         self.runc = Runc(self.opts.runc, self.opts.runc_root, self.namespace)

@@ -1,5 +1,8 @@
 """What a container changed in its root filesystem: podman diff's A / C / D.
 
+Two ways, one per storage driver: overlay (:func:`layer_changes`) and a full
+copy of the image (:func:`tree_changes`, the vfs driver).
+
 Read from the overlay upper directory against the image (the lower): an
 upper entry that the lower lacks was added, one the lower has was changed; a
 whiteout (a character device 0/0) deleted the lower entry; an opaque
@@ -139,4 +142,70 @@ def layer_changes(upper: Path, lower: Path, excluded: frozenset[str] = INIT_PATH
     finally:
         os.close(upper_fd)
         os.close(lower_fd)
+    return sorted(Change(path, kind) for path, kind in diff.changes.items())
+
+
+def _same_entry(a: os.stat_result, b: os.stat_result, name: str, a_dir: int, b_dir: int) -> bool:
+    if stat.S_IFMT(a.st_mode) != stat.S_IFMT(b.st_mode) or stat.S_IMODE(a.st_mode) != stat.S_IMODE(b.st_mode):
+        return False
+    if stat.S_ISLNK(a.st_mode):
+        return os.readlink(name, dir_fd=a_dir) == os.readlink(name, dir_fd=b_dir)
+    if stat.S_ISDIR(a.st_mode):
+        return a.st_mtime_ns == b.st_mtime_ns
+    return (a.st_size, a.st_mtime_ns, a.st_rdev) == (b.st_size, b.st_mtime_ns, b.st_rdev)
+
+
+def _compare(diff: _Diff, copy: int, image: int, prefix: str) -> None:
+    with os.scandir(copy) as it:
+        names = {e.name for e in it}
+    with os.scandir(image) as it:
+        originals = {e.name for e in it}
+    for name in sorted(originals - names):
+        diff.record(prefix + name, ChangeKind.DELETED)
+    for name in sorted(names):
+        path = prefix + name
+        st = os.stat(name, dir_fd=copy, follow_symlinks=False)
+        below = _lstat(image, name) if name in originals else None
+        if below is None:
+            diff.record(path, ChangeKind.ADDED)
+        elif not _same_entry(st, below, name, copy, image):
+            diff.record(path, ChangeKind.CHANGED)
+        if not stat.S_ISDIR(st.st_mode):
+            continue
+        fd = os.open(name, _O_DIR, dir_fd=copy)
+        try:
+            if below is not None and stat.S_ISDIR(below.st_mode):
+                below_fd = os.open(name, _O_DIR, dir_fd=image)
+                try:
+                    _compare(diff, fd, below_fd, path + "/")
+                finally:
+                    os.close(below_fd)
+            else:
+                _added_tree(diff, fd, path + "/")
+        finally:
+            os.close(fd)
+
+
+def _added_tree(diff: _Diff, fd: int, prefix: str) -> None:
+    with os.scandir(fd) as it:
+        entries = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in it)
+    for name, is_dir in entries:
+        diff.record(prefix + name, ChangeKind.ADDED)
+        if is_dir:
+            child = os.open(name, _O_DIR, dir_fd=fd)
+            try:
+                _added_tree(diff, child, prefix + name + "/")
+            finally:
+                os.close(child)
+
+
+def tree_changes(copy: Path, image: Path, excluded: frozenset[str] = INIT_PATHS) -> list[Change]:
+    """The changes of a full copy of the image (``copy``) against the image, sorted by path."""
+    diff = _Diff(excluded)
+    copy_fd, image_fd = os.open(copy, _O_DIR), os.open(image, _O_DIR)
+    try:
+        _compare(diff, copy_fd, image_fd, "/")
+    finally:
+        os.close(copy_fd)
+        os.close(image_fd)
     return sorted(Change(path, kind) for path, kind in diff.changes.items())

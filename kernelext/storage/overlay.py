@@ -14,6 +14,7 @@ from pathlib import Path
 
 from kernelext.errors import RuntimeFailure
 from kernelext.rootless import Namespace
+from kernelext.storage.layerdiff import Change, layer_changes
 
 _MNT_DETACH = 2
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -21,6 +22,8 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 class Layer:
     """The writable layer of one container: ``diff`` (upper), ``work`` and ``merged``."""
+
+    driver = "overlay"
 
     def __init__(self, path: Path, lower: Path, namespace: Namespace | None = None) -> None:
         self.path = path
@@ -42,6 +45,14 @@ class Layer:
     def create(self) -> None:
         for d in (self.upper, self.work, self.merged):
             d.mkdir(parents=True, exist_ok=True)
+
+    def graph_data(self, mounted: bool) -> dict[str, str]:
+        """inspect's ``GraphDriver.Data``."""
+        return {"LowerDir": str(self.lower), "UpperDir": str(self.upper), "WorkDir": str(self.work),
+                "MergedDir": str(self.merged) if mounted else ""}
+
+    def changes(self) -> list[Change]:
+        return layer_changes(self.upper, self.lower)
 
     @property
     def merged_view(self) -> Path:
