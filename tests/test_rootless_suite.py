@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ROOTLESS
+from conftest import CONMON_GRACE_S, ROOTLESS, wait_until
 from kernelext.rootless import PAUSE_PID_FILE
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,6 +54,13 @@ def test_suite_passes_as_a_normal_user(user: str, tests: list[str]) -> None:
     summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
     assert proc.returncode == 0, f"rootless run as {user} failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
     assert " passed" in summary and "failed" not in summary and "error" not in summary, summary
+    # Nothing of the user's keeps running: no pause process, conmon or forwarder outlives its store.
+    assert wait_until(lambda: not _processes_of(user), timeout=CONMON_GRACE_S), _processes_of(user)
+
+
+def _processes_of(user: str) -> list[str]:
+    proc = subprocess.run(["pgrep", "-a", "-u", user], capture_output=True, text=True)
+    return proc.stdout.splitlines()
 
 
 def _cli_as(user: str, *argv: str) -> subprocess.CompletedProcess[str]:
