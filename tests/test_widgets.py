@@ -197,7 +197,7 @@ def test_resource_monitor_samples_cpu_and_memory(store: Store) -> None:
         assert wait_until(lambda: len(monitor.samples) == 5, timeout=10)
         time.sleep(0.5)
         assert len(monitor.samples) == 5  # the window is bounded
-        assert monitor.samples[-1][1] > 50  # a busy loop uses most of a core
+        assert monitor.samples[-1][1] > 25  # a busy loop: most of a core, less on a loaded machine
         assert all(sample[2] > 0 for sample in monitor.samples)
     finally:
         monitor.close()
