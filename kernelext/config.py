@@ -26,6 +26,7 @@ ENV_CONMON = "KERNELEXT_CONMON"
 ENV_CRIU = "KERNELEXT_CRIU"
 
 DEFAULT_ROOT = "/var/lib/kernelext/storage"
+CONMON_PID_FILE = "conmon.pid"
 DEFAULT_RUNROOT = "/run/kernelext/storage"
 
 #: Where scripts/provision-criu.sh unpacks CRIU 4 when the system's criu fails
@@ -110,8 +111,12 @@ class StoreOptions:
     def exit_file(self, ctr_id: str) -> Path:
         return self.exits_dir / ctr_id
 
+    @property
+    def persist_root(self) -> Path:
+        return self.runroot / "persist"
+
     def persist_dir(self, ctr_id: str) -> Path:
-        return self.runroot / "persist" / ctr_id
+        return self.persist_root / ctr_id
 
     def lock_file(self, ctr_id: str) -> Path:
         return self.runroot / "locks" / f"{ctr_id}.lock"
@@ -124,7 +129,7 @@ class StoreOptions:
         return self.persist_dir(ctr_id) / "pid"
 
     def conmon_pid_file(self, ctr_id: str) -> Path:
-        return self.persist_dir(ctr_id) / "conmon.pid"
+        return self.persist_dir(ctr_id) / CONMON_PID_FILE
 
     @property
     def events_file(self) -> Path:

@@ -21,7 +21,7 @@ import pwd
 import shutil
 import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -189,8 +189,12 @@ class UserNamespace(Namespace):
 
     rootless = True
 
-    def __init__(self, runroot: Path, id_map: IdMap | None = None) -> None:
+    def __init__(self, runroot: Path, id_map: IdMap | None = None,
+                 survivors: Callable[[], Iterable[int]] = tuple) -> None:
+        """``survivors``: PIDs of processes that may still be in the namespace (the store's conmons)."""
         self.runroot = runroot
+        self.survivors = survivors
+        self._spawn_error = ""
         # Processes conmon starts (the exit command) are already inside it.
         self._inside = not in_initial_user_namespace()
         self.id_map = id_map or (current_id_map() if self._inside else user_id_map())
@@ -258,20 +262,33 @@ class UserNamespace(Namespace):
         return pid if _is_pause(pid) else None
 
     def _spawn(self) -> int:
+        """A new pause: in the namespace the store's conmons still live in if its pause died
+        (their mounts are there, as podman rejoins), else in a new namespace."""
+        for pid in self.survivors():
+            if _in_our_namespace_tree(pid):
+                enter = ["nsenter", "--preserve-credentials", "--user", "--mount", f"--target={pid}", "--"]
+                found = self._start_pause(enter)
+                if found is not None:
+                    return found
         argv = ["unshare", "--user", "--mount", "--propagation", "private", "--map-root-user"]
         if self.id_map.subordinate:
             uid, gid = self.id_map.uids[1], self.id_map.gids[1]
             argv += [f"--map-users={uid.outside},{uid.inside},{uid.count}",
                      f"--map-groups={gid.outside},{gid.inside},{gid.count}"]
+        found = self._start_pause(argv)
+        if found is None:
+            raise RuntimeFailure(f"cannot create the rootless user namespace: {self._spawn_error or 'unshare failed'}",
+                                 operation="userns")
+        return found
+
+    def _start_pause(self, prefix: list[str]) -> int | None:
         # setsid --fork: the pause process is nobody's child here, so no one has to reap it.
-        # It reports its PID once the namespace is complete, then becomes the pause.
-        argv = ["setsid", "--fork", *argv, "sh", "-c", 'echo $$; exec sleep infinity >/dev/null 2>&1']
+        # It reports its PID once it is in the namespace, then becomes the pause.
+        argv = ["setsid", "--fork", *prefix, "sh", "-c", 'echo $$; exec sleep infinity >/dev/null 2>&1']
         proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True)
         line = proc.stdout.strip()
-        if not line.isdigit():
-            raise RuntimeFailure(f"cannot create the rootless user namespace: "
-                                 f"{proc.stderr.strip() or 'unshare failed'}", operation="userns")
-        return int(line)
+        self._spawn_error = proc.stderr.strip()
+        return int(line) if line.isdigit() else None
 
     def stop(self) -> None:
         """End the pause process (the namespace lives on while containers use it)."""
@@ -296,16 +313,23 @@ def _inside(ranges: tuple[IdRange, ...], outside: int) -> int:
     return OVERFLOW_ID
 
 
-def _is_pause(pid: int) -> bool:
-    """A live process of ours in another user namespace: not a recycled PID."""
+def _in_our_namespace_tree(pid: int) -> bool:
+    """A live process of this user in another user namespace (not the host's)."""
     try:
         return (os.stat(f"/proc/{pid}").st_uid == os.getuid()
-                and os.stat(f"/proc/{pid}/ns/user").st_ino != os.stat("/proc/self/ns/user").st_ino
-                and os.readlink(f"/proc/{pid}/exe").endswith("/sleep"))
+                and os.stat(f"/proc/{pid}/ns/user").st_ino != os.stat("/proc/self/ns/user").st_ino)
     except OSError:
         return False
 
 
-def namespace_for(runroot: Path) -> Namespace:
+def _is_pause(pid: int) -> bool:
+    """A live process of ours in another user namespace: not a recycled PID."""
+    try:
+        return _in_our_namespace_tree(pid) and os.readlink(f"/proc/{pid}/exe").endswith("/sleep")
+    except OSError:
+        return False
+
+
+def namespace_for(runroot: Path, survivors: Callable[[], Iterable[int]] = tuple) -> Namespace:
     """The namespace a store's runtime runs in: the host for root, the user's own otherwise."""
-    return UserNamespace(runroot) if is_rootless() else Namespace()
+    return UserNamespace(runroot, survivors=survivors) if is_rootless() else Namespace()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -186,3 +187,24 @@ def test_panel_and_timeline_offer_only_what_a_normal_user_can_do(store: Store) -
     finally:
         panel.close()
         timeline.close()
+
+
+def test_a_killed_pause_process_is_replaced_in_the_same_namespace(store: Store, tmp_path: Path) -> None:
+    """podman rejoins through a conmon: mounts made before stay visible, so the container stays manageable."""
+    ctr = store.runtime.run("busybox", ["sh", "-c", "echo kept > /tmp/kept; sleep 1000"], name="survivor")
+    assert wait_until(lambda: ctr.exec_run(["test", "-s", "/tmp/kept"]).exit_code == 0)
+    old = store.runtime.namespace.pid()
+    os.kill(old, signal.SIGKILL)
+    assert wait_until(lambda: not os.path.exists(f"/proc/{old}") or "Z" in Path(f"/proc/{old}/stat").read_text())
+    fresh = Runtime(store.runtime.opts.root, store.runtime.opts.runroot)  # another process's view
+    try:
+        again = fresh.get("survivor")
+        assert fresh.namespace.pid() != old
+        assert os.stat(f"/proc/{fresh.namespace.pid()}/ns/mnt").st_ino == os.stat(f"/proc/{ctr.state.conmon_pid}/ns/mnt").st_ino
+        assert (again.mount() / "tmp" / "kept").read_text() == "kept\n"  # the same overlay mount, seen again
+        again.unmount()
+        again.stop(timeout=0)
+        again.remove()
+        assert store.runtime.list() == []
+    finally:
+        fresh.close()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import kernelext
-from kernelext.config import StoreOptions
+from kernelext.config import CONMON_PID_FILE, StoreOptions
 from kernelext.core import ports
 from kernelext.core.container import Container, parse_signal
 from kernelext.core.events import EventLog
@@ -75,7 +75,7 @@ class Runtime:
         self.opts = options or StoreOptions.from_env(root, runroot, criu)
         self.opts.ensure_dirs()
         self.db = Database(self.opts.database)
-        self.namespace = namespace_for(self.opts.runroot)
+        self.namespace = namespace_for(self.opts.runroot, self._conmon_pids)
         self.storage_driver = store_driver(self.opts.root, self.namespace, storage_driver)
         self.images = ImageStore(self.opts, self.db, self.namespace)
         self.events = EventLog(self.opts.events_file)
@@ -92,6 +92,16 @@ class Runtime:
 
     def __repr__(self) -> str:
         return f"<Runtime root={self.opts.root}>"
+
+    def _conmon_pids(self) -> list[int]:
+        """The store's live conmons, from their PID files (a rootless namespace is rejoined through them)."""
+        pids = []
+        for pid_file in self.opts.persist_root.glob(f"*/{CONMON_PID_FILE}"):
+            try:
+                pids.append(int(pid_file.read_text()))
+            except (OSError, ValueError):
+                continue
+        return pids
 
     def _lock_for(self, ctr_id: str) -> ContainerLock:
         return ContainerLock(self.opts.lock_file(ctr_id))
