@@ -116,6 +116,10 @@ class StoreOptions:
     def lock_file(self, ctr_id: str) -> Path:
         return self.runroot / "locks" / f"{ctr_id}.lock"
 
+    def netns_path(self, ctr_id: str) -> Path:
+        """Where the network namespace kernelext prepares for the container is mounted (kernelext.oci.netns)."""
+        return self.runroot / "netns" / ctr_id
+
     @property
     def runc_root(self) -> Path:
         return self.runroot / "runc"
