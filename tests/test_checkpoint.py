@@ -17,6 +17,7 @@ from kernelext import ContainerStatus as S
 from kernelext import RuntimeFailure
 from kernelext.config import find_criu
 from kernelext.core.checkpoint import NO_MEMORY_TRACKING, memory_tracking_supported
+from kernelext.host import host_capabilities
 from kernelext.oci.monitor import process_start_time
 
 from conftest import Store, wait_until
@@ -269,6 +270,8 @@ def test_file_lock_is_held_after_restore(store: Store) -> None:
 # -------------------------------------------------------------------- TCP
 def test_established_tcp_connection(store: Store) -> None:
     """Server and client inside one container (network none), talking over its loopback."""
+    tcp = host_capabilities(store.runtime.opts).features["tcp_checkpoint"]
+    assert tcp.available, tcp.detail  # this kernel needs CRIU >= 4.2, which scripts/provision-criu.sh provides
     script = ("(sleep 100000 | nc -l -p 5000 > /tmp/received) & sleep 0.3; "
               "i=0; while true; do echo $i; i=$((i+1)); sleep 0.1; done | nc 127.0.0.1 5000")
     ctr = store.runtime.run("busybox", ["sh", "-c", script], network="none")

@@ -522,4 +522,4 @@ def test_info_reports_host_capabilities(store: Store) -> None:
     doc = json.loads(store.cli("info", "--format", "json").stdout)
     assert doc["features"]["runc"]["available"] and doc["features"]["conmon"]["available"]
     assert doc["host"]["rootless"] is ROOTLESS
-    assert set(doc["features"]) >= {"checkpoint", "memory_tracking", "overlay", "freezer"}
+    assert set(doc["features"]) >= {"checkpoint", "memory_tracking", "tcp_checkpoint", "overlay", "freezer"}
