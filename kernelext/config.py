@@ -28,8 +28,9 @@ ENV_CRIU = "KERNELEXT_CRIU"
 DEFAULT_ROOT = "/var/lib/kernelext/storage"
 DEFAULT_RUNROOT = "/run/kernelext/storage"
 
-#: Where scripts/provision-criu.sh unpacks CRIU 4 when the system's criu fails
-#: here (DESIGN.md §4), and the wrapper that runs it through its own loader.
+#: Where scripts/provision-criu.sh unpacks CRIU >= 4.2 unless the system's criu
+#: is one that works here (DESIGN.md §4), and the wrapper that runs it through
+#: its own loader.
 CRIU_PREFIX = Path("/opt/kernelext/criu")
 PROVISIONED_CRIU = CRIU_PREFIX / "criu"
 

@@ -18,7 +18,7 @@
 # criu that passes `criu check` is used as it is.
 set -euo pipefail
 
-# Keep in step with kernelext/config.py (CRIU_PREFIX, PROVISIONED_CRIU, CRIU_MIN_VERSION).
+# Keep in step with kernelext/config.py (CRIU_PREFIX, PROVISIONED_CRIU) and kernelext/host.py (CRIU_TCP_VERSION).
 PREFIX=${KERNELEXT_CRIU_PREFIX:-/opt/kernelext/criu}
 WRAPPER="$PREFIX/criu"
 read -r -a SUITES <<<"${KERNELEXT_CRIU_SUITES:-sid trixie}"
