@@ -6,7 +6,8 @@
 # vDSO area bounds"), trixie's 4.1 cannot dump any TCP socket on kernels >=
 # 6.16 ("Can't get 1:16 opt"), and installing a newer suite's criu
 # system-wide would upgrade libc6 and ~30 other packages. So: when a criu >=
-# 4.2 already passes `criu check` (the system's or PREFIX's), nothing is done.
+# 4.2 already passes `criu check` (PREFIX's or the system's), nothing is
+# fetched (an older PREFIX, which would shadow the system's, is removed).
 # Otherwise the criu of the first suite in SUITES that passes `criu check`
 # here (sid's is 4.2; trixie's 4.1 is the fallback) and the closure of its
 # library dependencies are downloaded with apt through a private apt state
@@ -50,12 +51,14 @@ if ! command -v iptables-restore >/dev/null; then
 fi
 
 system_criu=$(command -v criu || true)
-if [ -z "${KERNELEXT_CRIU_FORCE_PROVISION:-}" ] && [ -n "$system_criu" ] && looks_good criu && recent criu; then
-    echo "setup: system criu works ($(version_of criu))"
-    exit 0
-fi
 if [ -x "$WRAPPER" ] && looks_good "$WRAPPER" && recent "$WRAPPER"; then
     echo "setup: criu $(version_of "$WRAPPER") in $PREFIX works"
+    exit 0
+fi
+if [ -z "${KERNELEXT_CRIU_FORCE_PROVISION:-}" ] && [ -n "$system_criu" ] && looks_good criu && recent criu; then
+    # kernelext prefers PREFIX's criu (config.find_criu): an older one there would shadow this one.
+    rm -rf "$PREFIX"
+    echo "setup: system criu works ($(version_of criu))"
     exit 0
 fi
 if [ "$(dpkg --print-architecture)" != amd64 ]; then
