@@ -116,6 +116,8 @@ class FloorSubject:
         self.source._write_spec(rootfs)
         spec = json.loads((self.source.bundle / "config.json").read_text())
         spec["linux"]["cgroupsPath"] = f"/kernelext-bench/{self.source.id}"
+        for namespace in spec["linux"]["namespaces"]:
+            namespace.pop("path", None)  # plain runc makes the network namespace kernelext prepares itself
         self.bundle = work / f"floor-{self.source.short_id}"
         self.bundle.mkdir()
         (self.bundle / "config.json").write_text(json.dumps(spec))

@@ -62,6 +62,8 @@ class Floor:
         spec["root"]["path"] = str(rootfs)
         spec["mounts"] = [m for m in spec["mounts"] if m["type"] != "bind"]
         spec["linux"]["cgroupsPath"] = "/kernelext-floor/ctr"
+        for namespace in spec["linux"]["namespaces"]:
+            namespace.pop("path", None)  # plain runc makes the network namespace kernelext prepares itself
         self.bundle = work / "bundle"
         self.bundle.mkdir()
         (self.bundle / "config.json").write_text(json.dumps(spec))

@@ -29,8 +29,9 @@ DEFAULT_ROOT = "/var/lib/kernelext/storage"
 CONMON_PID_FILE = "conmon.pid"
 DEFAULT_RUNROOT = "/run/kernelext/storage"
 
-#: Where scripts/provision-criu.sh unpacks CRIU 4 when the system's criu fails
-#: here (DESIGN.md §4), and the wrapper that runs it through its own loader.
+#: Where scripts/provision-criu.sh unpacks CRIU >= 4.2 unless the system's criu
+#: is one that works here (DESIGN.md §4), and the wrapper that runs it through
+#: its own loader.
 CRIU_PREFIX = Path("/opt/kernelext/criu")
 PROVISIONED_CRIU = CRIU_PREFIX / "criu"
 
@@ -120,6 +121,10 @@ class StoreOptions:
 
     def lock_file(self, ctr_id: str) -> Path:
         return self.runroot / "locks" / f"{ctr_id}.lock"
+
+    def netns_path(self, ctr_id: str) -> Path:
+        """Where the network namespace kernelext prepares for the container is mounted (kernelext.oci.netns)."""
+        return self.runroot / "netns" / ctr_id
 
     @property
     def runc_root(self) -> Path:

@@ -16,10 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from kernelext.config import StoreOptions, find_criu
-from kernelext.rootless import is_rootless, pause_refusal, user_id_map, userns_overlay_supported
+from kernelext.rootless import is_rootless, kernel_version, pause_refusal, user_id_map, userns_overlay_supported
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CHECK_TIMEOUT_S = 30
+#: Kernels from 6.16 refuse SO_PASSCRED/SO_PASSSEC on TCP sockets, which CRIU reads from each one it
+#: dumps; CRIU copes from 4.2 on (DESIGN.md §4).
+TCP_SOCKOPT_KERNEL = (6, 16)
+CRIU_TCP_VERSION = (4, 2)
 
 
 @dataclass(frozen=True)
@@ -91,29 +95,50 @@ def criu_binary(opts: StoreOptions) -> str | None:
     return find_criu(opts.criu)
 
 
-def _criu(opts: StoreOptions, rootless: bool) -> tuple[Feature, Feature]:
+def _dotted(version: tuple[int, ...]) -> str:
+    return ".".join(map(str, version))
+
+
+def _tcp_sockets(version: str, checkpoint: Feature) -> Feature:
+    """Whether this CRIU can dump TCP sockets (a listening one too) on this kernel."""
+    if not checkpoint.available:
+        return Feature(False, "no working criu")
+    try:
+        numbers = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        numbers = ()
+    kernel = kernel_version()
+    if numbers >= CRIU_TCP_VERSION or (kernel is not None and kernel < TCP_SOCKOPT_KERNEL):
+        return Feature(True, f"criu {version} dumps TCP sockets (connections with tcp_established)")
+    return Feature(False, f"criu {version} cannot dump TCP sockets on Linux >= {_dotted(TCP_SOCKOPT_KERNEL)}: it "
+                          f"needs CRIU >= {_dotted(CRIU_TCP_VERSION)} (scripts/provision-criu.sh)")
+
+
+def _criu(opts: StoreOptions, rootless: bool) -> tuple[Feature, Feature, Feature]:
     binary = criu_binary(opts)
     if rootless:
         reason = "checkpointing a container requires root"
-        return Feature(False, reason), Feature(False, reason)
+        return Feature(False, reason), Feature(False, reason), Feature(False, reason)
     if binary is None:
-        reason = "criu not found (set KERNELEXT_CRIU or install CRIU 4)"
-        return Feature(False, reason), Feature(False, reason)
+        reason = "criu not found (set KERNELEXT_CRIU or run scripts/provision-criu.sh)"
+        return Feature(False, reason), Feature(False, reason), Feature(False, reason)
     try:
         check = subprocess.run([binary, "check"], capture_output=True, text=True, timeout=CHECK_TIMEOUT_S)
         version = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=CHECK_TIMEOUT_S)
         dirty = subprocess.run([binary, "check", "--feature", "mem_dirty_track"], capture_output=True, text=True,
                                timeout=CHECK_TIMEOUT_S)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return Feature(False, f"{binary}: {exc}"), Feature(False, f"{binary}: {exc}")
+        failed = Feature(False, f"{binary}: {exc}")
+        return failed, failed, failed
     match = re.search(r"Version:\s*(\S+)", version.stdout)
-    label = f"criu {match.group(1) if match else '?'} ({binary})"
+    number = match.group(1) if match else "?"
+    label = f"criu {number} ({binary})"
     text = (check.stdout + check.stderr).strip().splitlines()
     checkpoint = Feature(check.returncode == 0, f"{label}: {text[-1] if text else 'criu check failed'}")
     dirty_text = (dirty.stdout + dirty.stderr).strip().splitlines()
     memory_tracking = Feature(dirty.returncode == 0 and check.returncode == 0,
                               dirty_text[-1] if dirty_text else "criu check --feature mem_dirty_track failed")
-    return checkpoint, memory_tracking
+    return checkpoint, memory_tracking, _tcp_sockets(number, checkpoint)
 
 
 def host_capabilities(opts: StoreOptions | None = None) -> HostCapabilities:
@@ -134,7 +159,8 @@ def host_capabilities(opts: StoreOptions | None = None) -> HostCapabilities:
         caps.features["cgroups"] = Feature(True, f"one cgroup per container ({caps.cgroup_version})")
         caps.features["freezer"] = Feature((CGROUP_ROOT / "freezer").is_dir() or caps.cgroup_version == "v2",
                                            "pause/unpause through the freezer cgroup")
-    checkpoint, memory_tracking = _criu(opts, rootless)
+    checkpoint, memory_tracking, tcp_sockets = _criu(opts, rootless)
     caps.features["checkpoint"] = checkpoint
     caps.features["memory_tracking"] = memory_tracking
+    caps.features["tcp_checkpoint"] = tcp_sockets
     return caps

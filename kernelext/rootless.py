@@ -129,12 +129,18 @@ def pause_refusal() -> str:
     return "can not pause containers on rootless containers with cgroup V1"
 
 
-def userns_overlay_supported(release: str | None = None) -> bool:
+def kernel_version(release: str | None = None) -> tuple[int, int] | None:
+    """(major, minor) of the running kernel (or of ``release``); None if unreadable."""
     numbers = (release or platform.release()).split("-")[0].split(".")
     try:
-        return (int(numbers[0]), int(numbers[1])) >= USERNS_OVERLAY_KERNEL
+        return int(numbers[0]), int(numbers[1])
     except (ValueError, IndexError):
-        return False
+        return None
+
+
+def userns_overlay_supported(release: str | None = None) -> bool:
+    version = kernel_version(release)
+    return version is not None and version >= USERNS_OVERLAY_KERNEL
 
 
 class Namespace:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import time
@@ -14,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from kernelext import Runtime
-from kernelext.config import find_criu
 from kernelext.oci.monitor import process_start_time
 from kernelext.rootless import is_rootless
 
@@ -34,19 +32,11 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval:
     return bool(predicate())
 
 
-def criu_version() -> tuple[int, ...]:
-    """The version of the CRIU kernelext uses (checkpoint tests depend on what it can dump)."""
-    criu = find_criu()
-    assert criu is not None
-    out = subprocess.run([criu, "--version"], capture_output=True, text=True).stdout
-    match = re.search(r"Version:\s*([\d.]+)", out)
-    assert match
-    return tuple(int(p) for p in match.group(1).split("."))
-
-
-def _mounts_under(base: Path, mountinfo: Path = Path("/proc/self/mountinfo")) -> list[str]:
+def _mounts_under(base: Path, mountinfo: Path = Path("/proc/self/mountinfo"), fstype: str | None = None) -> list[str]:
+    """Mount points under ``base`` (of one file system type: mountinfo's field after the " - ")."""
     with open(mountinfo) as f:
-        return [line.split()[4] for line in f if line.split()[4].startswith(str(base))]
+        entries = [line.split() for line in f]
+    return [e[4] for e in entries if e[4].startswith(str(base)) and fstype in (None, e[e.index("-") + 1])]
 
 
 def _conmons_for(base: Path) -> list[int]:
@@ -114,6 +104,10 @@ def store(tmp_path: Path) -> Iterator[Store]:
             except Exception:  # noqa: BLE001 - best effort; the checks below report leaks
                 pass
         rt.close()
+    # Network namespaces first: their mounts (nsfs) are the ones a forgotten clean-up path leaves.
+    assert _mounts_under(tmp_path, fstype="nsfs") == [], "leftover network namespace mounts"
+    netns_dir = rt.opts.runroot / "netns"
+    assert not netns_dir.exists() or os.listdir(netns_dir) == [], "leftover network namespace files"
     assert _mounts_under(tmp_path, rt.namespace.mountinfo()) == [], "leftover mounts"
     assert st.runc_containers() == [], "leftover runc containers"
     # conmon outlives its container by the exit command's run time.

@@ -17,13 +17,12 @@ from kernelext import ContainerStatus as S
 from kernelext import RuntimeFailure
 from kernelext.config import find_criu
 from kernelext.core.checkpoint import NO_MEMORY_TRACKING, memory_tracking_supported
+from kernelext.host import host_capabilities
 from kernelext.oci.monitor import process_start_time
 
-from conftest import Store, criu_version, wait_until
+from conftest import Store, wait_until
 
 COUNTER = "i=0; while true; do echo $i; i=$((i+1)); sleep 0.1; done"
-#: CRIU before 4.2 cannot dump TCP sockets on kernels from 6.16 on (SO_PASSCRED refused on TCP).
-TCP_DUMP_BROKEN = "Can't get 1:16 opt"
 MB = 1 << 20
 HOST_FLOCK = "/usr/bin/flock"
 HOST_FLOCK_LIBS = ("/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2")
@@ -53,6 +52,12 @@ def conmons_of(ctr: Container) -> list[int]:
         if argv[0].endswith(b"conmon") and ctr.id.encode() in argv and process_start_time(int(entry)):
             found.append(int(entry))
     return found
+
+
+def in_netns(ctr: Container) -> bool:
+    """The container's process runs in the network namespace mounted on its ``SandboxKey``."""
+    key = ctr.inspect()["NetworkSettings"]["SandboxKey"]
+    return bool(key) and os.stat(key).st_ino == os.stat(f"/proc/{ctr.state.pid}/ns/net").st_ino
 
 
 def rootfs_has(ctr: Container, path: str) -> bool:
@@ -265,6 +270,8 @@ def test_file_lock_is_held_after_restore(store: Store) -> None:
 # -------------------------------------------------------------------- TCP
 def test_established_tcp_connection(store: Store) -> None:
     """Server and client inside one container (network none), talking over its loopback."""
+    tcp = host_capabilities(store.runtime.opts).features["tcp_checkpoint"]
+    assert tcp.available, tcp.detail  # this kernel needs CRIU >= 4.2, which scripts/provision-criu.sh provides
     script = ("(sleep 100000 | nc -l -p 5000 > /tmp/received) & sleep 0.3; "
               "i=0; while true; do echo $i; i=$((i+1)); sleep 0.1; done | nc 127.0.0.1 5000")
     ctr = store.runtime.run("busybox", ["sh", "-c", script], network="none")
@@ -281,17 +288,25 @@ def test_established_tcp_connection(store: Store) -> None:
         ctr.checkpoint()
     assert ctr.reload().status is S.RUNNING and connection_carries_data()
 
-    try:
+    for _ in range(2):  # the restored connection checkpoints again
         ctr.checkpoint(tcp_established=True)
-    except RuntimeFailure as exc:
-        # What this kernel (>= 6.16) does with CRIU < 4.2 (DESIGN.md §4): CRIU cannot dump TCP sockets.
-        assert criu_version() < (4, 2), f"CRIU {criu_version()} should dump TCP here: {exc}"
-        assert TCP_DUMP_BROKEN in str(exc) and "log: " in str(exc)
-        assert ctr.reload().status is S.RUNNING and connection_carries_data()
-        return
-    assert ctr.status is S.EXITED
-    ctr.restore(tcp_established=True)
-    assert ctr.status is S.RUNNING and connection_carries_data()
+        assert ctr.status is S.EXITED and not ctr.netns_path.exists()
+        ctr.restore(tcp_established=True)
+        # Restored into the namespace kernelext prepared (loopback up), where CRIU reconnects the sockets.
+        assert ctr.status is S.RUNNING and in_netns(ctr) and connection_carries_data()
+
+
+def test_restore_of_a_checkpoint_taken_in_a_namespace_runc_made(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checkpoints from before kernelext prepared namespaces: CRIU makes a new one, whose loopback comes up."""
+    monkeypatch.setattr(Container, "netns_path", property(lambda self: None))
+    ctr = store.runtime.run("busybox", ["sh", "-c", COUNTER])
+    assert wait_until(lambda: len(numbers(ctr)) >= 3)
+    ctr.checkpoint()
+    monkeypatch.undo()
+    ctr.restore()
+    assert not in_netns(ctr) and not ctr.netns_path.exists()
+    assert b"UP" in (ctr.exec_run(["ip", "-o", "link", "show", "lo"]).output or b"")
+    assert_counts_on(ctr)
 
 
 # ------------------------------------------------------------- failures
@@ -309,7 +324,7 @@ def test_broken_or_killed_criu_leaves_the_container_running(store: Store, tmp_pa
         with Runtime(store.runtime.opts.root, store.runtime.opts.runroot, criu=str(criu)) as other:
             with pytest.raises(RuntimeFailure, match="checkpoint of container victim failed"):
                 other.get("victim").checkpoint()
-        assert ctr.reload().status is S.RUNNING
+        assert ctr.reload().status is S.RUNNING and in_netns(ctr)
         assert ctr.state.checkpointed is False and not (ctr.bundle / "checkpoint").exists()
         assert ctr.exec_run(["echo", "alive"]).output == b"alive\n"
         assert_counts_on(ctr)
@@ -331,7 +346,7 @@ def test_failed_restore_leaves_nothing_half_started(store: Store, tmp_path: Path
         ctr.restore()
     ctr.reload()
     assert ctr.status is S.EXITED and ctr.state.checkpointed
-    assert not ctr.layer.is_mounted() and store.runc_containers() == []
+    assert not ctr.layer.is_mounted() and store.runc_containers() == [] and not ctr.netns_path.exists()
     # conmon of the failed attempt is gone once its exit command has run (it finds nothing to clean up).
     assert wait_until(lambda: conmons_of(ctr) == [])
     ctr.remove()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ from kernelext import (
     NameInUseError,
     NoSuchContainerError,
     Runtime,
+    RuntimeFailure,
 )
 from kernelext.oci.attach import pump
 
@@ -468,6 +470,39 @@ def test_user_env_workdir_and_network_none(store: Store) -> None:
     assert lines[:3] == ["65534", "1", "/srv"] and lines[4:] == ["lo"]
 
 
+def _netns_inode(path: str) -> int:
+    return os.stat(path).st_ino
+
+
+def test_own_network_namespace_lives_as_long_as_a_run(store: Store) -> None:
+    """As root kernelext prepares it (loopback up) and names it to runc; rootless, runc makes it."""
+    ctr = store.runtime.run("busybox", ["sleep", "1000"])
+    for _ in range(2):  # a new one for each run
+        key = ctr.inspect()["NetworkSettings"]["SandboxKey"]
+        if ROOTLESS:
+            assert key == "" and ctr.netns_path is None
+        else:
+            assert key == str(ctr.netns_path) and _netns_inode(key) == _netns_inode(f"/proc/{ctr.state.pid}/ns/net")
+        assert b"UP" in (ctr.exec_run(["ip", "-o", "link", "show", "lo"]).output or b"")
+        ctr.stop(timeout=0)
+        ctr.cleanup()
+        assert ctr.inspect()["NetworkSettings"]["SandboxKey"] == ""
+        ctr.start()
+
+
+@needs_root
+def test_failed_create_leaves_no_network_namespace(store: Store, tmp_path) -> None:
+    broken = tmp_path / "conmon-broken"
+    broken.write_text("#!/bin/sh\necho 'conmon: this build is broken' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    with Runtime(options=dataclasses.replace(store.runtime.opts, conmon=str(broken))) as other:
+        ctr = other.create("busybox", ["true"], name="unborn")
+        with pytest.raises(RuntimeFailure):
+            ctr.start()
+        assert ctr.netns_path is not None and not ctr.netns_path.exists()
+        assert ctr.reload().status is S.CONFIGURED
+
+
 def test_network_host_sees_host_interfaces(store: Store) -> None:
     host_links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.count("\n")
     proc = store.cli("run", "--rm", "--network", "host", "busybox", "sh", "-c", "ip -o link | wc -l")
@@ -516,4 +551,4 @@ def test_info_reports_host_capabilities(store: Store) -> None:
     doc = json.loads(store.cli("info", "--format", "json").stdout)
     assert doc["features"]["runc"]["available"] and doc["features"]["conmon"]["available"]
     assert doc["host"]["rootless"] is ROOTLESS
-    assert set(doc["features"]) >= {"checkpoint", "memory_tracking", "overlay", "freezer"}
+    assert set(doc["features"]) >= {"checkpoint", "memory_tracking", "tcp_checkpoint", "overlay", "freezer"}

@@ -25,12 +25,10 @@ from kernelext import ContainerStatus as S
 from kernelext.core.ports import inspect_ports, parse_all, parse_publish, select
 from kernelext.core.state import ContainerConfig
 
-from conftest import Store, criu_version, forwarders, needs_root, wait_until  # noqa: F401 - criu_version: TCP_DUMP
+from conftest import Store, forwarders, needs_root, wait_until
 
 PAGE = b"hello from the container\n"
 HTTPD = f"mkdir -p /www && printf '{PAGE.decode().strip()}\\n' > /www/index.html && exec httpd -f -p 80 -h /www"
-#: CRIU < 4.2 cannot dump any TCP socket on kernels >= 6.16 (DESIGN.md §4), httpd's listening one included.
-TCP_DUMP = pytest.mark.skipif("criu_version() < (4, 2)", reason="this CRIU cannot dump TCP sockets on this kernel")
 REQUESTS = 200
 
 
@@ -282,14 +280,14 @@ def test_udp_is_forwarded(store: Store, tmp_path: Path) -> None:
 
 # --------------------------------------------------------- checkpoint/restore
 def _wait_for_go(path: str = "/www/go") -> str:
-    """A web server that starts listening only once ``path`` exists: no TCP socket for CRIU to dump before."""
+    """A web server that starts listening only once ``path`` exists: after a restore, in the new namespace."""
     return f"mkdir -p /www && printf '{PAGE.decode().strip()}\\n' > /www/index.html && " \
            f"while [ ! -e {path} ]; do sleep 0.05; done; exec httpd -f -p 80 -h /www"
 
 
 @needs_root
 def test_restore_forwards_the_same_host_port_into_the_new_namespace(store: Store) -> None:
-    """runc restores into a fresh namespace with its loopback down: forwarding and loopback come back."""
+    """A restore runs in a fresh network namespace (kernelext's, loopback up): the forwarder follows it there."""
     ctr = store.runtime.run("busybox", ["sh", "-c", _wait_for_go()], publish=["127.0.0.1::80"])
     port = ctr.ports[0].host_port
     ctr.checkpoint()
@@ -301,7 +299,6 @@ def test_restore_forwards_the_same_host_port_into_the_new_namespace(store: Store
 
 
 @needs_root
-@TCP_DUMP
 def test_checkpoint_restore_in_place_serves_on_the_same_port(store: Store) -> None:
     ctr, port = web(store.runtime)
     ctr.checkpoint()
@@ -311,7 +308,6 @@ def test_checkpoint_restore_in_place_serves_on_the_same_port(store: Store) -> No
 
 
 @needs_root
-@TCP_DUMP
 def test_exported_checkpoint_restores_under_a_new_name_with_its_ports(store: Store, tmp_path: Path) -> None:
     ctr, port = web(store.runtime)
     archive = tmp_path / "web.tar.zst"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import kernelext
+from kernelext import host
 from kernelext.core.logs import read_log
 from kernelext.errors import (
     CommandNotFoundError,
@@ -112,3 +113,13 @@ def test_a_store_keeps_its_storage_driver(tmp_path: Path) -> None:
         store_driver(tmp_path, ns, "overlay")
     with pytest.raises(InvalidArgumentError, match="unsupported storage driver 'btrfs'"):
         store_driver(tmp_path / "other", ns, "btrfs")
+
+
+@pytest.mark.parametrize(("criu", "kernel", "available"), [
+    ("4.2.1", (6, 18), True), ("4.1.1", (6, 18), False), ("4.1.1", (6, 15), True), ("3.17.1", (6, 16), False)])
+def test_tcp_checkpoint_needs_criu_4_2_from_linux_6_16(monkeypatch: pytest.MonkeyPatch, criu: str,
+                                                       kernel: tuple[int, int], available: bool) -> None:
+    monkeypatch.setattr(host, "kernel_version", lambda: kernel)
+    feature = host._tcp_sockets(criu, host.Feature(True))
+    assert feature.available is available and criu in feature.detail
+    assert not host._tcp_sockets(criu, host.Feature(False, "criu check failed")).available

@@ -50,7 +50,7 @@ from kernelext.errors import (
     PermissionRequiredError,
     RuntimeFailure,
 )
-from kernelext.oci import conmon
+from kernelext.oci import conmon, netns
 from kernelext.rootless import is_rootless
 from kernelext.storage.layerdiff import ChangeKind
 
@@ -427,6 +427,11 @@ def _discard_in_background(*directories: Path) -> None:
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
+def _in_prepared_netns(ctr: Container, pid: int) -> bool:
+    """Whether the restored process runs in the namespace kernelext prepared (the host's counts too)."""
+    return ctr.netns_path is None or netns.holds(ctr.netns_path, pid)
+
+
 def _runc_knows(ctr: Container) -> bool:
     """Whether runc has state for the container: saves a ``runc delete`` process when it has none."""
     return (ctr._runtime.opts.runc_root / ctr.id).exists()
@@ -553,6 +558,7 @@ def _finish_stopped(ctr: Container) -> None:
     # runc removes its container after a dump that did not leave it running: skip a needless `runc delete`.
     if _runc_knows(ctr):
         ctr._runtime.runc.delete(ctr.id)
+    ctr._remove_netns()  # the restore joins a fresh one (CRIU dumped it as external)
     st.status = S.EXITED
     # The container layer stays mounted for the restore (removal or cleanup unmounts it): unmounting
     # overlayfs syncs its upper file system, which would write the just-dumped images to disk right
@@ -597,6 +603,8 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
             rootfs = ctr._mount_storage()
             if options.import_ is not None and not options.ignore_rootfs:
                 _apply_rootfs_diff(ctr, bundle, rootfs)
+            # With its loopback up before CRIU connects restored TCP sockets back over it.
+            ctr._create_netns()
             if options.import_ is not None or not (bundle / "config.json").exists():
                 ctr._write_spec(rootfs)  # in place, the spec the container was checkpointed with is still there
             conmon_options = ctr._conmon_options(restore_from=bundle / CHECKPOINT_DIR,
@@ -609,13 +617,19 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
             runtime_duration = time.monotonic() - runtime_started
         except BaseException:
             ctr._runtime.runc.delete(ctr.id)
+            ctr._remove_netns()
             ctr._remove_conmon_files()
             ctr._unmount_storage()
             ctr._save()
             raise
         try:
-            # Always: runc restores into a fresh network namespace whose loopback is down (DESIGN.md §4).
-            ctr._setup_network(launched.pid, sockets)
+            prepared = _in_prepared_netns(ctr, launched.pid)
+            if not prepared:
+                # Checkpointed in a namespace runc made (before kernelext prepared them): CRIU made
+                # a new one, with its loopback down (DESIGN.md §4), and ours is not needed.
+                ctr._remove_netns()
+            if sockets or not prepared:
+                ctr._setup_network(launched.pid, sockets)
         except BaseException:
             ctr._abandon_launch(launched.conmon_pid)
             raise

@@ -52,7 +52,7 @@ from kernelext.errors import (
     RuntimeFailure,
     WaitTimeoutError,
 )
-from kernelext.oci import conmon, forwarder, spec
+from kernelext.oci import conmon, forwarder, netns, spec
 from kernelext.oci.attach import AttachSocket
 from kernelext.oci.monitor import ExitWatcher, is_alive, process_start_time, wait_until
 from kernelext.storage.driver import ContainerLayer
@@ -141,6 +141,17 @@ class Container:
     def ports(self) -> list[PortMapping]:
         """The published ports (``-p``), host ports resolved."""
         return list(self.config.ports)
+
+    @property
+    def netns_path(self) -> Path | None:
+        """The mount of the network namespace kernelext prepares for it: its own network, as root.
+
+        None for the host's network, and rootless, where runc makes the namespace
+        inside the store's user namespace, which must own it.
+        """
+        if self.config.network is not NetworkMode.NONE or self._runtime.namespace.rootless:
+            return None
+        return self._runtime.opts.netns_path(self.id)
 
     @property
     def layer(self) -> ContainerLayer:
@@ -317,7 +328,7 @@ class Container:
         namespace = self._runtime.namespace
         inputs = spec.SpecInputs(rootfs=rootfs, user=user, image_env=image.config.env,
                                  etc_files=self._write_etc_files(), rootless=namespace.rootless,
-                                 mapped_gids=namespace.mapped_gids())
+                                 mapped_gids=namespace.mapped_gids(), netns=self.netns_path)
         document = spec.generate(self.config, inputs)
         # Written in place (a new inode costs a millisecond on these disks): only
         # conmon and runc read it, while we hold the container lock.
@@ -339,14 +350,16 @@ class Container:
         with ports.bound(self.config.ports) as sockets:  # a taken port fails before anything runs
             try:
                 rootfs = self._mount_storage()
+                self._create_netns()
                 self._write_spec(rootfs)
                 started = conmon.launch(self._runtime.opts.conmon, self._conmon_options(), self._runtime.namespace)
             except BaseException:
                 self._runtime.runc.delete(self.id)
+                self._remove_netns()
                 self._unmount_storage()
                 self._save()
                 raise
-            if sockets:  # runc brought the loopback up: only ports need the forwarder
+            if sockets:  # the loopback is up (ours, or runc's rootless): only ports need the forwarder
                 try:
                     self._setup_network(started.pid, sockets)
                 except BaseException:
@@ -383,9 +396,20 @@ class Container:
         self._runtime.runc.delete(self.id)
         with ExitWatcher(self._runtime.opts.exit_file(self.id), conmon_pid) as watcher:
             wait_until(lambda: process_start_time(conmon_pid) is None, watcher, KILL_TIMEOUT_S)
+        self._remove_netns()
         self._remove_conmon_files()
         self._unmount_storage()
         self._save()
+
+    def _create_netns(self) -> None:
+        """A fresh network namespace for the next run (podman never reuses one)."""
+        if self.netns_path is not None:
+            netns.create(self.netns_path)
+
+    def _remove_netns(self) -> None:
+        """Drop the namespace's mount (idempotent): it goes with the container's last process."""
+        if self.netns_path is not None:
+            netns.remove(self.netns_path)
 
     def _setup_network(self, pid: int, sockets: list[socket.socket]) -> None:
         """Bring the loopback of ``pid``'s network namespace up and forward the published ports into it."""
@@ -405,6 +429,7 @@ class Container:
     def _cleanup_runtime(self) -> None:
         self._teardown_network()
         self._runtime.runc.delete(self.id)
+        self._remove_netns()
         if self.state.status in (S.STOPPED, S.STOPPING):
             self.state.status = S.EXITED
         elif self.state.status is S.CREATED:
@@ -899,6 +924,7 @@ class Container:
             try:
                 if known_to_runc:
                     self._runtime.runc.delete(self.id)
+                self._remove_netns()
                 self.layer.remove()
             except BaseException:
                 os.rename(removing, container_dir)

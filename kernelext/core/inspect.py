@@ -23,6 +23,7 @@ def format_time(timestamp: float) -> str:
 
 def inspect_document(ctr: Container) -> dict[str, Any]:
     cfg, st = ctr.config, ctr.state
+    netns = ctr.netns_path
     running = st.status in (ContainerStatus.RUNNING, ContainerStatus.PAUSED)
     return {
         "Id": cfg.id,
@@ -68,7 +69,9 @@ def inspect_document(ctr: Container) -> dict[str, Any]:
         "Mounts": [],
         "Dependencies": [],
         "ExecIDs": [session_id for session_id, _, _ in ctr._exec_sessions()],
-        "NetworkSettings": {"Ports": inspect_ports(cfg.ports)},
+        # podman's SandboxKey: the network namespace's path while there is one (kernelext.oci.netns).
+        "NetworkSettings": {"Ports": inspect_ports(cfg.ports),
+                            "SandboxKey": str(netns) if netns is not None and netns.exists() else ""},
         "Namespace": "",
         "IsInfra": False,
         "GraphDriver": {"Name": ctr.layer.driver, "Data": ctr.layer.graph_data(st.mounted)},

@@ -34,7 +34,7 @@ from kernelext.errors import (
     NameInUseError,
     NoSuchContainerError,
 )
-from kernelext.oci.monitor import is_alive
+from kernelext.oci.monitor import forget_exit_directory, is_alive
 from kernelext.oci.runc import Runc
 from kernelext.rootless import namespace_for
 from kernelext.storage.driver import store_driver
@@ -83,6 +83,7 @@ class Runtime:
 
     def close(self) -> None:
         self.db.close()
+        forget_exit_directory(self.opts.exits_dir)
 
     def __enter__(self) -> Runtime:
         return self

@@ -80,6 +80,13 @@ class _InotifyPool:
         with self._lock:
             self._free.setdefault(directory, []).append(fd)
 
+    def discard(self, directory: str) -> None:
+        """Close the kept instances of ``directory``: each counts against the user's inotify limit (128)."""
+        with self._lock:
+            fds = self._free.pop(directory, [])
+        for fd in fds:
+            os.close(fd)
+
 
 def _drain(fd: int) -> None:
     try:
@@ -90,6 +97,11 @@ def _drain(fd: int) -> None:
 
 
 _pool = _InotifyPool()
+
+
+def forget_exit_directory(directory: Path) -> None:
+    """No more waits on ``directory`` from this process (its store is closed)."""
+    _pool.discard(str(directory))
 
 
 class ExitWatcher:

@@ -57,6 +57,8 @@ class SpecInputs:
     #: of the host's network namespace, and only mapped group IDs exist.
     rootless: bool = False
     mapped_gids: range = range(0, 1 << 32)
+    #: The network namespace kernelext prepared (kernelext.oci.netns); None: runc makes one.
+    netns: Path | None = None
 
 
 def _merge_env(*layers: list[str]) -> list[str]:
@@ -88,7 +90,7 @@ def generate(config: ContainerConfig, inputs: SpecInputs) -> dict[str, Any]:
                      ["TERM=xterm"] if config.tty else [], config.env)
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
     if config.network is NetworkMode.NONE:
-        namespaces.append({"type": "network"})
+        namespaces.append({"type": "network", **({"path": str(inputs.netns)} if inputs.netns else {})})
     tty_gid = ["gid=5"] if TTY_GID in inputs.mapped_gids else []
     mounts: list[dict[str, Any]] = [
         {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
