@@ -17,6 +17,7 @@ import pytest
 from conftest import Store, needs_root
 
 from kernelext import Container, ContainerStatus, CopyError
+from kernelext.storage.confined import FILE_BATCH
 from kernelext.storage.images import _PASSWD
 
 S = ContainerStatus
@@ -173,6 +174,45 @@ def test_dir_from_host_to_container(store: Store, state: str, tmp_path: Path) ->
     with pytest.raises(CopyError, match="^destination must be a directory when copying a directory$"):
         store.runtime.copy(str(tmp_path / "dir"), "cpcontainer:/etc/passwd")
     assert_unmounted(ctr)
+
+
+def files_in(ctr: Container, path: str) -> dict[str, tuple[bytes, tarfile.TarInfo]]:
+    """Every regular file under ``path``: its data and its header, read back through get_archive."""
+    stream, _ = ctr.get_archive(path)
+    found = {}
+    with stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            data = tar.extractfile(member) if member.isfile() else None
+            if data is not None:
+                found[member.name] = (data.read(), member)
+    return found
+
+
+def test_many_files_are_written_in_batches(store: Store, tmp_path: Path) -> None:
+    """Several batches of files (written by worker threads): each exactly as one at a time, and the
+    failure reported is the file that failed, with podman's message."""
+    ctr = make(store, "running")
+    src = tmp_path / "many"
+    expected = {}
+    for i in range(FILE_BATCH * 5):
+        name = f"d{i % 3}/f{i:03d}"
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        data = f"file {i}\n".encode() * (i % 7)
+        (src / name).write_bytes(data)
+        (src / name).chmod(0o600 if i % 2 else 0o755)
+        os.utime(src / name, (1_600_000_000 + i, 1_600_000_000 + i))
+        expected[f"many/{name}"] = (data, 0o600 if i % 2 else 0o755, 1_600_000_000 + i)
+    store.runtime.copy(str(src), "cpcontainer:/tmp")
+    found = files_in(ctr, "/tmp/many")
+    assert {name: (data, m.mode, m.mtime) for name, (data, m) in found.items()} == expected
+    assert all((m.uid, m.gid) == (0, 0) for _, m in found.values())
+    put(ctr, "/tmp", {"again/": b"", "again/many/": b"", "again/many/d1/": b"", "again/many/d1/f100/": b""})
+    with pytest.raises(CopyError, match='^error creating "/tmp/again/many/d1/f100": '
+                                        'creat /tmp/again/many/d1/f100: file exists$'):
+        store.runtime.copy(str(src), "cpcontainer:/tmp/again")
+    store.runtime.copy(str(src), "cpcontainer:/tmp/again", overwrite=True)
+    assert {name: data for name, (data, _) in files_in(ctr, "/tmp/again/many").items()} == {
+        name: data for name, (data, _, _) in expected.items()}
 
 
 # ------------------------------------------------------------ container → host
@@ -399,7 +439,7 @@ def test_copies_stay_inside_while_links_flip(store: Store, tmp_path: Path) -> No
     ctr = store.runtime.run("busybox", ["sh", "-c", script], name="race")
     src_dir = tmp_path / "payload"
     src_dir.mkdir()
-    for i in range(20):
+    for i in range(FILE_BATCH * 3):  # several batches: the worker threads write under the race too
         (src_dir / f"p{i}").write_bytes(b"PAYLOAD\n")
     (tmp_path / "one").write_bytes(b"PAYLOAD\n")
     deadline = time.monotonic() + 10
