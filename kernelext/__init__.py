@@ -10,6 +10,8 @@ overlayfs), driven from Python, a podman-like CLI and Jupyter.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kernelext.core.container import Container, ExecResult
 from kernelext.core.events import Event
 from kernelext.core.logs import LogLine
@@ -35,9 +37,20 @@ from kernelext.errors import (
     RuntimeFailure,
     WaitTimeoutError,
 )
-from kernelext.host import HostCapabilities, host_capabilities
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from kernelext.host import HostCapabilities, host_capabilities
+
+
+def __getattr__(name: str) -> object:
+    # The host checks load on first use: the CLI's start-up path does not need them.
+    if name in ("HostCapabilities", "host_capabilities"):
+        from kernelext import host
+
+        return getattr(host, name)
+    raise AttributeError(f"module 'kernelext' has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: object) -> None:

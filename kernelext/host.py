@@ -7,7 +7,6 @@ unavailable instead of failing further down.
 from __future__ import annotations
 
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -144,7 +143,7 @@ def _criu(opts: StoreOptions, rootless: bool) -> tuple[Feature, Feature, Feature
 def host_capabilities(opts: StoreOptions | None = None) -> HostCapabilities:
     opts = opts or StoreOptions.from_env()
     rootless = is_rootless()
-    caps = HostCapabilities(kernel=platform.release(), rootless=rootless, cgroup_version=_cgroup_version())
+    caps = HostCapabilities(kernel=os.uname().release, rootless=rootless, cgroup_version=_cgroup_version())
     caps.features["runc"] = _version([opts.runc, "--version"])
     caps.features["conmon"] = _version([opts.conmon, "--version"])
     caps.features["overlay"] = _overlay(rootless)

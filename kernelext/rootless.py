@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import platform
 import pwd
 import shutil
 import signal
@@ -131,7 +130,7 @@ def pause_refusal() -> str:
 
 def kernel_version(release: str | None = None) -> tuple[int, int] | None:
     """(major, minor) of the running kernel (or of ``release``); None if unreadable."""
-    numbers = (release or platform.release()).split("-")[0].split(".")
+    numbers = (release or os.uname().release).split("-")[0].split(".")
     try:
         return int(numbers[0]), int(numbers[1])
     except (ValueError, IndexError):

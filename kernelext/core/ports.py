@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import enum
 import errno
-import ipaddress
 import os
 import socket
 from collections.abc import Iterable, Iterator
@@ -133,6 +132,8 @@ def _host_ip(text: str | None) -> str:
     if text == "":
         raise InvalidArgumentError("must provide a non-empty container host IP to publish")
     try:
+        import ipaddress  # only for a -p with an address: not on the CLI's start-up path
+
         address = str(ipaddress.ip_address(text.strip("[]")))
     except ValueError:
         raise InvalidArgumentError(f'cannot parse "{text}" as an IP address') from None

@@ -16,13 +16,11 @@ source version (``$KERNELEXT_CACHE``, else ``$XDG_CACHE_HOME/kernelext``).
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import select
 import signal
 import socket
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +63,9 @@ def _cache_dir() -> Path:
 @functools.cache
 def binary() -> Path:
     """The compiled forwarder for this source version (built once, atomically)."""
+    import hashlib  # here: the CLI's start-up path needs neither this nor tempfile
+    import tempfile
+
     source = SOURCE.read_bytes()
     target = _cache_dir() / f"kernelext-portfwd-{hashlib.sha256(source).hexdigest()[:16]}"
     if target.exists():
