@@ -26,21 +26,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench_lifecycle import median_ms  # this folder's: the same measuring as the lifecycle bench
+
 from kernelext import Runtime
 
 REPO = Path(__file__).resolve().parent.parent
 STAGE = Path(os.environ.get("KERNELEXT_ROOTLESS_STAGE", "/var/lib/kernelext-rootless-tests"))
 SMALL_FILES = 1000
 LARGE_MIB = 50
-
-
-def median_ms(fn: Callable[[], object], runs: int) -> float:
-    samples = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples) * 1000
 
 
 def stop_ms(rt: Runtime, runs: int) -> float:

@@ -199,7 +199,6 @@ class UserNamespace(Namespace):
         """``survivors``: PIDs of processes that may still be in the namespace (the store's conmons)."""
         self.runroot = runroot
         self.survivors = survivors
-        self._spawn_error = ""
         # Processes conmon starts (the exit command) are already inside it.
         self._inside = not in_initial_user_namespace()
         self.id_map = id_map or (current_id_map() if self._inside else user_id_map())
@@ -272,7 +271,7 @@ class UserNamespace(Namespace):
         for pid in self.survivors():
             if _in_our_namespace_tree(pid):
                 enter = ["nsenter", "--preserve-credentials", "--user", "--mount", f"--target={pid}", "--"]
-                found = self._start_pause(enter)
+                found, _ = _start_pause(enter)
                 if found is not None:
                     return found
         argv = ["unshare", "--user", "--mount", "--propagation", "private", "--map-root-user"]
@@ -280,20 +279,11 @@ class UserNamespace(Namespace):
             uid, gid = self.id_map.uids[1], self.id_map.gids[1]
             argv += [f"--map-users={uid.outside},{uid.inside},{uid.count}",
                      f"--map-groups={gid.outside},{gid.inside},{gid.count}"]
-        found = self._start_pause(argv)
+        found, error = _start_pause(argv)
         if found is None:
-            raise RuntimeFailure(f"cannot create the rootless user namespace: {self._spawn_error or 'unshare failed'}",
+            raise RuntimeFailure(f"cannot create the rootless user namespace: {error or 'unshare failed'}",
                                  operation="userns")
         return found
-
-    def _start_pause(self, prefix: list[str]) -> int | None:
-        # setsid --fork: the pause process is nobody's child here, so no one has to reap it.
-        # It reports its PID once it is in the namespace, then becomes the pause.
-        argv = ["setsid", "--fork", *prefix, "sh", "-c", 'echo $$; exec sleep infinity >/dev/null 2>&1']
-        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True)
-        line = proc.stdout.strip()
-        self._spawn_error = proc.stderr.strip()
-        return int(line) if line.isdigit() else None
 
     def stop(self) -> None:
         """End the pause process (the namespace lives on while containers use it)."""
@@ -316,6 +306,16 @@ def _inside(ranges: tuple[IdRange, ...], outside: int) -> int:
         if r.outside <= outside < r.outside + r.count:
             return r.inside + outside - r.outside
     return OVERFLOW_ID
+
+
+def _start_pause(prefix: list[str]) -> tuple[int | None, str]:
+    """A pause process started through ``prefix`` (which enters or makes the namespace): its PID, or None and why."""
+    # setsid --fork: the pause process is nobody's child here, so no one has to reap it.
+    # It reports its PID once it is in the namespace, then becomes the pause.
+    argv = ["setsid", "--fork", *prefix, "sh", "-c", 'echo $$; exec sleep infinity >/dev/null 2>&1']
+    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    line = proc.stdout.strip()
+    return (int(line) if line.isdigit() else None), proc.stderr.strip()
 
 
 def _in_our_namespace_tree(pid: int) -> bool:

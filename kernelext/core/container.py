@@ -14,6 +14,7 @@ Layering, as in libpod:
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import os
@@ -153,8 +154,9 @@ class Container:
             return None
         return self._runtime.opts.netns_path(self.id)
 
-    @property
+    @functools.cached_property
     def layer(self) -> ContainerLayer:
+        """Its writable layer (made once: the image and the store's driver never change for a container)."""
         return self._runtime.storage_driver.layer(self._runtime.opts.layer_dir(self.id),
                                                   self._runtime.images.get(self.config.image_id).rootfs,
                                                   self._runtime.namespace)

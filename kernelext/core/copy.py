@@ -162,13 +162,18 @@ def _pseudo_dirs(root: Root) -> frozenset[tuple[int, int]]:
     return frozenset(found)
 
 
-def container_user(ctr: Container, root: Root) -> ExecUser:
-    """The container's user, from its own /etc/passwd and /etc/group read as data."""
+def _configured_user(ctr: Container) -> str:
+    """The user the container runs as, as configured (``--user``, else the image's)."""
     try:
         image_user = ctr._runtime.images.get(ctr.config.image_id).config.user
     except NoSuchImageError:
         image_user = ""
-    return resolve_user(f"/proc/self/fd/{root.fd}", ctr.config.user or image_user)
+    return ctr.config.user or image_user
+
+
+def container_user(ctr: Container, root: Root) -> ExecUser:
+    """The container's user, from its own /etc/passwd and /etc/group read as data."""
+    return resolve_user(f"/proc/self/fd/{root.fd}", _configured_user(ctr))
 
 
 def container_policy(ctr: Container, root: Root, *, chown: bool, overwrite: bool) -> SinkPolicy:
@@ -288,11 +293,7 @@ def _owners_need_namespace(ctr: Container, *, chown: bool) -> bool:
         return False
     if not chown:
         return True  # the archive's owners, whoever they are
-    try:
-        image_user = ctr._runtime.images.get(ctr.config.image_id).config.user
-    except NoSuchImageError:
-        image_user = ""
-    return (ctr.config.user or image_user) not in _ROOT_USERS
+    return _configured_user(ctr) not in _ROOT_USERS
 
 
 def _copy_in_namespace(rt: Runtime, src: str, dst: str, *, archive: bool, overwrite: bool,
