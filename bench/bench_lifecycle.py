@@ -6,7 +6,9 @@ Measures, for a container running ``true``:
 - floor: conmon + ``runc create/start/delete`` on a prepared bundle (what any
   conmon-based engine must do), and a plain ``runc run``;
 - the in-process API: ``create`` + ``start`` + ``wait`` + ``remove``;
-- the CLI: ``kernelext run --rm busybox true`` (Python start-up included);
+- the CLI: ``kernelext run --rm busybox true`` (Python start-up included),
+  served by its fork server (kernelext.cli.launch) and, for comparison,
+  without it (``KERNELEXT_FORKSERVER=0``: imports paid by every command);
 - ``list`` and ``inspect`` with 200 containers in the store;
 - RSS growth of a process that runs and removes 200 containers.
 """
@@ -27,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kernelext import Runtime
+from kernelext.cli.launch import ENV_DIR
 from kernelext.oci.monitor import ExitWatcher, wait_until
 
 STORE_CONTAINERS = 200
@@ -112,6 +115,9 @@ def main() -> None:
     # As the default store: persistent root on disk, runroot on tmpfs (/run).
     runroot = Path(tempfile.mkdtemp(prefix="kx-bench-", dir=RUN_TMPFS if os.path.isdir(RUN_TMPFS) else None))
     rt = Runtime(work / "root", runroot)
+    forkserver_dir = work / "forkserver"
+    forkserver_dir.mkdir(mode=0o700)
+    os.environ[ENV_DIR] = str(forkserver_dir)
     try:
         rt.images.get("busybox")
         floor = Floor(rt, work / "floor")
@@ -128,13 +134,20 @@ def main() -> None:
         def cli_cycle() -> None:
             subprocess.run(cli, check=True)
 
-        for fn in (floor.conmon_cycle, api_cycle, cli_cycle):  # warm caches once
+        def cli_cycle_alone() -> None:
+            subprocess.run(cli, check=True, env=dict(os.environ, KERNELEXT_FORKSERVER="0"))
+
+        for fn in (floor.conmon_cycle, api_cycle, cli_cycle):  # warm caches once; start the fork server
             fn()
+        while not any(forkserver_dir.glob("*.sock")):
+            time.sleep(0.01)
+        cli_cycle()  # the first command served: the server has imported everything by then
         results = {
             "floor: conmon + runc create/start/delete": median_ms(floor.conmon_cycle, args.runs),
             "floor: runc run": median_ms(floor.runc_run, args.runs),
             "API: create + start + wait + remove": median_ms(api_cycle, args.runs),
             "CLI: kernelext run --rm busybox true": median_ms(cli_cycle, args.runs),
+            "CLI, fork server off (KERNELEXT_FORKSERVER=0)": median_ms(cli_cycle_alone, args.runs),
         }
         containers = [rt.create("busybox", ["true"]) for _ in range(STORE_CONTAINERS)]
         results[f"API: list() with {STORE_CONTAINERS} containers"] = median_ms(rt.list, args.runs)
@@ -158,6 +171,7 @@ def main() -> None:
         for ctr in rt.list():
             ctr.remove(force=True)
         rt.close()
+        subprocess.run(["pkill", "-f", f"kernelext.cli.forkserver.*{forkserver_dir}"], check=False)
         subprocess.run(["rm", "-rf", str(work), str(runroot)], check=False)
 
 

@@ -10,14 +10,6 @@ overlayfs), driven from Python, a podman-like CLI and Jupyter.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from kernelext.core.container import Container, ExecResult
-from kernelext.core.events import Event
-from kernelext.core.logs import LogLine
-from kernelext.core.ports import PortMapping, Protocol
-from kernelext.core.runtime import Runtime, default_runtime
-from kernelext.core.state import ContainerStatus, RestartPolicy
 from kernelext.errors import (
     CommandNotFoundError,
     ConmonDiedError,
@@ -40,17 +32,46 @@ from kernelext.errors import (
 
 __version__ = "0.1.0"
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~20 ms here)
 if TYPE_CHECKING:
+    from kernelext.core.container import Container, ExecResult
+    from kernelext.core.events import Event
+    from kernelext.core.logs import LogLine
+    from kernelext.core.ports import PortMapping, Protocol
+    from kernelext.core.runtime import Runtime, default_runtime
+    from kernelext.core.state import ContainerStatus, RestartPolicy
     from kernelext.host import HostCapabilities, host_capabilities
+
+#: The public names defined elsewhere, loaded on first use: the ``kernelext``
+#: command's start-up (kernelext.cli.forkserver's client) imports this package
+#: and must not pay for the core.
+_LAZY = {
+    "Container": "kernelext.core.container",
+    "ExecResult": "kernelext.core.container",
+    "Event": "kernelext.core.events",
+    "LogLine": "kernelext.core.logs",
+    "PortMapping": "kernelext.core.ports",
+    "Protocol": "kernelext.core.ports",
+    "Runtime": "kernelext.core.runtime",
+    "default_runtime": "kernelext.core.runtime",
+    "ContainerStatus": "kernelext.core.state",
+    "RestartPolicy": "kernelext.core.state",
+    "HostCapabilities": "kernelext.host",
+    "host_capabilities": "kernelext.host",
+}
 
 
 def __getattr__(name: str) -> object:
-    # The host checks load on first use: the CLI's start-up path does not need them.
-    if name in ("HostCapabilities", "host_capabilities"):
-        from kernelext import host
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kernelext' has no attribute {name!r}")
+    value = getattr(__import__(module, fromlist=[name]), name)
+    globals()[name] = value
+    return value
 
-        return getattr(host, name)
-    raise AttributeError(f"module 'kernelext' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 def load_ipython_extension(ipython: object) -> None:

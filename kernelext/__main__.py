@@ -2,6 +2,6 @@
 
 import sys
 
-from kernelext.cli import main
+from kernelext.cli import console
 
-sys.exit(main())
+sys.exit(console())

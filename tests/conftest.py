@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from kernelext import Runtime
+from kernelext.cli.launch import ENV_DIR
 from kernelext.oci.monitor import process_start_time
 from kernelext.rootless import is_rootless
 
@@ -39,23 +41,8 @@ def _mounts_under(base: Path, mountinfo: Path = Path("/proc/self/mountinfo"), fs
     return [e[4] for e in entries if e[4].startswith(str(base)) and fstype in (None, e[e.index("-") + 1])]
 
 
-def _conmons_for(base: Path) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or process_start_time(int(entry)) is None:
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if cmdline.startswith(b"conmon\0") or b"/conmon\0" in cmdline.split(b"\0", 1)[0] + b"\0":
-            if str(base).encode() in cmdline:
-                found.append(int(entry))
-    return found
-
-
-def forwarders(container_ids: set[str] | None = None) -> set[int]:
-    """Live (non-zombie) port forwarder processes: on the machine, or of these containers."""
+def processes(match: Callable[[list[bytes]], bool]) -> set[int]:
+    """Live (non-zombie) processes whose argument vector ``match`` accepts."""
     found = set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or process_start_time(int(entry)) is None:
@@ -64,11 +51,44 @@ def forwarders(container_ids: set[str] | None = None) -> set[int]:
             argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if not os.path.basename(argv[0]).startswith(b"kernelext-portfwd"):
-            continue
-        if container_ids is None or (len(argv) > 1 and argv[1].decode() in container_ids):
+        if match(argv):
             found.add(int(entry))
     return found
+
+
+def _conmons_for(base: Path) -> set[int]:
+    return processes(lambda argv: os.path.basename(argv[0]) == b"conmon" and any(bytes(base) in a for a in argv))
+
+
+def forwarders(container_ids: set[str] | None = None) -> set[int]:
+    """Live port forwarder processes: on the machine, or of these containers."""
+    return processes(lambda argv: os.path.basename(argv[0]).startswith(b"kernelext-portfwd") and (
+        container_ids is None or (len(argv) > 1 and argv[1].decode() in container_ids)))
+
+
+def forkservers(directory: str | Path) -> set[int]:
+    """The CLI's fork servers with their sockets in ``directory``."""
+    return processes(lambda argv: b"kernelext.cli.forkserver" in b" ".join(argv)
+                     and any(a.startswith(bytes(Path(directory)) + b"/") for a in argv))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_forkserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The CLI commands of this session use their own fork server, stopped at the end."""
+    directory = tmp_path_factory.mktemp("forkserver")
+    directory.chmod(0o700)
+    previous = os.environ.get(ENV_DIR)
+    os.environ[ENV_DIR] = str(directory)
+    try:
+        yield directory
+    finally:
+        if previous is None:
+            os.environ.pop(ENV_DIR)
+        else:
+            os.environ[ENV_DIR] = previous
+        for pid in forkservers(directory):
+            os.kill(pid, signal.SIGTERM)
+        assert wait_until(lambda: not forkservers(directory)), "a fork server outlived SIGTERM"
 
 
 @dataclass
@@ -114,7 +134,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
     deadline = time.monotonic() + CONMON_GRACE_S
     while _conmons_for(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _conmons_for(tmp_path) == [], "leftover conmon processes"
+    assert _conmons_for(tmp_path) == set(), "leftover conmon processes"
     # Only this store's (any container it ever had): other tests may run beside this one.
     assert forwarders({event.id for event in rt.events.read()}) == set(), "leftover port forwarder processes"
     if ROOTLESS:

@@ -1,60 +1,27 @@
-"""The ``kernelext`` command line: podman's subcommands on the kernelext core."""
+"""The ``kernelext`` command line: podman's subcommands on the kernelext core.
+
+``console`` is the installed command: it hands the command to the fork server
+(:mod:`kernelext.cli.launch`) when one can serve it, else runs it here with
+``main``. Nothing heavy is imported at this level: it is the command's start-up.
+"""
 
 from __future__ import annotations
 
-import logging
 import sys
-import time
-from collections.abc import Sequence
 
-from kernelext.cli.parser import HelpRequested, UsageError, parse_args
-from kernelext.errors import KernelextError
-
-__all__ = ["main"]
-
-ERROR_EXIT = 125
+__all__ = ["console", "main"]
 
 
-class _PodmanStyle(logging.Formatter):
-    """``WARN[0002] message``: the level and the seconds since the command started."""
+def main(argv: list[str] | None = None) -> int:
+    """Run one command (``argv`` without the program name) in this process; its exit code."""
+    from kernelext.cli.app import main as run_here
 
-    _start = time.monotonic()
-
-    def format(self, record: logging.LogRecord) -> str:
-        level = {"WARNING": "WARN", "CRITICAL": "FATA"}.get(record.levelname, record.levelname[:4])
-        return f"{level}[{int(time.monotonic() - self._start):04d}] {record.getMessage()}"
+    return run_here(sys.argv[1:] if argv is None else argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        args = parse_args(sys.argv[1:] if argv is None else argv)
-    except HelpRequested as shown:
-        sys.stdout.write(shown.text)
-        return 0
-    except UsageError as exc:
-        sys.stderr.write(f"Error: {exc}\n")
-        return ERROR_EXIT
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_PodmanStyle())
-    logger = logging.getLogger("kernelext")
-    logger.addHandler(handler)
-    logger.setLevel(args.log_level.upper())
+def console() -> int:
+    """The ``kernelext`` command."""
+    from kernelext.cli.launch import run_command
 
-    from kernelext.cli.commands import COMMANDS
-    from kernelext.core.runtime import Runtime
-
-    try:
-        with Runtime(args.root, args.runroot, criu=args.criu) as rt:
-            return COMMANDS[args.cmd](rt, args)
-    except KernelextError as exc:
-        sys.stderr.write(f"Error: {exc}\n")
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        return 0
-    except OSError as exc:  # e.g. a store this user may not open: one line, as podman
-        sys.stderr.write(f"Error: {exc}\n")
-        return ERROR_EXIT
-    finally:
-        logger.removeHandler(handler)
+    code = run_command(sys.argv[1:])
+    return main() if code is None else code

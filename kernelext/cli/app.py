@@ -1,0 +1,60 @@
+"""One ``kernelext`` command, run in this process: parse, open the store, dispatch, report."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Sequence
+
+from kernelext.cli.parser import HelpRequested, UsageError, parse_args
+from kernelext.errors import KernelextError
+
+ERROR_EXIT = 125
+
+
+class _PodmanStyle(logging.Formatter):
+    """``WARN[0002] message``: the level and the seconds since the command started."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._start = time.monotonic()  # per command: a fork server's child did not start at import
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = {"WARNING": "WARN", "CRITICAL": "FATA"}.get(record.levelname, record.levelname[:4])
+        return f"{level}[{int(time.monotonic() - self._start):04d}] {record.getMessage()}"
+
+
+def main(argv: Sequence[str]) -> int:
+    try:
+        args = parse_args(argv)
+    except HelpRequested as shown:
+        sys.stdout.write(shown.text)
+        return 0
+    except UsageError as exc:
+        sys.stderr.write(f"Error: {exc}\n")
+        return ERROR_EXIT
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_PodmanStyle())
+    logger = logging.getLogger("kernelext")
+    logger.addHandler(handler)
+    logger.setLevel(args.log_level.upper())
+
+    from kernelext.cli.commands import COMMANDS
+    from kernelext.core.runtime import Runtime
+
+    try:
+        with Runtime(args.root, args.runroot, criu=args.criu) as rt:
+            return COMMANDS[args.cmd](rt, args)
+    except KernelextError as exc:
+        sys.stderr.write(f"Error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except OSError as exc:  # e.g. a store this user may not open: one line, as podman
+        sys.stderr.write(f"Error: {exc}\n")
+        return ERROR_EXIT
+    finally:
+        logger.removeHandler(handler)

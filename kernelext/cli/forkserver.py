@@ -1,0 +1,282 @@
+"""The fork server behind the ``kernelext`` command (the client half and the protocol: :mod:`kernelext.cli.launch`).
+
+It imports kernelext once, then forks a child per command; the child becomes
+the command (its stdio, directory, umask, environment, arguments) and runs it
+as :func:`kernelext.cli.main` would in a process of its own.
+
+It holds no container state: containers never depend on it, killing it
+changes nothing but speed, and it exits after ``IDLE_TIMEOUT_S`` without work.
+It refuses to fork from modules that changed on disk since it imported them
+(an upgrade, an edit of an editable install) and exits; the next command
+starts a fresh one. One server per address, held by a lock file next to it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+
+from kernelext.cli.launch import (
+    ERROR_EXIT,
+    EXITED,
+    INT_BYTES,
+    PASSED_FDS,
+    REFUSED,
+    STARTED,
+    VERSION,
+    namespaces,
+    peer_uid,
+    reply,
+)
+
+#: How long a server waits for the next command before it exits.
+IDLE_TIMEOUT_S = 600.0
+#: A client that connects must send its request within this time.
+REQUEST_TIMEOUT_S = 10.0
+LISTEN_BACKLOG = 64
+#: An exit code's place in a wait status, as waitpid(2) reports it.
+EXIT_CODE_MASK, WAIT_STATUS_SHIFT = 0xFF, 8
+#: What the server imports before it serves: every module a command may need.
+PRELOAD = ("kernelext.cli.app", "kernelext.cli.commands", "kernelext.core.runtime", "kernelext.core.checkpoint",
+           "kernelext.core.copy", "kernelext.core.stats", "kernelext.host", "hashlib", "tempfile", "tarfile")
+
+
+def serve(address: str) -> None:
+    """Serve at ``address`` until idle, unless another server holds it already."""
+    lock = os.open(address.removesuffix(".sock") + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return
+    Server(address).run()
+
+
+class Server:
+    """Accepts commands on ``address`` and forks a child for each; reports each child's wait status."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        try:
+            os.unlink(address)  # a dead server's socket: the lock says nobody serves it
+        except FileNotFoundError:
+            pass
+        # Listening before the imports: a command that comes meanwhile waits, instead of starting another server.
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(address)
+        self.listener.listen(LISTEN_BACKLOG)
+        for module in PRELOAD:
+            __import__(module)
+        self.stamps = module_stamps()
+        self.namespaces = namespaces()
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.listener, selectors.EVENT_READ)
+        #: child PID -> its pidfd and the connection of the command waiting for it
+        self.children: dict[int, tuple[int, socket.socket]] = {}
+        self.last_active = time.monotonic()
+
+    def run(self) -> None:
+        try:
+            while True:
+                timeout = None if self.children else IDLE_TIMEOUT_S - (time.monotonic() - self.last_active)
+                if timeout is not None and timeout <= 0:
+                    return
+                for key, _ in self.selector.select(timeout):
+                    if key.fileobj is self.listener:
+                        if not self._accept():
+                            return
+                    elif isinstance(key.fileobj, int):
+                        self._reap(key.data)
+                    else:
+                        self._command_gone(key.data)
+                self.last_active = time.monotonic()
+        finally:
+            os.unlink(self.address)  # before the lock goes with this process: a new server may bind at once
+            for pidfd, conn in self.children.values():
+                os.close(pidfd)
+                conn.close()  # its command reports the server's end; the child carries on
+            self.listener.close()
+
+    def _accept(self) -> bool:
+        """Start one command's child; False when this server must end (its modules changed)."""
+        conn, _ = self.listener.accept()
+        fds: list[int] = []
+        try:
+            conn.settimeout(REQUEST_TIMEOUT_S)
+            if peer_uid(conn) != os.getuid():
+                raise PermissionError("a command of another user")
+            header, ancillary, _, _ = conn.recvmsg(INT_BYTES, socket.CMSG_SPACE(PASSED_FDS * INT_BYTES))
+            for level, kind, data in ancillary:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds += [int.from_bytes(data[i:i + INT_BYTES], sys.byteorder)
+                            for i in range(0, len(data) - INT_BYTES + 1, INT_BYTES)]
+            payload = _receive_exactly(conn, int.from_bytes(header, "big"))
+            if len(fds) != PASSED_FDS:
+                raise ValueError("a request carries stdin, stdout, stderr and a directory")
+            request = parse_request(payload)
+            stale = module_stamps() != self.stamps
+            if stale or request.namespaces != self.namespaces:
+                conn.sendall(reply(REFUSED, 0))
+                conn.close()
+                return not stale
+            pid = os.fork()
+            if pid == 0:
+                self._become_command(conn, fds, request)
+        except (OSError, ValueError):
+            conn.close()
+            return True
+        finally:
+            for fd in fds:
+                os.close(fd)
+        conn.settimeout(None)
+        pidfd = os.pidfd_open(pid)
+        self.children[pid] = (pidfd, conn)
+        self.selector.register(pidfd, selectors.EVENT_READ, pid)
+        self.selector.register(conn, selectors.EVENT_READ, pid)
+        try:
+            conn.sendall(reply(STARTED, pid))
+        except OSError:
+            self._command_gone(pid)
+        return True
+
+    def _reap(self, pid: int) -> None:
+        """A child ended: its command gets the wait status (the child sent its exit code itself unless killed)."""
+        pidfd, conn = self.children.pop(pid)
+        _, status = os.waitpid(pid, 0)
+        self.selector.unregister(pidfd)
+        os.close(pidfd)
+        if conn.fileno() < 0:
+            return  # its command had gone already
+        self.selector.unregister(conn)
+        try:
+            conn.sendall(reply(EXITED, status))
+        except OSError:
+            pass
+        conn.close()
+
+    def _command_gone(self, pid: int) -> None:
+        """The command ended before its child (SIGKILLed): the child ends too, as the command itself would have."""
+        if pid not in self.children or self.children[pid][1].fileno() < 0:
+            return  # reaped or handled in this same round of events
+        _, conn = self.children[pid]
+        self.selector.unregister(conn)
+        conn.close()
+        os.kill(pid, signal.SIGKILL)
+
+    def _become_command(self, conn: socket.socket, fds: list[int], request: Request) -> None:
+        """In the child: take the command's stdio, directory, umask and environment, run it, report, exit.
+
+        The child reports its exit code itself: a command outlives a server that is killed meanwhile.
+        """
+        code = ERROR_EXIT
+        try:
+            self.selector.close()
+            self.listener.close()
+            for pidfd, other in self.children.values():
+                os.close(pidfd)
+                other.close()
+            conn.settimeout(None)
+            for target, fd in enumerate(fds[:3]):
+                os.dup2(fd, target)
+            os.fchdir(fds[3])
+            for fd in fds:
+                os.close(fd)
+            os.umask(request.umask)
+            os.environb.clear()
+            os.environb.update(request.env)
+            _reopen_stdio()
+            sys.argv = ["kernelext", *request.argv]
+            from kernelext.cli import main
+
+            code = main(request.argv)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except KeyboardInterrupt:
+            code = 128 + signal.SIGINT
+        except BaseException:  # noqa: BLE001 - reported as a process of its own would, then the child ends
+            traceback.print_exc()
+            code = 1
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (OSError, ValueError):
+                    pass
+            try:
+                conn.sendall(reply(EXITED, (code & EXIT_CODE_MASK) << WAIT_STATUS_SHIFT))
+            except OSError:
+                pass
+            os._exit(code)
+
+
+def _receive_exactly(conn: socket.socket, size: int) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        if not chunk:
+            raise ConnectionResetError("an incomplete request")
+        data += chunk
+    return bytes(data)
+
+
+@dataclass(frozen=True)
+class Request:
+    """A command, as :func:`kernelext.cli.launch.encode_request` sends it."""
+
+    namespaces: bytes
+    umask: int
+    argv: list[str]
+    env: dict[bytes, bytes]
+
+
+def parse_request(payload: bytes) -> Request:
+    version, spaces, umask, count, *rest = payload.split(b"\0")
+    if version != VERSION:
+        raise ValueError("another protocol version")
+    n = int(count)
+    if len(rest) < n:
+        raise ValueError("fewer arguments than announced")
+    env = dict(item.split(b"=", 1) for item in rest[n:] if b"=" in item)
+    return Request(spaces, int(umask), [os.fsdecode(arg) for arg in rest[:n]], env)
+
+
+def _reopen_stdio() -> None:
+    """New stdio objects over fds 0-2, buffered as Python buffers them for a process of its own.
+
+    The server's own (over /dev/null, then) stay referenced by ``sys.__stdout__``
+    etc.: collecting them would close fds 0-2.
+    """
+    unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))
+
+    def reopen(fd: int, mode: str, like: io.TextIOWrapper | None, line_buffering: bool) -> io.TextIOWrapper:
+        raw = io.FileIO(fd, mode, closefd=False)
+        buffered = io.BufferedReader(raw) if mode == "r" else io.BufferedWriter(raw)
+        return io.TextIOWrapper(buffered, encoding=like.encoding if like else None,
+                                errors=like.errors if like else None, line_buffering=line_buffering,
+                                write_through=unbuffered and mode == "w")
+
+    sys.stdin = reopen(0, "r", sys.__stdin__, False)
+    sys.stdout = reopen(1, "w", sys.__stdout__, os.isatty(1))
+    sys.stderr = reopen(2, "w", sys.__stderr__, True)
+
+
+def module_stamps() -> dict[str, tuple[int, int, int]]:
+    """(mtime, size, inode) of the interpreter and of every loaded kernelext source file."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    loaded = [getattr(m, "__file__", None) for m in list(sys.modules.values())]
+    files = [sys.executable, *(f for f in loaded if isinstance(f, str) and f.startswith(package))]
+    stamps = {}
+    for path in files:
+        try:
+            st = os.stat(path)
+            stamps[path] = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except OSError:
+            stamps[path] = (0, 0, 0)
+    return stamps

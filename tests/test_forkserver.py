@@ -1,0 +1,181 @@
+"""The CLI's fork server: a command runs in a child of it exactly as it would in a process of its own.
+
+Each test has a server of its own (``KERNELEXT_FORKSERVER_DIR``), stopped at the end.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Store, forkservers, wait_until
+
+import kernelext
+from kernelext.cli import launch
+from kernelext.cli.forkserver import parse_request
+
+
+@pytest.fixture
+def server_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    directory = tmp_path / "forkserver"
+    directory.mkdir(mode=0o700)
+    monkeypatch.setenv(launch.ENV_DIR, str(directory))
+    try:
+        yield directory
+    finally:
+        for pid in forkservers(directory):
+            os.kill(pid, signal.SIGKILL)
+        assert wait_until(lambda: not forkservers(directory))
+
+
+def _server(directory: Path, store: Store) -> int:
+    """The PID of the server in ``directory``, started by a first command if need be."""
+    if not forkservers(directory):
+        assert store.cli("ps").returncode == 0  # runs in-process and starts the server for the next ones
+    assert wait_until(lambda: len(forkservers(directory)) == 1 and list(directory.glob("*.sock")))
+    (pid,) = forkservers(directory)
+    return pid
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text() if entry.isdigit() else ""
+        except OSError:
+            continue
+        if stat and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.add(int(entry))
+    return found
+
+
+def _child_of(server: int) -> int:
+    assert wait_until(lambda: len(_children(server)) == 1)
+    (child,) = _children(server)
+    return child
+
+
+def _waiter(store: Store, name: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "kernelext", *store.args, "wait", name],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_command_runs_in_the_servers_child_with_its_own_stdio_directory_and_environment(
+        store: Store, server_dir: Path, tmp_path: Path) -> None:
+    server = _server(server_dir, store)
+    assert store.cli("run", "-d", "--name", "w", "busybox", "sleep", "100").returncode == 0
+    waiter = _waiter(store, "w")
+    assert _child_of(server) != waiter.pid  # the work happens in the server's child, not in the command
+    assert store.cli("stop", "-t", "0", "w").returncode == 0
+    out, _ = waiter.communicate(timeout=30)
+    assert (waiter.returncode, out) == (0, "137\n")
+
+    proc = store.cli("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (3, "out\n", "err\n")
+    assert store.cli("run", "-i", "--rm", "busybox", "cat", input=b"through stdin\n").stdout == "through stdin\n"
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "note.txt").write_text("relative to the command's directory\n")
+    copy_in = subprocess.run([sys.executable, "-m", "kernelext", *store.args, "cp", "note.txt", "w:/tmp/"],
+                             cwd=work, capture_output=True, text=True)
+    assert copy_in.returncode == 0, copy_in.stderr
+    env = dict(os.environ, KERNELEXT_ROOT=str(store.runtime.opts.root),
+               KERNELEXT_RUNROOT=str(store.runtime.opts.runroot))
+    copy_out = subprocess.run([sys.executable, "-m", "kernelext", "cp", "w:/tmp/note.txt", "-"], env=env,
+                              capture_output=True)
+    assert copy_out.returncode == 0, copy_out.stderr
+    with tarfile.open(fileobj=io.BytesIO(copy_out.stdout)) as tar:
+        assert tar.extractfile("note.txt").read() == b"relative to the command's directory\n"  # type: ignore[union-attr]
+    assert forkservers(server_dir) == {server}  # one server served them all
+    in_process = subprocess.run([sys.executable, "-m", "kernelext", *store.args, "inspect", "w"],
+                                env=dict(os.environ, KERNELEXT_FORKSERVER="0"), capture_output=True, text=True)
+    assert store.cli("inspect", "w").stdout == in_process.stdout
+    assert store.cli("rm", "w").returncode == 0
+
+
+def test_signals_reach_the_child_and_its_end_reaches_the_shell(store: Store, server_dir: Path) -> None:
+    server = _server(server_dir, store)
+    assert store.cli("run", "-d", "--name", "w", "busybox", "sleep", "100").returncode == 0
+    waiter = _waiter(store, "w")
+    child = _child_of(server)
+    waiter.send_signal(signal.SIGTERM)
+    waiter.wait(timeout=10)
+    assert waiter.returncode == -signal.SIGTERM  # the child died of it, and so did the command
+    assert wait_until(lambda: child not in _children(server))
+
+    waiter = _waiter(store, "w")
+    child = _child_of(server)
+    waiter.kill()  # a command that cannot pass anything on: its child must not carry on alone
+    waiter.wait(timeout=10)
+    assert wait_until(lambda: child not in _children(server))
+    assert store.cli("rm", "-f", "w").returncode == 0
+
+
+def test_a_server_whose_modules_changed_steps_aside(store: Store, server_dir: Path, tmp_path: Path) -> None:
+    """An upgrade or an edit of the package is never run from the old modules."""
+    package = tmp_path / "pkg"
+    shutil.copytree(Path(kernelext.__file__).parent, package / "kernelext",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    env = dict(os.environ, PYTHONPATH=str(package))
+
+    def ps() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "kernelext", *store.args, "ps", "-a"], env=env, cwd=tmp_path,
+                              capture_output=True, text=True)
+
+    expected = ps()
+    assert expected.returncode == 0, expected.stderr
+    assert wait_until(lambda: len(forkservers(server_dir)) == 1)
+    (first,) = forkservers(server_dir)
+    assert ps().stdout == expected.stdout
+    edited = package / "kernelext" / "cli" / "commands.py"
+    os.utime(edited, ns=(edited.stat().st_atime_ns, edited.stat().st_mtime_ns + 1_000_000_000))
+    assert ps().stdout == expected.stdout  # refused by the old server: run in-process
+    assert wait_until(lambda: first not in forkservers(server_dir))
+    assert ps().stdout == expected.stdout
+    assert wait_until(lambda: len(forkservers(server_dir)) == 1)
+    assert forkservers(server_dir) != {first}
+
+
+@pytest.mark.parametrize("setting", ["shared directory", "switched off"])
+def test_no_server_where_it_would_be_unsafe_or_is_unwanted(store: Store, server_dir: Path, setting: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    if setting == "shared directory":
+        server_dir.chmod(0o755)  # others could reach it: never hand a terminal to whatever listens there
+    else:
+        monkeypatch.setenv(launch.ENV_SWITCH, "0")
+    for _ in range(2):
+        proc = store.cli("ps")
+        assert proc.returncode == 0 and proc.stdout.startswith("CONTAINER ID")
+    assert list(server_dir.iterdir()) == [] and forkservers(server_dir) == set()
+
+
+def test_a_request_carries_arguments_and_environment_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    argv = ["run", "", "two words", "ünïcode", "raw\udcff", "a=b"]
+    monkeypatch.setenv("KX_TEST_VALUE", "x=y=z")
+    request = parse_request(launch.encode_request(argv))
+    assert request.argv == argv
+    assert request.env[b"KX_TEST_VALUE"] == b"x=y=z" and request.env == dict(os.environb)
+    assert request.umask == os.umask(request.umask)
+    assert request.namespaces == launch.namespaces() and len(request.namespaces.split(b",")) == 4
+
+
+def test_a_command_from_other_namespaces_runs_in_its_own(store: Store, server_dir: Path) -> None:
+    """A child would run in the server's namespaces: e.g. a container sharing "the host's" network must get the
+    command's, here an empty one."""
+    host_links = Path("/proc/net/dev").read_text().splitlines()[2:]
+    if len(host_links) < 2:
+        pytest.skip("the host has only a loopback interface: no difference to see")
+    server = _server(server_dir, store)
+    proc = subprocess.run(["unshare", "--net", sys.executable, "-m", "kernelext", *store.args, "run", "--rm",
+                           "--network", "host", "busybox", "cat", "/proc/net/dev"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert [line.split(":")[0].strip() for line in proc.stdout.splitlines()[2:]] == ["lo"]
+    assert forkservers(server_dir) == {server}  # refused, not stopped
