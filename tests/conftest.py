@@ -17,6 +17,7 @@ from kernelext import Runtime
 from kernelext.cli.launch import ENV_DIR
 from kernelext.oci.monitor import process_start_time
 from kernelext.rootless import is_rootless
+from kernelext.storage.trash import TRASH_DIR
 
 ROOTLESS = is_rootless()
 CONMON_GRACE_S = 10.0
@@ -124,6 +125,8 @@ def store(tmp_path: Path) -> Iterator[Store]:
             except Exception:  # noqa: BLE001 - best effort; the checks below report leaks
                 pass
         rt.close()
+    trash = rt.opts.root / TRASH_DIR
+    assert not trash.exists() or os.listdir(trash) == [], "removed containers' directories not deleted"
     # Network namespaces first: their mounts (nsfs) are the ones a forgotten clean-up path leaves.
     assert _mounts_under(tmp_path, fstype="nsfs") == [], "leftover network namespace mounts"
     netns_dir = rt.opts.runroot / "netns"

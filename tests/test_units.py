@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from kernelext.errors import (
 from kernelext.oci.attach import Detached, DetachFilter, parse_detach_keys
 from kernelext.rootless import IdMap, IdRange, Namespace, UserNamespace, userns_overlay_supported
 from kernelext.storage.driver import StorageDriver, store_driver
+from kernelext.storage.trash import TRASH_DIR, Trash
 from kernelext.storage.users import resolve_user
 
 
@@ -123,3 +125,43 @@ def test_tcp_checkpoint_needs_criu_4_2_from_linux_6_16(monkeypatch: pytest.Monke
     feature = host._tcp_sockets(criu, host.Feature(True))
     assert feature.available is available and criu in feature.detail
     assert not host._tcp_sockets(criu, host.Feature(False, "criu check failed")).available
+
+
+def _tree(base: Path) -> Path:
+    (base / "sub" / "deeper").mkdir(parents=True)
+    (base / "sub" / "deeper" / "file").write_text("x")
+    (base / "link").symlink_to("/etc")
+    return base
+
+
+def test_trash_takes_a_directory_away_at_once_and_deletes_it_in_the_background(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    trash = Trash(root, Namespace())
+    victims = [_tree(root / f"layer{i}") for i in range(3)]
+    for victim in victims:
+        trash.put(victim)
+        assert not victim.exists()
+    trash.put(root / "never-existed")
+    trash.close()
+    assert os.listdir(root / TRASH_DIR) == []
+    assert Path("/etc/passwd").exists()  # a link inside is deleted, never followed
+
+
+def test_trash_left_by_an_ended_process_is_emptied_by_the_next_one(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    _tree(root / TRASH_DIR / "left.0123abcd")
+    Trash(root, Namespace()).close()
+    assert os.listdir(root / TRASH_DIR) == []
+
+
+def test_trash_deletes_at_once_what_cannot_be_moved_into_it(tmp_path: Path) -> None:
+    if os.stat("/dev/shm").st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("/dev/shm and the test directory share a file system")
+    elsewhere = _tree(Path(tempfile.mkdtemp(dir="/dev/shm")))
+    root = tmp_path / "root"
+    root.mkdir()
+    trash = Trash(root, Namespace())
+    trash.put(elsewhere)  # another file system: rename fails with EXDEV
+    assert not elsewhere.exists() and os.listdir(root / TRASH_DIR) == []
+    trash.close()

@@ -927,12 +927,13 @@ class Container:
                 if known_to_runc:
                     self._runtime.runc.delete(self.id)
                 self._remove_netns()
-                self.layer.remove()
+                self.layer.unmount()
             except BaseException:
                 os.rename(removing, container_dir)
                 raise
             opts = self._runtime.opts
-            shutil.rmtree(removing, ignore_errors=True)
+            self._runtime.trash.put(self.layer.path)
+            self._runtime.trash.put(removing)
             shutil.rmtree(opts.persist_dir(self.id), ignore_errors=True)
             opts.exit_file(self.id).unlink(missing_ok=True)
             self._runtime.db.remove_container(self.id)

@@ -39,6 +39,7 @@ from kernelext.oci.runc import Runc
 from kernelext.rootless import namespace_for
 from kernelext.storage.driver import store_driver
 from kernelext.storage.images import Image, ImageStore
+from kernelext.storage.trash import Trash
 from kernelext.store.db import Database
 from kernelext.store.locks import ContainerLock
 
@@ -80,8 +81,10 @@ class Runtime:
         self.images = ImageStore(self.opts, self.db, self.namespace)
         self.events = EventLog(self.opts.events_file)
         self.runc = Runc(self.opts.runc, self.opts.runc_root, self.namespace)
+        self.trash = Trash(self.opts.root, self.namespace)
 
     def close(self) -> None:
+        self.trash.close()
         self.db.close()
         forget_exit_directory(self.opts.exits_dir)
 
