@@ -386,9 +386,9 @@ def test_vfs_driver_gives_each_container_a_copy_of_the_image(store: Store, tmp_p
     finally:
         for ctr in rt.list():
             ctr.remove(force=True)
+        rt.close()  # first: it waits for the trash, which is emptied inside the namespace
         if rt.namespace.rootless:
             rt.namespace.stop()
-        rt.close()
 
 
 def test_mount_is_reference_counted(store: Store) -> None:

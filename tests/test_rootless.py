@@ -81,8 +81,8 @@ def test_cli_lifecycle_in_the_users_default_store(tmp_path: Path) -> None:
         rt = rt or Runtime(tmp_path / "data" / "kernelext" / "storage", tmp_path / "xdg-run" / "kernelext")
         for ctr in rt.list():
             ctr.remove(force=True)
+        rt.close()  # first: it waits for the trash, which is emptied inside the namespace
         rt.namespace.stop()
-        rt.close()
 
 
 def test_checkpoint_and_restore_are_refused_and_the_container_keeps_running(store: Store) -> None:
