@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_client.manager import start_new_kernel
+from jupyter_client.session import new_id
 
 PROBE_INTERVAL_S = 0.05
 OUTPUT_MESSAGES = ("stream", "display_data", "update_display_data", "execute_result", "error", "comm_open",
@@ -74,7 +75,11 @@ def peak_per_second(messages: list[dict[str, Any]]) -> int:
 
 
 def probe_latency(kc: Any, subshell_id: str, stop: threading.Event, latencies: list[float]) -> None:
-    """Send tiny execute requests on a subshell while the main shell streams."""
+    """Send tiny execute requests on a subshell while the main shell streams.
+
+    ``kc`` is a client of its own: ZMQ sockets are not thread-safe, and a send on the cells' shell socket from
+    this thread garbles messages now and then (the kernel drops them as "Invalid Signature" and a cell hangs).
+    """
     while not stop.is_set():
         msg = kc.session.msg("execute_request", {"code": "1", "silent": True, "store_history": False,
                                                  "user_expressions": {}, "allow_stdin": False})
@@ -110,12 +115,17 @@ def main() -> None:
     os.environ["KERNELEXT_ROOT"] = str(work / "root")
     os.environ["KERNELEXT_RUNROOT"] = str(work / "run")
     km, kc = start_new_kernel(kernel_name="python3")
+    probe_kc = None
     try:
         kernel_pid = km.provisioner.process.pid  # type: ignore[union-attr]  # a LocalProvisioner
         run_cell(kc, "%load_ext kernelext")
         # Warm: the image, caches, and the overflow widget's first import (a one-time cost per kernel).
         run_cell(kc, "%container run --rm busybox seq 1 5000")
-        subshell = create_subshell(kc)
+        probe_kc = km.client()
+        probe_kc.session.session = new_id()  # a clone of the first client's session would reuse its message ids
+        probe_kc.start_channels()
+        probe_kc.wait_for_ready(timeout=60)
+        subshell = create_subshell(probe_kc)
         rss_before = rss_mb(kernel_pid)
         peak = [rss_before]
         latencies: list[float] = []
@@ -128,7 +138,7 @@ def main() -> None:
                 while not stop.is_set():
                     peak[0] = max(peak[0], rss_mb(kernel_pid))
                     time.sleep(0.05)
-            threads = [threading.Thread(target=probe_latency, args=(kc, subshell, stop, probes)),
+            threads = [threading.Thread(target=probe_latency, args=(probe_kc, subshell, stop, probes)),
                        threading.Thread(target=sample_memory)]
             for t in threads:
                 t.start()
@@ -172,6 +182,8 @@ def main() -> None:
         print(f"kernel RSS: {rss_before:.1f} MB before, peak {peak[0]:.1f} MB (+{peak[0] - rss_before:.1f} MB)")
     finally:
         kc.stop_channels()
+        if probe_kc is not None:
+            probe_kc.stop_channels()
         km.shutdown_kernel(now=True)
         os.system(f"rm -rf {work}")
 
