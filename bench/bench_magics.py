@@ -4,7 +4,9 @@
 
 Reports: the cell's time next to the same container with its output sent to
 /dev/null (the floor), as medians of ``--repeat`` alternating runs (one run
-of each varies by a third on a shared two-core machine); the messages and
+of each varies by a third on a shared two-core machine), and the median of
+the ratios of neighbouring runs (which share the machine's load of the
+moment); the messages and
 bytes the kernel sent to the browser; how long the kernel takes to answer an
 execute request on a subshell while the stream runs (max and median; the
 floor runs under the same probes); the kernel's memory growth.
@@ -109,7 +111,7 @@ def describe(messages: list[dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, default=200_000)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="kx-bench-magics-"))
     os.environ["KERNELEXT_ROOT"] = str(work / "root")
@@ -168,8 +170,9 @@ def main() -> None:
         print(f"lines streamed:                       {args.lines}, {args.repeat} runs of each (medians)")
         print(f"floor (output to /dev/null in-container): {floor_s:7.2f} s  (runs: "
               f"{' '.join(f'{t:.2f}' for t in floors)})")
-        print(f"attached run from a cell:             {cell_s:7.2f} s  ({cell_s / floor_s:.2f}x the floor; runs: "
-              f"{' '.join(f'{t:.2f}' for t, _ in cells)})")
+        paired = statistics.median(t / floor for (t, _), floor in zip(cells, floors))
+        print(f"attached run from a cell:             {cell_s:7.2f} s  ({cell_s / floor_s:.2f}x the floor, "
+              f"{paired:.2f}x run by run; runs: {' '.join(f'{t:.2f}' for t, _ in cells)})")
         print(f"messages to the browser:              {len(messages)} ({describe(messages)}), "
               f"{sent / 1e6:.2f} MB; outputs kept in the notebook: {len(stored)}")
         print(f"  most in any one second:             {max(peak_per_second(ms) for _, ms in cells)}"
