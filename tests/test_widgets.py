@@ -3,6 +3,7 @@ buttons enabled per state, bounded streams. Real containers underneath."""
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -73,6 +74,37 @@ def test_live_output_replays_its_buffer_for_a_new_view(recording: list[dict[str,
     assert [tuple(c) for c in replay["chunks"]] == [("stdout", "a"), ("stdout", "b"), ("stderr", "oops")]
     out.finish("")
     assert out.lines == [("stdout", "b"), ("stderr", "oops"), ("stderr", "partial")]
+
+
+def test_live_output_skips_a_flood_without_losing_its_newest_lines(recording: list[dict[str, Any]]) -> None:
+    """Only the newest lines are split: partial lines and UTF-8 characters cut across chunks survive the skipping."""
+    rng = random.Random(4)
+    output = [(rng.choice(("stdout", "stderr")), "".join(rng.choice("ab é€\n") for _ in range(rng.randint(0, 40))))
+              for _ in range(3000)]
+    expected: list[tuple[str, str]] = []
+    partial = {"stdout": b"", "stderr": b""}
+    out = LiveOutput("mixed", max_lines=50)
+    for stream, text in output:
+        data = text.encode()
+        cut = rng.randint(0, len(data))  # may split a character
+        out.feed(stream, data[:cut])
+        out.feed(stream, data[cut:])
+        *complete, partial[stream] = (partial[stream] + data).split(b"\n")
+        expected += [(stream, line.decode()) for line in complete]
+        if rng.random() < 0.01:
+            assert out.lines == expected[-50:]  # split now and then, as a flush would
+    out.finish("")
+    expected += [(stream, rest.decode()) for stream, rest in partial.items() if rest]
+    assert out.lines == expected[-50:] and out.dropped == len(expected) - 50
+
+
+def test_a_burst_shorter_than_the_update_interval_is_one_message(recording: list[dict[str, Any]]) -> None:
+    out = LiveOutput("burst", max_lines=10, update_rate=5)
+    for i in range(100):
+        out.feed("stdout", f"{i}\n".encode())
+    out.finish("")
+    [append] = custom(recording, out)
+    assert append["dropped"] == 90 and [tuple(c) for c in append["chunks"]] == [("stdout", str(i)) for i in range(90, 100)]
 
 
 def test_buttons_follow_the_state_machine() -> None:

@@ -26,9 +26,9 @@ function render({ model, el }) {
     follow = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
   });
 
+  let dropped = 0;  // lines that fell out of the kernel's buffer, sent with each append
   const showMeta = () => {
     title.textContent = model.get("title");
-    const dropped = model.get("dropped");
     marker.textContent = dropped ? `${dropped} earlier lines not shown` : "";
     footer.textContent = model.get("footer");
   };
@@ -45,9 +45,11 @@ function render({ model, el }) {
     if (follow) pre.scrollTop = pre.scrollHeight;
   };
   const onMessage = (msg) => {
-    if (msg.type === "append") append(msg.chunks);
-    else if (msg.type === "replay") { lines = []; append(msg.chunks); }
-    else if (msg.type === "download") {
+    if (msg.type === "append" || msg.type === "replay") {
+      if (msg.type === "replay") lines = [];
+      append(msg.chunks);
+      if (msg.dropped !== dropped) { dropped = msg.dropped; showMeta(); }
+    } else if (msg.type === "download") {
       const url = URL.createObjectURL(new Blob([msg.text], { type: "text/plain" }));
       const a = document.createElement("a");
       a.href = url; a.download = msg.name; a.click();
@@ -56,7 +58,6 @@ function render({ model, el }) {
   };
   download.addEventListener("click", () => model.send({ type: "download" }));
   model.on("msg:custom", onMessage);
-  model.on("change:dropped", showMeta);
   model.on("change:footer", showMeta);
   showMeta();
   model.send({ type: "replay" });

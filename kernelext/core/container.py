@@ -159,7 +159,7 @@ class Container:
         """Its writable layer (made once: the image and the store's driver never change for a container)."""
         return self._runtime.storage_driver.layer(self._runtime.opts.layer_dir(self.id),
                                                   self._runtime.images.get(self.config.image_id).rootfs,
-                                                  self._runtime.namespace)
+                                                  self._runtime.namespace, volatile=self.config.auto_remove)
 
     def __repr__(self) -> str:
         return f"<Container {self.name} {self.short_id} {self.status.value}>"
@@ -343,7 +343,8 @@ class Container:
             conmon_pid_file=opts.conmon_pid_file(self.id), exit_dir=opts.exits_dir,
             persist_dir=opts.persist_dir(self.id), log_path=self.log_path, runc=opts.runc,
             runc_root=opts.runc_root, tty=self.config.tty, stdin=self.config.stdin,
-            exit_command=self._runtime.exit_command(self.id, self.config.auto_remove), **overrides)
+            exit_command=self._runtime.exit_command(self.id, self.config.auto_remove),
+            sync_log=not self.config.auto_remove, **overrides)
 
     def _init(self, *, retain_retries: bool = False) -> None:
         """Create the container in runc under a new conmon (state ``initialized``)."""

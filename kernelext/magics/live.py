@@ -31,10 +31,14 @@ class _CellStream:
     def write(self, data: bytes) -> None:
         self.target.write(self.decoder.decode(data))
 
-    def close(self) -> None:
+    def end(self) -> None:
+        """Write what is left of a character cut short; not flushed, so it leaves with what follows."""
         rest = self.decoder.decode(b"", final=True)
         if rest:
             self.target.write(rest)
+
+    def close(self) -> None:
+        self.end()
         self.target.flush()
 
 
@@ -75,12 +79,11 @@ def stream_attached(conn: AttachSocket, title: str, *, max_lines: int, rate_hz: 
         state["lines"] += data.count(b"\n", 0, cut)
         cell[stream].write(data[:cut])
         if cut < len(data) or state["lines"] >= max_lines:
-            cell[stream].close()
+            cell[stream].end()
             sys.stdout.write(f"\n[kernelext] more than {max_lines} lines: the newest are shown below "
                              f"(all of them: %container logs {title})\n")
-            sys.stdout.flush()
             state["overflow"] = LiveOutput(title, max_lines=max_lines, update_rate=rate_hz)
-            display(state["overflow"])  # type: ignore[no-untyped-call]
+            display(state["overflow"])  # type: ignore[no-untyped-call]  # flushes the lines above first
             if cut < len(data):
                 state["overflow"].feed(STREAM_NAMES[stream], data[cut:])
 

@@ -37,8 +37,11 @@ class StorageDriver(enum.Enum):
         except ValueError:
             raise InvalidArgumentError(f"unsupported storage driver {text!r}: use 'overlay' or 'vfs'") from None
 
-    def layer(self, path: Path, lower: Path, namespace: Namespace) -> ContainerLayer:
-        return Layer(path, lower, namespace) if self is StorageDriver.OVERLAY else CopyLayer(path, lower, namespace)
+    def layer(self, path: Path, lower: Path, namespace: Namespace, *, volatile: bool = False) -> ContainerLayer:
+        """``volatile``: never synced (a ``--rm`` container's); vfs mounts nothing, so has nothing to sync."""
+        if self is StorageDriver.OVERLAY:
+            return Layer(path, lower, namespace, volatile=volatile)
+        return CopyLayer(path, lower, namespace)
 
 
 def default_driver(namespace: Namespace) -> StorageDriver:

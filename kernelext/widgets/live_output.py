@@ -1,15 +1,21 @@
 """``LiveOutput``: a container's output as a live, bounded widget.
 
-The browser gets append-only custom messages, batched at ``update_rate`` a
-second: the cost grows with new bytes, not with everything so far. The
-newest ``max_lines`` lines are also kept kernel-side, and a view that (re)opens
-(a page reload) asks for them with a ``replay`` message. Lines are tagged
-stdout or stderr; ANSI colours (SGR) are rendered in the browser.
+The browser gets append-only custom messages, at most ``update_rate`` a
+second (the first one interval after the widget is made, so a burst that ends
+sooner costs one message): the cost grows with new bytes, not with everything
+so far. Each carries the count of lines that fell out of the buffer, so the
+update rate bounds the message rate. The newest ``max_lines`` lines are also
+kept kernel-side, and a view that (re)opens (a page reload) asks for them with
+a ``replay`` message. Lines are tagged stdout or stderr; ANSI colours (SGR) are
+rendered in the browser.
+
+Output is held raw until it is sent and only its newest ``max_lines`` lines
+are then split and decoded; the rest is only counted (a C-speed newline
+count), so a flood costs the kernel little more than its bytes.
 """
 
 from __future__ import annotations
 
-import codecs
 import contextvars
 import threading
 import time
@@ -28,6 +34,8 @@ if TYPE_CHECKING:
     from kernelext.core.container import Container
 
 STREAMS = ("stdout", "stderr")
+#: Raw output held before it is split into lines; past this much it is parsed at once (memory stays bounded).
+RAW_LIMIT = 1 << 20
 
 
 class LiveOutput(anywidget.AnyWidget):
@@ -36,21 +44,24 @@ class LiveOutput(anywidget.AnyWidget):
 
     title = Unicode("").tag(sync=True)
     max_lines = Int(1000).tag(sync=True)
-    #: Lines that fell out of the bounded buffer ("N earlier lines not shown").
-    dropped = Int(0).tag(sync=True)
     footer = Unicode("").tag(sync=True)
 
     def __init__(self, title: str = "", *, max_lines: int = 1000, update_rate: float = 5.0, **kwargs: Any) -> None:
         super().__init__(title=title, max_lines=max_lines, **kwargs)
         self._lines: deque[tuple[str, str]] = deque(maxlen=max_lines)
         self._pending: deque[tuple[str, str]] = deque(maxlen=max_lines)
+        #: Lines that fell out of the bounded buffer ("N earlier lines not shown"), sent with each append.
+        self.dropped = 0
         self._pending_dropped = 0
-        self._partial = dict.fromkeys(STREAMS, "")
-        self._decoders = {s: codecs.getincrementaldecoder("utf-8")("replace") for s in STREAMS}
+        # Fed output not split yet: (stream, bytes, newlines in it), oldest first.
+        self._raw: list[tuple[str, bytes, int]] = []
+        self._raw_lines = 0
+        self._raw_bytes = 0
+        self._partial = dict.fromkeys(STREAMS, b"")  # bytes: a newline never splits a UTF-8 character
         self._interval = 1.0 / update_rate
         self._lock = threading.RLock()
         self._timer: threading.Timer | None = None
-        self._last_send = 0.0
+        self._last_send = time.monotonic()  # the display itself was the first update
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._full_log: Callable[[], bytes] | None = None
@@ -68,29 +79,51 @@ class LiveOutput(anywidget.AnyWidget):
     def lines(self) -> list[tuple[str, str]]:
         """The buffered (newest) lines as ``(stream, text)``."""
         with self._lock:
+            self._split()
             return list(self._lines)
 
     # ------------------------------------------------------------- feeding
     def feed(self, stream: str, data: bytes) -> None:
         """Add raw output; complete lines are shown, a partial one waits for its newline."""
-        text = self._partial[stream] + self._decoders[stream].decode(data)
-        *complete, self._partial[stream] = text.split("\n")
-        if complete:
-            self.append(stream, complete)
-
-    def append(self, stream: str, lines: list[str]) -> None:
-        tagged = [(stream, line) for line in lines]
         with self._lock:
-            self._pending_dropped += max(0, len(self._lines) + len(tagged) - self.max_lines)
-            self._lines.extend(tagged)
-            self._pending.extend(tagged)
+            newlines = data.count(b"\n")
+            self._raw.append((stream, data, newlines))
+            self._raw_lines += newlines
+            self._raw_bytes += len(data)
+            if self._raw_bytes > RAW_LIMIT:
+                self._split()
             self._schedule()
 
+    def _split(self) -> None:
+        """Turn the held output into lines; those that could not stay in the buffer are only counted."""
+        if not self._raw:
+            return
+        skip = max(0, self._raw_lines - self.max_lines)
+        tagged: list[tuple[str, str]] = []
+        for stream, data, newlines in self._raw:
+            if newlines <= skip:  # every line this chunk completes falls out: keep only what follows them
+                skip -= newlines
+                self._partial[stream] = data[data.rindex(b"\n") + 1:] if newlines else self._partial[stream] + data
+                continue
+            *complete, self._partial[stream] = (self._partial[stream] + data).split(b"\n")
+            tagged.extend((stream, line.decode(errors="replace")) for line in complete[skip:])
+            skip = 0
+        self._pending_dropped += max(0, self._raw_lines - self.max_lines)
+        self._raw.clear()
+        self._raw_lines = self._raw_bytes = 0
+        self._append(tagged)
+
+    def _append(self, tagged: list[tuple[str, str]]) -> None:
+        self._pending_dropped += max(0, len(self._lines) + len(tagged) - self.max_lines)
+        self._lines.extend(tagged)
+        self._pending.extend(tagged)
+
     def finish(self, footer: str) -> None:
-        for stream, rest in self._partial.items():
-            if rest:
-                self._partial[stream] = ""
-                self.append(stream, [rest])
+        with self._lock:
+            self._split()
+            rest = [(stream, partial.decode(errors="replace")) for stream, partial in self._partial.items() if partial]
+            self._partial = dict.fromkeys(STREAMS, b"")
+            self._append(rest)
         self.flush()
         self.footer = footer
 
@@ -104,17 +137,19 @@ class LiveOutput(anywidget.AnyWidget):
         self._timer.start()
 
     def flush(self) -> None:
+        # Sent under the lock: a flush from the timer and one from finish() never overtake each other.
         with self._lock:
-            self._timer = None
-            if not self._pending:
+            if self._timer is not None:
+                self._timer.cancel()  # a no-op from the timer's own thread
+                self._timer = None
+            self._split()
+            if not self._pending and not self._pending_dropped:
                 return
-            chunks = list(self._pending)
+            self.dropped += self._pending_dropped
+            self._pending_dropped = 0
+            self._send_custom({"type": "append", "chunks": list(self._pending), "dropped": self.dropped})
             self._pending.clear()
-            dropped, self._pending_dropped = self._pending_dropped, 0
             self._last_send = time.monotonic()
-        self._send_custom({"type": "append", "chunks": chunks})
-        if dropped:
-            self.dropped += dropped
 
     def _send_custom(self, content: dict[str, Any]) -> None:
         self.messages_sent += 1
@@ -123,7 +158,9 @@ class LiveOutput(anywidget.AnyWidget):
 
     def _on_frontend_message(self, _widget: Any, content: dict[str, Any], _buffers: list[bytes]) -> None:
         if content.get("type") == "replay":
-            self._send_custom({"type": "replay", "chunks": self.lines})
+            with self._lock:
+                self.flush()  # what is pending goes to the other views now, so the new one gets it only once
+                self._send_custom({"type": "replay", "chunks": list(self._lines), "dropped": self.dropped})
         elif content.get("type") == "download" and self._full_log is not None:
             self.send({"type": "download", "name": f"{self.title or 'output'}.log",
                        "text": self._full_log().decode(errors="replace")})
