@@ -9,7 +9,8 @@ deleted until the end: on these machines' ext4 (no journal) creating many
 files right after deleting many is several times slower (DESIGN.md §7). The
 cases are interleaved round by round and the median is reported, so the floor
 and kernelext see the same conditions. kernelext is timed through the Python
-API (in process) and through the CLI (which adds the interpreter's start-up);
+API (in process) and through the CLI (which adds the interpreter's start-up; its
+fork server started and warmed first);
 ``podman cp`` too when podman is installed.
 """
 
@@ -26,6 +27,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from bench_lifecycle import start_forkserver, stop_forkserver
 
 from kernelext import Runtime
 
@@ -87,6 +90,7 @@ def main() -> None:
         # Content to copy out, put in once beforehand.
         rt.copy(str(src / "small"), f"{CTR}:/srv/small")
         rt.copy(str(src / "big.bin"), f"{CTR}:/srv/big.bin")
+        start_forkserver(work, [*cli, "ps"])
         if podman:
             run([podman, "run", "-d", "--name", PODMAN_CTR, "--network", "none", "busybox", "sleep", "100000"])
             run([podman, "cp", str(src / "small"), f"{PODMAN_CTR}:/srv/small"])
@@ -141,6 +145,7 @@ def main() -> None:
                     case.times.setdefault(key, []).append(timed(step))
         report(cases, args.runs)
     finally:
+        stop_forkserver(work / "forkserver")
         for ctr in rt.list():
             ctr.remove(force=True)
         rt.close()

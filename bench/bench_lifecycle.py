@@ -45,6 +45,22 @@ def median_ms(fn: Callable[[], object], runs: int) -> float:
     return statistics.median(samples) * 1000
 
 
+def start_forkserver(work: Path, warm_up: list[str]) -> Path:
+    """A fork server of this run's own for the CLI's commands, started and warmed by running ``warm_up``."""
+    directory = work / "forkserver"
+    directory.mkdir(mode=0o700)
+    os.environ[ENV_DIR] = str(directory)
+    subprocess.run(warm_up, check=True, stdout=subprocess.DEVNULL)  # runs in-process and starts the server
+    while not any(directory.glob("*.sock")):
+        time.sleep(0.01)
+    subprocess.run(warm_up, check=True, stdout=subprocess.DEVNULL)  # served: the server has imported it all
+    return directory
+
+
+def stop_forkserver(directory: Path) -> None:
+    subprocess.run(["pkill", "-f", f"kernelext.cli.forkserver.*{directory}"], check=False)
+
+
 def rss_kb() -> int:
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
@@ -115,9 +131,6 @@ def main() -> None:
     # As the default store: persistent root on disk, runroot on tmpfs (/run).
     runroot = Path(tempfile.mkdtemp(prefix="kx-bench-", dir=RUN_TMPFS if os.path.isdir(RUN_TMPFS) else None))
     rt = Runtime(work / "root", runroot)
-    forkserver_dir = work / "forkserver"
-    forkserver_dir.mkdir(mode=0o700)
-    os.environ[ENV_DIR] = str(forkserver_dir)
     try:
         rt.images.get("busybox")
         floor = Floor(rt, work / "floor")
@@ -137,11 +150,9 @@ def main() -> None:
         def cli_cycle_alone() -> None:
             subprocess.run(cli, check=True, env=dict(os.environ, KERNELEXT_FORKSERVER="0"))
 
-        for fn in (floor.conmon_cycle, api_cycle, cli_cycle):  # warm caches once; start the fork server
+        for fn in (floor.conmon_cycle, api_cycle):  # warm caches once
             fn()
-        while not any(forkserver_dir.glob("*.sock")):
-            time.sleep(0.01)
-        cli_cycle()  # the first command served: the server has imported everything by then
+        start_forkserver(work, cli)
         results = {
             "floor: conmon + runc create/start/delete": median_ms(floor.conmon_cycle, args.runs),
             "floor: runc run": median_ms(floor.runc_run, args.runs),
@@ -171,7 +182,7 @@ def main() -> None:
         for ctr in rt.list():
             ctr.remove(force=True)
         rt.close()
-        subprocess.run(["pkill", "-f", f"kernelext.cli.forkserver.*{forkserver_dir}"], check=False)
+        stop_forkserver(work / "forkserver")
         subprocess.run(["rm", "-rf", str(work), str(runroot)], check=False)
 
 
