@@ -5,13 +5,19 @@ Each test has a server of its own (``KERNELEXT_FORKSERVER_DIR``), stopped at the
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
+import pty
+import select
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tarfile
+import termios
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -179,3 +185,41 @@ def test_a_command_from_other_namespaces_runs_in_its_own(store: Store, server_di
     assert proc.returncode == 0, proc.stderr
     assert [line.split(":")[0].strip() for line in proc.stdout.splitlines()[2:]] == ["lo"]
     assert forkservers(server_dir) == {server}  # refused, not stopped
+
+
+def _read_until(fd: int, marker: bytes, timeout: float = 30) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while marker not in seen and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.1)[0]:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the terminal's other side closed
+                break
+            seen += chunk
+    return seen
+
+
+def _set_size(fd: int, rows: int, columns: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+
+
+def test_an_interactive_terminal_run_through_the_server(store: Store, server_dir: Path) -> None:
+    """``run -it`` on a real terminal: the size, a resize (SIGWINCH, passed on by the command), input, exit code."""
+    server = _server(server_dir, store)
+    pid, master = pty.fork()
+    if pid == 0:
+        os.execv(sys.executable, [sys.executable, "-m", "kernelext", *store.args, "run", "-it", "--rm", "busybox",
+                                  "sh", "-c", "stty size; read line; stty size; exit 5"])
+    try:
+        _set_size(master, 30, 100)
+        assert _child_of(server)
+        assert b"30 100" in _read_until(master, b"30 100")
+        _set_size(master, 40, 120)  # the terminal signals the command, which passes it on
+        time.sleep(0.5)
+        os.write(master, b"\n")
+        assert b"40 120" in _read_until(master, b"40 120")
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 5
+    finally:
+        os.close(master)

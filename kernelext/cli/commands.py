@@ -102,10 +102,18 @@ def cmd_run(rt: Runtime, args: argparse.Namespace) -> int:
     return attach_and_wait(ctr, start=True, stdin=args.interactive, detach_keys=args.detach_keys, remove=args.rm)
 
 
+def _terminal_size(raw: bool) -> tuple[int, int] | None:
+    """The size of the real terminal a TTY container is attached to, if it is."""
+    if not (raw and sys.stdin.isatty()):
+        return None
+    size = os.get_terminal_size(sys.stdin.fileno())
+    return size.lines, size.columns
+
+
 @contextmanager
 def _terminal(ctr: Container, raw: bool) -> Iterator[None]:
-    """Raw mode on a real terminal for a TTY container, with the size passed on."""
-    if not (raw and sys.stdin.isatty()):
+    """Raw mode on a real terminal for a TTY container; a resize of the terminal is passed on."""
+    if _terminal_size(raw) is None:
         yield
         return
     fd = sys.stdin.fileno()
@@ -113,11 +121,10 @@ def _terminal(ctr: Container, raw: bool) -> Iterator[None]:
 
     def resize(*_: object) -> None:
         size = os.get_terminal_size(fd)
-        threading.Thread(target=ctr.resize, args=(size.lines, size.columns), daemon=True).start()
+        threading.Thread(target=_quietly, args=(ctr.resize, size.lines, size.columns), daemon=True).start()
     tty_mod.setraw(fd)
     previous = signal.signal(signal.SIGWINCH, resize)
     try:
-        resize()
         yield
     finally:
         signal.signal(signal.SIGWINCH, previous)
@@ -132,7 +139,7 @@ def _signal_proxy(ctr: Container, enabled: bool) -> Iterator[None]:
         return
 
     def forward(signum: int, _frame: object) -> None:
-        threading.Thread(target=_kill_quietly, args=(ctr, signum), daemon=True).start()
+        threading.Thread(target=_quietly, args=(ctr.kill, signum), daemon=True).start()
     previous = {sig: signal.signal(sig, forward) for sig in PROXIED_SIGNALS}
     try:
         yield
@@ -141,9 +148,10 @@ def _signal_proxy(ctr: Container, enabled: bool) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _kill_quietly(ctr: Container, signum: int) -> None:
+def _quietly(action: Callable[..., object], *args: object) -> None:
+    """A signal's action on the container, in a thread: one that has exited meanwhile is no error."""
     try:
-        ctr.kill(signum)
+        action(*args)
     except KernelextError:
         pass
 
@@ -157,9 +165,10 @@ def _write_packet(stream: Stream, data: bytes) -> None:
 def attach_and_wait(ctr: Container, *, start: bool, stdin: bool, detach_keys: str | None, remove: bool) -> int:
     """podman's attached run / start -a / attach: stream, then the container's exit code."""
     keys = parse_detach_keys(DEFAULT_DETACH_KEYS if detach_keys is None else detach_keys)
-    conn = engine.attach_and_start(ctr, start=start, remove=remove)
+    raw = ctr.config.tty and stdin
+    conn = engine.attach_and_start(ctr, start=start, remove=remove, tty_size=_terminal_size(raw))
     try:
-        with _terminal(ctr, ctr.config.tty and stdin), _signal_proxy(ctr, not ctr.config.tty):
+        with _terminal(ctr, raw), _signal_proxy(ctr, not ctr.config.tty):
             pump(conn, _write_packet, stdin=sys.stdin.buffer if stdin else None, detach_keys=keys if stdin else b"")
     except Detached:
         return 0

@@ -565,11 +565,13 @@ class Container:
                 self._save_error(exc)
                 raise
 
-    def attach(self, *, start: bool = False) -> AttachSocket:
+    def attach(self, *, start: bool = False, tty_size: tuple[int, int] | None = None) -> AttachSocket:
         """Connect to the container's stdio; with ``start``, before it starts (no output lost).
 
-        Returns the connection; :func:`kernelext.oci.attach.pump` copies it to
-        files or callbacks. The lock is not held while the session lasts.
+        ``tty_size`` (rows, columns) sizes a TTY container's terminal before it
+        starts, so that its first ``stty size`` is already right. Returns the
+        connection; :func:`kernelext.oci.attach.pump` copies it to files or
+        callbacks. The lock is not held while the session lasts.
         """
         with self._locked():
             if start and self.state.status is not S.RUNNING:
@@ -578,6 +580,8 @@ class Container:
                     self._prepare_to_start()
                     conn = AttachSocket(self.bundle / "attach")
                     try:
+                        if tty_size is not None and self.config.tty:
+                            self._resize(*tty_size)
                         self._start()
                     except BaseException:
                         conn.close()
@@ -599,11 +603,14 @@ class Container:
             self._check("resize")
             if not self.config.tty:
                 raise InvalidArgumentError(f"container {self.name} has no TTY", container=self.name, operation="resize")
-            fd = os.open(self.bundle / "ctl", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-            try:
-                os.write(fd, f"1 {height} {width}\n".encode())
-            finally:
-                os.close(fd)
+            self._resize(height, width)
+
+    def _resize(self, height: int, width: int) -> None:
+        fd = os.open(self.bundle / "ctl", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            os.write(fd, f"1 {height} {width}\n".encode())
+        finally:
+            os.close(fd)
 
     def stop(self, timeout: int | None = None) -> None:
         """Stop signal, then SIGKILL after ``timeout`` seconds (0: SIGKILL at once)."""

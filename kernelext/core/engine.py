@@ -111,10 +111,11 @@ def remove_quietly(ctr: Container) -> None:
         pass
 
 
-def attach_and_start(ctr: Container, *, start: bool, remove: bool) -> AttachSocket:
+def attach_and_start(ctr: Container, *, start: bool, remove: bool,
+                     tty_size: tuple[int, int] | None = None) -> AttachSocket:
     """Attach (starting if asked); a failed start of an ``--rm`` container removes it."""
     try:
-        return ctr.attach(start=start)
+        return ctr.attach(start=start, tty_size=tty_size)
     except KernelextError:
         if remove:
             remove_quietly(ctr)
