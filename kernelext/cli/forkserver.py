@@ -47,6 +47,7 @@ LISTEN_BACKLOG = 64
 EXIT_CODE_MASK, WAIT_STATUS_SHIFT = 0xFF, 8
 #: What the server imports before it serves: every module a command may need.
 PRELOAD = ("kernelext.cli.app", "kernelext.cli.commands", "kernelext.core.runtime", "kernelext.core.checkpoint",
+           "kernelext.core.execution", "kernelext.core.logs",
            "kernelext.core.copy", "kernelext.core.stats", "kernelext.host", "hashlib", "tempfile", "tarfile")
 
 
