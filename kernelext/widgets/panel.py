@@ -98,19 +98,23 @@ class ContainerPanel(ipywidgets.VBox):  # type: ignore[misc]
 
     def run_action(self, action: str) -> threading.Thread:
         """Run a button's action in a worker thread (also what the buttons call)."""
-        self.header.message, self.header.busy, self.header.allowed = "", action, []
+        with self.header.hold_sync():  # one message to the browser, not one a trait
+            self.header.message, self.header.busy, self.header.allowed = "", action, []
 
         def work() -> None:
+            message = ""
             try:
                 _action(action)(self.container)
             except KernelextError as exc:
-                self.header.message = f"{action} failed: {exc}"
+                message = f"{action} failed: {exc}"
             finally:
-                self.header.busy = ""
-                try:
-                    self._refresh(self.container.reload())
-                except KernelextError:
-                    pass  # removed
+                # The new state goes out from here at once (no wait for the event), in one message.
+                with self.header.hold_sync():
+                    self.header.message, self.header.busy = message, ""
+                    try:
+                        self._refresh(self.container.reload())
+                    except KernelextError:
+                        pass  # removed
                 if action in ("start", "restart", "restore", "unpause") and self.header.status == "running":
                     self.output.follow(self.container)
         thread = threading.Thread(target=work, daemon=True, name=f"kernelext-action-{action}")
