@@ -126,7 +126,8 @@ def store(tmp_path: Path) -> Iterator[Store]:
                 pass
         rt.close()
     trash = rt.opts.root / TRASH_DIR
-    assert not trash.exists() or os.listdir(trash) == [], "removed containers' directories not deleted"
+    # A CLI command's child may still be emptying it: its command returned as soon as the outcome was final.
+    assert wait_until(lambda: not trash.exists() or os.listdir(trash) == []), "removed containers' files not deleted"
     # Network namespaces first: their mounts (nsfs) are the ones a forgotten clean-up path leaves.
     assert _mounts_under(tmp_path, fstype="nsfs") == [], "leftover network namespace mounts"
     netns_dir = rt.opts.runroot / "netns"

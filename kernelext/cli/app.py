@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from kernelext.cli.parser import HelpRequested, UsageError, parse_args
 from kernelext.errors import KernelextError
@@ -25,7 +25,9 @@ class _PodmanStyle(logging.Formatter):
         return f"{level}[{int(time.monotonic() - self._start):04d}] {record.getMessage()}"
 
 
-def main(argv: Sequence[str]) -> int:
+def main(argv: Sequence[str], report: Callable[[int], None] | None = None) -> int:
+    """Run one command; its exit code. ``report`` gets the code as soon as the outcome is final, before the
+    store's housekeeping at close (waiting for the trash), so that a fork server's command can return."""
     try:
         args = parse_args(argv)
     except HelpRequested as shown:
@@ -45,7 +47,10 @@ def main(argv: Sequence[str]) -> int:
 
     try:
         with Runtime(args.root, args.runroot, criu=args.criu) as rt:
-            return COMMANDS[args.cmd](rt, args)
+            code = COMMANDS[args.cmd](rt, args)
+            if report is not None:
+                report(code)
+            return code
     except KernelextError as exc:
         sys.stderr.write(f"Error: {exc}\n")
         return exc.exit_code

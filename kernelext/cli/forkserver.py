@@ -26,6 +26,7 @@ import traceback
 from dataclasses import dataclass
 
 from kernelext.cli.launch import (
+    DONE,
     ERROR_EXIT,
     EXITED,
     INT_BYTES,
@@ -49,6 +50,9 @@ EXIT_CODE_MASK, WAIT_STATUS_SHIFT = 0xFF, 8
 PRELOAD = ("kernelext.cli.app", "kernelext.cli.commands", "kernelext.core.runtime", "kernelext.core.checkpoint",
            "kernelext.core.execution", "kernelext.core.logs",
            "kernelext.core.copy", "kernelext.core.stats", "kernelext.host", "hashlib", "tempfile", "tarfile")
+#: Command lines parsed once before serving: argparse compiles its patterns on first use, and the
+#: children find them in re's cache (parsing only: nothing runs).
+WARM_UP = (["run", "-it", "--rm", "-p", "8080:80", "busybox", "true"], ["ps", "-a"], ["exec", "-t", "web", "ls"])
 
 
 def serve(address: str) -> None:
@@ -76,6 +80,10 @@ class Server:
         self.listener.listen(LISTEN_BACKLOG)
         for module in PRELOAD:
             __import__(module)
+        from kernelext.cli.parser import parse_args
+
+        for argv in WARM_UP:
+            parse_args(argv)
         # The children's collections then skip all that was imported: no scanning, no copied pages.
         gc.freeze()
         self.stamps = module_stamps()
@@ -166,19 +174,43 @@ class Server:
         conn.close()
 
     def _command_gone(self, pid: int) -> None:
-        """The command ended before its child (SIGKILLed): the child ends too, as the command itself would have."""
+        """The command ended: normally (DONE; its child may still be tidying up), or killed before its
+        child ended, which then ends too, as the command itself would have."""
         if pid not in self.children or self.children[pid][1].fileno() < 0:
             return  # reaped or handled in this same round of events
         _, conn = self.children[pid]
+        try:
+            finished = conn.recv(len(DONE)) == DONE
+        except OSError:
+            finished = False
         self.selector.unregister(conn)
         conn.close()
-        os.kill(pid, signal.SIGKILL)
+        if not finished:
+            os.kill(pid, signal.SIGKILL)
 
     def _become_command(self, conn: socket.socket, fds: list[int], request: Request) -> None:
         """In the child: take the command's stdio, directory, umask and environment, run it, report, exit.
 
-        The child reports its exit code itself: a command outlives a server that is killed meanwhile.
+        The child reports its exit code itself, as soon as it is final (see :func:`kernelext.cli.app.main`):
+        a command outlives a server that is killed meanwhile, and need not wait for the store's housekeeping.
         """
+        reported = False
+
+        def report(code: int) -> None:
+            nonlocal reported
+            if reported:
+                return
+            reported = True
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (OSError, ValueError):
+                    pass
+            try:
+                conn.sendall(reply(EXITED, (code & EXIT_CODE_MASK) << WAIT_STATUS_SHIFT))
+            except OSError:
+                pass
+
         code = ERROR_EXIT
         try:
             self.selector.close()
@@ -197,9 +229,9 @@ class Server:
             os.environb.update(request.env)
             _reopen_stdio()
             sys.argv = ["kernelext", *request.argv]
-            from kernelext.cli import main
+            from kernelext.cli.app import main
 
-            code = main(request.argv)
+            code = main(request.argv, report)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         except KeyboardInterrupt:
@@ -208,15 +240,7 @@ class Server:
             traceback.print_exc()
             code = 1
         finally:
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    stream.flush()
-                except (OSError, ValueError):
-                    pass
-            try:
-                conn.sendall(reply(EXITED, (code & EXIT_CODE_MASK) << WAIT_STATUS_SHIFT))
-            except OSError:
-                pass
+            report(code)
             os._exit(code)
 
 

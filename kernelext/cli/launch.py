@@ -52,12 +52,15 @@ NAMESPACES = ("user", "mnt", "pid", "net")
 # stdout, stderr and working directory as SCM_RIGHTS, then NUL-separated
 # fields: version, the command's namespaces, umask, argument count, the
 # arguments, the environment. Replies: a kind byte and a signed 4-byte value:
-# STARTED with the child's PID, then EXITED with its wait status; or REFUSED,
-# and nothing ran.
+# STARTED with the child's PID, then EXITED with its wait status (the command
+# answers DONE); or REFUSED, and nothing ran.
 VERSION = b"kx-forkserver-2"
 PASSED_FDS = 4
 INT_BYTES = 4
 STARTED, EXITED, REFUSED = b"P", b"X", b"R"
+#: The command's last word, after EXITED: it ended normally, so its child may finish its housekeeping
+#: (a connection closed without it means the command was killed, and its child is killed too).
+DONE = b"D"
 
 _BOOT = ("import sys\n"
          "sys.path[0] = sys.argv[1]\n"  # this package, not the directory the command ran in
@@ -215,6 +218,10 @@ def _wait_for_child(sock: _socket.socket, child: int) -> int:
     if exited is None or exited[0] != EXITED:
         sys.stderr.write("Error: the kernelext fork server ended while running the command\n")
         return ERROR_EXIT
+    try:
+        sock.sendall(DONE)
+    except OSError:
+        pass
     code = os.waitstatus_to_exitcode(exited[1])
     if code < 0:  # killed by a signal: end the same way, so that the shell sees it
         _signal.signal(-code, _signal.SIG_DFL)
