@@ -373,6 +373,11 @@ def _write_rootfs_diff(ctr: Container, bundle: Path) -> None:
         _in_root(ctr.layer.upper, add)
 
 
+#: Unpacked inside the container's root (a chroot): nothing can land outside it. "fully_trusted" is what a
+#: Python without extraction filters (before 3.11.4) does; later ones warn when it is not said.
+_TRUSTED: dict[str, str] = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
+
+
 def _apply_rootfs_diff(ctr: Container, bundle: Path, rootfs: Path) -> None:
     """Remove what the container had deleted, then unpack what it had written (inside the container root)."""
     deleted_file, diff = bundle / DELETED_FILES, bundle / ROOTFS_DIFF
@@ -390,7 +395,7 @@ def _apply_rootfs_diff(ctr: Container, bundle: Path, rootfs: Path) -> None:
                 os.unlink(target)
         if source is not None:
             with tarfile.open(fileobj=source, mode="r") as tar:
-                tar.extractall("/", numeric_owner=True, filter="fully_trusted")
+                tar.extractall("/", numeric_owner=True, **_TRUSTED)
     try:
         _in_root(rootfs, apply)
     except RuntimeFailure as exc:
@@ -407,24 +412,6 @@ def _remove(*paths: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
-
-
-def _discard_in_background(*directories: Path) -> None:
-    """Remove consumed image directories off the critical path.
-
-    Unlinking freshly written images costs ~0.2 s per 200 MB here (their
-    dirty pages are dropped); renaming them aside is instant, and a detached
-    ``rm`` finishes the job even if this process exits first.
-    """
-    trash = []
-    for directory in directories:
-        if directory.is_dir():
-            aside = directory.with_name(f".discarded-{directory.name}-{os.urandom(4).hex()}")
-            directory.rename(aside)
-            trash.append(str(aside))
-    if trash:  # the shell backgrounds rm and exits at once: nothing left for us to reap
-        subprocess.run(["sh", "-c", 'rm -rf -- "$@" &', "sh", *trash], stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 def _in_prepared_netns(ctr: Container, pid: int) -> bool:
@@ -643,7 +630,9 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
     stats = Statistics(ctr.id, "restore", runtime_duration=int(runtime_duration * _US),
                        criu_statistics=read_criu_stats(bundle / STATS_RESTORE) if options.print_stats else {})
     if not options.keep:
-        _discard_in_background(bundle / CHECKPOINT_DIR, bundle / PRE_CHECKPOINT_DIR)
+        # Off the critical path: unlinking freshly written images costs ~0.2 s per 200 MB here.
+        for consumed in (bundle / CHECKPOINT_DIR, bundle / PRE_CHECKPOINT_DIR):
+            ctr._runtime.trash.put(consumed)
         _remove(bundle / RESTORE_LOG, bundle / DUMP_LOG,
                 bundle / STATS_RESTORE, bundle / STATS_DUMP, bundle / NETWORK_STATUS, bundle / ROOTFS_DIFF,
                 bundle / DELETED_FILES)
