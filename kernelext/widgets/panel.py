@@ -66,6 +66,9 @@ class ContainerPanel(ipywidgets.VBox):  # type: ignore[misc]
         self.header = PanelHeader(name=container.name, image=container.image, short_id=container.short_id)
         self.output = LiveOutput(f"{container.name} output", max_lines=max_lines, update_rate=update_rate)
         super().__init__(children=[self.header, self.output])
+        # The action thread and the follower both set the header: one at a time, from fresh state, so
+        # that a follower's view from before an action ended cannot overwrite its outcome.
+        self._header_lock = threading.RLock()
         self._refresh(container)
         self.header.on_msg(self._on_message)
         self.output.follow(container)
@@ -76,8 +79,8 @@ class ContainerPanel(ipywidgets.VBox):  # type: ignore[misc]
         return f"ContainerPanel({self.container.name}: {self.header.status})"
 
     def _refresh(self, container: Container) -> None:
-        st = container.state
-        with self.header.hold_sync():
+        with self._header_lock, self.header.hold_sync():
+            st = container.reload().state
             self.header.status = st.status.value
             self.header.exit_code = st.exit_code
             self.header.exited = st.exited
@@ -87,10 +90,14 @@ class ContainerPanel(ipywidgets.VBox):  # type: ignore[misc]
 
     def _changed(self, container: Container, event: Event | None) -> None:
         if event is not None and event.status == "remove":
-            self.header.status, self.header.allowed = REMOVED, []
+            with self._header_lock:
+                self.header.status, self.header.allowed = REMOVED, []
             self.stop()
             return
-        self._refresh(container)
+        try:
+            self._refresh(container)
+        except KernelextError:
+            pass  # removed meanwhile: its event follows
 
     def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: list[bytes]) -> None:
         if content.get("type") == "action" and content.get("action") in self.header.allowed:
@@ -98,7 +105,7 @@ class ContainerPanel(ipywidgets.VBox):  # type: ignore[misc]
 
     def run_action(self, action: str) -> threading.Thread:
         """Run a button's action in a worker thread (also what the buttons call)."""
-        with self.header.hold_sync():  # one message to the browser, not one a trait
+        with self._header_lock, self.header.hold_sync():  # one message to the browser, not one a trait
             self.header.message, self.header.busy, self.header.allowed = "", action, []
 
         def work() -> None:
@@ -109,10 +116,10 @@ class ContainerPanel(ipywidgets.VBox):  # type: ignore[misc]
                 message = f"{action} failed: {exc}"
             finally:
                 # The new state goes out from here at once (no wait for the event), in one message.
-                with self.header.hold_sync():
+                with self._header_lock, self.header.hold_sync():
                     self.header.message, self.header.busy = message, ""
                     try:
-                        self._refresh(self.container.reload())
+                        self._refresh(self.container)
                     except KernelextError:
                         pass  # removed
                 if action in ("start", "restart", "restore", "unpause") and self.header.status == "running":
