@@ -15,6 +15,8 @@ from kernelext.core.events import Event
 from kernelext.errors import KernelextError
 
 POLL_S = 1.0
+#: How long stop() waits for a refresh in flight (it takes the container lock, which others may hold a while).
+STOP_TIMEOUT_S = 10.0
 
 
 class ContainerFollower:
@@ -47,3 +49,6 @@ class ContainerFollower:
     def stop(self) -> None:
         self._stop.set()
         self._unwatch()
+        # Its refresh in flight ends first: the caller may close the runtime (the database) next.
+        if self._poller is not threading.current_thread():
+            self._poller.join(STOP_TIMEOUT_S)
