@@ -26,9 +26,9 @@ fi
 # CRIU >= 4.2 for checkpoint/restore, in a private prefix unless the system's is one that works (DESIGN.md §4).
 scripts/provision-criu.sh
 
-# Debian's interpreter (built with PGO and LTO) by default: here it starts in ~21 ms and imports the
-# stdlib a command needs in ~60 ms less than a locally built one without optimizations, which every
-# kernelext command and the fork server's start pay. PYTHON=... picks another.
+# Debian's interpreter (built with PGO and LTO) by default: it starts and imports faster than a locally
+# built one without those optimizations, which every kernelext command and the fork server's start pay.
+# PYTHON=... picks another.
 PYTHON=${PYTHON:-/usr/bin/python3}
 "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), "kernelext needs Python >= 3.11"'
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
