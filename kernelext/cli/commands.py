@@ -74,7 +74,7 @@ def _for_each(names: list[str], action: Callable[[str], str], *, ignore_missing:
             if not ignore_missing:
                 err(f"Error: {exc}")
                 code = 125
-        except KernelextError as exc:
+        except (KernelextError, OSError) as exc:  # one container's failure: report it, go on with the rest
             err(f"Error: {exc}")
             code = 125
     return code

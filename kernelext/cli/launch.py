@@ -224,7 +224,8 @@ def _wait_for_child(sock: _socket.socket, child: int) -> int:
         pass
     code = os.waitstatus_to_exitcode(exited[1])
     if code < 0:  # killed by a signal: end the same way, so that the shell sees it
-        _signal.signal(-code, _signal.SIG_DFL)
+        if -code != _signal.SIGKILL:  # SIGKILL's action cannot be set (nor needs to be)
+            _signal.signal(-code, _signal.SIG_DFL)
         os.kill(os.getpid(), -code)
         return 128 - code
     return code

@@ -38,9 +38,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kernelext import faults
 from kernelext.config import find_criu
 from kernelext.core import ports
-from kernelext.core.state import ContainerConfig, ContainerStatus, NetworkMode
+from kernelext.core.state import ContainerConfig, ContainerStatus, Intent, NetworkMode
 from kernelext.errors import (
     ContainerStateError,
     InvalidArgumentError,
@@ -492,6 +493,7 @@ def checkpoint(ctr: Container, options: CheckpointOptions) -> Statistics:
                                    ("--file-locks", options.file_locks), ("--pre-dump", options.pre_checkpoint)) if on]
     if options.with_previous:
         args += ["--parent-path", PARENT_PATH]
+    ctr._begin(Intent.CHECKPOINT)
     runtime_started = time.monotonic()
     proc = subprocess.run(ctr._runtime.runc.argv(*args, ctr.id), stdin=subprocess.DEVNULL, capture_output=True,
                           text=True)
@@ -509,8 +511,9 @@ def checkpoint(ctr: Container, options: CheckpointOptions) -> Statistics:
         parent = image_dir / "parent"
         parent.unlink(missing_ok=True)
         parent.symlink_to(PARENT_PATH)
+    faults.point("checkpoint:dumped")
     if options.stops_container:
-        _finish_stopped(ctr)
+        finish_stopped(ctr)
     try:
         if options.export is not None:
             _export(ctr, options)
@@ -520,6 +523,7 @@ def checkpoint(ctr: Container, options: CheckpointOptions) -> Statistics:
         if not options.keep:
             _remove(bundle / DUMP_LOG, bundle / STATS_DUMP, bundle / CONFIG_DUMP, bundle / SPEC_DUMP,
                     bundle / NETWORK_STATUS)
+        ctr.state.done()
         ctr._save()
         # The event records what a timeline of this container's checkpoints shows.
         ctr._event("checkpoint", export=options.export or "", runtimeDuration=stats.runtime_duration,
@@ -529,7 +533,12 @@ def checkpoint(ctr: Container, options: CheckpointOptions) -> Statistics:
     return stats
 
 
-def _finish_stopped(ctr: Container) -> None:
+def has_checkpoint(ctr: Container) -> bool:
+    """Whether a complete local checkpoint of the container exists (CRIU writes its inventory last)."""
+    return (ctr.bundle / CHECKPOINT_DIR / INVENTORY).exists()
+
+
+def finish_stopped(ctr: Container) -> None:
     """After a dump that ended the container: as after an exit, but ``Checkpointed`` (libpod's order)."""
     ctr._wait_for_exit_file(CONMON_EXIT_TIMEOUT_S)
     st = ctr.state
@@ -587,7 +596,7 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
         ctr._runtime.runc.delete(ctr.id)  # a leftover of an earlier failed attempt would block the restore
     with ports.bound(ctr.config.ports) as sockets:  # a taken port fails before CRIU runs
         try:
-            rootfs = ctr._mount_storage()
+            rootfs = ctr._mount_storage(Intent.RESTORE)
             if options.import_ is not None and not options.ignore_rootfs:
                 _apply_rootfs_diff(ctr, bundle, rootfs)
             # With its loopback up before CRIU connects restored TCP sockets back over it.
@@ -607,6 +616,7 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
             ctr._remove_netns()
             ctr._remove_conmon_files()
             ctr._unmount_storage()
+            ctr.state.done()
             ctr._save()
             raise
         try:
@@ -620,9 +630,11 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
         except BaseException:
             ctr._abandon_launch(launched.conmon_pid)
             raise
+    faults.point("restore:launched")
     now = time.time()
     st.new_run(launched.pid, launched.conmon_pid, launched.conmon_start_time)
     st.status = S.RUNNING
+    st.done()
     st.started_at = now
     st.checkpointed_at = 0.0
     st.restored = True

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
-from kernelext import rootless
+from kernelext import faults, rootless
 from kernelext.core import ports
 from kernelext.core.ports import PortMapping
 from kernelext.core.state import (
@@ -39,6 +39,7 @@ from kernelext.core.state import (
     ContainerConfig,
     ContainerRuntimeState,
     ContainerStatus,
+    Intent,
     NetworkMode,
     should_restart,
 )
@@ -55,7 +56,8 @@ from kernelext.errors import (
 )
 from kernelext.oci import conmon, forwarder, netns, spec
 from kernelext.oci.attach import AttachSocket
-from kernelext.oci.monitor import ExitWatcher, is_alive, process_start_time, wait_until
+from kernelext.oci.conmon import kill_conmon
+from kernelext.oci.monitor import ExitWatcher, is_alive, process_start_time, this_process, wait_until
 from kernelext.storage.driver import ContainerLayer
 from kernelext.storage.users import resolve_user
 
@@ -180,6 +182,9 @@ class Container:
         try:
             self._sync()
             yield
+        except BaseException:
+            self._after_failure()
+            raise
         finally:
             self._lock.release()
 
@@ -211,8 +216,35 @@ class Container:
 
     def _sync(self) -> None:
         self._reload()
+        if self._intent_abandoned():
+            from kernelext.core import reconcile
+
+            reconcile.recover(self)
         if self.state.status in ACTIVE_STATES and not self.state.exited:
             self._check_exit()
+
+    def _intent_abandoned(self) -> bool:
+        """An operation in flight whose process is gone: what it did must be found out and finished or undone."""
+        st = self.state
+        return st.intent is not Intent.NONE and not is_alive(st.intent_pid, st.intent_start_time)
+
+    def _begin(self, intent: Intent) -> None:
+        """Record ``intent`` before acting: a process that finds it after this one died knows what to check."""
+        self.state.begin(intent, this_process())
+        self._save()
+
+    def _after_failure(self) -> None:
+        """An operation of this process failed with its intent still recorded: make the state true now
+        (a long-lived process, a Jupyter kernel, would otherwise keep it for the rest of its life)."""
+        st = self.state
+        if st.intent is Intent.NONE or (st.intent_pid, st.intent_start_time) != this_process():
+            return
+        from kernelext.core import reconcile
+
+        try:
+            reconcile.settle_failure(self)
+        except Exception as exc:  # noqa: BLE001 - the operation's own error is the one to report
+            log.warning("container %s: could not settle the failed %s: %s", self.name, st.intent.value, exc)
 
     def _read_exit_file(self) -> tuple[int, float] | None:
         path = self._runtime.opts.exit_file(self.id)
@@ -292,12 +324,11 @@ class Container:
         for name in ("attach", "ctl", "winsz"):
             (self.bundle / name).unlink(missing_ok=True)
 
-    def _mount_storage(self) -> Path:
-        merged = self.layer.mount()
-        if not self.state.runtime_mounted:
-            self.state.runtime_mounted = True
-            self._save()
-        return merged
+    def _mount_storage(self, intent: Intent) -> Path:
+        """Record ``intent`` and the mount about to be made in one save, then mount."""
+        self.state.runtime_mounted = True
+        self._begin(intent)
+        return self.layer.mount()
 
     def _unmount_storage(self) -> None:
         if self.state.runtime_mounted:
@@ -346,20 +377,24 @@ class Container:
             exit_command=self._runtime.exit_command(self.id, self.config.auto_remove),
             sync_log=not self.config.auto_remove, **overrides)
 
-    def _init(self, *, retain_retries: bool = False) -> None:
-        """Create the container in runc under a new conmon (state ``initialized``)."""
+    def _init(self, *, retain_retries: bool = False, then: Intent = Intent.NONE) -> None:
+        """Create the container in runc under a new conmon (state ``initialized``); ``then``: the intent
+        recorded with the outcome (the start that follows at once), saving a write."""
         if self.state.conmon_pid:
             self._remove_conmon_files()
         with ports.bound(self.config.ports) as sockets:  # a taken port fails before anything runs
             try:
-                rootfs = self._mount_storage()
+                rootfs = self._mount_storage(Intent.INIT)
+                faults.point("init:mounted")
                 self._create_netns()
                 self._write_spec(rootfs)
                 started = conmon.launch(self._runtime.opts.conmon, self._conmon_options(), self._runtime.namespace)
+                faults.point("init:launched")
             except BaseException:
                 self._runtime.runc.delete(self.id)
                 self._remove_netns()
                 self._unmount_storage()
+                self.state.done()
                 self._save()
                 raise
             if sockets:  # the loopback is up (ours, or runc's rootless): only ports need the forwarder
@@ -374,17 +409,26 @@ class Container:
         st.restored = False
         if not retain_retries:
             st.restart_count = 0
+        st.done()
+        if then is not Intent.NONE:
+            st.begin(then, this_process())
         self._save()
         self._event("init")
 
     def _start(self) -> None:
+        if self.state.intent is not Intent.START:
+            self._begin(Intent.START)
+        faults.point("start:before-runc")
         try:
             self._runtime.runc.start(self.id, name=self.name)
         except BaseException:
+            self.state.done()
             self._cleanup()
             raise
+        faults.point("start:after-runc")
         self.state.status = S.RUNNING
         self.state.started_at = time.time()
+        self.state.done()
         self._save()
         self._event("start")
 
@@ -392,7 +436,7 @@ class Container:
         if self.state.status is S.STOPPED:
             self._cleanup_runtime()
         if self.state.status in (S.CONFIGURED, S.EXITED):
-            self._init()
+            self._init(then=Intent.START)
 
     def _abandon_launch(self, conmon_pid: int) -> None:
         """Undo a launch whose network setup failed: no runtime container, conmon or conmon files left."""
@@ -402,6 +446,7 @@ class Container:
         self._remove_netns()
         self._remove_conmon_files()
         self._unmount_storage()
+        self.state.done()
         self._save()
 
     def _create_netns(self) -> None:
@@ -456,7 +501,8 @@ class Container:
         if st.status is S.CREATED:
             timeout = 0  # the process never ran: nothing can handle a stop signal
         st.status = S.STOPPING
-        self._save()
+        self._begin(Intent.STOP)
+        faults.point("stop:stopping")
         with self._unlocked():
             if timeout > 0:
                 self._signal(stop_signal)
@@ -465,9 +511,12 @@ class Container:
                                 stop_signal.name, self.name, timeout)
             if not self._exit_observed():
                 self._signal(signal_mod.SIGKILL)
+                faults.point("stop:killed")
                 self._wait_for_exit_file(KILL_TIMEOUT_S)
         if self.state.status is not S.STOPPING:
-            return  # another process finished the job meanwhile
+            self.state.done()  # another process finished the job meanwhile
+            self._save()
+            return
         self._check_exit()
         if self.state.status is S.STOPPING:
             # Killed but no exit file yet: give up on the code, not on the state.
@@ -475,6 +524,7 @@ class Container:
             self.state.exited = True
             self.state.exit_code = -1
         self._teardown_network()  # the port closes with the stop, not only at cleanup
+        self.state.done()
         self._save()
         self._event("stop")
 
@@ -502,7 +552,7 @@ class Container:
         self.state.restart_count += 1
         self._save()
         self._cleanup_runtime()
-        self._init(retain_retries=True)
+        self._init(retain_retries=True, then=Intent.START)
         self._start()
         return True
 
@@ -655,8 +705,10 @@ class Container:
             self._check("pause", f'"{self.state.status.value}" is not running, can\'t pause: container state improper')
             if self._runtime.namespace.rootless:
                 raise PermissionRequiredError(rootless.pause_refusal(), container=self.name, operation="pause")
+            self._begin(Intent.PAUSE)
             self._runtime.runc.pause(self.id, name=self.name)
             self.state.status = S.PAUSED
+            self.state.done()
             self._save()
             self._event("pause")
 
@@ -664,8 +716,10 @@ class Container:
         with self._locked():
             self._check("unpause",
                         f'"{self.state.status.value}" is not paused, can\'t unpause: container state improper')
+            self._begin(Intent.UNPAUSE)
             self._runtime.runc.resume(self.id, name=self.name)
             self.state.status = S.RUNNING
+            self.state.done()
             self._save()
             self._event("unpause")
 
@@ -912,7 +966,10 @@ class Container:
             self._artifact_path(name).unlink(missing_ok=True)
 
     def remove(self, *, force: bool = False) -> None:
-        """Remove the container; ``force`` kills it first if it runs."""
+        """Remove the container; ``force`` kills it first if it runs.
+
+        Each step may be repeated: a remove that failed or died part-way is finished by the next one.
+        """
         with self._locked():
             st = self.state
             if st.status in (S.RUNNING, S.PAUSED, S.STOPPING, S.CREATED) or self._exec_sessions():
@@ -922,31 +979,34 @@ class Container:
                         "containers cannot be removed without force: container state improper",
                         container=self.name, operation="remove")
                 self._force_kill()
-            self._teardown_network()
-            known_to_runc = st.status not in (S.CONFIGURED, S.EXITED)  # cleanup already ran `runc delete`
             st.status = S.REMOVING
-            self._save()
-            # Moved aside first: conmon's exit command sees the bundle gone and quits at once
-            # instead of starting the whole toolkit only to find nothing left to clean up.
-            container_dir = self.bundle.parent
-            removing = container_dir.with_name(f".removing-{self.id}")
+            self._begin(Intent.REMOVE)
+            self._finish_remove()
+        self._runtime.opts.lock_file(self.id).unlink(missing_ok=True)
+
+    def _finish_remove(self) -> None:
+        """Take everything of a ``removing`` container away, whatever an earlier attempt already did."""
+        opts = self._runtime.opts
+        # Moved aside first: conmon's exit command sees the bundle gone and quits at once
+        # instead of starting the whole toolkit only to find nothing left to clean up.
+        container_dir = self.bundle.parent
+        removing = container_dir.with_name(f".removing-{self.id}")
+        if container_dir.exists():
             os.rename(container_dir, removing)
-            try:
-                if known_to_runc:
-                    self._runtime.runc.delete(self.id)
-                self._remove_netns()
-                self.layer.unmount()
-            except BaseException:
-                os.rename(removing, container_dir)
-                raise
-            opts = self._runtime.opts
-            self._runtime.trash.put(self.layer.path)
-            self._runtime.trash.put(removing)
-            shutil.rmtree(opts.persist_dir(self.id), ignore_errors=True)
-            opts.exit_file(self.id).unlink(missing_ok=True)
-            self._runtime.db.remove_container(self.id)
-            self._event("remove")
-        opts.lock_file(self.id).unlink(missing_ok=True)
+        faults.point("remove:moved")
+        self._teardown_network()
+        kill_conmon(self.id, opts.conmon_pid_file(self.id), self.state.conmon_pid, self.state.conmon_start_time)
+        if (opts.runc_root / self.id).exists():  # a stat, not a `runc delete` per removal
+            self._runtime.runc.delete(self.id)
+        self._remove_netns()
+        self.layer.unmount()
+        self._runtime.trash.put(self.layer.path)
+        self._runtime.trash.put(removing)
+        faults.point("remove:trashed")
+        shutil.rmtree(opts.persist_dir(self.id), ignore_errors=True)
+        opts.exit_file(self.id).unlink(missing_ok=True)
+        self._runtime.db.remove_container(self.id)
+        self._event("remove")
 
     def _force_kill(self) -> None:
         for _, pid, _ in self._exec_sessions():

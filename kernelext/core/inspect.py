@@ -95,5 +95,6 @@ def inspect_document(ctr: Container) -> dict[str, Any]:
                               "MaximumRetryCount": cfg.restart_policy.max_retries},
             "AutoRemove": cfg.auto_remove,
             "PortBindings": inspect_ports(cfg.ports),
+            "PidsLimit": cfg.pids_limit,
         },
     }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import builtins
 import os
-import shutil
 import sqlite3
 import sys
 import threading
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import kernelext
+from kernelext import faults
 from kernelext.config import CONMON_PID_FILE, StoreOptions
 from kernelext.core import ports
 from kernelext.core.container import Container, parse_signal
@@ -21,10 +21,12 @@ from kernelext.core.events import EventLog
 from kernelext.core.names import random_name
 from kernelext.core.state import (
     ACTIVE_STATES,
+    DEFAULT_PIDS_LIMIT,
     DEFAULT_STOP_SIGNAL,
     DEFAULT_STOP_TIMEOUT,
     ContainerConfig,
     ContainerRuntimeState,
+    Intent,
     NetworkMode,
     RestartPolicy,
 )
@@ -34,7 +36,7 @@ from kernelext.errors import (
     NameInUseError,
     NoSuchContainerError,
 )
-from kernelext.oci.monitor import forget_exit_directory, is_alive
+from kernelext.oci.monitor import forget_exit_directory, is_alive, this_process
 from kernelext.oci.runc import Runc
 from kernelext.rootless import namespace_for
 from kernelext.storage.driver import store_driver
@@ -122,11 +124,12 @@ class Runtime:
                user: str | None = None, tty: bool = False, stdin: bool = False, network: str = "none",
                restart_policy: str = "no", stop_signal: str | None = None, stop_timeout: int | None = None,
                auto_remove: bool = False, labels: dict[str, str] | None = None,
-               publish: Iterable[str | ports.PortMapping] = ()) -> Container:
+               publish: Iterable[str | ports.PortMapping] = (), pids_limit: int | None = None) -> Container:
         """Create a container (state ``created``); nothing runs yet.
 
         ``publish``: podman's ``-p`` values (``"8080:80"``, ``"127.0.0.1::80/udp"``) or
         :class:`~kernelext.core.ports.PortMapping` objects; a host port 0 becomes a free one now.
+        ``pids_limit``: at most this many processes (podman's default 2048; 0 or -1: no limit).
         """
         img = self.images.get(image)
         policy = RestartPolicy.parse(restart_policy)
@@ -154,22 +157,31 @@ class Runtime:
             network=network_mode, restart_policy=policy, ports=mappings,
             stop_signal=parse_signal(stop_signal or DEFAULT_STOP_SIGNAL).name,
             stop_timeout=self._stop_timeout(stop_timeout), auto_remove=auto_remove, labels=dict(labels or {}),
-            created_at=time.time())
+            created_at=time.time(),
+            pids_limit=DEFAULT_PIDS_LIMIT if pids_limit is None else max(pids_limit, 0))
         return self.add(config, operation="create")
 
     def add(self, config: ContainerConfig, *, operation: str) -> Container:
         """Record a new container (state ``created``) with its bundle and layer; all or nothing."""
         container = Container(self, config, ContainerRuntimeState())
-        container.bundle.mkdir(parents=True, mode=0o700)
-        container.layer.create()
+        # Recorded first, with its intent: a process killed while it makes the directories leaves a
+        # row the next one sees (and removes), never directories that no container accounts for.
+        container.state.begin(Intent.CREATE, this_process())
         try:
             self.db.add_container(config.id, config.name, config.to_json(), container.state.to_json())
         except sqlite3.IntegrityError:
-            container.layer.remove()
-            shutil.rmtree(container.bundle.parent, ignore_errors=True)
             raise NameInUseError(f"the container name \"{config.name}\" is already in use by another container. "
                                  "You have to remove that container to be able to reuse that name",
                                  container=config.name, operation=operation) from None
+        try:
+            container.bundle.mkdir(parents=True, mode=0o700)
+            faults.point("create:recorded")
+            container.layer.create()
+        except BaseException:
+            container.remove(force=True)
+            raise
+        container.state.done()
+        container._save()
         self.events.emit("create", config.id, config.name, config.image_name)
         return container
 
@@ -200,27 +212,33 @@ class Runtime:
         if row is None:
             raise NoSuchContainerError(f"no container with name or ID \"{name_or_id}\" found: no such container",
                                        container=name_or_id)
-        container = Container(self, ContainerConfig.from_json(row[0]), ContainerRuntimeState.from_json(row[1]))
-        return self._synced(container)
+        container = self._synced(Container(self, ContainerConfig.from_json(row[0]),
+                                           ContainerRuntimeState.from_json(row[1])))
+        if container is None:
+            raise NoSuchContainerError(f"no container with name or ID \"{name_or_id}\" found: no such container",
+                                       container=name_or_id)
+        return container
 
     def exists(self, name_or_id: str) -> bool:
         return len(self.db.lookup_container(name_or_id)) == 1
 
-    def _synced(self, container: Container) -> Container:
-        """Sync only when conmon's files say something changed: listing stays cheap."""
+    def _synced(self, container: Container) -> Container | None:
+        """Sync only when conmon's files or an abandoned operation say something changed: listing stays
+        cheap. None when the container turned out to be gone."""
         st = container.state
-        if st.status in ACTIVE_STATES and not st.exited and (
+        if container._intent_abandoned() or st.status in ACTIVE_STATES and not st.exited and (
                 self.opts.exit_file(container.id).exists() or not is_alive(st.conmon_pid, st.conmon_start_time)):
             try:
                 container.reload()
             except ContainerRemovedError:
-                pass
+                return None
         return container
 
     def list(self, *, all: bool = True) -> list[Container]:  # noqa: A002 - podman's flag name
         """Containers of the store, oldest first; only running ones unless ``all``."""
-        containers = [self._synced(Container(self, ContainerConfig.from_json(c), ContainerRuntimeState.from_json(s)))
-                      for c, s in self.db.all_containers()]
+        containers = [synced for c, s in self.db.all_containers()
+                      if (synced := self._synced(Container(self, ContainerConfig.from_json(c),
+                                                           ContainerRuntimeState.from_json(s)))) is not None]
         containers.sort(key=lambda c: c.config.created_at)
         if not all:
             containers = [c for c in containers if c.status.value == "running"]

@@ -17,6 +17,8 @@ from kernelext.errors import InvalidArgumentError
 DEFAULT_STOP_TIMEOUT = 10
 DEFAULT_STOP_SIGNAL = "SIGTERM"
 DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
+#: podman's default (containers.conf ``pids_limit``): one fork loop cannot take every PID of the host.
+DEFAULT_PIDS_LIMIT = 2048
 
 
 class ContainerStatus(enum.Enum):
@@ -88,6 +90,23 @@ def allowed_actions(status: ContainerStatus, *, checkpointed: bool = False, root
     if status not in (S.CONFIGURED, S.STOPPED, S.EXITED):
         allowed.discard("remove")  # a running container needs force: stop it first
     return [action for action in ACTIONS if action in allowed]
+
+
+class Intent(enum.Enum):
+    """An operation in flight, recorded before it acts on runc, conmon or storage (libpod saves its
+    state around each runtime call for the same reason): whoever finds it left by a process that died
+    knows what may be half done (:mod:`kernelext.core.reconcile`)."""
+
+    NONE = ""
+    CREATE = "create"
+    INIT = "init"
+    START = "start"
+    STOP = "stop"
+    PAUSE = "pause"
+    UNPAUSE = "unpause"
+    CHECKPOINT = "checkpoint"
+    RESTORE = "restore"
+    REMOVE = "remove"
 
 
 #: States in which conmon may still be alive and the exit file must be checked.
@@ -175,6 +194,8 @@ class ContainerConfig:
     labels: dict[str, str] = field(default_factory=dict)
     created_at: float = 0.0
     ports: list[PortMapping] = field(default_factory=list)
+    #: The cgroup's pids limit; 0: none (podman's ``--pids-limit``, where -1 and 0 mean unlimited).
+    pids_limit: int = DEFAULT_PIDS_LIMIT
 
     @property
     def args(self) -> list[str]:
@@ -225,21 +246,37 @@ class ContainerRuntimeState:
     #: The port forwarder serving the published ports while the container runs (0: none).
     forwarder_pid: int = 0
     forwarder_start_time: int = 0
+    #: The operation in flight and the process doing it (PID and start time: a PID alone can be reused).
+    intent: Intent = Intent.NONE
+    intent_pid: int = 0
+    intent_start_time: int = 0
 
     def to_json(self) -> dict[str, Any]:
         data = dict(self.__dict__)  # all fields are scalars
         data["status"] = self.status.value
+        data["intent"] = self.intent.value
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ContainerRuntimeState:
         data = dict(data)
         data["status"] = ContainerStatus(data["status"])
+        data["intent"] = Intent(data.get("intent", ""))  # absent in rows saved before intents
         return cls(**data)
 
     @property
     def mounted(self) -> bool:
         return self.runtime_mounted or self.user_mounts > 0
+
+    def begin(self, intent: Intent, owner: tuple[int, int]) -> None:
+        """Record ``intent`` as done by ``owner`` (PID, start time); saved by the caller before it acts."""
+        self.intent = intent
+        self.intent_pid, self.intent_start_time = owner
+
+    def done(self) -> None:
+        """The operation in flight finished (either way): saved with its outcome."""
+        self.intent = Intent.NONE
+        self.intent_pid = self.intent_start_time = 0
 
     def new_run(self, pid: int, conmon_pid: int, conmon_start_time: int) -> None:
         """A new conmon took over (init or restore): forget the last run's exit and flags."""

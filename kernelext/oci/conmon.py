@@ -12,13 +12,15 @@ from __future__ import annotations
 import json
 import os
 import select
+import signal
 import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kernelext import faults
 from kernelext.errors import RuntimeFailure
-from kernelext.oci.monitor import process_start_time
+from kernelext.oci.monitor import is_alive, process_start_time
 from kernelext.oci.runc import runtime_error
 from kernelext.rootless import Namespace
 
@@ -89,7 +91,8 @@ def launch(conmon: str, opts: ConmonOptions, namespace: Namespace) -> ConmonStar
     operation = "restore" if opts.restore_from else "create"
     opts.persist_dir.mkdir(parents=True, exist_ok=True)  # conmon skips the exit file without it
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("_OCI_")}
+    # Not a fault the harness aimed at this command: conmon's exit command must run whole.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("_OCI_") and k != faults.ENV_FAULT}
     env["_OCI_SYNCPIPE"] = str(child.fileno())
     try:
         proc = subprocess.Popen(namespace.command(opts.argv(conmon)), env=env, pass_fds=(child.fileno(),),
@@ -140,3 +143,31 @@ def _drain(proc: subprocess.Popen[bytes]) -> str:
         data = b""
     proc.stderr.close()
     return data.decode(errors="replace")
+
+
+def find_conmon(ctr_id: str, pid_file: Path) -> tuple[int, int] | None:
+    """The live conmon of ``ctr_id`` named by its PID file (PID, start time); None if there is none.
+
+    Its command line must name the container: a PID file can outlive its process and the PID be reused.
+    """
+    try:
+        pid = int(pid_file.read_text().strip())
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    start_time = process_start_time(pid)
+    if start_time is None or os.path.basename(argv[0]) != b"conmon" or ctr_id.encode() not in argv:
+        return None
+    return pid, start_time
+
+
+def kill_conmon(ctr_id: str, pid_file: Path, pid: int = 0, start_time: int = 0) -> None:
+    """SIGKILL the container's conmon if it lives (the one recorded, else the one its PID file names):
+    killed, it writes no exit file and runs no exit command for a container being undone or removed."""
+    found = (pid, start_time) if pid and is_alive(pid, start_time) else find_conmon(ctr_id, pid_file)
+    if found is None:
+        return
+    try:
+        os.kill(found[0], signal.SIGKILL)
+    except ProcessLookupError:
+        pass

@@ -50,6 +50,18 @@ def is_alive(pid: int, start_time: int) -> bool:
     return started is not None and (start_time == 0 or started == start_time)
 
 
+_self: tuple[int, int] = (0, 0)
+
+
+def this_process() -> tuple[int, int]:
+    """This process's (PID, start time), as :func:`is_alive` checks them (a fork gets its own)."""
+    global _self
+    pid = os.getpid()
+    if _self[0] != pid:
+        _self = (pid, process_start_time(pid) or 0)
+    return _self
+
+
 class _InotifyPool:
     """Reusable inotify instances, one set per watched directory.
 

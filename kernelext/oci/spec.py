@@ -45,6 +45,13 @@ _RESOURCES = {"devices": [{"allow": False, "access": "rwm"},
 TTY_GID = 5
 
 
+def _resources(config: ContainerConfig) -> dict[str, Any]:
+    """The cgroup's limits (rootless has no cgroup of its own on v1: none there, as with podman)."""
+    if config.pids_limit <= 0:
+        return _RESOURCES
+    return {**_RESOURCES, "pids": {"limit": config.pids_limit}}
+
+
 @dataclass(frozen=True)
 class SpecInputs:
     """Everything besides the container config that the spec depends on."""
@@ -132,7 +139,8 @@ def generate(config: ContainerConfig, inputs: SpecInputs) -> dict[str, Any]:
         "mounts": mounts,
         "annotations": {"io.kernelext.name": config.name, **config.labels},
         "linux": {
-            **({} if inputs.rootless else {"cgroupsPath": f"{CGROUP_PARENT}/{config.id}", "resources": _RESOURCES}),
+            **({} if inputs.rootless else {"cgroupsPath": f"{CGROUP_PARENT}/{config.id}",
+                                           "resources": _resources(config)}),
             "namespaces": namespaces,
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS,
