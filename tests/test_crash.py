@@ -15,12 +15,13 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from conftest import ROOTLESS, Store, needs_root, wait_until
 from crashkit import STUBBORN, TIMED, audit, audit_empty, eventually, kill_round, runc_list
 
-from kernelext.core.state import ContainerStatus
+from kernelext.core.state import DEFAULT_PIDS_LIMIT, ContainerStatus
 from kernelext.faults import ENV_FAULT
 
 S = ContainerStatus
@@ -119,3 +120,28 @@ def test_timed_kills(store: Store) -> None:
     assert wait_until(lambda: store.cli("rm", "-fa").returncode == 0)
     assert audit_empty(store.runtime) == []
     assert runc_list(store.runtime) == {}
+
+
+def _pids_cgroup(ctr_id: str) -> Path:
+    v1 = Path("/sys/fs/cgroup/pids/kernelext") / ctr_id
+    return v1 if v1.exists() else Path("/sys/fs/cgroup/kernelext") / ctr_id
+
+
+@needs_root
+def test_a_fork_loop_cannot_take_every_pid(store: Store) -> None:
+    """Finding 6: a container gets podman's pids limit, so a fork loop stops at it, not at the host's."""
+    default = store.runtime.run("busybox", ["sleep", "100"], name="default")
+    assert default.inspect()["HostConfig"]["PidsLimit"] == DEFAULT_PIDS_LIMIT
+    assert (_pids_cgroup(default.id) / "pids.max").read_text().strip() == str(DEFAULT_PIDS_LIMIT)
+    limit = 24
+    bomb = store.cli("run", "-d", "--name", "bomb", "--pids-limit", str(limit), "busybox", "sh", "-c",
+                     "i=0; while [ $i -lt 200 ]; do sleep 100 & i=$((i+1)); done 2>/dev/null; sleep 100")
+    assert bomb.returncode == 0, bomb.stderr
+    ctr = store.runtime.get("bomb")
+    cgroup = _pids_cgroup(ctr.id)
+    assert wait_until(lambda: "max 0" not in (cgroup / "pids.events").read_text())  # forks were refused
+    assert int((cgroup / "pids.current").read_text()) <= limit
+    assert ctr.inspect()["HostConfig"]["PidsLimit"] == limit
+    assert subprocess.run(["true"]).returncode == 0  # the host still forks
+    unlimited = store.cli("create", "--pids-limit", "-1", "busybox", "true")
+    assert store.runtime.get(unlimited.stdout.strip()).config.pids_limit == 0
