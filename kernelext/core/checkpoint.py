@@ -52,6 +52,7 @@ from kernelext.errors import (
 )
 from kernelext.oci import conmon, netns
 from kernelext.rootless import is_rootless
+from kernelext.storage.fdtree import remove_tree
 from kernelext.storage.layerdiff import ChangeKind
 
 if TYPE_CHECKING:
@@ -389,10 +390,7 @@ def _apply_rootfs_diff(ctr: Container, bundle: Path, rootfs: Path) -> None:
     def apply() -> None:
         for path in deleted:
             target = "/" + path.lstrip("/")
-            if os.path.isdir(target) and not os.path.islink(target):
-                shutil.rmtree(target, ignore_errors=True)
-            elif os.path.lexists(target):
-                os.unlink(target)
+            remove_tree(target, ignore_errors=True)
         if source is not None:
             with tarfile.open(fileobj=source, mode="r") as tar:
                 tar.extractall("/", numeric_owner=True, **_TRUSTED)

@@ -21,6 +21,7 @@ from typing import Any
 from kernelext.config import StoreOptions
 from kernelext.errors import ImageInUseError, InvalidArgumentError, NameInUseError, NoSuchImageError, RuntimeFailure
 from kernelext.rootless import Namespace
+from kernelext.storage.fdtree import tree_size
 from kernelext.store.db import Database
 
 BUILTIN_BUSYBOX = "busybox"
@@ -91,17 +92,6 @@ def _is_static_elf(path: Path) -> bool:
     return all(struct.unpack_from("<I", table, i * phentsize)[0] != _PT_INTERP for i in range(phnum))
 
 
-def _dir_size(path: Path) -> int:
-    total = 0
-    for dirpath, _, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                pass
-    return total
-
-
 class ImageStore:
     def __init__(self, opts: StoreOptions, db: Database, namespace: Namespace | None = None) -> None:
         self.namespace = namespace or Namespace()
@@ -143,7 +133,7 @@ class ImageStore:
         """Move a fully built image into place, then record it: never half an image."""
         final = self.opts.image_dir(image_id)
         config.created = time.time()
-        config.size = _dir_size(staging / "rootfs")
+        config.size = tree_size(staging / "rootfs")
         if final.exists():
             self.namespace.remove_tree(staging)
         else:
