@@ -348,6 +348,19 @@ def test_inspect_document_has_podman_fields(store: Store) -> None:
     assert proc.stdout == 'inspected true ["sleep", "1000"]\n'
 
 
+@pytest.mark.parametrize(("argv", "message"), [
+    (("inspect", "--format", "{{.State.Status", "tpl"), "template: inspect:1: unclosed action"),
+    (("inspect", "--format", "{{nosuch .Name}}", "tpl"), 'template: inspect:1: function "nosuch" not defined'),
+    (("inspect", "--format", "{{.State.Nope}}", "tpl"),
+     "template: inspect:1:2: executing \"inspect\" at <.State.Nope>: can't evaluate field Nope"),
+    (("ps", "-a", "--format", "{{.ID}} {{"), "template: ps:1: unclosed action"),
+])
+def test_malformed_templates_are_errors(store: Store, argv: tuple[str, ...], message: str) -> None:
+    store.runtime.create("busybox", ["true"], name="tpl")
+    proc = store.cli(*argv)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (125, "", f"Error: {message}\n")
+
+
 def test_ps_lists_states_and_formats(store: Store) -> None:
     rt = store.runtime
     rt.run("busybox", ["sleep", "1000"], name="up")

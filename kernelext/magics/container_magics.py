@@ -366,11 +366,12 @@ def _ps(m: ContainerMagics, args: argparse.Namespace) -> ContainerList | list[st
 
 @handles("inspect")
 def _inspect(m: ContainerMagics, args: argparse.Namespace) -> Any:
-    from kernelext.cli.format import render_template
+    from kernelext.cli.template import Template
 
+    template = Template.parse(args.format, "inspect") if args.format and args.format != "json" else None
     docs = [m.rt.get(n).inspect() for n in args.containers]
-    if args.format and args.format != "json":
-        values = [render_template(args.format, d) for d in docs]
+    if template is not None:
+        values = [template.render(d) for d in docs]
         return values[0] if len(values) == 1 else values
     return docs[0] if len(docs) == 1 else docs
 
