@@ -549,6 +549,17 @@ def test_images_import_list_and_remove_refused_in_use(store: Store, tmp_path) ->
     assert "mine" not in store.cli("images").stdout
 
 
+@pytest.mark.parametrize("content", [b"not a tar\n", b"\x1f\x8b\x08 not gzip either"])
+def test_import_of_a_non_tar_is_one_error_line(store: Store, tmp_path, content: bytes) -> None:
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(content)
+    proc = store.cli("image", "import", str(bad), "bad")
+    assert proc.returncode == 125 and proc.stdout == ""
+    assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith(f"Error: importing {bad}: "), proc.stderr
+    assert "Exiting" not in proc.stderr and "not recoverable" not in proc.stderr
+    assert store.runtime.list_images() == []
+
+
 def test_two_runtimes_share_a_store(store: Store) -> None:
     other = Runtime(options=store.runtime.opts)
     try:

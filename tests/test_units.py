@@ -18,6 +18,7 @@ from kernelext.errors import (
     InvalidArgumentError,
     KernelextError,
     NoSuchContainerError,
+    tool_reason,
 )
 from kernelext.oci.attach import Detached, DetachFilter, parse_detach_keys
 from kernelext.rootless import IdMap, IdRange, Namespace, UserNamespace, userns_overlay_supported
@@ -205,3 +206,12 @@ def test_trash_failure_with_an_earlier_process_entry_is_a_debug_line(
         Trash(root, Failing()).close()
     assert [r.levelno for r in caplog.records if r.name == "kernelext"] == [logging.DEBUG]
     Namespace().remove_tree(root / TRASH_DIR)
+
+
+def test_tool_reason_is_one_line_without_the_closing_boilerplate() -> None:
+    tar = "tar: This does not look like a tar archive\n\ngzip: stdin: not in gzip format\n" \
+          "tar: Child returned status 1\ntar: Error is not recoverable: exiting now\n"
+    assert tool_reason(tar, "tar failed") == "tar: This does not look like a tar archive; gzip: stdin: not in gzip format"
+    assert tool_reason(b"tar: Exiting with failure status due to previous errors\n", "x") == \
+        "tar: Exiting with failure status due to previous errors"
+    assert tool_reason("", "tar failed") == "tar failed"

@@ -49,6 +49,7 @@ from kernelext.errors import (
     NoSuchImageError,
     PermissionRequiredError,
     RuntimeFailure,
+    tool_reason,
 )
 from kernelext.oci import conmon, netns
 from kernelext.rootless import is_rootless
@@ -425,8 +426,8 @@ def _runc_knows(ctr: Container) -> bool:
 def _tar(args: list[str], what: str, ctr: Container, operation: str) -> None:
     proc = subprocess.run(["tar", *args], stdin=subprocess.DEVNULL, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise RuntimeFailure(f"{what}: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'tar failed'}",
-                             container=ctr.name, operation=operation)
+        raise RuntimeFailure(f"{what}: {tool_reason(proc.stderr, 'tar failed')}", container=ctr.name,
+                             operation=operation)
 
 
 # ---------------------------------------------------------------- checkpoint

@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from kernelext.config import StoreOptions
-from kernelext.errors import ImageInUseError, InvalidArgumentError, NameInUseError, NoSuchImageError, RuntimeFailure
+from kernelext.errors import (
+    ImageInUseError,
+    InvalidArgumentError,
+    NameInUseError,
+    NoSuchImageError,
+    RuntimeFailure,
+    tool_reason,
+)
 from kernelext.rootless import Namespace
 from kernelext.storage.fdtree import tree_size
 from kernelext.store.db import Database
@@ -214,7 +221,8 @@ class ImageStore:
             proc = subprocess.run(self.namespace.command(argv) if keep_owners else argv,
                                   stdin=subprocess.DEVNULL, capture_output=True, text=True)
             if proc.returncode != 0:
-                raise RuntimeFailure(f"importing {tarball}: {proc.stderr.strip()}", operation="image import")
+                raise RuntimeFailure(f"importing {tarball}: {tool_reason(proc.stderr, 'tar failed')}",
+                                     operation="image import")
         except BaseException:
             self.namespace.remove_tree(staging)
             raise
