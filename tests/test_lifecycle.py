@@ -25,6 +25,7 @@ from kernelext import (
     Runtime,
     RuntimeFailure,
 )
+from kernelext.core import engine
 from kernelext.oci.attach import pump
 
 S = ContainerStatus
@@ -150,6 +151,26 @@ def test_inspect_answers_while_another_process_waits_in_stop(store: Store) -> No
 
 
 # ------------------------------------------------------------ restart policy
+def test_rm_and_stop_of_a_container_another_command_removed_meanwhile_succeed(store: Store) -> None:
+    ctr = store.runtime.run("busybox", ["sleep", "1000"], name="raced")
+    other = store.runtime.get("raced")  # found by this "command", then removed by another one
+    assert store.cli("rm", "-f", "raced").returncode == 0
+    engine.remove(other, force=True)
+    engine.stop(ctr)
+    with pytest.raises(NoSuchContainerError):
+        store.runtime.get("raced")
+
+
+def test_stop_beside_rm_f_prints_no_removed_error(store: Store) -> None:
+    store.runtime.run("busybox", ["sleep", "1000"], name="raced")  # sleep as PID 1 ignores SIGTERM
+    stop = subprocess.Popen([sys.executable, "-m", "kernelext", *store.args, "stop", "-t", "20", "raced"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert wait_until(lambda: store.runtime.get("raced").status is ContainerStatus.STOPPING)
+    assert store.cli("rm", "-f", "raced").stdout == "raced\n"
+    out, err = stop.communicate(timeout=30)
+    assert (stop.returncode, out, err) == (0, "raced\n", "")
+
+
 def test_on_failure_restarts_n_times_then_stays_exited(store: Store) -> None:
     proc = store.cli("run", "-d", "--name", "flaky", "--restart", "on-failure:2", "busybox", "sh", "-c",
                      "echo run; exit 1")
