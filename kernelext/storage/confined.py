@@ -222,7 +222,13 @@ class _Level:
 
     fd: int
     prefix: str  # its path relative to the walk's top, with a trailing "/" ("" for the top's contents)
+    where: str  # its path in the source root, for messages
     pending: list[tuple[str, bool, bool]]  # name, is a file, is a directory
+
+
+def _read_error(exc: OSError, path: str) -> CopyError:
+    """An entry of the source that cannot be read: one line, as podman's (not Python's ``[Errno 13] ...``)."""
+    return CopyError(f'error reading "{path}": {(exc.strerror or str(exc)).lower()}')
 
 
 class _Walk:
@@ -243,29 +249,33 @@ class _Walk:
                 return
         yield Entry(Kind.FILE, name, meta, fd)
 
-    def _level(self, fd: int, prefix: str, st: os.stat_result, *, top: bool = False) -> _Level:
+    def _level(self, fd: int, prefix: str, where: str, st: os.stat_result, *, top: bool = False) -> _Level:
         """``fd``'s level with its children listed: none for an excluded directory, unless its contents are
         what was asked for."""
         if not top and (st.st_dev, st.st_ino) in self.excluded:
-            return _Level(fd, prefix, [])
+            return _Level(fd, prefix, where, [])
         with os.scandir(fd) as it:
             found = [(e.name, e.is_file(follow_symlinks=False), e.is_dir(follow_symlinks=False)) for e in it]
         found.reverse()
-        return _Level(fd, prefix, found)
+        return _Level(fd, prefix, where, found)
 
-    def tree(self, fd: int, name: str | None) -> Iterator[Entry]:
-        """The directory ``fd`` as ``name``, or only its children when ``name`` is None; takes ``fd``.
+    def tree(self, fd: int, name: str | None, where: str) -> Iterator[Entry]:
+        """The directory ``fd`` (``where`` in the source) as ``name``, or only its children when ``name`` is
+        None; takes ``fd``.
 
         Depth first with an explicit stack: a tree may be deeper than any recursion limit.
         """
         try:
             st = os.fstat(fd)
-            if name is not None:
-                yield Entry(Kind.DIR, name, _meta(st))
-            first = self._level(fd, "" if name is None else name + "/", st, top=name is None)
+            first = self._level(fd, "" if name is None else name + "/", where, st, top=name is None)
+        except OSError as exc:
+            os.close(fd)
+            raise _read_error(exc, where) from None
         except BaseException:
             os.close(fd)
             raise
+        if name is not None:
+            yield Entry(Kind.DIR, name, _meta(st))
         stack = DirStack(first)
         try:
             while len(stack):
@@ -287,14 +297,14 @@ class _Walk:
                         yield from self.other(level.fd, child)
                 except OSError as exc:
                     if exc.errno not in _VANISHED:
-                        raise
+                        raise _read_error(exc, f"{level.where.rstrip('/')}/{child}") from None
         finally:
             stack.close()
 
     def _open_level(self, parent: _Level, name: str) -> _Level:
         fd = os.open(name, O_DIR, dir_fd=parent.fd)
         try:
-            return self._level(fd, f"{parent.prefix}{name}/", os.fstat(fd))
+            return self._level(fd, f"{parent.prefix}{name}/", f"{parent.where.rstrip('/')}/{name}", os.fstat(fd))
         except BaseException:
             os.close(fd)
             raise
@@ -334,9 +344,16 @@ def tree_entries(src: Resolved, top: str, *, contents: bool, excluded: frozenset
     walk = _Walk(excluded, ignore_devices)
     assert src.st is not None
     if stat.S_ISDIR(src.st.st_mode):
-        yield from walk.tree(src.open(O_DIR), None if contents else top)
+        try:
+            fd = src.open(O_DIR)
+        except OSError as exc:
+            raise _read_error(exc, src.path) from None
+        yield from walk.tree(fd, None if contents else top, src.path)
     elif stat.S_ISREG(src.st.st_mode):
-        fd = src.open(O_READ)
+        try:
+            fd = src.open(O_READ)
+        except OSError as exc:
+            raise _read_error(exc, src.path) from None
         try:
             yield from walk.file(fd, top, top)
         finally:
@@ -650,6 +667,8 @@ class FsSink:
                 self._deferred.append((parts, member))
                 self._pending_links.add("/".join(parts))
                 continue
+            if self._pending_links:
+                self._supersede("/".join(parts))
             parent = self._dir_for(parts[:-1])
             name = parts[-1]
             try:
@@ -667,6 +686,12 @@ class FsSink:
             except OSError as exc:
                 raise self._fail(exc, parent, name) from None
         self.finish()
+
+    def _supersede(self, rel: str) -> None:
+        """A member named as a link still to be created replaces it: in a stream the later entry wins."""
+        if rel in self._pending_links:
+            self._pending_links.discard(rel)
+            self._deferred = [(parts, m) for parts, m in self._deferred if "/".join(parts) != rel]
 
     def _remember(self, d: _Dir) -> None:
         old = self._cache.pop(d.rel, None)
@@ -778,6 +803,9 @@ class FsSink:
             self._fix_owner_mode(fd, parent, meta, mode)
             mtime = meta.mtime * 1_000_000_000
             os.utime(fd, ns=(mtime, mtime))
+        except BaseException:
+            _unlink_if_same(parent.fd, name, fd)  # nothing half-written stays (a truncated stream, a full disk)
+            raise
         finally:
             os.close(fd)
 
@@ -860,3 +888,13 @@ class FsSink:
             raise self._fail(exc, parent, name, f'linking to "{target}" at') from None
         finally:
             os.close(tdir)
+
+
+def _unlink_if_same(dir_fd: int, name: str, fd: int) -> None:
+    """Remove ``name`` if it is still the file open as ``fd`` (not what another process put there since)."""
+    try:
+        st, ours = os.stat(name, dir_fd=dir_fd, follow_symlinks=False), os.fstat(fd)
+        if (st.st_dev, st.st_ino) == (ours.st_dev, ours.st_ino):
+            os.unlink(name, dir_fd=dir_fd)
+    except OSError:
+        pass  # gone already, or not ours to remove: the error being raised is what matters
