@@ -155,7 +155,7 @@ def test_rm_and_stop_of_a_container_another_command_removed_meanwhile_succeed(st
     ctr = store.runtime.run("busybox", ["sleep", "1000"], name="raced")
     other = store.runtime.get("raced")  # found by this "command", then removed by another one
     assert store.cli("rm", "-f", "raced").returncode == 0
-    engine.remove(other, force=True)
+    engine.remove_container(other, force=True)
     engine.stop(ctr)
     with pytest.raises(NoSuchContainerError):
         store.runtime.get("raced")

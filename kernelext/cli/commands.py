@@ -176,7 +176,7 @@ def attach_and_wait(ctr: Container, *, start: bool, stdin: bool, detach_keys: st
         conn.close()
     code = ctr.wait()
     if remove:
-        engine.remove(ctr, force=True)
+        engine.remove_container(ctr, force=True)
     return code
 
 
@@ -250,7 +250,7 @@ def cmd_rm(rt: Runtime, args: argparse.Namespace) -> int:
     names = [c.id for c in rt.list()] if args.all else args.containers
     if not names and not args.all:
         raise UsageError("you must provide at least one container name or ID")
-    return _each(rt, names, lambda c: engine.remove(c, force=args.force), ignore_missing=args.ignore)
+    return _each(rt, names, lambda c: engine.remove_container(c, force=args.force), ignore_missing=args.ignore)
 
 
 # ------------------------------------------------------------- i/o and state

@@ -43,7 +43,7 @@ def stop(ctr: Container, timeout: int | None = None) -> None:
     except ContainerRemovedError:
         return
     if ctr.config.auto_remove:
-        remove(ctr, force=True)  # conmon's exit command (cleanup --rm) may have got there first
+        remove_container(ctr, force=True)  # conmon's exit command (cleanup --rm) may have got there first
         return
     try:
         ctr.cleanup()
@@ -106,7 +106,7 @@ def after_exit(ctr: Container, *, only_stopped: bool, remove: bool) -> None:
         ctr.remove(force=False)
 
 
-def remove(ctr: Container, *, force: bool = False) -> None:
+def remove_container(ctr: Container, *, force: bool = False) -> None:
     """``podman rm``: a container found, then removed by another command before this one got its lock, is
     removed as asked (podman's ContainerRm ignores ErrCtrRemoved); one not found at all is still an error.
     After an ``--rm`` run, conmon's exit command (``cleanup --rm``) may have got there first the same way."""
@@ -123,5 +123,5 @@ def attach_and_start(ctr: Container, *, start: bool, remove: bool,
         return ctr.attach(start=start, tty_size=tty_size)
     except KernelextError:
         if remove:
-            remove(ctr, force=True)  # conmon's exit command (cleanup --rm) may have got there first
+            remove_container(ctr, force=True)  # conmon's exit command (cleanup --rm) may have got there first
         raise

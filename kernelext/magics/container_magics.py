@@ -236,7 +236,7 @@ class ContainerMagics(Magics):
             return
         self._report_exit(ctr.name, ctr.wait())
         if remove:
-            engine.remove(ctr, force=True)
+            engine.remove_container(ctr, force=True)
 
     def _exec_streamed(self, ctr: Container, command: list[str], *, tty: bool, env: list[str],
                        workdir: str | None, user: str | None) -> None:
@@ -315,7 +315,7 @@ def _restart(m: ContainerMagics, args: argparse.Namespace) -> Container | Contai
 def _rm(m: ContainerMagics, args: argparse.Namespace) -> None:
     names = [c.name for c in m.rt.list()] if args.all else args.containers
     for name in names:
-        engine.remove(m.rt.get(name), force=args.force)
+        engine.remove_container(m.rt.get(name), force=args.force)
         print(name)
 
 
