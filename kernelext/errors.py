@@ -138,3 +138,16 @@ class NetworkError(KernelextError, OSError):
 
 class CopyError(KernelextError, OSError):
     """Copying files into or out of a container failed (missing path, refused entry, ...)."""
+
+
+#: Lines a tool adds after the reason it already gave (GNU tar once a child or an earlier step failed).
+_TOOL_EPILOGUES = ("Exiting with failure status", "Child returned status", "Error is not recoverable")
+
+
+def tool_reason(stderr: str | bytes, fallback: str) -> str:
+    """An external tool's stderr made one line for an ``Error:`` line: its reasons joined with "; ",
+    without the closing lines that repeat that it failed (``fallback`` when it said nothing)."""
+    text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else stderr
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    reasons = [line for line in lines if not any(epilogue in line for epilogue in _TOOL_EPILOGUES)]
+    return "; ".join(dict.fromkeys(reasons or lines)) or fallback

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kernelext.errors import RuntimeFailure
+from kernelext.storage.fdtree import remove_tree
 
 #: The first line of ``/proc/self/uid_map`` in the initial user namespace.
 _INITIAL_USERNS_MAP = ["0", "0", "4294967295"]
@@ -183,7 +184,7 @@ class Namespace:
     def remove_tree(self, path: Path) -> None:
         """Delete a directory tree that processes of the namespace wrote (owned by any of its IDs)."""
         if self.direct:
-            shutil.rmtree(path, ignore_errors=True)
+            remove_tree(path, ignore_errors=True)  # iterative: a container's tree may be deeper than any recursion
         else:
             subprocess.run(self.command(["rm", "-rf", "--one-file-system", "--", str(path)]),
                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kernelext.cli.format import human_duration, parse_interval, parse_time, render_template, table
+from kernelext.cli.format import human_duration, parse_interval, parse_time, table
+from kernelext.cli.template import render_template
 from kernelext.cli.parser import HelpRequested, UsageError, command_names, command_parser, parse_args
 
 
@@ -66,6 +67,7 @@ def test_templates_tables_and_durations() -> None:
     assert render_template("{{upper .Name}}", doc) == "WEB"
     with pytest.raises(UsageError, match="can't evaluate field Nope"):
         render_template("{{.Nope}}", doc)
+    assert render_template('{{- .Name -}} \n {{"}}\\n"}}{{lower .State.Status}}\\t', doc) == "web}}\nrunning\t"
     assert table(["A", "BB"], [["x", "y"], ["long", "z"]]) == "A     BB\nx     y\nlong  z"
     assert [human_duration(s) for s in (0.2, 1, 5, 61, 3000, 4000, 200000)] == [
         "Less than a second", "1 second", "5 seconds", "About a minute", "50 minutes", "About an hour", "2 days"]

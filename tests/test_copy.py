@@ -17,6 +17,7 @@ import pytest
 from conftest import Store, needs_root
 
 from kernelext import Container, ContainerStatus, CopyError
+from kernelext.cli.launch import ENV_SWITCH
 from kernelext.storage.confined import FILE_BATCH
 from kernelext.storage.images import _PASSWD
 
@@ -517,6 +518,44 @@ def test_hostile_archive_lands_only_in_the_destination(store: Store, tmp_path: P
     assert (suid.mode, suid.uid) == (0o4755, 1)  # owned by the container user: kept
     store.runtime.copy("hostile:/tmp/dest/suid2", str(tmp_path))
     assert (tmp_path / "suid2").stat().st_mode & 0o7777 == 0o755  # never set-ID on the host
+
+
+def test_a_later_entry_of_a_stream_replaces_an_earlier_one_of_another_type(store: Store) -> None:
+    ctr = make(store, "running")
+    archive = tar_of((entry("x", tarfile.SYMTYPE, link="/etc/passwd"), None), (entry("x"), b"file wins\n"),
+                     (entry("d", tarfile.SYMTYPE, link="/etc"), None), (entry("d", tarfile.DIRTYPE, mode=0o755), None),
+                     (entry("d/inside"), b"in\n"),
+                     (entry("f"), b"first\n"), (entry("f", tarfile.SYMTYPE, link="x"), None))
+    assert cli(store, "cp", "-", "cpcontainer:/tmp", input=archive).returncode == 0
+    assert read_in(ctr, "/tmp/x") == b"file wins\n"
+    assert ctr.stat("/tmp/d").is_dir and read_in(ctr, "/tmp/d/inside") == b"in\n"
+    assert ctr.stat("/tmp/f").link_target == "/tmp/x"  # the symlink came last: it wins
+
+
+def test_a_truncated_stream_leaves_no_partial_file(store: Store) -> None:
+    ctr = make(store, "running")
+    whole = tar_of((entry("done.txt"), b"complete\n"), (entry("big.bin"), os.urandom(200_000)))
+    line = one_error_line(cli(store, "cp", "-", "cpcontainer:/tmp", input=whole[:100_000]))
+    assert line == "Error: unexpected end of tar archive"
+    assert read_in(ctr, "/tmp/done.txt") == b"complete\n"
+    assert not exists_in(ctr, "/tmp/big.bin")
+
+
+@needs_root
+def test_an_unreadable_host_file_is_one_error_line(store: Store, tmp_path: Path) -> None:
+    make(store, "running")
+    source = tmp_path / "host"
+    (source / "sub").mkdir(parents=True)
+    (source / "sub" / "secret").write_text("s\n")
+    (source / "sub" / "secret").chmod(0)
+    # Root reads anything: without the capabilities that let it, the file's mode applies to it too.
+    blind = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", sys.executable, "-m", "kernelext",
+             *store.args, "cp"]
+    env = {**os.environ, ENV_SWITCH: "0"}  # run here: a fork server would run the command with its own capabilities
+    for src, path in ((source / "sub" / "secret", source / "sub" / "secret"), (source, source / "sub" / "secret")):
+        proc = subprocess.run([*blind, str(src), "cpcontainer:/tmp"], capture_output=True, timeout=120, check=False,
+                              env=env)
+        assert one_error_line(proc) == f'Error: error reading "{path}": permission denied'
 
 
 # ---------------------------------------------------------------- diff, API

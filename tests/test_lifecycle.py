@@ -25,6 +25,7 @@ from kernelext import (
     Runtime,
     RuntimeFailure,
 )
+from kernelext.core import engine
 from kernelext.oci.attach import pump
 
 S = ContainerStatus
@@ -150,6 +151,26 @@ def test_inspect_answers_while_another_process_waits_in_stop(store: Store) -> No
 
 
 # ------------------------------------------------------------ restart policy
+def test_rm_and_stop_of_a_container_another_command_removed_meanwhile_succeed(store: Store) -> None:
+    ctr = store.runtime.run("busybox", ["sleep", "1000"], name="raced")
+    other = store.runtime.get("raced")  # found by this "command", then removed by another one
+    assert store.cli("rm", "-f", "raced").returncode == 0
+    engine.remove_container(other, force=True)
+    engine.stop(ctr)
+    with pytest.raises(NoSuchContainerError):
+        store.runtime.get("raced")
+
+
+def test_stop_beside_rm_f_prints_no_removed_error(store: Store) -> None:
+    store.runtime.run("busybox", ["sleep", "1000"], name="raced")  # sleep as PID 1 ignores SIGTERM
+    stop = subprocess.Popen([sys.executable, "-m", "kernelext", *store.args, "stop", "-t", "20", "raced"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert wait_until(lambda: store.runtime.get("raced").status is ContainerStatus.STOPPING)
+    assert store.cli("rm", "-f", "raced").stdout == "raced\n"
+    out, err = stop.communicate(timeout=30)
+    assert (stop.returncode, out, err) == (0, "raced\n", "")
+
+
 def test_on_failure_restarts_n_times_then_stays_exited(store: Store) -> None:
     proc = store.cli("run", "-d", "--name", "flaky", "--restart", "on-failure:2", "busybox", "sh", "-c",
                      "echo run; exit 1")
@@ -348,6 +369,19 @@ def test_inspect_document_has_podman_fields(store: Store) -> None:
     assert proc.stdout == 'inspected true ["sleep", "1000"]\n'
 
 
+@pytest.mark.parametrize(("argv", "message"), [
+    (("inspect", "--format", "{{.State.Status", "tpl"), "template: inspect:1: unclosed action"),
+    (("inspect", "--format", "{{nosuch .Name}}", "tpl"), 'template: inspect:1: function "nosuch" not defined'),
+    (("inspect", "--format", "{{.State.Nope}}", "tpl"),
+     "template: inspect:1:2: executing \"inspect\" at <.State.Nope>: can't evaluate field Nope"),
+    (("ps", "-a", "--format", "{{.ID}} {{"), "template: ps:1: unclosed action"),
+])
+def test_malformed_templates_are_errors(store: Store, argv: tuple[str, ...], message: str) -> None:
+    store.runtime.create("busybox", ["true"], name="tpl")
+    proc = store.cli(*argv)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (125, "", f"Error: {message}\n")
+
+
 def test_ps_lists_states_and_formats(store: Store) -> None:
     rt = store.runtime
     rt.run("busybox", ["sleep", "1000"], name="up")
@@ -534,6 +568,17 @@ def test_images_import_list_and_remove_refused_in_use(store: Store, tmp_path) ->
     store.cli("rm", "user")
     assert store.cli("image", "rm", "mine").returncode == 0
     assert "mine" not in store.cli("images").stdout
+
+
+@pytest.mark.parametrize("content", [b"not a tar\n", b"\x1f\x8b\x08 not gzip either"])
+def test_import_of_a_non_tar_is_one_error_line(store: Store, tmp_path, content: bytes) -> None:
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(content)
+    proc = store.cli("image", "import", str(bad), "bad")
+    assert proc.returncode == 125 and proc.stdout == ""
+    assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith(f"Error: importing {bad}: "), proc.stderr
+    assert "Exiting" not in proc.stderr and "not recoverable" not in proc.stderr
+    assert store.runtime.list_images() == []
 
 
 def test_two_runtimes_share_a_store(store: Store) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -17,6 +18,7 @@ from kernelext.errors import (
     InvalidArgumentError,
     KernelextError,
     NoSuchContainerError,
+    tool_reason,
 )
 from kernelext.oci.attach import Detached, DetachFilter, parse_detach_keys
 from kernelext.rootless import IdMap, IdRange, Namespace, UserNamespace, userns_overlay_supported
@@ -165,3 +167,51 @@ def test_trash_deletes_at_once_what_cannot_be_moved_into_it(tmp_path: Path) -> N
     trash.put(elsewhere)  # another file system: rename fails with EXDEV
     assert not elsewhere.exists() and os.listdir(root / TRASH_DIR) == []
     trash.close()
+
+
+def test_trash_thread_survives_an_entry_that_fails_and_logs_one_line(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> None:
+    class Failing(Namespace):
+        def remove_tree(self, path: Path) -> None:
+            if path.name.startswith("bad."):
+                raise OSError(13, "Permission denied", str(path))
+            super().remove_tree(path)
+
+    root = tmp_path / "root"
+    root.mkdir()
+    trash = Trash(root, Failing())
+    with caplog.at_level(logging.DEBUG, logger="kernelext"):
+        for name in ("bad", "good1", "good2"):
+            trash.put(_tree(root / name))
+        trash.close()
+        assert [e.split(".")[0] for e in os.listdir(root / TRASH_DIR)] == ["bad"]  # only the failing one is left
+        trash.put(_tree(root / "later"))  # a new thread takes what comes after
+        trash.close()
+    assert [e.split(".")[0] for e in os.listdir(root / TRASH_DIR)] == ["bad"]
+    records = [r for r in caplog.records if r.name == "kernelext"]
+    assert len(records) == 1 and records[0].levelno == logging.WARNING and "\n" not in records[0].getMessage()
+    assert "Permission denied" in records[0].getMessage() and records[0].exc_info is None
+    assert capfd.readouterr().err == ""  # no traceback
+
+
+def test_trash_failure_with_an_earlier_process_entry_is_a_debug_line(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    class Failing(Namespace):
+        def remove_tree(self, path: Path) -> None:
+            raise OSError(13, "Permission denied", str(path))
+
+    root = tmp_path / "root"
+    _tree(root / TRASH_DIR / "left.0123abcd")
+    with caplog.at_level(logging.DEBUG, logger="kernelext"):
+        Trash(root, Failing()).close()
+    assert [r.levelno for r in caplog.records if r.name == "kernelext"] == [logging.DEBUG]
+    Namespace().remove_tree(root / TRASH_DIR)
+
+
+def test_tool_reason_is_one_line_without_the_closing_boilerplate() -> None:
+    tar = "tar: This does not look like a tar archive\n\ngzip: stdin: not in gzip format\n" \
+          "tar: Child returned status 1\ntar: Error is not recoverable: exiting now\n"
+    assert tool_reason(tar, "tar failed") == "tar: This does not look like a tar archive; gzip: stdin: not in gzip format"
+    assert tool_reason(b"tar: Exiting with failure status due to previous errors\n", "x") == \
+        "tar: Exiting with failure status due to previous errors"
+    assert tool_reason("", "tar failed") == "tar failed"

@@ -24,7 +24,6 @@ from kernelext.cli.format import (
     human_size,
     parse_interval,
     parse_time,
-    render_template,
     table,
 )
 from kernelext.cli.parser import (
@@ -34,6 +33,7 @@ from kernelext.cli.parser import (
     create_options,
     restore_options,
 )
+from kernelext.cli.template import Template
 from kernelext.core import engine
 from kernelext.core.container import Container
 from kernelext.core.events import Event
@@ -176,7 +176,7 @@ def attach_and_wait(ctr: Container, *, start: bool, stdin: bool, detach_keys: st
         conn.close()
     code = ctr.wait()
     if remove:
-        engine.remove_quietly(ctr)
+        engine.remove_container(ctr, force=True)
     return code
 
 
@@ -250,7 +250,7 @@ def cmd_rm(rt: Runtime, args: argparse.Namespace) -> int:
     names = [c.id for c in rt.list()] if args.all else args.containers
     if not names and not args.all:
         raise UsageError("you must provide at least one container name or ID")
-    return _each(rt, names, lambda c: c.remove(force=args.force), ignore_missing=args.ignore)
+    return _each(rt, names, lambda c: engine.remove_container(c, force=args.force), ignore_missing=args.ignore)
 
 
 # ------------------------------------------------------------- i/o and state
@@ -315,12 +315,13 @@ def cmd_ps(rt: Runtime, args: argparse.Namespace) -> int:
         for ctr in containers:
             out(ctr.id if args.no_trunc else ctr.short_id)
         return 0
+    template = _template(args, "ps")
     rows = [ps_row(c) for c in containers]
     if args.format == "json":
         out(json.dumps(rows, indent=4))
-    elif args.format:
+    elif template is not None:
         for row in rows:
-            out(render_template(args.format, {**row, "Names": row["Names"][0]}))
+            out(template.render({**row, "Names": row["Names"][0]}))
     else:
         out(table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"],
                   [[r["Id"] if args.no_trunc else r["ID"], r["Image"], _truncate(" ".join(r["Command"]), 20),
@@ -341,12 +342,18 @@ def cmd_network_reload(rt: Runtime, args: argparse.Namespace) -> int:
     return _each(rt, names, engine.reload_network, show=lambda _name, ctr_id: str(ctr_id))
 
 
+def _template(args: argparse.Namespace, name: str) -> Template | None:
+    """``--format``'s Go template, parsed before anything is shown (None: a table, or "json")."""
+    return Template.parse(args.format, name) if args.format and args.format != "json" else None
+
+
 def _truncate(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
 @command("inspect")
 def cmd_inspect(rt: Runtime, args: argparse.Namespace) -> int:
+    template = _template(args, "inspect")
     docs, code = [], 0
     for name in args.containers:
         try:
@@ -354,9 +361,9 @@ def cmd_inspect(rt: Runtime, args: argparse.Namespace) -> int:
         except KernelextError as exc:
             err(f"Error: {exc}")
             code = 125
-    if args.format and args.format != "json":
+    if template is not None:
         for doc in docs:
-            out(render_template(args.format, doc))
+            out(template.render(doc))
     else:
         out(json.dumps(docs, indent=4))
     return code
@@ -420,9 +427,10 @@ def cmd_diff(rt: Runtime, args: argparse.Namespace) -> int:
 
 @command("stat")
 def cmd_stat(rt: Runtime, args: argparse.Namespace) -> int:
+    template = _template(args, "stat")
     doc = rt.get(args.container).stat(args.path).to_json()
-    if args.format and args.format != "json":
-        out(render_template(args.format, doc))
+    if template is not None:
+        out(template.render(doc))
     else:
         out(json.dumps(doc, indent=4))
     return 0
@@ -474,11 +482,11 @@ def cmd_restore(rt: Runtime, args: argparse.Namespace) -> int:
     return _run_each(rt, names, lambda c: c.restore(**options), args.print_stats, "restore_duration")
 
 
-def _event_line(event: Event, fmt: str | None) -> str:
+def _event_line(event: Event, fmt: Template | None) -> str:
     if fmt == "json":
         return event.to_json()
     if fmt:
-        return render_template(fmt, {"Time": event.time, "Type": event.type, "Status": event.status, "ID": event.id,
+        return fmt.render({"Time": event.time, "Type": event.type, "Status": event.status, "ID": event.id,
                                      "Name": event.name, "Image": event.image, "Attributes": event.attributes})
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event.time)) + f".{int(event.time % 1 * 1e9):09d}"
     attrs = ", ".join([f"image={event.image}", f"name={event.name}"] +
@@ -488,27 +496,29 @@ def _event_line(event: Event, fmt: str | None) -> str:
 
 @command("events")
 def cmd_events(rt: Runtime, args: argparse.Namespace) -> int:
+    template = _template(args, "events")
     since, until = parse_time(args.since), parse_time(args.until)
     if not args.stream or until is not None:
         for event in rt.events.read(since, until):
-            out(_event_line(event, args.format))
+            out(_event_line(event, template))
         return 0
     for event in rt.events.follow(since=since):
-        out(_event_line(event, args.format))
+        out(_event_line(event, template))
         sys.stdout.flush()
     return 0
 
 
 @command("stats")
 def cmd_stats(rt: Runtime, args: argparse.Namespace) -> int:
+    template = _template(args, "stats")
     while True:
         containers = [rt.get(n) for n in args.containers] if args.containers else rt.list(all=args.all)
         rows = [c.stats() for c in containers if c.status in (ContainerStatus.RUNNING, ContainerStatus.PAUSED)]
         if args.format == "json":
             out(json.dumps(rows, indent=4))
-        elif args.format:
+        elif template is not None:
             for row in rows:
-                out(render_template(args.format, row))
+                out(template.render(row))
         else:
             out(table(["ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"],
                       [[r["ContainerID"][:12], r["Name"], f"{r['CPU']:.2f}%",
@@ -545,6 +555,7 @@ def cmd_image_import(rt: Runtime, args: argparse.Namespace) -> int:
 
 @command("image-ls")
 def cmd_image_ls(rt: Runtime, args: argparse.Namespace) -> int:
+    template = _template(args, "images")
     images = rt.list_images()
     if args.quiet:
         for image in images:
@@ -554,9 +565,9 @@ def cmd_image_ls(rt: Runtime, args: argparse.Namespace) -> int:
                                    "Size": i.config.size, "Cmd": i.config.cmd} for i in images]
     if args.format == "json":
         out(json.dumps(rows, indent=4))
-    elif args.format:
+    elif template is not None:
         for row in rows:
-            out(render_template(args.format, {**row, "Name": row["Names"][0]}))
+            out(template.render({**row, "Name": row["Names"][0]}))
     else:
         out(table(["REPOSITORY", "IMAGE ID", "CREATED", "SIZE"],
                   [[r["Names"][0], r["Id"][:12], human_duration(time.time() - r["Created"]) + " ago",
@@ -574,13 +585,14 @@ def cmd_image_rm(rt: Runtime, args: argparse.Namespace) -> int:
 def cmd_info(rt: Runtime, args: argparse.Namespace) -> int:
     from kernelext.host import host_capabilities
 
+    template = _template(args, "info")
     caps = host_capabilities(rt.opts)
     doc = caps.to_json()
     doc["store"] = {"root": str(rt.opts.root), "runroot": str(rt.opts.runroot),
                     "graphDriverName": rt.storage_driver.value,
                     "containers": len(rt.db.all_containers()), "images": len(rt.db.all_images())}
-    if args.format and args.format != "json":
-        out(render_template(args.format, doc))
+    if template is not None:
+        out(template.render(doc))
     elif args.format == "json":
         out(json.dumps(doc, indent=4))
     else:

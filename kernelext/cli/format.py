@@ -1,52 +1,15 @@
-"""Output formatting for the CLI: podman's Go-template subset, tables, durations."""
+"""Output formatting for the CLI: tables, durations, sizes and times (templates: :mod:`kernelext.cli.template`)."""
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from datetime import datetime
-from typing import Any
 
 from kernelext.cli.parser import UsageError
 
-_ACTION = re.compile(r"\{\{\s*(.*?)\s*\}\}")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def _lookup(data: Any, path: str) -> Any:
-    value = data
-    for part in filter(None, path.split(".")):
-        if isinstance(value, dict) and part in value:
-            value = value[part]
-        else:
-            raise UsageError(f"template: can't evaluate field {part}")
-    return value
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value)
-    return str(value)
-
-
-def render_template(template: str, data: Any) -> str:
-    """``{{.State.Status}}``, ``{{json .Config}}``, ``{{upper .Name}}``; ``\\t``/``\\n`` escapes."""
-    def action(match: re.Match[str]) -> str:
-        expr = match.group(1)
-        func, _, arg = expr.partition(" ")
-        if func in ("json", "upper", "lower") and arg.startswith("."):
-            value = _lookup(data, arg.strip())
-            return json.dumps(value) if func == "json" else getattr(_text(value), func)()
-        if expr == ".":
-            return _text(data)
-        if expr.startswith("."):
-            return _text(_lookup(data, expr))
-        raise UsageError(f"template: unsupported action {{{{{expr}}}}}")
-    return _ACTION.sub(action, template.replace("\\t", "\t").replace("\\n", "\n"))
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:

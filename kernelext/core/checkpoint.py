@@ -50,9 +50,11 @@ from kernelext.errors import (
     NoSuchImageError,
     PermissionRequiredError,
     RuntimeFailure,
+    tool_reason,
 )
 from kernelext.oci import conmon, netns
 from kernelext.rootless import is_rootless
+from kernelext.storage.fdtree import remove_tree
 from kernelext.storage.layerdiff import ChangeKind
 
 if TYPE_CHECKING:
@@ -390,10 +392,7 @@ def _apply_rootfs_diff(ctr: Container, bundle: Path, rootfs: Path) -> None:
     def apply() -> None:
         for path in deleted:
             target = "/" + path.lstrip("/")
-            if os.path.isdir(target) and not os.path.islink(target):
-                shutil.rmtree(target, ignore_errors=True)
-            elif os.path.lexists(target):
-                os.unlink(target)
+            remove_tree(target, ignore_errors=True)
         if source is not None:
             with tarfile.open(fileobj=source, mode="r") as tar:
                 tar.extractall("/", numeric_owner=True, **_TRUSTED)
@@ -428,8 +427,8 @@ def _runc_knows(ctr: Container) -> bool:
 def _tar(args: list[str], what: str, ctr: Container, operation: str) -> None:
     proc = subprocess.run(["tar", *args], stdin=subprocess.DEVNULL, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise RuntimeFailure(f"{what}: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'tar failed'}",
-                             container=ctr.name, operation=operation)
+        raise RuntimeFailure(f"{what}: {tool_reason(proc.stderr, 'tar failed')}", container=ctr.name,
+                             operation=operation)
 
 
 # ---------------------------------------------------------------- checkpoint

@@ -53,6 +53,7 @@ from kernelext.errors import (
     PermissionRequiredError,
     RuntimeFailure,
     WaitTimeoutError,
+    tool_reason,
 )
 from kernelext.oci import conmon, forwarder, netns, spec
 from kernelext.oci.attach import AttachSocket
@@ -853,7 +854,7 @@ class Container:
                 if not was_mounted:
                     layer.unmount()
             if proc.returncode not in (0, 1):  # 1: a file changed while read, as in a running container
-                raise RuntimeFailure(f"export: {proc.stderr.decode(errors='replace').strip()}", container=self.name,
+                raise RuntimeFailure(f"export: {tool_reason(proc.stderr, 'tar failed')}", container=self.name,
                                      operation="export")
             self._event("export")
 

@@ -34,13 +34,16 @@ def start(ctr: Container) -> None:
 
 
 def stop(ctr: Container, timeout: int | None = None) -> None:
-    """``podman stop``: idempotent, then cleanup — or removal for an ``--rm`` container."""
+    """``podman stop``: idempotent, then cleanup — or removal for an ``--rm`` container. A container that
+    another command removed meanwhile (``rm -f`` beside this stop) is stopped too: not an error."""
     try:
         ctr.stop(timeout)
     except ContainerStoppedError:
         pass
+    except ContainerRemovedError:
+        return
     if ctr.config.auto_remove:
-        remove_quietly(ctr)
+        remove_container(ctr, force=True)  # conmon's exit command (cleanup --rm) may have got there first
         return
     try:
         ctr.cleanup()
@@ -103,10 +106,12 @@ def after_exit(ctr: Container, *, only_stopped: bool, remove: bool) -> None:
         ctr.remove(force=False)
 
 
-def remove_quietly(ctr: Container) -> None:
-    """Remove after an ``--rm`` run; conmon's exit command (``cleanup --rm``) may have got there first."""
+def remove_container(ctr: Container, *, force: bool = False) -> None:
+    """``podman rm``: a container found, then removed by another command before this one got its lock, is
+    removed as asked (podman's ContainerRm ignores ErrCtrRemoved); one not found at all is still an error.
+    After an ``--rm`` run, conmon's exit command (``cleanup --rm``) may have got there first the same way."""
     try:
-        ctr.remove(force=True)
+        ctr.remove(force=force)
     except ContainerRemovedError:
         pass
 
@@ -118,5 +123,5 @@ def attach_and_start(ctr: Container, *, start: bool, remove: bool,
         return ctr.attach(start=start, tty_size=tty_size)
     except KernelextError:
         if remove:
-            remove_quietly(ctr)
+            remove_container(ctr, force=True)  # conmon's exit command (cleanup --rm) may have got there first
         raise

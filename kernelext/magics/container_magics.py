@@ -236,7 +236,7 @@ class ContainerMagics(Magics):
             return
         self._report_exit(ctr.name, ctr.wait())
         if remove:
-            engine.remove_quietly(ctr)
+            engine.remove_container(ctr, force=True)
 
     def _exec_streamed(self, ctr: Container, command: list[str], *, tty: bool, env: list[str],
                        workdir: str | None, user: str | None) -> None:
@@ -315,7 +315,7 @@ def _restart(m: ContainerMagics, args: argparse.Namespace) -> Container | Contai
 def _rm(m: ContainerMagics, args: argparse.Namespace) -> None:
     names = [c.name for c in m.rt.list()] if args.all else args.containers
     for name in names:
-        m.rt.remove(name, force=args.force)
+        engine.remove_container(m.rt.get(name), force=args.force)
         print(name)
 
 
@@ -366,11 +366,12 @@ def _ps(m: ContainerMagics, args: argparse.Namespace) -> ContainerList | list[st
 
 @handles("inspect")
 def _inspect(m: ContainerMagics, args: argparse.Namespace) -> Any:
-    from kernelext.cli.format import render_template
+    from kernelext.cli.template import Template
 
+    template = Template.parse(args.format, "inspect") if args.format and args.format != "json" else None
     docs = [m.rt.get(n).inspect() for n in args.containers]
-    if args.format and args.format != "json":
-        values = [render_template(args.format, d) for d in docs]
+    if template is not None:
+        values = [template.render(d) for d in docs]
         return values[0] if len(values) == 1 else values
     return docs[0] if len(docs) == 1 else docs
 

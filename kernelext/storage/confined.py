@@ -37,6 +37,7 @@ from typing import NamedTuple
 
 from kernelext.errors import CopyError
 from kernelext.storage.copyrules import member_parts
+from kernelext.storage.fdtree import DirStack, remove_entry
 from kernelext.storage.rootpath import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2
 from kernelext.storage.tarformat import (
     CHUNK,
@@ -130,23 +131,22 @@ class Root:
         ELOOP) when an intermediate component is missing or not a directory.
         """
         todo = [p for p in reversed(path.split("/")) if p and p != "."]
-        stack: list[tuple[str, int]] = []
+        # The components resolved so far from the root (its own frame first), with bounded open fds.
+        stack = DirStack(_Component(os.dup(self.fd), ""), reopen=O_LOOKUP | os.O_DIRECTORY)
         hops = 0
         try:
             while todo:
                 name = todo.pop()
                 if name == "..":
-                    if stack:
-                        os.close(stack.pop()[1])
+                    if len(stack) > 1:
+                        stack.pop()
                     continue
-                parent = stack[-1][1] if stack else self.fd
-                where = "/" + "/".join([n for n, _ in stack] + [name])
                 try:
-                    fd = os.open(name, O_LOOKUP, dir_fd=parent)
+                    fd = os.open(name, O_LOOKUP, dir_fd=stack.top.fd)
                 except FileNotFoundError:
                     if todo:
-                        raise _error(errno.ENOENT, where) from None
-                    return Resolved(where, os.dup(parent), name, None)
+                        raise _error(errno.ENOENT, _joined(stack, name)) from None
+                    return Resolved(_joined(stack, name), os.dup(stack.top.fd), name, None)
                 st = os.fstat(fd)
                 if stat.S_ISLNK(st.st_mode) and (todo or follow):
                     try:
@@ -155,27 +155,37 @@ class Root:
                         os.close(fd)
                     hops += 1
                     if hops > MAX_SYMLINKS:
-                        raise _error(errno.ELOOP, where)
+                        raise _error(errno.ELOOP, _joined(stack, name))
                     if target.startswith("/"):
-                        while stack:
-                            os.close(stack.pop()[1])
+                        while len(stack) > 1:
+                            stack.pop()
                     todo.extend(p for p in reversed(target.split("/")) if p and p != ".")
                     continue
                 if todo and not stat.S_ISDIR(st.st_mode):
                     os.close(fd)
-                    raise _error(errno.ENOTDIR, where)
-                stack.append((name, fd))
-            if not stack:
+                    raise _error(errno.ENOTDIR, _joined(stack, name))
+                stack.push(_Component(fd, name))
+            if len(stack) == 1:
                 return Resolved("/", os.dup(self.fd), "", os.fstat(self.fd))
-            name, fd = stack.pop()
-            st = os.fstat(fd)
-            os.close(fd)
-            path = "/" + "/".join([n for n, _ in stack] + [name])
-            parent = stack.pop()[1] if stack else os.dup(self.fd)
-            return Resolved(path, parent, name, st)
+            last = stack.top
+            st = os.fstat(last.fd)
+            path = _joined(stack, None)
+            stack.pop()
+            return Resolved(path, os.dup(stack.top.fd), last.name, st)
         finally:
-            for _, fd in stack:
-                os.close(fd)
+            stack.close()
+
+
+@dataclass
+class _Component:
+    fd: int
+    name: str
+
+
+def _joined(stack: DirStack[_Component], name: str | None) -> str:
+    """The path inside the root of the components on ``stack`` (and ``name``)."""
+    names = [stack[i].name for i in range(1, len(stack))]
+    return "/" + "/".join(names if name is None else [*names, name])
 
 
 # ---------------------------------------------------------------- the walk
@@ -206,6 +216,21 @@ def _meta(st: os.stat_result, size: int = 0) -> Meta:
 _VANISHED = frozenset({errno.ENOENT, errno.ELOOP, errno.ENOTDIR})
 
 
+@dataclass
+class _Level:
+    """A directory of a walk: its fd and the children not walked yet (last first)."""
+
+    fd: int
+    prefix: str  # its path relative to the walk's top, with a trailing "/" ("" for the top's contents)
+    where: str  # its path in the source root, for messages
+    pending: list[tuple[str, bool, bool]]  # name, is a file, is a directory
+
+
+def _read_error(exc: OSError, path: str) -> CopyError:
+    """An entry of the source that cannot be read: one line, as podman's (not Python's ``[Errno 13] ...``)."""
+    return CopyError(f'error reading "{path}": {(exc.strerror or str(exc)).lower()}')
+
+
 class _Walk:
     def __init__(self, excluded: frozenset[tuple[int, int]], ignore_devices: bool) -> None:
         self.excluded = excluded
@@ -224,40 +249,77 @@ class _Walk:
                 return
         yield Entry(Kind.FILE, name, meta, fd)
 
-    def directory(self, fd: int, name: str, rel: str) -> Iterator[Entry]:
-        st = os.fstat(fd)
-        yield Entry(Kind.DIR, name, _meta(st))
-        if (st.st_dev, st.st_ino) not in self.excluded:
-            yield from self.children(fd, rel + "/")
-        yield END
-
-    def children(self, dfd: int, prefix: str) -> Iterator[Entry]:
-        with os.scandir(dfd) as it:
+    def _level(self, fd: int, prefix: str, where: str, st: os.stat_result, *, top: bool = False) -> _Level:
+        """``fd``'s level with its children listed: none for an excluded directory, unless its contents are
+        what was asked for."""
+        if not top and (st.st_dev, st.st_ino) in self.excluded:
+            return _Level(fd, prefix, where, [])
+        with os.scandir(fd) as it:
             found = [(e.name, e.is_file(follow_symlinks=False), e.is_dir(follow_symlinks=False)) for e in it]
-        for name, is_file, is_dir in found:
-            try:
-                if is_file:
-                    fd = os.open(name, O_READ, dir_fd=dfd)
-                    try:
-                        st = os.fstat(fd)
-                        if st.st_nlink == 1 and stat.S_ISREG(st.st_mode):  # the common case, inlined
-                            yield Entry(Kind.FILE, name, Meta(st.st_mode & 0o7777, st.st_uid, st.st_gid,
-                                                              int(st.st_mtime), st.st_size), fd)
-                        else:
-                            yield from self.file(fd, name, prefix + name)
-                    finally:
-                        os.close(fd)
-                elif is_dir:
-                    fd = os.open(name, O_DIR, dir_fd=dfd)
-                    try:
-                        yield from self.directory(fd, name, prefix + name)
-                    finally:
-                        os.close(fd)
-                else:
-                    yield from self.other(dfd, name)
-            except OSError as exc:
-                if exc.errno not in _VANISHED:
-                    raise
+        found.reverse()
+        return _Level(fd, prefix, where, found)
+
+    def tree(self, fd: int, name: str | None, where: str) -> Iterator[Entry]:
+        """The directory ``fd`` (``where`` in the source) as ``name``, or only its children when ``name`` is
+        None; takes ``fd``.
+
+        Depth first with an explicit stack: a tree may be deeper than any recursion limit.
+        """
+        try:
+            st = os.fstat(fd)
+            first = self._level(fd, "" if name is None else name + "/", where, st, top=name is None)
+        except OSError as exc:
+            os.close(fd)
+            raise _read_error(exc, where) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        if name is not None:
+            yield Entry(Kind.DIR, name, _meta(st))
+        stack = DirStack(first)
+        try:
+            while len(stack):
+                level = stack.top
+                if not level.pending:
+                    if len(stack) > 1 or name is not None:
+                        yield END
+                    stack.pop()
+                    continue
+                child, is_file, is_dir = level.pending.pop()
+                try:
+                    if is_file:
+                        yield from self._child_file(level, child)
+                    elif is_dir:
+                        below = self._open_level(level, child)
+                        yield Entry(Kind.DIR, child, _meta(os.fstat(below.fd)))
+                        stack.push(below)
+                    else:
+                        yield from self.other(level.fd, child)
+                except OSError as exc:
+                    if exc.errno not in _VANISHED:
+                        raise _read_error(exc, f"{level.where.rstrip('/')}/{child}") from None
+        finally:
+            stack.close()
+
+    def _open_level(self, parent: _Level, name: str) -> _Level:
+        fd = os.open(name, O_DIR, dir_fd=parent.fd)
+        try:
+            return self._level(fd, f"{parent.prefix}{name}/", f"{parent.where.rstrip('/')}/{name}", os.fstat(fd))
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def _child_file(self, level: _Level, name: str) -> Iterator[Entry]:
+        fd = os.open(name, O_READ, dir_fd=level.fd)
+        try:
+            st = os.fstat(fd)
+            if st.st_nlink == 1 and stat.S_ISREG(st.st_mode):  # the common case, inlined
+                yield Entry(Kind.FILE, name, Meta(st.st_mode & 0o7777, st.st_uid, st.st_gid, int(st.st_mtime),
+                                                  st.st_size), fd)
+            else:
+                yield from self.file(fd, name, level.prefix + name)
+        finally:
+            os.close(fd)
 
     def other(self, dfd: int, name: str, top: str | None = None) -> Iterator[Entry]:
         st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
@@ -282,16 +344,16 @@ def tree_entries(src: Resolved, top: str, *, contents: bool, excluded: frozenset
     walk = _Walk(excluded, ignore_devices)
     assert src.st is not None
     if stat.S_ISDIR(src.st.st_mode):
-        fd = src.open(O_DIR)
         try:
-            if contents:
-                yield from walk.children(fd, "")
-            else:
-                yield from walk.directory(fd, top, top)
-        finally:
-            os.close(fd)
+            fd = src.open(O_DIR)
+        except OSError as exc:
+            raise _read_error(exc, src.path) from None
+        yield from walk.tree(fd, None if contents else top, src.path)
     elif stat.S_ISREG(src.st.st_mode):
-        fd = src.open(O_READ)
+        try:
+            fd = src.open(O_READ)
+        except OSError as exc:
+            raise _read_error(exc, src.path) from None
         try:
             yield from walk.file(fd, top, top)
         finally:
@@ -516,8 +578,10 @@ class FsSink:
         self._umask = _umask()
         self._uid, self._gid = os.geteuid(), os.getegid()
         self._top = _Dir(dest_fd, dest_path.rstrip("/") or "/", "", self._gid_for(os.fstat(dest_fd)))
-        self._stack = [self._top]
-        self._cache: dict[str, _Dir] = {"": self._top}
+        # The directories a walk is in (the destination first); an ancestor's fd may be closed meanwhile,
+        # once the files queued in it are written.
+        self._stack = DirStack(self._top, on_close=lambda d: self._files.drain())
+        self._cache: dict[str, _Dir] = {}  # directories of a tar stream by their "rel", least recently used first
         self._deferred: list[tuple[tuple[str, ...], Member]] = []
         self._dir_times: list[tuple[str, Meta]] = []
         self._pending_links: set[str] = set()
@@ -532,10 +596,7 @@ class FsSink:
         for d in self._cache.values():
             os.close(d.fd)
         self._cache.clear()
-        for d in self._stack:
-            if d.fd >= 0 and d is not self._top:
-                os.close(d.fd)
-        self._stack.clear()
+        self._stack.close()  # the destination's fd too
 
     def _path(self, parent: _Dir, name: str) -> str:
         return f"{parent.path.rstrip('/')}/{name}"
@@ -546,20 +607,18 @@ class FsSink:
 
     # ---------------------------------------------------- walk events (nested)
     def feed(self, e: Entry) -> None:
-        parent = self._stack[-1]
+        parent = self._stack.top
         if e.kind is Kind.FILE:
             self._files.put(parent, e.name, e.meta, os.dup(e.fd))
             return
         if e.kind is None:
             self._files.drain()  # its files are in before its times are set and its fd closed
-            done = self._stack.pop()
-            self._set_dir_times(done)
-            if done is not self._top:
-                os.close(done.fd)
+            self._set_dir_times(self._stack.top)
+            self._stack.pop()
             return
         try:
             if e.kind is Kind.DIR:
-                self._stack.append(self._make_dir(parent, e.name, e.meta))
+                self._stack.push(self._make_dir(parent, e.name, e.meta))
             else:
                 if e.kind is Kind.HARDLINK:
                     self._files.drain()  # its target may still be on its way
@@ -590,12 +649,10 @@ class FsSink:
             except OSError as exc:
                 raise self._fail(exc, parent, parts[-1]) from None
         for rel, meta in reversed(self._dir_times):
-            d = self._cache.get(rel)
-            if d is None:
-                try:
-                    d = self._dir_for(tuple(rel.split("/")))
-                except (CopyError, OSError):
-                    continue  # removed meanwhile
+            try:
+                d = self._dir_for(tuple(rel.split("/")))
+            except (CopyError, OSError):
+                continue  # removed meanwhile
             os.utime(d.fd, ns=(meta.mtime * 10**9, meta.mtime * 10**9))
 
     # ---------------------------------------------------------- tar members
@@ -610,6 +667,8 @@ class FsSink:
                 self._deferred.append((parts, member))
                 self._pending_links.add("/".join(parts))
                 continue
+            if self._pending_links:
+                self._supersede("/".join(parts))
             parent = self._dir_for(parts[:-1])
             name = parts[-1]
             try:
@@ -628,34 +687,47 @@ class FsSink:
                 raise self._fail(exc, parent, name) from None
         self.finish()
 
+    def _supersede(self, rel: str) -> None:
+        """A member named as a link still to be created replaces it: in a stream the later entry wins."""
+        if rel in self._pending_links:
+            self._pending_links.discard(rel)
+            self._deferred = [(parts, m) for parts, m in self._deferred if "/".join(parts) != rel]
+
     def _remember(self, d: _Dir) -> None:
-        if len(self._cache) >= MAX_CACHED_DIRS:
-            for rel, cached in list(self._cache.items()):
-                if cached is not self._top:
-                    os.close(cached.fd)
-                    del self._cache[rel]
-        old = self._cache.get(d.rel)
+        old = self._cache.pop(d.rel, None)
         if old is not None and old is not d:
             os.close(old.fd)
+        elif old is None and len(self._cache) >= MAX_CACHED_DIRS:
+            os.close(self._cache.pop(next(iter(self._cache))).fd)  # the least recently used
         self._cache[d.rel] = d
 
-    def _dir_for(self, parts: tuple[str, ...]) -> _Dir:
-        """The directory ``parts`` below the destination, created (0755) when the archive did not."""
-        rel = "/".join(parts)
-        d = self._cache.get(rel)
+    def _cached(self, rel: str) -> _Dir | None:
+        if not rel:
+            return self._top
+        d = self._cache.pop(rel, None)
         if d is not None:
-            return d
-        parent = self._dir_for(parts[:-1])
-        name = parts[-1]
-        try:
-            d = self._open_dir(parent, name)
-            if d is None:
-                d = self._make_dir(parent, name, Meta(0o755, self._uid, self._gid, 0), times=False)
-        except CopyError:
-            raise
-        except OSError as exc:
-            raise self._fail(exc, parent, name) from None
-        self._remember(d)
+            self._cache[rel] = d  # now the most recently used
+        return d
+
+    def _dir_for(self, parts: tuple[str, ...]) -> _Dir:
+        """The directory ``parts`` below the destination, created (0755) when the archive did not.
+
+        Down from its nearest known ancestor, one level at a time (a stream may be deeper than any recursion).
+        """
+        known = len(parts)
+        while (d := self._cached("/".join(parts[:known]))) is None:
+            known -= 1
+        for name in parts[known:]:
+            parent = d
+            try:
+                d = self._open_dir(parent, name)
+                if d is None:
+                    d = self._make_dir(parent, name, Meta(0o755, self._uid, self._gid, 0), times=False)
+            except CopyError:
+                raise
+            except OSError as exc:
+                raise self._fail(exc, parent, name) from None
+            self._remember(d)
         return d
 
     def _open_dir(self, parent: _Dir, name: str) -> _Dir | None:
@@ -692,7 +764,7 @@ class FsSink:
             path = self._path(parent, name)
             raise CopyError(f'error creating "{path}": {"mkdir" if for_dir else "creat"} {path}: file exists')
         if is_dir:
-            _remove_tree(parent.fd, name)
+            remove_entry(parent.fd, name)
         else:
             os.unlink(name, dir_fd=parent.fd)
 
@@ -731,6 +803,9 @@ class FsSink:
             self._fix_owner_mode(fd, parent, meta, mode)
             mtime = meta.mtime * 1_000_000_000
             os.utime(fd, ns=(mtime, mtime))
+        except BaseException:
+            _unlink_if_same(parent.fd, name, fd)  # nothing half-written stays (a truncated stream, a full disk)
+            raise
         finally:
             os.close(fd)
 
@@ -815,20 +890,11 @@ class FsSink:
             os.close(tdir)
 
 
-def _remove_tree(parent_fd: int, name: str) -> None:
-    """``rm -rf`` of one entry of ``parent_fd``, never following a symlink."""
+def _unlink_if_same(dir_fd: int, name: str, fd: int) -> None:
+    """Remove ``name`` if it is still the file open as ``fd`` (not what another process put there since)."""
     try:
-        os.unlink(name, dir_fd=parent_fd)
-        return
-    except IsADirectoryError:
-        pass
-    fd = os.open(name, O_DIR, dir_fd=parent_fd)
-    try:
-        with os.scandir(fd) as it:
-            names = [e.name for e in it]
-        for child in names:
-            _remove_tree(fd, child)
-    finally:
-        os.close(fd)
-    os.rmdir(name, dir_fd=parent_fd)
-
+        st, ours = os.stat(name, dir_fd=dir_fd, follow_symlinks=False), os.fstat(fd)
+        if (st.st_dev, st.st_ino) == (ours.st_dev, ours.st_ino):
+            os.unlink(name, dir_fd=dir_fd)
+    except OSError:
+        pass  # gone already, or not ours to remove: the error being raised is what matters

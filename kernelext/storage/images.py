@@ -19,8 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from kernelext.config import StoreOptions
-from kernelext.errors import ImageInUseError, InvalidArgumentError, NameInUseError, NoSuchImageError, RuntimeFailure
+from kernelext.errors import (
+    ImageInUseError,
+    InvalidArgumentError,
+    NameInUseError,
+    NoSuchImageError,
+    RuntimeFailure,
+    tool_reason,
+)
 from kernelext.rootless import Namespace
+from kernelext.storage.fdtree import tree_size
 from kernelext.store.db import Database
 
 BUILTIN_BUSYBOX = "busybox"
@@ -91,17 +99,6 @@ def _is_static_elf(path: Path) -> bool:
     return all(struct.unpack_from("<I", table, i * phentsize)[0] != _PT_INTERP for i in range(phnum))
 
 
-def _dir_size(path: Path) -> int:
-    total = 0
-    for dirpath, _, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                pass
-    return total
-
-
 class ImageStore:
     def __init__(self, opts: StoreOptions, db: Database, namespace: Namespace | None = None) -> None:
         self.namespace = namespace or Namespace()
@@ -143,7 +140,7 @@ class ImageStore:
         """Move a fully built image into place, then record it: never half an image."""
         final = self.opts.image_dir(image_id)
         config.created = time.time()
-        config.size = _dir_size(staging / "rootfs")
+        config.size = tree_size(staging / "rootfs")
         if final.exists():
             self.namespace.remove_tree(staging)
         else:
@@ -224,7 +221,8 @@ class ImageStore:
             proc = subprocess.run(self.namespace.command(argv) if keep_owners else argv,
                                   stdin=subprocess.DEVNULL, capture_output=True, text=True)
             if proc.returncode != 0:
-                raise RuntimeFailure(f"importing {tarball}: {proc.stderr.strip()}", operation="image import")
+                raise RuntimeFailure(f"importing {tarball}: {tool_reason(proc.stderr, 'tar failed')}",
+                                     operation="image import")
         except BaseException:
             self.namespace.remove_tree(staging)
             raise

@@ -11,7 +11,8 @@ for an overlay mounted in a user namespace, i.e. rootless) hides, so deletes, ev
 lower entry it does not have itself. As in containers/storage, a directory
 whose mode, size and mtime match the lower's is not reported unless something
 was added or deleted directly in it. Both trees are walked through fds
-without following symlinks: the upper's contents belong to the container.
+without following symlinks (the upper's contents belong to the container),
+and without recursion.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ import enum
 import errno
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from kernelext.storage.fdtree import DirStack, list_names
 
 OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -70,6 +74,57 @@ def _opaque(fd: int) -> bool:
     return False
 
 
+@dataclass
+class _Level:
+    fd: int
+    prefix: str  # its path with a trailing "/"
+    pending: list[str]  # children not visited yet, last first
+
+
+@dataclass
+class _Fd:
+    fd: int
+
+
+#: What a walk does with each child: the fds of the child directory and its counterpart to descend into,
+#: or None (args: the directory's fd, its counterpart's or None, the child's name, the child's path).
+Visit = Callable[[int, "int | None", str, str], "tuple[int, int | None] | None"]
+#: A directory's children in visiting order (args: its fd, its counterpart's or None, its path with "/").
+Listing = Callable[[int, "int | None", str], list[str]]
+
+
+def _walk_pair(tree: int, other: int | None, listing: Listing, visit: Visit) -> None:
+    """Depth first through ``tree`` and, where it has the same directories, ``other``: with explicit
+    stacks, as a container's tree may be deeper than any recursion. Neither fd is taken."""
+    trees = DirStack(_Level(os.dup(tree), "/", []))
+    others = DirStack(_Fd(os.dup(other))) if other is not None else None
+    try:
+        trees.top.pending = listing(trees.top.fd, other, "/")[::-1]
+        while len(trees):
+            level = trees.top
+            paired = others is not None and len(others) == len(trees)
+            if not level.pending:
+                if paired:
+                    assert others is not None
+                    others.pop()
+                trees.pop()
+                continue
+            name = level.pending.pop()
+            counterpart = others.top.fd if paired and others is not None else None
+            below = visit(level.fd, counterpart, name, level.prefix + name)
+            if below is None:
+                continue
+            child, child_other = below
+            trees.push(_Level(child, level.prefix + name + "/", []))
+            if child_other is not None and others is not None:
+                others.push(_Fd(child_other))
+            trees.top.pending = listing(child, child_other, trees.top.prefix)[::-1]
+    finally:
+        trees.close()
+        if others is not None:
+            others.close()
+
+
 class _Diff:
     def __init__(self, excluded: frozenset[str]) -> None:
         self.excluded = excluded
@@ -84,52 +139,83 @@ class _Diff:
             if parent != "/" and parent not in self.excluded:
                 self.changes.setdefault(parent, ChangeKind.CHANGED)
 
-    def walk(self, upper: int, lower: int | None, prefix: str) -> None:
-        with os.scandir(upper) as it:
-            names = sorted(e.name for e in it)
-        for name in names:
-            path = prefix + name
-            st = os.stat(name, dir_fd=upper, follow_symlinks=False)
-            below = _lstat(lower, name)
-            if _is_whiteout(st):
-                if below is not None:
-                    self.record(path, ChangeKind.DELETED)
-                continue
-            if not stat.S_ISDIR(st.st_mode):
-                self.record(path, ChangeKind.ADDED if below is None else ChangeKind.CHANGED)
-                continue
-            self.directory(upper, lower, name, path, st, below)
+    def sorted(self) -> list[Change]:
+        return sorted(Change(path, kind) for path, kind in self.changes.items())
 
-    def directory(self, upper: int, lower: int | None, name: str, path: str, st: os.stat_result,
-                  below: os.stat_result | None) -> None:
+    # ----------------------------------------------------- overlay: upper over lower
+    def upper_entry(self, upper: int, lower: int | None, name: str, path: str) -> tuple[int, int | None] | None:
+        st = os.stat(name, dir_fd=upper, follow_symlinks=False)
+        below = _lstat(lower, name)
+        if _is_whiteout(st):
+            if below is not None:
+                self.record(path, ChangeKind.DELETED)
+            return None
+        if not stat.S_ISDIR(st.st_mode):
+            self.record(path, ChangeKind.ADDED if below is None else ChangeKind.CHANGED)
+            return None
         fd = os.open(name, _O_DIR, dir_fd=upper)
-        lower_fd: int | None = None
         try:
-            opaque = _opaque(fd)
-            if below is None:
-                self.record(path, ChangeKind.ADDED)
-            elif not stat.S_ISDIR(below.st_mode):
-                self.record(path, ChangeKind.CHANGED)
-            else:
-                if (stat.S_IMODE(st.st_mode), st.st_mtime_ns) != (stat.S_IMODE(below.st_mode), below.st_mtime_ns) \
-                        or opaque:
-                    self.record(path, ChangeKind.CHANGED)
-                assert lower is not None
-                lower_fd = os.open(name, _O_DIR, dir_fd=lower)
-                if opaque:
-                    with os.scandir(fd) as it:
-                        present = {e.name for e in it}
-                    with os.scandir(lower_fd) as it:
-                        hidden = sorted(e.name for e in it if e.name not in present)
-                    for child in hidden:
-                        self.record(f"{path}/{child}", ChangeKind.DELETED)
-                    os.close(lower_fd)
-                    lower_fd = None
-            self.walk(fd, lower_fd, path + "/")
-        finally:
+            return fd, self._upper_dir(fd, lower, name, path, st, below)
+        except BaseException:
             os.close(fd)
-            if lower_fd is not None:
-                os.close(lower_fd)
+            raise
+
+    def _upper_dir(self, fd: int, lower: int | None, name: str, path: str, st: os.stat_result,
+                   below: os.stat_result | None) -> int | None:
+        """Record the directory ``fd``; its lower counterpart to walk beside it (None: none, or hidden)."""
+        opaque = _opaque(fd)
+        if below is None:
+            self.record(path, ChangeKind.ADDED)
+            return None
+        if not stat.S_ISDIR(below.st_mode):
+            self.record(path, ChangeKind.CHANGED)
+            return None
+        if (stat.S_IMODE(st.st_mode), st.st_mtime_ns) != (stat.S_IMODE(below.st_mode), below.st_mtime_ns) \
+                or opaque:
+            self.record(path, ChangeKind.CHANGED)
+        assert lower is not None
+        lower_fd = os.open(name, _O_DIR, dir_fd=lower)
+        if not opaque:
+            return lower_fd
+        try:
+            present = set(list_names(fd))
+            hidden = sorted(n for n in list_names(lower_fd) if n not in present)
+        finally:
+            os.close(lower_fd)
+        for child in hidden:
+            self.record(f"{path}/{child}", ChangeKind.DELETED)
+        return None
+
+    # --------------------------------------------------- vfs: a copy against the image
+    def copy_listing(self, copy: int, image: int | None, prefix: str) -> list[str]:
+        """The copy's children; what the image has and the copy lacks was deleted."""
+        names = set(list_names(copy))
+        if image is not None:
+            for name in sorted(set(list_names(image)) - names):
+                self.record(prefix + name, ChangeKind.DELETED)
+        return sorted(names)
+
+    def copy_entry(self, copy: int, image: int | None, name: str, path: str) -> tuple[int, int | None] | None:
+        st = os.stat(name, dir_fd=copy, follow_symlinks=False)
+        below = _lstat(image, name)
+        if below is None:
+            self.record(path, ChangeKind.ADDED)
+        elif image is not None and not _same_entry(st, below, name, copy, image):
+            self.record(path, ChangeKind.CHANGED)
+        if not stat.S_ISDIR(st.st_mode):
+            return None
+        fd = os.open(name, _O_DIR, dir_fd=copy)
+        if below is None or not stat.S_ISDIR(below.st_mode):
+            return fd, None  # all of it added
+        try:
+            return fd, os.open(name, _O_DIR, dir_fd=image)
+        except BaseException:
+            os.close(fd)
+            raise
+
+
+def _sorted_names(fd: int, other: int | None, prefix: str) -> list[str]:
+    return sorted(list_names(fd))
 
 
 def layer_changes(upper: Path, lower: Path, excluded: frozenset[str] = INIT_PATHS) -> list[Change]:
@@ -138,11 +224,11 @@ def layer_changes(upper: Path, lower: Path, excluded: frozenset[str] = INIT_PATH
     upper_fd = os.open(upper, _O_DIR)
     lower_fd = os.open(lower, _O_DIR)
     try:
-        diff.walk(upper_fd, lower_fd, "/")
+        _walk_pair(upper_fd, lower_fd, _sorted_names, diff.upper_entry)
     finally:
         os.close(upper_fd)
         os.close(lower_fd)
-    return sorted(Change(path, kind) for path, kind in diff.changes.items())
+    return diff.sorted()
 
 
 def _same_entry(a: os.stat_result, b: os.stat_result, name: str, a_dir: int, b_dir: int) -> bool:
@@ -155,57 +241,13 @@ def _same_entry(a: os.stat_result, b: os.stat_result, name: str, a_dir: int, b_d
     return (a.st_size, a.st_mtime_ns, a.st_rdev) == (b.st_size, b.st_mtime_ns, b.st_rdev)
 
 
-def _compare(diff: _Diff, copy: int, image: int, prefix: str) -> None:
-    with os.scandir(copy) as it:
-        names = {e.name for e in it}
-    with os.scandir(image) as it:
-        originals = {e.name for e in it}
-    for name in sorted(originals - names):
-        diff.record(prefix + name, ChangeKind.DELETED)
-    for name in sorted(names):
-        path = prefix + name
-        st = os.stat(name, dir_fd=copy, follow_symlinks=False)
-        below = _lstat(image, name) if name in originals else None
-        if below is None:
-            diff.record(path, ChangeKind.ADDED)
-        elif not _same_entry(st, below, name, copy, image):
-            diff.record(path, ChangeKind.CHANGED)
-        if not stat.S_ISDIR(st.st_mode):
-            continue
-        fd = os.open(name, _O_DIR, dir_fd=copy)
-        try:
-            if below is not None and stat.S_ISDIR(below.st_mode):
-                below_fd = os.open(name, _O_DIR, dir_fd=image)
-                try:
-                    _compare(diff, fd, below_fd, path + "/")
-                finally:
-                    os.close(below_fd)
-            else:
-                _added_tree(diff, fd, path + "/")
-        finally:
-            os.close(fd)
-
-
-def _added_tree(diff: _Diff, fd: int, prefix: str) -> None:
-    with os.scandir(fd) as it:
-        entries = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in it)
-    for name, is_dir in entries:
-        diff.record(prefix + name, ChangeKind.ADDED)
-        if is_dir:
-            child = os.open(name, _O_DIR, dir_fd=fd)
-            try:
-                _added_tree(diff, child, prefix + name + "/")
-            finally:
-                os.close(child)
-
-
 def tree_changes(copy: Path, image: Path, excluded: frozenset[str] = INIT_PATHS) -> list[Change]:
     """The changes of a full copy of the image (``copy``) against the image, sorted by path."""
     diff = _Diff(excluded)
     copy_fd, image_fd = os.open(copy, _O_DIR), os.open(image, _O_DIR)
     try:
-        _compare(diff, copy_fd, image_fd, "/")
+        _walk_pair(copy_fd, image_fd, diff.copy_listing, diff.copy_entry)
     finally:
         os.close(copy_fd)
         os.close(image_fd)
-    return sorted(Change(path, kind) for path, kind in diff.changes.items())
+    return diff.sorted()

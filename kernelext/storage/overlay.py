@@ -18,7 +18,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from kernelext.errors import RuntimeFailure
+from kernelext.errors import RuntimeFailure, tool_reason
 from kernelext.rootless import Namespace
 from kernelext.storage.layerdiff import Change, layer_changes
 
@@ -95,7 +95,8 @@ class Layer:
     def _run_in_namespace(self, operation: str, argv: list[str]) -> None:
         proc = subprocess.run(self.namespace.command(argv), stdin=subprocess.DEVNULL, capture_output=True, text=True)
         if proc.returncode != 0:
-            raise RuntimeFailure(f"{operation} {self.merged}: {proc.stderr.strip()}", operation=operation)
+            raise RuntimeFailure(f"{operation} {self.merged}: {tool_reason(proc.stderr, argv[0] + ' failed')}",
+                                 operation=operation)
 
     def unmount(self) -> None:
         if not self.namespace.direct:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from kernelext.errors import RuntimeFailure
+from kernelext.errors import RuntimeFailure, tool_reason
 from kernelext.rootless import Namespace
 from kernelext.storage.layerdiff import Change, tree_changes
 
@@ -49,7 +49,8 @@ class CopyLayer:
                               stdin=subprocess.DEVNULL, capture_output=True, text=True)
         if proc.returncode != 0:
             self.namespace.remove_tree(self.path)
-            raise RuntimeFailure(f"copying the image into {self.merged}: {proc.stderr.strip()}", operation="create")
+            raise RuntimeFailure(f"copying the image into {self.merged}: {tool_reason(proc.stderr, 'cp failed')}",
+                                 operation="create")
 
     def is_mounted(self) -> bool:
         return True  # a directory is always there to use
