@@ -6,7 +6,7 @@ Copies into and out of a running busybox container one big file (100 MiB) and
 a directory of small files (10,000, 100 B to 2 KiB, in 20 subdirectories).
 Every case, the floor included, writes into a fresh directory and nothing is
 deleted until the end: on these machines' ext4 (no journal) creating many
-files right after deleting many is several times slower (DESIGN.md §7). The
+files right after deleting many is several times slower (docs/architecture.md §7). The
 cases are interleaved round by round and the median is reported, so the floor
 and kernelext see the same conditions. kernelext is timed through the Python
 API (in process) and through the CLI (which adds the interpreter's start-up; its

@@ -116,7 +116,7 @@ def main() -> None:
             sys.exit("run as root: it measures root, then the same as --user")
         root = measure(args.runs, work)
         # root's files stay until the user's run is over: a mass delete slows the small-file
-        # creations that follow on these disks (DESIGN.md §7), which would favour root.
+        # creations that follow on these disks (docs/architecture.md §7), which would favour root.
         subprocess.run([str(REPO / "scripts" / "stage-checkout.sh"), str(STAGE), args.user], check=True)
         proc = subprocess.run(["runuser", "-u", args.user, "--", f"{STAGE}/.venv/bin/python",
                                f"{STAGE}/bench/bench_rootless.py", "--child", "--runs", str(args.runs)],

@@ -30,7 +30,7 @@ CONMON_PID_FILE = "conmon.pid"
 DEFAULT_RUNROOT = "/run/kernelext/storage"
 
 #: Where scripts/provision-criu.sh unpacks CRIU >= 4.2 unless the system's criu
-#: is one that works here (DESIGN.md §4), and the wrapper that runs it through
+#: is one that works here (docs/architecture.md §4), and the wrapper that runs it through
 #: its own loader.
 CRIU_PREFIX = Path("/opt/kernelext/criu")
 PROVISIONED_CRIU = CRIU_PREFIX / "criu"

@@ -20,7 +20,7 @@ from kernelext.rootless import is_rootless, kernel_version, pause_refusal, user_
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CHECK_TIMEOUT_S = 30
 #: Kernels from 6.16 refuse SO_PASSCRED/SO_PASSSEC on TCP sockets, which CRIU reads from each one it
-#: dumps; CRIU copes from 4.2 on (DESIGN.md §4).
+#: dumps; CRIU copes from 4.2 on (docs/architecture.md §4).
 TCP_SOCKOPT_KERNEL = (6, 16)
 CRIU_TCP_VERSION = (4, 2)
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Gives kernelext a working CRIU without touching the system's packages
-# (DESIGN.md §4). Idempotent; run as root; setup.sh calls it.
+# (docs/architecture.md §4). Idempotent; run as root; setup.sh calls it.
 #
 # This kernel needs CRIU >= 4.2: bookworm's 3.17 fails ("vdso: Unexpected rt
 # vDSO area bounds"), trixie's 4.1 cannot dump any TCP socket on kernels >=

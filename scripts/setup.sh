@@ -23,7 +23,7 @@ if ((${#missing[@]})); then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# CRIU >= 4.2 for checkpoint/restore, in a private prefix unless the system's is one that works (DESIGN.md §4).
+# CRIU >= 4.2 for checkpoint/restore, in a private prefix unless the system's is one that works (docs/architecture.md §4).
 scripts/provision-criu.sh
 
 # Debian's interpreter (built with PGO and LTO) by default: it starts and imports faster than a locally

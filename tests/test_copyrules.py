@@ -1,4 +1,4 @@
-"""podman cp's path rules and the tar codec, without containers (DESIGN.md §5)."""
+"""podman cp's path rules and the tar codec, without containers (docs/architecture.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Checkpoint and restore with CRIU through runc (DESIGN.md §4, podman-notes §2).
+"""Checkpoint and restore with CRIU through runc (docs/architecture.md §4).
 
 Internal operations: they take a :class:`Container` whose lock the caller
 holds (the public methods on ``Container`` and ``Runtime`` do that), and
@@ -622,7 +622,7 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
             prepared = _in_prepared_netns(ctr, launched.pid)
             if not prepared:
                 # Checkpointed in a namespace runc made (before kernelext prepared them): CRIU made
-                # a new one, with its loopback down (DESIGN.md §4), and ours is not needed.
+                # a new one, with its loopback down (docs/architecture.md §4), and ours is not needed.
                 ctr._remove_netns()
             if sockets or not prepared:
                 ctr._setup_network(launched.pid, sockets)

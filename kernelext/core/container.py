@@ -1,4 +1,4 @@
-"""The container API: libpod's ``container_api.go`` in Python (DESIGN.md §2).
+"""The container API: libpod's ``container_api.go`` in Python (docs/architecture.md §2).
 
 Layering, as in libpod:
 

@@ -1,4 +1,4 @@
-"""Files in and out of containers: podman cp, put/get archive, stat and diff (DESIGN.md §5).
+"""Files in and out of containers: podman cp, put/get archive, stat and diff (docs/architecture.md §5).
 
 Container paths are resolved and written inside the container's root through
 :mod:`kernelext.storage.confined` in this process. A running or paused

@@ -1,4 +1,4 @@
-"""Container states, configuration and the rules between them (DESIGN.md §2).
+"""Container states, configuration and the rules between them (docs/architecture.md §2).
 
 Pure data and pure logic: no I/O here, so the state machine is testable on its
 own and shared by the core, the CLI and the widgets (which enable buttons from
@@ -48,7 +48,7 @@ class ContainerStatus(enum.Enum):
 S = ContainerStatus
 _ANY = frozenset(S)
 
-#: Which states each public call accepts (DESIGN.md §2). Front ends use it to
+#: Which states each public call accepts (docs/architecture.md §2). Front ends use it to
 #: enable exactly the actions the state machine allows.
 ALLOWED_FROM: dict[str, frozenset[ContainerStatus]] = {
     "init": frozenset({S.CONFIGURED, S.STOPPED, S.EXITED}),

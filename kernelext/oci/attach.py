@@ -1,4 +1,4 @@
-"""conmon's attach socket: a client for the container's stdio (DESIGN.md §3).
+"""conmon's attach socket: a client for the container's stdio (docs/architecture.md §3).
 
 The socket is SOCK_SEQPACKET; each packet from conmon starts with a stream
 byte (1 stdin, 2 stdout, 3 stderr) followed by the payload. Whatever the

@@ -1,4 +1,4 @@
-"""Launching conmon, the per-container monitor (DESIGN.md §3).
+"""Launching conmon, the per-container monitor (docs/architecture.md §3).
 
 conmon runs ``runc create`` (or ``runc restore``), reports the container PID
 on the ``_OCI_SYNCPIPE`` socketpair, daemonizes, owns the container's stdio

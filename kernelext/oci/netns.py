@@ -10,7 +10,7 @@ Why: runc tells CRIU that the network namespace is not its business
 restored by joining the namespace runc passes in again. A namespace runc makes
 itself comes back from a checkpoint new and with its loopback down, so
 established TCP connections cannot be restored into it ("Can't connect inet
-socket back: Network is unreachable"; DESIGN.md §4).
+socket back: Network is unreachable"; docs/architecture.md §4).
 
 As root only: rootless, runc creates the namespace inside the store's user
 namespace, which must own it.

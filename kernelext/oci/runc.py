@@ -1,4 +1,4 @@
-"""runc, driven through its command line (the OCI runtime of DESIGN.md §1).
+"""runc, driven through its command line (the OCI runtime of docs/architecture.md §1).
 
 Every store has its own runc state directory (``--root``), so stores never
 see each other's containers.

@@ -1,6 +1,6 @@
 """File trees inside a root directory, walked and written through file descriptors only.
 
-The copy engine of ``cp``, ``put_archive`` and ``get_archive`` (DESIGN.md §5).
+The copy engine of ``cp``, ``put_archive`` and ``get_archive`` (docs/architecture.md §5).
 Everything runs in this (host) process, and nothing from a container root is
 ever loaded or executed. Safety comes from how paths are looked up:
 

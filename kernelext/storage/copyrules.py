@@ -1,4 +1,4 @@
-"""podman cp's path rules as pure functions (DESIGN.md §5).
+"""podman cp's path rules as pure functions (docs/architecture.md §5).
 
 No I/O here: argument parsing, path normalisation that keeps the meaningful
 trailing ``/`` and ``/.``, tar member names, and the decision of where a copy
@@ -126,7 +126,7 @@ class Plan:
 
 def plan_copy(src: Found, src_form: PathForm, dst: Found, dst_form: PathForm, dst_display: str,
               where: str) -> Plan:
-    """podman's source/destination table (DESIGN.md §5, podman-notes §3.2).
+    """podman's source/destination table (docs/architecture.md §5).
 
     ``where`` names the destination side in messages (``container c`` or ``the host``).
     """

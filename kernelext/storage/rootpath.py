@@ -3,7 +3,7 @@
 ``openat2(RESOLVE_IN_ROOT)`` resolves every component (symlinks, absolute
 targets, ``..``) as if the root directory were ``/``, atomically in the
 kernel: a process inside the container swapping links meanwhile cannot make
-the lookup escape (the docker cp CVEs, DESIGN.md §5).
+the lookup escape (the docker cp CVEs, docs/architecture.md §5).
 """
 
 from __future__ import annotations

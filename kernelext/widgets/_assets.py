@@ -1,6 +1,6 @@
 """Where the widgets' browser side (ES modules and CSS) is.
 
-In a source checkout it is the top-level ``widgets/`` folder (DESIGN.md §1);
+In a source checkout it is the top-level ``widgets/`` folder (docs/architecture.md §1);
 an installed wheel carries the same files as ``kernelext/assets/``.
 """
 

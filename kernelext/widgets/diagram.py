@@ -27,7 +27,7 @@ POSITIONS = {
     S.CONFIGURED: (70, 50), S.CREATED: (230, 50), S.RUNNING: (410, 50), S.PAUSED: (590, 50),
     S.STOPPING: (410, 200), S.STOPPED: (230, 200), S.EXITED: (70, 200), S.REMOVING: (590, 135),
 }
-#: The transitions drawn, with the call that causes each (DESIGN.md §2).
+#: The transitions drawn, with the call that causes each (docs/architecture.md §2).
 EDGES = [
     (S.CONFIGURED, S.CREATED, "init"), (S.CREATED, S.RUNNING, "start"), (S.RUNNING, S.PAUSED, "pause"),
     (S.PAUSED, S.RUNNING, "unpause"), (S.RUNNING, S.STOPPING, "stop"), (S.STOPPING, S.STOPPED, "exit"),
