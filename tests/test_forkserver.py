@@ -9,7 +9,9 @@ import fcntl
 import io
 import os
 import pty
+import resource
 import select
+import socket
 import shutil
 import signal
 import struct
@@ -26,7 +28,7 @@ import pytest
 from conftest import Store, forkservers, wait_until
 
 import kernelext
-from kernelext.cli import launch
+from kernelext.cli import caller, credentials, launch
 from kernelext.cli.forkserver import parse_request
 
 
@@ -164,7 +166,6 @@ def test_a_request_carries_arguments_and_environment_exactly(monkeypatch: pytest
     assert request.argv == argv
     assert request.env[b"KX_TEST_VALUE"] == b"x=y=z" and request.env == dict(os.environb)
     assert request.umask == os.umask(request.umask)
-    assert request.namespaces == launch.namespaces() and len(request.namespaces.split(b",")) == 4
 
 
 def test_a_command_from_other_namespaces_runs_in_its_own(store: Store, server_dir: Path) -> None:
@@ -179,7 +180,7 @@ def test_a_command_from_other_namespaces_runs_in_its_own(store: Store, server_di
                           check=False)
     assert proc.returncode == 0, proc.stderr
     assert [line.split(":")[0].strip() for line in proc.stdout.splitlines()[2:]] == ["lo"]
-    assert forkservers(server_dir) == {server}  # refused, not stopped
+    assert server in forkservers(server_dir)  # not its server (one in that namespace is), and not stopped
 
 
 def _read_until(fd: int, marker: bytes, timeout: float = 30) -> bytes:
@@ -218,3 +219,187 @@ def test_an_interactive_terminal_run_through_the_server(store: Store, server_dir
         assert os.waitstatus_to_exitcode(status) == 5
     finally:
         os.close(master)
+
+
+# ------------------------------------------------------------------ a command never runs with more privilege
+
+#: A root caller without any capability (none to regain by exec either: the bounding set is empty).
+NO_CAPABILITIES = ("setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--reuid=0")
+NO_NEW_PRIVS = ("setpriv", "--no-new-privs")
+#: Connects to the server at argv[1] (from a chroot or a cgroup, if given) and prints the first reply's kind.
+_PROBE = """
+import os, sys
+from kernelext.cli import launch
+address, jail, cgroup = sys.argv[1:4]
+if cgroup:
+    with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+        f.write(str(os.getpid()))
+if jail:
+    os.chroot(jail)
+    os.chdir("/")
+import _socket
+sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+sock.connect(address)
+first = launch.receive_reply(sock)
+print(first[0].decode() if first else "closed")
+"""
+
+
+def _first_reply(address: str, *prefix: str, jail: Path | None = None, cgroup: Path | None = None) -> str:
+    """What the server first says to a process started with ``prefix`` (e.g. setpriv) that connects to it."""
+    proc = subprocess.run([*prefix, sys.executable, "-c", _PROBE, address, str(jail or ""), str(cgroup or "")],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def _address(server_dir: Path) -> str:
+    (sock,) = server_dir.glob("*.sock")
+    return str(sock)
+
+
+def _cli_as(prefix: tuple[str, ...], store: Store, *argv: str, served: bool = True) -> subprocess.CompletedProcess[str]:
+    """The command run by ``prefix`` (from this directory: ``-m kernelext`` imports the package under test)."""
+    env = dict(os.environ, **({} if served else {launch.ENV_SWITCH: "0"}))
+    return subprocess.run([*prefix, sys.executable, "-m", "kernelext", *store.args, *argv], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_a_caller_without_capabilities_cannot_borrow_the_servers(store: Store, server_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    """Root with every capability dropped cannot read another user's 0600 file: not through the server either."""
+    _server(server_dir, store)
+    unconfined = _address(server_dir)
+    assert store.cli("run", "-d", "--name", "c", "busybox", "sleep", "100").returncode == 0
+    secret = tmp_path / "secret"
+    secret.write_text("not for a caller without CAP_DAC_OVERRIDE\n")
+    os.chown(secret, 65534, 65534)
+    secret.chmod(0o600)
+    alone = _cli_as(NO_CAPABILITIES, store, "cp", str(secret), "c:/x", served=False)
+    assert alone.returncode != 0
+    for _ in range(2):  # the first starts a server of its confinement, the second is its child
+        proc = _cli_as(NO_CAPABILITIES, store, "cp", str(secret), "c:/x")
+        assert (proc.returncode, proc.stdout, proc.stderr) == (alone.returncode, alone.stdout, alone.stderr)
+        assert wait_until(lambda: len(forkservers(server_dir)) == 2)
+    assert store.cli("exec", "c", "test", "-e", "/x").returncode == 1  # the container never got it
+    assert _first_reply(unconfined, *NO_CAPABILITIES) == "R"  # and the unconfined server refuses it outright
+    assert _first_reply(unconfined) == "G"
+    assert store.cli("rm", "-f", "c").returncode == 0
+
+
+def test_a_caller_with_no_new_privs_keeps_it(store: Store, server_dir: Path) -> None:
+    """``no_new_privs`` reaches the command's container, as when the command runs in its own process."""
+    _server(server_dir, store)
+    unconfined = _address(server_dir)
+    argv = ("run", "--rm", "busybox", "grep", "NoNewPrivs", "/proc/self/status")
+    alone = _cli_as(NO_NEW_PRIVS, store, *argv, served=False)
+    assert (alone.returncode, alone.stdout.split()) == (0, ["NoNewPrivs:", "1"]), alone.stderr
+    for _ in range(2):
+        proc = _cli_as(NO_NEW_PRIVS, store, *argv)
+        assert (proc.returncode, proc.stdout) == (0, alone.stdout), proc.stderr
+        assert wait_until(lambda: len(forkservers(server_dir)) == 2)
+    assert _first_reply(unconfined, *NO_NEW_PRIVS) == "R"
+
+
+def test_which_differences_refuse() -> None:
+    own = credentials.read()
+    assert credentials.read(os.getpid()) == own  # the server's view of a caller is the caller's own
+    assert credentials.refusals(own, dict(own)) == []
+    for name in ("Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp",
+                 "Seccomp_filters", "ns/user", "ns/mnt", "ns/pid", "ns/net", "root", "cgroup", "attr/current",
+                 "oom_score_adj", "scheduling"):
+        assert name in own
+        assert credentials.refusals(own, {**own, name: own[name] + b"0"}) == [name]
+        assert credentials.refusals(own, {**own, name: credentials.ERROR_PREFIX + b"13"}) == [name]  # unreadable
+        assert credentials.refusals(own, {k: v for k, v in own.items() if k != name}) == [name]  # not shown
+    for kind in os.listdir("/proc/self/ns"):
+        assert f"ns/{kind}" in own
+    assert credentials.refusals(own, {**own, "ns/extra": b"1:2"}) == ["ns/extra"]
+    # Resource limits are adopted, unless the child would have to raise a hard limit.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert caller.limits_to_raise({resource.RLIMIT_NOFILE: (soft, hard)}) == []
+    assert caller.limits_to_raise({resource.RLIMIT_NOFILE: (1, 1)}) == []
+    assert caller.limits_to_raise({resource.RLIMIT_NOFILE: (soft, hard + 1)}) == ["RLIMIT_NOFILE"]
+    assert caller.limits_to_raise({resource.RLIMIT_NOFILE: (soft, resource.RLIM_INFINITY)}) == ["RLIMIT_NOFILE"]
+
+
+def test_a_caller_in_a_chroot_or_another_cgroup_is_refused(store: Store, server_dir: Path, tmp_path: Path) -> None:
+    _server(server_dir, store)
+    address = _address(server_dir)
+    jail = tmp_path / "jail"
+    jail.mkdir()
+    os.link(address, jail / "server.sock")  # the same socket, reachable from inside
+    assert _first_reply("/server.sock", jail=jail) == "R"
+    assert _first_reply(address) == "G"
+    (here,) = [line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text().splitlines()
+               if line.split(":")[1] == "pids"] or [None]
+    if here is None or not os.access(f"/sys/fs/cgroup/pids{here}", os.W_OK):
+        pytest.skip("no writable cgroup v1 pids hierarchy to move a process within")
+    cgroup = Path(f"/sys/fs/cgroup/pids{here}") / f"kernelext-test-{os.getpid()}"
+    cgroup.mkdir()
+    try:
+        assert _first_reply(address, cgroup=cgroup) == "R"
+    finally:
+        assert wait_until(lambda: (cgroup / "cgroup.procs").read_text() == "")
+        cgroup.rmdir()
+
+
+def _request(sock: socket.socket, argv: list[str], proof: int) -> None:
+    payload = launch.encode_request(argv)
+    directory = os.open(".", os.O_PATH | os.O_DIRECTORY)
+    try:
+        fds = [0, 1, 2, directory, proof]
+        sock.sendmsg([len(payload).to_bytes(launch.INT_BYTES, "big")],
+                     [(socket.SOL_SOCKET, socket.SCM_RIGHTS, b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds))])
+        sock.sendall(payload)
+    finally:
+        os.close(directory)
+
+
+def _proof(sock: socket.socket, go: tuple[bytes, int] | None) -> int:
+    assert go is not None and go[0] == launch.GO
+    return os.open(f"/proc/{launch.peer_credentials(sock)[0]}/fd/{go[1]}", os.O_RDONLY)
+
+
+def test_a_request_must_come_after_the_check_from_the_checked_process(store: Store, server_dir: Path) -> None:
+    """A request sent before GO could be a program's that exec'd a setuid one since; one sent by another process
+    (the socket inherited) is not the checked process's. Neither runs."""
+    _server(server_dir, store)
+    address = _address(server_dir)
+
+    def created(name: str) -> bool:
+        return name in store.cli("ps", "-a", "--format", "{{.Names}}").stdout.split()
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:  # before GO
+        sock.connect(address)
+        with open(os.devnull) as null:
+            _request(sock, [*store.args, "create", "--name", "early", "busybox", "true"], null.fileno())
+        assert launch.receive_reply(sock) == (launch.REFUSED, 0)
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:  # after GO, by a child of the checked process
+        sock.connect(address)
+        proof = _proof(sock, launch.receive_reply(sock))
+        child = os.fork()
+        if child == 0:
+            try:
+                _request(sock, [*store.args, "create", "--name", "other", "busybox", "true"], proof)
+            finally:
+                os._exit(0)
+        os.waitpid(child, 0)
+        os.close(proof)
+        try:
+            assert launch.receive_reply(sock) is None  # closed: nothing started
+        except ConnectionResetError:  # closed with the request unread
+            pass
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:  # the same by the checked process: it runs
+        sock.connect(address)
+        proof = _proof(sock, launch.receive_reply(sock))
+        _request(sock, [*store.args, "create", "--name", "checked", "busybox", "true"], proof)
+        os.close(proof)
+        started = launch.receive_reply(sock)
+        assert started is not None and started[0] == launch.STARTED
+        assert launch.receive_reply(sock) == (launch.EXITED, 0)
+        sock.sendall(launch.DONE)
+    assert (created("early"), created("other"), created("checked")) == (False, False, True)
+    assert store.cli("rm", "checked").returncode == 0

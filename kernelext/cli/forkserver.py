@@ -6,6 +6,9 @@ as :func:`kernelext.cli.main` would in a process of its own.
 
 It holds no container state: containers never depend on it, killing it
 changes nothing but speed, and it exits after ``IDLE_TIMEOUT_S`` without work.
+It serves only a command whose process has its own credentials, as the kernel
+shows them (:mod:`kernelext.cli.caller`); the child adopts the command's
+resource limits.
 It refuses to fork from modules that changed on disk since it imported them
 (an upgrade, an edit of an editable install) and exits; the next command
 starts a fresh one. One server per address, held by a lock file next to it.
@@ -25,23 +28,24 @@ import time
 import traceback
 from dataclasses import dataclass
 
+from kernelext.cli import caller as peer
 from kernelext.cli.launch import (
     DONE,
     ERROR_EXIT,
     EXITED,
+    GO,
     INT_BYTES,
     PASSED_FDS,
     REFUSED,
     STARTED,
     VERSION,
-    namespaces,
-    peer_uid,
+    peer_credentials,
     reply,
 )
 
 #: How long a server waits for the next command before it exits.
 IDLE_TIMEOUT_S = 600.0
-#: A client that connects must send its request within this time.
+#: A client that was told to go must send its request within this time.
 REQUEST_TIMEOUT_S = 10.0
 LISTEN_BACKLOG = 64
 #: An exit code's place in a wait status, as waitpid(2) reports it.
@@ -87,7 +91,7 @@ class Server:
         # The children's collections then skip all that was imported: no scanning, no copied pages.
         gc.freeze()
         self.stamps = module_stamps()
-        self.namespaces = namespaces()
+        self.proof = peer.AccessProof()
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.listener, selectors.EVENT_READ)
         #: child PID -> its pidfd and the connection of the command waiting for it
@@ -115,38 +119,53 @@ class Server:
                 os.close(pidfd)
                 conn.close()  # its command reports the server's end; the child carries on
             self.listener.close()
+            self.proof.close()
 
     def _accept(self) -> bool:
         """Start one command's child; False when this server must end (its modules changed)."""
         conn, _ = self.listener.accept()
         fds: list[int] = []
+        caller: peer.Caller | None = None
         try:
             conn.settimeout(REQUEST_TIMEOUT_S)
-            if peer_uid(conn) != os.getuid():
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)  # each message then names its sender
+            if peer_credentials(conn)[1] != os.getuid():
                 raise PermissionError("a command of another user")
-            header, ancillary, _, _ = conn.recvmsg(INT_BYTES, socket.CMSG_SPACE(PASSED_FDS * INT_BYTES))
-            for level, kind, data in ancillary:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                    fds += [int.from_bytes(data[i:i + INT_BYTES], sys.byteorder)
-                            for i in range(0, len(data) - INT_BYTES + 1, INT_BYTES)]
-            payload = _receive_exactly(conn, int.from_bytes(header, "big"))
-            if len(fds) != PASSED_FDS:
-                raise ValueError("a request carries stdin, stdout, stderr and a directory")
-            request = parse_request(payload)
             stale = module_stamps() != self.stamps
-            if stale or request.namespaces != self.namespaces:
+            if stale:
                 conn.sendall(reply(REFUSED, 0))
                 conn.close()
-                return not stale
+                return False
+            caller = peer.examine(conn)
+            try:
+                peer.check(caller)
+                if not peer.nothing_pending(conn):
+                    raise peer.Refused("a request sent before GO: maybe by a program since replaced by exec")
+            except peer.Refused:
+                conn.sendall(reply(REFUSED, 0))
+                raise
+            conn.sendall(reply(GO, self.proof.fd))
+            header, fds = self._receive_header(conn, caller.pid)
+            payload = _receive_exactly(conn, int.from_bytes(header, "big"), caller.pid)
+            if len(fds) != PASSED_FDS:
+                raise ValueError("a request carries stdin, stdout, stderr, a directory and the proof")
+            if not self.proof.shown_by(fds[4]):
+                raise peer.Refused("no proof that the caller may look into the server")
+            request = parse_request(payload)
+            caller.check_alive()  # it sent all of the request: the PID never named another process
+            caller.close()
+            limits, caller = caller.limits, None
             pid = os.fork()
             if pid == 0:
-                self._become_command(conn, fds, request)
-        except (OSError, ValueError):
+                self._become_command(conn, fds, request, limits)
+        except (OSError, ValueError):  # Refused is an OSError (PermissionError)
             conn.close()
             return True
         finally:
             for fd in fds:
                 os.close(fd)
+            if caller is not None:
+                caller.close()
         conn.settimeout(None)
         pidfd = os.pidfd_open(pid)
         self.children[pid] = (pidfd, conn)
@@ -157,6 +176,27 @@ class Server:
         except OSError:
             self._command_gone(pid)
         return True
+
+    @staticmethod
+    def _receive_header(conn: socket.socket, sender: int) -> tuple[bytes, list[int]]:
+        """The request's length and its file descriptors, sent by the checked process ``sender``."""
+        fds: list[int] = []
+        try:
+            header, ancillary, _, _ = conn.recvmsg(INT_BYTES, socket.CMSG_SPACE(PASSED_FDS * INT_BYTES)
+                                                   + socket.CMSG_SPACE(peer.UCRED_SIZE))
+            for level, kind, data in ancillary:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds += [int.from_bytes(data[i:i + INT_BYTES], sys.byteorder)
+                            for i in range(0, len(data) - INT_BYTES + 1, INT_BYTES)]
+            if len(header) != INT_BYTES:
+                raise ConnectionResetError("an incomplete request")
+            if peer.sender(ancillary) != sender:
+                raise peer.Refused("a request sent by another process than the one checked")
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        return header, fds
 
     def _reap(self, pid: int) -> None:
         """A child ended: its command gets the wait status (the child sent its exit code itself unless killed)."""
@@ -188,7 +228,8 @@ class Server:
         if not finished:
             os.kill(pid, signal.SIGKILL)
 
-    def _become_command(self, conn: socket.socket, fds: list[int], request: Request) -> None:
+    def _become_command(self, conn: socket.socket, fds: list[int], request: Request,
+                        limits: dict[int, tuple[int, int]]) -> None:
         """In the child: take the command's stdio, directory, umask and environment, run it, report, exit.
 
         The child reports its exit code itself, as soon as it is final (see :func:`kernelext.cli.app.main`):
@@ -215,6 +256,7 @@ class Server:
         try:
             self.selector.close()
             self.listener.close()
+            self.proof.close()
             for pidfd, other in self.children.values():
                 os.close(pidfd)
                 other.close()
@@ -224,6 +266,7 @@ class Server:
             os.fchdir(fds[3])
             for fd in fds:
                 os.close(fd)
+            peer.adopt_limits(limits)
             os.umask(request.umask)
             os.environb.clear()
             os.environb.update(request.env)
@@ -244,12 +287,15 @@ class Server:
             os._exit(code)
 
 
-def _receive_exactly(conn: socket.socket, size: int) -> bytes:
+def _receive_exactly(conn: socket.socket, size: int, sender: int) -> bytes:
+    """``size`` bytes, all sent by the process ``sender`` (the kernel returns one sender's bytes at a time)."""
     data = bytearray()
     while len(data) < size:
-        chunk = conn.recv(size - len(data))
+        chunk, ancillary, _, _ = conn.recvmsg(size - len(data), socket.CMSG_SPACE(peer.UCRED_SIZE))
         if not chunk:
             raise ConnectionResetError("an incomplete request")
+        if peer.sender(ancillary) != sender:
+            raise peer.Refused("a request sent by another process than the one checked")
         data += chunk
     return bytes(data)
 
@@ -258,21 +304,20 @@ def _receive_exactly(conn: socket.socket, size: int) -> bytes:
 class Request:
     """A command, as :func:`kernelext.cli.launch.encode_request` sends it."""
 
-    namespaces: bytes
     umask: int
     argv: list[str]
     env: dict[bytes, bytes]
 
 
 def parse_request(payload: bytes) -> Request:
-    version, spaces, umask, count, *rest = payload.split(b"\0")
+    version, umask, count, *rest = payload.split(b"\0")
     if version != VERSION:
         raise ValueError("another protocol version")
     n = int(count)
     if len(rest) < n:
         raise ValueError("fewer arguments than announced")
     env = dict(item.split(b"=", 1) for item in rest[n:] if b"=" in item)
-    return Request(spaces, int(umask), [os.fsdecode(arg) for arg in rest[:n]], env)
+    return Request(int(umask), [os.fsdecode(arg) for arg in rest[:n]], env)
 
 
 def _reopen_stdio() -> None:

@@ -10,15 +10,20 @@ umask, environment and arguments; the command forwards its signals to the
 child and exits with the child's status.
 
 There is one server per user and interpreter set-up (executable, package,
-locale, ``PYTHONPATH``), listening in a private directory (``/run`` for root,
-else ``$XDG_RUNTIME_DIR`` or ``/tmp``; ``KERNELEXT_FORKSERVER_DIR`` elsewhere);
-both ends check the other's user ID. Whenever it cannot serve, the command runs in its own process
-as before; the first command starts the server for the next ones.
+locale, ``PYTHONPATH``) and confinement (capabilities, ``no_new_privs``,
+seccomp, namespaces, cgroup, root, LSM label: :mod:`kernelext.cli.credentials`),
+listening in a private directory (``/run`` for root, else ``$XDG_RUNTIME_DIR``
+or ``/tmp``; ``KERNELEXT_FORKSERVER_DIR`` elsewhere). Both ends check the
+other's user ID, and the server serves only a command whose credentials, read
+from the kernel, are its own (:mod:`kernelext.cli.caller`): a child never has
+more privilege than its command. Whenever it cannot serve, the command runs in
+its own process as before; the first command starts the server for the next ones.
 ``KERNELEXT_FORKSERVER=0`` turns it off.
 
 This module runs before anything else of kernelext is imported, so it uses
 only what the interpreter has loaded at start-up, plus ``_socket`` and
-``_signal`` (``socket`` and ``signal`` import ``enum``: milliseconds here).
+``_signal`` (``socket`` and ``signal`` import ``enum``: milliseconds here) and
+:mod:`kernelext.cli.credentials` (``os`` only).
 """
 
 from __future__ import annotations
@@ -44,20 +49,18 @@ INTERPRETER_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONIOENCODING", "PYTHONUTF8",
 FORWARDED_SIGNALS = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGWINCH,
                      _signal.SIGUSR1, _signal.SIGUSR2, _signal.SIGCONT)
 ERROR_EXIT = 125
-#: A child runs in the server's namespaces: a command from other ones (e.g. one
-#: run inside a rootless store's user namespace) runs in its own process.
-NAMESPACES = ("user", "mnt", "pid", "net")
-
-# The wire protocol. Request: a 4-byte length sent with the command's stdin,
-# stdout, stderr and working directory as SCM_RIGHTS, then NUL-separated
-# fields: version, the command's namespaces, umask, argument count, the
-# arguments, the environment. Replies: a kind byte and a signed 4-byte value:
-# STARTED with the child's PID, then EXITED with its wait status (the command
-# answers DONE); or REFUSED, and nothing ran.
-VERSION = b"kx-forkserver-2"
-PASSED_FDS = 4
+# The wire protocol. Replies: a kind byte and a signed 4-byte value. On connecting,
+# the command waits: the server checks it (kernelext.cli.caller), then answers GO
+# with the number of its proof fd, or REFUSED. Only then the request: a 4-byte
+# length sent with the command's stdin, stdout, stderr, working directory and
+# the server's proof fd reopened (/proc/<server>/fd/<number>) as SCM_RIGHTS,
+# then NUL-separated fields: version, umask, argument count, the arguments, the
+# environment. Then STARTED with the child's PID, then EXITED with its wait
+# status (the command answers DONE); or REFUSED, and nothing ran.
+VERSION = b"kx-forkserver-3"
+PASSED_FDS = 5
 INT_BYTES = 4
-STARTED, EXITED, REFUSED = b"P", b"X", b"R"
+GO, STARTED, EXITED, REFUSED = b"G", b"P", b"X", b"R"
 #: The command's last word, after EXITED: it ended normally, so its child may finish its housekeeping
 #: (a connection closed without it means the command was killed, and its child is killed too).
 DONE = b"D"
@@ -82,9 +85,10 @@ def run_command(argv: list[str]) -> int | None:
         except OSError:
             _start_server(address)
             return None
-        if peer_uid(sock) != os.getuid():
+        server, uid, _ = peer_credentials(sock)
+        if uid != os.getuid():
             return None
-        return _delegate(sock, argv)
+        return _delegate(sock, server, argv)
     finally:
         sock.close()
 
@@ -95,8 +99,11 @@ def package_parent() -> str:
 
 
 def server_address() -> str | None:
-    """The server's socket for this user and interpreter set-up, in a private directory; None if unsafe."""
+    """The server's socket for this user, interpreter set-up and confinement, in a private directory; None if
+    unsafe."""
     import binascii  # built in: no file to load
+
+    from kernelext.cli import credentials
 
     uid = os.getuid()
     base = "/run" if uid == 0 else os.environ.get("XDG_RUNTIME_DIR", "")
@@ -116,12 +123,16 @@ def server_address() -> str | None:
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid or st.st_mode & 0o077:
         return None  # someone else's, or open to others: never hand our terminal to it
     ident = "\0".join([sys.executable, package_parent(), *(os.environ.get(k, "") for k in INTERPRETER_ENV)])
-    return os.path.join(directory, f"{binascii.crc32(os.fsencode(ident)):08x}.sock")
+    # A differently confined command gets a server of its own (one the server would refuse, anyway).
+    crcs = (binascii.crc32(os.fsencode(ident)), binascii.crc32(credentials.fingerprint()))
+    return os.path.join(directory, "%08x-%08x.sock" % crcs)
 
 
-def peer_uid(sock: _socket.socket) -> int:
-    cred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 3 * INT_BYTES)  # struct ucred: pid, uid, gid
-    return int.from_bytes(cred[INT_BYTES:2 * INT_BYTES], sys.byteorder)
+def peer_credentials(sock: _socket.socket) -> tuple[int, int, int]:
+    """The peer's PID, UID and GID when it connected (SO_PEERCRED: struct ucred)."""
+    cred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 3 * INT_BYTES)
+    return tuple(int.from_bytes(cred[i:i + INT_BYTES], sys.byteorder)  # type: ignore[return-value]
+                 for i in range(0, 3 * INT_BYTES, INT_BYTES))
 
 
 def receive_reply(sock: _socket.socket) -> tuple[bytes, int] | None:
@@ -157,20 +168,15 @@ def _start_server(address: str) -> None:
     os.waitpid(pid, 0)
 
 
-def namespaces() -> bytes:
-    """This process's namespaces (their inode numbers), as a request carries them."""
-    return b",".join(b"%d" % os.stat(f"/proc/self/ns/{kind}").st_ino for kind in NAMESPACES)
-
-
 def encode_request(argv: list[str]) -> bytes:
     umask = os.umask(0)
     os.umask(umask)
     env = [key + b"=" + value for key, value in os.environb.items()]
     args = [os.fsencode(arg) for arg in argv]
-    return b"\0".join([VERSION, namespaces(), b"%d" % umask, b"%d" % len(args), *args, *env])
+    return b"\0".join([VERSION, b"%d" % umask, b"%d" % len(args), *args, *env])
 
 
-def _delegate(sock: _socket.socket, argv: list[str]) -> int | None:
+def _delegate(sock: _socket.socket, server: int, argv: list[str]) -> int | None:
     opened = []
     fds = []
     for fd in (0, 1, 2):
@@ -186,7 +192,15 @@ def _delegate(sock: _socket.socket, argv: list[str]) -> int | None:
         except OSError:
             return None
         fds.append(opened[-1])
-        payload = encode_request(argv)
+        payload = encode_request(argv)  # prepared while the server checks this process, sent once it says GO
+        go = receive_reply(sock)
+        if go is None or go[0] != GO:
+            return None  # refused (other credentials, or its modules changed on disk) or gone: nothing ran
+        try:
+            opened.append(os.open(f"/proc/{server}/fd/{go[1]}", os.O_RDONLY | os.O_CLOEXEC))
+        except OSError:
+            return None  # not allowed to look into the server: it would refuse
+        fds.append(opened[-1])
         rights = b"".join(fd.to_bytes(INT_BYTES, sys.byteorder) for fd in fds)
         sock.sendmsg([len(payload).to_bytes(INT_BYTES, "big")], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
         sock.sendall(payload)
@@ -197,7 +211,7 @@ def _delegate(sock: _socket.socket, argv: list[str]) -> int | None:
         for fd in opened:
             os.close(fd)
     if started is None or started[0] != STARTED:
-        return None  # refused (other namespaces, or its modules changed on disk) or gone: nothing ran
+        return None  # refused, or gone: nothing ran
     return _wait_for_child(sock, started[1])
 
 
