@@ -403,3 +403,18 @@ def test_a_request_must_come_after_the_check_from_the_checked_process(store: Sto
         sock.sendall(launch.DONE)
     assert (created("early"), created("other"), created("checked")) == (False, False, True)
     assert store.cli("rm", "checked").returncode == 0
+
+
+def test_a_report_that_overtakes_started_is_the_result_not_a_reason_to_run_again() -> None:
+    """The child reports its exit itself: for a quick command that report can reach the client before the
+    server's STARTED. The command ran; the client must take its status, never run it a second time."""
+    client, server = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    proof = os.open(os.devnull, os.O_RDONLY)
+    try:
+        server.sendall(launch.reply(launch.GO, proof) + launch.reply(launch.EXITED, 3 << 8))
+        assert launch._delegate(client, os.getpid(), ["ps"]) == 3  # None would mean "run it here"
+        assert server.recv(1 << 16)  # the request went out before the report was read
+    finally:
+        os.close(proof)
+        client.close()
+        server.close()

@@ -210,6 +210,10 @@ def _delegate(sock: _socket.socket, server: int, argv: list[str]) -> int | None:
     finally:
         for fd in opened:
             os.close(fd)
+    if started is not None and started[0] == EXITED:
+        # The child reports its own exit, and a quick command's report can overtake the server's STARTED:
+        # it ran, and must not run again here.
+        return _finish(sock, started[1])
     if started is None or started[0] != STARTED:
         return None  # refused, or gone: nothing ran
     return _wait_for_child(sock, started[1])
@@ -232,11 +236,16 @@ def _wait_for_child(sock: _socket.socket, child: int) -> int:
     if exited is None or exited[0] != EXITED:
         sys.stderr.write("Error: the kernelext fork server ended while running the command\n")
         return ERROR_EXIT
+    return _finish(sock, exited[1])
+
+
+def _finish(sock: _socket.socket, status: int) -> int:
+    """Tell the server the command ended normally; exit as its child did."""
     try:
         sock.sendall(DONE)
     except OSError:
         pass
-    code = os.waitstatus_to_exitcode(exited[1])
+    code = os.waitstatus_to_exitcode(status)
     if code < 0:  # killed by a signal: end the same way, so that the shell sees it
         if -code != _signal.SIGKILL:  # SIGKILL's action cannot be set (nor needs to be)
             _signal.signal(-code, _signal.SIG_DFL)

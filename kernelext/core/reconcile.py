@@ -82,11 +82,11 @@ def settle_failure(ctr: Container) -> None:
         ctr.state.done()
         ctr._save()
         return
-    ctr._reload()
     try:
+        ctr._reload()
         recover(ctr)
     except ContainerRemovedError:
-        pass
+        pass  # removed meanwhile by another process (a stop waits unlocked): nothing left to settle
 
 
 def _runc_processes(ctr_id: str, runc: str) -> list[psutil.Process]:
