@@ -575,6 +575,35 @@ def cmd_image_ls(rt: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
+@command("image-pull")
+def cmd_image_pull(rt: Runtime, args: argparse.Namespace) -> int:
+    out(rt.pull(args.image, tls_verify=args.tls_verify, authfile=args.authfile).id)
+    return 0
+
+
+@command("image-load")
+def cmd_image_load(rt: Runtime, args: argparse.Namespace) -> int:
+    if args.input != "-":
+        image = rt.load(args.input)
+    else:
+        import shutil
+        import tempfile
+
+        # skopeo reads archives from files only: stdin is spooled into the store first.
+        with tempfile.NamedTemporaryFile(dir=rt.opts.root, prefix=".load-") as spool:
+            shutil.copyfileobj(sys.stdin.buffer, spool)
+            spool.flush()
+            image = rt.load(spool.name)
+    out(image.name if args.quiet else f"Loaded image: {image.name}")
+    return 0
+
+
+@command("image-save")
+def cmd_image_save(rt: Runtime, args: argparse.Namespace) -> int:
+    rt.save(args.image, args.output, format=args.format)
+    return 0
+
+
 @command("image-rm")
 def cmd_image_rm(rt: Runtime, args: argparse.Namespace) -> int:
     return _for_each(args.images, lambda name: f"Untagged: {rt.remove_image(name).name}")

@@ -321,6 +321,24 @@ def _image_import_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("name")
 
 
+def _pull_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tls-verify", type=_bool_flag, nargs="?", const=True, default=True, help="require HTTPS and verify certificates")
+    p.add_argument("--authfile", help="path of the authentication file")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
+    p.add_argument("image", metavar="IMAGE", help="[docker://]registry/name[:tag]")
+
+
+def _load_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-i", "--input", default="-", help="read from this archive file (default: stdin)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the image name")
+
+
+def _save_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", required=True, help="write to this file")
+    p.add_argument("--format", default="oci-archive", choices=("oci-archive", "docker-archive"))
+    p.add_argument("image", metavar="IMAGE")
+
+
 def _image_ls_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="print IDs only")
     p.add_argument("--format", help="'json' or a Go template")
@@ -387,8 +405,11 @@ CONTAINER_COMMANDS = _table(
 
 IMAGE_COMMANDS = _table(
     ("import", CommandSpec("image-import", "Import a root filesystem tarball as an image", _image_import_flags)),
+    ("load", CommandSpec("image-load", "Load an image from a docker-archive or oci-archive", _load_flags)),
     ("ls", CommandSpec("image-ls", "List images", _image_ls_flags, ("list",))),
+    ("pull", CommandSpec("image-pull", "Pull an image from a registry", _pull_flags)),
     ("rm", CommandSpec("image-rm", "Remove images", _image_rm_flags, ("remove",))),
+    ("save", CommandSpec("image-save", "Save an image to an archive", _save_flags)),
 )
 
 NETWORK_COMMANDS = _table(
@@ -400,6 +421,10 @@ NETWORK_COMMANDS = _table(
 TOP_COMMANDS = _table(
     ("images", CommandSpec("image-ls", "List images", _image_ls_flags)),
     ("info", CommandSpec("info", "Show what this host can do", _format_flag)),
+    ("load", CommandSpec("image-load", "Load an image from a docker-archive or oci-archive", _load_flags)),
+    ("pull", CommandSpec("image-pull", "Pull an image from a registry", _pull_flags)),
+    ("rmi", CommandSpec("image-rm", "Remove images", _image_rm_flags)),
+    ("save", CommandSpec("image-save", "Save an image to an archive", _save_flags)),
     ("version", CommandSpec("version", "Show the version", _no_flags)),
 )
 

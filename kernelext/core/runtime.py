@@ -155,7 +155,7 @@ class Runtime:
             id=ctr_id, name=name or random_name(), image_id=img.id, image_name=img.name, command=cmd,
             entrypoint=entry, env=list(env), workdir=workdir, user=user or "", tty=tty, stdin=stdin,
             network=network_mode, restart_policy=policy, ports=mappings,
-            stop_signal=parse_signal(stop_signal or DEFAULT_STOP_SIGNAL).name,
+            stop_signal=parse_signal(stop_signal or img.config.stop_signal or DEFAULT_STOP_SIGNAL).name,
             stop_timeout=self._stop_timeout(stop_timeout), auto_remove=auto_remove, labels=dict(labels or {}),
             created_at=time.time(),
             pids_limit=DEFAULT_PIDS_LIMIT if pids_limit is None else max(pids_limit, 0))
@@ -289,6 +289,26 @@ class Runtime:
     def import_image(self, tarball: str | Path, name: str, *, cmd: builtins.list[str] | None = None) -> Image:
         image = self.images.import_tarball(Path(tarball), name, cmd=cmd)
         self.events.emit("import", image.id, image.name, image.name, type_="image")
+        return image
+
+    def pull(self, ref: str, *, tls_verify: bool = True, authfile: str | Path | None = None) -> Image:
+        """``podman pull``, through skopeo: ``ref`` is ``[docker://]registry/name[:tag]``."""
+        from kernelext.storage.skopeo import CopyOptions
+
+        image = self.images.pull(ref, CopyOptions(tls_verify, str(authfile) if authfile else None))
+        self.events.emit("pull", image.id, image.name, image.name, type_="image")
+        return image
+
+    def load(self, archive: str | Path) -> Image:
+        """``podman load -i``: a docker-archive or oci-archive file."""
+        image = self.images.load(Path(archive))
+        self.events.emit("load", image.id, image.name, image.name, type_="image")
+        return image
+
+    def save(self, name_or_id: str, output: str | Path, *, format: str = "oci-archive") -> Image:  # noqa: A002
+        """``podman save -o``: ``format`` is ``oci-archive`` or ``docker-archive``."""
+        image = self.images.save(name_or_id, Path(output), format)
+        self.events.emit("save", image.id, image.name, image.name, type_="image")
         return image
 
     def remove_image(self, name_or_id: str) -> Image:

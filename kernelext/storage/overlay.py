@@ -16,6 +16,7 @@ import errno
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from kernelext.errors import RuntimeFailure, tool_reason
@@ -23,6 +24,8 @@ from kernelext.rootless import Namespace
 from kernelext.storage.layerdiff import Change, layer_changes
 
 _MNT_DETACH = 2
+#: The kernel copies mount options into one page: a lowerdir list longer than that cannot be mounted.
+MAX_MOUNT_OPTIONS = os.sysconf("SC_PAGE_SIZE") - 1
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -31,9 +34,13 @@ class Layer:
 
     driver = "overlay"
 
-    def __init__(self, path: Path, lower: Path, namespace: Namespace | None = None, *, volatile: bool = False) -> None:
+    def __init__(self, path: Path, lower: Path | Sequence[Path], namespace: Namespace | None = None, *,
+                 volatile: bool = False) -> None:
+        """``lower``: the image's root, or its layers top first."""
         self.path = path
-        self.lower = lower
+        self.lowers = [lower] if isinstance(lower, Path) else list(lower)
+        # The top layer: what diff compares with (a file of a deeper layer changed shows as added).
+        self.lower = self.lowers[0]
         self.namespace = namespace or Namespace()
         # Not rootless: the kernel's marker (see mount) sits under a mode-000 directory there, which only a
         # process inside the namespace could clear: one more process per mount.
@@ -57,7 +64,7 @@ class Layer:
 
     def graph_data(self, mounted: bool) -> dict[str, str]:
         """inspect's ``GraphDriver.Data``."""
-        return {"LowerDir": str(self.lower), "UpperDir": str(self.upper), "WorkDir": str(self.work),
+        return {"LowerDir": ":".join(str(p) for p in self.lowers), "UpperDir": str(self.upper), "WorkDir": str(self.work),
                 "MergedDir": str(self.merged) if mounted else ""}
 
     def changes(self) -> list[Change]:
@@ -76,7 +83,8 @@ class Layer:
     def mount(self) -> Path:
         """Mount (if not yet) and return the mount point as the runtime sees it."""
         if not self.is_mounted():
-            options = f"lowerdir={self.lower},upperdir={self.upper},workdir={self.work}"
+            lowerdir = ":".join(str(p) for p in self.lowers)
+            options = f"lowerdir={lowerdir},upperdir={self.upper},workdir={self.work}"
             if self.namespace.rootless:
                 # Its metadata in user.* xattrs: without them, removing a lower directory fails (EIO).
                 options += ",userxattr"
@@ -85,6 +93,9 @@ class Layer:
                 # A volatile mount leaves this marker, and overlayfs refuses to mount the layer again while
                 # it exists (its contents may be lost after a crash); removed first, as containers/storage does.
                 shutil.rmtree(self.work / "work" / "incompat" / "volatile", ignore_errors=True)
+            if len(options) > MAX_MOUNT_OPTIONS:
+                raise RuntimeFailure(f"mounting overlay on {self.merged}: the image has too many layers "
+                                     f"({len(self.lowers)}) for one mount", operation="mount")
             if not self.namespace.direct:
                 self._run_in_namespace("mount", ["mount", "-t", "overlay", "overlay", "-o", options, str(self.merged)])
             elif _libc.mount(b"overlay", os.fsencode(self.merged), b"overlay", 0, options.encode()) != 0:
