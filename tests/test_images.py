@@ -26,7 +26,7 @@ def _busybox_layer() -> list:
     from kernelext.storage.images import find_static_busybox
 
     entries = [directory("bin"), file("bin/busybox", find_static_busybox().read_bytes(), mode=0o755)]
-    return entries + [symlink(f"bin/{applet}", "busybox") for applet in ("sh", "cat", "ls", "pwd", "env", "test")]
+    return entries + [symlink(f"bin/{applet}", "busybox") for applet in ("sh", "cat", "ls", "pwd", "env", "test", "id")]
 
 
 def _three_layer_image(layout: Layout, tag: str) -> str:
@@ -35,7 +35,7 @@ def _three_layer_image(layout: Layout, tag: str) -> str:
                hardlink("srv/b", "srv/a"), symlink("srv/link", "/srv/a")]
     return layout.add_image(tag, [_busybox_layer(), BASE, changes], config={
         "Cmd": ["sh", "-c", "echo $GREETING; pwd; cat /etc/motd"], "Env": ["PATH=/bin", "GREETING=hi"],
-        "WorkingDir": "/srv", "StopSignal": "SIGINT", "Labels": {"lab": "1"}})
+        "WorkingDir": "/srv", "User": "1000:1000", "StopSignal": "SIGINT", "Labels": {"lab": "1"}})
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +49,8 @@ def pushed(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> dict
     return ids
 
 
-def _run(store: Store, image: str, *argv: str) -> str:
-    proc = store.cli("run", "--rm", image, *argv)
+def _run(store: Store, *argv: str) -> str:
+    proc = store.cli("run", "--rm", *argv)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -66,6 +66,9 @@ def test_pull_run_save_load(store: Store, registry: Registry, pushed: dict[str, 
     assert _run(store, registry.ref("app"), "test", "!", "-e", "/etc/gone") == ""
     assert _run(store, registry.ref("app"), "ls", "/data") == "new\n"  # opaque: the base's "old" hidden
     assert _run(store, registry.ref("app"), "cat", "/srv/b", "/srv/link") == "linked\nlinked\n"
+    assert _run(store, registry.ref("app"), "id", "-u") == "1000\n"  # the image's User
+    assert _run(store, "--user", "0", registry.ref("app"), "id", "-u") == "0\n"
+    assert _run(store, "--entrypoint", "env", registry.ref("app")).count("GREETING=hi") == 1
     top = image.lowers[0]
     assert os.stat(top / "srv/a").st_ino == os.stat(top / "srv/b").st_ino
     assert stat.S_ISCHR(os.lstat(top / "etc/gone").st_mode) and os.lstat(top / "etc/gone").st_rdev == 0
@@ -118,6 +121,20 @@ def test_vfs_applies_layers_in_order(tmp_path: Path, registry: Registry, pushed:
         assert _run(vfs, registry.ref("app"), "cat", "/srv/b", "/srv/link") == "linked\nlinked\n"
     finally:
         rt.close()
+
+
+def test_pull_of_a_pushed_again_tag_moves_the_name(store: Store, registry: Registry, tmp_path: Path) -> None:  # noqa: F811
+    rt = store.runtime
+    layout = Layout(tmp_path / "layout")
+    first = layout.add_image("v1", [_busybox_layer()], config={"Cmd": ["sh", "-c", "echo one"]})
+    second = layout.add_image("v2", [_busybox_layer()], config={"Cmd": ["sh", "-c", "echo two"]})
+    push(layout, "v1", registry.ref("moving:latest"))
+    assert rt.pull(registry.ref("moving"), tls_verify=False).id == first
+    push(layout, "v2", registry.ref("moving:latest"))
+    assert rt.pull(registry.ref("moving"), tls_verify=False).id == second
+    assert _run(store, registry.ref("moving")) == "two\n"
+    assert rt.image(first).name == first  # the old image is left without its name, as podman's <none>
+    assert len(os.listdir(rt.opts.root / "layers")) == 1
 
 
 def test_busybox_still_builtin(store: Store) -> None:

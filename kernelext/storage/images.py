@@ -186,8 +186,12 @@ class ImageStore:
             layers.remove_unused(self.layers_dir, still_used, image.config.layers, self.namespace)
         return image
 
-    def _commit(self, name: str, image_id: str, staging: Path, config: ImageConfig) -> Image:
-        """Move a fully built image into place, then record it: never half an image."""
+    def _commit(self, name: str, image_id: str, staging: Path, config: ImageConfig, *, retag: bool = False) -> Image:
+        """Move a fully built image into place, then record it: never half an image.
+
+        ``retag``: the name moves to this image (a pull of a tag pushed again); the image that had it is
+        left named by its ID, as podman leaves it ``<none>``.
+        """
         final = self.opts.image_dir(image_id)
         config.created = time.time()
         roots = [layers.layer_path(self.layers_dir, d) for d in config.layers] or [staging / "rootfs"]
@@ -196,12 +200,16 @@ class ImageStore:
             self.namespace.remove_tree(staging)
         else:
             os.rename(staging, final)
+        holder = self.db.lookup_image(name)
+        if retag and holder is not None and holder[0] != image_id and holder[1] == name:
+            self.db.rename_image(holder[0], holder[0])
         try:
             self.db.add_image(image_id, name, config.__dict__)
         except sqlite3.IntegrityError:
-            row = self.db.lookup_image(name)
-            if row is None or row[0] != image_id:
-                raise NameInUseError(f"image name {name!r} is already in use", operation="image import") from None
+            if self.db.lookup_image(image_id) is not None:
+                return self.get(image_id)  # already here (one name per image: it keeps the one it has)
+            self.namespace.remove_tree(final)  # recorded nowhere: not left behind
+            raise NameInUseError(f"image name {name!r} is already in use", operation="image import") from None
         return self.get(image_id)
 
     def _staging(self) -> Path:
@@ -315,7 +323,7 @@ class ImageStore:
             self.namespace.remove_tree(staging)
             raise
         return self._commit(normalize_name(name) if name else found.config_digest, found.config_digest, staging,
-                            config)
+                            config, retag=True)
 
     def save(self, name_or_id: str, output: Path, fmt: str = "oci-archive") -> Image:
         """``podman save``: the image as an archive skopeo writes (``oci-archive`` or ``docker-archive``)."""
