@@ -137,9 +137,20 @@ def test_pull_of_a_pushed_again_tag_moves_the_name(store: Store, registry: Regis
     assert len(os.listdir(rt.opts.root / "layers")) == 1
 
 
-def test_busybox_still_builtin(store: Store) -> None:
+def test_busybox_still_builtin_and_saves_as_one_layer(store: Store, tmp_path: Path) -> None:
     assert _run(store, "busybox", "echo", "ok") == "ok\n"
     assert store.runtime.image("busybox").config.layers == []
+    for fmt in ("oci-archive", "docker-archive"):
+        archive = tmp_path / f"busybox.{fmt}.tar"
+        proc = store.cli("image", "save", "--format", fmt, "-o", str(archive), "busybox")
+        assert proc.returncode == 0, proc.stderr
+        other = Runtime(tmp_path / fmt / "root", tmp_path / fmt / "run")
+        try:
+            loaded = other.load(archive)
+            assert loaded.name == "busybox" and len(loaded.config.layers) == 1 and loaded.config.cmd == ["sh"]
+            assert _run(Store(tmp_path / fmt, other), "busybox", "ls", "/bin/busybox") == "/bin/busybox\n"
+        finally:
+            other.close()
 
 
 @pytest.mark.parametrize("hostile, refused", [

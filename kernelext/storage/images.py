@@ -35,7 +35,7 @@ from kernelext.errors import (
 from kernelext.rootless import Namespace
 from kernelext.storage import layers, skopeo
 from kernelext.storage.fdtree import tree_size
-from kernelext.storage.ocilayout import read_layout
+from kernelext.storage.ocilayout import read_layout, write_flat_layout
 from kernelext.store.db import Database
 
 BUILTIN_BUSYBOX = "busybox"
@@ -331,12 +331,21 @@ class ImageStore:
             raise InvalidArgumentError(f"unsupported format {fmt!r}: use {' or '.join(SAVE_FORMATS)}",
                                        operation="save")
         image = self.get(name_or_id)
-        if image.layout is None:
-            raise InvalidArgumentError(f"{image.name}: only pulled or loaded images can be saved yet",
-                                       operation="save")
         tagged = image.name if ":" in image.name.rsplit("/", 1)[-1] else image.name + DEFAULT_TAG
         output.unlink(missing_ok=True)  # skopeo refuses to overwrite an archive
-        skopeo.copy(f"oci:{image.layout}", f"{fmt}:{output.absolute()}:{tagged}", operation="save")
+        if image.layout is not None:
+            skopeo.copy(f"oci:{image.layout}", f"{fmt}:{output.absolute()}:{tagged}", operation="save")
+            return image
+        staging = self._staging()
+        try:  # a flat image: written as a one-layer layout first
+            c = image.config
+            config = {"Cmd": c.cmd or None, "Entrypoint": c.entrypoint or None, "Env": c.env or None,
+                      "WorkingDir": c.workdir, "User": c.user}
+            write_flat_layout(image.rootfs, {k: v for k, v in config.items() if v}, staging / LAYOUT_DIR,
+                              self.namespace.command(["tar"]))
+            skopeo.copy(f"oci:{staging / LAYOUT_DIR}", f"{fmt}:{output.absolute()}:{tagged}", operation="save")
+        finally:
+            self.namespace.remove_tree(staging)
         return image
 
 
