@@ -30,10 +30,13 @@ class Entry:
     mode: int = 0o644
     uid: int = 0
     gid: int = 0
+    xattrs: dict[str, bytes] = field(default_factory=dict)
 
 
-def file(name: str, data: bytes | str, mode: int = 0o644, uid: int = 0, gid: int = 0) -> Entry:
-    return Entry(name, data=data.encode() if isinstance(data, str) else data, mode=mode, uid=uid, gid=gid)
+def file(name: str, data: bytes | str, mode: int = 0o644, uid: int = 0, gid: int = 0,
+         xattrs: dict[str, bytes] | None = None) -> Entry:
+    return Entry(name, data=data.encode() if isinstance(data, str) else data, mode=mode, uid=uid, gid=gid,
+                 xattrs=xattrs or {})
 
 
 def directory(name: str, mode: int = 0o755) -> Entry:
@@ -55,6 +58,8 @@ def layer_tar(entries: list[Entry]) -> bytes:
             info = tarfile.TarInfo(e.name)
             info.type, info.mode, info.uid, info.gid, info.mtime = e.kind, e.mode, e.uid, e.gid, MTIME
             info.linkname = e.link
+            # As GNU tar and containers/storage write them; binary values survive as surrogates.
+            info.pax_headers = {f"SCHILY.xattr.{k}": v.decode("utf-8", "surrogateescape") for k, v in e.xattrs.items()}
             if e.kind == tarfile.REGTYPE:
                 info.size = len(e.data)
                 tar.addfile(info, io.BytesIO(e.data))

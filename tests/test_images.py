@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
+import tarfile
 import subprocess
 import sys
 from pathlib import Path
@@ -12,11 +14,13 @@ import pytest
 
 from conftest import ROOTLESS, Store
 from kernelext import Runtime
-from ocilayout import Layout, directory, file, hardlink, push, symlink
+from ocilayout import Entry, Layout, directory, file, hardlink, push, symlink
 from registry import Registry, registry  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.skipif(ROOTLESS, reason="layered images need root for now")
 
+#: A file capability as setcap writes it (VFS_CAP_REVISION_2, effective): cap_net_bind_service+ep.
+CAP_NET_BIND_SERVICE = struct.pack("<IIIII", 0x02000001, 1 << 10, 0, 0, 0)
 BASE = [directory("bin"), file("etc/os-release", "base\n"), file("etc/motd", "hello\n"),
         directory("data"), file("data/old", "old\n"), file("etc/gone", "to be deleted\n")]
 
@@ -32,7 +36,10 @@ def _busybox_layer() -> list:
 def _three_layer_image(layout: Layout, tag: str) -> str:
     changes = [file("etc/motd", "changed\n"), file("etc/.wh.gone", ""), directory("data"),
                file("data/.wh..wh..opq", ""), file("data/new", "new\n"), file("srv/a", "linked\n"),
-               hardlink("srv/b", "srv/a"), symlink("srv/link", "/srv/a")]
+               hardlink("srv/b", "srv/a"), symlink("srv/link", "/srv/a"), file("srv/suid", "", mode=0o4755),
+               file("srv/cap", "", mode=0o755, xattrs={"security.capability": CAP_NET_BIND_SERVICE,
+                                                       "user.note": b"kept"}),
+               Entry("srv/forged", tarfile.DIRTYPE, mode=0o755, xattrs={"trusted.overlay.opaque": b"y"})]
     return layout.add_image(tag, [_busybox_layer(), BASE, changes], config={
         "Cmd": ["sh", "-c", "echo $GREETING; pwd; cat /etc/motd"], "Env": ["PATH=/bin", "GREETING=hi"],
         "WorkingDir": "/srv", "User": "1000:1000", "StopSignal": "SIGINT", "Labels": {"lab": "1"}})
@@ -73,6 +80,10 @@ def test_pull_run_save_load(store: Store, registry: Registry, pushed: dict[str, 
     assert os.stat(top / "srv/a").st_ino == os.stat(top / "srv/b").st_ino
     assert stat.S_ISCHR(os.lstat(top / "etc/gone").st_mode) and os.lstat(top / "etc/gone").st_rdev == 0
     assert os.getxattr(top / "data", "trusted.overlay.opaque") == b"y"
+    assert os.stat(top / "srv/suid").st_mode & stat.S_ISUID
+    assert os.getxattr(top / "srv/cap", "security.capability") == CAP_NET_BIND_SERVICE
+    assert os.getxattr(top / "srv/cap", "user.note") == b"kept"
+    assert "trusted.overlay.opaque" not in os.listxattr(top / "srv/forged")  # a layer cannot forge overlay's own
 
     ctr = rt.create(registry.ref("app"))
     assert ctr.config.stop_signal == "SIGINT"

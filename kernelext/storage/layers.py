@@ -8,6 +8,9 @@ overlayfs' own forms once the tar is in: ``.wh.NAME`` a character device 0/0,
 ``.wh..wh..opq`` the opaque xattr on its directory (``user.`` when the overlay
 is mounted rootless with ``userxattr``, ``trusted.`` as root). The layer's diff
 ID (the sha256 of the uncompressed tar) is verified before it is put in place.
+Extended attributes (PAX ``SCHILY.xattr.*``: ``security.capability``, ``user.*``)
+are set once every entry is written (writing or chowning a file clears its
+capability), except overlayfs' own, which a layer must not forge.
 """
 
 from __future__ import annotations
@@ -33,6 +36,12 @@ OPAQUE_XATTR_ROOT = "trusted.overlay.opaque"
 OPAQUE_XATTR_ROOTLESS = "user.overlay.opaque"
 SHA256 = "sha256:"
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+#: Opened to set an entry's xattrs: never follows a final symlink (an entry's own xattrs only), never blocks.
+_O_XATTR = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+PAX_XATTR = b"SCHILY.xattr."
+KEPT_XATTR_PREFIXES = ("security.capability", "user.", "trusted.")
+#: overlayfs' own metadata (opaque, redirect, metacopy): only the whiteout conversion above may set it.
+FORBIDDEN_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
 
 
 class _Hashing:
@@ -60,12 +69,23 @@ class _LayerReader(TarReader):
         super().__init__(stream)
         self.whiteouts: list[tuple[str, ...]] = []
         self.opaque: list[tuple[str, ...]] = []
+        self.xattrs: list[tuple[tuple[str, ...], dict[str, bytes]]] = []
+        self._pending: dict[str, bytes] = {}
+
+    def _member(self, fields: tuple[bytes, ...], flag: bytes, size: int, overrides: dict[bytes, bytes]) -> Member:
+        self._pending = {key[len(PAX_XATTR):].decode("utf-8", "surrogateescape"): value
+                         for key, value in overrides.items() if key.startswith(PAX_XATTR)}
+        return super()._member(fields, flag, size, overrides)
 
     def __next__(self) -> Member:
         while True:
             member = super().__next__()
             parts = member_parts(member.name)  # refuses ".." before anything is created
             if not parts or not parts[-1].startswith(WHITEOUT_PREFIX):
+                kept = {k: v for k, v in self._pending.items()
+                        if k.startswith(KEPT_XATTR_PREFIXES) and not k.startswith(FORBIDDEN_XATTR_PREFIXES)}
+                if kept and parts:
+                    self.xattrs.append((parts, kept))
                 return member
             if parts[-1] == OPAQUE_MARKER:
                 self.opaque.append(parts[:-1])
@@ -112,6 +132,21 @@ def _apply_whiteouts(root_fd: int, reader: _LayerReader, opaque_xattr: str) -> N
             os.close(fd)
 
 
+def _apply_xattrs(root_fd: int, reader: _LayerReader) -> None:
+    for parts, xattrs in reader.xattrs:
+        try:
+            fd = openat2(root_fd, "/".join(parts), _O_XATTR, resolve=RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOENT, errno.ENXIO):
+                continue  # a symlink (no xattrs of its own here), a socket, or an entry a later one replaced
+            raise
+        try:
+            for name, value in xattrs.items():
+                os.setxattr(fd, name, value)
+        finally:
+            os.close(fd)
+
+
 def unpack(blob: Path, diff_id: str, layers_dir: Path, namespace: Namespace) -> Path:
     """The layer ``diff_id`` unpacked from ``blob`` (a tar, compressed or not); done at most once."""
     final = layer_path(layers_dir, diff_id)
@@ -151,6 +186,7 @@ def _extract(blob: Path, diff_id: str, dest: Path, namespace: Namespace) -> None
             finally:
                 sink.close()
             _apply_whiteouts(root.fd, reader, OPAQUE_XATTR_ROOTLESS if namespace.rootless else OPAQUE_XATTR_ROOT)
+            _apply_xattrs(root.fd, reader)
         except (CopyError, OSError) as exc:
             raise ImageFormatError(f"layer {short}: {exc}", operation="pull") from None
         finally:
