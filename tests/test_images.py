@@ -148,6 +148,18 @@ def test_pull_of_a_pushed_again_tag_moves_the_name(store: Store, registry: Regis
     assert len(os.listdir(rt.opts.root / "layers")) == 1
 
 
+def test_many_layers_fit_one_mount(store: Store, registry: Registry, tmp_path: Path) -> None:  # noqa: F811
+    """More layers than a page of full paths holds (podman's limit is the same page; it shortens them too)."""
+    count = 100
+    layout = Layout(tmp_path / "layout")
+    layout.add_image("tall", [_busybox_layer()] + [[file(f"n/{i:03}", f"{i}\n")] for i in range(1, count)],
+                     config={"Cmd": ["sh", "-c", "ls /n | wc -l; cat /n/099"]})
+    push(layout, "tall", registry.ref("tall"))
+    image = store.runtime.pull(registry.ref("tall"), tls_verify=False)
+    assert len(":".join(map(str, image.lowers))) > os.sysconf("SC_PAGE_SIZE")
+    assert _run(store, registry.ref("tall")).split() == [str(count - 1), "99"]
+
+
 def test_busybox_still_builtin_and_saves_as_one_layer(store: Store, tmp_path: Path) -> None:
     assert _run(store, "busybox", "echo", "ok") == "ok\n"
     assert store.runtime.image("busybox").config.layers == []

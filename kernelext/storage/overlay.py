@@ -11,12 +11,13 @@ pointless for a layer deleted right after.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from kernelext.errors import RuntimeFailure, tool_reason
@@ -83,25 +84,45 @@ class Layer:
     def mount(self) -> Path:
         """Mount (if not yet) and return the mount point as the runtime sees it."""
         if not self.is_mounted():
-            lowerdir = ":".join(str(p) for p in self.lowers)
-            options = f"lowerdir={lowerdir},upperdir={self.upper},workdir={self.work}"
+            extra = ""
             if self.namespace.rootless:
                 # Its metadata in user.* xattrs: without them, removing a lower directory fails (EIO).
-                options += ",userxattr"
+                extra += ",userxattr"
             if self.volatile:
-                options += ",volatile"
+                extra += ",volatile"
                 # A volatile mount leaves this marker, and overlayfs refuses to mount the layer again while
                 # it exists (its contents may be lost after a crash); removed first, as containers/storage does.
                 shutil.rmtree(self.work / "work" / "incompat" / "volatile", ignore_errors=True)
-            if len(options) > MAX_MOUNT_OPTIONS:
-                raise RuntimeFailure(f"mounting overlay on {self.merged}: the image has too many layers "
-                                     f"({len(self.lowers)}) for one mount", operation="mount")
-            if not self.namespace.direct:
-                self._run_in_namespace("mount", ["mount", "-t", "overlay", "overlay", "-o", options, str(self.merged)])
-            elif _libc.mount(b"overlay", os.fsencode(self.merged), b"overlay", 0, options.encode()) != 0:
-                err = ctypes.get_errno()
-                raise RuntimeFailure(f"mounting overlay on {self.merged}: {os.strerror(err)}", operation="mount")
+            with self._lowerdir(len(extra)) as lowerdir:
+                options = f"lowerdir={lowerdir},upperdir={self.upper},workdir={self.work}{extra}"
+                if len(options) > MAX_MOUNT_OPTIONS:
+                    raise RuntimeFailure(f"mounting overlay on {self.merged}: the image has too many layers "
+                                         f"({len(self.lowers)}) for one mount", operation="mount")
+                if not self.namespace.direct:
+                    self._run_in_namespace("mount", ["mount", "-t", "overlay", "overlay", "-o", options,
+                                                     str(self.merged)])
+                elif _libc.mount(b"overlay", os.fsencode(self.merged), b"overlay", 0, options.encode()) != 0:
+                    err = ctypes.get_errno()
+                    raise RuntimeFailure(f"mounting overlay on {self.merged}: {os.strerror(err)}", operation="mount")
         return self.merged
+
+    @contextlib.contextmanager
+    def _lowerdir(self, extra: int) -> Iterator[str]:
+        """The ``lowerdir`` value: the layers' paths, or, when they would not fit in a page of options and the
+        mount is made here, ``/proc/self/fd/N`` of each (17 bytes a layer, as podman's short links save room)."""
+        full = ":".join(str(p) for p in self.lowers)
+        fixed = len(f"lowerdir=,upperdir={self.upper},workdir={self.work}") + extra
+        if fixed + len(full) <= MAX_MOUNT_OPTIONS or not self.namespace.direct:
+            yield full
+            return
+        fds: list[int] = []
+        try:
+            for path in self.lowers:
+                fds.append(os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+            yield ":".join(f"/proc/self/fd/{fd}" for fd in fds)
+        finally:
+            for fd in fds:
+                os.close(fd)
 
     def _run_in_namespace(self, operation: str, argv: list[str]) -> None:
         proc = subprocess.run(self.namespace.command(argv), stdin=subprocess.DEVNULL, capture_output=True, text=True)
