@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import struct
@@ -84,6 +85,15 @@ def test_pull_run_save_load(store: Store, registry: Registry, pushed: dict[str, 
     assert os.getxattr(top / "srv/cap", "security.capability") == CAP_NET_BIND_SERVICE
     assert os.getxattr(top / "srv/cap", "user.note") == b"kept"
     assert "trusted.overlay.opaque" not in os.listxattr(top / "srv/forged")  # a layer cannot forge overlay's own
+
+    proc = store.cli("image", "inspect", registry.ref("app"))
+    assert proc.returncode == 0, proc.stderr
+    [doc] = json.loads(proc.stdout)
+    assert doc["Id"] == pushed["app"] and doc["RepoTags"] == [registry.ref("app:latest")]
+    assert doc["Config"]["Env"] == ["PATH=/bin", "GREETING=hi"] and doc["Config"]["WorkingDir"] == "/srv"
+    assert doc["Config"]["User"] == "1000:1000" and doc["Config"]["Labels"] == {"lab": "1"}
+    assert doc["RootFS"]["Layers"] == image.config.layers
+    assert store.cli("image", "inspect", "-f", "{{.Config.StopSignal}}", image.short_id).stdout == "SIGINT\n"
 
     ctr = rt.create(registry.ref("app"))
     assert ctr.config.stop_signal == "SIGINT"

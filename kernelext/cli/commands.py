@@ -353,11 +353,16 @@ def _truncate(text: str, width: int) -> str:
 
 @command("inspect")
 def cmd_inspect(rt: Runtime, args: argparse.Namespace) -> int:
+    return _inspect_each(args, args.containers, lambda name: rt.get(name).inspect())
+
+
+def _inspect_each(args: argparse.Namespace, names: list[str], inspect: Callable[[str], dict[str, Any]]) -> int:
+    """One JSON array (or a template's line each) of what ``inspect`` gives; the names it refuses as errors."""
     template = _template(args, "inspect")
     docs, code = [], 0
-    for name in args.containers:
+    for name in names:
         try:
-            docs.append(rt.get(name).inspect())
+            docs.append(inspect(name))
         except KernelextError as exc:
             err(f"Error: {exc}")
             code = 125
@@ -602,6 +607,11 @@ def cmd_image_load(rt: Runtime, args: argparse.Namespace) -> int:
 def cmd_image_save(rt: Runtime, args: argparse.Namespace) -> int:
     rt.save(args.image, args.output, format=args.format)
     return 0
+
+
+@command("image-inspect")
+def cmd_image_inspect(rt: Runtime, args: argparse.Namespace) -> int:
+    return _inspect_each(args, args.images, lambda name: rt.image(name).inspect())
 
 
 @command("image-rm")

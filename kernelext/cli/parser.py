@@ -344,6 +344,11 @@ def _image_ls_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", help="'json' or a Go template")
 
 
+def _image_inspect_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--format", help="'json' or a Go template such as {{.Config.Cmd}}")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+
+
 def _image_rm_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE")
 
@@ -405,6 +410,7 @@ CONTAINER_COMMANDS = _table(
 
 IMAGE_COMMANDS = _table(
     ("import", CommandSpec("image-import", "Import a root filesystem tarball as an image", _image_import_flags)),
+    ("inspect", CommandSpec("image-inspect", "Display the configuration of images", _image_inspect_flags)),
     ("load", CommandSpec("image-load", "Load an image from a docker-archive or oci-archive", _load_flags)),
     ("ls", CommandSpec("image-ls", "List images", _image_ls_flags, ("list",))),
     ("pull", CommandSpec("image-pull", "Pull an image from a registry", _pull_flags)),

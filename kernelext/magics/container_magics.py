@@ -446,6 +446,12 @@ def _image_save(m: ContainerMagics, args: argparse.Namespace) -> None:
     m.rt.save(args.image, args.output, format=args.format)
 
 
+@handles("image-inspect")
+def _image_inspect(m: ContainerMagics, args: argparse.Namespace) -> Any:
+    docs = [m.rt.image(name).inspect() for name in args.images]
+    return docs[0] if len(docs) == 1 else docs
+
+
 @handles("image-rm")
 def _image_rm(m: ContainerMagics, args: argparse.Namespace) -> None:
     for name in args.images:

@@ -11,6 +11,7 @@ image's directory for ``image save``.
 
 from __future__ import annotations
 
+import datetime
 import os
 import shutil
 import sqlite3
@@ -104,6 +105,20 @@ class Image:
         if not self.config.layers:
             return [self.rootfs]
         return [layers.layer_path(self.layers_dir, d) for d in reversed(self.config.layers)]
+
+    def inspect(self) -> dict[str, Any]:
+        """podman's ``image inspect`` document (the fields kernelext records)."""
+        c = self.config
+        config: dict[str, Any] = {"Env": c.env, "Cmd": c.cmd, "WorkingDir": c.workdir, "Labels": c.labels}
+        for key, value in (("Entrypoint", c.entrypoint), ("User", c.user), ("StopSignal", c.stop_signal),
+                           ("ExposedPorts", {port: {} for port in c.exposed_ports})):
+            if value:
+                config[key] = value
+        created = datetime.datetime.fromtimestamp(c.created, datetime.timezone.utc).isoformat()
+        return {"Id": self.id, "RepoTags": [self.name if ":" in self.name.rsplit("/", 1)[-1]
+                                            else self.name + DEFAULT_TAG] if self.name != self.id else [],
+                "Created": created, "Config": config, "Os": "linux", "Size": c.size,
+                "RootFS": {"Type": "layers", "Layers": list(c.layers)}}
 
     @property
     def layout(self) -> Path | None:
