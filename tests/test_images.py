@@ -36,7 +36,8 @@ def _busybox_layer() -> list:
 
 def _three_layer_image(layout: Layout, tag: str) -> str:
     changes = [file("etc/motd", "changed\n"), file("etc/.wh.gone", ""), directory("data"),
-               file("data/.wh..wh..opq", ""), file("data/new", "new\n"), file("srv/a", "linked\n"),
+               file("data/.wh..wh..opq", ""), file("data/new", "new\n"), directory("srv"),
+               file("srv/a", "linked\n"),
                hardlink("srv/b", "srv/a"), symlink("srv/link", "/srv/a"), file("srv/suid", "", mode=0o4755),
                file("srv/cap", "", mode=0o755, xattrs={"security.capability": CAP_NET_BIND_SERVICE,
                                                        "user.note": b"kept"}),
@@ -98,6 +99,7 @@ def test_pull_run_save_load(store: Store, registry: Registry, pushed: dict[str, 
     ctr = rt.create(registry.ref("app"))
     assert ctr.config.stop_signal == "SIGINT"
     ctr.remove()
+    _check_diff(store, registry.ref("app"))
 
     for fmt in ("oci-archive", "docker-archive"):
         archive = tmp_path / f"app.{fmt}.tar"
@@ -116,6 +118,17 @@ def test_pull_run_save_load(store: Store, registry: Registry, pushed: dict[str, 
         if fmt == "oci-archive":  # docker-archive rewrites the config in Docker's format: a new digest
             assert rt.image(registry.ref("app")).id == pushed["app"]
         assert _run(store, registry.ref("app")) == "hi\n/srv\nchanged\n"
+
+
+def _check_diff(store: Store, image: str) -> None:
+    """diff compares with all the image's layers: a base layer's file deleted, a top layer's changed."""
+    proc = store.cli("run", "--name", "differ", "--user", "0", image, "sh", "-c",
+                     "rm /etc/os-release; echo x > /etc/motd; echo y > /data/new2")
+    assert proc.returncode == 0, proc.stderr
+    proc = store.cli("diff", "differ")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["C /data", "A /data/new2", "C /etc", "C /etc/motd", "D /etc/os-release"]
+    assert store.cli("rm", "differ").returncode == 0
 
 
 def test_shared_base_layer_stored_once(store: Store, registry: Registry, pushed: dict[str, str]) -> None:  # noqa: F811
@@ -140,6 +153,7 @@ def test_vfs_applies_layers_in_order(tmp_path: Path, registry: Registry, pushed:
         assert _run(vfs, registry.ref("app"), "ls", "/data") == "new\n"
         assert _run(vfs, registry.ref("app"), "test", "!", "-e", "/etc/gone") == ""
         assert _run(vfs, registry.ref("app"), "cat", "/srv/b", "/srv/link") == "linked\nlinked\n"
+        _check_diff(vfs, registry.ref("app"))
     finally:
         rt.close()
 

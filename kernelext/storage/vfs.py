@@ -23,6 +23,7 @@ from kernelext.rootless import Namespace
 from kernelext.storage.confined import O_DIR, DevicePolicy, FsSink, Root, SinkPolicy, tree_entries
 from kernelext.storage.fdtree import list_names, remove_entry
 from kernelext.storage.layerdiff import Change, tree_changes
+from kernelext.storage.overlay import lower_view
 from kernelext.storage.rootpath import open_in_root
 
 #: The opaque-directory xattrs a layer may carry (see kernelext.storage.layers).
@@ -100,7 +101,8 @@ class CopyLayer:
         self.namespace.remove_tree(self.path)
 
     def changes(self) -> list[Change]:
-        return tree_changes(self.merged, self.lower)
+        with lower_view(self.lowers, self.path, self.namespace) as lower:
+            return tree_changes(self.merged, lower)
 
 
 def _remove_hidden(root_fd: int, layer: Path) -> None:
