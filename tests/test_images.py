@@ -234,3 +234,14 @@ def test_hostile_layer(store: Store, registry: Registry, tmp_path: Path, hostile
         assert refused in proc.stderr, proc.stderr
         assert os.listdir(store.runtime.opts.root / "layers") == []  # nothing half-unpacked stays
         assert [p.name for p in (store.runtime.opts.root / "images").iterdir()] == []
+
+
+def test_failures_are_one_line_and_leave_nothing(store: Store, registry: Registry, tmp_path: Path) -> None:  # noqa: F811
+    proc = store.cli("pull", "--tls-verify=false", registry.ref("nosuch"))
+    assert proc.returncode == 125 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"Error: pull {registry.ref('nosuch')}: ") and "level=" not in proc.stderr
+    assert os.listdir(store.runtime.opts.root / "images") == []
+    not_an_archive = tmp_path / "text"
+    not_an_archive.write_text("hello\n")
+    proc = store.cli("load", "-i", str(not_an_archive))
+    assert (proc.returncode, proc.stderr) == (125, f"Error: {not_an_archive}: not a (compressed) tar archive\n")

@@ -380,6 +380,8 @@ def _archive_kind(archive: Path) -> tuple[str, str | None]:
                 manifest = json.load(tar.extractfile(names["manifest.json"]))  # type: ignore[arg-type]
                 tags = (manifest or [{}])[0].get("RepoTags") or []
                 return "docker-archive", tags[0] if tags else None
-    except (OSError, tarfile.TarError, ValueError, AttributeError, IndexError) as exc:
+    except tarfile.TarError:
+        raise ImageFormatError(f"{archive}: not a (compressed) tar archive", operation="load") from None
+    except (OSError, ValueError, AttributeError, IndexError) as exc:
         raise ImageFormatError(f"{archive}: not an image archive: {exc}", operation="load") from None
     raise ImageFormatError(f"{archive}: neither a docker-archive nor an oci-archive", operation="load")

@@ -6,6 +6,8 @@ format are skopeo's business: kernelext never speaks the registry protocol itsel
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -16,6 +18,8 @@ SKOPEO = "skopeo"
 DOCKER_TRANSPORT = "docker://"
 #: A pull of a large image over a slow link may take long; a hung skopeo must not hang kernelext forever.
 COPY_TIMEOUT_S = 3600
+#: skopeo logs its failure as logrus does: time="..." level=fatal msg="REASON" (REASON quoted as Go's %q).
+_LOGRUS_MESSAGE = re.compile(r'level=(?:fatal|error) msg="((?:[^"\\]|\\.)*)"')
 
 
 @dataclass(frozen=True)
@@ -45,5 +49,16 @@ def copy(src: str, dest: str, options: CopyOptions = CopyOptions(), *, operation
     proc = subprocess.run([*argv, src, dest], stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           timeout=COPY_TIMEOUT_S)
     if proc.returncode != 0:
-        raise RuntimeFailure(f"{operation} {src.removeprefix(DOCKER_TRANSPORT)}: "
-                             f"{tool_reason(proc.stderr, 'skopeo failed')}", operation=operation)
+        raise RuntimeFailure(f"{operation} {src.removeprefix(DOCKER_TRANSPORT)}: {_reason(proc.stderr)}",
+                             operation=operation)
+
+
+def _reason(stderr: str) -> str:
+    """skopeo's reasons without logrus' time and level fields."""
+    messages = []
+    for match in _LOGRUS_MESSAGE.finditer(stderr):
+        try:
+            messages.append(json.loads(f'"{match.group(1)}"'))
+        except ValueError:
+            messages.append(match.group(1))
+    return "; ".join(messages) if messages else tool_reason(stderr, "skopeo failed")
