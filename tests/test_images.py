@@ -245,3 +245,15 @@ def test_failures_are_one_line_and_leave_nothing(store: Store, registry: Registr
     not_an_archive.write_text("hello\n")
     proc = store.cli("load", "-i", str(not_an_archive))
     assert (proc.returncode, proc.stderr) == (125, f"Error: {not_an_archive}: not a (compressed) tar archive\n")
+
+
+def test_run_pulls_a_missing_image_unless_never(store: Store, registry: Registry, pushed: dict[str, str]) -> None:  # noqa: F811
+    ref = registry.ref("other")
+    proc = store.cli("run", "--rm", "--pull=never", ref)
+    assert (proc.returncode, proc.stderr) == (125, f"Error: {ref}: image not known\n")
+    assert _run(store, "--tls-verify=false", ref) == "x\n"  # --pull=missing, podman's default
+    assert store.runtime.image(ref).id == pushed["other"]
+    assert _run(store, "--pull", "always", "--tls-verify=false", ref) == "x\n"
+    proc = store.cli("run", "--rm", registry.ref("nosuch"))  # HTTPS to a plain-HTTP registry: refused
+    assert proc.returncode == 125 and proc.stderr.startswith(f"Error: {registry.ref('nosuch')}: image not known, "
+                                                             "and pulling it failed: "), proc.stderr

@@ -87,6 +87,11 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--entrypoint", help="overwrite the image's entrypoint")
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
     p.add_argument("--pids-limit", type=int, help="the container's pids limit (-1: unlimited; default 2048)")
+    p.add_argument("--pull", default="missing", choices=("always", "missing", "never", "newer"),
+                   help="pull the image first: always, when missing (default), never, or newer")
+    p.add_argument("--tls-verify", type=_bool_flag, nargs="?", const=True, default=True,
+                   help="require HTTPS and verify certificates when pulling")
+    p.add_argument("--authfile", help="path of the authentication file for pulling")
     p.add_argument("-l", "--label", action="append", default=[], help="set metadata (KEY=VALUE)")
     p.add_argument("image", help="image name or ID")
     p.add_argument("command", nargs=argparse.REMAINDER, help="command and arguments")
@@ -99,7 +104,8 @@ def create_options(args: argparse.Namespace) -> dict[str, Any]:
     return dict(command=args.command or None, name=args.name, env=args.env, workdir=args.workdir, user=args.user,
                 tty=args.tty, stdin=args.interactive, network=args.network, restart_policy=args.restart,
                 stop_signal=args.stop_signal, stop_timeout=args.stop_timeout, auto_remove=args.rm, labels=labels,
-                publish=args.publish, pids_limit=args.pids_limit,
+                publish=args.publish, pids_limit=args.pids_limit, pull=args.pull, tls_verify=args.tls_verify,
+                authfile=args.authfile,
                 entrypoint=None if args.entrypoint is None else ([args.entrypoint] if args.entrypoint else []))
 
 

@@ -12,6 +12,7 @@ image's directory for ``image save``.
 from __future__ import annotations
 
 import datetime
+import enum
 import os
 import shutil
 import sqlite3
@@ -56,6 +57,22 @@ SAVE_FORMATS = ("oci-archive", "docker-archive")
 _PASSWD = "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\n" \
           "nobody:x:65534:65534:nobody:/home:/bin/false\n"
 _GROUP = "root:x:0:\ndaemon:x:1:\ntty:x:5:\nnogroup:x:65534:\n"
+
+
+class PullPolicy(enum.Enum):
+    """podman's ``--pull`` values for run and create."""
+
+    ALWAYS = "always"
+    MISSING = "missing"
+    NEVER = "never"
+    NEWER = "newer"
+
+    @classmethod
+    def parse(cls, text: str) -> PullPolicy:
+        try:
+            return cls(text.lower())
+        except ValueError:
+            raise InvalidArgumentError(f'unsupported pull policy "{text}"') from None
 
 
 @dataclass
