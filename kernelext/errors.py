@@ -19,7 +19,8 @@ subclasses the standard exception a caller would already catch::
     ├── WaitTimeoutError(KernelextError, TimeoutError)
     ├── PermissionRequiredError(KernelextError, PermissionError)
     ├── NetworkError(KernelextError, OSError)         a published port cannot be bound or forwarded
-    └── CopyError(KernelextError, OSError)            cp, put/get archive, stat
+    ├── CopyError(KernelextError, OSError)            cp, put/get archive, stat
+    └── ImageFormatError(KernelextError, ValueError)  a malformed or hostile image or layer
 
 Errors carry the container (name or ID) and the operation, and render as a
 single line in notebooks through ``_render_traceback_``.
@@ -35,6 +36,7 @@ __all__ = [
     "ContainerStateError",
     "ContainerStoppedError",
     "CopyError",
+    "ImageFormatError",
     "ImageInUseError",
     "InvalidArgumentError",
     "KernelextError",
@@ -151,3 +153,7 @@ def tool_reason(stderr: str | bytes, fallback: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     reasons = [line for line in lines if not any(epilogue in line for epilogue in _TOOL_EPILOGUES)]
     return "; ".join(dict.fromkeys(reasons or lines)) or fallback
+
+
+class ImageFormatError(KernelextError, ValueError):
+    """An image, its manifest or a layer is malformed, fails verification, or reaches outside its layer."""

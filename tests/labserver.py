@@ -6,7 +6,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+
+from loopback import free_port, stop
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -37,12 +38,6 @@ class Lab:
         return f"{self.url}/lab/tree/{name}?token={self.token}"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def write_notebook(path: Path, cells: list[str]) -> None:
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -52,7 +47,7 @@ def write_notebook(path: Path, cells: list[str]) -> None:
 @contextmanager
 def jupyterlab(notebook_dir: Path, work: Path, env: dict[str, str]) -> Iterator[Lab]:
     """A JupyterLab server on 127.0.0.1 whose kernels run this venv's Python with ``env`` added."""
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
     full_env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",  # kernels run "python"
                     JUPYTER_CONFIG_DIR=str(work / "jupyter-config"), JUPYTER_RUNTIME_DIR=str(work / "jupyter-runtime"),
                     **env)
@@ -77,11 +72,7 @@ def jupyterlab(notebook_dir: Path, work: Path, env: dict[str, str]) -> Iterator[
     try:
         yield Lab(url, token)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server, 20)
 
 
 def run_all_cells(page: Any) -> None:

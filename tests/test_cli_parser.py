@@ -56,7 +56,8 @@ def test_help_is_returned_not_printed() -> None:
 def test_completion_lists() -> None:
     names = command_names()
     assert {"run", "ps", "ls", "container", "image", "info"} <= set(names)
-    assert command_names("image") == ["import", "list", "ls", "remove", "rm"]
+    assert command_names("image") == ["import", "inspect", "list", "load", "ls", "pull", "remove", "rm",
+                                      "save"]
     assert "--detach" in command_parser("run").format_help()
 
 

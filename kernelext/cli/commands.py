@@ -353,11 +353,16 @@ def _truncate(text: str, width: int) -> str:
 
 @command("inspect")
 def cmd_inspect(rt: Runtime, args: argparse.Namespace) -> int:
+    return _inspect_each(args, args.containers, lambda name: rt.get(name).inspect())
+
+
+def _inspect_each(args: argparse.Namespace, names: list[str], inspect: Callable[[str], dict[str, Any]]) -> int:
+    """One JSON array (or a template's line each) of what ``inspect`` gives; the names it refuses as errors."""
     template = _template(args, "inspect")
     docs, code = [], 0
-    for name in args.containers:
+    for name in names:
         try:
-            docs.append(rt.get(name).inspect())
+            docs.append(inspect(name))
         except KernelextError as exc:
             err(f"Error: {exc}")
             code = 125
@@ -573,6 +578,40 @@ def cmd_image_ls(rt: Runtime, args: argparse.Namespace) -> int:
                   [[r["Names"][0], r["Id"][:12], human_duration(time.time() - r["Created"]) + " ago",
                     human_size(r["Size"])] for r in rows]))
     return 0
+
+
+@command("image-pull")
+def cmd_image_pull(rt: Runtime, args: argparse.Namespace) -> int:
+    out(rt.pull(args.image, tls_verify=args.tls_verify, authfile=args.authfile).id)
+    return 0
+
+
+@command("image-load")
+def cmd_image_load(rt: Runtime, args: argparse.Namespace) -> int:
+    if args.input != "-":
+        image = rt.load(args.input)
+    else:
+        import shutil
+        import tempfile
+
+        # skopeo reads archives from files only: stdin is spooled into the store first.
+        with tempfile.NamedTemporaryFile(dir=rt.opts.root, prefix=".load-") as spool:
+            shutil.copyfileobj(sys.stdin.buffer, spool)
+            spool.flush()
+            image = rt.load(spool.name)
+    out(image.name if args.quiet else f"Loaded image: {image.name}")
+    return 0
+
+
+@command("image-save")
+def cmd_image_save(rt: Runtime, args: argparse.Namespace) -> int:
+    rt.save(args.image, args.output, format=args.format)
+    return 0
+
+
+@command("image-inspect")
+def cmd_image_inspect(rt: Runtime, args: argparse.Namespace) -> int:
+    return _inspect_each(args, args.images, lambda name: rt.image(name).inspect())
 
 
 @command("image-rm")

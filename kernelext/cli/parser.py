@@ -87,6 +87,11 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--entrypoint", help="overwrite the image's entrypoint")
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
     p.add_argument("--pids-limit", type=int, help="the container's pids limit (-1: unlimited; default 2048)")
+    p.add_argument("--pull", default="missing", choices=("always", "missing", "never", "newer"),
+                   help="pull the image first: always, when missing (default), never, or newer")
+    p.add_argument("--tls-verify", type=_bool_flag, nargs="?", const=True, default=True,
+                   help="require HTTPS and verify certificates when pulling")
+    p.add_argument("--authfile", help="path of the authentication file for pulling")
     p.add_argument("-l", "--label", action="append", default=[], help="set metadata (KEY=VALUE)")
     p.add_argument("image", help="image name or ID")
     p.add_argument("command", nargs=argparse.REMAINDER, help="command and arguments")
@@ -99,7 +104,8 @@ def create_options(args: argparse.Namespace) -> dict[str, Any]:
     return dict(command=args.command or None, name=args.name, env=args.env, workdir=args.workdir, user=args.user,
                 tty=args.tty, stdin=args.interactive, network=args.network, restart_policy=args.restart,
                 stop_signal=args.stop_signal, stop_timeout=args.stop_timeout, auto_remove=args.rm, labels=labels,
-                publish=args.publish, pids_limit=args.pids_limit,
+                publish=args.publish, pids_limit=args.pids_limit, pull=args.pull, tls_verify=args.tls_verify,
+                authfile=args.authfile,
                 entrypoint=None if args.entrypoint is None else ([args.entrypoint] if args.entrypoint else []))
 
 
@@ -321,9 +327,32 @@ def _image_import_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("name")
 
 
+def _pull_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tls-verify", type=_bool_flag, nargs="?", const=True, default=True, help="require HTTPS and verify certificates")
+    p.add_argument("--authfile", help="path of the authentication file")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
+    p.add_argument("image", metavar="IMAGE", help="[docker://]registry/name[:tag]")
+
+
+def _load_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-i", "--input", default="-", help="read from this archive file (default: stdin)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the image name")
+
+
+def _save_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", required=True, help="write to this file")
+    p.add_argument("--format", default="oci-archive", choices=("oci-archive", "docker-archive"))
+    p.add_argument("image", metavar="IMAGE")
+
+
 def _image_ls_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="print IDs only")
     p.add_argument("--format", help="'json' or a Go template")
+
+
+def _image_inspect_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--format", help="'json' or a Go template such as {{.Config.Cmd}}")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
 
 
 def _image_rm_flags(p: argparse.ArgumentParser) -> None:
@@ -387,8 +416,12 @@ CONTAINER_COMMANDS = _table(
 
 IMAGE_COMMANDS = _table(
     ("import", CommandSpec("image-import", "Import a root filesystem tarball as an image", _image_import_flags)),
+    ("inspect", CommandSpec("image-inspect", "Display the configuration of images", _image_inspect_flags)),
+    ("load", CommandSpec("image-load", "Load an image from a docker-archive or oci-archive", _load_flags)),
     ("ls", CommandSpec("image-ls", "List images", _image_ls_flags, ("list",))),
+    ("pull", CommandSpec("image-pull", "Pull an image from a registry", _pull_flags)),
     ("rm", CommandSpec("image-rm", "Remove images", _image_rm_flags, ("remove",))),
+    ("save", CommandSpec("image-save", "Save an image to an archive", _save_flags)),
 )
 
 NETWORK_COMMANDS = _table(
@@ -400,6 +433,10 @@ NETWORK_COMMANDS = _table(
 TOP_COMMANDS = _table(
     ("images", CommandSpec("image-ls", "List images", _image_ls_flags)),
     ("info", CommandSpec("info", "Show what this host can do", _format_flag)),
+    ("load", CommandSpec("image-load", "Load an image from a docker-archive or oci-archive", _load_flags)),
+    ("pull", CommandSpec("image-pull", "Pull an image from a registry", _pull_flags)),
+    ("rmi", CommandSpec("image-rm", "Remove images", _image_rm_flags)),
+    ("save", CommandSpec("image-save", "Save an image to an archive", _save_flags)),
     ("version", CommandSpec("version", "Show the version", _no_flags)),
 )
 

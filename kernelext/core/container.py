@@ -161,7 +161,7 @@ class Container:
     def layer(self) -> ContainerLayer:
         """Its writable layer (made once: the image and the store's driver never change for a container)."""
         return self._runtime.storage_driver.layer(self._runtime.opts.layer_dir(self.id),
-                                                  self._runtime.images.get(self.config.image_id).rootfs,
+                                                  self._runtime.images.get(self.config.image_id).lowers,
                                                   self._runtime.namespace, volatile=self.config.auto_remove)
 
     def __repr__(self) -> str:

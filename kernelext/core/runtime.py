@@ -35,12 +35,14 @@ from kernelext.errors import (
     InvalidArgumentError,
     NameInUseError,
     NoSuchContainerError,
+    NoSuchImageError,
+    RuntimeFailure,
 )
 from kernelext.oci.monitor import forget_exit_directory, is_alive, this_process
 from kernelext.oci.runc import Runc
 from kernelext.rootless import namespace_for
 from kernelext.storage.driver import store_driver
-from kernelext.storage.images import Image, ImageStore
+from kernelext.storage.images import Image, ImageStore, PullPolicy
 from kernelext.storage.trash import Trash
 from kernelext.store.db import Database
 from kernelext.store.locks import ContainerLock
@@ -124,14 +126,18 @@ class Runtime:
                user: str | None = None, tty: bool = False, stdin: bool = False, network: str = "none",
                restart_policy: str = "no", stop_signal: str | None = None, stop_timeout: int | None = None,
                auto_remove: bool = False, labels: dict[str, str] | None = None,
-               publish: Iterable[str | ports.PortMapping] = (), pids_limit: int | None = None) -> Container:
+               publish: Iterable[str | ports.PortMapping] = (), pids_limit: int | None = None,
+               pull: str = "missing", tls_verify: bool = True, authfile: str | Path | None = None) -> Container:
         """Create a container (state ``created``); nothing runs yet.
 
         ``publish``: podman's ``-p`` values (``"8080:80"``, ``"127.0.0.1::80/udp"``) or
         :class:`~kernelext.core.ports.PortMapping` objects; a host port 0 becomes a free one now.
         ``pids_limit``: at most this many processes (podman's default 2048; 0 or -1: no limit).
+        ``pull``: podman's policy, ``missing`` (pull an image not in the store), ``always``, ``never``,
+        ``newer`` (pulled again: a tag that did not move costs the copy, its layers are kept);
+        ``tls_verify`` and ``authfile`` as for :meth:`pull`.
         """
-        img = self.images.get(image)
+        img = self._image_for(image, PullPolicy.parse(pull), tls_verify, authfile)
         policy = RestartPolicy.parse(restart_policy)
         if auto_remove and policy.name.value != "no":
             raise InvalidArgumentError(
@@ -155,7 +161,7 @@ class Runtime:
             id=ctr_id, name=name or random_name(), image_id=img.id, image_name=img.name, command=cmd,
             entrypoint=entry, env=list(env), workdir=workdir, user=user or "", tty=tty, stdin=stdin,
             network=network_mode, restart_policy=policy, ports=mappings,
-            stop_signal=parse_signal(stop_signal or DEFAULT_STOP_SIGNAL).name,
+            stop_signal=parse_signal(stop_signal or img.config.stop_signal or DEFAULT_STOP_SIGNAL).name,
             stop_timeout=self._stop_timeout(stop_timeout), auto_remove=auto_remove, labels=dict(labels or {}),
             created_at=time.time(),
             pids_limit=DEFAULT_PIDS_LIMIT if pids_limit is None else max(pids_limit, 0))
@@ -289,6 +295,39 @@ class Runtime:
     def import_image(self, tarball: str | Path, name: str, *, cmd: builtins.list[str] | None = None) -> Image:
         image = self.images.import_tarball(Path(tarball), name, cmd=cmd)
         self.events.emit("import", image.id, image.name, image.name, type_="image")
+        return image
+
+    def _image_for(self, image: str, policy: PullPolicy, tls_verify: bool, authfile: str | Path | None) -> Image:
+        if policy in (PullPolicy.ALWAYS, PullPolicy.NEWER):
+            return self.pull(image, tls_verify=tls_verify, authfile=authfile)
+        try:
+            return self.images.get(image)
+        except NoSuchImageError:
+            if policy is PullPolicy.NEVER or self.namespace.rootless:  # rootless: no layered images yet
+                raise
+        try:
+            return self.pull(image, tls_verify=tls_verify, authfile=authfile)
+        except RuntimeFailure as exc:  # still a lookup error for callers: the image is not here
+            raise NoSuchImageError(f"{image}: image not known, and pulling it failed: {exc}") from None
+
+    def pull(self, ref: str, *, tls_verify: bool = True, authfile: str | Path | None = None) -> Image:
+        """``podman pull``, through skopeo: ``ref`` is ``[docker://]registry/name[:tag]``."""
+        from kernelext.storage.skopeo import CopyOptions
+
+        image = self.images.pull(ref, CopyOptions(tls_verify, str(authfile) if authfile else None))
+        self.events.emit("pull", image.id, image.name, image.name, type_="image")
+        return image
+
+    def load(self, archive: str | Path) -> Image:
+        """``podman load -i``: a docker-archive or oci-archive file."""
+        image = self.images.load(Path(archive))
+        self.events.emit("load", image.id, image.name, image.name, type_="image")
+        return image
+
+    def save(self, name_or_id: str, output: str | Path, *, format: str = "oci-archive") -> Image:  # noqa: A002
+        """``podman save -o``: ``format`` is ``oci-archive`` or ``docker-archive``."""
+        image = self.images.save(name_or_id, Path(output), format)
+        self.events.emit("save", image.id, image.name, image.name, type_="image")
         return image
 
     def remove_image(self, name_or_id: str) -> Image:

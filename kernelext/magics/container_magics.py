@@ -429,6 +429,29 @@ def _image_import(m: ContainerMagics, args: argparse.Namespace) -> Any:
     return m.rt.import_image(args.tarball, args.name)
 
 
+@handles("image-pull")
+def _image_pull(m: ContainerMagics, args: argparse.Namespace) -> Any:
+    return m.rt.pull(args.image, tls_verify=args.tls_verify, authfile=args.authfile)
+
+
+@handles("image-load")
+def _image_load(m: ContainerMagics, args: argparse.Namespace) -> Any:
+    if args.input == "-":
+        raise UsageError("a cell has no stdin: give the archive with -i FILE")
+    return m.rt.load(args.input)
+
+
+@handles("image-save")
+def _image_save(m: ContainerMagics, args: argparse.Namespace) -> None:
+    m.rt.save(args.image, args.output, format=args.format)
+
+
+@handles("image-inspect")
+def _image_inspect(m: ContainerMagics, args: argparse.Namespace) -> Any:
+    docs = [m.rt.image(name).inspect() for name in args.images]
+    return docs[0] if len(docs) == 1 else docs
+
+
 @handles("image-rm")
 def _image_rm(m: ContainerMagics, args: argparse.Namespace) -> None:
     for name in args.images:

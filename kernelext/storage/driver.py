@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from kernelext.errors import InvalidArgumentError
@@ -37,7 +38,7 @@ class StorageDriver(enum.Enum):
         except ValueError:
             raise InvalidArgumentError(f"unsupported storage driver {text!r}: use 'overlay' or 'vfs'") from None
 
-    def layer(self, path: Path, lower: Path, namespace: Namespace, *, volatile: bool = False) -> ContainerLayer:
+    def layer(self, path: Path, lower: Path | Sequence[Path], namespace: Namespace, *, volatile: bool = False) -> ContainerLayer:
         """``volatile``: never synced (a ``--rm`` container's); vfs mounts nothing, so has nothing to sync."""
         if self is StorageDriver.OVERLAY:
             return Layer(path, lower, namespace, volatile=volatile)

@@ -11,11 +11,14 @@ pointless for a layer deleted right after.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from kernelext.errors import RuntimeFailure, tool_reason
@@ -23,7 +26,57 @@ from kernelext.rootless import Namespace
 from kernelext.storage.layerdiff import Change, layer_changes
 
 _MNT_DETACH = 2
+_MS_RDONLY = 1
+#: Where a layered image is mounted read-only while a container's changes are compared with it.
+LOWER_VIEW_PREFIX = ".lower-view-"
+#: The kernel copies mount options into one page: a lowerdir list longer than that cannot be mounted.
+MAX_MOUNT_OPTIONS = os.sysconf("SC_PAGE_SIZE") - 1
 _libc = ctypes.CDLL(None, use_errno=True)
+
+
+@contextlib.contextmanager
+def lowerdir_option(lowers: Sequence[Path], room: int, direct: bool) -> Iterator[str]:
+    """The ``lowerdir`` value: the layers' paths, or, when they would not fit in ``room`` and the mount is
+    made by this process (``direct``), ``/proc/self/fd/N`` of each (17 bytes a layer, the room podman's short
+    links buy)."""
+    full = ":".join(str(p) for p in lowers)
+    if len(full) <= room or not direct:
+        yield full
+        return
+    fds: list[int] = []
+    try:
+        for path in lowers:
+            fds.append(os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+        yield ":".join(f"/proc/self/fd/{fd}" for fd in fds)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def lower_view(lowers: Sequence[Path], parent: Path, namespace: Namespace) -> Iterator[Path]:
+    """The image as one directory, to compare a container's files with: its only layer, or its layers
+    mounted read-only (an overlay of lower layers alone) on a new directory under ``parent`` while in use.
+
+    Where this process cannot mount (rootless), the top layer stands in: files of deeper layers then
+    show as added, and their deletions are missed.
+    """
+    if len(lowers) == 1 or not namespace.direct:
+        yield lowers[0]
+        return
+    where = Path(tempfile.mkdtemp(prefix=LOWER_VIEW_PREFIX, dir=parent))  # one each: diffs may run side by side
+    try:
+        with lowerdir_option(lowers, MAX_MOUNT_OPTIONS - len("lowerdir="), True) as lowerdir:
+            if _libc.mount(b"overlay", os.fsencode(where), b"overlay", _MS_RDONLY,
+                           f"lowerdir={lowerdir}".encode()) != 0:
+                err = ctypes.get_errno()
+                raise RuntimeFailure(f"mounting the image's layers on {where}: {os.strerror(err)}")
+        try:
+            yield where
+        finally:
+            _libc.umount2(os.fsencode(where), _MNT_DETACH)
+    finally:
+        where.rmdir()
 
 
 class Layer:
@@ -31,9 +84,13 @@ class Layer:
 
     driver = "overlay"
 
-    def __init__(self, path: Path, lower: Path, namespace: Namespace | None = None, *, volatile: bool = False) -> None:
+    def __init__(self, path: Path, lower: Path | Sequence[Path], namespace: Namespace | None = None, *,
+                 volatile: bool = False) -> None:
+        """``lower``: the image's root, or its layers top first."""
         self.path = path
-        self.lower = lower
+        self.lowers = [lower] if isinstance(lower, Path) else list(lower)
+        # The top layer: what diff compares with (a file of a deeper layer changed shows as added).
+        self.lower = self.lowers[0]
         self.namespace = namespace or Namespace()
         # Not rootless: the kernel's marker (see mount) sits under a mode-000 directory there, which only a
         # process inside the namespace could clear: one more process per mount.
@@ -57,11 +114,12 @@ class Layer:
 
     def graph_data(self, mounted: bool) -> dict[str, str]:
         """inspect's ``GraphDriver.Data``."""
-        return {"LowerDir": str(self.lower), "UpperDir": str(self.upper), "WorkDir": str(self.work),
+        return {"LowerDir": ":".join(str(p) for p in self.lowers), "UpperDir": str(self.upper), "WorkDir": str(self.work),
                 "MergedDir": str(self.merged) if mounted else ""}
 
     def changes(self) -> list[Change]:
-        return layer_changes(self.upper, self.lower)
+        with lower_view(self.lowers, self.path, self.namespace) as lower:
+            return layer_changes(self.upper, lower)
 
     @property
     def merged_view(self) -> Path:
@@ -76,20 +134,27 @@ class Layer:
     def mount(self) -> Path:
         """Mount (if not yet) and return the mount point as the runtime sees it."""
         if not self.is_mounted():
-            options = f"lowerdir={self.lower},upperdir={self.upper},workdir={self.work}"
+            extra = ""
             if self.namespace.rootless:
                 # Its metadata in user.* xattrs: without them, removing a lower directory fails (EIO).
-                options += ",userxattr"
+                extra += ",userxattr"
             if self.volatile:
-                options += ",volatile"
+                extra += ",volatile"
                 # A volatile mount leaves this marker, and overlayfs refuses to mount the layer again while
                 # it exists (its contents may be lost after a crash); removed first, as containers/storage does.
                 shutil.rmtree(self.work / "work" / "incompat" / "volatile", ignore_errors=True)
-            if not self.namespace.direct:
-                self._run_in_namespace("mount", ["mount", "-t", "overlay", "overlay", "-o", options, str(self.merged)])
-            elif _libc.mount(b"overlay", os.fsencode(self.merged), b"overlay", 0, options.encode()) != 0:
-                err = ctypes.get_errno()
-                raise RuntimeFailure(f"mounting overlay on {self.merged}: {os.strerror(err)}", operation="mount")
+            fixed = len(f"lowerdir=,upperdir={self.upper},workdir={self.work}{extra}")
+            with lowerdir_option(self.lowers, MAX_MOUNT_OPTIONS - fixed, self.namespace.direct) as lowerdir:
+                options = f"lowerdir={lowerdir},upperdir={self.upper},workdir={self.work}{extra}"
+                if len(options) > MAX_MOUNT_OPTIONS:
+                    raise RuntimeFailure(f"mounting overlay on {self.merged}: the image has too many layers "
+                                         f"({len(self.lowers)}) for one mount", operation="mount")
+                if not self.namespace.direct:
+                    self._run_in_namespace("mount", ["mount", "-t", "overlay", "overlay", "-o", options,
+                                                     str(self.merged)])
+                elif _libc.mount(b"overlay", os.fsencode(self.merged), b"overlay", 0, options.encode()) != 0:
+                    err = ctypes.get_errno()
+                    raise RuntimeFailure(f"mounting overlay on {self.merged}: {os.strerror(err)}", operation="mount")
         return self.merged
 
     def _run_in_namespace(self, operation: str, argv: list[str]) -> None:

@@ -145,6 +145,9 @@ class Database:
     def all_images(self) -> list[tuple[str, str, dict[str, Any]]]:
         return [(i, n, json.loads(c)) for i, n, c in self._read("SELECT id, name, config FROM images")]
 
+    def rename_image(self, image_id: str, name: str) -> None:
+        self._write("UPDATE images SET name = ? WHERE id = ?", (name, image_id))
+
     def remove_image(self, image_id: str) -> None:
         self._write("DELETE FROM images WHERE id = ?", (image_id,))
 
