@@ -364,16 +364,20 @@ def _proof(sock: socket.socket, go: tuple[bytes, int] | None) -> int:
 def test_a_request_must_come_after_the_check_from_the_checked_process(store: Store, server_dir: Path) -> None:
     """A request sent before GO could be a program's that exec'd a setuid one since; one sent by another process
     (the socket inherited) is not the checked process's. Neither runs."""
-    _server(server_dir, store)
+    server = _server(server_dir, store)
     address = _address(server_dir)
 
     def created(name: str) -> bool:
         return name in store.cli("ps", "-a", "--format", "{{.Names}}").stdout.split()
 
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:  # before GO
-        sock.connect(address)
-        with open(os.devnull) as null:
-            _request(sock, [*store.args, "create", "--name", "early", "busybox", "true"], null.fileno())
+        os.kill(server, signal.SIGSTOP)  # the request is surely there when the server looks (connect needs no accept)
+        try:
+            sock.connect(address)
+            with open(os.devnull) as null:
+                _request(sock, [*store.args, "create", "--name", "early", "busybox", "true"], null.fileno())
+        finally:
+            os.kill(server, signal.SIGCONT)
         assert launch.receive_reply(sock) == (launch.REFUSED, 0)
 
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:  # after GO, by a child of the checked process
