@@ -414,3 +414,32 @@ def test_all_and_latest(store: Store) -> None:
     assert proc.returncode == 0 and sorted(proc.stdout.split()) == sorted([first.id, second.id])
     for ctr in (first, second):
         assert ctr.reload().status is S.RUNNING and ctr.state.restored
+
+
+def test_a_log_follower_on_the_same_object_never_undoes_a_restore(store: Store) -> None:
+    """A panel's output follows the container's log in a thread of its own, on the object its buttons act on:
+    its checks must not replace the state an operation is filling in (the restore was saved as not done)."""
+    import threading
+
+    ctr = store.runtime.run("busybox", ["sh", "-c", COUNTER], name="followed")
+    assert wait_until(lambda: len(numbers(ctr)) >= 3)
+    ctr.checkpoint()
+    stop = threading.Event()
+
+    def follow() -> None:  # as LiveOutput does: polls the exit condition while the restore runs
+        while not stop.is_set():
+            for _ in ctr.logs(follow=True):
+                pass
+
+    follower = threading.Thread(target=follow, daemon=True)
+    follower.start()
+    try:
+        for _ in range(3):
+            ctr.restore()
+            assert ctr.status is S.RUNNING and ctr.reload().status is S.RUNNING
+            ctr.checkpoint()
+    finally:
+        stop.set()
+    ctr.restore()
+    follower.join(timeout=10)
+    assert ctr.reload().status is S.RUNNING and ctr.state.restored

@@ -123,6 +123,8 @@ def refused(port: int) -> bool:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
     except ConnectionRefusedError:
         return True
+    except ConnectionResetError:  # accepted by a forwarder on its way out: not refused yet
+        return False
     return False
 
 

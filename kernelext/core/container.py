@@ -1053,8 +1053,15 @@ class Container:
             return iter(read_log(self.log_path, since=since, until=until, tail=tail))
 
         def done() -> bool:
-            self._reload()
-            return self.state.status not in (S.RUNNING, S.PAUSED, S.STOPPING, S.CREATED) or self._exit_observed()
+            # Read into a state of its own, never into this object's: another thread may be in the middle of
+            # an operation on it (a panel restores while its output still follows the last run).
+            row = self._runtime.db.get_state(self.id)
+            if row is None:
+                raise ContainerRemovedError(f"container {self.name} has been removed", container=self.name)
+            st = ContainerRuntimeState.from_json(row)
+            return (st.status not in (S.RUNNING, S.PAUSED, S.STOPPING, S.CREATED)
+                    or self._runtime.opts.exit_file(self.id).exists() or not is_alive(st.conmon_pid,
+                                                                                      st.conmon_start_time))
         return follow_log(self.log_path, done, since=since, until=until, tail=tail, cursor=cursor)
 
     def inspect(self) -> dict[str, Any]:
