@@ -315,7 +315,7 @@ def test_broken_or_killed_criu_leaves_the_container_running(store: Store, tmp_pa
     broken = tmp_path / "criu-broken"
     broken.write_text("#!/bin/sh\necho 'criu: this build is broken' >&2\nexit 1\n")
     killed = tmp_path / "criu-killed"  # CRIU killed in the middle of its dump
-    killed.write_text(f"#!/bin/sh\n\"{real}\" \"$@\" &\npid=$!\nsleep 0.15\nkill -9 $pid\nwait $pid\n")
+    killed.write_text(f"#!/bin/sh\n\"{real}\" \"$@\" &\npid=$!\nsleep 0.05\nkill -9 $pid\nwait $pid\n")
     for script in (broken, killed):
         script.chmod(0o755)
     ctr = store.runtime.run("busybox", ["sh", "-c", COUNTER], name="victim")

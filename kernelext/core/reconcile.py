@@ -67,6 +67,10 @@ def recover(ctr: Container) -> None:
     if intent in LAUNCHES and (intent is Intent.INIT or status not in (S.RUNNING, S.PAUSED)):
         _undo_launch(ctr)
     elif status is not None and truth is not None:
+        if intent is Intent.CHECKPOINT and status is S.PAUSED:
+            # Frozen by a CRIU that died mid-dump, not by the user: thawed, as a failed checkpoint leaves it.
+            ctr._runtime.runc.resume(ctr.id, name=ctr.name)
+            status = S.RUNNING
         _adopt(ctr, intent, status, int(str(truth.get("pid", 0))))
     else:
         _gone(ctr, intent)
