@@ -12,6 +12,8 @@ subclasses the standard exception a caller would already catch::
     │   ├── ContainerRunningError      "already running"
     │   └── ContainerStoppedError      "already stopped"
     ├── ImageInUseError(KernelextError, RuntimeError)
+    ├── NoSuchVolumeError(KernelextError, LookupError)
+    ├── VolumeInUseError(KernelextError, RuntimeError)  exit code 2, as podman volume rm
     ├── ContainerRemovedError(KernelextError, LookupError)
     ├── RuntimeFailure(KernelextError, OSError)       runc / conmon / CRIU failed
     │   └── CommandNotFoundError                       exit code 127 / 126
@@ -44,8 +46,10 @@ __all__ = [
     "NetworkError",
     "NoSuchContainerError",
     "NoSuchImageError",
+    "NoSuchVolumeError",
     "PermissionRequiredError",
     "RuntimeFailure",
+    "VolumeInUseError",
     "WaitTimeoutError",
 ]
 
@@ -103,6 +107,16 @@ class ContainerStoppedError(ContainerStateError):
 
 class ImageInUseError(KernelextError, RuntimeError):
     """An image cannot be removed while containers use it."""
+
+
+class NoSuchVolumeError(KernelextError, LookupError):
+    """No volume has the given name."""
+
+
+class VolumeInUseError(KernelextError, RuntimeError):
+    """A volume cannot be removed while containers use it (podman volume rm's exit code 2)."""
+
+    exit_code = 2
 
 
 class ContainerRemovedError(KernelextError, LookupError):

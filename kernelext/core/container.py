@@ -360,9 +360,11 @@ class Container:
         image = self._runtime.images.get(self.config.image_id)
         user = resolve_user(self._runtime.namespace.view(rootfs), self.config.user or image.config.user)
         namespace = self._runtime.namespace
+        self._runtime.volumes.prepare(self.config, rootfs, user)  # copy-up of new volumes, `U` chowns
         inputs = spec.SpecInputs(rootfs=rootfs, user=user, image_env=image.config.env,
                                  etc_files=self._write_etc_files(), rootless=namespace.rootless,
-                                 mapped_gids=namespace.mapped_gids(), netns=self.netns_path)
+                                 mapped_gids=namespace.mapped_gids(), netns=self.netns_path,
+                                 volume_path=self._runtime.volumes.path)
         document = spec.generate(self.config, inputs)
         # Written in place (a new inode costs a millisecond on these disks): only
         # conmon and runc read it, while we hold the container lock.
@@ -966,8 +968,9 @@ class Container:
         with self._locked():
             self._artifact_path(name).unlink(missing_ok=True)
 
-    def remove(self, *, force: bool = False) -> None:
-        """Remove the container; ``force`` kills it first if it runs.
+    def remove(self, *, force: bool = False, volumes: bool = False) -> None:
+        """Remove the container; ``force`` kills it first if it runs; ``volumes`` (and ``--rm``): its
+        anonymous volumes too (named volumes stay).
 
         Each step may be repeated: a remove that failed or died part-way is finished by the next one.
         """
@@ -984,6 +987,8 @@ class Container:
             self._begin(Intent.REMOVE)
             self._finish_remove()
         self._runtime.opts.lock_file(self.id).unlink(missing_ok=True)
+        if volumes or self.config.auto_remove:
+            self._runtime.volumes.remove_anonymous(self.config)
 
     def _finish_remove(self) -> None:
         """Take everything of a ``removing`` container away, whatever an earlier attempt already did."""

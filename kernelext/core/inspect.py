@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from kernelext.core.mounts import binds, inspect_mounts, tmpfs_options
 from kernelext.core.ports import inspect_ports
 from kernelext.core.state import ContainerStatus
 from kernelext.oci.spec import hostname_of
@@ -66,7 +67,7 @@ def inspect_document(ctr: Container) -> dict[str, Any]:
         "Driver": ctr.layer.driver,
         "MountLabel": "",
         "ProcessLabel": "",
-        "Mounts": [],
+        "Mounts": inspect_mounts(cfg.mounts, ctr._runtime.volumes.path),
         "Dependencies": [],
         "ExecIDs": [session_id for session_id, _, _ in ctr._exec_sessions()],
         # podman's SandboxKey: the network namespace's path while there is one (kernelext.oci.netns).
@@ -96,5 +97,7 @@ def inspect_document(ctr: Container) -> dict[str, Any]:
             "AutoRemove": cfg.auto_remove,
             "PortBindings": inspect_ports(cfg.ports),
             "PidsLimit": cfg.pids_limit,
+            "Binds": binds(cfg.mounts),
+            "Tmpfs": tmpfs_options(cfg.mounts),
         },
     }

@@ -9,16 +9,19 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import kernelext
 from kernelext import faults
 from kernelext.config import CONMON_PID_FILE, StoreOptions
+from kernelext.core import mounts as mounts_mod
 from kernelext.core import ports
 from kernelext.core.container import Container, parse_signal
 from kernelext.core.events import EventLog
 from kernelext.core.names import random_name
+from kernelext.core.volumes import Volumes
 from kernelext.core.state import (
     ACTIVE_STATES,
     DEFAULT_PIDS_LIMIT,
@@ -44,6 +47,7 @@ from kernelext.rootless import namespace_for
 from kernelext.storage.driver import store_driver
 from kernelext.storage.images import Image, ImageStore, PullPolicy
 from kernelext.storage.trash import Trash
+from kernelext.storage.volumes import Volume
 from kernelext.store.db import Database
 from kernelext.store.locks import ContainerLock
 
@@ -86,6 +90,8 @@ class Runtime:
         self.events = EventLog(self.opts.events_file)
         self.runc = Runc(self.opts.runc, self.opts.runc_root, self.namespace)
         self.trash = Trash(self.opts.root, self.namespace)
+        #: Named and anonymous volumes (``rt.volumes.create/list/inspect/remove/prune``).
+        self.volumes = Volumes(self)
 
     def close(self) -> None:
         self.trash.close()
@@ -127,7 +133,9 @@ class Runtime:
                restart_policy: str = "no", stop_signal: str | None = None, stop_timeout: int | None = None,
                auto_remove: bool = False, labels: dict[str, str] | None = None,
                publish: Iterable[str | ports.PortMapping] = (), pids_limit: int | None = None,
-               pull: str = "missing", tls_verify: bool = True, authfile: str | Path | None = None) -> Container:
+               pull: str = "missing", tls_verify: bool = True, authfile: str | Path | None = None,
+               volumes: Iterable[str | mounts_mod.Mount] = (), mounts: Iterable[str | mounts_mod.Mount] = (),
+               tmpfs: Iterable[str] | dict[str, str] = (), volumes_from: Iterable[str] = ()) -> Container:
         """Create a container (state ``created``); nothing runs yet.
 
         ``publish``: podman's ``-p`` values (``"8080:80"``, ``"127.0.0.1::80/udp"``) or
@@ -136,6 +144,9 @@ class Runtime:
         ``pull``: podman's policy, ``missing`` (pull an image not in the store), ``always``, ``never``,
         ``newer`` (pulled again: a tag that did not move costs the copy, its layers are kept);
         ``tls_verify`` and ``authfile`` as for :meth:`pull`.
+        ``volumes``: podman's ``-v`` values (``"/host:/ctr:ro"``, ``"./data:/data"``, ``"name:/ctr"``,
+        ``"/ctr"``); ``mounts``: ``--mount`` values (``"type=tmpfs,dst=/t,tmpfs-size=1m"``); ``tmpfs``:
+        ``--tmpfs`` values or ``{path: options}``; ``volumes_from``: ``"CTR[:ro|rw]"``.
         """
         img = self._image_for(image, PullPolicy.parse(pull), tls_verify, authfile)
         policy = RestartPolicy.parse(restart_policy)
@@ -156,6 +167,8 @@ class Runtime:
             raise InvalidArgumentError(f"workdir {workdir!r} must be an absolute path")
         network_mode = NetworkMode.parse(network)
         mappings = ports.publish(publish, host_network=network_mode is NetworkMode.HOST)
+        requested = mounts_mod.combine(list(volumes), list(mounts), tmpfs if isinstance(tmpfs, dict) else list(tmpfs),
+                                       self._inherited_mounts(volumes_from), img.config.volumes)
         ctr_id = os.urandom(32).hex()
         config = ContainerConfig(
             id=ctr_id, name=name or random_name(), image_id=img.id, image_name=img.name, command=cmd,
@@ -165,7 +178,25 @@ class Runtime:
             stop_timeout=self._stop_timeout(stop_timeout), auto_remove=auto_remove, labels=dict(labels or {}),
             created_at=time.time(),
             pids_limit=DEFAULT_PIDS_LIMIT if pids_limit is None else max(pids_limit, 0))
-        return self.add(config, operation="create")
+        created_volumes: builtins.list[Volume] = []  # made for this container: gone again if it is not made
+        try:
+            config.mounts = self.volumes.materialize(requested, created_volumes)
+            return self.add(config, operation="create")
+        except BaseException:
+            self.volumes.discard(created_volumes)
+            raise
+
+    def _inherited_mounts(self, sources: Iterable[str]) -> builtins.list[mounts_mod.Mount]:
+        """``--volumes-from CTR[:ro|rw]``: the bind mounts and volumes of other containers."""
+        inherited = []
+        for item in sources:
+            name, read_only = mounts_mod.parse_volumes_from(item)
+            for mount in self.get(name).config.mounts:
+                if mount.type is not mounts_mod.MountType.TMPFS:
+                    # Its anonymous volumes stay that container's: shared here, removed with it.
+                    shared = replace(mount, anonymous=False)
+                    inherited.append(shared if read_only is None else shared.with_access(read_only))
+        return inherited
 
     def add(self, config: ContainerConfig, *, operation: str) -> Container:
         """Record a new container (state ``created``) with its bundle and layer; all or nothing."""
@@ -250,9 +281,9 @@ class Runtime:
             containers = [c for c in containers if c.status.value == "running"]
         return containers
 
-    def remove(self, name_or_id: str, *, force: bool = False) -> Container:
+    def remove(self, name_or_id: str, *, force: bool = False, volumes: bool = False) -> Container:
         container = self.get(name_or_id)
-        container.remove(force=force)
+        container.remove(force=force, volumes=volumes)
         return container
 
     def restore_from_archive(self, path: str | Path, name: str | None = None, *, keep: bool = False,

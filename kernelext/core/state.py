@@ -11,6 +11,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from kernelext.core.mounts import Mount
 from kernelext.core.ports import PortMapping
 from kernelext.errors import InvalidArgumentError
 
@@ -196,6 +197,8 @@ class ContainerConfig:
     ports: list[PortMapping] = field(default_factory=list)
     #: The cgroup's pids limit; 0: none (podman's ``--pids-limit``, where -1 and 0 mean unlimited).
     pids_limit: int = DEFAULT_PIDS_LIMIT
+    #: Bind mounts, volumes and tmpfs (``-v``, ``--mount``, ``--tmpfs``, ``--volumes-from``, the image's Volumes).
+    mounts: list[Mount] = field(default_factory=list)
 
     @property
     def args(self) -> list[str]:
@@ -209,6 +212,7 @@ class ContainerConfig:
         data["network"] = self.network.value
         data["restart_policy"] = str(self.restart_policy)
         data["ports"] = [mapping.to_json() for mapping in self.ports]
+        data["mounts"] = [mount.to_json() for mount in self.mounts]
         return data
 
     @classmethod
@@ -217,6 +221,7 @@ class ContainerConfig:
         data["network"] = NetworkMode(data["network"])
         data["restart_policy"] = RestartPolicy.parse(data["restart_policy"])
         data["ports"] = [PortMapping.from_json(item) for item in data.get("ports", [])]  # absent before ports
+        data["mounts"] = [Mount.from_json(item) for item in data.get("mounts", [])]  # absent before mounts
         return cls(**data)
 
 

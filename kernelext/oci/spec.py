@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import resource
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kernelext.core.mounts import spec_mounts
 from kernelext.core.state import ContainerConfig, NetworkMode
 from kernelext.storage.users import ExecUser
 
@@ -66,6 +68,8 @@ class SpecInputs:
     mapped_gids: range = range(0, 1 << 32)
     #: The network namespace kernelext prepared (kernelext.oci.netns); None: runc makes one.
     netns: Path | None = None
+    #: A named volume's host directory (kernelext.storage.volumes).
+    volume_path: Callable[[str], Path] = Path
 
 
 def _merge_env(*layers: list[str]) -> list[str]:
@@ -120,7 +124,10 @@ def generate(config: ContainerConfig, inputs: SpecInputs) -> dict[str, Any]:
              "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
         ]
     for dest, source in sorted(inputs.etc_files.items()):
+        if any(m.destination == dest for m in config.mounts):
+            continue  # the user's own mount replaces it, as in podman
         mounts.append({"destination": dest, "type": "bind", "source": str(source), "options": ["rbind", "rprivate"]})
+    mounts += spec_mounts(config.mounts, inputs.volume_path)
     return {
         "ociVersion": OCI_VERSION,
         "process": {

@@ -89,6 +89,8 @@ class ImageConfig:
     labels: dict[str, str] = field(default_factory=dict)
     stop_signal: str = ""
     exposed_ports: list[str] = field(default_factory=list)
+    #: The image's ``Volumes``: anonymous volumes of each container (kernelext.core.mounts).
+    volumes: list[str] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ImageConfig:
@@ -101,7 +103,7 @@ class ImageConfig:
         return cls(cmd=list(c.get("Cmd") or []), entrypoint=list(c.get("Entrypoint") or []),
                    env=list(c.get("Env") or []), workdir=c.get("WorkingDir") or "/", user=c.get("User") or "",
                    layers=list(diff_ids), labels=dict(c.get("Labels") or {}), stop_signal=c.get("StopSignal") or "",
-                   exposed_ports=sorted(c.get("ExposedPorts") or {}))
+                   exposed_ports=sorted(c.get("ExposedPorts") or {}), volumes=sorted(c.get("Volumes") or {}))
 
 
 @dataclass
@@ -128,7 +130,8 @@ class Image:
         c = self.config
         config: dict[str, Any] = {"Env": c.env, "Cmd": c.cmd, "WorkingDir": c.workdir, "Labels": c.labels}
         for key, value in (("Entrypoint", c.entrypoint), ("User", c.user), ("StopSignal", c.stop_signal),
-                           ("ExposedPorts", {port: {} for port in c.exposed_ports})):
+                           ("ExposedPorts", {port: {} for port in c.exposed_ports}),
+                           ("Volumes", {path: {} for path in c.volumes})):
             if value:
                 config[key] = value
         created = datetime.datetime.fromtimestamp(c.created, datetime.timezone.utc).isoformat()

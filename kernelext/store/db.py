@@ -32,6 +32,10 @@ CREATE TABLE IF NOT EXISTS exec_sessions (
     pid INTEGER NOT NULL,
     start_time INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS volumes (
+    name TEXT PRIMARY KEY,
+    config TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS images (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -131,6 +135,24 @@ class Database:
     def exec_sessions(self, ctr_id: str) -> list[tuple[str, int, int]]:
         return [(r[0], int(r[1]), int(r[2])) for r in
                 self._read("SELECT id, pid, start_time FROM exec_sessions WHERE container_id = ?", (ctr_id,))]
+
+    # Volumes (kernelext.storage.volumes).
+    def add_volume(self, name: str, config: dict[str, Any]) -> None:
+        """Raises sqlite3.IntegrityError when the name is taken."""
+        self._write("INSERT INTO volumes (name, config) VALUES (?, ?)", (name, json.dumps(config)))
+
+    def save_volume(self, name: str, config: dict[str, Any]) -> None:
+        self._write("UPDATE volumes SET config = ? WHERE name = ?", (json.dumps(config), name))
+
+    def get_volume(self, name: str) -> dict[str, Any] | None:
+        rows = self._read("SELECT config FROM volumes WHERE name = ?", (name,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def all_volumes(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(name, json.loads(config)) for name, config in self._read("SELECT name, config FROM volumes")]
+
+    def remove_volume(self, name: str) -> None:
+        self._write("DELETE FROM volumes WHERE name = ?", (name,))
 
     # Images.
     def add_image(self, image_id: str, name: str, config: dict[str, Any]) -> None:
