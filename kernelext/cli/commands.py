@@ -40,7 +40,7 @@ from kernelext.core.events import Event
 from kernelext.core.inspect import format_time
 from kernelext.core.runtime import Runtime
 from kernelext.core.state import DEFAULT_DETACH_KEYS, ContainerStatus
-from kernelext.errors import ContainerRemovedError, KernelextError, NoSuchContainerError
+from kernelext.errors import ContainerRemovedError, KernelextError, NoSuchContainerError, NoSuchVolumeError
 from kernelext.oci.attach import Detached, Stream, parse_detach_keys, pump
 
 Handler = Callable[[Runtime, argparse.Namespace], int]
@@ -250,7 +250,8 @@ def cmd_rm(rt: Runtime, args: argparse.Namespace) -> int:
     names = [c.id for c in rt.list()] if args.all else args.containers
     if not names and not args.all:
         raise UsageError("you must provide at least one container name or ID")
-    return _each(rt, names, lambda c: engine.remove_container(c, force=args.force), ignore_missing=args.ignore)
+    return _each(rt, names, lambda c: engine.remove_container(c, force=args.force, volumes=args.volumes),
+                 ignore_missing=args.ignore)
 
 
 # ------------------------------------------------------------- i/o and state
@@ -617,6 +618,81 @@ def cmd_image_inspect(rt: Runtime, args: argparse.Namespace) -> int:
 @command("image-rm")
 def cmd_image_rm(rt: Runtime, args: argparse.Namespace) -> int:
     return _for_each(args.images, lambda name: f"Untagged: {rt.remove_image(name).name}")
+
+
+# -------------------------------------------------------------------- volumes
+def _key_values(items: list[str]) -> dict[str, str]:
+    return dict(item.partition("=")[::2] for item in items)
+
+
+@command("volume-create")
+def cmd_volume_create(rt: Runtime, args: argparse.Namespace) -> int:
+    if args.ignore and args.name and rt.volumes.exists(args.name):
+        out(args.name)
+        return 0
+    out(rt.volumes.create(args.name, labels=_key_values(args.label), options=_key_values(args.opt)).name)
+    return 0
+
+
+@command("volume-ls")
+def cmd_volume_ls(rt: Runtime, args: argparse.Namespace) -> int:
+    template = _template(args, "volumes")
+    volumes = rt.volumes.list(args.filter)
+    if args.quiet:
+        for volume in volumes:
+            out(volume.name)
+    elif args.format == "json":
+        out(json.dumps([v.inspect() for v in volumes], indent=4))
+    elif template is not None:
+        for volume in volumes:
+            out(template.render(volume.inspect()))
+    else:
+        out(table(["DRIVER", "VOLUME NAME"], [["local", v.name] for v in volumes]))
+    return 0
+
+
+@command("volume-inspect")
+def cmd_volume_inspect(rt: Runtime, args: argparse.Namespace) -> int:
+    names = [v.name for v in rt.volumes.list()] if args.all else args.volumes
+    if not names:
+        raise UsageError("provide one or more volume names or use --all")
+    return _inspect_each(args, names, rt.volumes.inspect)
+
+
+@command("volume-rm")
+def cmd_volume_rm(rt: Runtime, args: argparse.Namespace) -> int:
+    names = [v.name for v in rt.volumes.list()] if args.all else args.volumes
+    if not names and not args.all:
+        raise UsageError("choose either one or more volumes or all")
+    code = 0
+    for name in names:  # podman: 1 when one did not exist, 2 when one is in use, 125 otherwise
+        try:
+            out(rt.volumes.remove(name, force=args.force).name)
+        except KernelextError as exc:
+            err(f"Error: {exc}")
+            failed = 1 if isinstance(exc, NoSuchVolumeError) else exc.exit_code
+            code = failed if code in (0, 1) else code
+    return code
+
+
+@command("volume-prune")
+def cmd_volume_prune(rt: Runtime, args: argparse.Namespace) -> int:
+    if not args.force:
+        unused = [v.name for v in rt.volumes.list([*args.filter, "dangling=true"])]
+        sys.stdout.write("WARNING! This will remove all volumes not used by at least one container. "
+                         "The following volumes will be removed:\n" + "".join(f"{n}\n" for n in unused)
+                         + "Are you sure you want to continue? [y/N] ")
+        sys.stdout.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            return 0
+    for volume in rt.volumes.prune(args.filter):
+        out(volume.name)
+    return 0
+
+
+@command("volume-exists")
+def cmd_volume_exists(rt: Runtime, args: argparse.Namespace) -> int:
+    return 0 if rt.volumes.exists(args.volume) else 1
 
 
 # ---------------------------------------------------------------------- host

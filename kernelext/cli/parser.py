@@ -93,9 +93,19 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
                    help="require HTTPS and verify certificates when pulling")
     p.add_argument("--authfile", help="path of the authentication file for pulling")
     p.add_argument("-l", "--label", action="append", default=[], help="set metadata (KEY=VALUE)")
+    _mount_options(p)
     p.add_argument("image", help="image name or ID")
     p.add_argument("command", nargs=argparse.REMAINDER, help="command and arguments")
 
+def _mount_options(p: argparse.ArgumentParser) -> None:
+    """Bind mounts, volumes and tmpfs (kernelext.core.mounts)."""
+    p.add_argument("-v", "--volume", action="append", default=[], metavar="[SRC:]DEST[:OPTIONS]",
+                   help="bind mount a host path (/ or ./), mount a named volume, or an anonymous one")
+    p.add_argument("--mount", action="append", default=[], metavar="type=TYPE,...",
+                   help="attach a bind, volume or tmpfs mount (type=bind|volume|tmpfs,src=,dst=,ro,...)")
+    p.add_argument("--tmpfs", action="append", default=[], metavar="DEST[:OPTIONS]", help="mount a tmpfs")
+    p.add_argument("--volumes-from", action="append", default=[], metavar="CTR[:ro|rw]",
+                   help="mount the volumes and bind mounts of another container")
 
 
 def create_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -105,7 +115,8 @@ def create_options(args: argparse.Namespace) -> dict[str, Any]:
                 tty=args.tty, stdin=args.interactive, network=args.network, restart_policy=args.restart,
                 stop_signal=args.stop_signal, stop_timeout=args.stop_timeout, auto_remove=args.rm, labels=labels,
                 publish=args.publish, pids_limit=args.pids_limit, pull=args.pull, tls_verify=args.tls_verify,
-                authfile=args.authfile,
+                authfile=args.authfile, volumes=args.volume, mounts=args.mount, tmpfs=args.tmpfs,
+                volumes_from=args.volumes_from,
                 entrypoint=None if args.entrypoint is None else ([args.entrypoint] if args.entrypoint else []))
 
 
@@ -211,6 +222,7 @@ def _rm_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--force", action="store_true", help="kill running containers first")
     p.add_argument("-a", "--all", action="store_true", help="remove all containers")
     p.add_argument("-i", "--ignore", action="store_true", help="ignore containers that do not exist")
+    p.add_argument("-v", "--volumes", action="store_true", help="remove the containers' anonymous volumes too")
     _containers(p, "*")
 
 
@@ -359,6 +371,41 @@ def _image_rm_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE")
 
 
+def _volume_create_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-l", "--label", action="append", default=[], help="set metadata (KEY=VALUE)")
+    p.add_argument("-o", "--opt", action="append", default=[], help="driver option (o=nocopy, UID=, GID=)")
+    p.add_argument("--ignore", action="store_true", help="do not fail when the volume already exists")
+    p.add_argument("name", nargs="?", metavar="NAME")
+
+
+def _volume_ls_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--filter", action="append", default=[],
+                   help="name=, label=KEY[=VALUE], driver=, dangling=true|false, anonymous=true|false")
+    p.add_argument("--format", help="'json' or a Go template such as {{.Name}}")
+    p.add_argument("-q", "--quiet", action="store_true", help="print volume names only")
+
+
+def _volume_inspect_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--format", help="'json' or a Go template such as {{.Mountpoint}}")
+    p.add_argument("-a", "--all", action="store_true", help="inspect all volumes")
+    p.add_argument("volumes", nargs="*", metavar="VOLUME")
+
+
+def _volume_rm_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--force", action="store_true", help="remove the containers that use it first")
+    p.add_argument("-a", "--all", action="store_true", help="remove all volumes")
+    p.add_argument("volumes", nargs="*", metavar="VOLUME")
+
+
+def _volume_prune_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--filter", action="append", default=[], help="only volumes that match (label=, name=)")
+
+
+def _volume_exists_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("volume", metavar="VOLUME")
+
+
 def _format_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", help="'json' or a Go template")
 
@@ -424,6 +471,16 @@ IMAGE_COMMANDS = _table(
     ("save", CommandSpec("image-save", "Save an image to an archive", _save_flags)),
 )
 
+VOLUME_COMMANDS = _table(
+    ("create", CommandSpec("volume-create", "Create a new volume", _volume_create_flags)),
+    ("exists", CommandSpec("volume-exists", "Check if the given volume exists", _volume_exists_flags)),
+    ("inspect", CommandSpec("volume-inspect", "Display detailed information on one or more volumes",
+                            _volume_inspect_flags)),
+    ("ls", CommandSpec("volume-ls", "List volumes", _volume_ls_flags, ("list",))),
+    ("prune", CommandSpec("volume-prune", "Remove all unused volumes", _volume_prune_flags)),
+    ("rm", CommandSpec("volume-rm", "Remove one or more volumes", _volume_rm_flags, ("remove",))),
+)
+
 NETWORK_COMMANDS = _table(
     ("reload", CommandSpec("network-reload", "Reload the port forwarding and loopback of containers",
                            _network_reload_flags)),
@@ -444,6 +501,7 @@ GROUPS: dict[str, tuple[str, dict[str, CommandSpec]]] = {
     "container": ("Manage containers", CONTAINER_COMMANDS),
     "image": ("Manage images", IMAGE_COMMANDS),
     "network": ("Manage the network of containers", NETWORK_COMMANDS),
+    "volume": ("Manage volumes", VOLUME_COMMANDS),
 }
 
 

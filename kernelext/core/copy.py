@@ -27,10 +27,11 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from kernelext.core.inspect import format_time
+from kernelext.core.mounts import Mount, MountType, under
 from kernelext.core.state import ContainerStatus
 from kernelext.errors import ContainerRemovedError, CopyError, NoSuchImageError
 from kernelext.rootless import Namespace
@@ -138,6 +139,40 @@ def container_root(ctr: Container) -> Iterator[Root]:
             _drop_mount_reference(ctr)
 
 
+def mount_source(ctr: Container, path: str) -> tuple[str, str] | None:
+    """podman cp resolves mounts: the host directory behind the innermost bind mount or volume that holds
+    the container path ``path``, and the path inside it (None: the container's own root). tmpfs mounts
+    have no host side; they are the container's root."""
+    best: Mount | None = None
+    for mount in ctr.config.mounts:
+        if mount.type is not MountType.TMPFS and under(path, mount.destination) and (
+                best is None or len(mount.destination) > len(best.destination)):
+            best = mount
+    if best is None:
+        return None
+    source = best.source if best.type is MountType.BIND else str(ctr._runtime.volumes.path(best.source))
+    inside = "/" + path[len(best.destination):].lstrip("/")
+    if not os.path.isdir(source):  # a file bind-mounted: its directory, confined to that one name
+        return posixpath.dirname(source), posixpath.join("/", posixpath.basename(source), inside.lstrip("/"))
+    return source, inside
+
+
+@contextmanager
+def root_at(ctr: Container, form: PathForm) -> Iterator[tuple[Root, PathForm, bool]]:
+    """The root that ``form`` is resolved in and the form inside it, and whether it is the container's
+    own root: a mount's source for a path under a bind mount or a volume, as podman resolves it."""
+    found = mount_source(ctr, form.path)
+    if found is None:
+        with container_root(ctr) as root:
+            yield root, form, True
+        return
+    root = Root.open(found[0])
+    try:
+        yield root, replace(form, path=found[1]), False
+    finally:
+        root.close()
+
+
 def _drop_mount_reference(ctr: Container) -> None:
     try:
         with ctr._locked():
@@ -176,11 +211,16 @@ def container_user(ctr: Container, root: Root) -> ExecUser:
     return resolve_user(f"/proc/self/fd/{root.fd}", _configured_user(ctr))
 
 
-def container_policy(ctr: Container, root: Root, *, chown: bool, overwrite: bool) -> SinkPolicy:
+def container_policy(ctr: Container, root: Root | None, *, chown: bool, overwrite: bool) -> SinkPolicy:
     """Writing into a container: its user owns what arrives (``chown``), device nodes are
     refused (no kernelext container has CAP_MKNOD), and setuid/setgid bits survive only
-    on files the container user owns or when that user is root anyway."""
-    user = container_user(ctr, root)
+    on files the container user owns or when that user is root anyway. ``root``: the container's
+    own root, where its users are looked up (None: writing into a mount's source, see :func:`root_at`)."""
+    if root is None:
+        with container_root(ctr) as own:
+            user = container_user(ctr, own)
+    else:
+        user = container_user(ctr, root)
     namespace = ctr._runtime.namespace
 
     def host_ids(uid: int, gid: int) -> tuple[int, int]:
@@ -270,8 +310,11 @@ def list_dir(ctr: Container, path: str) -> list[FileInfo]:
 
 
 def diff(ctr: Container) -> list[Change]:
+    """The layer's changes, mount points left out (podman: what is mounted is not the container's)."""
     with ctr._locked():
-        return ctr.layer.changes()
+        changes = ctr.layer.changes()
+    destinations = [m.destination for m in ctr.config.mounts]
+    return [c for c in changes if not any(under(c.path, d) for d in destinations)]
 
 
 def _extract_into(root: Root, found: Resolved, policy: SinkPolicy, stream: BinaryIO) -> None:
@@ -337,14 +380,14 @@ def put_archive(ctr: Container, path: str, stream: BinaryIO, *, chown: bool, ove
     if _owners_need_namespace(ctr, chown=chown):
         return _copy_in_namespace(ctr._runtime, "-", f"{ctr.id}:{path}", archive=chown, overwrite=overwrite,
                                   stdin=stream)
-    form = path_form(path, ctr.config.workdir)
-    with container_root(ctr) as root:
+    with root_at(ctr, path_form(path, ctr.config.workdir)) as (root, form, own):
         found = resolve_existing(root, form, path, _where(ctr))
         try:
             if not found.is_dir:
                 raise CopyError(f'"{path}" on container {ctr.name} is not a directory: '
                                 "an archive is extracted into a directory")
-            _extract_into(root, found, container_policy(ctr, root, chown=chown, overwrite=overwrite), stream)
+            policy = container_policy(ctr, root if own else None, chown=chown, overwrite=overwrite)
+            _extract_into(root, found, policy, stream)
         finally:
             found.close()
 
@@ -367,14 +410,14 @@ def write_file(ctr: Container, path: str, data: bytes, *, mode: int = FILE_MODE)
 
 def get_archive(ctr: Container, path: str) -> tuple[BinaryIO, FileInfo]:
     """A tar stream of ``path`` (named by its resolved base name; ``dir/.``: the contents)."""
-    form = path_form(path, ctr.config.workdir)
     with ExitStack() as stack:
-        root = stack.enter_context(container_root(ctr))
+        root, form, own = stack.enter_context(root_at(ctr, path_form(path, ctr.config.workdir)))
         found = resolve_existing(root, form, path, _where(ctr))
         stack.callback(found.close)
         info = file_info(found, form)
         entries = _with_container_ids(tree_entries(found, info.name, contents=form.contents,
-                                                   excluded=_pseudo_dirs(root)), ctr._runtime.namespace)
+                                                   excluded=_pseudo_dirs(root) if own else frozenset()),
+                                      ctr._runtime.namespace)
         cleanup = stack.pop_all()
     return io.BufferedReader(ChunkStream(tar_chunks(entries), cleanup.close), CHUNK), info
 
@@ -402,6 +445,7 @@ class _Side:
     where: str
     excluded: frozenset[tuple[int, int]] = frozenset()
     namespace: Namespace = field(default_factory=Namespace)  # whose IDs a container side's owners are in
+    own: bool = True  # the container's own root, not a mount's source (root_at)
 
 
 def _check_host_destination(dst: _Side) -> None:
@@ -477,9 +521,9 @@ def _to_stdout(src: _Side, stdout: BinaryIO) -> None:
 
 @contextmanager
 def _container_side(ctr: Container, path: str) -> Iterator[_Side]:
-    with container_root(ctr) as root:
-        yield _Side(root, path_form(path, ctr.config.workdir), path, _where(ctr), _pseudo_dirs(root),
-                    ctr._runtime.namespace)
+    with root_at(ctr, path_form(path, ctr.config.workdir)) as (root, form, own):
+        yield _Side(root, form, path, _where(ctr), _pseudo_dirs(root) if own else frozenset(),
+                    ctr._runtime.namespace, own)
 
 
 @contextmanager
@@ -510,7 +554,7 @@ def copy(rt: Runtime, source: str, destination: str, *, archive: bool, overwrite
             return _copy_in_namespace(rt, source, destination, archive=archive, overwrite=overwrite,
                                       stdin=(stdin or sys.stdin.buffer) if src.is_stream else None)
         to = stack.enter_context(_container_side(dst_ctr, dst.path))
-        policy = container_policy(dst_ctr, to.root, chown=archive, overwrite=overwrite)
+        policy = container_policy(dst_ctr, to.root if to.own else None, chown=archive, overwrite=overwrite)
         if src.is_stream:
             _from_stdin(to, policy, stdin or sys.stdin.buffer)
         elif src_ctr is None:

@@ -106,12 +106,12 @@ def after_exit(ctr: Container, *, only_stopped: bool, remove: bool) -> None:
         ctr.remove(force=False)
 
 
-def remove_container(ctr: Container, *, force: bool = False) -> None:
+def remove_container(ctr: Container, *, force: bool = False, volumes: bool = False) -> None:
     """``podman rm``: a container found, then removed by another command before this one got its lock, is
     removed as asked (podman's ContainerRm ignores ErrCtrRemoved); one not found at all is still an error.
     After an ``--rm`` run, conmon's exit command (``cleanup --rm``) may have got there first the same way."""
     try:
-        ctr.remove(force=force)
+        ctr.remove(force=force, volumes=volumes)
     except ContainerRemovedError:
         pass
 

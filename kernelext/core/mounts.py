@@ -16,7 +16,7 @@ from typing import Any
 
 from kernelext.errors import InvalidArgumentError
 
-_VOLUME_FORMAT = "incorrect volume format {!r}, should be [host-dir:]ctr-dir[:option]"
+_VOLUME_FORMAT = "incorrect volume format \"{}\", should be [host-dir:]ctr-dir[:option]"
 #: podman's default options of a ``--tmpfs`` mount given none, and of ``type=tmpfs``.
 TMPFS_DEFAULTS = ("rw", "noexec", "nosuid", "nodev")
 #: Bind propagation modes (podman's ``[r]shared``, ``[r]slave``, ``[r]private``, ``[r]unbindable``).
@@ -101,7 +101,7 @@ class Mount:
 
 def _destination(path: str) -> str:
     if not path.startswith("/"):
-        raise InvalidArgumentError(f"invalid container path {path!r}, must be an absolute path")
+        raise InvalidArgumentError(f"invalid container path \"{path}\", must be an absolute path")
     return posixpath.normpath(path)
 
 
@@ -109,11 +109,11 @@ def validate_volume_options(options: list[str]) -> tuple[str, ...]:
     """podman's checks of ``-v`` options: known ones, at most one of each group."""
     for option in options:
         if option not in _VOLUME_OPTIONS:
-            raise InvalidArgumentError(f"invalid option type {option!r}")
+            raise InvalidArgumentError(f"invalid option type \"{option}\"")
     for group in _EXCLUSIVE:
         if sum(options.count(o) for o in group) > 1:
             key = next(k for k in _EXCLUSIVE_TEXT if k in group)
-            raise InvalidArgumentError(f"invalid options {','.join(options)!r}, can only specify 1 "
+            raise InvalidArgumentError(f"invalid options \"{','.join(options)}\", can only specify 1 "
                                        f"{_EXCLUSIVE_TEXT[key]} option")
     return tuple(options)
 
@@ -159,7 +159,7 @@ def _truthy(key: str, value: str | None) -> bool:
         return True
     if value.lower() == "false":
         return False
-    raise InvalidArgumentError(f"{key}: invalid boolean value {value!r}")
+    raise InvalidArgumentError(f"{key}: invalid boolean value \"{value}\"")
 
 
 def parse_mount(text: str, cwd: str | None = None) -> Mount:
@@ -173,7 +173,7 @@ def parse_mount(text: str, cwd: str | None = None) -> Mount:
         mount_type = MountType(kind)
     except ValueError:
         raise InvalidArgumentError("type must be specified" if kind is None else
-                                   f"invalid filesystem type {kind!r}") from None
+                                   f"invalid filesystem type \"{kind}\"") from None
     source = next((fields.pop(k) or "" for k in ("source", "src") if k in fields), "")
     dest = next((fields.pop(k) or "" for k in ("destination", "dst", "target") if k in fields), "")
     if not dest:
@@ -201,7 +201,7 @@ def parse_mount(text: str, cwd: str | None = None) -> Mount:
         elif key in ("notmpcopyup", "tmpcopyup", "noexec", "exec", "nosuid", "suid", "nodev", "dev"):
             options.append(key)
         else:
-            raise InvalidArgumentError(f"{key!r}: invalid mount option")
+            raise InvalidArgumentError(f"\"{key}\": invalid mount option")
     validate_volume_options([o for o in options if "=" not in o and o not in ("tmpcopyup", "notmpcopyup")])
     destination = _destination(dest)
     if mount_type is MountType.TMPFS:
@@ -220,7 +220,7 @@ def parse_volumes_from(text: str) -> tuple[str, bool | None]:
     """``--volumes-from CTR[:ro|rw]``: the container and the access asked (None: as in that container)."""
     name, sep, mode = text.partition(":")
     if sep and mode not in ("ro", "rw"):
-        raise InvalidArgumentError(f"invalid options {mode!r}, can only specify 'ro' or 'rw'")
+        raise InvalidArgumentError(f"invalid options \"{mode}\", can only specify 'ro' or 'rw'")
     return name, (mode == "ro") if sep else None
 
 
@@ -233,7 +233,7 @@ class MountRequest:
     def add(self, mount: Mount) -> None:
         for existing in self.mounts:
             if existing.destination == mount.destination:
-                raise InvalidArgumentError(f"{mount.destination!r}: duplicate mount destination")
+                raise InvalidArgumentError(f"\"{mount.destination}\": duplicate mount destination")
         self.mounts.append(mount)
 
 

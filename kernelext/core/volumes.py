@@ -151,4 +151,4 @@ def _filter(item: str, users: Callable[[str], list[str]]) -> Callable[[Volume], 
             return lambda v: (not users(v.name)) == flag
         return lambda v: v.anonymous == flag
 
-    raise InvalidArgumentError(f"{key!r} is an invalid volume filter")
+    raise InvalidArgumentError(f"\"{key}\" is an invalid volume filter")

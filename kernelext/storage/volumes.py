@@ -41,7 +41,7 @@ SUPPORTED_OPTIONS = frozenset({"o", "UID", "GID", "copy", "nocopy"})
 def check_name(name: str) -> str:
     """podman's volume name rule (which also keeps ``..`` and ``/`` out of the volumes directory)."""
     if not _NAME.match(name):
-        raise InvalidArgumentError(f"invalid volume name {name!r}: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*: "
+        raise InvalidArgumentError(f"invalid volume name \"{name}\": names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*: "
                                    "invalid argument")
     return name
 
@@ -113,7 +113,7 @@ class VolumeStore:
     def get(self, name: str) -> Volume:
         data = self.db.get_volume(name) if _NAME.match(name) else None
         if data is None:
-            raise NoSuchVolumeError(f"no volume with name {name!r} found: no such volume")
+            raise NoSuchVolumeError(f"no volume with name \"{name}\" found: no such volume")
         return self._volume(name, data)
 
     def exists(self, name: str) -> bool:
