@@ -34,13 +34,14 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kernelext import faults
 from kernelext.config import find_criu
 from kernelext.core import ports
+from kernelext.core.mounts import MountType
 from kernelext.core.state import ContainerConfig, ContainerStatus, Intent, NetworkMode
 from kernelext.errors import (
     ContainerStateError,
@@ -56,6 +57,7 @@ from kernelext.oci import conmon, netns
 from kernelext.rootless import is_rootless
 from kernelext.storage.fdtree import remove_tree
 from kernelext.storage.layerdiff import ChangeKind
+from kernelext.storage.volumes import Volume
 
 if TYPE_CHECKING:
     from kernelext.core.container import Container
@@ -72,6 +74,8 @@ ARTIFACTS_DIR = "artifacts"
 LOG_FILE = "ctr.log"
 ROOTFS_DIFF = "rootfs-diff.tar"
 DELETED_FILES = "deleted.files"
+#: podman's directory of one ``<volume>.tar`` per volume the container mounts.
+VOLUMES_DIR = "volumes"
 NETWORK_STATUS = "network.status"
 STATS_DUMP = "stats-dump"
 STATS_RESTORE = "stats-restore"
@@ -431,6 +435,38 @@ def _tar(args: list[str], what: str, ctr: Container, operation: str) -> None:
                              operation=operation)
 
 
+def _volume_names(ctr: Container) -> list[str]:
+    return [m.source for m in ctr.config.mounts if m.type is MountType.VOLUME]
+
+
+def _write_volumes(ctr: Container, bundle: Path) -> None:
+    """``volumes/<name>.tar`` for each volume the container mounts (podman's export layout)."""
+    directory = bundle / VOLUMES_DIR
+    _remove(directory)
+    directory.mkdir(mode=0o700)
+    for name in _volume_names(ctr):
+        _tar(["--create", "--numeric-owner", "--xattrs", "-f", str(directory / f"{name}.tar"),
+              "-C", str(ctr._runtime.volumes.path(name)), "."], f"exporting volume {name}", ctr, "checkpoint")
+
+
+def _restore_volumes(ctr: Container, bundle: Path) -> None:
+    """Unpack an imported archive's volumes into this store's volumes, each inside its own directory (a
+    chroot, as the root file system changes: a hostile archive cannot write outside the volume)."""
+    for name in _volume_names(ctr):
+        archive = bundle / VOLUMES_DIR / f"{name}.tar"
+        if not archive.exists():
+            continue
+        with open(archive, "rb") as source:
+            def extract() -> None:
+                with tarfile.open(fileobj=source, mode="r") as tar:
+                    tar.extractall("/", numeric_owner=True, **_TRUSTED)
+            try:
+                _in_root(ctr._runtime.volumes.path(name), extract)
+            except RuntimeFailure as exc:
+                raise RuntimeFailure(f"restoring volume {name} of {ctr.name}: {exc}", container=ctr.name,
+                                     operation="restore") from None
+
+
 # ---------------------------------------------------------------- checkpoint
 def _export(ctr: Container, options: CheckpointOptions) -> None:
     """Write podman's archive layout from the bundle to ``options.export``."""
@@ -442,6 +478,9 @@ def _export(ctr: Container, options: CheckpointOptions) -> None:
     if not options.ignore_rootfs:
         _write_rootfs_diff(ctr, bundle)
     members = [CONFIG_DUMP, SPEC_DUMP, options.image_dir, NETWORK_STATUS]
+    if not options.ignore_volumes and _volume_names(ctr):
+        _write_volumes(ctr, bundle)
+        members.append(VOLUMES_DIR)
     members += [m for m in (ARTIFACTS_DIR, LOG_FILE, STATS_DUMP, ROOTFS_DIFF, DELETED_FILES) if (bundle / m).exists()]
     if options.with_previous:
         members.append(PRE_CHECKPOINT_DIR)
@@ -456,7 +495,7 @@ def _export(ctr: Container, options: CheckpointOptions) -> None:
         partial.unlink(missing_ok=True)
         raise
     finally:
-        _remove(bundle / ROOTFS_DIFF, bundle / DELETED_FILES)
+        _remove(bundle / ROOTFS_DIFF, bundle / DELETED_FILES, bundle / VOLUMES_DIR)
 
 
 def _thaw_if_frozen(ctr: Container) -> None:
@@ -583,7 +622,7 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
         _remove(bundle / PRE_CHECKPOINT_DIR)
         _untar_into_bundle(ctr, options.import_previous)
     if options.import_ is not None:
-        _remove(bundle / CHECKPOINT_DIR, bundle / ROOTFS_DIFF, bundle / DELETED_FILES)
+        _remove(bundle / CHECKPOINT_DIR, bundle / ROOTFS_DIFF, bundle / DELETED_FILES, bundle / VOLUMES_DIR)
         _untar_into_bundle(ctr, options.import_, exclude=(CONFIG_DUMP, SPEC_DUMP))
     if not (bundle / CHECKPOINT_DIR / INVENTORY).exists():
         raise ContainerStateError("a complete checkpoint for this container cannot be found, cannot restore: "
@@ -598,6 +637,8 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
             rootfs = ctr._mount_storage(Intent.RESTORE)
             if options.import_ is not None and not options.ignore_rootfs:
                 _apply_rootfs_diff(ctr, bundle, rootfs)
+            if options.import_ is not None and not options.ignore_volumes:
+                _restore_volumes(ctr, bundle)
             # With its loopback up before CRIU connects restored TCP sockets back over it.
             ctr._create_netns()
             if options.import_ is not None or not (bundle / "config.json").exists():
@@ -646,7 +687,7 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
             ctr._runtime.trash.put(consumed)
         _remove(bundle / RESTORE_LOG, bundle / DUMP_LOG,
                 bundle / STATS_RESTORE, bundle / STATS_DUMP, bundle / NETWORK_STATUS, bundle / ROOTFS_DIFF,
-                bundle / DELETED_FILES)
+                bundle / DELETED_FILES, bundle / VOLUMES_DIR)
     ctr._save()
     ctr._event("restore")
     stats.total_duration = int((time.monotonic() - started) * _US)
@@ -692,4 +733,10 @@ def import_archive(runtime: Runtime, archive: Path, name: str | None,
     elif runtime.db.get_container(config.id) is not None:
         raise NameInUseError(f"container with ID {config.id} already exists: remove it or restore with --name",
                              container=config.name, operation="restore")
-    return runtime.add(config, operation="restore")
+    created: list[Volume] = []  # podman creates the volumes an imported container mounts
+    try:
+        runtime.volumes.materialize([replace(m, anonymous=False) for m in config.mounts], created)
+        return runtime.add(config, operation="restore")
+    except BaseException:
+        runtime.volumes.discard(created)
+        raise
