@@ -32,6 +32,7 @@ from kernelext.cli.parser import (
     copy_arguments,
     create_options,
     restore_options,
+    volume_create_options,
 )
 from kernelext.cli.template import Template
 from kernelext.core import engine
@@ -621,16 +622,9 @@ def cmd_image_rm(rt: Runtime, args: argparse.Namespace) -> int:
 
 
 # -------------------------------------------------------------------- volumes
-def _key_values(items: list[str]) -> dict[str, str]:
-    return dict(item.partition("=")[::2] for item in items)
-
-
 @command("volume-create")
 def cmd_volume_create(rt: Runtime, args: argparse.Namespace) -> int:
-    if args.ignore and args.name and rt.volumes.exists(args.name):
-        out(args.name)
-        return 0
-    out(rt.volumes.create(args.name, labels=_key_values(args.label), options=_key_values(args.opt)).name)
+    out(rt.volumes.create(args.name, **volume_create_options(args)).name)
     return 0
 
 

@@ -120,6 +120,12 @@ def create_options(args: argparse.Namespace) -> dict[str, Any]:
                 entrypoint=None if args.entrypoint is None else ([args.entrypoint] if args.entrypoint else []))
 
 
+def volume_create_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of ``Runtime.volumes.create`` from a parsed ``volume create`` command line."""
+    return dict(labels=dict(item.partition("=")[::2] for item in args.label),
+                options=dict(item.partition("=")[::2] for item in args.opt), ignore=args.ignore)
+
+
 def checkpoint_options(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments of ``Container.checkpoint`` from a parsed checkpoint command line."""
     return dict(keep=args.keep, leave_running=args.leave_running, tcp_established=args.tcp_established,

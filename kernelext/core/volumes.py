@@ -38,8 +38,11 @@ class Volumes:
 
     # ------------------------------------------------------------------ API
     def create(self, name: str | None = None, *, labels: dict[str, str] | None = None,
-               options: dict[str, str] | None = None) -> Volume:
-        """``podman volume create [--label K=V] [--opt K=V] [NAME]``."""
+               options: dict[str, str] | None = None, ignore: bool = False) -> Volume:
+        """``podman volume create [--label K=V] [--opt K=V] [--ignore] [NAME]`` (``ignore``: an existing
+        volume of that name is the answer, untouched)."""
+        if ignore and name is not None and self.store.exists(name):
+            return self.store.get(name)
         volume = self.store.create(name, labels=labels, options=options)
         self._runtime.events.emit("create", volume.name, volume.name, "", type_="volume")
         return volume

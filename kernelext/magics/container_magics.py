@@ -27,6 +27,7 @@ from kernelext.cli.parser import (
     create_options,
     parse_args,
     restore_options,
+    volume_create_options,
 )
 from kernelext.core import engine
 from kernelext.core.container import Container
@@ -315,7 +316,7 @@ def _restart(m: ContainerMagics, args: argparse.Namespace) -> Container | Contai
 def _rm(m: ContainerMagics, args: argparse.Namespace) -> None:
     names = [c.name for c in m.rt.list()] if args.all else args.containers
     for name in names:
-        engine.remove_container(m.rt.get(name), force=args.force)
+        engine.remove_container(m.rt.get(name), force=args.force, volumes=args.volumes)
         print(name)
 
 
@@ -456,6 +457,45 @@ def _image_inspect(m: ContainerMagics, args: argparse.Namespace) -> Any:
 def _image_rm(m: ContainerMagics, args: argparse.Namespace) -> None:
     for name in args.images:
         print(f"Untagged: {m.rt.remove_image(name).name}")
+
+
+@handles("volume-create")
+def _volume_create(m: ContainerMagics, args: argparse.Namespace) -> str:
+    return m.rt.volumes.create(args.name, **volume_create_options(args)).name
+
+
+@handles("volume-ls")
+def _volume_ls(m: ContainerMagics, args: argparse.Namespace) -> Table:
+    return Table(({"DRIVER": "local", "VOLUME NAME": v.name} for v in m.rt.volumes.list(args.filter)),
+                 ["DRIVER", "VOLUME NAME"])
+
+
+@handles("volume-inspect")
+def _volume_inspect(m: ContainerMagics, args: argparse.Namespace) -> Any:
+    names = [v.name for v in m.rt.volumes.list()] if args.all else args.volumes
+    docs = [m.rt.volumes.inspect(name) for name in names]
+    return docs[0] if len(docs) == 1 else docs
+
+
+@handles("volume-rm")
+def _volume_rm(m: ContainerMagics, args: argparse.Namespace) -> None:
+    for name in [v.name for v in m.rt.volumes.list()] if args.all else args.volumes:
+        print(m.rt.volumes.remove(name, force=args.force).name)
+
+
+@handles("volume-prune")
+def _volume_prune(m: ContainerMagics, args: argparse.Namespace) -> None:
+    if not args.force:
+        raise UsageError("a cell cannot ask for confirmation: use volume prune -f")
+    for volume in m.rt.volumes.prune(args.filter):
+        print(volume.name)
+
+
+@handles("volume-exists")
+def _volume_exists(m: ContainerMagics, args: argparse.Namespace) -> bool:
+    found = m.rt.volumes.exists(args.volume)
+    m._set_exit_code(0 if found else 1)
+    return found
 
 
 @handles("info")
