@@ -100,6 +100,14 @@ def test_read_only_bind_refuses_writes(store: Store, tmp_path: Path) -> None:
     assert store.runtime.list()[0].inspect()["Mounts"][0]["RW"] is False
 
 
+@needs_root
+def test_U_chowns_the_source_to_the_container_user(store: Store, tmp_path: Path) -> None:
+    host = data_dir(tmp_path, owned="x\n")
+    out = sh(store.runtime, "id -u; echo w > /data/written && echo ok", user="1000:1000", volumes=[f"{host}:/data:U"])
+    assert out == "1000\nok\n"
+    assert {(p.stat().st_uid, p.stat().st_gid) for p in (host, host / "owned", host / "written")} == {(1000, 1000)}
+
+
 def test_missing_bind_source_is_podmans_error_and_leaves_nothing(store: Store, tmp_path: Path) -> None:
     missing = tmp_path / "missing"
     proc = store.cli("run", "--rm", "-v", f"{missing}:/d", "-v", "newvol:/v", "busybox", "true")
