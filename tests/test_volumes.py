@@ -338,6 +338,18 @@ def test_rootless_bind_mount_and_volume_of_the_users_own_files(store: Store, tmp
     assert (data / "f").stat().st_uid == os.getuid()  # the store's root is the user
 
 
+def test_panel_shows_the_mounts(store: Store, tmp_path: Path) -> None:
+    from kernelext.widgets import ContainerPanel
+
+    host = data_dir(tmp_path)
+    ctr = store.runtime.create("busybox", ["true"], volumes=[f"{host}:/data:ro", "pv:/v"], tmpfs=["/t"])
+    panel = ContainerPanel(ctr)
+    try:
+        assert panel.header.mounts == [f"{host}:/data:ro", "pv:/v", "tmpfs:/t"]
+    finally:
+        panel.stop()
+
+
 def test_volume_in_use_error_is_a_runtime_error(store: Store) -> None:
     store.runtime.create("busybox", ["true"], volumes=["busy:/b"])
     with pytest.raises(VolumeInUseError) as caught:

@@ -24,7 +24,9 @@ function render({ model, el }) {
   }
   const status = document.createElement("div");
   status.className = "kx-panel-status";
-  el.append(top, buttons, status);
+  const mounts = document.createElement("div");
+  mounts.className = "kx-panel-mounts";
+  el.append(top, mounts, buttons, status);
 
   const update = () => {
     const state = model.get("status");
@@ -32,6 +34,9 @@ function render({ model, el }) {
     badge.textContent = state;
     name.textContent = model.get("name");
     meta.textContent = `${model.get("short_id")} · ${model.get("image")}`;
+    const mounted = model.get("mounts") || [];
+    mounts.textContent = mounted.length ? `mounts: ${mounted.join(", ")}` : "";
+    mounts.hidden = !mounted.length;
     const allowed = new Set(model.get("allowed"));
     for (const [action, b] of Object.entries(byAction)) b.disabled = !allowed.has(action);
     const parts = [];
@@ -42,7 +47,7 @@ function render({ model, el }) {
     status.textContent = parts.join(" · ");
     status.classList.toggle("kx-panel-error", Boolean(model.get("message") || model.get("error")));
   };
-  const fields = ["status", "allowed", "busy", "exited", "exit_code", "error", "message", "name"];
+  const fields = ["status", "allowed", "busy", "exited", "exit_code", "error", "message", "name", "mounts"];
   for (const f of fields) model.on(`change:${f}`, update);
   update();
   return () => { for (const f of fields) model.off(`change:${f}`, update); };

@@ -84,6 +84,11 @@ class Mount:
         """podman inspect's ``Mode``: the SELinux label option given, if any."""
         return next((o for o in self.options if o in _IGNORED), "")
 
+    def __str__(self) -> str:
+        """podman's ``-v`` form: ``SOURCE:DEST[:ro]`` (a volume by name, an anonymous one by short name)."""
+        source = self.source[:12] if self.anonymous else self.source
+        return f"{source}:{self.destination}" + (":ro" if self.read_only else "")
+
     def with_access(self, read_only: bool) -> Mount:
         """The same mount, read-only or read-write (``--volumes-from CTR:ro``)."""
         options = [o for o in self.options if o not in ("ro", "rw")]

@@ -53,6 +53,8 @@ class PanelHeader(anywidget.AnyWidget):
     message = Unicode("").tag(sync=True)
     busy = Unicode("").tag(sync=True)
     allowed = List(Unicode()).tag(sync=True)
+    #: The container's mounts, podman's ``-v`` form (fixed at create).
+    mounts = List(Unicode()).tag(sync=True)
 
     def __repr__(self) -> str:
         return f"PanelHeader({self.name}: {self.status})"
@@ -63,7 +65,8 @@ class ContainerPanel(ipywidgets.VBox):  # type: ignore[misc]
 
     def __init__(self, container: Container, *, max_lines: int = 1000, update_rate: float = 5.0) -> None:
         self.container = container
-        self.header = PanelHeader(name=container.name, image=container.image, short_id=container.short_id)
+        self.header = PanelHeader(name=container.name, image=container.image, short_id=container.short_id,
+                                  mounts=[str(mount) for mount in container.config.mounts])
         self.output = LiveOutput(f"{container.name} output", max_lines=max_lines, update_rate=update_rate)
         super().__init__(children=[self.header, self.output])
         # The action thread and the follower both set the header: one at a time, from fresh state, so
