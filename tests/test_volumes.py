@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOTLESS, Store, needs_root, wait_until
+
 from kernelext import Runtime
 from kernelext.core.container import Container
 from kernelext.core.mounts import Mount, MountType, parse_mount, parse_tmpfs, parse_volume
@@ -123,7 +124,7 @@ def test_relative_bind_source_is_resolved_from_the_working_directory(store: Stor
 
 def subprocess_in(store: Store, cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "kernelext", *store.args, *argv], capture_output=True, text=True,
-                          timeout=60, cwd=cwd)
+                          timeout=60, cwd=cwd, check=False)
 
 
 # ------------------------------------------------------------------ volumes
@@ -253,7 +254,7 @@ def test_cp_into_a_bind_mounted_path_lands_in_the_host_directory(store: Store, t
     host = data_dir(tmp_path)
     local = tmp_path / "local.txt"
     local.write_text("copied\n")
-    stopped = store.runtime.create("busybox", ["true"], name="stopped", volumes=[f"{host}:/data", "cpvol:/vol"])
+    store.runtime.create("busybox", ["true"], name="stopped", volumes=[f"{host}:/data", "cpvol:/vol"])
     assert store.cli("cp", str(local), "stopped:/data/").returncode == 0
     assert (host / "local.txt").read_text() == "copied\n"  # podman resolves the mount: not the overlay
     assert store.cli("cp", str(local), "stopped:/vol/in-volume.txt").returncode == 0

@@ -171,8 +171,8 @@ def parse_mount(text: str, cwd: str | None = None) -> Mount:
     """``--mount type=bind|volume|tmpfs,src=...,dst=...[,ro][,bind-propagation=...][,tmpfs-size=...]``."""
     fields: dict[str, str | None] = {}
     for item in text.split(","):
-        key, sep, value = item.partition("=")
-        fields[key.strip()] = value if sep else None
+        name, sep, given = item.partition("=")
+        fields[name.strip()] = given if sep else None
     kind = fields.pop("type", None)
     try:
         mount_type = MountType(kind)
@@ -190,7 +190,7 @@ def parse_mount(text: str, cwd: str | None = None) -> Mount:
         elif key == "rw":
             options.append("rw" if _truthy(key, value) else "ro")
         elif key == "bind-propagation" and mount_type is MountType.BIND and value in PROPAGATIONS:
-            options.append(value)
+            options.append(str(value))
         elif key in ("U", "chown") and mount_type is not MountType.TMPFS:
             if _truthy(key, value):
                 options.append("U")

@@ -21,7 +21,6 @@ from kernelext.core import ports
 from kernelext.core.container import Container, parse_signal
 from kernelext.core.events import EventLog
 from kernelext.core.names import random_name
-from kernelext.core.volumes import Volumes
 from kernelext.core.state import (
     ACTIVE_STATES,
     DEFAULT_PIDS_LIMIT,
@@ -33,6 +32,7 @@ from kernelext.core.state import (
     NetworkMode,
     RestartPolicy,
 )
+from kernelext.core.volumes import Volumes
 from kernelext.errors import (
     ContainerRemovedError,
     InvalidArgumentError,

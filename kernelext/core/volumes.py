@@ -7,6 +7,7 @@ their anonymous volumes go with them (``rm -v``, ``--rm``).
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -53,7 +54,7 @@ class Volumes:
     def exists(self, name: str) -> bool:
         return self.store.exists(name)
 
-    def users(self, name: str) -> list[str]:
+    def users(self, name: str) -> builtins.list[str]:
         """IDs of the containers that mount the volume."""
         return [config["id"] for config, _ in self._runtime.db.all_containers()
                 if any(m.get("type") == MountType.VOLUME.value and m.get("source") == name
@@ -62,7 +63,7 @@ class Volumes:
     def inspect(self, name: str) -> dict[str, Any]:
         return self.store.get(name).inspect(len(self.users(name)))
 
-    def list(self, filters: Iterable[str] = ()) -> list[Volume]:
+    def list(self, filters: Iterable[str] = ()) -> builtins.list[Volume]:
         """``volume ls --filter KEY=VALUE`` (name, label, driver, dangling, anonymous); all must match."""
         checks = [_filter(item, self.users) for item in filters]
         return [v for v in self.store.all() if all(check(v) for check in checks)]
@@ -83,7 +84,7 @@ class Volumes:
         self._runtime.events.emit("remove", volume.name, volume.name, "", type_="volume")
         return volume
 
-    def prune(self, filters: Iterable[str] = ()) -> list[Volume]:
+    def prune(self, filters: Iterable[str] = ()) -> builtins.list[Volume]:
         """Remove every volume no container uses; the removed ones."""
         removed = []
         for volume in self.list(filters):
@@ -95,7 +96,7 @@ class Volumes:
         return removed
 
     # -------------------------------------------------- containers' volumes
-    def materialize(self, mounts: list[Mount], created: list[Volume]) -> list[Mount]:
+    def materialize(self, mounts: builtins.list[Mount], created: builtins.list[Volume]) -> builtins.list[Mount]:
         """Each volume mount with a volume behind it: anonymous ones made now, named ones made if missing
         (podman creates them at create time); the new ones are appended to ``created``."""
         result = []
@@ -110,7 +111,7 @@ class Volumes:
             result.append(mount)
         return result
 
-    def discard(self, volumes: list[Volume]) -> None:
+    def discard(self, volumes: builtins.list[Volume]) -> None:
         """Undo :meth:`materialize` for a container that was not created after all."""
         for volume in volumes:
             self.store.delete(volume, self._runtime.trash)

@@ -14,7 +14,7 @@ import sqlite3
 import subprocess
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,7 @@ class Volume:
 
     def inspect(self, users: int = 0) -> dict[str, Any]:
         """podman's ``volume inspect`` document."""
-        created = datetime.fromtimestamp(self.created_at, timezone.utc).astimezone().isoformat()
+        created = datetime.fromtimestamp(self.created_at, UTC).astimezone().isoformat()
         return {"Name": self.name, "Driver": DRIVER, "Mountpoint": str(self.mountpoint), "CreatedAt": created,
                 "Labels": dict(self.labels), "Scope": SCOPE, "Options": dict(self.options),
                 "Anonymous": self.anonymous, "MountCount": users, "NeedsCopyUp": self.needs_copy_up}
@@ -134,9 +134,9 @@ class VolumeStore:
 
     def chown(self, path: Path, uid: int, gid: int, *, recursive: bool = True) -> None:
         """podman's ``U``: owned by the container's user (IDs of the store's namespace)."""
-        argv = ["chown", *(["-R"] if recursive else []), "-h", "--", f"{uid if uid >= 0 else ''}:"
-                f"{gid if gid >= 0 else ''}", str(path)]
-        proc = subprocess.run(self.namespace.command(argv), capture_output=True)
+        owner = f"{uid if uid >= 0 else ''}:{gid if gid >= 0 else ''}"
+        argv = ["chown", *(["-R"] if recursive else []), "-h", "--", owner, str(path)]
+        proc = subprocess.run(self.namespace.command(argv), capture_output=True, check=False)
         if proc.returncode:
             raise RuntimeFailure(f"chown {path}: {tool_reason(proc.stderr, 'chown failed')}")
 
@@ -161,7 +161,8 @@ class VolumeStore:
         if found is not None and found.is_dir:
             source = rootfs / found.path.lstrip("/")
             proc = subprocess.run(self.namespace.command(
-                ["cp", "-a", "--no-dereference", "--", f"{source}/.", str(volume.mountpoint)]), capture_output=True)
+                ["cp", "-a", "--no-dereference", "--", f"{source}/.", str(volume.mountpoint)]), capture_output=True,
+                check=False)
             if proc.returncode:
                 raise RuntimeFailure(f"copying up {destination} into volume {volume.name}: "
                                      f"{tool_reason(proc.stderr, 'cp failed')}")
