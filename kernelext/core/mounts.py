@@ -210,9 +210,9 @@ def parse_mount(text: str, cwd: str | None = None) -> Mount:
     validate_volume_options([o for o in options if "=" not in o and o not in ("tmpcopyup", "notmpcopyup")])
     destination = _destination(dest)
     if mount_type is MountType.TMPFS:
-        given = {o.split("=")[0] for o in options}
+        asked = {o.split("=")[0] for o in options}
         overridden = {"rw": "ro", "noexec": "exec", "nosuid": "suid", "nodev": "dev"}
-        defaults = [o for o in TMPFS_DEFAULTS if o not in given and overridden[o] not in given]
+        defaults = [o for o in TMPFS_DEFAULTS if o not in asked and overridden[o] not in asked]
         return Mount(MountType.TMPFS, destination, "tmpfs", (*defaults, *options))
     if mount_type is MountType.BIND:
         if not source:
