@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOTLESS, Store, needs_root, wait_until
+from IPython.core.interactiveshell import InteractiveShell
+from test_magics import ip, magic  # noqa: F401 - the IPython shell fixture and its magic call
 
 from kernelext import Runtime
 from kernelext.core.container import Container
@@ -349,6 +351,19 @@ def test_panel_shows_the_mounts(store: Store, tmp_path: Path) -> None:
         assert panel.header.mounts == [f"{host}:/data:ro", "pv:/v", "tmpfs:/t"]
     finally:
         panel.stop()
+
+
+def test_magics_take_mounts_and_volume_commands(ip: InteractiveShell, tmp_path: Path,
+                                               capfd: pytest.CaptureFixture[str]) -> None:
+    host = data_dir(tmp_path, m="from a cell\n")
+    magic(ip, f"run --rm -v {host}:/d:ro --tmpfs /t busybox cat /d/m")
+    assert "from a cell" in capfd.readouterr().out
+    assert magic(ip, "volume create --label k=v mv") == "mv"
+    assert magic(ip, "volume ls") == [{"DRIVER": "local", "VOLUME NAME": "mv"}]
+    assert magic(ip, "volume inspect mv")["Labels"] == {"k": "v"}
+    assert magic(ip, "volume exists mv") is True
+    magic(ip, "volume rm mv")
+    assert magic(ip, "volume exists mv") is False and ip.user_ns["_exit_code"] == 1
 
 
 def test_volume_in_use_error_is_a_runtime_error(store: Store) -> None:
