@@ -42,7 +42,7 @@ from kernelext.oci.monitor import forget_exit_directory, is_alive, this_process
 from kernelext.oci.runc import Runc
 from kernelext.rootless import namespace_for
 from kernelext.storage.driver import store_driver
-from kernelext.storage.images import Image, ImageStore, PullPolicy
+from kernelext.storage.images import HistoryEntry, Image, ImageStore, PullPolicy, Removal
 from kernelext.storage.trash import Trash
 from kernelext.store.db import Database
 from kernelext.store.locks import ContainerLock
@@ -303,7 +303,7 @@ class Runtime:
         try:
             return self.images.get(image)
         except NoSuchImageError:
-            if policy is PullPolicy.NEVER or self.namespace.rootless:  # rootless: no layered images yet
+            if policy is PullPolicy.NEVER:
                 raise
         try:
             return self.pull(image, tls_verify=tls_verify, authfile=authfile)
@@ -330,10 +330,54 @@ class Runtime:
         self.events.emit("save", image.id, image.name, image.name, type_="image")
         return image
 
-    def remove_image(self, name_or_id: str) -> Image:
-        image = self.images.remove(name_or_id)
-        self.events.emit("remove", image.id, image.name, image.name, type_="image")
+    def remove_image(self, name_or_id: str, *, force: bool = False) -> Removal:
+        """``podman rmi``: a name of an image that has several is untagged, else the image goes; ``force``
+        removes the containers that use it first (podman's ``rmi -f``)."""
+        if force:
+            image = self.images.get(name_or_id) if self.images.exists(name_or_id) else None
+            for ctr_id in self.images.users(image) if image is not None else []:
+                self.remove(ctr_id, force=True)
+        removal = self.images.remove(name_or_id, force=force)
+        status = "remove" if removal.deleted else "untag"
+        self.events.emit(status, removal.image.id, removal.image.name, removal.image.name, type_="image")
+        return removal
+
+    def tag(self, name_or_id: str, *names: str) -> Image:
+        """``podman tag``: more names for an image."""
+        image = self.images.tag(name_or_id, *names)
+        self.events.emit("tag", image.id, image.name, image.name, type_="image")
         return image
+
+    def untag(self, name_or_id: str, *names: str) -> Image:
+        """``podman untag``: names taken off an image (all of them without ``names``); the image stays."""
+        image = self.images.untag(name_or_id, *names)
+        self.events.emit("untag", image.id, image.name, image.name, type_="image")
+        return image
+
+    def history(self, name_or_id: str) -> builtins.list[HistoryEntry]:
+        """``podman history``: the image's steps, newest first."""
+        return self.images.history(name_or_id)
+
+    def image_exists(self, name_or_id: str) -> bool:
+        return self.images.exists(name_or_id)
+
+    def prune_images(self, *, all: bool = False) -> builtins.list[Removal]:  # noqa: A002 - podman's flag name
+        """``podman image prune``: dangling images (every unused one with ``all``) removed; what went."""
+        removed = []
+        for image in self.images.prune_candidates(all_=all):
+            removed.append(self.images.remove(image.id, force=True))
+            self.events.emit("remove", image.id, image.name, image.name, type_="image")
+        return removed
+
+    def commit(self, container: str, image: str | None = None, *, changes: Iterable[str] = (), message: str = "",
+               author: str = "", pause: bool = True) -> Image:
+        """``podman commit``: the container's changes as a new layer on its image; ``changes`` are ``--change``
+        instructions (``CMD=...``, ``ENV K=V``, ``WORKDIR``, ``USER``, ``ENTRYPOINT``, ``LABEL``, ``EXPOSE``)."""
+        from kernelext.core.commit import CommitOptions
+        from kernelext.core.commit import commit as commit_container
+
+        options = CommitOptions(list(changes), message, author, pause)
+        return commit_container(self.get(container), image, options)
 
     # ------------------------------------------------------------------- copy
     def copy(self, src: str, dst: str, archive: bool = True, overwrite: bool = False, *,

@@ -29,6 +29,8 @@ class LayoutImage:
     config: dict[str, Any]
     layers: list[Path]
     diff_ids: list[str]
+    #: The manifest's descriptors of ``layers`` (media type, digest, size).
+    descriptors: list[dict[str, Any]]
 
 
 def _blob(layout: Path, digest: str) -> Path:
@@ -70,13 +72,47 @@ def read_layout(layout: Path) -> LayoutImage:
         raise ImageFormatError(f"malformed OCI layout {layout}: {exc!r}") from None
     if len(layers) != len(diff_ids):
         raise ImageFormatError(f"the manifest has {len(layers)} layers, the config {len(diff_ids)} diff IDs")
-    return LayoutImage(config_digest.removeprefix("sha256:"), config, layers, diff_ids)
+    return LayoutImage(config_digest.removeprefix("sha256:"), config, layers, diff_ids, list(manifest["layers"]))
 
 
 def _put(layout: Path, data: bytes) -> dict[str, Any]:
     digest = hashlib.sha256(data).hexdigest()
     (layout / "blobs" / "sha256" / digest).write_bytes(data)
     return {"digest": f"sha256:{digest}", "size": len(data)}
+
+
+def blob_descriptor(path: Path, media_type: str = MEDIA_LAYER) -> dict[str, Any]:
+    """A descriptor of a blob file, which is renamed to its digest in the same directory."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    descriptor = {"mediaType": media_type, "digest": f"sha256:{digest.hexdigest()}", "size": path.stat().st_size}
+    path.rename(path.with_name(digest.hexdigest()))
+    return descriptor
+
+
+def tar_layer(rootfs: Path, blobs: Path, tar_command: list[str]) -> dict[str, Any]:
+    """``rootfs`` archived as one uncompressed layer blob in ``blobs``; its descriptor (digest = diff ID)."""
+    layer_file = blobs / "layer.tmp"
+    with layer_file.open("wb") as out:
+        proc = subprocess.run([*tar_command, "--create", "--numeric-owner", "--xattrs", "-C", str(rootfs), "."],
+                              stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise RuntimeFailure(f"archiving {rootfs}: {tool_reason(proc.stderr, 'tar failed')}", operation="save")
+    return blob_descriptor(layer_file)
+
+
+def write_layout(layout: Path, document: dict[str, Any], layers: list[dict[str, Any]]) -> str:
+    """The index, manifest and config of one image in ``layout`` (its layer blobs already there); the config
+    digest, which is the image's ID."""
+    config_blob = {"mediaType": MEDIA_CONFIG, **_put(layout, json.dumps(document).encode())}
+    manifest = {"schemaVersion": 2, "mediaType": MEDIA_MANIFEST, "config": config_blob, "layers": layers}
+    index = {"schemaVersion": 2, "manifests": [{"mediaType": MEDIA_MANIFEST,
+                                                **_put(layout, json.dumps(manifest).encode())}]}
+    (layout / "index.json").write_text(json.dumps(index))
+    (layout / "oci-layout").write_text(json.dumps(LAYOUT_VERSION))
+    return config_blob["digest"].removeprefix("sha256:")
 
 
 def write_flat_layout(rootfs: Path, config: dict[str, Any], layout: Path, tar_command: list[str]) -> None:
@@ -86,29 +122,12 @@ def write_flat_layout(rootfs: Path, config: dict[str, Any], layout: Path, tar_co
     """
     blobs = layout / "blobs" / "sha256"
     blobs.mkdir(parents=True)
-    layer_file = blobs / "layer.tmp"
-    with layer_file.open("wb") as out:
-        proc = subprocess.run([*tar_command, "--create", "--numeric-owner", "--xattrs", "-C", str(rootfs), "."],
-                              stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        raise RuntimeFailure(f"archiving {rootfs}: {tool_reason(proc.stderr, 'tar failed')}", operation="save")
-    digest = hashlib.sha256()
-    with layer_file.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    layer = {"mediaType": MEDIA_LAYER, "digest": f"sha256:{digest.hexdigest()}", "size": layer_file.stat().st_size}
-    layer_file.rename(blobs / digest.hexdigest())
-    document = {"architecture": _architecture(), "os": "linux", "config": config,
-                "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}}
-    config_blob = {"mediaType": MEDIA_CONFIG, **_put(layout, json.dumps(document).encode())}
-    manifest = {"schemaVersion": 2, "mediaType": MEDIA_MANIFEST, "config": config_blob, "layers": [layer]}
-    index = {"schemaVersion": 2, "manifests": [{"mediaType": MEDIA_MANIFEST,
-                                                **_put(layout, json.dumps(manifest).encode())}]}
-    (layout / "index.json").write_text(json.dumps(index))
-    (layout / "oci-layout").write_text(json.dumps(LAYOUT_VERSION))
+    layer = tar_layer(rootfs, blobs, tar_command)
+    write_layout(layout, {"architecture": architecture(), "os": "linux", "config": config,
+                          "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}}, [layer])
 
 
-def _architecture() -> str:
+def architecture() -> str:
     """The OCI name of this machine's architecture."""
     import platform
 
