@@ -387,7 +387,10 @@ class ImageStore:
         c = image.config
         sizes = c.layer_sizes if len(c.layer_sizes) == len(c.layers) else \
             [tree_size(layers.layer_path(self.layers_dir, d)) for d in c.layers]
-        steps = c.history or [{"created": _iso(c.created), "created_by": "", "comment": ""}]
+        steps = list(c.history) or [{"created": _iso(c.created), "created_by": "", "comment": ""}]
+        # An image whose history names fewer layers than it has (many tools write none): a step each for the rest.
+        missing = len(c.layers) - sum(1 for step in steps if not step.get("empty_layer"))
+        steps = [{"created": _iso(c.created)} for _ in range(missing)] + steps
         entries, layer = [], 0
         for step in steps:
             size = 0
