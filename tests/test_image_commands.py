@@ -69,7 +69,9 @@ def test_images_lists_with_podman_columns_filters_and_formats(store: Store, regi
     assert app[1:3] == ["latest", pushed["app"][:12]] and app[3].endswith(" ago") and re.fullmatch(SIZE, app[4])
     assert _ok(store.cli("images", "-q")).split() == [pushed["app"][:12], pushed["base"][:12]]  # newest first
     assert _ok(store.cli("images", "-q", "--no-trunc")).split()[0] == f"sha256:{pushed['app']}"
-    assert _ok(store.cli("images", "--noheading")).splitlines() == lines[1:]
+    without_created = [re.split(r"\s{2,}", line)[:3] for line in lines[1:]]  # CREATED may tick meanwhile
+    assert [re.split(r"\s{2,}", line)[:3] for line in _ok(store.cli("images", "--noheading")).splitlines()] == \
+        without_created
     digests = _ok(store.cli("images", "--digests")).splitlines()
     assert re.split(r"\s{2,}", digests[0])[2] == "DIGEST" and "sha256:" in digests[1]
     assert _ok(store.cli("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}",
@@ -197,8 +199,10 @@ def test_commit_of_a_running_container_pauses_it_and_it_goes_on(store: Store) ->
     image = rt.commit("live", "snap", changes=["CMD cat /state"], message="live")
     assert rt.get("live").status.value == "running"
     statuses = [e.status for e in rt.events.read() if e.id == ctr.id]
-    # Rootless: cgroup v1 has no freezer for a normal user, so the commit does not pause.
-    assert statuses[-3:] == (["commit"] if ROOTLESS else ["pause", "unpause", "commit"])[-3:]
+    if ROOTLESS:  # cgroup v1 has no freezer for a normal user: the commit does not pause
+        assert statuses[-1] == "commit" and "pause" not in statuses
+    else:
+        assert statuses[-3:] == ["pause", "unpause", "commit"]
     assert image.config.history[-1]["comment"] == "live"
     assert _ok(store.cli("run", "--rm", "snap")) == "state\n"
     ctr.remove(force=True)

@@ -192,6 +192,14 @@ def unpack_in_namespace(blob: Path, diff_id: str, layers_dir: Path, namespace: N
         raise ImageFormatError(tool_reason(proc.stderr, "unpacking failed"), operation=operation)
 
 
+def stack_in_namespace(path: Path, lowers: list[Path], namespace: Namespace) -> None:
+    """A vfs container's root made from an image's layers (top first) inside the store's user namespace."""
+    proc = subprocess.run(namespace.command(_python(__name__, "stack", str(path), *map(str, lowers))),
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if proc.returncode != 0:
+        raise RuntimeFailure(tool_reason(proc.stderr, "applying the image's layers failed"), operation="create")
+
+
 def _main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     try:
@@ -206,6 +214,12 @@ def _main(argv: list[str]) -> int:
             blob, diff_id, layers_dir = rest
             # Already inside: the namespace's root, its own ID mapping, overlay's rootless (user.) xattrs.
             layers.unpack(Path(blob), diff_id, Path(layers_dir), UserNamespace(Path(layers_dir)))
+        elif command == "stack":
+            from kernelext.rootless import UserNamespace
+            from kernelext.storage.vfs import CopyLayer
+
+            path, *lowers = rest
+            CopyLayer(Path(path), [Path(p) for p in lowers], UserNamespace(Path(path)))._stack_layers()
         else:
             raise ValueError(f"unknown command {command!r}")
     except Exception as exc:  # noqa: BLE001 - one line for the caller's error
