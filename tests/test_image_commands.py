@@ -267,3 +267,35 @@ def test_change_instructions() -> None:
     assert repo_tag("busybox") == ("localhost/busybox", "latest")
     assert repo_tag("127.0.0.1:5000/app:v2") == ("127.0.0.1:5000/app", "v2")
     assert repo_tag("team/app") == ("localhost/team/app", "latest")
+
+
+def test_magics_images_commit_history(store: Store, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The same grammar in a cell: ``images`` as a table with the containers that use each image, ``commit``."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    monkeypatch.setenv("KERNELEXT_ROOT", str(store.runtime.opts.root))
+    monkeypatch.setenv("KERNELEXT_RUNROOT", str(store.runtime.opts.runroot))
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "kernelext")
+    try:
+        ip.run_line_magic("container", "run --name m1 busybox sh -c 'echo cell > /cell'")
+        image_id = ip.run_line_magic("container", "commit -c 'CMD cat /cell' -m 'from a cell' m1 fromcell")
+        assert store.runtime.image("fromcell").id == image_id
+        table = ip.run_line_magic("container", "images")
+        rows = {row["REPOSITORY"]: row for row in table}
+        assert rows["localhost/busybox"]["CONTAINERS"] == "m1" and rows["localhost/fromcell"]["CONTAINERS"] == ""
+        assert rows["localhost/fromcell"]["IMAGE ID"] == image_id[:12]
+        assert repr(table).splitlines()[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE",
+                                                       "CONTAINERS"]
+        history = ip.run_line_magic("container", "history fromcell")
+        assert history[0]["COMMENT"] == "from a cell" and history[0]["ID"] == image_id[:12]
+        ip.run_line_magic("container", "tag fromcell again")
+        assert ip.run_line_magic("container", "image exists again") is True
+        capsys.readouterr()
+        ip.run_line_magic("container", "rmi again")
+        assert capsys.readouterr().out == "Untagged: localhost/again:latest\n"
+        ip.run_line_magic("container", "image tree fromcell")
+        assert "Top Layer of: [localhost/fromcell:latest]" in capsys.readouterr().out
+    finally:
+        ip.run_line_magic("unload_ext", "kernelext")

@@ -19,7 +19,7 @@ from kernelext.cli.parser import UsageError
 from kernelext.core.inspect import format_time
 from kernelext.core.runtime import Runtime
 from kernelext.errors import ImageInUseError, KernelextError, NoSuchImageError
-from kernelext.storage.images import Image, normalize_name, repo_tag
+from kernelext.storage.images import Image, Removal, normalize_name, repo_tag
 
 NONE = "<none>"
 MISSING = "<missing>"
@@ -54,16 +54,16 @@ def since(timestamp: float) -> str:
 
 
 # ----------------------------------------------------------------- listing
-def _rows(rt: Runtime, images: list[Image], no_trunc: bool) -> list[dict[str, Any]]:
+def image_rows(rt: Runtime, images: list[Image], no_trunc: bool = False) -> list[dict[str, Any]]:
     """One row per name (a dangling image: one row of ``<none>``), newest image first, as podman lists them."""
     rows = []
     for image in sorted(images, key=lambda i: i.config.created, reverse=True):
-        users = len(rt.images.users(image))
+        users = rt.images.users(image)
         base = {"Id": image.id, "ID": f"sha256:{image.id}" if no_trunc else image.short_id,
                 "Digest": image_digest(image), "Created": int(image.config.created),
                 "CreatedAt": format_time(image.config.created), "CreatedSince": since(image.config.created),
                 "Size": image_size(image.config.size), "VirtualSize": image.config.size,
-                "Containers": users, "Dangling": image.dangling, "Names": image.repo_tags,
+                "Containers": len(users), "UsedBy": sorted(users), "Dangling": image.dangling, "Names": image.repo_tags,
                 "Labels": image.config.labels, "ReadOnly": False}
         for repository, tag in [repo_tag(n) for n in image.names] or [(NONE, NONE)]:
             rows.append({**base, "Repository": repository, "Tag": tag})
@@ -143,13 +143,18 @@ def _print_rows(args: argparse.Namespace, rows: list[dict[str, Any]], columns: l
         out(text)
 
 
-@command("image-ls")
-def cmd_image_ls(rt: Runtime, args: argparse.Namespace) -> int:
+def listed_images(rt: Runtime, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The rows ``images`` shows for its arguments (``--filter``, an IMAGE name, ``--no-trunc``)."""
     filters = _filters(args.filter)
     if args.image:
         filters.append(("reference", args.image))
+    return image_rows(rt, [i for i in rt.images() if _matches(i, filters)], args.no_trunc)
+
+
+@command("image-ls")
+def cmd_image_ls(rt: Runtime, args: argparse.Namespace) -> int:
     _template(args, "images")  # a malformed template is refused before anything is listed
-    rows = _rows(rt, [i for i in rt.images() if _matches(i, filters)], args.no_trunc)
+    rows = listed_images(rt, args)
     if args.quiet:
         seen: set[str] = set()
         for row in rows:
@@ -168,19 +173,25 @@ def cmd_image_ls(rt: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
+def history_rows(rt: Runtime, name: str, *, no_trunc: bool = False, human: bool = True) -> list[dict[str, Any]]:
+    """``history``'s rows, newest step first."""
+    image = rt.image(name)
+    rows = []
+    for entry in rt.history(name):
+        created = _created(entry.created)
+        shown_id = (f"sha256:{entry.id}" if no_trunc else entry.id[:12]) if entry.id else MISSING
+        rows.append({"ID": shown_id, "Created": since(created) if human else format_time(created),
+                     "CreatedSince": since(created), "CreatedAt": format_time(created),
+                     "CreatedBy": entry.created_by if no_trunc else _truncate(entry.created_by, CREATED_BY_WIDTH),
+                     "Size": image_size(entry.size) if human else str(entry.size), "Comment": entry.comment,
+                     "Tags": image.repo_tags if entry.id else None})
+    return rows
+
+
 @command("image-history")
 def cmd_image_history(rt: Runtime, args: argparse.Namespace) -> int:
     _template(args, "history")
-    image = rt.image(args.image)
-    rows = []
-    for entry in rt.history(args.image):
-        created = _created(entry.created)
-        shown_id = (f"sha256:{entry.id}" if args.no_trunc else entry.id[:12]) if entry.id else MISSING
-        rows.append({"ID": shown_id, "Created": since(created) if args.human else format_time(created),
-                     "CreatedSince": since(created), "CreatedAt": format_time(created),
-                     "CreatedBy": entry.created_by if args.no_trunc else _truncate(entry.created_by, CREATED_BY_WIDTH),
-                     "Size": image_size(entry.size) if args.human else str(entry.size), "Comment": entry.comment,
-                     "Tags": image.repo_tags if entry.id else None})
+    rows = history_rows(rt, args.image, no_trunc=args.no_trunc, human=args.human)
     if args.quiet:
         for row in rows:
             out(row["ID"])
@@ -200,32 +211,40 @@ def _created(text: str) -> float:
     return _parse_time(text)
 
 
-@command("image-tree")
-def cmd_image_tree(rt: Runtime, args: argparse.Namespace) -> int:
-    """podman's ``image tree``: the image's layers bottom first, each marked with the images it is the top of."""
-    image = rt.image(args.image)
+def tree_lines(rt: Runtime, name: str, *, whatrequires: bool = False) -> list[str]:
+    """podman's ``image tree``: the image's layers bottom first, each marked with the images it is the top
+    of, and (kernelext's addition) how many images share it; ``whatrequires``: the images built on it."""
+    image = rt.image(name)
     everyone = rt.images()
-    if args.whatrequires:
-        children = [other for other in everyone if other.id != image.id and
-                    other.config.layers[:len(image.config.layers)] == image.config.layers and image.config.layers]
-        out(f"Image ID: {image.short_id}\nTags:     {_tags(image)}\nSize:     {image_size(image.config.size)}")
-        for i, child in enumerate(children):
-            out(f"{'└── ' if i == len(children) - 1 else '├── '}ID: {child.short_id} Tags: {_tags(child)}")
-        return 0
-    out(f"Image ID: {image.short_id}\nTags:     {_tags(image)}\nSize:     {image_size(image.config.size)}")
-    out("Image Layers")
+    lines = [f"Image ID: {image.short_id}", f"Tags:     {_tags(image)}", f"Size:     {image_size(image.config.size)}"]
+    if whatrequires:
+        children = [other for other in everyone if other.id != image.id and image.config.layers and
+                    other.config.layers[:len(image.config.layers)] == image.config.layers]
+        return lines + [f"{_branch(i, len(children))}ID: {child.short_id} Tags: {_tags(child)}"
+                        for i, child in enumerate(children)]
+    lines.append("Image Layers")
     sizes = image.config.layer_sizes or [image.config.size]
     layer_ids = image.config.layers or [f"sha256:{image.id}"]
     for i, (diff_id, size) in enumerate(zip(layer_ids, sizes)):
         tops = [t for other in everyone if other.config.layers and other.config.layers[-1] == diff_id
                 for t in other.repo_tags or [other.short_id]]
         sharing = sum(1 for other in everyone if diff_id in other.config.layers)
-        line = f"{'└── ' if i == len(layer_ids) - 1 else '├── '}ID: {diff_id.removeprefix('sha256:')[:12]} " \
-               f"Size: {image_size(size)}"
+        line = f"{_branch(i, len(layer_ids))}ID: {diff_id.removeprefix('sha256:')[:12]} Size: {image_size(size)}"
         if sharing > 1:
             line += f" Shared by: {sharing} images"
         if tops:
             line += f" Top Layer of: {_tags_list(tops)}"
+        lines.append(line)
+    return lines
+
+
+def _branch(index: int, count: int) -> str:
+    return "└── " if index == count - 1 else "├── "
+
+
+@command("image-tree")
+def cmd_image_tree(rt: Runtime, args: argparse.Namespace) -> int:
+    for line in tree_lines(rt, args.image, whatrequires=args.whatrequires):
         out(line)
     return 0
 
@@ -280,11 +299,15 @@ def cmd_image_rm(rt: Runtime, args: argparse.Namespace) -> int:
             err(f"Error: {exc}")
             code = 125
             continue
-        for tag in removal.untagged:
-            out(f"Untagged: {tag}")
-        if removal.deleted:
-            out(f"Deleted: {removal.image.id}")
+        for line in removal_lines(removal):
+            out(line)
     return code
+
+
+def removal_lines(removal: Removal) -> list[str]:
+    """What podman's ``rmi`` prints for one image."""
+    return [f"Untagged: {tag}" for tag in removal.untagged] + ([f"Deleted: {removal.image.id}"] if removal.deleted
+                                                                else [])
 
 
 @command("image-prune")

@@ -31,7 +31,7 @@ from kernelext.cli.parser import (
 from kernelext.core import engine
 from kernelext.core.container import Container
 from kernelext.core.runtime import Runtime
-from kernelext.errors import KernelextError
+from kernelext.errors import KernelextError, NoSuchImageError
 from kernelext.magics import live
 from kernelext.magics.display import ContainerList, Table
 
@@ -419,9 +419,61 @@ def _top(m: ContainerMagics, args: argparse.Namespace) -> Table:
 
 
 @handles("image-ls")
-def _images(m: ContainerMagics, args: argparse.Namespace) -> Table:
-    return Table(({"NAME": i.name, "ID": i.short_id, "SIZE": i.config.size} for i in m.rt.list_images()),
-                 ["NAME", "ID", "SIZE"])
+def _images(m: ContainerMagics, args: argparse.Namespace) -> Table | list[str]:
+    """podman's columns, and the containers that use each image."""
+    from kernelext.cli.images import listed_images
+
+    rows = listed_images(m.rt, args)
+    if args.quiet:
+        return list(dict.fromkeys(row["ID"] for row in rows))
+    return Table(({"REPOSITORY": r["Repository"], "TAG": r["Tag"], "IMAGE ID": r["ID"], "CREATED": r["CreatedSince"],
+                   "SIZE": r["Size"], "CONTAINERS": ", ".join(r["UsedBy"])} for r in rows),
+                 ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "CONTAINERS"])
+
+
+@handles("image-history")
+def _image_history(m: ContainerMagics, args: argparse.Namespace) -> Table:
+    from kernelext.cli.images import history_rows
+
+    rows = history_rows(m.rt, args.image, no_trunc=args.no_trunc, human=args.human)
+    return Table(({"ID": r["ID"], "CREATED": r["Created"], "CREATED BY": r["CreatedBy"], "SIZE": r["Size"],
+                   "COMMENT": r["Comment"]} for r in rows), ["ID", "CREATED", "CREATED BY", "SIZE", "COMMENT"])
+
+
+@handles("image-tree")
+def _image_tree(m: ContainerMagics, args: argparse.Namespace) -> None:
+    from kernelext.cli.images import tree_lines
+
+    print("\n".join(tree_lines(m.rt, args.image, whatrequires=args.whatrequires)))
+
+
+@handles("image-tag")
+def _image_tag(m: ContainerMagics, args: argparse.Namespace) -> None:
+    m.rt.tag(args.image, *args.targets)
+
+
+@handles("image-untag")
+def _image_untag(m: ContainerMagics, args: argparse.Namespace) -> None:
+    m.rt.untag(args.image, *args.names)
+
+
+@handles("image-exists")
+def _image_exists(m: ContainerMagics, args: argparse.Namespace) -> bool:
+    return m.rt.image_exists(args.image)
+
+
+@handles("image-prune")
+def _image_prune(m: ContainerMagics, args: argparse.Namespace) -> list[str]:
+    if not args.force:
+        raise UsageError("a cell cannot answer the confirmation: add -f")
+    return [removal.image.id for removal in m.rt.prune_images(all=args.all)]
+
+
+@handles("commit")
+def _commit(m: ContainerMagics, args: argparse.Namespace) -> str:
+    """The new image's ID, as the CLI prints it."""
+    return m.rt.commit(args.container, args.image, changes=args.change, message=args.message, author=args.author,
+                       pause=args.pause).id
 
 
 @handles("image-import")
@@ -454,8 +506,19 @@ def _image_inspect(m: ContainerMagics, args: argparse.Namespace) -> Any:
 
 @handles("image-rm")
 def _image_rm(m: ContainerMagics, args: argparse.Namespace) -> None:
-    for name in args.images:
-        print(f"Untagged: {m.rt.remove_image(name).name}")
+    from kernelext.cli.images import removal_lines
+
+    names = [image.id for image in reversed(m.rt.images())] if args.all else args.images
+    if not names:
+        raise UsageError("image name or ID must be specified")
+    for name in names:
+        try:
+            removal = m.rt.remove_image(name, force=args.force)
+        except NoSuchImageError:
+            if args.ignore:
+                continue
+            raise
+        print("\n".join(removal_lines(removal)))
 
 
 @handles("info")
