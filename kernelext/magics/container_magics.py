@@ -419,13 +419,19 @@ def _top(m: ContainerMagics, args: argparse.Namespace) -> Table:
 
 
 @handles("image-ls")
-def _images(m: ContainerMagics, args: argparse.Namespace) -> Table | list[str]:
+def _images(m: ContainerMagics, args: argparse.Namespace) -> Table | list[str] | None:
     """podman's columns, and the containers that use each image."""
     from kernelext.cli.images import listed_images
 
     rows = listed_images(m.rt, args)
     if args.quiet:
         return list(dict.fromkeys(row["ID"] for row in rows))
+    if args.format and args.format != "json":  # a Go template: a line each, as the CLI prints them
+        from kernelext.cli.template import Template
+
+        template = Template.parse(args.format, "images")
+        print("\n".join(template.render(row) for row in rows))
+        return None
     return Table(({"REPOSITORY": r["Repository"], "TAG": r["Tag"], "IMAGE ID": r["ID"], "CREATED": r["CreatedSince"],
                    "SIZE": r["Size"], "CONTAINERS": ", ".join(r["UsedBy"])} for r in rows),
                  ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "CONTAINERS"])

@@ -563,8 +563,8 @@ class ImageStore:
                 descriptors = [tar_layer(parent.rootfs, blobs, self.namespace.command(["tar"]))]
                 document = {"architecture": architecture(), "os": "linux",
                             "rootfs": {"type": "layers", "diff_ids": [descriptors[0]["digest"]]},
-                            "history": [{"created": _iso(parent.config.created), "created_by": "kernelext "
-                                         f"image {parent.name}"}]}
+                            "history": [{"created": _iso(parent.config.created), "created_by": f"kernelext: {parent.name} "
+                                         "as one layer"}]}
                 self._unpack(blobs / descriptors[0]["digest"].removeprefix(SHA256_PREFIX),
                              descriptors[0]["digest"], "commit")
             layer_blob = blobs / "layer.tmp"
