@@ -299,3 +299,49 @@ def test_magics_images_commit_history(store: Store, monkeypatch: pytest.MonkeyPa
         assert "Top Layer of: [localhost/fromcell:latest]" in capsys.readouterr().out
     finally:
         ip.run_line_magic("unload_ext", "kernelext")
+
+
+@pytest.mark.skipif(ROOTLESS, reason="checkpointing needs root")
+def test_checkpoint_archive_records_the_image_and_restore_pulls_or_refuses(
+        store: Store, registry: Registry, pushed: dict[str, str], tmp_path: Path,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import tarfile
+
+    _pull(store, registry, "base")
+    _ok(store.cli("run", "-d", "--name", "cp1", registry.ref("base"), "sh", "-c", "echo $$ > /pid; sleep 1000"))
+    archive = tmp_path / "cp1.tar.zst"
+    _ok(store.cli("checkpoint", "-e", str(archive), "cp1"))
+    _ok(store.cli("rm", "-f", "cp1"))
+    with tarfile.open(fileobj=__import__("io").BytesIO(__import__("subprocess").run(
+            ["zstd", "-dc", str(archive)], capture_output=True, check=True).stdout)) as tar:
+        config = json.load(tar.extractfile("config.dump"))  # type: ignore[arg-type]
+    assert (config["image_id"], config["image_name"]) == (pushed["base"], registry.ref("base"))
+
+    # A store without the image pulls it (podman's policy "missing"); registries.conf marks the registry HTTP.
+    conf = tmp_path / "registries.conf"
+    conf.write_text(f'[[registry]]\nlocation = "{registry.host}"\ninsecure = true\n')
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(conf))
+    other = Runtime(tmp_path / "other" / "root", tmp_path / "other" / "run")
+    try:
+        restored = other.restore_from_archive(archive)
+        assert restored.status.value == "running" and other.image(registry.ref("base")).id == pushed["base"]
+        assert restored.exec_run(["cat", "/etc/motd"]).output == b"base\n"
+        restored.remove(force=True)
+    finally:
+        other.close()
+
+    # An image no registry has: refused in one line, nothing left behind.
+    _ok(store.cli("run", "--name", "local", "busybox", "true"))
+    rt = store.runtime
+    rt.commit("local", "onlyhere")
+    _ok(store.cli("run", "-d", "--name", "cp2", "onlyhere", "sleep", "1000"))
+    archive2 = tmp_path / "cp2.tar.zst"
+    _ok(store.cli("checkpoint", "-e", str(archive2), "cp2"))
+    third = Store(tmp_path / "third", Runtime(tmp_path / "third" / "root", tmp_path / "third" / "run"))
+    try:
+        proc = third.cli("restore", "-i", str(archive2))
+        assert proc.returncode == 125 and proc.stderr.count("\n") == 1, proc.stderr
+        assert proc.stderr.startswith("Error: onlyhere: image not known, and pulling it failed: "), proc.stderr
+        assert third.runtime.list() == [] and third.runtime.images() == []
+    finally:
+        third.runtime.close()

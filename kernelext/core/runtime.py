@@ -137,7 +137,7 @@ class Runtime:
         ``newer`` (pulled again: a tag that did not move costs the copy, its layers are kept);
         ``tls_verify`` and ``authfile`` as for :meth:`pull`.
         """
-        img = self._image_for(image, PullPolicy.parse(pull), tls_verify, authfile)
+        img = self.image_for(image, PullPolicy.parse(pull), tls_verify, authfile)
         policy = RestartPolicy.parse(restart_policy)
         if auto_remove and policy.name.value != "no":
             raise InvalidArgumentError(
@@ -297,7 +297,9 @@ class Runtime:
         self.events.emit("import", image.id, image.name, image.name, type_="image")
         return image
 
-    def _image_for(self, image: str, policy: PullPolicy, tls_verify: bool, authfile: str | Path | None) -> Image:
+    def image_for(self, image: str, policy: PullPolicy, tls_verify: bool = True,
+                  authfile: str | Path | None = None) -> Image:
+        """The image a new container (or an imported checkpoint) uses, pulled by podman's ``policy``."""
         if policy in (PullPolicy.ALWAYS, PullPolicy.NEWER):
             return self.pull(image, tls_verify=tls_verify, authfile=authfile)
         try:

@@ -65,6 +65,8 @@ class _Hashing:
 class _LayerReader(TarReader):
     """The members of a layer tar, whiteouts held back (as paths inside the layer) for overlayfs' forms."""
 
+    empty_ok = True  # a step that changed no file (podman commits such layers too)
+
     def __init__(self, stream: BinaryIO) -> None:
         super().__init__(stream)
         self.whiteouts: list[tuple[str, ...]] = []

@@ -7,6 +7,7 @@ format are skopeo's business: kernelext never speaks the registry protocol itsel
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -16,6 +17,8 @@ from kernelext.errors import RuntimeFailure, tool_reason
 
 SKOPEO = "skopeo"
 DOCKER_TRANSPORT = "docker://"
+#: The registries.conf podman reads instead of /etc/containers/registries.conf (e.g. a plain-HTTP registry).
+ENV_REGISTRIES_CONF = "CONTAINERS_REGISTRIES_CONF"
 #: A pull of a large image over a slow link may take long; a hung skopeo must not hang kernelext forever.
 COPY_TIMEOUT_S = 3600
 #: skopeo logs its failure as logrus does: time="..." level=fatal msg="REASON" (REASON quoted as Go's %q).
@@ -40,6 +43,8 @@ def copy(src: str, dest: str, options: CopyOptions = CopyOptions(), *, operation
     if shutil.which(SKOPEO) is None:
         raise RuntimeFailure(f"{operation} needs skopeo (Debian: apt-get install skopeo)", operation=operation)
     argv = [SKOPEO, "copy", "--quiet"]
+    if os.environ.get(ENV_REGISTRIES_CONF):  # podman's variable; skopeo reads it only as a flag
+        argv.insert(1, f"--registries-conf={os.environ[ENV_REGISTRIES_CONF]}")
     for side, ref in (("src", src), ("dest", dest)):
         if ref.startswith(DOCKER_TRANSPORT):
             if not options.tls_verify:
