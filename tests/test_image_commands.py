@@ -345,3 +345,64 @@ def test_checkpoint_archive_records_the_image_and_restore_pulls_or_refuses(
         assert third.runtime.list() == [] and third.runtime.images() == []
     finally:
         third.runtime.close()
+
+
+def test_pull_progress_callback_terminal_lines_and_cell_bar(store: Store, registry: Registry,  # noqa: F811
+                                                            pushed: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import pty
+    import subprocess
+    import sys
+
+    from kernelext.storage.progress import Phase
+
+    rt = store.runtime
+    events = []
+    image = rt.pull(registry.ref("app"), tls_verify=False, progress=events.append)
+    steps = [e.message for e in events if e.phase is Phase.STEP]
+    assert steps[0] == "Getting image source signatures" and sum(s.startswith("Copying blob sha256:") for s in steps) == 3
+    written = [e for e in events if e.phase is Phase.BYTES]
+    assert written and written[-1].total and written[-1].done >= written[-1].total  # the blobs and the config
+    assert [(e.done, e.total) for e in events if e.phase is Phase.UNPACK] == [(0, 3), (1, 3), (2, 3)]
+    assert events[-1].phase is Phase.DONE and events[-1].message == image.id
+    rt.remove_image(image.id)
+
+    # The CLI: podman's lines on a terminal (stderr), the ID alone on stdout; quiet on a pipe.
+    master, slave = pty.openpty()
+    proc = subprocess.run([sys.executable, "-m", "kernelext", *store.args, "pull", "--tls-verify=false",
+                           registry.ref("base")], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave,
+                          timeout=120)
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    assert proc.returncode == 0 and proc.stdout.decode() == f"{pushed['base']}\n"
+    lines = shown.decode().replace("\r", "").splitlines()
+    assert lines[0] == f"Trying to pull {registry.ref('base')}..." and lines[1] == "Getting image source signatures"
+    assert sum(line.startswith("Copying blob sha256:") for line in lines) == 2 and "Storing signatures" in lines
+    rt.remove_image(pushed["base"])
+    proc = store.cli("pull", "--tls-verify=false", registry.ref("base"))
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, f"{pushed['base']}\n", "")
+
+    # A cell: a bar while it runs, one summary line left.
+    from IPython.core.interactiveshell import InteractiveShell
+
+    monkeypatch.setenv("KERNELEXT_ROOT", str(rt.opts.root))
+    monkeypatch.setenv("KERNELEXT_RUNROOT", str(rt.opts.runroot))
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "kernelext")
+    try:
+        capsys.readouterr()
+        pulled = ip.run_line_magic("container", f"pull --tls-verify=false {registry.ref('app')}")
+        assert pulled.id == pushed["app"]
+        assert re.fullmatch(rf"Pulled {re.escape(registry.ref('app'))}: 3 layers, \d+\.\d MB in \d+\.\ds\n",
+                            capsys.readouterr().out.lstrip("\n"))  # the bar: empty as text
+    finally:
+        ip.run_line_magic("unload_ext", "kernelext")

@@ -20,6 +20,7 @@ from kernelext.core.inspect import format_time
 from kernelext.core.runtime import Runtime
 from kernelext.errors import ImageInUseError, KernelextError, NoSuchImageError
 from kernelext.storage.images import Image, Removal, normalize_name, repo_tag
+from kernelext.storage.progress import Phase, Progress, ProgressCallback
 
 NONE = "<none>"
 MISSING = "<missing>"
@@ -345,16 +346,32 @@ def cmd_image_import(rt: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
+def terminal_progress(quiet: bool) -> ProgressCallback | None:
+    """podman's progress on a terminal: skopeo's lines (``Copying blob sha256:...``) on stderr; nothing when
+    stderr is not a terminal or with ``-q``."""
+    if quiet or not sys.stderr.isatty():
+        return None
+
+    def show(event: Progress) -> None:
+        if event.phase is Phase.STEP:
+            err(event.message)
+    return show
+
+
 @command("image-pull")
 def cmd_image_pull(rt: Runtime, args: argparse.Namespace) -> int:
-    out(rt.pull(args.image, tls_verify=args.tls_verify, authfile=args.authfile).id)
+    progress = terminal_progress(args.quiet)
+    if progress is not None:
+        err(f"Trying to pull {args.image.removeprefix('docker://')}...")
+    out(rt.pull(args.image, tls_verify=args.tls_verify, authfile=args.authfile, progress=progress).id)
     return 0
 
 
 @command("image-load")
 def cmd_image_load(rt: Runtime, args: argparse.Namespace) -> int:
+    progress = terminal_progress(args.quiet)
     if args.input != "-":
-        image = rt.load(args.input)
+        image = rt.load(args.input, progress=progress)
     else:
         import shutil
         import tempfile
@@ -363,7 +380,7 @@ def cmd_image_load(rt: Runtime, args: argparse.Namespace) -> int:
         with tempfile.NamedTemporaryFile(dir=rt.opts.root, prefix=".load-") as spool:
             shutil.copyfileobj(sys.stdin.buffer, spool)
             spool.flush()
-            image = rt.load(spool.name)
+            image = rt.load(spool.name, progress=progress)
     out(image.name if args.quiet else f"Loaded image: {image.name}")
     return 0
 

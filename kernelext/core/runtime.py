@@ -43,6 +43,7 @@ from kernelext.oci.runc import Runc
 from kernelext.rootless import namespace_for
 from kernelext.storage.driver import store_driver
 from kernelext.storage.images import HistoryEntry, Image, ImageStore, PullPolicy, Removal
+from kernelext.storage.progress import ProgressCallback
 from kernelext.storage.trash import Trash
 from kernelext.store.db import Database
 from kernelext.store.locks import ContainerLock
@@ -312,17 +313,19 @@ class Runtime:
         except RuntimeFailure as exc:  # still a lookup error for callers: the image is not here
             raise NoSuchImageError(f"{image}: image not known, and pulling it failed: {exc}") from None
 
-    def pull(self, ref: str, *, tls_verify: bool = True, authfile: str | Path | None = None) -> Image:
-        """``podman pull``, through skopeo: ``ref`` is ``[docker://]registry/name[:tag]``."""
+    def pull(self, ref: str, *, tls_verify: bool = True, authfile: str | Path | None = None,
+             progress: ProgressCallback | None = None) -> Image:
+        """``podman pull``, through skopeo: ``ref`` is ``[docker://]registry/name[:tag]``; ``progress`` gets
+        :class:`~kernelext.storage.progress.Progress` events (skopeo's lines, bytes, layers unpacked)."""
         from kernelext.storage.skopeo import CopyOptions
 
-        image = self.images.pull(ref, CopyOptions(tls_verify, str(authfile) if authfile else None))
+        image = self.images.pull(ref, CopyOptions(tls_verify, str(authfile) if authfile else None), progress)
         self.events.emit("pull", image.id, image.name, image.name, type_="image")
         return image
 
-    def load(self, archive: str | Path) -> Image:
+    def load(self, archive: str | Path, *, progress: ProgressCallback | None = None) -> Image:
         """``podman load -i``: a docker-archive or oci-archive file."""
-        image = self.images.load(Path(archive))
+        image = self.images.load(Path(archive), progress)
         self.events.emit("load", image.id, image.name, image.name, type_="image")
         return image
 

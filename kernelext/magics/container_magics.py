@@ -489,14 +489,32 @@ def _image_import(m: ContainerMagics, args: argparse.Namespace) -> Any:
 
 @handles("image-pull")
 def _image_pull(m: ContainerMagics, args: argparse.Namespace) -> Any:
-    return m.rt.pull(args.image, tls_verify=args.tls_verify, authfile=args.authfile)
+    return _with_progress("Pulling", args.quiet, lambda progress: m.rt.pull(
+        args.image, tls_verify=args.tls_verify, authfile=args.authfile, progress=progress))
+
+
+def _with_progress(title: str, quiet: bool, bring: Callable[[Any], Any]) -> Any:
+    """``bring(progress)`` with a progress bar in the cell that leaves one summary line (none with -q)."""
+    if quiet:
+        return bring(None)
+    from kernelext.magics.progressbar import ProgressBar
+
+    bar = ProgressBar(title)
+    image = None
+    try:
+        image = bring(bar)
+    finally:
+        bar.finish(None if image is None else
+                   f"{title.removesuffix('ing')}ed {image.name}: {len(image.config.layers)} layers, "
+                   f"{image.config.size / 1e6:.1f} MB")
+    return image
 
 
 @handles("image-load")
 def _image_load(m: ContainerMagics, args: argparse.Namespace) -> Any:
     if args.input == "-":
         raise UsageError("a cell has no stdin: give the archive with -i FILE")
-    return m.rt.load(args.input)
+    return _with_progress("Loading", args.quiet, lambda progress: m.rt.load(args.input, progress=progress))
 
 
 @handles("image-save")

@@ -44,6 +44,7 @@ from kernelext.storage.ocilayout import (
     write_flat_layout,
     write_layout,
 )
+from kernelext.storage.progress import Phase, Progress, ProgressCallback
 from kernelext.store.db import Database
 
 BUILTIN_BUSYBOX = "busybox"
@@ -132,7 +133,7 @@ class ImageConfig:
                    author=document.get("author") or "", created=_parse_time(document.get("created")))
 
 
-@dataclass
+@dataclass(repr=False)
 class Image:
     id: str
     #: Its names (normalized: ``busybox``, ``127.0.0.1:5000/app:v2``); none: a dangling image, ``<none>``.
@@ -140,6 +141,9 @@ class Image:
     rootfs: Path
     config: ImageConfig
     layers_dir: Path
+
+    def __repr__(self) -> str:
+        return f"<Image {self.short_id} {self.repo_tags or ['<none>']} layers={len(self.config.layers) or 1}>"
 
     @property
     def name(self) -> str:
@@ -514,29 +518,36 @@ class ImageStore:
             self.layers_dir.mkdir(parents=True, exist_ok=True)
             unpack_in_namespace(blob, diff_id, self.layers_dir, self.namespace, operation)
 
-    def pull(self, ref: str, options: skopeo.CopyOptions = skopeo.CopyOptions()) -> Image:
+    def pull(self, ref: str, options: skopeo.CopyOptions = skopeo.CopyOptions(),
+             progress: ProgressCallback | None = None) -> Image:
         """``podman pull``: the image ``ref`` (``[docker://]host/name[:tag]``) from its registry."""
         name = normalize_name(ref.removeprefix(skopeo.DOCKER_TRANSPORT))
         if not name:
             raise InvalidArgumentError("pull needs an image reference")
-        return self._bring(skopeo.docker_reference(ref), name, options, operation="pull")
+        return self._bring(skopeo.docker_reference(ref), name, options, operation="pull", progress=progress)
 
-    def load(self, archive: Path) -> Image:
+    def load(self, archive: Path, progress: ProgressCallback | None = None) -> Image:
         """``podman load``: a docker-archive or oci-archive file (compressed or not)."""
         if not archive.is_file():
             raise InvalidArgumentError(f"{archive}: no such file", operation="load")
         transport, name = _archive_kind(archive)
-        return self._bring(f"{transport}:{archive.absolute()}", name, skopeo.CopyOptions(), operation="load")
+        return self._bring(f"{transport}:{archive.absolute()}", name, skopeo.CopyOptions(), operation="load",
+                           progress=progress)
 
-    def _bring(self, source: str, name: str | None, options: skopeo.CopyOptions, *, operation: str) -> Image:
+    def _bring(self, source: str, name: str | None, options: skopeo.CopyOptions, *, operation: str,
+               progress: ProgressCallback | None = None) -> Image:
         """Copy ``source`` into a layout in a staging directory with skopeo, then unpack its layers."""
         staging = self._staging()
         try:
             layout = staging / LAYOUT_DIR
-            skopeo.copy(source, f"oci:{layout}", options, operation=operation)
+            skopeo.copy(source, f"oci:{layout}", options, operation=operation, progress=progress, written=layout)
             found = read_layout(layout)
-            for blob, diff_id in zip(found.layers, found.diff_ids):
+            for index, (blob, diff_id) in enumerate(zip(found.layers, found.diff_ids)):
+                if progress is not None:
+                    progress(Progress(Phase.UNPACK, f"Unpacking layer {diff_id}", index, len(found.layers)))
                 self._unpack(blob, diff_id, operation)
+            if progress is not None:
+                progress(Progress(Phase.DONE, found.config_digest, len(found.layers), len(found.layers)))
             config = ImageConfig.from_oci(found.config, found.diff_ids)
         except BaseException:
             self.namespace.remove_tree(staging)
