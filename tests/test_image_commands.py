@@ -62,6 +62,8 @@ def test_images_lists_with_podman_columns_filters_and_formats(store: Store, regi
                                                                pushed: dict[str, str]) -> None:
     assert _pull(store, registry, "base") == pushed["base"]
     assert _pull(store, registry, "app") == pushed["app"]
+    # Blobs kept once in the store: app brought its manifest, config and one new layer, not base's two again.
+    assert len(os.listdir(store.runtime.opts.root / "blobs" / "sha256")) == 4 + 3
     lines = _ok(store.cli("images")).splitlines()
     assert re.split(r"\s{2,}", lines[0]) == ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
     rows = {re.split(r"\s{2,}", line)[0]: re.split(r"\s{2,}", line) for line in lines[1:]}
@@ -118,6 +120,7 @@ def test_tag_untag_exists_prefixes_and_rmi(store: Store, registry: Registry,  # 
                            "containers and force-removing image\n")
     assert _ok(store.cli("rmi", "-f", "mine")) == f"Untagged: localhost/mine:latest\nDeleted: {app_id}\n"
     assert store.runtime.list() == [] and os.listdir(store.runtime.opts.root / "layers") == []
+    assert os.listdir(store.runtime.opts.root / "blobs" / "sha256") == []  # nothing kept that no image names
     proc = store.cli("rmi", "mine")
     assert (proc.returncode, proc.stderr) == (1, "Error: mine: image not known\n")
     assert store.cli("rmi", "-i", "mine").returncode == 0

@@ -20,6 +20,8 @@ import sqlite3
 import struct
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from kernelext.storage.fdtree import tree_size
 from kernelext.storage.ocilayout import (
     architecture,
     blob_descriptor,
+    blobs_of,
     read_layout,
     tar_layer,
     write_flat_layout,
@@ -60,6 +63,8 @@ SHA256_PREFIX = "sha256:"
 #: Where a layered image keeps the OCI layout it came in (for ``image save``), inside its directory.
 LAYOUT_DIR = "oci"
 LAYERS_DIR = "layers"
+BLOBS_DIR = "blobs"
+BLOBS_LOCK = "blobs.lock"
 #: A name kept in an oci-archive's index (``org.opencontainers.image.ref.name``).
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 #: ``image save --format`` values: skopeo's transport names.
@@ -374,6 +379,7 @@ class ImageStore:
         if image.config.layers:
             still_used = {d for other in self.all() for d in other.config.layers}
             layers.remove_unused(self.layers_dir, still_used, image.config.layers, self.namespace)
+            self._collect_blobs()
         return Removal(image, image.repo_tags, deleted=True)
 
     def users(self, image: Image) -> list[str]:
@@ -540,12 +546,15 @@ class ImageStore:
         staging = self._staging()
         try:
             layout = staging / LAYOUT_DIR
-            skopeo.copy(source, f"oci:{layout}", options, operation=operation, progress=progress, written=layout)
-            found = read_layout(layout)
-            for index, (blob, diff_id) in enumerate(zip(found.layers, found.diff_ids)):
-                if progress is not None:
-                    progress(Progress(Phase.UNPACK, f"Unpacking layer {diff_id}", index, len(found.layers)))
-                self._unpack(blob, diff_id, operation)
+            with self._blobs_locked():
+                # Blobs go to the store's shared directory: a layer another image brought is not fetched again.
+                skopeo.copy(source, f"oci:{layout}", options, operation=operation, progress=progress,
+                            shared_blobs=self.blobs_dir)
+                found = read_layout(layout, self.blobs_dir)
+                for index, (blob, diff_id) in enumerate(zip(found.layers, found.diff_ids)):
+                    if progress is not None:
+                        progress(Progress(Phase.UNPACK, f"Unpacking layer {diff_id}", index, len(found.layers)))
+                    self._unpack(blob, diff_id, operation)
             if progress is not None:
                 progress(Progress(Phase.DONE, found.config_digest, len(found.layers), len(found.layers)))
             config = ImageConfig.from_oci(found.config, found.diff_ids)
@@ -556,41 +565,40 @@ class ImageStore:
 
     def commit(self, parent: Image, changes_tar: Path, config: ImageConfig, names: list[str],
                history: dict[str, Any]) -> Image:
-        """A new image: ``parent``'s layers, the layer tar ``changes_tar`` (moved into the image) on top, and
+        """A new image: ``parent``'s layers, the layer tar ``changes_tar`` (moved into the store) on top, and
         ``config``; ``history`` is its step in the config's history (``created_by``, ``comment``, ``author``)."""
         import copy
 
         staging = self._staging()
         try:
-            layout = staging / LAYOUT_DIR
-            blobs = layout / "blobs" / "sha256"
-            blobs.mkdir(parents=True)
-            if parent.layout is not None:  # the parent's blobs, linked (same file system), and its document
-                found = read_layout(parent.layout)
-                for blob in found.layers:
-                    _link_or_copy(blob, blobs / blob.name)
-                descriptors, document = list(found.descriptors), copy.deepcopy(found.config)
-            else:  # a flat image (the built-in busybox, an import): its root becomes the bottom layer
-                descriptors = [tar_layer(parent.rootfs, blobs, self.namespace.command(["tar"]))]
-                document = {"architecture": architecture(), "os": "linux",
-                            "rootfs": {"type": "layers", "diff_ids": [descriptors[0]["digest"]]},
-                            "history": [{"created": _iso(parent.config.created), "created_by": f"kernelext: {parent.name} "
-                                         "as one layer"}]}
-                self._unpack(blobs / descriptors[0]["digest"].removeprefix(SHA256_PREFIX),
-                             descriptors[0]["digest"], "commit")
-            layer_blob = blobs / "layer.tmp"
-            os.rename(changes_tar, layer_blob)
-            descriptors.append(blob_descriptor(layer_blob))
-            diff_id = descriptors[-1]["digest"]
-            self._unpack(blobs / diff_id.removeprefix(SHA256_PREFIX), diff_id, "commit")
-            now = time.time()
-            document.update({"created": _iso(now), "config": config.to_oci()})
-            if history.get("author"):
-                document["author"] = history["author"]
-            document["rootfs"]["diff_ids"] = [*document["rootfs"]["diff_ids"], diff_id]
-            document["history"] = [*(document.get("history") or []),
-                                   {"created": _iso(now), **{k: v for k, v in history.items() if v}}]
-            image_id = write_layout(layout, document, descriptors)
+            with self._blobs_locked():
+                blobs = self.blobs_dir / "sha256"
+                blobs.mkdir(parents=True, exist_ok=True)
+                if parent.layout is not None:  # the parent's blobs (shared already, or linked in) and document
+                    found = read_layout(parent.layout, self.blobs_dir)
+                    for blob in found.layers:
+                        if not (blobs / blob.name).exists():
+                            _link_or_copy(blob, blobs / blob.name)
+                    descriptors, document = list(found.descriptors), copy.deepcopy(found.config)
+                else:  # a flat image (the built-in busybox, an import): its root becomes the bottom layer
+                    descriptors = [tar_layer(parent.rootfs, blobs, self.namespace.command(["tar"]))]
+                    document = {"architecture": architecture(), "os": "linux",
+                                "rootfs": {"type": "layers", "diff_ids": [descriptors[0]["digest"]]},
+                                "history": [{"created": _iso(parent.config.created),
+                                             "created_by": f"kernelext: {parent.name} as one layer"}]}
+                    self._unpack(blobs / descriptors[0]["digest"].removeprefix(SHA256_PREFIX),
+                                 descriptors[0]["digest"], "commit")
+                descriptors.append(blob_descriptor(changes_tar, rename_into=blobs))
+                diff_id = descriptors[-1]["digest"]
+                self._unpack(blobs / diff_id.removeprefix(SHA256_PREFIX), diff_id, "commit")
+                now = time.time()
+                document.update({"created": _iso(now), "config": config.to_oci()})
+                if history.get("author"):
+                    document["author"] = history["author"]
+                document["rootfs"]["diff_ids"] = [*document["rootfs"]["diff_ids"], diff_id]
+                document["history"] = [*(document.get("history") or []),
+                                       {"created": _iso(now), **{k: v for k, v in history.items() if v}}]
+                image_id = write_layout(staging / LAYOUT_DIR, document, descriptors, self.blobs_dir)
             new_config = ImageConfig.from_oci(document, document["rootfs"]["diff_ids"])
         except BaseException:
             self.namespace.remove_tree(staging)
@@ -606,7 +614,10 @@ class ImageStore:
         dest = f"{fmt}:{output.absolute()}" + (f":{':'.join(repo_tag(image.name))}" if image.names else "")
         output.unlink(missing_ok=True)  # skopeo refuses to overwrite an archive
         if image.layout is not None:
-            skopeo.copy(f"oci:{image.layout}", dest, operation="save")
+            with self._blobs_locked():
+                blobs = blobs_of(image.layout, self.blobs_dir)
+                skopeo.copy(f"oci:{image.layout}", dest, operation="save",
+                            shared_blobs=blobs if blobs == self.blobs_dir else None)
             return image
         staging = self._staging()
         try:  # a flat image: written as a one-layer layout first
@@ -616,6 +627,50 @@ class ImageStore:
         finally:
             self.namespace.remove_tree(staging)
         return image
+
+    # ------------------------------------------------------------ shared blobs
+    @property
+    def blobs_dir(self) -> Path:
+        """The compressed blobs (manifests, configs, layers) of every image's layout, each kept once: skopeo
+        fetches only those not here yet."""
+        return self.opts.root / BLOBS_DIR
+
+    @contextmanager
+    def _blobs_locked(self, *, exclusive: bool = False) -> Iterator[bool]:
+        """Shared while an image brings or reads blobs; exclusive (never waiting: False when busy) to delete."""
+        import fcntl
+
+        self.opts.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.opts.root / BLOBS_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB if exclusive else fcntl.LOCK_SH)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
+
+    def _collect_blobs(self) -> None:
+        """Delete the shared blobs no image's layout names (skipped while another process uses them)."""
+        sha256 = self.blobs_dir / "sha256"
+        if not sha256.is_dir():
+            return
+        with self._blobs_locked(exclusive=True) as mine:
+            if not mine:
+                return  # a pull or commit is under way: the next removal collects
+            needed: set[str] = set()
+            for image in self.all():
+                if image.layout is not None:
+                    try:
+                        needed.update(d.removeprefix(SHA256_PREFIX)
+                                      for d in read_layout(image.layout, self.blobs_dir).digests)
+                    except ImageFormatError:
+                        continue
+            for name in os.listdir(sha256):
+                if name not in needed:
+                    (sha256 / name).unlink(missing_ok=True)
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

@@ -20,6 +20,7 @@ from kernelext.storage.progress import Phase, Progress, ProgressCallback
 
 SKOPEO = "skopeo"
 DOCKER_TRANSPORT = "docker://"
+OCI_TRANSPORT = "oci:"
 #: The registries.conf podman reads instead of /etc/containers/registries.conf (e.g. a plain-HTTP registry).
 ENV_REGISTRIES_CONF = "CONTAINERS_REGISTRIES_CONF"
 #: A pull of a large image over a slow link may take long; a hung skopeo must not hang kernelext forever.
@@ -59,30 +60,36 @@ def _argv(command: str, src: str, dest: str | None, options: CopyOptions) -> lis
 
 
 def copy(src: str, dest: str, options: CopyOptions = CopyOptions(), *, operation: str,
-         progress: ProgressCallback | None = None, written: Path | None = None) -> None:
+         progress: ProgressCallback | None = None, shared_blobs: Path | None = None) -> None:
     """``skopeo copy SRC DEST``; TLS and auth options apply to whichever side is a registry.
 
-    ``progress`` gets skopeo's lines and, every ``POLL_S``, the bytes under ``written`` (the destination
-    layout) against the manifest's total when the source is a registry."""
+    ``shared_blobs``: the blob directory of the side that is an ``oci:`` layout (skopeo's
+    ``--{src,dest}-shared-blob-dir``). ``progress`` gets skopeo's lines and, every ``POLL_S``, the bytes
+    written to it, against the manifest's total when the source is a registry."""
     if shutil.which(SKOPEO) is None:
         raise RuntimeFailure(f"{operation} needs skopeo (Debian: apt-get install skopeo)", operation=operation)
+    extra = []
+    if shared_blobs is not None:
+        extra = [f"--{'dest' if dest.startswith(OCI_TRANSPORT) else 'src'}-shared-blob-dir", str(shared_blobs)]
     if progress is None:
-        proc = subprocess.run([*_argv("copy", src, dest, options), "--quiet", src, dest], stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=COPY_TIMEOUT_S)
+        proc = subprocess.run([*_argv("copy", src, dest, options), *extra, "--quiet", src, dest],
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=COPY_TIMEOUT_S)
         failure = proc.stderr if proc.returncode != 0 else None
     else:
-        failure = _copy_reporting(src, dest, options, progress, written)
+        failure = _copy_reporting([*_argv("copy", src, dest, options), *extra, src, dest],
+                                  src, options, progress, shared_blobs)
     if failure is not None:
         raise RuntimeFailure(f"{operation} {src.removeprefix(DOCKER_TRANSPORT)}: {_reason(failure)}",
                              operation=operation)
 
 
-def _copy_reporting(src: str, dest: str, options: CopyOptions, progress: ProgressCallback,
+def _copy_reporting(argv: list[str], src: str, options: CopyOptions, progress: ProgressCallback,
                     written: Path | None) -> str | None:
     """The copy with its lines and bytes reported; None when it succeeded, else skopeo's stderr."""
     total = _manifest_total(src, options) if src.startswith(DOCKER_TRANSPORT) else None
-    proc = subprocess.Popen([*_argv("copy", src, dest, options), src, dest], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    already = _bytes_under(written) if written is not None else 0  # blobs other images brought
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     errors: list[str] = []
     finished = threading.Event()
 
@@ -93,7 +100,7 @@ def _copy_reporting(src: str, dest: str, options: CopyOptions, progress: Progres
     def poll() -> None:
         last = -1
         while not finished.wait(POLL_S):
-            done = _bytes_under(written) if written is not None else 0
+            done = _bytes_under(written) - already if written is not None else 0
             if done != last:
                 last = done
                 progress(Progress(Phase.BYTES, done=done, total=total))
@@ -115,7 +122,7 @@ def _copy_reporting(src: str, dest: str, options: CopyOptions, progress: Progres
         for thread in threads:
             thread.join()
     if proc.returncode == 0 and written is not None:
-        progress(Progress(Phase.BYTES, done=_bytes_under(written), total=total))
+        progress(Progress(Phase.BYTES, done=_bytes_under(written) - already, total=total))
     return None if proc.returncode == 0 else "".join(errors)
 
 
