@@ -239,6 +239,8 @@ def test_vfs_commit_records_deletions_as_whiteouts(tmp_path: Path) -> None:
         for ctr in rt.list():
             ctr.remove(force=True)
         rt.close()
+        if ROOTLESS:
+            rt.namespace.stop()  # its pause process: a test must not leave it
 
 
 def test_prune_removes_dangling_then_unused(store: Store) -> None:
