@@ -189,7 +189,7 @@ def test_commit_makes_a_layer_with_whiteouts_on_the_image_layers(store: Store, r
         _ok(store.cli("rm", ctr))
     _ok(store.cli("rmi", "step2", "step1", registry.ref("base")))
     assert os.listdir(rt.opts.root / "layers") == []
-    assert _ok(store.cli("load", "-i", str(archive))) == "Loaded image: step2\n"
+    assert _ok(store.cli("load", "-i", str(archive))) == "Loaded image: localhost/step2:latest\n"
     assert rt.image("step2").id == step2 and len(rt.image("step2").config.layers) == 4
     listing = _ok(store.cli("run", "--rm", "step2")).split()
     assert "made" not in listing and "data" in listing
@@ -390,7 +390,7 @@ def test_pull_progress_callback_terminal_lines_and_cell_bar(store: Store, regist
     os.close(master)
     assert proc.returncode == 0 and proc.stdout.decode() == f"{pushed['base']}\n"
     lines = shown.decode().replace("\r", "").splitlines()
-    assert lines[0] == f"Trying to pull {registry.ref('base')}..." and lines[1] == "Getting image source signatures"
+    assert lines[0] == f"Trying to pull {registry.ref('base')}:latest..." and lines[1] == "Getting image source signatures"
     assert sum(line.startswith("Copying blob sha256:") for line in lines) == 2 and "Storing signatures" in lines
     rt.remove_image(pushed["base"])
     proc = store.cli("pull", "--tls-verify=false", registry.ref("base"))
@@ -411,3 +411,36 @@ def test_pull_progress_callback_terminal_lines_and_cell_bar(store: Store, regist
                             capsys.readouterr().out.lstrip("\n"))  # the bar: empty as text
     finally:
         ip.run_line_magic("unload_ext", "kernelext")
+
+
+@pytest.mark.skipif(ROOTLESS, reason="a rootless podman store is readable only in podman's own user namespace")
+def test_pull_from_a_podman_store(store: Store, tmp_path: Path) -> None:
+    """``containers-storage:``: an image podman has (in a podman store of the test's own) comes over by skopeo."""
+    import shutil
+    import subprocess
+
+    podman = shutil.which("podman")
+    if podman is None:
+        pytest.skip("needs podman (scripts/setup.sh installs it)")
+    rt = store.runtime
+    _ok(store.cli("run", "--name", "src", "busybox", "sh", "-c", "echo from podman > /where"))
+    image = rt.commit("src", "handover", changes=["CMD cat /where"])
+    archive = tmp_path / "handover.tar"
+    rt.save("handover", archive)
+    import tempfile
+
+    proot = tmp_path / "podman-root"
+    prun = Path(tempfile.mkdtemp(prefix="kx-podman-"))  # podman refuses a runroot longer than 50 characters
+    base = [podman, "--root", str(proot), "--runroot", str(prun), "--storage-driver", "vfs"]
+    try:
+        loaded = subprocess.run([*base, "load", "-q", "-i", str(archive)], capture_output=True, text=True, timeout=120)
+        assert loaded.returncode == 0, loaded.stderr
+        _ok(store.cli("rmi", "-f", "handover"))
+        ref = f"containers-storage:[vfs@{proot}+{prun}]localhost/handover:latest"
+        assert _ok(store.cli("pull", ref)) == f"{image.id}\n"  # podman keeps the config: the same ID
+        assert rt.image("handover").names == ["handover"]
+        assert _ok(store.cli("run", "--rm", "handover")) == "from podman\n"
+    finally:
+        subprocess.run([*base, "rmi", "-a", "-f"], capture_output=True, timeout=120)
+        shutil.rmtree(proot, ignore_errors=True)
+        shutil.rmtree(prun, ignore_errors=True)

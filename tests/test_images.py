@@ -114,7 +114,7 @@ def test_pull_run_save_load(store: Store, registry: Registry, pushed: dict[str, 
                 proc = subprocess.run([sys.executable, "-m", "kernelext", *store.args, "load"], stdin=stdin,
                                       capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr
-        assert proc.stdout == f"Loaded image: {registry.ref('app')}\n"
+        assert proc.stdout == f"Loaded image: {registry.ref('app')}:latest\n"
         if fmt == "oci-archive":  # docker-archive rewrites the config in Docker's format: a new digest
             assert rt.image(registry.ref("app")).id == pushed["app"]
         assert _run(store, registry.ref("app")) == "hi\n/srv\nchanged\n"

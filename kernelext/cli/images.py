@@ -362,7 +362,7 @@ def terminal_progress(quiet: bool) -> ProgressCallback | None:
 def cmd_image_pull(rt: Runtime, args: argparse.Namespace) -> int:
     progress = terminal_progress(args.quiet)
     if progress is not None:
-        err(f"Trying to pull {args.image.removeprefix('docker://')}...")
+        err(f"Trying to pull {':'.join(repo_tag(normalize_name(args.image.removeprefix('docker://'))))}...")
     out(rt.pull(args.image, tls_verify=args.tls_verify, authfile=args.authfile, progress=progress).id)
     return 0
 
@@ -381,7 +381,8 @@ def cmd_image_load(rt: Runtime, args: argparse.Namespace) -> int:
             shutil.copyfileobj(sys.stdin.buffer, spool)
             spool.flush()
             image = rt.load(spool.name, progress=progress)
-    out(image.name if args.quiet else f"Loaded image: {image.name}")
+    shown = ":".join(repo_tag(image.name)) if image.names else f"sha256:{image.id}"
+    out(shown if args.quiet else f"Loaded image: {shown}")
     return 0
 
 

@@ -32,6 +32,7 @@ from kernelext.errors import (
     ImageInUseError,
     InvalidArgumentError,
     NoSuchImageError,
+    PermissionRequiredError,
     RuntimeFailure,
     tool_reason,
 )
@@ -526,11 +527,21 @@ class ImageStore:
 
     def pull(self, ref: str, options: skopeo.CopyOptions = skopeo.CopyOptions(),
              progress: ProgressCallback | None = None) -> Image:
-        """``podman pull``: the image ``ref`` (``[docker://]host/name[:tag]``) from its registry."""
-        name = normalize_name(ref.removeprefix(skopeo.DOCKER_TRANSPORT))
+        """``podman pull``: the image ``ref`` (``[docker://]host/name[:tag]``) from its registry, or
+        (``containers-storage:NAME``) from podman's or buildah's store on this host."""
+        if ref.startswith(skopeo.CONTAINERS_STORAGE_TRANSPORT):
+            if self.namespace.rootless:
+                # A user's podman store is readable only inside podman's own user namespace, not this store's.
+                raise PermissionRequiredError("containers-storage: needs root (a rootless podman store can only be "
+                                              "read inside podman's user namespace)", operation="pull")
+            # "containers-storage:[driver@root+runroot]NAME" picks a store other than the default one.
+            rest = ref.removeprefix(skopeo.CONTAINERS_STORAGE_TRANSPORT)
+            source, name = ref, normalize_name(rest.split("]", 1)[1] if rest.startswith("[") else rest)
+        else:
+            source, name = skopeo.docker_reference(ref), normalize_name(ref.removeprefix(skopeo.DOCKER_TRANSPORT))
         if not name:
             raise InvalidArgumentError("pull needs an image reference")
-        return self._bring(skopeo.docker_reference(ref), name, options, operation="pull", progress=progress)
+        return self._bring(source, name, options, operation="pull", progress=progress)
 
     def load(self, archive: Path, progress: ProgressCallback | None = None) -> Image:
         """``podman load``: a docker-archive or oci-archive file (compressed or not)."""

@@ -21,6 +21,8 @@ from kernelext.storage.progress import Phase, Progress, ProgressCallback
 SKOPEO = "skopeo"
 DOCKER_TRANSPORT = "docker://"
 OCI_TRANSPORT = "oci:"
+#: podman's and buildah's own store on this host (``/var/lib/containers/storage`` as root).
+CONTAINERS_STORAGE_TRANSPORT = "containers-storage:"
 #: The registries.conf podman reads instead of /etc/containers/registries.conf (e.g. a plain-HTTP registry).
 ENV_REGISTRIES_CONF = "CONTAINERS_REGISTRIES_CONF"
 #: A pull of a large image over a slow link may take long; a hung skopeo must not hang kernelext forever.
