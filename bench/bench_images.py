@@ -10,7 +10,8 @@ shares big's base and middle layers and adds a small top layer of its own.
 * pull of ``big`` into an empty store against the floor: ``skopeo copy`` of the
   same image to a plain OCI directory, then ``tar x`` of each of its layers
   (transfer + unpack), rounds interleaved, medians and their ratio;
-  ``podman pull`` too when podman is installed;
+  ``podman pull`` too when podman is installed (into a private store of its
+  own, overlay driver, removed at the end);
 * pull of ``sibling`` into the store that has ``big``: only its new layer is
   fetched and unpacked (time, and the store's growth on disk);
 * ``run`` of the pulled image against ``run`` of the built-in busybox
@@ -153,6 +154,7 @@ def main() -> int:
         print("needs docker-registry and skopeo (scripts/setup.sh installs them)")
         return 1
     base = Path(tempfile.mkdtemp(prefix="kernelext-bench-images-", dir="/var/tmp"))
+    cleanup = [base]
     registry = None
     try:
         bottom, middle = _layer("base", args.mib * 0.5, 1, runnable=True), _layer("mid", args.mib * 0.3, 2)
@@ -169,7 +171,11 @@ def main() -> int:
         times: dict[str, list[float]] = {"floor": [], "pull": [], "podman": [], "sibling": [], "run-busybox": [],
                                          "run-pulled": []}
         growth: list[tuple[int, int]] = []
-        podman = shutil.which("podman")
+        podman_argv = None
+        if shutil.which("podman"):  # a private podman store (its own overlay driver), removed at the end
+            podman_run = Path(tempfile.mkdtemp(prefix="kxb-podman-"))  # podman: a runroot of <= 50 characters
+            cleanup.append(podman_run)
+            podman_argv = ["podman", "--root", str(base / "podman-root"), "--runroot", str(podman_run)]
         for r in range(args.runs):
             work = base / f"floor{r}"
             work.mkdir()
@@ -191,10 +197,10 @@ def main() -> int:
                     times[key].append(statistics.median(timed(run_once) for _ in range(3)))
             finally:
                 rt.close()
-            if podman:
-                subprocess.run([podman, "rmi", "-f", big], capture_output=True)
+            if podman_argv is not None:
+                subprocess.run([*podman_argv, "rmi", "-a", "-f"], capture_output=True)
                 times["podman"].append(timed(lambda: subprocess.run(
-                    [podman, "pull", "-q", "--tls-verify=false", big], check=True, capture_output=True)))
+                    [*podman_argv, "pull", "-q", "--tls-verify=false", big], check=True, capture_output=True)))
         med = {k: statistics.median(v) for k, v in times.items() if v}
         print(f"pull of big:            kernelext {med['pull']:.2f} s, floor (skopeo copy + tar x) "
               f"{med['floor']:.2f} s: ratio {med['pull'] / med['floor']:.2f}")
@@ -214,7 +220,14 @@ def main() -> int:
         if registry is not None:
             registry.terminate()
             registry.wait()
-        shutil.rmtree(base, ignore_errors=True)
+        if len(cleanup) > 1:
+            subprocess.run(["podman", "--root", str(base / "podman-root"), "--runroot", str(cleanup[1]), "rmi", "-a",
+                            "-f"], capture_output=True)
+            # containers/storage makes its overlay directory a private mount of its own: not left behind.
+            for path in (base / "podman-root" / "overlay", base / "podman-root"):
+                subprocess.run(["umount", "-l", str(path)], capture_output=True)
+        for path in cleanup:
+            shutil.rmtree(path, ignore_errors=True)
     return 0
 
 
