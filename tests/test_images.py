@@ -18,7 +18,9 @@ from kernelext import Runtime
 from ocilayout import Entry, Layout, directory, file, hardlink, push, symlink
 from registry import Registry, registry  # noqa: F401 - the fixture
 
-pytestmark = pytest.mark.skipif(ROOTLESS, reason="layered images need root for now")
+# Root-only details (trusted.* xattrs, hostile layers against host paths); rootless pulls, commits, saves and
+# loads: tests/test_image_commands.py, in the rootless run.
+pytestmark = pytest.mark.skipif(ROOTLESS, reason="checks what only root keeps (trusted.* xattrs)")
 
 #: A file capability as setcap writes it (VFS_CAP_REVISION_2, effective): cap_net_bind_service+ep.
 CAP_NET_BIND_SERVICE = struct.pack("<IIIII", 0x02000001, 1 << 10, 0, 0, 0)
