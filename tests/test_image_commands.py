@@ -444,3 +444,22 @@ def test_pull_from_a_podman_store(store: Store, tmp_path: Path) -> None:
         subprocess.run([*base, "rmi", "-a", "-f"], capture_output=True, timeout=120)
         shutil.rmtree(proot, ignore_errors=True)
         shutil.rmtree(prun, ignore_errors=True)
+
+
+def test_image_list_widget_shows_sizes_and_users(store: Store) -> None:
+    """``ImageList`` (``%container imagelist``): a row per image name, its size and the containers using it;
+    the browser's refresh message brings a change made meanwhile by another process."""
+    from kernelext.widgets import ImageList
+
+    rt = store.runtime
+    _ok(store.cli("create", "--name", "user1", "busybox"))
+    widget = ImageList(rt)
+    try:
+        [row] = widget.rows
+        assert (row["repository"], row["tag"], row["containers"]) == ("localhost/busybox", "latest", "user1")
+        assert re.fullmatch(SIZE, row["size"]) and row["id"] == rt.image("busybox").short_id
+        _ok(store.cli("tag", "busybox", "second"))
+        widget._on_message(widget, {"type": "refresh"}, [])
+        assert sorted(r["repository"] for r in widget.rows) == ["localhost/busybox", "localhost/second"]
+    finally:
+        widget.close()

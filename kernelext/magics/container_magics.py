@@ -37,7 +37,7 @@ from kernelext.magics.display import ContainerList, Table
 
 Handler = Callable[["ContainerMagics", argparse.Namespace], Any]
 #: Subcommands that exist only in a notebook (they show a widget).
-WIDGET_COMMANDS = ("panel", "diagram", "timeline", "monitor", "files", "dashboard")
+WIDGET_COMMANDS = ("panel", "diagram", "timeline", "monitor", "files", "dashboard", "imagelist")
 HANDLERS: dict[str, Handler] = {}
 
 
@@ -157,14 +157,15 @@ class ContainerMagics(Magics):
             raise
 
     def _widget(self, argv: list[str]) -> Any:
-        """Notebook-only subcommands that show a widget: panel, diagram, timeline, monitor, files; dashboard."""
+        """Notebook-only subcommands that show a widget: panel, diagram, timeline, monitor, files; dashboard,
+        imagelist."""
         from kernelext import widgets
 
         command, rest = argv[0], argv[1:]
-        if command == "dashboard":
+        if command in ("dashboard", "imagelist"):
             if rest:
-                raise UsageError("usage: %container dashboard")
-            return widgets.Dashboard(self.rt)
+                raise UsageError(f"usage: %container {command}")
+            return widgets.Dashboard(self.rt) if command == "dashboard" else widgets.ImageList(self.rt)
         if len(rest) != 1:
             raise UsageError(f"usage: %container {command} CONTAINER")
         ctr = self.rt.get(rest[0])
