@@ -19,7 +19,7 @@ from kernelext.cli.parser import UsageError
 from kernelext.core.inspect import format_time
 from kernelext.core.runtime import Runtime
 from kernelext.errors import ImageInUseError, KernelextError, NoSuchImageError
-from kernelext.storage.images import Image, Removal, normalize_name, repo_tag
+from kernelext.storage.images import Image, Removal, normalize_name, parse_time, repo_tag
 from kernelext.storage.progress import Phase, Progress, ProgressCallback
 
 NONE = "<none>"
@@ -179,7 +179,7 @@ def history_rows(rt: Runtime, name: str, *, no_trunc: bool = False, human: bool 
     image = rt.image(name)
     rows = []
     for entry in rt.history(name):
-        created = _created(entry.created)
+        created = parse_time(entry.created)
         shown_id = (f"sha256:{entry.id}" if no_trunc else entry.id[:12]) if entry.id else MISSING
         rows.append({"ID": shown_id, "Created": since(created) if human else format_time(created),
                      "CreatedSince": since(created), "CreatedAt": format_time(created),
@@ -204,12 +204,6 @@ def cmd_image_history(rt: Runtime, args: argparse.Namespace) -> int:
     _print_rows(args, rows, [("ID", "ID"), ("Created", "CREATED"), ("CreatedBy", "CREATED BY"), ("Size", "SIZE"),
                              ("Comment", "COMMENT")], "history")
     return 0
-
-
-def _created(text: str) -> float:
-    from kernelext.storage.images import _parse_time
-
-    return _parse_time(text)
 
 
 def tree_lines(rt: Runtime, name: str, *, whatrequires: bool = False) -> list[str]:

@@ -1,4 +1,4 @@
-"""``podman commit``: a container's changes become a new image (docs/architecture.md §10).
+"""``podman commit``: a container's changes become a new image (docs/architecture.md §11).
 
 The changes are read from the container's writable layer (the overlay upper
 directory as it is, or the vfs copy's change list against the image), written

@@ -136,7 +136,7 @@ class ImageConfig:
                    layers=list(diff_ids), labels=dict(c.get("Labels") or {}), stop_signal=c.get("StopSignal") or "",
                    exposed_ports=sorted(c.get("ExposedPorts") or {}),
                    history=[h for h in document.get("history") or [] if isinstance(h, dict)],
-                   author=document.get("author") or "", created=_parse_time(document.get("created")))
+                   author=document.get("author") or "", created=parse_time(document.get("created")))
 
 
 @dataclass(repr=False)
@@ -216,7 +216,7 @@ class HistoryEntry:
     comment: str
 
 
-def _parse_time(text: object) -> float:
+def parse_time(text: object) -> float:
     """An OCI ``created`` time (RFC 3339, maybe with nanoseconds) as a timestamp; 0 when absent or malformed."""
     if not isinstance(text, str):
         return 0.0

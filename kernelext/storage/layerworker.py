@@ -5,7 +5,7 @@ As root both run in this process's children directly. Rootless, a layer's
 files belong to the IDs of the store's user namespace (subordinate IDs), which
 only a process inside it may create, chown or read: the same code then runs as
 ``python -m kernelext.storage.layerworker`` entered into the namespace
-(docs/architecture.md §10).
+(docs/architecture.md §11).
 
 The changes tar is written by a child chrooted into the directory it reads
 (the overlay's upper directory, or the vfs copy), so a path that a running

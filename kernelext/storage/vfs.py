@@ -73,7 +73,7 @@ class CopyLayer:
                                  operation="create")
 
     def _stack_layers(self) -> None:
-        if not self.namespace.direct:  # rootless: where the layers' owners exist (docs/architecture.md §10)
+        if not self.namespace.direct:  # rootless: where the layers' owners exist (docs/architecture.md §11)
             from kernelext.storage.layerworker import stack_in_namespace
 
             stack_in_namespace(self.path, self.lowers, self.namespace)
