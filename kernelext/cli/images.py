@@ -75,7 +75,7 @@ def image_digest(image: Image) -> str:
     """The manifest digest of an image that came as (or was made into) an OCI layout; else its config's."""
     if image.layout is not None:
         try:
-            return json.loads((image.layout / "index.json").read_text())["manifests"][0]["digest"]
+            return str(json.loads((image.layout / "index.json").read_text())["manifests"][0]["digest"])
         except (OSError, ValueError, KeyError, IndexError):
             pass
     return f"sha256:{image.id}"

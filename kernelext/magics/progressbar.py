@@ -16,14 +16,14 @@ class ProgressBar:
     """Call it with :class:`Progress` events; :meth:`finish` leaves the summary."""
 
     def __init__(self, title: str) -> None:
-        import ipywidgets
+        import ipywidgets  # type: ignore[import-untyped]
         from IPython.display import display
 
         self._bar = ipywidgets.FloatProgress(value=0.0, min=0.0, max=1.0, description=title)
         self._label = ipywidgets.Label(value="")
         self._box = ipywidgets.HBox([self._bar, self._label])
         bundle = {**self._box._repr_mimebundle_(), "text/plain": ""}
-        self._handle = display(bundle, raw=True, display_id=True)
+        self._handle = display(bundle, raw=True, display_id=True)  # type: ignore[no-untyped-call]
         self._started = time.monotonic()
 
     def __call__(self, event: Progress) -> None:

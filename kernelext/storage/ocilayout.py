@@ -133,7 +133,7 @@ def write_layout(layout: Path, document: dict[str, Any], layers: list[dict[str, 
                                                 **_put(blobs, json.dumps(manifest).encode())}]}
     (layout / "index.json").write_text(json.dumps(index))
     (layout / "oci-layout").write_text(json.dumps(LAYOUT_VERSION))
-    return config_blob["digest"].removeprefix("sha256:")
+    return str(config_blob["digest"]).removeprefix("sha256:")
 
 
 def write_flat_layout(rootfs: Path, config: dict[str, Any], layout: Path, tar_command: list[str]) -> None:
