@@ -513,6 +513,13 @@ class ImageStore:
         return self._commit([name], digest.hexdigest(), staging, ImageConfig(cmd=cmd or []))
 
     # ------------------------------------------------------------- OCI images
+    def _copy_options(self, options: skopeo.CopyOptions | None = None) -> skopeo.CopyOptions:
+        """``options`` with, rootless, the store's private runroot as skopeo's runtime directory."""
+        from dataclasses import replace
+
+        options = options or skopeo.CopyOptions()
+        return replace(options, runtime_dir=str(self.opts.runroot)) if self.namespace.rootless else options
+
     def _unpack(self, blob: Path, diff_id: str, operation: str) -> None:
         """A layer unpacked once; rootless inside the store's namespace, where its owners and whiteouts exist."""
         if layers.layer_path(self.layers_dir, diff_id).is_dir():
@@ -548,7 +555,7 @@ class ImageStore:
         if not archive.is_file():
             raise InvalidArgumentError(f"{archive}: no such file", operation="load")
         transport, name = _archive_kind(archive)
-        return self._bring(f"{transport}:{archive.absolute()}", name, skopeo.CopyOptions(), operation="load",
+        return self._bring(f"{transport}:{archive.absolute()}", name, self._copy_options(), operation="load",
                            progress=progress)
 
     def _bring(self, source: str, name: str | None, options: skopeo.CopyOptions, *, operation: str,
@@ -559,7 +566,8 @@ class ImageStore:
             layout = staging / LAYOUT_DIR
             with self._blobs_locked():
                 # Blobs go to the store's shared directory: a layer another image brought is not fetched again.
-                skopeo.copy(source, f"oci:{layout}", options, operation=operation, progress=progress,
+                skopeo.copy(source, f"oci:{layout}", self._copy_options(options), operation=operation,
+                            progress=progress,
                             shared_blobs=self.blobs_dir)
                 found = read_layout(layout, self.blobs_dir)
                 for index, (blob, diff_id) in enumerate(zip(found.layers, found.diff_ids)):
@@ -627,14 +635,14 @@ class ImageStore:
         if image.layout is not None:
             with self._blobs_locked():
                 blobs = blobs_of(image.layout, self.blobs_dir)
-                skopeo.copy(f"oci:{image.layout}", dest, operation="save",
+                skopeo.copy(f"oci:{image.layout}", dest, self._copy_options(), operation="save",
                             shared_blobs=blobs if blobs == self.blobs_dir else None)
             return image
         staging = self._staging()
         try:  # a flat image: written as a one-layer layout first
             write_flat_layout(image.rootfs, image.config.to_oci(), staging / LAYOUT_DIR,
                               self.namespace.command(["tar"]))
-            skopeo.copy(f"oci:{staging / LAYOUT_DIR}", dest, operation="save")
+            skopeo.copy(f"oci:{staging / LAYOUT_DIR}", dest, self._copy_options(), operation="save")
         finally:
             self.namespace.remove_tree(staging)
         return image

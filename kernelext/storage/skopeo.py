@@ -39,6 +39,9 @@ class CopyOptions:
 
     tls_verify: bool = True
     authfile: str | None = None
+    #: For a normal user without ``$XDG_RUNTIME_DIR``: where skopeo looks for ``containers/auth.json``
+    #: (otherwise /run/containers/UID, unreadable once root has used podman); the store's private runroot.
+    runtime_dir: str | None = None
 
 
 def docker_reference(ref: str) -> str:
@@ -48,8 +51,10 @@ def docker_reference(ref: str) -> str:
 
 def _argv(command: str, src: str, dest: str | None, options: CopyOptions) -> list[str]:
     argv = [SKOPEO, command]
+    if options.runtime_dir and not os.environ.get("XDG_RUNTIME_DIR"):
+        argv = ["env", f"XDG_RUNTIME_DIR={options.runtime_dir}", *argv]
     if os.environ.get(ENV_REGISTRIES_CONF):  # podman's variable; skopeo reads it only as a flag
-        argv.insert(1, f"--registries-conf={os.environ[ENV_REGISTRIES_CONF]}")
+        argv.insert(argv.index(SKOPEO) + 1, f"--registries-conf={os.environ[ENV_REGISTRIES_CONF]}")
     sides = (("src", src), ("dest", dest)) if dest is not None else (("", src),)
     for side, ref in sides:
         if ref and ref.startswith(DOCKER_TRANSPORT):
