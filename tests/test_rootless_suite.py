@@ -28,7 +28,7 @@ SUBIDS_TESTS = ["tests/test_rootless.py", "tests/test_lifecycle.py", "tests/test
                 "tests/test_image_commands.py",
                 "tests/test_crash.py",
                 "tests/test_widgets.py", "tests/test_ports.py", "notebooks/00-tour.ipynb"]
-PLAIN_TESTS = ["tests/test_rootless.py", "tests/test_ports.py"]
+PLAIN_TESTS = ["tests/test_rootless.py", "tests/test_ports.py", "tests/test_image_commands.py"]
 
 pytestmark = pytest.mark.skipif(ROOTLESS, reason="starts the rootless run: needs root to switch users")
 
