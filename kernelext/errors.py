@@ -106,7 +106,9 @@ class ContainerStoppedError(ContainerStateError):
 
 
 class ImageInUseError(KernelextError, RuntimeError):
-    """An image cannot be removed while containers use it."""
+    """An image cannot be removed while containers use it (podman's exit code 2)."""
+
+    exit_code = 2
 
 
 class NoSuchVolumeError(KernelextError, LookupError):

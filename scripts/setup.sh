@@ -7,11 +7,12 @@ cd "$(dirname "$0")/.."
 
 # chromium and a font: the browser test of the widgets (Playwright drives the system browser).
 # uidmap (newuidmap/newgidmap) and python3-venv: rootless containers and their test users.
-# skopeo: pull, load and save of OCI images; docker-registry: the image tests' own registry on loopback.
+# skopeo: pull, load and save of OCI images; docker-registry: the image tests' own registry on loopback;
+# podman: its store is a source of images (containers-storage:) and the image benchmark's comparison.
 # gcc and libc6-dev: the port forwarder (kernelext/oci/portfwd.c) is compiled on first use
 # (nsenter, which starts it, is in the essential util-linux).
 SYSTEM_PACKAGES=(runc conmon busybox-static tar zstd iproute2 procps gcc libc6-dev chromium fonts-dejavu-core uidmap
-                 python3-venv skopeo docker-registry)
+                 python3-venv skopeo docker-registry podman)
 
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do

@@ -56,8 +56,8 @@ def test_help_is_returned_not_printed() -> None:
 def test_completion_lists() -> None:
     names = command_names()
     assert {"run", "ps", "ls", "container", "image", "info"} <= set(names)
-    assert command_names("image") == ["import", "inspect", "list", "load", "ls", "pull", "remove", "rm",
-                                      "save"]
+    assert command_names("image") == ["exists", "history", "import", "inspect", "list", "load", "ls", "prune",
+                                      "pull", "remove", "rm", "save", "tag", "tree", "untag"]
     assert "--detach" in command_parser("run").format_help()
 
 

@@ -25,9 +25,10 @@ USER_SUBIDS = os.environ.get("KERNELEXT_TEST_USER", "kernelext-test")
 USER_PLAIN = os.environ.get("KERNELEXT_TEST_USER_PLAIN", "kernelext-test-plain")
 SUITE_TIMEOUT_S = 900
 SUBIDS_TESTS = ["tests/test_rootless.py", "tests/test_lifecycle.py", "tests/test_copy.py", "tests/test_magics.py",
+                "tests/test_image_commands.py",
                 "tests/test_crash.py",
                 "tests/test_widgets.py", "tests/test_ports.py", "tests/test_volumes.py", "notebooks/00-tour.ipynb"]
-PLAIN_TESTS = ["tests/test_rootless.py", "tests/test_ports.py", "tests/test_volumes.py"]
+PLAIN_TESTS = ["tests/test_rootless.py", "tests/test_ports.py", "tests/test_volumes.py", "tests/test_image_commands.py"]
 
 pytestmark = pytest.mark.skipif(ROOTLESS, reason="starts the rootless run: needs root to switch users")
 

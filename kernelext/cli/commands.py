@@ -546,81 +546,6 @@ def cmd_top(rt: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
-# --------------------------------------------------------------------- images
-@command("image-import")
-def cmd_image_import(rt: Runtime, args: argparse.Namespace) -> int:
-    cmd: list[str] | None = None
-    for change in args.change:
-        key, _, value = change.replace("=", " ", 1).partition(" ")
-        if key.upper() != "CMD":
-            raise UsageError(f"unsupported --change instruction {key!r}: only CMD")
-        value = value.strip()
-        cmd = json.loads(value) if value.startswith("[") else ["/bin/sh", "-c", value]
-    out(rt.import_image(args.tarball, args.name, cmd=cmd).id)
-    return 0
-
-
-@command("image-ls")
-def cmd_image_ls(rt: Runtime, args: argparse.Namespace) -> int:
-    template = _template(args, "images")
-    images = rt.list_images()
-    if args.quiet:
-        for image in images:
-            out(image.short_id)
-        return 0
-    rows: list[dict[str, Any]] = [{"Id": i.id, "Names": [i.name], "Created": int(i.config.created),
-                                   "Size": i.config.size, "Cmd": i.config.cmd} for i in images]
-    if args.format == "json":
-        out(json.dumps(rows, indent=4))
-    elif template is not None:
-        for row in rows:
-            out(template.render({**row, "Name": row["Names"][0]}))
-    else:
-        out(table(["REPOSITORY", "IMAGE ID", "CREATED", "SIZE"],
-                  [[r["Names"][0], r["Id"][:12], human_duration(time.time() - r["Created"]) + " ago",
-                    human_size(r["Size"])] for r in rows]))
-    return 0
-
-
-@command("image-pull")
-def cmd_image_pull(rt: Runtime, args: argparse.Namespace) -> int:
-    out(rt.pull(args.image, tls_verify=args.tls_verify, authfile=args.authfile).id)
-    return 0
-
-
-@command("image-load")
-def cmd_image_load(rt: Runtime, args: argparse.Namespace) -> int:
-    if args.input != "-":
-        image = rt.load(args.input)
-    else:
-        import shutil
-        import tempfile
-
-        # skopeo reads archives from files only: stdin is spooled into the store first.
-        with tempfile.NamedTemporaryFile(dir=rt.opts.root, prefix=".load-") as spool:
-            shutil.copyfileobj(sys.stdin.buffer, spool)
-            spool.flush()
-            image = rt.load(spool.name)
-    out(image.name if args.quiet else f"Loaded image: {image.name}")
-    return 0
-
-
-@command("image-save")
-def cmd_image_save(rt: Runtime, args: argparse.Namespace) -> int:
-    rt.save(args.image, args.output, format=args.format)
-    return 0
-
-
-@command("image-inspect")
-def cmd_image_inspect(rt: Runtime, args: argparse.Namespace) -> int:
-    return _inspect_each(args, args.images, lambda name: rt.image(name).inspect())
-
-
-@command("image-rm")
-def cmd_image_rm(rt: Runtime, args: argparse.Namespace) -> int:
-    return _for_each(args.images, lambda name: f"Untagged: {rt.remove_image(name).name}")
-
-
 # -------------------------------------------------------------------- volumes
 @command("volume-create")
 def cmd_volume_create(rt: Runtime, args: argparse.Namespace) -> int:
@@ -725,3 +650,7 @@ def cmd_version(rt: Runtime, args: argparse.Namespace) -> int:
 
     out(f"kernelext version {kernelext.__version__}")
     return 0
+
+
+# The image commands live in their own module; importing it registers them.
+from kernelext.cli import images as _image_commands  # noqa: E402,F401

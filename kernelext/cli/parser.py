@@ -364,8 +364,61 @@ def _save_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _image_ls_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-a", "--all", action="store_true", help="show all images (there are no intermediate ones)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print IDs only")
+    p.add_argument("--digests", action="store_true", help="show digests")
+    p.add_argument("-f", "--filter", action="append", default=[],
+                   help="dangling=true|false, reference=PATTERN, label=KEY[=VALUE]")
+    p.add_argument("-n", "--noheading", action="store_true", help="do not print column headings")
+    p.add_argument("--no-trunc", action="store_true", help="do not truncate output")
+    p.add_argument("--format", help="'json' or a Go template")
+    p.add_argument("image", nargs="?", metavar="IMAGE", help="show only images with this name")
+
+
+def _image_history_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-H", "--human", type=_bool_flag, nargs="?", const=True, default=True,
+                   help="sizes and dates in human readable form")
+    p.add_argument("--no-trunc", action="store_true", help="do not truncate output")
     p.add_argument("-q", "--quiet", action="store_true", help="print IDs only")
     p.add_argument("--format", help="'json' or a Go template")
+    p.add_argument("image", metavar="IMAGE")
+
+
+def _image_tag_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("targets", nargs="+", metavar="TARGET_NAME")
+
+
+def _image_untag_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("names", nargs="*", metavar="NAME")
+
+
+def _image_prune_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-a", "--all", action="store_true", help="remove every image no container uses")
+    p.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+
+
+def _image_exists_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("image", metavar="IMAGE")
+
+
+def _image_tree_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--whatrequires", action="store_true", help="show the images built on this one")
+    p.add_argument("image", metavar="IMAGE")
+
+
+def _commit_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-a", "--author", default="", help="the image's author")
+    p.add_argument("-c", "--change", action="append", default=[],
+                   help="a Dockerfile instruction for the image's config (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, "
+                        "STOPSIGNAL, USER, WORKDIR)")
+    p.add_argument("-m", "--message", default="", help="the commit message (the history entry's comment)")
+    p.add_argument("-p", "--pause", type=_bool_flag, nargs="?", const=True, default=True,
+                   help="pause the container while committing (default true)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but the image ID")
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("image", nargs="?", metavar="IMAGE")
 
 
 def _image_inspect_flags(p: argparse.ArgumentParser) -> None:
@@ -374,7 +427,10 @@ def _image_inspect_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _image_rm_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("-a", "--all", action="store_true", help="remove all images")
+    p.add_argument("-f", "--force", action="store_true", help="remove the containers that use them too")
+    p.add_argument("-i", "--ignore", action="store_true", help="ignore images that do not exist")
+    p.add_argument("images", nargs="*", metavar="IMAGE")
 
 
 def _volume_create_flags(p: argparse.ArgumentParser) -> None:
@@ -434,12 +490,20 @@ def _table(*specs: tuple[str, CommandSpec]) -> dict[str, CommandSpec]:
     return dict(specs)
 
 
+COMMIT = CommandSpec("commit", "Create a new image from a container's changes", _commit_flags)
+EXISTS = CommandSpec("image-exists", "Check if an image exists in local storage", _image_exists_flags)
+HISTORY = CommandSpec("image-history", "Show the history of an image", _image_history_flags)
+PRUNE = CommandSpec("image-prune", "Remove unused images", _image_prune_flags)
+TAG = CommandSpec("image-tag", "Add an additional name to a local image", _image_tag_flags)
+UNTAG = CommandSpec("image-untag", "Remove a name from a local image", _image_untag_flags)
+
 CONTAINER_COMMANDS = _table(
     ("attach", CommandSpec("attach", "Attach to a running container", _attach_flags)),
     ("checkpoint", CommandSpec("checkpoint", "Checkpoint one or more running containers with CRIU",
                                _checkpoint_flags)),
     ("cleanup", CommandSpec("cleanup", "Clean up a container's runtime state and mounts after it exits",
                             _cleanup_flags)),
+    ("commit", COMMIT),
     ("cp", CommandSpec("cp", "Copy files/folders between a container and the local filesystem", _cp_flags)),
     ("create", CommandSpec("create", "Create but do not start a container", _create_flags)),
     ("diff", CommandSpec("diff", "Show what a container changed in its root filesystem", _diff_flags)),
@@ -468,13 +532,19 @@ CONTAINER_COMMANDS = _table(
 )
 
 IMAGE_COMMANDS = _table(
+    ("exists", EXISTS),
+    ("history", HISTORY),
     ("import", CommandSpec("image-import", "Import a root filesystem tarball as an image", _image_import_flags)),
     ("inspect", CommandSpec("image-inspect", "Display the configuration of images", _image_inspect_flags)),
     ("load", CommandSpec("image-load", "Load an image from a docker-archive or oci-archive", _load_flags)),
     ("ls", CommandSpec("image-ls", "List images", _image_ls_flags, ("list",))),
+    ("prune", PRUNE),
     ("pull", CommandSpec("image-pull", "Pull an image from a registry", _pull_flags)),
     ("rm", CommandSpec("image-rm", "Remove images", _image_rm_flags, ("remove",))),
     ("save", CommandSpec("image-save", "Save an image to an archive", _save_flags)),
+    ("tag", TAG),
+    ("tree", CommandSpec("image-tree", "Print the layers of an image as a tree", _image_tree_flags)),
+    ("untag", UNTAG),
 )
 
 VOLUME_COMMANDS = _table(
@@ -494,12 +564,15 @@ NETWORK_COMMANDS = _table(
 
 #: Commands only at the top level, besides the container commands and the groups.
 TOP_COMMANDS = _table(
+    ("history", HISTORY),
     ("images", CommandSpec("image-ls", "List images", _image_ls_flags)),
     ("info", CommandSpec("info", "Show what this host can do", _format_flag)),
     ("load", CommandSpec("image-load", "Load an image from a docker-archive or oci-archive", _load_flags)),
     ("pull", CommandSpec("image-pull", "Pull an image from a registry", _pull_flags)),
     ("rmi", CommandSpec("image-rm", "Remove images", _image_rm_flags)),
     ("save", CommandSpec("image-save", "Save an image to an archive", _save_flags)),
+    ("tag", TAG),
+    ("untag", UNTAG),
     ("version", CommandSpec("version", "Show the version", _no_flags)),
 )
 

@@ -56,6 +56,7 @@ from kernelext.errors import (
 from kernelext.oci import conmon, netns
 from kernelext.rootless import is_rootless
 from kernelext.storage.fdtree import remove_tree
+from kernelext.storage.images import PullPolicy
 from kernelext.storage.layerdiff import ChangeKind
 from kernelext.storage.volumes import Volume
 
@@ -723,7 +724,9 @@ def import_archive(runtime: Runtime, archive: Path, name: str | None,
     try:
         image = runtime.images.get(config.image_id)
     except NoSuchImageError:
-        image = runtime.images.get(config.image_name)  # the same image, imported again on this host
+        # The image the archive records, by name: here under another ID (imported again), or pulled as
+        # podman does (policy "missing"; registries.conf says which registries are plain HTTP).
+        image = runtime.image_for(config.image_name, PullPolicy.MISSING)
     config.image_id, config.image_name = image.id, image.name
     if publish is not None:
         config.ports = ports.publish(publish, host_network=config.network is NetworkMode.HOST)

@@ -45,7 +45,8 @@ from kernelext.oci.monitor import forget_exit_directory, is_alive, this_process
 from kernelext.oci.runc import Runc
 from kernelext.rootless import namespace_for
 from kernelext.storage.driver import store_driver
-from kernelext.storage.images import Image, ImageStore, PullPolicy
+from kernelext.storage.images import HistoryEntry, Image, ImageStore, PullPolicy, Removal
+from kernelext.storage.progress import ProgressCallback
 from kernelext.storage.trash import Trash
 from kernelext.storage.volumes import Volume
 from kernelext.store.db import Database
@@ -148,7 +149,7 @@ class Runtime:
         ``"/ctr"``); ``mounts``: ``--mount`` values (``"type=tmpfs,dst=/t,tmpfs-size=1m"``); ``tmpfs``:
         ``--tmpfs`` values or ``{path: options}``; ``volumes_from``: ``"CTR[:ro|rw]"``.
         """
-        img = self._image_for(image, PullPolicy.parse(pull), tls_verify, authfile)
+        img = self.image_for(image, PullPolicy.parse(pull), tls_verify, authfile)
         policy = RestartPolicy.parse(restart_policy)
         if auto_remove and policy.name.value != "no":
             raise InvalidArgumentError(
@@ -328,30 +329,34 @@ class Runtime:
         self.events.emit("import", image.id, image.name, image.name, type_="image")
         return image
 
-    def _image_for(self, image: str, policy: PullPolicy, tls_verify: bool, authfile: str | Path | None) -> Image:
+    def image_for(self, image: str, policy: PullPolicy, tls_verify: bool = True,
+                  authfile: str | Path | None = None) -> Image:
+        """The image a new container (or an imported checkpoint) uses, pulled by podman's ``policy``."""
         if policy in (PullPolicy.ALWAYS, PullPolicy.NEWER):
             return self.pull(image, tls_verify=tls_verify, authfile=authfile)
         try:
             return self.images.get(image)
         except NoSuchImageError:
-            if policy is PullPolicy.NEVER or self.namespace.rootless:  # rootless: no layered images yet
+            if policy is PullPolicy.NEVER:
                 raise
         try:
             return self.pull(image, tls_verify=tls_verify, authfile=authfile)
         except RuntimeFailure as exc:  # still a lookup error for callers: the image is not here
             raise NoSuchImageError(f"{image}: image not known, and pulling it failed: {exc}") from None
 
-    def pull(self, ref: str, *, tls_verify: bool = True, authfile: str | Path | None = None) -> Image:
-        """``podman pull``, through skopeo: ``ref`` is ``[docker://]registry/name[:tag]``."""
+    def pull(self, ref: str, *, tls_verify: bool = True, authfile: str | Path | None = None,
+             progress: ProgressCallback | None = None) -> Image:
+        """``podman pull``, through skopeo: ``ref`` is ``[docker://]registry/name[:tag]``; ``progress`` gets
+        :class:`~kernelext.storage.progress.Progress` events (skopeo's lines, bytes, layers unpacked)."""
         from kernelext.storage.skopeo import CopyOptions
 
-        image = self.images.pull(ref, CopyOptions(tls_verify, str(authfile) if authfile else None))
+        image = self.images.pull(ref, CopyOptions(tls_verify, str(authfile) if authfile else None), progress)
         self.events.emit("pull", image.id, image.name, image.name, type_="image")
         return image
 
-    def load(self, archive: str | Path) -> Image:
+    def load(self, archive: str | Path, *, progress: ProgressCallback | None = None) -> Image:
         """``podman load -i``: a docker-archive or oci-archive file."""
-        image = self.images.load(Path(archive))
+        image = self.images.load(Path(archive), progress)
         self.events.emit("load", image.id, image.name, image.name, type_="image")
         return image
 
@@ -361,10 +366,54 @@ class Runtime:
         self.events.emit("save", image.id, image.name, image.name, type_="image")
         return image
 
-    def remove_image(self, name_or_id: str) -> Image:
-        image = self.images.remove(name_or_id)
-        self.events.emit("remove", image.id, image.name, image.name, type_="image")
+    def remove_image(self, name_or_id: str, *, force: bool = False) -> Removal:
+        """``podman rmi``: a name of an image that has several is untagged, else the image goes; ``force``
+        removes the containers that use it first (podman's ``rmi -f``)."""
+        if force:
+            image = self.images.get(name_or_id) if self.images.exists(name_or_id) else None
+            for ctr_id in self.images.users(image) if image is not None else []:
+                self.remove(ctr_id, force=True)
+        removal = self.images.remove(name_or_id, force=force)
+        status = "remove" if removal.deleted else "untag"
+        self.events.emit(status, removal.image.id, removal.image.name, removal.image.name, type_="image")
+        return removal
+
+    def tag(self, name_or_id: str, *names: str) -> Image:
+        """``podman tag``: more names for an image."""
+        image = self.images.tag(name_or_id, *names)
+        self.events.emit("tag", image.id, image.name, image.name, type_="image")
         return image
+
+    def untag(self, name_or_id: str, *names: str) -> Image:
+        """``podman untag``: names taken off an image (all of them without ``names``); the image stays."""
+        image = self.images.untag(name_or_id, *names)
+        self.events.emit("untag", image.id, image.name, image.name, type_="image")
+        return image
+
+    def history(self, name_or_id: str) -> builtins.list[HistoryEntry]:
+        """``podman history``: the image's steps, newest first."""
+        return self.images.history(name_or_id)
+
+    def image_exists(self, name_or_id: str) -> bool:
+        return self.images.exists(name_or_id)
+
+    def prune_images(self, *, all: bool = False) -> builtins.list[Removal]:  # noqa: A002 - podman's flag name
+        """``podman image prune``: dangling images (every unused one with ``all``) removed; what went."""
+        removed = []
+        for image in self.images.prune_candidates(all_=all):
+            removed.append(self.images.remove(image.id, force=True))
+            self.events.emit("remove", image.id, image.name, image.name, type_="image")
+        return removed
+
+    def commit(self, container: str, image: str | None = None, *, changes: Iterable[str] = (), message: str = "",
+               author: str = "", pause: bool = True) -> Image:
+        """``podman commit``: the container's changes as a new layer on its image; ``changes`` are ``--change``
+        instructions (``CMD=...``, ``ENV K=V``, ``WORKDIR``, ``USER``, ``ENTRYPOINT``, ``LABEL``, ``EXPOSE``)."""
+        from kernelext.core.commit import CommitOptions
+        from kernelext.core.commit import commit as commit_container
+
+        options = CommitOptions(list(changes), message, author, pause)
+        return commit_container(self.get(container), image, options)
 
     # ------------------------------------------------------------------- copy
     def copy(self, src: str, dst: str, archive: bool = True, overwrite: bool = False, *,

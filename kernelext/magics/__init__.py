@@ -36,7 +36,7 @@ def _candidates(magics: ContainerMagics, words: list[str], current: str) -> list
         return sorted(opt for opt in parser._option_string_actions if opt.startswith("--") or len(opt) == 2)
     names = [c.name for c in magics.rt.list()]
     if position[0] in ("run", "create"):
-        return [image.name for image in magics.rt.list_images()] + ["busybox"]
+        return [name for image in magics.rt.list_images() for name in image.names] + ["busybox"]
     return names
 
 

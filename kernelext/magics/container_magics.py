@@ -32,13 +32,13 @@ from kernelext.cli.parser import (
 from kernelext.core import engine
 from kernelext.core.container import Container
 from kernelext.core.runtime import Runtime
-from kernelext.errors import KernelextError
+from kernelext.errors import KernelextError, NoSuchImageError
 from kernelext.magics import live
 from kernelext.magics.display import ContainerList, Table
 
 Handler = Callable[["ContainerMagics", argparse.Namespace], Any]
 #: Subcommands that exist only in a notebook (they show a widget).
-WIDGET_COMMANDS = ("panel", "diagram", "timeline", "monitor", "files", "dashboard")
+WIDGET_COMMANDS = ("panel", "diagram", "timeline", "monitor", "files", "dashboard", "imagelist")
 HANDLERS: dict[str, Handler] = {}
 
 
@@ -158,14 +158,15 @@ class ContainerMagics(Magics):
             raise
 
     def _widget(self, argv: list[str]) -> Any:
-        """Notebook-only subcommands that show a widget: panel, diagram, timeline, monitor, files; dashboard."""
+        """Notebook-only subcommands that show a widget: panel, diagram, timeline, monitor, files; dashboard,
+        imagelist."""
         from kernelext import widgets
 
         command, rest = argv[0], argv[1:]
-        if command == "dashboard":
+        if command in ("dashboard", "imagelist"):
             if rest:
-                raise UsageError("usage: %container dashboard")
-            return widgets.Dashboard(self.rt)
+                raise UsageError(f"usage: %container {command}")
+            return widgets.Dashboard(self.rt) if command == "dashboard" else widgets.ImageList(self.rt)
         if len(rest) != 1:
             raise UsageError(f"usage: %container {command} CONTAINER")
         ctr = self.rt.get(rest[0])
@@ -420,9 +421,67 @@ def _top(m: ContainerMagics, args: argparse.Namespace) -> Table:
 
 
 @handles("image-ls")
-def _images(m: ContainerMagics, args: argparse.Namespace) -> Table:
-    return Table(({"NAME": i.name, "ID": i.short_id, "SIZE": i.config.size} for i in m.rt.list_images()),
-                 ["NAME", "ID", "SIZE"])
+def _images(m: ContainerMagics, args: argparse.Namespace) -> Table | list[str] | None:
+    """podman's columns, and the containers that use each image."""
+    from kernelext.cli.images import listed_images
+
+    rows = listed_images(m.rt, args)
+    if args.quiet:
+        return list(dict.fromkeys(row["ID"] for row in rows))
+    if args.format and args.format != "json":  # a Go template: a line each, as the CLI prints them
+        from kernelext.cli.template import Template
+
+        template = Template.parse(args.format, "images")
+        print("\n".join(template.render(row) for row in rows))
+        return None
+    return Table(({"REPOSITORY": r["Repository"], "TAG": r["Tag"], "IMAGE ID": r["ID"], "CREATED": r["CreatedSince"],
+                   "SIZE": r["Size"], "CONTAINERS": ", ".join(r["UsedBy"])} for r in rows),
+                 ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "CONTAINERS"])
+
+
+@handles("image-history")
+def _image_history(m: ContainerMagics, args: argparse.Namespace) -> Table:
+    from kernelext.cli.images import history_rows
+
+    rows = history_rows(m.rt, args.image, no_trunc=args.no_trunc, human=args.human)
+    return Table(({"ID": r["ID"], "CREATED": r["Created"], "CREATED BY": r["CreatedBy"], "SIZE": r["Size"],
+                   "COMMENT": r["Comment"]} for r in rows), ["ID", "CREATED", "CREATED BY", "SIZE", "COMMENT"])
+
+
+@handles("image-tree")
+def _image_tree(m: ContainerMagics, args: argparse.Namespace) -> None:
+    from kernelext.cli.images import tree_lines
+
+    print("\n".join(tree_lines(m.rt, args.image, whatrequires=args.whatrequires)))
+
+
+@handles("image-tag")
+def _image_tag(m: ContainerMagics, args: argparse.Namespace) -> None:
+    m.rt.tag(args.image, *args.targets)
+
+
+@handles("image-untag")
+def _image_untag(m: ContainerMagics, args: argparse.Namespace) -> None:
+    m.rt.untag(args.image, *args.names)
+
+
+@handles("image-exists")
+def _image_exists(m: ContainerMagics, args: argparse.Namespace) -> bool:
+    return m.rt.image_exists(args.image)
+
+
+@handles("image-prune")
+def _image_prune(m: ContainerMagics, args: argparse.Namespace) -> list[str]:
+    if not args.force:
+        raise UsageError("a cell cannot answer the confirmation: add -f")
+    return [removal.image.id for removal in m.rt.prune_images(all=args.all)]
+
+
+@handles("commit")
+def _commit(m: ContainerMagics, args: argparse.Namespace) -> str:
+    """The new image's ID, as the CLI prints it."""
+    return m.rt.commit(args.container, args.image, changes=args.change, message=args.message, author=args.author,
+                       pause=args.pause).id
 
 
 @handles("image-import")
@@ -432,14 +491,32 @@ def _image_import(m: ContainerMagics, args: argparse.Namespace) -> Any:
 
 @handles("image-pull")
 def _image_pull(m: ContainerMagics, args: argparse.Namespace) -> Any:
-    return m.rt.pull(args.image, tls_verify=args.tls_verify, authfile=args.authfile)
+    return _with_progress("Pulling", args.quiet, lambda progress: m.rt.pull(
+        args.image, tls_verify=args.tls_verify, authfile=args.authfile, progress=progress))
+
+
+def _with_progress(title: str, quiet: bool, bring: Callable[[Any], Any]) -> Any:
+    """``bring(progress)`` with a progress bar in the cell that leaves one summary line (none with -q)."""
+    if quiet:
+        return bring(None)
+    from kernelext.magics.progressbar import ProgressBar
+
+    bar = ProgressBar(title)
+    image = None
+    try:
+        image = bring(bar)
+    finally:
+        bar.finish(None if image is None else
+                   f"{title.removesuffix('ing')}ed {image.name}: {len(image.config.layers)} layers, "
+                   f"{image.config.size / 1e6:.1f} MB")
+    return image
 
 
 @handles("image-load")
 def _image_load(m: ContainerMagics, args: argparse.Namespace) -> Any:
     if args.input == "-":
         raise UsageError("a cell has no stdin: give the archive with -i FILE")
-    return m.rt.load(args.input)
+    return _with_progress("Loading", args.quiet, lambda progress: m.rt.load(args.input, progress=progress))
 
 
 @handles("image-save")
@@ -455,8 +532,19 @@ def _image_inspect(m: ContainerMagics, args: argparse.Namespace) -> Any:
 
 @handles("image-rm")
 def _image_rm(m: ContainerMagics, args: argparse.Namespace) -> None:
-    for name in args.images:
-        print(f"Untagged: {m.rt.remove_image(name).name}")
+    from kernelext.cli.images import removal_lines
+
+    names = [image.id for image in reversed(m.rt.images())] if args.all else args.images
+    if not names:
+        raise UsageError("image name or ID must be specified")
+    for name in names:
+        try:
+            removal = m.rt.remove_image(name, force=args.force)
+        except NoSuchImageError:
+            if args.ignore:
+                continue
+            raise
+        print("\n".join(removal_lines(removal)))
 
 
 @handles("volume-create")

@@ -14,11 +14,14 @@ from __future__ import annotations
 import datetime
 import enum
 import os
+import re
 import shutil
 import sqlite3
 import struct
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +31,6 @@ from kernelext.errors import (
     ImageFormatError,
     ImageInUseError,
     InvalidArgumentError,
-    NameInUseError,
     NoSuchImageError,
     PermissionRequiredError,
     RuntimeFailure,
@@ -37,22 +39,41 @@ from kernelext.errors import (
 from kernelext.rootless import Namespace
 from kernelext.storage import layers, skopeo
 from kernelext.storage.fdtree import tree_size
-from kernelext.storage.ocilayout import read_layout, write_flat_layout
+from kernelext.storage.ocilayout import (
+    architecture,
+    blob_descriptor,
+    blobs_of,
+    read_layout,
+    tar_layer,
+    write_flat_layout,
+    write_layout,
+)
+from kernelext.storage.progress import Phase, Progress, ProgressCallback
 from kernelext.store.db import Database
 
 BUILTIN_BUSYBOX = "busybox"
+#: The shortest ID prefix that names an image (podman accepts any unambiguous prefix; 3 keeps names apart).
+MIN_ID_PREFIX = 3
+HEX = frozenset("0123456789abcdef")
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 #: Bump when the built-in image's layout changes, so a new ID is derived.
 BUSYBOX_LAYOUT_VERSION = "1"
 _PT_INTERP = 3
 DEFAULT_TAG = ":latest"
+SHA256_PREFIX = "sha256:"
 #: Where a layered image keeps the OCI layout it came in (for ``image save``), inside its directory.
 LAYOUT_DIR = "oci"
 LAYERS_DIR = "layers"
+BLOBS_DIR = "blobs"
+BLOBS_LOCK = "blobs.lock"
 #: A name kept in an oci-archive's index (``org.opencontainers.image.ref.name``).
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 #: ``image save --format`` values: skopeo's transport names.
 SAVE_FORMATS = ("oci-archive", "docker-archive")
+
+#: An image reference: [host[:port]/]path[:tag] (the distribution grammar's lowercase path components).
+REFERENCE = re.compile(r"(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+                       r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?")
 
 _PASSWD = "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\n" \
           "nobody:x:65534:65534:nobody:/home:/bin/false\n"
@@ -91,10 +112,22 @@ class ImageConfig:
     exposed_ports: list[str] = field(default_factory=list)
     #: The image's ``Volumes``: anonymous volumes of each container (kernelext.core.mounts).
     volumes: list[str] = field(default_factory=list)
+    #: The OCI config's history (``created``, ``created_by``, ``comment``, ``author``, ``empty_layer``).
+    history: list[dict[str, Any]] = field(default_factory=list)
+    author: str = ""
+    #: Bytes on disk of each layer in ``layers`` (measured when the image was stored).
+    layer_sizes: list[int] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ImageConfig:
         return cls(**data)
+
+    def to_oci(self) -> dict[str, Any]:
+        """The ``config`` part of an OCI image config for what kernelext records (empty values left out)."""
+        config = {"Cmd": self.cmd, "Entrypoint": self.entrypoint, "Env": self.env, "WorkingDir": self.workdir,
+                  "User": self.user, "Labels": self.labels, "StopSignal": self.stop_signal,
+                  "ExposedPorts": {port: {} for port in self.exposed_ports}}
+        return {key: value for key, value in config.items() if value}
 
     @classmethod
     def from_oci(cls, document: dict[str, Any], diff_ids: list[str]) -> ImageConfig:
@@ -103,20 +136,40 @@ class ImageConfig:
         return cls(cmd=list(c.get("Cmd") or []), entrypoint=list(c.get("Entrypoint") or []),
                    env=list(c.get("Env") or []), workdir=c.get("WorkingDir") or "/", user=c.get("User") or "",
                    layers=list(diff_ids), labels=dict(c.get("Labels") or {}), stop_signal=c.get("StopSignal") or "",
-                   exposed_ports=sorted(c.get("ExposedPorts") or {}), volumes=sorted(c.get("Volumes") or {}))
+                   exposed_ports=sorted(c.get("ExposedPorts") or {}), volumes=sorted(c.get("Volumes") or {}),
+                   history=[h for h in document.get("history") or [] if isinstance(h, dict)],
+                   author=document.get("author") or "", created=parse_time(document.get("created")))
 
 
-@dataclass
+@dataclass(repr=False)
 class Image:
     id: str
-    name: str
+    #: Its names (normalized: ``busybox``, ``127.0.0.1:5000/app:v2``); none: a dangling image, ``<none>``.
+    names: list[str]
     rootfs: Path
     config: ImageConfig
     layers_dir: Path
 
+    def __repr__(self) -> str:
+        return f"<Image {self.short_id} {self.repo_tags or ['<none>']} layers={len(self.config.layers) or 1}>"
+
+    @property
+    def name(self) -> str:
+        """Its first name, or its ID when it has none."""
+        return self.names[0] if self.names else self.id
+
     @property
     def short_id(self) -> str:
         return self.id[:12]
+
+    @property
+    def repo_tags(self) -> list[str]:
+        """podman's ``RepoTags``: each name in full (``localhost/busybox:latest``)."""
+        return [":".join(repo_tag(name)) for name in self.names]
+
+    @property
+    def dangling(self) -> bool:
+        return not self.names
 
     @property
     def lowers(self) -> list[Path]:
@@ -135,10 +188,9 @@ class Image:
             if value:
                 config[key] = value
         created = datetime.datetime.fromtimestamp(c.created, datetime.timezone.utc).isoformat()
-        return {"Id": self.id, "RepoTags": [self.name if ":" in self.name.rsplit("/", 1)[-1]
-                                            else self.name + DEFAULT_TAG] if self.name != self.id else [],
-                "Created": created, "Config": config, "Os": "linux", "Size": c.size,
-                "RootFS": {"Type": "layers", "Layers": list(c.layers)}}
+        return {"Id": self.id, "Digest": f"sha256:{self.id}", "RepoTags": self.repo_tags, "Created": created,
+                "Config": config, "Author": c.author, "Os": "linux", "Size": c.size,
+                "RootFS": {"Type": "layers", "Layers": list(c.layers)}, "NamesHistory": list(self.names)}
 
     @property
     def layout(self) -> Path | None:
@@ -147,11 +199,73 @@ class Image:
         return path if path.is_dir() else None
 
 
+@dataclass
+class Removal:
+    """What ``image rm`` did: the names it untagged, and whether the image itself was deleted."""
+
+    image: Image
+    untagged: list[str]
+    deleted: bool
+
+
+@dataclass
+class HistoryEntry:
+    """One line of ``image history``: ``id`` only on the image's own (top) step, podman's ``<missing>`` else."""
+
+    id: str | None
+    created: str
+    created_by: str
+    size: int
+    comment: str
+
+
+def parse_time(text: object) -> float:
+    """An OCI ``created`` time (RFC 3339, maybe with nanoseconds) as a timestamp; 0 when absent or malformed."""
+    if not isinstance(text, str):
+        return 0.0
+    match = re.fullmatch(r"(.*?T\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", text.strip())
+    if match is None:
+        return 0.0
+    head, fraction, zone = match.groups()
+    try:
+        moment = datetime.datetime.fromisoformat(head + (fraction or "")[:7] + zone.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    return max(moment.timestamp(), 0.0)
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).isoformat()
+
+
 def normalize_name(name: str) -> str:
     """``busybox:latest`` and ``localhost/busybox`` name the image ``busybox``."""
     for prefix in ("localhost/", "docker.io/library/"):
         name = name.removeprefix(prefix)
     return name.removesuffix(DEFAULT_TAG)
+
+
+def repo_tag(name: str) -> tuple[str, str]:
+    """A stored name as podman shows it: (``localhost/busybox``, ``latest``); a name without a registry is
+    local (podman's ``localhost/``)."""
+    repository, _, tag = name.rpartition(":") if ":" in name.rsplit("/", 1)[-1] else (name, "", "latest")
+    first = repository.split("/", 1)[0]
+    if "/" not in repository or not ("." in first or ":" in first or first == "localhost"):
+        repository = f"localhost/{repository}"
+    return repository, tag
+
+
+def valid_name(name: str) -> bool:
+    """A reference podman accepts as an image name: lowercase path components, an optional tag."""
+    return REFERENCE.fullmatch(name) is not None and "@" not in name
+
+
+def check_name(name: str, operation: str) -> str:
+    """``name`` normalized, or podman's refusal of a malformed reference."""
+    if not valid_name(name):
+        reason = "repository name must be lowercase" if valid_name(name.lower()) else "invalid reference format"
+        raise InvalidArgumentError(f'normalizing name "{name}": {reason}', operation=operation)
+    return normalize_name(name)
 
 
 def find_static_busybox() -> Path:
@@ -182,69 +296,148 @@ class ImageStore:
         self.opts = opts
         self.db = db
 
-    def _image(self, row: tuple[str, str, dict[str, Any]]) -> Image:
-        image_id, name, config = row
-        return Image(image_id, name, self.opts.image_dir(image_id) / "rootfs", ImageConfig.from_json(config),
+    def _image(self, row: tuple[str, list[str], dict[str, Any]]) -> Image:
+        image_id, names, config = row
+        return Image(image_id, names, self.opts.image_dir(image_id) / "rootfs", ImageConfig.from_json(config),
                      self.layers_dir)
 
     @property
     def layers_dir(self) -> Path:
         return self.opts.root / LAYERS_DIR
 
+    def _resolve(self, name_or_id: str) -> str | None:
+        """The ID a name, a full ID or an unambiguous ID prefix (3+ characters) stands for."""
+        name = normalize_name(name_or_id)
+        image_id = self.db.image_by_name(name)
+        if image_id is not None:
+            return image_id
+        ref = name_or_id.removeprefix("sha256:")
+        if len(ref) < MIN_ID_PREFIX or any(c not in HEX for c in ref):
+            return None
+        matches = self.db.images_by_id_prefix(ref)
+        if len(matches) > 1:
+            raise NoSuchImageError(f'{name_or_id}: image ID prefix is ambiguous: it matches {len(matches)} images')
+        return matches[0] if matches else None
+
     def get(self, name_or_id: str) -> Image:
         """Look an image up; the built-in busybox is assembled on first use."""
-        name = normalize_name(name_or_id)
-        row = self.db.lookup_image(name)
+        image_id = self._resolve(name_or_id)
+        row = self.db.image_row(image_id) if image_id else None
         if row is not None:
             return self._image(row)
-        if name == BUILTIN_BUSYBOX:
+        if normalize_name(name_or_id) == BUILTIN_BUSYBOX:
             return self._build_busybox()
         raise NoSuchImageError(f"{name_or_id}: image not known")
+
+    def __call__(self) -> list[Image]:
+        """``rt.images()``: every image, oldest first (``rt.images`` itself is the store)."""
+        return self.all()
+
+    def exists(self, name_or_id: str) -> bool:
+        """``image exists``: recorded in the store (the built-in busybox only once assembled)."""
+        try:
+            return self._resolve(name_or_id) is not None
+        except NoSuchImageError:
+            return False
 
     def all(self) -> list[Image]:
         return sorted((self._image(row) for row in self.db.all_images()), key=lambda i: i.config.created)
 
-    def remove(self, name_or_id: str) -> Image:
-        image = self.get(name_or_id) if normalize_name(name_or_id) != BUILTIN_BUSYBOX or \
-            self.db.lookup_image(BUILTIN_BUSYBOX) else None
-        if image is None:
-            raise NoSuchImageError(f"{name_or_id}: image not known")
+    def tag(self, name_or_id: str, *new_names: str) -> Image:
+        """``image tag``: more names for the image (a name another image had moves here)."""
+        names = [check_name(n, "tag") for n in new_names]
+        image = self.get(name_or_id)
+        for name in names:
+            self.db.tag_image(image.id, name)
+        return self.get(image.id)
+
+    def untag(self, name_or_id: str, *names: str) -> Image:
+        """``image untag``: the given names taken off the image (all of them when none is given)."""
+        image = self.get(name_or_id)
+        for name in [normalize_name(n) for n in names] or image.names:
+            if not self.db.untag_image(image.id, name):
+                raise NoSuchImageError(f"{':'.join(repo_tag(name))}: tag not known", operation="untag")
+        return self.get(image.id)
+
+    def remove(self, name_or_id: str, *, force: bool = False) -> Removal:
+        """``image rm``: a name of an image with several is untagged; otherwise the image and its unused layers go.
+
+        The caller removes the containers that use it first when ``force`` (podman's ``rmi -f``)."""
+        image_id = self._resolve(name_or_id)  # never assembles the built-in image only to remove it
+        if image_id is None:
+            raise NoSuchImageError(f"{name_or_id}: image not known", operation="image rm")
+        image = self.get(image_id)
+        by_name = normalize_name(name_or_id) in image.names
+        if by_name and len(image.names) > 1:
+            self.db.untag_image(image.id, normalize_name(name_or_id))
+            return Removal(image, [":".join(repo_tag(normalize_name(name_or_id)))], deleted=False)
+        if not by_name and len(image.names) > 1 and not force:
+            raise InvalidArgumentError(f'unable to delete image "{image.id}" by ID with more than one tag '
+                                       f"([{' '.join(image.repo_tags)}]): please force removal", operation="image rm")
         users = self.db.containers_using_image(image.id)
         if users:
-            raise ImageInUseError(f"image {image.name} is in use by {len(users)} container(s): "
-                                  f"{', '.join(sorted(users))}",
-                                  operation="image rm")
+            raise ImageInUseError(f"image used by {sorted(users)[0]}: image is in use by a container: consider "
+                                  f"listing external containers and force-removing image", operation="image rm")
         self.db.remove_image(image.id)
         self.namespace.remove_tree(self.opts.image_dir(image.id))
         if image.config.layers:
             still_used = {d for other in self.all() for d in other.config.layers}
             layers.remove_unused(self.layers_dir, still_used, image.config.layers, self.namespace)
-        return image
+            self._collect_blobs()
+        return Removal(image, image.repo_tags, deleted=True)
 
-    def _commit(self, name: str, image_id: str, staging: Path, config: ImageConfig, *, retag: bool = False) -> Image:
+    def users(self, image: Image) -> list[str]:
+        """The IDs of the containers made from ``image``."""
+        return self.db.containers_using_image(image.id)
+
+    def prune_candidates(self, *, all_: bool = False) -> list[Image]:
+        """``image prune``: dangling images (every image with ``all_``) that no container uses, newest first."""
+        return [image for image in reversed(self.all())
+                if (all_ or image.dangling) and not self.db.containers_using_image(image.id)]
+
+    def history(self, name_or_id: str) -> list[HistoryEntry]:
+        """``image history``: the image's steps, newest first; each step that made a layer shows its size."""
+        image = self.get(name_or_id)
+        c = image.config
+        sizes = c.layer_sizes if len(c.layer_sizes) == len(c.layers) else \
+            [tree_size(layers.layer_path(self.layers_dir, d)) for d in c.layers]
+        steps = list(c.history) or [{"created": _iso(c.created), "created_by": "", "comment": ""}]
+        # An image whose history names fewer layers than it has (many tools write none): a step each for the rest.
+        missing = len(c.layers) - sum(1 for step in steps if not step.get("empty_layer"))
+        steps = [{"created": _iso(c.created)} for _ in range(missing)] + steps
+        entries, layer = [], 0
+        for step in steps:
+            size = 0
+            if not step.get("empty_layer"):
+                size = sizes[layer] if layer < len(sizes) else (c.size if not c.layers else 0)
+                layer += 1
+            entries.append(HistoryEntry(id=None, created=step.get("created") or "",
+                                        created_by=step.get("created_by") or "", size=size,
+                                        comment=step.get("comment") or ""))
+        entries.reverse()
+        entries[0].id = image.id
+        return entries
+
+    def _commit(self, names: list[str], image_id: str, staging: Path, config: ImageConfig) -> Image:
         """Move a fully built image into place, then record it: never half an image.
 
-        ``retag``: the name moves to this image (a pull of a tag pushed again); the image that had it is
-        left named by its ID, as podman leaves it ``<none>``.
+        ``names`` move to this image from any image that had them (a pull of a tag pushed again); the image
+        that had them is left without, as podman leaves it ``<none>``.
         """
         final = self.opts.image_dir(image_id)
-        config.created = time.time()
+        config.created = config.created or time.time()
         roots = [layers.layer_path(self.layers_dir, d) for d in config.layers] or [staging / "rootfs"]
-        config.size = sum(tree_size(root) for root in roots)
+        config.layer_sizes = [tree_size(root) for root in roots] if config.layers else []
+        config.size = sum(config.layer_sizes) if config.layers else tree_size(roots[0])
         if final.exists():
             self.namespace.remove_tree(staging)
         else:
             os.rename(staging, final)
-        holder = self.db.lookup_image(name)
-        if retag and holder is not None and holder[0] != image_id and holder[1] == name:
-            self.db.rename_image(holder[0], holder[0])
         try:
-            self.db.add_image(image_id, name, config.__dict__)
-        except sqlite3.IntegrityError:
-            if self.db.lookup_image(image_id) is not None:
-                return self.get(image_id)  # already here (one name per image: it keeps the one it has)
-            self.namespace.remove_tree(final)  # recorded nowhere: not left behind
-            raise NameInUseError(f"image name {name!r} is already in use", operation="image import") from None
+            self.db.add_image(image_id, names, config.__dict__)
+        except sqlite3.IntegrityError:  # already here: it gets the names
+            for name in names:
+                self.db.tag_image(image_id, name)
         return self.get(image_id)
 
     def _staging(self) -> Path:
@@ -291,7 +484,7 @@ class ImageStore:
         except BaseException:
             self.namespace.remove_tree(staging)
             raise
-        return self._commit(BUILTIN_BUSYBOX, image_id, staging, ImageConfig(cmd=["sh"]))
+        return self._commit([BUILTIN_BUSYBOX], image_id, staging, ImageConfig(cmd=["sh"]))
 
     def import_tarball(self, tarball: Path, name: str, *, cmd: list[str] | None = None) -> Image:
         """``podman import``: a rootfs tarball (plain or compressed) becomes an image."""
@@ -320,45 +513,119 @@ class ImageStore:
         except BaseException:
             self.namespace.remove_tree(staging)
             raise
-        return self._commit(name, digest.hexdigest(), staging, ImageConfig(cmd=cmd or []))
+        return self._commit([name], digest.hexdigest(), staging, ImageConfig(cmd=cmd or []))
 
     # ------------------------------------------------------------- OCI images
-    def _refuse_rootless(self, operation: str) -> None:
-        if self.namespace.rootless:
-            # A layer's owners need the store's ID mapping, which extraction does not apply yet.
-            raise PermissionRequiredError(f"{operation}: layered images need root for now", operation=operation)
+    def _copy_options(self, options: skopeo.CopyOptions | None = None) -> skopeo.CopyOptions:
+        """``options`` with, rootless, the store's private runroot as skopeo's runtime directory."""
+        from dataclasses import replace
 
-    def pull(self, ref: str, options: skopeo.CopyOptions = skopeo.CopyOptions()) -> Image:
-        """``podman pull``: the image ``ref`` (``[docker://]host/name[:tag]``) from its registry."""
-        self._refuse_rootless("pull")
-        name = normalize_name(ref.removeprefix(skopeo.DOCKER_TRANSPORT))
+        options = options or skopeo.CopyOptions()
+        return replace(options, runtime_dir=str(self.opts.runroot)) if self.namespace.rootless else options
+
+    def _unpack(self, blob: Path, diff_id: str, operation: str) -> None:
+        """A layer unpacked once; rootless inside the store's namespace, where its owners and whiteouts exist."""
+        if layers.layer_path(self.layers_dir, diff_id).is_dir():
+            return
+        if self.namespace.direct:
+            layers.unpack(blob, diff_id, self.layers_dir, self.namespace)
+        else:
+            from kernelext.storage.layerworker import unpack_in_namespace
+
+            self.layers_dir.mkdir(parents=True, exist_ok=True)
+            unpack_in_namespace(blob, diff_id, self.layers_dir, self.namespace, operation)
+
+    def pull(self, ref: str, options: skopeo.CopyOptions = skopeo.CopyOptions(),
+             progress: ProgressCallback | None = None) -> Image:
+        """``podman pull``: the image ``ref`` (``[docker://]host/name[:tag]``) from its registry, or
+        (``containers-storage:NAME``) from podman's or buildah's store on this host."""
+        if ref.startswith(skopeo.CONTAINERS_STORAGE_TRANSPORT):
+            if self.namespace.rootless:
+                # A user's podman store is readable only inside podman's own user namespace, not this store's.
+                raise PermissionRequiredError("containers-storage: needs root (a rootless podman store can only be "
+                                              "read inside podman's user namespace)", operation="pull")
+            # "containers-storage:[driver@root+runroot]NAME" picks a store other than the default one.
+            rest = ref.removeprefix(skopeo.CONTAINERS_STORAGE_TRANSPORT)
+            source, name = ref, normalize_name(rest.split("]", 1)[1] if rest.startswith("[") else rest)
+        else:
+            source, name = skopeo.docker_reference(ref), normalize_name(ref.removeprefix(skopeo.DOCKER_TRANSPORT))
         if not name:
             raise InvalidArgumentError("pull needs an image reference")
-        return self._bring(skopeo.docker_reference(ref), name, options, operation="pull")
+        return self._bring(source, name, options, operation="pull", progress=progress)
 
-    def load(self, archive: Path) -> Image:
+    def load(self, archive: Path, progress: ProgressCallback | None = None) -> Image:
         """``podman load``: a docker-archive or oci-archive file (compressed or not)."""
-        self._refuse_rootless("load")
         if not archive.is_file():
             raise InvalidArgumentError(f"{archive}: no such file", operation="load")
         transport, name = _archive_kind(archive)
-        return self._bring(f"{transport}:{archive.absolute()}", name, skopeo.CopyOptions(), operation="load")
+        return self._bring(f"{transport}:{archive.absolute()}", name, self._copy_options(), operation="load",
+                           progress=progress)
 
-    def _bring(self, source: str, name: str | None, options: skopeo.CopyOptions, *, operation: str) -> Image:
+    def _bring(self, source: str, name: str | None, options: skopeo.CopyOptions, *, operation: str,
+               progress: ProgressCallback | None = None) -> Image:
         """Copy ``source`` into a layout in a staging directory with skopeo, then unpack its layers."""
         staging = self._staging()
         try:
             layout = staging / LAYOUT_DIR
-            skopeo.copy(source, f"oci:{layout}", options, operation=operation)
-            found = read_layout(layout)
-            for blob, diff_id in zip(found.layers, found.diff_ids):
-                layers.unpack(blob, diff_id, self.layers_dir, self.namespace)
+            with self._blobs_locked():
+                # Blobs go to the store's shared directory: a layer another image brought is not fetched again.
+                skopeo.copy(source, f"oci:{layout}", self._copy_options(options), operation=operation,
+                            progress=progress,
+                            shared_blobs=self.blobs_dir)
+                found = read_layout(layout, self.blobs_dir)
+                for index, (blob, diff_id) in enumerate(zip(found.layers, found.diff_ids)):
+                    if progress is not None:
+                        progress(Progress(Phase.UNPACK, f"Unpacking layer {diff_id}", index, len(found.layers)))
+                    self._unpack(blob, diff_id, operation)
+            if progress is not None:
+                progress(Progress(Phase.DONE, found.config_digest, len(found.layers), len(found.layers)))
             config = ImageConfig.from_oci(found.config, found.diff_ids)
         except BaseException:
             self.namespace.remove_tree(staging)
             raise
-        return self._commit(normalize_name(name) if name else found.config_digest, found.config_digest, staging,
-                            config, retag=True)
+        return self._commit([normalize_name(name)] if name else [], found.config_digest, staging, config)
+
+    def commit(self, parent: Image, changes_tar: Path, config: ImageConfig, names: list[str],
+               history: dict[str, Any]) -> Image:
+        """A new image: ``parent``'s layers, the layer tar ``changes_tar`` (moved into the store) on top, and
+        ``config``; ``history`` is its step in the config's history (``created_by``, ``comment``, ``author``)."""
+        import copy
+
+        staging = self._staging()
+        try:
+            with self._blobs_locked():
+                blobs = self.blobs_dir / "sha256"
+                blobs.mkdir(parents=True, exist_ok=True)
+                if parent.layout is not None:  # the parent's blobs (shared already, or linked in) and document
+                    found = read_layout(parent.layout, self.blobs_dir)
+                    for blob in found.layers:
+                        if not (blobs / blob.name).exists():
+                            _link_or_copy(blob, blobs / blob.name)
+                    descriptors, document = list(found.descriptors), copy.deepcopy(found.config)
+                else:  # a flat image (the built-in busybox, an import): its root becomes the bottom layer
+                    descriptors = [tar_layer(parent.rootfs, blobs, self.namespace.command(["tar"]))]
+                    document = {"architecture": architecture(), "os": "linux",
+                                "rootfs": {"type": "layers", "diff_ids": [descriptors[0]["digest"]]},
+                                "history": [{"created": _iso(parent.config.created),
+                                             "created_by": f"kernelext: {parent.name} as one layer"}]}
+                    self._unpack(blobs / descriptors[0]["digest"].removeprefix(SHA256_PREFIX),
+                                 descriptors[0]["digest"], "commit")
+                descriptors.append(blob_descriptor(changes_tar, rename_into=blobs))
+                diff_id = descriptors[-1]["digest"]
+                self._unpack(blobs / diff_id.removeprefix(SHA256_PREFIX), diff_id, "commit")
+                now = time.time()
+                document.update({"created": _iso(now), "config": config.to_oci()})
+                if history.get("author"):
+                    document["author"] = history["author"]
+                document["rootfs"]["diff_ids"] = [*document["rootfs"]["diff_ids"], diff_id]
+                document["history"] = [*(document.get("history") or []),
+                                       {"created": _iso(now), **{k: v for k, v in history.items() if v}}]
+                image_id = write_layout(staging / LAYOUT_DIR, document, descriptors, self.blobs_dir)
+            new_config = ImageConfig.from_oci(document, document["rootfs"]["diff_ids"])
+        except BaseException:
+            self.namespace.remove_tree(staging)
+            raise
+        return self._commit(names, image_id, staging, new_config)
 
     def save(self, name_or_id: str, output: Path, fmt: str = "oci-archive") -> Image:
         """``podman save``: the image as an archive skopeo writes (``oci-archive`` or ``docker-archive``)."""
@@ -366,22 +633,73 @@ class ImageStore:
             raise InvalidArgumentError(f"unsupported format {fmt!r}: use {' or '.join(SAVE_FORMATS)}",
                                        operation="save")
         image = self.get(name_or_id)
-        tagged = image.name if ":" in image.name.rsplit("/", 1)[-1] else image.name + DEFAULT_TAG
+        dest = f"{fmt}:{output.absolute()}" + (f":{':'.join(repo_tag(image.name))}" if image.names else "")
         output.unlink(missing_ok=True)  # skopeo refuses to overwrite an archive
         if image.layout is not None:
-            skopeo.copy(f"oci:{image.layout}", f"{fmt}:{output.absolute()}:{tagged}", operation="save")
+            with self._blobs_locked():
+                blobs = blobs_of(image.layout, self.blobs_dir)
+                skopeo.copy(f"oci:{image.layout}", dest, self._copy_options(), operation="save",
+                            shared_blobs=blobs if blobs == self.blobs_dir else None)
             return image
         staging = self._staging()
         try:  # a flat image: written as a one-layer layout first
-            c = image.config
-            config = {"Cmd": c.cmd or None, "Entrypoint": c.entrypoint or None, "Env": c.env or None,
-                      "WorkingDir": c.workdir, "User": c.user}
-            write_flat_layout(image.rootfs, {k: v for k, v in config.items() if v}, staging / LAYOUT_DIR,
+            write_flat_layout(image.rootfs, image.config.to_oci(), staging / LAYOUT_DIR,
                               self.namespace.command(["tar"]))
-            skopeo.copy(f"oci:{staging / LAYOUT_DIR}", f"{fmt}:{output.absolute()}:{tagged}", operation="save")
+            skopeo.copy(f"oci:{staging / LAYOUT_DIR}", dest, self._copy_options(), operation="save")
         finally:
             self.namespace.remove_tree(staging)
         return image
+
+    # ------------------------------------------------------------ shared blobs
+    @property
+    def blobs_dir(self) -> Path:
+        """The compressed blobs (manifests, configs, layers) of every image's layout, each kept once: skopeo
+        fetches only those not here yet."""
+        return self.opts.root / BLOBS_DIR
+
+    @contextmanager
+    def _blobs_locked(self, *, exclusive: bool = False) -> Iterator[bool]:
+        """Shared while an image brings or reads blobs; exclusive (never waiting: False when busy) to delete."""
+        import fcntl
+
+        self.opts.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.opts.root / BLOBS_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB if exclusive else fcntl.LOCK_SH)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
+
+    def _collect_blobs(self) -> None:
+        """Delete the shared blobs no image's layout names (skipped while another process uses them)."""
+        sha256 = self.blobs_dir / "sha256"
+        if not sha256.is_dir():
+            return
+        with self._blobs_locked(exclusive=True) as mine:
+            if not mine:
+                return  # a pull or commit is under way: the next removal collects
+            needed: set[str] = set()
+            for image in self.all():
+                if image.layout is not None:
+                    try:
+                        needed.update(d.removeprefix(SHA256_PREFIX)
+                                      for d in read_layout(image.layout, self.blobs_dir).digests)
+                    except ImageFormatError:
+                        continue
+            for name in os.listdir(sha256):
+                if name not in needed:
+                    (sha256 / name).unlink(missing_ok=True)
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
 
 
 def _archive_kind(archive: Path) -> tuple[str, str | None]:

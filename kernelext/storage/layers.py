@@ -65,6 +65,8 @@ class _Hashing:
 class _LayerReader(TarReader):
     """The members of a layer tar, whiteouts held back (as paths inside the layer) for overlayfs' forms."""
 
+    empty_ok = True  # a step that changed no file (podman commits such layers too)
+
     def __init__(self, stream: BinaryIO) -> None:
         super().__init__(stream)
         self.whiteouts: list[tuple[str, ...]] = []
@@ -132,8 +134,10 @@ def _apply_whiteouts(root_fd: int, reader: _LayerReader, opaque_xattr: str) -> N
             os.close(fd)
 
 
-def _apply_xattrs(root_fd: int, reader: _LayerReader) -> None:
+def _apply_xattrs(root_fd: int, reader: _LayerReader, rootless: bool) -> None:
     for parts, xattrs in reader.xattrs:
+        if rootless:  # trusted.* needs CAP_SYS_ADMIN in the initial namespace: what a rootless store cannot keep
+            xattrs = {k: v for k, v in xattrs.items() if not k.startswith("trusted.")}
         try:
             fd = openat2(root_fd, "/".join(parts), _O_XATTR, resolve=RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
         except OSError as exc:
@@ -172,7 +176,9 @@ def unpack(blob: Path, diff_id: str, layers_dir: Path, namespace: Namespace) -> 
 
 
 def _extract(blob: Path, diff_id: str, dest: Path, namespace: Namespace) -> None:
-    policy = SinkPolicy(owner=None, overwrite=True, devices=DevicePolicy.SKIP, strip_setid=False,
+    # Owners kept where the namespace has them (as root; rootless with subordinate IDs), else all its root's.
+    policy = SinkPolicy(owner=None if namespace.keeps_owners else (0, 0), overwrite=True, devices=DevicePolicy.SKIP,
+                        strip_setid=False,
                         where=f"layer {diff_id[:19]}")
     short = diff_id.removeprefix(SHA256)[:12]
     with blob.open("rb") as raw:
@@ -186,7 +192,7 @@ def _extract(blob: Path, diff_id: str, dest: Path, namespace: Namespace) -> None
             finally:
                 sink.close()
             _apply_whiteouts(root.fd, reader, OPAQUE_XATTR_ROOTLESS if namespace.rootless else OPAQUE_XATTR_ROOT)
-            _apply_xattrs(root.fd, reader)
+            _apply_xattrs(root.fd, reader, namespace.rootless)
         except (CopyError, OSError) as exc:
             raise ImageFormatError(f"layer {short}: {exc}", operation="pull") from None
         finally:

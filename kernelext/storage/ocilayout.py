@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,17 +31,28 @@ class LayoutImage:
     config: dict[str, Any]
     layers: list[Path]
     diff_ids: list[str]
+    #: The manifest's descriptors of ``layers`` (media type, digest, size).
+    descriptors: list[dict[str, Any]]
+    #: Every blob the image needs: its manifest, config and layers.
+    digests: list[str]
 
 
-def _blob(layout: Path, digest: str) -> Path:
+def blobs_of(layout: Path, shared: Path | None) -> Path:
+    """Where a layout's blobs are: its own ``blobs/``, or the store's shared blob directory (skopeo's
+    ``--dest-shared-blob-dir``), which holds them as ``sha256/HEX`` too."""
+    own = layout / "blobs"  # skopeo makes it, empty, also when it writes to a shared directory
+    return own if (own / "sha256").is_dir() or shared is None else shared
+
+
+def _blob(blobs: Path, digest: str) -> Path:
     algorithm, _, hexdigest = digest.partition(":")
     if algorithm != "sha256" or len(hexdigest) != 64 or not all(c in "0123456789abcdef" for c in hexdigest):
         raise ImageFormatError(f"unsupported digest {digest!r}")
-    return layout / "blobs" / algorithm / hexdigest
+    return blobs / algorithm / hexdigest
 
 
-def _document(layout: Path, digest: str) -> dict[str, Any]:
-    path = _blob(layout, digest)
+def _document(blobs: Path, digest: str) -> dict[str, Any]:
+    path = _blob(blobs, digest)
     with path.open("rb") as f:
         data = f.read(MAX_DOCUMENT + 1)
     if len(data) > MAX_DOCUMENT:
@@ -53,16 +66,18 @@ def _document(layout: Path, digest: str) -> dict[str, Any]:
     return doc
 
 
-def read_layout(layout: Path) -> LayoutImage:
-    """The single image of a layout skopeo wrote (an index's first manifest)."""
+def read_layout(layout: Path, shared: Path | None = None) -> LayoutImage:
+    """The single image of a layout skopeo wrote (an index's first manifest); ``shared``: the store's shared
+    blob directory, for a layout without blobs of its own."""
+    blobs = blobs_of(layout, shared)
     try:
         index = json.loads((layout / "index.json").read_text())
-        manifest = _document(layout, index["manifests"][0]["digest"])
+        manifest = _document(blobs, index["manifests"][0]["digest"])
         if manifest.get("mediaType") == MEDIA_INDEX:
             raise ImageFormatError("the image is a multi-platform index: pick one platform")
         config_digest = manifest["config"]["digest"]
-        config = _document(layout, config_digest)
-        layers = [_blob(layout, layer["digest"]) for layer in manifest["layers"]]
+        config = _document(blobs, config_digest)
+        layers = [_blob(blobs, layer["digest"]) for layer in manifest["layers"]]
         diff_ids = list(config["rootfs"]["diff_ids"])
     except (OSError, KeyError, IndexError, TypeError, ValueError) as exc:
         if isinstance(exc, ImageFormatError):
@@ -70,13 +85,55 @@ def read_layout(layout: Path) -> LayoutImage:
         raise ImageFormatError(f"malformed OCI layout {layout}: {exc!r}") from None
     if len(layers) != len(diff_ids):
         raise ImageFormatError(f"the manifest has {len(layers)} layers, the config {len(diff_ids)} diff IDs")
-    return LayoutImage(config_digest.removeprefix("sha256:"), config, layers, diff_ids)
+    digests = [index["manifests"][0]["digest"], config_digest, *(layer["digest"] for layer in manifest["layers"])]
+    return LayoutImage(config_digest.removeprefix("sha256:"), config, layers, diff_ids, list(manifest["layers"]),
+                       digests)
 
 
-def _put(layout: Path, data: bytes) -> dict[str, Any]:
+def _put(blobs: Path, data: bytes) -> dict[str, Any]:
     digest = hashlib.sha256(data).hexdigest()
-    (layout / "blobs" / "sha256" / digest).write_bytes(data)
+    (blobs / "sha256" / digest).write_bytes(data)
     return {"digest": f"sha256:{digest}", "size": len(data)}
+
+
+def blob_descriptor(path: Path, media_type: str = MEDIA_LAYER, *, rename_into: Path | None = None) -> dict[str, Any]:
+    """A descriptor of a blob file, which is renamed to its digest in ``rename_into`` (default: its own
+    directory; the same file system)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    descriptor = {"mediaType": media_type, "digest": f"sha256:{digest.hexdigest()}", "size": path.stat().st_size}
+    path.rename((rename_into or path.parent) / digest.hexdigest())
+    return descriptor
+
+
+def tar_layer(rootfs: Path, blobs: Path, tar_command: list[str]) -> dict[str, Any]:
+    """``rootfs`` archived as one uncompressed layer blob in ``blobs``; its descriptor (digest = diff ID)."""
+    fd, name = tempfile.mkstemp(prefix=".layer-", dir=blobs)  # a shared blob directory: never a fixed name
+    os.close(fd)
+    layer_file = Path(name)
+    with layer_file.open("wb") as out:
+        proc = subprocess.run([*tar_command, "--create", "--numeric-owner", "--xattrs", "-C", str(rootfs), "."],
+                              stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise RuntimeFailure(f"archiving {rootfs}: {tool_reason(proc.stderr, 'tar failed')}", operation="save")
+    return blob_descriptor(layer_file)
+
+
+def write_layout(layout: Path, document: dict[str, Any], layers: list[dict[str, Any]],
+                 blobs: Path | None = None) -> str:
+    """The index, manifest and config of one image in ``layout`` (its layer blobs already in ``blobs``, by
+    default its own ``blobs/``); the config digest, which is the image's ID."""
+    blobs = blobs or layout / "blobs"
+    layout.mkdir(parents=True, exist_ok=True)
+    config_blob = {"mediaType": MEDIA_CONFIG, **_put(blobs, json.dumps(document).encode())}
+    manifest = {"schemaVersion": 2, "mediaType": MEDIA_MANIFEST, "config": config_blob, "layers": layers}
+    index = {"schemaVersion": 2, "manifests": [{"mediaType": MEDIA_MANIFEST,
+                                                **_put(blobs, json.dumps(manifest).encode())}]}
+    (layout / "index.json").write_text(json.dumps(index))
+    (layout / "oci-layout").write_text(json.dumps(LAYOUT_VERSION))
+    return str(config_blob["digest"]).removeprefix("sha256:")
 
 
 def write_flat_layout(rootfs: Path, config: dict[str, Any], layout: Path, tar_command: list[str]) -> None:
@@ -86,29 +143,12 @@ def write_flat_layout(rootfs: Path, config: dict[str, Any], layout: Path, tar_co
     """
     blobs = layout / "blobs" / "sha256"
     blobs.mkdir(parents=True)
-    layer_file = blobs / "layer.tmp"
-    with layer_file.open("wb") as out:
-        proc = subprocess.run([*tar_command, "--create", "--numeric-owner", "--xattrs", "-C", str(rootfs), "."],
-                              stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        raise RuntimeFailure(f"archiving {rootfs}: {tool_reason(proc.stderr, 'tar failed')}", operation="save")
-    digest = hashlib.sha256()
-    with layer_file.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    layer = {"mediaType": MEDIA_LAYER, "digest": f"sha256:{digest.hexdigest()}", "size": layer_file.stat().st_size}
-    layer_file.rename(blobs / digest.hexdigest())
-    document = {"architecture": _architecture(), "os": "linux", "config": config,
-                "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}}
-    config_blob = {"mediaType": MEDIA_CONFIG, **_put(layout, json.dumps(document).encode())}
-    manifest = {"schemaVersion": 2, "mediaType": MEDIA_MANIFEST, "config": config_blob, "layers": [layer]}
-    index = {"schemaVersion": 2, "manifests": [{"mediaType": MEDIA_MANIFEST,
-                                                **_put(layout, json.dumps(manifest).encode())}]}
-    (layout / "index.json").write_text(json.dumps(index))
-    (layout / "oci-layout").write_text(json.dumps(LAYOUT_VERSION))
+    layer = tar_layer(rootfs, blobs, tar_command)
+    write_layout(layout, {"architecture": architecture(), "os": "linux", "config": config,
+                          "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}}, [layer])
 
 
-def _architecture() -> str:
+def architecture() -> str:
     """The OCI name of this machine's architecture."""
     import platform
 

@@ -193,6 +193,9 @@ def _parse_pax(data: bytes) -> dict[bytes, bytes]:
 class TarReader:
     """Members of a tar stream, in order; :meth:`copy_data` moves a member's data."""
 
+    #: Whether an archive of no members (its end blocks only) is valid: an image layer may be empty.
+    empty_ok = False
+
     def __init__(self, stream: BinaryIO) -> None:
         self._f = stream
         self._remaining = 0  # data bytes of the current member not yet consumed
@@ -225,7 +228,7 @@ class TarReader:
         while True:
             block = self._read(BLOCK)
             if block == bytes(BLOCK):
-                if self._first:
+                if self._first and not self.empty_ok:
                     raise CopyError(NOT_AN_ARCHIVE)
                 raise StopIteration
             if not _valid_checksum(block):

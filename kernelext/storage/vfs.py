@@ -73,8 +73,11 @@ class CopyLayer:
                                  operation="create")
 
     def _stack_layers(self) -> None:
-        if self.namespace.rootless:
-            raise RuntimeFailure("layered images need root for now", operation="create")
+        if not self.namespace.direct:  # rootless: where the layers' owners exist (docs/architecture.md §11)
+            from kernelext.storage.layerworker import stack_in_namespace
+
+            stack_in_namespace(self.path, self.lowers, self.namespace)
+            return
         self.merged.mkdir(parents=True)
         root = Root.open(self.merged)
         try:

@@ -41,6 +41,18 @@ CREATE TABLE IF NOT EXISTS images (
     name TEXT NOT NULL UNIQUE,
     config TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS image_names (
+    name TEXT PRIMARY KEY,
+    image_id TEXT NOT NULL
+);
+"""
+#: Stores made before images had several names kept the one name in ``images.name``: moved to ``image_names``
+#: (``images.name`` now always holds the ID).
+_MIGRATE_IMAGE_NAMES = """
+BEGIN IMMEDIATE;
+INSERT OR IGNORE INTO image_names (name, image_id) SELECT name, id FROM images WHERE name != id;
+UPDATE images SET name = id WHERE name != id;
+COMMIT;
 """
 
 BUSY_TIMEOUT_MS = 30_000
@@ -59,6 +71,8 @@ class Database:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         with self._lock:
             self._conn.executescript(_SCHEMA)
+            if self._conn.execute("SELECT 1 FROM images WHERE name != id LIMIT 1").fetchone():
+                self._conn.executescript(_MIGRATE_IMAGE_NAMES)
 
     def close(self) -> None:
         with self._lock:
@@ -154,24 +168,59 @@ class Database:
     def remove_volume(self, name: str) -> None:
         self._write("DELETE FROM volumes WHERE name = ?", (name,))
 
-    # Images.
-    def add_image(self, image_id: str, name: str, config: dict[str, Any]) -> None:
-        self._write("INSERT INTO images (id, name, config) VALUES (?, ?, ?)", (image_id, name, json.dumps(config)))
+    # Images: ``images`` holds each image once (by ID), ``image_names`` its names (none: dangling).
+    def add_image(self, image_id: str, names: list[str], config: dict[str, Any]) -> None:
+        """Record an image with its names (taken from any image that had them, as a pull of a moved tag does).
 
-    def lookup_image(self, name_or_id: str) -> tuple[str, str, dict[str, Any]] | None:
-        rows = self._read("SELECT id, name, config FROM images WHERE name = ? OR id = ?", (name_or_id, name_or_id))
-        if not rows and len(name_or_id) >= 3:
-            rows = self._read("SELECT id, name, config FROM images WHERE id LIKE ?", (name_or_id + "%",))
-        return (rows[0][0], rows[0][1], json.loads(rows[0][2])) if len(rows) == 1 else None
+        Raises sqlite3.IntegrityError when the ID is recorded already."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("INSERT INTO images (id, name, config) VALUES (?, ?, ?)",
+                                   (image_id, image_id, json.dumps(config)))
+                self._conn.executemany("INSERT OR REPLACE INTO image_names (name, image_id) VALUES (?, ?)",
+                                       [(name, image_id) for name in names])
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
 
-    def all_images(self) -> list[tuple[str, str, dict[str, Any]]]:
-        return [(i, n, json.loads(c)) for i, n, c in self._read("SELECT id, name, config FROM images")]
+    def image_by_name(self, name: str) -> str | None:
+        rows = self._read("SELECT image_id FROM image_names WHERE name = ?", (name,))
+        return rows[0][0] if rows else None
 
-    def rename_image(self, image_id: str, name: str) -> None:
-        self._write("UPDATE images SET name = ? WHERE id = ?", (name, image_id))
+    def images_by_id_prefix(self, prefix: str) -> list[str]:
+        """IDs equal to ``prefix`` or starting with it (``_`` and ``%`` taken literally)."""
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return [r[0] for r in self._read("SELECT id FROM images WHERE id LIKE ? ESCAPE '\\'", (escaped + "%",))]
+
+    def image_row(self, image_id: str) -> tuple[str, list[str], dict[str, Any]] | None:
+        rows = self._read("SELECT config FROM images WHERE id = ?", (image_id,))
+        return (image_id, self.image_names(image_id), json.loads(rows[0][0])) if rows else None
+
+    def image_names(self, image_id: str) -> list[str]:
+        return [r[0] for r in self._read("SELECT name FROM image_names WHERE image_id = ? ORDER BY rowid",
+                                         (image_id,))]
+
+    def all_images(self) -> list[tuple[str, list[str], dict[str, Any]]]:
+        names: dict[str, list[str]] = {}
+        for name, image_id in self._read("SELECT name, image_id FROM image_names ORDER BY rowid"):
+            names.setdefault(image_id, []).append(name)
+        return [(i, names.get(i, []), json.loads(c)) for i, c in self._read("SELECT id, config FROM images")]
+
+    def tag_image(self, image_id: str, name: str) -> None:
+        """Give the image ``name``, taken from whichever image had it."""
+        self._write("INSERT OR REPLACE INTO image_names (name, image_id) VALUES (?, ?)", (name, image_id))
+
+    def untag_image(self, image_id: str, name: str) -> bool:
+        return self._write("DELETE FROM image_names WHERE name = ? AND image_id = ?", (name, image_id)) == 1
 
     def remove_image(self, image_id: str) -> None:
-        self._write("DELETE FROM images WHERE id = ?", (image_id,))
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute("DELETE FROM image_names WHERE image_id = ?", (image_id,))
+            self._conn.execute("DELETE FROM images WHERE id = ?", (image_id,))
+            self._conn.execute("COMMIT")
 
     def containers_using_image(self, image_id: str) -> list[str]:
         return [r[0] for r in self._read(

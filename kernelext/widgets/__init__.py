@@ -9,11 +9,13 @@ from __future__ import annotations
 from kernelext.widgets.dashboard import Dashboard
 from kernelext.widgets.diagram import LifecycleDiagram, lifecycle_svg
 from kernelext.widgets.files import FileBrowser
+from kernelext.widgets.images import ImageList
 from kernelext.widgets.live_output import LiveOutput
 from kernelext.widgets.monitor import ResourceMonitor
 from kernelext.widgets._registry import close_all
 from kernelext.widgets.panel import ContainerPanel
 from kernelext.widgets.timeline import CheckpointTimeline
 
-__all__ = ["CheckpointTimeline", "ContainerPanel", "Dashboard", "FileBrowser", "LifecycleDiagram", "LiveOutput",
+__all__ = ["CheckpointTimeline", "ContainerPanel", "Dashboard", "FileBrowser", "ImageList", "LifecycleDiagram",
+           "LiveOutput",
            "ResourceMonitor", "close_all", "lifecycle_svg"]

@@ -1,0 +1,391 @@
+"""The CLI's image commands: ``images``, ``pull``, ``load``, ``save``, ``history``, ``tag``, ``rmi``, ``commit``, ...
+
+As the other handlers (:mod:`kernelext.cli.commands`): parse results in, core
+calls, podman's text and exit codes out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import sys
+import time
+from typing import Any
+
+from kernelext.cli.commands import _inspect_each, _template, _truncate, command, err, out
+from kernelext.cli.format import table
+from kernelext.cli.parser import UsageError
+from kernelext.core.inspect import format_time
+from kernelext.core.runtime import Runtime
+from kernelext.errors import ImageInUseError, KernelextError, NoSuchImageError
+from kernelext.storage.images import Image, Removal, normalize_name, parse_time, repo_tag
+from kernelext.storage.progress import Phase, Progress, ProgressCallback
+
+NONE = "<none>"
+MISSING = "<missing>"
+#: podman's exit codes of ``rmi``: an image that does not exist, one that containers use.
+RMI_NO_SUCH_IMAGE = 1
+RMI_IN_USE = 2
+#: ``image exists``: podman's answer as the exit code.
+EXISTS_NO = 1
+CREATED_BY_WIDTH = 45
+PRUNE_WARNING = {False: "WARNING! This command removes all dangling images.",
+                 True: "WARNING! This command removes all images without at least one container associated with "
+                       "them."}
+#: ``--format "table ..."`` headings of each field (podman's).
+HEADINGS = {"ID": "IMAGE ID", "Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST", "Created": "CREATED",
+            "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE", "CreatedBy": "CREATED BY",
+            "Comment": "COMMENT", "Containers": "CONTAINERS", "Dangling": "DANGLING", "Names": "NAMES"}
+
+
+def image_size(size: float) -> str:
+    """go-units' ``HumanSizeWithPrecision(size, 3)``, as podman shows image sizes: ``1.24 MB``."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.3g} {unit}"
+        size /= 1000
+    return f"{size:.3g} TB"
+
+
+def since(timestamp: float) -> str:
+    from kernelext.cli.format import human_duration
+
+    return human_duration(time.time() - timestamp) + " ago"
+
+
+# ----------------------------------------------------------------- listing
+def image_rows(rt: Runtime, images: list[Image], no_trunc: bool = False) -> list[dict[str, Any]]:
+    """One row per name (a dangling image: one row of ``<none>``), newest image first, as podman lists them."""
+    rows = []
+    for image in sorted(images, key=lambda i: i.config.created, reverse=True):
+        users = rt.images.users(image)
+        base = {"Id": image.id, "ID": f"sha256:{image.id}" if no_trunc else image.short_id,
+                "Digest": image_digest(image), "Created": int(image.config.created),
+                "CreatedAt": format_time(image.config.created), "CreatedSince": since(image.config.created),
+                "Size": image_size(image.config.size), "VirtualSize": image.config.size,
+                "Containers": len(users), "UsedBy": sorted(users), "Dangling": image.dangling, "Names": image.repo_tags,
+                "Labels": image.config.labels, "ReadOnly": False}
+        for repository, tag in [repo_tag(n) for n in image.names] or [(NONE, NONE)]:
+            rows.append({**base, "Repository": repository, "Tag": tag})
+    return rows
+
+
+def image_digest(image: Image) -> str:
+    """The manifest digest of an image that came as (or was made into) an OCI layout; else its config's."""
+    if image.layout is not None:
+        try:
+            return str(json.loads((image.layout / "index.json").read_text())["manifests"][0]["digest"])
+        except (OSError, ValueError, KeyError, IndexError):
+            pass
+    return f"sha256:{image.id}"
+
+
+def _matches(image: Image, filters: list[tuple[str, str]]) -> bool:
+    for key, value in filters:
+        if key == "dangling":
+            if image.dangling != (value.lower() == "true"):
+                return False
+        elif key == "reference":
+            pattern = normalize_name(value)
+            candidates = [form for name in image.names
+                          for form in (name, ":".join(repo_tag(name)), repo_tag(name)[0], name.split(":")[0])]
+            if not any(fnmatch.fnmatchcase(c, p) for c in candidates for p in (pattern, value)):
+                return False
+        elif key == "label":
+            label, has_value, wanted = value.partition("=")
+            if label not in image.config.labels or (has_value and image.config.labels[label] != wanted):
+                return False
+    return True
+
+
+def _filters(specs: list[str]) -> list[tuple[str, str]]:
+    filters = []
+    for spec in specs:
+        key, sep, value = spec.partition("=")
+        if not sep or key not in ("dangling", "reference", "label"):
+            raise UsageError(f'invalid image filter "{spec}": use dangling=true|false, reference=PATTERN or '
+                             f"label=KEY[=VALUE]")
+        if key == "dangling" and value.lower() not in ("true", "false"):
+            raise UsageError(f'invalid filter "dangling={value}": must be true or false')
+        filters.append((key, value))
+    return filters
+
+
+def _print_rows(args: argparse.Namespace, rows: list[dict[str, Any]], columns: list[tuple[str, str]],
+                name: str) -> None:
+    """Rows as ``json``, as a Go template (``table`` first: with headings), or as podman's table."""
+    if args.format == "json":
+        out(json.dumps(rows, indent=4))
+        return
+    fmt = args.format
+    headings = not getattr(args, "noheading", False)
+    if fmt and fmt.startswith("table"):
+        fmt = fmt.removeprefix("table").strip() or "\t".join(f"{{{{.{key}}}}}" for key, _ in columns)
+        template = _template(argparse.Namespace(format=fmt), name)
+        assert template is not None
+        cells = [template.render(row).split("\t") for row in rows]
+        fields = [p.path[-1] for p in template.parts if not isinstance(p, str) and p.path]
+        head = [HEADINGS.get(f, f.upper()) for f in fields]
+        width = max([len(head), *map(len, cells)])
+        text = table((head + [""] * width)[:width] if headings else [""] * width,
+                     [(c + [""] * width)[:width] for c in cells])
+        out(text if headings else text.split("\n", 1)[-1])
+        return
+    template = _template(args, name)
+    if template is not None:
+        for row in rows:
+            out(template.render(row))
+        return
+    text = table([heading for _, heading in columns], [[str(row[key]) for key, _ in columns] for row in rows])
+    if not headings:
+        text = text.split("\n", 1)[1] if rows else ""
+    if text:
+        out(text)
+
+
+def listed_images(rt: Runtime, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The rows ``images`` shows for its arguments (``--filter``, an IMAGE name, ``--no-trunc``)."""
+    filters = _filters(args.filter)
+    if args.image:
+        filters.append(("reference", args.image))
+    return image_rows(rt, [i for i in rt.images() if _matches(i, filters)], args.no_trunc)
+
+
+@command("image-ls")
+def cmd_image_ls(rt: Runtime, args: argparse.Namespace) -> int:
+    _template(args, "images")  # a malformed template is refused before anything is listed
+    rows = listed_images(rt, args)
+    if args.quiet:
+        seen: set[str] = set()
+        for row in rows:
+            if row["ID"] not in seen:
+                seen.add(row["ID"])
+                out(row["ID"])
+        return 0
+    columns = [("Repository", "REPOSITORY"), ("Tag", "TAG")] + ([("Digest", "DIGEST")] if args.digests else []) + \
+        [("ID", "IMAGE ID"), ("CreatedSince", "CREATED"), ("Size", "SIZE")]
+    if args.format == "json":
+        rows = [{"Id": r["Id"], "ParentId": "", "RepoTags": r["Names"], "RepoDigests": [], "Size": r["VirtualSize"],
+                 "SharedSize": 0, "VirtualSize": r["VirtualSize"], "Labels": r["Labels"], "Containers": r["Containers"],
+                 "Names": r["Names"], "Digest": r["Digest"], "Created": r["Created"], "CreatedAt": r["CreatedAt"],
+                 "Dangling": r["Dangling"]} for r in {r["Id"]: r for r in rows}.values()]
+    _print_rows(args, rows, columns, "images")
+    return 0
+
+
+def history_rows(rt: Runtime, name: str, *, no_trunc: bool = False, human: bool = True) -> list[dict[str, Any]]:
+    """``history``'s rows, newest step first."""
+    image = rt.image(name)
+    rows = []
+    for entry in rt.history(name):
+        created = parse_time(entry.created)
+        shown_id = (f"sha256:{entry.id}" if no_trunc else entry.id[:12]) if entry.id else MISSING
+        rows.append({"ID": shown_id, "Created": since(created) if human else format_time(created),
+                     "CreatedSince": since(created), "CreatedAt": format_time(created),
+                     "CreatedBy": entry.created_by if no_trunc else _truncate(entry.created_by, CREATED_BY_WIDTH),
+                     "Size": image_size(entry.size) if human else str(entry.size), "Comment": entry.comment,
+                     "Tags": image.repo_tags if entry.id else None})
+    return rows
+
+
+@command("image-history")
+def cmd_image_history(rt: Runtime, args: argparse.Namespace) -> int:
+    _template(args, "history")
+    rows = history_rows(rt, args.image, no_trunc=args.no_trunc, human=args.human)
+    if args.quiet:
+        for row in rows:
+            out(row["ID"])
+        return 0
+    if args.format == "json":
+        rows = [{"id": r["ID"] if r["ID"] != MISSING else MISSING, "created": r["CreatedAt"],
+                 "CreatedBy": r["CreatedBy"], "Size": r["Size"], "Comment": r["Comment"], "Tags": r["Tags"]}
+                for r in rows]
+    _print_rows(args, rows, [("ID", "ID"), ("Created", "CREATED"), ("CreatedBy", "CREATED BY"), ("Size", "SIZE"),
+                             ("Comment", "COMMENT")], "history")
+    return 0
+
+
+def tree_lines(rt: Runtime, name: str, *, whatrequires: bool = False) -> list[str]:
+    """podman's ``image tree``: the image's layers bottom first, each marked with the images it is the top
+    of, and (kernelext's addition) how many images share it; ``whatrequires``: the images built on it."""
+    image = rt.image(name)
+    everyone = rt.images()
+    lines = [f"Image ID: {image.short_id}", f"Tags:     {_tags(image)}", f"Size:     {image_size(image.config.size)}"]
+    if whatrequires:
+        children = [other for other in everyone if other.id != image.id and image.config.layers and
+                    other.config.layers[:len(image.config.layers)] == image.config.layers]
+        return lines + [f"{_branch(i, len(children))}ID: {child.short_id} Tags: {_tags(child)}"
+                        for i, child in enumerate(children)]
+    lines.append("Image Layers")
+    sizes = image.config.layer_sizes or [image.config.size]
+    layer_ids = image.config.layers or [f"sha256:{image.id}"]
+    for i, (diff_id, size) in enumerate(zip(layer_ids, sizes)):
+        tops = [t for other in everyone if other.config.layers and other.config.layers[-1] == diff_id
+                for t in other.repo_tags or [other.short_id]]
+        sharing = sum(1 for other in everyone if diff_id in other.config.layers)
+        line = f"{_branch(i, len(layer_ids))}ID: {diff_id.removeprefix('sha256:')[:12]} Size: {image_size(size)}"
+        if sharing > 1:
+            line += f" Shared by: {sharing} images"
+        if tops:
+            line += f" Top Layer of: {_tags_list(tops)}"
+        lines.append(line)
+    return lines
+
+
+def _branch(index: int, count: int) -> str:
+    return "└── " if index == count - 1 else "├── "
+
+
+@command("image-tree")
+def cmd_image_tree(rt: Runtime, args: argparse.Namespace) -> int:
+    for line in tree_lines(rt, args.image, whatrequires=args.whatrequires):
+        out(line)
+    return 0
+
+
+def _tags(image: Image) -> str:
+    return _tags_list(image.repo_tags)
+
+
+def _tags_list(tags: list[str]) -> str:
+    return "[" + " ".join(tags) + "]"
+
+
+# ------------------------------------------------------------------- names
+@command("image-tag")
+def cmd_image_tag(rt: Runtime, args: argparse.Namespace) -> int:
+    rt.tag(args.image, *args.targets)
+    return 0
+
+
+@command("image-untag")
+def cmd_image_untag(rt: Runtime, args: argparse.Namespace) -> int:
+    rt.untag(args.image, *args.names)
+    return 0
+
+
+@command("image-exists")
+def cmd_image_exists(rt: Runtime, args: argparse.Namespace) -> int:
+    return 0 if rt.image_exists(args.image) else EXISTS_NO
+
+
+# ------------------------------------------------------------------ removal
+@command("image-rm")
+def cmd_image_rm(rt: Runtime, args: argparse.Namespace) -> int:
+    if args.all == bool(args.images):
+        raise UsageError("when using the --all switch, you may not pass any images names or IDs"
+                         if args.all else "image name or ID must be specified")
+    names = [image.id for image in reversed(rt.images())] if args.all else args.images
+    code = 0
+    for name in names:
+        try:
+            removal = rt.remove_image(name, force=args.force)
+        except NoSuchImageError as exc:
+            if not args.ignore:
+                err(f"Error: {exc}")
+                code = RMI_NO_SUCH_IMAGE
+            continue
+        except ImageInUseError as exc:
+            err(f"Error: {exc}")
+            code = RMI_IN_USE
+            continue
+        except KernelextError as exc:
+            err(f"Error: {exc}")
+            code = 125
+            continue
+        for line in removal_lines(removal):
+            out(line)
+    return code
+
+
+def removal_lines(removal: Removal) -> list[str]:
+    """What podman's ``rmi`` prints for one image."""
+    return [f"Untagged: {tag}" for tag in removal.untagged] + ([f"Deleted: {removal.image.id}"] if removal.deleted
+                                                                else [])
+
+
+@command("image-prune")
+def cmd_image_prune(rt: Runtime, args: argparse.Namespace) -> int:
+    if not args.force:
+        sys.stdout.write(f"{PRUNE_WARNING[args.all]}\nAre you sure you want to continue? [y/N] ")
+        sys.stdout.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            return 0
+    for removal in rt.prune_images(all=args.all):
+        out(removal.image.id)
+    return 0
+
+
+# ------------------------------------------------------------------ commit
+@command("commit")
+def cmd_commit(rt: Runtime, args: argparse.Namespace) -> int:
+    image = rt.commit(args.container, args.image, changes=args.change, message=args.message, author=args.author,
+                      pause=args.pause)
+    out(image.id)
+    return 0
+
+
+# ------------------------------------------------------- transports, import
+@command("image-import")
+def cmd_image_import(rt: Runtime, args: argparse.Namespace) -> int:
+    cmd: list[str] | None = None
+    for change in args.change:
+        key, _, value = change.replace("=", " ", 1).partition(" ")
+        if key.upper() != "CMD":
+            raise UsageError(f"unsupported --change instruction {key!r}: only CMD")
+        value = value.strip()
+        cmd = json.loads(value) if value.startswith("[") else ["/bin/sh", "-c", value]
+    out(rt.import_image(args.tarball, args.name, cmd=cmd).id)
+    return 0
+
+
+def terminal_progress(quiet: bool) -> ProgressCallback | None:
+    """podman's progress on a terminal: skopeo's lines (``Copying blob sha256:...``) on stderr; nothing when
+    stderr is not a terminal or with ``-q``."""
+    if quiet or not sys.stderr.isatty():
+        return None
+
+    def show(event: Progress) -> None:
+        if event.phase is Phase.STEP:
+            err(event.message)
+    return show
+
+
+@command("image-pull")
+def cmd_image_pull(rt: Runtime, args: argparse.Namespace) -> int:
+    progress = terminal_progress(args.quiet)
+    if progress is not None:
+        err(f"Trying to pull {':'.join(repo_tag(normalize_name(args.image.removeprefix('docker://'))))}...")
+    out(rt.pull(args.image, tls_verify=args.tls_verify, authfile=args.authfile, progress=progress).id)
+    return 0
+
+
+@command("image-load")
+def cmd_image_load(rt: Runtime, args: argparse.Namespace) -> int:
+    progress = terminal_progress(args.quiet)
+    if args.input != "-":
+        image = rt.load(args.input, progress=progress)
+    else:
+        import shutil
+        import tempfile
+
+        # skopeo reads archives from files only: stdin is spooled into the store first.
+        with tempfile.NamedTemporaryFile(dir=rt.opts.root, prefix=".load-") as spool:
+            shutil.copyfileobj(sys.stdin.buffer, spool)
+            spool.flush()
+            image = rt.load(spool.name, progress=progress)
+    shown = ":".join(repo_tag(image.name)) if image.names else f"sha256:{image.id}"
+    out(shown if args.quiet else f"Loaded image: {shown}")
+    return 0
+
+
+@command("image-save")
+def cmd_image_save(rt: Runtime, args: argparse.Namespace) -> int:
+    rt.save(args.image, args.output, format=args.format)
+    return 0
+
+
+@command("image-inspect")
+def cmd_image_inspect(rt: Runtime, args: argparse.Namespace) -> int:
+    return _inspect_each(args, args.images, lambda name: rt.image(name).inspect())

@@ -1,0 +1,78 @@
+"""``podman commit``: a container's changes become a new image (docs/architecture.md §11).
+
+The changes are read from the container's writable layer (the overlay upper
+directory as it is, or the vfs copy's change list against the image), written
+as one OCI layer tar with whiteouts for what the container deleted, and stacked
+on the image's own layers; the image's config, edited by ``--change``
+instructions, gets a history entry. A running container is paused while its
+files are read (podman's ``--pause``, default true), except rootless, where
+cgroup v1 gives a normal user no freezer.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kernelext.core.state import ContainerStatus
+from kernelext.errors import ContainerStateError
+from kernelext.storage.imagechanges import apply_changes
+from kernelext.storage.images import Image, check_name
+from kernelext.storage.layerworker import Source, write_changes
+
+if TYPE_CHECKING:
+    from kernelext.core.container import Container
+
+
+@dataclass(frozen=True)
+class CommitOptions:
+    """podman commit's flags: ``changes`` (``-c``), ``message`` (``-m``), ``author`` (``-a``), ``pause`` (``-p``)."""
+
+    changes: list[str] = field(default_factory=list)
+    message: str = ""
+    author: str = ""
+    pause: bool = True
+
+
+def commit(ctr: Container, name: str | None, options: CommitOptions) -> Image:
+    """The new image (named ``name``, or dangling without one); checked before anything is written."""
+    runtime = ctr._runtime
+    names = [check_name(name, "commit")] if name else []
+    parent = runtime.images.get(ctr.config.image_id)
+    config = apply_changes(parent.config, options.changes)
+    history = {"created_by": shlex.join(ctr.config.args), "comment": options.message, "author": options.author}
+    staging_dir = runtime.opts.root / "images"
+    staging_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".commit-", suffix=".tar", dir=staging_dir)
+    os.close(fd)
+    changes_tar = Path(tmp)
+    try:
+        ctr.batch(lambda c: _write_layer(c, changes_tar, options.pause))
+        image = runtime.images.commit(parent, changes_tar, config, names, history)
+    finally:
+        changes_tar.unlink(missing_ok=True)
+    runtime.events.emit("commit", ctr.id, ctr.name, image.name)
+    return image
+
+
+def _write_layer(ctr: Container, output: Path, pause: bool) -> None:
+    if ctr.state.status is ContainerStatus.REMOVING:
+        raise ContainerStateError(f"container {ctr.name} is being removed, cannot commit", container=ctr.name,
+                                  operation="commit")
+    paused = pause and ctr.state.status is ContainerStatus.RUNNING and not ctr._runtime.namespace.rootless
+    if paused:
+        ctr.pause()
+    try:
+        layer = ctr.layer
+        if layer.driver == "overlay":
+            write_changes(layer.upper, Source.UPPER, [], output, ctr._runtime.namespace)
+        else:
+            changes = [(c.path, c.kind.value) for c in layer.changes()]
+            write_changes(layer.merged, Source.CHANGES, changes, output, ctr._runtime.namespace)
+    finally:
+        if paused:
+            ctr.unpause()

@@ -1,0 +1,44 @@
+"""``ImageList``: the store's images with their sizes and the containers that use each (a refresh button)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anywidget
+from traitlets import List
+
+from kernelext.core.runtime import Runtime
+from kernelext.widgets._assets import asset, esm
+from kernelext.widgets._registry import track
+
+
+class ImageList(anywidget.AnyWidget):
+    """One row per image name (as ``images``): repository, tag, ID, size, created, containers using it."""
+
+    _esm = esm("images.js")
+    _css = asset("panel.css")
+
+    rows: List[Any] = List().tag(sync=True)
+
+    def __init__(self, runtime: Runtime | None = None) -> None:
+        from kernelext.core.runtime import default_runtime
+
+        super().__init__()
+        self.runtime = runtime or default_runtime()
+        self.on_msg(self._on_message)
+        self.refresh()
+        track(self)
+
+    def __repr__(self) -> str:
+        return f"ImageList({len(self.rows)} images)"
+
+    def refresh(self) -> None:
+        from kernelext.cli.images import image_rows
+
+        self.rows = [{"repository": r["Repository"], "tag": r["Tag"], "id": r["ID"], "size": r["Size"],
+                      "created": r["CreatedSince"], "containers": ", ".join(r["UsedBy"])}
+                     for r in image_rows(self.runtime, self.runtime.images())]
+
+    def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: list[bytes]) -> None:
+        if content.get("type") == "refresh":
+            self.refresh()
