@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 # skopeo: pull, load and save of OCI images; docker-registry: the image tests' own registry on loopback.
 # gcc and libc6-dev: the port forwarder (kernelext/oci/portfwd.c) is compiled on first use
 # (nsenter, which starts it, is in the essential util-linux).
+# bats: podman's own system tests, run on demand against kernelext (tests/podman-system/run.sh).
 SYSTEM_PACKAGES=(runc conmon busybox-static tar zstd iproute2 procps gcc libc6-dev chromium fonts-dejavu-core uidmap
-                 python3-venv skopeo docker-registry)
+                 python3-venv skopeo docker-registry bats)
 
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do
