@@ -16,7 +16,8 @@ from kernelext import Container, ContainerStateError, InvalidArgumentError, Perm
 from kernelext import ContainerStatus as S
 from kernelext import RuntimeFailure
 from kernelext.config import find_criu
-from kernelext.core.checkpoint import NO_MEMORY_TRACKING, memory_tracking_supported
+from kernelext.core.checkpoint import NO_MEMORY_TRACKING
+from kernelext.oci.runtime import memory_tracking_supported
 from kernelext.host import host_capabilities
 from kernelext.oci.monitor import process_start_time
 

@@ -39,7 +39,7 @@ from kernelext.errors import (
     RuntimeFailure,
 )
 from kernelext.oci.monitor import forget_exit_directory, is_alive, this_process
-from kernelext.oci.runc import Runc
+from kernelext.oci.runtime import ConmonRuncRuntime, OCIRuntime
 from kernelext.rootless import namespace_for
 from kernelext.storage.driver import store_driver
 from kernelext.storage.images import Image, ImageStore, PullPolicy
@@ -84,7 +84,8 @@ class Runtime:
         self.storage_driver = store_driver(self.opts.root, self.namespace, storage_driver)
         self.images = ImageStore(self.opts, self.db, self.namespace)
         self.events = EventLog(self.opts.events_file)
-        self.runc = Runc(self.opts.runc, self.opts.runc_root, self.namespace)
+        #: The OCI runtime every container of the store runs on (docs/architecture.md §3).
+        self.oci: OCIRuntime = ConmonRuncRuntime(self.opts.runc, self.opts.conmon, self.opts.runc_root, self.namespace)
         self.trash = Trash(self.opts.root, self.namespace)
 
     def close(self) -> None:
