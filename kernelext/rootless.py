@@ -167,19 +167,15 @@ class Namespace:
         return path
 
     def call(self, function: Callable[[], None]) -> None:
-        """Run ``function`` in the namespace: here, or in a forked child that joined it (no exec, so
-        nothing but this process's own code runs there). The child's exception is raised here again."""
-        if self.direct:
-            function()
-            return
-        _call_in(self.pid(), function)
+        """Run ``function`` in the namespace (here, on the host)."""
+        function()
 
     def mountinfo(self) -> Path:
         return Path("/proc/self/mountinfo")
 
     def mapped_gids(self) -> range:
         """Group IDs that exist in the namespace."""
-        return range(0, 1 << 32)
+        return range(1 << 32)
 
     def host_ids(self, uid: int, gid: int) -> tuple[int, int] | None:
         """The host's (uid, gid) for IDs of the namespace, None when it has no such IDs."""
@@ -214,7 +210,7 @@ class UserNamespace(Namespace):
         self._pid: int | None = None
 
     def mapped_gids(self) -> range:
-        return range(0, sum(r.count for r in self.id_map.gids))
+        return range(sum(r.count for r in self.id_map.gids))
 
     def container_ids(self, uid: int, gid: int) -> tuple[int, int]:
         if self.direct:
@@ -244,6 +240,14 @@ class UserNamespace(Namespace):
         if self.direct:
             return path
         return Path(f"/proc/{self.pid()}/root") / path.relative_to("/")
+
+    def call(self, function: Callable[[], None]) -> None:
+        """Run ``function`` in the namespace: in a forked child that joined it (no exec, so nothing but
+        this process's own code runs there); the child's exception is raised here again."""
+        if self.direct:
+            function()
+        else:
+            _call_in(self.pid(), function)
 
     def mountinfo(self) -> Path:
         return Path("/proc/self/mountinfo") if self.direct else Path(f"/proc/{self.pid()}/mountinfo")

@@ -18,11 +18,12 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOTLESS, Store, wait_until
 
 from kernelext import PermissionRequiredError, Runtime, host_capabilities
 from kernelext.core.state import ContainerStatus as S
 from kernelext.rootless import pause_refusal, user_id_map
+
+from conftest import ROOTLESS, Store, wait_until
 
 pytestmark = pytest.mark.skipif(not ROOTLESS, reason="rootless behaviour: .ci/run runs this module as normal users")
 

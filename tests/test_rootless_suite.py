@@ -16,8 +16,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import CONMON_GRACE_S, ROOTLESS, wait_until
+
 from kernelext.rootless import PAUSE_PID_FILE
+
+from conftest import CONMON_GRACE_S, ROOTLESS, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 STAGE = Path(os.environ.get("KERNELEXT_ROOTLESS_STAGE", "/var/lib/kernelext-rootless-tests"))

@@ -291,7 +291,7 @@ def criu_binary(ctr: Container) -> str:
 
 def criu_failure(ctr: Container, operation: str, runtime_message: str, default_log: Path) -> RuntimeFailure:
     """One line: CRIU's first real error and where its log is, or runc's own message."""
-    match = re.search(r"log file: (\S+?)(?:\\n|\"|$)", runtime_message, re.M)
+    match = re.search(r"log file: (\S+?)(?:\\n|\"|$)", runtime_message, re.MULTILINE)
     log_path = Path(match.group(1)) if match else default_log
     first_error = None
     try:
@@ -368,7 +368,7 @@ def _write_rootfs_diff(ctr: Container, bundle: Path) -> None:
 
 #: Unpacked inside the container's root (a chroot): nothing can land outside it. "fully_trusted" is what a
 #: Python without extraction filters (before 3.11.4) does; later ones warn when it is not said.
-_TRUSTED: dict[str, str] = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
+_TRUSTED: dict[str, Any] = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
 
 
 def _apply_rootfs_diff(ctr: Container, bundle: Path, rootfs: Path) -> None:

@@ -58,8 +58,8 @@ from kernelext.errors import (
 from kernelext.oci import conmon, forwarder, netns, spec
 from kernelext.oci.attach import AttachSocket
 from kernelext.oci.conmon import kill_conmon
-from kernelext.oci.runtime import KILL_TIMEOUT_S
 from kernelext.oci.monitor import ExitWatcher, is_alive, process_start_time, this_process, wait_until
+from kernelext.oci.runtime import KILL_TIMEOUT_S
 from kernelext.storage.driver import ContainerLayer
 from kernelext.storage.users import resolve_user
 

@@ -23,7 +23,6 @@ state that is not true.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import time
 from typing import TYPE_CHECKING
@@ -138,7 +137,7 @@ def _kill_container(ctr: Container) -> None:
     """SIGKILL what runc made, so that `runc delete` finds it stopped (a restored process runs)."""
     try:
         ctr._runtime.oci.kill_container(ctr.id, signal.SIGKILL, all_processes=True)
-    except Exception:  # noqa: BLE001 - runc has no such container, or it is already stopped
+    except Exception:  # noqa: BLE001, S110 - runc has no such container, or it is already stopped
         pass
 
 

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Self
 
 import kernelext
 from kernelext import faults
@@ -93,7 +93,7 @@ class Runtime:
         self.db.close()
         forget_exit_directory(self.opts.exits_dir)
 
-    def __enter__(self) -> Runtime:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -241,7 +241,7 @@ class Runtime:
                 return None
         return container
 
-    def list(self, *, all: bool = True) -> list[Container]:  # noqa: A002 - podman's flag name
+    def list(self, *, all: bool = True) -> list[Container]:
         """Containers of the store, oldest first; only running ones unless ``all``."""
         containers = [synced for c, s in self.db.all_containers()
                       if (synced := self._synced(Container(self, ContainerConfig.from_json(c),
@@ -325,7 +325,7 @@ class Runtime:
         self.events.emit("load", image.id, image.name, image.name, type_="image")
         return image
 
-    def save(self, name_or_id: str, output: str | Path, *, format: str = "oci-archive") -> Image:  # noqa: A002
+    def save(self, name_or_id: str, output: str | Path, *, format: str = "oci-archive") -> Image:
         """``podman save -o``: ``format`` is ``oci-archive`` or ``docker-archive``."""
         image = self.images.save(name_or_id, Path(output), format)
         self.events.emit("save", image.id, image.name, image.name, type_="image")

@@ -131,7 +131,7 @@ class Image:
                            ("ExposedPorts", {port: {} for port in c.exposed_ports})):
             if value:
                 config[key] = value
-        created = datetime.datetime.fromtimestamp(c.created, datetime.timezone.utc).isoformat()
+        created = datetime.datetime.fromtimestamp(c.created, datetime.UTC).isoformat()
         return {"Id": self.id, "RepoTags": [self.name if ":" in self.name.rsplit("/", 1)[-1]
                                             else self.name + DEFAULT_TAG] if self.name != self.id else [],
                 "Created": created, "Config": config, "Os": "linux", "Size": c.size,
@@ -325,7 +325,7 @@ class ImageStore:
             # A layer's owners need the store's ID mapping, which extraction does not apply yet.
             raise PermissionRequiredError(f"{operation}: layered images need root for now", operation=operation)
 
-    def pull(self, ref: str, options: skopeo.CopyOptions = skopeo.CopyOptions()) -> Image:
+    def pull(self, ref: str, options: skopeo.CopyOptions = skopeo.CopyOptions()) -> Image:  # noqa: B008 - frozen
         """``podman pull``: the image ``ref`` (``[docker://]host/name[:tag]``) from its registry."""
         self._refuse_rootless("pull")
         name = normalize_name(ref.removeprefix(skopeo.DOCKER_TRANSPORT))
