@@ -2,8 +2,9 @@
 
 podman's image is alpine with busybox-extras plus ``/home/podman/testimage-id`` and ``/home/podman/pause``,
 ``WORKDIR /home/podman`` and a ``CMD`` that echoes a line (podman's ``test/system/build-testimage``). This one
-is the host's static busybox (which has ``httpd``, ``nc`` and the rest of busybox-extras) with the same
-files, workdir, command and labels, so the tests that look at them see what they expect.
+is the host's static busybox (which has ``httpd``, ``nc`` and the rest of busybox-extras; ``printenv``, which
+Debian's lacks, is a script) with the same files, workdir, command and labels, so the tests that look at
+them see what they expect.
 
     python testimage.py OUTPUT.tar REFERENCE [TAG]
 """
@@ -27,6 +28,15 @@ echo Confirmed: testimage pause invoked as $0
 while :; do
     sleep 0.1
 done
+"""
+#: Alpine's busybox has printenv, Debian's static one does not: the same behaviour as a script.
+PRINTENV = r"""#!/bin/sh
+[ $# -eq 0 ] && exec env
+status=0
+for name; do
+    if eval "[ -n \"\${$name+set}\" ]"; then eval "printf '%s\\n' \"\$$name\""; else status=1; fi
+done
+exit $status
 """
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n"
 GROUP = "root:x:0:\nnobody:x:65534:\n"
@@ -55,6 +65,9 @@ def build_rootfs(root: Path, tag: str) -> None:
     ident = root / "home/podman/testimage-id"
     ident.write_text(tag + "\n")
     os.utime(ident, (TESTIMAGE_ID_MTIME, TESTIMAGE_ID_MTIME))
+    printenv = root / "usr/bin/printenv"
+    printenv.write_text(PRINTENV)
+    printenv.chmod(0o755)
     pause = root / "home/podman/pause"
     pause.write_text(PAUSE)
     pause.chmod(0o755)
