@@ -77,9 +77,13 @@ def main(output: str, reference: str, tag: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rootfs, layout = Path(tmp, "rootfs"), Path(tmp, "layout")
         build_rootfs(rootfs, tag)
+        rootfs.chmod(0o555)  # as in podman's image (filesystem RPM's mode), which 030-run checks
         config = {"Cmd": CMD, "WorkingDir": "/home/podman", "Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
                   "Labels": {"created_by": "test/system/build-testimage", "created_at": "2022-06-15T00:00:00Z"}}
-        write_flat_layout(rootfs, config, layout, ["tar"])
+        try:
+            write_flat_layout(rootfs, config, layout, ["tar"])
+        finally:
+            rootfs.chmod(0o755)  # removable again
         Path(output).unlink(missing_ok=True)
         subprocess.run(["skopeo", "copy", "--quiet", f"oci:{layout}", f"oci-archive:{output}:{reference}"],
                        check=True)
