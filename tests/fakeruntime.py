@@ -15,14 +15,14 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import psutil
 
 from kernelext.errors import RuntimeFailure
 from kernelext.oci.conmon import ConmonOptions, ConmonStarted
 from kernelext.oci.monitor import process_start_time
-from kernelext.oci.runtime import CheckpointOptions, ExecOptions, RestoreOptions, stop_with_escalation
+from kernelext.oci.runtime import CheckpointOptions, ExecOptions, OCIRuntime, RestoreOptions, stop_with_escalation
 
 #: Longest a monitor stand-in lives if a test forgets it.
 MONITOR_LIFETIME_S = 600
@@ -158,3 +158,7 @@ class FakeRuntime:
         """Kill every monitor stand-in left."""
         for ctr_id in list(self.containers):
             self.delete_container(ctr_id)
+
+
+if TYPE_CHECKING:  # mypy proves the fake has every method of the seam, with the same signatures
+    _conforms: OCIRuntime = FakeRuntime()
