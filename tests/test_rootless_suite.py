@@ -31,7 +31,8 @@ SUBIDS_TESTS = ["tests/test_rootless.py", "tests/test_lifecycle.py", "tests/test
                 "tests/test_widgets.py", "tests/test_ports.py", "notebooks/00-tour.ipynb"]
 PLAIN_TESTS = ["tests/test_rootless.py", "tests/test_ports.py"]
 
-pytestmark = pytest.mark.skipif(ROOTLESS, reason="starts the rootless run: needs root to switch users")
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(ROOTLESS, reason="starts the rootless run: needs root to switch users")]
 
 
 def _run_as(user: str, tests: list[str]) -> subprocess.CompletedProcess[str]:
