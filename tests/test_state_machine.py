@@ -6,12 +6,14 @@ runc and conmon; here each rule is checked in milliseconds, including what the c
 
 from __future__ import annotations
 
+import ast
 import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import kernelext.core
 from kernelext.core.runtime import Runtime
 from kernelext.core.state import ALLOWED_FROM, ContainerStatus
 from kernelext.errors import ContainerStateError, NoSuchContainerError, PermissionRequiredError, RuntimeFailure
@@ -166,3 +168,20 @@ def test_every_state_allows_what_the_table_says_for_kill(fake: tuple[Runtime, Fa
         else:
             with pytest.raises(ContainerStateError):
                 c.kill("SIGKILL")
+
+
+def test_the_core_builds_no_runtime_command_line() -> None:
+    """Every runc and CRIU command line lives behind the seam (kernelext/oci/runtime.py): no module of the
+    core imports the runc driver or launches conmon, and none spells a runc or CRIU option."""
+    core = Path(kernelext.core.__file__).parent
+    options = {"--criu", "--image-path", "--work-path", "--leave-running", "--tcp-established", "--tcp-close",
+               "--pre-dump", "--parent-path", "--additional-gids", "--cwd"}
+    for module in sorted(core.glob("*.py")):
+        tree = ast.parse(module.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                assert node.module != "kernelext.oci.runc", f"{module.name} imports the runc driver"
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                assert (node.value.id, node.attr) != ("conmon", "launch"), f"{module.name} launches conmon"
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                assert node.value not in options, f"{module.name} spells the runtime option {node.value}"

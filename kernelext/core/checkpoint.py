@@ -198,12 +198,6 @@ class RestoreOptions:
         return cls(import_=None if import_ is None else Path(import_).absolute(),
                    import_previous=None if import_previous is None else Path(import_previous).absolute(), **flags)
 
-    @property
-    def runtime_opts(self) -> list[str]:
-        """``runc restore`` options, passed through conmon's ``--runtime-opt``."""
-        return [opt for opt, on in (("--tcp-established", self.tcp_established), ("--tcp-close", self.tcp_close),
-                                    ("--file-locks", self.file_locks)) if on]
-
 
 # ---------------------------------------------------------------- statistics
 @dataclass
@@ -589,7 +583,8 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
             if options.import_ is not None or not (bundle / "config.json").exists():
                 ctr._write_spec(rootfs)  # in place, the spec the container was checkpointed with is still there
             restore_from = oci.RestoreOptions(criu=criu, image_dir=bundle / CHECKPOINT_DIR,
-                                              runtime_opts=list(options.runtime_opts))
+                                              tcp_established=options.tcp_established,
+                                              tcp_close=options.tcp_close, file_locks=options.file_locks)
             runtime_started = time.monotonic()
             try:
                 launched = ctr._runtime.oci.restore_container(ctr._conmon_options(), restore_from)

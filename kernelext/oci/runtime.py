@@ -15,7 +15,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Protocol
 
@@ -66,11 +66,13 @@ class CheckpointOptions:
 
 @dataclass(frozen=True)
 class RestoreOptions:
-    """A restore under a new conmon: CRIU's images in ``image_dir``, runc's restore options."""
+    """A restore under a new monitor from CRIU's images in ``image_dir``."""
 
     criu: str
     image_dir: Path
-    runtime_opts: list[str] = field(default_factory=list)
+    tcp_established: bool = False
+    tcp_close: bool = False
+    file_locks: bool = False
 
 
 class OCIRuntime(Protocol):
@@ -181,7 +183,10 @@ class ConmonRuncRuntime:
     def restore_container(self, options: conmon.ConmonOptions,
                           restore: RestoreOptions) -> conmon.ConmonStarted:
         options.restore_from = restore.image_dir
-        options.runtime_opts = list(restore.runtime_opts)
+        # runc restore's own options, passed through conmon's --runtime-opt.
+        options.runtime_opts = [opt for opt, on in (("--tcp-established", restore.tcp_established),
+                                                    ("--tcp-close", restore.tcp_close),
+                                                    ("--file-locks", restore.file_locks)) if on]
         options.runtime_args = [f"--criu={restore.criu}"]
         return conmon.launch(self.conmon, self.runc.binary, self.runc.root, options, self.namespace)
 
