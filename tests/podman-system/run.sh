@@ -47,6 +47,7 @@ cleanup() {
     # Nothing of the store may stay mounted before its directory goes.
     findmnt -rn -o TARGET | grep "^$PODMAN_SHIM_STORE/" | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
     rm -rf "$work/store" "$work/system" "$work/tmp"
+    rmdir "$work" 2>/dev/null || true  # kept only when it holds the results
 }
 trap cleanup EXIT
 
