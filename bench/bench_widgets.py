@@ -21,9 +21,9 @@ from pathlib import Path
 from jupyter_client import BlockingKernelClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from labserver import CHROMIUM, CHROMIUM_FLAGS, jupyterlab, run_all_cells, write_notebook  # noqa: E402
+from kernelext import ContainerStatus, Runtime
 
-from kernelext import ContainerStatus, Runtime  # noqa: E402
+from labserver import CHROMIUM, CHROMIUM_FLAGS, jupyterlab, run_all_cells, write_notebook
 
 MEASURE = ("import json, resource; u = resource.getrusage(resource.RUSAGE_SELF); "
            "print(json.dumps({'messages': panel.output.messages_sent, 'bytes': panel.output.bytes_sent, "

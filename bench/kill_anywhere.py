@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from crashkit import TIMED, audit, audit_empty, eventually, kill_round  # noqa: E402
+from kernelext import Runtime
 
-from kernelext import Runtime  # noqa: E402
+from crashkit import TIMED, audit, audit_empty, eventually, kill_round
 
 SETTLE_S = 5.0
 

@@ -166,12 +166,16 @@ class Namespace:
         """How this process reaches ``path`` as the namespace sees it (mount points differ)."""
         return path
 
+    def call(self, function: Callable[[], None]) -> None:
+        """Run ``function`` in the namespace (here, on the host)."""
+        function()
+
     def mountinfo(self) -> Path:
         return Path("/proc/self/mountinfo")
 
     def mapped_gids(self) -> range:
         """Group IDs that exist in the namespace."""
-        return range(0, 1 << 32)
+        return range(1 << 32)
 
     def host_ids(self, uid: int, gid: int) -> tuple[int, int] | None:
         """The host's (uid, gid) for IDs of the namespace, None when it has no such IDs."""
@@ -206,7 +210,7 @@ class UserNamespace(Namespace):
         self._pid: int | None = None
 
     def mapped_gids(self) -> range:
-        return range(0, sum(r.count for r in self.id_map.gids))
+        return range(sum(r.count for r in self.id_map.gids))
 
     def container_ids(self, uid: int, gid: int) -> tuple[int, int]:
         if self.direct:
@@ -236,6 +240,14 @@ class UserNamespace(Namespace):
         if self.direct:
             return path
         return Path(f"/proc/{self.pid()}/root") / path.relative_to("/")
+
+    def call(self, function: Callable[[], None]) -> None:
+        """Run ``function`` in the namespace: in a forked child that joined it (no exec, so nothing but
+        this process's own code runs there); the child's exception is raised here again."""
+        if self.direct:
+            function()
+        else:
+            _call_in(self.pid(), function)
 
     def mountinfo(self) -> Path:
         return Path("/proc/self/mountinfo") if self.direct else Path(f"/proc/{self.pid()}/mountinfo")
@@ -293,6 +305,60 @@ class UserNamespace(Namespace):
             os.kill(pid, signal.SIGKILL)
         (self.runroot / PAUSE_PID_FILE).unlink(missing_ok=True)
         self._pid = None
+
+
+#: setns(2) flags of the namespaces a rootless store lives in.
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWNS = 0x00020000
+#: Longest error a child reports back (the rest is cut).
+MAX_CHILD_ERROR = 1 << 16
+
+
+def _call_in(pid: int, function: Callable[[], None]) -> None:
+    """``function`` in a forked child that joined ``pid``'s user and mount namespaces (as ``nsenter
+    --preserve-credentials --user --mount``): the child is single-threaded, as setns to a user namespace
+    needs. An exception it raises comes back as the same :mod:`kernelext.errors` class and message."""
+    import ctypes
+    import json
+
+    from kernelext import errors
+
+    namespaces = [os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC) for name in ("user", "mnt")]
+    read_end, write_end = os.pipe()
+    try:
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child never returns
+            status = 1
+            try:
+                os.close(read_end)
+                libc = ctypes.CDLL(None, use_errno=True)
+                for fd, flag in zip(namespaces, (CLONE_NEWUSER, CLONE_NEWNS)):
+                    if libc.setns(fd, flag) != 0:
+                        raise OSError(ctypes.get_errno(), "setns into the store's namespace failed")
+                function()
+                status = 0
+            except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
+                name = type(exc).__name__ if isinstance(exc, errors.KernelextError) else "RuntimeFailure"
+                os.write(write_end, json.dumps([name, str(exc)[:MAX_CHILD_ERROR]]).encode())
+            finally:
+                os._exit(status)
+        os.close(write_end)
+        write_end = -1
+        with os.fdopen(read_end, "rb") as pipe:
+            read_end = -1
+            report = pipe.read()
+        _, status = os.waitpid(child, 0)
+    finally:
+        for fd in (*namespaces, read_end, write_end):
+            if fd >= 0:
+                os.close(fd)
+    if os.waitstatus_to_exitcode(status) == 0:
+        return
+    name, message = json.loads(report) if report else ("RuntimeFailure", "the namespace's child died")
+    kind = getattr(errors, name, None)
+    if not (isinstance(kind, type) and issubclass(kind, errors.KernelextError)):
+        kind = errors.RuntimeFailure
+    raise kind(message)
 
 
 def _outside(ranges: tuple[IdRange, ...], inside: int) -> int | None:

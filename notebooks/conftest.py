@@ -41,6 +41,13 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("IPYKERNEL_CELL_NAME", "<IPY-INPUT>")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every notebook drives real containers: an integration test (``-m "not integration"`` skips them)."""
+    for item in items:
+        if str(item.path).endswith(".ipynb"):
+            item.add_marker(pytest.mark.integration)
+
+
 def pytest_collectstart(collector: pytest.Collector) -> None:
     # Rich HTML cards and tables carry IDs and uptimes; their text/plain twins (compared) are the stable form.
     if hasattr(collector, "skip_compare") and str(collector.path).endswith(".ipynb"):

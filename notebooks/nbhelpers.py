@@ -139,7 +139,6 @@ def cleanup(runtime: Runtime, *, quiet: bool = False) -> None:
             print(f"could not remove {ctr.name}: {exc}")
     if not quiet:
         print(f"removed {removed} containers; {len(runtime.list())} left in this notebook's store")
-    return None
 
 
 def scratch_dir(name: str) -> Path:

@@ -11,8 +11,9 @@ cd "$(dirname "$0")/.."
 # podman: its store is a source of images (containers-storage:) and the image benchmark's comparison.
 # gcc and libc6-dev: the port forwarder (kernelext/oci/portfwd.c) is compiled on first use
 # (nsenter, which starts it, is in the essential util-linux).
+# bats: podman's own system tests, run on demand against kernelext (tests/podman-system/run.sh).
 SYSTEM_PACKAGES=(runc conmon busybox-static tar zstd iproute2 procps gcc libc6-dev chromium fonts-dejavu-core uidmap
-                 python3-venv skopeo docker-registry podman)
+                 python3-venv skopeo docker-registry podman bats)
 
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do

@@ -23,6 +23,16 @@ ROOTLESS = is_rootless()
 CONMON_GRACE_S = 10.0
 #: Features a normal user cannot have (CRIU, the freezer): tests/test_rootless.py checks their refusals.
 needs_root = pytest.mark.skipif(ROOTLESS, reason="needs root (rootless refusals: tests/test_rootless.py)")
+#: Fixtures that run real runc, conmon, CRIU, skopeo or a browser: a test using one is an integration test.
+INTEGRATION_FIXTURES = frozenset({"store", "runtime", "registry", "pushed", "lab", "ip"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark integration tests by the fixtures they use, so ``-m "not integration"`` is the fast loop
+    that needs neither root nor runc (modules whose every test runs the real tools say so themselves)."""
+    for item in items:
+        if INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.05) -> bool:
@@ -122,7 +132,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
         for ctr in rt.list():
             try:
                 ctr.remove(force=True)
-            except Exception:  # noqa: BLE001 - best effort; the checks below report leaks
+            except Exception:  # noqa: BLE001, S110 - best effort; the checks below report leaks
                 pass
         rt.close()
     trash = rt.opts.root / TRASH_DIR

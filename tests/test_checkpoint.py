@@ -12,13 +12,20 @@ from pathlib import Path
 
 import pytest
 
-from kernelext import Container, ContainerStateError, InvalidArgumentError, PermissionRequiredError, Runtime
+from kernelext import (
+    Container,
+    ContainerStateError,
+    InvalidArgumentError,
+    PermissionRequiredError,
+    Runtime,
+    RuntimeFailure,
+)
 from kernelext import ContainerStatus as S
-from kernelext import RuntimeFailure
 from kernelext.config import find_criu
-from kernelext.core.checkpoint import NO_MEMORY_TRACKING, memory_tracking_supported
+from kernelext.core.checkpoint import NO_MEMORY_TRACKING
 from kernelext.host import host_capabilities
 from kernelext.oci.monitor import process_start_time
+from kernelext.oci.runtime import memory_tracking_supported
 
 from conftest import Store, wait_until
 
@@ -321,9 +328,9 @@ def test_broken_or_killed_criu_leaves_the_container_running(store: Store, tmp_pa
     ctr = store.runtime.run("busybox", ["sh", "-c", COUNTER], name="victim")
     assert wait_until(lambda: len(numbers(ctr)) >= 3)
     for criu in (broken, killed, tmp_path / "no-such-criu"):
-        with Runtime(store.runtime.opts.root, store.runtime.opts.runroot, criu=str(criu)) as other:
-            with pytest.raises(RuntimeFailure, match="checkpoint of container victim failed"):
-                other.get("victim").checkpoint()
+        with (Runtime(store.runtime.opts.root, store.runtime.opts.runroot, criu=str(criu)) as other,
+              pytest.raises(RuntimeFailure, match="checkpoint of container victim failed")):
+            other.get("victim").checkpoint()
         assert ctr.reload().status is S.RUNNING and in_netns(ctr)
         assert ctr.state.checkpointed is False and not (ctr.bundle / "checkpoint").exists()
         assert ctr.exec_run(["echo", "alive"]).output == b"alive\n"

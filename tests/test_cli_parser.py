@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kernelext.cli.format import human_duration, parse_interval, parse_time, table
-from kernelext.cli.template import render_template
 from kernelext.cli.parser import HelpRequested, UsageError, command_names, command_parser, parse_args
+from kernelext.cli.template import render_template
 
 
 def test_run_stops_option_parsing_at_the_image() -> None:

@@ -14,12 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Store, needs_root
 
 from kernelext import Container, ContainerStatus, CopyError
 from kernelext.cli.launch import ENV_SWITCH
 from kernelext.storage.confined import FILE_BATCH
 from kernelext.storage.images import _PASSWD
+
+from conftest import Store, needs_root
 
 S = ContainerStatus
 STATES = ["running", "created"]

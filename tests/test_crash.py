@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import ROOTLESS, Store, needs_root, wait_until
-from crashkit import STUBBORN, TIMED, audit, audit_empty, eventually, kill_round, runc_list
 
 from kernelext.core.state import DEFAULT_PIDS_LIMIT, ContainerStatus
 from kernelext.faults import ENV_FAULT
+
+from conftest import ROOTLESS, Store, needs_root, wait_until
+from crashkit import STUBBORN, TIMED, audit, audit_empty, eventually, kill_round, runc_list
 
 S = ContainerStatus
 SETTLE_S = 5.0

@@ -10,14 +10,14 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from conftest import Store, wait_until
-
+from kernelext.core.copy import host_policy
 from kernelext.storage.confined import Entry, FsSink, Root, tar_chunks, tree_entries
-from kernelext.storage.fdtree import OPEN_LEVELS, O_DIR, remove_tree
+from kernelext.storage.fdtree import O_DIR, OPEN_LEVELS, remove_tree
 from kernelext.storage.layerdiff import ChangeKind, layer_changes, tree_changes
 from kernelext.storage.tarformat import TarReader
 from kernelext.storage.trash import TRASH_DIR
-from kernelext.core.copy import host_policy
+
+from conftest import Store, wait_until
 
 DEPTH = 1500
 #: An unprivileged process can build a tree deeper than any recursion limit, one relative mkdir at a time.

@@ -11,9 +11,9 @@ import os
 import pty
 import resource
 import select
-import socket
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -25,11 +25,12 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import Store, forkservers, wait_until
 
 import kernelext
 from kernelext.cli import caller, credentials, launch
 from kernelext.cli.forkserver import parse_request
+
+from conftest import Store, forkservers, wait_until
 
 
 @pytest.fixture

@@ -6,15 +6,16 @@ import json
 import os
 import stat
 import struct
-import tarfile
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOTLESS, Store
 from kernelext import Runtime
+
+from conftest import ROOTLESS, Store
 from ocilayout import Entry, Layout, directory, file, hardlink, push, symlink
 from registry import Registry, registry  # noqa: F401 - the fixture
 

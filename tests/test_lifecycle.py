@@ -12,14 +12,13 @@ import threading
 import time
 
 import pytest
-from conftest import ROOTLESS, Store, needs_root, wait_until
 
 from kernelext import (
     ContainerRunningError,
-    InvalidArgumentError,
     ContainerStateError,
     ContainerStatus,
     ContainerStoppedError,
+    InvalidArgumentError,
     NameInUseError,
     NoSuchContainerError,
     Runtime,
@@ -27,6 +26,8 @@ from kernelext import (
 )
 from kernelext.core import engine
 from kernelext.oci.attach import pump
+
+from conftest import ROOTLESS, Store, needs_root, wait_until
 
 S = ContainerStatus
 
@@ -401,8 +402,8 @@ def test_vfs_driver_gives_each_container_a_copy_of_the_image(store: Store, tmp_p
     """The fallback where overlayfs cannot be mounted (rootless before Linux 5.11), forced here."""
     rt = Runtime(tmp_path / "vfs-root", tmp_path / "vfs-run", storage_driver="vfs")
     try:
-        ctr = rt.run("busybox", ["sh", "-c", "rm /etc/group; echo x >> /etc/passwd; echo new > /srv/new; "
-                                             "sleep 1000"], name="copied")
+        ctr = rt.run("busybox", ["sh", "-c", ("rm /etc/group; echo x >> /etc/passwd; echo new > /srv/new; "
+                                             "sleep 1000")], name="copied")
         assert wait_until(lambda: ctr.exec_run(["test", "-s", "/srv/new"]).exit_code == 0)
         assert [str(c) for c in ctr.diff()] == ["C /etc", "D /etc/group", "C /etc/passwd", "C /srv", "A /srv/new"]
         assert ctr.inspect()["GraphDriver"] == {"Name": "vfs", "Data": {}}
@@ -488,8 +489,8 @@ def test_event_subscription_and_cli_events(store: Store) -> None:
 
 def test_stats_and_top_read_the_cgroup(store: Store) -> None:
     # Some CPU first: rootless, with no cgroup of its own, usage is the processes' own (psutil).
-    ctr = store.runtime.run("busybox", ["sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; "
-                                        "sleep 1000 & sleep 1000"], name="measured")
+    ctr = store.runtime.run("busybox", ["sh", "-c", ("i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; "
+                                        "sleep 1000 & sleep 1000")], name="measured")
     assert wait_until(lambda: len(ctr.top()) == 2)
     stats = ctr.stats()
     assert stats["PIDs"] == 2 and stats["MemUsage"] > 0 and stats["CPUNano"] > 0

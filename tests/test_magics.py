@@ -9,12 +9,13 @@ from typing import Any
 
 import nbformat
 import pytest
-from conftest import Store, needs_root, wait_until
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from kernelext import Container, ContainerStatus, KernelextError, NoSuchContainerError
 from kernelext.magics.display import ContainerList
+
+from conftest import Store, needs_root, wait_until
 
 
 @pytest.fixture
@@ -190,8 +191,8 @@ def test_notebook_outputs_stay_in_their_cells(store: Store, monkeypatch: pytest.
         "%container run -d --name count busybox sh -c 'i=0; while true; do echo $i; i=$((i+1)); sleep 0.1; done'",
         "import time; time.sleep(0.5)\n%container checkpoint count",
         "ctr = %container restore count\nctr",
-        "time.sleep(0.5); nums = [int(line.data) for line in ctr.logs()]\n"
-        "print(nums == list(range(len(nums))), len(nums) > 8)",
+        ("time.sleep(0.5); nums = [int(line.data) for line in ctr.logs()]\n"
+        "print(nums == list(range(len(nums))), len(nums) > 8)"),
         f"%container cp {tmp_path}/notes.txt count:/tmp/",
         "%container exec count cat /tmp/notes.txt",
         f"%container cp count:/tmp/notes.txt {tmp_path}/back.txt",

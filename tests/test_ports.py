@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import signal
 import socket
 import subprocess
 import tarfile
@@ -56,8 +57,8 @@ def test_publish_grammar(spec: str, expected: list[PortMapping]) -> None:
     ("80/bogus", 'unrecognized protocol "bogus" in port mapping'),
     ("80/sctp", "protocol SCTP is not allowed for exposed ports"),
     ("8080-8081:80", "host and container port ranges have different lengths: 2 vs 1"),
-    ("81-80", "parsing container port: the end port of a range must be higher than the start port - "
-              "80 is not higher than 81"),
+    ("81-80", ("parsing container port: the end port of a range must be higher than the start port - "
+              "80 is not higher than 81")),
     ("nohost:8080:80", 'cannot parse "nohost" as an IP address'),
     (":8080:80", "must provide a non-empty container host IP to publish"),
     ("10.1.2.3:8080:80", "cannot publish on host IP 10.1.2.3: only 127.0.0.1 (loopback) is allowed on this host"),
@@ -163,7 +164,7 @@ def test_stop_closes_the_port_and_its_connections_within_a_second(store: Store) 
 def test_a_container_that_dies_takes_its_port_with_it(store: Store) -> None:
     """No kernelext call in between: the forwarder watches the container's process itself."""
     ctr, port = web(store.runtime)
-    store.runtime.runc.kill(ctr.id, "SIGKILL")
+    store.runtime.oci.kill_container(ctr.id, signal.SIGKILL)
     assert wait_until(lambda: refused(port), timeout=1.0, interval=0.01)
 
 

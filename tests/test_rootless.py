@@ -18,11 +18,12 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOTLESS, Store, wait_until
 
 from kernelext import PermissionRequiredError, Runtime, host_capabilities
 from kernelext.core.state import ContainerStatus as S
 from kernelext.rootless import pause_refusal, user_id_map
+
+from conftest import ROOTLESS, Store, wait_until
 
 pytestmark = pytest.mark.skipif(not ROOTLESS, reason="rootless behaviour: .ci/run runs this module as normal users")
 
@@ -42,6 +43,7 @@ def _own_ids() -> set[int]:
     return {r.outside + i for r in id_map.uids for i in range(r.count)} if id_map.subordinate else {os.getuid()}
 
 
+@pytest.mark.integration
 def test_cli_lifecycle_in_the_users_default_store(tmp_path: Path) -> None:
     """podman's rootless tour: run --rm, run -d, logs, exec, cp both ways, stop, rm — all in $XDG dirs."""
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_RUNTIME_DIR": str(tmp_path / "xdg-run")}

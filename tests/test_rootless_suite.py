@@ -16,8 +16,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import CONMON_GRACE_S, ROOTLESS, wait_until
+
 from kernelext.rootless import PAUSE_PID_FILE
+
+from conftest import CONMON_GRACE_S, ROOTLESS, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 STAGE = Path(os.environ.get("KERNELEXT_ROOTLESS_STAGE", "/var/lib/kernelext-rootless-tests"))
@@ -30,7 +32,8 @@ SUBIDS_TESTS = ["tests/test_rootless.py", "tests/test_lifecycle.py", "tests/test
                 "tests/test_widgets.py", "tests/test_ports.py", "tests/test_volumes.py", "notebooks/00-tour.ipynb"]
 PLAIN_TESTS = ["tests/test_rootless.py", "tests/test_ports.py", "tests/test_volumes.py", "tests/test_image_commands.py"]
 
-pytestmark = pytest.mark.skipif(ROOTLESS, reason="starts the rootless run: needs root to switch users")
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(ROOTLESS, reason="starts the rootless run: needs root to switch users")]
 
 
 def _run_as(user: str, tests: list[str]) -> subprocess.CompletedProcess[str]:

@@ -6,16 +6,17 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import comm
 import pytest
 from comm.base_comm import BaseComm
-from conftest import Store, needs_root, wait_until
 
 from kernelext import ContainerStatus
 from kernelext.core.state import allowed_actions
 from kernelext.widgets import ContainerPanel, Dashboard, LifecycleDiagram, LiveOutput, lifecycle_svg
+
+from conftest import Store, needs_root, wait_until
 
 S = ContainerStatus
 
@@ -23,7 +24,7 @@ S = ContainerStatus
 class RecordingComm(BaseComm):
     """Keeps every message a widget sends to the browser."""
 
-    sent: list[dict[str, Any]] = []
+    sent: ClassVar[list[dict[str, Any]]] = []
 
     def publish_msg(self, msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None,
                     **keys: Any) -> None:
@@ -242,8 +243,8 @@ def test_file_browser_lists_downloads_and_uploads_inside_the_container(store: St
 
     from kernelext.widgets import FileBrowser
 
-    ctr = store.runtime.run("busybox", ["sh", "-c", "mkdir -p /srv/data; head -c 3000000 /dev/zero > /srv/data/big;"
-                                        " ln -s /etc /srv/etc-link; exec sleep 1000"], name="browsed")
+    ctr = store.runtime.run("busybox", ["sh", "-c", ("mkdir -p /srv/data; head -c 3000000 /dev/zero > /srv/data/big;"
+                                        " ln -s /etc /srv/etc-link; exec sleep 1000")], name="browsed")
     assert wait_until(lambda: ctr.exec_run(["test", "-L", "/srv/etc-link"]).exit_code == 0)
     browser = FileBrowser(ctr, "/srv")
     try:

@@ -489,8 +489,8 @@ def cmd_restore(rt: Runtime, args: argparse.Namespace) -> int:
     return _run_each(rt, names, lambda c: c.restore(**options), args.print_stats, "restore_duration")
 
 
-def _event_line(event: Event, fmt: Template | None) -> str:
-    if fmt == "json":
+def _event_line(event: Event, fmt: Template | None, *, as_json: bool = False) -> str:
+    if as_json:
         return event.to_json()
     if fmt:
         return fmt.render({"Time": event.time, "Type": event.type, "Status": event.status, "ID": event.id,
@@ -507,10 +507,10 @@ def cmd_events(rt: Runtime, args: argparse.Namespace) -> int:
     since, until = parse_time(args.since), parse_time(args.until)
     if not args.stream or until is not None:
         for event in rt.events.read(since, until):
-            out(_event_line(event, template))
+            out(_event_line(event, template, as_json=args.format == "json"))
         return 0
     for event in rt.events.follow(since=since):
-        out(_event_line(event, template))
+        out(_event_line(event, template, as_json=args.format == "json"))
         sys.stdout.flush()
     return 0
 

@@ -125,7 +125,7 @@ def server_address() -> str | None:
     ident = "\0".join([sys.executable, package_parent(), *(os.environ.get(k, "") for k in INTERPRETER_ENV)])
     # A differently confined command gets a server of its own (one the server would refuse, anyway).
     crcs = (binascii.crc32(os.fsencode(ident)), binascii.crc32(credentials.fingerprint()))
-    return os.path.join(directory, "%08x-%08x.sock" % crcs)
+    return os.path.join(directory, "{:08x}-{:08x}.sock".format(*crcs))
 
 
 def peer_credentials(sock: _socket.socket) -> tuple[int, int, int]:

@@ -21,7 +21,6 @@ runc container, conmon or mount behind.
 from __future__ import annotations
 
 import enum
-import functools
 import grp
 import json
 import os
@@ -53,7 +52,8 @@ from kernelext.errors import (
     RuntimeFailure,
     tool_reason,
 )
-from kernelext.oci import conmon, netns
+from kernelext.oci import netns
+from kernelext.oci import runtime as oci
 from kernelext.rootless import is_rootless
 from kernelext.storage.fdtree import remove_tree
 from kernelext.storage.images import PullPolicy
@@ -91,7 +91,6 @@ BENIGN_CRIU_ERRORS = ("Can't setup RLIMIT_NOFILE for self",)
 NO_MEMORY_TRACKING = "system (architecture/kernel/CRIU) does not support memory tracking"
 #: How long conmon may take to notice that CRIU's dump ended the container.
 CONMON_EXIT_TIMEOUT_S = 5.0
-FEATURE_CHECK_TIMEOUT_S = 30
 ARCHIVE_MODE = 0o600
 _US = 1_000_000
 
@@ -204,12 +203,6 @@ class RestoreOptions:
         return cls(import_=None if import_ is None else Path(import_).absolute(),
                    import_previous=None if import_previous is None else Path(import_previous).absolute(), **flags)
 
-    @property
-    def runtime_opts(self) -> list[str]:
-        """``runc restore`` options, passed through conmon's ``--runtime-opt``."""
-        return [opt for opt, on in (("--tcp-established", self.tcp_established), ("--tcp-close", self.tcp_close),
-                                    ("--file-locks", self.file_locks)) if on]
-
 
 # ---------------------------------------------------------------- statistics
 @dataclass
@@ -293,20 +286,11 @@ def criu_binary(ctr: Container) -> str:
     return binary
 
 
-@functools.lru_cache(maxsize=8)
-def memory_tracking_supported(criu: str) -> bool:
-    """``criu check --feature mem_dirty_track``: pre-dumps need the kernel's soft-dirty bits."""
-    try:
-        proc = subprocess.run([criu, "check", "--feature", "mem_dirty_track"], capture_output=True,
-                              timeout=FEATURE_CHECK_TIMEOUT_S)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return proc.returncode == 0
 
 
 def criu_failure(ctr: Container, operation: str, runtime_message: str, default_log: Path) -> RuntimeFailure:
     """One line: CRIU's first real error and where its log is, or runc's own message."""
-    match = re.search(r"log file: (\S+?)(?:\\n|\"|$)", runtime_message, re.M)
+    match = re.search(r"log file: (\S+?)(?:\\n|\"|$)", runtime_message, re.MULTILINE)
     log_path = Path(match.group(1)) if match else default_log
     first_error = None
     try:
@@ -383,7 +367,7 @@ def _write_rootfs_diff(ctr: Container, bundle: Path) -> None:
 
 #: Unpacked inside the container's root (a chroot): nothing can land outside it. "fully_trusted" is what a
 #: Python without extraction filters (before 3.11.4) does; later ones warn when it is not said.
-_TRUSTED: dict[str, str] = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
+_TRUSTED: dict[str, Any] = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
 
 
 def _apply_rootfs_diff(ctr: Container, bundle: Path, rootfs: Path) -> None:
@@ -422,11 +406,6 @@ def _remove(*paths: Path) -> None:
 def _in_prepared_netns(ctr: Container, pid: int) -> bool:
     """Whether the restored process runs in the namespace kernelext prepared (the host's counts too)."""
     return ctr.netns_path is None or netns.holds(ctr.netns_path, pid)
-
-
-def _runc_knows(ctr: Container) -> bool:
-    """Whether runc has state for the container: saves a ``runc delete`` process when it has none."""
-    return (ctr._runtime.opts.runc_root / ctr.id).exists()
 
 
 def _tar(args: list[str], what: str, ctr: Container, operation: str) -> None:
@@ -501,9 +480,9 @@ def _export(ctr: Container, options: CheckpointOptions) -> None:
 
 def _thaw_if_frozen(ctr: Container) -> None:
     """CRIU freezes the container's cgroup; if it died meanwhile the container would stay frozen."""
-    state = ctr._runtime.runc.state(ctr.id)
+    state = ctr._runtime.oci.container_state(ctr.id)
     if state is not None and state.get("status") == "paused" and ctr.state.status is S.RUNNING:
-        ctr._runtime.runc.resume(ctr.id, name=ctr.name)
+        ctr._runtime.oci.unpause_container(ctr.id, name=ctr.name)
 
 
 def checkpoint(ctr: Container, options: CheckpointOptions) -> Statistics:
@@ -517,7 +496,7 @@ def checkpoint(ctr: Container, options: CheckpointOptions) -> Statistics:
         raise InvalidArgumentError("cannot checkpoint containers that have been started with '--rm' unless "
                                    "'--export' is used", container=ctr.name, operation="checkpoint")
     criu = criu_binary(ctr)
-    if (options.pre_checkpoint or options.with_previous) and not memory_tracking_supported(criu):
+    if (options.pre_checkpoint or options.with_previous) and not ctr._runtime.oci.supports_memory_tracking(criu):
         raise RuntimeFailure(NO_MEMORY_TRACKING, container=ctr.name, operation="checkpoint")
     bundle = ctr.bundle
     if options.with_previous and not (bundle / PRE_CHECKPOINT_DIR / INVENTORY).exists():
@@ -526,19 +505,20 @@ def checkpoint(ctr: Container, options: CheckpointOptions) -> Statistics:
     image_dir = bundle / options.image_dir
     _remove(image_dir, bundle / STATS_DUMP, bundle / DUMP_LOG)
     image_dir.mkdir(mode=0o700)
-    args = ["--criu", criu, "checkpoint", "--image-path", str(image_dir), "--work-path", str(bundle)]
-    args += [flag for flag, on in (("--leave-running", options.leave_running),
-                                   ("--tcp-established", options.tcp_established),
-                                   ("--file-locks", options.file_locks), ("--pre-dump", options.pre_checkpoint)) if on]
-    if options.with_previous:
-        args += ["--parent-path", PARENT_PATH]
+    dump = oci.CheckpointOptions(criu=criu, image_dir=image_dir, work_dir=bundle,
+                                 leave_running=options.leave_running, tcp_established=options.tcp_established,
+                                 file_locks=options.file_locks, pre_dump=options.pre_checkpoint,
+                                 parent_path=PARENT_PATH if options.with_previous else None)
     ctr._begin(Intent.CHECKPOINT)
     runtime_started = time.monotonic()
-    proc = subprocess.run(ctr._runtime.runc.argv(*args, ctr.id), stdin=subprocess.DEVNULL, capture_output=True,
-                          text=True)
+    try:
+        ctr._runtime.oci.checkpoint_container(ctr.id, dump, name=ctr.name)
+        dump_error = None
+    except RuntimeFailure as exc:
+        dump_error = exc.message
     runtime_duration = time.monotonic() - runtime_started
-    if proc.returncode != 0:
-        failure = criu_failure(ctr, "checkpoint", proc.stderr or proc.stdout, bundle / DUMP_LOG)
+    if dump_error is not None:
+        failure = criu_failure(ctr, "checkpoint", dump_error, bundle / DUMP_LOG)
         _remove(image_dir)
         try:
             _thaw_if_frozen(ctr)
@@ -591,8 +571,8 @@ def finish_stopped(ctr: Container) -> None:
     st.finished_at = now
     ctr._teardown_network()
     # runc removes its container after a dump that did not leave it running: skip a needless `runc delete`.
-    if _runc_knows(ctr):
-        ctr._runtime.runc.delete(ctr.id)
+    if ctr._runtime.oci.has_container(ctr.id):
+        ctr._runtime.oci.delete_container(ctr.id)
     ctr._remove_netns()  # the restore joins a fresh one (CRIU dumped it as external)
     st.status = S.EXITED
     # The container layer stays mounted for the restore (removal or cleanup unmounts it): unmounting
@@ -631,8 +611,8 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
                                   operation="restore")
     _remove(bundle / RESTORE_LOG, bundle / STATS_RESTORE)
     ctr._remove_conmon_files()
-    if _runc_knows(ctr):
-        ctr._runtime.runc.delete(ctr.id)  # a leftover of an earlier failed attempt would block the restore
+    if ctr._runtime.oci.has_container(ctr.id):
+        ctr._runtime.oci.delete_container(ctr.id)  # a leftover of an earlier failed attempt would block the restore
     with ports.bound(ctr.config.ports) as sockets:  # a taken port fails before CRIU runs
         try:
             rootfs = ctr._mount_storage(Intent.RESTORE)
@@ -644,16 +624,17 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
             ctr._create_netns()
             if options.import_ is not None or not (bundle / "config.json").exists():
                 ctr._write_spec(rootfs)  # in place, the spec the container was checkpointed with is still there
-            conmon_options = ctr._conmon_options(restore_from=bundle / CHECKPOINT_DIR,
-                                                 runtime_opts=options.runtime_opts, runtime_args=[f"--criu={criu}"])
+            restore_from = oci.RestoreOptions(criu=criu, image_dir=bundle / CHECKPOINT_DIR,
+                                              tcp_established=options.tcp_established,
+                                              tcp_close=options.tcp_close, file_locks=options.file_locks)
             runtime_started = time.monotonic()
             try:
-                launched = conmon.launch(ctr._runtime.opts.conmon, conmon_options, ctr._runtime.namespace)
+                launched = ctr._runtime.oci.restore_container(ctr._conmon_options(), restore_from)
             except RuntimeFailure as exc:
                 raise criu_failure(ctr, "restore", exc.message, bundle / RESTORE_LOG) from None
             runtime_duration = time.monotonic() - runtime_started
         except BaseException:
-            ctr._runtime.runc.delete(ctr.id)
+            ctr._runtime.oci.delete_container(ctr.id)
             ctr._remove_netns()
             ctr._remove_conmon_files()
             ctr._unmount_storage()

@@ -59,6 +59,7 @@ from kernelext.oci import conmon, forwarder, netns, spec
 from kernelext.oci.attach import AttachSocket
 from kernelext.oci.conmon import kill_conmon
 from kernelext.oci.monitor import ExitWatcher, is_alive, process_start_time, this_process, wait_until
+from kernelext.oci.runtime import KILL_TIMEOUT_S
 from kernelext.storage.driver import ContainerLayer
 from kernelext.storage.users import resolve_user
 
@@ -72,8 +73,6 @@ log = logging.getLogger("kernelext")
 S = ContainerStatus
 T = TypeVar("T")
 
-#: How long to wait for conmon to report the exit after SIGKILL (libpod's killContainerTimeout).
-KILL_TIMEOUT_S = 5.0
 CONMON_DIED_ERROR = "conmon died without writing exit file, container exit code could not be retrieved"
 DEFAULT_WAIT_INTERVAL_S = 0.25
 EXIT_CONDITIONS = frozenset({S.STOPPED, S.EXITED})
@@ -375,8 +374,8 @@ class Container:
         return conmon.ConmonOptions(
             ctr_id=self.id, name=self.name, bundle=self.bundle, pid_file=opts.pid_file(self.id),
             conmon_pid_file=opts.conmon_pid_file(self.id), exit_dir=opts.exits_dir,
-            persist_dir=opts.persist_dir(self.id), log_path=self.log_path, runc=opts.runc,
-            runc_root=opts.runc_root, tty=self.config.tty, stdin=self.config.stdin,
+            persist_dir=opts.persist_dir(self.id), log_path=self.log_path, tty=self.config.tty,
+            stdin=self.config.stdin,
             exit_command=self._runtime.exit_command(self.id, self.config.auto_remove),
             sync_log=not self.config.auto_remove, **overrides)
 
@@ -391,10 +390,10 @@ class Container:
                 faults.point("init:mounted")
                 self._create_netns()
                 self._write_spec(rootfs)
-                started = conmon.launch(self._runtime.opts.conmon, self._conmon_options(), self._runtime.namespace)
+                started = self._runtime.oci.create_container(self._conmon_options())
                 faults.point("init:launched")
             except BaseException:
-                self._runtime.runc.delete(self.id)
+                self._runtime.oci.delete_container(self.id)
                 self._remove_netns()
                 self._unmount_storage()
                 self.state.done()
@@ -423,7 +422,7 @@ class Container:
             self._begin(Intent.START)
         faults.point("start:before-runc")
         try:
-            self._runtime.runc.start(self.id, name=self.name)
+            self._runtime.oci.start_container(self.id, name=self.name)
         except BaseException:
             self.state.done()
             self._cleanup()
@@ -443,7 +442,7 @@ class Container:
 
     def _abandon_launch(self, conmon_pid: int) -> None:
         """Undo a launch whose network setup failed: no runtime container, conmon or conmon files left."""
-        self._runtime.runc.delete(self.id)
+        self._runtime.oci.delete_container(self.id)
         with ExitWatcher(self._runtime.opts.exit_file(self.id), conmon_pid) as watcher:
             wait_until(lambda: process_start_time(conmon_pid) is None, watcher, KILL_TIMEOUT_S)
         self._remove_netns()
@@ -479,7 +478,7 @@ class Container:
 
     def _cleanup_runtime(self) -> None:
         self._teardown_network()
-        self._runtime.runc.delete(self.id)
+        self._runtime.oci.delete_container(self.id)
         self._remove_netns()
         if self.state.status in (S.STOPPED, S.STOPPING):
             self.state.status = S.EXITED
@@ -507,15 +506,8 @@ class Container:
         self._begin(Intent.STOP)
         faults.point("stop:stopping")
         with self._unlocked():
-            if timeout > 0:
-                self._signal(stop_signal)
-                if not self._wait_for_exit_file(timeout):
-                    log.warning("StopSignal %s failed to stop container %s in %d seconds, resorting to SIGKILL",
-                                stop_signal.name, self.name, timeout)
-            if not self._exit_observed():
-                self._signal(signal_mod.SIGKILL)
-                faults.point("stop:killed")
-                self._wait_for_exit_file(KILL_TIMEOUT_S)
+            self._runtime.oci.stop_container(self.id, name=self.name, stop_signal=stop_signal, timeout=timeout,
+                                             exited=self._exit_observed, wait_exit=self._wait_for_exit_file)
         if self.state.status is not S.STOPPING:
             self.state.done()  # another process finished the job meanwhile
             self._save()
@@ -533,7 +525,7 @@ class Container:
 
     def _signal(self, sig: signal_mod.Signals) -> None:
         try:
-            self._runtime.runc.kill(self.id, sig.name, name=self.name)
+            self._runtime.oci.kill_container(self.id, sig, name=self.name)
         except RuntimeFailure:
             if not self._exit_observed():
                 raise  # a failure other than "already gone"
@@ -681,7 +673,7 @@ class Container:
         with self._locked():
             self._check("kill", f"can only kill running containers. {self.name} is in state {self.state.status.value}: "
                                 "container state improper")
-            self._runtime.runc.kill(self.id, sig.name, name=self.name)
+            self._runtime.oci.kill_container(self.id, sig, name=self.name)
             self.state.stopped_by_user = True
             self._save()
             self._event("kill", signal=sig.name)
@@ -709,7 +701,7 @@ class Container:
             if self._runtime.namespace.rootless:
                 raise PermissionRequiredError(rootless.pause_refusal(), container=self.name, operation="pause")
             self._begin(Intent.PAUSE)
-            self._runtime.runc.pause(self.id, name=self.name)
+            self._runtime.oci.pause_container(self.id, name=self.name)
             self.state.status = S.PAUSED
             self.state.done()
             self._save()
@@ -720,7 +712,7 @@ class Container:
             self._check("unpause",
                         f'"{self.state.status.value}" is not paused, can\'t unpause: container state improper')
             self._begin(Intent.UNPAUSE)
-            self._runtime.runc.resume(self.id, name=self.name)
+            self._runtime.oci.unpause_container(self.id, name=self.name)
             self.state.status = S.RUNNING
             self.state.done()
             self._save()
@@ -1002,8 +994,8 @@ class Container:
         faults.point("remove:moved")
         self._teardown_network()
         kill_conmon(self.id, opts.conmon_pid_file(self.id), self.state.conmon_pid, self.state.conmon_start_time)
-        if (opts.runc_root / self.id).exists():  # a stat, not a `runc delete` per removal
-            self._runtime.runc.delete(self.id)
+        if self._runtime.oci.has_container(self.id):  # a stat, not a `runc delete` per removal
+            self._runtime.oci.delete_container(self.id)
         self._remove_netns()
         self.layer.unmount()
         self._runtime.trash.put(self.layer.path)
@@ -1024,7 +1016,7 @@ class Container:
             self._signal(signal_mod.SIGKILL)
             if self.state.status is S.PAUSED:
                 try:
-                    self._runtime.runc.resume(self.id, name=self.name)
+                    self._runtime.oci.unpause_container(self.id, name=self.name)
                 except RuntimeFailure:
                     pass  # runc thaws a frozen container itself when it delivers SIGKILL
             with self._unlocked():

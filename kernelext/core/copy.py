@@ -19,11 +19,8 @@ from __future__ import annotations
 import io
 import os
 import posixpath
-import shutil
 import stat
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -33,7 +30,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from kernelext.core.inspect import format_time
 from kernelext.core.mounts import Mount, MountType, under
 from kernelext.core.state import ContainerStatus
-from kernelext.errors import ContainerRemovedError, CopyError, NoSuchImageError
+from kernelext.errors import ContainerRemovedError, CopyError, KernelextError, NoSuchImageError
 from kernelext.rootless import Namespace
 from kernelext.storage.confined import (
     O_DIR,
@@ -341,38 +338,24 @@ def _owners_need_namespace(ctr: Container, *, chown: bool) -> bool:
 
 def _copy_in_namespace(rt: Runtime, src: str, dst: str, *, archive: bool, overwrite: bool,
                        stdin: BinaryIO | None) -> None:
-    """``kernelext cp`` inside the user namespace; host paths made absolute (its working directory is /)."""
+    """The same copy in the store's user namespace, where the container's IDs can be set: in a forked
+    child of this process that joined it (no new program); host paths made absolute first (joining the
+    mount namespace moves the working directory to its root)."""
     if src != "-" and parse_copy_args(src, dst)[0].container is None:
         src = os.path.join(os.getcwd(), src)
-    argv = [sys.executable, "-m", "kernelext", "--root", str(rt.opts.root), "--runroot", str(rt.opts.runroot),
-            "cp", f"--archive={str(archive).lower()}", *(["--overwrite"] if overwrite else []), "--", src, dst]
-    proc = subprocess.Popen(rt.namespace.command(argv), stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    feeder = None
-    if stdin is not None:
-        assert proc.stdin is not None
-        feeder = threading.Thread(target=_feed, args=(stdin, proc.stdin), daemon=True)
-        feeder.start()
-    assert proc.stderr is not None
-    errors = proc.stderr.read().decode(errors="replace")
-    if proc.wait() != 0:
-        lines = [line.removeprefix("Error: ") for line in errors.splitlines() if line.startswith("Error: ")]
-        raise CopyError(lines[-1] if lines else errors.strip() or f"copy failed (exit {proc.returncode})",
-                        operation="copy")
-    if feeder is not None:
-        feeder.join()
 
+    def inside() -> None:
+        from kernelext.core.runtime import Runtime
 
-def _feed(source: BinaryIO, sink: BinaryIO) -> None:
+        with Runtime(options=rt.opts) as inner:
+            copy(inner, src, dst, archive=archive, overwrite=overwrite, stdin=stdin)
+
     try:
-        shutil.copyfileobj(source, sink, CHUNK)
-    except BrokenPipeError:
-        pass  # the copy failed early: its error is what matters
-    finally:
-        try:
-            sink.close()
-        except BrokenPipeError:
-            pass
+        rt.namespace.call(inside)
+    except KernelextError as exc:
+        if isinstance(exc, CopyError):
+            raise
+        raise CopyError(exc.message, operation="copy") from None
 
 
 def put_archive(ctr: Container, path: str, stream: BinaryIO, *, chown: bool, overwrite: bool) -> None:

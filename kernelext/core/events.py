@@ -103,7 +103,7 @@ class EventLog:
             for callback in watchers:
                 try:
                     callback(event)
-                except Exception:  # noqa: BLE001 - one broken watcher must not silence the others
+                except Exception:
                     logging.getLogger("kernelext").exception("event watcher failed")
 
     def read(self, since: float | None = None, until: float | None = None) -> list[Event]:

@@ -1,4 +1,4 @@
-"""Exec sessions: a command run inside a running container (``runc exec``).
+"""Exec sessions: a command run inside a running container (through the OCI runtime).
 
 Sessions are recorded in the store while they run, so ``cleanup`` and
 ``unmount`` (from any process) refuse while one is active; a session whose
@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import os
 import selectors
-import subprocess
 from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO
 
 from kernelext.core.state import ContainerStatus
 from kernelext.errors import ContainerStateError
 from kernelext.oci.monitor import process_start_time
-from kernelext.oci.runc import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, runtime_error
+from kernelext.oci.runtime import ExecOptions
 from kernelext.storage.users import resolve_user
 
 if TYPE_CHECKING:
+    import subprocess
+
     from kernelext.core.container import Container, ExecResult
 
-#: runc's own exit status when it could not start the process.
-RUNC_EXEC_FAILED = 255
 _READ_SIZE = 65536
 
 
@@ -38,21 +37,11 @@ def run(ctr: Container, command: list[str], *, tty: bool, stdin: BinaryIO | int 
         if ctr.state.status is not ContainerStatus.RUNNING:
             raise ContainerStateError("can only create exec sessions on running containers: container state improper",
                                       container=ctr.name, operation="exec")
-        args = ["exec"]
-        if user:
-            resolved = resolve_user(ctr._runtime.namespace.view(ctr.layer.merged), user)
-            args += ["--user", f"{resolved.uid}:{resolved.gid}"]
-            for gid in resolved.additional_gids:
-                args += ["--additional-gids", str(gid)]
-        if workdir:
-            args += ["--cwd", workdir]
-        for item in env:
-            args += ["--env", item]
-        if tty:
-            args.append("--tty")
-        proc = subprocess.Popen(ctr._runtime.runc.argv(*args, ctr.id, *command),
-                                stdin=stdin if stdin is not None else subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        resolved = resolve_user(ctr._runtime.namespace.view(ctr.layer.merged), user) if user else None
+        options = ExecOptions(user=None if resolved is None else
+                              (resolved.uid, resolved.gid, tuple(resolved.additional_gids)),
+                              workdir=workdir or None, env=tuple(env), tty=tty)
+        proc = ctr._runtime.oci.exec_container(ctr.id, command, options, stdin)
         ctr._runtime.db.add_exec_session(session_id, ctr.id, proc.pid, process_start_time(proc.pid) or 0)
         ctr._event("exec", execID=session_id)
     collected: list[bytes] = []
@@ -75,10 +64,7 @@ def run(ctr: Container, command: list[str], *, tty: bool, stdin: BinaryIO | int 
         raise
     finally:
         ctr._runtime.db.remove_exec_session(session_id)
-    if code == RUNC_EXEC_FAILED:
-        failure = runtime_error(b"".join(errors).decode(errors="replace"), container=ctr.name, operation="exec")
-        if failure.exit_code in (EXIT_NOT_FOUND, EXIT_NOT_EXECUTABLE):
-            code = failure.exit_code
+    code = ctr._runtime.oci.exec_failure(code, b"".join(errors).decode(errors="replace"), name=ctr.name)
     ctr._event("exec_died", execID=session_id, exitCode=code)
     return ExecResult(code, None if on_output is not None else b"".join(collected))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from kernelext.core.mounts import binds, inspect_mounts, tmpfs_options
@@ -19,7 +19,7 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 def format_time(timestamp: float) -> str:
     if not timestamp:
         return ZERO_TIME
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def inspect_document(ctr: Container) -> dict[str, Any]:

@@ -41,7 +41,7 @@ def parse_timestamp(text: str) -> float:
     if dot:
         digits = len(rest) - len(rest.lstrip("0123456789"))
         text = f"{date}.{rest[:min(digits, 6)].ljust(6, '0')}{rest[digits:]}"
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    return datetime.fromisoformat(text).timestamp()
 
 
 class _Assembler:

@@ -23,7 +23,6 @@ state that is not true.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import time
 from typing import TYPE_CHECKING
@@ -62,14 +61,14 @@ def recover(ctr: Container) -> None:
         ctr._finish_remove()
         raise ContainerRemovedError(f"container {ctr.name} has been removed", container=ctr.name)
     _wait_for_runc(ctr)
-    truth = ctr._runtime.runc.state(ctr.id)
+    truth = ctr._runtime.oci.container_state(ctr.id)
     status = RUNC_STATUS.get(str(truth.get("status"))) if truth else None
     if intent in LAUNCHES and (intent is Intent.INIT or status not in (S.RUNNING, S.PAUSED)):
         _undo_launch(ctr)
     elif status is not None and truth is not None:
         if intent is Intent.CHECKPOINT and status is S.PAUSED:
             # Frozen by a CRIU that died mid-dump, not by the user: thawed, as a failed checkpoint leaves it.
-            ctr._runtime.runc.resume(ctr.id, name=ctr.name)
+            ctr._runtime.oci.unpause_container(ctr.id, name=ctr.name)
             status = S.RUNNING
         _adopt(ctr, intent, status, int(str(truth.get("pid", 0))))
     else:
@@ -93,22 +92,11 @@ def settle_failure(ctr: Container) -> None:
         pass  # removed meanwhile by another process (a stop waits unlocked): nothing left to settle
 
 
-def _runc_processes(ctr_id: str, runc: str) -> list[psutil.Process]:
-    """runc commands at work on this container (create, start, checkpoint, restore...; not its init)."""
-    name = os.path.basename(runc)
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        argv = proc.info["cmdline"] or []
-        if argv and os.path.basename(argv[0]) == name and ctr_id in argv:
-            found.append(proc)
-    return found
-
-
 def _wait_for_runc(ctr: Container) -> None:
     """A runc command the dead process (or its conmon) started goes on without it: let it finish, so
     that what it leaves is seen, not half of it."""
     deadline = time.monotonic() + SYNC_TIMEOUT_S
-    while (busy := _runc_processes(ctr.id, ctr._runtime.opts.runc)) and time.monotonic() < deadline:
+    while (busy := ctr._runtime.oci.busy_processes(ctr.id)) and time.monotonic() < deadline:
         psutil.wait_procs(busy, timeout=max(POLL_S, min(1.0, deadline - time.monotonic())))
 
 
@@ -133,7 +121,7 @@ def _undo_launch(ctr: Container) -> None:
         while process_start_time(found[0]) == found[1] and time.monotonic() < deadline:
             time.sleep(POLL_S)
     _kill_container(ctr)
-    ctr._runtime.runc.delete(ctr.id)
+    ctr._runtime.oci.delete_container(ctr.id)
     ctr._teardown_network()
     ctr._remove_netns()
     ctr._remove_conmon_files()
@@ -148,8 +136,8 @@ def _undo_launch(ctr: Container) -> None:
 def _kill_container(ctr: Container) -> None:
     """SIGKILL what runc made, so that `runc delete` finds it stopped (a restored process runs)."""
     try:
-        ctr._runtime.runc.kill(ctr.id, signal.SIGKILL.name, all_processes=True)
-    except Exception:  # noqa: BLE001 - runc has no such container, or it is already stopped
+        ctr._runtime.oci.kill_container(ctr.id, signal.SIGKILL, all_processes=True)
+    except Exception:  # noqa: BLE001, S110 - runc has no such container, or it is already stopped
         pass
 
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Self
 
 import kernelext
 from kernelext import faults
@@ -42,7 +42,7 @@ from kernelext.errors import (
     RuntimeFailure,
 )
 from kernelext.oci.monitor import forget_exit_directory, is_alive, this_process
-from kernelext.oci.runc import Runc
+from kernelext.oci.runtime import ConmonRuncRuntime, OCIRuntime
 from kernelext.rootless import namespace_for
 from kernelext.storage.driver import store_driver
 from kernelext.storage.images import HistoryEntry, Image, ImageStore, PullPolicy, Removal
@@ -89,7 +89,8 @@ class Runtime:
         self.storage_driver = store_driver(self.opts.root, self.namespace, storage_driver)
         self.images = ImageStore(self.opts, self.db, self.namespace)
         self.events = EventLog(self.opts.events_file)
-        self.runc = Runc(self.opts.runc, self.opts.runc_root, self.namespace)
+        #: The OCI runtime every container of the store runs on (docs/architecture.md §3).
+        self.oci: OCIRuntime = ConmonRuncRuntime(self.opts.runc, self.opts.conmon, self.opts.runc_root, self.namespace)
         self.trash = Trash(self.opts.root, self.namespace)
         #: Named and anonymous volumes (``rt.volumes.create/list/inspect/remove/prune``).
         self.volumes = Volumes(self)
@@ -99,7 +100,7 @@ class Runtime:
         self.db.close()
         forget_exit_directory(self.opts.exits_dir)
 
-    def __enter__(self) -> Runtime:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -272,7 +273,7 @@ class Runtime:
                 return None
         return container
 
-    def list(self, *, all: bool = True) -> list[Container]:  # noqa: A002 - podman's flag name
+    def list(self, *, all: bool = True) -> list[Container]:
         """Containers of the store, oldest first; only running ones unless ``all``."""
         containers = [synced for c, s in self.db.all_containers()
                       if (synced := self._synced(Container(self, ContainerConfig.from_json(c),
@@ -360,7 +361,7 @@ class Runtime:
         self.events.emit("load", image.id, image.name, image.name, type_="image")
         return image
 
-    def save(self, name_or_id: str, output: str | Path, *, format: str = "oci-archive") -> Image:  # noqa: A002
+    def save(self, name_or_id: str, output: str | Path, *, format: str = "oci-archive") -> Image:
         """``podman save -o``: ``format`` is ``oci-archive`` or ``docker-archive``."""
         image = self.images.save(name_or_id, Path(output), format)
         self.events.emit("save", image.id, image.name, image.name, type_="image")

@@ -39,8 +39,6 @@ class ConmonOptions:
     exit_dir: Path
     persist_dir: Path
     log_path: Path
-    runc: str
-    runc_root: Path
     tty: bool = False
     stdin: bool = False
     exit_command: list[str] = field(default_factory=list)
@@ -53,9 +51,9 @@ class ConmonOptions:
     #: log is deleted with it right after, so it skips that (``--no-sync-log``).
     sync_log: bool = True
 
-    def argv(self, conmon: str) -> list[str]:
+    def argv(self, conmon: str, runtime: str, runtime_root: Path) -> list[str]:
         args = [conmon, "--api-version", CONMON_API_VERSION, "-c", self.ctr_id, "-u", self.ctr_id,
-                "-r", self.runc, "--runtime-arg", f"--root={self.runc_root}",
+                "-r", runtime, "--runtime-arg", f"--root={runtime_root}",
                 *(a for arg in self.runtime_args for a in ("--runtime-arg", arg)),
                 "-b", str(self.bundle), "-p", str(self.pid_file), "-n", self.name,
                 "--exit-dir", str(self.exit_dir), "--persist-dir", str(self.persist_dir),
@@ -86,8 +84,10 @@ class ConmonStarted:
     conmon_start_time: int
 
 
-def launch(conmon: str, opts: ConmonOptions, namespace: Namespace) -> ConmonStarted:
-    """Start conmon (in the store's namespace) and return once the container exists in runc."""
+def launch(conmon: str, runtime: str, runtime_root: Path, opts: ConmonOptions,
+           namespace: Namespace) -> ConmonStarted:
+    """Start conmon (in the store's namespace) and return once the container exists in the runtime
+    (``runtime``, with its state in ``runtime_root``)."""
     operation = "restore" if opts.restore_from else "create"
     opts.persist_dir.mkdir(parents=True, exist_ok=True)  # conmon skips the exit file without it
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -95,8 +95,9 @@ def launch(conmon: str, opts: ConmonOptions, namespace: Namespace) -> ConmonStar
     env = {k: v for k, v in os.environ.items() if not k.startswith("_OCI_") and k != faults.ENV_FAULT}
     env["_OCI_SYNCPIPE"] = str(child.fileno())
     try:
-        proc = subprocess.Popen(namespace.command(opts.argv(conmon)), env=env, pass_fds=(child.fileno(),),
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(namespace.command(opts.argv(conmon, runtime, runtime_root)), env=env,
+                                pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
     except OSError as exc:
         parent.close()
         child.close()

@@ -14,8 +14,8 @@ from pathlib import Path
 from kernelext.errors import CommandNotFoundError, RuntimeFailure
 from kernelext.rootless import Namespace
 
-_NOT_FOUND = re.compile(r"executable file not found|no such file or directory", re.I)
-_NOT_EXECUTABLE = re.compile(r"permission denied", re.I)
+_NOT_FOUND = re.compile(r"executable file not found|no such file or directory", re.IGNORECASE)
+_NOT_EXECUTABLE = re.compile(r"permission denied", re.IGNORECASE)
 EXIT_NOT_FOUND = 127
 EXIT_NOT_EXECUTABLE = 126
 

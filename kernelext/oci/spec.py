@@ -65,7 +65,7 @@ class SpecInputs:
     #: Rootless: runc runs in the user's namespace, where it cannot manage cgroups or mount sysfs
     #: of the host's network namespace, and only mapped group IDs exist.
     rootless: bool = False
-    mapped_gids: range = range(0, 1 << 32)
+    mapped_gids: range = range(1 << 32)
     #: The network namespace kernelext prepared (kernelext.oci.netns); None: runc makes one.
     netns: Path | None = None
     #: A named volume's host directory (kernelext.storage.volumes).

@@ -58,7 +58,7 @@ class _Hashing:
 
     def drain(self) -> None:
         """Hash the rest (the tar's end blocks and any padding after them)."""
-        while data := self.read(CHUNK):
+        while self.read(CHUNK):
             pass
 
 

@@ -14,6 +14,7 @@ import os
 import threading
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 
 class ContainerLock:
@@ -43,7 +44,7 @@ class ContainerLock:
         if fd is not None:
             os.close(fd)  # closing drops the flock
 
-    def __enter__(self) -> ContainerLock:
+    def __enter__(self) -> Self:
         self.acquire()
         return self
 

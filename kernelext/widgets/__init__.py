@@ -6,13 +6,13 @@ the browser side is in the top-level ``widgets/`` folder (ES modules, CSS).
 
 from __future__ import annotations
 
+from kernelext.widgets._registry import close_all
 from kernelext.widgets.dashboard import Dashboard
 from kernelext.widgets.diagram import LifecycleDiagram, lifecycle_svg
 from kernelext.widgets.files import FileBrowser
 from kernelext.widgets.images import ImageList
 from kernelext.widgets.live_output import LiveOutput
 from kernelext.widgets.monitor import ResourceMonitor
-from kernelext.widgets._registry import close_all
 from kernelext.widgets.panel import ContainerPanel
 from kernelext.widgets.timeline import CheckpointTimeline
 

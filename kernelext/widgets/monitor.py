@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import threading
+from typing import Any
 
 import anywidget
 from traitlets import Int, List, Unicode
