@@ -179,17 +179,17 @@ def main() -> int:
         for r in range(args.runs):
             work = base / f"floor{r}"
             work.mkdir()
-            times["floor"].append(timed(lambda: floor_pull(big, work)))
+            times["floor"].append(timed(lambda work=work: floor_pull(big, work)))
             store = base / f"store{r}"
             rt = Runtime(store / "root", store / "run")
             try:
-                times["pull"].append(timed(lambda: rt.pull(big, tls_verify=False)))
+                times["pull"].append(timed(lambda rt=rt: rt.pull(big, tls_verify=False)))
                 before = tree_size(store / "root")
-                times["sibling"].append(timed(lambda: rt.pull(sibling, tls_verify=False)))
+                times["sibling"].append(timed(lambda rt=rt: rt.pull(sibling, tls_verify=False)))
                 growth.append((before, tree_size(store / "root") - before))
                 rt.image("busybox")
                 for image, key in (("busybox", "run-busybox"), (big, "run-pulled")):
-                    def run_once(image: str = image) -> None:
+                    def run_once(image: str = image, rt: Runtime = rt) -> None:
                         ctr = rt.run(image, ["true"])
                         ctr.wait()
                         ctr.remove()

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOTLESS, Store, wait_until
 from kernelext import Runtime
 from kernelext.errors import InvalidArgumentError, NoSuchImageError
 from kernelext.storage.imagechanges import apply_changes
 from kernelext.storage.images import ImageConfig, repo_tag
+
+from conftest import ROOTLESS, Store, wait_until
 from ocilayout import Layout, directory, file, push, symlink
 from registry import Registry, registry  # noqa: F401 - the fixture
 
@@ -80,7 +81,7 @@ def test_images_lists_with_podman_columns_filters_and_formats(store: Store, regi
                          "--filter", f"reference={registry.ref('ba*')}")) == \
         f"{registry.ref('base')}:latest {pushed['base'][:12]}\n"
     assert _ok(store.cli("images", "--format", "table {{.ID}}\t{{.Tag}}", registry.ref("app"))).splitlines() == \
-        [f"IMAGE ID      TAG", f"{pushed['app'][:12]}  latest"]
+        ["IMAGE ID      TAG", f"{pushed['app'][:12]}  latest"]
     [doc] = [d for d in json.loads(_ok(store.cli("images", "--format", "json"))) if d["Id"] == pushed["app"]]
     assert doc["Names"] == [f"{registry.ref('app')}:latest"] and doc["Containers"] == 0 and doc["Size"] > 0
     assert _ok(store.cli("images", "-f", "dangling=true", "-q")) == ""
@@ -101,8 +102,8 @@ def test_tag_untag_exists_prefixes_and_rmi(store: Store, registry: Registry,  # 
     assert _ok(store.cli("images", "--format", "{{.Repository}} {{.Tag}}")).splitlines() == [
         f"{registry.ref('app')} latest", "localhost/mine latest", "localhost/mine v2", "example.com/team/mine 1"]
     proc = store.cli("tag", "mine", "Bad/Name")
-    assert (proc.returncode, proc.stderr) == (125, 'Error: normalizing name "Bad/Name": repository name must be '
-                                                   "lowercase\n")
+    assert (proc.returncode, proc.stderr) == (125, ('Error: normalizing name "Bad/Name": repository name must be '
+                                                    "lowercase\n"))
     # A name of an image that has several: only untagged.
     assert _ok(store.cli("rmi", "mine:v2")) == "Untagged: localhost/mine:v2\n"
     proc = store.cli("rmi", app_id[:12])  # by ID while it has several names: refused without -f
@@ -216,8 +217,8 @@ def test_commit_refusals_leave_nothing(store: Store) -> None:
     _ok(store.cli("run", "--name", "c", "busybox", "true"))
     before = sorted(os.listdir(rt.opts.root / "images"))
     proc = store.cli("commit", "-c", "FROM scratch", "c", "bad")
-    assert (proc.returncode, proc.stderr) == (125, 'Error: invalid change "FROM scratch" - invalid instruction '
-                                                   "FROM\n")
+    assert (proc.returncode, proc.stderr) == (125, ('Error: invalid change "FROM scratch" - invalid instruction '
+                                                    "FROM\n"))
     proc = store.cli("commit", "c", "Bad")
     assert proc.returncode == 125 and "must be lowercase" in proc.stderr
     proc = store.cli("commit", "nosuch", "x")

@@ -11,7 +11,6 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOTLESS, Store, needs_root, wait_until
 from IPython.core.interactiveshell import InteractiveShell
 from test_magics import ip, magic  # noqa: F401 - the IPython shell fixture and its magic call
 
@@ -20,6 +19,8 @@ from kernelext.core.container import Container
 from kernelext.core.mounts import Mount, MountType, parse_mount, parse_tmpfs, parse_volume
 from kernelext.core.state import ContainerConfig
 from kernelext.errors import InvalidArgumentError, NoSuchVolumeError, VolumeInUseError
+
+from conftest import ROOTLESS, Store, needs_root, wait_until
 
 
 def output(ctr: Container) -> str:
@@ -204,8 +205,9 @@ def test_anonymous_volumes_go_with_rm_v_and_rm_flag(store: Store) -> None:
 @needs_root
 def test_image_volumes_become_anonymous_volumes_filled_from_the_image(store: Store, tmp_path: Path) -> None:
     """An image's ``Volumes`` are mounted as anonymous volumes, filled from the image (podman's copy-up)."""
-    from ocilayout import Layout, directory, file
     from test_images import _busybox_layer
+
+    from ocilayout import Layout, directory, file
 
     layout = Layout(tmp_path / "layout")
     layout.add_image("withvol", [_busybox_layer(), [directory("srv"), file("srv/seed", "seed\n")]],
@@ -353,7 +355,7 @@ def test_panel_shows_the_mounts(store: Store, tmp_path: Path) -> None:
         panel.stop()
 
 
-def test_magics_take_mounts_and_volume_commands(ip: InteractiveShell, tmp_path: Path,
+def test_magics_take_mounts_and_volume_commands(ip: InteractiveShell, tmp_path: Path,  # noqa: F811 - the fixture
                                                capfd: pytest.CaptureFixture[str]) -> None:
     host = data_dir(tmp_path, m="from a cell\n")
     magic(ip, f"run --rm -v {host}:/d:ro --tmpfs /t busybox cat /d/m")

@@ -653,4 +653,4 @@ def cmd_version(rt: Runtime, args: argparse.Namespace) -> int:
 
 
 # The image commands live in their own module; importing it registers them.
-from kernelext.cli import images as _image_commands  # noqa: E402,F401
+from kernelext.cli import images as _image_commands  # noqa: F401

@@ -398,7 +398,7 @@ class Runtime:
     def image_exists(self, name_or_id: str) -> bool:
         return self.images.exists(name_or_id)
 
-    def prune_images(self, *, all: bool = False) -> builtins.list[Removal]:  # noqa: A002 - podman's flag name
+    def prune_images(self, *, all: bool = False) -> builtins.list[Removal]:
         """``podman image prune``: dangling images (every unused one with ``all``) removed; what went."""
         removed = []
         for image in self.images.prune_candidates(all_=all):

@@ -16,7 +16,7 @@ class ProgressBar:
     """Call it with :class:`Progress` events; :meth:`finish` leaves the summary."""
 
     def __init__(self, title: str) -> None:
-        import ipywidgets  # type: ignore[import-untyped]
+        import ipywidgets
         from IPython.display import display
 
         self._bar = ipywidgets.FloatProgress(value=0.0, min=0.0, max=1.0, description=title)

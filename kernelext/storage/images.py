@@ -187,7 +187,7 @@ class Image:
                            ("Volumes", {path: {} for path in c.volumes})):
             if value:
                 config[key] = value
-        created = datetime.datetime.fromtimestamp(c.created, datetime.timezone.utc).isoformat()
+        created = datetime.datetime.fromtimestamp(c.created, datetime.UTC).isoformat()
         return {"Id": self.id, "Digest": f"sha256:{self.id}", "RepoTags": self.repo_tags, "Created": created,
                 "Config": config, "Author": c.author, "Os": "linux", "Size": c.size,
                 "RootFS": {"Type": "layers", "Layers": list(c.layers)}, "NamesHistory": list(self.names)}
@@ -235,7 +235,7 @@ def parse_time(text: object) -> float:
 
 
 def _iso(timestamp: float) -> str:
-    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).isoformat()
+    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).isoformat()
 
 
 def normalize_name(name: str) -> str:
@@ -376,7 +376,7 @@ class ImageStore:
                                        f"([{' '.join(image.repo_tags)}]): please force removal", operation="image rm")
         users = self.db.containers_using_image(image.id)
         if users:
-            raise ImageInUseError(f"image used by {sorted(users)[0]}: image is in use by a container: consider "
+            raise ImageInUseError(f"image used by {min(users)}: image is in use by a container: consider "
                                   f"listing external containers and force-removing image", operation="image rm")
         self.db.remove_image(image.id)
         self.namespace.remove_tree(self.opts.image_dir(image.id))
@@ -535,7 +535,7 @@ class ImageStore:
             self.layers_dir.mkdir(parents=True, exist_ok=True)
             unpack_in_namespace(blob, diff_id, self.layers_dir, self.namespace, operation)
 
-    def pull(self, ref: str, options: skopeo.CopyOptions = skopeo.CopyOptions(),
+    def pull(self, ref: str, options: skopeo.CopyOptions = skopeo.CopyOptions(),  # noqa: B008 - frozen
              progress: ProgressCallback | None = None) -> Image:
         """``podman pull``: the image ``ref`` (``[docker://]host/name[:tag]``) from its registry, or
         (``containers-storage:NAME``) from podman's or buildah's store on this host."""
