@@ -271,3 +271,64 @@ def test_file_browser_lists_downloads_and_uploads_inside_the_container(store: St
         assert repr(browser) == "FileBrowser(browsed:/srv/data)"
     finally:
         browser.close()
+
+
+COUNT = "i=0; while true; do echo n$i; i=$((i+1)); sleep 0.1; done"
+
+
+def _footer_is(out: LiveOutput, text: str) -> bool:
+    return out.footer == text
+
+
+@needs_root
+def test_panel_output_follows_every_new_run_whoever_starts_it(store: Store) -> None:
+    """A restart from the CLI, a restore from another object, a stop: the output goes on, the footer is the truth."""
+    ctr = store.runtime.run("busybox", ["sh", "-c", COUNT], name="reborn")
+    panel = ContainerPanel(ctr, update_rate=20)
+    out = panel.output
+    try:
+        assert wait_until(lambda: len(out.lines) >= 3)
+        assert store.cli("stop", "-t", "0", "reborn").returncode == 0
+        assert wait_until(lambda: _footer_is(out, "[reborn exited with code 137]"), timeout=10), out.footer
+        shown = len(out.lines)
+        assert store.cli("start", "reborn").returncode == 0  # another process starts the next run
+        assert wait_until(lambda: len(out.lines) >= shown + 3, timeout=10)
+        assert out.footer == "" and out.live
+        other = store.runtime.get("reborn")  # not the panel's object: as another cell or the timeline would
+        other.checkpoint()
+        assert wait_until(lambda: out.footer == "[reborn checkpointed]", timeout=10), out.footer
+        before = len(out.lines)
+        other.restore()
+        assert wait_until(lambda: len(out.lines) >= before + 3, timeout=10), "the output froze after a restore"
+        assert out.footer == ""
+        store.runtime.get("reborn").restart(0)
+        assert wait_until(lambda: out.lines[-1][1] == "n3" or len(out.lines) > before + 40, timeout=10)
+        assert any(text == "n0" for _, text in out.lines[before:]), "the restarted run's lines are not shown"
+    finally:
+        panel.close()
+
+
+@needs_root
+def test_a_live_area_stops_by_its_button_and_by_halt_all(store: Store) -> None:
+    from kernelext.widgets import halt_all
+
+    ctr = store.runtime.run("busybox", ["sh", "-c", COUNT], name="followed")
+    logs = LiveOutput("followed logs", update_rate=20).follow(ctr)
+    attached = LiveOutput("followed attached", update_rate=20).attach(ctr)
+    try:
+        assert wait_until(lambda: len(logs.lines) >= 2 and len(attached.lines) >= 2)
+        assert logs.live and logs.mode == "follow" and attached.mode == "attach"
+        logs._on_frontend_message(logs, {"type": "halt"}, [])  # the stop button
+        assert wait_until(lambda: not logs.live, timeout=5)
+        assert logs.footer == "[stopped following followed: it keeps running]"
+        frozen = len(logs.lines)
+        assert halt_all() == 1  # the kernel's interrupt: the attach area, the one still live
+        assert wait_until(lambda: not attached.live, timeout=5)
+        assert attached.footer == "[detached from followed: it keeps running]"
+        time.sleep(0.5)
+        assert len(logs.lines) == frozen and ctr.reload().status is S.RUNNING
+        logs.follow(ctr)  # following again continues where it stopped
+        assert wait_until(lambda: len(logs.lines) > frozen + 2) and logs.live
+    finally:
+        logs.close()
+        attached.close()

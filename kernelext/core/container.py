@@ -1041,8 +1041,9 @@ class Container:
                              on_output=on_output)
 
     def logs(self, *, since: float | None = None, until: float | None = None, tail: int | None = None,
-             follow: bool = False, cursor: LogCursor | None = None) -> Iterator[LogLine]:
-        """The container's output from its k8s-file log; ``follow`` continues until it exits.
+             follow: bool = False, cursor: LogCursor | None = None,
+             stop: Callable[[], bool] | None = None) -> Iterator[LogLine]:
+        """The container's output from its k8s-file log; ``follow`` continues until it exits (or ``stop()``).
 
         A :class:`~kernelext.core.logs.LogCursor` lets a follower resume where it stopped and skip
         the unparsed middle of a burst it could not show anyway.
@@ -1053,6 +1054,8 @@ class Container:
             return iter(read_log(self.log_path, since=since, until=until, tail=tail))
 
         def done() -> bool:
+            if stop is not None and stop():
+                return True  # the reader stopped following: what is written so far is drained, then the end
             # Read into a state of its own, never into this object's: another thread may be in the middle of
             # an operation on it (a panel restores while its output still follows the last run).
             row = self._runtime.db.get_state(self.id)

@@ -11,9 +11,10 @@ from kernelext.widgets.diagram import LifecycleDiagram, lifecycle_svg
 from kernelext.widgets.files import FileBrowser
 from kernelext.widgets.live_output import LiveOutput
 from kernelext.widgets.monitor import ResourceMonitor
-from kernelext.widgets._registry import close_all
+from kernelext.widgets._registry import close_all, halt_all
 from kernelext.widgets.panel import ContainerPanel
 from kernelext.widgets.timeline import CheckpointTimeline
 
 __all__ = ["CheckpointTimeline", "ContainerPanel", "Dashboard", "FileBrowser", "LifecycleDiagram", "LiveOutput",
-           "ResourceMonitor", "close_all", "lifecycle_svg"]
+           "ResourceMonitor", "close_all", "halt_all",
+           "lifecycle_svg"]

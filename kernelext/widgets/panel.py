@@ -71,7 +71,7 @@ class ContainerPanel(ipywidgets.VBox):  # type: ignore[misc]
         self._header_lock = threading.RLock()
         self._refresh(container)
         self.header.on_msg(self._on_message)
-        self.output.follow(container)
+        self.output.follow(container, across_runs=True)
         self._follower: ContainerFollower | None = ContainerFollower(container, self._changed)
         track(self)
 
@@ -123,7 +123,7 @@ class ContainerPanel(ipywidgets.VBox):  # type: ignore[misc]
                     except KernelextError:
                         pass  # removed
                 if action in ("start", "restart", "restore", "unpause") and self.header.status == "running":
-                    self.output.follow(self.container)
+                    self.output.follow(self.container, across_runs=True)  # if its reader stopped it
         thread = threading.Thread(target=work, daemon=True, name=f"kernelext-action-{action}")
         thread.start()
         return thread
