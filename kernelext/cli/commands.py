@@ -24,8 +24,10 @@ from kernelext.cli.format import (
     human_size,
     parse_interval,
     parse_time,
+    status_text,
     table,
 )
+from kernelext.units import STATS_COLUMNS, stats_row
 from kernelext.cli.parser import (
     UsageError,
     checkpoint_options,
@@ -203,7 +205,7 @@ def cmd_stop(rt: Runtime, args: argparse.Namespace) -> int:
 
 @command("kill")
 def cmd_kill(rt: Runtime, args: argparse.Namespace) -> int:
-    return _each(rt, args.containers, lambda c: c.kill(args.signal))
+    return _each(rt, args.containers, lambda c: engine.kill(c, args.signal))
 
 
 @command("pause")
@@ -280,21 +282,6 @@ def cmd_logs(rt: Runtime, args: argparse.Namespace) -> int:
     for line in lines:
         _write_packet(Stream.STDERR if line.stream == "stderr" else Stream.STDOUT, line.render(args.timestamps))
     return 0
-
-
-def status_text(ctr: Container) -> str:
-    """podman ps's STATUS column."""
-    st = ctr.state
-    now = time.time()
-    if st.status is ContainerStatus.RUNNING:
-        return f"Up {human_duration(now - st.started_at)}"
-    if st.status is ContainerStatus.PAUSED:
-        return "Paused"
-    if st.status in (ContainerStatus.EXITED, ContainerStatus.STOPPED):
-        return f"Exited ({st.exit_code}) {human_duration(now - st.finished_at)} ago"
-    if st.status is ContainerStatus.CONFIGURED:
-        return "Created"
-    return str(st.status.value).capitalize()
 
 
 def ps_row(ctr: Container) -> dict[str, Any]:
@@ -452,10 +439,10 @@ def _run_each(rt: Runtime, names: list[str], action: Callable[[Container], dict[
             err(f"Error: {exc}")
             code = 125
             continue
-        if stats is None:
-            out(name)
-        else:
+        if print_stats:
             statistics.append(stats)
+        else:
+            out(name)  # podman prints each container it checkpointed or restored
     if print_stats:
         out(json.dumps({duration_key: int((time.monotonic() - started) * 1e6), "container_statistics": statistics},
                        indent=4))
@@ -525,10 +512,7 @@ def cmd_stats(rt: Runtime, args: argparse.Namespace) -> int:
             for row in rows:
                 out(template.render(row))
         else:
-            out(table(["ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"],
-                      [[r["ContainerID"][:12], r["Name"], f"{r['CPU']:.2f}%",
-                        f"{human_size(r['MemUsage'])} / {human_size(r['MemLimit'])}", f"{r['MemPerc']:.2f}%",
-                        str(r["PIDs"])] for r in rows]))
+            out(table(list(STATS_COLUMNS), [list(stats_row(r).values()) for r in rows]))
         if args.no_stream:
             return 0
         sys.stdout.flush()

@@ -921,6 +921,18 @@ class Container:
 
         cp.write_file(self, path, data)
 
+    def make_dir(self, path: str) -> None:
+        """Create the directory ``path`` in the container (its parent must exist)."""
+        from kernelext.core import copy as cp
+
+        cp.make_dir(self, path)
+
+    def remove_path(self, path: str) -> None:
+        """Remove ``path`` (a file, a link or a whole folder) inside the container, confined like every copy."""
+        from kernelext.core import copy as cp
+
+        cp.remove_path(self, path)
+
     def get_archive(self, path: str) -> tuple[BinaryIO, FileInfo]:
         """A tar stream of ``path`` and its :class:`~kernelext.core.copy.FileInfo`; close the stream."""
         from kernelext.core import copy as cp

@@ -30,7 +30,7 @@ from traitlets import Bool, Int, Unicode
 from kernelext.core.logs import LogCursor
 from kernelext.core.state import ContainerStatus
 from kernelext.errors import KernelextError
-from kernelext.widgets._assets import asset, esm
+from kernelext.widgets._assets import css, esm
 from kernelext.widgets._registry import track
 
 if TYPE_CHECKING:
@@ -97,8 +97,8 @@ RAW_LIMIT = 1 << 20
 
 
 class LiveOutput(anywidget.AnyWidget):
-    _esm = esm("ansi.js", "live_output.js")
-    _css = asset("live_output.css")
+    _esm = esm("ansi.js", "controls.js", "live_output.js")
+    _css = css("live_output.css")
 
     title = Unicode("").tag(sync=True)
     max_lines = Int(1000).tag(sync=True)

@@ -22,7 +22,7 @@ from kernelext.core.container import Container
 from kernelext.core.events import Event
 from kernelext.core.state import allowed_actions
 from kernelext.errors import KernelextError
-from kernelext.widgets._assets import asset, esm
+from kernelext.widgets._assets import css, esm
 from kernelext.widgets._follow import ContainerFollower
 from kernelext.widgets._registry import track
 from kernelext.widgets.live_output import LiveOutput
@@ -32,7 +32,7 @@ REMOVED = "removed"
 
 def _action(name: str) -> Callable[[Container], object]:
     calls: dict[str, Callable[[Container], object]] = {
-        "start": engine.start, "stop": engine.stop, "kill": Container.kill, "pause": Container.pause,
+        "start": engine.start, "stop": engine.stop, "kill": engine.kill, "pause": Container.pause,
         "unpause": Container.unpause, "restart": Container.restart, "remove": Container.remove,
         "checkpoint": Container.checkpoint, "restore": Container.restore,
     }
@@ -40,8 +40,8 @@ def _action(name: str) -> Callable[[Container], object]:
 
 
 class PanelHeader(anywidget.AnyWidget):
-    _esm = esm("panel.js")
-    _css = asset("panel.css")
+    _esm = esm("controls.js", "panel.js")
+    _css = css("panel.css")
 
     name = Unicode("").tag(sync=True)
     image = Unicode("").tag(sync=True)
