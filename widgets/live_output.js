@@ -7,6 +7,8 @@ import { button } from "./controls.js";
 // Its toolbar: a filter box, "follow" (auto-scroll; paused while the reader
 // scrolls up, resumed at the bottom or by the box), stop following / detach
 // (the kernel's interrupt does the same), and the full log's download.
+const USER_SCROLL_MS = 600;  // a scroll this soon after the reader's input is the reader's
+
 function render({ model, el }) {
   el.classList.add("kx-root", "kx-live");
   const head = document.createElement("div");
@@ -43,9 +45,16 @@ function render({ model, el }) {
   const styles = { stdout: newStyle(), stderr: newStyle() };
   let follow = true;  // auto-scroll until the reader scrolls up
   const setFollow = (on) => { follow = on; followInput.checked = on; if (on) pre.scrollTop = pre.scrollHeight; };
+  // Only the reader's own scrolling pauses following (a relayout, such as a theme change, never does);
+  // scrolling back to the bottom resumes it.
+  let lastInput = 0;
+  for (const kind of ["wheel", "keydown", "mousedown", "touchstart"]) {
+    pre.addEventListener(kind, () => { lastInput = Date.now(); }, { passive: true });
+  }
   pre.addEventListener("scroll", () => {
     const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
-    if (atBottom !== follow) setFollow(atBottom);
+    if (atBottom && !follow) setFollow(true);
+    else if (!atBottom && follow && Date.now() - lastInput < USER_SCROLL_MS) setFollow(false);
   });
   followInput.addEventListener("change", () => setFollow(followInput.checked));
 

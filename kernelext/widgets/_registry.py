@@ -19,10 +19,10 @@ def close_all() -> None:
 
 
 def halt_all() -> int:
-    """Stop every live area's follow or attach (an interrupt while no cell runs); returns how many."""
+    """Stop every interruptible live area's follow or attach (an interrupt while no cell runs); how many."""
     halted = 0
     for widget in list(_open):
-        if getattr(widget, "live", False):
+        if getattr(widget, "interruptible", False) and getattr(widget, "live", False):
             widget.halt()
             halted += 1
     return halted

@@ -130,6 +130,8 @@ class LiveOutput(anywidget.AnyWidget):
         # Where following stopped (it resumes there after a restart); read at the update rate.
         self._cursor = LogCursor(newest=max_lines, interval=1.0 / update_rate)
         self._closers: list[Callable[[], None]] = []
+        #: The kernel's interrupt stops it (a ``logs -f``/``attach`` area); a panel's own output keeps following.
+        self.interruptible = True
         self.messages_sent = 0
         self.bytes_sent = 0
         self.on_msg(self._on_frontend_message)

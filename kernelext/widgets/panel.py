@@ -65,6 +65,7 @@ class ContainerPanel(ipywidgets.VBox):  # type: ignore[misc]
         self.container = container
         self.header = PanelHeader(name=container.name, image=container.image, short_id=container.short_id)
         self.output = LiveOutput(f"{container.name} output", max_lines=max_lines, update_rate=update_rate)
+        self.output.interruptible = False  # the panel's view: an interrupt meant for logs -f areas leaves it
         super().__init__(children=[self.header, self.output])
         # The action thread and the follower both set the header: one at a time, from fresh state, so
         # that a follower's view from before an action ended cannot overwrite its outcome.
