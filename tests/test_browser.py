@@ -20,6 +20,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,18 +37,22 @@ SHOWN_TICKS_JS = "(document.querySelector('.kx-live-lines').textContent.match(/t
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium (scripts/setup.sh)")
 
 
-@pytest.fixture
-def lab(store: Store, tmp_path: Path) -> Iterator[dict[str, Any]]:
+@contextmanager
+def _counter_lab(store: Store, tmp_path: Path, notebook: str, cells: list[str]) -> Iterator[Any]:
+    """JupyterLab on the store, with a notebook that starts the counter and shows ``cells``."""
     notebook_dir = tmp_path / "notebooks"
     notebook_dir.mkdir()
-    write_notebook(notebook_dir / "panel.ipynb", [
-        "%load_ext kernelext",
-        f"%container run -d --name counter busybox sh -c '{COUNTER}'",
-        "%container panel counter",
-        "%container dashboard",
-        "%container diagram counter"])
+    write_notebook(notebook_dir / notebook, [
+        "%load_ext kernelext", f"%container run -d --name counter busybox sh -c '{COUNTER}'", *cells])
     env = {"KERNELEXT_ROOT": str(store.runtime.opts.root), "KERNELEXT_RUNROOT": str(store.runtime.opts.runroot)}
     with jupyterlab(notebook_dir, tmp_path, env) as server:
+        yield server
+
+
+@pytest.fixture
+def lab(store: Store, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    cells = ["%container panel counter", "%container dashboard", "%container diagram counter"]
+    with _counter_lab(store, tmp_path, "panel.ipynb", cells) as server:
         yield {"url": server.url, "token": server.token, "server": server,
                "shots": Path(os.environ.get("KERNELEXT_SCREENSHOTS", tmp_path))}
 
@@ -132,14 +137,7 @@ SHOT_SELECTORS = {"panel": ".jp-OutputArea-output:has(.kx-panel)", "dashboard": 
 
 @pytest.fixture
 def widgets_lab(store: Store, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    notebook_dir = tmp_path / "notebooks"
-    notebook_dir.mkdir()
-    write_notebook(notebook_dir / "widgets.ipynb", [
-        "%load_ext kernelext",
-        f"%container run -d --name counter busybox sh -c '{COUNTER}'",
-        *WIDGET_CELLS.values()])
-    env = {"KERNELEXT_ROOT": str(store.runtime.opts.root), "KERNELEXT_RUNROOT": str(store.runtime.opts.runroot)}
-    with jupyterlab(notebook_dir, tmp_path, env) as server:
+    with _counter_lab(store, tmp_path, "widgets.ipynb", list(WIDGET_CELLS.values())) as server:
         yield {"server": server, "shots": Path(os.environ.get("KERNELEXT_SCREENSHOTS", tmp_path))}
 
 
