@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import re
 import time
 
 import pytest
@@ -203,6 +204,26 @@ def test_kill_of_restart_always_container_does_not_restart_it(store: Store) -> N
     time.sleep(0.5)
     ctr.reload()
     assert ctr.status is S.EXITED and ctr.state.restart_count == 0 and ctr.exit_code == 137
+
+
+def test_inspect_right_after_kill_says_exited_as_podman(store: Store) -> None:
+    store.runtime.run("busybox", ["sleep", "1000"], name="killed")
+    proc = store.cli("kill", "killed")
+    assert (proc.returncode, proc.stdout) == (0, "killed\n"), proc.stderr
+    proc = store.cli("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "killed")
+    assert proc.stdout == "exited 137\n"
+    store.runtime.run("busybox", ["sleep", "1000"], name="gone", auto_remove=True)
+    assert store.cli("kill", "gone").returncode == 0
+    assert not store.runtime.exists("gone")  # --rm: removed, as the exit command's cleanup --rm would
+
+
+def test_stats_prints_numbers_for_people_and_format_the_raw_values(store: Store) -> None:
+    store.runtime.run("busybox", ["sleep", "1000"], name="sized")
+    head, row = store.cli("stats", "--no-stream").stdout.splitlines()
+    assert head.split()[:3] == ["ID", "NAME", "CPU"]
+    assert re.search(r" \d+\.\d\d% +[\d.]+(B|kB|MB) / [\d.]+(MB|GB|TB) +\d+\.\d\d% +1$", row), row
+    raw = store.cli("stats", "--no-stream", "--format", "{{.CPU}} {{.MemLimit}}").stdout.split()
+    assert float(raw[0]) >= 0 and int(raw[1]) < 2 ** 62
 
 
 def test_always_restarts_after_an_exit_the_runtime_observed(store: Store) -> None:

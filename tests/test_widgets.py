@@ -13,7 +13,7 @@ import pytest
 from comm.base_comm import BaseComm
 from conftest import Store, needs_root, wait_until
 
-from kernelext import ContainerStatus
+from kernelext import ContainerStatus, KernelextError
 from kernelext.core.state import allowed_actions
 from kernelext.widgets import ContainerPanel, Dashboard, LifecycleDiagram, LiveOutput, lifecycle_svg
 
@@ -332,3 +332,69 @@ def test_a_live_area_stops_by_its_button_and_by_halt_all(store: Store) -> None:
     finally:
         logs.close()
         attached.close()
+
+
+def test_file_browser_downloads_a_file_as_itself_and_makes_and_deletes(store: Store,
+                                                                      recording: list[dict[str, Any]]) -> None:
+    from kernelext.widgets import FileBrowser
+
+    ctr = store.runtime.create("busybox", ["true"], name="tidy")
+    ctr.write_file("/srv/note.txt", b"hello\n")
+    outside = store.base / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("host file")
+    browser = FileBrowser(ctr, "/srv")
+    try:
+        browser.download("note.txt")
+        sent = custom(recording, browser)
+        assert sent[0] == {"type": "download-start", "name": "note.txt", "mime": "application/octet-stream"}
+        assert sent[-1]["type"] == "download-end"
+        chunks = [m for m in recording if m["comm_id"] == browser.comm.comm_id and m["data"]
+                  and m["data"].get("method") == "custom" and m["data"]["content"]["type"] == "download-chunk"]
+        assert len(chunks) == 1  # the file's bytes, not a tar (the recording comm keeps no buffers)
+        browser._on_message(browser, {"type": "mkdir", "name": "made"}, [])
+        assert wait_until(lambda: "made" in {e["name"] for e in browser.entries})
+        assert ctr.stat("/srv/made").is_dir
+        ctr.write_file("/srv/made/inner", b"x")
+        ctr.put_archive("/srv", _symlink_tar("escape", str(outside)))
+        browser._on_message(browser, {"type": "refresh"}, [])
+        assert wait_until(lambda: "escape" in {e["name"] for e in browser.entries})
+        for name in ("made", "escape", "note.txt"):
+            browser._on_message(browser, {"type": "delete", "name": name}, [])
+        assert wait_until(lambda: browser.entries == [])
+        assert (outside / "keep").read_text() == "host file"  # a link is removed, never what it points to
+        browser._on_message(browser, {"type": "delete", "name": "gone"}, [])
+        assert wait_until(lambda: "could not be found" in browser.message)
+        with pytest.raises(KernelextError, match="refusing to remove the root"):
+            ctr.remove_path("/")
+        assert [e for e in custom(recording, browser) if e["type"] == "download-start"][0]["name"] == "note.txt"
+    finally:
+        browser.close()
+
+
+def _symlink_tar(name: str, target: str) -> Any:
+    import io
+    import tarfile
+
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        entry = tarfile.TarInfo(name)
+        entry.type, entry.linkname = tarfile.SYMTYPE, target
+        tar.addfile(entry)
+    archive.seek(0)
+    return archive
+
+
+def test_diagram_snapshot_keeps_its_state(store: Store) -> None:
+    ctr = store.runtime.create("busybox", ["sleep", "1000"], name="frozen")
+    snapshot = LifecycleDiagram(ctr, frozen=True)
+    ctr.start()
+    live = LifecycleDiagram(ctr)
+    try:
+        time.sleep(1.5)  # the followers' poll would have caught up by now
+        assert snapshot.status == "created" and snapshot.frozen
+        assert repr(snapshot) == "LifecycleDiagram(frozen: created, snapshot)"
+        assert live.status == "running"
+    finally:
+        live.close()
+        snapshot.close()
