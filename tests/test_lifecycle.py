@@ -13,7 +13,7 @@ import re
 import time
 
 import pytest
-from conftest import ROOTLESS, Store, needs_root, wait_until
+from conftest import ROOTLESS, Store, needs_root, processes, wait_until
 
 from kernelext import (
     ContainerRunningError,
@@ -618,3 +618,23 @@ def test_info_reports_host_capabilities(store: Store) -> None:
     assert doc["features"]["runc"]["available"] and doc["features"]["conmon"]["available"]
     assert doc["host"]["rootless"] is ROOTLESS
     assert set(doc["features"]) >= {"checkpoint", "memory_tracking", "tcp_checkpoint", "overlay", "freezer"}
+
+
+def test_exec_detached_runs_in_the_background_and_is_reaped(store: Store) -> None:
+    ctr = store.runtime.run("busybox", ["sleep", "1000"], name="bg")
+    proc = store.cli("exec", "-d", "-e", "MARK=set", "-w", "/tmp", "bg", "sh", "-c",
+                     "sleep 1; echo $MARK > here; exit 3")
+    assert proc.returncode == 0 and re.fullmatch(r"[0-9a-f]{64}\n", proc.stdout), proc.stderr
+    session = proc.stdout.strip()
+    assert store.cli("exec", "bg", "test", "-e", "/tmp/here").returncode == 1  # still sleeping: it returned at once
+    assert [s for s, _, _ in ctr._exec_sessions()] == [session]
+    assert wait_until(lambda: ctr.exec_run(["cat", "/tmp/here"]).output == b"set\n", timeout=10)
+    assert wait_until(lambda: not ctr._exec_sessions(), timeout=5)
+    assert wait_until(lambda: not processes(lambda argv: session.encode() in argv), timeout=5), "its conmon lingers"
+    exit_file = ctr.bundle / "exec" / session / ctr.id  # conmon names its exit file after the container
+    assert wait_until(exit_file.exists, timeout=5) and exit_file.read_text().strip() == "3"
+    proc = store.cli("exec", "-d", "nosuch", "true")
+    assert proc.returncode == 125 and proc.stderr.startswith("Error: ")
+    engine_stop = store.cli("stop", "-t", "0", "bg")
+    assert engine_stop.returncode == 0
+    assert store.cli("exec", "-d", "bg", "true").stderr.startswith("Error: can only create exec sessions")

@@ -268,6 +268,9 @@ def cmd_exec(rt: Runtime, args: argparse.Namespace) -> int:
     if not args.command:
         raise UsageError("exec requires at least 2 arguments: CONTAINER COMMAND")
     ctr = rt.get(args.container)
+    if args.detach:  # podman prints the session's ID
+        out(ctr.exec_detached(args.command, env=args.env, workdir=args.workdir, user=args.user))
+        return 0
     result = ctr.exec_run(args.command, tty=args.tty, stdin=sys.stdin.buffer if args.interactive else None,
                           env=args.env, workdir=args.workdir, user=args.user,
                           on_output=lambda s, d: _write_packet(Stream.STDERR if s == "stderr" else Stream.STDOUT, d))

@@ -1052,6 +1052,13 @@ class Container:
         return execution.run(self, command, tty=tty, stdin=stdin, env=list(env), workdir=workdir, user=user,
                              on_output=on_output)
 
+    def exec_detached(self, command: list[str], *, env: Iterable[str] = (), workdir: str | None = None,
+                      user: str | None = None) -> str:
+        """``exec -d``: start ``command`` in the running container and return its session ID at once."""
+        from kernelext.core import execution
+
+        return execution.detach(self, command, env=list(env), workdir=workdir, user=user)
+
     def logs(self, *, since: float | None = None, until: float | None = None, tail: int | None = None,
              follow: bool = False, cursor: LogCursor | None = None,
              stop: Callable[[], bool] | None = None) -> Iterator[LogLine]:

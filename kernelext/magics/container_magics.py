@@ -341,9 +341,12 @@ def _wait(m: ContainerMagics, args: argparse.Namespace) -> int | list[int]:
 
 
 @handles("exec")
-def _exec(m: ContainerMagics, args: argparse.Namespace) -> None:
+def _exec(m: ContainerMagics, args: argparse.Namespace) -> str | None:
     if not args.command:
         raise UsageError("exec requires at least 2 arguments: CONTAINER COMMAND")
+    if args.detach:
+        return m.rt.get(args.container).exec_detached(args.command, env=args.env, workdir=args.workdir,
+                                                      user=args.user)
     if args.interactive or args.tty:
         m._refuse_terminal("exec", args.container)
     m._exec_streamed(m.rt.get(args.container), args.command, tty=args.tty, env=args.env, workdir=args.workdir,
