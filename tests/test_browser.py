@@ -272,6 +272,21 @@ def test_widgets_follow_every_run_and_read_well_in_every_theme(widgets_lab: dict
             assert download.value.suggested_filename == "passwd"
             content = Path(download.value.path()).read_text()
             assert content.startswith("root:"), content[:100]
+
+            # The panel's remove asks first: cancel keeps the container, confirming removes it.
+            page.locator(".kx-panel button[data-action=stop]").click()
+            expect(badge).to_have_text("exited", timeout=30_000)
+            page.locator(".kx-panel button[data-action=remove]").click()
+            confirm = page.locator(".kx-panel-confirm")
+            expect(confirm).to_contain_text("Remove counter and its files?")
+            confirm.locator("button[data-confirm=cancel]").click()
+            expect(confirm).to_be_hidden()
+            time.sleep(0.5)
+            assert store.runtime.exists("counter")
+            page.locator(".kx-panel button[data-action=remove]").click()
+            confirm.locator("button[data-confirm=remove]").click()
+            expect(badge).to_have_text("removed", timeout=30_000)
+            assert not store.runtime.exists("counter")
         except BaseException:
             page.screenshot(path=str(shots / "failure.png"), full_page=True)
             raise
