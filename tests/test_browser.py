@@ -132,7 +132,7 @@ WIDGET_CELLS = {  # the widget (its root element) each cell shows, in order
 #: Which element of its output area each widget's screenshot is taken of.
 SHOT_SELECTORS = {"panel": ".jp-OutputArea-output:has(.kx-panel)", "dashboard": ".kx-dashboard",
                   "diagram": ".kx-diagram", "timeline": ".kx-timeline", "monitor": ".kx-monitor",
-                  "files": ".kx-files", "logs": ".kx-live"}
+                  "files": ".kx-files", "logs": ":nth-match(.kx-live, 2)"}  # the first is the panel's own
 
 
 @pytest.fixture

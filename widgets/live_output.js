@@ -26,7 +26,7 @@ function render({ model, el }) {
   followInput.type = "checkbox";
   followInput.checked = true;
   followBox.append(followInput, document.createTextNode("follow"));
-  const halt = button("stop", "halt", "stop following (the container keeps running)");
+  const halt = button("stop following", "halt", "stop following (the container keeps running)");
   halt.classList.add("kx-live-halt");
   const download = button("full log", "download", "download the full log");
   download.classList.add("kx-live-download");
@@ -66,7 +66,7 @@ function render({ model, el }) {
     const live = model.get("live");
     halt.disabled = !live;
     const attach = model.get("mode") === "attach";
-    halt.querySelector("span").textContent = attach ? "detach" : "stop";
+    halt.querySelector("span").textContent = attach ? "detach" : "stop following";
     halt.title = attach ? "detach (the container keeps running)" : "stop following (the container keeps running)";
   };
   let lines = [];  // the shown lines as [stream, HTML, text], newest last, at most max_lines
