@@ -6,7 +6,7 @@ then reloads the page and sees the recent output again.
 
 A second notebook shows every widget: each is checked for WCAG AA contrast of
 all its text in JupyterLab's Light, Dark and Dark High Contrast themes and
-photographed in Light and Dark (to ``$KERNELEXT_SCREENSHOTS``, default the
+photographed in Light and Dark, then checked again in Notebook 7 (screenshots to ``$KERNELEXT_SCREENSHOTS``, default the
 test's temporary directory; ``KERNELEXT_SCREENSHOTS=docs/screenshots``
 regenerates the README's); a stop and a start from the CLI, a restart from
 another cell and a restore from the timeline each make the panel's output go
@@ -287,6 +287,17 @@ def test_widgets_follow_every_run_and_read_well_in_every_theme(widgets_lab: dict
             confirm.locator("button[data-confirm=remove]").click()
             expect(badge).to_have_text("removed", timeout=30_000)
             assert not store.runtime.exists("counter")
+
+            # The same widgets in Notebook 7 (its own page, the same kernel) read as well.
+            page.close()
+            page = browser.new_page(viewport={"width": 1200, "height": 2600})
+            page.goto(widgets_lab["server"].notebook7_url("widgets.ipynb"))
+            run_all_cells(page)
+            expect(page.locator(".kx-panel .kx-badge").first).to_have_text("running", timeout=60_000)
+            expect(page.locator(".kx-files tr[data-name=etc]")).to_have_count(1, timeout=30_000)
+            hide_notifications(page)
+            checked, failures = contrast_failures(page)
+            assert checked > 100 and not failures, f"Notebook 7: {checked} checked, {failures}"
         except BaseException:
             page.screenshot(path=str(shots / "failure.png"), full_page=True)
             raise
