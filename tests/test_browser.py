@@ -5,10 +5,10 @@ output arrive and clicks through pause, unpause, checkpoint, restore and stop,
 then reloads the page and sees the recent output again.
 
 A second notebook shows every widget: each is checked for WCAG AA contrast of
-all its text in JupyterLab's Light, Dark and Dark High Contrast themes and
-photographed in Light and Dark, then checked again in Notebook 7 (screenshots to ``$KERNELEXT_SCREENSHOTS``, default the
-test's temporary directory; ``KERNELEXT_SCREENSHOTS=docs/screenshots``
-regenerates the README's); a stop and a start from the CLI, a restart from
+all its text in JupyterLab's Light, Dark and Dark High Contrast themes (and
+later in Notebook 7) and photographed in Light and Dark (to
+``$KERNELEXT_SCREENSHOTS``, default the test's temporary directory;
+``KERNELEXT_SCREENSHOTS=docs/screenshots`` regenerates the README's); a stop and a start from the CLI, a restart from
 another cell and a restore from the timeline each make the panel's output go
 on with the new run; ``logs -f`` stops by its button, ``attach`` by the
 kernel's interrupt; a single file downloads as itself.
