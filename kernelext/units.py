@@ -60,7 +60,7 @@ def status_text(ctr: Container, now: float | None = None) -> str:
         return "Paused"
     if st.status in (S.STOPPED, S.EXITED):
         return f"Exited ({st.exit_code}) {human_duration(now - st.finished_at)} ago"
-    return st.status.value.capitalize()  # "Created" (configured), "Initialized", "Stopping", "Removing"
+    return str(st.status.value).capitalize()  # "Created" (configured), "Initialized", "Stopping", "Removing"
 
 
 #: podman stats' table columns.

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import Store
 from labserver import CHROMIUM, CHROMIUM_FLAGS, jupyterlab, run_all_cells, write_notebook
 
@@ -157,9 +156,8 @@ def _panel_shows_new_run(page: Any, zeros_before: int) -> None:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="checkpoint/restore needs root")
 def test_widgets_follow_every_run_and_read_well_in_every_theme(widgets_lab: dict[str, Any], store: Store) -> None:
-    from playwright.sync_api import expect, sync_playwright
-
     from browser_checks import THEMES, contrast_failures, hide_notifications, set_theme
+    from playwright.sync_api import expect, sync_playwright
 
     shots = widgets_lab["shots"]
     shots.mkdir(parents=True, exist_ok=True)

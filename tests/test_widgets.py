@@ -367,7 +367,7 @@ def test_file_browser_downloads_a_file_as_itself_and_makes_and_deletes(store: St
         assert wait_until(lambda: "could not be found" in browser.message)
         with pytest.raises(KernelextError, match="refusing to remove the root"):
             ctr.remove_path("/")
-        assert [e for e in custom(recording, browser) if e["type"] == "download-start"][0]["name"] == "note.txt"
+        assert next(e for e in custom(recording, browser) if e["type"] == "download-start")["name"] == "note.txt"
     finally:
         browser.close()
 

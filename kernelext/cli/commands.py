@@ -20,14 +20,10 @@ from contextlib import contextmanager
 from typing import Any, TextIO
 
 from kernelext.cli.format import (
-    human_duration,
-    human_size,
     parse_interval,
     parse_time,
-    status_text,
     table,
 )
-from kernelext.units import STATS_COLUMNS, stats_row
 from kernelext.cli.parser import (
     UsageError,
     checkpoint_options,
@@ -44,6 +40,7 @@ from kernelext.core.runtime import Runtime
 from kernelext.core.state import DEFAULT_DETACH_KEYS, ContainerStatus
 from kernelext.errors import ContainerRemovedError, KernelextError, NoSuchContainerError
 from kernelext.oci.attach import Detached, Stream, parse_detach_keys, pump
+from kernelext.units import STATS_COLUMNS, human_duration, human_size, stats_row, status_text
 
 Handler = Callable[[Runtime, argparse.Namespace], int]
 COMMANDS: dict[str, Handler] = {}

@@ -1,4 +1,5 @@
-"""Output formatting for the CLI: tables, durations, sizes and times (templates: :mod:`kernelext.cli.template`)."""
+"""Output formatting for the CLI: tables and times (sizes and durations: :mod:`kernelext.units`; templates:
+:mod:`kernelext.cli.template`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import time
 from datetime import datetime
 
 from kernelext.cli.parser import UsageError
-from kernelext.units import human_duration, human_size, status_text  # noqa: F401 - the CLI's formatting API
+from kernelext.units import human_duration, human_size
+
+#: Sizes and durations live in kernelext.units; re-exported here, the CLI's formatting API.
+__all__ = ["human_duration", "human_size", "parse_interval", "parse_time", "table"]
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}

@@ -351,6 +351,7 @@ def _exec(m: ContainerMagics, args: argparse.Namespace) -> str | None:
         m._refuse_terminal("exec", args.container)
     m._exec_streamed(m.rt.get(args.container), args.command, tty=args.tty, env=args.env, workdir=args.workdir,
                      user=args.user)
+    return None
 
 
 @handles("logs")
@@ -424,7 +425,7 @@ def _events(m: ContainerMagics, args: argparse.Namespace) -> Table:
 
 
 @handles("stats")
-def _stats(m: ContainerMagics, args: argparse.Namespace) -> Table:
+def _stats(m: ContainerMagics, args: argparse.Namespace) -> Table | list[Any]:
     from kernelext.cli.template import Template
     from kernelext.units import STATS_COLUMNS, stats_row
 

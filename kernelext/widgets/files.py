@@ -76,7 +76,7 @@ class FileBrowser(anywidget.AnyWidget):
             with tarfile.open(fileobj=stream, mode="r|") as tar:  # one member: the file (a link: its target)
                 member = tar.next()
                 data = tar.extractfile(member) if member is not None and member.isfile() else None
-                if data is None:
+                if member is None or data is None:
                     raise CopyError(f'"{path}" is not a regular file or folder', container=self.container.name)
                 self._send_download(info.name, "application/octet-stream", max(member.size, 1), iter(
                     lambda: data.read(CHUNK), b""))
