@@ -142,6 +142,9 @@ class FakeRuntime:
         return subprocess.Popen(["printf", "%s\\n", " ".join(command)], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
+    def exec_detached(self, options: ConmonOptions) -> ConmonStarted:
+        raise NotImplementedError("the fake runtime runs no processes")
+
     def exec_failure(self, code: int, stderr: str, *, name: str) -> int:
         return code
 

@@ -2,9 +2,16 @@
 
 A notebook shows a ContainerPanel for a running counter; the test watches the
 output arrive and clicks through pause, unpause, checkpoint, restore and stop,
-then reloads the page and sees the recent output again. Screenshots of the
-panel, the dashboard and the lifecycle diagram go to ``$KERNELEXT_SCREENSHOTS``
-(default: the test's temporary directory).
+then reloads the page and sees the recent output again.
+
+A second notebook shows every widget: each is checked for WCAG AA contrast of
+all its text in JupyterLab's Light, Dark and Dark High Contrast themes (and
+later in Notebook 7) and photographed in Light and Dark (to
+``$KERNELEXT_SCREENSHOTS``, default the test's temporary directory;
+``KERNELEXT_SCREENSHOTS=docs/screenshots`` regenerates the README's); a stop and a start from the CLI, a restart from
+another cell and a restore from the timeline each make the panel's output go
+on with the new run; ``logs -f`` stops by its button, ``attach`` by the
+kernel's interrupt; a single file downloads as itself.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,18 +37,22 @@ SHOWN_TICKS_JS = "(document.querySelector('.kx-live-lines').textContent.match(/t
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium (scripts/setup.sh)")
 
 
-@pytest.fixture
-def lab(store: Store, tmp_path: Path) -> Iterator[dict[str, Any]]:
+@contextmanager
+def _counter_lab(store: Store, tmp_path: Path, notebook: str, cells: list[str]) -> Iterator[Any]:
+    """JupyterLab on the store, with a notebook that starts the counter and shows ``cells``."""
     notebook_dir = tmp_path / "notebooks"
     notebook_dir.mkdir()
-    write_notebook(notebook_dir / "panel.ipynb", [
-        "%load_ext kernelext",
-        f"%container run -d --name counter busybox sh -c '{COUNTER}'",
-        "%container panel counter",
-        "%container dashboard",
-        "%container diagram counter"])
+    write_notebook(notebook_dir / notebook, [
+        "%load_ext kernelext", f"%container run -d --name counter busybox sh -c '{COUNTER}'", *cells])
     env = {"KERNELEXT_ROOT": str(store.runtime.opts.root), "KERNELEXT_RUNROOT": str(store.runtime.opts.runroot)}
     with jupyterlab(notebook_dir, tmp_path, env) as server:
+        yield server
+
+
+@pytest.fixture
+def lab(store: Store, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    cells = ["%container panel counter", "%container dashboard", "%container diagram counter"]
+    with _counter_lab(store, tmp_path, "panel.ipynb", cells) as server:
         yield {"url": server.url, "token": server.token, "server": server,
                "shots": Path(os.environ.get("KERNELEXT_SCREENSHOTS", tmp_path))}
 
@@ -77,9 +89,6 @@ def test_panel_in_jupyterlab(lab: dict[str, Any], store: Store) -> None:
             expect(badge).to_have_text("running", timeout=2_000)
             page.wait_for_function(f"document.querySelector('.kx-live-lines').innerText.includes('tick {frozen[-1] + 3}')",
                                    timeout=10_000)
-            page.locator(".jp-OutputArea-output:has(.kx-panel)").first.screenshot(path=str(lab["shots"] / "panel.png"))
-            page.locator(".kx-dashboard").first.screenshot(path=str(lab["shots"] / "dashboard.png"))
-            page.locator(".kx-diagram").first.screenshot(path=str(lab["shots"] / "diagram.png"))
 
             panel.locator("button[data-action=checkpoint]").click()
             expect(badge).to_have_text("exited", timeout=30_000)
@@ -104,6 +113,192 @@ def test_panel_in_jupyterlab(lab: dict[str, Any], store: Store) -> None:
             assert _ticks(page)[-5:] == last, "a reload did not show the recent output again"
         except BaseException:
             page.screenshot(path=str(lab["shots"] / "failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+
+
+WIDGET_CELLS = {  # the widget (its root element) each cell shows, in order
+    "panel": "%container panel counter",
+    "logs": "%container logs -f counter",
+    "attach": "%container attach counter",
+    "dashboard": "%container dashboard",
+    "diagram": "%container diagram counter",
+    "snapshot": "%container diagram --snapshot counter",
+    "timeline": "%container timeline counter",
+    "monitor": "%container monitor counter",
+    "files": "%container files counter",
+}
+#: Which element of its output area each widget's screenshot is taken of.
+SHOT_SELECTORS = {"panel": ".jp-OutputArea-output:has(.kx-panel)", "dashboard": ".kx-dashboard",
+                  "diagram": ".kx-diagram", "timeline": ".kx-timeline", "monitor": ".kx-monitor",
+                  "files": ".kx-files", "logs": ":nth-match(.kx-live, 2)"}  # the first is the panel's own
+
+
+@pytest.fixture
+def widgets_lab(store: Store, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    with _counter_lab(store, tmp_path, "widgets.ipynb", list(WIDGET_CELLS.values())) as server:
+        yield {"server": server, "shots": Path(os.environ.get("KERNELEXT_SCREENSHOTS", tmp_path))}
+
+
+def _count(page: Any, selector: str, index: int, text: str) -> int:
+    """How often ``text`` appears in the index-th element matching ``selector``."""
+    return int(page.evaluate("([s, i, t]) => document.querySelectorAll(s)[i].textContent.split(t).length - 1",
+                             [selector, index, text]))
+
+
+def _panel_shows_new_run(page: Any, zeros_before: int) -> None:
+    """The panel's output goes on with a new run: a new "tick 0", then more lines after it."""
+    page.wait_for_function(
+        "([n]) => { const t = document.querySelector('.kx-panel ~ * .kx-live-lines, .kx-live-lines').textContent;"
+        " const runs = t.split('tick 0\\n'); return runs.length - 1 > n && /tick 2/.test(runs[runs.length - 1]); }",
+        arg=[zeros_before], timeout=30_000)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="checkpoint/restore needs root")
+def test_widgets_follow_every_run_and_read_well_in_every_theme(widgets_lab: dict[str, Any], store: Store) -> None:
+    from browser_checks import THEMES, contrast_failures, hide_notifications, set_theme
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = widgets_lab["shots"]
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 2600}, accept_downloads=True)
+        try:
+            page.goto(widgets_lab["server"].notebook_url("widgets.ipynb"))
+            run_all_cells(page)
+            badge = page.locator(".kx-panel .kx-badge").first
+            expect(badge).to_have_text("running", timeout=60_000)
+            expect(page.locator(".kx-files tr[data-name=etc]")).to_have_count(1, timeout=30_000)
+            page.wait_for_function(f"{SHOWN_TICKS_JS} >= 3", timeout=30_000)
+            page.wait_for_function("document.querySelectorAll('.kx-monitor svg').length === 2", timeout=30_000)
+            panel_out = page.locator(".kx-live").nth(0)
+            logs, attached = page.locator(".kx-live").nth(1), page.locator(".kx-live").nth(2)
+            expect(logs.locator(".kx-live-title")).to_have_text("counter logs")
+            expect(attached.locator(".kx-live-halt")).to_have_text("detach")
+
+            # Every widget in each theme: a screenshot (light and dark), and AA contrast of all its text.
+            hide_notifications(page)
+            for key, theme in THEMES.items():
+                set_theme(page, theme)
+                checked, failures = contrast_failures(page)
+                assert checked > 100, f"{theme}: only {checked} text elements found"
+                assert not failures, f"{theme}: text below {4.5}:1 contrast: {failures}"
+                if key == "high-contrast":
+                    continue
+                for name, selector in SHOT_SELECTORS.items():
+                    page.locator(selector).first.screenshot(path=str(shots / f"{name}-{key}.png"))
+            set_theme(page, THEMES["light"])
+
+            # (While it runs: logs -f and attach end with the run.) logs -f stopped by its button; attach stopped by the kernel's interrupt. The panel goes on.
+            # Follow pauses when the reader scrolls up; the filter shows only matching lines.
+            lines = logs.locator(".kx-live-lines")
+            page.wait_for_function("(() => { const e = document.querySelectorAll('.kx-live-lines')[1];"
+                                   " return e.scrollHeight > e.clientHeight + 60; })()", timeout=30_000)
+            lines.hover()
+            page.mouse.wheel(0, -300)
+            expect(logs.locator(".kx-live-follow input")).not_to_be_checked(timeout=5_000)
+            top = lines.evaluate("e => e.scrollTop")
+            time.sleep(1.0)
+            assert lines.evaluate("e => e.scrollTop") == top, "the view scrolled while the reader read above"
+            logs.locator(".kx-live-filter").fill("tick 1")
+            page.wait_for_timeout(300)
+            assert all(line.startswith("tick 1") for line in lines.inner_text().split("\n") if line.strip())
+            logs.locator(".kx-live-filter").fill("")
+            logs.locator(".kx-live-halt").click()
+            expect(logs.locator(".kx-live-footer")).to_have_text("[stopped following counter: it keeps running]",
+                                                                 timeout=10_000)
+            page.evaluate("window.jupyterapp.commands.execute('notebook:interrupt-kernel')")
+            expect(attached.locator(".kx-live-footer")).to_have_text("[detached from counter: it keeps running]",
+                                                                     timeout=10_000)
+            frozen = (logs.locator(".kx-live-lines").inner_text(), attached.locator(".kx-live-lines").inner_text())
+            shown = len(_ticks(page))
+            time.sleep(1.5)
+            assert (logs.locator(".kx-live-lines").inner_text(),
+                    attached.locator(".kx-live-lines").inner_text()) == frozen, "a stopped area kept following"
+            assert len(_ticks(page)) > shown, "the interrupt stopped the panel's own output"
+            expect(logs.locator(".kx-live-halt")).to_be_disabled()
+
+            # Keyboard: the panel's buttons are real buttons with names; Tab reaches them.
+            pause = page.locator(".kx-panel button[data-action=pause]")
+            expect(pause).to_have_accessible_name("pause")
+            pause.focus()
+            page.keyboard.press("Enter")
+            expect(badge).to_have_text("paused", timeout=10_000)
+            page.locator(".kx-panel button[data-action=unpause]").focus()
+            page.keyboard.press(" ")
+            expect(badge).to_have_text("running", timeout=10_000)
+
+            # A stop from the CLI: the footer says 137 (not 0). A start from the CLI: the output goes on.
+            assert store.cli("stop", "-t", "0", "counter").returncode == 0
+            expect(panel_out.locator(".kx-live-footer")).to_have_text("[counter exited with code 137]",
+                                                                      timeout=15_000)
+            zeros = _count(page, ".kx-live-lines", 0, "tick 0\n")
+            assert store.cli("start", "counter").returncode == 0
+            _panel_shows_new_run(page, zeros)
+            expect(panel_out.locator(".kx-live-footer")).to_have_text("", timeout=10_000)
+
+            # A restart from another cell (the same kernel, another execution): the output goes on.
+            zeros = _count(page, ".kx-live-lines", 0, "tick 0\n")
+            page.evaluate("window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+                          ".requestExecute({code: '%container restart -t 0 counter'}).done")
+            _panel_shows_new_run(page, zeros)
+
+            # A checkpoint from the panel, a restore from the timeline: the counter goes on where it was.
+            page.locator(".kx-panel button[data-action=checkpoint]").click()
+            expect(badge).to_have_text("exited", timeout=30_000)
+            expect(panel_out.locator(".kx-live-footer")).to_have_text("[counter checkpointed]", timeout=10_000)
+            before = _ticks(page)[-1]
+            restore = page.locator(".kx-timeline button[data-action=restore]")
+            expect(restore).to_be_enabled(timeout=10_000)
+            restore.click()
+            expect(badge).to_have_text("running", timeout=30_000)
+            page.wait_for_function(
+                f"document.querySelector('.kx-live-lines').innerText.includes('tick {before + 3}')", timeout=15_000)
+            expect(panel_out.locator(".kx-live-footer")).to_have_text("")
+            expect(page.locator(".kx-timeline tbody tr")).to_have_count(2, timeout=10_000)
+
+            # The snapshot diagram kept the state it was drawn in; the live one follows.
+            expect(page.locator(".kx-diagram").nth(1)).to_contain_text("snapshot: running when drawn")
+
+            # FileBrowser: a single file downloads as itself.
+            files = page.locator(".kx-files")
+            files.locator("tr[data-name=etc] .kx-files-open").click()
+            expect(files.locator("code.kx-files-path")).to_have_text("/etc", timeout=10_000)
+            with page.expect_download(timeout=15_000) as download:
+                files.locator("button[data-download=passwd]").click()
+            assert download.value.suggested_filename == "passwd"
+            content = Path(download.value.path()).read_text()
+            assert content.startswith("root:"), content[:100]
+
+            # The panel's remove asks first: cancel keeps the container, confirming removes it.
+            page.locator(".kx-panel button[data-action=stop]").click()
+            expect(badge).to_have_text("exited", timeout=30_000)
+            page.locator(".kx-panel button[data-action=remove]").click()
+            confirm = page.locator(".kx-panel-confirm")
+            expect(confirm).to_contain_text("Remove counter and its files?")
+            confirm.locator("button[data-confirm=cancel]").click()
+            expect(confirm).to_be_hidden()
+            time.sleep(0.5)
+            assert store.runtime.exists("counter")
+            page.locator(".kx-panel button[data-action=remove]").click()
+            confirm.locator("button[data-confirm=remove]").click()
+            expect(badge).to_have_text("removed", timeout=30_000)
+            assert not store.runtime.exists("counter")
+
+            # The same widgets in Notebook 7 (its own page, the same kernel) read as well.
+            page.close()
+            page = browser.new_page(viewport={"width": 1200, "height": 2600})
+            page.goto(widgets_lab["server"].notebook7_url("widgets.ipynb"))
+            run_all_cells(page)
+            expect(page.locator(".kx-panel .kx-badge").first).to_have_text("running", timeout=60_000)
+            expect(page.locator(".kx-files tr[data-name=etc]")).to_have_count(1, timeout=30_000)
+            hide_notifications(page)
+            checked, failures = contrast_failures(page)
+            assert checked > 100 and not failures, f"Notebook 7: {checked} checked, {failures}"
+        except BaseException:
+            page.screenshot(path=str(shots / "failure.png"), full_page=True)
             raise
         finally:
             browser.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from kernelext import (
 from kernelext.core import engine
 from kernelext.oci.attach import pump
 
-from conftest import ROOTLESS, Store, needs_root, wait_until
+from conftest import ROOTLESS, Store, needs_root, processes, wait_until
 
 S = ContainerStatus
 
@@ -204,6 +205,26 @@ def test_kill_of_restart_always_container_does_not_restart_it(store: Store) -> N
     time.sleep(0.5)
     ctr.reload()
     assert ctr.status is S.EXITED and ctr.state.restart_count == 0 and ctr.exit_code == 137
+
+
+def test_inspect_right_after_kill_says_exited_as_podman(store: Store) -> None:
+    store.runtime.run("busybox", ["sleep", "1000"], name="killed")
+    proc = store.cli("kill", "killed")
+    assert (proc.returncode, proc.stdout) == (0, "killed\n"), proc.stderr
+    proc = store.cli("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "killed")
+    assert proc.stdout == "exited 137\n"
+    store.runtime.run("busybox", ["sleep", "1000"], name="gone", auto_remove=True)
+    assert store.cli("kill", "gone").returncode == 0
+    assert not store.runtime.exists("gone")  # --rm: removed, as the exit command's cleanup --rm would
+
+
+def test_stats_prints_numbers_for_people_and_format_the_raw_values(store: Store) -> None:
+    store.runtime.run("busybox", ["sleep", "1000"], name="sized")
+    head, row = store.cli("stats", "--no-stream").stdout.splitlines()
+    assert head.split()[:3] == ["ID", "NAME", "CPU"]
+    assert re.search(r" \d+\.\d\d% +[\d.]+(B|kB|MB) / [\d.]+(MB|GB|TB) +\d+\.\d\d% +1$", row), row
+    raw = store.cli("stats", "--no-stream", "--format", "{{.CPU}} {{.MemLimit}}").stdout.split()
+    assert float(raw[0]) >= 0 and int(raw[1]) < 2 ** 62
 
 
 def test_always_restarts_after_an_exit_the_runtime_observed(store: Store) -> None:
@@ -598,3 +619,23 @@ def test_info_reports_host_capabilities(store: Store) -> None:
     assert doc["features"]["runc"]["available"] and doc["features"]["conmon"]["available"]
     assert doc["host"]["rootless"] is ROOTLESS
     assert set(doc["features"]) >= {"checkpoint", "memory_tracking", "tcp_checkpoint", "overlay", "freezer"}
+
+
+def test_exec_detached_runs_in_the_background_and_is_reaped(store: Store) -> None:
+    ctr = store.runtime.run("busybox", ["sleep", "1000"], name="bg")
+    proc = store.cli("exec", "-d", "-e", "MARK=set", "-w", "/tmp", "bg", "sh", "-c",
+                     "sleep 1; echo $MARK > here; exit 3")
+    assert proc.returncode == 0 and re.fullmatch(r"[0-9a-f]{64}\n", proc.stdout), proc.stderr
+    session = proc.stdout.strip()
+    assert store.cli("exec", "bg", "test", "-e", "/tmp/here").returncode == 1  # still sleeping: it returned at once
+    assert [s for s, _, _ in ctr._exec_sessions()] == [session]
+    assert wait_until(lambda: ctr.exec_run(["cat", "/tmp/here"]).output == b"set\n", timeout=10)
+    assert wait_until(lambda: not ctr._exec_sessions(), timeout=5)
+    assert wait_until(lambda: not processes(lambda argv: session.encode() in argv), timeout=5), "its conmon lingers"
+    exit_file = ctr.bundle / "exec" / session / ctr.id  # conmon names its exit file after the container
+    assert wait_until(exit_file.exists, timeout=5) and exit_file.read_text().strip() == "3"
+    proc = store.cli("exec", "-d", "nosuch", "true")
+    assert proc.returncode == 125 and proc.stderr.startswith("Error: ")
+    engine_stop = store.cli("stop", "-t", "0", "bg")
+    assert engine_stop.returncode == 0
+    assert store.cli("exec", "-d", "bg", "true").stderr.startswith("Error: can only create exec sessions")

@@ -286,3 +286,28 @@ def test_files_from_cells(ip: InteractiveShell, tmp_path: Any, capfd: pytest.Cap
     assert magic(ip, "stat files app.conf").size == len("port = 8080\nname = demo\n")
     with pytest.raises(UsageError):
         magic(ip, "cp - files:/srv")
+
+
+def test_interactive_commands_say_what_works_instead(ip: InteractiveShell, store: Store) -> None:
+    magic(ip, "run -d --name shell busybox sleep 1000")
+    for line, command in (("exec -it shell sh", "exec"), ("exec -i shell cat", "exec"), ("run -it busybox sh", "run")):
+        with pytest.raises(UsageError) as caught:
+            magic(ip, line)
+        text = str(caught.value)
+        assert "\n" not in text and "/dev/tty" not in text and f"{command} -it needs a terminal" in text
+    assert [c.name for c in store.runtime.list()] == ["shell"]  # run -it made nothing
+
+
+def test_numbers_for_people_and_raw_through_format(ip: InteractiveShell) -> None:
+    magic(ip, "run -d --name measured busybox sleep 1000")
+    [row] = magic(ip, "stats --no-stream measured")
+    assert row["NAME"] == "measured" and re.fullmatch(r"\d+\.\d\d%", row["CPU %"])
+    assert re.fullmatch(r"[\d.]+(B|kB|MB) / [\d.]+(MB|GB|TB)", row["MEM USAGE / LIMIT"]), row
+    [raw] = magic(ip, "stats --no-stream --format '{{.MemUsage}} {{.MemLimit}}' measured")
+    usage, limit = (int(v) for v in raw.split())
+    assert 0 < usage < limit < 2 ** 62  # no cgroup limit reads as the host's memory, as podman's
+    html = magic(ip, "ps")._repr_html_()
+    assert re.search(r"Up (Less than a second|\d+ seconds?)", html) and "text-align:left" in html
+    snapshot = magic(ip, "diagram --snapshot measured")
+    assert snapshot.frozen and repr(snapshot) == "LifecycleDiagram(measured: running, snapshot)"
+    snapshot.close()

@@ -12,7 +12,7 @@ import comm
 import pytest
 from comm.base_comm import BaseComm
 
-from kernelext import ContainerStatus
+from kernelext import ContainerStatus, KernelextError
 from kernelext.core.state import allowed_actions
 from kernelext.widgets import ContainerPanel, Dashboard, LifecycleDiagram, LiveOutput, lifecycle_svg
 
@@ -272,3 +272,130 @@ def test_file_browser_lists_downloads_and_uploads_inside_the_container(store: St
         assert repr(browser) == "FileBrowser(browsed:/srv/data)"
     finally:
         browser.close()
+
+
+COUNT = "i=0; while true; do echo n$i; i=$((i+1)); sleep 0.1; done"
+
+
+def _footer_is(out: LiveOutput, text: str) -> bool:
+    return out.footer == text
+
+
+@needs_root
+def test_panel_output_follows_every_new_run_whoever_starts_it(store: Store) -> None:
+    """A restart from the CLI, a restore from another object, a stop: the output goes on, the footer is the truth."""
+    ctr = store.runtime.run("busybox", ["sh", "-c", COUNT], name="reborn")
+    panel = ContainerPanel(ctr, update_rate=20)
+    out = panel.output
+    try:
+        assert wait_until(lambda: len(out.lines) >= 3)
+        assert store.cli("stop", "-t", "0", "reborn").returncode == 0
+        assert wait_until(lambda: _footer_is(out, "[reborn exited with code 137]"), timeout=10), out.footer
+        shown = len(out.lines)
+        assert store.cli("start", "reborn").returncode == 0  # another process starts the next run
+        assert wait_until(lambda: len(out.lines) >= shown + 3, timeout=10)
+        assert out.footer == "" and out.live
+        other = store.runtime.get("reborn")  # not the panel's object: as another cell or the timeline would
+        other.checkpoint()
+        assert wait_until(lambda: out.footer == "[reborn checkpointed]", timeout=10), out.footer
+        before = len(out.lines)
+        other.restore()
+        assert wait_until(lambda: len(out.lines) >= before + 3, timeout=10), "the output froze after a restore"
+        assert out.footer == ""
+        store.runtime.get("reborn").restart(0)
+        assert wait_until(lambda: out.lines[-1][1] == "n3" or len(out.lines) > before + 40, timeout=10)
+        assert any(text == "n0" for _, text in out.lines[before:]), "the restarted run's lines are not shown"
+    finally:
+        panel.close()
+
+
+@needs_root
+def test_a_live_area_stops_by_its_button_and_by_halt_all(store: Store) -> None:
+    from kernelext.widgets import halt_all
+
+    ctr = store.runtime.run("busybox", ["sh", "-c", COUNT], name="followed")
+    logs = LiveOutput("followed logs", update_rate=20).follow(ctr)
+    attached = LiveOutput("followed attached", update_rate=20).attach(ctr)
+    try:
+        assert wait_until(lambda: len(logs.lines) >= 2 and len(attached.lines) >= 2)
+        assert logs.live and logs.mode == "follow" and attached.mode == "attach"
+        logs._on_frontend_message(logs, {"type": "halt"}, [])  # the stop button
+        assert wait_until(lambda: not logs.live, timeout=5)
+        assert logs.footer == "[stopped following followed: it keeps running]"
+        frozen = len(logs.lines)
+        assert halt_all() == 1  # the kernel's interrupt: the attach area, the one still live
+        assert wait_until(lambda: not attached.live, timeout=5)
+        assert attached.footer == "[detached from followed: it keeps running]"
+        time.sleep(0.5)
+        assert len(logs.lines) == frozen and ctr.reload().status is S.RUNNING
+        logs.follow(ctr)  # following again continues where it stopped
+        assert wait_until(lambda: len(logs.lines) > frozen + 2) and logs.live
+    finally:
+        logs.close()
+        attached.close()
+
+
+def test_file_browser_downloads_a_file_as_itself_and_makes_and_deletes(store: Store,
+                                                                      recording: list[dict[str, Any]]) -> None:
+    from kernelext.widgets import FileBrowser
+
+    ctr = store.runtime.create("busybox", ["true"], name="tidy")
+    ctr.write_file("/srv/note.txt", b"hello\n")
+    outside = store.base / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("host file")
+    browser = FileBrowser(ctr, "/srv")
+    try:
+        browser.download("note.txt")
+        sent = custom(recording, browser)
+        assert sent[0] == {"type": "download-start", "name": "note.txt", "mime": "application/octet-stream"}
+        assert sent[-1]["type"] == "download-end"
+        chunks = [m for m in recording if m["comm_id"] == browser.comm.comm_id and m["data"]
+                  and m["data"].get("method") == "custom" and m["data"]["content"]["type"] == "download-chunk"]
+        assert len(chunks) == 1  # the file's bytes, not a tar (the recording comm keeps no buffers)
+        browser._on_message(browser, {"type": "mkdir", "name": "made"}, [])
+        assert wait_until(lambda: "made" in {e["name"] for e in browser.entries})
+        assert ctr.stat("/srv/made").is_dir
+        ctr.write_file("/srv/made/inner", b"x")
+        ctr.put_archive("/srv", _symlink_tar("escape", str(outside)))
+        browser._on_message(browser, {"type": "refresh"}, [])
+        assert wait_until(lambda: "escape" in {e["name"] for e in browser.entries})
+        for name in ("made", "escape", "note.txt"):
+            browser._on_message(browser, {"type": "delete", "name": name}, [])
+        assert wait_until(lambda: browser.entries == [])
+        assert (outside / "keep").read_text() == "host file"  # a link is removed, never what it points to
+        browser._on_message(browser, {"type": "delete", "name": "gone"}, [])
+        assert wait_until(lambda: "could not be found" in browser.message)
+        with pytest.raises(KernelextError, match="refusing to remove the root"):
+            ctr.remove_path("/")
+        assert next(e for e in custom(recording, browser) if e["type"] == "download-start")["name"] == "note.txt"
+    finally:
+        browser.close()
+
+
+def _symlink_tar(name: str, target: str) -> Any:
+    import io
+    import tarfile
+
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        entry = tarfile.TarInfo(name)
+        entry.type, entry.linkname = tarfile.SYMTYPE, target
+        tar.addfile(entry)
+    archive.seek(0)
+    return archive
+
+
+def test_diagram_snapshot_keeps_its_state(store: Store) -> None:
+    ctr = store.runtime.create("busybox", ["sleep", "1000"], name="frozen")
+    snapshot = LifecycleDiagram(ctr, frozen=True)
+    ctr.start()
+    live = LifecycleDiagram(ctr)
+    try:
+        time.sleep(1.5)  # the followers' poll would have caught up by now
+        assert snapshot.status == "created" and snapshot.frozen
+        assert repr(snapshot) == "LifecycleDiagram(frozen: created, snapshot)"
+        assert live.status == "running"
+    finally:
+        live.close()
+        snapshot.close()

@@ -1,23 +1,42 @@
+import { button } from "./controls.js";
+
 // The store's images as a table (as `images` lists them, with the containers that use each); a refresh button.
 const COLUMNS = ["repository", "tag", "id", "size", "created", "containers"];
 const HEADINGS = { id: "IMAGE ID" };
+const NUMERIC = new Set(["size"]);
 
 function render({ model, el }) {
-  el.classList.add("kx-dashboard");
-  const button = document.createElement("button");
-  button.textContent = "Refresh";
-  button.addEventListener("click", () => model.send({ type: "refresh" }));
+  el.classList.add("kx-root", "kx-dashboard");
+  const toolbar = document.createElement("div");
+  toolbar.className = "kx-toolbar";
+  const refresh = button("refresh", "refresh", "list the images again");
+  refresh.addEventListener("click", () => model.send({ type: "refresh" }));
+  toolbar.appendChild(refresh);
   const table = document.createElement("table");
-  table.className = "kx-dashboard-table";
+  table.className = "kx-table kx-dashboard-table";
+  const caption = document.createElement("caption");
+  caption.className = "kx-sr-only";
+  caption.textContent = "images";
+  table.appendChild(caption);
   const head = table.createTHead().insertRow();
-  for (const c of COLUMNS) head.insertCell().textContent = HEADINGS[c] || c.toUpperCase();
+  for (const c of COLUMNS) {
+    const th = document.createElement("th");
+    th.scope = "col";
+    th.textContent = HEADINGS[c] || c.toUpperCase();
+    if (NUMERIC.has(c)) th.className = "kx-num";
+    head.appendChild(th);
+  }
   const body = table.createTBody();
-  el.append(button, table);
+  el.append(toolbar, table);
   const update = () => {
     body.replaceChildren();
     for (const row of model.get("rows")) {
       const tr = body.insertRow();
-      for (const c of COLUMNS) tr.insertCell().textContent = row[c];
+      for (const c of COLUMNS) {
+        const td = tr.insertCell();
+        td.textContent = row[c];
+        if (NUMERIC.has(c)) td.className = "kx-num";
+      }
     }
   };
   model.on("change:rows", update);

@@ -1,37 +1,61 @@
+import { button } from "./controls.js";
+
 // The panel's header: state badge, identity, one button per action (enabled
 // when the kernel says the state machine allows it), exit code, errors.
+// Remove asks first: a second, explicit click confirms.
 const ACTIONS = ["start", "stop", "kill", "pause", "unpause", "restart", "checkpoint", "restore", "remove"];
 
 function render({ model, el }) {
-  el.classList.add("kx-panel");
+  el.classList.add("kx-root", "kx-panel");
   const top = document.createElement("div");
   top.className = "kx-panel-top";
   const badge = document.createElement("span");
+  badge.setAttribute("role", "status");
   const name = document.createElement("b");
   const meta = document.createElement("span");
-  meta.className = "kx-panel-meta";
+  meta.className = "kx-panel-meta kx-muted";
   top.append(badge, name, meta);
   const buttons = document.createElement("div");
-  buttons.className = "kx-panel-buttons";
+  buttons.className = "kx-toolbar kx-panel-buttons";
+  buttons.setAttribute("role", "toolbar");
   const byAction = {};
   for (const action of ACTIONS) {
-    const b = document.createElement("button");
-    b.textContent = action;
+    const b = button(action, action, `${action} the container`);
     b.dataset.action = action;
-    b.addEventListener("click", () => model.send({ type: "action", action }));
+    if (action === "remove" || action === "kill") b.classList.add("kx-danger");
+    b.addEventListener("click", () => (action === "remove" ? confirmRemove() : model.send({ type: "action", action })));
     byAction[action] = b;
     buttons.appendChild(b);
   }
+  const confirm = document.createElement("div");
+  confirm.className = "kx-toolbar kx-panel-confirm";
+  confirm.hidden = true;
+  const question = document.createElement("span");
+  const yes = button("remove", "remove", "");
+  yes.dataset.confirm = "remove";
+  yes.classList.add("kx-danger");
+  const no = button("cancel", "", "");
+  no.dataset.confirm = "cancel";
+  confirm.append(question, yes, no);
+  const confirmRemove = () => {
+    question.textContent = `Remove ${model.get("name")} and its files?`;
+    confirm.hidden = false;
+    no.focus();
+  };
+  yes.addEventListener("click", () => { confirm.hidden = true; model.send({ type: "action", action: "remove" }); });
+  no.addEventListener("click", () => { confirm.hidden = true; byAction.remove.focus(); });
   const status = document.createElement("div");
-  status.className = "kx-panel-status";
+  status.className = "kx-panel-status kx-muted";
+  status.setAttribute("aria-live", "polite");
   const mounts = document.createElement("div");
-  mounts.className = "kx-panel-mounts";
-  el.append(top, mounts, buttons, status);
+  mounts.className = "kx-panel-mounts kx-muted";
+  el.append(top, mounts, buttons, confirm, status);
 
   const update = () => {
     const state = model.get("status");
     badge.className = `kx-badge kx-${state}`;
     badge.textContent = state;
+    badge.setAttribute("aria-label", `state: ${state}`);
     name.textContent = model.get("name");
     meta.textContent = `${model.get("short_id")} · ${model.get("image")}`;
     const mounted = model.get("mounts") || [];
@@ -39,13 +63,16 @@ function render({ model, el }) {
     mounts.hidden = !mounted.length;
     const allowed = new Set(model.get("allowed"));
     for (const [action, b] of Object.entries(byAction)) b.disabled = !allowed.has(action);
+    if (!allowed.has("remove")) confirm.hidden = true;
     const parts = [];
     if (model.get("busy")) parts.push(`${model.get("busy")}…`);
     if (model.get("exited")) parts.push(`exit code ${model.get("exit_code")}`);
     if (model.get("error")) parts.push(model.get("error"));
     if (model.get("message")) parts.push(model.get("message"));
     status.textContent = parts.join(" · ");
-    status.classList.toggle("kx-panel-error", Boolean(model.get("message") || model.get("error")));
+    const failed = Boolean(model.get("message") || model.get("error"));
+    status.classList.toggle("kx-error-text", failed);
+    status.classList.toggle("kx-muted", !failed);
   };
   const fields = ["status", "allowed", "busy", "exited", "exit_code", "error", "message", "name", "mounts"];
   for (const f of fields) model.on(`change:${f}`, update);

@@ -20,8 +20,6 @@ from contextlib import contextmanager
 from typing import Any, TextIO
 
 from kernelext.cli.format import (
-    human_duration,
-    human_size,
     parse_interval,
     parse_time,
     table,
@@ -43,6 +41,7 @@ from kernelext.core.runtime import Runtime
 from kernelext.core.state import DEFAULT_DETACH_KEYS, ContainerStatus
 from kernelext.errors import ContainerRemovedError, KernelextError, NoSuchContainerError, NoSuchVolumeError
 from kernelext.oci.attach import Detached, Stream, parse_detach_keys, pump
+from kernelext.units import STATS_COLUMNS, human_duration, stats_row, status_text
 
 Handler = Callable[[Runtime, argparse.Namespace], int]
 COMMANDS: dict[str, Handler] = {}
@@ -204,7 +203,7 @@ def cmd_stop(rt: Runtime, args: argparse.Namespace) -> int:
 
 @command("kill")
 def cmd_kill(rt: Runtime, args: argparse.Namespace) -> int:
-    return _each(rt, args.containers, lambda c: c.kill(args.signal))
+    return _each(rt, args.containers, lambda c: engine.kill(c, args.signal))
 
 
 @command("pause")
@@ -268,6 +267,9 @@ def cmd_exec(rt: Runtime, args: argparse.Namespace) -> int:
     if not args.command:
         raise UsageError("exec requires at least 2 arguments: CONTAINER COMMAND")
     ctr = rt.get(args.container)
+    if args.detach:  # podman prints the session's ID
+        out(ctr.exec_detached(args.command, env=args.env, workdir=args.workdir, user=args.user))
+        return 0
     result = ctr.exec_run(args.command, tty=args.tty, stdin=sys.stdin.buffer if args.interactive else None,
                           env=args.env, workdir=args.workdir, user=args.user,
                           on_output=lambda s, d: _write_packet(Stream.STDERR if s == "stderr" else Stream.STDOUT, d))
@@ -282,21 +284,6 @@ def cmd_logs(rt: Runtime, args: argparse.Namespace) -> int:
     for line in lines:
         _write_packet(Stream.STDERR if line.stream == "stderr" else Stream.STDOUT, line.render(args.timestamps))
     return 0
-
-
-def status_text(ctr: Container) -> str:
-    """podman ps's STATUS column."""
-    st = ctr.state
-    now = time.time()
-    if st.status is ContainerStatus.RUNNING:
-        return f"Up {human_duration(now - st.started_at)}"
-    if st.status is ContainerStatus.PAUSED:
-        return "Paused"
-    if st.status in (ContainerStatus.EXITED, ContainerStatus.STOPPED):
-        return f"Exited ({st.exit_code}) {human_duration(now - st.finished_at)} ago"
-    if st.status is ContainerStatus.CONFIGURED:
-        return "Created"
-    return str(st.status.value).capitalize()
 
 
 def ps_row(ctr: Container) -> dict[str, Any]:
@@ -454,10 +441,10 @@ def _run_each(rt: Runtime, names: list[str], action: Callable[[Container], dict[
             err(f"Error: {exc}")
             code = 125
             continue
-        if stats is None:
-            out(name)
-        else:
+        if print_stats:
             statistics.append(stats)
+        else:
+            out(name)  # podman prints each container it checkpointed or restored
     if print_stats:
         out(json.dumps({duration_key: int((time.monotonic() - started) * 1e6), "container_statistics": statistics},
                        indent=4))
@@ -527,10 +514,7 @@ def cmd_stats(rt: Runtime, args: argparse.Namespace) -> int:
             for row in rows:
                 out(template.render(row))
         else:
-            out(table(["ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"],
-                      [[r["ContainerID"][:12], r["Name"], f"{r['CPU']:.2f}%",
-                        f"{human_size(r['MemUsage'])} / {human_size(r['MemLimit'])}", f"{r['MemPerc']:.2f}%",
-                        str(r["PIDs"])] for r in rows]))
+            out(table(list(STATS_COLUMNS), [list(stats_row(r).values()) for r in rows]))
         if args.no_stream:
             return 0
         sys.stdout.flush()

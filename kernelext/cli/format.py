@@ -1,4 +1,5 @@
-"""Output formatting for the CLI: tables, durations, sizes and times (templates: :mod:`kernelext.cli.template`)."""
+"""Output formatting for the CLI: tables and times (sizes and durations: :mod:`kernelext.units`; templates:
+:mod:`kernelext.cli.template`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ import time
 from datetime import datetime
 
 from kernelext.cli.parser import UsageError
+from kernelext.units import human_duration, human_size
+
+#: Sizes and durations live in kernelext.units; re-exported here, the CLI's formatting API.
+__all__ = ["human_duration", "human_size", "parse_interval", "parse_time", "table"]
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -17,36 +22,6 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
              for line in [headers, *rows]]
     return "\n".join(lines)
-
-
-def human_duration(seconds: float) -> str:
-    """podman's ``units.HumanDuration``: "Less than a second", "5 seconds", "About a minute" ..."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = s // 60
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = round(s / 3600)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    return f"{hours // 24} days"
-
-
-def human_size(size: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.3g}{unit}" if unit != "B" else f"{int(size)}B"
-        size /= 1000
-    return f"{size}GB"
 
 
 def parse_interval(text: str) -> float:

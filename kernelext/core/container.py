@@ -915,6 +915,18 @@ class Container:
 
         cp.write_file(self, path, data)
 
+    def make_dir(self, path: str) -> None:
+        """Create the directory ``path`` in the container (its parent must exist)."""
+        from kernelext.core import copy as cp
+
+        cp.make_dir(self, path)
+
+    def remove_path(self, path: str) -> None:
+        """Remove ``path`` (a file, a link or a whole folder) inside the container, confined like every copy."""
+        from kernelext.core import copy as cp
+
+        cp.remove_path(self, path)
+
     def get_archive(self, path: str) -> tuple[BinaryIO, FileInfo]:
         """A tar stream of ``path`` and its :class:`~kernelext.core.copy.FileInfo`; close the stream."""
         from kernelext.core import copy as cp
@@ -1037,9 +1049,17 @@ class Container:
         return execution.run(self, command, tty=tty, stdin=stdin, env=list(env), workdir=workdir, user=user,
                              on_output=on_output)
 
+    def exec_detached(self, command: list[str], *, env: Iterable[str] = (), workdir: str | None = None,
+                      user: str | None = None) -> str:
+        """``exec -d``: start ``command`` in the running container and return its session ID at once."""
+        from kernelext.core import execution
+
+        return execution.detach(self, command, env=list(env), workdir=workdir, user=user)
+
     def logs(self, *, since: float | None = None, until: float | None = None, tail: int | None = None,
-             follow: bool = False, cursor: LogCursor | None = None) -> Iterator[LogLine]:
-        """The container's output from its k8s-file log; ``follow`` continues until it exits.
+             follow: bool = False, cursor: LogCursor | None = None,
+             stop: Callable[[], bool] | None = None) -> Iterator[LogLine]:
+        """The container's output from its k8s-file log; ``follow`` continues until it exits (or ``stop()``).
 
         A :class:`~kernelext.core.logs.LogCursor` lets a follower resume where it stopped and skip
         the unparsed middle of a burst it could not show anyway.
@@ -1050,6 +1070,8 @@ class Container:
             return iter(read_log(self.log_path, since=since, until=until, tail=tail))
 
         def done() -> bool:
+            if stop is not None and stop():
+                return True  # the reader stopped following: what is written so far is drained, then the end
             # Read into a state of its own, never into this object's: another thread may be in the middle of
             # an operation on it (a panel restores while its output still follows the last run).
             row = self._runtime.db.get_state(self.id)

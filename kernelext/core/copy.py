@@ -391,6 +391,50 @@ def write_file(ctr: Container, path: str, data: bytes, *, mode: int = FILE_MODE)
     put_archive(ctr, directory or ("/" if path.startswith("/") else "."), archive, chown=True, overwrite=False)
 
 
+def make_dir(ctr: Container, path: str) -> None:
+    """Create the directory ``path`` (its parent must exist), owned by the container's user."""
+    import tarfile  # an entry built here: no host user lookups
+
+    directory, _, name = path.rstrip("/").rpartition("/")
+    if not name or name in (".", ".."):
+        raise CopyError(f'"{path}" is not a directory name', container=ctr.name, operation="mkdir")
+    with container_root(ctr) as root:
+        found = root.resolve(path_form(path, ctr.config.workdir).path, follow=False)
+        exists = found.st is not None
+        found.close()
+    if exists:
+        raise CopyError(f'"{path}" already exists on {_where(ctr)}', container=ctr.name, operation="mkdir")
+    entry = tarfile.TarInfo(name)
+    entry.type, entry.mode, entry.mtime = tarfile.DIRTYPE, 0o755, int(time.time())
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(entry)
+    archive.seek(0)
+    put_archive(ctr, directory or ("/" if path.startswith("/") else "."), archive, chown=True, overwrite=False)
+
+
+def remove_path(ctr: Container, path: str) -> None:
+    """``rm -rf`` of ``path`` inside the container: a symlink itself is removed, never what it points to."""
+    from kernelext.storage.fdtree import remove_entry
+
+    form = path_form(path, ctr.config.workdir)
+    with container_root(ctr) as root:
+        found = root.resolve(form.path, follow=False)
+        try:
+            if found.st is None:
+                raise CopyError(f'"{path}" could not be found on {_where(ctr)}: {NOT_FOUND}')
+            if not found.name:
+                raise CopyError(f"refusing to remove the root of {_where(ctr)}", container=ctr.name,
+                                operation="remove")
+            try:
+                remove_entry(found.parent, found.name)
+            except OSError as exc:
+                raise CopyError(f'removing "{path}" on {_where(ctr)}: {_reason(exc)}', container=ctr.name,
+                                operation="remove") from None
+        finally:
+            found.close()
+
+
 def get_archive(ctr: Container, path: str) -> tuple[BinaryIO, FileInfo]:
     """A tar stream of ``path`` (named by its resolved base name; ``dir/.``: the contents)."""
     with ExitStack() as stack:

@@ -51,6 +51,21 @@ def stop(ctr: Container, timeout: int | None = None) -> None:
         pass  # restarted by its policy, or cleaned up by the exit command meanwhile
 
 
+def kill(ctr: Container, signal: str | int = "SIGKILL") -> None:
+    """``podman kill``: after a signal that ended the container, its cleanup is done at once, as conmon's
+    exit command would a moment later, so ``inspect`` right after says ``exited`` as podman's does."""
+    ctr.kill(signal)
+    if ctr.status is not ContainerStatus.STOPPED:
+        return  # a signal it survives (or handles and exits from later): conmon's exit command settles it
+    if ctr.config.auto_remove:
+        remove_container(ctr, force=True)  # as the exit command's cleanup --rm would
+        return
+    try:
+        ctr.cleanup(only_stopped=True)
+    except (ContainerStateError, ContainerRemovedError):
+        pass  # the exit command got there first
+
+
 def _targets(rt: Runtime, names: list[str], *, all_: bool, latest: bool,
              eligible: Callable[[Container], bool]) -> list[str]:
     """The containers named, or with ``all_`` the eligible ones, or with ``latest`` the newest (podman's rules)."""

@@ -7,6 +7,7 @@ process died is dropped the next time anyone looks.
 
 from __future__ import annotations
 
+import json
 import os
 import selectors
 from collections.abc import Callable
@@ -24,19 +25,57 @@ if TYPE_CHECKING:
     from kernelext.core.container import Container, ExecResult
 
 _READ_SIZE = 65536
+#: Detached sessions' files (process spec, conmon's PID and exit files) under the container's bundle.
+EXEC_DIR = "exec"
+
+
+def _require_running(ctr: Container, command: list[str]) -> None:
+    if not command:
+        raise ContainerStateError("exec needs a command", container=ctr.name, operation="exec")
+    if ctr.state.status is not ContainerStatus.RUNNING:
+        raise ContainerStateError("can only create exec sessions on running containers: container state improper",
+                                  container=ctr.name, operation="exec")
+
+
+def detach(ctr: Container, command: list[str], *, env: list[str], workdir: str | None, user: str | None) -> str:
+    """``exec -d``: start ``command`` under a conmon of its own (which reaps it, as podman's does) and return
+    the session's ID at once; the session counts as active (cleanup waits for it) while the process lives."""
+    from kernelext.oci import conmon
+
+    session_id = os.urandom(32).hex()
+    with ctr._locked():
+        _require_running(ctr, command)
+        process = json.loads((ctr.bundle / "config.json").read_text())["process"]
+        process.update(args=list(command), terminal=False)
+        process["env"] = [*process.get("env", []), *env]
+        if workdir:
+            process["cwd"] = workdir
+        if user:
+            resolved = resolve_user(ctr._runtime.namespace.view(ctr.layer.merged), user)
+            process["user"] = {"uid": resolved.uid, "gid": resolved.gid,
+                               "additionalGids": list(resolved.additional_gids)}
+        session_dir = ctr.bundle / EXEC_DIR / session_id  # goes with the bundle when the container is removed
+        session_dir.mkdir(parents=True)
+        (session_dir / "process.json").write_text(json.dumps(process))
+        rt = ctr._runtime
+        opts = conmon.ConmonOptions(
+            ctr_id=ctr.id, name=ctr.name, bundle=ctr.bundle, pid_file=session_dir / "pid",
+            conmon_pid_file=session_dir / "conmon.pid", exit_dir=session_dir, persist_dir=session_dir,
+            log_path=session_dir / "log", exec_spec=session_dir / "process.json", session_id=session_id,
+            socket_dir=rt.opts.exits_dir.parent / "socket")
+        started = rt.oci.exec_detached(opts)
+        rt.db.add_exec_session(session_id, ctr.id, started.pid, process_start_time(started.pid) or 0)
+        ctr._event("exec", execID=session_id)
+    return session_id
 
 
 def run(ctr: Container, command: list[str], *, tty: bool, stdin: BinaryIO | int | None, env: list[str],
         workdir: str | None, user: str | None, on_output: Callable[[str, bytes], None] | None) -> ExecResult:
     from kernelext.core.container import ExecResult
 
-    if not command:
-        raise ContainerStateError("exec needs a command", container=ctr.name, operation="exec")
     session_id = os.urandom(32).hex()
     with ctr._locked():
-        if ctr.state.status is not ContainerStatus.RUNNING:
-            raise ContainerStateError("can only create exec sessions on running containers: container state improper",
-                                      container=ctr.name, operation="exec")
+        _require_running(ctr, command)
         resolved = resolve_user(ctr._runtime.namespace.view(ctr.layer.merged), user) if user else None
         options = ExecOptions(user=None if resolved is None else
                               (resolved.uid, resolved.gid, tuple(resolved.additional_gids)),

@@ -59,6 +59,14 @@ def _pids(ctr: Container, dirs: dict[str, Path]) -> list[int]:
         return [ctr.state.pid]
 
 
+def _memory_limit(limit: int | None) -> int:
+    """podman's rule: a cgroup limit above the host's memory (none set: 2^63 rounded to pages) is the host's."""
+    import psutil
+
+    total = psutil.virtual_memory().total
+    return total if not limit or limit > total else limit
+
+
 def container_stats(ctr: Container) -> dict[str, Any]:
     pid = _require_running(ctr, "stats")
     dirs = _own_cgroups(ctr, _cgroup_dirs(pid))
@@ -78,6 +86,7 @@ def container_stats(ctr: Container) -> dict[str, Any]:
         mem = mem if mem is not None else sum(p.memory_info().rss for p in procs)
         limit = limit or psutil.virtual_memory().total
         cpu_ns = cpu_ns if cpu_ns is not None else int(sum(sum(p.cpu_times()[:2]) for p in procs) * _NS_PER_S)
+    limit = _memory_limit(limit)
     uptime = max(time.time() - ctr.state.started_at, 1e-6)
     return {
         "ContainerID": ctr.id,

@@ -2,7 +2,8 @@
 
 Registers ``%container``/``%%container`` (and ``%ctr``), the rich displays of
 containers and lists, and tab completion; ``%unload_ext`` undoes all of it
-and stops every live output thread.
+and stops every live output thread. An interrupt of the idle kernel stops
+the live areas' follows (:mod:`kernelext.magics.interrupt`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from IPython.core.completer import CompletionContext, SimpleCompletion, SimpleMatcherResult, context_matcher
 
-from kernelext.magics import display
+from kernelext.magics import display, interrupt
 from kernelext.magics.container_magics import WIDGET_COMMANDS, ContainerMagics
 
 __all__ = ["ContainerMagics", "load", "unload"]
@@ -67,7 +68,7 @@ def load(ip: Any) -> None:
     display.register(ip)
     matcher = _matcher(magics)
     ip.Completer.custom_matchers.append(matcher)
-    _state.update(magics=magics, matcher=matcher)
+    _state.update(magics=magics, matcher=matcher, sigint=interrupt.install(ip))
 
 
 def unload(ip: Any) -> None:
@@ -75,6 +76,7 @@ def unload(ip: Any) -> None:
     matcher = _state.pop("matcher", None)
     if magics is None:
         return
+    interrupt.remove(ip, _state.pop("sigint", None))
     magics.close()
     for kind in ("line", "cell"):
         for name in ("container", "ctr"):

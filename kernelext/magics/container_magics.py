@@ -167,8 +167,10 @@ class ContainerMagics(Magics):
             if rest:
                 raise UsageError(f"usage: %container {command}")
             return widgets.Dashboard(self.rt) if command == "dashboard" else widgets.ImageList(self.rt)
+        snapshot = command == "diagram" and "--snapshot" in rest
+        rest = [a for a in rest if a != "--snapshot"] if snapshot else rest
         if len(rest) != 1:
-            raise UsageError(f"usage: %container {command} CONTAINER")
+            raise UsageError(f"usage: %container {command} {'[--snapshot] ' if command == 'diagram' else ''}CONTAINER")
         ctr = self.rt.get(rest[0])
         if command == "panel":
             return widgets.ContainerPanel(ctr, max_lines=self.output_lines, update_rate=self.update_rate)
@@ -178,7 +180,7 @@ class ContainerMagics(Magics):
             return widgets.ResourceMonitor(ctr)
         if command == "files":
             return widgets.FileBrowser(ctr)
-        return widgets.LifecycleDiagram(ctr)
+        return widgets.LifecycleDiagram(ctr, frozen=snapshot)
 
     def _cell(self, argv: list[str], cell: str) -> Any:
         if not argv:
@@ -255,6 +257,13 @@ class ContainerMagics(Magics):
             done.append(ctr.reload() if self.rt.exists(ctr.id) else ctr)
         return done[0] if len(done) == 1 else done
 
+    @staticmethod
+    def _refuse_terminal(command: str, name: str) -> None:
+        """``-i``/``-t`` need a terminal a cell does not have: one line saying what works instead."""
+        raise UsageError(f"{command} -it needs a terminal, which a notebook cell does not have: leave out -i/-t "
+                         f"(the output streams into the cell), use %%container {command} {name} for a script, "
+                         f"or run kernelext {command} -it in a terminal")
+
     def live_output(self, title: str) -> Any:
         from kernelext.widgets import LiveOutput
 
@@ -266,6 +275,8 @@ class ContainerMagics(Magics):
 def _run(m: ContainerMagics, args: argparse.Namespace) -> Container | None:
     if args.detach:
         return m.rt.run(args.image, **create_options(args))
+    if args.interactive or args.tty:
+        m._refuse_terminal("run", args.image)
     m._attached(m.rt.create(args.image, **create_options(args)), start=True, remove=args.rm)
     return None
 
@@ -295,7 +306,7 @@ def _stop(m: ContainerMagics, args: argparse.Namespace) -> Container | Container
 
 @handles("kill")
 def _kill(m: ContainerMagics, args: argparse.Namespace) -> Container | ContainerList:
-    return m._each(args.containers, lambda c: c.kill(args.signal))
+    return m._each(args.containers, lambda c: engine.kill(c, args.signal))
 
 
 @handles("pause")
@@ -332,11 +343,17 @@ def _wait(m: ContainerMagics, args: argparse.Namespace) -> int | list[int]:
 
 
 @handles("exec")
-def _exec(m: ContainerMagics, args: argparse.Namespace) -> None:
+def _exec(m: ContainerMagics, args: argparse.Namespace) -> str | None:
     if not args.command:
         raise UsageError("exec requires at least 2 arguments: CONTAINER COMMAND")
+    if args.detach:
+        return m.rt.get(args.container).exec_detached(args.command, env=args.env, workdir=args.workdir,
+                                                      user=args.user)
+    if args.interactive or args.tty:
+        m._refuse_terminal("exec", args.container)
     m._exec_streamed(m.rt.get(args.container), args.command, tty=args.tty, env=args.env, workdir=args.workdir,
                      user=args.user)
+    return None
 
 
 @handles("logs")
@@ -410,9 +427,18 @@ def _events(m: ContainerMagics, args: argparse.Namespace) -> Table:
 
 
 @handles("stats")
-def _stats(m: ContainerMagics, args: argparse.Namespace) -> Table:
+def _stats(m: ContainerMagics, args: argparse.Namespace) -> Table | list[Any]:
+    from kernelext.cli.template import Template
+    from kernelext.units import STATS_COLUMNS, stats_row
+
     containers = [m.rt.get(n) for n in args.containers] if args.containers else m.rt.list(all=False)
-    return Table((c.stats() for c in containers), ["Name", "CPU", "MemUsage", "MemLimit", "PIDs"])
+    raw = [c.stats() for c in containers]
+    if args.format and args.format != "json":  # raw values, as podman's --format
+        template = Template.parse(args.format, "stats")
+        return [template.render(r) for r in raw]
+    if args.format == "json":
+        return raw
+    return Table((stats_row(r) for r in raw), list(STATS_COLUMNS))
 
 
 @handles("top")

@@ -8,7 +8,6 @@ IPython's display formatters when the extension loads.
 from __future__ import annotations
 
 import html
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,16 +21,17 @@ BADGE_COLOURS = {
     S.CONFIGURED: "#57606a", S.STOPPED: "#cf222e", S.EXITED: "#cf222e", S.REMOVING: "#57606a",
     S.UNKNOWN: "#57606a",
 }
-_CARD_STYLE = ("display:inline-block;border:1px solid #d0d7de;border-radius:6px;padding:6px 10px;"
-               "font-family:var(--jp-code-font-family,monospace);font-size:12px")
+_CARD_STYLE = ("display:inline-block;border:1px solid var(--jp-border-color1,#bdbdbd);border-radius:2px;"
+               "padding:6px 10px;font-family:var(--jp-code-font-family,monospace);font-size:12px")
+#: ps' HTML table: headers and cells left-aligned, names and commands never wrapped.
+_CELL_STYLE = "text-align:left;white-space:nowrap"
 
 
 def _uptime(ctr: Container) -> str:
-    from kernelext.cli.format import human_duration
+    """podman ps's "Up 3 seconds" while it runs (paused: "Paused" is the badge already)."""
+    from kernelext.units import status_text
 
-    if ctr.status in (S.RUNNING, S.PAUSED) and ctr.state.started_at:
-        return "up " + human_duration(time.time() - ctr.state.started_at)
-    return ""
+    return status_text(ctr) if ctr.status is S.RUNNING and ctr.state.started_at else ""
 
 
 def badge(status: ContainerStatus) -> str:
@@ -60,7 +60,7 @@ def container_html(ctr: Container) -> str:
     if uptime := _uptime(ctr):
         parts.append(uptime)
     if ctr.state.error:
-        parts.append(f'<span style="color:#cf222e">{html.escape(ctr.state.error)}</span>')
+        parts.append(f'<span style="color:var(--jp-error-color1,#c62828)">{html.escape(ctr.state.error)}</span>')
     return f'<div style="{_CARD_STYLE}">' + " &middot; ".join(parts) + "</div>"
 
 
@@ -76,11 +76,13 @@ class ContainerList(list[Container]):
                      [[c.name, c.image, c.status.value, str(c.exit_code) if c.state.exited else ""] for c in self])
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{h}</th>" for h in ("", "NAME", "ID", "IMAGE", "COMMAND", "EXIT CODE", "UPTIME"))
-        body = "".join(
-            f"<tr><td>{badge(c.status)}</td><td><b>{html.escape(c.name)}</b></td><td>{c.short_id}</td>"
-            f"<td>{html.escape(c.image)}</td><td><code>{html.escape(' '.join(c.config.args))}</code></td>"
-            f"<td>{c.exit_code if c.state.exited else ''}</td><td>{_uptime(c)}</td></tr>" for c in self)
+        from kernelext.units import status_text
+
+        head = "".join(f'<th style="{_CELL_STYLE}">{h}</th>'
+                       for h in ("STATE", "NAME", "ID", "IMAGE", "COMMAND", "STATUS"))
+        cells = ([badge(c.status), f"<b>{html.escape(c.name)}</b>", c.short_id, html.escape(c.image),
+                  f"<code>{html.escape(' '.join(c.config.args))}</code>", html.escape(status_text(c))] for c in self)
+        body = "".join("<tr>" + "".join(f'<td style="{_CELL_STYLE}">{v}</td>' for v in row) + "</tr>" for row in cells)
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 

@@ -50,14 +50,21 @@ class ConmonOptions:
     #: conmon fsyncs the log before it reports the exit (10 MB: 45 ms here); a ``--rm`` container's
     #: log is deleted with it right after, so it skips that (``--no-sync-log``).
     sync_log: bool = True
+    #: An exec session (``exec -d``): conmon runs ``runc exec --detach`` with this process spec, named
+    #: ``session_id`` (its exit file's name), instead of creating the container.
+    exec_spec: Path | None = None
+    session_id: str = ""
+    #: Where the attach socket's directory goes (default: beside the exit directory; it must stay short).
+    socket_dir: Path | None = None
 
     def argv(self, conmon: str, runtime: str, runtime_root: Path) -> list[str]:
-        args = [conmon, "--api-version", CONMON_API_VERSION, "-c", self.ctr_id, "-u", self.ctr_id,
+        socket_dir = self.socket_dir or self.exit_dir.parent / "socket"
+        args = [conmon, "--api-version", CONMON_API_VERSION, "-c", self.ctr_id, "-u", self.session_id or self.ctr_id,
                 "-r", runtime, "--runtime-arg", f"--root={runtime_root}",
                 *(a for arg in self.runtime_args for a in ("--runtime-arg", arg)),
                 "-b", str(self.bundle), "-p", str(self.pid_file), "-n", self.name,
                 "--exit-dir", str(self.exit_dir), "--persist-dir", str(self.persist_dir),
-                "--full-attach", "--socket-dir-path", str(self.exit_dir.parent / "socket"),
+                "--full-attach", "--socket-dir-path", str(socket_dir),
                 "-l", f"k8s-file:{self.log_path}", "--log-level", self.log_level, "--syslog=false",
                 "--conmon-pidfile", str(self.conmon_pid_file)]
         if not self.sync_log:
@@ -66,6 +73,8 @@ class ConmonOptions:
             args.append("-t")
         elif self.stdin:
             args.append("-i")
+        if self.exec_spec is not None:
+            args += ["--exec", "--exec-process-spec", str(self.exec_spec)]
         if self.restore_from is not None:
             args += ["--restore", str(self.restore_from)]
             for opt in self.runtime_opts:
@@ -87,8 +96,8 @@ class ConmonStarted:
 def launch(conmon: str, runtime: str, runtime_root: Path, opts: ConmonOptions,
            namespace: Namespace) -> ConmonStarted:
     """Start conmon (in the store's namespace) and return once the container exists in the runtime
-    (``runtime``, with its state in ``runtime_root``)."""
-    operation = "restore" if opts.restore_from else "create"
+    (``runtime``, with its state in ``runtime_root``), or, for an exec session, once its process runs."""
+    operation = "exec" if opts.exec_spec else "restore" if opts.restore_from else "create"
     opts.persist_dir.mkdir(parents=True, exist_ok=True)  # conmon skips the exit file without it
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     # Not a fault the harness aimed at this command: conmon's exit command must run whole.

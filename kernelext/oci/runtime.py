@@ -118,6 +118,11 @@ class OCIRuntime(Protocol):
         """Whether the runtime keeps state for the container (cheap: no process)."""
         ...
 
+    def exec_detached(self, options: conmon.ConmonOptions) -> conmon.ConmonStarted:
+        """``exec -d``: the process spec ``options.exec_spec`` under a monitor of its own, which reaps it and
+        writes its exit file; returns once it runs."""
+        ...
+
     def container_state(self, ctr_id: str) -> dict[str, object] | None:
         """The runtime's view (``status``: ``created``, ``running``, ``paused``, ``stopped``; ``pid``)."""
         ...
@@ -236,6 +241,9 @@ class ConmonRuncRuntime:
         return subprocess.Popen(self.runc.argv(*args, ctr_id, *command),
                                 stdin=stdin if stdin is not None else subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def exec_detached(self, options: conmon.ConmonOptions) -> conmon.ConmonStarted:
+        return conmon.launch(self.conmon, self.runc.binary, self.runc.root, options, self.namespace)
 
     def exec_failure(self, code: int, stderr: str, *, name: str) -> int:
         if code != EXEC_FAILED:

@@ -6,7 +6,7 @@ the browser side is in the top-level ``widgets/`` folder (ES modules, CSS).
 
 from __future__ import annotations
 
-from kernelext.widgets._registry import close_all
+from kernelext.widgets._registry import close_all, halt_all
 from kernelext.widgets.dashboard import Dashboard
 from kernelext.widgets.diagram import LifecycleDiagram, lifecycle_svg
 from kernelext.widgets.files import FileBrowser
@@ -17,5 +17,4 @@ from kernelext.widgets.panel import ContainerPanel
 from kernelext.widgets.timeline import CheckpointTimeline
 
 __all__ = ["CheckpointTimeline", "ContainerPanel", "Dashboard", "FileBrowser", "ImageList", "LifecycleDiagram",
-           "LiveOutput",
-           "ResourceMonitor", "close_all", "lifecycle_svg"]
+           "LiveOutput", "ResourceMonitor", "close_all", "halt_all", "lifecycle_svg"]

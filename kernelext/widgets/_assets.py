@@ -24,3 +24,8 @@ def esm(*names: str) -> str:
         lines = asset(name).read_text().splitlines()
         parts.append("\n".join(line for line in lines if not (line.startswith("import ") and '"./' in line)))
     return "\n".join(parts)
+
+
+def css(*names: str) -> str:
+    """Style sheets joined into one, the shared theme (``theme.css``) first."""
+    return "\n".join(asset(name).read_text() for name in ("theme.css", *names))

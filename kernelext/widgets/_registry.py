@@ -16,3 +16,13 @@ def close_all() -> None:
     for widget in list(_open):
         widget.close()
     _open.clear()
+
+
+def halt_all() -> int:
+    """Stop every interruptible live area's follow or attach (an interrupt while no cell runs); how many."""
+    halted = 0
+    for widget in list(_open):
+        if getattr(widget, "interruptible", False) and getattr(widget, "live", False):
+            widget.halt()
+            halted += 1
+    return halted

@@ -12,7 +12,7 @@ from traitlets import List
 from kernelext.core.runtime import Runtime
 from kernelext.core.state import ContainerStatus
 from kernelext.errors import KernelextError
-from kernelext.widgets._assets import asset, esm
+from kernelext.widgets._assets import css, esm
 from kernelext.widgets._registry import track
 from kernelext.widgets.panel import ContainerPanel
 
@@ -21,7 +21,7 @@ REFRESH_S = 1.0
 
 class ContainerTable(anywidget.AnyWidget):
     _esm = esm("dashboard.js")
-    _css = asset("panel.css")
+    _css = css("dashboard.css")
 
     rows: List[Any] = List().tag(sync=True)
 
@@ -30,14 +30,14 @@ class ContainerTable(anywidget.AnyWidget):
 
 
 def _row(ctr: Any) -> dict[str, Any]:
-    from kernelext.cli.format import human_duration, human_size
+    from kernelext.units import human_size, status_text
 
     row = {"name": ctr.name, "image": ctr.image, "status": ctr.status.value,
-           "uptime": human_duration(ctr.uptime) if ctr.uptime else "", "cpu": "", "memory": ""}
+           "uptime": status_text(ctr), "cpu": "", "memory": ""}
     if ctr.status in (ContainerStatus.RUNNING, ContainerStatus.PAUSED):
         try:
             stats = ctr.stats()
-            row["cpu"] = f"{stats['CPU']:.1f}%"
+            row["cpu"] = f"{stats['CPU']:.2f}%"
             row["memory"] = human_size(stats["MemUsage"])
         except (KernelextError, OSError):
             pass  # it stopped meanwhile

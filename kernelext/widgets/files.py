@@ -1,24 +1,28 @@
-"""``FileBrowser``: a container's files, confined to its root, with download and upload.
+"""``FileBrowser``: a container's files, confined to its root: browse, refresh,
+download (a file as itself, a folder as a tar), upload, new folder, delete.
 
-Listing, downloading (a tar of a file or folder) and uploading go through the
-core's confined copy calls: nothing here touches the container's root
-directly. Downloads and uploads move in chunks with a progress bar.
+Every operation goes through the core's confined copy calls: nothing here
+touches the container's root directly. Downloads and uploads move in chunks
+with a progress bar.
 """
 
 from __future__ import annotations
 
 import posixpath
 import stat
+import tarfile
 import tempfile
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import anywidget
 from traitlets import Float, List, Unicode
 
 from kernelext.core.container import Container
-from kernelext.errors import KernelextError
-from kernelext.widgets._assets import asset, esm
+from kernelext.errors import CopyError, KernelextError
+from kernelext.units import human_size
+from kernelext.widgets._assets import css, esm
 from kernelext.widgets._registry import track
 
 #: Bytes per message, each way: big transfers show progress and never sit in one message.
@@ -26,8 +30,8 @@ CHUNK = 1 << 20
 
 
 class FileBrowser(anywidget.AnyWidget):
-    _esm = esm("files.js")
-    _css = asset("panel.css")
+    _esm = esm("controls.js", "files.js")
+    _css = css("files.css")
 
     cwd = Unicode("/").tag(sync=True)
     entries: List[Any] = List().tag(sync=True)
@@ -57,22 +61,45 @@ class FileBrowser(anywidget.AnyWidget):
             self.cwd = target
             self.message = ""
             self.entries = [{"name": f.name, "dir": f.is_dir, "size": f.size, "link": f.link_target,
+                             "human_size": "" if f.is_dir else human_size(f.size),
                              "mode": stat.filemode(f.mode)} for f in listing]
 
     def download(self, name: str) -> None:
-        """Send ``name`` (a file or a folder, as a tar) to the browser in chunks."""
+        """Send ``name`` to the browser in chunks: a file as itself, a folder as a tar."""
         path = posixpath.join(self.cwd, name)
         stream, info = self.container.get_archive(path)
-        total = max(info.size, 1)
-        sent = 0
         with stream:
-            self.send({"type": "download-start", "name": f"{info.name}.tar"})
-            while chunk := stream.read(CHUNK):
-                sent += len(chunk)
-                self.progress = min(sent / total, 1.0)
-                self.send({"type": "download-chunk"}, buffers=[chunk])
+            if info.is_dir:
+                self._send_download(f"{info.name}.tar", "application/x-tar", max(info.size, 1), iter(
+                    lambda: stream.read(CHUNK), b""))
+                return
+            with tarfile.open(fileobj=stream, mode="r|") as tar:  # one member: the file (a link: its target)
+                member = tar.next()
+                data = tar.extractfile(member) if member is not None and member.isfile() else None
+                if member is None or data is None:
+                    raise CopyError(f'"{path}" is not a regular file or folder', container=self.container.name)
+                self._send_download(info.name, "application/octet-stream", max(member.size, 1), iter(
+                    lambda: data.read(CHUNK), b""))
+
+    def _send_download(self, name: str, mime: str, total: int, chunks: Iterator[bytes]) -> None:
+        sent = 0
+        self.send({"type": "download-start", "name": name, "mime": mime})
+        for chunk in chunks:
+            sent += len(chunk)
+            self.progress = min(sent / total, 1.0)
+            self.send({"type": "download-chunk"}, buffers=[chunk])
         self.send({"type": "download-end"})
         self.progress = 1.0
+
+    def make_dir(self, name: str) -> None:
+        """A new folder ``name`` in the current one."""
+        self.container.make_dir(posixpath.join(self.cwd, posixpath.basename(name)))
+        self.browse(".")
+
+    def delete(self, name: str) -> None:
+        """Remove ``name`` (a file, a link or a folder with its contents) from the current folder."""
+        self.container.remove_path(posixpath.join(self.cwd, posixpath.basename(name)))
+        self.browse(".")
 
     def _upload(self, content: dict[str, Any], buffers: list[Any]) -> None:
         name = posixpath.basename(str(content["name"]))
@@ -95,8 +122,14 @@ class FileBrowser(anywidget.AnyWidget):
             try:
                 if kind == "open":
                     self.browse(str(content["path"]))
+                elif kind == "refresh":
+                    self.browse(".")
                 elif kind == "download":
                     self.download(str(content["name"]))
+                elif kind == "mkdir":
+                    self.make_dir(str(content["name"]))
+                elif kind == "delete":
+                    self.delete(str(content["name"]))
             except KernelextError as exc:
                 self.message = str(exc)
         if kind == "upload":

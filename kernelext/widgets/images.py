@@ -8,15 +8,15 @@ import anywidget
 from traitlets import List
 
 from kernelext.core.runtime import Runtime
-from kernelext.widgets._assets import asset, esm
+from kernelext.widgets._assets import css, esm
 from kernelext.widgets._registry import track
 
 
 class ImageList(anywidget.AnyWidget):
     """One row per image name (as ``images``): repository, tag, ID, size, created, containers using it."""
 
-    _esm = esm("images.js")
-    _css = asset("panel.css")
+    _esm = esm("controls.js", "images.js")
+    _css = css("dashboard.css")
 
     rows: List[Any] = List().tag(sync=True)
 

@@ -17,6 +17,7 @@ count), so a flood costs the kernel little more than its bytes.
 from __future__ import annotations
 
 import contextvars
+import enum
 import threading
 import time
 from collections import deque
@@ -24,27 +25,87 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anywidget
-from traitlets import Int, Unicode
+from traitlets import Bool, Int, Unicode
 
 from kernelext.core.logs import LogCursor
-from kernelext.widgets._assets import asset, esm
+from kernelext.core.state import ContainerStatus
+from kernelext.errors import KernelextError
+from kernelext.widgets._assets import css, esm
 from kernelext.widgets._registry import track
 
 if TYPE_CHECKING:
     from kernelext.core.container import Container
 
 STREAMS = ("stdout", "stderr")
+#: States in which a run is under way (its footer is empty).
+ACTIVE = (ContainerStatus.CREATED, ContainerStatus.RUNNING, ContainerStatus.PAUSED, ContainerStatus.STOPPING)
+#: How long the end of a run may take to be recorded (a stop's SIGKILL, conmon's exit file) before the footer says it.
+SETTLE_S = 3.0
+#: How often a panel's output looks for the container's next run (a restart or restore from anywhere).
+NEXT_RUN_POLL_S = 0.25
+
+
+class LiveMode(str, enum.Enum):
+    """What a live area is doing: its stop button says "stop following" or "detach"."""
+
+    FOLLOW = "follow"
+    ATTACH = "attach"
+
+
+HALTED_FOOTER = {
+    LiveMode.FOLLOW: "[stopped following {name}: it keeps running]",
+    LiveMode.ATTACH: "[detached from {name}: it keeps running]",
+}
+
+
+def _footer(ctr: Container) -> str:
+    """The footer that is true of the container's state now: empty while a run is under way."""
+    st = ctr.state
+    if st.status in ACTIVE:
+        return ""
+    if st.checkpointed:
+        return f"[{ctr.name} checkpointed]"
+    return f"[{ctr.name} exited with code {st.exit_code}]" if st.exited else ""
+
+
+def _run_of(ctr: Container) -> tuple[float, float, int]:
+    """What tells one run from the next: a start, a restore, a new conmon."""
+    st = ctr.state
+    return st.started_at, st.restored_at, st.conmon_pid
+
+
+def _settled_footer(ctr: Container, timeout: float) -> str:
+    """The footer once the run's end is recorded (a log ends a moment before the exit code is saved)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            ctr.reload()
+        except KernelextError:
+            return f"[{ctr.name} removed]"
+        if ctr.state.status not in ACTIVE or time.monotonic() > deadline:
+            return _footer(ctr)
+        time.sleep(NEXT_RUN_POLL_S)
+
+
+def _log_size(ctr: Container) -> int:
+    try:
+        return ctr.log_path.stat().st_size
+    except FileNotFoundError:
+        return 0
 #: Raw output held before it is split into lines; past this much it is parsed at once (memory stays bounded).
 RAW_LIMIT = 1 << 20
 
 
 class LiveOutput(anywidget.AnyWidget):
-    _esm = esm("ansi.js", "live_output.js")
-    _css = asset("live_output.css")
+    _esm = esm("ansi.js", "controls.js", "live_output.js")
+    _css = css("live_output.css")
 
     title = Unicode("").tag(sync=True)
     max_lines = Int(1000).tag(sync=True)
     footer = Unicode("").tag(sync=True)
+    #: A follow or attach is under way (the stop button is enabled), and which.
+    live = Bool(False).tag(sync=True)
+    mode = Unicode("").tag(sync=True)
 
     def __init__(self, title: str = "", *, max_lines: int = 1000, update_rate: float = 5.0, **kwargs: Any) -> None:
         super().__init__(title=title, max_lines=max_lines, **kwargs)
@@ -62,12 +123,15 @@ class LiveOutput(anywidget.AnyWidget):
         self._lock = threading.RLock()
         self._timer: threading.Timer | None = None
         self._last_send = time.monotonic()  # the display itself was the first update
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # closed
+        self._halt = threading.Event()  # the current follow or attach was stopped by the reader
         self._thread: threading.Thread | None = None
         self._full_log: Callable[[], bytes] | None = None
         # Where following stopped (it resumes there after a restart); read at the update rate.
         self._cursor = LogCursor(newest=max_lines, interval=1.0 / update_rate)
         self._closers: list[Callable[[], None]] = []
+        #: The kernel's interrupt stops it (a ``logs -f``/``attach`` area); a panel's own output keeps following.
+        self.interruptible = True
         self.messages_sent = 0
         self.bytes_sent = 0
         self.on_msg(self._on_frontend_message)
@@ -161,66 +225,110 @@ class LiveOutput(anywidget.AnyWidget):
             with self._lock:
                 self.flush()  # what is pending goes to the other views now, so the new one gets it only once
                 self._send_custom({"type": "replay", "chunks": list(self._lines), "dropped": self.dropped})
+        elif content.get("type") == "halt":
+            self.halt()
         elif content.get("type") == "download" and self._full_log is not None:
             self.send({"type": "download", "name": f"{self.title or 'output'}.log",
                        "text": self._full_log().decode(errors="replace")})
 
     # ------------------------------------------------- following a container
-    def follow(self, container: Container) -> LiveOutput:
+    def _halted(self) -> bool:
+        return self._halt.is_set() or self._stop.is_set()
+
+    def halt(self) -> None:
+        """Stop following or detach (the stop button, an interrupt): the container keeps running."""
+        if not self.live:
+            return
+        self._halt.set()
+        for closer in self._closers:
+            closer()  # wakes an attach blocked on the socket
+
+    def _start(self, mode: LiveMode, container: Container, run: Callable[[], None]) -> None:
+        self._halt.clear()
+        with self.hold_sync():
+            self.footer, self.live, self.mode = "", True, mode.value
+        context = contextvars.copy_context()
+
+        def body() -> None:
+            try:
+                run()
+            except Exception as exc:  # noqa: BLE001 - shown in the widget, never raised elsewhere
+                if not self._halted():
+                    self.finish(f"[error: {exc}]")
+            finally:
+                if self._halt.is_set() and not self._stop.is_set():
+                    self.finish(HALTED_FOOTER[mode].format(name=container.name))
+                self.live = False
+        self._thread = threading.Thread(target=context.run, args=(body,), daemon=True,
+                                        name=f"kernelext-live-{container.name}")
+        self._thread.start()
+        track(self)
+
+    def follow(self, container: Container, *, across_runs: bool = False) -> LiveOutput:
         """Show the container's log so far, then follow it until it exits.
 
-        Called again after a restart, it continues after the lines already
-        shown: one log file, read in order, so nothing is lost or repeated.
+        One log file, read in order from a cursor, so nothing is lost or
+        repeated when following resumes. With ``across_runs`` (a panel) the
+        view follows whatever run comes next, whoever starts it (a restart or
+        restore in another cell, the CLI): the store's state says when
+        (docs/architecture.md §12). The footer always says the current truth.
         """
         if self._thread is not None and self._thread.is_alive():
             return self
         self._full_log = lambda: b"".join(line.data for line in container.logs())
-        context = contextvars.copy_context()
 
         def run() -> None:
-            try:
-                cursor = self._cursor
+            # An object of its own: the caller's may be in the middle of an operation in another thread.
+            watcher = container._runtime.get(container.id)
+            cursor = self._cursor
+            while True:
+                run_id = _run_of(watcher)
                 skipped = cursor.skipped
-                for line in container.logs(follow=True, cursor=cursor):
-                    if self._stop.is_set():
-                        return
+                for line in container.logs(follow=True, cursor=cursor, stop=self._halted):
                     if cursor.skipped != skipped:  # a burst bigger than the buffer: only its end was parsed
                         with self._lock:
                             self._pending_dropped += cursor.skipped - skipped
                         skipped = cursor.skipped
                     self.feed(line.stream, line.data)
-                self.finish(f"[{container.name} exited with code {container.reload().exit_code}]")
-            except Exception as exc:  # noqa: BLE001 - shown in the widget, never raised elsewhere
-                self.finish(f"[error: {exc}]")
-        self.footer = ""
-        self._thread = threading.Thread(target=context.run, args=(run,), daemon=True,
-                                        name=f"kernelext-live-{container.name}")
-        self._thread.start()
-        track(self)
+                if self._halted():
+                    return
+                self.finish(_settled_footer(watcher, SETTLE_S))
+                if not across_runs or not self._next_run(watcher, run_id, _log_size(watcher)):
+                    return
+                self.footer = ""
+        self._start(LiveMode.FOLLOW, container, run)
         return self
+
+    def _next_run(self, watcher: Container, previous: tuple[float, float, int], log_size: int) -> bool:
+        """Wait for the container's next run (True), keeping the footer true meanwhile; False once halted."""
+        while not self._halted():
+            try:
+                watcher.reload()
+            except KernelextError:
+                return False  # removed
+            st = watcher.state
+            self.footer = _footer(watcher)
+            if (st.status in ACTIVE and _run_of(watcher) != previous) or _log_size(watcher) > log_size:
+                return True
+            self._halt.wait(NEXT_RUN_POLL_S)
+        return False
 
     def attach(self, container: Container) -> LiveOutput:
         """Show what the running container writes from now on (its attach socket), then its exit code."""
         conn = container.attach()
-        context = contextvars.copy_context()
+        self._closers.append(conn.close)
 
         def run() -> None:
             try:
                 for stream, data in conn.packets():
-                    if self._stop.is_set():
+                    if self._halted():
                         return
                     self.feed(stream.name.lower(), data)
-                self.finish(f"[{container.name} exited with code {container.wait()}]")
-            except Exception as exc:  # noqa: BLE001 - shown in the widget, never raised elsewhere
-                if not self._stop.is_set():
-                    self.finish(f"[error: {exc}]")
+                if not self._halted():
+                    self.finish(_settled_footer(container._runtime.get(container.id), SETTLE_S))
             finally:
                 conn.close()
-        self._closers.append(conn.close)
-        self._thread = threading.Thread(target=context.run, args=(run,), daemon=True,
-                                        name=f"kernelext-live-{container.name}")
-        self._thread.start()
-        track(self)
+        self._start(LiveMode.ATTACH, container, run)
         return self
 
     def close(self) -> None:

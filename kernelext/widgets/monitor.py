@@ -10,7 +10,7 @@ from traitlets import Int, List, Unicode
 
 from kernelext.core.container import Container
 from kernelext.errors import KernelextError
-from kernelext.widgets._assets import asset, esm
+from kernelext.widgets._assets import css, esm
 from kernelext.widgets._registry import track
 
 SAMPLE_S = 1.0
@@ -20,7 +20,7 @@ class ResourceMonitor(anywidget.AnyWidget):
     """Samples ``Container.stats()`` every ``interval`` seconds; keeps the last ``window`` samples."""
 
     _esm = esm("monitor.js")
-    _css = asset("panel.css")
+    _css = css("monitor.css")
 
     name = Unicode("").tag(sync=True)
     window = Int(60).tag(sync=True)

@@ -22,7 +22,7 @@ from kernelext.core.container import Container
 from kernelext.core.events import Event
 from kernelext.core.state import allowed_actions
 from kernelext.errors import KernelextError
-from kernelext.widgets._assets import asset, esm
+from kernelext.widgets._assets import css, esm
 from kernelext.widgets._follow import ContainerFollower
 from kernelext.widgets._registry import track
 from kernelext.widgets.live_output import LiveOutput
@@ -32,7 +32,7 @@ REMOVED = "removed"
 
 def _action(name: str) -> Callable[[Container], object]:
     calls: dict[str, Callable[[Container], object]] = {
-        "start": engine.start, "stop": engine.stop, "kill": Container.kill, "pause": Container.pause,
+        "start": engine.start, "stop": engine.stop, "kill": engine.kill, "pause": Container.pause,
         "unpause": Container.unpause, "restart": Container.restart, "remove": Container.remove,
         "checkpoint": Container.checkpoint, "restore": Container.restore,
     }
@@ -40,8 +40,8 @@ def _action(name: str) -> Callable[[Container], object]:
 
 
 class PanelHeader(anywidget.AnyWidget):
-    _esm = esm("panel.js")
-    _css = asset("panel.css")
+    _esm = esm("controls.js", "panel.js")
+    _css = css("panel.css")
 
     name = Unicode("").tag(sync=True)
     image = Unicode("").tag(sync=True)
@@ -68,13 +68,14 @@ class ContainerPanel(ipywidgets.VBox):  # type: ignore[misc]
         self.header = PanelHeader(name=container.name, image=container.image, short_id=container.short_id,
                                   mounts=[str(mount) for mount in container.config.mounts])
         self.output = LiveOutput(f"{container.name} output", max_lines=max_lines, update_rate=update_rate)
+        self.output.interruptible = False  # the panel's view: an interrupt meant for logs -f areas leaves it
         super().__init__(children=[self.header, self.output])
         # The action thread and the follower both set the header: one at a time, from fresh state, so
         # that a follower's view from before an action ended cannot overwrite its outcome.
         self._header_lock = threading.RLock()
         self._refresh(container)
         self.header.on_msg(self._on_message)
-        self.output.follow(container)
+        self.output.follow(container, across_runs=True)
         self._follower: ContainerFollower | None = ContainerFollower(container, self._changed)
         track(self)
 
@@ -126,7 +127,7 @@ class ContainerPanel(ipywidgets.VBox):  # type: ignore[misc]
                     except KernelextError:
                         pass  # removed
                 if action in ("start", "restart", "restore", "unpause") and self.header.status == "running":
-                    self.output.follow(self.container)
+                    self.output.follow(self.container, across_runs=True)  # if its reader stopped it
         thread = threading.Thread(target=work, daemon=True, name=f"kernelext-action-{action}")
         thread.start()
         return thread

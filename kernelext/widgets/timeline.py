@@ -2,7 +2,8 @@
 
 Built from the store's event log (every process's checkpoints, with the
 duration and pages CRIU wrote), with buttons to restore the latest
-checkpoint and to export a new archive while the container keeps running.
+checkpoint and to export a new archive while the container keeps running,
+into the folder shown (and editable) beside the button.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from kernelext.core.container import Container
 from kernelext.core.events import Event
 from kernelext.core.state import allowed_actions
 from kernelext.errors import KernelextError
-from kernelext.widgets._assets import asset, esm
+from kernelext.units import human_size
+from kernelext.widgets._assets import css, esm
 from kernelext.widgets._follow import ContainerFollower
 from kernelext.widgets._registry import track
 
@@ -32,24 +34,25 @@ def _entry(event: Event) -> dict[str, Any]:
     size = os.path.getsize(archive) if archive and os.path.exists(archive) else None
     runtime_us = event.attributes.get("runtimeDuration", "")
     return {"time": time.strftime("%H:%M:%S", time.localtime(event.time)), "kind": event.status,
-            "archive": archive, "size": size, "duration_ms": int(runtime_us) // 1000 if runtime_us else None,
+            "archive": archive, "size": size, "human_size": "" if size is None else human_size(size), "duration_ms": int(runtime_us) // 1000 if runtime_us else None,
             "pages": event.attributes.get("pagesWritten", ""),
             "leave_running": event.attributes.get("leaveRunning") == "True"}
 
 
 class CheckpointTimeline(anywidget.AnyWidget):
-    _esm = esm("timeline.js")
-    _css = asset("panel.css")
+    _esm = esm("controls.js", "timeline.js")
+    _css = css("timeline.css")
 
     entries: List[Any] = List().tag(sync=True)
     status = Unicode("").tag(sync=True)
     allowed = List(Unicode()).tag(sync=True)
     message = Unicode("").tag(sync=True)
+    #: Where "export" writes its archive; the browser shows it and may change it.
+    export_dir = Unicode("").tag(sync=True)
 
     def __init__(self, container: Container, *, export_dir: str | os.PathLike[str] = ".", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(export_dir=str(Path(export_dir).absolute()), **kwargs)
         self.container = container
-        self.export_dir = Path(export_dir)
         self.refresh()
         self.on_msg(self._on_message)
         self._follower = ContainerFollower(container, lambda c, e: self.refresh())
@@ -73,7 +76,10 @@ class CheckpointTimeline(anywidget.AnyWidget):
 
     def export(self) -> Path:
         """Checkpoint to a new archive, leaving the container running."""
-        target = (self.export_dir / f"{self.container.name}-{time.strftime('%Y%m%d-%H%M%S')}.tar.zst").absolute()
+        folder = Path(self.export_dir).expanduser()
+        if not folder.is_dir():
+            raise NotADirectoryError(f"export folder {folder} does not exist")
+        target = (folder / f"{self.container.name}-{time.strftime('%Y%m%d-%H%M%S')}.tar.zst").absolute()
         self.container.checkpoint(export=target, leave_running=True)
         return target
 
@@ -82,11 +88,17 @@ class CheckpointTimeline(anywidget.AnyWidget):
         if action not in self.allowed:
             return
 
+        if action == "export" and content.get("folder"):
+            self.export_dir = str(content["folder"])
+
         def work() -> None:
             self.message = ""
             try:
-                self.export() if action == "export" else self.container.restore()
-            except KernelextError as exc:
+                if action == "export":
+                    self.message = f"exported to {self.export()}"
+                else:
+                    self.container.restore()
+            except (KernelextError, OSError) as exc:
                 self.message = f"{action} failed: {exc}"
             self.refresh()
         threading.Thread(target=work, daemon=True, name=f"kernelext-timeline-{action}").start()

@@ -1,0 +1,75 @@
+"""Numbers for people, as podman prints them: sizes in kB/MB/GB, durations, a container's status line.
+
+The CLI, the magics' values and the widgets all use these, so the same
+container reads the same everywhere; ``--format`` templates get the raw values.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kernelext.core.container import Container
+
+#: go-units' decimal units (podman's ``units.HumanSize``).
+SIZE_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
+
+
+def human_duration(seconds: float) -> str:
+    """podman's ``units.HumanDuration``: "Less than a second", "5 seconds", "About a minute" ..."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = s // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = round(s / 3600)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    return f"{hours // 24} days"
+
+
+def human_size(size: float) -> str:
+    """podman's sizes: powers of 1000, three significant digits ("412kB", "1.2GB", "24.6kB")."""
+    for unit in SIZE_UNITS:
+        if size < 1000 or unit == SIZE_UNITS[-1]:
+            return f"{size:.3g}{unit}" if unit != "B" else f"{int(size)}B"
+        size /= 1000
+    raise AssertionError("unreachable")
+
+
+
+
+def status_text(ctr: Container, now: float | None = None) -> str:
+    """podman ps's STATUS: "Up 3 seconds", "Paused", "Exited (137) 5 seconds ago", "Created"."""
+    from kernelext.core.state import ContainerStatus as S
+
+    st, now = ctr.state, time.time() if now is None else now
+    if st.status is S.RUNNING:
+        return f"Up {human_duration(now - st.started_at)}"
+    if st.status is S.PAUSED:
+        return "Paused"
+    if st.status in (S.STOPPED, S.EXITED):
+        return f"Exited ({st.exit_code}) {human_duration(now - st.finished_at)} ago"
+    return str(st.status.value).capitalize()  # "Created" (configured), "Initialized", "Stopping", "Removing"
+
+
+#: podman stats' table columns.
+STATS_COLUMNS = ("ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS")
+
+
+def stats_row(stats: dict[str, Any]) -> dict[str, str]:
+    """One ``Container.stats()`` sample as podman stats' table shows it ("0.62%", "412kB / 1.2GB")."""
+    values = (stats["ContainerID"][:12], stats["Name"], f"{stats['CPU']:.2f}%",
+              f"{human_size(stats['MemUsage'])} / {human_size(stats['MemLimit'])}", f"{stats['MemPerc']:.2f}%",
+              str(stats["PIDs"]))
+    return dict(zip(STATS_COLUMNS, values, strict=True))
