@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
+import kernelext
 from kernelext import faults, rootless
 from kernelext.core import ports
 from kernelext.core.ports import PortMapping
@@ -44,6 +45,7 @@ from kernelext.core.state import (
     should_restart,
 )
 from kernelext.errors import (
+    CommandNotFoundError,
     ContainerRemovedError,
     ContainerRunningError,
     ContainerStateError,
@@ -55,11 +57,13 @@ from kernelext.errors import (
     WaitTimeoutError,
     tool_reason,
 )
-from kernelext.oci import conmon, forwarder, netns, spec
+from kernelext.oci import conmon, forwarder, identity, netns, spec
 from kernelext.oci.attach import AttachSocket
 from kernelext.oci.conmon import kill_conmon
+from kernelext.oci.runc import EXIT_NOT_EXECUTABLE
 from kernelext.oci.monitor import ExitWatcher, is_alive, process_start_time, this_process, wait_until
 from kernelext.storage.driver import ContainerLayer
+from kernelext.storage.rootpath import is_dir_in_root
 from kernelext.storage.users import resolve_user
 
 if TYPE_CHECKING:
@@ -338,10 +342,12 @@ class Container:
                 self.layer.unmount()
 
     def _write_etc_files(self) -> dict[str, Path]:
-        hostname = spec.hostname_of(self.config)
-        files = {"/etc/hostname": f"{hostname}\n",
-                 "/etc/hosts": "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                               f"127.0.1.1\t{hostname} {self.name}\n"}
+        cfg = self.config
+        hostname = spec.hostname_of(cfg)
+        files = {"/etc/hostname": f"{hostname}\n", "/etc/hosts": cfg.identity.hosts(hostname, self.name),
+                 identity.CONTAINERENV: identity.containerenv(
+                     engine=f"kernelext-{kernelext.__version__}", name=self.name, ctr_id=self.id,
+                     image=cfg.image_name, image_id=cfg.image_id, rootless=self._runtime.namespace.rootless)}
         if self.config.network is NetworkMode.HOST:
             try:
                 files["/etc/resolv.conf"] = Path("/etc/resolv.conf").read_text()
@@ -351,14 +357,20 @@ class Container:
             files["/etc/resolv.conf"] = ""
         paths = {}
         for dest, content in files.items():
-            path = self.bundle / dest.rsplit("/", 1)[1]
+            path = self.bundle / dest.rsplit("/", 1)[1].lstrip(".")
             path.write_text(content)
             paths[dest] = path
         return paths
 
     def _write_spec(self, rootfs: Path) -> None:
         image = self._runtime.images.get(self.config.image_id)
-        user = resolve_user(self._runtime.namespace.view(rootfs), self.config.user or image.config.user)
+        root_view = self._runtime.namespace.view(rootfs)
+        user = resolve_user(root_view, self.config.user or image.config.user, self.config.security.group_add)
+        workdir = self.config.workdir
+        # podman's rule: a --workdir that is not the image's must exist (runc would make it).
+        if workdir not in ("/", image.config.workdir) and not is_dir_in_root(root_view, workdir):
+            raise CommandNotFoundError(f"workdir \"{workdir}\" does not exist on container {self.id}",
+                                       exit_code=EXIT_NOT_EXECUTABLE, container=self.name, operation="init")
         namespace = self._runtime.namespace
         inputs = spec.SpecInputs(rootfs=rootfs, user=user, image_env=image.config.env,
                                  etc_files=self._write_etc_files(), rootless=namespace.rootless,

@@ -15,13 +15,13 @@ from typing import Any, BinaryIO
 import kernelext
 from kernelext import faults
 from kernelext.config import CONMON_PID_FILE, StoreOptions
+from kernelext.core import options as options_module
 from kernelext.core import ports
 from kernelext.core.container import Container, parse_signal
 from kernelext.core.events import EventLog
 from kernelext.core.names import random_name
 from kernelext.core.state import (
     ACTIVE_STATES,
-    DEFAULT_PIDS_LIMIT,
     DEFAULT_STOP_SIGNAL,
     DEFAULT_STOP_TIMEOUT,
     ContainerConfig,
@@ -38,6 +38,7 @@ from kernelext.errors import (
     NoSuchImageError,
     RuntimeFailure,
 )
+from kernelext.oci.identity import read_env_file
 from kernelext.oci.monitor import forget_exit_directory, is_alive, this_process
 from kernelext.oci.runc import Runc
 from kernelext.rootless import namespace_for
@@ -126,13 +127,17 @@ class Runtime:
                user: str | None = None, tty: bool = False, stdin: bool = False, network: str = "none",
                restart_policy: str = "no", stop_signal: str | None = None, stop_timeout: int | None = None,
                auto_remove: bool = False, labels: dict[str, str] | None = None,
-               publish: Iterable[str | ports.PortMapping] = (), pids_limit: int | None = None,
-               pull: str = "missing", tls_verify: bool = True, authfile: str | Path | None = None) -> Container:
+               publish: Iterable[str | ports.PortMapping] = (), pull: str = "missing", tls_verify: bool = True,
+               authfile: str | Path | None = None, env_file: Iterable[str | Path] = (), env_host: bool = False,
+               **options: Any) -> Container:
         """Create a container (state ``created``); nothing runs yet.
 
         ``publish``: podman's ``-p`` values (``"8080:80"``, ``"127.0.0.1::80/udp"``) or
         :class:`~kernelext.core.ports.PortMapping` objects; a host port 0 becomes a free one now.
-        ``pids_limit``: at most this many processes (podman's default 2048; 0 or -1: no limit).
+        ``env_file``: podman's ``--env-file`` files; ``env_host``: the caller's environment first.
+        ``options``: limits, security and identity (:mod:`kernelext.core.options`), e.g. ``memory="64m"``,
+        ``cpus=0.5``, ``pids_limit=100`` (podman's default 2048; 0 or -1: no limit), ``cap_add=["NET_RAW"]``,
+        ``privileged=True``, ``read_only=True``, ``hostname="web"``, ``init=True``.
         ``pull``: podman's policy, ``missing`` (pull an image not in the store), ``always``, ``never``,
         ``newer`` (pulled again: a tag that did not move costs the copy, its layers are kept);
         ``tls_verify`` and ``authfile`` as for :meth:`pull`.
@@ -144,6 +149,8 @@ class Runtime:
                 'the --rm option conflicts with --restart, when the restartPolicy is not "" and "no"')
         if name is not None and not _valid_name(name):
             raise InvalidArgumentError(f"invalid container name {name!r}: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")
+        env = [*((f"{k}={v}" for k, v in os.environ.items()) if env_host else ()),
+               *(item for path in env_file for item in read_env_file(path)), *env]
         for item in env:
             if not item or item.startswith("="):
                 raise InvalidArgumentError(f"invalid environment variable {item!r}")
@@ -154,6 +161,7 @@ class Runtime:
         workdir = workdir or img.config.workdir or "/"
         if not workdir.startswith("/"):
             raise InvalidArgumentError(f"workdir {workdir!r} must be an absolute path")
+        groups = options_module.build(options, rootless=self.namespace.rootless)
         network_mode = NetworkMode.parse(network)
         mappings = ports.publish(publish, host_network=network_mode is NetworkMode.HOST)
         ctr_id = os.urandom(32).hex()
@@ -163,8 +171,7 @@ class Runtime:
             network=network_mode, restart_policy=policy, ports=mappings,
             stop_signal=parse_signal(stop_signal or img.config.stop_signal or DEFAULT_STOP_SIGNAL).name,
             stop_timeout=self._stop_timeout(stop_timeout), auto_remove=auto_remove, labels=dict(labels or {}),
-            created_at=time.time(),
-            pids_limit=DEFAULT_PIDS_LIMIT if pids_limit is None else max(pids_limit, 0))
+            created_at=time.time(), resources=groups.resources, security=groups.security, identity=groups.identity)
         return self.add(config, operation="create")
 
     def add(self, config: ContainerConfig, *, operation: str) -> Container:

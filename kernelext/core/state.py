@@ -13,12 +13,13 @@ from typing import Any
 
 from kernelext.core.ports import PortMapping
 from kernelext.errors import InvalidArgumentError
+from kernelext.oci.identity import Identity
+from kernelext.oci.resources import DEFAULT_PIDS_LIMIT, Resources
+from kernelext.oci.security import SecurityOptions
 
 DEFAULT_STOP_TIMEOUT = 10
 DEFAULT_STOP_SIGNAL = "SIGTERM"
 DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
-#: podman's default (containers.conf ``pids_limit``): one fork loop cannot take every PID of the host.
-DEFAULT_PIDS_LIMIT = 2048
 
 
 class ContainerStatus(enum.Enum):
@@ -194,8 +195,14 @@ class ContainerConfig:
     labels: dict[str, str] = field(default_factory=dict)
     created_at: float = 0.0
     ports: list[PortMapping] = field(default_factory=list)
-    #: The cgroup's pids limit; 0: none (podman's ``--pids-limit``, where -1 and 0 mean unlimited).
-    pids_limit: int = DEFAULT_PIDS_LIMIT
+    #: Limits, security settings and identity (kernelext.oci.resources, .security, .identity).
+    resources: Resources = field(default_factory=Resources)
+    security: SecurityOptions = field(default_factory=SecurityOptions)
+    identity: Identity = field(default_factory=Identity)
+
+    @property
+    def pids_limit(self) -> int:
+        return self.resources.pids_limit
 
     @property
     def args(self) -> list[str]:
@@ -209,6 +216,8 @@ class ContainerConfig:
         data["network"] = self.network.value
         data["restart_policy"] = str(self.restart_policy)
         data["ports"] = [mapping.to_json() for mapping in self.ports]
+        for group in ("resources", "security", "identity"):
+            data[group] = getattr(self, group).to_json()
         return data
 
     @classmethod
@@ -217,6 +226,12 @@ class ContainerConfig:
         data["network"] = NetworkMode(data["network"])
         data["restart_policy"] = RestartPolicy.parse(data["restart_policy"])
         data["ports"] = [PortMapping.from_json(item) for item in data.get("ports", [])]  # absent before ports
+        # Absent before limits (a config of then had only its pids limit).
+        resources = data.get("resources") or {"pids_limit": data.pop("pids_limit", DEFAULT_PIDS_LIMIT)}
+        data.pop("pids_limit", None)
+        data["resources"] = Resources.from_json(resources)
+        data["security"] = SecurityOptions.from_json(data.get("security") or {})
+        data["identity"] = Identity.from_json(data.get("identity") or {})
         return cls(**data)
 
 

@@ -1,0 +1,251 @@
+"""A container's resource limits: podman's ``--memory``, ``--cpus``, ``--pids-limit``, ``--ulimit``, ...
+
+Parsed from podman's flag values, kept in the container config, turned into the
+OCI spec's ``linux.resources`` and ``process.rlimits`` and shown by ``inspect``
+under podman's ``HostConfig`` names (docs/architecture.md §9).
+"""
+
+from __future__ import annotations
+
+import re
+import resource
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from kernelext.errors import InvalidArgumentError
+
+#: podman's default (containers.conf ``pids_limit``): one fork loop cannot take every PID of the host.
+DEFAULT_PIDS_LIMIT = 2048
+#: The CFS period podman uses with ``--cpus`` (microseconds).
+DEFAULT_CPU_PERIOD = 100_000
+#: The smallest memory limit podman accepts (below it the runtime itself cannot start).
+MIN_MEMORY = 6 * 1024 * 1024
+_NS_PER_CPU = 1_000_000_000
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?$", re.I)
+#: Where the kernel puts the ceiling of RLIMIT_NOFILE (root may raise up to it, no further).
+NR_OPEN = "/proc/sys/fs/nr_open"
+
+
+def parse_size(text: str | int, flag: str) -> int:
+    """podman's ``RAMInBytes``: ``64m``, ``1g``, ``512k``, ``1048576`` (binary units)."""
+    if isinstance(text, int):
+        return text
+    match = _SIZE.match(text.strip())
+    if not match:
+        raise InvalidArgumentError(f"invalid value for {flag}: invalid size: '{text}'")
+    return int(float(match[1]) * _UNITS[match[2].lower()])
+
+
+@dataclass(frozen=True)
+class Ulimit:
+    """One ``--ulimit TYPE=SOFT[:HARD]`` (-1: unlimited)."""
+
+    name: str
+    soft: int
+    hard: int
+
+    @property
+    def rlimit(self) -> str:
+        return f"RLIMIT_{self.name.upper()}"
+
+    @classmethod
+    def parse(cls, text: str) -> Ulimit:
+        name, sep, values = text.partition("=")
+        if not sep or not values:
+            raise InvalidArgumentError(f"invalid ulimit argument: {text}")
+        if not hasattr(resource, f"RLIMIT_{name.upper()}"):
+            raise InvalidArgumentError(f"invalid ulimit type: {name}")
+        soft_text, _, hard_text = values.partition(":")
+        try:
+            soft, hard = int(soft_text), int(hard_text or soft_text)
+        except ValueError:
+            raise InvalidArgumentError(f"invalid ulimit argument: {text}") from None
+        if _as_limit(soft) > _as_limit(hard):
+            raise InvalidArgumentError(f"ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}")
+        return cls(name.lower(), soft, hard)
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.soft}:{self.hard}"
+
+
+#: "unlimited" for comparisons (the OCI spec's value, 2**64-1; Python's RLIM_INFINITY is -1).
+UNLIMITED = (1 << 64) - 1
+
+
+def _as_limit(value: int) -> int:
+    return UNLIMITED if value in (-1, resource.RLIM_INFINITY) else value
+
+
+def _host_ceiling(ulimit: Ulimit, root: bool) -> int:
+    """The highest hard limit the process can set: root up to the kernel's ceiling, others their own."""
+    res = getattr(resource, ulimit.rlimit)
+    hard = _as_limit(resource.getrlimit(res)[1])
+    if not root:
+        return hard
+    if res == resource.RLIMIT_NOFILE:
+        try:
+            with open(NR_OPEN) as f:
+                return int(f.read())
+        except (OSError, ValueError):
+            return hard
+    return UNLIMITED
+
+
+def check_ulimits(ulimits: list[Ulimit], *, root: bool) -> None:
+    """Refuse before runc runs a limit the container's process could not raise itself to
+    (runc's own failure is a bare ``error setting rlimit type 7``)."""
+    for ulimit in ulimits:
+        ceiling = _host_ceiling(ulimit, root)
+        wanted = _as_limit(ulimit.hard)
+        if wanted > ceiling:
+            raise InvalidArgumentError(
+                f"ulimit option \"{ulimit}\": the hard limit exceeds the maximum this host grants "
+                f"({ceiling}): cannot set {ulimit.rlimit}")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What ``--memory``, ``--cpus``, ... asked for; 0 (or empty): not set."""
+
+    memory: int = 0
+    #: Memory plus swap; -1: unlimited swap; 0: podman's default (twice the memory limit).
+    memory_swap: int = 0
+    memory_reservation: int = 0
+    nano_cpus: int = 0
+    cpu_shares: int = 0
+    cpu_quota: int = 0
+    cpu_period: int = 0
+    cpuset_cpus: str = ""
+    #: The cgroup's pids limit; 0: none (podman's ``--pids-limit``, where -1 and 0 mean unlimited).
+    pids_limit: int = DEFAULT_PIDS_LIMIT
+    oom_kill_disable: bool = False
+    oom_score_adj: int | None = None
+    ulimits: list[Ulimit] = field(default_factory=list)
+
+    # ------------------------------------------------------------ parsing
+    @classmethod
+    def build(cls, *, memory: str | int | None = None, memory_swap: str | int | None = None,
+              memory_reservation: str | int | None = None, cpus: float | None = None,
+              cpu_shares: int | None = None, cpu_quota: int | None = None, cpu_period: int | None = None,
+              cpuset_cpus: str | None = None, pids_limit: int | None = None, oom_kill_disable: bool = False,
+              oom_score_adj: int | None = None, ulimits: list[str] | None = None) -> Resources:
+        """From podman's flag values, with podman's checks."""
+        mem = parse_size(memory, "--memory") if memory not in (None, "") else 0
+        swap = -1 if str(memory_swap) == "-1" else (
+            parse_size(memory_swap, "--memory-swap") if memory_swap not in (None, "") else 0)
+        if mem and mem < MIN_MEMORY:
+            raise InvalidArgumentError("minimum memory limit allowed is 6MB")
+        if swap and not mem:
+            raise InvalidArgumentError("you must provide a memory limit when using --memory-swap")
+        if swap > 0 and swap < mem:
+            raise InvalidArgumentError(
+                "minimum memoryswap limit should be larger than memory limit, see usage")
+        reservation = parse_size(memory_reservation, "--memory-reservation") if memory_reservation else 0
+        if mem and reservation > mem:
+            raise InvalidArgumentError(
+                "minimum memory limit can not be less than memory reservation limit, see usage")
+        if cpus is not None and (cpu_quota or cpu_period):
+            raise InvalidArgumentError("--cpu-period and --cpu-quota cannot be set together with --cpus")
+        if cpus is not None and cpus < 0:
+            raise InvalidArgumentError(f"invalid value for --cpus: {cpus}: must be a positive number")
+        if oom_score_adj is not None and not -1000 <= oom_score_adj <= 1000:
+            raise InvalidArgumentError(f"oom_score_adj {oom_score_adj} must be between -1000 and 1000")
+        if cpuset_cpus and not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", cpuset_cpus):
+            raise InvalidArgumentError(f"invalid value for --cpuset-cpus: {cpuset_cpus!r}")
+        return cls(memory=mem, memory_swap=swap, memory_reservation=reservation,
+                   nano_cpus=int(round((cpus or 0) * _NS_PER_CPU)), cpu_shares=cpu_shares or 0,
+                   cpu_quota=cpu_quota or 0, cpu_period=cpu_period or 0, cpuset_cpus=cpuset_cpus or "",
+                   pids_limit=DEFAULT_PIDS_LIMIT if pids_limit is None else max(pids_limit, 0),
+                   oom_kill_disable=oom_kill_disable, oom_score_adj=oom_score_adj,
+                   ulimits=[Ulimit.parse(text) for text in ulimits or []])
+
+    def updated(self, **changes: Any) -> Resources:
+        """``podman update``: the given flags replace these values, the rest stay."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        fresh = Resources.build(**given)
+        kept = {f.name: getattr(self, f.name) for f in fields(self)}
+        names = {"memory": ["memory"], "memory_swap": ["memory_swap"],
+                 "memory_reservation": ["memory_reservation"], "cpus": ["nano_cpus", "cpu_quota", "cpu_period"],
+                 "cpu_shares": ["cpu_shares"], "cpu_quota": ["cpu_quota", "nano_cpus"],
+                 "cpu_period": ["cpu_period", "nano_cpus"], "cpuset_cpus": ["cpuset_cpus"],
+                 "pids_limit": ["pids_limit"]}
+        for flag in given:
+            for name in names.get(flag, [flag]):
+                kept[name] = getattr(fresh, name)
+        return replace(self, **kept)
+
+    @property
+    def needs_cgroup(self) -> bool:
+        """A cgroup limit the user asked for (podman's default pids limit does not count)."""
+        return bool(self.linux_resources().keys() - {"pids"}) or self.pids_limit != DEFAULT_PIDS_LIMIT
+
+    # ------------------------------------------------------------ derived values
+    @property
+    def swap_limit(self) -> int:
+        """memory+swap as the cgroup gets it: podman doubles the memory limit when no swap was given."""
+        if not self.memory:
+            return 0
+        return self.memory_swap or 2 * self.memory
+
+    @property
+    def quota_period(self) -> tuple[int, int]:
+        if self.nano_cpus:
+            return self.nano_cpus * DEFAULT_CPU_PERIOD // _NS_PER_CPU, DEFAULT_CPU_PERIOD
+        return self.cpu_quota, self.cpu_period
+
+    def linux_resources(self) -> dict[str, Any]:
+        """The OCI spec's ``linux.resources`` (without devices)."""
+        out: dict[str, Any] = {}
+        memory: dict[str, Any] = {}
+        if self.memory:
+            memory["limit"] = self.memory
+            memory["swap"] = self.swap_limit
+        if self.memory_reservation:
+            memory["reservation"] = self.memory_reservation
+        if self.oom_kill_disable:
+            memory["disableOOMKiller"] = True
+        if memory:
+            out["memory"] = memory
+        cpu: dict[str, Any] = {}
+        quota, period = self.quota_period
+        if quota:
+            cpu["quota"] = quota
+        if period:
+            cpu["period"] = period
+        if self.cpu_shares:
+            cpu["shares"] = self.cpu_shares
+        if self.cpuset_cpus:
+            cpu["cpus"] = self.cpuset_cpus
+        if cpu:
+            out["cpu"] = cpu
+        if self.pids_limit > 0:
+            out["pids"] = {"limit": self.pids_limit}
+        return out
+
+    def rlimits(self, defaults: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``process.rlimits``: the defaults, each ``--ulimit`` replacing its type (-1: unlimited)."""
+        given = {u.rlimit: {"type": u.rlimit, "soft": _as_limit(u.soft), "hard": _as_limit(u.hard)}
+                 for u in self.ulimits}
+        return [*(d for d in defaults if d["type"] not in given), *given.values()]
+
+    def host_config(self) -> dict[str, Any]:
+        """podman's ``inspect`` ``HostConfig`` fields for these limits."""
+        quota, period = self.quota_period
+        return {
+            "Memory": self.memory, "MemorySwap": self.swap_limit, "MemoryReservation": self.memory_reservation,
+            "NanoCpus": self.nano_cpus, "CpuShares": self.cpu_shares, "CpuQuota": quota, "CpuPeriod": period,
+            "CpusetCpus": self.cpuset_cpus, "PidsLimit": self.pids_limit, "OomKillDisable": self.oom_kill_disable,
+            "OomScoreAdj": self.oom_score_adj or 0,
+            "Ulimits": [{"Name": u.rlimit, "Soft": u.soft, "Hard": u.hard} for u in self.ulimits],
+        }
+
+    # ------------------------------------------------------------ storage
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Resources:
+        data = dict(data)
+        data["ulimits"] = [Ulimit(**u) for u in data.get("ulimits", [])]
+        return cls(**data)
