@@ -31,6 +31,7 @@ from kernelext.cli.parser import (
     checkpoint_options,
     copy_arguments,
     create_options,
+    resource_options,
     restore_options,
 )
 from kernelext.cli.template import Template
@@ -510,6 +511,14 @@ def cmd_events(rt: Runtime, args: argparse.Namespace) -> int:
     for event in rt.events.follow(since=since):
         out(_event_line(event, template))
         sys.stdout.flush()
+    return 0
+
+
+@command("update")
+def cmd_update(rt: Runtime, args: argparse.Namespace) -> int:
+    ctr = rt.get(args.container)
+    ctr.update(**resource_options(args))
+    out(ctr.id)
     return 0
 
 

@@ -27,13 +27,16 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from dataclasses import replace as dataclasses_replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import kernelext
 from kernelext import faults, rootless
 from kernelext.core import ports
+from kernelext.core.options import ROOTLESS_V1_LIMITS, cgroup_v2
 from kernelext.core.ports import PortMapping
+from kernelext.core.stats import CGROUP_ROOT
 from kernelext.core.state import (
     ACTIVE_STATES,
     ALLOWED_FROM,
@@ -60,6 +63,7 @@ from kernelext.errors import (
 from kernelext.oci import conmon, forwarder, identity, netns, spec
 from kernelext.oci.attach import AttachSocket
 from kernelext.oci.conmon import kill_conmon
+from kernelext.oci.resources import cgroup_oom_killed
 from kernelext.oci.runc import EXIT_NOT_EXECUTABLE
 from kernelext.oci.monitor import ExitWatcher, is_alive, process_start_time, this_process, wait_until
 from kernelext.storage.driver import ContainerLayer
@@ -286,8 +290,11 @@ class Container:
         st.finished_at = when
         st.pid = 0
         st.restart_policy_match = was in (S.RUNNING, S.PAUSED, S.STOPPING) and not st.stopped_by_user
+        # conmon's "oom" file (its eventfd on the cgroup), else the cgroup's own counter if it is still there.
         oom_file = self._runtime.opts.persist_dir(self.id) / "oom"
-        st.oom_killed = oom_file.exists()
+        st.oom_killed = oom_file.exists() or (
+            not self._runtime.namespace.rootless
+            and cgroup_oom_killed(CGROUP_ROOT, f"{spec.CGROUP_PARENT}/{self.id}"))
         self._runtime.db.set_exit_code(self.id, code)
         self._save()
         self._event("died", exitCode=code)
@@ -710,6 +717,20 @@ class Container:
                 self._stop(self.config.stop_timeout if timeout is None else timeout)
             self._prepare_to_start()
             self._start()
+
+    def update(self, **changes: Any) -> None:
+        """podman's ``update``: new limits (``memory="128m"``, ``cpus=1``, ``pids_limit=100``, ...) for the
+        container, applied to its cgroup at once while runc has it, and kept for its next runs."""
+        with self._locked():
+            self._check("update")
+            resources = self.config.resources.updated(**changes)
+            if self._runtime.namespace.rootless and resources.needs_cgroup and not cgroup_v2():
+                raise InvalidArgumentError(ROOTLESS_V1_LIMITS, container=self.name, operation="update")
+            if self.state.status in (S.CREATED, S.RUNNING, S.PAUSED, S.STOPPING):
+                self._runtime.runc.update(self.id, resources.linux_resources(), name=self.name)
+            self.config = dataclasses_replace(self.config, resources=resources)
+            self._runtime.db.save_config(self.id, self.config.to_json())
+            self._event("update")
 
     def pause(self) -> None:
         with self._locked():

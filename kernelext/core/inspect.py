@@ -88,6 +88,9 @@ def inspect_document(ctr: Container) -> dict[str, Any]:
             "Labels": cfg.labels,
             "StopSignal": cfg.stop_signal,
             "StopTimeout": cfg.stop_timeout,
+            "Annotations": cfg.identity.annotations,
+            "Umask": cfg.identity.umask,
+            **({"Timezone": cfg.identity.tz} if cfg.identity.tz else {}),
         },
         "HostConfig": {
             "NetworkMode": cfg.network.value,
@@ -95,6 +98,9 @@ def inspect_document(ctr: Container) -> dict[str, Any]:
                               "MaximumRetryCount": cfg.restart_policy.max_retries},
             "AutoRemove": cfg.auto_remove,
             "PortBindings": inspect_ports(cfg.ports),
-            "PidsLimit": cfg.pids_limit,
+            **cfg.resources.host_config(),
+            **cfg.security.inspect_fields(),
+            "ExtraHosts": cfg.identity.add_hosts,
+            "Init": cfg.identity.init,
         },
     }

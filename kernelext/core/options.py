@@ -43,5 +43,5 @@ def build(options: dict[str, Any], *, rootless: bool) -> ContainerOptions:
                                      for builder, names in zip(_BUILDERS, _NAMES))
     if rootless and resources.needs_cgroup and not cgroup_v2():
         raise InvalidArgumentError(ROOTLESS_V1_LIMITS)
-    check_ulimits(resources.ulimits, root=not rootless)
+    check_ulimits(resources.ulimits, rootless=rootless)
     return ContainerOptions(resources, security, identity)

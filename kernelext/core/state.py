@@ -69,6 +69,7 @@ ALLOWED_FROM: dict[str, frozenset[ContainerStatus]] = {
     "restore": frozenset({S.CONFIGURED, S.EXITED}),
     "reload_network": frozenset({S.CREATED, S.RUNNING}),
     "remove": _ANY,
+    "update": _ANY - {S.REMOVING},
 }
 
 #: The actions a front end offers (panel buttons), in display order.
@@ -174,7 +175,7 @@ class NetworkMode(enum.Enum):
 
 @dataclass
 class ContainerConfig:
-    """What a container was created with; immutable after create."""
+    """What a container was created with; immutable after create but for its limits (``update``)."""
 
     id: str
     name: str

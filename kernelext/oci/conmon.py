@@ -95,8 +95,9 @@ def launch(conmon: str, opts: ConmonOptions, namespace: Namespace) -> ConmonStar
     env = {k: v for k, v in os.environ.items() if not k.startswith("_OCI_") and k != faults.ENV_FAULT}
     env["_OCI_SYNCPIPE"] = str(child.fileno())
     try:
+        # cwd: conmon also writes its "oom" file into its working directory, which is the bundle for podman.
         proc = subprocess.Popen(namespace.command(opts.argv(conmon)), env=env, pass_fds=(child.fileno(),),
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                cwd=opts.bundle, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     except OSError as exc:
         parent.close()
         child.close()

@@ -12,7 +12,10 @@ import resource
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from pathlib import Path
+
 from kernelext.errors import InvalidArgumentError
+from kernelext.oci.security import capability_mask
 
 #: podman's default (containers.conf ``pids_limit``): one fork loop cannot take every PID of the host.
 DEFAULT_PIDS_LIMIT = 2048
@@ -23,8 +26,10 @@ MIN_MEMORY = 6 * 1024 * 1024
 _NS_PER_CPU = 1_000_000_000
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?$", re.I)
-#: Where the kernel puts the ceiling of RLIMIT_NOFILE (root may raise up to it, no further).
+#: Where the kernel puts the ceiling of RLIMIT_NOFILE (CAP_SYS_RESOURCE may raise up to it, no further).
 NR_OPEN = "/proc/sys/fs/nr_open"
+#: The capability that lets a process raise a hard limit (capability.h).
+CAP_SYS_RESOURCE_BIT = 24
 
 
 def parse_size(text: str | int, flag: str) -> int:
@@ -77,11 +82,11 @@ def _as_limit(value: int) -> int:
     return UNLIMITED if value in (-1, resource.RLIM_INFINITY) else value
 
 
-def _host_ceiling(ulimit: Ulimit, root: bool) -> int:
-    """The highest hard limit the process can set: root up to the kernel's ceiling, others their own."""
+def _host_ceiling(ulimit: Ulimit, can_raise: bool) -> int:
+    """The highest hard limit runc can set: with CAP_SYS_RESOURCE up to the kernel's ceiling, else ours."""
     res = getattr(resource, ulimit.rlimit)
     hard = _as_limit(resource.getrlimit(res)[1])
-    if not root:
+    if not can_raise:
         return hard
     if res == resource.RLIMIT_NOFILE:
         try:
@@ -92,11 +97,13 @@ def _host_ceiling(ulimit: Ulimit, root: bool) -> int:
     return UNLIMITED
 
 
-def check_ulimits(ulimits: list[Ulimit], *, root: bool) -> None:
+def check_ulimits(ulimits: list[Ulimit], *, rootless: bool) -> None:
     """Refuse before runc runs a limit the container's process could not raise itself to
-    (runc's own failure is a bare ``error setting rlimit type 7``)."""
+    (runc's own failure is a bare ``error setting rlimit type 7``). Raising a hard limit takes
+    CAP_SYS_RESOURCE of the host's user namespace: a rootless runc never has it, root only if granted."""
+    can_raise = not rootless and bool(capability_mask("CapEff") >> CAP_SYS_RESOURCE_BIT & 1)
     for ulimit in ulimits:
-        ceiling = _host_ceiling(ulimit, root)
+        ceiling = _host_ceiling(ulimit, can_raise)
         wanted = _as_limit(ulimit.hard)
         if wanted > ceiling:
             raise InvalidArgumentError(
@@ -249,3 +256,19 @@ class Resources:
         data = dict(data)
         data["ulimits"] = [Ulimit(**u) for u in data.get("ulimits", [])]
         return cls(**data)
+
+
+def cgroup_oom_killed(cgroup_root: Path, cgroup_path: str) -> bool:
+    """Whether the kernel's OOM killer killed a process of the cgroup, from its own counters (cgroup v1:
+    ``memory.oom_control``'s ``oom_kill``; v2: ``memory.events``' ``oom_kill``), as podman checks when
+    conmon's ``oom`` file is missing. False when the cgroup is gone."""
+    for path in (cgroup_root / "memory" / cgroup_path / "memory.oom_control",
+                 cgroup_root / "unified" / cgroup_path / "memory.events",
+                 cgroup_root / cgroup_path / "memory.events"):
+        try:
+            lines = path.read_text().splitlines()
+        except OSError:
+            continue
+        counters = dict(line.split(None, 1) for line in lines if " " in line)
+        return int(counters.get("oom_kill", "0")) > 0
+    return False

@@ -54,12 +54,20 @@ _SCMP_ARCH = {"amd64": "SCMP_ARCH_X86_64", "arm64": "SCMP_ARCH_AARCH64", "386": 
               "riscv64": "SCMP_ARCH_RISCV64"}
 
 
+def capability_mask(field_name: str = "CapBnd") -> int:
+    """A capability set of this process (``/proc/self/status``: CapBnd, CapEff, ...) as a bit mask."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(f"{field_name}:"):
+                return int(line.split()[1], 16)
+    return 0
+
+
 def all_capabilities() -> list[str]:
-    try:
-        last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
-    except (OSError, ValueError):
-        last = len(_CAPABILITY_NAMES) - 1
-    return [f"CAP_{name}" for name in _CAPABILITY_NAMES[:last + 1]]
+    """Every capability this process may still grant (its bounding set: runc cannot give more; podman's
+    privileged containers get the same)."""
+    bounding = capability_mask()
+    return [f"CAP_{name}" for bit, name in enumerate(_CAPABILITY_NAMES) if bounding >> bit & 1]
 
 
 def _normalize(cap: str) -> str:
