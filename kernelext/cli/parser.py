@@ -138,6 +138,14 @@ def _identity_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", action="store_true", help="run an init (catatonit) that forwards signals and reaps")
     p.add_argument("--tz", help="set the time zone (a zone name, or local)")
     p.add_argument("--umask", help="the umask of the container's process (default 0022)")
+    for kind in ("pid", "ipc", "uts"):
+        p.add_argument(f"--{kind}", help=f"the {kind.upper()} namespace: private (default) or host")
+    p.add_argument("--log-driver", help="logging driver: k8s-file (default), none, passthrough")
+    p.add_argument("--log-opt", action="append", default=[], help="logging driver options (max-size=SIZE)")
+    p.add_argument("--timeout", type=int, help="kill the container after this many seconds (default: never)")
+    p.add_argument("--conmon-pidfile", help="also write conmon's PID to this file")
+    p.add_argument("--cidfile", help="write the container ID to this file")
+    p.add_argument("--replace", action="store_true", help="replace a container of the same name")
 
 
 def _split_all(values: list[str]) -> list[str]:
@@ -174,7 +182,9 @@ def _run_options(args: argparse.Namespace) -> dict[str, Any]:
                 read_only=args.read_only, read_only_tmpfs=args.read_only_tmpfs, group_add=args.group_add,
                 devices=args.device, hostname=args.hostname, add_hosts=args.add_host,
                 annotations=dict(item.partition("=")[::2] for item in args.annotation), init=args.init,
-                tz=args.tz, umask=args.umask, env_file=args.env_file, env_host=args.env_host)
+                tz=args.tz, umask=args.umask, env_file=args.env_file, env_host=args.env_host, pid=args.pid,
+                ipc=args.ipc, uts=args.uts, log_driver=args.log_driver, log_opts=args.log_opt, timeout=args.timeout,
+                conmon_pidfile=args.conmon_pidfile, cidfile=args.cidfile, replace=args.replace)
 
 
 
@@ -214,8 +224,17 @@ def _containers(p: argparse.ArgumentParser, nargs: str = "+") -> None:
     p.add_argument("containers", nargs=nargs, metavar="CONTAINER")
 
 
+def _stream_name(text: str) -> str:
+    if text.lower() not in ("stdin", "stdout", "stderr"):
+        raise argparse.ArgumentTypeError(f"invalid stream {text!r} for --attach - must be one of stdin, stdout, "
+                                         "or stderr")
+    return text.lower()
+
+
 def _run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-d", "--detach", action="store_true", help="run in the background and print the ID")
+    p.add_argument("-a", "--attach", action="append", default=[], type=_stream_name,
+                   help="attach to STDIN, STDOUT or STDERR (default: STDOUT and STDERR)")
     p.add_argument("--detach-keys", default=None, help="key sequence for detaching (default ctrl-p,ctrl-q)")
     _create_flags(p)
 

@@ -63,6 +63,7 @@ from kernelext.errors import (
 from kernelext.oci import conmon, forwarder, identity, netns, spec
 from kernelext.oci.attach import AttachSocket
 from kernelext.oci.conmon import kill_conmon
+from kernelext.oci.monitoring import NO_LOGS, LogDriver
 from kernelext.oci.resources import cgroup_oom_killed
 from kernelext.oci.runc import EXIT_NOT_EXECUTABLE
 from kernelext.oci.monitor import ExitWatcher, is_alive, process_start_time, this_process, wait_until
@@ -395,7 +396,8 @@ class Container:
             persist_dir=opts.persist_dir(self.id), log_path=self.log_path, runc=opts.runc,
             runc_root=opts.runc_root, tty=self.config.tty, stdin=self.config.stdin,
             exit_command=self._runtime.exit_command(self.id, self.config.auto_remove),
-            sync_log=not self.config.auto_remove, **overrides)
+            sync_log=not self.config.auto_remove, log_driver=self.config.monitor.log_driver.value,
+            monitor_args=self.config.monitor.conmon_args(), **overrides)
 
     def _init(self, *, retain_retries: bool = False, then: Intent = Intent.NONE) -> None:
         """Create the container in runc under a new conmon (state ``initialized``); ``then``: the intent
@@ -423,6 +425,8 @@ class Container:
                 except BaseException:
                     self._abandon_launch(started.conmon_pid)
                     raise
+        if self.config.monitor.conmon_pidfile:  # podman's --conmon-pidfile, beside the store's own
+            Path(self.config.monitor.conmon_pidfile).write_text(f"{started.conmon_pid}\n")
         st = self.state
         st.new_run(started.pid, started.conmon_pid, started.conmon_start_time)
         st.status = S.CREATED
@@ -1082,6 +1086,9 @@ class Container:
         """
         from kernelext.core.logs import follow_log, read_log
 
+        if self.config.monitor.log_driver is not LogDriver.K8S_FILE:
+            raise InvalidArgumentError(NO_LOGS.format(driver=self.config.monitor.log_driver.value),
+                                       container=self.name, operation="logs")
         if not follow:
             return iter(read_log(self.log_path, since=since, until=until, tail=tail))
 

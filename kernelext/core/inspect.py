@@ -60,7 +60,7 @@ def inspect_document(ctr: Container) -> dict[str, Any]:
         "OCIConfigPath": str(ctr.bundle / "config.json"),
         "OCIRuntime": "runc",
         "LogPath": str(ctr.log_path),
-        "ConmonPidFile": str(ctr._runtime.opts.conmon_pid_file(cfg.id)),
+        "ConmonPidFile": cfg.monitor.conmon_pidfile or str(ctr._runtime.opts.conmon_pid_file(cfg.id)),
         "Name": cfg.name,
         "RestartCount": st.restart_count,
         "Driver": ctr.layer.driver,
@@ -90,6 +90,7 @@ def inspect_document(ctr: Container) -> dict[str, Any]:
             "StopTimeout": cfg.stop_timeout,
             "Annotations": cfg.identity.annotations,
             "Umask": cfg.identity.umask,
+            "Timeout": cfg.monitor.timeout,
             **({"Timezone": cfg.identity.tz} if cfg.identity.tz else {}),
         },
         "HostConfig": {
@@ -102,5 +103,7 @@ def inspect_document(ctr: Container) -> dict[str, Any]:
             **cfg.security.inspect_fields(),
             "ExtraHosts": cfg.identity.add_hosts,
             "Init": cfg.identity.init,
+            "LogConfig": cfg.monitor.log_config(str(ctr.log_path)),
+            **{f"{kind.capitalize()}Mode": getattr(cfg.identity, kind) or "private" for kind in ("pid", "ipc", "uts")},
         },
     }

@@ -10,6 +10,7 @@ from typing import Any
 
 from kernelext.errors import InvalidArgumentError
 from kernelext.oci.identity import Identity
+from kernelext.oci.monitoring import MonitorOptions
 from kernelext.oci.resources import Resources, check_ulimits
 from kernelext.oci.security import SecurityOptions
 
@@ -19,7 +20,7 @@ CGROUP2_MARKER = Path("/sys/fs/cgroup/cgroup.controllers")
 #: kernelext refuses them rather than run a container without the limit it was asked for).
 ROOTLESS_V1_LIMITS = "Resource limits are not supported and ignored on cgroups V1 rootless systems"
 
-_BUILDERS = (Resources.build, SecurityOptions.build, Identity.build)
+_BUILDERS = (Resources.build, SecurityOptions.build, Identity.build, MonitorOptions.build)
 _NAMES = [set(inspect.signature(builder).parameters) for builder in _BUILDERS]
 
 
@@ -28,6 +29,7 @@ class ContainerOptions:
     resources: Resources
     security: SecurityOptions
     identity: Identity
+    monitor: MonitorOptions
 
 
 def cgroup_v2() -> bool:
@@ -39,9 +41,9 @@ def build(options: dict[str, Any], *, rootless: bool) -> ContainerOptions:
     unknown = set(options).difference(*_NAMES)
     if unknown:
         raise TypeError(f"create() got an unexpected keyword argument {sorted(unknown)[0]!r}")
-    resources, security, identity = (builder(**{k: v for k, v in options.items() if k in names})
+    resources, security, identity, monitor = (builder(**{k: v for k, v in options.items() if k in names})
                                      for builder, names in zip(_BUILDERS, _NAMES))
     if rootless and resources.needs_cgroup and not cgroup_v2():
         raise InvalidArgumentError(ROOTLESS_V1_LIMITS)
     check_ulimits(resources.ulimits, rootless=rootless)
-    return ContainerOptions(resources, security, identity)
+    return ContainerOptions(resources, security, identity, monitor)

@@ -129,12 +129,14 @@ class Runtime:
                auto_remove: bool = False, labels: dict[str, str] | None = None,
                publish: Iterable[str | ports.PortMapping] = (), pull: str = "missing", tls_verify: bool = True,
                authfile: str | Path | None = None, env_file: Iterable[str | Path] = (), env_host: bool = False,
-               **options: Any) -> Container:
+               cidfile: str | Path | None = None, replace: bool = False, **options: Any) -> Container:
         """Create a container (state ``created``); nothing runs yet.
 
         ``publish``: podman's ``-p`` values (``"8080:80"``, ``"127.0.0.1::80/udp"``) or
         :class:`~kernelext.core.ports.PortMapping` objects; a host port 0 becomes a free one now.
         ``env_file``: podman's ``--env-file`` files; ``env_host``: the caller's environment first.
+        ``cidfile``: the new container's ID is written there (it must not exist); ``replace``: a container
+        of the same name is removed first.
         ``options``: limits, security and identity (:mod:`kernelext.core.options`), e.g. ``memory="64m"``,
         ``cpus=0.5``, ``pids_limit=100`` (podman's default 2048; 0 or -1: no limit), ``cap_add=["NET_RAW"]``,
         ``privileged=True``, ``read_only=True``, ``hostname="web"``, ``init=True``.
@@ -162,6 +164,10 @@ class Runtime:
         if not workdir.startswith("/"):
             raise InvalidArgumentError(f"workdir {workdir!r} must be an absolute path")
         groups = options_module.build(options, rootless=self.namespace.rootless)
+        cid_path = Path(cidfile).absolute() if cidfile else None
+        if cid_path is not None and cid_path.exists():
+            raise InvalidArgumentError(f"container id file exists. Ensure another container is not using it or "
+                                       f"delete {cid_path}")
         network_mode = NetworkMode.parse(network)
         mappings = ports.publish(publish, host_network=network_mode is NetworkMode.HOST)
         ctr_id = os.urandom(32).hex()
@@ -171,8 +177,18 @@ class Runtime:
             network=network_mode, restart_policy=policy, ports=mappings,
             stop_signal=parse_signal(stop_signal or img.config.stop_signal or DEFAULT_STOP_SIGNAL).name,
             stop_timeout=self._stop_timeout(stop_timeout), auto_remove=auto_remove, labels=dict(labels or {}),
-            created_at=time.time(), resources=groups.resources, security=groups.security, identity=groups.identity)
-        return self.add(config, operation="create")
+            created_at=time.time(), resources=groups.resources, security=groups.security, identity=groups.identity,
+            monitor=groups.monitor)
+        if replace and name is not None and self.exists(name):
+            self.get(name).remove(force=True)
+        container = self.add(config, operation="create")
+        if cid_path is not None:
+            try:
+                cid_path.write_text(container.id)
+            except OSError as exc:
+                container.remove(force=True)
+                raise InvalidArgumentError(f"opening cidfile: {exc.strerror}: {cid_path}") from None
+        return container
 
     def add(self, config: ContainerConfig, *, operation: str) -> Container:
         """Record a new container (state ``created``) with its bundle and layer; all or nothing."""

@@ -14,6 +14,7 @@ from typing import Any
 from kernelext.core.ports import PortMapping
 from kernelext.errors import InvalidArgumentError
 from kernelext.oci.identity import Identity
+from kernelext.oci.monitoring import MonitorOptions
 from kernelext.oci.resources import DEFAULT_PIDS_LIMIT, Resources
 from kernelext.oci.security import SecurityOptions
 
@@ -196,10 +197,12 @@ class ContainerConfig:
     labels: dict[str, str] = field(default_factory=dict)
     created_at: float = 0.0
     ports: list[PortMapping] = field(default_factory=list)
-    #: Limits, security settings and identity (kernelext.oci.resources, .security, .identity).
+    #: Limits, security settings, identity and conmon's settings (kernelext.oci.resources, .security,
+    #: .identity, .monitoring).
     resources: Resources = field(default_factory=Resources)
     security: SecurityOptions = field(default_factory=SecurityOptions)
     identity: Identity = field(default_factory=Identity)
+    monitor: MonitorOptions = field(default_factory=MonitorOptions)
 
     @property
     def pids_limit(self) -> int:
@@ -217,7 +220,7 @@ class ContainerConfig:
         data["network"] = self.network.value
         data["restart_policy"] = str(self.restart_policy)
         data["ports"] = [mapping.to_json() for mapping in self.ports]
-        for group in ("resources", "security", "identity"):
+        for group in ("resources", "security", "identity", "monitor"):
             data[group] = getattr(self, group).to_json()
         return data
 
@@ -233,6 +236,7 @@ class ContainerConfig:
         data["resources"] = Resources.from_json(resources)
         data["security"] = SecurityOptions.from_json(data.get("security") or {})
         data["identity"] = Identity.from_json(data.get("identity") or {})
+        data["monitor"] = MonitorOptions.from_json(data.get("monitor") or {})
         return cls(**data)
 
 

@@ -22,6 +22,14 @@ DEFAULT_UMASK = "0022"
 _HOSTNAME = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,62})$")
 
 
+def _namespace_mode(kind: str, value: str | None) -> str:
+    if value in (None, "", "private"):
+        return ""
+    if value == "host":
+        return "host"
+    raise InvalidArgumentError(f"invalid --{kind} value {value!r}: kernelext supports host and private")
+
+
 def find_init() -> str:
     path = shutil.which("catatonit") or CATATONIT
     if not Path(path).is_file():
@@ -41,11 +49,16 @@ class Identity:
     umask: str = DEFAULT_UMASK
     #: ``--tz``: a zone name under /usr/share/zoneinfo, or ``local`` (the host's); "": the image's.
     tz: str = ""
+    #: ``--pid``, ``--ipc``, ``--uts``: "host" shares the host's namespace; "": a private one.
+    pid: str = ""
+    ipc: str = ""
+    uts: str = ""
 
     @classmethod
     def build(cls, *, hostname: str | None = None, add_hosts: list[str] | None = None,
               annotations: dict[str, str] | None = None, init: bool = False, umask: str | None = None,
-              tz: str | None = None) -> Identity:
+              tz: str | None = None, pid: str | None = None, ipc: str | None = None,
+              uts: str | None = None) -> Identity:
         if hostname and not _HOSTNAME.match(hostname):
             raise InvalidArgumentError(f"invalid hostname {hostname!r}")
         for entry in add_hosts or []:
@@ -58,8 +71,15 @@ class Identity:
             raise InvalidArgumentError(f"finding timezone: unknown time zone {tz}")
         if init:
             find_init()
+        modes = {kind: _namespace_mode(kind, value) for kind, value in (("pid", pid), ("ipc", ipc), ("uts", uts))}
+        if hostname and modes["uts"]:
+            raise InvalidArgumentError("cannot set hostname when running in the host UTS namespace")
         return cls(hostname=hostname or "", add_hosts=list(add_hosts or []), annotations=dict(annotations or {}),
-                   init=init, umask=umask or DEFAULT_UMASK, tz=tz or "")
+                   init=init, umask=umask or DEFAULT_UMASK, tz=tz or "", **modes)
+
+    def private_namespaces(self) -> list[str]:
+        """The namespaces runc makes for the container (besides mount and network)."""
+        return [kind for kind in ("pid", "ipc", "uts") if not getattr(self, kind)]
 
     def hosts(self, hostname: str, name: str) -> str:
         """``/etc/hosts``: the ``--add-host`` entries first, as podman writes them."""

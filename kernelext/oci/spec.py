@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import resource
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,8 @@ def _rlimits() -> list[dict[str, Any]]:
 
 
 def hostname_of(config: ContainerConfig) -> str:
+    if config.identity.uts:  # the host's UTS namespace: its name
+        return socket.gethostname()
     return config.identity.hostname or config.id[:12]
 
 
@@ -95,7 +98,7 @@ def generate(config: ContainerConfig, inputs: SpecInputs) -> dict[str, Any]:
     caps = security.capabilities
     env = _merge_env(inputs.image_env, [f"HOSTNAME={hostname_of(config)}", f"HOME={inputs.user.home}"],
                      ["TERM=xterm"] if config.tty else [], config.env)
-    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+    namespaces = [{"type": t} for t in (*config.identity.private_namespaces(), "mount")]
     if config.network is NetworkMode.NONE:
         namespaces.append({"type": "network", **({"path": str(inputs.netns)} if inputs.netns else {})})
     tty_gid = ["gid=5"] if TTY_GID in inputs.mapped_gids else []
@@ -143,7 +146,7 @@ def generate(config: ContainerConfig, inputs: SpecInputs) -> dict[str, Any]:
             **({} if config.resources.oom_score_adj is None else {"oomScoreAdj": config.resources.oom_score_adj}),
         },
         "root": {"path": str(inputs.rootfs), "readonly": security.read_only},
-        "hostname": hostname_of(config),
+        **({} if config.identity.uts else {"hostname": hostname_of(config)}),
         "mounts": mounts,
         "annotations": {"io.kernelext.name": config.name, **config.labels, **config.identity.annotations},
         "linux": {
