@@ -4,6 +4,7 @@ env files, /run/.containerenv, time zone, umask (issue 15)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,68 @@ def test_annotations_labels_tz_umask(store: Store) -> None:
     assert out.split()[0] in ("CET", "CEST") and out.split()[1] == "0077"
     code, _, err = _run(store, "--tz", "Nowhere/City", "busybox", "true")
     assert code == 125 and "unknown time zone" in err
+
+
+def test_log_opt_max_size_keeps_the_log_under_it(store: Store) -> None:
+    script = 'i=0; while [ $i -lt 5000 ]; do echo "line $i padding padding padding padding"; i=$((i+1)); done'
+    proc = store.cli("run", "--name", "chatty", "--log-opt", "max-size=100k", "busybox", "sh", "-c", script)
+    assert proc.returncode == 0, proc.stderr
+    ctr = store.runtime.get("chatty")
+    assert ctr.log_path.stat().st_size <= 100 * 1024  # 5000 lines would be ~230 KB
+    assert [line.data for line in ctr.logs(tail=1)] == [b"line 4999 padding padding padding padding\n"]
+    assert ctr.inspect()["HostConfig"]["LogConfig"]["Size"] == str(100 * 1024)
+    bad = store.cli("run", "--rm", "--log-opt", "colour=red", "busybox", "true")
+    assert bad.returncode == 125 and "invalid log option" in bad.stderr
+
+
+def test_log_driver_none_and_passthrough(store: Store) -> None:
+    proc = store.cli("run", "--name", "quiet", "--log-driver", "none", "busybox", "echo", "attached")
+    assert (proc.returncode, proc.stdout) == (0, "attached\n"), proc.stderr
+    logs = store.cli("logs", "quiet")
+    assert logs.returncode == 125
+    assert logs.stderr.strip() == ("Error: this container is using the 'none' log driver, cannot read logs: "
+                                   "this container is not logging output")
+    proc = store.cli("run", "--rm", "--log-driver", "passthrough", "busybox", "sh", "-c",
+                     "echo straight; echo through >&2; exit 4")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (4, "straight\n", "through\n")
+    detached = store.cli("run", "-d", "--log-driver", "passthrough", "busybox", "true")
+    assert detached.returncode == 125 and "not supported in detached mode" in detached.stderr
+
+
+def test_attach_only_the_streams_asked_for(store: Store) -> None:
+    proc = store.cli("run", "--rm", "-a", "stderr", "busybox", "sh", "-c", "echo out; echo err >&2")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "err\n")
+    proc = store.cli("run", "--rm", "-a", "STDOUT", "busybox", "sh", "-c", "echo out; echo err >&2")
+    assert (proc.stdout, proc.stderr) == ("out\n", "")
+
+
+def test_cidfile_conmon_pidfile_replace_timeout(store: Store, tmp_path: Path) -> None:
+    cidfile, pidfile = tmp_path / "cid", tmp_path / "conmon.pid"
+    proc = store.cli("run", "-d", "--name", "svc", "--cidfile", str(cidfile), "--conmon-pidfile", str(pidfile),
+                     "--timeout", "1", "busybox", "sleep", "60")
+    assert proc.returncode == 0, proc.stderr
+    ctr = store.runtime.get("svc")
+    assert cidfile.read_text() == ctr.id == proc.stdout.strip()
+    assert int(pidfile.read_text()) == ctr.state.conmon_pid
+    assert ctr.inspect()["ConmonPidFile"] == str(pidfile)
+    assert ctr.wait(timeout=20) != 0  # conmon killed it after a second, long before the sleep ended
+    again = store.cli("create", "--cidfile", str(cidfile), "busybox", "true")
+    assert again.returncode == 125 and "container id file exists" in again.stderr
+    taken = store.cli("create", "--name", "svc", "busybox", "true")
+    assert taken.returncode == 125 and "already in use" in taken.stderr
+    replaced = store.cli("create", "--name", "svc", "--replace", "busybox", "true")
+    assert replaced.returncode == 0, replaced.stderr
+    assert store.runtime.get("svc").id == replaced.stdout.strip() != ctr.id
+
+
+def test_host_namespaces(store: Store) -> None:
+    if ROOTLESS:
+        pytest.skip("the host's PID namespace is out of a rootless container's reach")
+    proc = store.cli("run", "--rm", "--pid", "host", "--uts", "host", "--ipc", "host", "busybox", "sh", "-c",
+                     "hostname; readlink /proc/1/ns/pid; readlink /proc/self/ns/ipc")
+    assert proc.returncode == 0, proc.stderr
+    name, pid_ns, ipc_ns = proc.stdout.split()
+    assert name == os.uname().nodename
+    assert pid_ns == os.readlink("/proc/1/ns/pid") and ipc_ns == os.readlink("/proc/self/ns/ipc")
+    bad = store.cli("run", "--rm", "--uts", "host", "--hostname", "x", "busybox", "true")
+    assert bad.returncode == 125 and "host UTS namespace" in bad.stderr
