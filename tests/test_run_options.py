@@ -156,10 +156,10 @@ def test_host_namespaces(store: Store) -> None:
     if ROOTLESS:
         pytest.skip("the host's PID namespace is out of a rootless container's reach")
     proc = store.cli("run", "--rm", "--pid", "host", "--uts", "host", "--ipc", "host", "busybox", "sh", "-c",
-                     "hostname; readlink /proc/1/ns/pid; readlink /proc/self/ns/ipc")
+                     "hostname; readlink /proc/self/ns/pid; readlink /proc/self/ns/ipc")
     assert proc.returncode == 0, proc.stderr
     name, pid_ns, ipc_ns = proc.stdout.split()
     assert name == os.uname().nodename
-    assert pid_ns == os.readlink("/proc/1/ns/pid") and ipc_ns == os.readlink("/proc/self/ns/ipc")
+    assert pid_ns == os.readlink("/proc/self/ns/pid") and ipc_ns == os.readlink("/proc/self/ns/ipc")
     bad = store.cli("run", "--rm", "--uts", "host", "--hostname", "x", "busybox", "true")
     assert bad.returncode == 125 and "host UTS namespace" in bad.stderr
