@@ -183,3 +183,22 @@ def test_python_api_takes_the_same_options(store: Store) -> None:
         store.runtime.create("busybox", ["true"], memroy="64m")
     assert os.path.exists(store.runtime.opts.root)
     assert wait_until(lambda: len(store.runtime.list()) == 1)
+
+
+@needs_root
+def test_magics_take_limits_and_update(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    monkeypatch.setenv("KERNELEXT_ROOT", str(store.runtime.opts.root))
+    monkeypatch.setenv("KERNELEXT_RUNROOT", str(store.runtime.opts.runroot))
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "kernelext")
+    try:
+        ctr = shell.run_line_magic("container", "run -d --name lim --memory 40m --cpus 0.5 busybox sleep 60")
+        assert int((_cgroup("memory", ctr.id) / "memory.limit_in_bytes").read_text()) == 40 * MIB
+        shell.run_line_magic("container", "update --memory 80m lim")
+        assert int((_cgroup("memory", ctr.id) / "memory.limit_in_bytes").read_text()) == 80 * MIB
+        table = shell.run_line_magic("container", "stats lim")
+        assert [row["MemLimit"] for row in table] == [80 * MIB]
+    finally:
+        shell.run_line_magic("unload_ext", "kernelext")

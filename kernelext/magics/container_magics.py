@@ -26,6 +26,7 @@ from kernelext.cli.parser import (
     copy_arguments,
     create_options,
     parse_args,
+    resource_options,
     restore_options,
 )
 from kernelext.core import engine
@@ -411,6 +412,13 @@ def _events(m: ContainerMagics, args: argparse.Namespace) -> Table:
 def _stats(m: ContainerMagics, args: argparse.Namespace) -> Table:
     containers = [m.rt.get(n) for n in args.containers] if args.containers else m.rt.list(all=False)
     return Table((c.stats() for c in containers), ["Name", "CPU", "MemUsage", "MemLimit", "PIDs"])
+
+
+@handles("update")
+def _update(m: ContainerMagics, args: argparse.Namespace) -> Container:
+    ctr = m.rt.get(args.container)
+    ctr.update(**resource_options(args))
+    return ctr
 
 
 @handles("top")
