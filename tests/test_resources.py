@@ -202,3 +202,18 @@ def test_magics_take_limits_and_update(store: Store, monkeypatch: pytest.MonkeyP
         assert [row["MemLimit"] for row in table] == [80 * MIB]
     finally:
         shell.run_line_magic("unload_ext", "kernelext")
+
+
+@needs_root
+def test_panel_shows_limits_and_an_oom_kill(store: Store) -> None:
+    from kernelext.widgets.panel import ContainerPanel
+
+    hog = store.runtime.run("busybox", ["sh", "-c", 'x=$(head -c 100000000 /dev/zero | tr "\\0" a)'], name="hog",
+                            memory="32m", memory_swap="32m", cpus=0.5, read_only=True)
+    assert hog.wait(timeout=30) == 137
+    panel = ContainerPanel(hog)
+    try:
+        assert panel.header.limits == "memory 32 MiB · 0.5 CPUs · pids 2048 · read-only"
+        assert panel.header.oom_killed and panel.header.exit_code == 137
+    finally:
+        panel.close()
