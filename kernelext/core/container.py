@@ -36,7 +36,6 @@ from kernelext import faults, rootless
 from kernelext.core import ports
 from kernelext.core.options import ROOTLESS_V1_LIMITS, cgroup_v2
 from kernelext.core.ports import PortMapping
-from kernelext.core.stats import CGROUP_ROOT
 from kernelext.core.state import (
     ACTIVE_STATES,
     ALLOWED_FROM,
@@ -47,6 +46,7 @@ from kernelext.core.state import (
     NetworkMode,
     should_restart,
 )
+from kernelext.core.stats import CGROUP_ROOT
 from kernelext.errors import (
     CommandNotFoundError,
     ContainerRemovedError,
@@ -63,10 +63,10 @@ from kernelext.errors import (
 from kernelext.oci import conmon, forwarder, identity, netns, spec
 from kernelext.oci.attach import AttachSocket
 from kernelext.oci.conmon import kill_conmon
+from kernelext.oci.monitor import ExitWatcher, is_alive, process_start_time, this_process, wait_until
 from kernelext.oci.monitoring import NO_LOGS, LogDriver
 from kernelext.oci.resources import cgroup_oom_killed
 from kernelext.oci.runc import EXIT_NOT_EXECUTABLE
-from kernelext.oci.monitor import ExitWatcher, is_alive, process_start_time, this_process, wait_until
 from kernelext.storage.driver import ContainerLayer
 from kernelext.storage.rootpath import is_dir_in_root
 from kernelext.storage.users import resolve_user

@@ -4,6 +4,7 @@ dataclasses that hold them (kernelext.oci.resources, .security, .identity), with
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ CGROUP2_MARKER = Path("/sys/fs/cgroup/cgroup.controllers")
 #: kernelext refuses them rather than run a container without the limit it was asked for).
 ROOTLESS_V1_LIMITS = "Resource limits are not supported and ignored on cgroups V1 rootless systems"
 
-_BUILDERS = (Resources.build, SecurityOptions.build, Identity.build, MonitorOptions.build)
+_BUILDERS: tuple[Callable[..., Any], ...] = (Resources.build, SecurityOptions.build, Identity.build,
+                                             MonitorOptions.build)
 _NAMES = [set(inspect.signature(builder).parameters) for builder in _BUILDERS]
 
 
@@ -40,7 +42,7 @@ def build(options: dict[str, Any], *, rootless: bool) -> ContainerOptions:
     """Each option to its group; an unknown keyword is a ``TypeError`` as for any Python call."""
     unknown = set(options).difference(*_NAMES)
     if unknown:
-        raise TypeError(f"create() got an unexpected keyword argument {sorted(unknown)[0]!r}")
+        raise TypeError(f"create() got an unexpected keyword argument {min(unknown)!r}")
     resources, security, identity, monitor = (builder(**{k: v for k, v in options.items() if k in names})
                                      for builder, names in zip(_BUILDERS, _NAMES))
     if rootless and resources.needs_cgroup and not cgroup_v2():

@@ -10,9 +10,8 @@ from __future__ import annotations
 import re
 import resource
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 from kernelext.errors import InvalidArgumentError
 from kernelext.oci.security import capability_mask
@@ -25,7 +24,7 @@ DEFAULT_CPU_PERIOD = 100_000
 MIN_MEMORY = 6 * 1024 * 1024
 _NS_PER_CPU = 1_000_000_000
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?$", re.I)
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?$", re.IGNORECASE)
 #: Where the kernel puts the ceiling of RLIMIT_NOFILE (CAP_SYS_RESOURCE may raise up to it, no further).
 NR_OPEN = "/proc/sys/fs/nr_open"
 #: The capability that lets a process raise a hard limit (capability.h).
@@ -161,7 +160,7 @@ class Resources:
         if cpuset_cpus and not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", cpuset_cpus):
             raise InvalidArgumentError(f"invalid value for --cpuset-cpus: {cpuset_cpus!r}")
         return cls(memory=mem, memory_swap=swap, memory_reservation=reservation,
-                   nano_cpus=int(round((cpus or 0) * _NS_PER_CPU)), cpu_shares=cpu_shares or 0,
+                   nano_cpus=round((cpus or 0) * _NS_PER_CPU), cpu_shares=cpu_shares or 0,
                    cpu_quota=cpu_quota or 0, cpu_period=cpu_period or 0, cpuset_cpus=cpuset_cpus or "",
                    pids_limit=DEFAULT_PIDS_LIMIT if pids_limit is None else max(pids_limit, 0),
                    oom_kill_disable=oom_kill_disable, oom_score_adj=oom_score_adj,

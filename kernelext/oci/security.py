@@ -107,9 +107,9 @@ def seccomp_section(profile: dict[str, Any], caps: list[str]) -> dict[str, Any]:
     goarch = _GOARCH.get(platform.machine(), platform.machine())
     native = _SCMP_ARCH.get(goarch, "")
     arches: list[str] = []
-    for entry in profile.get("archMap") or []:
-        if entry.get("architecture") == native:
-            arches += [entry["architecture"], *entry.get("subArchitectures", [])]
+    for arch in profile.get("archMap") or []:
+        if arch.get("architecture") == native:
+            arches += [arch["architecture"], *arch.get("subArchitectures", [])]
     kernel = _kernel_version()
     syscalls = []
     for rule in profile.get("syscalls") or []:
@@ -167,7 +167,7 @@ class Device:
         try:
             st = os.stat(self.host)
         except OSError as exc:
-            raise InvalidArgumentError(f"stat {self.host}: {exc.strerror.lower()}") from None
+            raise InvalidArgumentError(f"stat {self.host}: {(exc.strerror or str(exc)).lower()}") from None
         if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
             raise InvalidArgumentError(f"{self.host} is not a device")
         kind = "c" if stat.S_ISCHR(st.st_mode) else "b"
@@ -218,7 +218,7 @@ class SecurityOptions:
         """From podman's flag values, refusing what podman refuses."""
         nnp, seccomp, mask, unmask = False, "", [], []
         for opt in security_opt or []:
-            key, sep, value = opt.partition("=" if "=" in opt else ":")
+            key, _, value = opt.partition("=" if "=" in opt else ":")
             if key == "no-new-privileges" and value in ("", "true"):
                 nnp = True
             elif key == "no-new-privileges" and value == "false":
@@ -263,8 +263,8 @@ class SecurityOptions:
         try:
             profile = json.loads(path.read_text())
         except OSError as exc:
-            raise InvalidArgumentError(f"opening seccomp profile failed: open {path}: {exc.strerror.lower()}") \
-                from None
+            raise InvalidArgumentError(
+                f"opening seccomp profile failed: open {path}: {(exc.strerror or str(exc)).lower()}") from None
         except ValueError as exc:
             raise InvalidArgumentError(f"decoding seccomp profile failed: {exc}") from None
         return seccomp_section(profile, self.capabilities)
