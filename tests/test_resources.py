@@ -104,6 +104,10 @@ def test_memory_limit_is_in_the_cgroup_and_stats(store: Store) -> None:
     assert stats["MemLimit"] == 48 * MIB and 0 < stats["MemUsage"] < 48 * MIB
     host = ctr.inspect()["HostConfig"]
     assert (host["MemoryReservation"], host["OomKillDisable"], host["OomScoreAdj"]) == (16 * MIB, True, 500)
+    import psutil
+
+    free = store.runtime.run("busybox", ["sleep", "60"])  # no limit: podman shows the host's memory
+    assert free.stats()["MemLimit"] == psutil.virtual_memory().total
 
 
 def _cpu_usage_ns(ctr_id: str) -> int:
