@@ -198,8 +198,12 @@ def test_no_new_privileges_and_devices(store: Store) -> None:
         return
     dev = _run(store, "--device", "/dev/fuse", "busybox", "ls", "-l", "/dev/fuse")
     assert dev.returncode == 0 and dev.stdout.startswith("c"), dev.stderr
-    missing = _run(store, "--device", "/dev/nonexistent", "busybox", "true")
+    missing = _run(store, "--name", "nodev", "--device", "/dev/nonexistent", "busybox", "true")
     assert missing.returncode == 125 and "no such file or directory" in missing.stderr
+    assert not store.runtime.exists("nodev")
+    not_a_device = store.cli("create", "--name", "nodev", "--device", "/etc/hostname", "busybox", "true")
+    assert not_a_device.returncode == 125 and "is not a device" in not_a_device.stderr
+    assert not store.runtime.exists("nodev")
 
 
 def test_group_add(store: Store) -> None:

@@ -237,10 +237,13 @@ class SecurityOptions:
             else:
                 raise InvalidArgumentError(f"invalid --security-opt 1: \"{opt}\"")
         merge_capabilities(DEFAULT_CAPABILITIES, cap_add or [], cap_drop or [])  # refuse unknown names now
+        parsed = [Device.parse(text) for text in devices or []]
+        for device in parsed:
+            device.spec()  # a path that is no device is refused before anything is made
         return cls(cap_add=list(cap_add or []), cap_drop=list(cap_drop or []), privileged=privileged,
                    no_new_privileges=nnp, seccomp=seccomp, mask=mask, unmask=unmask, read_only=read_only,
                    read_only_tmpfs=read_only_tmpfs, group_add=list(group_add or []),
-                   devices=[Device.parse(text) for text in devices or []])
+                   devices=parsed)
 
     @property
     def capabilities(self) -> list[str]:
