@@ -263,6 +263,8 @@ class ContainerMagics(Magics):
 # -------------------------------------------------------------- subcommands
 @handles("run")
 def _run(m: ContainerMagics, args: argparse.Namespace) -> Container | None:
+    if args.log_driver == "passthrough":  # conmon would write to the kernel's own descriptors, not the cell
+        raise UsageError("the passthrough logging driver needs a terminal: use k8s-file (the default) in a notebook")
     if args.detach:
         return m.rt.run(args.image, **create_options(args))
     m._attached(m.rt.create(args.image, **create_options(args)), start=True, remove=args.rm)
