@@ -47,8 +47,11 @@ def test_podman_sizes_and_defaults() -> None:
     ({"memory": "1m"}, "minimum memory limit allowed is 6MB"),
     ({"memory": "64x"}, "invalid size: '64x'"),
     ({"memory": "64m", "memory_swap": "32m"}, "memoryswap limit should be larger than memory limit"),
-    ({"memory_swap": "64m"}, "you must provide a memory limit"),
-    ({"cpus": 1.0, "cpu_quota": 1000}, "cannot be set together with --cpus"),
+    ({"memory_swap": "64m"}, "you should always set a memory limit when using a memoryswap limit"),
+    ({"cpus": 1.0, "cpu_quota": 1000}, "--cpu-quota and --cpus cannot be set together"),
+    ({"cpu_period": 10}, "CPU cfs period cannot be less than 1ms"),
+    ({"cpuset_cpus": "0-999"}, "requested CPUs are not available - requested 0-999, available: "),
+    ({"cpuset_cpus": "a-b"}, "invalid value a-b for cpuset cpus"),
     ({"oom_score_adj": 1001}, "must be between -1000 and 1000"),
     ({"ulimits": ["nofile=10:5"]}, "soft limit must be less than or equal to hard limit: 10 > 5"),
     ({"ulimits": ["bogus=1"]}, "invalid ulimit type: bogus"),
@@ -63,6 +66,10 @@ def test_update_keeps_what_was_not_given() -> None:
     new = res.updated(memory="128m", cpus=None)
     assert (new.memory, new.nano_cpus, new.pids_limit) == (128 * MIB, 1_000_000_000, 50)
     assert res.updated(cpu_quota=20_000).quota_period == (20_000, 0)
+    assert res.updated(cpu_quota=20_000, cpu_period=50_000).quota_period == (20_000, 50_000)
+    assert res.updated(memory_swap="256m").swap_limit == 256 * MIB  # the memory limit it has counts
+    with pytest.raises(InvalidArgumentError, match="larger than memory limit"):
+        res.updated(memory_swap="32m")
 
 
 def test_config_saved_before_limits_still_loads() -> None:

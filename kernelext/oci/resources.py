@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import resource
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +110,32 @@ def check_ulimits(ulimits: list[Ulimit], *, rootless: bool) -> None:
                 f"({ceiling}): cannot set {ulimit.rlimit}")
 
 
+#: The CPUs the host's cgroups offer (v1 cpuset root, v2 root's effective set).
+_HOST_CPUSETS = (Path("/sys/fs/cgroup/cpuset/cpuset.cpus"), Path("/sys/fs/cgroup/cpuset.cpus.effective"),
+                 Path("/sys/devices/system/cpu/online"))
+
+
+def _cpu_list(text: str) -> set[int]:
+    """``0-3,5`` as a set; ValueError when malformed."""
+    if not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", text):
+        raise ValueError(text)
+    cpus: set[int] = set()
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return cpus
+
+
+def _check_cpuset(cpuset: str) -> None:
+    try:
+        wanted = _cpu_list(cpuset)
+    except ValueError:
+        raise InvalidArgumentError(f"invalid value {cpuset} for cpuset cpus") from None
+    available = next((path.read_text().strip() for path in _HOST_CPUSETS if path.exists()), "")
+    if available and not wanted <= _cpu_list(available):
+        raise InvalidArgumentError(f"requested CPUs are not available - requested {cpuset}, available: {available}")
+
+
 @dataclass(frozen=True)
 class Resources:
     """What ``--memory``, ``--cpus``, ... asked for; 0 (or empty): not set."""
@@ -143,22 +169,28 @@ class Resources:
         if mem and mem < MIN_MEMORY:
             raise InvalidArgumentError("minimum memory limit allowed is 6MB")
         if swap and not mem:
-            raise InvalidArgumentError("you must provide a memory limit when using --memory-swap")
+            raise InvalidArgumentError("you should always set a memory limit when using a memoryswap limit, see usage")
         if swap > 0 and swap < mem:
             raise InvalidArgumentError(
                 "minimum memoryswap limit should be larger than memory limit, see usage")
         reservation = parse_size(memory_reservation, "--memory-reservation") if memory_reservation else 0
         if mem and reservation > mem:
             raise InvalidArgumentError(
-                "minimum memory limit can not be less than memory reservation limit, see usage")
-        if cpus is not None and (cpu_quota or cpu_period):
-            raise InvalidArgumentError("--cpu-period and --cpu-quota cannot be set together with --cpus")
+                "minimum memory limit cannot be less than memory reservation limit, see usage")
+        for flag, given in (("--cpu-period", cpu_period), ("--cpu-quota", cpu_quota)):
+            if cpus is not None and given:
+                raise InvalidArgumentError(f"{flag} and --cpus cannot be set together")
+        if cpu_period and not 1000 <= cpu_period <= 1_000_000:
+            raise InvalidArgumentError(
+                "CPU cfs period cannot be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)")
+        if cpu_quota and cpu_quota < 1000:
+            raise InvalidArgumentError("CPU cfs quota cannot be less than 1ms (i.e. 1000)")
         if cpus is not None and cpus < 0:
             raise InvalidArgumentError(f"invalid value for --cpus: {cpus}: must be a positive number")
         if oom_score_adj is not None and not -1000 <= oom_score_adj <= 1000:
             raise InvalidArgumentError(f"oom_score_adj {oom_score_adj} must be between -1000 and 1000")
-        if cpuset_cpus and not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", cpuset_cpus):
-            raise InvalidArgumentError(f"invalid value for --cpuset-cpus: {cpuset_cpus!r}")
+        if cpuset_cpus:
+            _check_cpuset(cpuset_cpus)
         return cls(memory=mem, memory_swap=swap, memory_reservation=reservation,
                    nano_cpus=round((cpus or 0) * _NS_PER_CPU), cpu_shares=cpu_shares or 0,
                    cpu_quota=cpu_quota or 0, cpu_period=cpu_period or 0, cpuset_cpus=cpuset_cpus or "",
@@ -167,19 +199,19 @@ class Resources:
                    ulimits=[Ulimit.parse(text) for text in ulimits or []])
 
     def updated(self, **changes: Any) -> Resources:
-        """``podman update``: the given flags replace these values, the rest stay."""
+        """``podman update``: the given flags replace these values, the rest stay; checked as a whole."""
         given = {k: v for k, v in changes.items() if v is not None}
-        fresh = Resources.build(**given)
-        kept = {f.name: getattr(self, f.name) for f in fields(self)}
-        names = {"memory": ["memory"], "memory_swap": ["memory_swap"],
-                 "memory_reservation": ["memory_reservation"], "cpus": ["nano_cpus", "cpu_quota", "cpu_period"],
-                 "cpu_shares": ["cpu_shares"], "cpu_quota": ["cpu_quota", "nano_cpus"],
-                 "cpu_period": ["cpu_period", "nano_cpus"], "cpuset_cpus": ["cpuset_cpus"],
-                 "pids_limit": ["pids_limit"]}
-        for flag in given:
-            for name in names.get(flag, [flag]):
-                kept[name] = getattr(fresh, name)
-        return replace(self, **kept)
+        current: dict[str, Any] = {
+            "memory": self.memory or None, "memory_swap": self.memory_swap or None,
+            "memory_reservation": self.memory_reservation or None, "cpu_shares": self.cpu_shares or None,
+            "cpuset_cpus": self.cpuset_cpus or None, "pids_limit": self.pids_limit,
+            "oom_kill_disable": self.oom_kill_disable, "oom_score_adj": self.oom_score_adj,
+            "ulimits": [str(u) for u in self.ulimits]}
+        if self.nano_cpus and not given.keys() & {"cpu_quota", "cpu_period"}:
+            current["cpus"] = self.nano_cpus / _NS_PER_CPU
+        elif "cpus" not in given:
+            current.update(cpu_quota=self.cpu_quota or None, cpu_period=self.cpu_period or None)
+        return Resources.build(**{**current, **given})
 
     @property
     def needs_cgroup(self) -> bool:
