@@ -1,6 +1,6 @@
 """Who a container says it is and the files that tell it: ``--hostname``, ``--add-host``, ``--annotation``,
 ``--init``, ``--umask``, ``--tz``, ``/etc/hosts``, ``/etc/hostname`` and podman's ``/run/.containerenv``
-(docs/architecture.md §10)."""
+(docs/architecture.md §12)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """What conmon is asked to do for a container besides running it: podman's ``--log-driver``,
 ``--log-opt max-size=...`` (conmon's ``--log-size-max``) and ``--timeout`` (conmon's ``-T``)
-(docs/architecture.md §10)."""
+(docs/architecture.md §12)."""
 
 from __future__ import annotations
 

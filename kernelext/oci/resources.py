@@ -2,7 +2,7 @@
 
 Parsed from podman's flag values, kept in the container config, turned into the
 OCI spec's ``linux.resources`` and ``process.rlimits`` and shown by ``inspect``
-under podman's ``HostConfig`` names (docs/architecture.md §10).
+under podman's ``HostConfig`` names (docs/architecture.md §12).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The default seccomp profile is podman's own, the file Debian ships in
 ``golang-github-containers-common`` (``/usr/share/containers/seccomp.json``),
 turned into the OCI spec's ``linux.seccomp`` the way containers/common does:
 only this machine's architectures, and each rule kept or dropped by the
-architecture and the capabilities it names (docs/architecture.md §10).
+architecture and the capabilities it names (docs/architecture.md §12).
 """
 
 from __future__ import annotations
