@@ -26,6 +26,7 @@ from kernelext.cli.parser import (
     copy_arguments,
     create_options,
     parse_args,
+    resource_options,
     restore_options,
     volume_create_options,
 )
@@ -264,6 +265,8 @@ class ContainerMagics(Magics):
 # -------------------------------------------------------------- subcommands
 @handles("run")
 def _run(m: ContainerMagics, args: argparse.Namespace) -> Container | None:
+    if args.log_driver == "passthrough":  # conmon would write to the kernel's own descriptors, not the cell
+        raise UsageError("the passthrough logging driver needs a terminal: use k8s-file (the default) in a notebook")
     if args.detach:
         return m.rt.run(args.image, **create_options(args))
     m._attached(m.rt.create(args.image, **create_options(args)), start=True, remove=args.rm)
@@ -413,6 +416,13 @@ def _events(m: ContainerMagics, args: argparse.Namespace) -> Table:
 def _stats(m: ContainerMagics, args: argparse.Namespace) -> Table:
     containers = [m.rt.get(n) for n in args.containers] if args.containers else m.rt.list(all=False)
     return Table((c.stats() for c in containers), ["Name", "CPU", "MemUsage", "MemLimit", "PIDs"])
+
+
+@handles("update")
+def _update(m: ContainerMagics, args: argparse.Namespace) -> Container:
+    ctr = m.rt.get(args.container)
+    ctr.update(**resource_options(args))
+    return ctr
 
 
 @handles("top")

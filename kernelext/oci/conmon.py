@@ -52,6 +52,10 @@ class ConmonOptions:
     #: conmon fsyncs the log before it reports the exit (10 MB: 45 ms here); a ``--rm`` container's
     #: log is deleted with it right after, so it skips that (``--no-sync-log``).
     sync_log: bool = True
+    #: podman's ``--log-driver`` (k8s-file, none, passthrough) and conmon's options for ``--log-opt`` and
+    #: ``--timeout`` (kernelext.oci.monitoring).
+    log_driver: str = "k8s-file"
+    monitor_args: list[str] = field(default_factory=list)
 
     def argv(self, conmon: str) -> list[str]:
         args = [conmon, "--api-version", CONMON_API_VERSION, "-c", self.ctr_id, "-u", self.ctr_id,
@@ -60,8 +64,8 @@ class ConmonOptions:
                 "-b", str(self.bundle), "-p", str(self.pid_file), "-n", self.name,
                 "--exit-dir", str(self.exit_dir), "--persist-dir", str(self.persist_dir),
                 "--full-attach", "--socket-dir-path", str(self.exit_dir.parent / "socket"),
-                "-l", f"k8s-file:{self.log_path}", "--log-level", self.log_level, "--syslog=false",
-                "--conmon-pidfile", str(self.conmon_pid_file)]
+                "-l", f"{self.log_driver}:{self.log_path}", "--log-level", self.log_level, "--syslog=false",
+                "--conmon-pidfile", str(self.conmon_pid_file), *self.monitor_args]
         if not self.sync_log:
             args.append("--no-sync-log")
         if self.tty:
@@ -95,8 +99,13 @@ def launch(conmon: str, opts: ConmonOptions, namespace: Namespace) -> ConmonStar
     env = {k: v for k, v in os.environ.items() if not k.startswith("_OCI_") and k != faults.ENV_FAULT}
     env["_OCI_SYNCPIPE"] = str(child.fileno())
     try:
+        # cwd: conmon also writes its "oom" file into its working directory, which is the bundle for podman.
+        # passthrough: conmon (and so the container) writes to this process's own stdout and stderr.
+        passthrough = opts.log_driver == "passthrough"
         proc = subprocess.Popen(namespace.command(opts.argv(conmon)), env=env, pass_fds=(child.fileno(),),
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                cwd=opts.bundle, stdin=subprocess.DEVNULL,
+                                stdout=None if passthrough else subprocess.DEVNULL,
+                                stderr=None if passthrough else subprocess.PIPE)
     except OSError as exc:
         parent.close()
         child.close()
@@ -135,7 +144,8 @@ def _drain(proc: subprocess.Popen[bytes]) -> str:
     The daemonized conmon may keep the pipe open, so read only what is there.
     """
     proc.wait()
-    assert proc.stderr is not None
+    if proc.stderr is None:
+        return ""
     os.set_blocking(proc.stderr.fileno(), False)
     try:
         data = proc.stderr.read() or b""

@@ -63,6 +63,13 @@ class Runc:
     def resume(self, ctr_id: str, name: str | None = None) -> None:
         self._run("unpause", ctr_id, "resume", ctr_id, name=name)
 
+    def update(self, ctr_id: str, resources: dict[str, object], name: str | None = None) -> None:
+        """``runc update -r -``: new cgroup limits for a container runc knows."""
+        proc = subprocess.run(self.argv("update", "-r", "-", ctr_id), input=json.dumps(resources),
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise runtime_error(proc.stderr or proc.stdout, container=name or ctr_id, operation="update")
+
     def delete(self, ctr_id: str, *, force: bool = True) -> None:
         """Delete the runtime container; a container runc does not know is fine."""
         proc = subprocess.run(self.argv("delete", *(["--force"] if force else []), ctr_id),
