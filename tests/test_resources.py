@@ -174,6 +174,10 @@ def test_ulimit_within_the_host_and_beyond(store: Store) -> None:
     line = _error_line(proc)
     assert "RLIMIT_NOFILE" in line and "exceeds the maximum this host grants" in line and "runc" not in line
     assert not store.runtime.exists("nope")  # refused before anything was made
+    tiny = store.cli("run", "--rm", "--ulimit", "nofile=8", "busybox", "true")
+    assert tiny.returncode == 125
+    line = _error_line(tiny)
+    assert 'ulimit option "nofile=8:8"' in line and "so few open files" in line and "runc" not in line
 
 
 @pytest.mark.skipif(not ROOTLESS, reason="rootless only")

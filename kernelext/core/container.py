@@ -414,12 +414,15 @@ class Container:
                 self._write_spec(rootfs)
                 started = conmon.launch(self._runtime.opts.conmon, self._conmon_options(), self._runtime.namespace)
                 faults.point("init:launched")
-            except BaseException:
+            except BaseException as exc:
                 self._runtime.runc.delete(self.id)
                 self._remove_netns()
                 self._unmount_storage()
                 self.state.done()
                 self._save()
+                why = self.config.resources.startup_failure(str(exc)) if isinstance(exc, RuntimeFailure) else None
+                if why:
+                    raise InvalidArgumentError(why, container=self.name, operation="init") from None
                 raise
             if sockets:  # the loopback is up (ours, or runc's rootless): only ports need the forwarder
                 try:

@@ -261,6 +261,15 @@ class Resources:
             out["pids"] = {"limit": self.pids_limit}
         return out
 
+    def startup_failure(self, runtime_message: str) -> str | None:
+        """A clear reason for runc's failure when a ``--ulimit`` caused it: runc sets the limits before it
+        loads the seccomp filter, which needs a few more descriptors than a tiny ``nofile`` leaves."""
+        low = next((u for u in self.ulimits if u.rlimit == "RLIMIT_NOFILE"), None)
+        if low is None or "too many open files" not in runtime_message:
+            return None
+        return (f"ulimit option \"{low}\": the OCI runtime cannot start the container with so few open files "
+                "(it needs more to set the container up)")
+
     def rlimits(self, defaults: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """``process.rlimits``: the defaults, each ``--ulimit`` replacing its type (-1: unlimited)."""
         given = {u.rlimit: {"type": u.rlimit, "soft": _as_limit(u.soft), "hard": _as_limit(u.hard)}
