@@ -129,10 +129,15 @@ class RuntimeFailure(KernelextError, OSError):
     """runc, conmon or CRIU reported an error."""
 
 
+#: podman's exit codes for a command that was not found, and one that cannot be executed (or a missing workdir).
+EXIT_NOT_FOUND = 127
+EXIT_NOT_EXECUTABLE = 126
+
+
 class CommandNotFoundError(RuntimeFailure):
     """The container's command could not be executed (127 not found, 126 not executable)."""
 
-    def __init__(self, message: str, *, exit_code: int = 127, container: str | None = None,
+    def __init__(self, message: str, *, exit_code: int = EXIT_NOT_FOUND, container: str | None = None,
                  operation: str | None = None) -> None:
         super().__init__(message, container=container, operation=operation)
         self.exit_code = exit_code

@@ -94,6 +94,10 @@ def host_report(runtime: Runtime) -> dict[str, bool]:
             reason = why[key] if containers or key == "containers" else "needs containers"
             print(f"✘ {what[key]}: {reason}")
             _MISSING[key] = reason if key == "containers" or containers else why["containers"]
+    # Limits need a cgroup of the container's own (not printed: the report stays the same everywhere).
+    can["limits"] = containers and caps.available("cgroups")
+    if not can["limits"]:
+        _MISSING["limits"] = caps.features["cgroups"].detail if containers else why["containers"]
     try:
         from IPython import get_ipython
         shell = get_ipython()

@@ -12,8 +12,10 @@ cd "$(dirname "$0")/.."
 # gcc and libc6-dev: the port forwarder (kernelext/oci/portfwd.c) is compiled on first use
 # (nsenter, which starts it, is in the essential util-linux).
 # bats: podman's own system tests, run on demand against kernelext (tests/podman-system/run.sh).
+# golang-github-containers-common: podman's default seccomp profile (/usr/share/containers/seccomp.json);
+# catatonit: the init of --init, as podman uses it.
 SYSTEM_PACKAGES=(runc conmon busybox-static tar zstd iproute2 procps gcc libc6-dev chromium fonts-dejavu-core uidmap
-                 python3-venv skopeo docker-registry podman bats)
+                 python3-venv skopeo docker-registry podman bats golang-github-containers-common catatonit)
 
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do

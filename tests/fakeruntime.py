@@ -34,6 +34,7 @@ class FakeContainer:
     monitor: int
     exit_file: Path
     pid_file: Path
+    resources: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass
@@ -112,6 +113,9 @@ class FakeRuntime:
 
     def pause_container(self, ctr_id: str, *, name: str | None = None) -> None:
         self._freeze(ctr_id, "pause", "running", "paused", name)
+
+    def update_container(self, ctr_id: str, resources: dict[str, object], *, name: str | None = None) -> None:
+        self._get(ctr_id, "update").resources = dict(resources)
 
     def unpause_container(self, ctr_id: str, *, name: str | None = None) -> None:
         self._freeze(ctr_id, "unpause", "paused", "running", name)

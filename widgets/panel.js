@@ -57,7 +57,8 @@ function render({ model, el }) {
     badge.textContent = state;
     badge.setAttribute("aria-label", `state: ${state}`);
     name.textContent = model.get("name");
-    meta.textContent = `${model.get("short_id")} · ${model.get("image")}`;
+    const limits = model.get("limits");
+    meta.textContent = `${model.get("short_id")} · ${model.get("image")}${limits ? ` · ${limits}` : ""}`;
     const mounted = model.get("mounts") || [];
     mounts.textContent = mounted.length ? `mounts: ${mounted.join(", ")}` : "";
     mounts.hidden = !mounted.length;
@@ -66,7 +67,9 @@ function render({ model, el }) {
     if (!allowed.has("remove")) confirm.hidden = true;
     const parts = [];
     if (model.get("busy")) parts.push(`${model.get("busy")}…`);
-    if (model.get("exited")) parts.push(`exit code ${model.get("exit_code")}`);
+    if (model.get("exited")) {
+      parts.push(`exit code ${model.get("exit_code")}${model.get("oom_killed") ? " (OOM killed)" : ""}`);
+    }
     if (model.get("error")) parts.push(model.get("error"));
     if (model.get("message")) parts.push(model.get("message"));
     status.textContent = parts.join(" · ");
@@ -74,7 +77,8 @@ function render({ model, el }) {
     status.classList.toggle("kx-error-text", failed);
     status.classList.toggle("kx-muted", !failed);
   };
-  const fields = ["status", "allowed", "busy", "exited", "exit_code", "error", "message", "name", "mounts"];
+  const fields = ["status", "allowed", "busy", "exited", "exit_code", "error", "message", "name", "mounts",
+                  "limits", "oom_killed"];
   for (const f of fields) model.on(`change:${f}`, update);
   update();
   return () => { for (const f of fields) model.off(`change:${f}`, update); };

@@ -29,6 +29,7 @@ from kernelext.cli.parser import (
     checkpoint_options,
     copy_arguments,
     create_options,
+    resource_options,
     restore_options,
     volume_create_options,
 )
@@ -41,6 +42,7 @@ from kernelext.core.runtime import Runtime
 from kernelext.core.state import DEFAULT_DETACH_KEYS, ContainerStatus
 from kernelext.errors import ContainerRemovedError, KernelextError, NoSuchContainerError, NoSuchVolumeError
 from kernelext.oci.attach import Detached, Stream, parse_detach_keys, pump
+from kernelext.oci.monitoring import LogDriver
 from kernelext.units import STATS_COLUMNS, human_duration, stats_row, status_text
 
 Handler = Callable[[Runtime, argparse.Namespace], int]
@@ -95,11 +97,23 @@ def cmd_create(rt: Runtime, args: argparse.Namespace) -> int:
 
 @command("run")
 def cmd_run(rt: Runtime, args: argparse.Namespace) -> int:
+    passthrough = args.log_driver == LogDriver.PASSTHROUGH.value
     if args.detach:
+        if passthrough or args.attach:
+            raise UsageError("passthrough logging driver is not supported in detached mode" if passthrough
+                             else "you cannot use --attach with --detach")
         out(rt.run(args.image, **create_options(args)).id)
         return 0
     ctr = rt.create(args.image, **create_options(args))
-    return attach_and_wait(ctr, start=True, stdin=args.interactive, detach_keys=args.detach_keys, remove=args.rm)
+    if passthrough:  # conmon writes the container's output to this process's own stdout and stderr
+        engine.start(ctr)
+        code = ctr.wait()
+        if args.rm:
+            engine.remove_container(ctr, force=True)
+        return code
+    streams = frozenset(Stream[name.upper()] for name in args.attach) if args.attach else None
+    return attach_and_wait(ctr, start=True, stdin=args.interactive or Stream.STDIN in (streams or ()),
+                           detach_keys=args.detach_keys, remove=args.rm, streams=streams)
 
 
 def _terminal_size(raw: bool) -> tuple[int, int] | None:
@@ -162,14 +176,21 @@ def _write_packet(stream: Stream, data: bytes) -> None:
     target.flush()
 
 
-def attach_and_wait(ctr: Container, *, start: bool, stdin: bool, detach_keys: str | None, remove: bool) -> int:
-    """podman's attached run / start -a / attach: stream, then the container's exit code."""
+def attach_and_wait(ctr: Container, *, start: bool, stdin: bool, detach_keys: str | None, remove: bool,
+                    streams: frozenset[Stream] | None = None) -> int:
+    """podman's attached run / start -a / attach: stream (only ``streams`` when given: ``run -a``), then
+    the container's exit code."""
+
+    def write(stream: Stream, data: bytes) -> None:
+        if streams is None or stream in streams:
+            _write_packet(stream, data)
+
     keys = parse_detach_keys(DEFAULT_DETACH_KEYS if detach_keys is None else detach_keys)
     raw = ctr.config.tty and stdin
     conn = engine.attach_and_start(ctr, start=start, remove=remove, tty_size=_terminal_size(raw))
     try:
         with _terminal(ctr, raw), _signal_proxy(ctr, not ctr.config.tty):
-            pump(conn, _write_packet, stdin=sys.stdin.buffer if stdin else None, detach_keys=keys if stdin else b"")
+            pump(conn, write, stdin=sys.stdin.buffer if stdin else None, detach_keys=keys if stdin else b"")
     except Detached:
         return 0
     finally:
@@ -499,6 +520,14 @@ def cmd_events(rt: Runtime, args: argparse.Namespace) -> int:
     for event in rt.events.follow(since=since):
         out(_event_line(event, template, as_json=args.format == "json"))
         sys.stdout.flush()
+    return 0
+
+
+@command("update")
+def cmd_update(rt: Runtime, args: argparse.Namespace) -> int:
+    ctr = rt.get(args.container)
+    ctr.update(**resource_options(args))
+    out(ctr.id)
     return 0
 
 

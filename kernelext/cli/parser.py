@@ -8,6 +8,7 @@ carrying the text, so the magic can show it in a cell.
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -86,7 +87,6 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
                    help="publish a container port on the host's 127.0.0.1 (no HOSTPORT: a free one)")
     p.add_argument("--entrypoint", help="overwrite the image's entrypoint")
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
-    p.add_argument("--pids-limit", type=int, help="the container's pids limit (-1: unlimited; default 2048)")
     p.add_argument("--pull", default="missing", choices=("always", "missing", "never", "newer"),
                    help="pull the image first: always, when missing (default), never, or newer")
     p.add_argument("--tls-verify", type=_bool_flag, nargs="?", const=True, default=True,
@@ -94,6 +94,9 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--authfile", help="path of the authentication file for pulling")
     p.add_argument("-l", "--label", action="append", default=[], help="set metadata (KEY=VALUE)")
     _mount_options(p)
+    _resource_flags(p)
+    _security_flags(p)
+    _identity_flags(p)
     p.add_argument("image", help="image name or ID")
     p.add_argument("command", nargs=argparse.REMAINDER, help="command and arguments")
 
@@ -107,6 +110,93 @@ def _mount_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--volumes-from", action="append", default=[], metavar="CTR[:ro|rw]",
                    help="mount the volumes and bind mounts of another container")
 
+def _resource_flags(p: argparse.ArgumentParser) -> None:
+    """podman's resource limit flags (``create``, ``run`` and ``update``)."""
+    p.add_argument("-m", "--memory", help="memory limit (format: <number>[<unit>], unit b, k, m or g)")
+    p.add_argument("--memory-swap", help="memory plus swap limit (-1: unlimited swap; default twice --memory)")
+    p.add_argument("--memory-reservation", help="memory soft limit")
+    p.add_argument("--cpus", type=float, help="number of CPUs (e.g. 0.5)")
+    p.add_argument("-c", "--cpu-shares", type=int, help="CPU shares (relative weight)")
+    p.add_argument("--cpu-quota", type=int, help="limit the CPU CFS quota (microseconds per period)")
+    p.add_argument("--cpu-period", type=int, help="limit the CPU CFS period (microseconds)")
+    p.add_argument("--cpuset-cpus", help="CPUs in which to allow execution (0-3, 0,1)")
+    p.add_argument("--pids-limit", type=int, help="the container's pids limit (-1: unlimited; default 2048)")
+
+
+def _security_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ulimit", action="append", default=[], help="ulimit options (TYPE=SOFT[:HARD])")
+    p.add_argument("--oom-kill-disable", action="store_true", help="disable the OOM killer for the container")
+    p.add_argument("--oom-score-adj", type=int, help="tune the host's OOM preferences (-1000 to 1000)")
+    p.add_argument("--cap-add", action="append", default=[], help="add capabilities (ALL: all of them)")
+    p.add_argument("--cap-drop", action="append", default=[], help="drop capabilities (ALL: all of them)")
+    p.add_argument("--privileged", action="store_true", help="give extended privileges to the container")
+    p.add_argument("--security-opt", action="append", default=[],
+                   help="no-new-privileges, seccomp=unconfined|FILE, mask=PATHS, unmask=PATHS|ALL")
+    p.add_argument("--read-only", action="store_true", help="make the root filesystem read-only")
+    p.add_argument("--read-only-tmpfs", type=_bool_flag, nargs="?", const=True, default=True,
+                   help="with --read-only, tmpfs on /run, /tmp and /var/tmp (default true)")
+    p.add_argument("--group-add", action="append", default=[], help="additional groups to join")
+    p.add_argument("--device", action="append", default=[], help="add a host device (HOST[:CONTAINER][:rwm])")
+
+
+def _identity_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--hostname", help="the container's host name")
+    p.add_argument("--add-host", action="append", default=[], help="add a custom host-to-IP mapping (HOST:IP)")
+    p.add_argument("--env-file", action="append", default=[], help="read environment variables from a file")
+    p.add_argument("--env-host", action="store_true", help="use all of the current environment")
+    p.add_argument("--annotation", action="append", default=[], help="add an annotation (KEY=VALUE)")
+    p.add_argument("--init", action="store_true", help="run an init (catatonit) that forwards signals and reaps")
+    p.add_argument("--tz", help="set the time zone (a zone name, or local)")
+    p.add_argument("--umask", help="the umask of the container's process (default 0022)")
+    for kind in ("pid", "ipc", "uts"):
+        p.add_argument(f"--{kind}", help=f"the {kind.upper()} namespace: private (default) or host")
+    p.add_argument("--log-driver", help="logging driver: k8s-file (default), none, passthrough")
+    p.add_argument("--log-opt", action="append", default=[], help="logging driver options (max-size=SIZE)")
+    p.add_argument("--timeout", type=int, help="kill the container after this many seconds (default: never)")
+    p.add_argument("--conmon-pidfile", help="also write conmon's PID to this file")
+    p.add_argument("--cidfile", help="write the container ID to this file")
+    p.add_argument("--replace", action="store_true", help="replace a container of the same name")
+
+
+def _split_all(values: list[str]) -> list[str]:
+    """Repeated flags whose values may also be comma-separated (``--cap-add a,b``)."""
+    return [part for value in values for part in value.split(",") if part]
+
+
+def resource_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``Runtime.create``'s resource keywords (and ``Container.update``'s) from a parsed command line."""
+    return dict(memory=args.memory, memory_swap=args.memory_swap, memory_reservation=args.memory_reservation,
+                cpus=args.cpus, cpu_shares=args.cpu_shares, cpu_quota=args.cpu_quota, cpu_period=args.cpu_period,
+                cpuset_cpus=args.cpuset_cpus, pids_limit=args.pids_limit)
+
+
+def _entrypoint(text: str | None) -> list[str] | None:
+    """podman's ``--entrypoint``: a JSON array (``'["sh","-c"]'``) or one command."""
+    if text is None:
+        return None
+    if text.startswith("["):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = None
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return value
+    return [text] if text else []
+
+
+def _run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The limits, security and identity keywords of ``Runtime.create``."""
+    return dict(**resource_options(args), ulimits=args.ulimit, oom_kill_disable=args.oom_kill_disable,
+                oom_score_adj=args.oom_score_adj, cap_add=_split_all(args.cap_add),
+                cap_drop=_split_all(args.cap_drop), privileged=args.privileged, security_opt=args.security_opt,
+                read_only=args.read_only, read_only_tmpfs=args.read_only_tmpfs, group_add=args.group_add,
+                devices=args.device, hostname=args.hostname, add_hosts=args.add_host,
+                annotations=dict(item.partition("=")[::2] for item in args.annotation), init=args.init,
+                tz=args.tz, umask=args.umask, env_file=args.env_file, env_host=args.env_host, pid=args.pid,
+                ipc=args.ipc, uts=args.uts, log_driver=args.log_driver, log_opts=args.log_opt, timeout=args.timeout,
+                conmon_pidfile=args.conmon_pidfile, cidfile=args.cidfile, replace=args.replace)
+
+
 
 def create_options(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments of ``Runtime.create`` from a parsed create/run command line."""
@@ -114,10 +204,9 @@ def create_options(args: argparse.Namespace) -> dict[str, Any]:
     return dict(command=args.command or None, name=args.name, env=args.env, workdir=args.workdir, user=args.user,
                 tty=args.tty, stdin=args.interactive, network=args.network, restart_policy=args.restart,
                 stop_signal=args.stop_signal, stop_timeout=args.stop_timeout, auto_remove=args.rm, labels=labels,
-                publish=args.publish, pids_limit=args.pids_limit, pull=args.pull, tls_verify=args.tls_verify,
-                authfile=args.authfile, volumes=args.volume, mounts=args.mount, tmpfs=args.tmpfs,
-                volumes_from=args.volumes_from,
-                entrypoint=None if args.entrypoint is None else ([args.entrypoint] if args.entrypoint else []))
+                publish=args.publish, pull=args.pull, tls_verify=args.tls_verify, authfile=args.authfile,
+                volumes=args.volume, mounts=args.mount, tmpfs=args.tmpfs, volumes_from=args.volumes_from,
+                entrypoint=_entrypoint(args.entrypoint), **_run_options(args))
 
 
 def volume_create_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -152,8 +241,17 @@ def _containers(p: argparse.ArgumentParser, nargs: str = "+") -> None:
     p.add_argument("containers", nargs=nargs, metavar="CONTAINER")
 
 
+def _stream_name(text: str) -> str:
+    if text.lower() not in ("stdin", "stdout", "stderr"):
+        raise argparse.ArgumentTypeError(f"invalid stream {text!r} for --attach - must be one of stdin, stdout, "
+                                         "or stderr")
+    return text.lower()
+
+
 def _run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-d", "--detach", action="store_true", help="run in the background and print the ID")
+    p.add_argument("-a", "--attach", action="append", default=[], type=_stream_name,
+                   help="attach to STDIN, STDOUT or STDERR (default: STDOUT and STDERR)")
     p.add_argument("--detach-keys", default=None, help="key sequence for detaching (default ctrl-p,ctrl-q)")
     _create_flags(p)
 
@@ -331,6 +429,11 @@ def _stats_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _top_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("container", metavar="CONTAINER")
+
+
+def _update_flags(p: argparse.ArgumentParser) -> None:
+    _resource_flags(p)
     p.add_argument("container", metavar="CONTAINER")
 
 
@@ -529,6 +632,7 @@ CONTAINER_COMMANDS = _table(
     ("top", CommandSpec("top", "Show the processes of a container", _top_flags)),
     ("umount", CommandSpec("umount", "Unmount a container's root filesystem", _umount_flags, ("unmount",))),
     ("unpause", CommandSpec("unpause", "Unpause all processes of containers", _containers)),
+    ("update", CommandSpec("update", "Update the resource limits of a container", _update_flags)),
     ("wait", CommandSpec("wait", "Wait for containers to reach a condition and print exit codes", _wait_flags)),
 )
 

@@ -27,11 +27,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from dataclasses import replace as dataclasses_replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
+import kernelext
 from kernelext import faults, rootless
 from kernelext.core import ports
+from kernelext.core.options import ROOTLESS_V1_LIMITS, cgroup_v2
 from kernelext.core.ports import PortMapping
 from kernelext.core.state import (
     ACTIVE_STATES,
@@ -43,7 +46,10 @@ from kernelext.core.state import (
     NetworkMode,
     should_restart,
 )
+from kernelext.core.stats import CGROUP_ROOT
 from kernelext.errors import (
+    EXIT_NOT_EXECUTABLE,
+    CommandNotFoundError,
     ContainerRemovedError,
     ContainerRunningError,
     ContainerStateError,
@@ -55,12 +61,15 @@ from kernelext.errors import (
     WaitTimeoutError,
     tool_reason,
 )
-from kernelext.oci import conmon, forwarder, netns, spec
+from kernelext.oci import conmon, forwarder, identity, netns, spec
 from kernelext.oci.attach import AttachSocket
 from kernelext.oci.conmon import kill_conmon
 from kernelext.oci.monitor import ExitWatcher, is_alive, process_start_time, this_process, wait_until
+from kernelext.oci.monitoring import NO_LOGS, LogDriver
+from kernelext.oci.resources import cgroup_oom_killed
 from kernelext.oci.runtime import KILL_TIMEOUT_S
 from kernelext.storage.driver import ContainerLayer
+from kernelext.storage.rootpath import is_dir_in_root
 from kernelext.storage.users import resolve_user
 
 if TYPE_CHECKING:
@@ -281,8 +290,11 @@ class Container:
         st.finished_at = when
         st.pid = 0
         st.restart_policy_match = was in (S.RUNNING, S.PAUSED, S.STOPPING) and not st.stopped_by_user
+        # conmon's "oom" file (its eventfd on the cgroup), else the cgroup's own counter if it is still there.
         oom_file = self._runtime.opts.persist_dir(self.id) / "oom"
-        st.oom_killed = oom_file.exists()
+        st.oom_killed = oom_file.exists() or (
+            not self._runtime.namespace.rootless
+            and cgroup_oom_killed(CGROUP_ROOT, f"{spec.CGROUP_PARENT}/{self.id}"))
         self._runtime.db.set_exit_code(self.id, code)
         self._save()
         self._event("died", exitCode=code)
@@ -337,10 +349,12 @@ class Container:
                 self.layer.unmount()
 
     def _write_etc_files(self) -> dict[str, Path]:
-        hostname = spec.hostname_of(self.config)
-        files = {"/etc/hostname": f"{hostname}\n",
-                 "/etc/hosts": "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                               f"127.0.1.1\t{hostname} {self.name}\n"}
+        cfg = self.config
+        hostname = spec.hostname_of(cfg)
+        files = {"/etc/hostname": f"{hostname}\n", "/etc/hosts": cfg.identity.hosts(hostname, self.name),
+                 identity.CONTAINERENV: identity.containerenv(
+                     engine=f"kernelext-{kernelext.__version__}", name=self.name, ctr_id=self.id,
+                     image=cfg.image_name, image_id=cfg.image_id, rootless=self._runtime.namespace.rootless)}
         if self.config.network is NetworkMode.HOST:
             try:
                 files["/etc/resolv.conf"] = Path("/etc/resolv.conf").read_text()
@@ -350,14 +364,20 @@ class Container:
             files["/etc/resolv.conf"] = ""
         paths = {}
         for dest, content in files.items():
-            path = self.bundle / dest.rsplit("/", 1)[1]
+            path = self.bundle / dest.rsplit("/", 1)[1].lstrip(".")
             path.write_text(content)
             paths[dest] = path
         return paths
 
     def _write_spec(self, rootfs: Path) -> None:
         image = self._runtime.images.get(self.config.image_id)
-        user = resolve_user(self._runtime.namespace.view(rootfs), self.config.user or image.config.user)
+        root_view = self._runtime.namespace.view(rootfs)
+        user = resolve_user(root_view, self.config.user or image.config.user, self.config.security.group_add)
+        workdir = self.config.workdir
+        # podman's rule: a --workdir that is not the image's must exist (runc would make it).
+        if workdir not in ("/", image.config.workdir) and not is_dir_in_root(root_view, workdir):
+            raise CommandNotFoundError(f"workdir \"{workdir}\" does not exist on container {self.id}",
+                                       exit_code=EXIT_NOT_EXECUTABLE, container=self.name, operation="init")
         namespace = self._runtime.namespace
         self._runtime.volumes.prepare(self.config, rootfs, user)  # copy-up of new volumes, `U` chowns
         inputs = spec.SpecInputs(rootfs=rootfs, user=user, image_env=image.config.env,
@@ -377,7 +397,8 @@ class Container:
             persist_dir=opts.persist_dir(self.id), log_path=self.log_path, tty=self.config.tty,
             stdin=self.config.stdin,
             exit_command=self._runtime.exit_command(self.id, self.config.auto_remove),
-            sync_log=not self.config.auto_remove, **overrides)
+            sync_log=not self.config.auto_remove, log_driver=self.config.monitor.log_driver.value,
+            monitor_args=self.config.monitor.conmon_args(), **overrides)
 
     def _init(self, *, retain_retries: bool = False, then: Intent = Intent.NONE) -> None:
         """Create the container in runc under a new conmon (state ``initialized``); ``then``: the intent
@@ -392,12 +413,15 @@ class Container:
                 self._write_spec(rootfs)
                 started = self._runtime.oci.create_container(self._conmon_options())
                 faults.point("init:launched")
-            except BaseException:
+            except BaseException as exc:
                 self._runtime.oci.delete_container(self.id)
                 self._remove_netns()
                 self._unmount_storage()
                 self.state.done()
                 self._save()
+                why = self.config.resources.startup_failure(str(exc)) if isinstance(exc, RuntimeFailure) else None
+                if why:
+                    raise InvalidArgumentError(why, container=self.name, operation="init") from None
                 raise
             if sockets:  # the loopback is up (ours, or runc's rootless): only ports need the forwarder
                 try:
@@ -405,6 +429,8 @@ class Container:
                 except BaseException:
                     self._abandon_launch(started.conmon_pid)
                     raise
+        if self.config.monitor.conmon_pidfile:  # podman's --conmon-pidfile, beside the store's own
+            Path(self.config.monitor.conmon_pidfile).write_text(f"{started.conmon_pid}\n")
         st = self.state
         st.new_run(started.pid, started.conmon_pid, started.conmon_start_time)
         st.status = S.CREATED
@@ -692,6 +718,20 @@ class Container:
                 self._stop(self.config.stop_timeout if timeout is None else timeout)
             self._prepare_to_start()
             self._start()
+
+    def update(self, **changes: Any) -> None:
+        """podman's ``update``: new limits (``memory="128m"``, ``cpus=1``, ``pids_limit=100``, ...) for the
+        container, applied to its cgroup at once while runc has it, and kept for its next runs."""
+        with self._locked():
+            self._check("update")
+            resources = self.config.resources.updated(**changes)
+            if self._runtime.namespace.rootless and resources.needs_cgroup and not cgroup_v2():
+                raise InvalidArgumentError(ROOTLESS_V1_LIMITS, container=self.name, operation="update")
+            if self.state.status in (S.CREATED, S.RUNNING, S.PAUSED, S.STOPPING):
+                self._runtime.oci.update_container(self.id, resources.linux_resources(), name=self.name)
+            self.config = dataclasses_replace(self.config, resources=resources)
+            self._runtime.db.save_config(self.id, self.config.to_json())
+            self._event("update")
 
     def pause(self) -> None:
         with self._locked():
@@ -1066,6 +1106,9 @@ class Container:
         """
         from kernelext.core.logs import follow_log, read_log
 
+        if self.config.monitor.log_driver is not LogDriver.K8S_FILE:
+            raise InvalidArgumentError(NO_LOGS.format(driver=self.config.monitor.log_driver.value),
+                                       container=self.name, operation="logs")
         if not follow:
             return iter(read_log(self.log_path, since=since, until=until, tail=tail))
 

@@ -6,6 +6,7 @@ One record a line: ``<RFC3339Nano timestamp> <stdout|stderr> <F|P> <bytes>``;
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -102,20 +103,89 @@ def _in_window(line: LogLine, since: float | None, until: float | None) -> bool:
     return (since is None or t >= since) and (until is None or t <= until)
 
 
+def _record_time(record: bytes) -> float | None:
+    try:
+        return parse_timestamp(record.split(b" ", 1)[0].decode())
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _offset_since(f: BinaryIO, size: int, since: float) -> int:
+    """A record boundary at or before the first record written at ``since`` or later: records are
+    in time order, so a binary search over the file finds it in a few reads of a big log."""
+    low, high = 0, size
+    while high - low > READ_SIZE:
+        middle = (low + high) // 2
+        f.seek(middle)
+        f.readline()  # the rest of the record the seek landed in
+        when = _record_time(f.readline())
+        if when is None or when >= since:
+            high = middle
+        else:
+            low = middle
+    if low:
+        f.seek(low)
+        f.readline()
+        return f.tell()
+    return 0
+
+
+def _offset_of_tail(f: BinaryIO, size: int, tail: int) -> int:
+    """The offset of the records that make the last ``tail`` lines, found by reading backwards: a line
+    is its stream's partial records up to a full one (``F``), so the search stops past ``tail + 1``
+    full records (one more for the line a trailing partial record may still make)."""
+    position, found, carry = size, 0, b""
+    while position > 0:
+        step = min(READ_SIZE, position)
+        position -= step
+        f.seek(position)
+        block = f.read(step) + carry
+        records = block.split(b"\n")
+        carry = records[0] if position else b""  # may be the end of a record that starts further back
+        offset = position + len(records[0]) + 1 if position else 0
+        starts = []
+        for record in records[1:] if position else records:
+            starts.append((offset, record))
+            offset += len(record) + 1
+        for start, record in reversed(starts):
+            if record.split(b" ", 3)[2:3] == [b"F"]:
+                found += 1
+                if found > tail + 1:
+                    return start + len(record) + 1
+    return 0
+
+
 def read_log(path: Path, *, since: float | None = None, until: float | None = None,
              tail: int | None = None) -> list[LogLine]:
-    """The log's lines, filtered by time window, the last ``tail`` of them if given."""
+    """The log's lines, filtered by time window, the last ``tail`` of them if given.
+
+    A big log is never read from its start for ``tail`` or ``since``: ``tail`` reads backwards from the
+    end to the records it needs, ``since`` searches for its first record (records are in time order).
+    """
     assembler = _Assembler()
-    lines: deque[LogLine] = deque(maxlen=tail if tail is not None and tail >= 0 else None)
+    bounded = tail is not None and tail >= 0
+    lines: deque[LogLine] = deque(maxlen=tail if bounded else None)
     try:
         with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            start = 0
+            if since is not None:
+                start = _offset_since(f, size, since)
+            if bounded and until is None:
+                start = max(start, _offset_of_tail(f, size, tail or 0))
+            f.seek(start)
             for record in f:
                 line = assembler.feed(record)
-                if line is not None and _in_window(line, since, until):
+                if line is None:
+                    continue
+                if until is not None and line.time > until:
+                    break  # in time order: nothing later is inside the window
+                if _in_window(line, since, until):
                     lines.append(line)
+            else:
+                lines.extend(line for line in assembler.flush() if _in_window(line, since, until))
     except FileNotFoundError:
         return []
-    lines.extend(line for line in assembler.flush() if _in_window(line, since, until))
     return list(lines)
 
 

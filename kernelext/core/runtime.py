@@ -17,13 +17,13 @@ import kernelext
 from kernelext import faults
 from kernelext.config import CONMON_PID_FILE, StoreOptions
 from kernelext.core import mounts as mounts_mod
+from kernelext.core import options as options_module
 from kernelext.core import ports
 from kernelext.core.container import Container, parse_signal
 from kernelext.core.events import EventLog
 from kernelext.core.names import random_name
 from kernelext.core.state import (
     ACTIVE_STATES,
-    DEFAULT_PIDS_LIMIT,
     DEFAULT_STOP_SIGNAL,
     DEFAULT_STOP_TIMEOUT,
     ContainerConfig,
@@ -41,6 +41,7 @@ from kernelext.errors import (
     NoSuchImageError,
     RuntimeFailure,
 )
+from kernelext.oci.identity import read_env_file
 from kernelext.oci.monitor import forget_exit_directory, is_alive, this_process
 from kernelext.oci.runtime import ConmonRuncRuntime, OCIRuntime
 from kernelext.rootless import namespace_for
@@ -134,15 +135,22 @@ class Runtime:
                user: str | None = None, tty: bool = False, stdin: bool = False, network: str = "none",
                restart_policy: str = "no", stop_signal: str | None = None, stop_timeout: int | None = None,
                auto_remove: bool = False, labels: dict[str, str] | None = None,
-               publish: Iterable[str | ports.PortMapping] = (), pids_limit: int | None = None,
-               pull: str = "missing", tls_verify: bool = True, authfile: str | Path | None = None,
+               publish: Iterable[str | ports.PortMapping] = (), pull: str = "missing", tls_verify: bool = True,
+               authfile: str | Path | None = None,
                volumes: Iterable[str | mounts_mod.Mount] = (), mounts: Iterable[str | mounts_mod.Mount] = (),
-               tmpfs: Iterable[str] | dict[str, str] = (), volumes_from: Iterable[str] = ()) -> Container:
+               tmpfs: Iterable[str] | dict[str, str] = (), volumes_from: Iterable[str] = (),
+               env_file: Iterable[str | Path] = (), env_host: bool = False,
+               cidfile: str | Path | None = None, replace: bool = False, **options: Any) -> Container:
         """Create a container (state ``created``); nothing runs yet.
 
         ``publish``: podman's ``-p`` values (``"8080:80"``, ``"127.0.0.1::80/udp"``) or
         :class:`~kernelext.core.ports.PortMapping` objects; a host port 0 becomes a free one now.
-        ``pids_limit``: at most this many processes (podman's default 2048; 0 or -1: no limit).
+        ``env_file``: podman's ``--env-file`` files; ``env_host``: the caller's environment first.
+        ``cidfile``: the new container's ID is written there (it must not exist); ``replace``: a container
+        of the same name is removed first.
+        ``options``: limits, security and identity (:mod:`kernelext.core.options`), e.g. ``memory="64m"``,
+        ``cpus=0.5``, ``pids_limit=100`` (podman's default 2048; 0 or -1: no limit), ``cap_add=["NET_RAW"]``,
+        ``privileged=True``, ``read_only=True``, ``hostname="web"``, ``init=True``.
         ``pull``: podman's policy, ``missing`` (pull an image not in the store), ``always``, ``never``,
         ``newer`` (pulled again: a tag that did not move costs the copy, its layers are kept);
         ``tls_verify`` and ``authfile`` as for :meth:`pull`.
@@ -157,6 +165,8 @@ class Runtime:
                 'the --rm option conflicts with --restart, when the restartPolicy is not "" and "no"')
         if name is not None and not _valid_name(name):
             raise InvalidArgumentError(f"invalid container name {name!r}: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")
+        env = [*((f"{k}={v}" for k, v in os.environ.items()) if env_host else ()),
+               *(item for path in env_file for item in read_env_file(path)), *env]
         for item in env:
             if not item or item.startswith("="):
                 raise InvalidArgumentError(f"invalid environment variable {item!r}")
@@ -167,6 +177,11 @@ class Runtime:
         workdir = workdir or img.config.workdir or "/"
         if not workdir.startswith("/"):
             raise InvalidArgumentError(f"workdir {workdir!r} must be an absolute path")
+        groups = options_module.build(options, rootless=self.namespace.rootless)
+        cid_path = Path(cidfile).absolute() if cidfile else None
+        if cid_path is not None and cid_path.exists():
+            raise InvalidArgumentError(f"container id file exists. Ensure another container is not using it or "
+                                       f"delete {cid_path}")
         network_mode = NetworkMode.parse(network)
         mappings = ports.publish(publish, host_network=network_mode is NetworkMode.HOST)
         requested = mounts_mod.combine(list(volumes), list(mounts), tmpfs if isinstance(tmpfs, dict) else list(tmpfs),
@@ -178,15 +193,24 @@ class Runtime:
             network=network_mode, restart_policy=policy, ports=mappings,
             stop_signal=parse_signal(stop_signal or img.config.stop_signal or DEFAULT_STOP_SIGNAL).name,
             stop_timeout=self._stop_timeout(stop_timeout), auto_remove=auto_remove, labels=dict(labels or {}),
-            created_at=time.time(),
-            pids_limit=DEFAULT_PIDS_LIMIT if pids_limit is None else max(pids_limit, 0))
+            created_at=time.time(), resources=groups.resources, security=groups.security, identity=groups.identity,
+            monitor=groups.monitor)
+        if replace and name is not None and self.exists(name):
+            self.get(name).remove(force=True)
         created_volumes: builtins.list[Volume] = []  # made for this container: gone again if it is not made
         try:
             config.mounts = self.volumes.materialize(requested, created_volumes)
-            return self.add(config, operation="create")
+            container = self.add(config, operation="create")
         except BaseException:
             self.volumes.discard(created_volumes)
             raise
+        if cid_path is not None:
+            try:
+                cid_path.write_text(container.id)
+            except OSError as exc:
+                container.remove(force=True)
+                raise InvalidArgumentError(f"opening cidfile: {exc.strerror}: {cid_path}") from None
+        return container
 
     def _inherited_mounts(self, sources: Iterable[str]) -> builtins.list[mounts_mod.Mount]:
         """``--volumes-from CTR[:ro|rw]``: the bind mounts and volumes of other containers."""

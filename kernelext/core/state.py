@@ -14,12 +14,14 @@ from typing import Any
 from kernelext.core.mounts import Mount
 from kernelext.core.ports import PortMapping
 from kernelext.errors import InvalidArgumentError
+from kernelext.oci.identity import Identity
+from kernelext.oci.monitoring import MonitorOptions
+from kernelext.oci.resources import DEFAULT_PIDS_LIMIT, Resources
+from kernelext.oci.security import SecurityOptions
 
 DEFAULT_STOP_TIMEOUT = 10
 DEFAULT_STOP_SIGNAL = "SIGTERM"
 DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
-#: podman's default (containers.conf ``pids_limit``): one fork loop cannot take every PID of the host.
-DEFAULT_PIDS_LIMIT = 2048
 
 
 class ContainerStatus(enum.Enum):
@@ -69,6 +71,7 @@ ALLOWED_FROM: dict[str, frozenset[ContainerStatus]] = {
     "restore": frozenset({S.CONFIGURED, S.EXITED}),
     "reload_network": frozenset({S.CREATED, S.RUNNING}),
     "remove": _ANY,
+    "update": _ANY - {S.REMOVING},
 }
 
 #: The actions a front end offers (panel buttons), in display order.
@@ -174,7 +177,7 @@ class NetworkMode(enum.Enum):
 
 @dataclass
 class ContainerConfig:
-    """What a container was created with; immutable after create."""
+    """What a container was created with; immutable after create but for its limits (``update``)."""
 
     id: str
     name: str
@@ -195,10 +198,18 @@ class ContainerConfig:
     labels: dict[str, str] = field(default_factory=dict)
     created_at: float = 0.0
     ports: list[PortMapping] = field(default_factory=list)
-    #: The cgroup's pids limit; 0: none (podman's ``--pids-limit``, where -1 and 0 mean unlimited).
-    pids_limit: int = DEFAULT_PIDS_LIMIT
     #: Bind mounts, volumes and tmpfs (``-v``, ``--mount``, ``--tmpfs``, ``--volumes-from``, the image's Volumes).
     mounts: list[Mount] = field(default_factory=list)
+    #: Limits, security settings, identity and conmon's settings (kernelext.oci.resources, .security,
+    #: .identity, .monitoring).
+    resources: Resources = field(default_factory=Resources)
+    security: SecurityOptions = field(default_factory=SecurityOptions)
+    identity: Identity = field(default_factory=Identity)
+    monitor: MonitorOptions = field(default_factory=MonitorOptions)
+
+    @property
+    def pids_limit(self) -> int:
+        return self.resources.pids_limit
 
     @property
     def args(self) -> list[str]:
@@ -213,6 +224,8 @@ class ContainerConfig:
         data["restart_policy"] = str(self.restart_policy)
         data["ports"] = [mapping.to_json() for mapping in self.ports]
         data["mounts"] = [mount.to_json() for mount in self.mounts]
+        for group in ("resources", "security", "identity", "monitor"):
+            data[group] = getattr(self, group).to_json()
         return data
 
     @classmethod
@@ -222,6 +235,13 @@ class ContainerConfig:
         data["restart_policy"] = RestartPolicy.parse(data["restart_policy"])
         data["ports"] = [PortMapping.from_json(item) for item in data.get("ports", [])]  # absent before ports
         data["mounts"] = [Mount.from_json(item) for item in data.get("mounts", [])]  # absent before mounts
+        # Absent before limits (a config of then had only its pids limit).
+        resources = data.get("resources") or {"pids_limit": data.pop("pids_limit", DEFAULT_PIDS_LIMIT)}
+        data.pop("pids_limit", None)
+        data["resources"] = Resources.from_json(resources)
+        data["security"] = SecurityOptions.from_json(data.get("security") or {})
+        data["identity"] = Identity.from_json(data.get("identity") or {})
+        data["monitor"] = MonitorOptions.from_json(data.get("monitor") or {})
         return cls(**data)
 
 

@@ -59,12 +59,12 @@ def _pids(ctr: Container, dirs: dict[str, Path]) -> list[int]:
         return [ctr.state.pid]
 
 
-def _memory_limit(limit: int | None) -> int:
-    """podman's rule: a cgroup limit above the host's memory (none set: 2^63 rounded to pages) is the host's."""
+def _host_bounded(limit: int | None) -> int:
+    """The memory limit as podman's stats shows it: the host's memory when there is none (or more)."""
     import psutil
 
-    total = psutil.virtual_memory().total
-    return total if not limit or limit > total else limit
+    total = int(psutil.virtual_memory().total)
+    return total if limit is None or limit <= 0 or limit > total else limit
 
 
 def container_stats(ctr: Container) -> dict[str, Any]:
@@ -72,7 +72,8 @@ def container_stats(ctr: Container) -> dict[str, Any]:
     dirs = _own_cgroups(ctr, _cgroup_dirs(pid))
     mem = _read_int(dirs["memory"] / "memory.usage_in_bytes") if "memory" in dirs else \
         _read_int(dirs[""] / "memory.current") if "" in dirs else None
-    limit = _read_int(dirs["memory"] / "memory.limit_in_bytes") if "memory" in dirs else None
+    limit = _read_int(dirs["memory"] / "memory.limit_in_bytes") if "memory" in dirs else \
+        _read_int(dirs[""] / "memory.max") if "" in dirs else None  # v2 says "max" when unlimited
     cpu_ns = _read_int(dirs["cpuacct"] / "cpuacct.usage") if "cpuacct" in dirs else None
     if cpu_ns is None and "" in dirs:
         usec = next((int(line.split()[1]) for line in (dirs[""] / "cpu.stat").read_text().splitlines()
@@ -84,9 +85,8 @@ def container_stats(ctr: Container) -> dict[str, Any]:
 
         procs = [psutil.Process(p) for p in pids if psutil.pid_exists(p)]
         mem = mem if mem is not None else sum(p.memory_info().rss for p in procs)
-        limit = limit or psutil.virtual_memory().total
         cpu_ns = cpu_ns if cpu_ns is not None else int(sum(sum(p.cpu_times()[:2]) for p in procs) * _NS_PER_S)
-    limit = _memory_limit(limit)
+    limit = _host_bounded(limit)
     uptime = max(time.time() - ctr.state.started_at, 1e-6)
     return {
         "ContainerID": ctr.id,
@@ -94,7 +94,7 @@ def container_stats(ctr: Container) -> dict[str, Any]:
         "CPUNano": cpu_ns,
         "CPU": 100.0 * cpu_ns / (uptime * _NS_PER_S),
         "MemUsage": mem,
-        "MemLimit": limit or 0,
+        "MemLimit": limit,
         "MemPerc": 100.0 * mem / limit if limit else 0.0,
         "PIDs": len(pids),
         "UpTime": uptime,

@@ -26,6 +26,7 @@ from kernelext.cli.parser import (
     copy_arguments,
     create_options,
     parse_args,
+    resource_options,
     restore_options,
     volume_create_options,
 )
@@ -273,6 +274,8 @@ class ContainerMagics(Magics):
 # -------------------------------------------------------------- subcommands
 @handles("run")
 def _run(m: ContainerMagics, args: argparse.Namespace) -> Container | None:
+    if args.log_driver == "passthrough":  # conmon would write to the kernel's own descriptors, not the cell
+        raise UsageError("the passthrough logging driver needs a terminal: use k8s-file (the default) in a notebook")
     if args.detach:
         return m.rt.run(args.image, **create_options(args))
     if args.interactive or args.tty:
@@ -439,6 +442,13 @@ def _stats(m: ContainerMagics, args: argparse.Namespace) -> Table | list[Any]:
     if args.format == "json":
         return raw
     return Table((stats_row(r) for r in raw), list(STATS_COLUMNS))
+
+
+@handles("update")
+def _update(m: ContainerMagics, args: argparse.Namespace) -> Container:
+    ctr = m.rt.get(args.container)
+    ctr.update(**resource_options(args))
+    return ctr
 
 
 @handles("top")

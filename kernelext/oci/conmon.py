@@ -56,6 +56,10 @@ class ConmonOptions:
     session_id: str = ""
     #: Where the attach socket's directory goes (default: beside the exit directory; it must stay short).
     socket_dir: Path | None = None
+    #: podman's ``--log-driver`` (k8s-file, none, passthrough) and conmon's options for ``--log-opt`` and
+    #: ``--timeout`` (kernelext.oci.monitoring).
+    log_driver: str = "k8s-file"
+    monitor_args: list[str] = field(default_factory=list)
 
     def argv(self, conmon: str, runtime: str, runtime_root: Path) -> list[str]:
         socket_dir = self.socket_dir or self.exit_dir.parent / "socket"
@@ -65,8 +69,8 @@ class ConmonOptions:
                 "-b", str(self.bundle), "-p", str(self.pid_file), "-n", self.name,
                 "--exit-dir", str(self.exit_dir), "--persist-dir", str(self.persist_dir),
                 "--full-attach", "--socket-dir-path", str(socket_dir),
-                "-l", f"k8s-file:{self.log_path}", "--log-level", self.log_level, "--syslog=false",
-                "--conmon-pidfile", str(self.conmon_pid_file)]
+                "-l", f"{self.log_driver}:{self.log_path}", "--log-level", self.log_level, "--syslog=false",
+                "--conmon-pidfile", str(self.conmon_pid_file), *self.monitor_args]
         if not self.sync_log:
             args.append("--no-sync-log")
         if self.tty:
@@ -104,9 +108,13 @@ def launch(conmon: str, runtime: str, runtime_root: Path, opts: ConmonOptions,
     env = {k: v for k, v in os.environ.items() if not k.startswith("_OCI_") and k != faults.ENV_FAULT}
     env["_OCI_SYNCPIPE"] = str(child.fileno())
     try:
-        proc = subprocess.Popen(namespace.command(opts.argv(conmon, runtime, runtime_root)), env=env,
-                                pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
+        # cwd: conmon also writes its "oom" file into its working directory, which is the bundle for podman.
+        # passthrough: conmon (and so the container) writes to this process's own stdout and stderr.
+        passthrough = opts.log_driver == "passthrough"
+        proc = subprocess.Popen(namespace.command(opts.argv(conmon, runtime, runtime_root)), env=env, pass_fds=(child.fileno(),),
+                                cwd=opts.bundle, stdin=subprocess.DEVNULL,
+                                stdout=None if passthrough else subprocess.DEVNULL,
+                                stderr=None if passthrough else subprocess.PIPE)
     except OSError as exc:
         parent.close()
         child.close()
@@ -145,7 +153,8 @@ def _drain(proc: subprocess.Popen[bytes]) -> str:
     The daemonized conmon may keep the pipe open, so read only what is there.
     """
     proc.wait()
-    assert proc.stderr is not None
+    if proc.stderr is None:
+        return ""
     os.set_blocking(proc.stderr.fileno(), False)
     try:
         data = proc.stderr.read() or b""

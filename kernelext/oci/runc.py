@@ -11,13 +11,11 @@ import re
 import subprocess
 from pathlib import Path
 
-from kernelext.errors import CommandNotFoundError, RuntimeFailure
+from kernelext.errors import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, CommandNotFoundError, RuntimeFailure
 from kernelext.rootless import Namespace
 
 _NOT_FOUND = re.compile(r"executable file not found|no such file or directory", re.IGNORECASE)
 _NOT_EXECUTABLE = re.compile(r"permission denied", re.IGNORECASE)
-EXIT_NOT_FOUND = 127
-EXIT_NOT_EXECUTABLE = 126
 
 
 def runtime_error(message: str, *, container: str | None, operation: str) -> RuntimeFailure:
@@ -62,6 +60,13 @@ class Runc:
 
     def resume(self, ctr_id: str, name: str | None = None) -> None:
         self._run("unpause", ctr_id, "resume", ctr_id, name=name)
+
+    def update(self, ctr_id: str, resources: dict[str, object], name: str | None = None) -> None:
+        """``runc update -r -``: new cgroup limits for a container runc knows."""
+        proc = subprocess.run(self.argv("update", "-r", "-", ctr_id), input=json.dumps(resources),
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise runtime_error(proc.stderr or proc.stdout, container=name or ctr_id, operation="update")
 
     def delete(self, ctr_id: str, *, force: bool = True) -> None:
         """Delete the runtime container; a container runc does not know is fine."""

@@ -108,6 +108,10 @@ class OCIRuntime(Protocol):
 
     def pause_container(self, ctr_id: str, *, name: str | None = None) -> None: ...
 
+    def update_container(self, ctr_id: str, resources: dict[str, object], *, name: str | None = None) -> None:
+        """New cgroup limits (the spec's ``linux.resources``) for a running or paused container."""
+        ...
+
     def unpause_container(self, ctr_id: str, *, name: str | None = None) -> None: ...
 
     def delete_container(self, ctr_id: str) -> None:
@@ -210,6 +214,9 @@ class ConmonRuncRuntime:
     def pause_container(self, ctr_id: str, *, name: str | None = None) -> None:
         self.runc.pause(ctr_id, name=name)
 
+    def update_container(self, ctr_id: str, resources: dict[str, object], *, name: str | None = None) -> None:
+        self.runc.update(ctr_id, resources, name=name)
+
     def unpause_container(self, ctr_id: str, *, name: str | None = None) -> None:
         self.runc.resume(ctr_id, name=name)
 
@@ -248,7 +255,8 @@ class ConmonRuncRuntime:
     def exec_failure(self, code: int, stderr: str, *, name: str) -> int:
         if code != EXEC_FAILED:
             return code
-        from kernelext.oci.runc import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, runtime_error
+        from kernelext.errors import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND
+        from kernelext.oci.runc import runtime_error
 
         failure = runtime_error(stderr, container=name, operation="exec")
         return failure.exit_code if failure.exit_code in (EXIT_NOT_FOUND, EXIT_NOT_EXECUTABLE) else code

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import resource
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,23 +11,12 @@ from typing import Any
 
 from kernelext.core.mounts import spec_mounts
 from kernelext.core.state import ContainerConfig, NetworkMode
+from kernelext.oci.identity import INIT_PATH, find_init
 from kernelext.storage.users import ExecUser
 
 OCI_VERSION = "1.0.2"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CGROUP_PARENT = "/kernelext"
-
-#: podman's default capability set (containers.conf ``default_capabilities``).
-DEFAULT_CAPABILITIES = [
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_NET_BIND_SERVICE",
-    "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT",
-]
-
-MASKED_PATHS = [
-    "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-    "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/dev/block",
-]
-READONLY_PATHS = ["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 
 #: (rlimit type, resource) pairs raised to the caller's hard limit: asking for
 #: more than that makes runc fail ("error setting rlimit type 7").
@@ -38,20 +28,31 @@ _DEVICES = [("c", 1, 3, "/dev/null"), ("c", 1, 5, "/dev/zero"), ("c", 1, 7, "/de
 
 
 #: The device cgroup: deny all but the standard character devices and ptys.
-_RESOURCES = {"devices": [{"allow": False, "access": "rwm"},
-                          *({"allow": True, "type": t, "major": ma, "minor": mi, "access": "rwm"}
-                            for t, ma, mi, _ in _DEVICES),
-                          {"allow": True, "type": "c", "major": 136, "access": "rwm"},
-                          {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"}]}
+_DEVICE_RULES = [{"allow": False, "access": "rwm"},
+                 *({"allow": True, "type": t, "major": ma, "minor": mi, "access": "rwm"} for t, ma, mi, _ in _DEVICES),
+                 {"allow": True, "type": "c", "major": 136, "access": "rwm"},
+                 {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"}]
 #: The ``tty`` group that owns pseudo-terminals (devpts ``gid=``).
 TTY_GID = 5
 
 
-def _resources(config: ContainerConfig) -> dict[str, Any]:
-    """The cgroup's limits (rootless has no cgroup of its own on v1: none there, as with podman)."""
-    if config.pids_limit <= 0:
-        return _RESOURCES
-    return {**_RESOURCES, "pids": {"limit": config.pids_limit}}
+def _resources(config: ContainerConfig, device_rules: list[dict[str, Any]]) -> dict[str, Any]:
+    """The cgroup's limits: the device rules and kernelext.oci.resources' limits."""
+    return {"devices": [*_DEVICE_RULES, *device_rules], **config.resources.linux_resources()}
+
+
+def _security_mounts(config: ContainerConfig) -> list[dict[str, Any]]:
+    """``--read-only``'s tmpfs mounts, then what is bound under them: the init, the time zone."""
+    taken = {mount.destination for mount in config.mounts}  # podman: the user's mount wins there
+    mounts = [m for m in config.security.tmpfs_mounts() if m["destination"] not in taken]
+    if config.identity.init:
+        mounts.append({"destination": INIT_PATH, "type": "bind", "source": find_init(),
+                       "options": ["bind", "ro", "rprivate"]})
+    zone = config.identity.timezone_source()
+    if zone is not None:
+        mounts.append({"destination": "/etc/localtime", "type": "bind", "source": str(zone),
+                       "options": ["bind", "ro", "rprivate"]})
+    return mounts
 
 
 @dataclass(frozen=True)
@@ -92,14 +93,17 @@ def _rlimits() -> list[dict[str, Any]]:
 
 
 def hostname_of(config: ContainerConfig) -> str:
-    return config.id[:12]
+    if config.identity.uts:  # the host's UTS namespace: its name
+        return socket.gethostname()
+    return config.identity.hostname or config.id[:12]
 
 
 def generate(config: ContainerConfig, inputs: SpecInputs) -> dict[str, Any]:
-    caps = list(DEFAULT_CAPABILITIES)
+    security = config.security
+    caps = security.capabilities
     env = _merge_env(inputs.image_env, [f"HOSTNAME={hostname_of(config)}", f"HOME={inputs.user.home}"],
                      ["TERM=xterm"] if config.tty else [], config.env)
-    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+    namespaces = [{"type": t} for t in (*config.identity.private_namespaces(), "mount")]
     if config.network is NetworkMode.NONE:
         namespaces.append({"type": "network", **({"path": str(inputs.netns)} if inputs.netns else {})})
     tty_gid = ["gid=5"] if TTY_GID in inputs.mapped_gids else []
@@ -118,38 +122,49 @@ def generate(config: ContainerConfig, inputs: SpecInputs) -> dict[str, Any]:
         mounts.append({"destination": "/sys", "type": "none", "source": "/sys",
                        "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
     else:
+        sys_mode = "rw" if security.privileged else "ro"  # podman's privileged containers may write /sys
         mounts += [
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", sys_mode]},
             {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+             "options": ["nosuid", "noexec", "nodev", "relatime", sys_mode]},
         ]
+    mounts += _security_mounts(config)
     for dest, source in sorted(inputs.etc_files.items()):
         if any(m.destination == dest for m in config.mounts):
             continue  # the user's own mount replaces it, as in podman
         mounts.append({"destination": dest, "type": "bind", "source": str(source), "options": ["rbind", "rprivate"]})
     mounts += spec_mounts(config.mounts, inputs.volume_path)
+    devices, device_rules = security.device_spec()
+    masked, readonly = security.masked_paths()
+    seccomp = security.seccomp_spec()
+    args = [INIT_PATH, "--", *config.args] if config.identity.init else config.args
     return {
         "ociVersion": OCI_VERSION,
         "process": {
             "terminal": config.tty,
-            "user": {"uid": inputs.user.uid, "gid": inputs.user.gid,
+            "user": {"uid": inputs.user.uid, "gid": inputs.user.gid, "umask": int(config.identity.umask, 8),
                      **({"additionalGids": inputs.user.additional_gids} if inputs.user.additional_gids else {})},
-            "args": config.args,
+            "args": args,
             "env": env,
             "cwd": config.workdir or "/",
             "capabilities": {k: caps for k in ("bounding", "effective", "permitted")},
-            "rlimits": _rlimits(),
-            "noNewPrivileges": False,
+            "rlimits": config.resources.rlimits(_rlimits()),
+            "noNewPrivileges": security.no_new_privileges,
+            **({} if config.resources.oom_score_adj is None else {"oomScoreAdj": config.resources.oom_score_adj}),
         },
-        "root": {"path": str(inputs.rootfs), "readonly": False},
-        "hostname": hostname_of(config),
+        "root": {"path": str(inputs.rootfs), "readonly": security.read_only},
+        **({} if config.identity.uts else {"hostname": hostname_of(config)}),
         "mounts": mounts,
-        "annotations": {"io.kernelext.name": config.name, **config.labels},
+        "annotations": {"io.kernelext.name": config.name, **config.labels, **config.identity.annotations},
         "linux": {
+            # Rootless has no cgroup of its own on v1: no limits there, as with podman.
             **({} if inputs.rootless else {"cgroupsPath": f"{CGROUP_PARENT}/{config.id}",
-                                           "resources": _resources(config)}),
+                                           "resources": _resources(config, device_rules)}),
             "namespaces": namespaces,
-            "maskedPaths": MASKED_PATHS,
-            "readonlyPaths": READONLY_PATHS,
+            "maskedPaths": masked,
+            "readonlyPaths": readonly,
+            **({"devices": devices} if devices else {}),
+            **({"seccomp": seccomp} if seccomp is not None else {}),
         },
     }

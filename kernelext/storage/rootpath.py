@@ -59,3 +59,17 @@ def read_file_in_root(root: str | os.PathLike[str], path: str, limit: int = 1 <<
             os.close(fd)
     finally:
         os.close(root_fd)
+
+
+def is_dir_in_root(root: str | os.PathLike[str], path: str) -> bool:
+    """Whether ``path`` is a directory as seen from inside ``root`` (symlinks resolved within it)."""
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.close(open_in_root(root_fd, path, os.O_PATH | os.O_DIRECTORY))
+        return True
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+            return False
+        raise
+    finally:
+        os.close(root_fd)

@@ -28,8 +28,9 @@ def _entries(root: str | os.PathLike[str], path: str) -> list[list[str]]:
             if line and not line.startswith("#")]
 
 
-def resolve_user(root: str | os.PathLike[str], spec: str) -> ExecUser:
-    """``user[:group]`` (names or numbers) as seen inside the container root."""
+def resolve_user(root: str | os.PathLike[str], spec: str, group_add: list[str] | tuple[str, ...] = ()) -> ExecUser:
+    """``user[:group]`` (names or numbers) as seen inside the container root; ``group_add``: podman's
+    ``--group-add`` groups (names or numbers), added to the supplementary ones."""
     user, _, group = (spec or "0").partition(":")
     passwd = [e for e in _entries(root, "/etc/passwd") if len(e) >= 4]
     entry = next((e for e in passwd if e[0] == user or (user.isdigit() and e[2] == user)), None)
@@ -45,5 +46,10 @@ def resolve_user(root: str | os.PathLike[str], spec: str) -> ExecUser:
             raise InvalidArgumentError(f"unable to find group {group}: no matching entries in group file")
         gid = int(group) if match is None else int(match[2])
     name = entry[0] if entry else None
-    extra = sorted({int(e[2]) for e in groups if name and len(e) >= 4 and name in e[3].split(",")} - {gid})
-    return ExecUser(uid=uid, gid=gid, additional_gids=extra, home=home)
+    supplementary = {int(e[2]) for e in groups if name and len(e) >= 4 and name in e[3].split(",")}
+    for added in group_add:
+        match = next((e for e in groups if e[0] == added or (added.isdigit() and e[2] == added)), None)
+        if match is None and not added.isdigit():
+            raise InvalidArgumentError(f"unable to find group {added}: no matching entries in group file")
+        supplementary.add(int(added) if match is None else int(match[2]))
+    return ExecUser(uid=uid, gid=gid, additional_gids=sorted(supplementary - {gid}), home=home)

@@ -95,6 +95,10 @@ class Database:
     def save_state(self, ctr_id: str, state: dict[str, Any]) -> bool:
         return self._write("UPDATE containers SET state = ? WHERE id = ?", (json.dumps(state), ctr_id)) == 1
 
+    def save_config(self, ctr_id: str, config: dict[str, Any]) -> bool:
+        """Only ``update`` changes a config after create (its limits)."""
+        return self._write("UPDATE containers SET config = ? WHERE id = ?", (json.dumps(config), ctr_id)) == 1
+
     def get_state(self, ctr_id: str) -> dict[str, Any] | None:
         rows = self._read("SELECT state FROM containers WHERE id = ?", (ctr_id,))
         return json.loads(rows[0][0]) if rows else None

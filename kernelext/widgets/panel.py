@@ -20,7 +20,7 @@ from traitlets import Bool, Int, List, Unicode
 from kernelext.core import engine
 from kernelext.core.container import Container
 from kernelext.core.events import Event
-from kernelext.core.state import allowed_actions
+from kernelext.core.state import ContainerConfig, allowed_actions
 from kernelext.errors import KernelextError
 from kernelext.widgets._assets import css, esm
 from kernelext.widgets._follow import ContainerFollower
@@ -55,9 +55,28 @@ class PanelHeader(anywidget.AnyWidget):
     allowed = List(Unicode()).tag(sync=True)
     #: The container's mounts, podman's ``-v`` form (fixed at create).
     mounts = List(Unicode()).tag(sync=True)
+    #: What the container was given (memory, CPUs, pids, read-only, privileged), one line.
+    limits = Unicode("").tag(sync=True)
+    oom_killed = Bool(False).tag(sync=True)
 
     def __repr__(self) -> str:
         return f"PanelHeader({self.name}: {self.status})"
+
+
+def limits_text(config: ContainerConfig) -> str:
+    """The panel's line of limits: only what differs from an unconfined container's defaults."""
+    res, sec = config.resources, config.security
+    parts = []
+    if res.memory:
+        parts.append(f"memory {res.memory / 2**20:g} MiB")
+    quota, period = res.quota_period
+    if quota and period:
+        parts.append(f"{quota / period:g} CPUs")
+    if res.cpuset_cpus:
+        parts.append(f"CPUs {res.cpuset_cpus}")
+    parts.append(f"pids {res.pids_limit}" if res.pids_limit else "pids unlimited")
+    parts += [label for label, on in (("read-only", sec.read_only), ("privileged", sec.privileged)) if on]
+    return " · ".join(parts)
 
 
 class ContainerPanel(ipywidgets.VBox):  # type: ignore[misc]
@@ -66,7 +85,8 @@ class ContainerPanel(ipywidgets.VBox):  # type: ignore[misc]
     def __init__(self, container: Container, *, max_lines: int = 1000, update_rate: float = 5.0) -> None:
         self.container = container
         self.header = PanelHeader(name=container.name, image=container.image, short_id=container.short_id,
-                                  mounts=[str(mount) for mount in container.config.mounts])
+                                  mounts=[str(mount) for mount in container.config.mounts],
+                                  limits=limits_text(container.config))
         self.output = LiveOutput(f"{container.name} output", max_lines=max_lines, update_rate=update_rate)
         self.output.interruptible = False  # the panel's view: an interrupt meant for logs -f areas leaves it
         super().__init__(children=[self.header, self.output])
@@ -89,6 +109,7 @@ class ContainerPanel(ipywidgets.VBox):  # type: ignore[misc]
             self.header.exit_code = st.exit_code
             self.header.exited = st.exited
             self.header.error = st.error
+            self.header.oom_killed = st.oom_killed
             self.header.allowed = [] if self.header.busy else allowed_actions(
                 st.status, checkpointed=st.checkpointed, rootless=container._runtime.namespace.rootless)
 

@@ -1,0 +1,166 @@
+"""run/create options for identity and files on real runc/conmon: workdir, entrypoint, init, hostname,
+env files, /run/.containerenv, time zone, umask (issue 15)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from kernelext.oci.identity import read_env_file
+
+from conftest import ROOTLESS, Store
+
+
+def _run(store: Store, *argv: str) -> tuple[int, str, str]:
+    proc = store.cli("run", "--rm", *argv)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_workdir_missing_is_podmans_error(store: Store) -> None:
+    code, out, err = _run(store, "--workdir", "/tmp", "busybox", "pwd")
+    assert (code, out.strip()) == (0, "/tmp"), err
+    code, out, err = _run(store, "--name", "nowd", "--workdir", "/no/such/dir", "busybox", "pwd")
+    assert code == 126
+    assert err.startswith('Error: workdir "/no/such/dir" does not exist on container ') and len(err.splitlines()) == 1
+    assert not store.runtime.exists("nowd")  # --rm: nothing left
+
+
+def test_entrypoint_json_form(store: Store) -> None:
+    code, out, err = _run(store, "--entrypoint", '["/bin/sh","-c"]', "busybox", "echo $0-from-json")
+    assert (code, out.strip()) == (0, "/bin/sh-from-json"), err
+    code, out, _ = _run(store, "--entrypoint", "/bin/echo", "busybox", "plain")
+    assert (code, out.strip()) == (0, "plain")
+    ctr = store.runtime.create("busybox", ["x"], entrypoint=["/bin/echo", "a"])
+    assert ctr.inspect()["Config"]["Entrypoint"] == ["/bin/echo", "a"]
+
+
+def test_containerenv_tells_the_container_about_itself(store: Store) -> None:
+    proc = store.cli("run", "--name", "envd", "busybox", "cat", "/run/.containerenv")
+    assert proc.returncode == 0, proc.stderr
+    ctr = store.runtime.get("envd")
+    fields = dict(line.split("=", 1) for line in proc.stdout.splitlines())
+    assert fields["engine"].startswith('"kernelext-')
+    assert fields["name"] == '"envd"' and fields["id"] == f'"{ctr.id}"'
+    assert fields["image"] == '"busybox"' and fields["imageid"] == f'"{ctr.config.image_id}"'
+    assert fields["rootless"] == ("1" if ROOTLESS else "0")
+
+
+def test_init_is_pid_1_and_reaps_zombies(store: Store) -> None:
+    script = ('sh -c "sleep 0.2 &"; sleep 1; echo cmd=$(tr "\\0" " " < /proc/1/cmdline); '
+              'ps -o stat,comm | grep -c "^Z" || true')
+    code, out, err = _run(store, "--init", "busybox", "sh", "-c", script)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("cmd=/run/podman-init -- sh -c")
+    assert lines[-1] == "0"  # the orphaned sleep was reaped by catatonit
+    ctr = store.runtime.create("busybox", ["true"], init=True)
+    assert ctr.inspect()["HostConfig"]["Init"] is True
+
+
+def test_hostname_and_add_host(store: Store) -> None:
+    code, out, err = _run(store, "--hostname", "web1", "--add-host", "db:10.1.2.3", "busybox", "sh", "-c",
+                          "hostname; cat /etc/hostname; grep db /etc/hosts; echo $HOSTNAME")
+    assert code == 0, err
+    assert out.split() == ["web1", "web1", "10.1.2.3", "db", "web1"]
+    code, _, err = _run(store, "--add-host", "nocolon", "busybox", "true")
+    assert code == 125 and "--add-host" in err
+
+
+def test_env_file_and_env_host(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env_file = tmp_path / "vars.env"
+    env_file.write_text("# a comment\n\nA=1\nB=two words\nHOME_FROM_HOST\n")
+    code, out, err = _run(store, "--env-file", str(env_file), "-e", "A=override", "busybox", "sh", "-c",
+                          'echo "$A|$B"')
+    assert (code, out.strip()) == (0, "override|two words"), err
+    code, _, err = _run(store, "--env-file", str(tmp_path / "missing.env"), "busybox", "true")
+    assert code == 125 and "no such file or directory" in err
+    monkeypatch.setenv("HOME_FROM_HOST", "yes")
+    assert read_env_file(env_file)[-1] == "HOME_FROM_HOST=yes"
+    code, out, err = _run(store, "--env-host", "busybox", "sh", "-c", "echo $HOME_FROM_HOST")
+    assert (code, out.strip()) == (0, "yes"), err  # the CLI's environment, passed on
+    code, out, err = _run(store, "busybox", "sh", "-c", "echo ${HOME_FROM_HOST:-unset}")
+    assert (code, out.strip()) == (0, "unset"), err
+
+
+def test_annotations_labels_tz_umask(store: Store) -> None:
+    ctr = store.runtime.create("busybox", ["true"], annotations={"org.example/a": "1"}, labels={"tier": "web"},
+                               tz="Europe/Paris", umask="0077")
+    ctr.init()
+    spec = json.loads((ctr.bundle / "config.json").read_text())
+    assert spec["annotations"]["org.example/a"] == "1" and spec["annotations"]["tier"] == "web"
+    doc = ctr.inspect()
+    assert doc["Config"]["Annotations"] == {"org.example/a": "1"} and doc["Config"]["Umask"] == "0077"
+    ctr.remove(force=True)
+    code, out, err = _run(store, "--tz", "Europe/Paris", "--umask", "0077", "busybox", "sh", "-c", "date +%Z; umask")
+    assert code == 0, err
+    assert out.split()[0] in ("CET", "CEST") and out.split()[1] == "0077"
+    code, _, err = _run(store, "--tz", "Nowhere/City", "busybox", "true")
+    assert code == 125 and "unknown time zone" in err
+
+
+def test_log_opt_max_size_keeps_the_log_under_it(store: Store) -> None:
+    script = 'i=0; while [ $i -lt 5000 ]; do echo "line $i padding padding padding padding"; i=$((i+1)); done'
+    proc = store.cli("run", "--name", "chatty", "--log-opt", "max-size=100k", "busybox", "sh", "-c", script)
+    assert proc.returncode == 0, proc.stderr
+    ctr = store.runtime.get("chatty")
+    assert ctr.log_path.stat().st_size <= 100 * 1024  # 5000 lines would be ~230 KB
+    assert [line.data for line in ctr.logs(tail=1)] == [b"line 4999 padding padding padding padding\n"]
+    assert ctr.inspect()["HostConfig"]["LogConfig"]["Size"] == str(100 * 1024)
+    bad = store.cli("run", "--rm", "--log-opt", "colour=red", "busybox", "true")
+    assert bad.returncode == 125 and "invalid log option" in bad.stderr
+
+
+def test_log_driver_none_and_passthrough(store: Store) -> None:
+    proc = store.cli("run", "--name", "quiet", "--log-driver", "none", "busybox", "echo", "attached")
+    assert (proc.returncode, proc.stdout) == (0, "attached\n"), proc.stderr
+    logs = store.cli("logs", "quiet")
+    assert logs.returncode == 125
+    assert logs.stderr.strip() == ("Error: this container is using the 'none' log driver, cannot read logs: "
+                                   "this container is not logging output")
+    proc = store.cli("run", "--rm", "--log-driver", "passthrough", "busybox", "sh", "-c",
+                     "echo straight; echo through >&2; exit 4")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (4, "straight\n", "through\n")
+    detached = store.cli("run", "-d", "--log-driver", "passthrough", "busybox", "true")
+    assert detached.returncode == 125 and "not supported in detached mode" in detached.stderr
+
+
+def test_attach_only_the_streams_asked_for(store: Store) -> None:
+    proc = store.cli("run", "--rm", "-a", "stderr", "busybox", "sh", "-c", "echo out; echo err >&2")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "err\n")
+    proc = store.cli("run", "--rm", "-a", "STDOUT", "busybox", "sh", "-c", "echo out; echo err >&2")
+    assert (proc.stdout, proc.stderr) == ("out\n", "")
+
+
+def test_cidfile_conmon_pidfile_replace_timeout(store: Store, tmp_path: Path) -> None:
+    cidfile, pidfile = tmp_path / "cid", tmp_path / "conmon.pid"
+    proc = store.cli("run", "-d", "--name", "svc", "--cidfile", str(cidfile), "--conmon-pidfile", str(pidfile),
+                     "--timeout", "1", "busybox", "sleep", "60")
+    assert proc.returncode == 0, proc.stderr
+    ctr = store.runtime.get("svc")
+    assert cidfile.read_text() == ctr.id == proc.stdout.strip()
+    assert int(pidfile.read_text()) == ctr.state.conmon_pid
+    assert ctr.inspect()["ConmonPidFile"] == str(pidfile)
+    assert ctr.wait(timeout=20) != 0  # conmon killed it after a second, long before the sleep ended
+    again = store.cli("create", "--cidfile", str(cidfile), "busybox", "true")
+    assert again.returncode == 125 and "container id file exists" in again.stderr
+    taken = store.cli("create", "--name", "svc", "busybox", "true")
+    assert taken.returncode == 125 and "already in use" in taken.stderr
+    replaced = store.cli("create", "--name", "svc", "--replace", "busybox", "true")
+    assert replaced.returncode == 0, replaced.stderr
+    assert store.runtime.get("svc").id == replaced.stdout.strip() != ctr.id
+
+
+def test_host_namespaces(store: Store) -> None:
+    if ROOTLESS:
+        pytest.skip("the host's PID namespace is out of a rootless container's reach")
+    proc = store.cli("run", "--rm", "--pid", "host", "--uts", "host", "--ipc", "host", "busybox", "sh", "-c",
+                     "hostname; readlink /proc/self/ns/pid; readlink /proc/self/ns/ipc")
+    assert proc.returncode == 0, proc.stderr
+    name, pid_ns, ipc_ns = proc.stdout.split()
+    assert name == os.uname().nodename
+    assert pid_ns == os.readlink("/proc/self/ns/pid") and ipc_ns == os.readlink("/proc/self/ns/ipc")
+    bad = store.cli("run", "--rm", "--uts", "host", "--hostname", "x", "busybox", "true")
+    assert bad.returncode == 125 and "host UTS namespace" in bad.stderr
