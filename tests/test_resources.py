@@ -214,8 +214,8 @@ def test_magics_take_limits_and_update(store: Store, monkeypatch: pytest.MonkeyP
         assert int((_cgroup("memory", ctr.id) / "memory.limit_in_bytes").read_text()) == 40 * MIB
         shell.run_line_magic("container", "update --memory 80m lim")
         assert int((_cgroup("memory", ctr.id) / "memory.limit_in_bytes").read_text()) == 80 * MIB
-        table = shell.run_line_magic("container", "stats lim")
-        assert [row["MemLimit"] for row in table] == [80 * MIB]
+        raw = shell.run_line_magic("container", "stats --format json lim")  # raw values, as podman's --format
+        assert [row["MemLimit"] for row in raw] == [80 * MIB]
     finally:
         shell.run_line_magic("unload_ext", "kernelext")
 
