@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from kernelext.config import StoreOptions, find_criu
-from kernelext.rootless import is_rootless, kernel_version, pause_refusal, user_id_map, userns_overlay_supported
+from kernelext.rootless import (
+    is_rootless,
+    kernel_version,
+    pause_refusal,
+    user_id_map,
+    user_namespace_refusal,
+    userns_overlay_supported,
+)
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CHECK_TIMEOUT_S = 30
@@ -87,6 +94,10 @@ def _user_namespaces() -> Feature:
         limit = 0
     if limit <= 0:
         return Feature(False, "user namespaces disabled (user.max_user_namespaces = 0)")
+    refusal = user_namespace_refusal()
+    if refusal is not None:
+        return Feature(False, f"this session may not create user namespaces ({refusal}), e.g. under a "
+                              "container's seccomp profile")
     return Feature(True, f"runc's rootless mode in a user namespace held by a pause process (limit {limit})")
 
 

@@ -38,6 +38,8 @@ OVERFLOW_ID = 65534
 CGROUP_V2_MARKER = Path("/sys/fs/cgroup/cgroup.controllers")
 #: Unprivileged overlay mounts inside a user namespace arrived in Linux 5.11.
 USERNS_OVERLAY_KERNEL = (5, 11)
+#: How long the check that a user namespace can be made may take (one unshare of a `true`).
+USERNS_PROBE_TIMEOUT_S = 10
 
 
 def in_initial_user_namespace() -> bool:
@@ -162,6 +164,9 @@ class Namespace:
         """``argv`` made to run in the namespace."""
         return list(argv)
 
+    def ensure(self) -> None:
+        """Make sure the namespace exists; raises RuntimeFailure with the reason if it cannot."""
+
     def view(self, path: Path) -> Path:
         """How this process reaches ``path`` as the namespace sees it (mount points differ)."""
         return path
@@ -252,6 +257,9 @@ class UserNamespace(Namespace):
     def mountinfo(self) -> Path:
         return Path("/proc/self/mountinfo") if self.direct else Path(f"/proc/{self.pid()}/mountinfo")
 
+    def ensure(self) -> None:
+        self.pid()
+
     def pid(self) -> int:
         """The pause process, started if there is none (serialised across processes)."""
         if self._pid is not None and _is_pause(self._pid):
@@ -287,6 +295,9 @@ class UserNamespace(Namespace):
                 found, _ = _start_pause(enter)
                 if found is not None:
                     return found
+        refusal = user_namespace_refusal()
+        if refusal is not None:  # asked first: unshare's ID-mapping helper would wait for it forever
+            raise RuntimeFailure(f"cannot create the rootless user namespace: {refusal}", operation="userns")
         argv = ["unshare", "--user", "--mount", "--propagation", "private", "--map-root-user"]
         if self.id_map.subordinate:
             uid, gid = self.id_map.uids[1], self.id_map.gids[1]
@@ -373,6 +384,22 @@ def _inside(ranges: tuple[IdRange, ...], outside: int) -> int:
         if r.outside <= outside < r.outside + r.count:
             return r.inside + outside - r.outside
     return OVERFLOW_ID
+
+
+def user_namespace_refusal() -> str | None:
+    """Why this process may not create a user namespace, or None if it may.
+
+    Tried rather than read from ``user.max_user_namespaces``: a seccomp filter (a container's default
+    profile, as in a Binder session) refuses them while the limit allows them.
+    """
+    try:
+        probe = subprocess.run(["unshare", "--user", "true"], stdin=subprocess.DEVNULL, check=False, capture_output=True,
+                               text=True, timeout=USERNS_PROBE_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    if probe.returncode == 0:
+        return None
+    return probe.stderr.strip().rsplit(": ", 1)[-1] or f"unshare exited with {probe.returncode}"
 
 
 def _start_pause(prefix: list[str]) -> tuple[int | None, str]:

@@ -5,7 +5,8 @@
 * :func:`host_report` — one cell that says what this host can and cannot do;
   on a host that lacks something (not root, no CRIU) the cells that need it
   print one ``[skipped: ...]`` line instead of a traceback.
-* :func:`check` — what the exercise check cells print.
+* :func:`wait_until` — wait for what a cell shows next (a trap set, restarts done) instead of sleeping.
+* exercises are checked by ``selfcheck.py``.
 * :func:`cleanup` — remove every container of the notebook's store.
 """
 
@@ -14,6 +15,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,11 @@ from kernelext.host import host_capabilities
 
 #: Set by notebooks/conftest.py (a fresh directory per test run); otherwise a fixed place per user.
 ENV_BASE = "KERNELEXT_NOTEBOOK_STORE"
+#: How long a cell waits for what it shows next: generous, as a loaded host can be slow.
+WAIT_TIMEOUT_S = 60.0
+WAIT_INTERVAL_S = 0.05
+#: Set in every Binder session (repo2docker's images on mybinder.org).
+BINDER_ENV = ("BINDER_SERVICE_HOST", "BINDER_LAUNCH_HOST", "BINDER_REQUEST")
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,9 @@ def _skip_handler(shell: Any, etype: type, value: BaseException, tb: Any, tb_off
 def host_report(runtime: Runtime) -> dict[str, bool]:
     """Print what this host can do for these notebooks; returns {feature: available}."""
     caps = host_capabilities(runtime.opts)
-    containers = all(caps.available(f) for f in ("runc", "conmon", "overlay"))
+    # Rootless, every container lives in the store's user namespace: no user namespace, no container.
+    needed = ("runc", "conmon", "overlay", *(("user_namespace",) if caps.rootless else ()))
+    containers = all(caps.available(f) for f in needed)
     can = {
         "containers": containers,
         "pause": containers and caps.available("freezer"),
@@ -81,12 +91,14 @@ def host_report(runtime: Runtime) -> dict[str, bool]:
         "pre-copy": "pre-copy checkpoints (CRIU memory dirty tracking)",
     }
     why = {
-        "containers": "; ".join(f"{f}: {caps.features[f].detail}" for f in ("runc", "conmon", "overlay")
-                                if not caps.available(f)),
+        "containers": "; ".join(f"{f}: {caps.features[f].detail}" for f in needed if not caps.available(f)),
         "pause": caps.features["freezer"].detail if caps.rootless else "no freezer cgroup",
         "checkpoint": caps.features["checkpoint"].detail.split(": ", 1)[-1],
         "pre-copy": "this kernel has no memory dirty tracking (CRIU: 'Dirty tracking is OFF')",
     }
+    if any(os.environ.get(v) for v in BINDER_ENV):
+        print("On Binder: sessions may not create user namespaces, which every container needs (rootless too); "
+              "read the stored outputs of this notebook instead of running its cells.")
     for key, ok in can.items():
         if ok:
             print(f"✔ {what[key]}")
@@ -118,17 +130,13 @@ def require(can: dict[str, bool], feature: str) -> bool:
     return True
 
 
-# ---------------------------------------------------------------- exercises
-def check(name: str, ok: bool | None, right: str, hint: str) -> bool:
-    """Print whether an exercise's answer is right; ``ok`` None means not answered yet."""
-    if ok is None:
-        print(f"… {name}: not answered yet. Hint: {hint}")
-        return False
-    if ok:
-        print(f"✔ {name}: right. {right}")
-    else:
-        print(f"✘ {name}: not quite. Hint: {hint}")
-    return bool(ok)
+def wait_until(predicate: Callable[[], bool], what: str, timeout: float = WAIT_TIMEOUT_S) -> None:
+    """Return once ``predicate()`` is true; TimeoutError naming ``what`` if it is not within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout:.0f} s for: {what}")
+        time.sleep(WAIT_INTERVAL_S)
 
 
 # ------------------------------------------------------------------ cleanup
@@ -163,6 +171,9 @@ def remove_leftovers(base: str | os.PathLike[str], notebook: str) -> list[str]:
         for ctr in rt.list():
             ctr.remove(force=True)
             removed.append(ctr.name)
-        if rt.namespace.rootless:
-            rt.namespace.stop()  # the store's pause process goes with the store
+        namespace = rt.namespace
+    # The store's pause process goes with the store: stopped once the runtime is closed, as emptying the
+    # trash (what the notebook's kernel left there too) enters the namespace and would start a new one.
+    if namespace.rootless:
+        namespace.stop()
     return removed

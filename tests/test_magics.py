@@ -56,6 +56,16 @@ def test_line_magics_return_values(ip: InteractiveShell, store: Store) -> None:
     assert plain["text/plain"] == "Container web (busybox): exited, exit code 137"
 
 
+def test_rm_ignore_skips_a_missing_container_and_removes_the_rest(ip: InteractiveShell, store: Store,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    magic(ip, "create --name kept busybox true")
+    with pytest.raises(NoSuchContainerError):
+        magic(ip, "rm -f nosuch kept")
+    capsys.readouterr()
+    magic(ip, "rm -f --ignore nosuch kept")
+    assert capsys.readouterr().out == "kept\n" and not store.runtime.exists("kept")
+
+
 def test_rich_html_card_and_table(ip: InteractiveShell) -> None:
     from kernelext.magics.display import container_html
 

@@ -1,7 +1,8 @@
 """The suite again, as normal users (issue #7): run by root, through scripts/setup-rootless.sh's users.
 
 The user with subordinate IDs runs the lifecycle, copy, magics, widget, limits, security, run options and
-rootless tests and the tour notebook (under ``--nbval-lax``: the cells tagged
+rootless tests, the grading of the labs (nbgrader, as a teacher on JupyterHub would) and every
+notebook (under ``--nbval-lax``: each cell must run without error and the cells tagged
 ``nbval-check-output`` are compared; the host report and the checkpoint cells
 differ by design, saying that root is required). The user without subordinate
 IDs runs the rootless and port tests, which cover what its single-ID mapping allows.
@@ -25,12 +26,13 @@ REPO = Path(__file__).resolve().parent.parent
 STAGE = Path(os.environ.get("KERNELEXT_ROOTLESS_STAGE", "/var/lib/kernelext-rootless-tests"))
 USER_SUBIDS = os.environ.get("KERNELEXT_TEST_USER", "kernelext-test")
 USER_PLAIN = os.environ.get("KERNELEXT_TEST_USER_PLAIN", "kernelext-test-plain")
-SUITE_TIMEOUT_S = 900
+SUITE_TIMEOUT_S = 1500  # the notebooks and the grading of the labs take about 3 minutes of it
 SUBIDS_TESTS = ["tests/test_rootless.py", "tests/test_lifecycle.py", "tests/test_copy.py", "tests/test_magics.py",
                 "tests/test_image_commands.py",
                 "tests/test_crash.py", "tests/test_resources.py", "tests/test_security.py", "tests/test_run_options.py",
                 "tests/test_big_logs.py",
-                "tests/test_widgets.py", "tests/test_ports.py", "tests/test_volumes.py", "notebooks/00-tour.ipynb"]
+                "tests/test_widgets.py", "tests/test_ports.py", "tests/test_volumes.py", "tests/test_grading.py",
+                *sorted(str(p.relative_to(REPO)) for p in (REPO / "notebooks").glob("*.ipynb"))]
 PLAIN_TESTS = ["tests/test_rootless.py", "tests/test_ports.py", "tests/test_volumes.py", "tests/test_image_commands.py"]
 
 pytestmark = [pytest.mark.integration,

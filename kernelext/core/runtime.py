@@ -226,6 +226,9 @@ class Runtime:
 
     def add(self, config: ContainerConfig, *, operation: str) -> Container:
         """Record a new container (state ``created``) with its bundle and layer; all or nothing."""
+        # Rootless, a container's layer and processes live in the store's user namespace: a session that may
+        # not create one is refused before anything is recorded, not halfway through a run.
+        self.namespace.ensure()
         container = Container(self, config, ContainerRuntimeState())
         # Recorded first, with its intent: a process killed while it makes the directories leaves a
         # row the next one sees (and removes), never directories that no container accounts for.

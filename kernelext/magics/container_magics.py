@@ -33,7 +33,7 @@ from kernelext.cli.parser import (
 from kernelext.core import engine
 from kernelext.core.container import Container
 from kernelext.core.runtime import Runtime
-from kernelext.errors import KernelextError, NoSuchImageError
+from kernelext.errors import KernelextError, NoSuchContainerError, NoSuchImageError
 from kernelext.magics import live
 from kernelext.magics.display import ContainerList, Table
 
@@ -331,7 +331,13 @@ def _restart(m: ContainerMagics, args: argparse.Namespace) -> Container | Contai
 def _rm(m: ContainerMagics, args: argparse.Namespace) -> None:
     names = [c.name for c in m.rt.list()] if args.all else args.containers
     for name in names:
-        engine.remove_container(m.rt.get(name), force=args.force, volumes=args.volumes)
+        try:
+            ctr = m.rt.get(name)
+        except NoSuchContainerError:
+            if args.ignore:  # podman's rm --ignore: a container that does not exist is no error
+                continue
+            raise
+        engine.remove_container(ctr, force=args.force, volumes=args.volumes)
         print(name)
 
 
