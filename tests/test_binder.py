@@ -33,7 +33,9 @@ BINDER_ENV = {"BINDER_SERVICE_HOST": "binder-test"}
 VENV_TIMEOUT_S = 900
 NOTEBOOK_TIMEOUT_S = 600
 
-as_root = pytest.mark.skipif(ROOTLESS, reason="switches to a normal user: needs root")
+def as_root(test):  # noqa: ANN001, ANN201 - a decorator for the tests below
+    """Switches to a normal user (needs root) and runs kernelext there: an integration test."""
+    return pytest.mark.integration(pytest.mark.skipif(ROOTLESS, reason="switches to a normal user: needs root")(test))
 
 
 @pytest.fixture

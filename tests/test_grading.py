@@ -131,7 +131,7 @@ def course(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dic
 
 
 def test_every_lab_is_an_nbgrader_source_notebook() -> None:
-    assert labs() == ["lab-01-lifecycle", "lab-02-checkpoint-restore", "lab-03-files"]
+    assert len(labs()) >= 3 and all(lab.startswith("lab-") for lab in labs())
     for lab in labs():
         cells = _cells(NOTEBOOKS / f"{lab}.ipynb")
         graded = [c for c in cells if _grade_meta(c).get("grade")]
@@ -142,6 +142,7 @@ def test_every_lab_is_an_nbgrader_source_notebook() -> None:
         assert not any("## Answers" in c.source for c in cells), f"{lab} still has an answers section"
 
 
+@pytest.mark.integration  # nbgrader's own commands; the course fixture is shared with the autograde test
 @pytest.mark.timeout(NBGRADER_TIMEOUT_S)
 @pytest.mark.parametrize("lab", labs())
 def test_the_student_version_holds_no_solution_hidden_test_or_answer(course: tuple[Path, dict[str, str]],
@@ -174,6 +175,7 @@ def _errors(notebook: Path) -> list[str]:
             for out in c.outputs if out.output_type == "error"]
 
 
+@pytest.mark.integration  # runs every lab's notebook on real containers
 @pytest.mark.timeout(NBGRADER_TIMEOUT_S)
 @pytest.mark.parametrize("lab", labs())
 def test_autograde_gives_full_marks_to_a_solved_copy_and_zero_to_an_unsolved_one(
