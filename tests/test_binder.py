@@ -17,11 +17,12 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
+
 from conftest import ROOTLESS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,7 +34,7 @@ BINDER_ENV = {"BINDER_SERVICE_HOST": "binder-test"}
 VENV_TIMEOUT_S = 900
 NOTEBOOK_TIMEOUT_S = 600
 
-def as_root(test):  # noqa: ANN001, ANN201 - a decorator for the tests below
+def as_root(test: Callable[..., None]) -> Callable[..., None]:
     """Switches to a normal user (needs root) and runs kernelext there: an integration test."""
     return pytest.mark.integration(pytest.mark.skipif(ROOTLESS, reason="switches to a normal user: needs root")(test))
 

@@ -26,8 +26,9 @@ NOTEBOOKS = REPO / "notebooks"
 sys.path.insert(0, str(NOTEBOOKS))
 
 from course import labs, make_course
-from nbhelpers import remove_leftovers
 from selfcheck import AnswerTypeError, Kind, canonical, digest, equivalent, seal, self_check
+
+from nbhelpers import remove_leftovers
 
 NBGRADER_TIMEOUT_S = 600
 SOLUTION_BEGIN, SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
