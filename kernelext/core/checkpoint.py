@@ -23,6 +23,7 @@ from __future__ import annotations
 import enum
 import grp
 import json
+import logging
 import os
 import pwd
 import re
@@ -39,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from kernelext import faults
 from kernelext.config import find_criu
-from kernelext.core import ports
+from kernelext.core import libpod, ports
 from kernelext.core.mounts import MountType
 from kernelext.core.state import ContainerConfig, ContainerStatus, Intent, NetworkMode
 from kernelext.errors import (
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
     from kernelext.core.runtime import Runtime
 
 S = ContainerStatus
+log = logging.getLogger("kernelext")
 
 # The archive's (and the bundle's) entries, podman's names.
 CONFIG_DUMP = "config.dump"
@@ -79,6 +81,10 @@ DELETED_FILES = "deleted.files"
 VOLUMES_DIR = "volumes"
 NETWORK_STATUS = "network.status"
 STATS_DUMP = "stats-dump"
+#: podman's /dev/shm content (its /dev/shm is a bind of a tmpfs beside the container, which CRIU leaves out).
+DEVSHM_TAR = "devshm-checkpoint.tar"
+#: kernelext's own configuration, in full (podman reads only config.dump and ignores this file).
+KERNELEXT_CONFIG = "kernelext.config.json"
 STATS_RESTORE = "stats-restore"
 DUMP_LOG = "dump.log"
 RESTORE_LOG = "restore.log"
@@ -374,25 +380,8 @@ def _apply_rootfs_diff(ctr: Container, bundle: Path, rootfs: Path) -> None:
     """Remove what the container had deleted, then unpack what it had written (inside the container root)."""
     deleted_file, diff = bundle / DELETED_FILES, bundle / ROOTFS_DIFF
     deleted: list[str] = json.loads(deleted_file.read_text()) if deleted_file.exists() else []
-    if not deleted and not diff.exists():
-        return
-    source = open(diff, "rb") if diff.exists() else None
-
-    def apply() -> None:
-        for path in deleted:
-            target = "/" + path.lstrip("/")
-            remove_tree(target, ignore_errors=True)
-        if source is not None:
-            with tarfile.open(fileobj=source, mode="r") as tar:
-                tar.extractall("/", numeric_owner=True, **_TRUSTED)
-    try:
-        _in_root(rootfs, apply)
-    except RuntimeFailure as exc:
-        raise RuntimeFailure(f"applying the root file system changes of {ctr.name}: {exc}", container=ctr.name,
-                             operation="restore") from None
-    finally:
-        if source is not None:
-            source.close()
+    if deleted or diff.exists():
+        _unpack_into(ctr, diff if diff.exists() else None, rootfs, "the root file system changes", deleted)
 
 
 def _remove(*paths: Path) -> None:
@@ -429,22 +418,42 @@ def _write_volumes(ctr: Container, bundle: Path) -> None:
               "-C", str(ctr._runtime.volumes.path(name)), "."], f"exporting volume {name}", ctr, "checkpoint")
 
 
+def _unpack_into(ctr: Container, archive: Path | None, directory: Path, what: str,
+                 deleted: list[str] | None = None) -> None:
+    """Remove the ``deleted`` paths, then unpack ``archive``, inside ``directory`` (a chroot: a hostile
+    archive cannot reach outside it)."""
+    source = open(archive, "rb") if archive is not None else None
+
+    def apply() -> None:
+        for path in deleted or []:
+            remove_tree("/" + path.lstrip("/"), ignore_errors=True)
+        if source is not None:
+            with tarfile.open(fileobj=source, mode="r") as tar:
+                tar.extractall("/", numeric_owner=True, **_TRUSTED)
+    try:
+        _in_root(directory, apply)
+    except RuntimeFailure as exc:
+        raise RuntimeFailure(f"restoring {what} of {ctr.name}: {exc}", container=ctr.name,
+                             operation="restore") from None
+    finally:
+        if source is not None:
+            source.close()
+
+
 def _restore_volumes(ctr: Container, bundle: Path) -> None:
-    """Unpack an imported archive's volumes into this store's volumes, each inside its own directory (a
-    chroot, as the root file system changes: a hostile archive cannot write outside the volume)."""
+    """Unpack an imported archive's volumes into this store's volumes."""
     for name in _volume_names(ctr):
         archive = bundle / VOLUMES_DIR / f"{name}.tar"
-        if not archive.exists():
-            continue
-        with open(archive, "rb") as source:
-            def extract() -> None:
-                with tarfile.open(fileobj=source, mode="r") as tar:
-                    tar.extractall("/", numeric_owner=True, **_TRUSTED)
-            try:
-                _in_root(ctr._runtime.volumes.path(name), extract)
-            except RuntimeFailure as exc:
-                raise RuntimeFailure(f"restoring volume {name} of {ctr.name}: {exc}", container=ctr.name,
-                                     operation="restore") from None
+        if archive.exists():
+            _unpack_into(ctr, archive, ctr._runtime.volumes.path(name), f"volume {name}")
+
+
+def _restore_devshm(ctr: Container, bundle: Path) -> None:
+    """podman's /dev/shm content into the volume that stands for podman's /dev/shm bind (kernelext.core.libpod)."""
+    archive = bundle / DEVSHM_TAR
+    shm = [m for m in ctr.config.mounts if m.type is MountType.VOLUME and m.destination == libpod.SHM]
+    if archive.exists() and shm:
+        _unpack_into(ctr, archive, ctr._runtime.volumes.path(shm[0].source), libpod.SHM)
 
 
 # ---------------------------------------------------------------- checkpoint
@@ -452,12 +461,15 @@ def _export(ctr: Container, options: CheckpointOptions) -> None:
     """Write podman's archive layout from the bundle to ``options.export``."""
     assert options.export is not None
     bundle = ctr.bundle
-    (bundle / CONFIG_DUMP).write_text(json.dumps(ctr.config.to_json()))
-    shutil.copyfile(bundle / "config.json", bundle / SPEC_DUMP)
+    # podman's restore reads libpod's ContainerConfig and the spec; kernelext reads its own config first.
+    (bundle / CONFIG_DUMP).write_text(json.dumps(libpod.to_config_dump(ctr.config)))
+    (bundle / KERNELEXT_CONFIG).write_text(json.dumps(ctr.config.to_json()))
+    spec = json.loads((bundle / "config.json").read_text())
+    (bundle / SPEC_DUMP).write_text(json.dumps(libpod.to_spec_dump(spec, ctr.config)))
     (bundle / NETWORK_STATUS).write_text(json.dumps({}))  # network "none"/"host": no addresses to keep
     if not options.ignore_rootfs:
         _write_rootfs_diff(ctr, bundle)
-    members = [CONFIG_DUMP, SPEC_DUMP, options.image_dir, NETWORK_STATUS]
+    members = [CONFIG_DUMP, SPEC_DUMP, KERNELEXT_CONFIG, options.image_dir, NETWORK_STATUS]
     if not options.ignore_volumes and _volume_names(ctr):
         _write_volumes(ctr, bundle)
         members.append(VOLUMES_DIR)
@@ -541,7 +553,7 @@ def checkpoint(ctr: Container, options: CheckpointOptions) -> Statistics:
                            criu_statistics=read_criu_stats(bundle / STATS_DUMP))
         if not options.keep:
             _remove(bundle / DUMP_LOG, bundle / STATS_DUMP, bundle / CONFIG_DUMP, bundle / SPEC_DUMP,
-                    bundle / NETWORK_STATUS)
+                    bundle / KERNELEXT_CONFIG, bundle / NETWORK_STATUS)
         ctr.state.done()
         ctr._save()
         # The event records what a timeline of this container's checkpoints shows.
@@ -603,8 +615,9 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
         _remove(bundle / PRE_CHECKPOINT_DIR)
         _untar_into_bundle(ctr, options.import_previous)
     if options.import_ is not None:
-        _remove(bundle / CHECKPOINT_DIR, bundle / ROOTFS_DIFF, bundle / DELETED_FILES, bundle / VOLUMES_DIR)
-        _untar_into_bundle(ctr, options.import_, exclude=(CONFIG_DUMP, SPEC_DUMP))
+        _remove(bundle / CHECKPOINT_DIR, bundle / ROOTFS_DIFF, bundle / DELETED_FILES, bundle / VOLUMES_DIR,
+                bundle / DEVSHM_TAR)
+        _untar_into_bundle(ctr, options.import_, exclude=(CONFIG_DUMP, SPEC_DUMP, KERNELEXT_CONFIG))
     if not (bundle / CHECKPOINT_DIR / INVENTORY).exists():
         raise ContainerStateError("a complete checkpoint for this container cannot be found, cannot restore: "
                                   f"{bundle / CHECKPOINT_DIR / INVENTORY} is missing", container=ctr.name,
@@ -620,6 +633,8 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
                 _apply_rootfs_diff(ctr, bundle, rootfs)
             if options.import_ is not None and not options.ignore_volumes:
                 _restore_volumes(ctr, bundle)
+            if options.import_ is not None:
+                _restore_devshm(ctr, bundle)
             # With its loopback up before CRIU connects restored TCP sockets back over it.
             ctr._create_netns()
             if options.import_ is not None or not (bundle / "config.json").exists():
@@ -669,7 +684,7 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
             ctr._runtime.trash.put(consumed)
         _remove(bundle / RESTORE_LOG, bundle / DUMP_LOG,
                 bundle / STATS_RESTORE, bundle / STATS_DUMP, bundle / NETWORK_STATUS, bundle / ROOTFS_DIFF,
-                bundle / DELETED_FILES, bundle / VOLUMES_DIR)
+                bundle / DELETED_FILES, bundle / VOLUMES_DIR, bundle / DEVSHM_TAR)
     ctr._save()
     ctr._event("restore")
     stats.total_duration = int((time.monotonic() - started) * _US)
@@ -677,19 +692,28 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
 
 
 # -------------------------------------------------------------------- import
-def _read_archive_config(archive: Path) -> ContainerConfig:
+def _read_archive_config(archive: Path) -> tuple[ContainerConfig, list[str]]:
+    """The archive's container: kernelext's own config when it has one (or its older ``config.dump``),
+    else podman's (libpod's ``config.dump`` and ``spec.dump``); and what a podman config leaves out."""
     if not archive.is_file():
         raise InvalidArgumentError(f"failed to open checkpoint archive {archive} for import: no such file",
                                    operation="restore")
     with tempfile.TemporaryDirectory(prefix="kernelext-import-") as tmp:
-        proc = subprocess.run(["tar", "--extract", *_compression_of(archive).tar_flags, "-f", str(archive), "-C", tmp,
-                               CONFIG_DUMP], stdin=subprocess.DEVNULL, capture_output=True, text=True)
-        config_dump = Path(tmp) / CONFIG_DUMP
-        if proc.returncode != 0 or not config_dump.exists():
+        # tar fails on the members an archive lacks (podman's have no kernelext.config.json) but extracts the rest.
+        subprocess.run(["tar", "--extract", *_compression_of(archive).tar_flags, "-f", str(archive), "-C", tmp,
+                        CONFIG_DUMP, SPEC_DUMP, KERNELEXT_CONFIG], stdin=subprocess.DEVNULL, capture_output=True)
+        here = Path(tmp)
+        if not (here / CONFIG_DUMP).exists():
             raise InvalidArgumentError(f"{archive} is not a checkpoint archive: it has no {CONFIG_DUMP}",
                                        operation="restore")
         try:
-            return ContainerConfig.from_json(json.loads(config_dump.read_text()))
+            if (here / KERNELEXT_CONFIG).exists():
+                return ContainerConfig.from_json(json.loads((here / KERNELEXT_CONFIG).read_text())), []
+            data = json.loads((here / CONFIG_DUMP).read_text())
+            if "image_id" in data:  # kernelext's own schema, as archives before libpod's config.dump had it
+                return ContainerConfig.from_json(data), []
+            spec = json.loads((here / SPEC_DUMP).read_text()) if (here / SPEC_DUMP).exists() else {}
+            return libpod.from_config_dump(data, spec)
         except (ValueError, TypeError, KeyError) as exc:
             raise InvalidArgumentError(f"{archive}: unreadable {CONFIG_DUMP}: {exc}", operation="restore") from None
 
@@ -701,7 +725,9 @@ def import_archive(runtime: Runtime, archive: Path, name: str | None,
     ``publish`` replaces the archive's port mappings.
     """
 
-    config = _read_archive_config(archive)
+    config, ignored = _read_archive_config(archive)
+    if ignored:
+        log.warning("%s: restoring without what kernelext does not support: %s", config.name, ", ".join(ignored))
     try:
         image = runtime.images.get(config.image_id)
     except NoSuchImageError:
@@ -719,7 +745,10 @@ def import_archive(runtime: Runtime, archive: Path, name: str | None,
                              container=config.name, operation="restore")
     created: list[Volume] = []  # podman creates the volumes an imported container mounts
     try:
-        runtime.volumes.materialize([replace(m, anonymous=False) for m in config.mounts], created)
+        # Named volumes keep their names (anonymous ones too: the archive names them); a volume standing
+        # for podman's /dev/shm is made now.
+        config.mounts = runtime.volumes.materialize(
+            [m if m.anonymous and not m.source else replace(m, anonymous=False) for m in config.mounts], created)
         return runtime.add(config, operation="restore")
     except BaseException:
         runtime.volumes.discard(created)
