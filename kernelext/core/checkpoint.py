@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from kernelext import faults
 from kernelext.config import find_criu
-from kernelext.core import libpod, ports
+from kernelext.core import libpod, podmanconf, ports
 from kernelext.core.mounts import MountType
 from kernelext.core.state import ContainerConfig, ContainerStatus, Intent, NetworkMode
 from kernelext.errors import (
@@ -83,6 +83,9 @@ NETWORK_STATUS = "network.status"
 STATS_DUMP = "stats-dump"
 #: podman's /dev/shm content (its /dev/shm is a bind of a tmpfs beside the container, which CRIU leaves out).
 DEVSHM_TAR = "devshm-checkpoint.tar"
+#: podman's /dev/shm directory in the bundle, and its mode (/dev/shm's).
+SHM_DIR = "shm"
+SHM_MODE = 0o1777
 #: kernelext's own configuration, in full (podman reads only config.dump and ignores this file).
 KERNELEXT_CONFIG = "kernelext.config.json"
 STATS_RESTORE = "stats-restore"
@@ -448,12 +451,17 @@ def _restore_volumes(ctr: Container, bundle: Path) -> None:
             _unpack_into(ctr, archive, ctr._runtime.volumes.path(name), f"volume {name}")
 
 
+def _shm_bind(ctr: Container) -> bool:
+    """Whether the container's /dev/shm is a directory in its bundle, as podman's is (an imported one)."""
+    return any(m.type is MountType.BIND and m.destination == libpod.SHM and m.source == str(ctr.bundle / SHM_DIR)
+               for m in ctr.config.mounts)
+
+
 def _restore_devshm(ctr: Container, bundle: Path) -> None:
-    """podman's /dev/shm content into the volume that stands for podman's /dev/shm bind (kernelext.core.libpod)."""
+    """An imported archive's /dev/shm content into the container's /dev/shm directory."""
     archive = bundle / DEVSHM_TAR
-    shm = [m for m in ctr.config.mounts if m.type is MountType.VOLUME and m.destination == libpod.SHM]
-    if archive.exists() and shm:
-        _unpack_into(ctr, archive, ctr._runtime.volumes.path(shm[0].source), libpod.SHM)
+    if archive.exists() and _shm_bind(ctr):
+        _unpack_into(ctr, archive, bundle / SHM_DIR, libpod.SHM)
 
 
 # ---------------------------------------------------------------- checkpoint
@@ -465,11 +473,15 @@ def _export(ctr: Container, options: CheckpointOptions) -> None:
     (bundle / CONFIG_DUMP).write_text(json.dumps(libpod.to_config_dump(ctr.config)))
     (bundle / KERNELEXT_CONFIG).write_text(json.dumps(ctr.config.to_json()))
     spec = json.loads((bundle / "config.json").read_text())
-    (bundle / SPEC_DUMP).write_text(json.dumps(libpod.to_spec_dump(spec, ctr.config)))
+    (bundle / SPEC_DUMP).write_text(json.dumps(libpod.to_spec_dump(spec, ctr.config, podmanconf.volume_source)))
     (bundle / NETWORK_STATUS).write_text(json.dumps({}))  # network "none"/"host": no addresses to keep
     if not options.ignore_rootfs:
         _write_rootfs_diff(ctr, bundle)
     members = [CONFIG_DUMP, SPEC_DUMP, KERNELEXT_CONFIG, options.image_dir, NETWORK_STATUS]
+    if _shm_bind(ctr):  # CRIU leaves a bind mount's content out
+        _tar(["--create", "--numeric-owner", "--xattrs", "-f", str(bundle / DEVSHM_TAR), "-C", str(bundle / SHM_DIR),
+              "."], "exporting /dev/shm", ctr, "checkpoint")
+        members.append(DEVSHM_TAR)
     if not options.ignore_volumes and _volume_names(ctr):
         _write_volumes(ctr, bundle)
         members.append(VOLUMES_DIR)
@@ -487,7 +499,7 @@ def _export(ctr: Container, options: CheckpointOptions) -> None:
         partial.unlink(missing_ok=True)
         raise
     finally:
-        _remove(bundle / ROOTFS_DIFF, bundle / DELETED_FILES, bundle / VOLUMES_DIR)
+        _remove(bundle / ROOTFS_DIFF, bundle / DELETED_FILES, bundle / VOLUMES_DIR, bundle / DEVSHM_TAR)
 
 
 def _thaw_if_frozen(ctr: Container) -> None:
@@ -743,13 +755,22 @@ def import_archive(runtime: Runtime, archive: Path, name: str | None,
     elif runtime.db.get_container(config.id) is not None:
         raise NameInUseError(f"container with ID {config.id} already exists: remove it or restore with --name",
                              container=config.name, operation="restore")
+    # podman's /dev/shm is a bind of a directory beside the container (kernelext.core.libpod): so is ours.
+    shm_dir = runtime.opts.userdata(config.id) / SHM_DIR
+    config.mounts = [replace(m, source=str(shm_dir)) if m.destination == libpod.SHM and not m.source else m
+                     for m in config.mounts]
     created: list[Volume] = []  # podman creates the volumes an imported container mounts
     try:
-        # Named volumes keep their names (anonymous ones too: the archive names them); a volume standing
-        # for podman's /dev/shm is made now.
-        config.mounts = runtime.volumes.materialize(
-            [m if m.anonymous and not m.source else replace(m, anonymous=False) for m in config.mounts], created)
-        return runtime.add(config, operation="restore")
+        runtime.volumes.materialize([replace(m, anonymous=False) for m in config.mounts], created)
+        container = runtime.add(config, operation="restore")
     except BaseException:
         runtime.volumes.discard(created)
         raise
+    if _shm_bind(container):
+        try:
+            shm_dir.mkdir(mode=0o700)
+            shm_dir.chmod(SHM_MODE)  # /dev/shm's own mode; mkdir's is cut by the umask
+        except BaseException:
+            container.remove(force=True)
+            raise
+    return container

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import signal
+from collections.abc import Callable
 from typing import Any
 
 from kernelext.core.mounts import Mount, MountType
@@ -133,7 +134,7 @@ def to_config_dump(config: ContainerConfig) -> dict[str, Any]:
     if volumes:
         data["namedVolumes"] = [{"volumeName": m.source, "dest": m.destination,
                                  "options": [o for o in m.options if o not in ("U", "z", "Z")]} for m in volumes]
-    user_volumes = [m.destination for m in config.mounts if m.type is not MountType.TMPFS]
+    user_volumes = [m.destination for m in config.mounts if m.type is not MountType.TMPFS and m.destination != SHM]
     if user_volumes:
         data["userVolumes"] = user_volumes
     if config.identity.add_hosts:
@@ -147,11 +148,16 @@ def to_config_dump(config: ContainerConfig) -> dict[str, Any]:
     return data
 
 
-def to_spec_dump(spec: dict[str, Any], config: ContainerConfig) -> dict[str, Any]:
-    """The spec as podman reads it: no path to kernelext's network namespace (podman puts its own there),
-    and no resource limits the user did not ask for (kernelext copies its caller's hard limits, which
-    podman's exec may not be allowed to set; the restored process keeps its own, from CRIU's images)."""
+def to_spec_dump(spec: dict[str, Any], config: ContainerConfig,
+                 volume_source: Callable[[str], str]) -> dict[str, Any]:
+    """The spec as podman reads it: no path to kernelext's network namespace (podman puts its own there);
+    named volumes bound from where podman keeps them (``volume_source``: podman binds the spec's paths as
+    they are); no resource limits the user did not ask for (kernelext copies its caller's hard limits,
+    which podman's exec may not be allowed to set; the restored process keeps its own, from CRIU's images)."""
     spec = dict(spec)
+    volumes = {m.destination: m.source for m in config.mounts if m.type is MountType.VOLUME}
+    spec["mounts"] = [{**m, "source": volume_source(volumes[m["destination"]])}
+                      if m.get("destination") in volumes else m for m in spec.get("mounts", [])]
     if not config.resources.ulimits:
         spec["process"] = {k: v for k, v in spec.get("process", {}).items() if k != "rlimits"}
     linux = dict(spec.get("linux", {}))
@@ -201,7 +207,8 @@ def _ports(data: dict[str, Any]) -> list[PortMapping]:
 
 def _mounts(data: dict[str, Any], spec: dict[str, Any]) -> tuple[list[Mount], bool]:
     """Named volumes, then the spec's binds and tmpfs mounts the user asked for; and whether /dev/shm is
-    podman's bind (it then becomes an anonymous volume, filled from ``devshm-checkpoint.tar``)."""
+    podman's bind of a directory beside the container (it then binds one beside kernelext's: a mount with no
+    source here, which the import fills in, as the directory depends on the container's ID)."""
     volumes = {v.get("dest", ""): v for v in data.get("namedVolumes") or []}
     mounts = [Mount(MountType.VOLUME, dest, str(v.get("volumeName", "")),
                     tuple(o for o in v.get("options") or [] if o in ("ro", "rw")))
@@ -220,7 +227,7 @@ def _mounts(data: dict[str, Any], spec: dict[str, Any]) -> tuple[list[Mount], bo
         elif kind == "tmpfs":
             mounts.append(Mount(MountType.TMPFS, dest, "", options))
     if shm_bind:
-        mounts.append(Mount(MountType.VOLUME, SHM, "", anonymous=True))
+        mounts.append(Mount(MountType.BIND, SHM))
     return mounts, shm_bind
 
 
@@ -289,8 +296,11 @@ def ignored_fields(data: dict[str, Any], spec: dict[str, Any]) -> list[str]:
     """The fields of a podman ``config.dump`` that say something kernelext cannot carry."""
     ignored = sorted(k for k, v in data.items() if k not in MAPPED and k not in RECOMPUTED and v)
     networks = set(data.get("newNetworks") or {}) | set(data.get("networks") or [])
+    driver = data.get("logDriver")
+    if driver and driver not in {d.value for d in LogDriver}:
+        ignored.append(f"logDriver: {driver} (k8s-file here)")
     if networks:
-        ignored.append(f"networks {','.join(sorted(networks))} (loopback only here)")
+        ignored.append(f"networks: {', '.join(sorted(networks))} (loopback only here)")
     if data.get("networkMode") not in (None, "", "bridge", "host", "none"):
         ignored.append(f"networkMode {data['networkMode']}")
     if (spec.get("process") or {}).get("selinuxLabel") or (spec.get("process") or {}).get("apparmorProfile"):
