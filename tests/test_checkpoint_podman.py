@@ -11,7 +11,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -203,8 +202,8 @@ def test_podman_checkpoint_restored_by_kernelext_counts_on(store: Store, podman:
 
 def test_round_trip_through_both_keeps_shared_memory(store: Store, podman: Podman, shared: str,
                                                      tmp_path: Path) -> None:
-    """podman → kernelext → podman: kernelext exports podman's /dev/shm (a bind CRIU leaves out) as
-    ``devshm-checkpoint.tar``, as podman does, so it survives the second move too."""
+    """podman → kernelext → podman (and kernelext again): kernelext exports podman's /dev/shm (a bind CRIU
+    leaves out) as ``devshm-checkpoint.tar``, as podman does, so it survives the second move too."""
     podman.ok("run", "-d", "--name", "trip", "localhost/busybox:latest", "sh", "-c",
               "echo shared > /dev/shm/shared; i=0; while true; do echo $i; i=$((i+1)); sleep 0.1; done")
     assert wait_until(lambda: len(counted(podman.ok("logs", "trip"))) >= 3, timeout=20)
@@ -216,6 +215,11 @@ def test_round_trip_through_both_keeps_shared_memory(store: Store, podman: Podma
     _ok(store.cli("checkpoint", "-e", str(second), "--compress", "gzip", "trip"))
     past = counted(ctr_log(ctr))[-1]
     _ok(store.cli("rm", "trip"))
+    # kernelext's own archive of it, under a new name: /dev/shm is beside the new container, not the old one.
+    again = store.runtime.restore_from_archive(second, name="again")
+    assert again.exec_run(["cat", "/dev/shm/shared"]).output == b"shared\n"
+    assert [m.source for m in again.config.mounts] == [str(again.bundle / "shm")]
+    again.remove(force=True)
     podman.ok("container", "restore", "-i", str(second))
     assert podman.ok("exec", "trip", "cat", "/dev/shm/shared") == "shared\n"
     assert wait_until(lambda: counted(podman.ok("logs", "trip"))[-1] >= past + 3, timeout=20)

@@ -55,6 +55,7 @@ from kernelext.errors import (
 )
 from kernelext.oci import netns
 from kernelext.oci import runtime as oci
+from kernelext.oci.spec import SHM
 from kernelext.rootless import is_rootless
 from kernelext.storage.fdtree import remove_tree
 from kernelext.storage.images import PullPolicy
@@ -453,7 +454,7 @@ def _restore_volumes(ctr: Container, bundle: Path) -> None:
 
 def _shm_bind(ctr: Container) -> bool:
     """Whether the container's /dev/shm is a directory in its bundle, as podman's is (an imported one)."""
-    return any(m.type is MountType.BIND and m.destination == libpod.SHM and m.source == str(ctr.bundle / SHM_DIR)
+    return any(m.type is MountType.BIND and m.destination == SHM and m.source == str(ctr.bundle / SHM_DIR)
                for m in ctr.config.mounts)
 
 
@@ -461,7 +462,7 @@ def _restore_devshm(ctr: Container, bundle: Path) -> None:
     """An imported archive's /dev/shm content into the container's /dev/shm directory."""
     archive = bundle / DEVSHM_TAR
     if archive.exists() and _shm_bind(ctr):
-        _unpack_into(ctr, archive, bundle / SHM_DIR, libpod.SHM)
+        _unpack_into(ctr, archive, bundle / SHM_DIR, SHM)
 
 
 # ---------------------------------------------------------------- checkpoint
@@ -471,7 +472,10 @@ def _export(ctr: Container, options: CheckpointOptions) -> None:
     bundle = ctr.bundle
     # podman's restore reads libpod's ContainerConfig and the spec; kernelext reads its own config first.
     (bundle / CONFIG_DUMP).write_text(json.dumps(libpod.to_config_dump(ctr.config)))
-    (bundle / KERNELEXT_CONFIG).write_text(json.dumps(ctr.config.to_json()))
+    # A /dev/shm beside the container is beside the imported one too: its path is the import's to fill in.
+    own = replace(ctr.config, mounts=[replace(m, source="") if _shm_bind(ctr) and m.destination == SHM else m
+                                      for m in ctr.config.mounts])
+    (bundle / KERNELEXT_CONFIG).write_text(json.dumps(own.to_json()))
     spec = json.loads((bundle / "config.json").read_text())
     (bundle / SPEC_DUMP).write_text(json.dumps(libpod.to_spec_dump(spec, ctr.config, podmanconf.volume_source)))
     (bundle / NETWORK_STATUS).write_text(json.dumps({}))  # network "none"/"host": no addresses to keep
@@ -757,7 +761,7 @@ def import_archive(runtime: Runtime, archive: Path, name: str | None,
                              container=config.name, operation="restore")
     # podman's /dev/shm is a bind of a directory beside the container (kernelext.core.libpod): so is ours.
     shm_dir = runtime.opts.userdata(config.id) / SHM_DIR
-    config.mounts = [replace(m, source=str(shm_dir)) if m.destination == libpod.SHM and not m.source else m
+    config.mounts = [replace(m, source=str(shm_dir)) if m.destination == SHM and not m.source else m
                      for m in config.mounts]
     created: list[Volume] = []  # podman creates the volumes an imported container mounts
     try:

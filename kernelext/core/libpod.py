@@ -177,7 +177,7 @@ def _parse_time(text: Any) -> float:
         digits = "".join(c for c in rest if c.isdigit())
         text = f"{head}.{digits[:6]}{rest[len(digits):]}"
     try:
-        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        return datetime.datetime.fromisoformat(text).timestamp()
     except ValueError:
         return 0.0
 
