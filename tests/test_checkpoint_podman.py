@@ -355,8 +355,8 @@ def test_podman5_config_dump_maps_to_a_kernelext_config() -> None:
                        "networks: podman (loopback only here)"]
 
 
-def test_podman4_old_port_mappings_and_host_network() -> None:
-    """podman 4.0's ``portMappings`` (CNI's) still map; the host network has no ports of its own."""
+def test_podman3_port_mappings_and_host_network() -> None:
+    """podman 3's ``portMappings`` (CNI's) still map; the host network has no ports of its own."""
     data = {"id": "1" * 64, "name": "a", "portMappings": [{"hostPort": 5353, "containerPort": 53, "protocol": "udp",
                                                            "hostIP": ""}]}
     config, ignored = libpod.from_config_dump(data, {"process": {"args": ["true"]}})
@@ -364,6 +364,11 @@ def test_podman4_old_port_mappings_and_host_network() -> None:
     assert config.command == ["true"] and config.identity.pid == "host"  # no pid namespace in that spec
     host, _ = libpod.from_config_dump({**data, "networkMode": "host"}, {})
     assert host.network is NetworkMode.HOST and host.ports == []
+    # A user namespace's mappings, devices, secrets and a pod: named, as kernelext has none of them.
+    mapped = {**data, "idMappingsOptions": {"UIDMap": [{"container_id": 0, "host_id": 100000, "size": 65536}]},
+              "secrets": [{"Name": "token"}], "pod": "p1"}
+    _, ignored = libpod.from_config_dump(mapped, {"linux": {"devices": [{"path": "/dev/fuse"}]}})
+    assert ignored == ["pod", "secrets", "idMappingsOptions", "devices"]
 
 
 def test_kernelext_config_dump_is_what_podman_restore_reads() -> None:

@@ -190,8 +190,8 @@ def _signal_name(number: Any) -> str:
 
 
 def _ports(data: dict[str, Any]) -> list[PortMapping]:
-    """``newPortMappings`` (ranges expanded), or 4.0's older ``portMappings``; every host address becomes
-    loopback, the only one kernelext publishes on."""
+    """``newPortMappings`` (ranges expanded), or podman 3's ``portMappings`` (CNI's, which podman 4 still
+    migrates); every host address becomes loopback, the only one kernelext publishes on."""
     mappings: list[PortMapping] = []
     for item in data.get("newPortMappings") or []:
         for offset in range(int(item.get("range") or 1)):
@@ -303,6 +303,11 @@ def ignored_fields(data: dict[str, Any], spec: dict[str, Any]) -> list[str]:
         ignored.append(f"networks: {', '.join(sorted(networks))} (loopback only here)")
     if data.get("networkMode") not in (None, "", "bridge", "host", "none"):
         ignored.append(f"networkMode {data['networkMode']}")
+    mappings = data.get("idMappingsOptions") or {}
+    if mappings.get("UIDMap") or mappings.get("GIDMap") or mappings.get("AutoUserNs"):
+        ignored.append("idMappingsOptions")
+    if (spec.get("linux") or {}).get("devices"):
+        ignored.append("devices")
     if (spec.get("process") or {}).get("selinuxLabel") or (spec.get("process") or {}).get("apparmorProfile"):
         ignored.append("security labels")
     return ignored
