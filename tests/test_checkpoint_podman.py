@@ -73,11 +73,14 @@ def podman(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Podman]:
     conf.write_text(f'[containers]\ndefault_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]\n'
                     '[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
                     f'volume_path = "{root}/volumes"\n')
-    # kernelext names podman's volume directory in what it exports for podman: podman's configuration says where.
-    monkeypatch.setenv("CONTAINERS_CONF", str(conf))
     runroot = Path(tempfile.mkdtemp(prefix="kx-pm-"))  # podman refuses a runroot longer than 50 characters
+    storage_conf = tmp_path / "storage.conf"
+    storage_conf.write_text(f'[storage]\ndriver = "overlay"\ngraphroot = "{root}"\nrunroot = "{runroot}"\n')
+    # kernelext finds podman's volumes and images where podman's configuration says, as podman does.
+    monkeypatch.setenv("CONTAINERS_CONF", str(conf))
+    monkeypatch.setenv("CONTAINERS_STORAGE_CONF", str(storage_conf))
     env = {"PATH": f"{Path(criu).parent}:/usr/sbin:/usr/bin:/sbin:/bin", "CONTAINERS_CONF": str(conf),
-           "HOME": str(tmp_path)}
+           "CONTAINERS_STORAGE_CONF": str(storage_conf), "HOME": str(tmp_path)}
     pm = Podman([binary, "--root", str(root), "--runroot", str(runroot), "--cgroup-manager", "cgroupfs",
                  "--events-backend", "file", "--storage-driver", "overlay"], env, root, runroot)
     try:
@@ -225,6 +228,30 @@ def test_round_trip_through_both_keeps_shared_memory(store: Store, podman: Podma
     assert wait_until(lambda: counted(podman.ok("logs", "trip"))[-1] >= past + 3, timeout=20)
     assert_unbroken(counted(podman.ok("logs", "trip")), past)
     podman.ok("rm", "-f", "-t", "0", "trip")
+
+
+def test_missing_image_comes_from_podmans_store(store: Store, podman: Podman, tmp_path: Path) -> None:
+    """A store without the archive's image takes it from podman's store on this host (where podman's
+    storage.conf says), under podman's ID, rather than from a registry."""
+    archive = tmp_path / "busybox.tar"
+    store.runtime.save("busybox", archive)
+    podman.ok("load", "-q", "-i", str(archive))
+    podman.ok("tag", "localhost/busybox:latest", "localhost/tool:1")
+    podman_id = podman.ok("image", "inspect", "--format", "{{.Id}}", "localhost/tool:1").strip()
+    podman.ok("run", "-d", "--name", "tool", "localhost/tool:1", "sh", "-c",
+              "i=0; while true; do echo $i; i=$((i+1)); sleep 0.1; done")
+    assert wait_until(lambda: len(counted(podman.ok("logs", "tool"))) >= 3, timeout=20)
+    checkpoint = tmp_path / "tool.tar.zst"
+    podman.ok("container", "checkpoint", "-e", str(checkpoint), "tool")
+    past = counted(podman.ok("logs", "tool"))[-1]
+    podman.ok("rm", "-f", "tool")
+    assert not store.runtime.images.exists("tool:1")
+
+    ctr = store.runtime.restore_from_archive(checkpoint)
+    assert (ctr.config.image_id, ctr.config.image_name) == (podman_id, "tool:1")
+    assert wait_until(lambda: counted(ctr_log(ctr))[-1] >= past + 3)
+    assert_unbroken(counted(ctr_log(ctr)), past)
+    ctr.remove(force=True)
 
 
 # ------------------------------------------------- older kernelext archives

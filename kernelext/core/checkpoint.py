@@ -48,7 +48,6 @@ from kernelext.errors import (
     InvalidArgumentError,
     KernelextError,
     NameInUseError,
-    NoSuchImageError,
     PermissionRequiredError,
     RuntimeFailure,
     tool_reason,
@@ -58,7 +57,7 @@ from kernelext.oci import runtime as oci
 from kernelext.oci.spec import SHM
 from kernelext.rootless import is_rootless
 from kernelext.storage.fdtree import remove_tree
-from kernelext.storage.images import PullPolicy
+from kernelext.storage.images import Image, PullPolicy
 from kernelext.storage.layerdiff import ChangeKind
 from kernelext.storage.volumes import Volume
 
@@ -734,6 +733,22 @@ def _read_archive_config(archive: Path) -> tuple[ContainerConfig, list[str]]:
             raise InvalidArgumentError(f"{archive}: unreadable {CONFIG_DUMP}: {exc}", operation="restore") from None
 
 
+def _archive_image(runtime: Runtime, config: ContainerConfig) -> Image:
+    """The image the archive records: by ID; by name (here under another ID: imported again); from
+    podman's store on this host (as root: the image podman checkpointed with, podman's ID); or pulled
+    as podman does (policy "missing"; registries.conf says which registries are plain HTTP)."""
+    for known in (config.image_id, config.image_name):
+        if known and runtime.images.exists(known):  # exists: the built-in busybox is not assembled for it
+            return runtime.images.get(known)
+    reference = None if is_rootless() else podmanconf.image_reference(config.image_name)
+    if reference is not None:
+        try:
+            return runtime.pull(reference)
+        except KernelextError:
+            pass  # not there either: the built-in busybox's or a registry's turn
+    return runtime.image_for(config.image_name, PullPolicy.MISSING)
+
+
 def import_archive(runtime: Runtime, archive: Path, name: str | None,
                    publish: list[ports.PortMapping] | None = None) -> Container:
     """Re-create an archive's container in state ``created``: its ID, or a new ID with ``name``.
@@ -744,12 +759,7 @@ def import_archive(runtime: Runtime, archive: Path, name: str | None,
     config, ignored = _read_archive_config(archive)
     if ignored:
         log.warning("%s: restoring without what kernelext does not support: %s", config.name, ", ".join(ignored))
-    try:
-        image = runtime.images.get(config.image_id)
-    except NoSuchImageError:
-        # The image the archive records, by name: here under another ID (imported again), or pulled as
-        # podman does (policy "missing"; registries.conf says which registries are plain HTTP).
-        image = runtime.image_for(config.image_name, PullPolicy.MISSING)
+    image = _archive_image(runtime, config)
     config.image_id, config.image_name = image.id, image.name
     if publish is not None:
         config.ports = ports.publish(publish, host_network=config.network is NetworkMode.HOST)

@@ -1,9 +1,10 @@
-"""Where podman on this host keeps named volumes, read from its configuration as podman reads it.
+"""Where podman on this host keeps its images and named volumes, read from its configuration as podman
+reads it (docs/architecture.md §4).
 
 podman's ``restore --import`` binds each named volume from the path its archive's ``spec.dump``
 names: podman assumes the machine it restores on keeps volumes where the one that checkpointed
-did. An archive kernelext writes for podman names podman's volume directory on this host
-(docs/architecture.md §4).
+did. An archive kernelext writes for podman names podman's volume directory on this host; an
+archive whose image kernelext lacks may find it in podman's image store here.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ CONTAINERS_CONF_D = Path("/etc/containers/containers.conf.d")
 STORAGE_CONF = Path("/etc/containers/storage.conf")
 #: podman's root store when storage.conf does not say.
 DEFAULT_GRAPHROOT = Path("/var/lib/containers/storage")
+DEFAULT_RUNROOT = Path("/run/containers/storage")
+DEFAULT_DRIVER = "overlay"
 
 
 def _toml(path: Path) -> dict[str, Any]:
@@ -44,8 +47,26 @@ def volume_dir() -> Path:
         volume_path = str(_toml(path).get("engine", {}).get("volume_path") or volume_path)
     if volume_path:
         return Path(volume_path)
-    storage = _toml(Path(os.environ.get("CONTAINERS_STORAGE_CONF") or STORAGE_CONF)).get("storage", {})
-    return Path(storage.get("graphroot") or DEFAULT_GRAPHROOT) / "volumes"
+    return graphroot() / "volumes"
+
+
+def _storage() -> dict[str, Any]:
+    return dict(_toml(Path(os.environ.get("CONTAINERS_STORAGE_CONF") or STORAGE_CONF)).get("storage", {}))
+
+
+def graphroot() -> Path:
+    """podman's image and container store (storage.conf ``graphroot``)."""
+    return Path(_storage().get("graphroot") or DEFAULT_GRAPHROOT)
+
+
+def image_reference(image: str) -> str | None:
+    """skopeo's reference to ``image`` in podman's store on this host, or None when there is no store."""
+    storage = _storage()
+    root = Path(storage.get("graphroot") or DEFAULT_GRAPHROOT)
+    if not root.is_dir():
+        return None
+    runroot = storage.get("runroot") or DEFAULT_RUNROOT
+    return f"containers-storage:[{storage.get('driver') or DEFAULT_DRIVER}@{root}+{runroot}]{image}"
 
 
 def volume_source(name: str) -> str:
