@@ -419,13 +419,17 @@ def test_kernelext_config_dump_is_what_podman_restore_reads() -> None:
             "linux": {"namespaces": [{"type": "pid"}, {"type": "network", "path": "/run/kx/netns/c"}]},
             "mounts": [{"destination": "/data", "type": "bind", "source": "/v/data/_data", "options": ["rbind", "ro"]},
                        {"destination": "/src", "type": "bind", "source": "/tmp", "options": ["rbind"]}]}
+    config.auto_remove = True
+    spec["annotations"] = {"io.kernelext.name": "web", "a": "b", "team": "web"}  # kernelext's: its labels too
     podman_spec = libpod.to_spec_dump(spec, config, lambda name: f"/podman/volumes/{name}/_data")
+    assert podman_spec["annotations"]["io.podman.annotations.autoremove"] == "TRUE"  # podman's --rm
     assert podman_spec["linux"]["namespaces"] == [{"type": "pid"}, {"type": "network"}]
     # podman binds a volume from the spec's path as it is: where podman keeps that volume.
     assert [m["source"] for m in podman_spec["mounts"]] == ["/podman/volumes/data/_data", "/tmp"]
     assert "rlimits" not in podman_spec["process"]  # the caller's limits podman's exec might not be allowed
     back, ignored = libpod.from_config_dump(json.loads(json.dumps(dump)), podman_spec)
     assert ignored == ["networks: podman (loopback only here)"]
+    assert back.identity.annotations == {"team": "web"}  # neither kernelext's own nor the labels
     for name in ("id", "name", "image_id", "command", "entrypoint", "labels", "stop_signal", "stop_timeout",
-                 "restart_policy", "ports", "mounts"):
+                 "restart_policy", "ports", "mounts", "auto_remove"):
         assert getattr(back, name) == getattr(config, name), name

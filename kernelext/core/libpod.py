@@ -41,7 +41,9 @@ ENGINE_FILES = frozenset({"/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/r
 SYSTEM_MOUNTS = frozenset({"/proc", "/dev", "/dev/pts", "/dev/mqueue", "/sys", "/sys/fs/cgroup"})
 #: Annotations podman adds to every spec: not the user's.
 _PODMAN_ANNOTATION_PREFIXES = ("io.container.manager", "io.kubernetes.cri-o.", "io.podman.annotations.",
-                               "org.opencontainers.image.stopSignal")
+                               "org.opencontainers.image.stopSignal", "io.kernelext.")
+#: The spec annotation podman's ``--rm`` reads.
+AUTOREMOVE = "io.podman.annotations.autoremove"
 _TRUE = "TRUE"
 
 #: ``config.dump`` fields kernelext maps (besides the spec's settings).
@@ -155,6 +157,8 @@ def to_spec_dump(spec: dict[str, Any], config: ContainerConfig,
     they are); no resource limits the user did not ask for (kernelext copies its caller's hard limits,
     which podman's exec may not be allowed to set; the restored process keeps its own, from CRIU's images)."""
     spec = dict(spec)
+    if config.auto_remove:
+        spec["annotations"] = {**spec.get("annotations", {}), AUTOREMOVE: _TRUE}
     volumes = {m.destination: m.source for m in config.mounts if m.type is MountType.VOLUME}
     spec["mounts"] = [{**m, "source": volume_source(volumes[m["destination"]])}
                       if m.get("destination") in volumes else m for m in spec.get("mounts", [])]
@@ -258,13 +262,14 @@ def _security(data: dict[str, Any], spec: dict[str, Any]) -> SecurityOptions:
 
 
 def _identity(data: dict[str, Any], spec: dict[str, Any], ctr_id: str) -> Identity:
-    annotations = spec.get("annotations") or {}
+    annotations, labels = spec.get("annotations") or {}, data.get("labels") or {}
     kinds = {ns.get("type") for ns in spec.get("linux", {}).get("namespaces", [])}
     hostname = str(spec.get("hostname") or "")
     return Identity(hostname="" if hostname == ctr_id[:12] else hostname,
                     add_hosts=list(data.get("hostsAdd") or []),
+                    # kernelext's spec carries the labels as annotations too: they are labels.
                     annotations={k: v for k, v in annotations.items()
-                                 if not k.startswith(_PODMAN_ANNOTATION_PREFIXES)},
+                                 if not k.startswith(_PODMAN_ANNOTATION_PREFIXES) and k not in labels},
                     init=annotations.get("io.podman.annotations.init") == _TRUE,
                     umask=str(data.get("umask") or "0022"), tz=str(data.get("timezone") or ""),
                     pid="" if "pid" in kinds else "host", ipc="" if "ipc" in kinds else "host",
@@ -334,7 +339,7 @@ def from_config_dump(data: dict[str, Any], spec: dict[str, Any]) -> tuple[Contai
         network=NetworkMode.HOST if host_network else NetworkMode.NONE, restart_policy=policy,
         stop_signal=_signal_name(data.get("stopSignal", signal.SIGTERM)),
         stop_timeout=int(data.get("stopTimeout") or 10),
-        auto_remove=(spec.get("annotations") or {}).get("io.podman.annotations.autoremove") == _TRUE,
+        auto_remove=(spec.get("annotations") or {}).get(AUTOREMOVE) == _TRUE,
         labels=dict(data.get("labels") or {}), created_at=_parse_time(data.get("createdTime")),
         ports=[] if host_network else _ports(data), mounts=mounts, resources=_resources(spec),
         security=_security(data, spec), identity=identity, monitor=_monitor(data))
