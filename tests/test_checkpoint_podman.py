@@ -254,6 +254,28 @@ def test_missing_image_comes_from_podmans_store(store: Store, podman: Podman, tm
     ctr.remove(force=True)
 
 
+def test_host_network_and_init_travel_both_ways(store: Store, podman: Podman, shared: str, tmp_path: Path) -> None:
+    """kernelext → podman → kernelext: ``--network host`` and ``--init`` (catatonit bound at
+    /run/podman-init, which CRIU needs bound again) survive both moves."""
+    ctr = store.runtime.run(shared, ["sh", "-c", "i=0; while true; do echo $i; i=$((i+1)); sleep 0.1; done"],
+                            name="hostnet", network="host", init=True)
+    assert wait_until(lambda: len(counted(ctr_log(ctr))) >= 3)
+    there, back = tmp_path / "there.tar.zst", tmp_path / "back.tar.zst"
+    _ok(store.cli("checkpoint", "-e", str(there), "hostnet"))
+    _ok(store.cli("rm", "hostnet"))
+    podman.ok("container", "restore", "-i", str(there))
+    inspect = json.loads(podman.ok("inspect", "hostnet"))[0]
+    assert (inspect["HostConfig"]["NetworkMode"], inspect["State"]["Status"]) == ("host", "running")
+    podman.ok("container", "checkpoint", "-e", str(back), "hostnet")
+    past = counted(podman.ok("logs", "hostnet"))[-1]
+    podman.ok("rm", "hostnet")
+    again = store.runtime.restore_from_archive(back)
+    assert again.config.network is NetworkMode.HOST and again.config.identity.init
+    assert wait_until(lambda: counted(ctr_log(again))[-1] >= past + 3)
+    assert_unbroken(counted(ctr_log(again)), past)
+    again.remove(force=True)
+
+
 # ------------------------------------------------- older kernelext archives
 def test_archive_of_an_older_kernelext_restores(store: Store, tmp_path: Path) -> None:
     """Before libpod's config.dump, kernelext wrote its own config there (and no kernelext.config.json):

@@ -21,7 +21,7 @@ from typing import Any
 from kernelext.core.mounts import Mount, MountType
 from kernelext.core.ports import PortMapping, Protocol
 from kernelext.core.state import ContainerConfig, NetworkMode, RestartPolicy, RestartPolicyName
-from kernelext.oci.identity import Identity
+from kernelext.oci.identity import INIT_PATH, Identity
 from kernelext.oci.monitoring import LogDriver, MonitorOptions
 from kernelext.oci.resources import Resources
 from kernelext.oci.security import DEFAULT_CAPABILITIES, SecurityOptions
@@ -37,13 +37,16 @@ OCI_RUNTIME = "runc"
 PODMAN_SHM_SIZE = 65536000
 #: Destinations podman (and kernelext) bind from the container's own files; re-made by each on restore.
 ENGINE_FILES = frozenset({"/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/run/.containerenv", "/run/secrets"})
+#: ``--tz``'s bind (kernelext's spec makes it from the config's time zone, as podman does).
+LOCALTIME = "/etc/localtime"
 #: Mounts every container has (the kernel's file systems): made by the spec, not the user.
 SYSTEM_MOUNTS = frozenset({"/proc", "/dev", "/dev/pts", "/dev/mqueue", "/sys", "/sys/fs/cgroup"})
 #: Annotations podman adds to every spec: not the user's.
 _PODMAN_ANNOTATION_PREFIXES = ("io.container.manager", "io.kubernetes.cri-o.", "io.podman.annotations.",
                                "org.opencontainers.image.stopSignal", "io.kernelext.")
-#: The spec annotation podman's ``--rm`` reads.
+#: The spec annotations podman's ``--rm`` reads and its ``--init`` writes.
 AUTOREMOVE = "io.podman.annotations.autoremove"
+INIT = "io.podman.annotations.init"
 _TRUE = "TRUE"
 
 #: ``config.dump`` fields kernelext maps (besides the spec's settings).
@@ -157,8 +160,8 @@ def to_spec_dump(spec: dict[str, Any], config: ContainerConfig,
     they are); no resource limits the user did not ask for (kernelext copies its caller's hard limits,
     which podman's exec may not be allowed to set; the restored process keeps its own, from CRIU's images)."""
     spec = dict(spec)
-    if config.auto_remove:
-        spec["annotations"] = {**spec.get("annotations", {}), AUTOREMOVE: _TRUE}
+    spec["annotations"] = {**spec.get("annotations", {}), AUTOREMOVE: _TRUE if config.auto_remove else "FALSE",
+                           INIT: _TRUE if config.identity.init else "FALSE"}
     volumes = {m.destination: m.source for m in config.mounts if m.type is MountType.VOLUME}
     spec["mounts"] = [{**m, "source": volume_source(volumes[m["destination"]])}
                       if m.get("destination") in volumes else m for m in spec.get("mounts", [])]
@@ -223,8 +226,7 @@ def _mounts(data: dict[str, Any], spec: dict[str, Any]) -> tuple[list[Mount], bo
         options = tuple(o for o in m.get("options", []) if o in ("ro", "rw"))
         if dest == SHM:
             shm_bind = kind == "bind"
-        elif dest in SYSTEM_MOUNTS or dest in ENGINE_FILES or dest in volumes or dest == "/run/podman-init" \
-                or dest == "/etc/localtime":
+        elif dest in SYSTEM_MOUNTS or dest in ENGINE_FILES or dest in volumes or dest in (INIT_PATH, LOCALTIME):
             continue
         elif kind == "bind" or "bind" in m.get("options", []) or "rbind" in m.get("options", []):
             mounts.append(Mount(MountType.BIND, dest, m.get("source", ""), options))
@@ -270,7 +272,8 @@ def _identity(data: dict[str, Any], spec: dict[str, Any], ctr_id: str) -> Identi
                     # kernelext's spec carries the labels as annotations too: they are labels.
                     annotations={k: v for k, v in annotations.items()
                                  if not k.startswith(_PODMAN_ANNOTATION_PREFIXES) and k not in labels},
-                    init=annotations.get("io.podman.annotations.init") == _TRUE,
+                    init=annotations.get(INIT) == _TRUE or any(m.get("destination") == INIT_PATH
+                                                                for m in spec.get("mounts", [])),
                     umask=str(data.get("umask") or "0022"), tz=str(data.get("timezone") or ""),
                     pid="" if "pid" in kinds else "host", ipc="" if "ipc" in kinds else "host",
                     uts="" if "uts" in kinds else "host")
@@ -291,7 +294,7 @@ def _monitor(data: dict[str, Any]) -> MonitorOptions:
 def _process_args(data: dict[str, Any], spec: dict[str, Any], init: bool) -> tuple[list[str], list[str]]:
     """(entrypoint, command): libpod's, when they make the spec's argv; else the argv as the command."""
     args = list(spec.get("process", {}).get("args") or [])
-    if init and args[:2] == ["/run/podman-init", "--"]:
+    if init and args[:2] == [INIT_PATH, "--"]:
         args = args[2:]
     entrypoint, command = list(data.get("entrypoint") or []), list(data.get("command") or [])
     return (entrypoint, command) if entrypoint + command == args else ([], args)
