@@ -432,7 +432,11 @@ def test_kernelext_config_dump_is_what_podman_restore_reads() -> None:
     assert dump["rootfsImageName"] == "localhost/busybox:latest" and dump["runtime"] == "runc"
     assert (dump["stopSignal"], dump["stopTimeout"], dump["createdTime"]) == (9, 3, "1970-01-01T00:00:00Z")
     assert (dump["restart_policy"], dump["labels"]) == ("always", {"a": "b"})
-    assert dump["createNetNS"] is True and dump["newNetworks"] == {"podman": {"interface_name": "eth0"}}
+    # Ports need podman's network to forward them; without, a namespace of podman's with loopback only.
+    assert (dump["createNetNS"], dump["networkMode"]) == (True, "bridge")
+    assert dump["newNetworks"] == {"podman": {"interface_name": "eth0"}}
+    alone = libpod.to_config_dump(ContainerConfig(id="e" * 64, name="alone", image_id="", image_name="", command=[]))
+    assert (alone["createNetNS"], alone["networkMode"]) == (True, "none") and "newNetworks" not in alone
     assert dump["newPortMappings"] == [{"host_ip": "127.0.0.1", "container_port": 80, "host_port": 8080,
                                         "range": 1, "protocol": "tcp"}]
     assert dump["namedVolumes"] == [{"volumeName": "data", "dest": "/data", "options": ["ro"]}]

@@ -126,7 +126,7 @@ def to_config_dump(config: ContainerConfig) -> dict[str, Any]:
     else:
         # A namespace podman makes (loopback up), as kernelext's; ports need podman's network behind them.
         data["createNetNS"] = True
-        data["networkMode"] = "bridge"
+        data["networkMode"] = "bridge" if config.ports else "none"
         if config.ports:
             data["newNetworks"] = {PODMAN_NETWORK: {"interface_name": "eth0"}}
             data["newPortMappings"] = [{"host_ip": p.host_ip, "container_port": p.container_port,
