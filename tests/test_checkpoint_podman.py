@@ -254,11 +254,12 @@ def test_missing_image_comes_from_podmans_store(store: Store, podman: Podman, tm
     ctr.remove(force=True)
 
 
-def test_host_network_and_init_travel_both_ways(store: Store, podman: Podman, shared: str, tmp_path: Path) -> None:
-    """kernelext → podman → kernelext: ``--network host`` and ``--init`` (catatonit bound at
-    /run/podman-init, which CRIU needs bound again) survive both moves."""
+def test_host_network_init_and_terminal_travel_both_ways(store: Store, podman: Podman, shared: str,
+                                                         tmp_path: Path) -> None:
+    """kernelext → podman → kernelext: ``--network host``, ``--init`` (catatonit bound at /run/podman-init,
+    which CRIU needs bound again) and a terminal (``-t``) survive both moves."""
     ctr = store.runtime.run(shared, ["sh", "-c", "i=0; while true; do echo $i; i=$((i+1)); sleep 0.1; done"],
-                            name="hostnet", network="host", init=True)
+                            name="hostnet", network="host", init=True, tty=True)
     assert wait_until(lambda: len(counted(ctr_log(ctr))) >= 3)
     there, back = tmp_path / "there.tar.zst", tmp_path / "back.tar.zst"
     _ok(store.cli("checkpoint", "-e", str(there), "hostnet"))
@@ -270,7 +271,8 @@ def test_host_network_and_init_travel_both_ways(store: Store, podman: Podman, sh
     past = counted(podman.ok("logs", "hostnet"))[-1]
     podman.ok("rm", "hostnet")
     again = store.runtime.restore_from_archive(back)
-    assert again.config.network is NetworkMode.HOST and again.config.identity.init
+    assert again.config.network is NetworkMode.HOST and again.config.identity.init and again.config.tty
+    assert inspect["Config"]["Tty"] is True
     assert wait_until(lambda: counted(ctr_log(again))[-1] >= past + 3)
     assert_unbroken(counted(ctr_log(again)), past)
     again.remove(force=True)
