@@ -320,8 +320,8 @@ def test_checkpoint_archive_records_the_image_and_restore_pulls_or_refuses(
     _ok(store.cli("rm", "-f", "cp1"))
     with tarfile.open(fileobj=__import__("io").BytesIO(__import__("subprocess").run(
             ["zstd", "-dc", str(archive)], capture_output=True, check=True).stdout)) as tar:
-        config = json.load(tar.extractfile("config.dump"))  # type: ignore[arg-type]
-    assert (config["image_id"], config["image_name"]) == (pushed["base"], registry.ref("base"))
+        config = json.load(tar.extractfile("config.dump"))  # type: ignore[arg-type]  # libpod's ContainerConfig
+    assert (config["rootfsImageID"], config["rootfsImageName"]) == (pushed["base"], f"{registry.ref('base')}:latest")
 
     # A store without the image pulls it (podman's policy "missing"); registries.conf marks the registry HTTP.
     conf = tmp_path / "registries.conf"

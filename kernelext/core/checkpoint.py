@@ -23,6 +23,7 @@ from __future__ import annotations
 import enum
 import grp
 import json
+import logging
 import os
 import pwd
 import re
@@ -39,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from kernelext import faults
 from kernelext.config import find_criu
-from kernelext.core import ports
+from kernelext.core import libpod, podmanconf, ports
 from kernelext.core.mounts import MountType
 from kernelext.core.state import ContainerConfig, ContainerStatus, Intent, NetworkMode
 from kernelext.errors import (
@@ -47,16 +48,16 @@ from kernelext.errors import (
     InvalidArgumentError,
     KernelextError,
     NameInUseError,
-    NoSuchImageError,
     PermissionRequiredError,
     RuntimeFailure,
     tool_reason,
 )
 from kernelext.oci import netns
 from kernelext.oci import runtime as oci
+from kernelext.oci.spec import SHM
 from kernelext.rootless import is_rootless
 from kernelext.storage.fdtree import remove_tree
-from kernelext.storage.images import PullPolicy
+from kernelext.storage.images import Image, PullPolicy
 from kernelext.storage.layerdiff import ChangeKind
 from kernelext.storage.volumes import Volume
 
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
     from kernelext.core.runtime import Runtime
 
 S = ContainerStatus
+log = logging.getLogger("kernelext")
 
 # The archive's (and the bundle's) entries, podman's names.
 CONFIG_DUMP = "config.dump"
@@ -79,6 +81,13 @@ DELETED_FILES = "deleted.files"
 VOLUMES_DIR = "volumes"
 NETWORK_STATUS = "network.status"
 STATS_DUMP = "stats-dump"
+#: podman's /dev/shm content (its /dev/shm is a bind of a tmpfs beside the container, which CRIU leaves out).
+DEVSHM_TAR = "devshm-checkpoint.tar"
+#: podman's /dev/shm directory in the bundle, and its mode (/dev/shm's).
+SHM_DIR = "shm"
+SHM_MODE = 0o1777
+#: kernelext's own configuration, in full (podman reads only config.dump and ignores this file).
+KERNELEXT_CONFIG = "kernelext.config.json"
 STATS_RESTORE = "stats-restore"
 DUMP_LOG = "dump.log"
 RESTORE_LOG = "restore.log"
@@ -374,25 +383,8 @@ def _apply_rootfs_diff(ctr: Container, bundle: Path, rootfs: Path) -> None:
     """Remove what the container had deleted, then unpack what it had written (inside the container root)."""
     deleted_file, diff = bundle / DELETED_FILES, bundle / ROOTFS_DIFF
     deleted: list[str] = json.loads(deleted_file.read_text()) if deleted_file.exists() else []
-    if not deleted and not diff.exists():
-        return
-    source = open(diff, "rb") if diff.exists() else None
-
-    def apply() -> None:
-        for path in deleted:
-            target = "/" + path.lstrip("/")
-            remove_tree(target, ignore_errors=True)
-        if source is not None:
-            with tarfile.open(fileobj=source, mode="r") as tar:
-                tar.extractall("/", numeric_owner=True, **_TRUSTED)
-    try:
-        _in_root(rootfs, apply)
-    except RuntimeFailure as exc:
-        raise RuntimeFailure(f"applying the root file system changes of {ctr.name}: {exc}", container=ctr.name,
-                             operation="restore") from None
-    finally:
-        if source is not None:
-            source.close()
+    if deleted or diff.exists():
+        _unpack_into(ctr, diff if diff.exists() else None, rootfs, "the root file system changes", deleted)
 
 
 def _remove(*paths: Path) -> None:
@@ -429,22 +421,47 @@ def _write_volumes(ctr: Container, bundle: Path) -> None:
               "-C", str(ctr._runtime.volumes.path(name)), "."], f"exporting volume {name}", ctr, "checkpoint")
 
 
+def _unpack_into(ctr: Container, archive: Path | None, directory: Path, what: str,
+                 deleted: list[str] | None = None) -> None:
+    """Remove the ``deleted`` paths, then unpack ``archive``, inside ``directory`` (a chroot: a hostile
+    archive cannot reach outside it)."""
+    source = open(archive, "rb") if archive is not None else None
+
+    def apply() -> None:
+        for path in deleted or []:
+            remove_tree("/" + path.lstrip("/"), ignore_errors=True)
+        if source is not None:
+            with tarfile.open(fileobj=source, mode="r") as tar:
+                tar.extractall("/", numeric_owner=True, **_TRUSTED)
+    try:
+        _in_root(directory, apply)
+    except RuntimeFailure as exc:
+        raise RuntimeFailure(f"restoring {what} of {ctr.name}: {exc}", container=ctr.name,
+                             operation="restore") from None
+    finally:
+        if source is not None:
+            source.close()
+
+
 def _restore_volumes(ctr: Container, bundle: Path) -> None:
-    """Unpack an imported archive's volumes into this store's volumes, each inside its own directory (a
-    chroot, as the root file system changes: a hostile archive cannot write outside the volume)."""
+    """Unpack an imported archive's volumes into this store's volumes."""
     for name in _volume_names(ctr):
         archive = bundle / VOLUMES_DIR / f"{name}.tar"
-        if not archive.exists():
-            continue
-        with open(archive, "rb") as source:
-            def extract() -> None:
-                with tarfile.open(fileobj=source, mode="r") as tar:
-                    tar.extractall("/", numeric_owner=True, **_TRUSTED)
-            try:
-                _in_root(ctr._runtime.volumes.path(name), extract)
-            except RuntimeFailure as exc:
-                raise RuntimeFailure(f"restoring volume {name} of {ctr.name}: {exc}", container=ctr.name,
-                                     operation="restore") from None
+        if archive.exists():
+            _unpack_into(ctr, archive, ctr._runtime.volumes.path(name), f"volume {name}")
+
+
+def _shm_bind(ctr: Container) -> bool:
+    """Whether the container's /dev/shm is a directory in its bundle, as podman's is (an imported one)."""
+    return any(m.type is MountType.BIND and m.destination == SHM and m.source == str(ctr.bundle / SHM_DIR)
+               for m in ctr.config.mounts)
+
+
+def _restore_devshm(ctr: Container, bundle: Path) -> None:
+    """An imported archive's /dev/shm content into the container's /dev/shm directory."""
+    archive = bundle / DEVSHM_TAR
+    if archive.exists() and _shm_bind(ctr):
+        _unpack_into(ctr, archive, bundle / SHM_DIR, SHM)
 
 
 # ---------------------------------------------------------------- checkpoint
@@ -452,12 +469,22 @@ def _export(ctr: Container, options: CheckpointOptions) -> None:
     """Write podman's archive layout from the bundle to ``options.export``."""
     assert options.export is not None
     bundle = ctr.bundle
-    (bundle / CONFIG_DUMP).write_text(json.dumps(ctr.config.to_json()))
-    shutil.copyfile(bundle / "config.json", bundle / SPEC_DUMP)
+    # podman's restore reads libpod's ContainerConfig and the spec; kernelext reads its own config first.
+    (bundle / CONFIG_DUMP).write_text(json.dumps(libpod.to_config_dump(ctr.config)))
+    # A /dev/shm beside the container is beside the imported one too: its path is the import's to fill in.
+    own = replace(ctr.config, mounts=[replace(m, source="") if _shm_bind(ctr) and m.destination == SHM else m
+                                      for m in ctr.config.mounts])
+    (bundle / KERNELEXT_CONFIG).write_text(json.dumps(own.to_json()))
+    spec = json.loads((bundle / "config.json").read_text())
+    (bundle / SPEC_DUMP).write_text(json.dumps(libpod.to_spec_dump(spec, ctr.config, podmanconf.volume_source)))
     (bundle / NETWORK_STATUS).write_text(json.dumps({}))  # network "none"/"host": no addresses to keep
     if not options.ignore_rootfs:
         _write_rootfs_diff(ctr, bundle)
-    members = [CONFIG_DUMP, SPEC_DUMP, options.image_dir, NETWORK_STATUS]
+    members = [CONFIG_DUMP, SPEC_DUMP, KERNELEXT_CONFIG, options.image_dir, NETWORK_STATUS]
+    if _shm_bind(ctr):  # CRIU leaves a bind mount's content out
+        _tar(["--create", "--numeric-owner", "--xattrs", "-f", str(bundle / DEVSHM_TAR), "-C", str(bundle / SHM_DIR),
+              "."], "exporting /dev/shm", ctr, "checkpoint")
+        members.append(DEVSHM_TAR)
     if not options.ignore_volumes and _volume_names(ctr):
         _write_volumes(ctr, bundle)
         members.append(VOLUMES_DIR)
@@ -475,7 +502,7 @@ def _export(ctr: Container, options: CheckpointOptions) -> None:
         partial.unlink(missing_ok=True)
         raise
     finally:
-        _remove(bundle / ROOTFS_DIFF, bundle / DELETED_FILES, bundle / VOLUMES_DIR)
+        _remove(bundle / ROOTFS_DIFF, bundle / DELETED_FILES, bundle / VOLUMES_DIR, bundle / DEVSHM_TAR)
 
 
 def _thaw_if_frozen(ctr: Container) -> None:
@@ -541,7 +568,7 @@ def checkpoint(ctr: Container, options: CheckpointOptions) -> Statistics:
                            criu_statistics=read_criu_stats(bundle / STATS_DUMP))
         if not options.keep:
             _remove(bundle / DUMP_LOG, bundle / STATS_DUMP, bundle / CONFIG_DUMP, bundle / SPEC_DUMP,
-                    bundle / NETWORK_STATUS)
+                    bundle / KERNELEXT_CONFIG, bundle / NETWORK_STATUS)
         ctr.state.done()
         ctr._save()
         # The event records what a timeline of this container's checkpoints shows.
@@ -603,8 +630,9 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
         _remove(bundle / PRE_CHECKPOINT_DIR)
         _untar_into_bundle(ctr, options.import_previous)
     if options.import_ is not None:
-        _remove(bundle / CHECKPOINT_DIR, bundle / ROOTFS_DIFF, bundle / DELETED_FILES, bundle / VOLUMES_DIR)
-        _untar_into_bundle(ctr, options.import_, exclude=(CONFIG_DUMP, SPEC_DUMP))
+        _remove(bundle / CHECKPOINT_DIR, bundle / ROOTFS_DIFF, bundle / DELETED_FILES, bundle / VOLUMES_DIR,
+                bundle / DEVSHM_TAR)
+        _untar_into_bundle(ctr, options.import_, exclude=(CONFIG_DUMP, SPEC_DUMP, KERNELEXT_CONFIG))
     if not (bundle / CHECKPOINT_DIR / INVENTORY).exists():
         raise ContainerStateError("a complete checkpoint for this container cannot be found, cannot restore: "
                                   f"{bundle / CHECKPOINT_DIR / INVENTORY} is missing", container=ctr.name,
@@ -620,6 +648,8 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
                 _apply_rootfs_diff(ctr, bundle, rootfs)
             if options.import_ is not None and not options.ignore_volumes:
                 _restore_volumes(ctr, bundle)
+            if options.import_ is not None:
+                _restore_devshm(ctr, bundle)
             # With its loopback up before CRIU connects restored TCP sockets back over it.
             ctr._create_netns()
             if options.import_ is not None or not (bundle / "config.json").exists():
@@ -669,7 +699,7 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
             ctr._runtime.trash.put(consumed)
         _remove(bundle / RESTORE_LOG, bundle / DUMP_LOG,
                 bundle / STATS_RESTORE, bundle / STATS_DUMP, bundle / NETWORK_STATUS, bundle / ROOTFS_DIFF,
-                bundle / DELETED_FILES, bundle / VOLUMES_DIR)
+                bundle / DELETED_FILES, bundle / VOLUMES_DIR, bundle / DEVSHM_TAR)
     ctr._save()
     ctr._event("restore")
     stats.total_duration = int((time.monotonic() - started) * _US)
@@ -677,21 +707,46 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
 
 
 # -------------------------------------------------------------------- import
-def _read_archive_config(archive: Path) -> ContainerConfig:
+def _read_archive_config(archive: Path) -> tuple[ContainerConfig, list[str]]:
+    """The archive's container: kernelext's own config when it has one (or its older ``config.dump``),
+    else podman's (libpod's ``config.dump`` and ``spec.dump``); and what a podman config leaves out."""
     if not archive.is_file():
         raise InvalidArgumentError(f"failed to open checkpoint archive {archive} for import: no such file",
                                    operation="restore")
     with tempfile.TemporaryDirectory(prefix="kernelext-import-") as tmp:
-        proc = subprocess.run(["tar", "--extract", *_compression_of(archive).tar_flags, "-f", str(archive), "-C", tmp,
-                               CONFIG_DUMP], stdin=subprocess.DEVNULL, capture_output=True, text=True)
-        config_dump = Path(tmp) / CONFIG_DUMP
-        if proc.returncode != 0 or not config_dump.exists():
+        # tar fails on the members an archive lacks (podman's have no kernelext.config.json) but extracts the rest.
+        subprocess.run(["tar", "--extract", *_compression_of(archive).tar_flags, "-f", str(archive), "-C", tmp,
+                        CONFIG_DUMP, SPEC_DUMP, KERNELEXT_CONFIG], stdin=subprocess.DEVNULL, capture_output=True)
+        here = Path(tmp)
+        if not (here / CONFIG_DUMP).exists():
             raise InvalidArgumentError(f"{archive} is not a checkpoint archive: it has no {CONFIG_DUMP}",
                                        operation="restore")
         try:
-            return ContainerConfig.from_json(json.loads(config_dump.read_text()))
+            if (here / KERNELEXT_CONFIG).exists():
+                return ContainerConfig.from_json(json.loads((here / KERNELEXT_CONFIG).read_text())), []
+            data = json.loads((here / CONFIG_DUMP).read_text())
+            if "image_id" in data:  # kernelext's own schema, as archives before libpod's config.dump had it
+                return ContainerConfig.from_json(data), []
+            spec = json.loads((here / SPEC_DUMP).read_text()) if (here / SPEC_DUMP).exists() else {}
+            return libpod.from_config_dump(data, spec)
         except (ValueError, TypeError, KeyError) as exc:
             raise InvalidArgumentError(f"{archive}: unreadable {CONFIG_DUMP}: {exc}", operation="restore") from None
+
+
+def _archive_image(runtime: Runtime, config: ContainerConfig) -> Image:
+    """The image the archive records: by ID; by name (here under another ID: imported again); from
+    podman's store on this host (as root: the image podman checkpointed with, podman's ID); or pulled
+    as podman does (policy "missing"; registries.conf says which registries are plain HTTP)."""
+    for known in (config.image_id, config.image_name):
+        if known and runtime.images.exists(known):  # exists: the built-in busybox is not assembled for it
+            return runtime.images.get(known)
+    reference = None if is_rootless() else podmanconf.image_reference(config.image_name)
+    if reference is not None:
+        try:
+            return runtime.pull(reference)
+        except KernelextError:
+            pass  # not there either: the built-in busybox's or a registry's turn
+    return runtime.image_for(config.image_name, PullPolicy.MISSING)
 
 
 def import_archive(runtime: Runtime, archive: Path, name: str | None,
@@ -701,13 +756,10 @@ def import_archive(runtime: Runtime, archive: Path, name: str | None,
     ``publish`` replaces the archive's port mappings.
     """
 
-    config = _read_archive_config(archive)
-    try:
-        image = runtime.images.get(config.image_id)
-    except NoSuchImageError:
-        # The image the archive records, by name: here under another ID (imported again), or pulled as
-        # podman does (policy "missing"; registries.conf says which registries are plain HTTP).
-        image = runtime.image_for(config.image_name, PullPolicy.MISSING)
+    config, ignored = _read_archive_config(archive)
+    if ignored:
+        log.warning("%s: restoring without what kernelext does not support: %s", config.name, ", ".join(ignored))
+    image = _archive_image(runtime, config)
     config.image_id, config.image_name = image.id, image.name
     if publish is not None:
         config.ports = ports.publish(publish, host_network=config.network is NetworkMode.HOST)
@@ -717,10 +769,22 @@ def import_archive(runtime: Runtime, archive: Path, name: str | None,
     elif runtime.db.get_container(config.id) is not None:
         raise NameInUseError(f"container with ID {config.id} already exists: remove it or restore with --name",
                              container=config.name, operation="restore")
+    # podman's /dev/shm is a bind of a directory beside the container (kernelext.core.libpod): so is ours.
+    shm_dir = runtime.opts.userdata(config.id) / SHM_DIR
+    config.mounts = [replace(m, source=str(shm_dir)) if m.destination == SHM and not m.source else m
+                     for m in config.mounts]
     created: list[Volume] = []  # podman creates the volumes an imported container mounts
     try:
         runtime.volumes.materialize([replace(m, anonymous=False) for m in config.mounts], created)
-        return runtime.add(config, operation="restore")
+        container = runtime.add(config, operation="restore")
     except BaseException:
         runtime.volumes.discard(created)
         raise
+    if _shm_bind(container):
+        try:
+            shm_dir.mkdir(mode=0o700)
+            shm_dir.chmod(SHM_MODE)  # /dev/shm's own mode; mkdir's is cut by the umask
+        except BaseException:
+            container.remove(force=True)
+            raise
+    return container

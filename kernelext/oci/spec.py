@@ -17,6 +17,7 @@ from kernelext.storage.users import ExecUser
 OCI_VERSION = "1.0.2"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CGROUP_PARENT = "/kernelext"
+SHM = "/dev/shm"
 
 #: (rlimit type, resource) pairs raised to the caller's hard limit: asking for
 #: more than that makes runc fail ("error setting rlimit type 7").
@@ -113,10 +114,11 @@ def generate(config: ContainerConfig, inputs: SpecInputs) -> dict[str, Any]:
          "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
         {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
          "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", *tty_gid]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
     ]
+    if not any(m.destination == SHM for m in config.mounts):  # the user's own (podman's, from an archive) wins
+        mounts.insert(3, {"destination": SHM, "type": "tmpfs", "source": "shm",
+                          "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]})
     if inputs.rootless and config.network is NetworkMode.HOST:
         # sysfs belongs to the host's network namespace, out of the user namespace's reach.
         mounts.append({"destination": "/sys", "type": "none", "source": "/sys",

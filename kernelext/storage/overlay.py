@@ -31,6 +31,8 @@ _MS_RDONLY = 1
 LOWER_VIEW_PREFIX = ".lower-view-"
 #: The kernel copies mount options into one page: a lowerdir list longer than that cannot be mounted.
 MAX_MOUNT_OPTIONS = os.sysconf("SC_PAGE_SIZE") - 1
+#: A container's root directory: podman's (containers/storage creates layer roots 0555).
+ROOT_MODE = 0o555
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -111,6 +113,11 @@ class Layer:
     def create(self) -> None:
         for d in (self.upper, self.work, self.merged):
             d.mkdir(parents=True, exist_ok=True)
+        if not self.namespace.rootless:
+            # The container's / is the upper's root: podman's mode (containers/storage's default), which a
+            # checkpoint records and a restore on either engine checks (docs/architecture.md §4). Rootless
+            # keeps 0755: the user removes the layer from outside its namespace, without root's override.
+            self.upper.chmod(ROOT_MODE)
 
     def graph_data(self, mounted: bool) -> dict[str, str]:
         """inspect's ``GraphDriver.Data``."""
