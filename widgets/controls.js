@@ -66,3 +66,10 @@ export function textInput(name, className, placeholder = "") {
   input.setAttribute("aria-label", name);
   return input;
 }
+
+// An element with its class, as the widgets build their parts.
+export function element(tag, className) {
+  const node = document.createElement(tag);
+  node.className = className;
+  return node;
+}

@@ -58,6 +58,8 @@ class TerminalSession(abc.ABC):
     title: str
     #: What re-attaches after a detach (shown in the terminal), or "" when nothing can.
     reattach_hint: str = ""
+    #: The session's process is its own (an exec): after a detach it is still read (and dropped) and reaped.
+    owns_process: bool = False
 
     def __init__(self, ctr: Container) -> None:
         self.container = ctr
@@ -151,6 +153,8 @@ class AttachTerminal(TerminalSession):
 
 class ExecTerminal(TerminalSession):
     """``runc exec --tty`` behind a host pseudo-terminal (see the module's docstring)."""
+
+    owns_process = True
 
     def __init__(self, ctr: Container, command: list[str], *, env: list[str] = (),  # type: ignore[assignment]
                  workdir: str | None = None, user: str | None = None,

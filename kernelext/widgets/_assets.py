@@ -29,3 +29,13 @@ def esm(*names: str) -> str:
 def css(*names: str) -> str:
     """Style sheets joined into one, the shared theme (``theme.css``) first."""
     return "\n".join(asset(name).read_text() for name in ("theme.css", *names))
+
+
+def umd(name: str, binding: str) -> str:
+    """A vendored UMD bundle (``vendor/...``) as a statement of an ES module: ``const BINDING = ...exports``.
+
+    The bundle runs in a function that hands it a CommonJS ``module``, so it neither needs a loader nor
+    touches globals, and its minified names cannot clash with the module it is inlined into.
+    """
+    return (f"const {binding} = (() => {{ const module = {{ exports: {{}} }}; const exports = module.exports;\n"
+            f"{asset(name).read_text()}\nreturn module.exports; }})();")

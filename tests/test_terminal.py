@@ -1,0 +1,171 @@
+"""The terminal widget's message protocol driven from Python, on real containers (runc, conmon): what a
+browser would send (``ready``, ``input``, ``resize``, ``ack``, ``detach``) and what comes back."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import comm
+import pytest
+from comm.base_comm import BaseComm
+
+from kernelext import ContainerStatus
+from kernelext.core.terminal import AttachTerminal, ExecTerminal
+from kernelext.widgets import Terminal
+from kernelext.widgets.terminal import WINDOW
+
+from conftest import Store, wait_until
+
+
+class BufferComm(BaseComm):
+    """Keeps every custom message a widget sends, with its binary buffers."""
+
+    sent: ClassVar[list[tuple[str, dict[str, Any], list[bytes]]]] = []
+    auto_ack: ClassVar[bool] = True
+    widgets: ClassVar[dict[str, Terminal]] = {}
+
+    def publish_msg(self, msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None,
+                    **keys: Any) -> None:
+        if data and data.get("method") == "custom":
+            content = data["content"]
+            BufferComm.sent.append((self.comm_id, content, [bytes(b) for b in buffers or []]))
+            widget = BufferComm.widgets.get(self.comm_id)
+            if BufferComm.auto_ack and widget is not None and content.get("type") == "data":
+                widget._on_frontend_message(widget, {"type": "ack", "seq": content["seq"]}, [])  # drawn at once
+
+
+@pytest.fixture(autouse=True)
+def recording(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    BufferComm.sent, BufferComm.auto_ack, BufferComm.widgets = [], True, {}
+    monkeypatch.setattr(comm, "create_comm", lambda *a, **k: BufferComm(*a, **k))
+    yield
+
+
+def opened(term: Terminal, rows: int = 24, cols: int = 80) -> Terminal:
+    """The widget as a browser view opens it: registered for acks, then ``ready`` with its size."""
+    BufferComm.widgets[term.comm.comm_id] = term
+    browser(term, "ready", rows=rows, cols=cols)
+    return term
+
+
+def browser(term: Terminal, kind: str, **content: Any) -> None:
+    term._on_frontend_message(term, {"type": kind, **content}, [])
+
+
+def screen(term: Terminal) -> str:
+    """Everything drawn since the view's last reset, as text."""
+    out = b""
+    for comm_id, content, buffers in BufferComm.sent:
+        if comm_id != term.comm.comm_id:
+            continue
+        if content["type"] == "reset":
+            out = b""
+        elif content["type"] == "data":
+            out += b"".join(buffers)
+    return out.decode(errors="replace")
+
+
+def typed_and_seen(term: Terminal, text: str, pattern: str, timeout: float = 10) -> bool:
+    before = len(screen(term))
+    term.type(text)
+    return wait_until(lambda: re.search(pattern, screen(term)[before:]) is not None, timeout=timeout)
+
+
+def test_exec_shell_keys_resize_interrupt_and_exit(store: Store) -> None:
+    ctr = store.runtime.run("busybox", ["sleep", "1000"], name="box")
+    codes: list[int] = []
+    term = opened(Terminal(ExecTerminal(ctr, ["sh"]), on_exit=codes.append), rows=30, cols=100)
+    try:
+        assert term.title == "exec sh in box" and term.live
+        assert typed_and_seen(term, "echo $((6*7))\r", r"\r\n42\r\n")
+        assert typed_and_seen(term, "stty size\r", r"30 100")  # the view's size reached the TTY
+        browser(term, "resize", rows=41, cols=123)
+        assert typed_and_seen(term, "stty size\r", r"41 123")
+        assert typed_and_seen(term, "tty; echo $TERM\r", r"/dev/pts/\d+\r\nxterm")
+        started = time.monotonic()
+        assert typed_and_seen(term, "sleep 100\r", r"sleep 100")
+        assert typed_and_seen(term, "\x03", r"\^C")  # a byte to the TTY: its line discipline interrupts sleep
+        assert typed_and_seen(term, "echo back $?\r", r"back 130")
+        assert time.monotonic() - started < 10
+        term.type("exit 3\r")
+        assert wait_until(lambda: term.status == "exited", timeout=10)
+        assert term.exit_code == 3 and codes == [3]
+        assert term.footer == "[exec sh in box exited with code 3]"
+        assert wait_until(lambda: "[exec sh in box exited with code 3]" in screen(term))
+        drawn = screen(term)
+        term.type("echo after\r")  # no more input
+        time.sleep(0.3)
+        assert screen(term) == drawn
+        assert store.runtime.db.exec_sessions(ctr.id) == []  # the session is over for cleanup too
+    finally:
+        term.close()
+
+
+def test_attach_detach_keys_reattach_and_exit(store: Store) -> None:
+    ctr = store.runtime.create("busybox", ["sh"], name="tty", tty=True, stdin=True)
+    term = opened(Terminal(AttachTerminal(ctr, start=True, size=(20, 70))), rows=20, cols=70)
+    try:
+        assert typed_and_seen(term, "stty size; echo marker-$((2+3))\r", r"20 70\r\nmarker-5")
+        term.type("\x10")  # ctrl-p alone is held back, then sent with a key that is not ctrl-q
+        term.type("\x11")
+        assert wait_until(lambda: term.status == "detached", timeout=5)
+        assert term.footer == "[detached from tty: it keeps running; %container attach tty re-attaches]"
+        time.sleep(0.3)
+        assert ctr.reload().status is ContainerStatus.RUNNING
+        again = opened(Terminal(ctr), rows=25, cols=90)  # re-attach: the log's tail redraws what was there
+        assert wait_until(lambda: "marker-5" in screen(again))
+        assert typed_and_seen(again, "stty size\r", r"25 90")
+        again.type("exit 5\r")
+        assert wait_until(lambda: again.status == "exited", timeout=10)
+        assert again.exit_code == 5 and ctr.reload().exit_code == 5
+        assert term.exit_code is None  # the detached view never claims the exit
+    finally:
+        term.close()
+
+
+def test_custom_detach_keys_and_a_new_view_is_redrawn(store: Store) -> None:
+    ctr = store.runtime.create("busybox", ["sh"], name="keys", tty=True, stdin=True)
+    term = opened(Terminal(AttachTerminal(ctr, start=True), detach_keys="ctrl-x"))
+    try:
+        assert typed_and_seen(term, "\x10\x11echo still-$((1+1))\r", r"still-2")  # ctrl-p,ctrl-q are plain keys now
+        before = [c for _, c, _ in BufferComm.sent if c["type"] == "reset"]
+        browser(term, "ready", rows=24, cols=80)  # a page reload: reset, then the history again
+        resets = [c for _, c, _ in BufferComm.sent if c["type"] == "reset"]
+        assert len(resets) == len(before) + 1
+        assert wait_until(lambda: "still-2" in screen(term))
+        term.type("\x18")
+        assert wait_until(lambda: term.status == "detached", timeout=5)
+        assert ctr.reload().status is ContainerStatus.RUNNING
+    finally:
+        term.close()
+        ctr.kill()
+
+
+def test_a_flood_is_batched_and_bounded_by_the_browsers_acks(store: Store) -> None:
+    ctr = store.runtime.run("busybox", ["sleep", "1000"], name="flood")
+    BufferComm.auto_ack = False  # a page that draws nothing: the kernel must not keep sending
+    term = opened(Terminal(ExecTerminal(ctr, ["sh", "-c", "yes | head -c 20000000; exit 7"])))
+    try:
+        assert wait_until(lambda: term.status == "exited", timeout=60)
+        assert term.exit_code == 7
+        assert term.sent_messages <= WINDOW
+        BufferComm.auto_ack = True
+        browser(term, "ack", seq=0)
+        assert wait_until(lambda: "[exec sh -c" in screen(term), timeout=10)
+        assert term.dropped_bytes > 10_000_000  # what the page could not have shown was never sent
+        assert term.sent_bytes < 4_000_000
+    finally:
+        term.close()
+
+
+def test_closing_an_exec_terminal_hangs_its_process_up(store: Store) -> None:
+    ctr = store.runtime.run("busybox", ["sleep", "1000"], name="hup")
+    term = opened(Terminal(ExecTerminal(ctr, ["sh"])))
+    assert typed_and_seen(term, "echo ready\r", r"\r\nready")
+    session = term.session
+    term.close()
+    assert wait_until(lambda: session._code is not None or session._proc.poll() is not None, timeout=10)
+    assert ctr.reload().status is ContainerStatus.RUNNING
