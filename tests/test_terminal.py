@@ -11,8 +11,10 @@ from typing import Any, ClassVar
 import comm
 import pytest
 from comm.base_comm import BaseComm
+from IPython.core.interactiveshell import InteractiveShell
+from test_magics import ip, magic  # noqa: F401 - the shell fixture, with the extension loaded
 
-from kernelext import ContainerStatus
+from kernelext import ContainerStatus, KernelextError
 from kernelext.core.terminal import AttachTerminal, ExecTerminal
 from kernelext.widgets import Terminal
 from kernelext.widgets.terminal import WINDOW
@@ -169,3 +171,31 @@ def test_closing_an_exec_terminal_hangs_its_process_up(store: Store) -> None:
     term.close()
     assert wait_until(lambda: session._code is not None or session._proc.poll() is not None, timeout=10)
     assert ctr.reload().status is ContainerStatus.RUNNING
+
+
+def test_magics_open_a_terminal_and_set_exit_code(ip: InteractiveShell, store: Store) -> None:  # noqa: F811
+    magic(ip, "run -d --name shell busybox sleep 1000")
+    term = opened(magic(ip, "exec -it shell sh"))  # the cell's value: returned at once, the kernel stays free
+    assert isinstance(term, Terminal) and term.live
+    assert typed_and_seen(term, "exit 6\r", r"exited with code 6")
+    assert wait_until(lambda: ip.user_ns.get("_exit_code") == 6)
+
+    run = opened(magic(ip, "run -it --rm --name once busybox sh"))
+    assert typed_and_seen(run, "echo $((6*7)); exit 2\r", r"42")
+    assert wait_until(lambda: ip.user_ns.get("_exit_code") == 2 and not store.runtime.exists("once"), timeout=15)
+
+    magic(ip, "create -it --name later busybox sh")
+    started = opened(magic(ip, "start -ai later"))
+    assert typed_and_seen(started, "echo up-$((1+1))\r", r"up-2")
+    started.type("\x10\x11")
+    assert wait_until(lambda: started.status == "detached")
+    again = opened(magic(ip, "attach --detach-keys ctrl-x later"))
+    assert wait_until(lambda: "up-2" in screen(again))
+    again.type("\x18")
+    assert wait_until(lambda: again.status == "detached")
+    assert store.runtime.get("later").status is ContainerStatus.RUNNING
+
+    sessions = store.runtime.db.exec_sessions(store.runtime.get("shell").id)
+    with pytest.raises(KernelextError, match="invalid detach keys"):
+        magic(ip, "exec -it --detach-keys ctrl-shift-x shell sh")
+    assert store.runtime.db.exec_sessions(store.runtime.get("shell").id) == sessions  # nothing started

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 import anywidget
 from traitlets import Int, Unicode
 
-from kernelext.errors import KernelextError
 from kernelext.core.state import DEFAULT_DETACH_KEYS
+from kernelext.errors import KernelextError
 from kernelext.oci.attach import Detached, DetachFilter, parse_detach_keys
 from kernelext.widgets._assets import css, esm, umd
 from kernelext.widgets._registry import track
@@ -76,7 +76,7 @@ class Terminal(anywidget.AnyWidget):
     detach_keys = Unicode(DEFAULT_DETACH_KEYS).tag(sync=True)
 
     def __init__(self, session: TerminalSession | Any, *, detach_keys: str | None = None,
-                 on_exit: Callable[[int], None] | None = None, **kwargs: Any) -> None:
+                 on_exit: Callable[[int], object] | None = None, **kwargs: Any) -> None:
         from kernelext.core.container import Container
         from kernelext.core.terminal import AttachTerminal
 
