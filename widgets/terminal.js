@@ -10,13 +10,29 @@ import { button, element } from "./controls.js";
 // any text colour that would fall under 4.5:1 on the background.
 const MIN_CONTRAST = 4.5;
 
+// The theme's colours as rgb() (a host may name them, "white"), resolved by the browser on a probe element.
 function readTheme(el) {
-  const css = getComputedStyle(el);
-  const v = (name, fallback) => css.getPropertyValue(name).trim() || fallback;
-  const bg = v("--kx-term-bg", "#ffffff");
-  const fg = v("--kx-term-fg", "#000000");
-  return { background: bg, foreground: fg, cursor: fg, cursorAccent: bg,
-           selectionBackground: v("--kx-term-selection", "rgba(128, 128, 128, 0.4)") };
+  const probe = document.createElement("span");
+  el.appendChild(probe);
+  const colour = (name, fallback) => {
+    probe.style.color = `var(${name}, ${fallback})`;
+    return getComputedStyle(probe).color;
+  };
+  const bg = colour("--kx-term-bg", "#ffffff");
+  const fg = opaque(colour("--kx-term-fg", "#000000"), bg);
+  const selection = colour("--kx-term-selection", "rgba(128, 128, 128, 0.4)");
+  probe.remove();
+  return { background: bg, foreground: fg, cursor: fg, cursorAccent: bg, selectionBackground: selection };
+}
+
+// A translucent text colour (Lab's is black at 87%) drawn over the background: xterm's contrast
+// adjustment needs the colour the reader actually sees.
+function opaque(colour, background) {
+  const channels = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+  const [r, g, b, a = 1] = channels(colour);
+  const [br, bg, bb] = channels(background);
+  const mix = (top, bottom) => Math.round(top * a + bottom * (1 - a));
+  return `rgb(${mix(r, br)}, ${mix(g, bg)}, ${mix(b, bb)})`;
 }
 
 function render({ model, el }) {
@@ -36,10 +52,21 @@ function render({ model, el }) {
   el.append(head, screen, footer);
 
   const term = new XtermLib.Terminal({
-    scrollback: model.get("scrollback"), cursorBlink: true, allowProposedApi: false,
-    fontFamily: getComputedStyle(el).getPropertyValue("--kx-mono").trim() || "monospace", fontSize: 13,
-    minimumContrastRatio: MIN_CONTRAST, theme: readTheme(el),
+    scrollback: model.get("scrollback"), cursorBlink: true, fontSize: 13, minimumContrastRatio: MIN_CONTRAST,
   });
+  // The host's colours and code font, once the element is in the page and styled (render may run before),
+  // and again whenever the host's theme changes; only a real change is applied (xterm redraws on each).
+  let applied = "";
+  const applyStyle = () => {
+    if (!el.isConnected) return;
+    const theme = readTheme(el);
+    const fontFamily = getComputedStyle(el).getPropertyValue("--kx-mono").trim() || "monospace";
+    const key = JSON.stringify([theme, fontFamily]);
+    if (key === applied) return;
+    applied = key;
+    term.options.theme = theme;
+    term.options.fontFamily = fontFamily;
+  };
   const fit = new FitLib.FitAddon();
   term.loadAddon(fit);
   term.open(screen);
@@ -83,13 +110,14 @@ function render({ model, el }) {
   const refit = () => {
     frame = 0;
     if (!screen.isConnected || screen.clientWidth === 0) return;
+    applyStyle();
     try { fit.fit(); } catch (e) { /* not laid out yet */ }
   };
   const observer = new ResizeObserver(() => { if (!frame) frame = requestAnimationFrame(refit); });
   observer.observe(screen);
   term.onResize(({ rows, cols }) => model.send({ type: "resize", rows, cols }));
   // The host's theme can change at any time (Lab's settings): read the colours again.
-  const themeWatch = new MutationObserver(() => { term.options.theme = readTheme(el); });
+  const themeWatch = new MutationObserver(applyStyle);
   themeWatch.observe(document.body, { attributes: true });
 
   refit();

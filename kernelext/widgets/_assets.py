@@ -34,8 +34,12 @@ def css(*names: str) -> str:
 def umd(name: str, binding: str) -> str:
     """A vendored UMD bundle (``vendor/...``) as a statement of an ES module: ``const BINDING = ...exports``.
 
-    The bundle runs in a function that hands it a CommonJS ``module``, so it neither needs a loader nor
-    touches globals, and its minified names cannot clash with the module it is inlined into.
+    The bundle runs in a function that hands it a CommonJS ``module``, so it needs no loader and its
+    minified names cannot clash with the module it is inlined into. Its exports are kept on ``globalThis``
+    under the bundle's name and size, so every widget module that inlines it (anywidget evaluates each
+    model's module anew) shares one copy and its per-page state (xterm numbers its renderers' styles).
     """
-    return (f"const {binding} = (() => {{ const module = {{ exports: {{}} }}; const exports = module.exports;\n"
-            f"{asset(name).read_text()}\nreturn module.exports; }})();")
+    text = asset(name).read_text()
+    key = f"__kernelext_{binding}_{len(text)}"
+    return (f"const {binding} = (globalThis.{key} ??= (() => {{ const module = {{ exports: {{}} }};"
+            f" const exports = module.exports;\n{text}\nreturn module.exports; }})());")
