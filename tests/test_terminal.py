@@ -202,3 +202,38 @@ def test_magics_open_a_terminal_and_set_exit_code(ip: InteractiveShell, store: S
     with pytest.raises(KernelextError, match="invalid detach keys"):
         magic(ip, "exec -it --detach-keys ctrl-shift-x shell sh")
     assert store.runtime.db.exec_sessions(store.runtime.get("shell").id) == sessions  # nothing started
+
+
+def test_panel_terminal_button_and_container_terminal(store: Store) -> None:
+    from kernelext.widgets import ContainerPanel
+
+    ctr = store.runtime.run("busybox", ["sh"], name="paneled", tty=True, stdin=True)
+    panel = ContainerPanel(ctr)
+    try:
+        assert panel.header.tty
+        panel._on_message(panel.header, {"type": "terminal"}, [])  # the button
+        term = panel.children[1]
+        assert isinstance(term, Terminal) and term.live and panel.children[2] is panel.output
+        panel._on_message(panel.header, {"type": "terminal"}, [])
+        assert panel.children[1] is term  # a live one is kept
+        opened(term)
+        assert typed_and_seen(term, "echo panel-$((4*4))\r", r"panel-16")
+        other = opened(ctr.terminal(detach_keys="ctrl-y"))  # from Python, beside the panel's
+        assert other.detach_keys == "ctrl-y"
+        assert typed_and_seen(other, "echo both-$((5*5))\r", r"both-25")
+        assert wait_until(lambda: "both-25" in screen(term))  # both views see the one TTY
+        other.type("\x19")
+        assert wait_until(lambda: other.status == "detached")
+    finally:
+        panel.close()
+    assert term.status == "detached" and ctr.reload().status is ContainerStatus.RUNNING
+
+    plain = store.runtime.run("busybox", ["sleep", "1000"], name="plain")
+    panel = ContainerPanel(plain)
+    try:
+        assert not panel.header.tty
+        panel._on_message(panel.header, {"type": "terminal"}, [])
+        assert panel.header.message == "terminal failed: container plain has no TTY: attach streams its output instead"
+        assert not any(isinstance(c, Terminal) for c in panel.children)
+    finally:
+        panel.close()

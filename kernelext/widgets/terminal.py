@@ -80,12 +80,12 @@ class Terminal(anywidget.AnyWidget):
         from kernelext.core.container import Container
         from kernelext.core.terminal import AttachTerminal
 
+        keys = DEFAULT_DETACH_KEYS if detach_keys is None else detach_keys
+        self._filter = DetachFilter(parse_detach_keys(keys))  # a bad sequence is refused before attaching
         if isinstance(session, Container):  # Terminal(container): attach to it
             session = AttachTerminal(session, start=False)
-        keys = DEFAULT_DETACH_KEYS if detach_keys is None else detach_keys
         super().__init__(title=session.title, detach_keys=keys, **kwargs)
         self.session: TerminalSession = session
-        self._filter = DetachFilter(parse_detach_keys(keys))
         self._on_exit = on_exit
         self.exit_code: int | None = None
         self._cond = threading.Condition()
@@ -179,6 +179,9 @@ class Terminal(anywidget.AnyWidget):
     def close(self) -> None:
         from kernelext.core.terminal import ExecTerminal
 
+        if not hasattr(self, "_cond"):  # its session failed to open: nothing was started
+            super().close()
+            return
         if self.live:
             if isinstance(self.session, ExecTerminal):
                 self.session.hang_up()  # nobody could reach the exec'd process again
