@@ -9,6 +9,7 @@ import { button, element } from "./controls.js";
 // Colours come from the host's theme (widgets/theme.css), and xterm raises
 // any text colour that would fall under 4.5:1 on the background.
 const MIN_CONTRAST = 4.5;
+const WRITE_SLICE = 16384;  // bytes per xterm write
 
 // The theme's colours as rgb() (a host may name them, "white"), resolved by the browser on a probe element.
 function readTheme(el) {
@@ -102,7 +103,12 @@ function render({ model, el }) {
       seq = msg.seq;
       const b = buffers[0];
       const bytes = b instanceof ArrayBuffer ? new Uint8Array(b) : new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-      term.write(bytes, () => model.send({ type: "ack", seq: msg.seq }));
+      // xterm parses one write at a time and yields between writes: slices keep a big message from
+      // holding the page for its whole parse. The ack goes once the last slice is drawn.
+      for (let at = 0; at < bytes.length; at += WRITE_SLICE) {
+        const last = at + WRITE_SLICE >= bytes.length;
+        term.write(bytes.subarray(at, at + WRITE_SLICE), last ? () => model.send({ type: "ack", seq: msg.seq }) : undefined);
+      }
     }
   });
 
@@ -125,6 +131,7 @@ function render({ model, el }) {
   model.send({ type: "ready", rows: term.rows, cols: term.cols });
   if (live()) term.focus();
   el.kxTerminal = term;  // for tests and the benchmark: the rendered rows are term.buffer.active
+  el.kxModel = model;
   return () => {
     observer.disconnect();
     themeWatch.disconnect();

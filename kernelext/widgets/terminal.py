@@ -5,7 +5,8 @@ The widget only moves bytes: a :class:`~kernelext.core.terminal.TerminalSession`
 
 - browser → kernel: ``ready`` (a view opened: rows and columns), ``input``
   (what xterm.js says was typed or pasted, as text), ``resize`` (rows,
-  columns), ``ack`` (a ``data`` message was drawn), ``detach`` (the button).
+  columns), ``ack`` (a ``data`` message was drawn), ``detach`` (the button),
+  ``ping`` (answered by ``pong``: a round trip with no TTY in it).
 - kernel → browser: ``reset`` (draw again from here), ``data`` (output bytes
   as one binary buffer, with a sequence number).
 
@@ -130,6 +131,8 @@ class Terminal(anywidget.AnyWidget):
                 self._cond.notify_all()
         elif kind == "detach":
             self.detach()
+        elif kind == "ping":  # a comm round trip with no TTY in it (the benchmark's floor)
+            self.send({"type": "pong", "t": content.get("t")})
 
     def _redraw(self) -> None:
         """A view (re)opened: everything it should show is the kept history, sent again from a clean screen."""
