@@ -70,7 +70,7 @@ def screen(term: Terminal) -> str:
     return out.decode(errors="replace")
 
 
-def typed_and_seen(term: Terminal, text: str, pattern: str, timeout: float = 10) -> bool:
+def typed_and_seen(term: Terminal, text: str, pattern: str, timeout: float = 20) -> bool:
     before = len(screen(term))
     term.type(text)
     return wait_until(lambda: re.search(pattern, screen(term)[before:]) is not None, timeout=timeout)
