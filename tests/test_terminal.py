@@ -182,6 +182,9 @@ def test_magics_open_a_terminal_and_set_exit_code(ip: InteractiveShell, store: S
     assert isinstance(term, Terminal) and term.live
     assert typed_and_seen(term, "exit 6\r", r"exited with code 6")
     assert wait_until(lambda: ip.user_ns.get("_exit_code") == 6)
+    missing = opened(magic(ip, "exec -it shell nosuch"))  # podman's 127: runc's error is on the screen
+    assert wait_until(lambda: missing.status == "exited") and missing.exit_code == 127
+    assert "executable file not found" in screen(missing)
 
     run = opened(magic(ip, "run -it --rm --name once busybox sh"))
     assert typed_and_seen(run, "echo $((6*7)); exit 2\r", r"42")

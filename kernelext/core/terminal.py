@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 DEFAULT_SIZE = (24, 80)
 #: Bytes one read takes from the TTY.
 READ_SIZE = 65536
+#: Output an exec session keeps to tell why its command could not run.
+ERROR_TAIL = 4096
 #: The log tail an attach to a running container shows first (conmon's socket has no backlog for a TTY).
 BACKLOG_LINES = 200
 
@@ -178,13 +180,17 @@ class ExecTerminal(TerminalSession):
             os.close(slave)  # runc holds it: its exit ends the master's reads (EIO)
         self._code: int | None = None
         self._closed = False
+        #: The newest output: runc's own error is there when the command could not run (podman's 126/127).
+        self._tail = b""
 
     def _set_size(self, rows: int, cols: int) -> None:
         fcntl.ioctl(self._master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
     def read(self) -> bytes | None:
         try:
-            return os.read(self._master, READ_SIZE) or None
+            data = os.read(self._master, READ_SIZE)
+            self._tail = (self._tail + data)[-ERROR_TAIL:]
+            return data or None
         except OSError as exc:
             if exc.errno in (errno.EIO, errno.EBADF):
                 return None  # every slave closed: runc ended
@@ -211,7 +217,7 @@ class ExecTerminal(TerminalSession):
                 self._closed = True
                 os.close(self._master)
             self.container._runtime.db.remove_exec_session(self._session)
-            self._code = execution.end(self.container, self._session, code, b"")
+            self._code = execution.end(self.container, self._session, code, self._tail)
         return self._code
 
     def hang_up(self) -> None:
