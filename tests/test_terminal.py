@@ -91,6 +91,14 @@ def test_exec_shell_keys_resize_interrupt_and_exit(store: Store) -> None:
         assert typed_and_seen(term, "sleep 100\r", r"sleep 100")
         assert typed_and_seen(term, "\x03", r"\^C")  # a byte to the TTY: its line discipline interrupts sleep
         assert typed_and_seen(term, "echo back $?\r", r"back 130")
+        assert typed_and_seen(term, "cat\r", r"cat\r\n")
+        assert typed_and_seen(term, "line\r", r"line\r\nline\r\n")  # the TTY's echo, then cat's copy
+        assert typed_and_seen(term, "\x04", r"/ # ")  # Ctrl-D: end of input for cat, the prompt again
+        assert typed_and_seen(term, "sleep 100\r", r"sleep 100")
+        assert typed_and_seen(term, "\x1a", r"Stopped")  # Ctrl-Z: the shell's job control stops sleep
+        assert typed_and_seen(term, "fg\r", r"sleep 100")  # continued in the foreground
+        assert typed_and_seen(term, "\x03", r"/ # ")
+        assert typed_and_seen(term, "echo job $?\r", r"job 130")
         assert time.monotonic() - started < 10
         term.type("exit 3\r")
         assert wait_until(lambda: term.status == "exited", timeout=10)
