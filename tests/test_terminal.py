@@ -248,3 +248,49 @@ def test_panel_terminal_button_and_container_terminal(store: Store) -> None:
         assert not any(isinstance(c, Terminal) for c in panel.children)
     finally:
         panel.close()
+
+
+def test_plain_ipython_on_a_terminal_attaches_it(store: Store) -> None:
+    """No widgets in plain IPython: ``-it`` there uses IPython's own terminal, as the CLI does."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+
+    ctr = store.runtime.run("busybox", ["sleep", "1000"], name="ipy")
+    master, slave = pty.openpty()
+    env = dict(os.environ, KERNELEXT_ROOT=str(store.runtime.opts.root),
+               KERNELEXT_RUNROOT=str(store.runtime.opts.runroot), TERM="dumb")
+    proc = subprocess.Popen([sys.executable, "-m", "IPython", "--no-banner", "--no-confirm-exit", "--colors=NoColor",
+                             "--simple-prompt"], stdin=slave, stdout=slave, stderr=slave, env=env,
+                            start_new_session=True)
+    os.close(slave)
+    seen = bytearray()
+
+    def until(needle: bytes, timeout: float = 60) -> bool:
+        deadline = time.monotonic() + timeout
+        while needle not in seen and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    seen.extend(os.read(master, 65536))
+                except OSError:
+                    break
+        return needle in seen
+
+    try:
+        assert until(b"In [1]")
+        os.write(master, b"%load_ext kernelext\r")
+        assert until(b"In [2]")
+        os.write(master, b"%container exec -it ipy sh\r")
+        assert until(b"/ # ")
+        os.write(master, b"tty; echo in-$((7*6)); exit 4\r")
+        assert until(b"In [3]")
+        os.write(master, b"print('code', _exit_code)\r")
+        assert until(b"code 4"), seen.decode(errors="replace")[-500:]
+        assert b"/dev/pts/" in seen and b"in-42" in seen
+        assert ctr.reload().status is ContainerStatus.RUNNING
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(master)
