@@ -28,9 +28,10 @@ import os
 import signal
 import struct
 import termios
-import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from kernelext.core.state import ContainerStatus
 from kernelext.errors import InvalidArgumentError, KernelextError
 from kernelext.oci.attach import AttachSocket, Stream
 
@@ -106,11 +107,14 @@ class AttachTerminal(TerminalSession):
         self.title = ctr.name
         self.reattach_hint = f"%container attach {ctr.name}"
         self.remove = remove
-        self._backlog = b"" if start or ctr.status.value != "running" else self._log_tail(ctr)
+        self._backlog = b"" if start or ctr.status is not ContainerStatus.RUNNING else self._log_tail(ctr)
         self._conn: AttachSocket = engine.attach_and_start(ctr, start=start, remove=remove, tty_size=_check_size(*size))
-        if not start:
-            self.resize(*size)
-        self._lock = threading.Lock()
+        if not start:  # a running container: its TTY takes this view's size now
+            try:
+                self.resize(*size)
+            except BaseException:
+                self._conn.close()
+                raise
 
     @staticmethod
     def _log_tail(ctr: Container) -> bytes:
@@ -158,7 +162,7 @@ class ExecTerminal(TerminalSession):
 
     owns_process = True
 
-    def __init__(self, ctr: Container, command: list[str], *, env: list[str] = (),  # type: ignore[assignment]
+    def __init__(self, ctr: Container, command: list[str], *, env: Sequence[str] = (),
                  workdir: str | None = None, user: str | None = None,
                  size: tuple[int, int] = DEFAULT_SIZE) -> None:
         from kernelext.core import execution
