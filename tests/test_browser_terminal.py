@@ -5,7 +5,8 @@ the rows xterm rendered in the page (``.xterm-rows``): a shell from ``exec
 -it`` computes ``42``, ``stty size`` says the widget's size and follows a
 resize, ``top`` draws and quits with ``q``, Ctrl-C interrupts ``sleep``, a
 reload redraws the screen, ``exit 3`` shows the exit code and stops input. A
-TTY container is detached from with ctrl-p ctrl-q and re-attached. Its text
+TTY container is detached from with ctrl-p ctrl-q and re-attached from a
+new cell. Its text
 keeps AA contrast in Lab's Light and Dark themes; screenshots go to
 ``$KERNELEXT_SCREENSHOTS`` (``docs/screenshots`` regenerates the README's).
 """
@@ -120,13 +121,26 @@ def test_terminal_in_jupyterlab(term_lab: dict[str, Any], store: Store) -> None:
         expect(page.locator(".kx-term-footer").nth(1)).to_have_text(
             "[detached from tty: it keeps running; %container attach tty re-attaches]", timeout=10_000)
         assert store.runtime.get("tty").status.value == "running"
+        # Re-attach from a new cell, as the footer says: the screen so far (from the log), then live again.
+        page.evaluate("""async () => {
+          const app = window.jupyterapp;
+          app.shell.currentWidget.content.activeCellIndex = 4;
+          await app.commands.execute('notebook:insert-cell-below');
+          app.shell.currentWidget.content.activeCell.model.sharedModel.setSource('%container attach tty');
+          await app.commands.execute('notebook:run-cell');
+        }""")
+        expect(page.locator(".kx-term")).to_have_count(3, timeout=30_000)
+        wait_rows(page, 2, "attached-9")
+        typed(page, 2, "echo again-$((5+5))\n")
+        wait_rows(page, 2, "again-10")
 
         # A reload: each view asks the kernel for its screen again.
         page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
         page.wait_for_function("!window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=10_000)
         page.reload()
-        expect(page.locator(".kx-term")).to_have_count(2, timeout=60_000)
-        wait_rows(page, 0, "bold-36", timeout=30_000)  # the screen as it was
+        expect(page.locator(".kx-term")).to_have_count(3, timeout=60_000)
+        wait_rows(page, 0, "bold-36", timeout=30_000)
+        wait_rows(page, 2, "again-10", timeout=30_000)  # the screen as it was
 
         typed(page, 0, "exit 3\n")
         expect(page.locator(".kx-term-footer").nth(0)).to_have_text("[exec sh in shell exited with code 3]",

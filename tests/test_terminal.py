@@ -119,6 +119,12 @@ def test_attach_detach_keys_reattach_and_exit(store: Store) -> None:
     term = opened(Terminal(AttachTerminal(ctr, start=True, size=(20, 70))), rows=20, cols=70)
     try:
         assert typed_and_seen(term, "stty size; echo marker-$((2+3))\r", r"20 70\r\nmarker-5")
+        assert typed_and_seen(term, "vi /tmp/note\r", r"(~.*){10}", timeout=20)  # full screen: its empty lines
+        for key in ("ihello from vi", "\x1b"):  # as typed: vi takes Esc and the next key at once as one sequence
+            term.type(key)
+            time.sleep(0.3)
+        assert typed_and_seen(term, ":wq\r", r"/ # ")
+        assert typed_and_seen(term, "cat /tmp/note\r", r"hello from vi")
         term.type("\x10")  # ctrl-p alone is held back, then sent with a key that is not ctrl-q
         term.type("\x11")
         assert wait_until(lambda: term.status == "detached", timeout=5)
