@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -128,7 +129,8 @@ def main() -> None:
     env = {"KERNELEXT_ROOT": str(rt.opts.root), "KERNELEXT_RUNROOT": str(rt.opts.runroot)}
     try:
         with jupyterlab(notebooks, work, env) as lab, \
-                notebook_page(lab, "terminal.ipynb", height=1000, failure_shot=work / "failure.png") as page:
+                notebook_page(lab, "terminal.ipynb", height=1000,
+                              failure_shot=Path(tempfile.gettempdir()) / "bench_terminal-failure.png") as page:
             page.wait_for_function("document.querySelector('.kx-term .xterm-rows')?.innerText.includes('/ #')",
                                    timeout=120_000)
             page.evaluate(KERNEL_JS)
@@ -164,14 +166,15 @@ def main() -> None:
         print(f"kernel answers meanwhile:   longest {answers[-1]:.0f} ms, median {statistics.median(answers):.0f} ms "
               f"({len(answers)} requests)")
     finally:
-        remove_all(rt)
+        remove_all(rt, work)
 
 
-def remove_all(rt: Runtime) -> None:
-    """The benchmark's containers go, then its store closes."""
+def remove_all(rt: Runtime, work: Path) -> None:
+    """The benchmark's containers go, its store closes, and its directory goes."""
     for ctr in rt.list():
         ctr.remove(force=True)
     rt.close()
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
