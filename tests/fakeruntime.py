@@ -138,7 +138,7 @@ class FakeRuntime:
 
     # ------------------------------------------------------------ exec, CRIU
     def exec_container(self, ctr_id: str, command: list[str], options: ExecOptions,
-                       stdin: IO[bytes] | int | None) -> subprocess.Popen[bytes]:
+                       stdin: IO[bytes] | int | None, *, console: int | None = None) -> subprocess.Popen[bytes]:
         self.calls.append(("exec", ctr_id, " ".join(command)))
         if self._get(ctr_id, "exec").status != "running":
             raise RuntimeFailure("runc exec: container not running", operation="exec")

@@ -83,3 +83,23 @@ def run_all_cells(page: Any) -> None:
     """Wait for the notebook's kernel, then run every cell."""
     page.wait_for_function(KERNEL_READY_JS, timeout=START_TIMEOUT_S * 1000)
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+
+@contextmanager
+def notebook_page(lab: Lab, name: str, *, height: int, failure_shot: Path) -> Iterator[Any]:
+    """Chromium on the notebook with every cell run; the whole page is photographed to ``failure_shot``
+    if the block fails."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1200, "height": height})
+        try:
+            page.goto(lab.notebook_url(name))
+            run_all_cells(page)
+            yield page
+        except BaseException:
+            page.screenshot(path=str(failure_shot), full_page=True)
+            raise
+        finally:
+            browser.close()

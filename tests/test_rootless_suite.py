@@ -1,6 +1,6 @@
 """The suite again, as normal users (issue #7): run by root, through scripts/setup-rootless.sh's users.
 
-The user with subordinate IDs runs the lifecycle, copy, magics, widget, limits, security, run options and
+The user with subordinate IDs runs the lifecycle, copy, magics, widget, terminal, limits, security, run options and
 rootless tests, the grading of the labs (nbgrader, as a teacher on JupyterHub would) and every
 notebook (under ``--nbval-lax``: each cell must run without error and the cells tagged
 ``nbval-check-output`` are compared; the host report and the checkpoint cells
@@ -31,7 +31,7 @@ SUBIDS_TESTS = ["tests/test_rootless.py", "tests/test_lifecycle.py", "tests/test
                 "tests/test_image_commands.py",
                 "tests/test_crash.py", "tests/test_resources.py", "tests/test_security.py", "tests/test_run_options.py",
                 "tests/test_big_logs.py",
-                "tests/test_widgets.py", "tests/test_ports.py", "tests/test_volumes.py", "tests/test_grading.py",
+                "tests/test_widgets.py", "tests/test_terminal.py", "tests/test_ports.py", "tests/test_volumes.py", "tests/test_grading.py",
                 *sorted(str(p.relative_to(REPO)) for p in (REPO / "notebooks").glob("*.ipynb"))]
 PLAIN_TESTS = ["tests/test_rootless.py", "tests/test_ports.py", "tests/test_volumes.py", "tests/test_image_commands.py"]
 

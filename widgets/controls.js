@@ -21,6 +21,7 @@ const PATHS = {
   export: "M7 10h2V4.5l2.3 2.3 1.4-1.4L8 .7 3.3 5.4l1.4 1.4L7 4.5zM2.5 9v5.5h11V9H12v4H4V9z",
   halt: "M3.5 3.5h9v9h-9z",
   detach: "M6 2.5H2.5v11H6V12H4V4h2zM10 4.5 13.5 8 10 11.5l-1-1L10.8 8.7H5.5V7.3h5.3L9 5.5z",
+  terminal: "M1 2h14v3H1zM1 5h1v9H1zM14 5h1v9h-1zM2 13h12v1H2zM3.6 6.6l.8-.8L7.6 9l-3.2 3.2-.8-.8L6 9zM8 11h4v1.2H8z",
   search: "M6.5 2a4.5 4.5 0 0 1 3.7 7.1l3.6 3.6-1.1 1.1-3.6-3.6A4.5 4.5 0 1 1 6.5 2zm0 1.5a3 3 0 1 0 0 6 3 3 0 0 0 0-6z",
   follow: "M7 2h2v8.5l2.3-2.3 1.4 1.4L8 14.3 3.3 9.6l1.4-1.4L7 10.5z",
 };
@@ -65,4 +66,11 @@ export function textInput(name, className, placeholder = "") {
   input.placeholder = placeholder;
   input.setAttribute("aria-label", name);
   return input;
+}
+
+// An element with its class, as the widgets build their parts.
+export function element(tag, className) {
+  const node = document.createElement(tag);
+  node.className = className;
+  return node;
 }

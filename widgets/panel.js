@@ -27,6 +27,11 @@ function render({ model, el }) {
     byAction[action] = b;
     buttons.appendChild(b);
   }
+  // A TTY container's own terminal, below the header (docs/architecture.md §14).
+  const terminal = button("terminal", "terminal", "open a terminal on the container's TTY");
+  terminal.dataset.action = "terminal";
+  terminal.addEventListener("click", () => model.send({ type: "terminal" }));
+  buttons.appendChild(terminal);
   const confirm = document.createElement("div");
   confirm.className = "kx-toolbar kx-panel-confirm";
   confirm.hidden = true;
@@ -65,6 +70,8 @@ function render({ model, el }) {
     const allowed = new Set(model.get("allowed"));
     for (const [action, b] of Object.entries(byAction)) b.disabled = !allowed.has(action);
     if (!allowed.has("remove")) confirm.hidden = true;
+    terminal.hidden = !model.get("tty");
+    terminal.disabled = state !== "running";
     const parts = [];
     if (model.get("busy")) parts.push(`${model.get("busy")}…`);
     if (model.get("exited")) {
@@ -77,7 +84,7 @@ function render({ model, el }) {
     status.classList.toggle("kx-error-text", failed);
     status.classList.toggle("kx-muted", !failed);
   };
-  const fields = ["status", "allowed", "busy", "exited", "exit_code", "error", "message", "name", "mounts",
+  const fields = ["tty", "status", "allowed", "busy", "exited", "exit_code", "error", "message", "name", "mounts",
                   "limits", "oom_killed"];
   for (const f of fields) model.on(`change:${f}`, update);
   update();

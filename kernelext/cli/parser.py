@@ -304,6 +304,7 @@ def _exec_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-d", "--detach", action="store_true", help="run the command in the background, print its ID")
     p.add_argument("-i", "--interactive", action="store_true", help="keep STDIN open")
     p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY")
+    p.add_argument("--detach-keys", default=None, help="key sequence for detaching (a cell's terminal)")
     p.add_argument("-e", "--env", action="append", default=[], help="set environment variables")
     p.add_argument("-w", "--workdir", help="working directory inside the container")
     p.add_argument("-u", "--user", help="username or UID")

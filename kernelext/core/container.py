@@ -1089,6 +1089,12 @@ class Container:
         return execution.run(self, command, tty=tty, stdin=stdin, env=list(env), workdir=workdir, user=user,
                              on_output=on_output)
 
+    def terminal(self, *, detach_keys: str | None = None) -> Any:
+        """A ``kernelext.widgets.Terminal`` attached to this running TTY container (docs/architecture.md §14)."""
+        from kernelext.widgets import Terminal
+
+        return Terminal(self, detach_keys=detach_keys)
+
     def exec_detached(self, command: list[str], *, env: Iterable[str] = (), workdir: str | None = None,
                       user: str | None = None) -> str:
         """``exec -d``: start ``command`` in the running container and return its session ID at once."""

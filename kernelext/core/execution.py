@@ -73,16 +73,7 @@ def run(ctr: Container, command: list[str], *, tty: bool, stdin: BinaryIO | int 
         workdir: str | None, user: str | None, on_output: Callable[[str, bytes], None] | None) -> ExecResult:
     from kernelext.core.container import ExecResult
 
-    session_id = os.urandom(32).hex()
-    with ctr._locked():
-        _require_running(ctr, command)
-        resolved = resolve_user(ctr._runtime.namespace.view(ctr.layer.merged), user) if user else None
-        options = ExecOptions(user=None if resolved is None else
-                              (resolved.uid, resolved.gid, tuple(resolved.additional_gids)),
-                              workdir=workdir or None, env=tuple(env), tty=tty)
-        proc = ctr._runtime.oci.exec_container(ctr.id, command, options, stdin)
-        ctr._runtime.db.add_exec_session(session_id, ctr.id, proc.pid, process_start_time(proc.pid) or 0)
-        ctr._event("exec", execID=session_id)
+    proc, session_id = begin(ctr, command, tty=tty, stdin=stdin, env=env, workdir=workdir, user=user)
     collected: list[bytes] = []
     errors: list[bytes] = []
 
@@ -103,9 +94,32 @@ def run(ctr: Container, command: list[str], *, tty: bool, stdin: BinaryIO | int 
         raise
     finally:
         ctr._runtime.db.remove_exec_session(session_id)
-    code = ctr._runtime.oci.exec_failure(code, b"".join(errors).decode(errors="replace"), name=ctr.name)
-    ctr._event("exec_died", execID=session_id, exitCode=code)
+    code = end(ctr, session_id, code, b"".join(errors))
     return ExecResult(code, None if on_output is not None else b"".join(collected))
+
+
+def begin(ctr: Container, command: list[str], *, tty: bool, stdin: BinaryIO | int | None, env: list[str],
+          workdir: str | None, user: str | None, console: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """Start an attached exec session and record it (its process and session ID); :func:`end` reports it."""
+    session_id = os.urandom(32).hex()
+    with ctr._locked():
+        _require_running(ctr, command)
+        resolved = resolve_user(ctr._runtime.namespace.view(ctr.layer.merged), user) if user else None
+        options = ExecOptions(user=None if resolved is None else
+                              (resolved.uid, resolved.gid, tuple(resolved.additional_gids)),
+                              workdir=workdir or None, env=tuple(env), tty=tty)
+        proc = ctr._runtime.oci.exec_container(ctr.id, command, options, stdin, console=console)
+        ctr._runtime.db.add_exec_session(session_id, ctr.id, proc.pid, process_start_time(proc.pid) or 0)
+        ctr._event("exec", execID=session_id)
+    return proc, session_id
+
+
+def end(ctr: Container, session_id: str, code: int, stderr: bytes) -> int:
+    """The session's exit code as podman reports it (126/127: could not run), and its ``exec_died`` event;
+    the caller has dropped the session's record."""
+    code = ctr._runtime.oci.exec_failure(code, stderr.decode(errors="replace"), name=ctr.name)
+    ctr._event("exec_died", execID=session_id, exitCode=code)
+    return code
 
 
 def _pump(proc: subprocess.Popen[bytes], deliver: Callable[[str, bytes], None]) -> None:

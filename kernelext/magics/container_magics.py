@@ -34,7 +34,7 @@ from kernelext.core import engine
 from kernelext.core.container import Container
 from kernelext.core.runtime import Runtime
 from kernelext.errors import KernelextError, NoSuchContainerError, NoSuchImageError
-from kernelext.magics import live
+from kernelext.magics import live, terminal
 from kernelext.magics.display import ContainerList, Table
 
 Handler = Callable[["ContainerMagics", argparse.Namespace], Any]
@@ -260,10 +260,9 @@ class ContainerMagics(Magics):
 
     @staticmethod
     def _refuse_terminal(command: str, name: str) -> None:
-        """``-i``/``-t`` need a terminal a cell does not have: one line saying what works instead."""
-        raise UsageError(f"{command} -it needs a terminal, which a notebook cell does not have: leave out -i/-t "
-                         f"(the output streams into the cell), use %%container {command} {name} for a script, "
-                         f"or run kernelext {command} -it in a terminal")
+        """``-i`` without ``-t``: stdin with no terminal to type it in; one line saying what works instead."""
+        raise UsageError(f"{command} -i needs a terminal: add -t for one in the cell ({command} -it), leave out -i "
+                         f"(the output streams into the cell), or use %%container {command} {name} for a script")
 
     def live_output(self, title: str) -> Any:
         from kernelext.widgets import LiveOutput
@@ -278,7 +277,10 @@ def _run(m: ContainerMagics, args: argparse.Namespace) -> Container | None:
         raise UsageError("the passthrough logging driver needs a terminal: use k8s-file (the default) in a notebook")
     if args.detach:
         return m.rt.run(args.image, **create_options(args))
-    if args.interactive or args.tty:
+    if args.tty:  # the container's TTY in a terminal widget
+        return terminal.attach(m._shell, m.rt.create(args.image, **create_options(args)), start=True,
+                               remove=args.rm, detach_keys=args.detach_keys, on_exit=m._set_exit_code)
+    if args.interactive:
         m._refuse_terminal("run", args.image)
     m._attached(m.rt.create(args.image, **create_options(args)), start=True, remove=args.rm)
     return None
@@ -290,11 +292,15 @@ def _create(m: ContainerMagics, args: argparse.Namespace) -> Container:
 
 
 @handles("start")
-def _start(m: ContainerMagics, args: argparse.Namespace) -> Container | ContainerList | None:
-    if args.attach:
+def _start(m: ContainerMagics, args: argparse.Namespace) -> Any:
+    if args.attach or args.interactive:
         if len(args.containers) != 1:
             raise UsageError("you cannot start and attach multiple containers at once")
-        m._attached(m.rt.get(args.containers[0]), start=True, remove=False)
+        ctr = m.rt.get(args.containers[0])
+        if ctr.config.tty:
+            return terminal.attach(m._shell, ctr, start=True, remove=False, detach_keys=args.detach_keys,
+                                   on_exit=m._set_exit_code)
+        m._attached(ctr, start=True, remove=False)
         return None
 
     return m._each(args.containers, engine.start)
@@ -352,13 +358,17 @@ def _wait(m: ContainerMagics, args: argparse.Namespace) -> int | list[int]:
 
 
 @handles("exec")
-def _exec(m: ContainerMagics, args: argparse.Namespace) -> str | None:
+def _exec(m: ContainerMagics, args: argparse.Namespace) -> Any:
     if not args.command:
         raise UsageError("exec requires at least 2 arguments: CONTAINER COMMAND")
     if args.detach:
         return m.rt.get(args.container).exec_detached(args.command, env=args.env, workdir=args.workdir,
                                                       user=args.user)
-    if args.interactive or args.tty:
+    if args.tty:
+        return terminal.exec_(m._shell, m.rt.get(args.container), args.command, env=args.env,
+                              workdir=args.workdir, user=args.user, detach_keys=args.detach_keys,
+                              on_exit=m._set_exit_code)
+    if args.interactive:
         m._refuse_terminal("exec", args.container)
     m._exec_streamed(m.rt.get(args.container), args.command, tty=args.tty, env=args.env, workdir=args.workdir,
                      user=args.user)
@@ -381,6 +391,9 @@ def _logs(m: ContainerMagics, args: argparse.Namespace) -> Any:
 @handles("attach")
 def _attach(m: ContainerMagics, args: argparse.Namespace) -> Any:
     ctr = m.rt.get(args.container)
+    if ctr.config.tty and not args.no_stdin:
+        return terminal.attach(m._shell, ctr, start=False, remove=False, detach_keys=args.detach_keys,
+                               on_exit=m._set_exit_code)
     return m.live_output(f"{ctr.name} attached").attach(ctr)
 
 

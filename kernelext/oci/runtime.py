@@ -132,8 +132,9 @@ class OCIRuntime(Protocol):
         ...
 
     def exec_container(self, ctr_id: str, command: list[str], options: ExecOptions,
-                       stdin: IO[bytes] | int | None) -> subprocess.Popen[bytes]:
-        """Start ``command`` in the running container; stdout and stderr are pipes."""
+                       stdin: IO[bytes] | int | None, *, console: int | None = None) -> subprocess.Popen[bytes]:
+        """Start ``command`` in the running container; stdout and stderr are pipes, or all three ``console``
+        (a pseudo-terminal's slave) for a TTY session."""
         ...
 
     def exec_failure(self, code: int, stderr: str, *, name: str) -> int:
@@ -232,7 +233,9 @@ class ConmonRuncRuntime:
 
     # -------------------------------------------------------------------- exec
     def exec_container(self, ctr_id: str, command: list[str], options: ExecOptions,
-                       stdin: IO[bytes] | int | None) -> subprocess.Popen[bytes]:
+                       stdin: IO[bytes] | int | None, *, console: int | None = None) -> subprocess.Popen[bytes]:
+        """``runc exec`` in the foreground; with ``console`` (a host pseudo-terminal's slave) as its stdio, runc
+        finds a terminal to size and copy the TTY session through (docs/architecture.md §14)."""
         args = ["exec"]
         if options.user is not None:
             uid, gid, additional = options.user
@@ -245,6 +248,9 @@ class ConmonRuncRuntime:
             args += ["--env", item]
         if options.tty:
             args.append("--tty")
+        if console is not None:  # runc leads a new session whose controlling terminal is the console
+            return subprocess.Popen(["setsid", "--ctty", *self.runc.argv(*args, ctr_id, *command)], stdin=console,
+                                    stdout=console, stderr=console)
         return subprocess.Popen(self.runc.argv(*args, ctr_id, *command),
                                 stdin=stdin if stdin is not None else subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -14,7 +14,8 @@ from kernelext.widgets.images import ImageList
 from kernelext.widgets.live_output import LiveOutput
 from kernelext.widgets.monitor import ResourceMonitor
 from kernelext.widgets.panel import ContainerPanel
+from kernelext.widgets.terminal import Terminal
 from kernelext.widgets.timeline import CheckpointTimeline
 
 __all__ = ["CheckpointTimeline", "ContainerPanel", "Dashboard", "FileBrowser", "ImageList", "LifecycleDiagram",
-           "LiveOutput", "ResourceMonitor", "close_all", "halt_all", "lifecycle_svg"]
+           "LiveOutput", "ResourceMonitor", "Terminal", "close_all", "halt_all", "lifecycle_svg"]

@@ -29,3 +29,17 @@ def esm(*names: str) -> str:
 def css(*names: str) -> str:
     """Style sheets joined into one, the shared theme (``theme.css``) first."""
     return "\n".join(asset(name).read_text() for name in ("theme.css", *names))
+
+
+def umd(name: str, binding: str) -> str:
+    """A vendored UMD bundle (``vendor/...``) as a statement of an ES module: ``const BINDING = ...exports``.
+
+    The bundle runs in a function that hands it a CommonJS ``module``, so it needs no loader and its
+    minified names cannot clash with the module it is inlined into. Its exports are kept on ``globalThis``
+    under the bundle's name and size, so every widget module that inlines it (anywidget evaluates each
+    model's module anew) shares one copy and its per-page state (xterm numbers its renderers' styles).
+    """
+    text = asset(name).read_text()
+    key = f"__kernelext_{binding}_{len(text)}"
+    return (f"const {binding} = (globalThis.{key} ??= (() => {{ const module = {{ exports: {{}} }};"
+            f" const exports = module.exports;\n{text}\nreturn module.exports; }})());")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import anywidget
 import ipywidgets
@@ -26,6 +26,7 @@ from kernelext.widgets._assets import css, esm
 from kernelext.widgets._follow import ContainerFollower
 from kernelext.widgets._registry import track
 from kernelext.widgets.live_output import LiveOutput
+from kernelext.widgets.terminal import Terminal
 
 REMOVED = "removed"
 
@@ -58,6 +59,8 @@ class PanelHeader(anywidget.AnyWidget):
     #: What the container was given (memory, CPUs, pids, read-only, privileged), one line.
     limits = Unicode("").tag(sync=True)
     oom_killed = Bool(False).tag(sync=True)
+    #: A TTY container: the header offers a terminal on it.
+    tty = Bool(False).tag(sync=True)
 
     def __repr__(self) -> str:
         return f"PanelHeader({self.name}: {self.status})"
@@ -86,7 +89,7 @@ class ContainerPanel(ipywidgets.VBox):  # type: ignore[misc]
         self.container = container
         self.header = PanelHeader(name=container.name, image=container.image, short_id=container.short_id,
                                   mounts=[str(mount) for mount in container.config.mounts],
-                                  limits=limits_text(container.config))
+                                  limits=limits_text(container.config), tty=container.config.tty)
         self.output = LiveOutput(f"{container.name} output", max_lines=max_lines, update_rate=update_rate)
         self.output.interruptible = False  # the panel's view: an interrupt meant for logs -f areas leaves it
         super().__init__(children=[self.header, self.output])
@@ -127,6 +130,24 @@ class ContainerPanel(ipywidgets.VBox):  # type: ignore[misc]
     def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: list[bytes]) -> None:
         if content.get("type") == "action" and content.get("action") in self.header.allowed:
             self.run_action(str(content["action"]))
+        elif content.get("type") == "terminal":
+            try:
+                self.open_terminal()
+            except KernelextError as exc:
+                self.header.message = f"terminal failed: {exc}"
+
+    def open_terminal(self) -> Terminal:
+        """The container's terminal below the header (the "terminal" button); a live one is kept."""
+        shown = self._terminals()
+        if shown and shown[0].live:
+            return shown[0]
+        term = Terminal(self.container._runtime.get(self.container.id))  # a container object of its own
+        self.children = [self.header, term, self.output]
+        return term
+
+    def _terminals(self) -> list[Terminal]:
+        children = cast("tuple[Any, ...]", self.children)  # ipywidgets is untyped
+        return [child for child in children if isinstance(child, Terminal)]
 
     def run_action(self, action: str) -> threading.Thread:
         """Run a button's action in a worker thread (also what the buttons call)."""
@@ -161,6 +182,8 @@ class ContainerPanel(ipywidgets.VBox):  # type: ignore[misc]
 
     def close(self) -> None:
         self.stop()
+        for term in self._terminals():
+            term.close()  # detaches: the container keeps running
         self.output.close()
         self.header.close()
         super().close()
