@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kernelext.config import StoreOptions, find_criu
+from kernelext.oci.conmon import LOG_DRIVER
 from kernelext.rootless import (
     is_rootless,
     kernel_version,
@@ -30,6 +31,8 @@ CHECK_TIMEOUT_S = 30
 #: dumps; CRIU copes from 4.2 on (docs/architecture.md §4).
 TCP_SOCKOPT_KERNEL = (6, 16)
 CRIU_TCP_VERSION = (4, 2)
+#: Where events go: an append-only file in the store (kernelext/core/events.py).
+EVENT_LOGGER = "file"
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,8 @@ class HostCapabilities:
         return feature is not None and feature.available
 
     def to_json(self) -> dict[str, Any]:
-        return {"host": {"kernel": self.kernel, "rootless": self.rootless, "cgroupVersion": self.cgroup_version},
+        return {"host": {"kernel": self.kernel, "rootless": self.rootless, "cgroupVersion": self.cgroup_version,
+                         "logDriver": LOG_DRIVER, "eventLogger": EVENT_LOGGER},
                 "features": {name: asdict(f) for name, f in self.features.items()}}
 
 

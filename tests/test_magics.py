@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import nbformat
@@ -16,18 +15,6 @@ from kernelext import Container, ContainerStatus, KernelextError, NoSuchContaine
 from kernelext.magics.display import ContainerList
 
 from conftest import Store, needs_root, wait_until
-
-
-@pytest.fixture
-def ip(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
-    monkeypatch.setenv("KERNELEXT_ROOT", str(store.runtime.opts.root))
-    monkeypatch.setenv("KERNELEXT_RUNROOT", str(store.runtime.opts.runroot))
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "kernelext")
-    try:
-        yield shell
-    finally:
-        shell.run_line_magic("unload_ext", "kernelext")
 
 
 def magic(ip: InteractiveShell, line: str) -> Any:
@@ -120,11 +107,10 @@ def test_cell_magics_exec_and_run(ip: InteractiveShell, capfd: pytest.CaptureFix
     assert names == ["shell"]  # the one-off was removed
 
 
-def test_config_traits(ip: InteractiveShell) -> None:
-    ip.run_line_magic("config", "ContainerMagics.stop_timeout = 1")
-    magic(ip, "run -d --name slowstop busybox sleep 1000")
+def test_stop_honours_the_containers_own_timeout(ip: InteractiveShell) -> None:
+    magic(ip, "run -d --name slowstop --stop-timeout 1 busybox sleep 1000")
     t0 = time.monotonic()
-    ctr = magic(ip, "stop slowstop")
+    ctr = magic(ip, "stop slowstop")  # no magic-wide default overrides the container's --stop-timeout
     assert 1.0 <= time.monotonic() - t0 < 3.0 and ctr.exit_code == 137
 
 

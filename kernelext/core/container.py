@@ -118,6 +118,11 @@ class Container:
 
     # ------------------------------------------------------------------ basics
     @property
+    def runtime(self) -> Runtime:
+        """The store this container belongs to."""
+        return self._runtime
+
+    @property
     def id(self) -> str:
         return self.config.id
 
@@ -221,7 +226,8 @@ class Container:
             raise ContainerRemovedError(f"container {self.name} has been removed", container=self.name)
 
     def _event(self, status: str, **attributes: object) -> None:
-        self._runtime.events.emit(status, self.id, self.name, self.image, "container", **attributes)
+        self._runtime.events.emit(status, self.id, self.name, self.image, "container", self.config.labels,
+                                  **attributes)
 
     def _sync(self) -> None:
         self._reload()
@@ -1023,7 +1029,7 @@ class Container:
             if st.status in (S.RUNNING, S.PAUSED, S.STOPPING, S.CREATED) or self._exec_sessions():
                 if not force:
                     raise ContainerStateError(
-                        f"cannot remove container {self.name} as it is {st.status.value} - running or paused "
+                        f"cannot remove container {self.id} as it is {st.status.value} - running or paused "
                         "containers cannot be removed without force: container state improper",
                         container=self.name, operation="remove")
                 self._force_kill()

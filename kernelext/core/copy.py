@@ -506,7 +506,7 @@ def _copy_tree(src: _Side, dst: _Side, policy: SinkPolicy) -> None:
                                                                                         dir_fd=target.parent)
         finally:
             target.close()
-        sink = FsSink(dst.root, dest_fd, plan.dest_dir, policy)
+        sink = FsSink(dst.root, dest_fd, plan.dest_dir, policy, shown_dir="/" if dst.where == HOST else None)
         try:
             for entry in tree_entries(source, plan.name, contents=plan.contents, excluded=src.excluded):
                 sink.feed(entry)

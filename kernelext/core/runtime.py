@@ -248,7 +248,7 @@ class Runtime:
             raise
         container.state.done()
         container._save()
-        self.events.emit("create", config.id, config.name, config.image_name)
+        self.events.emit("create", config.id, config.name, config.image_name, labels=config.labels)
         return container
 
     @staticmethod
