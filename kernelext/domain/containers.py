@@ -30,8 +30,10 @@ from kernelext.errors import (
     ContainerStoppedError,
     InvalidArgumentError,
     KernelextError,
+    NetworkError,
     NoSuchContainerError,
     NoSuchImageError,
+    RuntimeFailure,
 )
 from kernelext.oci.attach import AttachSocket
 
@@ -398,9 +400,9 @@ def port_lines(rt: Runtime, name: str, private: str | None = None) -> list[str]:
 
 
 def _as_run_failure(exc: KernelextError) -> None:
-    """podman's ``run``: a container that could not be started ends the command with 126 (127 for a command
-    not found keeps its own)."""
-    if exc.exit_code == rep.GENERIC_EXIT:
+    """podman's ``run``: a container the OCI runtime could not start (or whose ports could not be bound) ends
+    the command with 126 (a command not found keeps its 127); a refused argument stays 125."""
+    if isinstance(exc, (RuntimeFailure, NetworkError)) and exc.exit_code == rep.GENERIC_EXIT:
         exc.exit_code = RUN_START_EXIT
 
 
