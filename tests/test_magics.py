@@ -46,11 +46,15 @@ def test_line_magics_return_values(ip: InteractiveShell, store: Store) -> None:
 def test_rm_ignore_skips_a_missing_container_and_removes_the_rest(ip: InteractiveShell, store: Store,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     magic(ip, "create --name kept busybox true")
-    with pytest.raises(NoSuchContainerError):
-        magic(ip, "rm -f nosuch kept")
+    with pytest.raises(NoSuchContainerError):  # every name is looked up first: a typo removes nothing
+        magic(ip, "rm nosuch kept")
+    assert store.runtime.exists("kept") and ip.user_ns["_exit_code"] == 1  # podman's rm: 1 for no such
     capsys.readouterr()
-    magic(ip, "rm -f --ignore nosuch kept")
+    magic(ip, "rm --ignore nosuch kept")
     assert capsys.readouterr().out == "kept\n" and not store.runtime.exists("kept")
+    magic(ip, "create --name forced busybox true")
+    magic(ip, "rm -f nosuch forced")  # as podman's rm --force: a missing name is no error
+    assert capsys.readouterr().out == "forced\n" and not store.runtime.exists("forced")
 
 
 def test_rich_html_card_and_table(ip: InteractiveShell) -> None:
