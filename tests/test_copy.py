@@ -17,7 +17,7 @@ import pytest
 
 from kernelext import Container, ContainerStatus, CopyError
 from kernelext.cli.launch import ENV_SWITCH
-from kernelext.storage.confined import FILE_BATCH
+from kernelext.files.confined import FILE_BATCH
 from kernelext.storage.images import _PASSWD
 
 from conftest import Store, needs_root

@@ -36,7 +36,7 @@ from kernelext.cli.parser import (
 from kernelext.cli.template import Template
 from kernelext.core.container import Container
 from kernelext.core.events import Event
-from kernelext.core.inspect import format_time
+from kernelext.core.inspection import format_time
 from kernelext.core.runtime import Runtime
 from kernelext.core.state import DEFAULT_DETACH_KEYS, ContainerStatus
 from kernelext.domain import containers as domain

@@ -36,10 +36,10 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from kernelext.errors import CopyError
-from kernelext.storage.copyrules import member_parts
-from kernelext.storage.fdtree import DirStack, remove_entry
-from kernelext.storage.rootpath import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2
-from kernelext.storage.tarformat import (
+from kernelext.files.copyrules import member_parts
+from kernelext.files.fdtree import DirStack, remove_entry
+from kernelext.files.rootpath import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2
+from kernelext.files.tarformat import (
     CHUNK,
     END_OF_ARCHIVE,
     Kind,
