@@ -40,7 +40,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kernelext import Runtime
-from kernelext.storage.fdtree import tree_size
+from kernelext.files.fdtree import tree_size
 
 REGISTRY = "/usr/bin/docker-registry"
 FILE_BYTES = 100_000

@@ -68,7 +68,7 @@ def default_runroot() -> Path:
 
 
 @dataclass(frozen=True)
-class StoreOptions:
+class StoreConfig:
     """The directories and binaries of one store."""
 
     root: Path
@@ -79,7 +79,7 @@ class StoreOptions:
 
     @classmethod
     def from_env(cls, root: str | os.PathLike[str] | None = None,
-                 runroot: str | os.PathLike[str] | None = None, criu: str | None = None) -> StoreOptions:
+                 runroot: str | os.PathLike[str] | None = None, criu: str | None = None) -> StoreConfig:
         return cls(
             root=Path(root or os.environ.get(ENV_ROOT) or default_root()).absolute(),
             runroot=Path(runroot or os.environ.get(ENV_RUNROOT) or default_runroot()).absolute(),

@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kernelext.config import StoreOptions, find_criu
+from kernelext.config import StoreConfig, find_criu
+from kernelext.oci.conmon import LOG_DRIVER
 from kernelext.rootless import (
     is_rootless,
     kernel_version,
@@ -30,6 +31,8 @@ CHECK_TIMEOUT_S = 30
 #: dumps; CRIU copes from 4.2 on (docs/architecture.md §4).
 TCP_SOCKOPT_KERNEL = (6, 16)
 CRIU_TCP_VERSION = (4, 2)
+#: Where events go: an append-only file in the store (kernelext/core/events.py).
+EVENT_LOGGER = "file"
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,8 @@ class HostCapabilities:
         return feature is not None and feature.available
 
     def to_json(self) -> dict[str, Any]:
-        return {"host": {"kernel": self.kernel, "rootless": self.rootless, "cgroupVersion": self.cgroup_version},
+        return {"host": {"kernel": self.kernel, "rootless": self.rootless, "cgroupVersion": self.cgroup_version,
+                         "logDriver": LOG_DRIVER, "eventLogger": EVENT_LOGGER},
                 "features": {name: asdict(f) for name, f in self.features.items()}}
 
 
@@ -101,7 +105,7 @@ def _user_namespaces() -> Feature:
     return Feature(True, f"runc's rootless mode in a user namespace held by a pause process (limit {limit})")
 
 
-def criu_binary(opts: StoreOptions) -> str | None:
+def criu_binary(opts: StoreConfig) -> str | None:
     return find_criu(opts.criu)
 
 
@@ -124,7 +128,7 @@ def _tcp_sockets(version: str, checkpoint: Feature) -> Feature:
                           f"needs CRIU >= {_dotted(CRIU_TCP_VERSION)} (scripts/provision-criu.sh)")
 
 
-def _criu(opts: StoreOptions, rootless: bool) -> tuple[Feature, Feature, Feature]:
+def _criu(opts: StoreConfig, rootless: bool) -> tuple[Feature, Feature, Feature]:
     binary = criu_binary(opts)
     if rootless:
         reason = "checkpointing a container requires root"
@@ -151,8 +155,8 @@ def _criu(opts: StoreOptions, rootless: bool) -> tuple[Feature, Feature, Feature
     return checkpoint, memory_tracking, _tcp_sockets(number, checkpoint)
 
 
-def host_capabilities(opts: StoreOptions | None = None) -> HostCapabilities:
-    opts = opts or StoreOptions.from_env()
+def host_capabilities(opts: StoreConfig | None = None) -> HostCapabilities:
+    opts = opts or StoreConfig.from_env()
     rootless = is_rootless()
     caps = HostCapabilities(kernel=os.uname().release, rootless=rootless, cgroup_version=_cgroup_version())
     caps.features["runc"] = _version([opts.runc, "--version"])

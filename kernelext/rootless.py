@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kernelext.errors import RuntimeFailure
-from kernelext.storage.fdtree import remove_tree
+from kernelext.files.fdtree import remove_tree
 
 #: The first line of ``/proc/self/uid_map`` in the initial user namespace.
 _INITIAL_USERNS_MAP = ["0", "0", "4294967295"]

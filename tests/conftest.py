@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -158,3 +159,18 @@ def store(tmp_path: Path) -> Iterator[Store]:
 @pytest.fixture
 def runtime(store: Store) -> Runtime:
     return store.runtime
+
+
+@pytest.fixture
+def ip(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """An IPython shell with the magics loaded, on the test's store."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    monkeypatch.setenv("KERNELEXT_ROOT", str(store.runtime.opts.root))
+    monkeypatch.setenv("KERNELEXT_RUNROOT", str(store.runtime.opts.runroot))
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "kernelext")
+    try:
+        yield shell
+    finally:
+        shell.run_line_magic("unload_ext", "kernelext")

@@ -37,7 +37,8 @@ def test_exec_keeps_the_command_flags() -> None:
     (["container"], "missing command"),
     (["stop", "-t", "soon", "x"], "invalid int value"),
     (["run"], "required"),
-    (["kill"], "required"),
+    (["run", "--bogus=a value with spaces", "busybox"], "unknown flag: --bogus"),
+    (["ps", "--bogus"], "unknown flag: --bogus"),
 ])
 def test_bad_arguments_raise_usage_errors_without_exiting(argv: list[str], message: str) -> None:
     with pytest.raises(UsageError, match=message):
@@ -77,3 +78,27 @@ def test_templates_tables_and_durations() -> None:
     assert parse_time("2026-11-29T14:22:13.704439076+00:00") == pytest.approx(1795962133.704439)
     with pytest.raises(UsageError):
         parse_interval("soon")
+
+
+def test_podman_flag_spellings() -> None:
+    args = parse_args(["--noout", "stop", "--timeout", "3", "--ignore", "web"])
+    assert args.noout and args.time == 3 and args.ignore and args.containers == ["web"]
+    assert parse_args(["stop", "-t", "0", "web"]).time == 0 and parse_args(["stop", "web"]).time is None
+    rm = parse_args(["rm", "-t", "2", "-f", "--filter", "name=w", "web"])
+    assert rm.time == 2 and rm.filter == ["name=w"] and rm.force
+    ps = parse_args(["ps", "-a", "--filter", "status=exited", "-f", "exited=0", "--sort", "names", "--noheading"])
+    assert ps.filter == ["status=exited", "exited=0"] and ps.sort == "names" and ps.noheading
+    start = parse_args(["start", "--all", "--filter", "restart-policy=none"])
+    assert start.all and not start.attach and start.filter == ["restart-policy=none"]
+    assert parse_args(["kill", "-a"]).all and parse_args(["unpause", "--all"]).all
+    assert parse_args(["container", "exists", "web"]).cmd == "exists"
+    assert parse_args(["diff", "-l"]).latest and parse_args(["logs", "a", "b"]).containers == ["a", "b"]
+    run = parse_args(["run", "busybox", "sh", "-c", "echo a b", "--x y"])  # the command keeps its own flags
+    assert run.image == "busybox" and run.command == ["sh", "-c", "echo a b", "--x y"]
+
+
+@pytest.mark.parametrize("value", ["-1", "-INT", "FPE", "-SIGUSR1", "9"])
+def test_kill_signal_may_start_with_a_dash(value: str) -> None:
+    for flag in ("-s", "--signal"):
+        args = parse_args(["kill", flag, value, "web"])
+        assert args.signal == value and args.containers == ["web"]

@@ -9,7 +9,7 @@ import tarfile
 import pytest
 
 from kernelext.errors import CopyError, InvalidArgumentError
-from kernelext.storage.copyrules import (
+from kernelext.files.copyrules import (
     DIR_ONTO_FILE,
     CopyArg,
     Found,
@@ -21,7 +21,7 @@ from kernelext.storage.copyrules import (
     plan_copy,
     with_ending,
 )
-from kernelext.storage.tarformat import Kind, Meta, TarReader, header, open_archive, padding
+from kernelext.files.tarformat import Kind, Meta, TarReader, header, open_archive, padding
 
 
 @pytest.mark.parametrize("arg, expected", [

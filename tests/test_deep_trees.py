@@ -10,11 +10,11 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from kernelext.core.copy import host_policy
-from kernelext.storage.confined import Entry, FsSink, Root, tar_chunks, tree_entries
-from kernelext.storage.fdtree import O_DIR, OPEN_LEVELS, remove_tree
+from kernelext.core.filecopy import host_policy
+from kernelext.files.confined import Entry, FsSink, Root, tar_chunks, tree_entries
+from kernelext.files.fdtree import O_DIR, OPEN_LEVELS, remove_tree
+from kernelext.files.tarformat import TarReader
 from kernelext.storage.layerdiff import ChangeKind, layer_changes, tree_changes
-from kernelext.storage.tarformat import TarReader
 from kernelext.storage.trash import TRASH_DIR
 
 from conftest import Store, wait_until

@@ -25,7 +25,7 @@ from kernelext import (
     Runtime,
     RuntimeFailure,
 )
-from kernelext.core import engine
+from kernelext.domain import containers as domain
 from kernelext.oci.attach import pump
 
 from conftest import ROOTLESS, Store, needs_root, processes, wait_until
@@ -157,8 +157,8 @@ def test_rm_and_stop_of_a_container_another_command_removed_meanwhile_succeed(st
     ctr = store.runtime.run("busybox", ["sleep", "1000"], name="raced")
     other = store.runtime.get("raced")  # found by this "command", then removed by another one
     assert store.cli("rm", "-f", "raced").returncode == 0
-    engine.remove_container(other, force=True)
-    engine.stop(ctr)
+    domain.remove_quietly(other, force=True)
+    domain.stop_one(ctr)
     with pytest.raises(NoSuchContainerError):
         store.runtime.get("raced")
 

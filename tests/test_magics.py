@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import nbformat
@@ -16,18 +15,6 @@ from kernelext import Container, ContainerStatus, KernelextError, NoSuchContaine
 from kernelext.magics.display import ContainerList
 
 from conftest import Store, needs_root, wait_until
-
-
-@pytest.fixture
-def ip(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
-    monkeypatch.setenv("KERNELEXT_ROOT", str(store.runtime.opts.root))
-    monkeypatch.setenv("KERNELEXT_RUNROOT", str(store.runtime.opts.runroot))
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "kernelext")
-    try:
-        yield shell
-    finally:
-        shell.run_line_magic("unload_ext", "kernelext")
 
 
 def magic(ip: InteractiveShell, line: str) -> Any:
@@ -59,11 +46,15 @@ def test_line_magics_return_values(ip: InteractiveShell, store: Store) -> None:
 def test_rm_ignore_skips_a_missing_container_and_removes_the_rest(ip: InteractiveShell, store: Store,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     magic(ip, "create --name kept busybox true")
-    with pytest.raises(NoSuchContainerError):
-        magic(ip, "rm -f nosuch kept")
+    with pytest.raises(NoSuchContainerError):  # every name is looked up first: a typo removes nothing
+        magic(ip, "rm nosuch kept")
+    assert store.runtime.exists("kept") and ip.user_ns["_exit_code"] == 1  # podman's rm: 1 for no such
     capsys.readouterr()
-    magic(ip, "rm -f --ignore nosuch kept")
+    magic(ip, "rm --ignore nosuch kept")
     assert capsys.readouterr().out == "kept\n" and not store.runtime.exists("kept")
+    magic(ip, "create --name forced busybox true")
+    magic(ip, "rm -f nosuch forced")  # as podman's rm --force: a missing name is no error
+    assert capsys.readouterr().out == "forced\n" and not store.runtime.exists("forced")
 
 
 def test_rich_html_card_and_table(ip: InteractiveShell) -> None:
@@ -120,11 +111,10 @@ def test_cell_magics_exec_and_run(ip: InteractiveShell, capfd: pytest.CaptureFix
     assert names == ["shell"]  # the one-off was removed
 
 
-def test_config_traits(ip: InteractiveShell) -> None:
-    ip.run_line_magic("config", "ContainerMagics.stop_timeout = 1")
-    magic(ip, "run -d --name slowstop busybox sleep 1000")
+def test_stop_honours_the_containers_own_timeout(ip: InteractiveShell) -> None:
+    magic(ip, "run -d --name slowstop --stop-timeout 1 busybox sleep 1000")
     t0 = time.monotonic()
-    ctr = magic(ip, "stop slowstop")
+    ctr = magic(ip, "stop slowstop")  # no magic-wide default overrides the container's --stop-timeout
     assert 1.0 <= time.monotonic() - t0 < 3.0 and ctr.exit_code == 137
 
 

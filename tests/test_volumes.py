@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
-from test_magics import ip, magic  # noqa: F401 - the IPython shell fixture and its magic call
+from test_magics import magic  # the magic call (the IPython shell fixture `ip` is in conftest)
 
 from kernelext import Runtime
 from kernelext.core.container import Container
@@ -355,7 +355,7 @@ def test_panel_shows_the_mounts(store: Store, tmp_path: Path) -> None:
         panel.stop()
 
 
-def test_magics_take_mounts_and_volume_commands(ip: InteractiveShell, tmp_path: Path,  # noqa: F811 - the fixture
+def test_magics_take_mounts_and_volume_commands(ip: InteractiveShell, tmp_path: Path,
                                                capfd: pytest.CaptureFixture[str]) -> None:
     host = data_dir(tmp_path, m="from a cell\n")
     magic(ip, f"run --rm -v {host}:/d:ro --tmpfs /t busybox cat /d/m")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -44,9 +45,14 @@ def main(argv: Sequence[str], report: Callable[[int], None] | None = None) -> in
 
     from kernelext.cli.commands import COMMANDS
     from kernelext.core.runtime import Runtime
+    from kernelext.domain.containers import events_backend
 
+    stdout = sys.stdout
+    if args.noout:  # podman's --noout: the command's own output goes nowhere, its errors still show
+        sys.stdout = open(os.devnull, "w")
     try:
         with Runtime(args.root, args.runroot, criu=args.criu) as rt:
+            events_backend(rt, args.events_backend)
             code = COMMANDS[args.cmd](rt, args)
             if report is not None:
                 report(code)
@@ -63,3 +69,6 @@ def main(argv: Sequence[str], report: Callable[[int], None] | None = None) -> in
         return ERROR_EXIT
     finally:
         logger.removeHandler(handler)
+        if sys.stdout is not stdout:
+            sys.stdout.close()
+            sys.stdout = stdout

@@ -15,7 +15,7 @@ import termios
 import threading
 import time
 import tty as tty_mod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TextIO
 
@@ -34,13 +34,15 @@ from kernelext.cli.parser import (
     volume_create_options,
 )
 from kernelext.cli.template import Template
-from kernelext.core import engine
 from kernelext.core.container import Container
 from kernelext.core.events import Event
-from kernelext.core.inspect import format_time
+from kernelext.core.inspection import format_time
 from kernelext.core.runtime import Runtime
 from kernelext.core.state import DEFAULT_DETACH_KEYS, ContainerStatus
-from kernelext.errors import ContainerRemovedError, KernelextError, NoSuchContainerError, NoSuchVolumeError
+from kernelext.domain import containers as domain
+from kernelext.domain.filters import parse_filters
+from kernelext.domain.reports import InspectReport, Report, WaitReport, errors_of, exit_code
+from kernelext.errors import KernelextError, NoSuchContainerError, NoSuchVolumeError
 from kernelext.oci.attach import Detached, Stream, parse_detach_keys, pump
 from kernelext.oci.monitoring import LogDriver
 from kernelext.units import STATS_COLUMNS, human_duration, stats_row, status_text
@@ -102,18 +104,18 @@ def cmd_run(rt: Runtime, args: argparse.Namespace) -> int:
         if passthrough or args.attach:
             raise UsageError("passthrough logging driver is not supported in detached mode" if passthrough
                              else "you cannot use --attach with --detach")
-        out(rt.run(args.image, **create_options(args)).id)
+        out(domain.run(rt, args.image, **create_options(args)).id)
         return 0
     ctr = rt.create(args.image, **create_options(args))
     if passthrough:  # conmon writes the container's output to this process's own stdout and stderr
-        engine.start(ctr)
+        domain.start_one(ctr)
         code = ctr.wait()
         if args.rm:
-            engine.remove_container(ctr, force=True)
+            domain.remove_quietly(ctr, force=True)
         return code
     streams = frozenset(Stream[name.upper()] for name in args.attach) if args.attach else None
     return attach_and_wait(ctr, start=True, stdin=args.interactive or Stream.STDIN in (streams or ()),
-                           detach_keys=args.detach_keys, remove=args.rm, streams=streams)
+                           detach_keys=args.detach_keys, remove=args.rm, streams=streams, run=True)
 
 
 def _terminal_size(raw: bool) -> tuple[int, int] | None:
@@ -177,9 +179,9 @@ def _write_packet(stream: Stream, data: bytes) -> None:
 
 
 def attach_and_wait(ctr: Container, *, start: bool, stdin: bool, detach_keys: str | None, remove: bool,
-                    streams: frozenset[Stream] | None = None) -> int:
+                    streams: frozenset[Stream] | None = None, run: bool = False) -> int:
     """podman's attached run / start -a / attach: stream (only ``streams`` when given: ``run -a``), then
-    the container's exit code."""
+    the container's exit code; ``run``: a start that fails ends as podman's run does (126)."""
 
     def write(stream: Stream, data: bytes) -> None:
         if streams is None or stream in streams:
@@ -187,7 +189,7 @@ def attach_and_wait(ctr: Container, *, start: bool, stdin: bool, detach_keys: st
 
     keys = parse_detach_keys(DEFAULT_DETACH_KEYS if detach_keys is None else detach_keys)
     raw = ctr.config.tty and stdin
-    conn = engine.attach_and_start(ctr, start=start, remove=remove, tty_size=_terminal_size(raw))
+    conn = domain.attach_and_start(ctr, start=start, remove=remove, tty_size=_terminal_size(raw), run=run)
     try:
         with _terminal(ctr, raw), _signal_proxy(ctr, not ctr.config.tty):
             pump(conn, write, stdin=sys.stdin.buffer if stdin else None, detach_keys=keys if stdin else b"")
@@ -197,82 +199,89 @@ def attach_and_wait(ctr: Container, *, start: bool, stdin: bool, detach_keys: st
         conn.close()
     code = ctr.wait()
     if remove:
-        engine.remove_container(ctr, force=True)
+        domain.remove_quietly(ctr, force=True)
     return code
 
 
 # ------------------------------------------------------------------ lifecycle
+def render(reports: Sequence[Report], show: Callable[[Report], str] = lambda r: r.shown) -> int:
+    """podman's output of a per-container command: a line per success; every failure but the last as an
+    ``Error:`` line, the last one raised (one more ``Error:`` line and its exit code)."""
+    for report in reports:
+        if report.error is None:
+            out(show(report))
+    failures = errors_of(reports)
+    for failure in failures[:-1]:
+        err(f"Error: {failure}")
+    if failures:
+        raise failures[-1]
+    return 0
+
+
 @command("start")
 def cmd_start(rt: Runtime, args: argparse.Namespace) -> int:
+    filters = parse_filters(args.filter)
     if args.attach or args.interactive:
-        if len(args.containers) > 1:
-            raise UsageError("you cannot start and attach multiple containers at once")
-        ctr = rt.get(args.containers[0])
+        ctr = domain.attach_target(rt, args.containers, all=args.all, latest=args.latest)
         return attach_and_wait(ctr, start=True, stdin=args.interactive, detach_keys=args.detach_keys, remove=False)
-
-    return _each(rt, args.containers, engine.start)
+    return render(domain.start(rt, args.containers, all=args.all, latest=args.latest, filters=filters))
 
 
 @command("stop")
 def cmd_stop(rt: Runtime, args: argparse.Namespace) -> int:
-    names = [c.name for c in rt.list(all=False)] if args.all else args.containers
-    if not names and not args.all:
-        raise UsageError("you must provide at least one container name or ID")
-
-    return _each(rt, names, lambda c: engine.stop(c, args.time))
+    return render(domain.stop(rt, args.containers, all=args.all, latest=args.latest, ignore=args.ignore,
+                              filters=parse_filters(args.filter), timeout=args.time))
 
 
 @command("kill")
 def cmd_kill(rt: Runtime, args: argparse.Namespace) -> int:
-    return _each(rt, args.containers, lambda c: engine.kill(c, args.signal))
+    return render(domain.kill(rt, args.containers, signal=args.signal, all=args.all, latest=args.latest))
 
 
 @command("pause")
 def cmd_pause(rt: Runtime, args: argparse.Namespace) -> int:
-    return _each(rt, args.containers, Container.pause)
+    return render(domain.pause(rt, args.containers, all=args.all, latest=args.latest,
+                               filters=parse_filters(args.filter)))
 
 
 @command("unpause")
 def cmd_unpause(rt: Runtime, args: argparse.Namespace) -> int:
-    return _each(rt, args.containers, Container.unpause)
+    return render(domain.unpause(rt, args.containers, all=args.all, latest=args.latest,
+                                 filters=parse_filters(args.filter)))
 
 
 @command("restart")
 def cmd_restart(rt: Runtime, args: argparse.Namespace) -> int:
-    return _each(rt, args.containers, lambda c: c.restart(args.time))
+    return render(domain.restart(rt, args.containers, all=args.all, latest=args.latest, running=args.running,
+                                 filters=parse_filters(args.filter), timeout=args.time))
 
 
 @command("wait")
 def cmd_wait(rt: Runtime, args: argparse.Namespace) -> int:
-    interval = parse_interval(args.interval)
-    return _each(rt, args.containers, lambda c: c.wait_for(args.condition, interval=interval),
-                 show=lambda _name, code: str(code))
+    return render(domain.wait(rt, args.containers, latest=args.latest, conditions=args.condition,
+                              interval=parse_interval(args.interval)),
+                  show=lambda r: str(r.exit_code) if isinstance(r, WaitReport) else r.shown)
 
 
 @command("cleanup")
 def cmd_cleanup(rt: Runtime, args: argparse.Namespace) -> int:
     """Run by conmon's exit command: applies the restart policy, or cleans up (and removes with --rm)."""
-    code = 0
-    for name in args.containers:
-        try:
-            engine.after_exit(rt.get(name), only_stopped=args.stopped_only, remove=args.rm)
-        except (NoSuchContainerError, ContainerRemovedError):
-            continue
-        except KernelextError as exc:
-            if args.stopped_only:
-                continue  # someone else already handled this exit
-            err(f"Error: {exc}")
-            code = 125
-    return code
+    reports = domain.cleanup(rt, args.containers, stopped_only=args.stopped_only, remove=args.rm)
+    for failure in errors_of(reports):
+        err(f"Error: {failure}")
+    return exit_code(reports)
 
 
 @command("rm")
 def cmd_rm(rt: Runtime, args: argparse.Namespace) -> int:
-    names = [c.id for c in rt.list()] if args.all else args.containers
-    if not names and not args.all:
-        raise UsageError("you must provide at least one container name or ID")
-    return _each(rt, names, lambda c: engine.remove_container(c, force=args.force, volumes=args.volumes),
-                 ignore_missing=args.ignore)
+    return render(domain.rm(rt, args.containers, all=args.all, latest=args.latest, ignore=args.ignore,
+                            force=args.force, filters=parse_filters(args.filter), timeout=args.time,
+                            volumes=args.volumes))
+
+
+@command("exists")
+def cmd_exists(rt: Runtime, args: argparse.Namespace) -> int:
+    return 0 if domain.exists(rt, args.container) else 1
 
 
 # ------------------------------------------------------------- i/o and state
@@ -299,11 +308,17 @@ def cmd_exec(rt: Runtime, args: argparse.Namespace) -> int:
 
 @command("logs")
 def cmd_logs(rt: Runtime, args: argparse.Namespace) -> int:
-    ctr = rt.get(args.container)
-    lines = ctr.logs(since=parse_time(args.since), until=parse_time(args.until),
-                     tail=None if args.tail < 0 else args.tail, follow=args.follow)
-    for line in lines:
-        _write_packet(Stream.STDERR if line.stream == "stderr" else Stream.STDOUT, line.render(args.timestamps))
+    since, until, tail = parse_time(args.since), parse_time(args.until), None if args.tail < 0 else args.tail
+    if args.follow:
+        ctr = domain.follow_target(rt, args.containers, latest=args.latest)
+        for line in ctr.logs(since=since, until=until, tail=tail, follow=True):
+            _write_packet(Stream.STDERR if line.stream == "stderr" else Stream.STDOUT, line.render(args.timestamps))
+        return 0
+    records = domain.logs(rt, args.containers, latest=args.latest, since=since, until=until, tail=tail)
+    several = len(args.containers) > 1
+    for record in records:
+        _write_packet(Stream.STDERR if record.line.stream == "stderr" else Stream.STDOUT,
+                      record.render(timestamps=args.timestamps, prefix=several, names=args.names))
     return 0
 
 
@@ -320,7 +335,8 @@ def ps_row(ctr: Container) -> dict[str, Any]:
 
 @command("ps")
 def cmd_ps(rt: Runtime, args: argparse.Namespace) -> int:
-    containers = rt.list(all=args.all)
+    containers = domain.ps(rt, all=args.all, latest=args.latest, last=args.last,
+                           filters=parse_filters(args.filter), sort=args.sort)
     if args.quiet:
         for ctr in containers:
             out(ctr.id if args.no_trunc else ctr.short_id)
@@ -331,25 +347,30 @@ def cmd_ps(rt: Runtime, args: argparse.Namespace) -> int:
         out(json.dumps(rows, indent=4))
     elif template is not None:
         for row in rows:
-            out(template.render({**row, "Names": row["Names"][0]}))
+            # podman's ps report: the names and the command as text, the whole ID with --no-trunc
+            out(template.render({**row, "Names": row["Names"][0], "Command": " ".join(row["Command"]),
+                                 "ID": row["Id"] if args.no_trunc else row["ID"],
+                                 "RunningFor": human_duration(time.time() - row["Created"]) + " ago"}))
     else:
-        out(table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"],
-                  [[r["Id"] if args.no_trunc else r["ID"], r["Image"], _truncate(" ".join(r["Command"]), 20),
-                    human_duration(time.time() - r["Created"]) + " ago", r["Status"], r["Names"][0]] for r in rows]))
+        lines = table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"],
+                      [[r["Id"] if args.no_trunc else r["ID"], r["Image"], _truncate(" ".join(r["Command"]), 20),
+                        human_duration(time.time() - r["Created"]) + " ago", r["Status"], r["Names"][0]]
+                       for r in rows]).split("\n")
+        for line in lines[1:] if args.noheading else lines:
+            out(line)
     return 0
 
 
 @command("port")
 def cmd_port(rt: Runtime, args: argparse.Namespace) -> int:
-    for line in engine.port_lines(rt.get(args.container), args.private):
+    for line in domain.port_lines(rt, args.container, args.private):
         out(line)
     return 0
 
 
 @command("network-reload")
 def cmd_network_reload(rt: Runtime, args: argparse.Namespace) -> int:
-    names = engine.network_reload_targets(rt, args.containers, all_=args.all, latest=args.latest)
-    return _each(rt, names, engine.reload_network, show=lambda _name, ctr_id: str(ctr_id))
+    return render(domain.network_reload(rt, args.containers, all=args.all, latest=args.latest))
 
 
 def _template(args: argparse.Namespace, name: str) -> Template | None:
@@ -363,7 +384,16 @@ def _truncate(text: str, width: int) -> str:
 
 @command("inspect")
 def cmd_inspect(rt: Runtime, args: argparse.Namespace) -> int:
-    return _inspect_each(args, args.containers, lambda name: rt.get(name).inspect())
+    """podman's inspect: the documents found as one JSON array (or a template's line each), then the errors."""
+    template = _template(args, "inspect")
+    reports = domain.inspect(rt, args.containers, latest=args.latest, images=args.group is None)
+    docs = [r.document for r in reports if isinstance(r, InspectReport) and r.document is not None]
+    if template is not None:
+        for doc in docs:
+            out(template.render(doc))
+    else:
+        out(json.dumps(docs, indent=4))
+    return render([r for r in reports if r.error is not None])
 
 
 def _inspect_each(args: argparse.Namespace, names: list[str], inspect: Callable[[str], dict[str, Any]]) -> int:
@@ -425,7 +455,7 @@ def cmd_cp(rt: Runtime, args: argparse.Namespace) -> int:
 
 @command("diff")
 def cmd_diff(rt: Runtime, args: argparse.Namespace) -> int:
-    changes = rt.get(args.container).diff()
+    changes = domain.one(rt, args.container, latest=args.latest).diff()
     if args.format == "json":
         groups: dict[str, list[str]] = {"changed": [], "added": [], "deleted": []}
         keys = {"C": "changed", "A": "added", "D": "deleted"}
@@ -451,34 +481,23 @@ def cmd_stat(rt: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_each(rt: Runtime, names: list[str], action: Callable[[Container], dict[str, Any] | None],
-              print_stats: bool, duration_key: str) -> int:
-    """Checkpoint/restore each container: its name (or the stats JSON), errors one line each."""
-    started, code, statistics = time.monotonic(), 0, []
-    for name in names:
-        try:
-            stats = action(rt.get(name))
-        except KernelextError as exc:
-            err(f"Error: {exc}")
-            code = 125
-            continue
-        if print_stats:
-            statistics.append(stats)
-        else:
-            out(name)  # podman prints each container it checkpointed or restored
-    if print_stats:
-        out(json.dumps({duration_key: int((time.monotonic() - started) * 1e6), "container_statistics": statistics},
-                       indent=4))
-    return code
+def _render_checkpoints(run: Callable[[], Sequence[Report]], print_stats: bool, duration_key: str) -> int:
+    """Checkpoint/restore reports: the names (or the statistics as JSON), errors as for every command."""
+    started = time.monotonic()
+    reports = run()
+    if not print_stats:
+        return render(reports)
+    out(json.dumps({duration_key: int((time.monotonic() - started) * 1e6),
+                    "container_statistics": [getattr(r, "statistics", None) for r in reports if r.error is None]},
+                   indent=4))
+    return render([r for r in reports if r.error is not None])
 
 
 @command("checkpoint")
 def cmd_checkpoint(rt: Runtime, args: argparse.Namespace) -> int:
-    names = engine.checkpoint_targets(rt, args.containers, all_=args.all, latest=args.latest)
     options = checkpoint_options(args)
-    if args.export and len(names) > 1:
-        raise UsageError("--export can only be used with one container")
-    return _run_each(rt, names, lambda c: c.checkpoint(**options), args.print_stats, "checkpoint_duration")
+    return _render_checkpoints(lambda: domain.checkpoint(rt, args.containers, all=args.all, latest=args.latest,
+                                                         **options), args.print_stats, "checkpoint_duration")
 
 
 @command("restore")
@@ -493,11 +512,11 @@ def cmd_restore(rt: Runtime, args: argparse.Namespace) -> int:
         else:
             out(ctr.id)
         return 0
-    names = engine.restore_targets(rt, args.containers, all_=args.all, latest=args.latest)
-    return _run_each(rt, names, lambda c: c.restore(**options), args.print_stats, "restore_duration")
+    return _render_checkpoints(lambda: domain.restore(rt, args.containers, all=args.all, latest=args.latest,
+                                                      **options), args.print_stats, "restore_duration")
 
 
-def _event_line(event: Event, fmt: Template | None, *, as_json: bool = False) -> str:
+def _event_line(event: Event, fmt: Template | None, *, as_json: bool = False, no_trunc: bool = True) -> str:
     if as_json:
         return event.to_json()
     if fmt:
@@ -506,19 +525,16 @@ def _event_line(event: Event, fmt: Template | None, *, as_json: bool = False) ->
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event.time)) + f".{int(event.time % 1 * 1e9):09d}"
     attrs = ", ".join([f"image={event.image}", f"name={event.name}"] +
                       [f"{k}={v}" for k, v in sorted(event.attributes.items())])
-    return f"{stamp} {time.strftime('%z')} {event.type} {event.status} {event.id} ({attrs})"
+    shown_id = event.id if no_trunc else event.id[:12]  # --no-trunc leaves --format's ID whole (podman)
+    return f"{stamp} {time.strftime('%z')} {event.type} {event.status} {shown_id} ({attrs})"
 
 
 @command("events")
 def cmd_events(rt: Runtime, args: argparse.Namespace) -> int:
     template = _template(args, "events")
-    since, until = parse_time(args.since), parse_time(args.until)
-    if not args.stream or until is not None:
-        for event in rt.events.read(since, until):
-            out(_event_line(event, template, as_json=args.format == "json"))
-        return 0
-    for event in rt.events.follow(since=since):
-        out(_event_line(event, template, as_json=args.format == "json"))
+    for event in domain.events(rt, filters=parse_filters(args.filter), since=parse_time(args.since),
+                               until=parse_time(args.until), stream=args.stream):
+        out(_event_line(event, template, as_json=args.format == "json", no_trunc=args.no_trunc))
         sys.stdout.flush()
     return 0
 
@@ -552,10 +568,8 @@ def cmd_stats(rt: Runtime, args: argparse.Namespace) -> int:
 
 @command("top")
 def cmd_top(rt: Runtime, args: argparse.Namespace) -> int:
-    rows = rt.get(args.container).top()
-    out(table(["USER", "PID", "PPID", "%CPU", "ELAPSED", "TIME", "COMMAND"],
-              [[r["USER"], str(r["PID"]), str(r["PPID"]), f"{r['%CPU']:.3f}", human_duration(r["ELAPSED"]),
-                f"{r['TIME']:.2f}s", r["COMMAND"]] for r in rows]))
+    rows = domain.top(rt, args.container, latest=args.latest)
+    out(table(list(domain.TOP_COLUMNS), [[row[column] for column in domain.TOP_COLUMNS] for row in rows]))
     return 0
 
 
@@ -638,8 +652,9 @@ def cmd_info(rt: Runtime, args: argparse.Namespace) -> int:
     doc["store"] = {"root": str(rt.opts.root), "runroot": str(rt.opts.runroot),
                     "graphDriverName": rt.storage_driver.value,
                     "containers": len(rt.db.all_containers()), "images": len(rt.db.all_images())}
-    if template is not None:
-        out(template.render(doc))
+    if template is not None:  # podman's templates name the fields as Go does: {{.Host.LogDriver}}
+        out(template.render({**doc, **{key.capitalize(): {k[:1].upper() + k[1:]: v for k, v in value.items()}
+                                       for key, value in doc.items()}}))
     elif args.format == "json":
         out(json.dumps(doc, indent=4))
     else:

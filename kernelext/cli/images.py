@@ -16,7 +16,7 @@ from typing import Any
 from kernelext.cli.commands import _inspect_each, _template, _truncate, command, err, out
 from kernelext.cli.format import table
 from kernelext.cli.parser import UsageError
-from kernelext.core.inspect import format_time
+from kernelext.core.inspection import format_time
 from kernelext.core.runtime import Runtime
 from kernelext.errors import ImageInUseError, KernelextError, NoSuchImageError
 from kernelext.storage.images import Image, Removal, normalize_name, parse_time, repo_tag

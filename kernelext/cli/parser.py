@@ -38,6 +38,22 @@ class _Parser(argparse.ArgumentParser):
         except argparse.ArgumentError as exc:
             self.error(str(exc))
 
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:  # podman (cobra) names the first flag it does not know
+            flag = extras[0].partition("=")[0]
+            self.error(f"unknown flag: {flag}" if flag.startswith("-") else f"unexpected argument: {extras[0]}")
+        return parsed
+
+    def _parse_optional(self, arg_string: str) -> tuple[Any, str, str | None] | None:
+        parsed = super()._parse_optional(arg_string)
+        # argparse takes "--flag=value with spaces" it does not know for a positional (the image name);
+        # podman refuses it as an unknown flag.
+        if parsed is None and arg_string.startswith("--") and " " in arg_string:
+            return None, arg_string, None
+        return parsed
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message}\nSee '{self.prog} --help'")
 
@@ -256,33 +272,78 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     _create_flags(p)
 
 
+def _all_flag(p: argparse.ArgumentParser, what: str, short: bool = True) -> None:
+    p.add_argument(*(("-a", "--all") if short else ("--all",)), action="store_true", help=what)
+
+
+def _latest_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-l", "--latest", action="store_true", help="act on the latest container kernelext knows of")
+
+
+def _filter_flag(p: argparse.ArgumentParser, short: bool = True) -> None:
+    p.add_argument(*(("-f", "--filter") if short else ("--filter",)), action="append", default=[],
+                   dest="filter", metavar="KEY=VALUE",
+                   help="only the containers that match (id, name, label, status, exited, ancestor, before, since, "
+                        "restart-policy)")
+
+
+def _time_flag(p: argparse.ArgumentParser) -> None:
+    # --timeout: podman's older spelling of stop's --time
+    p.add_argument("-t", "--time", "--timeout", type=int, default=None, dest="time",
+                   help="seconds to wait before killing (default: the container's --stop-timeout)")
+
+
 def _start_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--attach", action="store_true", help="attach STDOUT/STDERR")
     p.add_argument("-i", "--interactive", action="store_true", help="attach STDIN")
     p.add_argument("--detach-keys", default=None, help="key sequence for detaching")
-    _containers(p)
+    _all_flag(p, "start all containers", short=False)
+    _filter_flag(p, short=False)
+    _latest_flag(p)
+    _containers(p, "*")
 
 
 def _stop_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-t", "--time", type=int, default=None, help="seconds to wait before killing")
-    p.add_argument("-a", "--all", action="store_true", help="stop all running containers")
+    _time_flag(p)
+    _all_flag(p, "stop all running containers")
+    p.add_argument("-i", "--ignore", action="store_true", help="ignore containers that do not exist")
+    _filter_flag(p, short=False)
+    _latest_flag(p)
     _containers(p, "*")
 
 
 def _kill_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-s", "--signal", default="SIGKILL", help="signal to send (default SIGKILL)")
-    _containers(p)
+    _all_flag(p, "signal all running containers")
+    _latest_flag(p)
+    _containers(p, "*")
+
+
+def _pause_flags(p: argparse.ArgumentParser) -> None:
+    _all_flag(p, "all containers")
+    _filter_flag(p)
+    _latest_flag(p)
+    _containers(p, "*")
 
 
 def _restart_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-t", "--time", type=int, default=None, help="seconds to wait before killing")
-    _containers(p)
+    _time_flag(p)
+    _all_flag(p, "restart all containers")
+    p.add_argument("--running", action="store_true", help="restart only the running containers")
+    _filter_flag(p)
+    _latest_flag(p)
+    _containers(p, "*")
 
 
 def _wait_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--condition", action="append", default=[], help="state to wait for (default stopped)")
     p.add_argument("-i", "--interval", default="250ms", help="polling interval (e.g. 250ms, 1s)")
-    _containers(p)
+    _latest_flag(p)
+    _containers(p, "*")
+
+
+def _exists_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("container", metavar="CONTAINER")
 
 
 def _logs_flags(p: argparse.ArgumentParser) -> None:
@@ -291,7 +352,9 @@ def _logs_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--since", help="show logs since a timestamp or a duration (10m)")
     p.add_argument("--until", help="show logs until a timestamp or a duration")
     p.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
-    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("-n", "--names", action="store_true", help="prefix each line with its container's name")
+    _latest_flag(p)
+    _containers(p, "*")
 
 
 def _attach_flags(p: argparse.ArgumentParser) -> None:
@@ -317,11 +380,18 @@ def _ps_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="print IDs only")
     p.add_argument("--no-trunc", action="store_true", help="do not truncate IDs")
     p.add_argument("--format", help="'json' or a Go template such as {{.Names}}")
+    _filter_flag(p)
+    p.add_argument("--sort", default="created", help="sort by: command, created, id, image, names, runningfor, "
+                                                     "size, status")
+    p.add_argument("--noheading", action="store_true", help="do not print headers")
+    p.add_argument("-n", "--last", type=int, default=-1, help="the n last created containers (all states)")
+    _latest_flag(p)
 
 
 def _inspect_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--format", help="'json' or a Go template such as {{.State.Status}}")
-    _containers(p)
+    _latest_flag(p)
+    _containers(p, "*")
 
 
 def _rm_flags(p: argparse.ArgumentParser) -> None:
@@ -329,6 +399,9 @@ def _rm_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--all", action="store_true", help="remove all containers")
     p.add_argument("-i", "--ignore", action="store_true", help="ignore containers that do not exist")
     p.add_argument("-v", "--volumes", action="store_true", help="remove the containers' anonymous volumes too")
+    _time_flag(p)
+    _filter_flag(p, short=False)
+    _latest_flag(p)
     _containers(p, "*")
 
 
@@ -357,7 +430,8 @@ def _cp_flags(p: argparse.ArgumentParser) -> None:
 
 def _diff_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", help="'json'")
-    p.add_argument("container", metavar="CONTAINER")
+    _latest_flag(p)
+    p.add_argument("container", nargs="?", metavar="CONTAINER")
 
 
 def _stat_flags(p: argparse.ArgumentParser) -> None:
@@ -420,6 +494,10 @@ def _events_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stream", type=_bool_flag, default=True, metavar="BOOL",
                    help="keep streaming new events (default true)")
     p.add_argument("--format", help="'json' or a Go template")
+    p.add_argument("-f", "--filter", action="append", default=[], dest="filter", metavar="KEY=VALUE",
+                   help="only the matching events (container, event, image, label, type)")
+    p.add_argument("--no-trunc", type=_bool_flag, nargs="?", const=True, default=True, metavar="BOOL",
+                   help="show whole IDs (default true)")
 
 
 def _stats_flags(p: argparse.ArgumentParser) -> None:
@@ -430,7 +508,8 @@ def _stats_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _top_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("container", metavar="CONTAINER")
+    _latest_flag(p)
+    p.add_argument("container", nargs="?", metavar="CONTAINER")
 
 
 def _update_flags(p: argparse.ArgumentParser) -> None:
@@ -614,12 +693,13 @@ CONTAINER_COMMANDS = _table(
     ("diff", CommandSpec("diff", "Show what a container changed in its root filesystem", _diff_flags)),
     ("events", CommandSpec("events", "Show container events", _events_flags)),
     ("exec", CommandSpec("exec", "Run a process in a running container", _exec_flags)),
+    ("exists", CommandSpec("exists", "Check if a container exists in local storage", _exists_flags)),
     ("export", CommandSpec("export", "Export a container's filesystem as a tar archive", _export_flags)),
     ("inspect", CommandSpec("inspect", "Display the configuration and state of containers", _inspect_flags)),
     ("kill", CommandSpec("kill", "Send a signal to one or more containers", _kill_flags)),
     ("logs", CommandSpec("logs", "Show the logs of a container", _logs_flags)),
     ("mount", CommandSpec("mount", "Mount a container's root filesystem", _mount_flags)),
-    ("pause", CommandSpec("pause", "Pause all processes of containers", _containers)),
+    ("pause", CommandSpec("pause", "Pause all processes of containers", _pause_flags)),
     ("port", CommandSpec("port", "List the published ports of a container", _port_flags)),
     ("ps", CommandSpec("ps", "List containers", _ps_flags, ("ls", "list"))),
     ("restart", CommandSpec("restart", "Restart one or more containers", _restart_flags)),
@@ -632,7 +712,7 @@ CONTAINER_COMMANDS = _table(
     ("stop", CommandSpec("stop", "Stop one or more containers", _stop_flags)),
     ("top", CommandSpec("top", "Show the processes of a container", _top_flags)),
     ("umount", CommandSpec("umount", "Unmount a container's root filesystem", _umount_flags, ("unmount",))),
-    ("unpause", CommandSpec("unpause", "Unpause all processes of containers", _containers)),
+    ("unpause", CommandSpec("unpause", "Unpause all processes of containers", _pause_flags)),
     ("update", CommandSpec("update", "Update the resource limits of a container", _update_flags)),
     ("wait", CommandSpec("wait", "Wait for containers to reach a condition and print exit codes", _wait_flags)),
 )
@@ -731,9 +811,26 @@ def _top_parser() -> argparse.ArgumentParser:
     parser.add_argument("--criu", help="CRIU binary for checkpoint/restore (env KERNELEXT_CRIU)")
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
                         help="log messages at or above this level")
+    parser.add_argument("--noout", action="store_true", help="do not print anything to stdout")
+    parser.add_argument("--events-backend", default="file", choices=["file", "journald", "none"],
+                        help="where events are recorded: file (the store's), none")
     parser.add_argument("command", nargs="?", metavar="COMMAND")
     parser.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
     return parser
+
+
+#: Flags whose value may start with a dash (``kill -s -INT``), which argparse would take for a flag.
+DASH_VALUE_FLAGS: dict[str, tuple[str, ...]] = {"kill": ("-s", "--signal")}
+
+
+def _dash_values(argv: list[str], flags: tuple[str, ...]) -> list[str]:
+    """``-s -INT`` as ``-s-INT`` (``--signal -INT`` as ``--signal=-INT``): the value kept with its flag."""
+    joined: list[str] = []
+    values = iter(argv)
+    for arg in values:
+        value = next(values, None) if arg in flags else None
+        joined.append(arg if value is None else f"{arg}={value}" if arg.startswith("--") else arg + value)
+    return joined
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -751,7 +848,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         raise HelpRequested(f"{GROUPS[group][0]}\n\n{_listing(group)}\n")
     else:
         raise UsageError(f"missing command '{PROG} {group} COMMAND'")
-    args = command_parser(name, group).parse_args(rest)
+    args = command_parser(name, group).parse_args(_dash_values(rest, DASH_VALUE_FLAGS.get(name, ())))
     args.root, args.runroot, args.log_level = options.root, options.runroot, options.log_level
-    args.criu = options.criu
+    args.criu, args.noout, args.events_backend = options.criu, options.noout, options.events_backend
+    args.group = group  # "container inspect" inspects containers only, the top-level "inspect" images too
     return args

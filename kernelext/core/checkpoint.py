@@ -52,11 +52,11 @@ from kernelext.errors import (
     RuntimeFailure,
     tool_reason,
 )
+from kernelext.files.fdtree import remove_tree
 from kernelext.oci import netns
 from kernelext.oci import runtime as oci
 from kernelext.oci.spec import SHM
 from kernelext.rootless import is_rootless
-from kernelext.storage.fdtree import remove_tree
 from kernelext.storage.images import Image, PullPolicy
 from kernelext.storage.layerdiff import ChangeKind
 from kernelext.storage.volumes import Volume

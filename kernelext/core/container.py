@@ -61,6 +61,7 @@ from kernelext.errors import (
     WaitTimeoutError,
     tool_reason,
 )
+from kernelext.files.rootpath import is_dir_in_root
 from kernelext.oci import conmon, forwarder, identity, netns, spec
 from kernelext.oci.attach import AttachSocket
 from kernelext.oci.conmon import kill_conmon
@@ -69,11 +70,10 @@ from kernelext.oci.monitoring import NO_LOGS, LogDriver
 from kernelext.oci.resources import cgroup_oom_killed
 from kernelext.oci.runtime import KILL_TIMEOUT_S
 from kernelext.storage.driver import ContainerLayer
-from kernelext.storage.rootpath import is_dir_in_root
 from kernelext.storage.users import resolve_user
 
 if TYPE_CHECKING:
-    from kernelext.core.copy import FileInfo
+    from kernelext.core.filecopy import FileInfo
     from kernelext.core.logs import LogCursor, LogLine
     from kernelext.core.runtime import Runtime
     from kernelext.storage.layerdiff import Change
@@ -117,6 +117,11 @@ class Container:
         self.statistics: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ basics
+    @property
+    def runtime(self) -> Runtime:
+        """The store this container belongs to."""
+        return self._runtime
+
     @property
     def id(self) -> str:
         return self.config.id
@@ -221,7 +226,8 @@ class Container:
             raise ContainerRemovedError(f"container {self.name} has been removed", container=self.name)
 
     def _event(self, status: str, **attributes: object) -> None:
-        self._runtime.events.emit(status, self.id, self.name, self.image, "container", **attributes)
+        self._runtime.events.emit(status, self.id, self.name, self.image, "container", self.config.labels,
+                                  **attributes)
 
     def _sync(self) -> None:
         self._reload()
@@ -932,56 +938,56 @@ class Container:
         self.statistics = stats.to_dict() if print_stats else None
         return self.statistics
 
-    # Files in and out (kernelext.core.copy): any state; the lock is held while the root is acquired.
+    # Files in and out (kernelext.core.filecopy): any state; the lock is held while the root is acquired.
     def put_archive(self, path: str, tar_stream: BinaryIO, chown: bool = True, overwrite: bool = False) -> None:
         """Extract a tar stream (gzip, bzip2, xz or zstd detected) into the directory ``path``.
 
         ``chown``: owned by the container's user; otherwise the archive's owners.
         ``overwrite``: a directory may replace a non-directory and the reverse.
         """
-        from kernelext.core import copy as cp
+        from kernelext.core import filecopy as cp
 
         cp.put_archive(self, path, tar_stream, chown=chown, overwrite=overwrite)
 
     def list_dir(self, path: str) -> list[FileInfo]:
         """The entries of a directory inside the container (confined like every copy)."""
-        from kernelext.core import copy as cp
+        from kernelext.core import filecopy as cp
 
         return cp.list_dir(self, path)
 
     def write_file(self, path: str, data: bytes) -> None:
         """Write ``data`` to the file ``path`` in the container (its directory must exist)."""
-        from kernelext.core import copy as cp
+        from kernelext.core import filecopy as cp
 
         cp.write_file(self, path, data)
 
     def make_dir(self, path: str) -> None:
         """Create the directory ``path`` in the container (its parent must exist)."""
-        from kernelext.core import copy as cp
+        from kernelext.core import filecopy as cp
 
         cp.make_dir(self, path)
 
     def remove_path(self, path: str) -> None:
         """Remove ``path`` (a file, a link or a whole folder) inside the container, confined like every copy."""
-        from kernelext.core import copy as cp
+        from kernelext.core import filecopy as cp
 
         cp.remove_path(self, path)
 
     def get_archive(self, path: str) -> tuple[BinaryIO, FileInfo]:
-        """A tar stream of ``path`` and its :class:`~kernelext.core.copy.FileInfo`; close the stream."""
-        from kernelext.core import copy as cp
+        """A tar stream of ``path`` and its :class:`~kernelext.core.filecopy.FileInfo`; close the stream."""
+        from kernelext.core import filecopy as cp
 
         return cp.get_archive(self, path)
 
     def stat(self, path: str) -> FileInfo:
-        """The :class:`~kernelext.core.copy.FileInfo` of ``path`` (symlinks resolved inside the container)."""
-        from kernelext.core import copy as cp
+        """The :class:`~kernelext.core.filecopy.FileInfo` of ``path`` (symlinks resolved inside the container)."""
+        from kernelext.core import filecopy as cp
 
         return cp.stat_path(self, path)
 
     def diff(self) -> list[Change]:
         """What the container changed against its image: :class:`~kernelext.storage.layerdiff.Change` (A/C/D)."""
-        from kernelext.core import copy as cp
+        from kernelext.core import filecopy as cp
 
         return cp.diff(self)
 
@@ -1023,7 +1029,7 @@ class Container:
             if st.status in (S.RUNNING, S.PAUSED, S.STOPPING, S.CREATED) or self._exec_sessions():
                 if not force:
                     raise ContainerStateError(
-                        f"cannot remove container {self.name} as it is {st.status.value} - running or paused "
+                        f"cannot remove container {self.id} as it is {st.status.value} - running or paused "
                         "containers cannot be removed without force: container state improper",
                         container=self.name, operation="remove")
                 self._force_kill()
@@ -1134,7 +1140,7 @@ class Container:
 
     def inspect(self) -> dict[str, Any]:
         """podman's inspect document (State.Status, State.ExitCode, Config.Cmd ...)."""
-        from kernelext.core.inspect import inspect_document
+        from kernelext.core.inspection import inspect_document
 
         with self._locked():
             return inspect_document(self)

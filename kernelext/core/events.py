@@ -45,14 +45,20 @@ Subscriber = Callable[[Event], None]
 class EventLog:
     def __init__(self, path: Path) -> None:
         self.path = path
+        #: True while a command runs with ``--events-backend none``.
+        self.muted = False
         self._subscribers: list[Subscriber] = []
         self._watchers: list[Subscriber] = []
         self._watch_stop: threading.Event | None = None
         self._lock = threading.Lock()
 
     def emit(self, status: str, ctr_id: str, name: str, image: str = "", type_: str = "container",
-             **attributes: object) -> Event:
-        event = Event(time.time(), type_, status, ctr_id, name, image, {k: str(v) for k, v in attributes.items()})
+             labels: dict[str, str] | None = None, **attributes: object) -> Event:
+        """Record an event; a container's ``labels`` go into its attributes, as podman's do."""
+        merged = {**(labels or {}), **{k: str(v) for k, v in attributes.items()}}
+        event = Event(time.time(), type_, status, ctr_id, name, image, merged)
+        if self.muted:  # podman's --events-backend none: nothing recorded, nothing told
+            return event
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             os.write(fd, (event.to_json() + "\n").encode())

@@ -15,7 +15,7 @@ from typing import Any, BinaryIO, Self
 
 import kernelext
 from kernelext import faults
-from kernelext.config import CONMON_PID_FILE, StoreOptions
+from kernelext.config import CONMON_PID_FILE, StoreConfig
 from kernelext.core import mounts as mounts_mod
 from kernelext.core import options as options_module
 from kernelext.core import ports
@@ -45,13 +45,13 @@ from kernelext.oci.identity import read_env_file
 from kernelext.oci.monitor import forget_exit_directory, is_alive, this_process
 from kernelext.oci.runtime import ConmonRuncRuntime, OCIRuntime
 from kernelext.rootless import namespace_for
+from kernelext.statedb.db import Database
+from kernelext.statedb.locks import ContainerLock
 from kernelext.storage.driver import store_driver
 from kernelext.storage.images import HistoryEntry, Image, ImageStore, PullPolicy, Removal
 from kernelext.storage.progress import ProgressCallback
 from kernelext.storage.trash import Trash
 from kernelext.storage.volumes import Volume
-from kernelext.store.db import Database
-from kernelext.store.locks import ContainerLock
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 #: The CLI entry point conmon's exit command runs, with site-packages skipped
@@ -81,9 +81,9 @@ class Runtime:
     """
 
     def __init__(self, root: str | Path | None = None, runroot: str | Path | None = None, *,
-                 options: StoreOptions | None = None, criu: str | None = None,
+                 options: StoreConfig | None = None, criu: str | None = None,
                  storage_driver: str | None = None) -> None:
-        self.opts = options or StoreOptions.from_env(root, runroot, criu)
+        self.opts = options or StoreConfig.from_env(root, runroot, criu)
         self.opts.ensure_dirs()
         self.db = Database(self.opts.database)
         self.namespace = namespace_for(self.opts.runroot, self._conmon_pids)
@@ -248,7 +248,7 @@ class Runtime:
             raise
         container.state.done()
         container._save()
-        self.events.emit("create", config.id, config.name, config.image_name)
+        self.events.emit("create", config.id, config.name, config.image_name, labels=config.labels)
         return container
 
     @staticmethod
@@ -452,7 +452,7 @@ class Runtime:
         (default: the process's). ``archive``: files copied into a container are
         owned by its user. ``overwrite``: a directory may replace a file and the reverse.
         """
-        from kernelext.core import copy as cp
+        from kernelext.core import filecopy as cp
 
         cp.copy(self, src, dst, archive=archive, overwrite=overwrite, stdin=stdin, stdout=stdout)
 

@@ -101,18 +101,33 @@ def container_stats(ctr: Container) -> dict[str, Any]:
     }
 
 
+def _namespace_pid(pid: int) -> int:
+    """The PID the process has in its innermost PID namespace (the container's), as podman top shows it."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    return int(line.split()[-1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return pid
+
+
 def container_top(ctr: Container) -> list[dict[str, Any]]:
+    """The container's processes; PID and PPID as the container sees them (0: a parent outside it)."""
     import psutil
 
     pid = _require_running(ctr, "top")
     rows = []
-    for p in _pids(ctr, _own_cgroups(ctr, _cgroup_dirs(pid))):
+    pids = _pids(ctr, _own_cgroups(ctr, _cgroup_dirs(pid)))
+    inside = {p: _namespace_pid(p) for p in pids}
+    for p in pids:
         try:
             proc = psutil.Process(p)
             with proc.oneshot():
                 times = proc.cpu_times()
                 rows.append({
-                    "USER": str(proc.uids().effective), "PID": p, "PPID": proc.ppid(),
+                    "USER": str(proc.uids().effective), "PID": inside[p], "PPID": inside.get(proc.ppid(), 0),
                     "%CPU": proc.cpu_percent(interval=None),
                     "ELAPSED": max(0.0, time.time() - proc.create_time()),
                     "TIME": times.user + times.system,

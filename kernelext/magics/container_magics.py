@@ -9,9 +9,12 @@ cell; ``attach`` and ``logs -f`` leave a live area behind and return at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import logging
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ from IPython.core.error import UsageError as IPythonUsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, needs_local_scope, no_var_expand
 from traitlets import Bool, Float, Instance, Integer, Unicode, observe
 
+from kernelext.cli.format import parse_interval, parse_time
 from kernelext.cli.parser import (
     HelpRequested,
     UsageError,
@@ -30,10 +34,20 @@ from kernelext.cli.parser import (
     restore_options,
     volume_create_options,
 )
-from kernelext.core import engine
 from kernelext.core.container import Container
 from kernelext.core.runtime import Runtime
-from kernelext.errors import KernelextError, NoSuchContainerError, NoSuchImageError
+from kernelext.domain import containers as domain
+from kernelext.domain.filters import parse_filters
+from kernelext.domain.reports import (
+    CheckpointReport,
+    InspectReport,
+    Report,
+    RestoreReport,
+    WaitReport,
+    errors_of,
+    exit_code_of,
+)
+from kernelext.errors import KernelextError, NoSuchImageError
 from kernelext.magics import live, terminal
 from kernelext.magics.display import ContainerList, Table
 
@@ -65,12 +79,18 @@ class ContainerMagics(Magics):
     store_root = Unicode("", help="Storage root (default: KERNELEXT_ROOT or the system store)").tag(config=True)
     run_root = Unicode("", help="Storage state directory (default: KERNELEXT_RUNROOT or the system one)"
                        ).tag(config=True)
-    stop_timeout = Integer(10, help="Seconds `stop` waits before SIGKILL when -t is not given").tag(config=True)
     output_lines = Integer(1000, help="Lines an attached run streams into the cell, and the size of live "
                                       "areas' buffers").tag(config=True)
     update_rate = Float(5.0, help="Updates a second, at most, of a live output area").tag(config=True)
     debug = Bool(False, help="Show full tracebacks of kernelext errors").tag(config=True)
     runtime = Instance(Runtime, allow_none=True)
+    #: The runtime of the line being run (its global options), else None: the configured store.
+    _line_runtime: Runtime | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Stores a line named with --root/--runroot/--criu, kept open as the default one is.
+        self.other_runtimes: dict[tuple[str | None, str | None, str | None], Runtime] = {}
 
     @observe("store_root", "run_root")
     def _store_changed(self, change: Any) -> None:
@@ -85,6 +105,8 @@ class ContainerMagics(Magics):
 
     @property
     def rt(self) -> Runtime:
+        if self._line_runtime is not None:
+            return self._line_runtime
         if self.runtime is None:
             self.runtime = Runtime(self.store_root or None, self.run_root or None)
         return self.runtime
@@ -95,6 +117,33 @@ class ContainerMagics(Magics):
         if self.runtime is not None:
             self.runtime.close()
             self.runtime = None
+        for other in self.other_runtimes.values():
+            other.close()
+        self.other_runtimes.clear()
+
+    @contextlib.contextmanager
+    def _global_options(self, args: argparse.Namespace) -> Iterator[None]:
+        """``--root``, ``--runroot``, ``--criu``, ``--log-level``, ``--events-backend`` and ``--noout`` mean in a
+        cell what they mean on the command line: another store (as ``Runtime(root, runroot, criu=...)``: unset
+        ones from the environment), the level of kernelext's log messages, whether events are recorded, and no
+        output."""
+        if args.root or args.runroot or args.criu:
+            key = (args.root, args.runroot, args.criu)
+            if key not in self.other_runtimes:
+                self.other_runtimes[key] = Runtime(args.root, args.runroot, criu=args.criu)
+            self._line_runtime = self.other_runtimes[key]
+        logger = logging.getLogger("kernelext")
+        level = logger.level
+        logger.setLevel(args.log_level.upper())
+        rt = self.rt
+        try:
+            domain.events_backend(rt, args.events_backend)
+            with contextlib.redirect_stdout(io.StringIO()) if args.noout else contextlib.nullcontext():
+                yield
+        finally:
+            rt.events.muted = False
+            logger.setLevel(level)
+            self._line_runtime = None
 
     # ----------------------------------------------------------- entry points
     @no_var_expand
@@ -147,13 +196,16 @@ class ContainerMagics(Magics):
             handler = HANDLERS.get(args.cmd)
             if handler is None:
                 raise UsageError(f"%container {args.cmd}: not available in a notebook")
-            return handler(self, args)
+            with self._global_options(args):
+                value = handler(self, args)
+            return None if args.noout else value
         except HelpRequested as shown:
             print(shown.text)
             return None
         except UsageError as exc:
             raise IPythonUsageError(str(exc).splitlines()[0]) from None
         except KernelextError as exc:
+            self._set_exit_code(exit_code_of(exc))
             if debug:
                 raise DebugError(str(exc)) from exc
             raise
@@ -224,12 +276,8 @@ class ContainerMagics(Magics):
                 pass  # already gone
         return forward
 
-    def _attached(self, ctr: Container, *, start: bool, remove: bool) -> None:
-        try:
-            conn = engine.attach_and_start(ctr, start=start, remove=remove)
-        except KernelextError as exc:
-            self._set_exit_code(exc.exit_code)
-            raise
+    def _attached(self, ctr: Container, *, start: bool, remove: bool, run: bool = False) -> None:
+        conn = domain.attach_and_start(ctr, start=start, remove=remove, run=run)
         try:
             ended = live.stream_attached(conn, ctr.name, max_lines=self.output_lines, rate_hz=self.update_rate,
                                          forward_interrupt=self._forward_interrupt(ctr))
@@ -241,7 +289,7 @@ class ContainerMagics(Magics):
             return
         self._report_exit(ctr.name, ctr.wait())
         if remove:
-            engine.remove_container(ctr, force=True)
+            domain.remove_quietly(ctr, force=True)
 
     def _exec_streamed(self, ctr: Container, command: list[str], *, tty: bool, env: list[str],
                        workdir: str | None, user: str | None) -> None:
@@ -250,12 +298,23 @@ class ContainerMagics(Magics):
         result = ctr.exec_run(command, tty=tty, env=env, workdir=workdir, user=user, on_output=write)
         self._report_exit(f"exec in {ctr.name}", result.exit_code)
 
-    def _each(self, names: list[str], action: Callable[[Container], object]) -> Container | ContainerList:
+    def _reported(self, reports: Sequence[Report]) -> list[Report]:
+        """The successes; every failure but the last printed as one line, the last raised (as the CLI does)."""
+        failures = errors_of(reports)
+        for failure in failures[:-1]:
+            print(f"Error: {failure}", file=sys.stderr)
+        if failures:
+            raise failures[-1]
+        self._set_exit_code(0)
+        return list(reports)
+
+    def _containers(self, reports: Sequence[Report]) -> Container | ContainerList:
+        """A command's containers as they are now: one value for one container, a list otherwise."""
         done = ContainerList()
-        for name in names:
-            ctr = self.rt.get(name)
-            action(ctr)
-            done.append(ctr.reload() if self.rt.exists(ctr.id) else ctr)
+        for report in self._reported(reports):
+            ctr = report.container
+            if ctr is not None:
+                done.append(ctr.reload() if self.rt.exists(ctr.id) else ctr)
         return done[0] if len(done) == 1 else done
 
     @staticmethod
@@ -276,13 +335,13 @@ def _run(m: ContainerMagics, args: argparse.Namespace) -> Container | None:
     if args.log_driver == "passthrough":  # conmon would write to the kernel's own descriptors, not the cell
         raise UsageError("the passthrough logging driver needs a terminal: use k8s-file (the default) in a notebook")
     if args.detach:
-        return m.rt.run(args.image, **create_options(args))
+        return domain.run(m.rt, args.image, **create_options(args))
     if args.tty:  # the container's TTY in a terminal widget
         return terminal.attach(m._shell, m.rt.create(args.image, **create_options(args)), start=True,
                                remove=args.rm, detach_keys=args.detach_keys, on_exit=m._set_exit_code)
     if args.interactive:
         m._refuse_terminal("run", args.image)
-    m._attached(m.rt.create(args.image, **create_options(args)), start=True, remove=args.rm)
+    m._attached(m.rt.create(args.image, **create_options(args)), start=True, remove=args.rm, run=True)
     return None
 
 
@@ -294,65 +353,65 @@ def _create(m: ContainerMagics, args: argparse.Namespace) -> Container:
 @handles("start")
 def _start(m: ContainerMagics, args: argparse.Namespace) -> Any:
     if args.attach or args.interactive:
-        if len(args.containers) != 1:
-            raise UsageError("you cannot start and attach multiple containers at once")
-        ctr = m.rt.get(args.containers[0])
+        ctr = domain.attach_target(m.rt, args.containers, all=args.all, latest=args.latest)
         if ctr.config.tty:
             return terminal.attach(m._shell, ctr, start=True, remove=False, detach_keys=args.detach_keys,
                                    on_exit=m._set_exit_code)
         m._attached(ctr, start=True, remove=False)
         return None
-
-    return m._each(args.containers, engine.start)
+    return m._containers(domain.start(m.rt, args.containers, all=args.all, latest=args.latest,
+                                      filters=parse_filters(args.filter)))
 
 
 @handles("stop")
 def _stop(m: ContainerMagics, args: argparse.Namespace) -> Container | ContainerList:
-    names = [c.name for c in m.rt.list(all=False)] if args.all else args.containers
-
-    return m._each(names, lambda c: engine.stop(c, m.stop_timeout if args.time is None else args.time))
+    return m._containers(domain.stop(m.rt, args.containers, all=args.all, latest=args.latest, ignore=args.ignore,
+                                     filters=parse_filters(args.filter), timeout=args.time))
 
 
 @handles("kill")
 def _kill(m: ContainerMagics, args: argparse.Namespace) -> Container | ContainerList:
-    return m._each(args.containers, lambda c: engine.kill(c, args.signal))
+    return m._containers(domain.kill(m.rt, args.containers, signal=args.signal, all=args.all, latest=args.latest))
 
 
 @handles("pause")
 def _pause(m: ContainerMagics, args: argparse.Namespace) -> Container | ContainerList:
-    return m._each(args.containers, Container.pause)
+    return m._containers(domain.pause(m.rt, args.containers, all=args.all, latest=args.latest,
+                                      filters=parse_filters(args.filter)))
 
 
 @handles("unpause")
 def _unpause(m: ContainerMagics, args: argparse.Namespace) -> Container | ContainerList:
-    return m._each(args.containers, Container.unpause)
+    return m._containers(domain.unpause(m.rt, args.containers, all=args.all, latest=args.latest,
+                                        filters=parse_filters(args.filter)))
 
 
 @handles("restart")
 def _restart(m: ContainerMagics, args: argparse.Namespace) -> Container | ContainerList:
-    return m._each(args.containers, lambda c: c.restart(m.stop_timeout if args.time is None else args.time))
+    return m._containers(domain.restart(m.rt, args.containers, all=args.all, latest=args.latest,
+                                        running=args.running, filters=parse_filters(args.filter), timeout=args.time))
 
 
 @handles("rm")
 def _rm(m: ContainerMagics, args: argparse.Namespace) -> None:
-    names = [c.name for c in m.rt.list()] if args.all else args.containers
-    for name in names:
-        try:
-            ctr = m.rt.get(name)
-        except NoSuchContainerError:
-            if args.ignore:  # podman's rm --ignore: a container that does not exist is no error
-                continue
-            raise
-        engine.remove_container(ctr, force=args.force, volumes=args.volumes)
-        print(name)
+    for report in m._reported(domain.rm(m.rt, args.containers, all=args.all, latest=args.latest,
+                                        ignore=args.ignore, force=args.force, filters=parse_filters(args.filter),
+                                        timeout=args.time, volumes=args.volumes)):
+        print(report.shown)
+
+
+@handles("exists")
+def _exists(m: ContainerMagics, args: argparse.Namespace) -> bool:
+    found = domain.exists(m.rt, args.container)
+    m._set_exit_code(0 if found else 1)
+    return found
 
 
 @handles("wait")
 def _wait(m: ContainerMagics, args: argparse.Namespace) -> int | list[int]:
-    from kernelext.cli.format import parse_interval
-
-    interval = parse_interval(args.interval)
-    codes = [m.rt.get(n).wait_for(args.condition, interval=interval) for n in args.containers]
+    reports = m._reported(domain.wait(m.rt, args.containers, latest=args.latest, conditions=args.condition,
+                                      interval=parse_interval(args.interval)))
+    codes = [r.exit_code for r in reports if isinstance(r, WaitReport)]
     m._set_exit_code(codes[-1])
     return codes[0] if len(codes) == 1 else codes
 
@@ -377,15 +436,15 @@ def _exec(m: ContainerMagics, args: argparse.Namespace) -> Any:
 
 @handles("logs")
 def _logs(m: ContainerMagics, args: argparse.Namespace) -> Any:
-    from kernelext.cli.format import parse_time
-
-    ctr = m.rt.get(args.container)
     tail = None if args.tail < 0 else args.tail
     if args.follow:
+        ctr = domain.follow_target(m.rt, args.containers, latest=args.latest)
         return m.live_output(f"{ctr.name} logs").follow(ctr)
-    for line in ctr.logs(since=parse_time(args.since), until=parse_time(args.until), tail=tail):
-        (sys.stderr if line.stream == "stderr" else sys.stdout).write(
-            line.render(args.timestamps).decode(errors="replace"))
+    several = len(args.containers) > 1
+    for record in domain.logs(m.rt, args.containers, latest=args.latest, since=parse_time(args.since),
+                              until=parse_time(args.until), tail=tail):
+        (sys.stderr if record.line.stream == "stderr" else sys.stdout).write(
+            record.render(timestamps=args.timestamps, prefix=several, names=args.names).decode(errors="replace"))
 
 
 @handles("attach")
@@ -399,7 +458,8 @@ def _attach(m: ContainerMagics, args: argparse.Namespace) -> Any:
 
 @handles("ps")
 def _ps(m: ContainerMagics, args: argparse.Namespace) -> ContainerList | list[str]:
-    containers = ContainerList(m.rt.list(all=args.all))
+    containers = ContainerList(domain.ps(m.rt, all=args.all, latest=args.latest, last=args.last,
+                                         filters=parse_filters(args.filter), sort=args.sort))
     if args.quiet:
         return [c.id if args.no_trunc else c.short_id for c in containers]
     return containers
@@ -410,7 +470,8 @@ def _inspect(m: ContainerMagics, args: argparse.Namespace) -> Any:
     from kernelext.cli.template import Template
 
     template = Template.parse(args.format, "inspect") if args.format and args.format != "json" else None
-    docs = [m.rt.get(n).inspect() for n in args.containers]
+    reports = m._reported(domain.inspect(m.rt, args.containers, latest=args.latest, images=args.group is None))
+    docs = [r.document for r in reports if isinstance(r, InspectReport) and r.document is not None]
     if template is not None:
         values = [template.render(d) for d in docs]
         return values[0] if len(values) == 1 else values
@@ -425,7 +486,12 @@ def _mount(m: ContainerMagics, args: argparse.Namespace) -> Path | list[Path]:
 
 @handles("umount")
 def _umount(m: ContainerMagics, args: argparse.Namespace) -> Container | ContainerList:
-    return m._each(args.containers, lambda c: c.unmount(force=args.force))
+    done = ContainerList()
+    for name in args.containers:
+        ctr = m.rt.get(name)
+        ctr.unmount(force=args.force)
+        done.append(ctr.reload())
+    return done[0] if len(done) == 1 else done
 
 
 @handles("export")
@@ -439,11 +505,10 @@ def _export(m: ContainerMagics, args: argparse.Namespace) -> None:
 
 @handles("events")
 def _events(m: ContainerMagics, args: argparse.Namespace) -> Table:
-    from kernelext.cli.format import parse_time
-
     if args.stream and args.until is None:
         raise UsageError("in a notebook, events needs --stream=false or --until (a stream never ends)")
-    events = m.rt.events.read(parse_time(args.since), parse_time(args.until))
+    events = list(domain.events(m.rt, filters=parse_filters(args.filter), since=parse_time(args.since),
+                                until=parse_time(args.until)))
     return Table(({"TYPE": e.type, "STATUS": e.status, "NAME": e.name, "IMAGE": e.image} for e in events),
                  ["TYPE", "STATUS", "NAME", "IMAGE"])
 
@@ -472,7 +537,7 @@ def _update(m: ContainerMagics, args: argparse.Namespace) -> Container:
 
 @handles("top")
 def _top(m: ContainerMagics, args: argparse.Namespace) -> Table:
-    return Table(m.rt.get(args.container).top(), ["USER", "PID", "PPID", "COMMAND"])
+    return Table(domain.top(m.rt, args.container, latest=args.latest), list(domain.TOP_COLUMNS))
 
 
 @handles("image-ls")
@@ -650,18 +715,15 @@ def _info(m: ContainerMagics, args: argparse.Namespace) -> dict[str, Any]:
 
 @handles("cleanup")
 def _cleanup(m: ContainerMagics, args: argparse.Namespace) -> Container | ContainerList:
-    return m._each(args.containers, lambda c: c.cleanup(only_stopped=args.stopped_only))
+    return m._containers(domain.cleanup(m.rt, args.containers, stopped_only=args.stopped_only, remove=args.rm))
 
 
 @handles("checkpoint")
 def _checkpoint(m: ContainerMagics, args: argparse.Namespace) -> Any:
-    names = engine.checkpoint_targets(m.rt, args.containers, all_=args.all, latest=args.latest)
-    options = checkpoint_options(args)
-    results = []
-    for name in names:
-        ctr = m.rt.get(name)
-        stats = ctr.checkpoint(**options)
-        results.append(stats if args.print_stats else (ctr.reload() if m.rt.exists(ctr.id) else ctr))
+    reports = domain.checkpoint(m.rt, args.containers, all=args.all, latest=args.latest, **checkpoint_options(args))
+    if not args.print_stats:
+        return m._containers(reports)
+    results = [r.statistics for r in m._reported(reports) if isinstance(r, CheckpointReport)]
     return results[0] if len(results) == 1 else results
 
 
@@ -671,24 +733,22 @@ def _restore(m: ContainerMagics, args: argparse.Namespace) -> Any:
     if args.import_:
         ctr = m.rt.restore_from_archive(args.import_, args.name, publish=args.publish or None, **options)
         return ctr.statistics if args.print_stats else ctr
-    results = []
-    for name in engine.restore_targets(m.rt, args.containers, all_=args.all, latest=args.latest):
-        ctr = m.rt.get(name)
-        stats = ctr.restore(**options)
-        results.append(stats if args.print_stats else ctr)
+    reports = domain.restore(m.rt, args.containers, all=args.all, latest=args.latest, **options)
+    if not args.print_stats:
+        return m._containers(reports)
+    results = [r.statistics for r in m._reported(reports) if isinstance(r, RestoreReport)]
     return results[0] if len(results) == 1 else results
 
 
 @handles("port")
 def _port(m: ContainerMagics, args: argparse.Namespace) -> None:
-    for line in engine.port_lines(m.rt.get(args.container), args.private):
+    for line in domain.port_lines(m.rt, args.container, args.private):
         print(line)
 
 
 @handles("network-reload")
 def _network_reload(m: ContainerMagics, args: argparse.Namespace) -> Container | ContainerList:
-    names = engine.network_reload_targets(m.rt, args.containers, all_=args.all, latest=args.latest)
-    return m._each(names, Container.reload_network)
+    return m._containers(domain.network_reload(m.rt, args.containers, all=args.all, latest=args.latest))
 
 
 @handles("cp")
@@ -702,7 +762,8 @@ def _cp(m: ContainerMagics, args: argparse.Namespace) -> None:
 
 @handles("diff")
 def _diff(m: ContainerMagics, args: argparse.Namespace) -> Table:
-    return Table(({"KIND": c.kind.value, "PATH": c.path} for c in m.rt.get(args.container).diff()),
+    return Table(({"KIND": c.kind.value, "PATH": c.path}
+                  for c in domain.one(m.rt, args.container, latest=args.latest).diff()),
                  ["KIND", "PATH"])
 
 

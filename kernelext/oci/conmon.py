@@ -28,6 +28,9 @@ CONMON_API_VERSION = "1"
 #: How long runc create / restore may take before we give up on conmon.
 SYNC_TIMEOUT_S = 120.0
 
+#: conmon's log format (podman's default log driver), also what ``info`` reports.
+LOG_DRIVER = "k8s-file"
+
 
 @dataclass
 class ConmonOptions:
@@ -58,7 +61,7 @@ class ConmonOptions:
     socket_dir: Path | None = None
     #: podman's ``--log-driver`` (k8s-file, none, passthrough) and conmon's options for ``--log-opt`` and
     #: ``--timeout`` (kernelext.oci.monitoring).
-    log_driver: str = "k8s-file"
+    log_driver: str = LOG_DRIVER
     monitor_args: list[str] = field(default_factory=list)
 
     def argv(self, conmon: str, runtime: str, runtime_root: Path) -> list[str]:

@@ -205,7 +205,8 @@ class ConmonRuncRuntime:
 
     def kill_container(self, ctr_id: str, sig: signal.Signals, *, all_processes: bool = False,
                        name: str | None = None) -> None:
-        self.runc.kill(ctr_id, sig.name, all_processes=all_processes, name=name)
+        # By number: runc knows no names for the real-time signals (SIGRTMIN, SIGRTMAX)
+        self.runc.kill(ctr_id, str(sig.value), all_processes=all_processes, name=name)
 
     def stop_container(self, ctr_id: str, *, name: str, stop_signal: signal.Signals, timeout: int,
                        exited: Callable[[], bool], wait_exit: Callable[[float], bool]) -> None:

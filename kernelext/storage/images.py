@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kernelext.config import StoreOptions
+from kernelext.config import StoreConfig
 from kernelext.errors import (
     ImageFormatError,
     ImageInUseError,
@@ -36,9 +36,10 @@ from kernelext.errors import (
     RuntimeFailure,
     tool_reason,
 )
+from kernelext.files.fdtree import tree_size
 from kernelext.rootless import Namespace
+from kernelext.statedb.db import Database
 from kernelext.storage import layers, skopeo
-from kernelext.storage.fdtree import tree_size
 from kernelext.storage.ocilayout import (
     architecture,
     blob_descriptor,
@@ -49,7 +50,6 @@ from kernelext.storage.ocilayout import (
     write_layout,
 )
 from kernelext.storage.progress import Phase, Progress, ProgressCallback
-from kernelext.store.db import Database
 
 BUILTIN_BUSYBOX = "busybox"
 #: The shortest ID prefix that names an image (podman accepts any unambiguous prefix; 3 keeps names apart).
@@ -291,7 +291,7 @@ def _is_static_elf(path: Path) -> bool:
 
 
 class ImageStore:
-    def __init__(self, opts: StoreOptions, db: Database, namespace: Namespace | None = None) -> None:
+    def __init__(self, opts: StoreConfig, db: Database, namespace: Namespace | None = None) -> None:
         self.namespace = namespace or Namespace()
         self.opts = opts
         self.db = db

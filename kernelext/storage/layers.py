@@ -1,7 +1,7 @@
 """Image layers: each unpacked once under ``<root>/layers/<diff ID>/``, shared by every image that has it.
 
 A layer tar is hostile input. It is extracted with the copy engine's confined
-sink (:class:`~kernelext.storage.confined.FsSink`): ``..`` is refused, absolute
+sink (:class:`~kernelext.files.confined.FsSink`): ``..`` is refused, absolute
 names stay inside the layer, hard links are looked up inside it, and symlinks
 are created last so nothing is written through one. OCI whiteouts become
 overlayfs' own forms once the tar is in: ``.wh.NAME`` a character device 0/0,
@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from kernelext.errors import CopyError, ImageFormatError
+from kernelext.files.confined import DevicePolicy, FsSink, Root, SinkPolicy
+from kernelext.files.copyrules import member_parts
+from kernelext.files.rootpath import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2
+from kernelext.files.tarformat import CHUNK, Member, TarReader, open_archive
 from kernelext.rootless import Namespace
-from kernelext.storage.confined import DevicePolicy, FsSink, Root, SinkPolicy
-from kernelext.storage.copyrules import member_parts
-from kernelext.storage.rootpath import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2
-from kernelext.storage.tarformat import CHUNK, Member, TarReader, open_archive
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"

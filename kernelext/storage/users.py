@@ -1,6 +1,6 @@
 """Resolving a container's user from its own /etc/passwd and /etc/group.
 
-The files are read as data through :mod:`kernelext.storage.rootpath`, never
+The files are read as data through :mod:`kernelext.files.rootpath`, never
 through the host's NSS (which would load libraries from the container root
 into a host process: CVE-2019-14271).
 """
@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 
 from kernelext.errors import InvalidArgumentError
-from kernelext.storage.rootpath import read_file_in_root
+from kernelext.files.rootpath import read_file_in_root
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kernelext.errors import CopyError, RuntimeFailure, tool_reason
+from kernelext.files.confined import O_DIR, DevicePolicy, FsSink, Root, SinkPolicy, tree_entries
+from kernelext.files.fdtree import list_names, remove_entry
+from kernelext.files.rootpath import open_in_root
 from kernelext.rootless import Namespace
-from kernelext.storage.confined import O_DIR, DevicePolicy, FsSink, Root, SinkPolicy, tree_entries
-from kernelext.storage.fdtree import list_names, remove_entry
 from kernelext.storage.layerdiff import Change, tree_changes
 from kernelext.storage.overlay import lower_view
-from kernelext.storage.rootpath import open_in_root
 
 #: The opaque-directory xattrs a layer may carry (see kernelext.storage.layers).
 _OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")

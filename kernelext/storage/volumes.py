@@ -25,9 +25,9 @@ from kernelext.errors import (
     RuntimeFailure,
     tool_reason,
 )
+from kernelext.files.confined import Root
 from kernelext.rootless import Namespace
-from kernelext.storage.confined import Root
-from kernelext.store.db import Database
+from kernelext.statedb.db import Database
 
 DRIVER = "local"
 SCOPE = "local"

@@ -10,17 +10,18 @@ an error shows in the panel as one line and the panel stays usable.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import anywidget
 import ipywidgets
 from traitlets import Bool, Int, List, Unicode
 
-from kernelext.core import engine
 from kernelext.core.container import Container
 from kernelext.core.events import Event
 from kernelext.core.state import ContainerConfig, allowed_actions
+from kernelext.domain import containers as domain
+from kernelext.domain.reports import Report, raise_for
 from kernelext.errors import KernelextError
 from kernelext.widgets._assets import css, esm
 from kernelext.widgets._follow import ContainerFollower
@@ -32,12 +33,13 @@ REMOVED = "removed"
 
 
 def _action(name: str) -> Callable[[Container], object]:
-    calls: dict[str, Callable[[Container], object]] = {
-        "start": engine.start, "stop": engine.stop, "kill": engine.kill, "pause": Container.pause,
-        "unpause": Container.unpause, "restart": Container.restart, "remove": Container.remove,
-        "checkpoint": Container.checkpoint, "restore": Container.restore,
+    """A button's command: the same domain function as the CLI's and the magic's, on this one container."""
+    commands: dict[str, Callable[..., Sequence[Report]]] = {
+        "start": domain.start, "stop": domain.stop, "kill": domain.kill, "pause": domain.pause,
+        "unpause": domain.unpause, "restart": domain.restart, "remove": domain.rm,
+        "checkpoint": domain.checkpoint, "restore": domain.restore,
     }
-    return calls[name]
+    return lambda ctr: raise_for(commands[name](ctr.runtime, [ctr.id]))
 
 
 class PanelHeader(anywidget.AnyWidget):

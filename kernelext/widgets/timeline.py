@@ -20,6 +20,8 @@ from traitlets import List, Unicode
 from kernelext.core.container import Container
 from kernelext.core.events import Event
 from kernelext.core.state import allowed_actions
+from kernelext.domain import containers as domain
+from kernelext.domain.reports import raise_for
 from kernelext.errors import KernelextError
 from kernelext.units import human_size
 from kernelext.widgets._assets import css, esm
@@ -80,7 +82,7 @@ class CheckpointTimeline(anywidget.AnyWidget):
         if not folder.is_dir():
             raise NotADirectoryError(f"export folder {folder} does not exist")
         target = (folder / f"{self.container.name}-{time.strftime('%Y%m%d-%H%M%S')}.tar.zst").absolute()
-        self.container.checkpoint(export=target, leave_running=True)
+        raise_for(domain.checkpoint(self.container.runtime, [self.container.id], export=target, leave_running=True))
         return target
 
     def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: list[bytes]) -> None:
@@ -97,7 +99,7 @@ class CheckpointTimeline(anywidget.AnyWidget):
                 if action == "export":
                     self.message = f"exported to {self.export()}"
                 else:
-                    self.container.restore()
+                    raise_for(domain.restore(self.container.runtime, [self.container.id]))
             except (KernelextError, OSError) as exc:
                 self.message = f"{action} failed: {exc}"
             self.refresh()

@@ -36,10 +36,10 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from kernelext.errors import CopyError
-from kernelext.storage.copyrules import member_parts
-from kernelext.storage.fdtree import DirStack, remove_entry
-from kernelext.storage.rootpath import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2
-from kernelext.storage.tarformat import (
+from kernelext.files.copyrules import member_parts
+from kernelext.files.fdtree import DirStack, remove_entry
+from kernelext.files.rootpath import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2
+from kernelext.files.tarformat import (
     CHUNK,
     END_OF_ARCHIVE,
     Kind,
@@ -572,8 +572,12 @@ class _Dir:
 class FsSink:
     """Creates entries under ``dest`` (an existing directory inside ``root``); owns ``dest_fd``."""
 
-    def __init__(self, root: Root, dest_fd: int, dest_path: str, policy: SinkPolicy) -> None:
+    def __init__(self, root: Root, dest_fd: int, dest_path: str, policy: SinkPolicy,
+                 shown_dir: str | None = None) -> None:
         self._root = root
+        # What messages call the destination: podman copies onto the host rooted at the destination
+        # directory, so its messages name host paths from there ("/foo"), container paths in full.
+        self._shown_dir = shown_dir
         self._policy = policy
         self._umask = _umask()
         self._uid, self._gid = os.geteuid(), os.getegid()
@@ -601,9 +605,14 @@ class FsSink:
     def _path(self, parent: _Dir, name: str) -> str:
         return f"{parent.path.rstrip('/')}/{name}"
 
+    def _shown(self, parent: _Dir, name: str) -> str:
+        if self._shown_dir is None:
+            return self._path(parent, name)
+        return "/" + "/".join(part for part in (self._shown_dir.strip("/"), parent.rel, name) if part)
+
     def _fail(self, exc: OSError, parent: _Dir, name: str, action: str = "creating") -> CopyError:
         reason = (exc.strerror or str(exc)).lower()
-        return CopyError(f'error {action} "{self._path(parent, name)}": {reason}')
+        return CopyError(f'error {action} "{self._shown(parent, name)}": {reason}')
 
     # ---------------------------------------------------- walk events (nested)
     def feed(self, e: Entry) -> None:
@@ -761,7 +770,7 @@ class FsSink:
         """Make room for a new entry where one exists (podman's --overwrite rules)."""
         is_dir = stat.S_ISDIR(os.stat(name, dir_fd=parent.fd, follow_symlinks=False).st_mode)
         if (is_dir or for_dir) and not self._policy.overwrite:  # a non-directory replaces another freely
-            path = self._path(parent, name)
+            path = self._shown(parent, name)
             raise CopyError(f'error creating "{path}": {"mkdir" if for_dir else "creat"} {path}: file exists')
         if is_dir:
             remove_entry(parent.fd, name)

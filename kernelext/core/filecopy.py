@@ -1,7 +1,7 @@
 """Files in and out of containers: podman cp, put/get archive, stat and diff (docs/architecture.md §5).
 
 Container paths are resolved and written inside the container's root through
-:mod:`kernelext.storage.confined` in this process. A running or paused
+:mod:`kernelext.files.confined` in this process. A running or paused
 container is reached through ``/proc/<pid>/root`` (its mount namespace's view,
 tmpfs mounts included); any other is mounted for the copy, holding a mount
 reference that is dropped afterwards (so a rootfs that was mounted stays
@@ -27,12 +27,11 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from kernelext.core.inspect import format_time
+from kernelext.core.inspection import format_time
 from kernelext.core.mounts import Mount, MountType, under
 from kernelext.core.state import ContainerStatus
 from kernelext.errors import ContainerRemovedError, CopyError, KernelextError, NoSuchImageError
-from kernelext.rootless import Namespace
-from kernelext.storage.confined import (
+from kernelext.files.confined import (
     O_DIR,
     ChunkStream,
     DevicePolicy,
@@ -44,7 +43,7 @@ from kernelext.storage.confined import (
     tar_chunks,
     tree_entries,
 )
-from kernelext.storage.copyrules import (
+from kernelext.files.copyrules import (
     NOT_FOUND,
     STDIN_NEEDS_DIR,
     Found,
@@ -54,8 +53,9 @@ from kernelext.storage.copyrules import (
     plan_copy,
     with_ending,
 )
+from kernelext.files.tarformat import CHUNK, NOT_AN_ARCHIVE, TarReader, open_archive
+from kernelext.rootless import Namespace
 from kernelext.storage.layerdiff import Change
-from kernelext.storage.tarformat import CHUNK, NOT_AN_ARCHIVE, TarReader, open_archive
 from kernelext.storage.users import ExecUser, resolve_user
 
 if TYPE_CHECKING:
@@ -415,7 +415,7 @@ def make_dir(ctr: Container, path: str) -> None:
 
 def remove_path(ctr: Container, path: str) -> None:
     """``rm -rf`` of ``path`` inside the container: a symlink itself is removed, never what it points to."""
-    from kernelext.storage.fdtree import remove_entry
+    from kernelext.files.fdtree import remove_entry
 
     form = path_form(path, ctr.config.workdir)
     with container_root(ctr) as root:
@@ -506,7 +506,7 @@ def _copy_tree(src: _Side, dst: _Side, policy: SinkPolicy) -> None:
                                                                                         dir_fd=target.parent)
         finally:
             target.close()
-        sink = FsSink(dst.root, dest_fd, plan.dest_dir, policy)
+        sink = FsSink(dst.root, dest_fd, plan.dest_dir, policy, shown_dir="/" if dst.where == HOST else None)
         try:
             for entry in tree_entries(source, plan.name, contents=plan.contents, excluded=src.excluded):
                 sink.feed(entry)

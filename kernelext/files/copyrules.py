@@ -2,7 +2,7 @@
 
 No I/O here: argument parsing, path normalisation that keeps the meaningful
 trailing ``/`` and ``/.``, tar member names, and the decision of where a copy
-lands. :mod:`kernelext.core.copy` feeds these with what it found on disk.
+lands. :mod:`kernelext.core.filecopy` feeds these with what it found on disk.
 """
 
 from __future__ import annotations
