@@ -15,7 +15,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from test_magics import ip, magic  # noqa: F401 - the shell fixture, with the extension loaded
 
 from kernelext import ContainerStatus, KernelextError
-from kernelext.core.terminal import AttachTerminal, ExecTerminal
+from kernelext.domain.terminal import AttachTerminal, ExecTerminal
 from kernelext.widgets import Terminal
 from kernelext.widgets.terminal import PENDING_LIMIT, WINDOW
 

@@ -17,7 +17,7 @@ from kernelext.oci.attach import parse_detach_keys
 
 if TYPE_CHECKING:
     from kernelext.core.container import Container
-    from kernelext.core.terminal import TerminalSession
+    from kernelext.domain.terminal import TerminalSession
     from kernelext.widgets.terminal import Terminal
 
 
@@ -39,7 +39,7 @@ def widget(session_factory: Callable[[], TerminalSession], detach_keys: str | No
 def attach(shell: Any, ctr: Container, *, start: bool, remove: bool, detach_keys: str | None,
            on_exit: Callable[[int], object]) -> Terminal | None:
     """A TTY container's terminal (``run -it``, ``start -ai``, ``attach``)."""
-    from kernelext.core.terminal import AttachTerminal
+    from kernelext.domain.terminal import AttachTerminal
 
     if has_real_terminal(shell):
         from kernelext.cli.commands import attach_and_wait
@@ -52,7 +52,7 @@ def attach(shell: Any, ctr: Container, *, start: bool, remove: bool, detach_keys
 def exec_(shell: Any, ctr: Container, command: list[str], *, env: list[str], workdir: str | None,
           user: str | None, detach_keys: str | None, on_exit: Callable[[int], object]) -> Terminal | None:
     """``exec -it``: a shell (or any command) on a new TTY in the running container."""
-    from kernelext.core.terminal import ExecTerminal
+    from kernelext.domain.terminal import ExecTerminal
 
     if has_real_terminal(shell):
         def write(_stream: str, data: bytes) -> None:

@@ -1,6 +1,6 @@
 """``Terminal``: a container's TTY in a cell, drawn by xterm.js (docs/architecture.md §14).
 
-The widget only moves bytes: a :class:`~kernelext.core.terminal.TerminalSession`
+The widget only moves bytes: a :class:`~kernelext.domain.terminal.TerminalSession`
 (an attach or an exec with a TTY) is the core's. Its message protocol:
 
 - browser → kernel: ``ready`` (a view opened: rows and columns), ``input``
@@ -38,7 +38,7 @@ from kernelext.widgets._assets import css, esm, umd
 from kernelext.widgets._registry import track
 
 if TYPE_CHECKING:
-    from kernelext.core.terminal import TerminalSession
+    from kernelext.domain.terminal import TerminalSession
 
 #: The shortest time between two ``data`` messages (one display frame).
 FRAME_S = 1 / 60
@@ -79,7 +79,7 @@ class Terminal(anywidget.AnyWidget):
     def __init__(self, session: TerminalSession | Any, *, detach_keys: str | None = None,
                  on_exit: Callable[[int], object] | None = None, **kwargs: Any) -> None:
         from kernelext.core.container import Container
-        from kernelext.core.terminal import AttachTerminal
+        from kernelext.domain.terminal import AttachTerminal
 
         keys = DEFAULT_DETACH_KEYS if detach_keys is None else detach_keys
         self._filter = DetachFilter(parse_detach_keys(keys))  # a bad sequence is refused before attaching
@@ -180,7 +180,7 @@ class Terminal(anywidget.AnyWidget):
         self.session.detach()
 
     def close(self) -> None:
-        from kernelext.core.terminal import ExecTerminal
+        from kernelext.domain.terminal import ExecTerminal
 
         if not hasattr(self, "_cond"):  # its session failed to open: nothing was started
             super().close()

@@ -98,7 +98,7 @@ class AttachTerminal(TerminalSession):
 
     def __init__(self, ctr: Container, *, start: bool, size: tuple[int, int] = DEFAULT_SIZE,
                  remove: bool = False) -> None:
-        from kernelext.core import engine
+        from kernelext.domain import containers as domain
 
         super().__init__(ctr)
         if not ctr.config.tty:
@@ -108,7 +108,7 @@ class AttachTerminal(TerminalSession):
         self.reattach_hint = f"%container attach {ctr.name}"
         self.remove = remove
         self._backlog = b"" if start or ctr.status is not ContainerStatus.RUNNING else self._log_tail(ctr)
-        self._conn: AttachSocket = engine.attach_and_start(ctr, start=start, remove=remove, tty_size=_check_size(*size))
+        self._conn: AttachSocket = domain.attach_and_start(ctr, start=start, remove=remove, tty_size=_check_size(*size))
         if not start:  # a running container: its TTY takes this view's size now
             try:
                 self.resize(*size)
@@ -149,11 +149,11 @@ class AttachTerminal(TerminalSession):
         self._conn.close()
 
     def wait(self) -> int:
-        from kernelext.core import engine
+        from kernelext.domain import containers as domain
 
         code = self.container.wait()
         if self.remove:
-            engine.remove_container(self.container, force=True)
+            domain.remove_quietly(self.container, force=True)
         return code
 
 
