@@ -12,7 +12,7 @@ import comm
 import pytest
 from comm.base_comm import BaseComm
 from IPython.core.interactiveshell import InteractiveShell
-from test_magics import ip, magic  # noqa: F401 - the shell fixture, with the extension loaded
+from test_magics import magic  # the magic call (the IPython shell fixture `ip` is in conftest)
 
 from kernelext import ContainerStatus, KernelextError
 from kernelext.domain.terminal import AttachTerminal, ExecTerminal
@@ -190,7 +190,7 @@ def test_closing_an_exec_terminal_hangs_its_process_up(store: Store) -> None:
     assert ctr.reload().status is ContainerStatus.RUNNING
 
 
-def test_magics_open_a_terminal_and_set_exit_code(ip: InteractiveShell, store: Store) -> None:  # noqa: F811
+def test_magics_open_a_terminal_and_set_exit_code(ip: InteractiveShell, store: Store) -> None:
     magic(ip, "run -d --name shell busybox sleep 1000")
     term = opened(magic(ip, "exec -it shell sh"))  # the cell's value: returned at once, the kernel stays free
     assert isinstance(term, Terminal) and term.live
