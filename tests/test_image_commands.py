@@ -29,7 +29,7 @@ WHITEOUT_DEVICE = 0
 
 
 def _busybox_layer() -> list:
-    from kernelext.storage.images import find_static_busybox
+    from kernelext.storage.busybox import find_static_busybox
 
     entries = [directory("bin"), file("bin/busybox", find_static_busybox().read_bytes(), mode=0o755)]
     return entries + [symlink(f"bin/{applet}", "busybox")

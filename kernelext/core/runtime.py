@@ -88,11 +88,12 @@ class Runtime:
         self.db = Database(self.opts.database)
         self.namespace = namespace_for(self.opts.runroot, self._conmon_pids)
         self.storage_driver = store_driver(self.opts.root, self.namespace, storage_driver)
-        self.images = ImageStore(self.opts, self.db, self.namespace)
+        self.trash = Trash(self.opts.root, self.namespace)
+        self.images = ImageStore(self.opts, self.db, self.namespace, self.trash)
+        self.images.recover()  # what a killed pull, load, commit or rmi left (docs/architecture.md §11)
         self.events = EventLog(self.opts.events_file)
         #: The OCI runtime every container of the store runs on (docs/architecture.md §3).
         self.oci: OCIRuntime = ConmonRuncRuntime(self.opts.runc, self.opts.conmon, self.opts.runc_root, self.namespace)
-        self.trash = Trash(self.opts.root, self.namespace)
         #: Named and anonymous volumes (``rt.volumes.create/list/inspect/remove/prune``).
         self.volumes = Volumes(self)
 
