@@ -367,8 +367,10 @@ class ImageStore:
                 still_used = {d for other in self.all() for d in other.config.layers}
                 layers.remove_unused(self.layers_dir, still_used, image.config.layers, self.namespace)
                 self._collect_blobs()
-        finally:
-            os.rmdir(marker)
+        except BaseException:
+            self._abandon(marker)
+            raise
+        os.rmdir(marker)
         return Removal(image, image.repo_tags, deleted=True)
 
     def users(self, image: Image) -> list[str]:
@@ -465,7 +467,7 @@ class ImageStore:
                 return self._commit([BUILTIN_BUSYBOX], image_id, staging_dir,
                                     ImageConfig.from_oci(document, [layer.diff_id]))
         except BaseException:
-            self.namespace.remove_tree(staging_dir)
+            self._abandon(staging_dir)
             raise
 
     def import_tarball(self, tarball: Path, name: str, *, cmd: list[str] | None = None) -> Image:
@@ -493,7 +495,7 @@ class ImageStore:
                 raise RuntimeFailure(f"importing {tarball}: {tool_reason(proc.stderr, 'tar failed')}",
                                      operation="image import")
         except BaseException:
-            self.namespace.remove_tree(staging_dir)
+            self._abandon(staging_dir)
             raise
         return self._commit([name], digest.hexdigest(), staging_dir, ImageConfig(cmd=cmd or []))
 
@@ -564,7 +566,7 @@ class ImageStore:
                 progress(Progress(Phase.DONE, found.config_digest, len(found.layers), len(found.layers)))
             config = ImageConfig.from_oci(found.config, found.diff_ids)
         except BaseException:
-            self.namespace.remove_tree(staging_dir)
+            self._abandon(staging_dir)
             raise
         return self._commit([normalize_name(name)] if name else [], found.config_digest, staging_dir, config)
 
@@ -606,7 +608,7 @@ class ImageStore:
                 image_id = write_layout(staging_dir / LAYOUT_DIR, document, descriptors, self.blobs_dir)
             new_config = ImageConfig.from_oci(document, document["rootfs"]["diff_ids"])
         except BaseException:
-            self.namespace.remove_tree(staging_dir)
+            self._abandon(staging_dir)
             raise
         return self._commit(names, image_id, staging_dir, new_config)
 
@@ -714,6 +716,12 @@ class ImageStore:
                 for name in names:
                     self._discard(folder / name)
         return True
+
+    def _abandon(self, staging_dir: Path) -> None:
+        """A failed operation's staging directory: what it brought (blobs skopeo fetched, layers unpacked) is
+        taken away with it, now, or by the next process when another one is at work on images."""
+        if staging.abandon(staging_dir) is not None:
+            self.collect_garbage()
 
     def _discard(self, path: Path) -> None:
         if path.is_dir() and not path.is_symlink():

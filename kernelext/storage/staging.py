@@ -49,6 +49,17 @@ def make_file(parent: Path, suffix: str = "") -> Path:
     return Path(name)
 
 
+def abandon(path: Path) -> Path | None:
+    """Rename a staging entry of this process as no process's: what a failed operation leaves is then
+    garbage for whoever cleans up next (None: it was gone already)."""
+    dead = path.with_name(f"{PREFIX}0-0-{path.name.rsplit('-', 1)[-1]}")
+    try:
+        os.rename(path, dead)
+    except FileNotFoundError:
+        return None
+    return dead
+
+
 def is_staging(name: str) -> bool:
     return name.startswith(PREFIX)
 
