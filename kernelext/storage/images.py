@@ -409,28 +409,30 @@ class ImageStore:
         """Move a fully built image into place, then record it: never half an image.
 
         ``names`` move to this image from any image that had them (a pull of a tag pushed again); the image
-        that had them is left without, as podman leaves it ``<none>``. The staging directory goes last, once
-        the row is there: until then it marks the work as unfinished for :meth:`recover`.
+        that had them is left without, as podman leaves it ``<none>``. A staging entry of this process stays
+        until the row is there: killed before, the next one finds the work unfinished (:meth:`recover`).
         """
         final = self.opts.image_dir(image_id)
         config.created = config.created or time.time()
         roots = [layers.layer_path(self.layers_dir, d) for d in config.layers] or [staging_dir / "rootfs"]
         config.layer_sizes = [tree_size(root) for root in roots] if config.layers else []
         config.size = sum(config.layer_sizes) if config.layers else tree_size(roots[0])
+        marker = staging.make_dir(final.parent)  # the staging directory's part once it is in place
         try:
-            os.mkdir(final)
-        except FileExistsError:
-            pass  # here already (the same image brought again): it gets the names
-        else:
-            for part in os.listdir(staging_dir):
-                os.rename(staging_dir / part, final / part)
-        faults.point("image:placed")
-        try:
-            self.db.add_image(image_id, names, config.__dict__)
-        except sqlite3.IntegrityError:  # already here: it gets the names
-            for name in names:
-                self.db.tag_image(image_id, name)
-        self.namespace.remove_tree(staging_dir)
+            if final.exists():  # here already (the same image brought again): it gets the names
+                self.namespace.remove_tree(staging_dir)
+            else:
+                os.rename(staging_dir, final)
+            faults.point("image:placed")
+            try:
+                self.db.add_image(image_id, names, config.__dict__)
+            except sqlite3.IntegrityError:  # already here: it gets the names
+                for name in names:
+                    self.db.tag_image(image_id, name)
+        except BaseException:
+            self._abandon(marker)
+            raise
+        os.rmdir(marker)
         return self.get(image_id)
 
     def _staging(self) -> Path:
