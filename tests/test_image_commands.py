@@ -464,3 +464,24 @@ def test_image_list_widget_shows_sizes_and_users(store: Store) -> None:
         assert sorted(r["repository"] for r in widget.rows) == ["localhost/busybox", "localhost/second"]
     finally:
         widget.close()
+
+
+def test_since_and_before_filters_and_podmans_inspect_fields(store: Store) -> None:
+    rt = store.runtime
+    _ok(store.cli("run", "--name", "c", "busybox", "sh", "-c", "echo 1 > /one"))
+    first = rt.commit("c", "first", message="one", changes=["USER 1", "LABEL a=b"])
+    second = rt.commit("c", "second")
+    busybox = rt.image("busybox")
+    assert _ok(store.cli("images", "-q", "--filter", "since=first")).split() == [second.short_id]
+    assert _ok(store.cli("images", "-q", "-f", f"before={second.short_id}")).split() == \
+        [first.short_id, busybox.short_id]
+    assert _ok(store.cli("images", "-q", "-f", "since=busybox", "-f", "before=second")).split() == [first.short_id]
+    proc = store.cli("images", "-f", "since=nosuch")
+    assert (proc.returncode, proc.stderr) == (125, "Error: nosuch: image not known\n")
+    fields = "{{.Architecture}} {{.Os}} {{.User}} {{.Comment}} {{.Labels.a}} {{.VirtualSize}} {{.Size}} {{.ManifestType}}"
+    line = _ok(store.cli("image", "inspect", "--format", fields, "first")).split()
+    assert line[:5] == [os.uname().machine.replace("x86_64", "amd64").replace("aarch64", "arm64"), "linux", "1",
+                        "one", "b"]
+    assert line[5] == line[6] == str(first.config.size) and line[7] == "application/vnd.oci.image.manifest.v1+json"
+    [doc] = json.loads(_ok(store.cli("image", "inspect", "first")))
+    assert [step.get("comment") for step in doc["History"]] == [None, "one"] and doc["RepoDigests"] == []

@@ -81,6 +81,10 @@ def image_digest(image: Image) -> str:
     return f"sha256:{image.id}"
 
 
+#: ``images --filter since=IMAGE|before=IMAGE``: the images created after or before that one.
+ORDER_FILTERS = ("since", "before")
+
+
 def _matches(image: Image, filters: list[tuple[str, str]]) -> bool:
     for key, value in filters:
         if key == "dangling":
@@ -96,6 +100,10 @@ def _matches(image: Image, filters: list[tuple[str, str]]) -> bool:
             label, has_value, wanted = value.partition("=")
             if label not in image.config.labels or (has_value and image.config.labels[label] != wanted):
                 return False
+        elif key == "since" and image.config.created <= float(value):  # the value: the named image's creation
+            return False                                                # time (listed_images resolves it)
+        elif key == "before" and image.config.created >= float(value):
+            return False
     return True
 
 
@@ -103,9 +111,9 @@ def _filters(specs: list[str]) -> list[tuple[str, str]]:
     filters = []
     for spec in specs:
         key, sep, value = spec.partition("=")
-        if not sep or key not in ("dangling", "reference", "label"):
-            raise UsageError(f'invalid image filter "{spec}": use dangling=true|false, reference=PATTERN or '
-                             f"label=KEY[=VALUE]")
+        if not sep or key not in ("dangling", "reference", "label", *ORDER_FILTERS):
+            raise UsageError(f'invalid image filter "{spec}": use dangling=true|false, reference=PATTERN, '
+                             f"label=KEY[=VALUE], since=IMAGE or before=IMAGE")
         if key == "dangling" and value.lower() not in ("true", "false"):
             raise UsageError(f'invalid filter "dangling={value}": must be true or false')
         filters.append((key, value))
@@ -146,7 +154,9 @@ def _print_rows(args: argparse.Namespace, rows: list[dict[str, Any]], columns: l
 
 def listed_images(rt: Runtime, args: argparse.Namespace) -> list[dict[str, Any]]:
     """The rows ``images`` shows for its arguments (``--filter``, an IMAGE name, ``--no-trunc``)."""
-    filters = _filters(args.filter)
+    # since=/before= compare with the named image's creation time (podman's; an unknown image is an error).
+    filters = [(key, repr(rt.image(value).config.created) if key in ORDER_FILTERS else value)
+               for key, value in _filters(args.filter)]
     if args.image:
         filters.append(("reference", args.image))
     return image_rows(rt, [i for i in rt.images() if _matches(i, filters)], args.no_trunc)

@@ -45,6 +45,7 @@ from kernelext.statedb.db import Database
 from kernelext.storage import busybox, layers, skopeo, staging
 from kernelext.storage.ocilayout import (
     MEDIA_LAYER,
+    MEDIA_MANIFEST,
     architecture,
     blob_descriptor,
     blobs_of,
@@ -186,9 +187,14 @@ class Image:
             if value:
                 config[key] = value
         created = datetime.datetime.fromtimestamp(c.created, datetime.UTC).isoformat()
-        return {"Id": self.id, "Digest": f"sha256:{self.id}", "RepoTags": self.repo_tags, "Created": created,
-                "Config": config, "Author": c.author, "Os": "linux", "Size": c.size,
-                "RootFS": {"Type": "layers", "Layers": list(c.layers)}, "NamesHistory": list(self.names)}
+        comment = next((step.get("comment") or "" for step in reversed(c.history) if not step.get("empty_layer")),
+                       "")
+        return {"Id": self.id, "Digest": f"sha256:{self.id}", "RepoTags": self.repo_tags, "RepoDigests": [],
+                "Parent": "", "Comment": comment, "Created": created, "Config": config, "Version": "",
+                "Author": c.author, "Architecture": architecture(), "Os": "linux", "Size": c.size,
+                "VirtualSize": c.size, "RootFS": {"Type": "layers", "Layers": list(c.layers)},
+                "Labels": c.labels or None, "Annotations": {}, "ManifestType": MEDIA_MANIFEST, "User": c.user,
+                "History": list(c.history), "NamesHistory": list(self.names)}
 
     @property
     def layout(self) -> Path | None:
