@@ -485,3 +485,38 @@ def test_since_and_before_filters_and_podmans_inspect_fields(store: Store) -> No
     assert line[5] == line[6] == str(first.config.size) and line[7] == "application/vnd.oci.image.manifest.v1+json"
     [doc] = json.loads(_ok(store.cli("image", "inspect", "first")))
     assert [step.get("comment") for step in doc["History"]] == [None, "one"] and doc["RepoDigests"] == []
+
+
+def test_pull_all_tags(store: Store, registry: Registry, pushed: dict[str, str], tmp_path: Path,  # noqa: F811
+                       monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """``pull --all-tags REPO``: every tag of the repository, an ID a line; a tag with it is refused."""
+    layout = Layout(tmp_path / "layout")
+    ids = {tag: layout.add_image(tag, [[file(tag, f"{tag}\n")]], config={"Cmd": ["cat", f"/{tag}"]})
+           for tag in ("v1", "v2")}
+    for tag in ids:
+        push(layout, tag, registry.ref(f"multi:{tag}"))
+    proc = store.cli("pull", "--tls-verify=false", "--all-tags", registry.ref("multi"))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(proc.stdout.split()) == sorted(ids.values())
+    assert {tag: store.runtime.image(registry.ref(f"multi:{tag}")).id for tag in ids} == ids
+    proc = store.cli("pull", "--tls-verify=false", "-a", registry.ref("multi:v1"))
+    assert (proc.returncode, proc.stderr) == (125, "Error: tag can't be used with --all-tags/-a\n")
+    proc = store.cli("pull", "--tls-verify=false", "-a", registry.ref("nosuch"))
+    assert proc.returncode == 125 and proc.stderr.startswith(f"Error: pull {registry.ref('nosuch')}: ")
+    assert proc.stderr.count("\n") == 1, proc.stderr
+
+    # A cell: the images, and one summary line.
+    from IPython.core.interactiveshell import InteractiveShell
+
+    store.runtime.remove_image(ids["v1"])
+    monkeypatch.setenv("KERNELEXT_ROOT", str(store.runtime.opts.root))
+    monkeypatch.setenv("KERNELEXT_RUNROOT", str(store.runtime.opts.runroot))
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "kernelext")
+    try:
+        capsys.readouterr()
+        pulled = ip.run_line_magic("container", f"pull --tls-verify=false -a {registry.ref('multi')}")
+        assert sorted(image.id for image in pulled) == sorted(ids.values())
+        assert capsys.readouterr().out.strip().startswith("Pulled 2 images: ")
+    finally:
+        ip.run_line_magic("unload_ext", "kernelext")

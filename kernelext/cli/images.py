@@ -367,6 +367,11 @@ def cmd_image_pull(rt: Runtime, args: argparse.Namespace) -> int:
     progress = terminal_progress(args.quiet)
     if progress is not None:
         err(f"Trying to pull {':'.join(repo_tag(normalize_name(args.image.removeprefix('docker://'))))}...")
+    if args.all_tags:
+        for image in rt.pull_all_tags(args.image, tls_verify=args.tls_verify, authfile=args.authfile,
+                                      progress=progress):
+            out(image.id)
+        return 0
     out(rt.pull(args.image, tls_verify=args.tls_verify, authfile=args.authfile, progress=progress).id)
     return 0
 

@@ -383,6 +383,17 @@ class Runtime:
         self.events.emit("pull", image.id, image.name, image.name, type_="image")
         return image
 
+    def pull_all_tags(self, repository: str, *, tls_verify: bool = True, authfile: str | Path | None = None,
+                      progress: ProgressCallback | None = None) -> builtins.list[Image]:
+        """``podman pull --all-tags``: every tag of ``repository`` (``[docker://]registry/name``, no tag)."""
+        from kernelext.storage.skopeo import CopyOptions
+
+        images = self.images.pull_all_tags(repository, CopyOptions(tls_verify, str(authfile) if authfile else None),
+                                           progress)
+        for image in images:
+            self.events.emit("pull", image.id, image.name, image.name, type_="image")
+        return images
+
     def load(self, archive: str | Path, *, progress: ProgressCallback | None = None) -> Image:
         """``podman load -i``: a docker-archive or oci-archive file."""
         image = self.images.load(Path(archive), progress)

@@ -611,6 +611,9 @@ def _image_import(m: ContainerMagics, args: argparse.Namespace) -> Any:
 
 @handles("image-pull")
 def _image_pull(m: ContainerMagics, args: argparse.Namespace) -> Any:
+    if args.all_tags:  # a list of images; the bar follows each pull in turn
+        return _with_progress("Pulling", args.quiet, lambda progress: m.rt.pull_all_tags(
+            args.image, tls_verify=args.tls_verify, authfile=args.authfile, progress=progress))
     return _with_progress("Pulling", args.quiet, lambda progress: m.rt.pull(
         args.image, tls_verify=args.tls_verify, authfile=args.authfile, progress=progress))
 
@@ -626,9 +629,10 @@ def _with_progress(title: str, quiet: bool, bring: Callable[[Any], Any]) -> Any:
     try:
         image = bring(bar)
     finally:
+        done = title.removesuffix("ing") + "ed"
         bar.finish(None if image is None else
-                   f"{title.removesuffix('ing')}ed {image.name}: {len(image.config.layers)} layers, "
-                   f"{image.config.size / 1e6:.1f} MB")
+                   f"{done} {len(image)} images: {', '.join(i.name for i in image)}" if isinstance(image, list) else
+                   f"{done} {image.name}: {len(image.config.layers)} layers, {image.config.size / 1e6:.1f} MB")
     return image
 
 

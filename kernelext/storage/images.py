@@ -545,6 +545,16 @@ class ImageStore:
             raise InvalidArgumentError("pull needs an image reference")
         return self._bring(source, name, options, operation="pull", progress=progress)
 
+    def pull_all_tags(self, repository: str, options: skopeo.CopyOptions = skopeo.CopyOptions(),  # noqa: B008
+                      progress: ProgressCallback | None = None) -> list[Image]:
+        """``podman pull --all-tags``: every tagged image of a registry repository (a tag in it is refused)."""
+        name = repository.removeprefix(skopeo.DOCKER_TRANSPORT)
+        if repository.startswith(skopeo.CONTAINERS_STORAGE_TRANSPORT) or ":" in name.rsplit("/", 1)[-1] \
+                or "@" in name:
+            raise InvalidArgumentError("tag can't be used with --all-tags/-a", operation="pull")
+        tags = skopeo.list_tags(name, self._copy_options(options), operation="pull")
+        return [self.pull(f"{name}:{tag}", options, progress) for tag in tags]
+
     def load(self, archive: Path, progress: ProgressCallback | None = None) -> Image:
         """``podman load``: a docker-archive or oci-archive file (compressed or not)."""
         if not archive.is_file():

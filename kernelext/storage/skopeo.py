@@ -135,6 +135,21 @@ def _copy_reporting(argv: list[str], src: str, options: CopyOptions, progress: P
     return None if proc.returncode == 0 else "".join(errors)
 
 
+def list_tags(repository: str, options: CopyOptions = CopyOptions(), *, operation: str) -> list[str]:
+    """``skopeo list-tags``: the tags a registry holds for ``repository`` (``[docker://]host/name``)."""
+    src = docker_reference(repository)
+    if shutil.which(SKOPEO) is None:
+        raise RuntimeFailure(f"{operation} needs skopeo (Debian: apt-get install skopeo)", operation=operation)
+    proc = subprocess.run([*_argv("list-tags", src, None, options), src], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=COPY_TIMEOUT_S)
+    try:
+        if proc.returncode == 0:
+            return [str(tag) for tag in json.loads(proc.stdout)["Tags"] or []]
+    except (ValueError, KeyError, TypeError):
+        pass
+    raise RuntimeFailure(f"{operation} {repository}: {_reason(proc.stderr or proc.stdout)}", operation=operation)
+
+
 def _manifest_total(src: str, options: CopyOptions) -> int | None:
     """The bytes a registry image's manifest lists (config and layers); None for an index or a failure."""
     proc = subprocess.run([*_argv("inspect", src, None, options), "--raw", src], stdin=subprocess.DEVNULL,
