@@ -520,3 +520,19 @@ def test_pull_all_tags(store: Store, registry: Registry, pushed: dict[str, str],
         assert capsys.readouterr().out.strip().startswith("Pulled 2 images: ")
     finally:
         ip.run_line_magic("unload_ext", "kernelext")
+
+
+def test_prune_filters(store: Store) -> None:
+    """``image prune --filter``: podman's ``label=``, ``label!=`` and ``until=``; other keys refused."""
+    rt = store.runtime
+    _ok(store.cli("run", "--name", "c", "busybox", "true"))
+    web = rt.commit("c", "web", changes=["LABEL tier=web"])
+    db = rt.commit("c", "db", changes=["LABEL tier=db"])
+    plain = rt.commit("c", "plain")
+    assert _ok(store.cli("image", "prune", "-a", "-f", "--filter", "label=tier=web")) == f"{web.id}\n"
+    assert _ok(store.cli("image", "prune", "-a", "-f", "--filter", "until=1h")) == ""  # all made just now
+    assert _ok(store.cli("image", "prune", "-a", "-f", "--filter", "label!=tier")) == f"{plain.id}\n"
+    assert [i.names for i in rt.images()] == [["busybox"], ["db"]]  # busybox: container c uses it
+    proc = store.cli("image", "prune", "-f", "--filter", "color=red")
+    assert proc.returncode == 125 and proc.stderr.startswith('Error: invalid image filter "color=red"')
+    assert _ok(store.cli("image", "prune", "-a", "-f", "--filter", "label=tier")) == f"{db.id}\n"

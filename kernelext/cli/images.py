@@ -14,12 +14,13 @@ import time
 from typing import Any
 
 from kernelext.cli.commands import _inspect_each, _template, _truncate, command, err, out
+from kernelext.cli.format import parse_time as parse_moment
 from kernelext.cli.format import table
 from kernelext.cli.parser import UsageError
 from kernelext.core.inspection import format_time
 from kernelext.core.runtime import Runtime
 from kernelext.errors import ImageInUseError, KernelextError, NoSuchImageError
-from kernelext.storage.images import Image, Removal, normalize_name, parse_time, repo_tag
+from kernelext.storage.images import Image, Removal, has_label, normalize_name, parse_time, repo_tag
 from kernelext.storage.progress import Phase, Progress, ProgressCallback
 
 NONE = "<none>"
@@ -96,10 +97,8 @@ def _matches(image: Image, filters: list[tuple[str, str]]) -> bool:
                           for form in (name, ":".join(repo_tag(name)), repo_tag(name)[0], name.split(":")[0])]
             if not any(fnmatch.fnmatchcase(c, p) for c in candidates for p in (pattern, value)):
                 return False
-        elif key == "label":
-            label, has_value, wanted = value.partition("=")
-            if label not in image.config.labels or (has_value and image.config.labels[label] != wanted):
-                return False
+        elif key == "label" and not has_label(image, value):
+            return False
         elif key == "since" and image.config.created <= float(value):  # the value: the named image's creation
             return False                                                # time (listed_images resolves it)
         elif key == "before" and image.config.created >= float(value):
@@ -322,9 +321,27 @@ def cmd_image_prune(rt: Runtime, args: argparse.Namespace) -> int:
         sys.stdout.flush()
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return 0
-    for removal in rt.prune_images(all=args.all):
+    for removal in rt.prune_images(all=args.all, **prune_filters(args.filter)):
         out(removal.image.id)
     return 0
+
+
+def prune_filters(specs: list[str]) -> dict[str, Any]:
+    """``image prune --filter``s (podman's ``until=``, ``label=``, ``label!=``) as prune_images' arguments."""
+    until: float | None = None
+    labels: list[str] = []
+    not_labels: list[str] = []
+    for spec in specs:
+        if spec.startswith("label!="):
+            not_labels.append(spec.removeprefix("label!="))
+        elif spec.startswith("label="):
+            labels.append(spec.removeprefix("label="))
+        elif spec.startswith("until="):
+            until = parse_moment(spec.removeprefix("until="))
+        else:
+            raise UsageError(f'invalid image filter "{spec}": use until=TIME, label=KEY[=VALUE] or '
+                             f"label!=KEY[=VALUE]")
+    return {"until": until, "labels": labels, "not_labels": not_labels}
 
 
 # ------------------------------------------------------------------ commit

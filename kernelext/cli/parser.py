@@ -582,6 +582,8 @@ def _image_untag_flags(p: argparse.ArgumentParser) -> None:
 def _image_prune_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--all", action="store_true", help="remove every image no container uses")
     p.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--filter", action="append", default=[],
+                   help="only images that match (until=TIME, label=KEY[=VALUE], label!=KEY[=VALUE])")
 
 
 def _image_exists_flags(p: argparse.ArgumentParser) -> None:

@@ -437,10 +437,14 @@ class Runtime:
     def image_exists(self, name_or_id: str) -> bool:
         return self.images.exists(name_or_id)
 
-    def prune_images(self, *, all: bool = False) -> builtins.list[Removal]:
-        """``podman image prune``: dangling images (every unused one with ``all``) removed; what went."""
+    def prune_images(self, *, all: bool = False, until: float | None = None, labels: Iterable[str] = (),
+                     not_labels: Iterable[str] = ()) -> builtins.list[Removal]:
+        """``podman image prune``: dangling images (every unused one with ``all``) removed; what went. The
+        ``--filter``s: only images created before ``until``, with every label of ``labels`` and none of
+        ``not_labels`` (``KEY`` or ``KEY=VALUE``)."""
         removed = []
-        for image in self.images.prune_candidates(all_=all):
+        for image in self.images.prune_candidates(all_=all, until=until, labels=list(labels),
+                                                  not_labels=list(not_labels)):
             removed.append(self.images.remove(image.id, force=True))
             self.events.emit("remove", image.id, image.name, image.name, type_="image")
         return removed

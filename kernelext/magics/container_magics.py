@@ -594,7 +594,9 @@ def _image_exists(m: ContainerMagics, args: argparse.Namespace) -> bool:
 def _image_prune(m: ContainerMagics, args: argparse.Namespace) -> list[str]:
     if not args.force:
         raise UsageError("a cell cannot answer the confirmation: add -f")
-    return [removal.image.id for removal in m.rt.prune_images(all=args.all)]
+    from kernelext.cli.images import prune_filters
+
+    return [removal.image.id for removal in m.rt.prune_images(all=args.all, **prune_filters(args.filter))]
 
 
 @handles("commit")

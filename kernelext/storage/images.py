@@ -22,7 +22,7 @@ import shutil
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,6 +223,12 @@ class HistoryEntry:
     comment: str
 
 
+def has_label(image: Image, label: str) -> bool:
+    """Whether ``image`` has the label ``KEY`` (any value) or ``KEY=VALUE``."""
+    key, has_value, value = label.partition("=")
+    return key in image.config.labels and (not has_value or image.config.labels[key] == value)
+
+
 def parse_time(text: object) -> float:
     """An OCI ``created`` time (RFC 3339, maybe with nanoseconds) as a timestamp; 0 when absent or malformed."""
     if not isinstance(text, str):
@@ -383,10 +389,16 @@ class ImageStore:
         """The IDs of the containers made from ``image``."""
         return self.db.containers_using_image(image.id)
 
-    def prune_candidates(self, *, all_: bool = False) -> list[Image]:
-        """``image prune``: dangling images (every image with ``all_``) that no container uses, newest first."""
+    def prune_candidates(self, *, all_: bool = False, until: float | None = None, labels: Sequence[str] = (),
+                         not_labels: Sequence[str] = ()) -> list[Image]:
+        """``image prune``: dangling images (every image with ``all_``) that no container uses, newest first;
+        podman's ``--filter``s: created before ``until``, with each of ``labels`` and none of ``not_labels``
+        (``KEY`` or ``KEY=VALUE``)."""
         return [image for image in reversed(self.all())
-                if (all_ or image.dangling) and not self.db.containers_using_image(image.id)]
+                if (all_ or image.dangling) and (until is None or image.config.created < until)
+                and all(has_label(image, label) for label in labels)
+                and not any(has_label(image, label) for label in not_labels)
+                and not self.db.containers_using_image(image.id)]
 
     def history(self, name_or_id: str) -> list[HistoryEntry]:
         """``image history``: the image's steps, newest first; each step that made a layer shows its size."""
