@@ -67,7 +67,7 @@ def _layer(prefix: str, mib: float, seed: int, *, runnable: bool = False) -> byt
 
 
 def _add_busybox(tar: tarfile.TarFile) -> None:
-    from kernelext.storage.images import find_static_busybox
+    from kernelext.storage.busybox import find_static_busybox
 
     data = find_static_busybox().read_bytes()
     info = tarfile.TarInfo("bin/busybox")

@@ -4,8 +4,10 @@ Shared by the crash tests (tests/test_crash.py) and the long kill harness
 (bench/kill_anywhere.py). :func:`kill_round` runs one CLI command and sends it
 a signal at a random moment; after it, :func:`audit`
 lists every process, mount, cgroup, network namespace, runc container or
-directory of the store that ``ps -a`` does not account for, and every state
-that ``inspect`` reports but runc contradicts. An empty list is the pass.
+directory of the store that ``ps -a`` does not account for, every state
+that ``inspect`` reports but runc contradicts, and every image directory,
+layer, blob or staging entry that ``images`` does not account for. An empty
+list is the pass.
 """
 
 from __future__ import annotations
@@ -24,8 +26,12 @@ import psutil
 
 from kernelext import Runtime
 from kernelext.core.state import ContainerStatus
+from kernelext.errors import ImageFormatError
 from kernelext.oci.runc import Runc
+from kernelext.storage.ocilayout import read_layout
 from kernelext.storage.trash import TRASH_DIR
+
+from ocilayout import Layout, file, push
 
 S = ContainerStatus
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -51,6 +57,34 @@ TIMED = [
     (["create", "--name", "t", "busybox", *STUBBORN], 0.2),
     (["cp", "/etc/hostname", "t:/tmp/x"], 0.2),
 ]
+#: The image commands, with the container ``t`` the lifecycle above leaves in any state.
+IMAGE_TIMED = [
+    (["commit", "t", "snap"], 0.6),
+    (["rmi", "-f", "snap"], 0.3),
+]
+#: The image the harness pulls, removes and pulls again: layers of incompressible data, so that kills
+#: land in the transfer and in the unpacking.
+CRASH_IMAGE = "crash:latest"
+DATA_LAYERS = 3
+DATA_LAYER_BYTES = 4 << 20
+
+
+def push_crash_image(registry_host: str, workdir: Path) -> str:
+    """Push the pull's image to the registry; its reference."""
+    layout = Layout(workdir)
+    layout.add_image("crash", [[file(f"data{i}", os.urandom(DATA_LAYER_BYTES))] for i in range(DATA_LAYERS)],
+                     config={"Cmd": ["sh"]})
+    ref = f"{registry_host}/{CRASH_IMAGE}"
+    push(layout, "crash", ref)
+    return ref
+
+
+def timed(pulled: str | None = None) -> list[tuple[list[str], float]]:
+    """The lifecycle, commit and removal of images, and, with a registry image ``pulled``, its pull."""
+    pulls = [(["pull", "--tls-verify=false", pulled], 1.5), (["rmi", "-f", pulled], 0.3)] if pulled else []
+    return TIMED + IMAGE_TIMED + pulls
+
+
 #: What a closed terminal, a supervisor, Ctrl-C and the OOM killer send.
 KILL_SIGNALS = [signal.SIGKILL, signal.SIGTERM, signal.SIGHUP, signal.SIGINT]
 
@@ -159,6 +193,45 @@ def audit(rt: Runtime) -> list[str]:
     for entry in (os.listdir(netns_dir) if netns_dir.exists() else []):
         if entry not in containers:
             problems.append(f"network namespace left: {netns_dir / entry}")
+    return problems + image_problems(rt)
+
+
+def _listed(folder: Path) -> list[str]:
+    return os.listdir(folder) if folder.is_dir() else []
+
+
+def image_problems(rt: Runtime) -> list[str]:
+    """What of the image store ``images`` does not account for (listing first cleans up after operations that
+    died, as ``images`` does): staging entries (no command runs while the audit does), image directories
+    without a record, records without their directory or layers, layers no image lists, blobs no layout names."""
+    images = rt.images()
+    root = rt.opts.root
+    problems: list[str] = []
+    blobs = root / "blobs" / "sha256"
+    for folder in (root / "images", root / "layers", blobs):
+        problems += [f"staging entry left: {folder / entry}" for entry in _listed(folder) if entry.startswith(".")]
+    ids = {image.id for image in images}
+    problems += [f"image directory without an image: {entry[:12]}" for entry in _listed(root / "images")
+                 if not entry.startswith(".") and entry not in ids]
+    layers: set[str] = set()
+    needed: set[str] = set()
+    for image in images:
+        if not rt.opts.image_dir(image.id).is_dir():
+            problems.append(f"image {image.short_id} has no directory")
+        for diff_id in image.config.layers:
+            layers.add(diff_id.removeprefix("sha256:"))
+            if not (root / "layers" / diff_id.removeprefix("sha256:")).is_dir():
+                problems.append(f"image {image.short_id} lacks its layer {diff_id[7:19]}")
+        if image.layout is not None:
+            try:
+                needed.update(d.removeprefix("sha256:") for d in read_layout(image.layout, root / "blobs").digests)
+            except ImageFormatError as exc:
+                problems.append(f"image {image.short_id}: {exc}")
+    problems += [f"layer no image lists: {entry[:12]}" for entry in _listed(root / "layers")
+                 if not entry.startswith(".") and entry not in layers]
+    problems += [f"blob no image names: {entry[:12]}" for entry in _listed(blobs)
+                 if not entry.startswith(".") and entry not in needed]
+    problems += [f"blob missing: {digest[:12]}" for digest in needed if not (blobs / digest).is_file()]
     return problems
 
 

@@ -7,6 +7,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,11 +46,13 @@ def _answers(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    if not shutil.which("skopeo") or not Path(REGISTRY_BINARY).exists():
-        pytest.skip("needs skopeo and docker-registry (scripts/setup.sh installs them)")
-    base = tmp_path_factory.mktemp("registry")
+def available() -> bool:
+    return shutil.which("skopeo") is not None and Path(REGISTRY_BINARY).exists()
+
+
+@contextmanager
+def serve(base: Path) -> Iterator[Registry]:
+    """A registry on a free loopback port, its storage under ``base``; stopped on leaving."""
     port = free_port()
     config = base / "config.yml"
     config.write_text(CONFIG.format(storage=base / "storage", port=port))
@@ -64,3 +67,11 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
         yield Registry(f"127.0.0.1:{port}")
     finally:
         stop(proc, 10)
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    if not available():
+        pytest.skip("needs skopeo and docker-registry (scripts/setup.sh installs them)")
+    with serve(tmp_path_factory.mktemp("registry")) as running:
+        yield running

@@ -18,7 +18,7 @@ import pytest
 from kernelext import Container, ContainerStatus, CopyError
 from kernelext.cli.launch import ENV_SWITCH
 from kernelext.files.confined import FILE_BATCH
-from kernelext.storage.images import _PASSWD
+from kernelext.storage.busybox import FILES
 
 from conftest import Store, needs_root
 
@@ -390,9 +390,9 @@ def test_archive_ownership(store: Store, tmp_path: Path) -> None:
 def test_symlinks_resolve_inside_the_container(store: Store, state: str, link: str, tmp_path: Path) -> None:
     ctr = make(store, state)
     put(ctr, "/tmp", {"link": "->" + link, "rootlink": "->/", "loop1": "->loop2", "loop2": "->/tmp/loop1"})
-    assert read_in(ctr, "/tmp/link/passwd") == _PASSWD.encode() != Path("/etc/passwd").read_bytes()
+    assert read_in(ctr, "/tmp/link/passwd") == FILES["etc/passwd"] != Path("/etc/passwd").read_bytes()
     store.runtime.copy("cpcontainer:/tmp/link/passwd", str(tmp_path))
-    assert (tmp_path / "passwd").read_text() == _PASSWD
+    assert (tmp_path / "passwd").read_bytes() == FILES["etc/passwd"]
     store.runtime.copy("cpcontainer:/tmp/rootlink/etc/group", str(tmp_path))
     assert (tmp_path / "group").read_bytes() == read_in(ctr, "/etc/group")
     assert ctr.stat("/tmp/link/passwd").link_target == "/etc/passwd"
@@ -569,7 +569,7 @@ def test_diff_lists_exactly_the_changes(store: Store) -> None:
     deadline = time.monotonic() + 10
     while not exists_in(ctr, "/usr/sbin/x") and time.monotonic() < deadline:
         time.sleep(0.05)
-    sbin = sorted(os.listdir(rt.images.get(ctr.config.image_id).rootfs / "usr" / "sbin"))
+    sbin = sorted(os.listdir(rt.images.get(ctr.config.image_id).lowers[0] / "usr" / "sbin"))
     expected = (["C /etc", "D /etc/group", "C /etc/passwd", "C /srv", "A /srv/newdir", "A /srv/newdir/f", "C /usr",
                  "C /usr/sbin"] + [f"D /usr/sbin/{name}" for name in sbin] + ["A /usr/sbin/x"])
     assert [str(c) for c in ctr.diff()] == sorted(expected, key=lambda line: line[2:])

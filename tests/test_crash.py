@@ -23,7 +23,8 @@ from kernelext.core.state import DEFAULT_PIDS_LIMIT, ContainerStatus
 from kernelext.faults import ENV_FAULT
 
 from conftest import ROOTLESS, Store, needs_root, wait_until
-from crashkit import STUBBORN, TIMED, audit, audit_empty, eventually, kill_round, runc_list
+from crashkit import STUBBORN, audit, audit_empty, eventually, kill_round, push_crash_image, runc_list, timed
+from registry import Registry, registry  # noqa: F401 - the fixture
 
 S = ContainerStatus
 SETTLE_S = 5.0
@@ -113,14 +114,84 @@ CI_KILLS = 64
 def test_timed_kills(store: Store) -> None:
     seed = int(os.environ.get("KERNELEXT_KILL_SEED", "16"))
     rng = random.Random(seed)
+    commands = timed()
     for i in range(CI_KILLS):
-        argv, window = TIMED[i % len(TIMED)]
+        argv, window = commands[i % len(commands)]
         kill_round(store.args, rng, argv, window)
         problems = _settled(store)
         assert problems == [], f"seed {seed}, kill {i} of {argv}: {problems}"
     assert wait_until(lambda: store.cli("rm", "-fa").returncode == 0)
     assert audit_empty(store.runtime) == []
     assert runc_list(store.runtime) == {}
+
+
+@dataclass(frozen=True)
+class ImageFault:
+    """An image command killed at ``point`` (``{ref}``: the registry image); ``setup`` runs before it."""
+
+    point: str
+    argv: list[str]
+    setup: list[list[str]] = field(default_factory=list)
+
+
+PULL = ["pull", "--tls-verify=false", "{ref}"]
+COMMITTED = [["run", "--name", "c", "busybox", "sh", "-c", "echo x > /x"]]
+IMAGE_FAULTS = [
+    ImageFault("pull:unpacked", PULL),
+    ImageFault("image:placed", PULL),
+    ImageFault("commit:layer-written", ["commit", "c", "snap"], COMMITTED),
+    ImageFault("image:placed", ["commit", "c", "snap"], COMMITTED),
+    ImageFault("image:unrecorded", ["rmi", "{ref}"], [PULL]),
+    ImageFault("image:placed", ["create", "busybox"]),  # the built-in image made on first use
+]
+
+
+@pytest.mark.parametrize("fault", IMAGE_FAULTS, ids=lambda f: f"{f.point}-{f.argv[0]}")
+def test_image_command_killed_at_each_step(store: Store, registry: Registry, tmp_path: Path,  # noqa: F811
+                                           fault: ImageFault) -> None:
+    """A pull, commit or removal killed at each step leaves nothing that ``images`` and the next command do
+    not account for; the next command does what the killed one did not."""
+    ref = push_crash_image(registry.host, tmp_path / "layout")
+    for argv in fault.setup:
+        proc = store.cli(*(a.format(ref=ref) for a in argv))
+        assert proc.returncode == 0, proc.stderr
+    argv = [a.format(ref=ref) for a in fault.argv]
+    proc = _cli_killed_at(store, Fault(fault.point, argv))
+    assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stderr)
+    left = sorted(os.listdir(store.runtime.opts.root / "images"))
+    assert any(name.startswith(".tmp-") for name in left), left  # the kill left its mark
+    assert _settled(store) == []  # the audit lists the images first: that cleans up, as `images` does
+    if argv[0] == "rmi":  # the record went first: the removal is finished, not undone
+        assert not store.runtime.image_exists(ref)
+    else:
+        again = store.cli(*argv)  # the next command does the work
+        assert again.returncode == 0, again.stderr
+    assert _settled(store) == []
+    removed = store.cli("rm", "-fa")
+    assert removed.returncode == 0, removed.stderr
+    assert store.cli("image", "prune", "-a", "-f").returncode == 0
+    assert audit_empty(store.runtime) == []
+
+
+#: Timed kills during pulls in CI (a pull and a removal each round).
+CI_PULL_KILLS = 12
+
+
+@pytest.mark.skipif(ROOTLESS, reason="the rootless suite runs the deterministic kills")
+def test_timed_kills_during_pulls(store: Store, registry: Registry, tmp_path: Path) -> None:  # noqa: F811
+    seed = int(os.environ.get("KERNELEXT_KILL_SEED", "16"))
+    rng = random.Random(seed)
+    ref = push_crash_image(registry.host, tmp_path / "layout")
+    commands = [(argv, window) for argv, window in timed(ref) if argv[0] in ("pull", "rmi")]
+    for i in range(CI_PULL_KILLS):
+        argv, window = commands[i % len(commands)]
+        kill_round(store.args, rng, argv, window)
+        problems = _settled(store)
+        assert problems == [], f"seed {seed}, kill {i} of {argv}: {problems}"
+    pulled = store.cli("pull", "--tls-verify=false", ref)
+    assert pulled.returncode == 0, pulled.stderr
+    assert store.cli("rmi", "-fa").returncode == 0
+    assert audit_empty(store.runtime) == []
 
 
 def _pids_cgroup(ctr_id: str) -> Path:

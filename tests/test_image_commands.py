@@ -29,7 +29,7 @@ WHITEOUT_DEVICE = 0
 
 
 def _busybox_layer() -> list:
-    from kernelext.storage.images import find_static_busybox
+    from kernelext.storage.busybox import find_static_busybox
 
     entries = [directory("bin"), file("bin/busybox", find_static_busybox().read_bytes(), mode=0o755)]
     return entries + [symlink(f"bin/{applet}", "busybox")
@@ -464,3 +464,75 @@ def test_image_list_widget_shows_sizes_and_users(store: Store) -> None:
         assert sorted(r["repository"] for r in widget.rows) == ["localhost/busybox", "localhost/second"]
     finally:
         widget.close()
+
+
+def test_since_and_before_filters_and_podmans_inspect_fields(store: Store) -> None:
+    rt = store.runtime
+    _ok(store.cli("run", "--name", "c", "busybox", "sh", "-c", "echo 1 > /one"))
+    first = rt.commit("c", "first", message="one", changes=["USER 1", "LABEL a=b"])
+    second = rt.commit("c", "second")
+    busybox = rt.image("busybox")
+    assert _ok(store.cli("images", "-q", "--filter", "since=first")).split() == [second.short_id]
+    assert _ok(store.cli("images", "-q", "-f", f"before={second.short_id}")).split() == \
+        [first.short_id, busybox.short_id]
+    assert _ok(store.cli("images", "-q", "-f", "since=busybox", "-f", "before=second")).split() == [first.short_id]
+    proc = store.cli("images", "-f", "since=nosuch")
+    assert (proc.returncode, proc.stderr) == (125, "Error: nosuch: image not known\n")
+    fields = "{{.Architecture}} {{.Os}} {{.User}} {{.Comment}} {{.Labels.a}} {{.VirtualSize}} {{.Size}} {{.ManifestType}}"
+    line = _ok(store.cli("image", "inspect", "--format", fields, "first")).split()
+    assert line[:5] == [os.uname().machine.replace("x86_64", "amd64").replace("aarch64", "arm64"), "linux", "1",
+                        "one", "b"]
+    assert line[5] == line[6] == str(first.config.size) and line[7] == "application/vnd.oci.image.manifest.v1+json"
+    [doc] = json.loads(_ok(store.cli("image", "inspect", "first")))
+    assert [step.get("comment") for step in doc["History"]] == [None, "one"] and doc["RepoDigests"] == []
+
+
+def test_pull_all_tags(store: Store, registry: Registry, pushed: dict[str, str], tmp_path: Path,  # noqa: F811
+                       monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """``pull --all-tags REPO``: every tag of the repository, an ID a line; a tag with it is refused."""
+    layout = Layout(tmp_path / "layout")
+    ids = {tag: layout.add_image(tag, [[file(tag, f"{tag}\n")]], config={"Cmd": ["cat", f"/{tag}"]})
+           for tag in ("v1", "v2")}
+    for tag in ids:
+        push(layout, tag, registry.ref(f"multi:{tag}"))
+    proc = store.cli("pull", "--tls-verify=false", "--all-tags", registry.ref("multi"))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(proc.stdout.split()) == sorted(ids.values())
+    assert {tag: store.runtime.image(registry.ref(f"multi:{tag}")).id for tag in ids} == ids
+    proc = store.cli("pull", "--tls-verify=false", "-a", registry.ref("multi:v1"))
+    assert (proc.returncode, proc.stderr) == (125, "Error: tag can't be used with --all-tags/-a\n")
+    proc = store.cli("pull", "--tls-verify=false", "-a", registry.ref("nosuch"))
+    assert proc.returncode == 125 and proc.stderr.startswith(f"Error: pull {registry.ref('nosuch')}: ")
+    assert proc.stderr.count("\n") == 1, proc.stderr
+
+    # A cell: the images, and one summary line.
+    from IPython.core.interactiveshell import InteractiveShell
+
+    store.runtime.remove_image(ids["v1"])
+    monkeypatch.setenv("KERNELEXT_ROOT", str(store.runtime.opts.root))
+    monkeypatch.setenv("KERNELEXT_RUNROOT", str(store.runtime.opts.runroot))
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "kernelext")
+    try:
+        capsys.readouterr()
+        pulled = ip.run_line_magic("container", f"pull --tls-verify=false -a {registry.ref('multi')}")
+        assert sorted(image.id for image in pulled) == sorted(ids.values())
+        assert capsys.readouterr().out.strip().startswith("Pulled 2 images: ")
+    finally:
+        ip.run_line_magic("unload_ext", "kernelext")
+
+
+def test_prune_filters(store: Store) -> None:
+    """``image prune --filter``: podman's ``label=``, ``label!=`` and ``until=``; other keys refused."""
+    rt = store.runtime
+    _ok(store.cli("run", "--name", "c", "busybox", "true"))
+    web = rt.commit("c", "web", changes=["LABEL tier=web"])
+    db = rt.commit("c", "db", changes=["LABEL tier=db"])
+    plain = rt.commit("c", "plain")
+    assert _ok(store.cli("image", "prune", "-a", "-f", "--filter", "label=tier=web")) == f"{web.id}\n"
+    assert _ok(store.cli("image", "prune", "-a", "-f", "--filter", "until=1h")) == ""  # all made just now
+    assert _ok(store.cli("image", "prune", "-a", "-f", "--filter", "label!=tier")) == f"{plain.id}\n"
+    assert [i.names for i in rt.images()] == [["busybox"], ["db"]]  # busybox: container c uses it
+    proc = store.cli("image", "prune", "-f", "--filter", "color=red")
+    assert proc.returncode == 125 and proc.stderr.startswith('Error: invalid image filter "color=red"')
+    assert _ok(store.cli("image", "prune", "-a", "-f", "--filter", "label=tier")) == f"{db.id}\n"

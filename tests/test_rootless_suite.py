@@ -1,7 +1,7 @@
 """The suite again, as normal users (issue #7): run by root, through scripts/setup-rootless.sh's users.
 
-The user with subordinate IDs runs the lifecycle, copy, magics, widget, terminal, limits, security, run options and
-rootless tests, the grading of the labs (nbgrader, as a teacher on JupyterHub would) and every
+The user with subordinate IDs runs the lifecycle, copy, magics, widget, terminal, limits, security, run options,
+image and rootless tests, the grading of the labs (nbgrader, as a teacher on JupyterHub would) and every
 notebook (under ``--nbval-lax``: each cell must run without error and the cells tagged
 ``nbval-check-output`` are compared; the host report and the checkpoint cells
 differ by design, saying that root is required). The user without subordinate
@@ -28,7 +28,7 @@ USER_SUBIDS = os.environ.get("KERNELEXT_TEST_USER", "kernelext-test")
 USER_PLAIN = os.environ.get("KERNELEXT_TEST_USER_PLAIN", "kernelext-test-plain")
 SUITE_TIMEOUT_S = 1500  # the notebooks and the grading of the labs take about 3 minutes of it
 SUBIDS_TESTS = ["tests/test_rootless.py", "tests/test_lifecycle.py", "tests/test_copy.py", "tests/test_magics.py",
-                "tests/test_image_commands.py",
+                "tests/test_image_commands.py", "tests/test_images.py",
                 "tests/test_crash.py", "tests/test_resources.py", "tests/test_security.py", "tests/test_run_options.py",
                 "tests/test_big_logs.py",
                 "tests/test_widgets.py", "tests/test_terminal.py", "tests/test_ports.py", "tests/test_volumes.py", "tests/test_grading.py",

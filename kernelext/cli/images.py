@@ -14,12 +14,13 @@ import time
 from typing import Any
 
 from kernelext.cli.commands import _inspect_each, _template, _truncate, command, err, out
+from kernelext.cli.format import parse_time as parse_moment
 from kernelext.cli.format import table
 from kernelext.cli.parser import UsageError
 from kernelext.core.inspection import format_time
 from kernelext.core.runtime import Runtime
 from kernelext.errors import ImageInUseError, KernelextError, NoSuchImageError
-from kernelext.storage.images import Image, Removal, normalize_name, parse_time, repo_tag
+from kernelext.storage.images import Image, Removal, has_label, normalize_name, parse_time, repo_tag
 from kernelext.storage.progress import Phase, Progress, ProgressCallback
 
 NONE = "<none>"
@@ -81,6 +82,10 @@ def image_digest(image: Image) -> str:
     return f"sha256:{image.id}"
 
 
+#: ``images --filter since=IMAGE|before=IMAGE``: the images created after or before that one.
+ORDER_FILTERS = ("since", "before")
+
+
 def _matches(image: Image, filters: list[tuple[str, str]]) -> bool:
     for key, value in filters:
         if key == "dangling":
@@ -92,10 +97,12 @@ def _matches(image: Image, filters: list[tuple[str, str]]) -> bool:
                           for form in (name, ":".join(repo_tag(name)), repo_tag(name)[0], name.split(":")[0])]
             if not any(fnmatch.fnmatchcase(c, p) for c in candidates for p in (pattern, value)):
                 return False
-        elif key == "label":
-            label, has_value, wanted = value.partition("=")
-            if label not in image.config.labels or (has_value and image.config.labels[label] != wanted):
-                return False
+        elif key == "label" and not has_label(image, value):
+            return False
+        elif key == "since" and image.config.created <= float(value):  # the value: the named image's creation
+            return False                                                # time (listed_images resolves it)
+        elif key == "before" and image.config.created >= float(value):
+            return False
     return True
 
 
@@ -103,9 +110,9 @@ def _filters(specs: list[str]) -> list[tuple[str, str]]:
     filters = []
     for spec in specs:
         key, sep, value = spec.partition("=")
-        if not sep or key not in ("dangling", "reference", "label"):
-            raise UsageError(f'invalid image filter "{spec}": use dangling=true|false, reference=PATTERN or '
-                             f"label=KEY[=VALUE]")
+        if not sep or key not in ("dangling", "reference", "label", *ORDER_FILTERS):
+            raise UsageError(f'invalid image filter "{spec}": use dangling=true|false, reference=PATTERN, '
+                             f"label=KEY[=VALUE], since=IMAGE or before=IMAGE")
         if key == "dangling" and value.lower() not in ("true", "false"):
             raise UsageError(f'invalid filter "dangling={value}": must be true or false')
         filters.append((key, value))
@@ -146,7 +153,9 @@ def _print_rows(args: argparse.Namespace, rows: list[dict[str, Any]], columns: l
 
 def listed_images(rt: Runtime, args: argparse.Namespace) -> list[dict[str, Any]]:
     """The rows ``images`` shows for its arguments (``--filter``, an IMAGE name, ``--no-trunc``)."""
-    filters = _filters(args.filter)
+    # since=/before= compare with the named image's creation time (podman's; an unknown image is an error).
+    filters = [(key, repr(rt.image(value).config.created) if key in ORDER_FILTERS else value)
+               for key, value in _filters(args.filter)]
     if args.image:
         filters.append(("reference", args.image))
     return image_rows(rt, [i for i in rt.images() if _matches(i, filters)], args.no_trunc)
@@ -312,9 +321,27 @@ def cmd_image_prune(rt: Runtime, args: argparse.Namespace) -> int:
         sys.stdout.flush()
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return 0
-    for removal in rt.prune_images(all=args.all):
+    for removal in rt.prune_images(all=args.all, **prune_filters(args.filter)):
         out(removal.image.id)
     return 0
+
+
+def prune_filters(specs: list[str]) -> dict[str, Any]:
+    """``image prune --filter``s (podman's ``until=``, ``label=``, ``label!=``) as prune_images' arguments."""
+    until: float | None = None
+    labels: list[str] = []
+    not_labels: list[str] = []
+    for spec in specs:
+        if spec.startswith("label!="):
+            not_labels.append(spec.removeprefix("label!="))
+        elif spec.startswith("label="):
+            labels.append(spec.removeprefix("label="))
+        elif spec.startswith("until="):
+            until = parse_moment(spec.removeprefix("until="))
+        else:
+            raise UsageError(f'invalid image filter "{spec}": use until=TIME, label=KEY[=VALUE] or '
+                             f"label!=KEY[=VALUE]")
+    return {"until": until, "labels": labels, "not_labels": not_labels}
 
 
 # ------------------------------------------------------------------ commit
@@ -357,6 +384,11 @@ def cmd_image_pull(rt: Runtime, args: argparse.Namespace) -> int:
     progress = terminal_progress(args.quiet)
     if progress is not None:
         err(f"Trying to pull {':'.join(repo_tag(normalize_name(args.image.removeprefix('docker://'))))}...")
+    if args.all_tags:
+        for image in rt.pull_all_tags(args.image, tls_verify=args.tls_verify, authfile=args.authfile,
+                                      progress=progress):
+            out(image.id)
+        return 0
     out(rt.pull(args.image, tls_verify=args.tls_verify, authfile=args.authfile, progress=progress).id)
     return 0
 

@@ -533,6 +533,7 @@ def _pull_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls-verify", type=_bool_flag, nargs="?", const=True, default=True, help="require HTTPS and verify certificates")
     p.add_argument("--authfile", help="path of the authentication file")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
+    p.add_argument("-a", "--all-tags", action="store_true", help="pull every tagged image of the repository")
     p.add_argument("image", metavar="IMAGE", help="[docker://]registry/name[:tag]")
 
 
@@ -581,6 +582,8 @@ def _image_untag_flags(p: argparse.ArgumentParser) -> None:
 def _image_prune_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--all", action="store_true", help="remove every image no container uses")
     p.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--filter", action="append", default=[],
+                   help="only images that match (until=TIME, label=KEY[=VALUE], label!=KEY[=VALUE])")
 
 
 def _image_exists_flags(p: argparse.ArgumentParser) -> None:

@@ -11,15 +11,15 @@ cgroup v1 gives a normal user no freezer.
 
 from __future__ import annotations
 
-import os
 import shlex
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kernelext import faults
 from kernelext.core.state import ContainerStatus
 from kernelext.errors import ContainerStateError
+from kernelext.storage import staging
 from kernelext.storage.imagechanges import apply_changes
 from kernelext.storage.images import Image, check_name
 from kernelext.storage.layerworker import Source, write_changes
@@ -45,13 +45,11 @@ def commit(ctr: Container, name: str | None, options: CommitOptions) -> Image:
     parent = runtime.images.get(ctr.config.image_id)
     config = apply_changes(parent.config, options.changes)
     history = {"created_by": shlex.join(ctr.config.args), "comment": options.message, "author": options.author}
-    staging_dir = runtime.opts.root / "images"
-    staging_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".commit-", suffix=".tar", dir=staging_dir)
-    os.close(fd)
-    changes_tar = Path(tmp)
+    # Named after this process: if it is killed, the next one knows the file for garbage (staging.py).
+    changes_tar = staging.make_file(runtime.opts.root / "images", ".tar")
     try:
         ctr.batch(lambda c: _write_layer(c, changes_tar, options.pause))
+        faults.point("commit:layer-written")
         image = runtime.images.commit(parent, changes_tar, config, names, history)
     finally:
         changes_tar.unlink(missing_ok=True)

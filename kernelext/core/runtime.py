@@ -88,11 +88,12 @@ class Runtime:
         self.db = Database(self.opts.database)
         self.namespace = namespace_for(self.opts.runroot, self._conmon_pids)
         self.storage_driver = store_driver(self.opts.root, self.namespace, storage_driver)
-        self.images = ImageStore(self.opts, self.db, self.namespace)
+        self.trash = Trash(self.opts.root, self.namespace)
+        self.images = ImageStore(self.opts, self.db, self.namespace, self.trash)
+        self.images.recover()  # what a killed pull, load, commit or rmi left (docs/architecture.md §11)
         self.events = EventLog(self.opts.events_file)
         #: The OCI runtime every container of the store runs on (docs/architecture.md §3).
         self.oci: OCIRuntime = ConmonRuncRuntime(self.opts.runc, self.opts.conmon, self.opts.runc_root, self.namespace)
-        self.trash = Trash(self.opts.root, self.namespace)
         #: Named and anonymous volumes (``rt.volumes.create/list/inspect/remove/prune``).
         self.volumes = Volumes(self)
 
@@ -382,6 +383,17 @@ class Runtime:
         self.events.emit("pull", image.id, image.name, image.name, type_="image")
         return image
 
+    def pull_all_tags(self, repository: str, *, tls_verify: bool = True, authfile: str | Path | None = None,
+                      progress: ProgressCallback | None = None) -> builtins.list[Image]:
+        """``podman pull --all-tags``: every tag of ``repository`` (``[docker://]registry/name``, no tag)."""
+        from kernelext.storage.skopeo import CopyOptions
+
+        images = self.images.pull_all_tags(repository, CopyOptions(tls_verify, str(authfile) if authfile else None),
+                                           progress)
+        for image in images:
+            self.events.emit("pull", image.id, image.name, image.name, type_="image")
+        return images
+
     def load(self, archive: str | Path, *, progress: ProgressCallback | None = None) -> Image:
         """``podman load -i``: a docker-archive or oci-archive file."""
         image = self.images.load(Path(archive), progress)
@@ -425,10 +437,14 @@ class Runtime:
     def image_exists(self, name_or_id: str) -> bool:
         return self.images.exists(name_or_id)
 
-    def prune_images(self, *, all: bool = False) -> builtins.list[Removal]:
-        """``podman image prune``: dangling images (every unused one with ``all``) removed; what went."""
+    def prune_images(self, *, all: bool = False, until: float | None = None, labels: Iterable[str] = (),
+                     not_labels: Iterable[str] = ()) -> builtins.list[Removal]:
+        """``podman image prune``: dangling images (every unused one with ``all``) removed; what went. The
+        ``--filter``s: only images created before ``until``, with every label of ``labels`` and none of
+        ``not_labels`` (``KEY`` or ``KEY=VALUE``)."""
         removed = []
-        for image in self.images.prune_candidates(all_=all):
+        for image in self.images.prune_candidates(all_=all, until=until, labels=list(labels),
+                                                  not_labels=list(not_labels)):
             removed.append(self.images.remove(image.id, force=True))
             self.events.emit("remove", image.id, image.name, image.name, type_="image")
         return removed

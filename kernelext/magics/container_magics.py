@@ -594,7 +594,9 @@ def _image_exists(m: ContainerMagics, args: argparse.Namespace) -> bool:
 def _image_prune(m: ContainerMagics, args: argparse.Namespace) -> list[str]:
     if not args.force:
         raise UsageError("a cell cannot answer the confirmation: add -f")
-    return [removal.image.id for removal in m.rt.prune_images(all=args.all)]
+    from kernelext.cli.images import prune_filters
+
+    return [removal.image.id for removal in m.rt.prune_images(all=args.all, **prune_filters(args.filter))]
 
 
 @handles("commit")
@@ -611,6 +613,9 @@ def _image_import(m: ContainerMagics, args: argparse.Namespace) -> Any:
 
 @handles("image-pull")
 def _image_pull(m: ContainerMagics, args: argparse.Namespace) -> Any:
+    if args.all_tags:  # a list of images; the bar follows each pull in turn
+        return _with_progress("Pulling", args.quiet, lambda progress: m.rt.pull_all_tags(
+            args.image, tls_verify=args.tls_verify, authfile=args.authfile, progress=progress))
     return _with_progress("Pulling", args.quiet, lambda progress: m.rt.pull(
         args.image, tls_verify=args.tls_verify, authfile=args.authfile, progress=progress))
 
@@ -626,9 +631,10 @@ def _with_progress(title: str, quiet: bool, bring: Callable[[Any], Any]) -> Any:
     try:
         image = bring(bar)
     finally:
+        done = title.removesuffix("ing") + "ed"
         bar.finish(None if image is None else
-                   f"{title.removesuffix('ing')}ed {image.name}: {len(image.config.layers)} layers, "
-                   f"{image.config.size / 1e6:.1f} MB")
+                   f"{done} {len(image)} images: {', '.join(i.name for i in image)}" if isinstance(image, list) else
+                   f"{done} {image.name}: {len(image.config.layers)} layers, {image.config.size / 1e6:.1f} MB")
     return image
 
 

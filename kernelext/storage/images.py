@@ -1,31 +1,34 @@
 """Images: read-only root filesystems that containers use as their lower layer.
 
-The built-in ``busybox`` image is assembled on first use from the host's
-statically linked busybox, so kernelext works offline on a fresh machine.
-Other images come from rootfs tarballs (``image import``, like ``podman
-import``), or are layered OCI images brought by skopeo (``pull``, ``image
-load``): their layers are unpacked once under ``<root>/layers`` and shared
-(:mod:`kernelext.storage.layers`), and the layout skopeo wrote is kept in the
-image's directory for ``image save``.
+The built-in ``busybox`` image is made on first use from the host's statically
+linked busybox (:mod:`kernelext.storage.busybox`), so kernelext works offline
+on a fresh machine; it is a one-layer OCI image like a pulled one. Other
+images are layered OCI images brought by skopeo (``pull``, ``image load``) or
+made by ``commit``: their layers are unpacked once under ``<root>/layers`` and
+shared (:mod:`kernelext.storage.layers`), and the layout is kept in the
+image's directory for ``image save``. Rootfs tarballs (``image import``, like
+``podman import``) and the built-in image of stores made before it was
+layered are flat: one directory, ``rootfs``.
 """
 
 from __future__ import annotations
 
 import datetime
 import enum
+import errno
 import os
 import re
 import shutil
 import sqlite3
-import struct
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kernelext import faults
 from kernelext.config import StoreConfig
 from kernelext.errors import (
     ImageFormatError,
@@ -39,8 +42,10 @@ from kernelext.errors import (
 from kernelext.files.fdtree import tree_size
 from kernelext.rootless import Namespace
 from kernelext.statedb.db import Database
-from kernelext.storage import layers, skopeo
+from kernelext.storage import busybox, layers, skopeo, staging
 from kernelext.storage.ocilayout import (
+    MEDIA_LAYER,
+    MEDIA_MANIFEST,
     architecture,
     blob_descriptor,
     blobs_of,
@@ -50,15 +55,12 @@ from kernelext.storage.ocilayout import (
     write_layout,
 )
 from kernelext.storage.progress import Phase, Progress, ProgressCallback
+from kernelext.storage.trash import Trash
 
 BUILTIN_BUSYBOX = "busybox"
 #: The shortest ID prefix that names an image (podman accepts any unambiguous prefix; 3 keeps names apart).
 MIN_ID_PREFIX = 3
 HEX = frozenset("0123456789abcdef")
-BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
-#: Bump when the built-in image's layout changes, so a new ID is derived.
-BUSYBOX_LAYOUT_VERSION = "1"
-_PT_INTERP = 3
 DEFAULT_TAG = ":latest"
 SHA256_PREFIX = "sha256:"
 #: Where a layered image keeps the OCI layout it came in (for ``image save``), inside its directory.
@@ -75,9 +77,6 @@ SAVE_FORMATS = ("oci-archive", "docker-archive")
 REFERENCE = re.compile(r"(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
                        r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?")
 
-_PASSWD = "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\n" \
-          "nobody:x:65534:65534:nobody:/home:/bin/false\n"
-_GROUP = "root:x:0:\ndaemon:x:1:\ntty:x:5:\nnogroup:x:65534:\n"
 
 
 class PullPolicy(enum.Enum):
@@ -188,9 +187,14 @@ class Image:
             if value:
                 config[key] = value
         created = datetime.datetime.fromtimestamp(c.created, datetime.UTC).isoformat()
-        return {"Id": self.id, "Digest": f"sha256:{self.id}", "RepoTags": self.repo_tags, "Created": created,
-                "Config": config, "Author": c.author, "Os": "linux", "Size": c.size,
-                "RootFS": {"Type": "layers", "Layers": list(c.layers)}, "NamesHistory": list(self.names)}
+        comment = next((step.get("comment") or "" for step in reversed(c.history) if not step.get("empty_layer")),
+                       "")
+        return {"Id": self.id, "Digest": f"sha256:{self.id}", "RepoTags": self.repo_tags, "RepoDigests": [],
+                "Parent": "", "Comment": comment, "Created": created, "Config": config, "Version": "",
+                "Author": c.author, "Architecture": architecture(), "Os": "linux", "Size": c.size,
+                "VirtualSize": c.size, "RootFS": {"Type": "layers", "Layers": list(c.layers)},
+                "Labels": c.labels or None, "Annotations": {}, "ManifestType": MEDIA_MANIFEST, "User": c.user,
+                "History": list(c.history), "NamesHistory": list(self.names)}
 
     @property
     def layout(self) -> Path | None:
@@ -217,6 +221,12 @@ class HistoryEntry:
     created_by: str
     size: int
     comment: str
+
+
+def has_label(image: Image, label: str) -> bool:
+    """Whether ``image`` has the label ``KEY`` (any value) or ``KEY=VALUE``."""
+    key, has_value, value = label.partition("=")
+    return key in image.config.labels and (not has_value or image.config.labels[key] == value)
 
 
 def parse_time(text: object) -> float:
@@ -268,33 +278,13 @@ def check_name(name: str, operation: str) -> str:
     return normalize_name(name)
 
 
-def find_static_busybox() -> Path:
-    for candidate in BUSYBOX_CANDIDATES:
-        path = Path(candidate)
-        if path.is_file() and _is_static_elf(path):
-            return path
-    raise NoSuchImageError("the built-in busybox image needs a statically linked busybox on the host "
-                           "(Debian: apt-get install busybox-static)")
-
-
-def _is_static_elf(path: Path) -> bool:
-    """True for a 64-bit ELF without a PT_INTERP header (no dynamic loader needed)."""
-    with path.open("rb") as f:
-        header = f.read(64)
-        if header[:4] != b"\x7fELF" or header[4] != 2:
-            return False
-        phoff, = struct.unpack_from("<Q", header, 0x20)
-        phentsize, phnum = struct.unpack_from("<HH", header, 0x36)
-        f.seek(phoff)
-        table = f.read(phentsize * phnum)
-    return all(struct.unpack_from("<I", table, i * phentsize)[0] != _PT_INTERP for i in range(phnum))
-
-
 class ImageStore:
-    def __init__(self, opts: StoreConfig, db: Database, namespace: Namespace | None = None) -> None:
+    def __init__(self, opts: StoreConfig, db: Database, namespace: Namespace | None = None,
+                 trash: Trash | None = None) -> None:
         self.namespace = namespace or Namespace()
         self.opts = opts
         self.db = db
+        self._trash = trash
 
     def _image(self, row: tuple[str, list[str], dict[str, Any]]) -> Image:
         image_id, names, config = row
@@ -330,7 +320,9 @@ class ImageStore:
         raise NoSuchImageError(f"{name_or_id}: image not known")
 
     def __call__(self) -> list[Image]:
-        """``rt.images()``: every image, oldest first (``rt.images`` itself is the store)."""
+        """``rt.images()``: every image, oldest first (``rt.images`` itself is the store). As ``ps -a`` does
+        for containers, listing first cleans up after image operations that died."""
+        self.recover()
         return self.all()
 
     def exists(self, name_or_id: str) -> bool:
@@ -378,22 +370,35 @@ class ImageStore:
         if users:
             raise ImageInUseError(f"image used by {min(users)}: image is in use by a container: consider "
                                   f"listing external containers and force-removing image", operation="image rm")
-        self.db.remove_image(image.id)
-        self.namespace.remove_tree(self.opts.image_dir(image.id))
-        if image.config.layers:
-            still_used = {d for other in self.all() for d in other.config.layers}
-            layers.remove_unused(self.layers_dir, still_used, image.config.layers, self.namespace)
-            self._collect_blobs()
+        marker = staging.make_dir(self.opts.root / "images")  # killed before the end: recover() finishes
+        try:
+            self.db.remove_image(image.id)
+            faults.point("image:unrecorded")
+            self.namespace.remove_tree(self.opts.image_dir(image.id))
+            if image.config.layers:
+                still_used = {d for other in self.all() for d in other.config.layers}
+                layers.remove_unused(self.layers_dir, still_used, image.config.layers, self.namespace)
+                self._collect_blobs()
+        except BaseException:
+            self._abandon(marker)
+            raise
+        os.rmdir(marker)
         return Removal(image, image.repo_tags, deleted=True)
 
     def users(self, image: Image) -> list[str]:
         """The IDs of the containers made from ``image``."""
         return self.db.containers_using_image(image.id)
 
-    def prune_candidates(self, *, all_: bool = False) -> list[Image]:
-        """``image prune``: dangling images (every image with ``all_``) that no container uses, newest first."""
+    def prune_candidates(self, *, all_: bool = False, until: float | None = None, labels: Sequence[str] = (),
+                         not_labels: Sequence[str] = ()) -> list[Image]:
+        """``image prune``: dangling images (every image with ``all_``) that no container uses, newest first;
+        podman's ``--filter``s: created before ``until``, with each of ``labels`` and none of ``not_labels``
+        (``KEY`` or ``KEY=VALUE``)."""
         return [image for image in reversed(self.all())
-                if (all_ or image.dangling) and not self.db.containers_using_image(image.id)]
+                if (all_ or image.dangling) and (until is None or image.config.created < until)
+                and all(has_label(image, label) for label in labels)
+                and not any(has_label(image, label) for label in not_labels)
+                and not self.db.containers_using_image(image.id)]
 
     def history(self, name_or_id: str) -> list[HistoryEntry]:
         """``image history``: the image's steps, newest first; each step that made a layer shows its size."""
@@ -418,73 +423,72 @@ class ImageStore:
         entries[0].id = image.id
         return entries
 
-    def _commit(self, names: list[str], image_id: str, staging: Path, config: ImageConfig) -> Image:
+    def _commit(self, names: list[str], image_id: str, staging_dir: Path, config: ImageConfig) -> Image:
         """Move a fully built image into place, then record it: never half an image.
 
         ``names`` move to this image from any image that had them (a pull of a tag pushed again); the image
-        that had them is left without, as podman leaves it ``<none>``.
+        that had them is left without, as podman leaves it ``<none>``. A staging entry of this process stays
+        until the row is there: killed before, the next one finds the work unfinished (:meth:`recover`).
         """
         final = self.opts.image_dir(image_id)
         config.created = config.created or time.time()
-        roots = [layers.layer_path(self.layers_dir, d) for d in config.layers] or [staging / "rootfs"]
+        roots = [layers.layer_path(self.layers_dir, d) for d in config.layers] or [staging_dir / "rootfs"]
         config.layer_sizes = [tree_size(root) for root in roots] if config.layers else []
         config.size = sum(config.layer_sizes) if config.layers else tree_size(roots[0])
-        if final.exists():
-            self.namespace.remove_tree(staging)
-        else:
-            os.rename(staging, final)
+        marker = staging.make_dir(final.parent)  # the staging directory's part once it is in place
         try:
-            self.db.add_image(image_id, names, config.__dict__)
-        except sqlite3.IntegrityError:  # already here: it gets the names
-            for name in names:
-                self.db.tag_image(image_id, name)
+            if final.exists():  # here already (the same image brought again): it gets the names
+                self.namespace.remove_tree(staging_dir)
+            else:
+                os.rename(staging_dir, final)
+            faults.point("image:placed")
+            try:
+                self.db.add_image(image_id, names, config.__dict__)
+            except sqlite3.IntegrityError:  # already here: it gets the names
+                for name in names:
+                    self.db.tag_image(image_id, name)
+        except BaseException:
+            self._abandon(marker)
+            raise
+        os.rmdir(marker)
         return self.get(image_id)
 
     def _staging(self) -> Path:
-        import tempfile
-
-        parent = self.opts.root / "images"
-        parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
-        (staging / "rootfs").mkdir()
-        return staging
+        directory = staging.make_dir(self.opts.root / "images")
+        (directory / "rootfs").mkdir()
+        return directory
 
     def _build_busybox(self) -> Image:
-        import hashlib  # only when building: keeps the CLI's start-up lean
-
-        binary = find_static_busybox()
-        digest = hashlib.sha256()
-        with binary.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-        digest.update(BUSYBOX_LAYOUT_VERSION.encode())
-        image_id = digest.hexdigest()
-        staging = self._staging()
+        """The built-in image, made from the host's busybox-static as one layer (docs/architecture.md §11)."""
+        binary = busybox.find_static_busybox()
+        staging_dir = self._staging()
         try:
-            root = staging / "rootfs"
-            for d in ("bin", "dev", "etc", "home", "proc", "root", "sys", "tmp", "usr/bin", "usr/sbin",
-                      "var/tmp", "run", "srv"):
-                (root / d).mkdir(parents=True, exist_ok=True)
-            os.chmod(root / "tmp", 0o1777)
-            os.chmod(root / "var/tmp", 0o1777)
-            os.chmod(root / "root", 0o700)
-            shutil.copy2(binary, root / "bin" / "busybox")
-            applets = subprocess.run([str(binary), "--list-full"], capture_output=True, text=True, check=True)
-            for applet in applets.stdout.split():
-                link = root / applet
-                if applet.endswith("/busybox") or link.exists():
-                    continue
-                link.parent.mkdir(parents=True, exist_ok=True)
-                os.symlink(os.path.relpath(root / "bin" / "busybox", link.parent), link)
-            (root / "etc/passwd").write_text(_PASSWD)
-            (root / "etc/group").write_text(_GROUP)
-            (root / "etc/hostname").write_text("")
-            (root / "etc/hosts").write_text("")
-            (root / "etc/resolv.conf").write_text("")
+            with self._blobs_locked():
+                blobs = self.blobs_dir / "sha256"
+                blob = staging.make_file(blobs)
+                layer_dir = staging.make_dir(self.layers_dir)
+                try:
+                    with blob.open("wb") as out:
+                        layer = busybox.write_layer(binary, layer_dir, out)
+                    os.rename(blob, blobs / layer.diff_id.removeprefix(SHA256_PREFIX))
+                    final = layers.layer_path(self.layers_dir, layer.diff_id)
+                    try:
+                        os.rename(layer_dir, final)
+                    except OSError as exc:  # another process made it meanwhile: the same files
+                        if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                            raise
+                finally:
+                    blob.unlink(missing_ok=True)
+                    if layer_dir.exists():
+                        self.namespace.remove_tree(layer_dir)
+                document = busybox.config_document(binary, layer.diff_id, architecture())
+                descriptor = {"mediaType": MEDIA_LAYER, "digest": layer.diff_id, "size": layer.size}
+                image_id = write_layout(staging_dir / LAYOUT_DIR, document, [descriptor], self.blobs_dir)
+                return self._commit([BUILTIN_BUSYBOX], image_id, staging_dir,
+                                    ImageConfig.from_oci(document, [layer.diff_id]))
         except BaseException:
-            self.namespace.remove_tree(staging)
+            self._abandon(staging_dir)
             raise
-        return self._commit([BUILTIN_BUSYBOX], image_id, staging, ImageConfig(cmd=["sh"]))
 
     def import_tarball(self, tarball: Path, name: str, *, cmd: list[str] | None = None) -> Image:
         """``podman import``: a rootfs tarball (plain or compressed) becomes an image."""
@@ -497,23 +501,23 @@ class ImageStore:
         with tarball.open("rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 digest.update(chunk)
-        staging = self._staging()
+        staging_dir = self._staging()
         try:
             # Owners kept where the namespace has them: as root, and rootless with subordinate IDs
             # (extracted inside the namespace, whose root may chown to them); else all the user's.
             keep_owners = self.namespace.keeps_owners
             argv = ["tar", "--extract", "--numeric-owner", "--same-permissions",
                     "--same-owner" if keep_owners else "--no-same-owner", "-f", str(tarball.absolute()),
-                    "-C", str(staging / "rootfs")]
+                    "-C", str(staging_dir / "rootfs")]
             proc = subprocess.run(self.namespace.command(argv) if keep_owners else argv,
                                   stdin=subprocess.DEVNULL, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise RuntimeFailure(f"importing {tarball}: {tool_reason(proc.stderr, 'tar failed')}",
                                      operation="image import")
         except BaseException:
-            self.namespace.remove_tree(staging)
+            self._abandon(staging_dir)
             raise
-        return self._commit([name], digest.hexdigest(), staging, ImageConfig(cmd=cmd or []))
+        return self._commit([name], digest.hexdigest(), staging_dir, ImageConfig(cmd=cmd or []))
 
     # ------------------------------------------------------------- OCI images
     def _copy_options(self, options: skopeo.CopyOptions | None = None) -> skopeo.CopyOptions:
@@ -553,6 +557,16 @@ class ImageStore:
             raise InvalidArgumentError("pull needs an image reference")
         return self._bring(source, name, options, operation="pull", progress=progress)
 
+    def pull_all_tags(self, repository: str, options: skopeo.CopyOptions = skopeo.CopyOptions(),  # noqa: B008
+                      progress: ProgressCallback | None = None) -> list[Image]:
+        """``podman pull --all-tags``: every tagged image of a registry repository (a tag in it is refused)."""
+        name = repository.removeprefix(skopeo.DOCKER_TRANSPORT)
+        if repository.startswith(skopeo.CONTAINERS_STORAGE_TRANSPORT) or ":" in name.rsplit("/", 1)[-1] \
+                or "@" in name:
+            raise InvalidArgumentError("tag can't be used with --all-tags/-a", operation="pull")
+        tags = skopeo.list_tags(name, self._copy_options(options), operation="pull")
+        return [self.pull(f"{name}:{tag}", options, progress) for tag in tags]
+
     def load(self, archive: Path, progress: ProgressCallback | None = None) -> Image:
         """``podman load``: a docker-archive or oci-archive file (compressed or not)."""
         if not archive.is_file():
@@ -564,9 +578,9 @@ class ImageStore:
     def _bring(self, source: str, name: str | None, options: skopeo.CopyOptions, *, operation: str,
                progress: ProgressCallback | None = None) -> Image:
         """Copy ``source`` into a layout in a staging directory with skopeo, then unpack its layers."""
-        staging = self._staging()
+        staging_dir = self._staging()
         try:
-            layout = staging / LAYOUT_DIR
+            layout = staging_dir / LAYOUT_DIR
             with self._blobs_locked():
                 # Blobs go to the store's shared directory: a layer another image brought is not fetched again.
                 skopeo.copy(source, f"oci:{layout}", self._copy_options(options), operation=operation,
@@ -577,13 +591,14 @@ class ImageStore:
                     if progress is not None:
                         progress(Progress(Phase.UNPACK, f"Unpacking layer {diff_id}", index, len(found.layers)))
                     self._unpack(blob, diff_id, operation)
+                faults.point(f"{operation}:unpacked")
             if progress is not None:
                 progress(Progress(Phase.DONE, found.config_digest, len(found.layers), len(found.layers)))
             config = ImageConfig.from_oci(found.config, found.diff_ids)
         except BaseException:
-            self.namespace.remove_tree(staging)
+            self._abandon(staging_dir)
             raise
-        return self._commit([normalize_name(name)] if name else [], found.config_digest, staging, config)
+        return self._commit([normalize_name(name)] if name else [], found.config_digest, staging_dir, config)
 
     def commit(self, parent: Image, changes_tar: Path, config: ImageConfig, names: list[str],
                history: dict[str, Any]) -> Image:
@@ -591,7 +606,7 @@ class ImageStore:
         ``config``; ``history`` is its step in the config's history (``created_by``, ``comment``, ``author``)."""
         import copy
 
-        staging = self._staging()
+        staging_dir = self._staging()
         try:
             with self._blobs_locked():
                 blobs = self.blobs_dir / "sha256"
@@ -620,12 +635,12 @@ class ImageStore:
                 document["rootfs"]["diff_ids"] = [*document["rootfs"]["diff_ids"], diff_id]
                 document["history"] = [*(document.get("history") or []),
                                        {"created": _iso(now), **{k: v for k, v in history.items() if v}}]
-                image_id = write_layout(staging / LAYOUT_DIR, document, descriptors, self.blobs_dir)
+                image_id = write_layout(staging_dir / LAYOUT_DIR, document, descriptors, self.blobs_dir)
             new_config = ImageConfig.from_oci(document, document["rootfs"]["diff_ids"])
         except BaseException:
-            self.namespace.remove_tree(staging)
+            self._abandon(staging_dir)
             raise
-        return self._commit(names, image_id, staging, new_config)
+        return self._commit(names, image_id, staging_dir, new_config)
 
     def save(self, name_or_id: str, output: Path, fmt: str = "oci-archive") -> Image:
         """``podman save``: the image as an archive skopeo writes (``oci-archive`` or ``docker-archive``)."""
@@ -641,13 +656,13 @@ class ImageStore:
                 skopeo.copy(f"oci:{image.layout}", dest, self._copy_options(), operation="save",
                             shared_blobs=blobs if blobs == self.blobs_dir else None)
             return image
-        staging = self._staging()
+        staging_dir = self._staging()
         try:  # a flat image: written as a one-layer layout first
-            write_flat_layout(image.rootfs, image.config.to_oci(), staging / LAYOUT_DIR,
+            write_flat_layout(image.rootfs, image.config.to_oci(), staging_dir / LAYOUT_DIR,
                               self.namespace.command(["tar"]))
-            skopeo.copy(f"oci:{staging / LAYOUT_DIR}", dest, self._copy_options(), operation="save")
+            skopeo.copy(f"oci:{staging_dir / LAYOUT_DIR}", dest, self._copy_options(), operation="save")
         finally:
-            self.namespace.remove_tree(staging)
+            self.namespace.remove_tree(staging_dir)
         return image
 
     # ------------------------------------------------------------ shared blobs
@@ -676,23 +691,76 @@ class ImageStore:
 
     def _collect_blobs(self) -> None:
         """Delete the shared blobs no image's layout names (skipped while another process uses them)."""
-        sha256 = self.blobs_dir / "sha256"
-        if not sha256.is_dir():
+        if not (self.blobs_dir / "sha256").is_dir():
             return
         with self._blobs_locked(exclusive=True) as mine:
-            if not mine:
-                return  # a pull or commit is under way: the next removal collects
-            needed: set[str] = set()
-            for image in self.all():
-                if image.layout is not None:
-                    try:
-                        needed.update(d.removeprefix(SHA256_PREFIX)
-                                      for d in read_layout(image.layout, self.blobs_dir).digests)
-                    except ImageFormatError:
-                        continue
-            for name in os.listdir(sha256):
-                if name not in needed:
-                    (sha256 / name).unlink(missing_ok=True)
+            if mine:  # else a pull or commit is under way: the next removal collects
+                self._unused_blobs(self.all())
+
+    def _unused_blobs(self, images: list[Image]) -> None:
+        """Delete the blobs the layouts of ``images`` do not name (the exclusive lock is held)."""
+        sha256 = self.blobs_dir / "sha256"
+        needed: set[str] = set()
+        for image in images:
+            if image.layout is not None:
+                try:
+                    needed.update(d.removeprefix(SHA256_PREFIX)
+                                  for d in read_layout(image.layout, self.blobs_dir).digests)
+                except ImageFormatError:
+                    continue
+        for name in os.listdir(sha256) if sha256.is_dir() else []:
+            if name not in needed and not (staging.is_staging(name) and staging.owner_alive(name)):
+                (sha256 / name).unlink(missing_ok=True)
+
+    # ---------------------------------------------------- after a killed command
+    def recover(self) -> None:
+        """Clean up after image operations whose process died (a pull, load, commit or removal killed part-way).
+
+        Cheap when none did: two directory listings. Each operation works under a staging entry named after
+        its process (:mod:`kernelext.storage.staging`) and removes it last, so an entry whose process is gone
+        says that something may be left half-made: then everything no image record accounts for goes.
+        """
+        if any(not staging.owner_alive(name)
+               for parent in (self.opts.root / "images", self.layers_dir)
+               for name in staging.staging_entries(parent)):
+            self.collect_garbage()
+
+    def collect_garbage(self) -> bool:
+        """Remove what no image record accounts for: staging entries of dead processes, image directories
+        without a record, layers no image lists, blobs no layout names. Done only when no other process is
+        at work on images (the blob lock taken exclusively, no live staging entry); False when it was not."""
+        images_dir, sha256 = self.opts.root / "images", self.blobs_dir / "sha256"
+        with self._blobs_locked(exclusive=True) as mine:
+            places = [(d, staging.staging_entries(d)) for d in (images_dir, self.layers_dir, sha256)]
+            if not mine or any(staging.owner_alive(n) for _, names in places for n in names):
+                return False  # another process is bringing, committing or removing an image: it finishes first
+            images = self.all()
+            ids = {image.id for image in images}
+            used = {diff_id.removeprefix(SHA256_PREFIX) for image in images for diff_id in image.config.layers}
+            for folder, keep in ((images_dir, ids), (self.layers_dir, used)):
+                for name in os.listdir(folder) if folder.is_dir() else []:
+                    if not staging.is_staging(name) and name not in keep:
+                        self._discard(folder / name)
+            self._unused_blobs(images)
+            for folder, names in places:  # the marks last: killed before this, the next process starts again
+                for name in names:
+                    self._discard(folder / name)
+        return True
+
+    def _abandon(self, staging_dir: Path) -> None:
+        """A failed operation's staging directory: what it brought (blobs skopeo fetched, layers unpacked) is
+        taken away with it, now, or by the next process when another one is at work on images."""
+        if staging.abandon(staging_dir) is not None:
+            self.collect_garbage()
+
+    def _discard(self, path: Path) -> None:
+        if path.is_dir() and not path.is_symlink():
+            if self._trash is not None:
+                self._trash.put(path)
+            else:
+                self.namespace.remove_tree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

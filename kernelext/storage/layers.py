@@ -19,7 +19,6 @@ import errno
 import hashlib
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
@@ -29,6 +28,7 @@ from kernelext.files.copyrules import member_parts
 from kernelext.files.rootpath import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2
 from kernelext.files.tarformat import CHUNK, Member, TarReader, open_archive
 from kernelext.rootless import Namespace
+from kernelext.storage import staging
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
@@ -159,18 +159,18 @@ def unpack(blob: Path, diff_id: str, layers_dir: Path, namespace: Namespace) -> 
     if not diff_id.startswith(SHA256) or len(diff_id) != len(SHA256) + 64:
         raise ImageFormatError(f"unsupported layer diff ID {diff_id!r}")
     layers_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=layers_dir))
+    staging_dir = staging.make_dir(layers_dir)  # named after this process: garbage once it is gone
     try:
-        os.chmod(staging, 0o755)  # the image's "/" (a tar's "./" entry does not change the destination)
-        _extract(blob, diff_id, staging, namespace)
+        os.chmod(staging_dir, 0o755)  # the image's "/" (a tar's "./" entry does not change the destination)
+        _extract(blob, diff_id, staging_dir, namespace)
         try:
-            os.rename(staging, final)
+            os.rename(staging_dir, final)
         except OSError as exc:
             if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                 raise
-            namespace.remove_tree(staging)  # another process unpacked it meanwhile
+            namespace.remove_tree(staging_dir)  # another process unpacked it meanwhile
     except BaseException:
-        namespace.remove_tree(staging)
+        namespace.remove_tree(staging_dir)
         raise
     return final
 

@@ -30,6 +30,7 @@ from typing import BinaryIO
 
 from kernelext.errors import ImageFormatError, RuntimeFailure, tool_reason
 from kernelext.rootless import Namespace
+from kernelext.storage import staging
 from kernelext.storage.layerdiff import INIT_PATHS, OPAQUE_XATTRS
 
 WHITEOUT_PREFIX = ".wh."
@@ -38,6 +39,8 @@ OPAQUE_MARKER = ".wh..wh..opq"
 KEPT_XATTRS = ("security.capability", "user.", "trusted.")
 OVERLAY_XATTRS = ("trusted.overlay.", "user.overlay.")
 CHUNK = 1 << 20
+#: The PID of the process that started the worker (it re-arms its death signal against it).
+ENV_PARENT = "KERNELEXT_LAYERWORKER_PARENT"
 
 
 class Source(enum.Enum):
@@ -170,7 +173,8 @@ def _write_changes(root: str, source: Source, changes: list[tuple[str, str]], ou
 def _python(module: str, *args: str) -> list[str]:
     """This Python running ``module``, with kernelext importable from where this process has it."""
     package_parent = str(Path(__file__).resolve().parents[2])
-    return ["env", f"PYTHONPATH={package_parent}", sys.executable, "-s", "-m", module, *args]
+    return ["env", f"PYTHONPATH={package_parent}", f"{ENV_PARENT}={os.getpid()}", sys.executable, "-s", "-m", module,
+            *args]
 
 
 def write_changes(root: Path, source: Source, changes: list[tuple[str, str]], output: Path,
@@ -178,7 +182,8 @@ def write_changes(root: Path, source: Source, changes: list[tuple[str, str]], ou
     """The layer tar of a container's changes (read from ``root``) written to ``output``."""
     with output.open("wb") as out:
         proc = subprocess.run(namespace.command(_python(__name__, "changes", str(root), source.value)),
-                              input=json.dumps(changes).encode(), stdout=out, stderr=subprocess.PIPE)
+                              input=json.dumps(changes).encode(), stdout=out, stderr=subprocess.PIPE,
+                              preexec_fn=staging.die_with_parent)
     if proc.returncode != 0:
         raise RuntimeFailure(f"commit: reading the container's changes: "
                              f"{tool_reason(proc.stderr, 'the layer writer failed')}", operation="commit")
@@ -187,7 +192,8 @@ def write_changes(root: Path, source: Source, changes: list[tuple[str, str]], ou
 def unpack_in_namespace(blob: Path, diff_id: str, layers_dir: Path, namespace: Namespace, operation: str) -> None:
     """:func:`kernelext.storage.layers.unpack` run inside the store's user namespace (rootless)."""
     proc = subprocess.run(namespace.command(_python(__name__, "unpack", str(blob), diff_id, str(layers_dir))),
-                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          preexec_fn=staging.die_with_parent)
     if proc.returncode != 0:
         raise ImageFormatError(tool_reason(proc.stderr, "unpacking failed"), operation=operation)
 
@@ -202,6 +208,8 @@ def stack_in_namespace(path: Path, lowers: list[Path], namespace: Namespace) -> 
 
 def _main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
+    if ENV_PARENT in os.environ:  # entering the namespace dropped the death signal: a killed caller ends this too
+        staging.rearm_death_signal(int(os.environ[ENV_PARENT]))
     try:
         if command == "changes":
             root, source = rest

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kernelext.errors import ImageFormatError, RuntimeFailure, tool_reason
+from kernelext.storage import staging
 
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -110,12 +109,11 @@ def blob_descriptor(path: Path, media_type: str = MEDIA_LAYER, *, rename_into: P
 
 def tar_layer(rootfs: Path, blobs: Path, tar_command: list[str]) -> dict[str, Any]:
     """``rootfs`` archived as one uncompressed layer blob in ``blobs``; its descriptor (digest = diff ID)."""
-    fd, name = tempfile.mkstemp(prefix=".layer-", dir=blobs)  # a shared blob directory: never a fixed name
-    os.close(fd)
-    layer_file = Path(name)
+    layer_file = staging.make_file(blobs)  # a shared blob directory: never a fixed name
     with layer_file.open("wb") as out:
         proc = subprocess.run([*tar_command, "--create", "--numeric-owner", "--xattrs", "-C", str(rootfs), "."],
-                              stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE, text=True)
+                              stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=staging.die_with_parent)
     if proc.returncode != 0:
         raise RuntimeFailure(f"archiving {rootfs}: {tool_reason(proc.stderr, 'tar failed')}", operation="save")
     return blob_descriptor(layer_file)

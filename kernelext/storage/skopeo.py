@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kernelext.errors import RuntimeFailure, tool_reason
+from kernelext.storage import staging
 from kernelext.storage.progress import Phase, Progress, ProgressCallback
 
 SKOPEO = "skopeo"
@@ -80,7 +81,8 @@ def copy(src: str, dest: str, options: CopyOptions = CopyOptions(), *, operation
         extra = [f"--{'dest' if dest.startswith(OCI_TRANSPORT) else 'src'}-shared-blob-dir", str(shared_blobs)]
     if progress is None:
         proc = subprocess.run([*_argv("copy", src, dest, options), *extra, "--quiet", src, dest],
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=COPY_TIMEOUT_S)
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=COPY_TIMEOUT_S,
+                              preexec_fn=staging.die_with_parent)
         failure = proc.stderr if proc.returncode != 0 else None
     else:
         failure = _copy_reporting([*_argv("copy", src, dest, options), *extra, src, dest],
@@ -96,7 +98,7 @@ def _copy_reporting(argv: list[str], src: str, options: CopyOptions, progress: P
     total = _manifest_total(src, options) if src.startswith(DOCKER_TRANSPORT) else None
     already = _bytes_under(written) if written is not None else 0  # blobs other images brought
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=staging.die_with_parent)  # noqa: PLW1509 - one prctl, no lock
     errors: list[str] = []
     finished = threading.Event()
 
@@ -131,6 +133,21 @@ def _copy_reporting(argv: list[str], src: str, options: CopyOptions, progress: P
     if proc.returncode == 0 and written is not None:
         progress(Progress(Phase.BYTES, done=_bytes_under(written) - already, total=total))
     return None if proc.returncode == 0 else "".join(errors)
+
+
+def list_tags(repository: str, options: CopyOptions = CopyOptions(), *, operation: str) -> list[str]:
+    """``skopeo list-tags``: the tags a registry holds for ``repository`` (``[docker://]host/name``)."""
+    src = docker_reference(repository)
+    if shutil.which(SKOPEO) is None:
+        raise RuntimeFailure(f"{operation} needs skopeo (Debian: apt-get install skopeo)", operation=operation)
+    proc = subprocess.run([*_argv("list-tags", src, None, options), src], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=COPY_TIMEOUT_S)
+    try:
+        if proc.returncode == 0:
+            return [str(tag) for tag in json.loads(proc.stdout)["Tags"] or []]
+    except (ValueError, KeyError, TypeError):
+        pass
+    raise RuntimeFailure(f"{operation} {repository}: {_reason(proc.stderr or proc.stdout)}", operation=operation)
 
 
 def _manifest_total(src: str, options: CopyOptions) -> int | None:

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from kernelext.storage.images import find_static_busybox
+from kernelext.storage.busybox import find_static_busybox
 from kernelext.storage.ocilayout import write_flat_layout
 
 #: podman's build-testimage stamps testimage-id with this mtime.
