@@ -128,12 +128,8 @@ def test_pull_run_save_load(store: Store, registry: Registry, pushed: dict[str, 
 
 
 def _check_diff(store: Store, image: str) -> None:
-    """diff compares with all the image's layers: a base layer's file deleted, a top layer's changed.
-
-    As root only: rootless, diff cannot mount the layers as one view and compares with the top layer alone
-    (kernelext.storage.overlay.lower_view), so deletions in deeper layers are missed."""
-    if ROOTLESS:
-        return
+    """diff compares with all the image's layers: a base layer's file deleted, a top layer's changed (rootless
+    too, where the layers are mounted as one view inside the store's namespace)."""
     proc = store.cli("run", "--name", "differ", "--user", "0", image, "sh", "-c",
                      "rm /etc/os-release; echo x > /etc/motd; echo y > /data/new2")
     assert proc.returncode == 0, proc.stderr
@@ -184,9 +180,6 @@ def test_pull_of_a_pushed_again_tag_moves_the_name(store: Store, registry: Regis
     assert len(os.listdir(rt.opts.root / "layers")) == 1
 
 
-@pytest.mark.xfail(ROOTLESS, strict=True, reason="rootless, the overlay is mounted by a helper in the store's "
-                   "namespace, which gets the layers' full paths: more than one mount's options hold "
-                   "(kernelext.storage.overlay.lowerdir_option)")
 def test_many_layers_fit_one_mount(store: Store, registry: Registry, tmp_path: Path) -> None:  # noqa: F811
     """More layers than a page of full paths holds (podman's limit is the same page; it shortens them too)."""
     count = 100

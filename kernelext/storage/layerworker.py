@@ -1,7 +1,8 @@
 """Layer work that must run where the layer's files belong: a container's changes written as a layer tar
-(``commit``), and a layer tar unpacked (``pull``, ``load``, ``commit``).
+(``commit``), a layer tar unpacked (``pull``, ``load``, ``commit``), and a container's changes listed
+against all its image's layers, mounted as one view (``diff`` of a layered image).
 
-As root both run in this process's children directly. Rootless, a layer's
+As root these run in this process's children directly. Rootless, a layer's
 files belong to the IDs of the store's user namespace (subordinate IDs), which
 only a process inside it may create, chown or read: the same code then runs as
 ``python -m kernelext.storage.layerworker`` entered into the namespace
@@ -26,12 +27,12 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from kernelext.errors import ImageFormatError, RuntimeFailure, tool_reason
 from kernelext.rootless import Namespace
 from kernelext.storage import staging
-from kernelext.storage.layerdiff import INIT_PATHS, OPAQUE_XATTRS
+from kernelext.storage.layerdiff import INIT_PATHS, OPAQUE_XATTRS, Change, ChangeKind
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
@@ -206,6 +207,26 @@ def stack_in_namespace(path: Path, lowers: list[Path], namespace: Namespace) -> 
         raise RuntimeFailure(tool_reason(proc.stderr, "applying the image's layers failed"), operation="create")
 
 
+class _Compared(Protocol):
+    """A container's layer whose changes against its image can be listed (overlay's or vfs's)."""
+
+    driver: str
+    path: Path
+    lowers: list[Path]
+
+
+def changes_in_namespace(layer: _Compared, namespace: Namespace) -> list[Change]:
+    """``diff`` of a container on a layered image, run inside the store's user namespace (rootless), where
+    the image's layers can be mounted as one view to compare with."""
+    proc = subprocess.run(namespace.command(_python(__name__, "diff", layer.driver, str(layer.path),
+                                                    *map(str, layer.lowers))),
+                          stdin=subprocess.DEVNULL, capture_output=True, preexec_fn=staging.die_with_parent)
+    if proc.returncode != 0:
+        raise RuntimeFailure(f"comparing the container's files with its image: "
+                             f"{tool_reason(proc.stderr, 'the layer worker failed')}", operation="diff")
+    return [Change(path, ChangeKind(kind)) for path, kind in json.loads(proc.stdout)]
+
+
 def _main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     if ENV_PARENT in os.environ:  # entering the namespace dropped the death signal: a killed caller ends this too
@@ -228,6 +249,15 @@ def _main(argv: list[str]) -> int:
 
             path, *lowers = rest
             CopyLayer(Path(path), [Path(p) for p in lowers], UserNamespace(Path(path)))._stack_layers()
+        elif command == "diff":
+            from kernelext.rootless import UserNamespace
+            from kernelext.storage.overlay import Layer
+            from kernelext.storage.vfs import CopyLayer
+
+            driver, path, *lowers = rest
+            kind = CopyLayer if driver == CopyLayer.driver else Layer
+            changes = kind(Path(path), [Path(p) for p in lowers], UserNamespace(Path(path))).changes()
+            json.dump([[c.path, c.kind.value] for c in changes], sys.stdout)
         else:
             raise ValueError(f"unknown command {command!r}")
     except Exception as exc:  # noqa: BLE001 - one line for the caller's error

@@ -2,6 +2,9 @@
 
 As root the mount is a syscall here; rootless it is made inside the store's
 user namespace (Linux >= 5.11 allows overlayfs there), where runc sees it.
+Layer paths longer than a page of mount options are shortened to
+``/proc/self/fd/N`` by the process that mounts (docs/architecture.md §11):
+rootless, a child of this process that joined the namespace.
 
 A volatile layer (a ``--rm`` container's, as podman makes it) is mounted with
 overlayfs' ``volatile`` option: unmounting a normal overlay syncs the whole
@@ -14,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import functools
 import os
 import shutil
 import subprocess
@@ -24,9 +28,12 @@ from pathlib import Path
 from kernelext.errors import RuntimeFailure, tool_reason
 from kernelext.rootless import Namespace
 from kernelext.storage.layerdiff import Change, layer_changes
+from kernelext.storage.layerworker import changes_in_namespace
 
 _MNT_DETACH = 2
 _MS_RDONLY = 1
+#: overlayfs' option for its metadata in ``user.overlay.*`` xattrs: what a user namespace may set.
+_USERXATTR = ",userxattr"
 #: Where a layered image is mounted read-only while a container's changes are compared with it.
 LOWER_VIEW_PREFIX = ".lower-view-"
 #: The kernel copies mount options into one page: a lowerdir list longer than that cannot be mounted.
@@ -37,12 +44,11 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 
 @contextlib.contextmanager
-def lowerdir_option(lowers: Sequence[Path], room: int, direct: bool) -> Iterator[str]:
-    """The ``lowerdir`` value: the layers' paths, or, when they would not fit in ``room`` and the mount is
-    made by this process (``direct``), ``/proc/self/fd/N`` of each (17 bytes a layer, the room podman's short
-    links buy)."""
+def lowerdir_option(lowers: Sequence[Path], room: int) -> Iterator[str]:
+    """The ``lowerdir`` value for a mount made by this process: the layers' paths, or, when they would not
+    fit in ``room``, ``/proc/self/fd/N`` of each (17 bytes a layer, the room podman's short links buy)."""
     full = ":".join(str(p) for p in lowers)
-    if len(full) <= room or not direct:
+    if len(full) <= room:
         yield full
         return
     fds: list[int] = []
@@ -55,22 +61,26 @@ def lowerdir_option(lowers: Sequence[Path], room: int, direct: bool) -> Iterator
             os.close(fd)
 
 
+def compares_in_namespace(lowers: Sequence[Path], namespace: Namespace) -> bool:
+    """Whether comparing with these layers takes a mount that this process cannot make (rootless, outside
+    the namespace): the comparison then runs in the namespace (kernelext.storage.layerworker)."""
+    return len(lowers) > 1 and not namespace.direct
+
+
 @contextlib.contextmanager
 def lower_view(lowers: Sequence[Path], parent: Path, namespace: Namespace) -> Iterator[Path]:
     """The image as one directory, to compare a container's files with: its only layer, or its layers
-    mounted read-only (an overlay of lower layers alone) on a new directory under ``parent`` while in use.
-
-    Where this process cannot mount (rootless), the top layer stands in: files of deeper layers then
-    show as added, and their deletions are missed.
-    """
-    if len(lowers) == 1 or not namespace.direct:
+    mounted read-only (an overlay of lower layers alone) on a new directory under ``parent`` while in use
+    (by this process: as root, or inside the store's namespace)."""
+    if len(lowers) == 1:
         yield lowers[0]
         return
     where = Path(tempfile.mkdtemp(prefix=LOWER_VIEW_PREFIX, dir=parent))  # one each: diffs may run side by side
+    extra = _USERXATTR if namespace.rootless else ""  # the layers' opaque directories are marked in user.*
     try:
-        with lowerdir_option(lowers, MAX_MOUNT_OPTIONS - len("lowerdir="), True) as lowerdir:
+        with lowerdir_option(lowers, MAX_MOUNT_OPTIONS - len(f"lowerdir={extra}")) as lowerdir:
             if _libc.mount(b"overlay", os.fsencode(where), b"overlay", _MS_RDONLY,
-                           f"lowerdir={lowerdir}".encode()) != 0:
+                           f"lowerdir={lowerdir}{extra}".encode()) != 0:
                 err = ctypes.get_errno()
                 raise RuntimeFailure(f"mounting the image's layers on {where}: {os.strerror(err)}")
         try:
@@ -125,6 +135,8 @@ class Layer:
                 "MergedDir": str(self.merged) if mounted else ""}
 
     def changes(self) -> list[Change]:
+        if compares_in_namespace(self.lowers, self.namespace):
+            return changes_in_namespace(self, self.namespace)
         with lower_view(self.lowers, self.path, self.namespace) as lower:
             return layer_changes(self.upper, lower)
 
@@ -144,25 +156,33 @@ class Layer:
             extra = ""
             if self.namespace.rootless:
                 # Its metadata in user.* xattrs: without them, removing a lower directory fails (EIO).
-                extra += ",userxattr"
+                extra += _USERXATTR
             if self.volatile:
                 extra += ",volatile"
                 # A volatile mount leaves this marker, and overlayfs refuses to mount the layer again while
                 # it exists (its contents may be lost after a crash); removed first, as containers/storage does.
                 shutil.rmtree(self.work / "work" / "incompat" / "volatile", ignore_errors=True)
-            fixed = len(f"lowerdir=,upperdir={self.upper},workdir={self.work}{extra}")
-            with lowerdir_option(self.lowers, MAX_MOUNT_OPTIONS - fixed, self.namespace.direct) as lowerdir:
-                options = f"lowerdir={lowerdir},upperdir={self.upper},workdir={self.work}{extra}"
-                if len(options) > MAX_MOUNT_OPTIONS:
-                    raise RuntimeFailure(f"mounting overlay on {self.merged}: the image has too many layers "
-                                         f"({len(self.lowers)}) for one mount", operation="mount")
-                if not self.namespace.direct:
-                    self._run_in_namespace("mount", ["mount", "-t", "overlay", "overlay", "-o", options,
-                                                     str(self.merged)])
-                elif _libc.mount(b"overlay", os.fsencode(self.merged), b"overlay", 0, options.encode()) != 0:
-                    err = ctypes.get_errno()
-                    raise RuntimeFailure(f"mounting overlay on {self.merged}: {os.strerror(err)}", operation="mount")
+            options = f"lowerdir={':'.join(map(str, self.lowers))},upperdir={self.upper},workdir={self.work}{extra}"
+            if self.namespace.direct or len(options) > MAX_MOUNT_OPTIONS:
+                # Rootless and too long for the `mount` command: a child of this process that joined the
+                # namespace mounts, its /proc/self/fd/N shortening the paths as root's do.
+                self.namespace.call(functools.partial(self._mount_here, extra))
+            else:
+                self._run_in_namespace("mount", ["mount", "-t", "overlay", "overlay", "-o", options,
+                                                 str(self.merged)])
         return self.merged
+
+    def _mount_here(self, extra: str) -> None:
+        """The mount made by this process (``extra``: the options after ``workdir``)."""
+        fixed = len(f"lowerdir=,upperdir={self.upper},workdir={self.work}{extra}")
+        with lowerdir_option(self.lowers, MAX_MOUNT_OPTIONS - fixed) as lowerdir:
+            options = f"lowerdir={lowerdir},upperdir={self.upper},workdir={self.work}{extra}"
+            if len(options) > MAX_MOUNT_OPTIONS:
+                raise RuntimeFailure(f"mounting overlay on {self.merged}: the image has too many layers "
+                                     f"({len(self.lowers)}) for one mount", operation="mount")
+            if _libc.mount(b"overlay", os.fsencode(self.merged), b"overlay", 0, options.encode()) != 0:
+                err = ctypes.get_errno()
+                raise RuntimeFailure(f"mounting overlay on {self.merged}: {os.strerror(err)}", operation="mount")
 
     def _run_in_namespace(self, operation: str, argv: list[str]) -> None:
         proc = subprocess.run(self.namespace.command(argv), stdin=subprocess.DEVNULL, capture_output=True, text=True)

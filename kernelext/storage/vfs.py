@@ -24,7 +24,8 @@ from kernelext.files.fdtree import list_names, remove_entry
 from kernelext.files.rootpath import open_in_root
 from kernelext.rootless import Namespace
 from kernelext.storage.layerdiff import Change, tree_changes
-from kernelext.storage.overlay import lower_view
+from kernelext.storage.layerworker import changes_in_namespace
+from kernelext.storage.overlay import compares_in_namespace, lower_view
 
 #: The opaque-directory xattrs a layer may carry (see kernelext.storage.layers).
 _OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
@@ -104,6 +105,8 @@ class CopyLayer:
         self.namespace.remove_tree(self.path)
 
     def changes(self) -> list[Change]:
+        if compares_in_namespace(self.lowers, self.namespace):
+            return changes_in_namespace(self, self.namespace)
         with lower_view(self.lowers, self.path, self.namespace) as lower:
             return tree_changes(self.merged, lower)
 
