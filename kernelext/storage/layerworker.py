@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
 from kernelext.errors import ImageFormatError, RuntimeFailure, tool_reason
 from kernelext.rootless import Namespace
@@ -207,24 +207,15 @@ def stack_in_namespace(path: Path, lowers: list[Path], namespace: Namespace) -> 
         raise RuntimeFailure(tool_reason(proc.stderr, "applying the image's layers failed"), operation="create")
 
 
-class _Compared(Protocol):
-    """A container's layer whose changes against its image can be listed (overlay's or vfs's)."""
-
-    driver: str
-    path: Path
-    lowers: list[Path]
-
-
-def changes_in_namespace(layer: _Compared, namespace: Namespace) -> list[Change]:
-    """``diff`` of a container on a layered image, run inside the store's user namespace (rootless), where
-    the image's layers can be mounted as one view to compare with."""
-    proc = subprocess.run(namespace.command(_python(__name__, "diff", layer.driver, str(layer.path),
-                                                    *map(str, layer.lowers))),
+def changes_in_namespace(driver: str, path: Path, lowers: list[Path], namespace: Namespace) -> list[Change]:
+    """``diff`` of a container on a layered image (its layer at ``path``, of storage driver ``driver``), run
+    inside the store's user namespace (rootless), where the image's layers can be mounted as one view."""
+    proc = subprocess.run(namespace.command(_python(__name__, "diff", driver, str(path), *map(str, lowers))),
                           stdin=subprocess.DEVNULL, capture_output=True, preexec_fn=staging.die_with_parent)
     if proc.returncode != 0:
         raise RuntimeFailure(f"comparing the container's files with its image: "
                              f"{tool_reason(proc.stderr, 'the layer worker failed')}", operation="diff")
-    return [Change(path, ChangeKind(kind)) for path, kind in json.loads(proc.stdout)]
+    return [Change(changed, ChangeKind(kind)) for changed, kind in json.loads(proc.stdout)]
 
 
 def _main(argv: list[str]) -> int:
@@ -256,8 +247,8 @@ def _main(argv: list[str]) -> int:
 
             driver, path, *lowers = rest
             kind = CopyLayer if driver == CopyLayer.driver else Layer
-            changes = kind(Path(path), [Path(p) for p in lowers], UserNamespace(Path(path))).changes()
-            json.dump([[c.path, c.kind.value] for c in changes], sys.stdout)
+            listed = kind(Path(path), [Path(p) for p in lowers], UserNamespace(Path(path))).changes()
+            json.dump([[c.path, c.kind.value] for c in listed], sys.stdout)
         else:
             raise ValueError(f"unknown command {command!r}")
     except Exception as exc:  # noqa: BLE001 - one line for the caller's error

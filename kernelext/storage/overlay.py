@@ -136,7 +136,7 @@ class Layer:
 
     def changes(self) -> list[Change]:
         if compares_in_namespace(self.lowers, self.namespace):
-            return changes_in_namespace(self, self.namespace)
+            return changes_in_namespace(self.driver, self.path, self.lowers, self.namespace)
         with lower_view(self.lowers, self.path, self.namespace) as lower:
             return layer_changes(self.upper, lower)
 

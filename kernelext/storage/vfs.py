@@ -106,7 +106,7 @@ class CopyLayer:
 
     def changes(self) -> list[Change]:
         if compares_in_namespace(self.lowers, self.namespace):
-            return changes_in_namespace(self, self.namespace)
+            return changes_in_namespace(self.driver, self.path, self.lowers, self.namespace)
         with lower_view(self.lowers, self.path, self.namespace) as lower:
             return tree_changes(self.merged, lower)
 
