@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from kernelext.oci.identity import read_env_file
+from kernelext.oci.monitoring import MonitorOptions
 
 from conftest import ROOTLESS, Store
 
@@ -108,14 +109,25 @@ def test_log_opt_max_size_keeps_the_log_under_it(store: Store) -> None:
     ctr = store.runtime.get("chatty")
     assert ctr.log_path.stat().st_size <= 100 * 1024  # 5000 lines would be ~230 KB
     assert [line.data for line in ctr.logs(tail=1)] == [b"line 4999 padding padding padding padding\n"]
-    assert ctr.inspect()["HostConfig"]["LogConfig"]["Size"] == str(100 * 1024)
+    assert ctr.inspect()["HostConfig"]["LogConfig"]["Size"] == "100kB"  # podman: decimal units, HumanSize
     bad = store.cli("run", "--rm", "--log-opt", "colour=red", "busybox", "true")
     assert bad.returncode == 125 and "invalid log option" in bad.stderr
+
+
+def test_log_opt_max_size_is_podmans_decimal_size() -> None:
+    """podman reads max-size with go-units' FromHumanSize (powers of 1000) and inspect prints HumanSize."""
+    opts = MonitorOptions.build(log_opts=["max-size=1.089m"])
+    assert opts.log_size_max == 1_089_000
+    assert opts.log_config("/x/ctr.log") == {"Type": "k8s-file", "Config": None, "Path": "/x/ctr.log",
+                                             "Size": "1.089MB"}
+    assert MonitorOptions.build().log_config("/x")["Size"] == "0B"
+    assert MonitorOptions.build(log_driver="none").log_config("/x/ctr.log")["Path"] == ""
 
 
 def test_log_driver_none_and_passthrough(store: Store) -> None:
     proc = store.cli("run", "--name", "quiet", "--log-driver", "none", "busybox", "echo", "attached")
     assert (proc.returncode, proc.stdout) == (0, "attached\n"), proc.stderr
+    assert store.runtime.get("quiet").inspect()["HostConfig"]["LogConfig"]["Path"] == ""  # no file kept
     logs = store.cli("logs", "quiet")
     assert logs.returncode == 125
     assert logs.stderr.strip() == ("Error: this container is using the 'none' log driver, cannot read logs: "

@@ -23,6 +23,8 @@ DEFAULT_CPU_PERIOD = 100_000
 #: The smallest memory limit podman accepts (below it the runtime itself cannot start).
 MIN_MEMORY = 6 * 1024 * 1024
 _NS_PER_CPU = 1_000_000_000
+#: The unit letters in order of their power (``FromHumanSize``'s decimal multipliers).
+_POWERS = ("", "k", "m", "g", "t", "p")
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?$", re.IGNORECASE)
 #: Where the kernel puts the ceiling of RLIMIT_NOFILE (CAP_SYS_RESOURCE may raise up to it, no further).
@@ -31,14 +33,17 @@ NR_OPEN = "/proc/sys/fs/nr_open"
 CAP_SYS_RESOURCE_BIT = 24
 
 
-def parse_size(text: str | int, flag: str) -> int:
-    """podman's ``RAMInBytes``: ``64m``, ``1g``, ``512k``, ``1048576`` (binary units)."""
+def parse_size(text: str | int, flag: str, *, decimal: bool = False) -> int:
+    """podman's ``RAMInBytes``: ``64m``, ``1g``, ``512k``, ``1048576`` (binary units); with ``decimal``,
+    its ``FromHumanSize`` (powers of 1000, as ``--log-opt max-size`` is read)."""
     if isinstance(text, int):
         return text
     match = _SIZE.match(text.strip())
     if not match:
         raise InvalidArgumentError(f"invalid value for {flag}: invalid size: '{text}'")
-    return int(float(match[1]) * _UNITS[match[2].lower()])
+    unit = match[2].lower()
+    factor = 1000 ** _POWERS.index(unit) if decimal else _UNITS[unit]
+    return int(float(match[1]) * factor)
 
 
 @dataclass(frozen=True)
