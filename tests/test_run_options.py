@@ -70,6 +70,18 @@ def test_hostname_and_add_host(store: Store) -> None:
     assert code == 125 and "--add-host" in err
 
 
+def test_default_env_and_unsetenv(store: Store) -> None:
+    """podman's defaults TERM=xterm and container=podman under the image's env; --unsetenv, --unsetenv-all."""
+    code, out, err = _run(store, "busybox", "env")
+    assert code == 0, err
+    assert {"TERM=xterm", "container=podman"} <= set(out.splitlines())
+    code, out, err = _run(store, "--unsetenv", "TERM", "busybox", "env")
+    assert code == 0 and "container=podman" in out.splitlines() and "TERM" not in out, err
+    code, out, err = _run(store, "--unsetenv-all", "-e", "TERM=abc", "busybox", "/bin/busybox", "env")
+    assert code == 0, err
+    assert "TERM=abc" in out.splitlines() and not any(v in out for v in ("container=", "PATH="))
+
+
 def test_env_file_and_env_host(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env_file = tmp_path / "vars.env"
     env_file.write_text("# a comment\n\nA=1\nB=two words\nHOME_FROM_HOST\n")

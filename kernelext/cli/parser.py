@@ -160,6 +160,10 @@ def _identity_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--add-host", action="append", default=[], help="add a custom host-to-IP mapping (HOST:IP)")
     p.add_argument("--env-file", action="append", default=[], help="read environment variables from a file")
     p.add_argument("--env-host", action="store_true", help="use all of the current environment")
+    p.add_argument("--unsetenv", action="append", default=[],
+                   help="leave out a default or image environment variable")
+    p.add_argument("--unsetenv-all", action="store_true",
+                   help="leave out all default and image environment variables")
     p.add_argument("--annotation", action="append", default=[], help="add an annotation (KEY=VALUE)")
     p.add_argument("--init", action="store_true", help="run an init (catatonit) that forwards signals and reaps")
     p.add_argument("--tz", help="set the time zone (a zone name, or local)")
@@ -209,6 +213,7 @@ def _run_options(args: argparse.Namespace) -> dict[str, Any]:
                 devices=args.device, hostname=args.hostname, add_hosts=args.add_host,
                 annotations=dict(item.partition("=")[::2] for item in args.annotation), init=args.init,
                 tz=args.tz, umask=args.umask, env_file=args.env_file, env_host=args.env_host, pid=args.pid,
+                unsetenv=args.unsetenv, unsetenv_all=args.unsetenv_all,
                 ipc=args.ipc, uts=args.uts, log_driver=args.log_driver, log_opts=args.log_opt, timeout=args.timeout,
                 conmon_pidfile=args.conmon_pidfile, cidfile=args.cidfile, replace=args.replace)
 
