@@ -136,6 +136,13 @@ def test_log_opt_max_size_is_podmans_decimal_size() -> None:
     assert MonitorOptions.build(log_driver="none").log_config("/x/ctr.log")["Path"] == ""
 
 
+def test_kernel_memory_is_accepted_with_podmans_warning(store: Store) -> None:
+    code, out, err = _run(store, "--kernel-memory", "100", "busybox", "false")
+    assert code == 1
+    assert err.rstrip().endswith("The --kernel-memory flag is no longer supported. This flag is a noop."), err
+    assert err.startswith("WARN[") and len(err.splitlines()) == 1
+
+
 def test_log_driver_none_and_passthrough(store: Store) -> None:
     proc = store.cli("run", "--name", "quiet", "--log-driver", "none", "busybox", "echo", "attached")
     assert (proc.returncode, proc.stdout) == (0, "attached\n"), proc.stderr

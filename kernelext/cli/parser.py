@@ -176,6 +176,7 @@ def _identity_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--conmon-pidfile", help="also write conmon's PID to this file")
     p.add_argument("--cidfile", help="write the container ID to this file")
     p.add_argument("--replace", action="store_true", help="replace a container of the same name")
+    p.add_argument("--kernel-memory", help="no longer supported: accepted and ignored (podman's warning)")
 
 
 def _split_all(values: list[str]) -> list[str]:
@@ -215,7 +216,8 @@ def _run_options(args: argparse.Namespace) -> dict[str, Any]:
                 tz=args.tz, umask=args.umask, env_file=args.env_file, env_host=args.env_host, pid=args.pid,
                 unsetenv=args.unsetenv, unsetenv_all=args.unsetenv_all,
                 ipc=args.ipc, uts=args.uts, log_driver=args.log_driver, log_opts=args.log_opt, timeout=args.timeout,
-                conmon_pidfile=args.conmon_pidfile, cidfile=args.cidfile, replace=args.replace)
+                conmon_pidfile=args.conmon_pidfile, cidfile=args.cidfile, replace=args.replace,
+                kernel_memory=args.kernel_memory)
 
 
 

@@ -115,6 +115,8 @@ class Container:
         self._batched = False
         #: What the last checkpoint/restore through this object asked with ``print_stats`` measured.
         self.statistics: dict[str, Any] | None = None
+        #: What ``Runtime.create`` set aside and says so (libpod's create warnings), for the front end to show.
+        self.warnings: list[str] = []
 
     # ------------------------------------------------------------------ basics
     @property
