@@ -360,9 +360,11 @@ class Container:
         cfg = self.config
         hostname = spec.hostname_of(cfg)
         files = {"/etc/hostname": f"{hostname}\n", "/etc/hosts": cfg.identity.hosts(hostname, self.name),
+                 # podman tells only a privileged container about itself; others get an empty file.
                  identity.CONTAINERENV: identity.containerenv(
                      engine=f"kernelext-{kernelext.__version__}", name=self.name, ctr_id=self.id,
-                     image=cfg.image_name, image_id=cfg.image_id, rootless=self._runtime.namespace.rootless)}
+                     image=cfg.image_name, image_id=cfg.image_id, rootless=self._runtime.namespace.rootless)
+                 if cfg.security.privileged else ""}
         if self.config.network is NetworkMode.HOST:
             try:
                 files["/etc/resolv.conf"] = Path("/etc/resolv.conf").read_text()
