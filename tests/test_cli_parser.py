@@ -95,6 +95,7 @@ def test_podman_flag_spellings() -> None:
     assert parse_args(["diff", "-l"]).latest and parse_args(["logs", "a", "b"]).containers == ["a", "b"]
     run = parse_args(["run", "busybox", "sh", "-c", "echo a b", "--x y"])  # the command keeps its own flags
     assert run.image == "busybox" and run.command == ["sh", "-c", "echo a b", "--x y"]
+    assert parse_args(["save", "--quiet", "img", "-o", "/tmp/a.tar"]).quiet  # podman's test calls it so
 
 
 @pytest.mark.parametrize("value", ["-1", "-INT", "FPE", "-SIGUSR1", "9"])

@@ -551,6 +551,7 @@ def _load_flags(p: argparse.ArgumentParser) -> None:
 def _save_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, help="write to this file")
     p.add_argument("--format", default="oci-archive", choices=("oci-archive", "docker-archive"))
+    p.add_argument("-q", "--quiet", action="store_true", help="suppress the output (save prints none)")
     p.add_argument("image", metavar="IMAGE")
 
 
