@@ -29,6 +29,19 @@ def test_workdir_missing_is_podmans_error(store: Store) -> None:
     assert not store.runtime.exists("nowd")  # --rm: nothing left
 
 
+def test_workdir_on_a_mount_needs_no_directory_in_the_image(store: Store, tmp_path: Path) -> None:
+    """podman: a --workdir that is a mount's destination, inside one or a parent of one is runc's to make."""
+    (tmp_path / "content").write_text("from the volume\n")
+    code, out, err = _run(store, "--workdir", "/NotOnImage", "-v", f"{tmp_path}:/NotOnImage:Z", "busybox",
+                          "cat", "content")
+    assert (code, out) == (0, "from the volume\n"), err
+    code, out, err = _run(store, "--workdir", "/NotOnImage2", "-v", f"{tmp_path}/content:/NotOnImage2/foo",
+                          "busybox", "cat", "foo")
+    assert (code, out) == (0, "from the volume\n"), err
+    code, _, err = _run(store, "--workdir", "/NotOnImage3", "-v", f"{tmp_path}:/elsewhere", "busybox", "pwd")
+    assert code == 126 and 'workdir "/NotOnImage3" does not exist' in err
+
+
 def test_entrypoint_json_form(store: Store) -> None:
     code, out, err = _run(store, "--entrypoint", '["/bin/sh","-c"]', "busybox", "echo $0-from-json")
     assert (code, out.strip()) == (0, "/bin/sh-from-json"), err

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 import kernelext
 from kernelext import faults, rootless
 from kernelext.core import ports
+from kernelext.core.mounts import made_by_mounts
 from kernelext.core.options import ROOTLESS_V1_LIMITS, cgroup_v2
 from kernelext.core.ports import PortMapping
 from kernelext.core.state import (
@@ -385,7 +386,8 @@ class Container:
         user = resolve_user(root_view, self.config.user or image.config.user, self.config.security.group_add)
         workdir = self.config.workdir
         # podman's rule: a --workdir that is not the image's must exist (runc would make it).
-        if workdir not in ("/", image.config.workdir) and not is_dir_in_root(root_view, workdir):
+        if (workdir not in ("/", image.config.workdir) and not made_by_mounts(self.config.mounts, workdir)
+                and not is_dir_in_root(root_view, workdir)):
             raise CommandNotFoundError(f"workdir \"{workdir}\" does not exist on container {self.id}",
                                        exit_code=EXIT_NOT_EXECUTABLE, container=self.name, operation="init")
         namespace = self._runtime.namespace
