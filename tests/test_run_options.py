@@ -178,6 +178,8 @@ def test_attach_only_the_streams_asked_for(store: Store) -> None:
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "err\n")
     proc = store.cli("run", "--rm", "-a", "STDOUT", "busybox", "sh", "-c", "echo out; echo err >&2")
     assert (proc.stdout, proc.stderr) == ("out\n", "")
+    proc = store.cli("run", "--name", "quietrun", "--attach", "stdin", "busybox", "echo", "hello")
+    assert (proc.returncode, proc.stdout) == (0, f"{store.runtime.get('quietrun').id}\n"), proc.stderr
 
 
 def test_cidfile_conmon_pidfile_replace_timeout(store: Store, tmp_path: Path) -> None:

@@ -198,6 +198,8 @@ def attach_and_wait(ctr: Container, *, start: bool, stdin: bool, detach_keys: st
     keys = parse_detach_keys(DEFAULT_DETACH_KEYS if detach_keys is None else detach_keys)
     raw = ctr.config.tty and stdin
     conn = domain.attach_and_start(ctr, start=start, remove=remove, tty_size=_terminal_size(raw), run=run)
+    if streams is not None and not streams & {Stream.STDOUT, Stream.STDERR}:
+        out(ctr.id)  # podman: with neither output stream attached, the container's ID is what run prints
     try:
         with _terminal(ctr, raw), _signal_proxy(ctr, not ctr.config.tty):
             pump(conn, write, stdin=sys.stdin.buffer if stdin else None, detach_keys=keys if stdin else b"")
