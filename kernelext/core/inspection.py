@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from kernelext.core.libpod import image_reference
 from kernelext.core.mounts import binds, inspect_mounts, tmpfs_options
 from kernelext.core.ports import inspect_ports
 from kernelext.core.state import ContainerStatus
@@ -52,7 +53,8 @@ def inspect_document(ctr: Container) -> dict[str, Any]:
             "StoppedByUser": st.stopped_by_user,
         },
         "Image": cfg.image_id,
-        "ImageName": cfg.image_name,
+        # podman's ImageName is the name the container was created with, in full (localhost/NAME:TAG).
+        "ImageName": image_reference(cfg.image_name) if cfg.image_name != cfg.image_id else cfg.image_name,
         "Rootfs": "",
         "ResolvConfPath": str(ctr.bundle / "resolv.conf"),
         "HostnamePath": str(ctr.bundle / "hostname"),

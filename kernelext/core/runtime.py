@@ -197,7 +197,7 @@ class Runtime:
                                        self._inherited_mounts(volumes_from), img.config.volumes)
         ctr_id = os.urandom(32).hex()
         config = ContainerConfig(
-            id=ctr_id, name=name or random_name(), image_id=img.id, image_name=img.name, command=cmd,
+            id=ctr_id, name=name or random_name(), image_id=img.id, image_name=img.name_for(image), command=cmd,
             entrypoint=entry, env=list(env), workdir=workdir, user=user or "", tty=tty, stdin=stdin,
             network=network_mode, restart_policy=policy, ports=mappings,
             stop_signal=parse_signal(stop_signal or img.config.stop_signal or DEFAULT_STOP_SIGNAL).name,
