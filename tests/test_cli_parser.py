@@ -67,6 +67,7 @@ def test_templates_tables_and_durations() -> None:
     assert render_template("{{.Name}}\\t{{.State.Status}} {{.State.Running}} {{json .Config.Cmd}}", doc) == \
         'web\trunning true ["sh"]'
     assert render_template("{{upper .Name}}", doc) == "WEB"
+    assert render_template("{{.ID}} {{.Id}}", {"Id": "abc"}) == "abc abc"  # podman: Go's field or JSON's name
     with pytest.raises(UsageError, match="can't evaluate field Nope"):
         render_template("{{.Nope}}", doc)
     assert render_template('{{- .Name -}} \n {{"}}\\n"}}{{lower .State.Status}}\\t', doc) == "web}}\nrunning\t"

@@ -137,6 +137,9 @@ def test_container_records_the_image_name_it_was_created_with(store: Store) -> N
     image_id = store.runtime.image("busybox").id
     by_id = store.runtime.create(image_id, ["true"])
     assert by_id.inspect()["ImageName"] == "localhost/busybox:latest"  # an ID: the image's first name
+    image_doc = _ok(store.cli("inspect", "busybox", "--format", "{{.ID}} {{.Digest}}")).strip()
+    ctr_doc = _ok(store.cli("container", "inspect", by_id.id, "--format", "{{.Image}} {{.ImageDigest}}")).strip()
+    assert ctr_doc == image_doc and image_doc.startswith(image_id)
 
 
 def test_ambiguous_id_prefix_is_refused(tmp_path: Path) -> None:

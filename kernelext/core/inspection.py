@@ -23,6 +23,14 @@ def format_time(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def _image_digest(ctr: Container) -> str:
+    """The ``Digest`` of the container's image, as ``image inspect`` shows it ("" once the image is gone)."""
+    images = ctr.runtime.images
+    if not ctr.config.image_id or not images.exists(ctr.config.image_id):
+        return ""
+    return str(images.get(ctr.config.image_id).inspect().get("Digest", ""))
+
+
 def inspect_document(ctr: Container) -> dict[str, Any]:
     cfg, st = ctr.config, ctr.state
     netns = ctr.netns_path
@@ -53,6 +61,7 @@ def inspect_document(ctr: Container) -> dict[str, Any]:
             "StoppedByUser": st.stopped_by_user,
         },
         "Image": cfg.image_id,
+        "ImageDigest": _image_digest(ctr),
         # podman's ImageName is the name the container was created with, in full (localhost/NAME:TAG).
         "ImageName": image_reference(cfg.image_name) if cfg.image_name != cfg.image_id else cfg.image_name,
         "Rootfs": "",
