@@ -153,6 +153,8 @@ def _security_flags(p: argparse.ArgumentParser) -> None:
                    help="with --read-only, tmpfs on /run, /tmp and /var/tmp (default true)")
     p.add_argument("--group-add", action="append", default=[], help="additional groups to join")
     p.add_argument("--device", action="append", default=[], help="add a host device (HOST[:CONTAINER][:rwm])")
+    p.add_argument("--device-cgroup-rule", action="append", default=[],
+                   help='allow devices in the cgroup ("TYPE MAJOR:MINOR ACCESS", e.g. "c 7:* rmw")')
 
 
 def _identity_flags(p: argparse.ArgumentParser) -> None:
@@ -211,7 +213,8 @@ def _run_options(args: argparse.Namespace) -> dict[str, Any]:
                 oom_score_adj=args.oom_score_adj, cap_add=_split_all(args.cap_add),
                 cap_drop=_split_all(args.cap_drop), privileged=args.privileged, security_opt=args.security_opt,
                 read_only=args.read_only, read_only_tmpfs=args.read_only_tmpfs, group_add=args.group_add,
-                devices=args.device, hostname=args.hostname, add_hosts=args.add_host,
+                devices=args.device, device_cgroup_rules=args.device_cgroup_rule, hostname=args.hostname,
+                add_hosts=args.add_host,
                 annotations=dict(item.partition("=")[::2] for item in args.annotation), init=args.init,
                 tz=args.tz, umask=args.umask, env_file=args.env_file, env_host=args.env_host, pid=args.pid,
                 unsetenv=args.unsetenv, unsetenv_all=args.unsetenv_all,
