@@ -29,7 +29,8 @@ while :; do
     sleep 0.1
 done
 """
-#: Alpine's busybox has printenv, Debian's static one does not: the same behaviour as a script.
+#: Alpine's busybox has printenv (in /bin, where busybox installs it), Debian's static one does not: the same
+#: behaviour as a script.
 PRINTENV = r"""#!/bin/sh
 [ $# -eq 0 ] && exec env
 status=0
@@ -65,7 +66,7 @@ def build_rootfs(root: Path, tag: str) -> None:
     ident = root / "home/podman/testimage-id"
     ident.write_text(tag + "\n")
     os.utime(ident, (TESTIMAGE_ID_MTIME, TESTIMAGE_ID_MTIME))
-    printenv = root / "usr/bin/printenv"
+    printenv = root / "bin/printenv"
     printenv.write_text(PRINTENV)
     printenv.chmod(0o755)
     pause = root / "home/podman/pause"
