@@ -137,6 +137,7 @@ def _resource_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpu-period", type=int, help="limit the CPU CFS period (microseconds)")
     p.add_argument("--cpuset-cpus", help="CPUs in which to allow execution (0-3, 0,1)")
     p.add_argument("--pids-limit", type=int, help="the container's pids limit (-1: unlimited; default 2048)")
+    p.add_argument("--device-read-bps", action="append", help="limit the read rate from a device (PATH:RATE)")
 
 
 def _security_flags(p: argparse.ArgumentParser) -> None:
@@ -190,7 +191,8 @@ def resource_options(args: argparse.Namespace) -> dict[str, Any]:
     """``Runtime.create``'s resource keywords (and ``Container.update``'s) from a parsed command line."""
     return dict(memory=args.memory, memory_swap=args.memory_swap, memory_reservation=args.memory_reservation,
                 cpus=args.cpus, cpu_shares=args.cpu_shares, cpu_quota=args.cpu_quota, cpu_period=args.cpu_period,
-                cpuset_cpus=args.cpuset_cpus, pids_limit=args.pids_limit)
+                cpuset_cpus=args.cpuset_cpus, pids_limit=args.pids_limit,
+                device_read_bps=args.device_read_bps)
 
 
 def _entrypoint(text: str | None) -> list[str] | None:
