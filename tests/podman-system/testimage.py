@@ -30,9 +30,10 @@ while :; do
 done
 """
 #: Alpine's busybox has printenv (in /bin, where busybox installs it), Debian's static one does not: the same
-#: behaviour as a script.
+#: behaviour as a script. With no names it prints the environment it was started with (/proc/$$/environ), not
+#: the shell's own, which adds SHLVL, PWD and a default PATH.
 PRINTENV = r"""#!/bin/sh
-[ $# -eq 0 ] && exec env
+[ $# -eq 0 ] && { tr '\0' '\n' < /proc/$$/environ; exit; }
 status=0
 for name; do
     if eval "[ -n \"\${$name+set}\" ]"; then eval "printf '%s\\n' \"\$$name\""; else status=1; fi
