@@ -38,11 +38,12 @@ def human_duration(seconds: float) -> str:
     return f"{hours // 24} days"
 
 
-def human_size(size: float) -> str:
-    """podman's sizes: powers of 1000, three significant digits ("412kB", "1.2GB", "24.6kB")."""
+def human_size(size: float, precision: int = 3) -> str:
+    """podman's sizes: powers of 1000, three significant digits ("412kB", "1.2GB", "24.6kB"); ``inspect``
+    uses go-units' ``HumanSize``, four."""
     for unit in SIZE_UNITS:
         if size < 1000 or unit == SIZE_UNITS[-1]:
-            return f"{size:.3g}{unit}" if unit != "B" else f"{int(size)}B"
+            return f"{size:.{precision}g}{unit}" if unit != "B" else f"{int(size)}B"
         size /= 1000
     raise AssertionError("unreachable")
 

@@ -67,6 +67,7 @@ def test_templates_tables_and_durations() -> None:
     assert render_template("{{.Name}}\\t{{.State.Status}} {{.State.Running}} {{json .Config.Cmd}}", doc) == \
         'web\trunning true ["sh"]'
     assert render_template("{{upper .Name}}", doc) == "WEB"
+    assert render_template("{{.ID}} {{.Id}}", {"Id": "abc"}) == "abc abc"  # podman: Go's field or JSON's name
     with pytest.raises(UsageError, match="can't evaluate field Nope"):
         render_template("{{.Nope}}", doc)
     assert render_template('{{- .Name -}} \n {{"}}\\n"}}{{lower .State.Status}}\\t', doc) == "web}}\nrunning\t"
@@ -95,6 +96,7 @@ def test_podman_flag_spellings() -> None:
     assert parse_args(["diff", "-l"]).latest and parse_args(["logs", "a", "b"]).containers == ["a", "b"]
     run = parse_args(["run", "busybox", "sh", "-c", "echo a b", "--x y"])  # the command keeps its own flags
     assert run.image == "busybox" and run.command == ["sh", "-c", "echo a b", "--x y"]
+    assert parse_args(["save", "--quiet", "img", "-o", "/tmp/a.tar"]).quiet  # podman's test calls it so
 
 
 @pytest.mark.parametrize("value", ["-1", "-INT", "FPE", "-SIGUSR1", "9"])

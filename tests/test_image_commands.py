@@ -127,6 +127,21 @@ def test_tag_untag_exists_prefixes_and_rmi(store: Store, registry: Registry,  # 
     assert store.cli("rmi", "-i", "mine").returncode == 0
 
 
+def test_container_records_the_image_name_it_was_created_with(store: Store) -> None:
+    """podman's ImageName: the name given to create (in full), not the image's first name."""
+    _ok(store.cli("tag", "busybox", "localhost/other/name", "other/name:v2"))
+    for ref, shown in (("localhost/other/name", "localhost/other/name:latest"),
+                       ("other/name:v2", "localhost/other/name:v2"), ("busybox", "localhost/busybox:latest")):
+        ctr_id = _ok(store.cli("create", ref)).strip()
+        assert store.runtime.get(ctr_id).inspect()["ImageName"] == shown
+    image_id = store.runtime.image("busybox").id
+    by_id = store.runtime.create(image_id, ["true"])
+    assert by_id.inspect()["ImageName"] == "localhost/busybox:latest"  # an ID: the image's first name
+    image_doc = _ok(store.cli("inspect", "busybox", "--format", "{{.ID}} {{.Digest}}")).strip()
+    ctr_doc = _ok(store.cli("container", "inspect", by_id.id, "--format", "{{.Image}} {{.ImageDigest}}")).strip()
+    assert ctr_doc == image_doc and image_doc.startswith(image_id)
+
+
 def test_ambiguous_id_prefix_is_refused(tmp_path: Path) -> None:
     """Two images whose IDs share a prefix: the prefix names neither (the store's lookup, no runtime needed)."""
     rt = Runtime(tmp_path / "root", tmp_path / "run")

@@ -208,7 +208,6 @@ def test_taken_host_port_fails_with_podmans_message_and_leaves_nothing(store: St
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (("-p", "8080:80", "--network", "host"), '"host" network namespace mode does not support port mappings'),
     (("-p", "99999:80"), "parsing host port: port numbers must be between 1 and 65535 (inclusive), got 99999"),
     (("-p", "192.168.1.1:8080:80"), "cannot publish on host IP 192.168.1.1: only 127.0.0.1 (loopback) is allowed"),
 ])
@@ -216,6 +215,17 @@ def test_refused_mappings_are_one_line_and_125(store: Store, argv: tuple[str, ..
     proc = store.cli("run", "-d", *argv, "busybox", "true")
     assert proc.returncode == 125 and proc.stderr.startswith(f"Error: {message}")
     assert len(proc.stderr.splitlines()) == 1 and store.runtime.list() == []
+
+
+def test_host_network_discards_ports_with_podmans_warning(store: Store) -> None:
+    proc = store.cli("run", "--rm", "-p", "8080", "--net=host", "busybox", "echo", "ran")
+    assert (proc.returncode, proc.stdout) == (0, "ran\n"), proc.stderr
+    assert proc.stderr == ("Port mappings have been discarded as one of the Host, Container, Pod, and None "
+                           "network modes are in use\n")
+    bad = store.cli("run", "--rm", "-p", "99999:80", "--net=host", "busybox", "true")  # still checked
+    assert bad.returncode == 125 and "port numbers must be between 1 and 65535" in bad.stderr
+    ctr = store.runtime.create("busybox", ["true"], network="host", publish=["80"])
+    assert ctr.ports == [] and ctr.warnings and ctr.inspect()["NetworkSettings"]["Ports"] == {}
 
 
 def test_cli_port_and_network_reload(store: Store) -> None:

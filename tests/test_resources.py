@@ -165,6 +165,18 @@ def test_cpuset_and_shares(store: Store) -> None:
     assert (host["CpusetCpus"], host["CpuShares"]) == ("0", 512)
 
 
+@needs_root
+def test_device_read_bps_throttles_a_block_device(store: Store) -> None:
+    loop = os.stat("/dev/loop0").st_rdev  # a block device every test host has (the kernel's loop driver)
+    proc = store.cli("run", "--rm", "--device-read-bps=/dev/loop0:1M", "busybox", "cat",
+                     "/sys/fs/cgroup/blkio/blkio.throttle.read_bps_device")
+    assert (proc.returncode, proc.stdout) == (0, f"{os.major(loop)}:{os.minor(loop)} 1048576\n"), proc.stderr
+    bad = store.cli("run", "--rm", "--device-read-bps=/dev/loop0:fast", "busybox", "true")
+    assert bad.returncode == 125 and bad.stderr.startswith("Error: invalid rate for device: /dev/loop0:fast.")
+    kept = Resources.build(device_read_bps=["/dev/loop0:2k"]).updated(memory="64m")
+    assert kept.device_read_bps == [(os.major(loop), os.minor(loop), 2048)]  # update keeps the throttle
+
+
 def test_ulimit_within_the_host_and_beyond(store: Store) -> None:
     proc = store.cli("run", "--rm", "--ulimit", "nofile=100:200", "busybox", "sh", "-c", "ulimit -n; ulimit -Hn")
     assert proc.returncode == 0, proc.stderr

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from kernelext.oci.identity import read_env_file
+from kernelext.oci.monitoring import MonitorOptions
 
 from conftest import ROOTLESS, Store
 
@@ -28,6 +29,19 @@ def test_workdir_missing_is_podmans_error(store: Store) -> None:
     assert not store.runtime.exists("nowd")  # --rm: nothing left
 
 
+def test_workdir_on_a_mount_needs_no_directory_in_the_image(store: Store, tmp_path: Path) -> None:
+    """podman: a --workdir that is a mount's destination, inside one or a parent of one is runc's to make."""
+    (tmp_path / "content").write_text("from the volume\n")
+    code, out, err = _run(store, "--workdir", "/NotOnImage", "-v", f"{tmp_path}:/NotOnImage:Z", "busybox",
+                          "cat", "content")
+    assert (code, out) == (0, "from the volume\n"), err
+    code, out, err = _run(store, "--workdir", "/NotOnImage2", "-v", f"{tmp_path}/content:/NotOnImage2/foo",
+                          "busybox", "cat", "foo")
+    assert (code, out) == (0, "from the volume\n"), err
+    code, _, err = _run(store, "--workdir", "/NotOnImage3", "-v", f"{tmp_path}:/elsewhere", "busybox", "pwd")
+    assert code == 126 and 'workdir "/NotOnImage3" does not exist' in err
+
+
 def test_entrypoint_json_form(store: Store) -> None:
     code, out, err = _run(store, "--entrypoint", '["/bin/sh","-c"]', "busybox", "echo $0-from-json")
     assert (code, out.strip()) == (0, "/bin/sh-from-json"), err
@@ -38,7 +52,9 @@ def test_entrypoint_json_form(store: Store) -> None:
 
 
 def test_containerenv_tells_the_container_about_itself(store: Store) -> None:
-    proc = store.cli("run", "--name", "envd", "busybox", "cat", "/run/.containerenv")
+    plain = store.cli("run", "--rm", "busybox", "stat", "-c", "%s", "/run/.containerenv")
+    assert (plain.returncode, plain.stdout) == (0, "0\n"), plain.stderr  # podman: empty unless privileged
+    proc = store.cli("run", "--privileged", "--name", "envd", "busybox", "cat", "/run/.containerenv")
     assert proc.returncode == 0, proc.stderr
     ctr = store.runtime.get("envd")
     fields = dict(line.split("=", 1) for line in proc.stdout.splitlines())
@@ -67,6 +83,18 @@ def test_hostname_and_add_host(store: Store) -> None:
     assert out.split() == ["web1", "web1", "10.1.2.3", "db", "web1"]
     code, _, err = _run(store, "--add-host", "nocolon", "busybox", "true")
     assert code == 125 and "--add-host" in err
+
+
+def test_default_env_and_unsetenv(store: Store) -> None:
+    """podman's defaults TERM=xterm and container=podman under the image's env; --unsetenv, --unsetenv-all."""
+    code, out, err = _run(store, "busybox", "env")
+    assert code == 0, err
+    assert {"TERM=xterm", "container=podman"} <= set(out.splitlines())
+    code, out, err = _run(store, "--unsetenv", "TERM", "busybox", "env")
+    assert code == 0 and "container=podman" in out.splitlines() and "TERM" not in out, err
+    code, out, err = _run(store, "--unsetenv-all", "-e", "TERM=abc", "busybox", "/bin/busybox", "env")
+    assert code == 0, err
+    assert "TERM=abc" in out.splitlines() and not any(v in out for v in ("container=", "PATH="))
 
 
 def test_env_file_and_env_host(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -108,14 +136,32 @@ def test_log_opt_max_size_keeps_the_log_under_it(store: Store) -> None:
     ctr = store.runtime.get("chatty")
     assert ctr.log_path.stat().st_size <= 100 * 1024  # 5000 lines would be ~230 KB
     assert [line.data for line in ctr.logs(tail=1)] == [b"line 4999 padding padding padding padding\n"]
-    assert ctr.inspect()["HostConfig"]["LogConfig"]["Size"] == str(100 * 1024)
+    assert ctr.inspect()["HostConfig"]["LogConfig"]["Size"] == "100kB"  # podman: decimal units, HumanSize
     bad = store.cli("run", "--rm", "--log-opt", "colour=red", "busybox", "true")
     assert bad.returncode == 125 and "invalid log option" in bad.stderr
+
+
+def test_log_opt_max_size_is_podmans_decimal_size() -> None:
+    """podman reads max-size with go-units' FromHumanSize (powers of 1000) and inspect prints HumanSize."""
+    opts = MonitorOptions.build(log_opts=["max-size=1.089m"])
+    assert opts.log_size_max == 1_089_000
+    assert opts.log_config("/x/ctr.log") == {"Type": "k8s-file", "Config": None, "Path": "/x/ctr.log",
+                                             "Size": "1.089MB"}
+    assert MonitorOptions.build().log_config("/x")["Size"] == "0B"
+    assert MonitorOptions.build(log_driver="none").log_config("/x/ctr.log")["Path"] == ""
+
+
+def test_kernel_memory_is_accepted_with_podmans_warning(store: Store) -> None:
+    code, out, err = _run(store, "--kernel-memory", "100", "busybox", "false")
+    assert (code, out) == (1, "")
+    assert err.rstrip().endswith("The --kernel-memory flag is no longer supported. This flag is a noop."), err
+    assert err.startswith("WARN[") and len(err.splitlines()) == 1
 
 
 def test_log_driver_none_and_passthrough(store: Store) -> None:
     proc = store.cli("run", "--name", "quiet", "--log-driver", "none", "busybox", "echo", "attached")
     assert (proc.returncode, proc.stdout) == (0, "attached\n"), proc.stderr
+    assert store.runtime.get("quiet").inspect()["HostConfig"]["LogConfig"]["Path"] == ""  # no file kept
     logs = store.cli("logs", "quiet")
     assert logs.returncode == 125
     assert logs.stderr.strip() == ("Error: this container is using the 'none' log driver, cannot read logs: "
@@ -132,6 +178,8 @@ def test_attach_only_the_streams_asked_for(store: Store) -> None:
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "err\n")
     proc = store.cli("run", "--rm", "-a", "STDOUT", "busybox", "sh", "-c", "echo out; echo err >&2")
     assert (proc.stdout, proc.stderr) == ("out\n", "")
+    proc = store.cli("run", "--name", "quietrun", "--attach", "stdin", "busybox", "echo", "hello")
+    assert (proc.returncode, proc.stdout) == (0, f"{store.runtime.get('quietrun').id}\n"), proc.stderr
 
 
 def test_cidfile_conmon_pidfile_replace_timeout(store: Store, tmp_path: Path) -> None:

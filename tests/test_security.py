@@ -207,6 +207,30 @@ def test_no_new_privileges_and_devices(store: Store) -> None:
     assert not store.runtime.exists("nodev")
 
 
+@pytest.mark.parametrize(("rule", "message"), [
+    ("b 7:* rmX", "invalid device access in device-access-add: X"),
+    ("b 7:2", 'invalid device cgroup rule requires type, major:Minor, and access rules: "b 7:2"'),
+    ("x 7:* rmw", "invalid device type in device-access-add: x"),
+    ("a a:* rmw", 'strconv.ParseUint: parsing "a": invalid syntax'),
+])
+def test_device_cgroup_rule_refusals_are_podmans(rule: str, message: str) -> None:
+    with pytest.raises(InvalidArgumentError) as caught:
+        SecurityOptions.build(device_cgroup_rules=[rule])
+    assert str(caught.value) == message
+
+
+def test_device_cgroup_rule_reaches_the_cgroup(store: Store) -> None:
+    opts = SecurityOptions.build(device_cgroup_rules=["c 7:* rmw", "a 7 rw"])
+    assert opts.device_spec()[1] == [{"allow": True, "type": "c", "major": 7, "access": "rmw"},
+                                     {"allow": True, "type": "a", "major": 7, "access": "rw"}]
+    if ROOTLESS:  # no device cgroup of its own on cgroup v1
+        return
+    proc = _run(store, "--device-cgroup-rule=b 7:* rmw", "busybox", "cat", "/sys/fs/cgroup/devices/devices.list")
+    assert proc.returncode == 0 and "b 7:* rwm" in proc.stdout.splitlines(), proc.stderr
+    bad = store.cli("run", "--rm", "--device-cgroup-rule=b 7:* rmX", "busybox", "true")
+    assert (bad.returncode, bad.stderr) == (125, "Error: invalid device access in device-access-add: X\n")
+
+
 def test_group_add(store: Store) -> None:
     proc = _run(store, "--group-add", "1234", "--group-add", "daemon", "busybox", "id", "-G")
     assert proc.returncode == 0, proc.stderr

@@ -93,8 +93,16 @@ def _each(rt: Runtime, names: list[str], action: Callable[[Container], Any], *, 
 # ------------------------------------------------------------------- creation
 @command("create")
 def cmd_create(rt: Runtime, args: argparse.Namespace) -> int:
-    out(rt.create(args.image, **create_options(args)).id)
+    out(_created(rt.create(args.image, **create_options(args))).id)
     return 0
+
+
+def _created(ctr: Container) -> Container:
+    """podman prints create's warnings on stderr, one plain line each, before the container runs."""
+    for warning in ctr.warnings:
+        sys.stderr.write(f"{warning}\n")
+    sys.stderr.flush()
+    return ctr
 
 
 @command("run")
@@ -104,9 +112,9 @@ def cmd_run(rt: Runtime, args: argparse.Namespace) -> int:
         if passthrough or args.attach:
             raise UsageError("passthrough logging driver is not supported in detached mode" if passthrough
                              else "you cannot use --attach with --detach")
-        out(domain.run(rt, args.image, **create_options(args)).id)
+        out(_created(domain.run(rt, args.image, **create_options(args))).id)
         return 0
-    ctr = rt.create(args.image, **create_options(args))
+    ctr = _created(rt.create(args.image, **create_options(args)))
     if passthrough:  # conmon writes the container's output to this process's own stdout and stderr
         domain.start_one(ctr)
         code = ctr.wait()
@@ -190,6 +198,8 @@ def attach_and_wait(ctr: Container, *, start: bool, stdin: bool, detach_keys: st
     keys = parse_detach_keys(DEFAULT_DETACH_KEYS if detach_keys is None else detach_keys)
     raw = ctr.config.tty and stdin
     conn = domain.attach_and_start(ctr, start=start, remove=remove, tty_size=_terminal_size(raw), run=run)
+    if streams is not None and not streams & {Stream.STDOUT, Stream.STDERR}:
+        out(ctr.id)  # podman: with neither output stream attached, the container's ID is what run prints
     try:
         with _terminal(ctr, raw), _signal_proxy(ctr, not ctr.config.tty):
             pump(conn, write, stdin=sys.stdin.buffer if stdin else None, detach_keys=keys if stdin else b"")

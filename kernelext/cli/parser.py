@@ -137,6 +137,7 @@ def _resource_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpu-period", type=int, help="limit the CPU CFS period (microseconds)")
     p.add_argument("--cpuset-cpus", help="CPUs in which to allow execution (0-3, 0,1)")
     p.add_argument("--pids-limit", type=int, help="the container's pids limit (-1: unlimited; default 2048)")
+    p.add_argument("--device-read-bps", action="append", help="limit the read rate from a device (PATH:RATE)")
 
 
 def _security_flags(p: argparse.ArgumentParser) -> None:
@@ -153,6 +154,8 @@ def _security_flags(p: argparse.ArgumentParser) -> None:
                    help="with --read-only, tmpfs on /run, /tmp and /var/tmp (default true)")
     p.add_argument("--group-add", action="append", default=[], help="additional groups to join")
     p.add_argument("--device", action="append", default=[], help="add a host device (HOST[:CONTAINER][:rwm])")
+    p.add_argument("--device-cgroup-rule", action="append", default=[],
+                   help='allow devices in the cgroup ("TYPE MAJOR:MINOR ACCESS", e.g. "c 7:* rmw")')
 
 
 def _identity_flags(p: argparse.ArgumentParser) -> None:
@@ -160,6 +163,10 @@ def _identity_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--add-host", action="append", default=[], help="add a custom host-to-IP mapping (HOST:IP)")
     p.add_argument("--env-file", action="append", default=[], help="read environment variables from a file")
     p.add_argument("--env-host", action="store_true", help="use all of the current environment")
+    p.add_argument("--unsetenv", action="append", default=[],
+                   help="leave out a default or image environment variable")
+    p.add_argument("--unsetenv-all", action="store_true",
+                   help="leave out all default and image environment variables")
     p.add_argument("--annotation", action="append", default=[], help="add an annotation (KEY=VALUE)")
     p.add_argument("--init", action="store_true", help="run an init (catatonit) that forwards signals and reaps")
     p.add_argument("--tz", help="set the time zone (a zone name, or local)")
@@ -172,6 +179,7 @@ def _identity_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--conmon-pidfile", help="also write conmon's PID to this file")
     p.add_argument("--cidfile", help="write the container ID to this file")
     p.add_argument("--replace", action="store_true", help="replace a container of the same name")
+    p.add_argument("--kernel-memory", help="no longer supported: accepted and ignored (podman's warning)")
 
 
 def _split_all(values: list[str]) -> list[str]:
@@ -183,7 +191,8 @@ def resource_options(args: argparse.Namespace) -> dict[str, Any]:
     """``Runtime.create``'s resource keywords (and ``Container.update``'s) from a parsed command line."""
     return dict(memory=args.memory, memory_swap=args.memory_swap, memory_reservation=args.memory_reservation,
                 cpus=args.cpus, cpu_shares=args.cpu_shares, cpu_quota=args.cpu_quota, cpu_period=args.cpu_period,
-                cpuset_cpus=args.cpuset_cpus, pids_limit=args.pids_limit)
+                cpuset_cpus=args.cpuset_cpus, pids_limit=args.pids_limit,
+                device_read_bps=args.device_read_bps)
 
 
 def _entrypoint(text: str | None) -> list[str] | None:
@@ -206,11 +215,14 @@ def _run_options(args: argparse.Namespace) -> dict[str, Any]:
                 oom_score_adj=args.oom_score_adj, cap_add=_split_all(args.cap_add),
                 cap_drop=_split_all(args.cap_drop), privileged=args.privileged, security_opt=args.security_opt,
                 read_only=args.read_only, read_only_tmpfs=args.read_only_tmpfs, group_add=args.group_add,
-                devices=args.device, hostname=args.hostname, add_hosts=args.add_host,
+                devices=args.device, device_cgroup_rules=args.device_cgroup_rule, hostname=args.hostname,
+                add_hosts=args.add_host,
                 annotations=dict(item.partition("=")[::2] for item in args.annotation), init=args.init,
                 tz=args.tz, umask=args.umask, env_file=args.env_file, env_host=args.env_host, pid=args.pid,
+                unsetenv=args.unsetenv, unsetenv_all=args.unsetenv_all,
                 ipc=args.ipc, uts=args.uts, log_driver=args.log_driver, log_opts=args.log_opt, timeout=args.timeout,
-                conmon_pidfile=args.conmon_pidfile, cidfile=args.cidfile, replace=args.replace)
+                conmon_pidfile=args.conmon_pidfile, cidfile=args.cidfile, replace=args.replace,
+                kernel_memory=args.kernel_memory)
 
 
 
@@ -545,6 +557,7 @@ def _load_flags(p: argparse.ArgumentParser) -> None:
 def _save_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, help="write to this file")
     p.add_argument("--format", default="oci-archive", choices=("oci-archive", "docker-archive"))
+    p.add_argument("-q", "--quiet", action="store_true", help="suppress the output (save prints none)")
     p.add_argument("image", metavar="IMAGE")
 
 

@@ -26,6 +26,11 @@ _UNSUPPORTED = frozenset({"and", "or", "not", "len", "index", "slice", "print", 
 _GO_TYPES = {str: "string", bool: "bool", int: "int", float: "float64", list: "[]interface {}"}
 
 
+#: Go field names of podman's documents whose JSON names differ: a template may use either (podman's
+#: inspect takes ``.ID`` and ``.Id`` alike).
+_JSON_NAMES = {"ID": "Id"}
+
+
 def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -94,8 +99,8 @@ class Template:
     def _value(self, field: _Field, data: Any) -> str:
         value = data
         for key in field.path:
-            if isinstance(value, dict) and key in value:
-                value = value[key]
+            if isinstance(value, dict) and (key in value or _JSON_NAMES.get(key) in value):
+                value = value[key if key in value else _JSON_NAMES[key]]
                 continue
             kind = "" if isinstance(value, dict) else f" in type {_GO_TYPES.get(type(value), type(value).__name__)}"
             raise TemplateError(f'template: {self.name}:{field.line}:{field.column}: executing "{self.name}" at '

@@ -763,6 +763,8 @@ def import_archive(runtime: Runtime, archive: Path, name: str | None,
     config.image_id, config.image_name = image.id, image.name
     if publish is not None:
         config.ports = ports.publish(publish, host_network=config.network is NetworkMode.HOST)
+        if publish and not config.ports:
+            log.warning(ports.PORTS_DISCARDED)
     if name is not None:
         config.id = os.urandom(32).hex()
         config.name = name

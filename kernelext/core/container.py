@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 import kernelext
 from kernelext import faults, rootless
 from kernelext.core import ports
+from kernelext.core.mounts import made_by_mounts
 from kernelext.core.options import ROOTLESS_V1_LIMITS, cgroup_v2
 from kernelext.core.ports import PortMapping
 from kernelext.core.state import (
@@ -115,6 +116,8 @@ class Container:
         self._batched = False
         #: What the last checkpoint/restore through this object asked with ``print_stats`` measured.
         self.statistics: dict[str, Any] | None = None
+        #: What ``Runtime.create`` set aside and says so (libpod's create warnings), for the front end to show.
+        self.warnings: list[str] = []
 
     # ------------------------------------------------------------------ basics
     @property
@@ -358,9 +361,11 @@ class Container:
         cfg = self.config
         hostname = spec.hostname_of(cfg)
         files = {"/etc/hostname": f"{hostname}\n", "/etc/hosts": cfg.identity.hosts(hostname, self.name),
+                 # podman tells only a privileged container about itself; others get an empty file.
                  identity.CONTAINERENV: identity.containerenv(
                      engine=f"kernelext-{kernelext.__version__}", name=self.name, ctr_id=self.id,
-                     image=cfg.image_name, image_id=cfg.image_id, rootless=self._runtime.namespace.rootless)}
+                     image=cfg.image_name, image_id=cfg.image_id, rootless=self._runtime.namespace.rootless)
+                 if cfg.security.privileged else ""}
         if self.config.network is NetworkMode.HOST:
             try:
                 files["/etc/resolv.conf"] = Path("/etc/resolv.conf").read_text()
@@ -381,7 +386,8 @@ class Container:
         user = resolve_user(root_view, self.config.user or image.config.user, self.config.security.group_add)
         workdir = self.config.workdir
         # podman's rule: a --workdir that is not the image's must exist (runc would make it).
-        if workdir not in ("/", image.config.workdir) and not is_dir_in_root(root_view, workdir):
+        if (workdir not in ("/", image.config.workdir) and not made_by_mounts(self.config.mounts, workdir)
+                and not is_dir_in_root(root_view, workdir)):
             raise CommandNotFoundError(f"workdir \"{workdir}\" does not exist on container {self.id}",
                                        exit_code=EXIT_NOT_EXECUTABLE, container=self.name, operation="init")
         namespace = self._runtime.namespace

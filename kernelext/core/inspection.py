@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from kernelext.core.libpod import image_reference
 from kernelext.core.mounts import binds, inspect_mounts, tmpfs_options
 from kernelext.core.ports import inspect_ports
 from kernelext.core.state import ContainerStatus
@@ -20,6 +21,14 @@ def format_time(timestamp: float) -> str:
     if not timestamp:
         return ZERO_TIME
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _image_digest(ctr: Container) -> str:
+    """The ``Digest`` of the container's image, as ``image inspect`` shows it ("" once the image is gone)."""
+    images = ctr.runtime.images
+    if not ctr.config.image_id or not images.exists(ctr.config.image_id):
+        return ""
+    return str(images.get(ctr.config.image_id).inspect().get("Digest", ""))
 
 
 def inspect_document(ctr: Container) -> dict[str, Any]:
@@ -52,7 +61,9 @@ def inspect_document(ctr: Container) -> dict[str, Any]:
             "StoppedByUser": st.stopped_by_user,
         },
         "Image": cfg.image_id,
-        "ImageName": cfg.image_name,
+        "ImageDigest": _image_digest(ctr),
+        # podman's ImageName is the name the container was created with, in full (localhost/NAME:TAG).
+        "ImageName": image_reference(cfg.image_name) if cfg.image_name != cfg.image_id else cfg.image_name,
         "Rootfs": "",
         "ResolvConfPath": str(ctr.bundle / "resolv.conf"),
         "HostnamePath": str(ctr.bundle / "hostname"),

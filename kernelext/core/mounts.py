@@ -275,6 +275,13 @@ def under(path: str, destination: str) -> bool:
     return path == destination or path.startswith(destination.rstrip("/") + "/")
 
 
+def made_by_mounts(mounts: list[Mount], path: str) -> bool:
+    """Whether runc makes ``path`` itself when it mounts: a mount's destination, a path inside one, or one of
+    a destination's parents (podman's ``isPathOnVolume``, which spares such a ``--workdir`` its check)."""
+    path = posixpath.normpath(path)
+    return any(under(path, m.destination) or under(m.destination, path) for m in mounts)
+
+
 def spec_mounts(mounts: list[Mount], volume_source: Any) -> list[dict[str, Any]]:
     """The OCI ``mounts`` entries, parents before children (podman sorts by destination).
 

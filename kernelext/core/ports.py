@@ -197,12 +197,16 @@ def parse_all(specs: Iterable[str | PortMapping]) -> list[PortMapping]:
     return list(dict.fromkeys(mappings))  # an exact repeat is one mapping
 
 
+#: podman's create warning for ``-p`` with a network mode that has no ports of its own.
+PORTS_DISCARDED = ("Port mappings have been discarded as one of the Host, Container, Pod, and None network modes "
+                   "are in use")
+
+
 def publish(specs: Iterable[str | PortMapping], *, host_network: bool) -> list[PortMapping]:
-    """A container's mappings from ``-p`` values, checked, host ports assigned; none with the host's network."""
+    """A container's mappings from ``-p`` values, checked, host ports assigned; with the host's network
+    none: podman discards them (``PORTS_DISCARDED``)."""
     mappings = parse_all(specs)
-    if mappings and host_network:
-        raise InvalidArgumentError('"host" network namespace mode does not support port mappings')
-    return assign_free_ports(mappings)
+    return [] if host_network else assign_free_ports(mappings)
 
 
 def assign_free_ports(mappings: list[PortMapping]) -> list[PortMapping]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import logging
 import os
 import sqlite3
 import sys
@@ -53,6 +54,9 @@ from kernelext.storage.progress import ProgressCallback
 from kernelext.storage.trash import Trash
 from kernelext.storage.volumes import Volume
 
+log = logging.getLogger("kernelext")
+#: podman's warning for ``--kernel-memory``, which cgroups no longer honour.
+KERNEL_MEMORY_NOOP = "The --kernel-memory flag is no longer supported. This flag is a noop."
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 #: The CLI entry point conmon's exit command runs, with site-packages skipped
 #: for a fast start: the package's own directory is put on sys.path instead.
@@ -141,14 +145,15 @@ class Runtime:
                volumes: Iterable[str | mounts_mod.Mount] = (), mounts: Iterable[str | mounts_mod.Mount] = (),
                tmpfs: Iterable[str] | dict[str, str] = (), volumes_from: Iterable[str] = (),
                env_file: Iterable[str | Path] = (), env_host: bool = False,
-               cidfile: str | Path | None = None, replace: bool = False, **options: Any) -> Container:
+               cidfile: str | Path | None = None, replace: bool = False, kernel_memory: str | None = None,
+               **options: Any) -> Container:
         """Create a container (state ``created``); nothing runs yet.
 
         ``publish``: podman's ``-p`` values (``"8080:80"``, ``"127.0.0.1::80/udp"``) or
         :class:`~kernelext.core.ports.PortMapping` objects; a host port 0 becomes a free one now.
         ``env_file``: podman's ``--env-file`` files; ``env_host``: the caller's environment first.
         ``cidfile``: the new container's ID is written there (it must not exist); ``replace``: a container
-        of the same name is removed first.
+        of the same name is removed first. ``kernel_memory``: accepted and ignored with podman's warning.
         ``options``: limits, security and identity (:mod:`kernelext.core.options`), e.g. ``memory="64m"``,
         ``cpus=0.5``, ``pids_limit=100`` (podman's default 2048; 0 or -1: no limit), ``cap_add=["NET_RAW"]``,
         ``privileged=True``, ``read_only=True``, ``hostname="web"``, ``init=True``.
@@ -184,12 +189,16 @@ class Runtime:
             raise InvalidArgumentError(f"container id file exists. Ensure another container is not using it or "
                                        f"delete {cid_path}")
         network_mode = NetworkMode.parse(network)
+        publish = list(publish)
         mappings = ports.publish(publish, host_network=network_mode is NetworkMode.HOST)
+        warnings = [ports.PORTS_DISCARDED] if publish and not mappings else []
+        if kernel_memory is not None:
+            log.warning(KERNEL_MEMORY_NOOP)
         requested = mounts_mod.combine(list(volumes), list(mounts), tmpfs if isinstance(tmpfs, dict) else list(tmpfs),
                                        self._inherited_mounts(volumes_from), img.config.volumes)
         ctr_id = os.urandom(32).hex()
         config = ContainerConfig(
-            id=ctr_id, name=name or random_name(), image_id=img.id, image_name=img.name, command=cmd,
+            id=ctr_id, name=name or random_name(), image_id=img.id, image_name=img.name_for(image), command=cmd,
             entrypoint=entry, env=list(env), workdir=workdir, user=user or "", tty=tty, stdin=stdin,
             network=network_mode, restart_policy=policy, ports=mappings,
             stop_signal=parse_signal(stop_signal or img.config.stop_signal or DEFAULT_STOP_SIGNAL).name,
@@ -205,6 +214,7 @@ class Runtime:
         except BaseException:
             self.volumes.discard(created_volumes)
             raise
+        container.warnings = warnings
         if cid_path is not None:
             try:
                 cid_path.write_text(container.id)

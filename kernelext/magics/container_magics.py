@@ -335,19 +335,26 @@ def _run(m: ContainerMagics, args: argparse.Namespace) -> Container | None:
     if args.log_driver == "passthrough":  # conmon would write to the kernel's own descriptors, not the cell
         raise UsageError("the passthrough logging driver needs a terminal: use k8s-file (the default) in a notebook")
     if args.detach:
-        return domain.run(m.rt, args.image, **create_options(args))
+        return _warned(domain.run(m.rt, args.image, **create_options(args)))
     if args.tty:  # the container's TTY in a terminal widget
-        return terminal.attach(m._shell, m.rt.create(args.image, **create_options(args)), start=True,
+        return terminal.attach(m._shell, _warned(m.rt.create(args.image, **create_options(args))), start=True,
                                remove=args.rm, detach_keys=args.detach_keys, on_exit=m._set_exit_code)
     if args.interactive:
         m._refuse_terminal("run", args.image)
-    m._attached(m.rt.create(args.image, **create_options(args)), start=True, remove=args.rm, run=True)
+    m._attached(_warned(m.rt.create(args.image, **create_options(args))), start=True, remove=args.rm, run=True)
     return None
 
 
 @handles("create")
 def _create(m: ContainerMagics, args: argparse.Namespace) -> Container:
-    return m.rt.create(args.image, **create_options(args))
+    return _warned(m.rt.create(args.image, **create_options(args)))
+
+
+def _warned(ctr: Container) -> Container:
+    """create's warnings (ports discarded, ...) into the cell's stderr, as the CLI prints them."""
+    for warning in ctr.warnings:
+        print(warning, file=sys.stderr)
+    return ctr
 
 
 @handles("start")

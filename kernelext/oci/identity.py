@@ -53,12 +53,16 @@ class Identity:
     pid: str = ""
     ipc: str = ""
     uts: str = ""
+    #: ``--unsetenv NAME``: left out of podman's defaults and the image's environment; ``--unsetenv-all``:
+    #: none of them at all (only ``--env`` and the engine's own HOSTNAME and HOME).
+    unsetenv: list[str] = field(default_factory=list)
+    unsetenv_all: bool = False
 
     @classmethod
     def build(cls, *, hostname: str | None = None, add_hosts: list[str] | None = None,
               annotations: dict[str, str] | None = None, init: bool = False, umask: str | None = None,
               tz: str | None = None, pid: str | None = None, ipc: str | None = None,
-              uts: str | None = None) -> Identity:
+              uts: str | None = None, unsetenv: list[str] | None = None, unsetenv_all: bool = False) -> Identity:
         if hostname and not _HOSTNAME.match(hostname):
             raise InvalidArgumentError(f"invalid hostname {hostname!r}")
         for entry in add_hosts or []:
@@ -75,7 +79,8 @@ class Identity:
         if hostname and modes["uts"]:
             raise InvalidArgumentError("cannot set hostname when running in the host UTS namespace")
         return cls(hostname=hostname or "", add_hosts=list(add_hosts or []), annotations=dict(annotations or {}),
-                   init=init, umask=umask or DEFAULT_UMASK, tz=tz or "", **modes)
+                   init=init, umask=umask or DEFAULT_UMASK, tz=tz or "", unsetenv=list(unsetenv or []),
+                   unsetenv_all=unsetenv_all, **modes)
 
     def private_namespaces(self) -> list[str]:
         """The namespaces runc makes for the container (besides mount and network)."""

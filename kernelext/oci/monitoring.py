@@ -11,6 +11,7 @@ from typing import Any
 
 from kernelext.errors import InvalidArgumentError
 from kernelext.oci.resources import parse_size
+from kernelext.units import human_size
 
 
 class LogDriver(enum.Enum):
@@ -46,7 +47,7 @@ class MonitorOptions:
         for opt in log_opts or []:
             key, sep, value = opt.partition("=")
             if key == "max-size" and sep:
-                size_max = -1 if value == "-1" else parse_size(value, "--log-opt max-size")
+                size_max = -1 if value == "-1" else parse_size(value, "--log-opt max-size", decimal=True)
             elif key in ("path", "tag", "max-file") and sep:
                 raise InvalidArgumentError(f"--log-opt {key} is not supported by kernelext")
             else:
@@ -65,9 +66,11 @@ class MonitorOptions:
         return args
 
     def log_config(self, path: str) -> dict[str, Any]:
-        """podman's ``inspect`` ``HostConfig.LogConfig``."""
-        return {"Type": self.log_driver.value, "Config": None, "Path": path,
-                "Size": str(self.log_size_max) if self.log_size_max else "0B"}
+        """podman's ``inspect`` ``HostConfig.LogConfig``: no path for a driver that keeps no file; the size
+        as go-units' ``HumanSize`` prints it."""
+        return {"Type": self.log_driver.value, "Config": None,
+                "Path": path if self.log_driver is LogDriver.K8S_FILE else "",
+                "Size": human_size(self.log_size_max, precision=4)}
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

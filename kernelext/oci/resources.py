@@ -7,8 +7,10 @@ under podman's ``HostConfig`` names (docs/architecture.md §13).
 
 from __future__ import annotations
 
+import os
 import re
 import resource
+import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,8 @@ DEFAULT_CPU_PERIOD = 100_000
 #: The smallest memory limit podman accepts (below it the runtime itself cannot start).
 MIN_MEMORY = 6 * 1024 * 1024
 _NS_PER_CPU = 1_000_000_000
+#: The unit letters in order of their power (``FromHumanSize``'s decimal multipliers).
+_POWERS = ("", "k", "m", "g", "t", "p")
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?$", re.IGNORECASE)
 #: Where the kernel puts the ceiling of RLIMIT_NOFILE (CAP_SYS_RESOURCE may raise up to it, no further).
@@ -31,14 +35,17 @@ NR_OPEN = "/proc/sys/fs/nr_open"
 CAP_SYS_RESOURCE_BIT = 24
 
 
-def parse_size(text: str | int, flag: str) -> int:
-    """podman's ``RAMInBytes``: ``64m``, ``1g``, ``512k``, ``1048576`` (binary units)."""
+def parse_size(text: str | int, flag: str, *, decimal: bool = False) -> int:
+    """podman's ``RAMInBytes``: ``64m``, ``1g``, ``512k``, ``1048576`` (binary units); with ``decimal``,
+    its ``FromHumanSize`` (powers of 1000, as ``--log-opt max-size`` is read)."""
     if isinstance(text, int):
         return text
     match = _SIZE.match(text.strip())
     if not match:
         raise InvalidArgumentError(f"invalid value for {flag}: invalid size: '{text}'")
-    return int(float(match[1]) * _UNITS[match[2].lower()])
+    unit = match[2].lower()
+    factor = 1000 ** _POWERS.index(unit) if decimal else _UNITS[unit]
+    return int(float(match[1]) * factor)
 
 
 @dataclass(frozen=True)
@@ -136,6 +143,28 @@ def _check_cpuset(cpuset: str) -> None:
         raise InvalidArgumentError(f"requested CPUs are not available - requested {cpuset}, available: {available}")
 
 
+def throttle(item: str | tuple[int, int, int]) -> tuple[int, int, int]:
+    """podman's ``--device-read-bps PATH:RATE`` (``/dev/sda:1mb``): the device's numbers and the rate."""
+    if not isinstance(item, str):
+        return (int(item[0]), int(item[1]), int(item[2]))
+    path, sep, rate_text = item.rpartition(":")
+    if not sep or not path:
+        raise InvalidArgumentError(f"bad format: {item}")
+    try:
+        rate = parse_size(rate_text, "--device-read-bps")
+    except InvalidArgumentError:
+        raise InvalidArgumentError(f"invalid rate for device: {item}. The correct format is "
+                                   "<device-path>:<number>[<unit>]. Number must be a positive integer. "
+                                   "Unit is optional and can be kb, mb, or gb") from None
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise InvalidArgumentError(f"stat {path}: {(exc.strerror or str(exc)).lower()}") from None
+    if not (stat.S_ISBLK(st.st_mode) or stat.S_ISCHR(st.st_mode)):
+        raise InvalidArgumentError(f"{path} is not a device")
+    return (os.major(st.st_rdev), os.minor(st.st_rdev), rate)
+
+
 @dataclass(frozen=True)
 class Resources:
     """What ``--memory``, ``--cpus``, ... asked for; 0 (or empty): not set."""
@@ -154,6 +183,8 @@ class Resources:
     oom_kill_disable: bool = False
     oom_score_adj: int | None = None
     ulimits: list[Ulimit] = field(default_factory=list)
+    #: ``--device-read-bps PATH:RATE``: (major, minor, bytes per second) of each throttled block device.
+    device_read_bps: list[tuple[int, int, int]] = field(default_factory=list)
 
     # ------------------------------------------------------------ parsing
     @classmethod
@@ -161,7 +192,8 @@ class Resources:
               memory_reservation: str | int | None = None, cpus: float | None = None,
               cpu_shares: int | None = None, cpu_quota: int | None = None, cpu_period: int | None = None,
               cpuset_cpus: str | None = None, pids_limit: int | None = None, oom_kill_disable: bool = False,
-              oom_score_adj: int | None = None, ulimits: list[str] | None = None) -> Resources:
+              oom_score_adj: int | None = None, ulimits: list[str] | None = None,
+              device_read_bps: list[str] | list[tuple[int, int, int]] | None = None) -> Resources:
         """From podman's flag values, with podman's checks."""
         mem = parse_size(memory, "--memory") if memory not in (None, "") else 0
         swap = -1 if str(memory_swap) == "-1" else (
@@ -196,7 +228,8 @@ class Resources:
                    cpu_quota=cpu_quota or 0, cpu_period=cpu_period or 0, cpuset_cpus=cpuset_cpus or "",
                    pids_limit=DEFAULT_PIDS_LIMIT if pids_limit is None else max(pids_limit, 0),
                    oom_kill_disable=oom_kill_disable, oom_score_adj=oom_score_adj,
-                   ulimits=[Ulimit.parse(text) for text in ulimits or []])
+                   ulimits=[Ulimit.parse(text) for text in ulimits or []],
+                   device_read_bps=[throttle(item) for item in device_read_bps or []])
 
     def updated(self, **changes: Any) -> Resources:
         """``podman update``: the given flags replace these values, the rest stay; checked as a whole."""
@@ -206,7 +239,7 @@ class Resources:
             "memory_reservation": self.memory_reservation or None, "cpu_shares": self.cpu_shares or None,
             "cpuset_cpus": self.cpuset_cpus or None, "pids_limit": self.pids_limit,
             "oom_kill_disable": self.oom_kill_disable, "oom_score_adj": self.oom_score_adj,
-            "ulimits": [str(u) for u in self.ulimits]}
+            "ulimits": [str(u) for u in self.ulimits], "device_read_bps": self.device_read_bps}
         if self.nano_cpus and not given.keys() & {"cpu_quota", "cpu_period"}:
             current["cpus"] = self.nano_cpus / _NS_PER_CPU
         elif "cpus" not in given:
@@ -259,6 +292,9 @@ class Resources:
             out["cpu"] = cpu
         if self.pids_limit > 0:
             out["pids"] = {"limit": self.pids_limit}
+        if self.device_read_bps:
+            out["blockIO"] = {"throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": rate}
+                                                        for major, minor, rate in self.device_read_bps]}
         return out
 
     def startup_failure(self, runtime_message: str) -> str | None:
@@ -295,6 +331,7 @@ class Resources:
     def from_json(cls, data: dict[str, Any]) -> Resources:
         data = dict(data)
         data["ulimits"] = [Ulimit(**u) for u in data.get("ulimits", [])]
+        data["device_read_bps"] = [tuple(item) for item in data.get("device_read_bps", [])]
         return cls(**data)
 
 

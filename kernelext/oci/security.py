@@ -191,6 +191,33 @@ def host_devices() -> list[Device]:
     return found
 
 
+#: What a device cgroup rule may name and allow (podman's ``--device-cgroup-rule``).
+DEVICE_TYPES = frozenset("abc")
+DEVICE_ACCESS = frozenset("rwm")
+
+
+def device_cgroup_rule(text: str) -> dict[str, Any]:
+    """podman's ``--device-cgroup-rule "c 7:* rmw"`` as an OCI ``linux.resources.devices`` entry, with its
+    errors (``*`` or a missing minor: any)."""
+    parts = text.split(" ")
+    if len(parts) != 3:
+        raise InvalidArgumentError(f"invalid device cgroup rule requires type, major:Minor, and access rules: "
+                                   f"\"{text}\"")
+    kind, numbers, access = parts
+    if kind not in DEVICE_TYPES:
+        raise InvalidArgumentError(f"invalid device type in device-access-add: {kind}")
+    rule: dict[str, Any] = {"allow": True, "type": kind}
+    for key, number in zip(("major", "minor"), numbers.split(":", 1), strict=False):
+        if number != "*":
+            if not number.isdigit():
+                raise InvalidArgumentError(f'strconv.ParseUint: parsing "{number}": invalid syntax')
+            rule[key] = int(number)
+    for char in access:
+        if char not in DEVICE_ACCESS:
+            raise InvalidArgumentError(f"invalid device access in device-access-add: {char}")
+    return {**rule, "access": access}
+
+
 @dataclass(frozen=True)
 class SecurityOptions:
     """``--cap-add/--cap-drop``, ``--privileged``, ``--security-opt``, ``--read-only``, ``--group-add``,
@@ -209,12 +236,14 @@ class SecurityOptions:
     read_only_tmpfs: bool = True
     group_add: list[str] = field(default_factory=list)
     devices: list[Device] = field(default_factory=list)
+    #: ``--device-cgroup-rule "TYPE MAJOR:MINOR ACCESS"``: devices the cgroup also allows (none are made).
+    device_cgroup_rules: list[str] = field(default_factory=list)
 
     @classmethod
     def build(cls, *, cap_add: list[str] | None = None, cap_drop: list[str] | None = None,
               privileged: bool = False, security_opt: list[str] | None = None, read_only: bool = False,
               read_only_tmpfs: bool = True, group_add: list[str] | None = None,
-              devices: list[str] | None = None) -> SecurityOptions:
+              devices: list[str] | None = None, device_cgroup_rules: list[str] | None = None) -> SecurityOptions:
         """From podman's flag values, refusing what podman refuses."""
         nnp, seccomp, mask, unmask = False, "", [], []
         for opt in security_opt or []:
@@ -240,10 +269,12 @@ class SecurityOptions:
         parsed = [Device.parse(text) for text in devices or []]
         for device in parsed:
             device.spec()  # a path that is no device is refused before anything is made
+        for rule in device_cgroup_rules or []:
+            device_cgroup_rule(rule)
         return cls(cap_add=list(cap_add or []), cap_drop=list(cap_drop or []), privileged=privileged,
                    no_new_privileges=nnp, seccomp=seccomp, mask=mask, unmask=unmask, read_only=read_only,
                    read_only_tmpfs=read_only_tmpfs, group_add=list(group_add or []),
-                   devices=parsed)
+                   devices=parsed, device_cgroup_rules=list(device_cgroup_rules or []))
 
     @property
     def capabilities(self) -> list[str]:
@@ -284,6 +315,7 @@ class SecurityOptions:
         chosen = [*(host_devices() if self.privileged else []), *self.devices]
         pairs = [device.spec() for device in chosen]
         rules = [{"allow": True, "access": "rwm"}] if self.privileged else [rule for _, rule in pairs]
+        rules += [device_cgroup_rule(rule) for rule in self.device_cgroup_rules]
         return [device for device, _ in pairs], rules
 
     def inspect_fields(self) -> dict[str, Any]:

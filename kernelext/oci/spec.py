@@ -16,6 +16,8 @@ from kernelext.storage.users import ExecUser
 
 OCI_VERSION = "1.0.2"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#: podman's default environment, under the image's (``--unsetenv`` removes from both).
+DEFAULT_ENV = (f"PATH={DEFAULT_PATH}", "TERM=xterm", "container=podman")
 CGROUP_PARENT = "/kernelext"
 SHM = "/dev/shm"
 
@@ -80,7 +82,6 @@ def _merge_env(*layers: list[str]) -> list[str]:
         for item in layer:
             key, sep, value = item.partition("=")
             env[key] = value if sep else env.get(key, "")
-    env.setdefault("PATH", DEFAULT_PATH)
     return [f"{k}={v}" for k, v in env.items()]
 
 
@@ -102,8 +103,10 @@ def hostname_of(config: ContainerConfig) -> str:
 def generate(config: ContainerConfig, inputs: SpecInputs) -> dict[str, Any]:
     security = config.security
     caps = security.capabilities
-    env = _merge_env(inputs.image_env, [f"HOSTNAME={hostname_of(config)}", f"HOME={inputs.user.home}"],
-                     ["TERM=xterm"] if config.tty else [], config.env)
+    identity = config.identity
+    base = [] if identity.unsetenv_all else [item for item in _merge_env(list(DEFAULT_ENV), inputs.image_env)
+                                             if item.partition("=")[0] not in identity.unsetenv]
+    env = _merge_env(base, [f"HOSTNAME={hostname_of(config)}", f"HOME={inputs.user.home}"], config.env)
     namespaces = [{"type": t} for t in (*config.identity.private_namespaces(), "mount")]
     if config.network is NetworkMode.NONE:
         namespaces.append({"type": "network", **({"path": str(inputs.netns)} if inputs.netns else {})})

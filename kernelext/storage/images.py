@@ -157,6 +157,12 @@ class Image:
         """Its first name, or its ID when it has none."""
         return self.names[0] if self.names else self.id
 
+    def name_for(self, reference: str) -> str:
+        """The name ``reference`` found this image by (another of its names need not be the first), else its
+        first name: what a container made from ``reference`` records (podman's ``ImageName``)."""
+        name = normalize_name(reference)
+        return name if name in self.names else self.name
+
     @property
     def short_id(self) -> str:
         return self.id[:12]

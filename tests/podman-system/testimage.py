@@ -29,9 +29,11 @@ while :; do
     sleep 0.1
 done
 """
-#: Alpine's busybox has printenv, Debian's static one does not: the same behaviour as a script.
+#: Alpine's busybox has printenv (in /bin, where busybox installs it), Debian's static one does not: the same
+#: behaviour as a script. With no names it prints the environment it was started with (/proc/$$/environ), not
+#: the shell's own, which adds SHLVL, PWD and a default PATH.
 PRINTENV = r"""#!/bin/sh
-[ $# -eq 0 ] && exec env
+[ $# -eq 0 ] && { tr '\0' '\n' < /proc/$$/environ; exit; }
 status=0
 for name; do
     if eval "[ -n \"\${$name+set}\" ]"; then eval "printf '%s\\n' \"\$$name\""; else status=1; fi
@@ -65,7 +67,7 @@ def build_rootfs(root: Path, tag: str) -> None:
     ident = root / "home/podman/testimage-id"
     ident.write_text(tag + "\n")
     os.utime(ident, (TESTIMAGE_ID_MTIME, TESTIMAGE_ID_MTIME))
-    printenv = root / "usr/bin/printenv"
+    printenv = root / "bin/printenv"
     printenv.write_text(PRINTENV)
     printenv.chmod(0o755)
     pause = root / "home/podman/pause"
