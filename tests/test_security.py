@@ -175,7 +175,8 @@ def test_privileged_lifts_seccomp_masks_and_capabilities(store: Store, keyring_p
 
 @needs_root
 def test_cap_drop_all_and_cap_add(store: Store) -> None:
-    script = "touch /f && chown 5 /f && echo changed"
+    # /tmp: the root directory is 0555 as in podman, which a root without CAP_DAC_OVERRIDE cannot write.
+    script = "touch /tmp/f && chown 5 /tmp/f && echo changed"
     dropped = _run(store, "--cap-drop", "ALL", "busybox", "sh", "-c", script)
     assert "Operation not permitted" in dropped.stderr + dropped.stdout and "changed" not in dropped.stdout
     back = _run(store, "--cap-drop", "ALL", "--cap-add", "CHOWN", "busybox", "sh", "-c", script)
