@@ -46,11 +46,14 @@ def main(argv: Sequence[str], report: Callable[[int], None] | None = None) -> in
     from kernelext.cli.commands import COMMANDS
     from kernelext.core.runtime import Runtime
     from kernelext.domain.containers import events_backend
+    from kernelext.oci.monitoring import check_preserved_fds
 
     stdout = sys.stdout
     if args.noout:  # podman's --noout: the command's own output goes nowhere, its errors still show
         sys.stdout = open(os.devnull, "w")
     try:
+        if getattr(args, "preserve_fds", 0):  # before the store opens descriptors that could take their numbers
+            check_preserved_fds(args.preserve_fds)
         with Runtime(args.root, args.runroot, criu=args.criu) as rt:
             events_backend(rt, args.events_backend)
             code = COMMANDS[args.cmd](rt, args)

@@ -308,10 +308,11 @@ def cmd_exec(rt: Runtime, args: argparse.Namespace) -> int:
         raise UsageError("exec requires at least 2 arguments: CONTAINER COMMAND")
     ctr = rt.get(args.container)
     if args.detach:  # podman prints the session's ID
-        out(ctr.exec_detached(args.command, env=args.env, workdir=args.workdir, user=args.user))
+        out(ctr.exec_detached(args.command, env=args.env, workdir=args.workdir, user=args.user,
+                              preserve_fds=args.preserve_fds))
         return 0
     result = ctr.exec_run(args.command, tty=args.tty, stdin=sys.stdin.buffer if args.interactive else None,
-                          env=args.env, workdir=args.workdir, user=args.user,
+                          env=args.env, workdir=args.workdir, user=args.user, preserve_fds=args.preserve_fds,
                           on_output=lambda s, d: _write_packet(Stream.STDERR if s == "stderr" else Stream.STDOUT, d))
     return result.exit_code
 

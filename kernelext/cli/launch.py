@@ -65,6 +65,11 @@ GO, STARTED, EXITED, REFUSED = b"G", b"P", b"X", b"R"
 #: (a connection closed without it means the command was killed, and its child is killed too).
 DONE = b"D"
 
+#: A command with one of these runs in its own process: ``--preserve-fds`` hands the caller's descriptors
+#: 3.. to the container, and a fork server's child gets only the command's stdio (a prefix: argparse takes
+#: abbreviations, and ``--pre`` is already unique; a container's argument that matches costs only speed).
+IN_PROCESS_FLAGS = ("--pre",)
+
 _BOOT = ("import sys\n"
          "sys.path[0] = sys.argv[1]\n"  # this package, not the directory the command ran in
          "from kernelext.cli.forkserver import serve\n"
@@ -73,7 +78,7 @@ _BOOT = ("import sys\n"
 
 def run_command(argv: list[str]) -> int | None:
     """Run ``argv`` in a child of the fork server: its exit code, or None when it must run in this process."""
-    if os.environ.get(ENV_SWITCH) == "0":
+    if os.environ.get(ENV_SWITCH) == "0" or any(arg.startswith(IN_PROCESS_FLAGS) for arg in argv):
         return None
     address = server_address()
     if address is None:

@@ -222,7 +222,7 @@ def _run_options(args: argparse.Namespace) -> dict[str, Any]:
                 unsetenv=args.unsetenv, unsetenv_all=args.unsetenv_all,
                 ipc=args.ipc, uts=args.uts, log_driver=args.log_driver, log_opts=args.log_opt, timeout=args.timeout,
                 conmon_pidfile=args.conmon_pidfile, cidfile=args.cidfile, replace=args.replace,
-                kernel_memory=args.kernel_memory)
+                kernel_memory=args.kernel_memory, preserve_fds=getattr(args, "preserve_fds", 0))
 
 
 
@@ -281,7 +281,14 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--attach", action="append", default=[], type=_stream_name,
                    help="attach to STDIN, STDOUT or STDERR (default: STDOUT and STDERR)")
     p.add_argument("--detach-keys", default=None, help="key sequence for detaching (default ctrl-p,ctrl-q)")
+    _preserve_fds_flag(p)
     _create_flags(p)
+
+
+def _preserve_fds_flag(p: argparse.ArgumentParser) -> None:
+    """podman's ``--preserve-fds`` (``run`` and ``exec`` only, as in podman)."""
+    p.add_argument("--preserve-fds", type=int, default=0, metavar="N",
+                   help="pass N additional file descriptors (3 and up) into the container")
 
 
 def _all_flag(p: argparse.ArgumentParser, what: str, short: bool = True) -> None:
@@ -383,6 +390,7 @@ def _exec_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-e", "--env", action="append", default=[], help="set environment variables")
     p.add_argument("-w", "--workdir", help="working directory inside the container")
     p.add_argument("-u", "--user", help="username or UID")
+    _preserve_fds_flag(p)
     p.add_argument("container", metavar="CONTAINER")
     p.add_argument("command", nargs=argparse.REMAINDER)
 

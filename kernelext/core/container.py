@@ -410,7 +410,8 @@ class Container:
             stdin=self.config.stdin,
             exit_command=self._runtime.exit_command(self.id, self.config.auto_remove),
             sync_log=not self.config.auto_remove, log_driver=self.config.monitor.log_driver.value,
-            monitor_args=self.config.monitor.conmon_args(), **overrides)
+            monitor_args=self.config.monitor.conmon_args(), preserve_fds=self.config.monitor.preserve_fds,
+            **overrides)
 
     def _init(self, *, retain_retries: bool = False, then: Intent = Intent.NONE) -> None:
         """Create the container in runc under a new conmon (state ``initialized``); ``then``: the intent
@@ -1090,16 +1091,17 @@ class Container:
     # ---------------------------------------------------------- exec and logs
     def exec_run(self, command: list[str], *, tty: bool = False, stdin: BinaryIO | int | None = None,
                  env: Iterable[str] = (), workdir: str | None = None, user: str | None = None,
-                 on_output: Callable[[str, bytes], None] | None = None) -> ExecResult:
+                 on_output: Callable[[str, bytes], None] | None = None, preserve_fds: int = 0) -> ExecResult:
         """Run ``command`` inside the running container and wait for it.
 
         Output goes to ``on_output(stream, data)`` as it comes, or is collected
-        and returned when no callback is given.
+        and returned when no callback is given. ``preserve_fds=N`` hands this process's descriptors
+        3..3+N-1 to the command (podman's ``--preserve-fds``).
         """
         from kernelext.core import execution
 
         return execution.run(self, command, tty=tty, stdin=stdin, env=list(env), workdir=workdir, user=user,
-                             on_output=on_output)
+                             on_output=on_output, preserve_fds=preserve_fds)
 
     def terminal(self, *, detach_keys: str | None = None) -> Any:
         """A ``kernelext.widgets.Terminal`` attached to this running TTY container (docs/architecture.md §14)."""
@@ -1108,11 +1110,11 @@ class Container:
         return Terminal(self, detach_keys=detach_keys)
 
     def exec_detached(self, command: list[str], *, env: Iterable[str] = (), workdir: str | None = None,
-                      user: str | None = None) -> str:
+                      user: str | None = None, preserve_fds: int = 0) -> str:
         """``exec -d``: start ``command`` in the running container and return its session ID at once."""
         from kernelext.core import execution
 
-        return execution.detach(self, command, env=list(env), workdir=workdir, user=user)
+        return execution.detach(self, command, env=list(env), workdir=workdir, user=user, preserve_fds=preserve_fds)
 
     def logs(self, *, since: float | None = None, until: float | None = None, tail: int | None = None,
              follow: bool = False, cursor: LogCursor | None = None,

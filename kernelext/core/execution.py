@@ -37,7 +37,8 @@ def _require_running(ctr: Container, command: list[str]) -> None:
                                   container=ctr.name, operation="exec")
 
 
-def detach(ctr: Container, command: list[str], *, env: list[str], workdir: str | None, user: str | None) -> str:
+def detach(ctr: Container, command: list[str], *, env: list[str], workdir: str | None, user: str | None,
+           preserve_fds: int = 0) -> str:
     """``exec -d``: start ``command`` under a conmon of its own (which reaps it, as podman's does) and return
     the session's ID at once; the session counts as active (cleanup waits for it) while the process lives."""
     from kernelext.oci import conmon
@@ -62,7 +63,7 @@ def detach(ctr: Container, command: list[str], *, env: list[str], workdir: str |
             ctr_id=ctr.id, name=ctr.name, bundle=ctr.bundle, pid_file=session_dir / "pid",
             conmon_pid_file=session_dir / "conmon.pid", exit_dir=session_dir, persist_dir=session_dir,
             log_path=session_dir / "log", exec_spec=session_dir / "process.json", session_id=session_id,
-            socket_dir=rt.opts.exits_dir.parent / "socket")
+            socket_dir=rt.opts.exits_dir.parent / "socket", preserve_fds=preserve_fds)
         started = rt.oci.exec_detached(opts)
         rt.db.add_exec_session(session_id, ctr.id, started.pid, process_start_time(started.pid) or 0)
         ctr._event("exec", execID=session_id)
@@ -70,10 +71,12 @@ def detach(ctr: Container, command: list[str], *, env: list[str], workdir: str |
 
 
 def run(ctr: Container, command: list[str], *, tty: bool, stdin: BinaryIO | int | None, env: list[str],
-        workdir: str | None, user: str | None, on_output: Callable[[str, bytes], None] | None) -> ExecResult:
+        workdir: str | None, user: str | None, on_output: Callable[[str, bytes], None] | None,
+        preserve_fds: int = 0) -> ExecResult:
     from kernelext.core.container import ExecResult
 
-    proc, session_id = begin(ctr, command, tty=tty, stdin=stdin, env=env, workdir=workdir, user=user)
+    proc, session_id = begin(ctr, command, tty=tty, stdin=stdin, env=env, workdir=workdir, user=user,
+                             preserve_fds=preserve_fds)
     collected: list[bytes] = []
     errors: list[bytes] = []
 
@@ -99,7 +102,8 @@ def run(ctr: Container, command: list[str], *, tty: bool, stdin: BinaryIO | int 
 
 
 def begin(ctr: Container, command: list[str], *, tty: bool, stdin: BinaryIO | int | None, env: list[str],
-          workdir: str | None, user: str | None, console: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+          workdir: str | None, user: str | None, console: int | None = None,
+          preserve_fds: int = 0) -> tuple[subprocess.Popen[bytes], str]:
     """Start an attached exec session and record it (its process and session ID); :func:`end` reports it."""
     session_id = os.urandom(32).hex()
     with ctr._locked():
@@ -107,7 +111,7 @@ def begin(ctr: Container, command: list[str], *, tty: bool, stdin: BinaryIO | in
         resolved = resolve_user(ctr._runtime.namespace.view(ctr.layer.merged), user) if user else None
         options = ExecOptions(user=None if resolved is None else
                               (resolved.uid, resolved.gid, tuple(resolved.additional_gids)),
-                              workdir=workdir or None, env=tuple(env), tty=tty)
+                              workdir=workdir or None, env=tuple(env), tty=tty, preserve_fds=preserve_fds)
         proc = ctr._runtime.oci.exec_container(ctr.id, command, options, stdin, console=console)
         ctr._runtime.db.add_exec_session(session_id, ctr.id, proc.pid, process_start_time(proc.pid) or 0)
         ctr._event("exec", execID=session_id)

@@ -196,6 +196,8 @@ class ContainerMagics(Magics):
             handler = HANDLERS.get(args.cmd)
             if handler is None:
                 raise UsageError(f"%container {args.cmd}: not available in a notebook")
+            if getattr(args, "preserve_fds", 0):  # a kernel's descriptors 3.. are its own sockets, no caller's
+                raise UsageError(f"%container {args.cmd}: --preserve-fds is not available in a notebook")
             with self._global_options(args):
                 value = handler(self, args)
             return None if args.noout else value

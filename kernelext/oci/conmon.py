@@ -21,6 +21,7 @@ from pathlib import Path
 from kernelext import faults
 from kernelext.errors import RuntimeFailure
 from kernelext.oci.monitor import is_alive, process_start_time
+from kernelext.oci.monitoring import check_preserved_fds
 from kernelext.oci.runc import runtime_error
 from kernelext.rootless import Namespace
 
@@ -63,6 +64,9 @@ class ConmonOptions:
     #: ``--timeout`` (kernelext.oci.monitoring).
     log_driver: str = LOG_DRIVER
     monitor_args: list[str] = field(default_factory=list)
+    #: ``--preserve-fds N``: this process's descriptors 3..3+N-1 go to conmon at the same numbers, and runc
+    #: (``create``/``exec --preserve-fds``) hands them to the container's process.
+    preserve_fds: int = 0
 
     def argv(self, conmon: str, runtime: str, runtime_root: Path) -> list[str]:
         socket_dir = self.socket_dir or self.exit_dir.parent / "socket"
@@ -86,6 +90,8 @@ class ConmonOptions:
             args += ["--restore", str(self.restore_from)]
             for opt in self.runtime_opts:
                 args += ["--runtime-opt", opt]
+        if self.preserve_fds:
+            args += ["--runtime-opt", "--preserve-fds", "--runtime-opt", str(self.preserve_fds)]
         if self.exit_command:
             args += ["--exit-command", self.exit_command[0]]
             for arg in self.exit_command[1:]:
@@ -105,6 +111,7 @@ def launch(conmon: str, runtime: str, runtime_root: Path, opts: ConmonOptions,
     """Start conmon (in the store's namespace) and return once the container exists in the runtime
     (``runtime``, with its state in ``runtime_root``), or, for an exec session, once its process runs."""
     operation = "exec" if opts.exec_spec else "restore" if opts.restore_from else "create"
+    preserved = check_preserved_fds(opts.preserve_fds)  # open, so the sync socket cannot take their numbers
     opts.persist_dir.mkdir(parents=True, exist_ok=True)  # conmon skips the exit file without it
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     # Not a fault the harness aimed at this command: conmon's exit command must run whole.
@@ -114,7 +121,7 @@ def launch(conmon: str, runtime: str, runtime_root: Path, opts: ConmonOptions,
         # cwd: conmon also writes its "oom" file into its working directory, which is the bundle for podman.
         # passthrough: conmon (and so the container) writes to this process's own stdout and stderr.
         passthrough = opts.log_driver == "passthrough"
-        proc = subprocess.Popen(namespace.command(opts.argv(conmon, runtime, runtime_root)), env=env, pass_fds=(child.fileno(),),
+        proc = subprocess.Popen(namespace.command(opts.argv(conmon, runtime, runtime_root)), env=env, pass_fds=(*preserved, child.fileno()),
                                 cwd=opts.bundle, stdin=subprocess.DEVNULL,
                                 stdout=None if passthrough else subprocess.DEVNULL,
                                 stderr=None if passthrough else subprocess.PIPE)

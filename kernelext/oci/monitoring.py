@@ -1,10 +1,11 @@
 """What conmon is asked to do for a container besides running it: podman's ``--log-driver``,
-``--log-opt max-size=...`` (conmon's ``--log-size-max``) and ``--timeout`` (conmon's ``-T``)
-(docs/architecture.md §13)."""
+``--log-opt max-size=...`` (conmon's ``--log-size-max``), ``--timeout`` (conmon's ``-T``) and
+``--preserve-fds`` (runc's, through conmon's ``--runtime-opt``) (docs/architecture.md §13)."""
 
 from __future__ import annotations
 
 import enum
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ class LogDriver(enum.Enum):
 
 
 #: podman's error for ``logs`` of a container that keeps none.
+#: The first descriptor after stdin, stdout and stderr: ``--preserve-fds N`` passes FIRST_EXTRA_FD..+N-1.
+FIRST_EXTRA_FD = 3
+
 NO_LOGS = "this container is using the '{driver}' log driver, cannot read logs: this container is not logging output"
 
 
@@ -34,10 +38,13 @@ class MonitorOptions:
     timeout: int = 0
     #: ``--conmon-pidfile``: where conmon's PID is also written ("": only the store's own file).
     conmon_pidfile: str = ""
+    #: ``--preserve-fds``: how many of the launching process's descriptors from 3 on the container gets.
+    preserve_fds: int = 0
 
     @classmethod
     def build(cls, *, log_driver: str | None = None, log_opts: list[str] | None = None,
-              timeout: int | None = None, conmon_pidfile: str | None = None) -> MonitorOptions:
+              timeout: int | None = None, conmon_pidfile: str | None = None,
+              preserve_fds: int | None = None) -> MonitorOptions:
         try:
             driver = LogDriver(log_driver or LogDriver.K8S_FILE.value)
         except ValueError:
@@ -54,8 +61,9 @@ class MonitorOptions:
                 raise InvalidArgumentError(f"invalid log option: {opt!r}")
         if timeout is not None and timeout < 0:
             raise InvalidArgumentError("--timeout must be a non-negative number of seconds")
+        check_preserved_fds(preserve_fds or 0)
         return cls(driver, max(size_max, 0), timeout or 0,
-                   str(Path(conmon_pidfile).absolute()) if conmon_pidfile else "")
+                   str(Path(conmon_pidfile).absolute()) if conmon_pidfile else "", preserve_fds or 0)
 
     def conmon_args(self) -> list[str]:
         args = []
@@ -64,6 +72,10 @@ class MonitorOptions:
         if self.timeout:
             args += ["--timeout", str(self.timeout)]
         return args
+
+    def preserved_fds(self) -> range:
+        """The descriptors conmon and runc hand on to the container's process (checked open: never lost)."""
+        return check_preserved_fds(self.preserve_fds)
 
     def log_config(self, path: str) -> dict[str, Any]:
         """podman's ``inspect`` ``HostConfig.LogConfig``: no path for a driver that keeps no file; the size
@@ -82,3 +94,18 @@ class MonitorOptions:
         data = dict(data)
         data["log_driver"] = LogDriver(data.get("log_driver", LogDriver.K8S_FILE.value))
         return cls(**data)
+
+
+def check_preserved_fds(count: int) -> range:
+    """Descriptors 3..3+count-1 of this process, each open; podman's error for the first that is not."""
+    if count < 0:
+        raise InvalidArgumentError(f"invalid argument \"{count}\" for \"--preserve-fds\" flag: "
+                                   "strconv.ParseUint: parsing \"{count}\": invalid syntax")
+    fds = range(FIRST_EXTRA_FD, FIRST_EXTRA_FD + count)
+    for fd in fds:
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise InvalidArgumentError(f"file descriptor {fd} is not available - the preserve-fds option requires "
+                                       "that file descriptors must be passed") from None
+    return fds

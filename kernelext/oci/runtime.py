@@ -22,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Protocol
 from kernelext import faults
 from kernelext.errors import RuntimeFailure
 from kernelext.oci import conmon
+from kernelext.oci.monitoring import check_preserved_fds
 from kernelext.oci.runc import Runc
 from kernelext.rootless import Namespace
 
@@ -47,6 +48,8 @@ class ExecOptions:
     workdir: str | None = None
     env: tuple[str, ...] = ()
     tty: bool = False
+    #: ``--preserve-fds N``: this process's descriptors 3..3+N-1 go to the process at the same numbers.
+    preserve_fds: int = 0
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,7 @@ class ConmonRuncRuntime:
     def restore_container(self, options: conmon.ConmonOptions,
                           restore: RestoreOptions) -> conmon.ConmonStarted:
         options.restore_from = restore.image_dir
+        options.preserve_fds = 0  # runc restore has no --preserve-fds: CRIU brings back the process's own
         # runc restore's own options, passed through conmon's --runtime-opt.
         options.runtime_opts = [opt for opt, on in (("--tcp-established", restore.tcp_established),
                                                     ("--tcp-close", restore.tcp_close),
@@ -249,12 +253,15 @@ class ConmonRuncRuntime:
             args += ["--env", item]
         if options.tty:
             args.append("--tty")
+        preserved = check_preserved_fds(options.preserve_fds)
+        if options.preserve_fds:
+            args += ["--preserve-fds", str(options.preserve_fds)]
         if console is not None:  # runc leads a new session whose controlling terminal is the console
             return subprocess.Popen(["setsid", "--ctty", *self.runc.argv(*args, ctr_id, *command)], stdin=console,
-                                    stdout=console, stderr=console)
+                                    stdout=console, stderr=console, pass_fds=preserved)
         return subprocess.Popen(self.runc.argv(*args, ctr_id, *command),
                                 stdin=stdin if stdin is not None else subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=preserved)
 
     def exec_detached(self, options: conmon.ConmonOptions) -> conmon.ConmonStarted:
         return conmon.launch(self.conmon, self.runc.binary, self.runc.root, options, self.namespace)
