@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from kernelext.errors import InvalidArgumentError
 from kernelext.oci.identity import read_env_file
 from kernelext.oci.monitoring import MonitorOptions
 
-from conftest import ROOTLESS, Store
+from conftest import ROOTLESS, Store, wait_until
 
 
 def _run(store: Store, *argv: str) -> tuple[int, str, str]:
@@ -212,3 +215,80 @@ def test_host_namespaces(store: Store) -> None:
     assert pid_ns == os.readlink("/proc/self/ns/pid") and ipc_ns == os.readlink("/proc/self/ns/ipc")
     bad = store.cli("run", "--rm", "--uts", "host", "--hostname", "x", "busybox", "true")
     assert bad.returncode == 125 and "host UTS namespace" in bad.stderr
+
+
+# --preserve-fds (podman's run and exec): descriptors 3.. of the caller reach the container's process.
+NOT_AVAILABLE = ("Error: file descriptor {fd} is not available - the preserve-fds option requires that file "
+                 "descriptors must be passed")
+
+
+def _cli_with_fds(store: Store, fds: dict[int, Path], *argv: str) -> subprocess.CompletedProcess[str]:
+    """The CLI (through the fork server as a user's command would be) with ``fds`` open at those numbers."""
+    def place() -> None:
+        for number, path in fds.items():
+            fd = os.open(path, os.O_RDONLY)
+            if fd != number:
+                os.dup2(fd, number)  # inheritable: an exec'd program keeps it
+                os.close(fd)
+
+    return subprocess.run([sys.executable, "-m", "kernelext", *store.args, *argv], capture_output=True, text=True,
+                          timeout=60, preexec_fn=place, close_fds=False)
+
+
+def test_run_preserve_fds_passes_the_callers_descriptors(store: Store, tmp_path: Path) -> None:
+    (tmp_path / "three").write_text("on fd 3\n")
+    (tmp_path / "four").write_text("on fd 4\n")
+    proc = _cli_with_fds(store, {3: tmp_path / "three", 4: tmp_path / "four"}, "run", "--rm", "--preserve-fds", "2",
+                         "busybox", "sh", "-c", "cat <&3; cat <&4; ls -l /proc/self/fd")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[:2] == ["on fd 3", "on fd 4"]
+    assert any(line.endswith(f"3 -> {tmp_path / 'three'}") for line in lines), lines
+    assert any(line.endswith(f"4 -> {tmp_path / 'four'}") for line in lines), lines
+    # Without the flag the container gets no descriptor of its caller's past stdio.
+    proc = _cli_with_fds(store, {3: tmp_path / "three"}, "run", "--rm", "busybox", "sh", "-c", "cat <&3")
+    assert proc.returncode != 0 and "on fd 3" not in proc.stdout
+
+
+def test_preserve_fds_of_a_closed_descriptor_is_podmans_error(store: Store, tmp_path: Path) -> None:
+    (tmp_path / "three").write_text("x\n")
+    proc = _cli_with_fds(store, {3: tmp_path / "three"}, "run", "--rm", "--name", "nofd", "--preserve-fds=2",
+                         "busybox", "true")
+    assert (proc.returncode, proc.stderr) == (125, NOT_AVAILABLE.format(fd=4) + "\n")
+    assert not store.runtime.exists("nofd")  # refused before anything was made
+    store.runtime.run("busybox", ["sleep", "1000"], name="execfd")
+    proc = _cli_with_fds(store, {}, "exec", "--preserve-fds", "1", "execfd", "true")
+    assert (proc.returncode, proc.stderr) == (125, NOT_AVAILABLE.format(fd=3) + "\n")
+
+
+def test_exec_preserve_fds(store: Store, tmp_path: Path) -> None:
+    (tmp_path / "three").write_text("exec reads fd 3\n")
+    store.runtime.run("busybox", ["sleep", "1000"], name="execfd")
+    proc = _cli_with_fds(store, {3: tmp_path / "three"}, "exec", "--preserve-fds", "1", "execfd", "sh", "-c",
+                         "cat <&3; readlink /proc/self/fd/3")
+    assert (proc.returncode, proc.stdout) == (0, f"exec reads fd 3\n{tmp_path / 'three'}\n"), proc.stderr
+    # exec -d: the session's conmon hands it on to runc exec --detach.
+    proc = _cli_with_fds(store, {3: tmp_path / "three"}, "exec", "-d", "--preserve-fds", "1", "execfd", "sh", "-c",
+                         "cat <&3 > /tmp/copied")
+    assert proc.returncode == 0, proc.stderr
+    ctr = store.runtime.get("execfd")
+    assert wait_until(lambda: ctr.exec_run(["cat", "/tmp/copied"]).output == b"exec reads fd 3\n")
+
+
+def test_python_run_preserve_fds(store: Store, tmp_path: Path) -> None:
+    """``rt.run(..., preserve_fds=N)`` hands this process's descriptors 3..3+N-1 on."""
+    (tmp_path / "three").write_text("from python\n")
+    saved = os.dup(3)
+    fd = os.open(tmp_path / "three", os.O_RDONLY)
+    try:
+        os.dup2(fd, 3)
+        ctr = store.runtime.run("busybox", ["sh", "-c", "cat <&3"], preserve_fds=1)
+    finally:
+        os.dup2(saved, 3)
+        os.close(saved)
+        os.close(fd)
+    assert ctr.wait(timeout=20) == 0
+    assert b"".join(line.data for line in ctr.logs()) == b"from python\n"
+    with pytest.raises(InvalidArgumentError, match=r"file descriptor \d+ is not available"):
+        store.runtime.create("busybox", ["true"], name="toomany", preserve_fds=998)
+    assert not store.runtime.exists("toomany")
