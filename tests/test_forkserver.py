@@ -423,3 +423,12 @@ def test_a_report_that_overtakes_started_is_the_result_not_a_reason_to_run_again
         os.close(proof)
         client.close()
         server.close()
+
+
+def test_a_command_with_preserve_fds_runs_in_its_own_process(store: Store, server_dir: Path) -> None:
+    """The server's child gets only the command's stdio: ``--preserve-fds`` (or an abbreviation) must not
+    be handed to it, or the container would get the child's descriptors 3.. instead of the caller's."""
+    server = _server(server_dir, store)
+    for flag in ("--preserve-fds", "--preserve-fds=1", "--pres"):
+        assert launch.run_command(["exec", flag, "1", "nosuch", "true"]) is None  # nothing sent to the server
+    assert _children(server) == set()

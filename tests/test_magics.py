@@ -312,3 +312,14 @@ def test_numbers_for_people_and_raw_through_format(ip: InteractiveShell) -> None
     snapshot = magic(ip, "diagram --snapshot measured")
     assert snapshot.frozen and repr(snapshot) == "LifecycleDiagram(measured: running, snapshot)"
     snapshot.close()
+
+
+def test_preserve_fds_is_refused_in_a_cell(ip: InteractiveShell, store: Store) -> None:
+    """A kernel's descriptors 3.. are its own sockets: handing them to a container would be wrong, and
+    ignoring the flag would lose them silently."""
+    magic(ip, "run -d --name keeps busybox sleep 1000")
+    for line in ("run --rm --preserve-fds 1 busybox true", "exec --preserve-fds=1 keeps true"):
+        with pytest.raises(UsageError) as caught:
+            magic(ip, line)
+        assert str(caught.value).endswith("--preserve-fds is not available in a notebook")
+    assert [c.name for c in store.runtime.list()] == ["keeps"]
