@@ -156,6 +156,9 @@ def _identity_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--conmon-pidfile", help="also write conmon's PID to this file")
     p.add_argument("--cidfile", help="write the container ID to this file")
     p.add_argument("--replace", action="store_true", help="replace a container of the same name")
+    p.add_argument("--cgroups", help="enabled (default), no-conmon, split (disabled needs crun)")
+    p.add_argument("--cgroup-parent", help="the cgroup (cgroupfs) or slice (systemd) the container's goes in")
+    p.add_argument("--cgroupns", help="the cgroup namespace: host or private (default: private on cgroup v2)")
 
 
 def _split_all(values: list[str]) -> list[str]:
@@ -194,7 +197,9 @@ def _run_options(args: argparse.Namespace) -> dict[str, Any]:
                 annotations=dict(item.partition("=")[::2] for item in args.annotation), init=args.init,
                 tz=args.tz, umask=args.umask, env_file=args.env_file, env_host=args.env_host, pid=args.pid,
                 ipc=args.ipc, uts=args.uts, log_driver=args.log_driver, log_opts=args.log_opt, timeout=args.timeout,
-                conmon_pidfile=args.conmon_pidfile, cidfile=args.cidfile, replace=args.replace)
+                conmon_pidfile=args.conmon_pidfile, cidfile=args.cidfile, replace=args.replace,
+                cgroups=args.cgroups, cgroup_parent=args.cgroup_parent, cgroupns=args.cgroupns,
+                cgroup_manager=getattr(args, "cgroup_manager", None))
 
 
 
@@ -728,6 +733,8 @@ def _top_parser() -> argparse.ArgumentParser:
     parser.add_argument("--root", help="storage root directory (env KERNELEXT_ROOT)")
     parser.add_argument("--runroot", help="storage state directory (env KERNELEXT_RUNROOT)")
     parser.add_argument("--criu", help="CRIU binary for checkpoint/restore (env KERNELEXT_CRIU)")
+    parser.add_argument("--cgroup-manager", choices=["systemd", "cgroupfs"],
+                        help="cgroup manager for new containers (default: systemd where it runs)")
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
                         help="log messages at or above this level")
     parser.add_argument("command", nargs="?", metavar="COMMAND")
@@ -752,5 +759,5 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         raise UsageError(f"missing command '{PROG} {group} COMMAND'")
     args = command_parser(name, group).parse_args(rest)
     args.root, args.runroot, args.log_level = options.root, options.runroot, options.log_level
-    args.criu = options.criu
+    args.criu, args.cgroup_manager = options.criu, options.cgroup_manager
     return args

@@ -294,7 +294,7 @@ class Container:
         oom_file = self._runtime.opts.persist_dir(self.id) / "oom"
         st.oom_killed = oom_file.exists() or (
             not self._runtime.namespace.rootless
-            and cgroup_oom_killed(CGROUP_ROOT, f"{spec.CGROUP_PARENT}/{self.id}"))
+            and cgroup_oom_killed(CGROUP_ROOT, self.config.cgroups.expected_path(self.id)))
         self._runtime.db.set_exit_code(self.id, code)
         self._save()
         self._event("died", exitCode=code)
@@ -398,7 +398,9 @@ class Container:
             stdin=self.config.stdin,
             exit_command=self._runtime.exit_command(self.id, self.config.auto_remove),
             sync_log=not self.config.auto_remove, log_driver=self.config.monitor.log_driver.value,
-            monitor_args=self.config.monitor.conmon_args(), **overrides)
+            monitor_args=self.config.monitor.conmon_args(), runtime_args=self.config.cgroups.runtime_args(),
+            scope=self.config.cgroups.conmon_scope(self.id), scope_slice=self.config.cgroups.inspect_parent,
+            **overrides)
 
     def _init(self, *, retain_retries: bool = False, then: Intent = Intent.NONE) -> None:
         """Create the container in runc under a new conmon (state ``initialized``); ``then``: the intent
