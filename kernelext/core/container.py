@@ -61,7 +61,7 @@ from kernelext.errors import (
     WaitTimeoutError,
     tool_reason,
 )
-from kernelext.oci import conmon, forwarder, identity, netns, spec
+from kernelext.oci import cgroups, conmon, forwarder, identity, netns, spec
 from kernelext.oci.attach import AttachSocket
 from kernelext.oci.conmon import kill_conmon
 from kernelext.oci.monitor import ExitWatcher, is_alive, process_start_time, this_process, wait_until
@@ -507,6 +507,7 @@ class Container:
     def _cleanup_runtime(self) -> None:
         self._teardown_network()
         self._runtime.oci.delete_container(self.id)
+        self.config.cgroups.release(self.id)
         self._remove_netns()
         if self.state.status in (S.STOPPED, S.STOPPING):
             self.state.status = S.EXITED
@@ -740,7 +741,7 @@ class Container:
             if self.state.status is S.PAUSED:
                 raise ContainerStateError(f"{self.name} is already paused", container=self.name, operation="pause")
             self._check("pause", f'"{self.state.status.value}" is not running, can\'t pause: container state improper')
-            if self._runtime.namespace.rootless:
+            if self._runtime.namespace.rootless and not cgroups.freezable(self.state.pid, self.id):
                 raise PermissionRequiredError(rootless.pause_refusal(), container=self.name, operation="pause")
             self._begin(Intent.PAUSE)
             self._runtime.oci.pause_container(self.id, name=self.name)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from kernelext.core.mounts import binds, inspect_mounts, tmpfs_options
 from kernelext.core.ports import inspect_ports
 from kernelext.core.state import ContainerStatus
+from kernelext.oci import cgroups
 from kernelext.oci.spec import hostname_of
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ def inspect_document(ctr: Container) -> dict[str, Any]:
             "Restored": st.restored,
             "RestoredAt": format_time(st.restored_at),
             "StoppedByUser": st.stopped_by_user,
+            "CgroupPath": cgroups.own_cgroup(st.pid) if running and st.pid else "",
         },
         "Image": cfg.image_id,
         "ImageName": cfg.image_name,
@@ -107,6 +109,7 @@ def inspect_document(ctr: Container) -> dict[str, Any]:
             "ExtraHosts": cfg.identity.add_hosts,
             "Init": cfg.identity.init,
             "LogConfig": cfg.monitor.log_config(str(ctr.log_path)),
+            **cfg.cgroups.host_config(),
             **{f"{kind.capitalize()}Mode": getattr(cfg.identity, kind) or "private" for kind in ("pid", "ipc", "uts")},
         },
     }

@@ -243,12 +243,25 @@ class CgroupOptions:
             return CONMON_SCOPE.format(id=ctr_id)
         return None
 
+    def release(self, ctr_id: str) -> list[Path]:
+        """After the runtime forgot the container: remove what is left of a cgroupfs cgroup (a systemd
+        scope goes by itself once empty). Returns directories still busy."""
+        if self.systemd or self.rootless:
+            return []
+        return remove(self.expected_path(ctr_id))
+
     @property
     def inspect_parent(self) -> str:
         """``HostConfig.CgroupParent`` as podman shows it."""
         if self.mode is CgroupsMode.SPLIT:
             return self.split_parent
         return self.parent or (self.default_parent() if self.own_cgroup else "")
+
+    def host_config(self) -> dict[str, Any]:
+        """podman's ``inspect`` ``HostConfig`` cgroup fields."""
+        return {"CgroupManager": self.manager.value, "CgroupParent": self.inspect_parent, "Cgroup": "",
+                "CgroupnsMode": self.cgroupns.value,
+                "Cgroups": "default" if self.mode is CgroupsMode.ENABLED else self.mode.value}
 
     def to_json(self) -> dict[str, Any]:
         return {"manager": self.manager.value, "mode": self.mode.value, "parent": self.parent,
@@ -261,6 +274,21 @@ class CgroupOptions:
         return cls(CgroupManager(data["manager"]), CgroupsMode(data["mode"]), data.get("parent", ""),
                    CgroupnsMode(data.get("cgroupns", CgroupnsMode.HOST.value)), bool(data.get("rootless")),
                    data.get("split_parent", ""))
+
+
+def container_dir(pid: int, ctr_id: str) -> Path | None:
+    """The v2 cgroup directory of the container whose process is ``pid``, if it is the container's own."""
+    if hierarchy() is not Hierarchy.V2:
+        return None
+    path = CGROUP_ROOT / own_cgroup(pid).lstrip("/")
+    return path if is_container_dir(path.name, ctr_id) else None
+
+
+def freezable(pid: int, ctr_id: str) -> bool:
+    """Whether this user can freeze the container: cgroup v2, and a cgroup of its own it may write (a
+    user's systemd scope), as podman pauses a rootless container."""
+    path = container_dir(pid, ctr_id)
+    return path is not None and os.access(path / "cgroup.freeze", os.W_OK)
 
 
 def is_container_dir(name: str, ctr_id: str) -> bool:
