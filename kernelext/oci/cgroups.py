@@ -291,6 +291,31 @@ def freezable(pid: int, ctr_id: str) -> bool:
     return path is not None and os.access(path / "cgroup.freeze", os.W_OK)
 
 
+def delegated_controllers(rootless: bool) -> list[str]:
+    """The controllers this user can give a container: root, all the hierarchy has; a normal user on v2,
+    those of the highest cgroup above it it may write (systemd's delegation to user@UID.service); none
+    for a normal user on v1."""
+    if hierarchy() is not Hierarchy.V2:
+        if rootless:
+            return []
+        try:  # subsys_name hierarchy num_cgroups enabled: those mounted on a v1 hierarchy
+            rows = [line.split() for line in Path("/proc/cgroups").read_text().splitlines()[1:]]
+        except OSError:
+            return []
+        return sorted(row[0] for row in rows if len(row) == 4 and row[1] != "0" and row[3] == "1")
+    if not rootless:
+        return (CGROUP_ROOT / "cgroup.controllers").read_text().split()
+    path = CGROUP_ROOT / own_cgroup().lstrip("/")
+    found: list[str] = []
+    while path != CGROUP_ROOT and os.access(path / "cgroup.subtree_control", os.W_OK):
+        try:
+            found = (path / "cgroup.controllers").read_text().split()
+        except OSError:
+            break
+        path = path.parent
+    return found
+
+
 def is_container_dir(name: str, ctr_id: str) -> bool:
     """Whether a cgroup directory's name is the container's: cgroupfs's ``<id>``, systemd's
     ``libpod-<id>.scope``, split's ``libpod-payload-<id>``."""
