@@ -118,7 +118,7 @@ def test_no_cgroup_outlives_run_checkpoint_restore_crash_and_rm(store: Store, tm
     proc = store.cli("run", "--rm", "--name", "once", "busybox", "true")
     assert proc.returncode == 0, proc.stderr
     for ctr_id in ids:
-        assert wait_until(lambda: _leftovers(ctr_id) == []), _leftovers(ctr_id)
+        assert wait_until(lambda c=ctr_id: _leftovers(c) == []), _leftovers(ctr_id)
 
 
 def test_bad_cgroup_flags_are_refused_and_leave_nothing(store: Store) -> None:
@@ -167,8 +167,8 @@ def test_cgroup_parent_and_namespace(store: Store) -> None:
     assert wait_until(lambda: _leftovers(ctr.id) == [])
 
 
-@pytest.mark.skipif(ROOTLESS or V2, reason="split on v2 needs podman's move of the caller into a sibling cgroup "
-                                           "(not done: docs/architecture.md §14)")
+@pytest.mark.skipif(ROOTLESS or V2, reason="split is done as root on v1 only: v2 needs podman's move of the caller "
+                                           "into a sibling cgroup (docs/architecture.md §14)")
 def test_split_puts_the_container_under_the_callers_cgroup(store: Store) -> None:
     ctr = store.runtime.run("busybox", ["sleep", "1000"], cgroups="split")
     try:

@@ -14,8 +14,8 @@ from typing import Any
 from kernelext.core.mounts import Mount
 from kernelext.core.ports import PortMapping
 from kernelext.errors import InvalidArgumentError
-from kernelext.oci.identity import Identity
 from kernelext.oci.cgroups import CgroupOptions
+from kernelext.oci.identity import Identity
 from kernelext.oci.monitoring import MonitorOptions
 from kernelext.oci.resources import DEFAULT_PIDS_LIMIT, Resources
 from kernelext.oci.security import SecurityOptions

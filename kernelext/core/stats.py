@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kernelext.core.state import ContainerStatus
-from kernelext.oci.cgroups import is_container_dir
 from kernelext.errors import ContainerStateError
+from kernelext.oci.cgroups import is_container_dir
 
 if TYPE_CHECKING:
     from kernelext.core.container import Container
