@@ -293,8 +293,8 @@ def freezable(pid: int, ctr_id: str) -> bool:
 
 def delegated_controllers(rootless: bool) -> list[str]:
     """The controllers this user can give a container: root, all the hierarchy has; a normal user on v2,
-    those of the highest cgroup above it it may write (systemd's delegation to user@UID.service); none
-    for a normal user on v1."""
+    those systemd delegated to its manager (user@UID.service), else those of the highest cgroup above
+    it that it may write; none for a normal user on v1."""
     if hierarchy() is not Hierarchy.V2:
         if rootless:
             return []
@@ -305,6 +305,10 @@ def delegated_controllers(rootless: bool) -> list[str]:
         return sorted(row[0] for row in rows if len(row) == 4 and row[1] != "0" and row[3] == "1")
     if not rootless:
         return (CGROUP_ROOT / "cgroup.controllers").read_text().split()
+    uid = os.getuid()
+    manager = CGROUP_ROOT / f"user.slice/user-{uid}.slice/user@{uid}.service"
+    if default_manager(rootless) is CgroupManager.SYSTEMD and (manager / "cgroup.controllers").exists():
+        return (manager / "cgroup.controllers").read_text().split()  # where the user's manager puts containers
     path = CGROUP_ROOT / own_cgroup().lstrip("/")
     found: list[str] = []
     while path != CGROUP_ROOT and os.access(path / "cgroup.subtree_control", os.W_OK):
