@@ -14,7 +14,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from kernelext.errors import InvalidArgumentError
 from kernelext.oci import cgroups
+from kernelext.oci.cgroups import CgroupManager, CgroupOptions, CgroupsMode
 
 from conftest import ROOTLESS, Store, wait_until
 
@@ -27,7 +29,6 @@ EXPECTED_MANAGER = "systemd" if SYSTEMD and (V2 or not ROOTLESS) and cgroups.sys
 #: Whether containers get a cgroup of their own (rootless on cgroupfs: none, as with podman).
 OWN_CGROUP = not ROOTLESS or EXPECTED_MANAGER == "systemd"
 
-pytestmark = pytest.mark.integration
 
 
 def _proc_cgroup(pid: int) -> str:
@@ -213,3 +214,45 @@ def test_pause_where_the_container_has_a_freezable_cgroup(store: Store) -> None:
             assert proc.returncode == 125 and "cannot pause" in proc.stderr or "can not pause" in proc.stderr
     finally:
         ctr.remove(force=True)
+
+
+# Pure logic (no runc): the paths and names each manager gives runc, systemd and inspect.
+ID = "ab" * 32
+
+
+def test_systemd_paths_and_scopes() -> None:
+    root = CgroupOptions(manager=CgroupManager.SYSTEMD)
+    assert root.cgroups_path(ID) == f"machine.slice:libpod:{ID}"
+    assert root.expected_path(ID) == f"/machine.slice/libpod-{ID}.scope"
+    assert root.runtime_args() == ["--systemd-cgroup"] and root.conmon_scope(ID) == f"libpod-conmon-{ID}.scope"
+    nested = CgroupOptions(manager=CgroupManager.SYSTEMD, parent="kx-web.slice")
+    assert nested.expected_path(ID) == f"/kx.slice/kx-web.slice/libpod-{ID}.scope"  # systemd's slice nesting
+    user = CgroupOptions(manager=CgroupManager.SYSTEMD, rootless=True)
+    assert user.cgroups_path(ID) == f"user.slice:libpod:{ID}" and user.inspect_parent == "user.slice"
+    assert CgroupOptions(manager=CgroupManager.SYSTEMD, mode=CgroupsMode.NO_CONMON).conmon_scope(ID) is None
+
+
+def test_cgroupfs_paths_and_rootless_without_a_cgroup() -> None:
+    root = CgroupOptions()
+    assert root.cgroups_path(ID) == f"/kernelext/{ID}" and root.runtime_args() == [] and root.conmon_scope(ID) is None
+    assert CgroupOptions(rootless=True).cgroups_path(ID) is None
+    split = CgroupOptions(mode=CgroupsMode.SPLIT, split_parent="/user.slice/x.scope")
+    assert split.cgroups_path(ID) == f"/user.slice/x.scope/libpod-payload-{ID}"
+    assert all(cgroups.is_container_dir(n, ID) for n in (ID, f"libpod-{ID}.scope", f"libpod-payload-{ID}"))
+    assert not cgroups.is_container_dir(f"libpod-conmon-{ID}.scope", ID)
+
+
+def test_options_survive_the_store_and_old_configs_load() -> None:
+    opts = CgroupOptions(manager=CgroupManager.SYSTEMD, parent="a.slice", rootless=True)
+    assert CgroupOptions.from_json(opts.to_json()) == opts
+    assert CgroupOptions.from_json({}) == CgroupOptions()  # made before cgroup options: /kernelext, cgroupfs
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"cgroup_manager": "upstart"}, 'invalid cgroup manager "upstart"'),
+    ({"cgroup_manager": "cgroupfs", "cgroup_parent": "a.slice"}, "systemd slice received as cgroup parent"),
+    ({"cgroup_manager": "cgroupfs", "cgroups": "disabled"}, "crun"),
+])
+def test_build_refuses_as_podman(kwargs: dict[str, str], message: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=message):
+        CgroupOptions.build(**kwargs)
