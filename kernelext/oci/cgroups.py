@@ -15,6 +15,7 @@ import errno
 import os
 import socket
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,9 @@ CONMON_SCOPE = "libpod-conmon-{id}.scope"
 PAYLOAD_PREFIX = "libpod-payload-"
 #: How long a D-Bus call to systemd may take (software-emulated VMs are slow).
 BUS_TIMEOUT_S = 30
+#: How long a restore waits for systemd to unload the previous conmon's emptied scope, and how often it looks.
+SCOPE_GONE_S = 10.0
+SCOPE_POLL_S = 0.1
 #: sd_booted(3)'s test: this directory exists only when systemd is the init.
 SYSTEMD_RUN_DIR = Path("/run/systemd/system")
 SYSTEM_BUS = "/run/dbus/system_bus_socket"
@@ -328,7 +332,22 @@ def is_container_dir(name: str, ctr_id: str) -> bool:
 
 def move_to_scope(pid: int, unit: str, slice_name: str, *, rootless: bool) -> str:
     """Put ``pid`` into a new transient systemd scope ``unit`` in ``slice_name`` over D-Bus (podman's
-    RunUnderSystemdScope); returns the error text, "" on success."""
+    RunUnderSystemdScope); returns the error text, "" on success.
+
+    The previous conmon's scope (a restore right after a checkpoint) is unloaded by systemd shortly after
+    it empties: wait for that. A restart runs from that very scope (conmon's exit command), which stays
+    until it returns: conmon then stays where it is, as podman's does, without a warning."""
+    if own_cgroup().endswith(f"/{unit}"):
+        return ""
+    deadline = time.monotonic() + SCOPE_GONE_S
+    while True:
+        failure = _start_scope(pid, unit, slice_name, rootless=rootless)
+        if not failure or "already" not in failure or time.monotonic() > deadline:
+            return failure
+        time.sleep(SCOPE_POLL_S)
+
+
+def _start_scope(pid: int, unit: str, slice_name: str, *, rootless: bool) -> str:
     argv = ["busctl", *(["--user"] if rootless else []), "--quiet", f"--timeout={BUS_TIMEOUT_S}", "call",
             "org.freedesktop.systemd1", "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager",
             "StartTransientUnit", "ssa(sv)a(sa(sv))", unit, "fail", "3",
