@@ -10,7 +10,8 @@
 # build.sh makes WORKDIR/base.img once, preinstall.sh runs setup.sh natively in a chroot of it
 # (WORKDIR/base-pre.img, so the VM does not spend half an hour on apt), run-in-vm.sh boots a copy-on-write
 # overlay of it, runs the job and copies /job/out back. VM_WORKDIR (default /tmp/vm-cg2), VM_CPUS
-# (default 1 here: the host keeps a core), VM_MEM, VM_REBUILD=1 (a fresh base image and preinstall).
+# (default 1 here: the host keeps a core), VM_MEM, VM_REBUILD=1 (a fresh base image and preinstall),
+# JOB_PARTS (default "demo cli-root cli-rootless tests"), JOB_ROOT_TESTS / JOB_USER_TESTS (the selections).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 TOOL=${KERNELEXT_VM_TOOL:-$REPO/../shared/tools/vm-cgroup2}
@@ -23,6 +24,7 @@ fi
 if [ -n "${VM_REBUILD:-}" ] || [ ! -f "$VM_WORKDIR/base-pre.img" ]; then
     "$TOOL/preinstall.sh" "$VM_WORKDIR"
 fi
-VM_BASE=base-pre.img "$TOOL/run-in-vm.sh" -t "${VM_TIMEOUT:-5400}" "$REPO/tests/vm/job.sh" "$OUT"
-echo "vm-cgroup2: logs in $OUT (job.log, demo.log, cli-root.log, cli-rootless.log, pytest.log, console.log)"
+# VM_REUSE=1: the previous run's disk (setup done), e.g. with JOB_PARTS="cli-root tests" for a quicker rerun.
+VM_BASE=base-pre.img "$TOOL/run-in-vm.sh" ${VM_REUSE:+-r} -t "${VM_TIMEOUT:-5400}" "$REPO/tests/vm/job.sh" "$OUT"
+echo "vm-cgroup2: logs in $OUT (job.log, demo.log, cli-root.log, cli-rootless.log, tests.log, console.log)"
 sed -n '/===== summary/,$p' "$OUT/job.log" 2>/dev/null || tail -n 30 "$OUT/console.log"
