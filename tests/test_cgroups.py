@@ -246,7 +246,8 @@ def test_cgroupfs_paths_and_rootless_without_a_cgroup() -> None:
 def test_options_survive_the_store_and_old_configs_load() -> None:
     opts = CgroupOptions(manager=CgroupManager.SYSTEMD, parent="a.slice", rootless=True)
     assert CgroupOptions.from_json(opts.to_json()) == opts
-    assert CgroupOptions.from_json({}) == CgroupOptions()  # made before cgroup options: /kernelext, cgroupfs
+    old = CgroupOptions.from_json({})  # made before cgroup options: cgroupfs, /kernelext, none rootless
+    assert old.manager is CgroupManager.CGROUPFS and old.cgroups_path(ID) == (None if ROOTLESS else f"/kernelext/{ID}")
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

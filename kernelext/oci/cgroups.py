@@ -273,8 +273,8 @@ class CgroupOptions:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CgroupOptions:
-        if not data:  # a container made before cgroup options: cgroupfs under /kernelext, as then
-            return cls()
+        if not data:  # a container made before cgroup options: cgroupfs under /kernelext (none rootless), as then
+            return cls(rootless=is_rootless())
         return cls(CgroupManager(data["manager"]), CgroupsMode(data["mode"]), data.get("parent", ""),
                    CgroupnsMode(data.get("cgroupns", CgroupnsMode.HOST.value)), bool(data.get("rootless")),
                    data.get("split_parent", ""))
