@@ -46,7 +46,6 @@ from kernelext.core.state import (
     NetworkMode,
     should_restart,
 )
-from kernelext.core.stats import CGROUP_ROOT
 from kernelext.errors import (
     EXIT_NOT_EXECUTABLE,
     CommandNotFoundError,
@@ -66,7 +65,6 @@ from kernelext.oci.attach import AttachSocket
 from kernelext.oci.conmon import kill_conmon
 from kernelext.oci.monitor import ExitWatcher, is_alive, process_start_time, this_process, wait_until
 from kernelext.oci.monitoring import NO_LOGS, LogDriver
-from kernelext.oci.resources import cgroup_oom_killed
 from kernelext.oci.runtime import KILL_TIMEOUT_S
 from kernelext.storage.driver import ContainerLayer
 from kernelext.storage.rootpath import is_dir_in_root
@@ -292,9 +290,7 @@ class Container:
         st.restart_policy_match = was in (S.RUNNING, S.PAUSED, S.STOPPING) and not st.stopped_by_user
         # conmon's "oom" file (its eventfd on the cgroup), else the cgroup's own counter if it is still there.
         oom_file = self._runtime.opts.persist_dir(self.id) / "oom"
-        st.oom_killed = oom_file.exists() or (
-            not self._runtime.namespace.rootless
-            and cgroup_oom_killed(CGROUP_ROOT, self.config.cgroups.expected_path(self.id)))
+        st.oom_killed = oom_file.exists() or self.config.cgroups.oom_killed(self.id, code)
         self._runtime.db.set_exit_code(self.id, code)
         self._save()
         self._event("died", exitCode=code)

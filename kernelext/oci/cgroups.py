@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kernelext.errors import InvalidArgumentError
+from kernelext.oci.resources import cgroup_oom_killed
 from kernelext.rootless import is_rootless
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -38,8 +39,10 @@ CONMON_SCOPE = "libpod-conmon-{id}.scope"
 PAYLOAD_PREFIX = "libpod-payload-"
 #: How long a D-Bus call to systemd may take (software-emulated VMs are slow).
 BUS_TIMEOUT_S = 30
+#: The exit code of a process the kernel's OOM killer ended (128 + SIGKILL).
+SIGKILL_EXIT = 137
 #: How long a restore waits for systemd to unload the previous conmon's emptied scope, and how often it looks.
-SCOPE_GONE_S = 10.0
+SCOPE_GONE_S = 2.0
 SCOPE_POLL_S = 0.1
 #: sd_booted(3)'s test: this directory exists only when systemd is the init.
 SYSTEMD_RUN_DIR = Path("/run/systemd/system")
@@ -247,6 +250,15 @@ class CgroupOptions:
             return CONMON_SCOPE.format(id=ctr_id)
         return None
 
+    def oom_killed(self, ctr_id: str, exit_code: int) -> bool:
+        """The fallback when conmon recorded no OOM (it misses one that comes before it watches): the
+        cgroup's own counter while it is there, else, for a SIGKILLed container, systemd's verdict on its
+        scope (one process more, so not for every exit)."""
+        if not self.rootless and cgroup_oom_killed(CGROUP_ROOT, self.expected_path(ctr_id)):
+            return True
+        return (self.systemd and exit_code == SIGKILL_EXIT
+                and systemd_oom_killed(f"{SCOPE_PREFIX}-{ctr_id}.scope", rootless=self.rootless))
+
     def release(self, ctr_id: str) -> list[Path]:
         """After the runtime forgot the container: remove what is left of a cgroupfs cgroup (a systemd
         scope goes by itself once empty). Returns directories still busy."""
@@ -324,6 +336,17 @@ def delegated_controllers(rootless: bool) -> list[str]:
     return found
 
 
+def systemd_oom_killed(unit: str, *, rootless: bool) -> bool:
+    """Whether systemd ended the container's scope for an OOM kill (its ``Result``): with the systemd
+    manager the scope and its ``memory.events`` are gone by the time the exit is seen."""
+    argv = ["systemctl", *(["--user"] if rootless else []), "show", "--property=Result", "--value", unit]
+    try:
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=BUS_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return proc.stdout.strip() == "oom-kill"
+
+
 def is_container_dir(name: str, ctr_id: str) -> bool:
     """Whether a cgroup directory's name is the container's: cgroupfs's ``<id>``, systemd's
     ``libpod-<id>.scope``, split's ``libpod-payload-<id>``."""
@@ -334,16 +357,18 @@ def move_to_scope(pid: int, unit: str, slice_name: str, *, rootless: bool) -> st
     """Put ``pid`` into a new transient systemd scope ``unit`` in ``slice_name`` over D-Bus (podman's
     RunUnderSystemdScope); returns the error text, "" on success.
 
-    The previous conmon's scope (a restore right after a checkpoint) is unloaded by systemd shortly after
-    it empties: wait for that. A restart runs from that very scope (conmon's exit command), which stays
-    until it returns: conmon then stays where it is, as podman's does, without a warning."""
-    if own_cgroup().endswith(f"/{unit}"):
-        return ""
-    deadline = time.monotonic() + SCOPE_GONE_S
+    The previous conmon's scope (a restore right after a checkpoint) is unloaded by systemd once it
+    empties, after that conmon's exit command: wait a little for that, then take a name of its own. A
+    restart runs from that very scope (the exit command), so it does not wait."""
+    deadline = time.monotonic() + (0 if own_cgroup().endswith(f"/{unit}") else SCOPE_GONE_S)
     while True:
         failure = _start_scope(pid, unit, slice_name, rootless=rootless)
-        if not failure or "already" not in failure or time.monotonic() > deadline:
+        if not failure or "already" not in failure:
             return failure
+        if time.monotonic() > deadline:
+            # Still busy (the old conmon's exit command runs there, for seconds on a slow machine): a scope
+            # of this conmon's own all the same, named for its PID.
+            return _start_scope(pid, unit.replace(".scope", f"-{pid}.scope"), slice_name, rootless=rootless)
         time.sleep(SCOPE_POLL_S)
 
 

@@ -50,10 +50,12 @@ sleep 1
 run sh -c "ls /sys/fs/cgroup/machine.slice/ | grep libpod || true"
 check root-no-cgroup-after-rm sh -c "! ls /sys/fs/cgroup/machine.slice/ | grep -q -e $ID -e $ID2"
 sec "root: OOM on v2 (memory.events)"
-run $K run --name oom --memory 32m busybox sh -c 'x=a; while :; do x=$x$x; done'
-run $K inspect --format '{{.State.OOMKilled}} {{.State.ExitCode}}' oom
-check root-oom-detected test "$($K inspect --format '{{.State.OOMKilled}}' oom)" = true
-run $K rm oom
+for i in 1 2 3; do  # conmon misses an OOM kill that comes before it watches: kernelext asks systemd then
+    run $K run --name oom --memory 32m busybox sh -c 'x=a; while :; do x=$x$x; done'
+    run $K inspect --format '{{.State.OOMKilled}} {{.State.ExitCode}}' oom
+    check root-oom-detected-$i test "$($K inspect --format '{{.State.OOMKilled}}' oom)" = true
+    run $K rm oom
+done
 sec "root: a container started by a systemd service outlives the service"
 run systemd-run --unit kx-svc --wait -p Type=oneshot -E KERNELEXT_FORKSERVER=0 $K run -d --name svc busybox sleep 1000
 sleep 1

@@ -27,7 +27,8 @@ run cat /proc/$PID/cgroup /proc/$CPID/cgroup
 check user-ctr-in-user-slice grep -q "^0::/user.slice/user-$UID_.slice/user@$UID_.service/user.slice/libpod-$ID.scope$" /proc/$PID/cgroup
 check user-conmon-own-scope grep -q "/libpod-conmon-$ID.scope$" /proc/$CPID/cgroup
 run sh -c "systemd-cgls --no-pager -u user@$UID_.service | head -30"
-check user-pause-process-own-scope sh -c "ps -u $U -o cgroup=,args= | grep 'sleep infinity' | grep -q kernelext-pause-"
+PAUSE=$(pgrep -u $U -x sleep | head -1); run cat /proc/$PAUSE/cgroup
+check user-pause-process-own-scope grep -q "/kernelext-pause-$PAUSE.scope$" /proc/$PAUSE/cgroup
 run u "$KX inspect --format '{{.HostConfig.CgroupManager}} {{.HostConfig.CgroupParent}} {{.State.CgroupPath}}' r1"
 sec "rootless: stats / pause"
 run u "$KX stats --no-stream r1"
