@@ -49,6 +49,13 @@ def _leftovers(ctr_id: str) -> list[str]:
     return found
 
 
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def _info(store: Store) -> dict:
     proc = store.cli("info", "--format", "json")
     assert proc.returncode == 0, proc.stderr
@@ -114,8 +121,7 @@ def test_no_cgroup_outlives_run_checkpoint_restore_crash_and_rm(store: Store, tm
     ids.append(crashed.id)
     os.kill(crashed.state.conmon_pid, signal.SIGKILL)
     os.kill(crashed.state.pid, signal.SIGKILL)
-    assert wait_until(lambda: not psutil.pid_exists(crashed.state.pid) or
-                      psutil.Process(crashed.state.pid).status() == psutil.STATUS_ZOMBIE)
+    assert wait_until(lambda: _gone(crashed.state.pid))
     assert store.cli("rm", "-f", "crashed").returncode == 0
     proc = store.cli("run", "--rm", "--name", "once", "busybox", "true")
     assert proc.returncode == 0, proc.stderr
