@@ -290,7 +290,7 @@ class Container:
         st.restart_policy_match = was in (S.RUNNING, S.PAUSED, S.STOPPING) and not st.stopped_by_user
         # conmon's "oom" file (its eventfd on the cgroup), else the cgroup's own counter if it is still there.
         oom_file = self._runtime.opts.persist_dir(self.id) / "oom"
-        st.oom_killed = oom_file.exists() or self.config.cgroups.oom_killed(self.id, code)
+        st.oom_killed = oom_file.exists() or self.config.cgroups.oom_killed(self.id)
         self._runtime.db.set_exit_code(self.id, code)
         self._save()
         self._event("died", exitCode=code)

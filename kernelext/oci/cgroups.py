@@ -39,8 +39,6 @@ CONMON_SCOPE = "libpod-conmon-{id}.scope"
 PAYLOAD_PREFIX = "libpod-payload-"
 #: How long a D-Bus call to systemd may take (software-emulated VMs are slow).
 BUS_TIMEOUT_S = 30
-#: The exit code of a process the kernel's OOM killer ended (128 + SIGKILL).
-SIGKILL_EXIT = 137
 #: How long a restore waits for systemd to unload the previous conmon's emptied scope, and how often it looks.
 SCOPE_GONE_S = 2.0
 SCOPE_POLL_S = 0.1
@@ -250,14 +248,10 @@ class CgroupOptions:
             return CONMON_SCOPE.format(id=ctr_id)
         return None
 
-    def oom_killed(self, ctr_id: str, exit_code: int) -> bool:
-        """The fallback when conmon recorded no OOM (it misses one that comes before it watches): the
-        cgroup's own counter while it is there, else, for a SIGKILLed container, systemd's verdict on its
-        scope (one process more, so not for every exit)."""
-        if not self.rootless and cgroup_oom_killed(CGROUP_ROOT, self.expected_path(ctr_id)):
-            return True
-        return (self.systemd and exit_code == SIGKILL_EXIT
-                and systemd_oom_killed(f"{SCOPE_PREFIX}-{ctr_id}.scope", rootless=self.rootless))
+    def oom_killed(self, ctr_id: str) -> bool:
+        """The fallback when conmon recorded no OOM kill: the cgroup's own counter while it is there
+        (cgroupfs; a systemd scope and its ``memory.events`` are gone by the time the exit is seen)."""
+        return not self.rootless and cgroup_oom_killed(CGROUP_ROOT, self.expected_path(ctr_id))
 
     def release(self, ctr_id: str) -> list[Path]:
         """After the runtime forgot the container: remove what is left of a cgroupfs cgroup (a systemd
@@ -334,17 +328,6 @@ def delegated_controllers(rootless: bool) -> list[str]:
             break
         path = path.parent
     return found
-
-
-def systemd_oom_killed(unit: str, *, rootless: bool) -> bool:
-    """Whether systemd ended the container's scope for an OOM kill (its ``Result``): with the systemd
-    manager the scope and its ``memory.events`` are gone by the time the exit is seen."""
-    argv = ["systemctl", *(["--user"] if rootless else []), "show", "--property=Result", "--value", unit]
-    try:
-        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=BUS_TIMEOUT_S)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return proc.stdout.strip() == "oom-kill"
 
 
 def is_container_dir(name: str, ctr_id: str) -> bool:
