@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kernelext.config import StoreConfig, find_criu
+from kernelext.config import PROVISIONED_CRIU, StoreConfig, find_criu
+from kernelext.oci import cgroups
 from kernelext.oci.conmon import LOG_DRIVER
 from kernelext.rootless import (
     is_rootless,
@@ -46,6 +47,8 @@ class HostCapabilities:
     kernel: str
     rootless: bool
     cgroup_version: str
+    cgroup_manager: str = ""
+    cgroup_controllers: list[str] = field(default_factory=list)
     features: dict[str, Feature] = field(default_factory=dict)
 
     def available(self, name: str) -> bool:
@@ -54,7 +57,8 @@ class HostCapabilities:
 
     def to_json(self) -> dict[str, Any]:
         return {"host": {"kernel": self.kernel, "rootless": self.rootless, "cgroupVersion": self.cgroup_version,
-                         "logDriver": LOG_DRIVER, "eventLogger": EVENT_LOGGER},
+                         "logDriver": LOG_DRIVER, "eventLogger": EVENT_LOGGER,
+                         "cgroupManager": self.cgroup_manager, "cgroupControllers": self.cgroup_controllers},
                 "features": {name: asdict(f) for name, f in self.features.items()}}
 
 
@@ -70,21 +74,30 @@ def _version(argv: list[str]) -> Feature:
     return Feature(proc.returncode == 0, first[0] if first else f"exit {proc.returncode}")
 
 
-def _cgroup_version() -> str:
-    if (CGROUP_ROOT / "cgroup.controllers").exists():
-        return "v2"
-    return "v1 (hybrid)" if (CGROUP_ROOT / "unified").is_dir() else "v1"
+def _overlay_source() -> str:
+    """Where overlayfs comes from: the running kernel, or a module loaded at the first mount
+    (``/proc/filesystems`` lists a module's file system only once it is loaded); "" if neither."""
+    try:
+        if "overlay" in Path("/proc/filesystems").read_text():
+            return "kernel overlayfs"
+    except OSError:
+        pass
+    modprobe = shutil.which("modprobe") or shutil.which("modprobe", path="/usr/sbin:/sbin")
+    if modprobe is None:
+        return ""
+    try:  # -n: resolve the module without loading it
+        found = subprocess.run([modprobe, "-n", "-q", "overlay"], capture_output=True, timeout=CHECK_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return "kernel overlayfs (a module, loaded at the first mount)" if found.returncode == 0 else ""
 
 
 def _overlay(rootless: bool) -> Feature:
-    try:
-        supported = "overlay" in Path("/proc/filesystems").read_text()
-    except OSError:
-        supported = False
-    if not supported:
-        return Feature(False, "overlayfs not in /proc/filesystems")
+    source = _overlay_source()
+    if not source:
+        return Feature(False, "overlayfs is neither in /proc/filesystems nor a loadable module")
     if not rootless:
-        return Feature(True, "kernel overlayfs")
+        return Feature(True, source)
     if userns_overlay_supported():
         return Feature(True, "kernel overlayfs inside the user namespace")
     return Feature(False, "overlayfs in a user namespace needs Linux >= 5.11: new stores use the vfs driver "
@@ -146,7 +159,8 @@ def _criu(opts: StoreConfig, rootless: bool) -> tuple[Feature, Feature, Feature]
         return failed, failed, failed
     match = re.search(r"Version:\s*(\S+)", version.stdout)
     number = match.group(1) if match else "?"
-    label = f"criu {number} ({binary})"
+    origin = "provisioned by scripts/provision-criu.sh" if binary == str(PROVISIONED_CRIU) else "the system's"
+    label = f"criu {number} ({binary}, {origin})"
     text = (check.stdout + check.stderr).strip().splitlines()
     checkpoint = Feature(check.returncode == 0, f"{label}: {text[-1] if text else 'criu check failed'}")
     dirty_text = (dirty.stdout + dirty.stderr).strip().splitlines()
@@ -158,7 +172,9 @@ def _criu(opts: StoreConfig, rootless: bool) -> tuple[Feature, Feature, Feature]
 def host_capabilities(opts: StoreConfig | None = None) -> HostCapabilities:
     opts = opts or StoreConfig.from_env()
     rootless = is_rootless()
-    caps = HostCapabilities(kernel=os.uname().release, rootless=rootless, cgroup_version=_cgroup_version())
+    caps = HostCapabilities(kernel=os.uname().release, rootless=rootless, cgroup_version=cgroups.hierarchy().value,
+                            cgroup_manager=cgroups.default_manager(rootless).value,
+                            cgroup_controllers=cgroups.delegated_controllers(rootless))
     caps.features["runc"] = _version([opts.runc, "--version"])
     caps.features["conmon"] = _version([opts.conmon, "--version"])
     caps.features["overlay"] = _overlay(rootless)
@@ -166,11 +182,17 @@ def host_capabilities(opts: StoreConfig | None = None) -> HostCapabilities:
         id_map = user_id_map()
         caps.features["user_namespace"] = _user_namespaces()
         caps.features["id_mapping"] = Feature(id_map.subordinate, id_map.describe())
-        caps.features["cgroups"] = Feature(False, "containers share the user's cgroup: stats and top come from "
-                                                  "their processes (psutil)")
-        caps.features["freezer"] = Feature(False, pause_refusal())
+        if caps.cgroup_manager == cgroups.CgroupManager.SYSTEMD.value:
+            caps.features["cgroups"] = Feature(True, "one systemd scope per container in the user's manager "
+                                                     f"(delegated: {' '.join(caps.cgroup_controllers) or 'none'})")
+            caps.features["freezer"] = Feature(True, "pause/unpause through the scope's cgroup.freeze")
+        else:
+            caps.features["cgroups"] = Feature(False, "containers share the user's cgroup: stats and top come "
+                                                      "from their processes (psutil)")
+            caps.features["freezer"] = Feature(False, pause_refusal())
     else:
-        caps.features["cgroups"] = Feature(True, f"one cgroup per container ({caps.cgroup_version})")
+        caps.features["cgroups"] = Feature(True, f"one cgroup per container ({caps.cgroup_version}, "
+                                                 f"{caps.cgroup_manager})")
         caps.features["freezer"] = Feature((CGROUP_ROOT / "freezer").is_dir() or caps.cgroup_version == "v2",
                                            "pause/unpause through the freezer cgroup")
     checkpoint, memory_tracking, tcp_sockets = _criu(opts, rootless)

@@ -15,6 +15,7 @@ themselves as root of the namespace and act directly.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import pwd
 import shutil
@@ -271,6 +272,7 @@ class UserNamespace(Namespace):
             pid = self._recorded()
             if pid is None:
                 pid = self._spawn()
+                _move_to_own_scope(pid)
                 tmp = self.runroot / f"{PAUSE_PID_FILE}.tmp"
                 tmp.write_text(f"{pid}\n")
                 tmp.replace(self.runroot / PAUSE_PID_FILE)
@@ -410,6 +412,18 @@ def _start_pause(prefix: list[str]) -> tuple[int | None, str]:
     proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     line = proc.stdout.strip()
     return (int(line) if line.isdigit() else None), proc.stderr.strip()
+
+
+def _move_to_own_scope(pid: int) -> None:
+    """Under a systemd user manager, the pause process gets a scope of its own (as podman's
+    ``podman-pause-*.scope``), so stopping the service or session that started it does not end it."""
+    from kernelext.oci import cgroups  # not at import: kernelext.oci.cgroups imports this module
+
+    if cgroups.default_manager(rootless=True) is cgroups.CgroupManager.SYSTEMD:
+        failure = cgroups.move_to_scope(pid, f"kernelext-pause-{pid}.scope", cgroups.ROOTLESS_SYSTEMD_PARENT,
+                                        rootless=True)
+        if failure:  # it still holds the namespace, only in the caller's cgroup (podman says as little)
+            logging.getLogger("kernelext").debug("pause process %d stays in the caller's cgroup: %s", pid, failure)
 
 
 def _in_our_namespace_tree(pid: int) -> bool:

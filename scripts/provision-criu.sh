@@ -91,7 +91,21 @@ EOF
                     -o "Dir::State::Lists=$state/lists" -o "Dir::Cache=$state/cache"
                     -o "Dir::State::status=$state/status")
     chown -R _apt "$state/lists" "$state/debs" 2>/dev/null || true
-    apt-get "${apt_opts[@]}" update >/dev/null || return 1
+    local log="$work/update-$suite.log"
+    if ! apt-get "${apt_opts[@]}" update >"$log" 2>&1; then
+        # A mirror that lags (or a snapshot) serves a Release file past its Valid-Until: apt refuses it
+        # ("is not valid yet" / "expired" / "invalid since"). Its signature is still checked, so take it,
+        # and say so rather than fall back to an older suite that loses a capability.
+        if grep -qiE 'expired|invalid since|Valid-Until' "$log"; then
+            echo "setup: $suite's Release file on $MIRROR is expired; using it with Acquire::Check-Valid-Until=false" \
+                 "(its signature is still verified)" >&2
+            apt_opts+=(-o Acquire::Check-Valid-Until=false)
+            apt-get "${apt_opts[@]}" update >"$log" 2>&1 || { tail -n 5 "$log" >&2; return 1; }
+        else
+            tail -n 5 "$log" >&2
+            return 1
+        fi
+    fi
     local packages
     packages=$(apt-cache "${apt_opts[@]}" depends --recurse --no-recommends --no-suggests --no-conflicts \
         --no-breaks --no-replaces --no-enhances criu | grep -v '^ ' | sort -u) || return 1
@@ -125,8 +139,19 @@ for suite in "${SUITES[@]}"; do
     [ -n "$chosen" ] || chosen=$suite
 done
 
+# A CRIU older than MIN_VERSION cannot dump TCP sockets on kernels >= 6.16: refuse to settle for it there
+# (KERNELEXT_CRIU_ALLOW_OLD=1 accepts the loss), rather than lose the feature without a word.
+tcp_kernel() { dpkg --compare-versions "$(uname -r | cut -d- -f1)" ge 6.16; }
+refuse_old() {
+    if tcp_kernel && [ -z "${KERNELEXT_CRIU_ALLOW_OLD:-}" ]; then
+        echo "setup: error: only criu $1 works here, and criu < $MIN_VERSION cannot checkpoint TCP sockets on" \
+             "Linux $(uname -r); fix the mirror (KERNELEXT_DEBIAN_MIRROR) or set KERNELEXT_CRIU_ALLOW_OLD=1" >&2
+        exit 1
+    fi
+}
 if [ -z "$chosen" ]; then
     if [ -n "$system_criu" ] && looks_good criu; then
+        refuse_old "$(version_of criu)"
         echo "setup: keeping system criu $(version_of criu) (no newer one works here; TCP sockets may not dump)" >&2
         exit 0
     fi
@@ -134,6 +159,7 @@ if [ -z "$chosen" ]; then
     exit 1
 fi
 
+recent unpacked "$work/$chosen" || refuse_old "$(version_of unpacked "$work/$chosen")"
 cat >"$work/$chosen/criu" <<EOF
 #!/bin/sh
 # $chosen's CRIU through its own loader and libraries (kernelext scripts/provision-criu.sh).

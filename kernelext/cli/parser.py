@@ -180,6 +180,9 @@ def _identity_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cidfile", help="write the container ID to this file")
     p.add_argument("--replace", action="store_true", help="replace a container of the same name")
     p.add_argument("--kernel-memory", help="no longer supported: accepted and ignored (podman's warning)")
+    p.add_argument("--cgroups", help="enabled (default), no-conmon, split (disabled needs crun)")
+    p.add_argument("--cgroup-parent", help="the cgroup (cgroupfs) or slice (systemd) the container's goes in")
+    p.add_argument("--cgroupns", help="the cgroup namespace: host or private (default: private on cgroup v2)")
 
 
 def _split_all(values: list[str]) -> list[str]:
@@ -222,7 +225,9 @@ def _run_options(args: argparse.Namespace) -> dict[str, Any]:
                 unsetenv=args.unsetenv, unsetenv_all=args.unsetenv_all,
                 ipc=args.ipc, uts=args.uts, log_driver=args.log_driver, log_opts=args.log_opt, timeout=args.timeout,
                 conmon_pidfile=args.conmon_pidfile, cidfile=args.cidfile, replace=args.replace,
-                kernel_memory=args.kernel_memory, preserve_fds=getattr(args, "preserve_fds", 0))
+                kernel_memory=args.kernel_memory, preserve_fds=getattr(args, "preserve_fds", 0),
+                cgroups=args.cgroups, cgroup_parent=args.cgroup_parent, cgroupns=args.cgroupns,
+                cgroup_manager=getattr(args, "cgroup_manager", None))
 
 
 
@@ -833,6 +838,8 @@ def _top_parser() -> argparse.ArgumentParser:
     parser.add_argument("--root", help="storage root directory (env KERNELEXT_ROOT)")
     parser.add_argument("--runroot", help="storage state directory (env KERNELEXT_RUNROOT)")
     parser.add_argument("--criu", help="CRIU binary for checkpoint/restore (env KERNELEXT_CRIU)")
+    parser.add_argument("--cgroup-manager", choices=["systemd", "cgroupfs"],
+                        help="cgroup manager for new containers (default: systemd where it runs)")
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
                         help="log messages at or above this level")
     parser.add_argument("--noout", action="store_true", help="do not print anything to stdout")
@@ -875,5 +882,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args = command_parser(name, group).parse_args(_dash_values(rest, DASH_VALUE_FLAGS.get(name, ())))
     args.root, args.runroot, args.log_level = options.root, options.runroot, options.log_level
     args.criu, args.noout, args.events_backend = options.criu, options.noout, options.events_backend
+    args.cgroup_manager = options.cgroup_manager
     args.group = group  # "container inspect" inspects containers only, the top-level "inspect" images too
     return args

@@ -600,6 +600,7 @@ def finish_stopped(ctr: Container) -> None:
     # runc removes its container after a dump that did not leave it running: skip a needless `runc delete`.
     if ctr._runtime.oci.has_container(ctr.id):
         ctr._runtime.oci.delete_container(ctr.id)
+    ctr.config.cgroups.release(ctr.id)
     ctr._remove_netns()  # the restore joins a fresh one (CRIU dumped it as external)
     st.status = S.EXITED
     # The container layer stays mounted for the restore (removal or cleanup unmounts it): unmounting

@@ -5,8 +5,8 @@ directory as it is, or the vfs copy's change list against the image), written
 as one OCI layer tar with whiteouts for what the container deleted, and stacked
 on the image's own layers; the image's config, edited by ``--change``
 instructions, gets a history entry. A running container is paused while its
-files are read (podman's ``--pause``, default true), except rootless, where
-cgroup v1 gives a normal user no freezer.
+files are read (podman's ``--pause``, default true), except rootless without a
+freezable cgroup of its own (kernelext.oci.cgroups.freezable).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from kernelext import faults
 from kernelext.core.state import ContainerStatus
 from kernelext.errors import ContainerStateError
+from kernelext.oci import cgroups
 from kernelext.storage import staging
 from kernelext.storage.imagechanges import apply_changes
 from kernelext.storage.images import Image, check_name
@@ -61,7 +62,8 @@ def _write_layer(ctr: Container, output: Path, pause: bool) -> None:
     if ctr.state.status is ContainerStatus.REMOVING:
         raise ContainerStateError(f"container {ctr.name} is being removed, cannot commit", container=ctr.name,
                                   operation="commit")
-    paused = pause and ctr.state.status is ContainerStatus.RUNNING and not ctr._runtime.namespace.rootless
+    paused = pause and ctr.state.status is ContainerStatus.RUNNING and (
+        not ctr._runtime.namespace.rootless or cgroups.freezable(ctr.state.pid, ctr.id))
     if paused:
         ctr.pause()
     try:

@@ -47,7 +47,6 @@ from kernelext.core.state import (
     NetworkMode,
     should_restart,
 )
-from kernelext.core.stats import CGROUP_ROOT
 from kernelext.errors import (
     EXIT_NOT_EXECUTABLE,
     CommandNotFoundError,
@@ -63,12 +62,11 @@ from kernelext.errors import (
     tool_reason,
 )
 from kernelext.files.rootpath import is_dir_in_root
-from kernelext.oci import conmon, forwarder, identity, netns, spec
+from kernelext.oci import cgroups, conmon, forwarder, identity, netns, spec
 from kernelext.oci.attach import AttachSocket
 from kernelext.oci.conmon import kill_conmon
 from kernelext.oci.monitor import ExitWatcher, is_alive, process_start_time, this_process, wait_until
 from kernelext.oci.monitoring import NO_LOGS, LogDriver
-from kernelext.oci.resources import cgroup_oom_killed
 from kernelext.oci.runtime import KILL_TIMEOUT_S
 from kernelext.storage.driver import ContainerLayer
 from kernelext.storage.users import resolve_user
@@ -301,9 +299,7 @@ class Container:
         st.restart_policy_match = was in (S.RUNNING, S.PAUSED, S.STOPPING) and not st.stopped_by_user
         # conmon's "oom" file (its eventfd on the cgroup), else the cgroup's own counter if it is still there.
         oom_file = self._runtime.opts.persist_dir(self.id) / "oom"
-        st.oom_killed = oom_file.exists() or (
-            not self._runtime.namespace.rootless
-            and cgroup_oom_killed(CGROUP_ROOT, f"{spec.CGROUP_PARENT}/{self.id}"))
+        st.oom_killed = oom_file.exists() or self.config.cgroups.oom_killed(self.id)
         self._runtime.db.set_exit_code(self.id, code)
         self._save()
         self._event("died", exitCode=code)
@@ -411,6 +407,8 @@ class Container:
             exit_command=self._runtime.exit_command(self.id, self.config.auto_remove),
             sync_log=not self.config.auto_remove, log_driver=self.config.monitor.log_driver.value,
             monitor_args=self.config.monitor.conmon_args(), preserve_fds=self.config.monitor.preserve_fds,
+            runtime_args=self.config.cgroups.runtime_args(),
+            scope=self.config.cgroups.conmon_scope(self.id), scope_slice=self.config.cgroups.inspect_parent,
             **overrides)
 
     def _init(self, *, retain_retries: bool = False, then: Intent = Intent.NONE) -> None:
@@ -518,6 +516,7 @@ class Container:
     def _cleanup_runtime(self) -> None:
         self._teardown_network()
         self._runtime.oci.delete_container(self.id)
+        self.config.cgroups.release(self.id)
         self._remove_netns()
         if self.state.status in (S.STOPPED, S.STOPPING):
             self.state.status = S.EXITED
@@ -751,7 +750,7 @@ class Container:
             if self.state.status is S.PAUSED:
                 raise ContainerStateError(f"{self.name} is already paused", container=self.name, operation="pause")
             self._check("pause", f'"{self.state.status.value}" is not running, can\'t pause: container state improper')
-            if self._runtime.namespace.rootless:
+            if self._runtime.namespace.rootless and not cgroups.freezable(self.state.pid, self.id):
                 raise PermissionRequiredError(rootless.pause_refusal(), container=self.name, operation="pause")
             self._begin(Intent.PAUSE)
             self._runtime.oci.pause_container(self.id, name=self.name)

@@ -9,6 +9,7 @@ from kernelext.core.libpod import image_reference
 from kernelext.core.mounts import binds, inspect_mounts, tmpfs_options
 from kernelext.core.ports import inspect_ports
 from kernelext.core.state import ContainerStatus
+from kernelext.oci import cgroups
 from kernelext.oci.spec import hostname_of
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ def inspect_document(ctr: Container) -> dict[str, Any]:
             "Restored": st.restored,
             "RestoredAt": format_time(st.restored_at),
             "StoppedByUser": st.stopped_by_user,
+            "CgroupPath": cgroups.own_cgroup(st.pid) if running and st.pid else "",
         },
         "Image": cfg.image_id,
         "ImageDigest": _image_digest(ctr),
@@ -118,6 +120,7 @@ def inspect_document(ctr: Container) -> dict[str, Any]:
             "ExtraHosts": cfg.identity.add_hosts,
             "Init": cfg.identity.init,
             "LogConfig": cfg.monitor.log_config(str(ctr.log_path)),
+            **cfg.cgroups.host_config(),
             **{f"{kind.capitalize()}Mode": getattr(cfg.identity, kind) or "private" for kind in ("pid", "ipc", "uts")},
         },
     }

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from kernelext.errors import InvalidArgumentError
+from kernelext.oci.cgroups import CgroupOptions
 from kernelext.oci.identity import Identity
 from kernelext.oci.monitoring import MonitorOptions
 from kernelext.oci.resources import Resources, check_ulimits
@@ -22,7 +23,7 @@ CGROUP2_MARKER = Path("/sys/fs/cgroup/cgroup.controllers")
 ROOTLESS_V1_LIMITS = "Resource limits are not supported and ignored on cgroups V1 rootless systems"
 
 _BUILDERS: tuple[Callable[..., Any], ...] = (Resources.build, SecurityOptions.build, Identity.build,
-                                             MonitorOptions.build)
+                                             MonitorOptions.build, CgroupOptions.build)
 _NAMES = [set(inspect.signature(builder).parameters) for builder in _BUILDERS]
 
 
@@ -32,6 +33,7 @@ class ContainerOptions:
     security: SecurityOptions
     identity: Identity
     monitor: MonitorOptions
+    cgroups: CgroupOptions
 
 
 def cgroup_v2() -> bool:
@@ -43,9 +45,9 @@ def build(options: dict[str, Any], *, rootless: bool) -> ContainerOptions:
     unknown = set(options).difference(*_NAMES)
     if unknown:
         raise TypeError(f"create() got an unexpected keyword argument {min(unknown)!r}")
-    resources, security, identity, monitor = (builder(**{k: v for k, v in options.items() if k in names})
+    resources, security, identity, monitor, cgroups = (builder(**{k: v for k, v in options.items() if k in names})
                                      for builder, names in zip(_BUILDERS, _NAMES))
-    if rootless and resources.needs_cgroup and not cgroup_v2():
+    if rootless and resources.needs_cgroup and not (cgroup_v2() and cgroups.own_cgroup):
         raise InvalidArgumentError(ROOTLESS_V1_LIMITS)
     check_ulimits(resources.ulimits, rootless=rootless)
-    return ContainerOptions(resources, security, identity, monitor)
+    return ContainerOptions(resources, security, identity, monitor, cgroups)

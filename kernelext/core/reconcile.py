@@ -122,6 +122,7 @@ def _undo_launch(ctr: Container) -> None:
             time.sleep(POLL_S)
     _kill_container(ctr)
     ctr._runtime.oci.delete_container(ctr.id)
+    ctr.config.cgroups.release(ctr.id)
     ctr._teardown_network()
     ctr._remove_netns()
     ctr._remove_conmon_files()

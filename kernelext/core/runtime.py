@@ -204,7 +204,7 @@ class Runtime:
             stop_signal=parse_signal(stop_signal or img.config.stop_signal or DEFAULT_STOP_SIGNAL).name,
             stop_timeout=self._stop_timeout(stop_timeout), auto_remove=auto_remove, labels=dict(labels or {}),
             created_at=time.time(), resources=groups.resources, security=groups.security, identity=groups.identity,
-            monitor=groups.monitor)
+            monitor=groups.monitor, cgroups=groups.cgroups)
         if replace and name is not None and self.exists(name):
             self.get(name).remove(force=True)
         created_volumes: builtins.list[Volume] = []  # made for this container: gone again if it is not made

@@ -14,6 +14,7 @@ from typing import Any
 from kernelext.core.mounts import Mount
 from kernelext.core.ports import PortMapping
 from kernelext.errors import InvalidArgumentError
+from kernelext.oci.cgroups import CgroupOptions
 from kernelext.oci.identity import Identity
 from kernelext.oci.monitoring import MonitorOptions
 from kernelext.oci.resources import DEFAULT_PIDS_LIMIT, Resources
@@ -206,6 +207,8 @@ class ContainerConfig:
     security: SecurityOptions = field(default_factory=SecurityOptions)
     identity: Identity = field(default_factory=Identity)
     monitor: MonitorOptions = field(default_factory=MonitorOptions)
+    #: Its cgroup manager, parent, mode and namespace (kernelext.oci.cgroups).
+    cgroups: CgroupOptions = field(default_factory=CgroupOptions)
 
     @property
     def pids_limit(self) -> int:
@@ -224,7 +227,7 @@ class ContainerConfig:
         data["restart_policy"] = str(self.restart_policy)
         data["ports"] = [mapping.to_json() for mapping in self.ports]
         data["mounts"] = [mount.to_json() for mount in self.mounts]
-        for group in ("resources", "security", "identity", "monitor"):
+        for group in ("resources", "security", "identity", "monitor", "cgroups"):
             data[group] = getattr(self, group).to_json()
         return data
 
@@ -242,6 +245,7 @@ class ContainerConfig:
         data["security"] = SecurityOptions.from_json(data.get("security") or {})
         data["identity"] = Identity.from_json(data.get("identity") or {})
         data["monitor"] = MonitorOptions.from_json(data.get("monitor") or {})
+        data["cgroups"] = CgroupOptions.from_json(data.get("cgroups") or {})
         return cls(**data)
 
 

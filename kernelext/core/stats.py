@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from kernelext.core.state import ContainerStatus
 from kernelext.errors import ContainerStateError
+from kernelext.oci.cgroups import is_container_dir
 
 if TYPE_CHECKING:
     from kernelext.core.container import Container
@@ -43,8 +44,8 @@ def _require_running(ctr: Container, operation: str) -> int:
 
 
 def _own_cgroups(ctr: Container, dirs: dict[str, Path]) -> dict[str, Path]:
-    """The container's own cgroups; none rootless, where its processes share the user's."""
-    return {name: path for name, path in dirs.items() if path.name == ctr.id}
+    """The container's own cgroups; none where its processes share the user's (rootless on cgroupfs)."""
+    return {name: path for name, path in dirs.items() if is_container_dir(path.name, ctr.id)}
 
 
 def _pids(ctr: Container, dirs: dict[str, Path]) -> list[int]:

@@ -10,6 +10,7 @@ it never lingers as a zombie.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import select
 import signal
@@ -20,10 +21,13 @@ from pathlib import Path
 
 from kernelext import faults
 from kernelext.errors import RuntimeFailure
+from kernelext.oci import cgroups
 from kernelext.oci.monitor import is_alive, process_start_time
 from kernelext.oci.monitoring import check_preserved_fds
 from kernelext.oci.runc import runtime_error
 from kernelext.rootless import Namespace
+
+log = logging.getLogger("kernelext")
 
 CONMON_API_VERSION = "1"
 #: How long runc create / restore may take before we give up on conmon.
@@ -67,6 +71,9 @@ class ConmonOptions:
     #: ``--preserve-fds N``: this process's descriptors 3..3+N-1 go to conmon at the same numbers, and runc
     #: (``create``/``exec --preserve-fds``) hands them to the container's process.
     preserve_fds: int = 0
+    #: The systemd scope (and its slice) conmon is moved into once it runs (kernelext.oci.cgroups).
+    scope: str | None = None
+    scope_slice: str = ""
 
     def argv(self, conmon: str, runtime: str, runtime_root: Path) -> list[str]:
         socket_dir = self.socket_dir or self.exit_dir.parent / "socket"
@@ -142,6 +149,11 @@ def launch(conmon: str, runtime: str, runtime_root: Path, opts: ConmonOptions,
     if pid < 0:
         raise runtime_error(str(message.get("message", stderr)), container=opts.name, operation=operation)
     conmon_pid = int(opts.conmon_pid_file.read_text().strip())
+    if opts.scope:
+        # As podman: a conmon outside its scope still monitors the container, so only say so.
+        failure = cgroups.move_to_scope(conmon_pid, opts.scope, opts.scope_slice, rootless=namespace.rootless)
+        if failure:
+            log.warning("Failed to add conmon to systemd sandbox cgroup: %s", failure)
     return ConmonStarted(pid=pid, conmon_pid=conmon_pid, conmon_start_time=process_start_time(conmon_pid) or 0)
 
 

@@ -339,6 +339,9 @@ def cgroup_oom_killed(cgroup_root: Path, cgroup_path: str) -> bool:
     """Whether the kernel's OOM killer killed a process of the cgroup, from its own counters (cgroup v1:
     ``memory.oom_control``'s ``oom_kill``; v2: ``memory.events``' ``oom_kill``), as podman checks when
     conmon's ``oom`` file is missing. False when the cgroup is gone."""
+    cgroup_path = cgroup_path.lstrip("/")  # relative, or it would replace the root in the joins below
+    if not cgroup_path:
+        return False
     for path in (cgroup_root / "memory" / cgroup_path / "memory.oom_control",
                  cgroup_root / "unified" / cgroup_path / "memory.events",
                  cgroup_root / cgroup_path / "memory.events"):

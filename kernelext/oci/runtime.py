@@ -201,7 +201,7 @@ class ConmonRuncRuntime:
         options.runtime_opts = [opt for opt, on in (("--tcp-established", restore.tcp_established),
                                                     ("--tcp-close", restore.tcp_close),
                                                     ("--file-locks", restore.file_locks)) if on]
-        options.runtime_args = [f"--criu={restore.criu}"]
+        options.runtime_args = [*options.runtime_args, f"--criu={restore.criu}"]
         return conmon.launch(self.conmon, self.runc.binary, self.runc.root, options, self.namespace)
 
     def start_container(self, ctr_id: str, *, name: str | None = None) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from kernelext.core.mounts import spec_mounts
 from kernelext.core.state import ContainerConfig, NetworkMode
+from kernelext.oci.cgroups import CgroupnsMode
 from kernelext.oci.identity import INIT_PATH, find_init
 from kernelext.storage.users import ExecUser
 
@@ -18,7 +19,6 @@ OCI_VERSION = "1.0.2"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: podman's default environment, under the image's (``--unsetenv`` removes from both).
 DEFAULT_ENV = (f"PATH={DEFAULT_PATH}", "TERM=xterm", "container=podman")
-CGROUP_PARENT = "/kernelext"
 SHM = "/dev/shm"
 
 #: (rlimit type, resource) pairs raised to the caller's hard limit: asking for
@@ -42,6 +42,16 @@ TTY_GID = 5
 def _resources(config: ContainerConfig, device_rules: list[dict[str, Any]]) -> dict[str, Any]:
     """The cgroup's limits: the device rules and kernelext.oci.resources' limits."""
     return {"devices": [*_DEVICE_RULES, *device_rules], **config.resources.linux_resources()}
+
+
+def _cgroup(config: ContainerConfig, device_rules: list[dict[str, Any]], rootless: bool) -> dict[str, Any]:
+    """``cgroupsPath`` and the limits; none where the container has no cgroup of its own (rootless on
+    cgroupfs, as with podman). A user's systemd manager does no device policy: no device rules there."""
+    path = config.cgroups.cgroups_path(config.id)
+    if path is None:
+        return {}
+    limits = config.resources.linux_resources() if rootless else _resources(config, device_rules)
+    return {"cgroupsPath": path, "resources": limits}
 
 
 def _security_mounts(config: ContainerConfig) -> list[dict[str, Any]]:
@@ -108,6 +118,8 @@ def generate(config: ContainerConfig, inputs: SpecInputs) -> dict[str, Any]:
                                              if item.partition("=")[0] not in identity.unsetenv]
     env = _merge_env(base, [f"HOSTNAME={hostname_of(config)}", f"HOME={inputs.user.home}"], config.env)
     namespaces = [{"type": t} for t in (*config.identity.private_namespaces(), "mount")]
+    if config.cgroups.cgroupns is CgroupnsMode.PRIVATE:
+        namespaces.append({"type": "cgroup"})
     if config.network is NetworkMode.NONE:
         namespaces.append({"type": "network", **({"path": str(inputs.netns)} if inputs.netns else {})})
     tty_gid = ["gid=5"] if TTY_GID in inputs.mapped_gids else []
@@ -163,9 +175,7 @@ def generate(config: ContainerConfig, inputs: SpecInputs) -> dict[str, Any]:
         "mounts": mounts,
         "annotations": {"io.kernelext.name": config.name, **config.labels, **config.identity.annotations},
         "linux": {
-            # Rootless has no cgroup of its own on v1: no limits there, as with podman.
-            **({} if inputs.rootless else {"cgroupsPath": f"{CGROUP_PARENT}/{config.id}",
-                                           "resources": _resources(config, device_rules)}),
+            **_cgroup(config, device_rules, inputs.rootless),
             "namespaces": namespaces,
             "maskedPaths": masked,
             "readonlyPaths": readonly,

@@ -1,0 +1,23 @@
+#!/bin/bash
+# The cgroup-focused tests: as root, then as kernelext-test inside its systemd user manager (a scope of
+# systemd-run --user, as a person's session gives), from the staged copy setup.sh prepares for that user.
+. /job/job.sh.d/common.sh
+cd "$SRC"
+ROOT_TESTS=${JOB_ROOT_TESTS:-"tests/test_cgroups.py tests/test_resources.py::test_a_container_over_its_memory_limit_is_oom_killed
+ tests/test_lifecycle.py::test_pause_freezes_and_unpause_resumes_output tests/test_lifecycle.py::test_stats_and_top_read_the_cgroup
+ tests/test_lifecycle.py::test_info_reports_host_capabilities tests/test_lifecycle.py::test_inspect_document_has_podman_fields
+ tests/test_checkpoint.py::test_counter_continues_over_two_cycles"}
+USER_TESTS=${JOB_USER_TESTS:-"tests/test_cgroups.py tests/test_lifecycle.py::test_stats_and_top_read_the_cgroup
+ tests/test_lifecycle.py::test_pause_freezes_and_unpause_resumes_output"}
+sec "pytest as root"
+run timeout "${JOB_PYTEST_TIMEOUT:-1500}" .venv/bin/python -m pytest -p no:cacheprovider -o addopts= -q -rs \
+    --timeout 600 --durations=10 $ROOT_TESTS
+U=kernelext-test; UID_=$(id -u $U); STAGE=/var/lib/kernelext-rootless-tests
+sec "pytest as $U in its systemd user manager"
+run scripts/stage-checkout.sh $STAGE $U
+run loginctl enable-linger $U
+for _ in $(seq 60); do [ -S /run/user/$UID_/bus ] && break; sleep 1; done
+run runuser -u $U -- env -i HOME=/home/$U USER=$U LANG=C.UTF-8 PATH=$STAGE/.venv/bin:/usr/bin:/bin:/usr/sbin:/sbin \
+    XDG_RUNTIME_DIR=/run/user/$UID_ DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/$UID_/bus \
+    systemd-run --user --scope --quiet -- bash -c "cd $STAGE && timeout ${JOB_PYTEST_TIMEOUT:-1500} \
+    .venv/bin/python -m pytest -p no:cacheprovider -o addopts= -q -rs --timeout 600 --durations=10 $(echo $USER_TESTS)"
