@@ -1,5 +1,5 @@
 """Where containers and conmon go in the cgroup tree, and that nothing of a container's cgroup outlives it
-(issue #23; docs/architecture.md §14). The expectations are computed from the host (systemd or not,
+(issue #23; docs/architecture.md §15). The expectations are computed from the host (systemd or not,
 v1 or v2, root or not) so the same file runs on this v1 build machine and in the cgroup v2 VM
 (scripts/vm-cgroup2.sh)."""
 
@@ -176,7 +176,7 @@ def test_cgroup_parent_and_namespace(store: Store) -> None:
 
 
 @pytest.mark.skipif(ROOTLESS or V2, reason="split is done as root on v1 only: v2 needs podman's move of the caller "
-                                           "into a sibling cgroup (docs/architecture.md §14)")
+                                           "into a sibling cgroup (docs/architecture.md §15)")
 def test_split_puts_the_container_under_the_callers_cgroup(store: Store) -> None:
     ctr = store.runtime.run("busybox", ["sleep", "1000"], cgroups="split")
     try:
