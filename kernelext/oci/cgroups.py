@@ -168,8 +168,10 @@ class CgroupOptions:
     def build(cls, *, cgroup_manager: str | None = None, cgroups: str | None = None,
               cgroup_parent: str | None = None, cgroupns: str | None = None) -> CgroupOptions:
         rootless = is_rootless()
-        manager = parse_manager(cgroup_manager) if cgroup_manager else default_manager(rootless)
-        if manager is CgroupManager.SYSTEMD and not systemd_reachable(rootless):
+        requested = cgroup_manager or os.environ.get(ENV_CGROUP_MANAGER)
+        manager = parse_manager(requested) if requested else default_manager(rootless)
+        # the default already probed the bus: only a requested systemd still needs the check
+        if requested and manager is CgroupManager.SYSTEMD and not systemd_reachable(rootless):
             raise InvalidArgumentError("systemd cgroup manager requested but systemd is not running or its "
                                        "D-Bus cannot be reached: use --cgroup-manager=cgroupfs")
         try:
