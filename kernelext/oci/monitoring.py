@@ -73,10 +73,6 @@ class MonitorOptions:
             args += ["--timeout", str(self.timeout)]
         return args
 
-    def preserved_fds(self) -> range:
-        """The descriptors conmon and runc hand on to the container's process (checked open: never lost)."""
-        return check_preserved_fds(self.preserve_fds)
-
     def log_config(self, path: str) -> dict[str, Any]:
         """podman's ``inspect`` ``HostConfig.LogConfig``: no path for a driver that keeps no file; the size
         as go-units' ``HumanSize`` prints it."""
@@ -100,7 +96,7 @@ def check_preserved_fds(count: int) -> range:
     """Descriptors 3..3+count-1 of this process, each open; podman's error for the first that is not."""
     if count < 0:
         raise InvalidArgumentError(f"invalid argument \"{count}\" for \"--preserve-fds\" flag: "
-                                   "strconv.ParseUint: parsing \"{count}\": invalid syntax")
+                                   f"strconv.ParseUint: parsing \"{count}\": invalid syntax")
     fds = range(FIRST_EXTRA_FD, FIRST_EXTRA_FD + count)
     for fd in fds:
         try:
