@@ -380,21 +380,18 @@ def hierarchy_dirs() -> list[Path]:
         return []
 
 
-def remaining(relative: str) -> list[Path]:
-    """The directories of the cgroup ``relative`` that still exist in any hierarchy."""
-    if not relative:
-        return []
-    return [d / relative.lstrip("/") for d in hierarchy_dirs() if (d / relative.lstrip("/")).is_dir()]
-
-
 def remove(relative: str) -> list[Path]:
     """Remove an emptied container cgroup from every hierarchy (runc leaves one behind when the
-    container died under it or was checkpointed); returns those still busy (with processes)."""
+    container died under it or was checkpointed); returns those still busy (with processes).
+    One rmdir per hierarchy: a hierarchy without the cgroup answers ENOENT, no stat first."""
+    relative = relative.lstrip("/")
+    if not relative:
+        return []
     busy = []
-    for path in remaining(relative):
+    for path in (d / relative for d in hierarchy_dirs()):
         try:
             path.rmdir()
         except OSError as exc:
-            if exc.errno not in (errno.ENOENT,):
+            if exc.errno != errno.ENOENT:
                 busy.append(path)
     return busy
