@@ -8,26 +8,19 @@ from typing import TYPE_CHECKING, Any
 
 from kernelext.core.state import ContainerStatus
 from kernelext.errors import ContainerStateError
-from kernelext.oci.cgroups import is_container_dir
+from kernelext.oci.cgroups import CGROUP_ROOT, controller_paths, is_container_dir
 
 if TYPE_CHECKING:
     from kernelext.core.container import Container
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")
 _NS_PER_S = 1e9
 
 
 def _cgroup_dirs(pid: int) -> dict[str, Path]:
     """Controller name → cgroup directory of ``pid`` (v1 controllers, or "" for v2)."""
-    dirs: dict[str, Path] = {}
-    with open(f"/proc/{pid}/cgroup") as f:
-        for line in f:
-            _, controllers, path = line.rstrip("\n").split(":", 2)
-            for name in controllers.split(",") if controllers else [""]:
-                base = CGROUP_ROOT / name if name else (
-                    CGROUP_ROOT / "unified" if (CGROUP_ROOT / "unified").is_dir() else CGROUP_ROOT)
-                dirs[name] = base / path.lstrip("/")
-    return dirs
+    unified = CGROUP_ROOT / "unified" if (CGROUP_ROOT / "unified").is_dir() else CGROUP_ROOT
+    return {name: (CGROUP_ROOT / name if name else unified) / path.lstrip("/")
+            for name, path in controller_paths(pid).items()}
 
 
 def _read_int(path: Path) -> int | None:

@@ -137,15 +137,21 @@ def _slice_path(slice_name: str) -> str:
     return "/".join("-".join(parts[:i]) + ".slice" for i in range(1, len(parts) + 1))
 
 
+def controller_paths(pid: int | str = "self") -> dict[str, str]:
+    """``/proc/PID/cgroup``: controller name (v1; "" for the unified hierarchy) → the cgroup of ``pid``."""
+    found = {}
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            for name in controllers.split(",") if controllers else [""]:
+                found[name] = path
+    return found
+
+
 def own_cgroup(pid: int | str = "self") -> str:
     """The cgroup ``pid`` is in: v2's unified path, else the v1 memory controller's."""
-    found = {}
     try:
-        with open(f"/proc/{pid}/cgroup") as f:
-            for line in f:
-                _, controllers, path = line.rstrip("\n").split(":", 2)
-                for name in controllers.split(",") if controllers else [""]:
-                    found[name] = path
+        found = controller_paths(pid)
     except (OSError, ValueError):
         return ""
     return found.get("", "") if hierarchy() is Hierarchy.V2 else found.get("memory", found.get("", ""))
