@@ -189,9 +189,13 @@ class ConmonRuncRuntime:
         self.conmon = conmon_binary
         self.namespace = namespace or Namespace()
 
+    def _launch(self, options: conmon.ConmonOptions) -> conmon.ConmonStarted:
+        """conmon running this runc (create, restore or a detached exec, as ``options`` say)."""
+        return conmon.launch(self.conmon, self.runc.binary, self.runc.root, options, self.namespace)
+
     # -------------------------------------------------------------- lifecycle
     def create_container(self, options: conmon.ConmonOptions) -> conmon.ConmonStarted:
-        return conmon.launch(self.conmon, self.runc.binary, self.runc.root, options, self.namespace)
+        return self._launch(options)
 
     def restore_container(self, options: conmon.ConmonOptions,
                           restore: RestoreOptions) -> conmon.ConmonStarted:
@@ -202,7 +206,7 @@ class ConmonRuncRuntime:
                                                     ("--tcp-close", restore.tcp_close),
                                                     ("--file-locks", restore.file_locks)) if on]
         options.runtime_args = [*options.runtime_args, f"--criu={restore.criu}"]
-        return conmon.launch(self.conmon, self.runc.binary, self.runc.root, options, self.namespace)
+        return self._launch(options)
 
     def start_container(self, ctr_id: str, *, name: str | None = None) -> None:
         self.runc.start(ctr_id, name=name)
@@ -264,7 +268,7 @@ class ConmonRuncRuntime:
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=preserved)
 
     def exec_detached(self, options: conmon.ConmonOptions) -> conmon.ConmonStarted:
-        return conmon.launch(self.conmon, self.runc.binary, self.runc.root, options, self.namespace)
+        return self._launch(options)
 
     def exec_failure(self, code: int, stderr: str, *, name: str) -> int:
         if code != EXEC_FAILED:
