@@ -61,9 +61,10 @@ def recover(ctr: Container) -> None:
         ctr._finish_remove()
         raise ContainerRemovedError(f"container {ctr.name} has been removed", container=ctr.name)
     _wait_for_runc(ctr)
-    truth = ctr._runtime.oci.container_state(ctr.id)
+    # An abandoned init is undone whatever runc says: no `runc state` process for it.
+    truth = None if intent is Intent.INIT else ctr._runtime.oci.container_state(ctr.id)
     status = RUNC_STATUS.get(str(truth.get("status"))) if truth else None
-    if intent in LAUNCHES and (intent is Intent.INIT or status not in (S.RUNNING, S.PAUSED)):
+    if intent is Intent.INIT or (intent in LAUNCHES and status not in (S.RUNNING, S.PAUSED)):
         _undo_launch(ctr)
     elif status is not None and truth is not None:
         if intent is Intent.CHECKPOINT and status is S.PAUSED:
