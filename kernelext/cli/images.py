@@ -20,6 +20,7 @@ from kernelext.cli.parser import UsageError
 from kernelext.core.inspection import format_time
 from kernelext.core.runtime import Runtime
 from kernelext.errors import ImageInUseError, KernelextError, NoSuchImageError
+from kernelext.storage.imagechanges import shell_command
 from kernelext.storage.images import Image, Removal, has_label, normalize_name, parse_time, repo_tag
 from kernelext.storage.progress import Phase, Progress, ProgressCallback
 
@@ -362,7 +363,7 @@ def cmd_image_import(rt: Runtime, args: argparse.Namespace) -> int:
         if key.upper() != "CMD":
             raise UsageError(f"unsupported --change instruction {key!r}: only CMD")
         value = value.strip()
-        cmd = json.loads(value) if value.startswith("[") else ["/bin/sh", "-c", value]
+        cmd = shell_command(value)
     out(rt.import_image(args.tarball, args.name, cmd=cmd).id)
     return 0
 
