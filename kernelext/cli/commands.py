@@ -117,10 +117,7 @@ def cmd_run(rt: Runtime, args: argparse.Namespace) -> int:
     ctr = _created(rt.create(args.image, **create_options(args)))
     if passthrough:  # conmon writes the container's output to this process's own stdout and stderr
         domain.start_one(ctr)
-        code = ctr.wait()
-        if args.rm:
-            domain.remove_quietly(ctr, force=True)
-        return code
+        return domain.wait_and_remove(ctr, remove=args.rm)
     streams = frozenset(Stream[name.upper()] for name in args.attach) if args.attach else None
     return attach_and_wait(ctr, start=True, stdin=args.interactive or Stream.STDIN in (streams or ()),
                            detach_keys=args.detach_keys, remove=args.rm, streams=streams, run=True)
@@ -207,10 +204,7 @@ def attach_and_wait(ctr: Container, *, start: bool, stdin: bool, detach_keys: st
         return 0
     finally:
         conn.close()
-    code = ctr.wait()
-    if remove:
-        domain.remove_quietly(ctr, force=True)
-    return code
+    return domain.wait_and_remove(ctr, remove=remove)
 
 
 # ------------------------------------------------------------------ lifecycle

@@ -20,7 +20,9 @@ from kernelext.cli.parser import UsageError
 from kernelext.core.inspection import format_time
 from kernelext.core.runtime import Runtime
 from kernelext.errors import ImageInUseError, KernelextError, NoSuchImageError
+from kernelext.storage.imagechanges import shell_command
 from kernelext.storage.images import Image, Removal, has_label, normalize_name, parse_time, repo_tag
+from kernelext.storage.ocilayout import manifest_digest
 from kernelext.storage.progress import Phase, Progress, ProgressCallback
 
 NONE = "<none>"
@@ -74,12 +76,8 @@ def image_rows(rt: Runtime, images: list[Image], no_trunc: bool = False) -> list
 
 def image_digest(image: Image) -> str:
     """The manifest digest of an image that came as (or was made into) an OCI layout; else its config's."""
-    if image.layout is not None:
-        try:
-            return str(json.loads((image.layout / "index.json").read_text())["manifests"][0]["digest"])
-        except (OSError, ValueError, KeyError, IndexError):
-            pass
-    return f"sha256:{image.id}"
+    digest = manifest_digest(image.layout) if image.layout is not None else None
+    return digest if digest is not None else f"sha256:{image.id}"
 
 
 #: ``images --filter since=IMAGE|before=IMAGE``: the images created after or before that one.
@@ -362,7 +360,7 @@ def cmd_image_import(rt: Runtime, args: argparse.Namespace) -> int:
         if key.upper() != "CMD":
             raise UsageError(f"unsupported --change instruction {key!r}: only CMD")
         value = value.strip()
-        cmd = json.loads(value) if value.startswith("[") else ["/bin/sh", "-c", value]
+        cmd = shell_command(value)
     out(rt.import_image(args.tarball, args.name, cmd=cmd).id)
     return 0
 

@@ -8,12 +8,12 @@ carrying the text, so the magic can show it in a cell.
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from kernelext.errors import InvalidArgumentError
+from kernelext.storage.execform import exec_form
 
 PROG = "kernelext"
 
@@ -202,13 +202,9 @@ def _entrypoint(text: str | None) -> list[str] | None:
     """podman's ``--entrypoint``: a JSON array (``'["sh","-c"]'``) or one command."""
     if text is None:
         return None
-    if text.startswith("["):
-        try:
-            value = json.loads(text)
-        except ValueError:
-            value = None
-        if isinstance(value, list) and all(isinstance(item, str) for item in value):
-            return value
+    command = exec_form(text)
+    if command is not None:
+        return command
     return [text] if text else []
 
 

@@ -430,6 +430,15 @@ def attach_and_start(ctr: Container, *, start: bool, remove: bool, tty_size: tup
         raise
 
 
+def wait_and_remove(ctr: Container, *, remove: bool) -> int:
+    """The end of an attached ``run``/``start``: the container's exit code, once it has exited; ``remove``
+    (``--rm``): then removed, as conmon's exit command (``cleanup --rm``) may already have done."""
+    code = ctr.wait()
+    if remove:
+        remove_quietly(ctr, force=True)
+    return code
+
+
 def one(rt: Runtime, name: str | None, *, latest: bool = False) -> Container:
     """The single container of ``diff``, ``top``, ``port``...: named, or the newest with ``latest``."""
     chosen = targets(rt, [name] if name else [], latest=latest)

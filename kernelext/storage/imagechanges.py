@@ -8,11 +8,11 @@ run by ``/bin/sh -c``, as in a Dockerfile.
 from __future__ import annotations
 
 import enum
-import json
 import re
 from dataclasses import replace
 
 from kernelext.errors import InvalidArgumentError
+from kernelext.storage.execform import exec_form
 from kernelext.storage.images import ImageConfig
 
 SHELL = ["/bin/sh", "-c"]
@@ -30,15 +30,10 @@ class Instruction(enum.Enum):
     WORKDIR = "WORKDIR"
 
 
-def _command(value: str) -> list[str]:
-    if value.startswith("["):
-        try:
-            parsed = json.loads(value)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, list) and all(isinstance(a, str) for a in parsed):
-            return parsed
-    return [*SHELL, value]
+def shell_command(value: str) -> list[str]:
+    """A Dockerfile command: its exec form, or ``/bin/sh -c VALUE``."""
+    command = exec_form(value)
+    return command if command is not None else [*SHELL, value]
 
 
 def _pairs(value: str) -> list[tuple[str, str]]:
@@ -65,9 +60,9 @@ def apply_changes(config: ImageConfig, changes: list[str]) -> ImageConfig:
             raise InvalidArgumentError(f'invalid change "{change}" - invalid instruction {keyword.upper()}',
                                        operation="commit") from None
         if instruction is Instruction.CMD:
-            config.cmd = _command(value)
+            config.cmd = shell_command(value)
         elif instruction is Instruction.ENTRYPOINT:
-            config.entrypoint = _command(value)
+            config.entrypoint = shell_command(value)
             config.cmd = []  # as a Dockerfile: a new entrypoint resets the command
         elif instruction is Instruction.ENV:
             for key, val in _pairs(value):

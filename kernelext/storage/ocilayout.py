@@ -65,6 +65,14 @@ def _document(blobs: Path, digest: str) -> dict[str, Any]:
     return doc
 
 
+def manifest_digest(layout: Path) -> str | None:
+    """The digest of the layout's (first) manifest, as its index names it; None if the index is unreadable."""
+    try:
+        return str(json.loads((layout / "index.json").read_text())["manifests"][0]["digest"])
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
+
+
 def read_layout(layout: Path, shared: Path | None = None) -> LayoutImage:
     """The single image of a layout skopeo wrote (an index's first manifest); ``shared``: the store's shared
     blob directory, for a layout without blobs of its own."""
