@@ -207,10 +207,7 @@ def attach_and_wait(ctr: Container, *, start: bool, stdin: bool, detach_keys: st
         return 0
     finally:
         conn.close()
-    code = ctr.wait()
-    if remove:
-        domain.remove_quietly(ctr, force=True)
-    return code
+    return domain.wait_attached(ctr, remove=remove)
 
 
 # ------------------------------------------------------------------ lifecycle

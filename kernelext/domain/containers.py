@@ -430,6 +430,14 @@ def attach_and_start(ctr: Container, *, start: bool, remove: bool, tty_size: tup
         raise
 
 
+def wait_attached(ctr: Container, *, remove: bool) -> int:
+    """The exit code of an attached container once it has ended; an ``--rm`` one is then removed."""
+    code = ctr.wait()
+    if remove:
+        remove_quietly(ctr, force=True)  # conmon's exit command (cleanup --rm) may have got there first
+    return code
+
+
 def one(rt: Runtime, name: str | None, *, latest: bool = False) -> Container:
     """The single container of ``diff``, ``top``, ``port``...: named, or the newest with ``latest``."""
     chosen = targets(rt, [name] if name else [], latest=latest)

@@ -151,10 +151,7 @@ class AttachTerminal(TerminalSession):
     def wait(self) -> int:
         from kernelext.domain import containers as domain
 
-        code = self.container.wait()
-        if self.remove:
-            domain.remove_quietly(self.container, force=True)
-        return code
+        return domain.wait_attached(self.container, remove=self.remove)
 
 
 class ExecTerminal(TerminalSession):
