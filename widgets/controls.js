@@ -74,3 +74,21 @@ export function element(tag, className) {
   node.className = className;
   return node;
 }
+
+// A themed table with a screen-reader caption and a header row (a column's heading is its name in
+// capitals unless `headings` names it); returns the table and its body, which the caller fills.
+export function themedTable(caption, columns, headings, numeric) {
+  const node = element("table", "kx-table kx-dashboard-table");
+  const title = element("caption", "kx-sr-only");
+  title.textContent = caption;
+  node.appendChild(title);
+  const head = node.createTHead().insertRow();
+  for (const c of columns) {
+    const th = document.createElement("th");
+    th.scope = "col";
+    th.textContent = headings[c] ?? c.toUpperCase();
+    if (numeric.has(c)) th.className = "kx-num";
+    head.appendChild(th);
+  }
+  return { node, body: node.createTBody() };
+}

@@ -1,24 +1,13 @@
+import { themedTable } from "./controls.js";
+
 // Every container as a table row; a row (click, or Enter/Space when focused) asks the kernel to open its panel.
 const COLUMNS = ["status", "name", "image", "uptime", "cpu", "memory"];
+const HEADINGS = { status: "STATE", uptime: "STATUS", cpu: "CPU %", memory: "MEM USAGE" };
 const NUMERIC = new Set(["cpu", "memory"]);
 
 function render({ model, el }) {
   el.classList.add("kx-root", "kx-dashboard");
-  const table = document.createElement("table");
-  table.className = "kx-table kx-dashboard-table";
-  const caption = document.createElement("caption");
-  caption.className = "kx-sr-only";
-  caption.textContent = "containers";
-  table.appendChild(caption);
-  const head = table.createTHead().insertRow();
-  for (const c of COLUMNS) {
-    const th = document.createElement("th");
-    th.scope = "col";
-    th.textContent = { status: "STATE", uptime: "STATUS", cpu: "CPU %", memory: "MEM USAGE" }[c] ?? c.toUpperCase();
-    if (NUMERIC.has(c)) th.className = "kx-num";
-    head.appendChild(th);
-  }
-  const body = table.createTBody();
+  const { node: table, body } = themedTable("containers", COLUMNS, HEADINGS, NUMERIC);
   el.appendChild(table);
   const update = () => {
     body.replaceChildren();

@@ -1,4 +1,4 @@
-import { button } from "./controls.js";
+import { button, themedTable } from "./controls.js";
 
 // The store's images as a table (as `images` lists them, with the containers that use each); a refresh button.
 const COLUMNS = ["repository", "tag", "id", "size", "created", "containers"];
@@ -12,21 +12,7 @@ function render({ model, el }) {
   const refresh = button("refresh", "refresh", "list the images again");
   refresh.addEventListener("click", () => model.send({ type: "refresh" }));
   toolbar.appendChild(refresh);
-  const table = document.createElement("table");
-  table.className = "kx-table kx-dashboard-table";
-  const caption = document.createElement("caption");
-  caption.className = "kx-sr-only";
-  caption.textContent = "images";
-  table.appendChild(caption);
-  const head = table.createTHead().insertRow();
-  for (const c of COLUMNS) {
-    const th = document.createElement("th");
-    th.scope = "col";
-    th.textContent = HEADINGS[c] || c.toUpperCase();
-    if (NUMERIC.has(c)) th.className = "kx-num";
-    head.appendChild(th);
-  }
-  const body = table.createTBody();
+  const { node: table, body } = themedTable("images", COLUMNS, HEADINGS, NUMERIC);
   el.append(toolbar, table);
   const update = () => {
     body.replaceChildren();

@@ -190,7 +190,7 @@ class ExecTerminal(TerminalSession):
     def read(self) -> bytes | None:
         try:
             data = os.read(self._master, READ_SIZE)
-            self._tail = (self._tail + data)[-ERROR_TAIL:]
+            self._tail = (self._tail + data[-ERROR_TAIL:])[-ERROR_TAIL:]  # never a copy of the whole chunk
             return data or None
         except OSError as exc:
             if exc.errno in (errno.EIO, errno.EBADF):

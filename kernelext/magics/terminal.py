@@ -12,9 +12,6 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kernelext.core.state import DEFAULT_DETACH_KEYS
-from kernelext.oci.attach import parse_detach_keys
-
 if TYPE_CHECKING:
     from kernelext.core.container import Container
     from kernelext.domain.terminal import TerminalSession
@@ -31,9 +28,7 @@ def widget(session_factory: Callable[[], TerminalSession], detach_keys: str | No
     """The terminal on a new session; a bad ``--detach-keys`` is refused before anything starts."""
     from kernelext.widgets.terminal import Terminal
 
-    keys = DEFAULT_DETACH_KEYS if detach_keys is None else detach_keys
-    parse_detach_keys(keys)
-    return Terminal(session_factory(), detach_keys=keys, on_exit=on_exit)
+    return Terminal(session_factory, detach_keys=detach_keys, on_exit=on_exit)
 
 
 def attach(shell: Any, ctr: Container, *, start: bool, remove: bool, detach_keys: str | None,

@@ -20,7 +20,7 @@ REFRESH_S = 1.0
 
 
 class ContainerTable(anywidget.AnyWidget):
-    _esm = esm("dashboard.js")
+    _esm = esm("controls.js", "dashboard.js")
     _css = css("dashboard.css")
 
     rows: List[Any] = List().tag(sync=True)

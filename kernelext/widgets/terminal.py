@@ -61,7 +61,8 @@ class TerminalStatus(str, enum.Enum):
 
 
 class Terminal(anywidget.AnyWidget):
-    """A container's terminal; ``Terminal(container)`` attaches to a running TTY container."""
+    """A container's terminal; ``Terminal(container)`` attaches to a running TTY container, and
+    ``Terminal(factory)`` opens ``factory()``'s session once the detach keys are known to be good."""
 
     _esm = "\n".join((umd("vendor/xterm/xterm.js", "XtermLib"), umd("vendor/xterm/addon-fit.js", "FitLib"),
                       esm("controls.js", "terminal.js")))
@@ -76,7 +77,8 @@ class Terminal(anywidget.AnyWidget):
     scrollback = Int(SCROLLBACK_LINES).tag(sync=True)
     detach_keys = Unicode(DEFAULT_DETACH_KEYS).tag(sync=True)
 
-    def __init__(self, session: TerminalSession | Any, *, detach_keys: str | None = None,
+    def __init__(self, session: TerminalSession | Callable[[], TerminalSession] | Any, *,
+                 detach_keys: str | None = None,
                  on_exit: Callable[[int], object] | None = None, **kwargs: Any) -> None:
         from kernelext.core.container import Container
         from kernelext.domain.terminal import AttachTerminal
@@ -85,6 +87,8 @@ class Terminal(anywidget.AnyWidget):
         self._filter = DetachFilter(parse_detach_keys(keys))  # a bad sequence is refused before attaching
         if isinstance(session, Container):  # Terminal(container): attach to it
             session = AttachTerminal(session, start=False)
+        elif callable(session):  # nothing is started before a bad sequence is refused
+            session = session()
         super().__init__(title=session.title, detach_keys=keys, **kwargs)
         self.session: TerminalSession = session
         self._on_exit = on_exit
