@@ -3,8 +3,9 @@
 The crash-safety harness (tests/test_crash.py, bench/kill_anywhere.py) sets
 ``KERNELEXT_FAULT=<point>`` for one command; when that command reaches the
 point it SIGKILLs itself, as a closed terminal or an OOM kill would, at exactly
-that step. Unset (always, outside those tests), a point costs one dictionary
-lookup.
+that step. ``<point>@SIGINT`` sends it SIGINT instead: a Ctrl-C, which the
+command sees as ``KeyboardInterrupt`` at that step and must unwind from cleanly.
+Unset (always, outside those tests), a point costs one dictionary lookup.
 """
 
 from __future__ import annotations
@@ -13,9 +14,15 @@ import os
 import signal
 
 ENV_FAULT = "KERNELEXT_FAULT"
+#: ``<point>@<signal>``: the signal sent at the point instead of SIGKILL.
+SIGNAL_SEPARATOR = "@"
 
 
 def point(name: str) -> None:
-    """Die here, now, if this is the point the environment names."""
-    if os.environ.get(ENV_FAULT) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+    """Die here, now (or be interrupted), if this is the point the environment names."""
+    wanted = os.environ.get(ENV_FAULT)
+    if wanted is None:
+        return
+    where, _, how = wanted.partition(SIGNAL_SEPARATOR)
+    if where == name:
+        os.kill(os.getpid(), signal.Signals[how] if how else signal.SIGKILL)

@@ -23,11 +23,13 @@ from kernelext.core.state import DEFAULT_PIDS_LIMIT, ContainerStatus
 from kernelext.faults import ENV_FAULT
 
 from conftest import ROOTLESS, Store, needs_root, wait_until
-from crashkit import STUBBORN, audit, audit_empty, eventually, kill_round, push_crash_image, runc_list, timed
+from crashkit import STUBBORN, audit, audit_empty, conmons, eventually, kill_round, push_crash_image, runc_list, timed
 from registry import Registry, registry  # noqa: F401 - the fixture
 
 S = ContainerStatus
 SETTLE_S = 5.0
+#: The CLI's exit code after a Ctrl-C.
+EXIT_INTERRUPTED = 130
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,29 @@ def test_killed_at_each_step(store: Store, fault: Fault) -> None:
             assert stopped.returncode == 0, stopped.stderr
     removed = store.cli("rm", "-fa")
     assert removed.returncode == 0, removed.stderr
+    assert audit_empty(store.runtime) == []
+
+
+@pytest.mark.parametrize("point, then", [("init:launched", S.CONFIGURED), ("start:before-runc", S.CREATED),
+                                         ("start:after-runc", S.RUNNING)])
+def test_interrupted_launch(store: Store, point: str, then: ContainerStatus) -> None:
+    """A Ctrl-C part-way through a start unwinds in the command itself: at once, no conmon of the undone
+    launch is left to write an exit file that the next run would take for its own (it made a running
+    container look stopped)."""
+    env = {**os.environ, ENV_FAULT: f"{point}@SIGINT"}
+    proc = subprocess.run([sys.executable, "-m", "kernelext", *store.args, *RUN], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert proc.returncode == EXIT_INTERRUPTED, (proc.returncode, proc.stderr)
+    victim = store.runtime.get("victim")
+    assert victim.status is then
+    if then is S.CONFIGURED:  # not eventually: the command itself took it all down before it returned
+        assert conmons(store.runtime) == {}
+        assert not store.runtime.opts.exit_file(victim.id).exists()
+    if then is not S.RUNNING:
+        assert store.cli("start", "victim").returncode == 0
+    assert _settled(store) == []
+    assert store.runtime.get("victim").status is S.RUNNING
+    assert store.cli("rm", "-f", "victim").returncode == 0
     assert audit_empty(store.runtime) == []
 
 

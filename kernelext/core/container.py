@@ -414,8 +414,8 @@ class Container:
     def _init(self, *, retain_retries: bool = False, then: Intent = Intent.NONE) -> None:
         """Create the container in runc under a new conmon (state ``initialized``); ``then``: the intent
         recorded with the outcome (the start that follows at once), saving a write."""
-        if self.state.conmon_pid:
-            self._remove_conmon_files()
+        # Always: a conmon of an undone launch may have left an exit file that this run would take for its own.
+        self._remove_conmon_files()
         with ports.bound(self.config.ports) as sockets:  # a taken port fails before anything runs
             try:
                 rootfs = self._mount_storage(Intent.INIT)
@@ -425,11 +425,7 @@ class Container:
                 started = self._runtime.oci.create_container(self._conmon_options())
                 faults.point("init:launched")
             except BaseException as exc:
-                self._runtime.oci.delete_container(self.id)
-                self._remove_netns()
-                self._unmount_storage()
-                self.state.done()
-                self._save()
+                self._undo_failed_launch()
                 why = self.config.resources.startup_failure(str(exc)) if isinstance(exc, RuntimeFailure) else None
                 if why:
                     raise InvalidArgumentError(why, container=self.name, operation="init") from None
@@ -461,8 +457,8 @@ class Container:
         try:
             self._runtime.oci.start_container(self.id, name=self.name)
         except BaseException:
-            self.state.done()
-            self._cleanup()
+            self._undo_failed_launch()
+            self._event("cleanup")
             raise
         faults.point("start:after-runc")
         self.state.status = S.RUNNING
@@ -476,6 +472,18 @@ class Container:
             self._cleanup_runtime()
         if self.state.status in (S.CONFIGURED, S.EXITED):
             self._init(then=Intent.START)
+
+    def _undo_failed_launch(self) -> None:
+        """This process's launch failed or was interrupted (Ctrl-C): take down what of it exists, conmon
+        first, so that no conmon outlives it to write an exit file a later run would take for its own."""
+        from kernelext.core import reconcile
+
+        try:
+            reconcile.undo_launch(self)
+        except Exception as exc:  # noqa: BLE001 - the launch's own error is the one to report
+            log.warning("container %s: could not undo the failed launch: %s", self.name, exc)
+        self.state.done()
+        self._save()
 
     def _abandon_launch(self, conmon_pid: int) -> None:
         """Undo a launch whose network setup failed: no runtime container, conmon or conmon files left."""

@@ -65,7 +65,7 @@ def recover(ctr: Container) -> None:
     truth = None if intent is Intent.INIT else ctr._runtime.oci.container_state(ctr.id)
     status = RUNC_STATUS.get(str(truth.get("status"))) if truth else None
     if intent is Intent.INIT or (intent in LAUNCHES and status not in (S.RUNNING, S.PAUSED)):
-        _undo_launch(ctr)
+        _take_down(ctr)
     elif status is not None and truth is not None:
         if intent is Intent.CHECKPOINT and status is S.PAUSED:
             # Frozen by a CRIU that died mid-dump, not by the user: thawed, as a failed checkpoint leaves it.
@@ -101,6 +101,13 @@ def _wait_for_runc(ctr: Container) -> None:
         psutil.wait_procs(busy, timeout=max(POLL_S, min(1.0, deadline - time.monotonic())))
 
 
+def undo_launch(ctr: Container) -> None:
+    """A launch of this process failed part-way: once the runc commands it started are done, take it all
+    down as an abandoned one is (the lock is held; the caller records the outcome)."""
+    _wait_for_runc(ctr)
+    _take_down(ctr)
+
+
 def _conmon(ctr: Container) -> tuple[int, int] | None:
     """The conmon of the container's latest run: its PID file's (each launch removes the last run's
     files first), else the recorded one. The last run's conmon may still live, running its exit command."""
@@ -111,7 +118,7 @@ def _conmon(ctr: Container) -> tuple[int, int] | None:
     return found
 
 
-def _undo_launch(ctr: Container) -> None:
+def _take_down(ctr: Container) -> None:
     """No record of the new run was made: take it all down and keep the state it started from."""
     st = ctr.state
     opts = ctr._runtime.opts
@@ -130,6 +137,8 @@ def _undo_launch(ctr: Container) -> None:
     ctr._unmount_storage()
     if st.status is S.STOPPED:
         st.status = S.EXITED  # the run before had been cleaned up for this launch
+    elif st.status is S.CREATED:
+        st.status = S.CONFIGURED  # a start that failed: nothing of the launch is left
     st.pid = 0
     if found is not None and st.conmon_pid == found[0]:
         st.conmon_pid = st.conmon_start_time = 0
