@@ -33,12 +33,14 @@ from kernelext.cli.parser import (
     restore_options,
     volume_create_options,
 )
+from kernelext.cli.checkpointtree import diff_text, inspect_text
 from kernelext.cli.template import Template
 from kernelext.core.container import Container
 from kernelext.core.events import Event
 from kernelext.core.inspection import format_time
 from kernelext.core.runtime import Runtime
 from kernelext.core.state import DEFAULT_DETACH_KEYS, ContainerStatus
+from kernelext.domain import checkpointinfo
 from kernelext.domain import containers as domain
 from kernelext.domain.filters import parse_filters
 from kernelext.domain.reports import InspectReport, Report, WaitReport, errors_of, exit_code
@@ -687,3 +689,27 @@ def cmd_version(rt: Runtime, args: argparse.Namespace) -> int:
 
 # The image commands live in their own module; importing it registers them.
 from kernelext.cli import images as _image_commands  # noqa: F401
+
+
+@command("checkpoint-inspect")
+def cmd_checkpoint_inspect(rt: Runtime, args: argparse.Namespace) -> int:
+    """``checkpoint inspect ARCHIVE|DIR``: checkpointctl's tree, or podman's ``--format``."""
+    template = _template(args, "checkpoint inspect")
+    info = checkpointinfo.inspect_checkpoint(args.checkpoint)
+    if template is not None:
+        out(template.render(info.to_dict()))
+    else:
+        out(json.dumps([info.to_dict()], indent=4) if args.format == "json" else inspect_text(info))
+    return 0
+
+
+@command("checkpoint-diff")
+def cmd_checkpoint_diff(rt: Runtime, args: argparse.Namespace) -> int:
+    """``checkpoint diff A B``: what changed from checkpoint A to checkpoint B."""
+    template = _template(args, "checkpoint diff")
+    diff = checkpointinfo.diff_two(*args.checkpoints)
+    if template is not None:
+        out(template.render(diff.to_dict()))
+    else:
+        out(json.dumps(diff.to_dict(), indent=4) if args.format == "json" else diff_text(diff))
+    return 0

@@ -488,6 +488,16 @@ def _checkpoint_flags(p: argparse.ArgumentParser) -> None:
     _checkpoint_restore_common(p, "checkpoint")
 
 
+def _checkpoint_inspect_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--format", help="'json' or a Go template such as {{.Name}} (default: a tree)")
+    p.add_argument("checkpoint", metavar="ARCHIVE|DIR", help="an exported checkpoint archive or a checkpoint directory")
+
+
+def _checkpoint_diff_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--format", help="'json' or a Go template such as {{.Files.Added}}")
+    p.add_argument("checkpoints", nargs=2, metavar="ARCHIVE|DIR", help="the earlier and the later checkpoint")
+
+
 def _restore_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tcp-close", action="store_true", help="restore a container but close its TCP connections")
     p.add_argument("-i", "--import", dest="import_", help="restore from an exported checkpoint archive (tar.gz)")
@@ -787,6 +797,15 @@ TOP_COMMANDS = _table(
     ("version", CommandSpec("version", "Show the version", _no_flags)),
 )
 
+#: ``checkpoint WORD ...``: a sub-command when WORD comes first and something follows it
+#: (``checkpoint inspect`` alone, ``checkpoint -R inspect`` or ``checkpoint -- inspect`` checkpoint a
+#: container named "inspect").
+CHECKPOINT_SUBCOMMANDS = {
+    "inspect": CommandSpec("checkpoint-inspect", "Show what a checkpoint holds (podman's checkpointctl inspect)",
+                           _checkpoint_inspect_flags),
+    "diff": CommandSpec("checkpoint-diff", "Show what changed between two checkpoints", _checkpoint_diff_flags),
+}
+
 GROUPS: dict[str, tuple[str, dict[str, CommandSpec]]] = {
     "container": ("Manage containers", CONTAINER_COMMANDS),
     "image": ("Manage images", IMAGE_COMMANDS),
@@ -821,7 +840,11 @@ def command_parser(name: str, group: str | None = None) -> argparse.ArgumentPars
     where = f"{PROG} {group}" if group else PROG
     if spec is None:
         raise UsageError(f"unrecognized command `{where} {name}`\nTry '{where} --help' for more information")
-    parser = _Parser(prog=f"{where} {name}", description=spec.help)
+    return _spec_parser(spec, f"{where} {name}")
+
+
+def _spec_parser(spec: CommandSpec, prog: str) -> argparse.ArgumentParser:
+    parser = _Parser(prog=prog, description=spec.help)
     spec.flags(parser)
     parser.set_defaults(cmd=spec.key)
     return parser
@@ -875,7 +898,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         raise HelpRequested(f"{GROUPS[group][0]}\n\n{_listing(group)}\n")
     else:
         raise UsageError(f"missing command '{PROG} {group} COMMAND'")
-    args = command_parser(name, group).parse_args(_dash_values(rest, DASH_VALUE_FLAGS.get(name, ())))
+    if name == "checkpoint" and len(rest) > 1 and rest[0] in CHECKPOINT_SUBCOMMANDS:
+        word, rest = rest[0], rest[1:]
+        parser = _spec_parser(CHECKPOINT_SUBCOMMANDS[word], " ".join(filter(None, (PROG, group, name, word))))
+    else:
+        parser = command_parser(name, group)
+    args = parser.parse_args(_dash_values(rest, DASH_VALUE_FLAGS.get(name, ())))
     args.root, args.runroot, args.log_level = options.root, options.runroot, options.log_level
     args.criu, args.noout, args.events_backend = options.criu, options.noout, options.events_backend
     args.cgroup_manager = options.cgroup_manager
