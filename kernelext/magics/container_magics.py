@@ -36,6 +36,8 @@ from kernelext.cli.parser import (
 )
 from kernelext.core.container import Container
 from kernelext.core.runtime import Runtime
+from kernelext.cli.template import Template
+from kernelext.domain import checkpointinfo
 from kernelext.domain import containers as domain
 from kernelext.domain.filters import parse_filters
 from kernelext.domain.reports import (
@@ -49,6 +51,7 @@ from kernelext.domain.reports import (
 )
 from kernelext.errors import KernelextError, NoSuchImageError
 from kernelext.magics import live, terminal
+from kernelext.magics.checkpointcard import CheckpointCard, CheckpointDiffCard
 from kernelext.magics.display import ContainerList, Table
 
 Handler = Callable[["ContainerMagics", argparse.Namespace], Any]
@@ -792,3 +795,23 @@ def _version(m: ContainerMagics, args: argparse.Namespace) -> str:
     import kernelext
 
     return kernelext.__version__
+
+
+@handles("checkpoint-inspect")
+def _checkpoint_inspect(m: ContainerMagics, args: argparse.Namespace) -> Any:
+    info = checkpointinfo.inspect_checkpoint(args.checkpoint)
+    if args.format == "json":
+        return info.to_dict()
+    if args.format:
+        return Template.parse(args.format, "checkpoint inspect").render(info.to_dict())
+    return CheckpointCard(info)
+
+
+@handles("checkpoint-diff")
+def _checkpoint_diff(m: ContainerMagics, args: argparse.Namespace) -> Any:
+    diff = checkpointinfo.diff_two(*args.checkpoints)
+    if args.format == "json":
+        return diff.to_dict()
+    if args.format:
+        return Template.parse(args.format, "checkpoint diff").render(diff.to_dict())
+    return CheckpointDiffCard(diff)
