@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from kernelext.core.checkpointinfo import CheckpointDiff, CheckpointInfo, OpenFile, Process, iter_tree
+from kernelext.core.checkpointinfo import CheckpointDiff, CheckpointInfo, OpenFile, Process
 from kernelext.units import human_size
 
 _US_FIELDS = (("freezing_time", "Freezing time"), ("frozen_time", "Frozen time"),

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TextIO
 
+from kernelext.cli.checkpointtree import diff_text, inspect_text
 from kernelext.cli.format import (
     parse_interval,
     parse_time,
@@ -33,7 +34,6 @@ from kernelext.cli.parser import (
     restore_options,
     volume_create_options,
 )
-from kernelext.cli.checkpointtree import diff_text, inspect_text
 from kernelext.cli.template import Template
 from kernelext.core.container import Container
 from kernelext.core.events import Event

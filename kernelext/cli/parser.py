@@ -797,9 +797,9 @@ TOP_COMMANDS = _table(
     ("version", CommandSpec("version", "Show the version", _no_flags)),
 )
 
-#: ``checkpoint WORD ...``: a sub-command when WORD comes first and something follows it
-#: (``checkpoint inspect`` alone, ``checkpoint -R inspect`` or ``checkpoint -- inspect`` checkpoint a
-#: container named "inspect").
+#: ``checkpoint WORD ...``: a sub-command when WORD is the first argument and something follows it; a
+#: container named "inspect" is checkpointed by ``checkpoint inspect`` alone, or named after another
+#: container or a flag (``checkpoint web inspect``, ``checkpoint -R inspect``).
 CHECKPOINT_SUBCOMMANDS = {
     "inspect": CommandSpec("checkpoint-inspect", "Show what a checkpoint holds (podman's checkpointctl inspect)",
                            _checkpoint_inspect_flags),

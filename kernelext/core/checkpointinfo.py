@@ -36,7 +36,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from kernelext.core.checkpoint import (
     CHECKPOINT_DIR,
@@ -216,8 +216,8 @@ _VMA_KINDS = ((_VMA_STACK, MemoryKind.STACK), (_VMA_HEAP, MemoryKind.HEAP),
               (_VMA_FILE_SHARED, MemoryKind.FILE_SHARED), (_VMA_FILE_PRIVATE, MemoryKind.FILE),
               (_VMA_ANON_SHARED, MemoryKind.SHARED), (_VMA_ANON_PRIVATE, MemoryKind.ANONYMOUS))
 _TASK_STATES = {1: "Alive", 2: "Dead", 3: "Stopped", 6: "Zombie"}
-_SOCK_TYPES = {socket.SOCK_STREAM: "stream", socket.SOCK_DGRAM: "dgram", socket.SOCK_SEQPACKET: "seqpacket",
-               socket.SOCK_RAW: "raw"}
+_SOCK_TYPES: dict[int, str] = {int(socket.SOCK_STREAM): "stream", int(socket.SOCK_DGRAM): "dgram",
+                               int(socket.SOCK_SEQPACKET): "seqpacket", int(socket.SOCK_RAW): "raw"}
 _TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2", 6: "TIME_WAIT",
                7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING"}
 _IP_PROTOCOLS = {socket.IPPROTO_TCP: "tcp", socket.IPPROTO_UDP: "udp", socket.IPPROTO_ICMP: "icmp"}
@@ -605,8 +605,9 @@ def _stream(archive: Path, compression: Compression) -> tuple[IO[bytes], subproc
                                 stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         assert proc.stdout is not None
         return proc.stdout, proc
-    raw = open(archive, "rb")  # noqa: SIM115 - closed by the caller
-    return (gzip.GzipFile(fileobj=raw, mode="rb") if compression is Compression.GZIP else raw), None
+    if compression is Compression.GZIP:  # gzip.open's file owns (and closes) the archive's descriptor
+        return cast(IO[bytes], gzip.open(archive, "rb")), None
+    return open(archive, "rb"), None
 
 
 def _unpack(archive: Path, into: Path) -> None:
@@ -637,13 +638,17 @@ def _unpack(archive: Path, into: Path) -> None:
 def read_checkpoint(path: Path) -> CheckpointInfo:
     """What the checkpoint at ``path`` holds: a directory in podman's layout, or an exported archive of one."""
     path = Path(path)
-    if path.is_dir():
-        return _read_directory(path, str(path))
-    if not path.is_file():
-        raise InvalidArgumentError(f"{path}: no such checkpoint archive or directory")
-    with tempfile.TemporaryDirectory(prefix="kernelext-ckinspect-") as tmp:
-        _unpack(path, Path(tmp))
-        return _read_directory(Path(tmp), str(path), size=path.stat().st_size)
+    try:
+        if path.is_dir():
+            return _read_directory(path, str(path))
+        if not path.is_file():
+            raise InvalidArgumentError(f"{path}: no such checkpoint archive or directory")
+        with tempfile.TemporaryDirectory(prefix="kernelext-ckinspect-") as tmp:
+            _unpack(path, Path(tmp))
+            return _read_directory(Path(tmp), str(path), size=path.stat().st_size)
+    except OSError as exc:  # a file of the checkpoint that is a link, a directory, unreadable
+        where = exc.filename if exc.filename else path
+        raise InvalidArgumentError(f"{path}: cannot read {where}: {exc.strerror or exc}") from None
 
 
 # ----------------------------------------------------------------- diff

@@ -34,9 +34,9 @@ from kernelext.cli.parser import (
     restore_options,
     volume_create_options,
 )
+from kernelext.cli.template import Template
 from kernelext.core.container import Container
 from kernelext.core.runtime import Runtime
-from kernelext.cli.template import Template
 from kernelext.domain import checkpointinfo
 from kernelext.domain import containers as domain
 from kernelext.domain.filters import parse_filters
