@@ -28,6 +28,7 @@ from kernelext.cli.format import (
 from kernelext.cli.parser import (
     UsageError,
     checkpoint_options,
+    clone_options,
     copy_arguments,
     create_options,
     resource_options,
@@ -712,4 +713,11 @@ def cmd_checkpoint_diff(rt: Runtime, args: argparse.Namespace) -> int:
         out(template.render(diff.to_dict()))
     else:
         out(json.dumps(diff.to_dict(), indent=4) if args.format == "json" else diff_text(diff))
+    return 0
+
+
+@command("clone")
+def cmd_clone(rt: Runtime, args: argparse.Namespace) -> int:
+    """podman's ``container clone``: the new container's ID."""
+    out(domain.clone(rt, args.container, **clone_options(args)).id)
     return 0

@@ -488,6 +488,26 @@ def _checkpoint_flags(p: argparse.ArgumentParser) -> None:
     _checkpoint_restore_common(p, "checkpoint")
 
 
+def _clone_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", dest="name_flag", help="name of the clone (default: NAME-clone)")
+    p.add_argument("--destroy", action="store_true", help="remove the original container")
+    p.add_argument("-f", "--force", action="store_true", help="remove the original even if it runs (with --destroy)")
+    p.add_argument("--run", action="store_true", help="start the clone")
+    _resource_flags(p)  # the clone's limits in place of the original's
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("name", nargs="?", metavar="NAME")
+    p.add_argument("image", nargs="?", metavar="IMAGE")
+
+
+def clone_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of the command layer's ``clone`` from a parsed ``container clone`` line."""
+    from kernelext.core.clone import RESOURCE_FIELDS
+
+    resources = {key: getattr(args, key) for key in RESOURCE_FIELDS if getattr(args, key) is not None}
+    return {"name": args.name_flag or args.name, "image": args.image, "destroy": args.destroy,
+            "force": args.force, "run": args.run, **resources}
+
+
 def _checkpoint_inspect_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--format", help="'json' or a Go template such as {{.Name}} (default: a tree)")
     p.add_argument("checkpoint", metavar="ARCHIVE|DIR", help="an exported checkpoint archive or a checkpoint directory")
@@ -720,6 +740,7 @@ CONTAINER_COMMANDS = _table(
     ("attach", CommandSpec("attach", "Attach to a running container", _attach_flags)),
     ("checkpoint", CommandSpec("checkpoint", "Checkpoint one or more running containers with CRIU",
                                _checkpoint_flags)),
+    ("clone", CommandSpec("clone", "Create a copy of an existing container", _clone_flags)),
     ("cleanup", CommandSpec("cleanup", "Clean up a container's runtime state and mounts after it exits",
                             _cleanup_flags)),
     ("commit", COMMIT),

@@ -549,3 +549,29 @@ def events(rt: Runtime, *, filters: Filters | None = None, since: float | None =
     wanted = event_matcher(filters or {})
     found = rt.events.follow(since=since) if stream and until is None else iter(rt.events.read(since, until))
     return (event for event in found if wanted(event))
+
+
+#: The states ``rm`` refuses without ``--force`` (checked before a ``clone --destroy`` makes anything).
+_NEEDS_FORCE_TO_REMOVE = (ContainerStatus.RUNNING, ContainerStatus.PAUSED, ContainerStatus.STOPPING,
+                          ContainerStatus.CREATED)
+
+
+def clone(rt: Runtime, source: str, *, name: str | None = None, image: str | None = None, destroy: bool = False,
+          force: bool = False, run: bool = False, **resources: Any) -> Container:
+    """podman's ``container clone``: a new container with ``source``'s configuration; ``destroy`` removes
+    the original (a running one only with ``force``, refused before anything is made), ``run`` starts the clone."""
+    from kernelext.core.clone import clone as clone_config
+
+    original = rt.get(source)
+    if force and not destroy:
+        raise InvalidArgumentError("cannot set --force without --destroy")
+    if destroy and not force and original.status in _NEEDS_FORCE_TO_REMOVE:
+        raise ContainerStateError(f"cannot remove container {original.id} as it is {original.status.value} - "
+                                  "running or paused containers cannot be removed without force: container "
+                                  "state improper", container=original.name, operation="clone")
+    ctr = clone_config(rt, original, name=name, image=image, **resources)
+    if destroy:
+        original.remove(force=force)
+    if run:
+        start_one(ctr)
+    return ctr

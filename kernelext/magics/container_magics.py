@@ -27,6 +27,7 @@ from kernelext.cli.parser import (
     HelpRequested,
     UsageError,
     checkpoint_options,
+    clone_options,
     copy_arguments,
     create_options,
     parse_args,
@@ -815,3 +816,8 @@ def _checkpoint_diff(m: ContainerMagics, args: argparse.Namespace) -> Any:
     if args.format:
         return Template.parse(args.format, "checkpoint diff").render(diff.to_dict())
     return CheckpointDiffCard(diff)
+
+
+@handles("clone")
+def _clone(m: ContainerMagics, args: argparse.Namespace) -> Container:
+    return domain.clone(m.rt, args.container, **clone_options(args))
