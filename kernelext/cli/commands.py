@@ -521,7 +521,8 @@ def cmd_restore(rt: Runtime, args: argparse.Namespace) -> int:
             out(ctr.id)
         return 0
     return _render_checkpoints(lambda: domain.restore(rt, args.containers, all=args.all, latest=args.latest,
-                                                      **options), args.print_stats, "restore_duration")
+                                                      name=args.name, publish=args.publish or None, **options),
+                               args.print_stats, "restore_duration")
 
 
 def _event_line(event: Event, fmt: Template | None, *, as_json: bool = False, no_trunc: bool = True) -> str:

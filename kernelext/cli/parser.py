@@ -249,7 +249,8 @@ def checkpoint_options(args: argparse.Namespace) -> dict[str, Any]:
     return dict(keep=args.keep, leave_running=args.leave_running, tcp_established=args.tcp_established,
                 file_locks=args.file_locks, export=args.export, ignore_rootfs=args.ignore_rootfs,
                 ignore_volumes=args.ignore_volumes, pre_checkpoint=args.pre_checkpoint,
-                with_previous=args.with_previous, compress=args.compress, print_stats=args.print_stats)
+                with_previous=args.with_previous, compress=args.compress, print_stats=args.print_stats,
+                create_image=args.create_image)
 
 
 def restore_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -259,7 +260,8 @@ def restore_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.import_ and args.containers:
         raise UsageError("cannot use --import with positional arguments")
     for option, given in (("--name", args.name), ("--publish", args.publish)):
-        if given and not args.import_:
+        # One positional may be a checkpoint image: the command layer decides (and refuses a container).
+        if given and not args.import_ and (args.all or args.latest or len(args.containers) != 1):
             raise UsageError(f"{option} can only be used with image or --import")
     return dict(keep=args.keep, tcp_established=args.tcp_established, tcp_close=args.tcp_close,
                 file_locks=args.file_locks, ignore_rootfs=args.ignore_rootfs, ignore_volumes=args.ignore_volumes,
@@ -485,6 +487,8 @@ def _checkpoint_flags(p: argparse.ArgumentParser) -> None:
                    "leaving the container running")
     p.add_argument("--with-previous", action="store_true", help="checkpoint the container with a pre-checkpoint image")
     p.add_argument("-c", "--compress", help="compression of the exported archive: zstd (default), gzip, none")
+    p.add_argument("--create-image", metavar="IMAGE", help="create a checkpoint image from the checkpoint "
+                   "('restore IMAGE' restores it)")
     _checkpoint_restore_common(p, "checkpoint")
 
 

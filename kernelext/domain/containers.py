@@ -36,6 +36,7 @@ from kernelext.errors import (
     RuntimeFailure,
 )
 from kernelext.oci.attach import AttachSocket
+from kernelext.storage.images import Image
 
 if TYPE_CHECKING:
     from kernelext.core.runtime import Runtime
@@ -348,12 +349,40 @@ def checkpoint(rt: Runtime, names: Sequence[str], *, all: bool = False, latest: 
         chosen = [t for t in chosen if t.container.status is ContainerStatus.RUNNING]
     if options.get("export") and len(chosen) > 1:
         raise InvalidArgumentError("--export can only be used with one container")
+    create_image = options.pop("create_image", None)
+    if create_image:
+        from kernelext.core.checkpointimage import checkpoint_to_image
+
+        if len(chosen) > 1:
+            raise InvalidArgumentError("--create-image can only be used with one container")
+        return _each(rep.CheckpointReport, chosen, lambda c: checkpoint_to_image(c, create_image, **options)[0],
+                     result="statistics")
     return _each(rep.CheckpointReport, chosen, lambda c: c.checkpoint(**options), result="statistics")
 
 
-def restore(rt: Runtime, names: Sequence[str], *, all: bool = False, latest: bool = False,
-            **options: Any) -> list[rep.RestoreReport]:
-    """``podman container restore``: ``--all`` means every checkpointed, exited container."""
+def _checkpoint_image(rt: Runtime, names: Sequence[str]) -> Image | None:
+    """The checkpoint image ``restore NAME`` means: one name, no container of that name, an image's."""
+    from kernelext.core.checkpointimage import is_checkpoint_image
+
+    if len(names) != 1 or rt.exists(names[0]) or not rt.images.exists(names[0]):
+        return None
+    image = rt.images.get(names[0])
+    return image if is_checkpoint_image(image) else None
+
+
+def restore(rt: Runtime, names: Sequence[str], *, all: bool = False, latest: bool = False, name: str | None = None,
+            publish: list[str] | None = None, **options: Any) -> list[rep.RestoreReport]:
+    """``podman container restore``: ``--all`` means every checkpointed, exited container; a name that is
+    no container but a checkpoint image restores a new container from it (``name``, ``publish``)."""
+    image = _checkpoint_image(rt, names) if not (all or latest) else None
+    if image is not None:
+        from kernelext.core.checkpointimage import restore_from_image
+
+        ctr = restore_from_image(rt, image, name, publish=publish, **options)
+        return [rep.RestoreReport(ctr.id, names[0], None, ctr, statistics=ctr.statistics)]
+    for option, given in (("--name", name), ("--publish", publish)):
+        if given:
+            raise InvalidArgumentError(f"{option} can only be used with image or --import", operation="restore")
     chosen = targets(rt, names, all=all, latest=latest, conflict=CHECKPOINT_CONFLICT)
     if all:
         chosen = [t for t in chosen if t.container.state.checkpointed and

@@ -752,7 +752,8 @@ def _restore(m: ContainerMagics, args: argparse.Namespace) -> Any:
     if args.import_:
         ctr = m.rt.restore_from_archive(args.import_, args.name, publish=args.publish or None, **options)
         return ctr.statistics if args.print_stats else ctr
-    reports = domain.restore(m.rt, args.containers, all=args.all, latest=args.latest, **options)
+    reports = domain.restore(m.rt, args.containers, all=args.all, latest=args.latest, name=args.name,
+                             publish=args.publish or None, **options)
     if not args.print_stats:
         return m._containers(reports)
     results = [r.statistics for r in m._reported(reports) if isinstance(r, RestoreReport)]
