@@ -230,3 +230,15 @@ def test_only_metadata_and_images_are_unpacked() -> None:
     ok = tarfile.TarInfo("checkpoint/a.img")
     ok.type, ok.linkname = tarfile.SYMTYPE, "b.img"
     _check_member(ok, Path("x"))  # a link inside the archive is fine (and is never written)
+
+
+def test_pages_past_the_cap_are_not_unpacked(checkpoints: tuple[Path, Path], info_a: CheckpointInfo,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from kernelext.core import checkpointinfo
+
+    monkeypatch.setattr(checkpointinfo, "MAX_PAGES_UNPACKED", 0)
+    capped = read_checkpoint(checkpoints[0])
+    assert [p.args for p in capped.processes] == [[]] * len(capped.processes)  # the argv needs the pages
+    assert [p.command for p in capped.processes] == [p.comm for p in info_a.processes]
+    assert capped.memory_pages_size == info_a.memory_pages_size > 0  # counted from the archive all the same
+    assert [p.memory for p in capped.processes] == [p.memory for p in info_a.processes]

@@ -64,6 +64,9 @@ METADATA_FILES = (CONFIG_DUMP, SPEC_DUMP, STATS_DUMP, DELETED_FILES)
 _IMAGE_NAME = re.compile(r"[A-Za-z0-9_.-]+\.img")
 #: The images read here (the rest of ``checkpoint/`` is not unpacked from an archive).
 _NEEDED_IMAGE = re.compile(r"(inventory|pstree|files|(core|mm|pagemap|pages|ids|fdinfo)-\d+)\.img")
+#: Memory pages unpacked from an archive at most (read only for the argv): past it, a process shows its
+#: ``comm`` alone rather than the inspection writing gigabytes to a temporary directory.
+MAX_PAGES_UNPACKED = 256 << 20
 #: An argv longer than this is cut (a process's argument area is at most a few pages).
 MAX_CMDLINE = 64 * 1024
 _CHUNK = 1 << 20
@@ -543,7 +546,8 @@ def _tree_size(directory: Path) -> tuple[int, int]:
     return total, pages
 
 
-def _read_directory(directory: Path, source: str, size: int | None = None) -> CheckpointInfo:
+def _read_directory(directory: Path, source: str, size: int | None = None,
+                    pages_size: int | None = None) -> CheckpointInfo:
     images = directory / CHECKPOINT_DIR
     if not (images / "pstree.img").exists() and not (directory / CONFIG_DUMP).exists():
         raise InvalidArgumentError(f"{source} is not a checkpoint: it has no {CONFIG_DUMP} "
@@ -570,7 +574,7 @@ def _read_directory(directory: Path, source: str, size: int | None = None) -> Ch
         statistics=read_criu_stats(directory / STATS_DUMP) if (directory / STATS_DUMP).exists() else {},
         namespaces=_namespaces(_sub(inventory, _F.INVENTORY_ROOT_IDS)), processes=processes,
         changed_files=_rootfs_changes(directory / ROOTFS_DIFF), deleted_files=_deleted(directory / DELETED_FILES),
-        size=total if size is None else size, memory_pages_size=pages)
+        size=total if size is None else size, memory_pages_size=pages if pages_size is None else pages_size)
 
 
 # ------------------------------------------------------------ archives
@@ -610,10 +614,12 @@ def _stream(archive: Path, compression: Compression) -> tuple[IO[bytes], subproc
     return open(archive, "rb"), None
 
 
-def _unpack(archive: Path, into: Path) -> None:
-    """The metadata and CRIU's images of ``archive`` into ``into`` (private), each as a new regular file."""
+def _unpack(archive: Path, into: Path) -> int:
+    """The metadata and CRIU's images of ``archive`` into ``into`` (private), each as a new regular file;
+    the size of its memory pages."""
     (into / CHECKPOINT_DIR).mkdir(mode=0o700)
     stream, proc = _stream(archive, _compression_of(archive))
+    pages = 0
     try:
         with tarfile.open(fileobj=stream, mode="r|") as tar:
             for member in tar:
@@ -621,6 +627,10 @@ def _unpack(archive: Path, into: Path) -> None:
                 target = _wanted(member.name)
                 if target is None or not member.isfile():
                     continue
+                if PurePosixPath(target).name.startswith("pages-"):
+                    pages += member.size
+                    if pages > MAX_PAGES_UNPACKED:
+                        continue
                 source = tar.extractfile(member)
                 assert source is not None
                 fd = os.open(into / target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
@@ -633,6 +643,7 @@ def _unpack(archive: Path, into: Path) -> None:
         stream.close()
         if proc is not None:
             proc.wait()
+    return pages
 
 
 def read_checkpoint(path: Path) -> CheckpointInfo:
@@ -644,8 +655,8 @@ def read_checkpoint(path: Path) -> CheckpointInfo:
         if not path.is_file():
             raise InvalidArgumentError(f"{path}: no such checkpoint archive or directory")
         with tempfile.TemporaryDirectory(prefix="kernelext-ckinspect-") as tmp:
-            _unpack(path, Path(tmp))
-            return _read_directory(Path(tmp), str(path), size=path.stat().st_size)
+            pages = _unpack(path, Path(tmp))
+            return _read_directory(Path(tmp), str(path), size=path.stat().st_size, pages_size=pages)
     except OSError as exc:  # a file of the checkpoint that is a link, a directory, unreadable
         where = exc.filename if exc.filename else path
         raise InvalidArgumentError(f"{path}: cannot read {where}: {exc.strerror or exc}") from None
