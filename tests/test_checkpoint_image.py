@@ -50,4 +50,10 @@ def test_checkpoint_image_round_trip(store: Store) -> None:
     refused = store.cli("restore", "-n", "x", "counter")
     assert refused.returncode == 125 and "--name can only be used with image or --import" in refused.stderr
     assert store.cli("restore", "busybox").returncode == 125
-    assert sorted(c.name for c in rt.list()) == ["copy", "counter"]
+    # run -d of a checkpoint image restores it too (podman's run of a checkpoint image).
+    done = store.cli("run", "-d", "--name", "again", "counter-ckpt")
+    assert done.returncode == 0, done.stderr
+    again = rt.get("again")
+    assert again.status is S.RUNNING and done.stdout.strip() == again.id
+    assert wait_until(lambda: len(numbers(again)) > last + 1) and numbers(again)[last + 1] == last + 1
+    assert sorted(c.name for c in rt.list()) == ["again", "copy", "counter"]

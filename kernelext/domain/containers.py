@@ -360,14 +360,17 @@ def checkpoint(rt: Runtime, names: Sequence[str], *, all: bool = False, latest: 
     return _each(rep.CheckpointReport, chosen, lambda c: c.checkpoint(**options), result="statistics")
 
 
-def _checkpoint_image(rt: Runtime, names: Sequence[str]) -> Image | None:
-    """The checkpoint image ``restore NAME`` means: one name, no container of that name, an image's."""
+def _as_checkpoint_image(rt: Runtime, reference: str) -> Image | None:
+    """The local image ``reference`` names, if it is a checkpoint image."""
     from kernelext.core.checkpointimage import is_checkpoint_image
 
-    if len(names) != 1 or rt.exists(names[0]) or not rt.images.exists(names[0]):
-        return None
-    image = rt.images.get(names[0])
-    return image if is_checkpoint_image(image) else None
+    image = rt.images.get(reference) if rt.images.exists(reference) else None
+    return image if image is not None and is_checkpoint_image(image) else None
+
+
+def _checkpoint_image(rt: Runtime, names: Sequence[str]) -> Image | None:
+    """The checkpoint image ``restore NAME`` means: one name, no container of that name, an image's."""
+    return _as_checkpoint_image(rt, names[0]) if len(names) == 1 and not rt.exists(names[0]) else None
 
 
 def restore(rt: Runtime, names: Sequence[str], *, all: bool = False, latest: bool = False, name: str | None = None,
@@ -436,7 +439,13 @@ def _as_run_failure(exc: KernelextError) -> None:
 
 
 def run(rt: Runtime, image: str, **options: Any) -> Container:
-    """``podman run -d``: create, then start; the container stays (podman leaves it) unless ``--rm``."""
+    """``podman run -d``: create, then start; the container stays (podman leaves it) unless ``--rm``.
+    A checkpoint image is restored instead (its own command and configuration; ``name``, ``publish``)."""
+    checkpointed = _as_checkpoint_image(rt, image)
+    if checkpointed is not None:
+        from kernelext.core.checkpointimage import restore_from_image
+
+        return restore_from_image(rt, checkpointed, options.get("name"), publish=options.get("publish") or None)
     ctr = rt.create(image, **options)
     try:
         start_one(ctr)
