@@ -34,8 +34,10 @@ from conftest import Store, wait_until
 
 pytestmark = pytest.mark.skipif(find_criu() is None or os.geteuid() != 0, reason="needs CRIU and root")
 
-#: fd 3 is a log file, the loop's output goes through a pipe to cat.
-LOOP = "exec 3>/tmp/log; i=0; while true; do echo $i >&3; echo $i; i=$((i+1)); sleep 0.1; done | cat"
+#: fd 3 is a log file, the loop's output goes through a pipe to cat; beside it a TCP listener and syslogd
+#: (a unix datagram socket on /dev/log).
+LOOP = ("nc -l -p 8080 </dev/null >/dev/null 2>&1 & syslogd -n -O /tmp/syslog & "
+        "exec 3>/tmp/log; i=0; while true; do echo $i >&3; echo $i; i=$((i+1)); sleep 0.1; done | cat")
 LATER = "sleep 1000 </dev/null >/dev/null 2>&1 & echo made > /second"
 
 
@@ -72,7 +74,7 @@ def test_process_tree_with_commands(info_a: CheckpointInfo) -> None:
     (root,) = info_a.tree
     assert root.pid == 1 and root.args == ["sh", "-c", LOOP]  # argv read from the dumped pages
     commands = {p.comm for p in info_a.processes}
-    assert {"sh", "cat"} <= commands
+    assert {"sh", "cat", "nc", "syslogd"} <= commands
     cat = next(p for p in info_a.processes if p.comm == "cat")
     assert cat.args == ["cat"] and cat.ppid == 1 and cat in root.children
 
@@ -86,10 +88,20 @@ def test_open_log_file_and_pipe(info_a: CheckpointInfo) -> None:
     assert {f.name for f in cat.files if f.fd == 0} == {fds[1].name}  # the same pipe: the loop writes, cat reads
 
 
+def test_sockets(info_a: CheckpointInfo) -> None:
+    nc = next(p for p in info_a.processes if p.comm == "nc")
+    assert nc.args == ["nc", "-l", "-p", "8080"]
+    assert [(f.kind, f.name) for f in nc.files if f.fd == 3] == [(FileKind.INET, "tcp6 [::]:8080 -> [::]:0 (LISTEN)")]
+    syslogd = next(p for p in info_a.processes if p.comm == "syslogd")
+    (log,) = [f for f in syslogd.files if f.kind is FileKind.UNIX]
+    assert log.name.startswith("dgram /dev/log ino=")
+
+
 def test_memory_by_kind_and_namespaces(info_a: CheckpointInfo) -> None:
     for p in info_a.processes:
         kinds = {m.kind: m for m in p.memory}
-        assert {MemoryKind.ANONYMOUS, MemoryKind.FILE} <= kinds.keys(), p
+        assert {MemoryKind.ANONYMOUS, MemoryKind.FILE, MemoryKind.STACK, MemoryKind.HEAP} <= kinds.keys(), p
+        assert kinds[MemoryKind.STACK].mappings == 1 and kinds[MemoryKind.STACK].dumped > 0
         assert all(m.virtual >= m.dumped >= 0 and m.mappings > 0 for m in p.memory)
         assert kinds[MemoryKind.ANONYMOUS].dumped > 0 and kinds[MemoryKind.FILE].virtual > 0
         assert {"pid", "net", "mnt", "uts", "ipc"} <= p.namespaces.keys()

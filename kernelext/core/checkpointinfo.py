@@ -147,7 +147,7 @@ class _F:
     PSTREE_PID, PSTREE_PPID, PSTREE_PGID, PSTREE_SID, PSTREE_THREADS = 1, 2, 3, 4, 5
     CORE_TC, CORE_IDS = 3, 4
     TC_STATE, TC_EXIT_CODE, TC_COMM = 1, 2, 6
-    MM_ARG_START, MM_ARG_END, MM_VMAS = 8, 9, 14
+    MM_START_STACK, MM_ARG_START, MM_ARG_END, MM_VMAS = 5, 8, 9, 14
     VMA_START, VMA_END, VMA_STATUS = 1, 2, 7
     PAGEMAP_PAGES_ID = 1
     PME_VADDR, PME_COMPAT_NR_PAGES, PME_IN_PARENT, PME_FLAGS, PME_NR_PAGES = 1, 2, 3, 4, 5
@@ -345,24 +345,27 @@ def _namespaces(ids: dict[int, list[int | bytes]]) -> dict[str, int]:
 def _socket_name(kind: FileKind, entry: dict[int, list[int | bytes]]) -> str:
     if kind is FileKind.UNIX:
         raw = _bytes(entry, _F.UNIX_NAME)
-        name = ("@" + raw[1:].decode("utf-8", "replace")) if raw.startswith(b"\0") else raw.decode("utf-8", "replace")
-        kind_name = _SOCK_TYPES.get(_int(entry, _F.UNIX_TYPE), "unix")
-        return f"unix {kind_name} {name or '(unnamed)'} ino={_int(entry, _F.UNIX_INO)} peer={_int(entry, _F.UNIX_PEER)}"
+        # An abstract name starts with NUL (shown as "@", as ss does); a path's may end with one.
+        name = "@" + raw[1:].decode("utf-8", "replace") if raw.startswith(b"\0") else \
+            raw.rstrip(b"\0").decode("utf-8", "replace")
+        kind_name = _SOCK_TYPES.get(_int(entry, _F.UNIX_TYPE), "unknown")
+        return f"{kind_name} {name or '(unnamed)'} ino={_int(entry, _F.UNIX_INO)} peer={_int(entry, _F.UNIX_PEER)}"
     family = _int(entry, _F.INET_FAMILY)
 
-    def address(number: int) -> str:
+    def address(number: int, port: int) -> str:
         words = _ints(entry, number)
         raw = b"".join(w.to_bytes(4, "little") for w in words)  # CRIU keeps the network-order words as read
         try:
-            return str(ipaddress.ip_address(raw)) if raw else ("::" if family == socket.AF_INET6 else "0.0.0.0")
+            host = str(ipaddress.ip_address(raw)) if raw else ("::" if family == socket.AF_INET6 else "0.0.0.0")
         except ValueError:
-            return raw.hex()
+            host = raw.hex()
+        return f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
 
     proto = _IP_PROTOCOLS.get(_int(entry, _F.INET_PROTO), str(_int(entry, _F.INET_PROTO)))
     state = _TCP_STATES.get(_int(entry, _F.INET_STATE), str(_int(entry, _F.INET_STATE)))
     v = "6" if family == socket.AF_INET6 else ""
-    return (f"{proto}{v} {address(_F.INET_SRC_ADDR)}:{_int(entry, _F.INET_SRC_PORT)} -> "
-            f"{address(_F.INET_DST_ADDR)}:{_int(entry, _F.INET_DST_PORT)} ({state})")
+    return (f"{proto}{v} {address(_F.INET_SRC_ADDR, _int(entry, _F.INET_SRC_PORT))} -> "
+            f"{address(_F.INET_DST_ADDR, _int(entry, _F.INET_DST_PORT))} ({state})")
 
 
 def _files_table(images: Path) -> dict[int, tuple[FileKind, str, int | None]]:
@@ -453,13 +456,15 @@ def _read_memory(images: Path, pages_id: int, runs: list[_PageRun], start: int, 
 
 
 def _memory(mm: dict[int, list[int | bytes]], runs: list[_PageRun]) -> list[Mapping]:
+    # CRIU marks only some stacks with VMA_AREA_STACK; the main thread's is the mapping holding mm_start_stack.
+    stack = _int(mm, _F.MM_START_STACK)
     totals: dict[MemoryKind, list[int]] = {}
     for raw in mm.get(_F.MM_VMAS, []):
         if not isinstance(raw, bytes):
             continue
         vma = _message(raw)
         start, end, status = _int(vma, _F.VMA_START), _int(vma, _F.VMA_END), _int(vma, _F.VMA_STATUS)
-        kind = next((k for bits, k in _VMA_KINDS if status & bits), None)
+        kind = MemoryKind.STACK if start <= stack < end else next((k for bits, k in _VMA_KINDS if status & bits), None)
         if kind is None:
             continue
         dumped = sum(max(0, min(end, r.vaddr + r.pages * PAGE_SIZE) - max(start, r.vaddr)) for r in runs)
