@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
-import pytest
-
 from kernelext import Container
 from kernelext import ContainerStatus as S
-from kernelext.config import find_criu
 from kernelext.core.checkpointimage import LABEL_NAME, LABEL_ROOTFS_IMAGE_ID, is_checkpoint_image
 from kernelext.core.checkpointinfo import read_checkpoint
 
 from conftest import Store, wait_until
-
-pytestmark = pytest.mark.skipif(find_criu() is None or os.geteuid() != 0, reason="needs CRIU and root")
 
 COUNTER = "i=0; while true; do echo $i; i=$((i+1)); sleep 0.1; done"
 

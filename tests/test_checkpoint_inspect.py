@@ -16,7 +16,6 @@ import pytest
 
 from kernelext import InvalidArgumentError, Runtime
 from kernelext.cli.parser import parse_args
-from kernelext.config import find_criu
 from kernelext.core.checkpointinfo import (
     CheckpointInfo,
     FileKind,
@@ -31,8 +30,6 @@ from kernelext.core.checkpointinfo import (
 )
 
 from conftest import Store, wait_until
-
-pytestmark = pytest.mark.skipif(find_criu() is None or os.geteuid() != 0, reason="needs CRIU and root")
 
 #: fd 3 is a log file, the loop's output goes through a pipe to cat; beside it a TCP listener and syslogd
 #: (a unix datagram socket on /dev/log).
