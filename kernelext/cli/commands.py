@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TextIO
 
+from kernelext.cli.checkpointtree import diff_text, inspect_text
 from kernelext.cli.format import (
     parse_interval,
     parse_time,
@@ -27,6 +28,7 @@ from kernelext.cli.format import (
 from kernelext.cli.parser import (
     UsageError,
     checkpoint_options,
+    clone_options,
     copy_arguments,
     create_options,
     resource_options,
@@ -39,6 +41,7 @@ from kernelext.core.events import Event
 from kernelext.core.inspection import format_time
 from kernelext.core.runtime import Runtime
 from kernelext.core.state import DEFAULT_DETACH_KEYS, ContainerStatus
+from kernelext.domain import checkpointinfo
 from kernelext.domain import containers as domain
 from kernelext.domain.filters import parse_filters
 from kernelext.domain.reports import InspectReport, Report, WaitReport, errors_of, exit_code
@@ -518,7 +521,8 @@ def cmd_restore(rt: Runtime, args: argparse.Namespace) -> int:
             out(ctr.id)
         return 0
     return _render_checkpoints(lambda: domain.restore(rt, args.containers, all=args.all, latest=args.latest,
-                                                      **options), args.print_stats, "restore_duration")
+                                                      name=args.name, publish=args.publish or None, **options),
+                               args.print_stats, "restore_duration")
 
 
 def _event_line(event: Event, fmt: Template | None, *, as_json: bool = False, no_trunc: bool = True) -> str:
@@ -687,3 +691,34 @@ def cmd_version(rt: Runtime, args: argparse.Namespace) -> int:
 
 # The image commands live in their own module; importing it registers them.
 from kernelext.cli import images as _image_commands  # noqa: F401
+
+
+@command("checkpoint-inspect")
+def cmd_checkpoint_inspect(rt: Runtime, args: argparse.Namespace) -> int:
+    """``checkpoint inspect ARCHIVE|DIR``: checkpointctl's tree, or podman's ``--format``."""
+    template = _template(args, "checkpoint inspect")
+    info = checkpointinfo.inspect_checkpoint(args.checkpoint)
+    if template is not None:
+        out(template.render(info.to_dict()))
+    else:
+        out(json.dumps([info.to_dict()], indent=4) if args.format == "json" else inspect_text(info))
+    return 0
+
+
+@command("checkpoint-diff")
+def cmd_checkpoint_diff(rt: Runtime, args: argparse.Namespace) -> int:
+    """``checkpoint diff A B``: what changed from checkpoint A to checkpoint B."""
+    template = _template(args, "checkpoint diff")
+    diff = checkpointinfo.diff_two(*args.checkpoints)
+    if template is not None:
+        out(template.render(diff.to_dict()))
+    else:
+        out(json.dumps(diff.to_dict(), indent=4) if args.format == "json" else diff_text(diff))
+    return 0
+
+
+@command("clone")
+def cmd_clone(rt: Runtime, args: argparse.Namespace) -> int:
+    """podman's ``container clone``: the new container's ID."""
+    out(domain.clone(rt, args.container, **clone_options(args)).id)
+    return 0

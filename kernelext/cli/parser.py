@@ -249,7 +249,8 @@ def checkpoint_options(args: argparse.Namespace) -> dict[str, Any]:
     return dict(keep=args.keep, leave_running=args.leave_running, tcp_established=args.tcp_established,
                 file_locks=args.file_locks, export=args.export, ignore_rootfs=args.ignore_rootfs,
                 ignore_volumes=args.ignore_volumes, pre_checkpoint=args.pre_checkpoint,
-                with_previous=args.with_previous, compress=args.compress, print_stats=args.print_stats)
+                with_previous=args.with_previous, compress=args.compress, print_stats=args.print_stats,
+                create_image=args.create_image)
 
 
 def restore_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -259,7 +260,8 @@ def restore_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.import_ and args.containers:
         raise UsageError("cannot use --import with positional arguments")
     for option, given in (("--name", args.name), ("--publish", args.publish)):
-        if given and not args.import_:
+        # One positional may be a checkpoint image: the command layer decides (and refuses a container).
+        if given and not args.import_ and (args.all or args.latest or len(args.containers) != 1):
             raise UsageError(f"{option} can only be used with image or --import")
     return dict(keep=args.keep, tcp_established=args.tcp_established, tcp_close=args.tcp_close,
                 file_locks=args.file_locks, ignore_rootfs=args.ignore_rootfs, ignore_volumes=args.ignore_volumes,
@@ -485,7 +487,39 @@ def _checkpoint_flags(p: argparse.ArgumentParser) -> None:
                    "leaving the container running")
     p.add_argument("--with-previous", action="store_true", help="checkpoint the container with a pre-checkpoint image")
     p.add_argument("-c", "--compress", help="compression of the exported archive: zstd (default), gzip, none")
+    p.add_argument("--create-image", metavar="IMAGE", help="create a checkpoint image from the checkpoint "
+                   "('restore IMAGE' restores it)")
     _checkpoint_restore_common(p, "checkpoint")
+
+
+def _clone_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", dest="name_flag", help="name of the clone (default: NAME-clone)")
+    p.add_argument("--destroy", action="store_true", help="remove the original container")
+    p.add_argument("-f", "--force", action="store_true", help="remove the original even if it runs (with --destroy)")
+    p.add_argument("--run", action="store_true", help="start the clone")
+    _resource_flags(p)  # the clone's limits in place of the original's
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("name", nargs="?", metavar="NAME")
+    p.add_argument("image", nargs="?", metavar="IMAGE")
+
+
+def clone_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of the command layer's ``clone`` from a parsed ``container clone`` line."""
+    from kernelext.core.clone import RESOURCE_FIELDS
+
+    resources = {key: getattr(args, key) for key in RESOURCE_FIELDS if getattr(args, key) is not None}
+    return {"name": args.name_flag or args.name, "image": args.image, "destroy": args.destroy,
+            "force": args.force, "run": args.run, **resources}
+
+
+def _checkpoint_inspect_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--format", help="'json' or a Go template such as {{.Name}} (default: a tree)")
+    p.add_argument("checkpoint", metavar="ARCHIVE|DIR", help="an exported checkpoint archive or a checkpoint directory")
+
+
+def _checkpoint_diff_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--format", help="'json' or a Go template such as {{.Files.Added}}")
+    p.add_argument("checkpoints", nargs=2, metavar="ARCHIVE|DIR", help="the earlier and the later checkpoint")
 
 
 def _restore_flags(p: argparse.ArgumentParser) -> None:
@@ -710,6 +744,7 @@ CONTAINER_COMMANDS = _table(
     ("attach", CommandSpec("attach", "Attach to a running container", _attach_flags)),
     ("checkpoint", CommandSpec("checkpoint", "Checkpoint one or more running containers with CRIU",
                                _checkpoint_flags)),
+    ("clone", CommandSpec("clone", "Create a copy of an existing container", _clone_flags)),
     ("cleanup", CommandSpec("cleanup", "Clean up a container's runtime state and mounts after it exits",
                             _cleanup_flags)),
     ("commit", COMMIT),
@@ -787,6 +822,15 @@ TOP_COMMANDS = _table(
     ("version", CommandSpec("version", "Show the version", _no_flags)),
 )
 
+#: ``checkpoint WORD ...``: a sub-command when WORD is the first argument and something follows it; a
+#: container named "inspect" is checkpointed by ``checkpoint inspect`` alone, or named after another
+#: container or a flag (``checkpoint web inspect``, ``checkpoint -R inspect``).
+CHECKPOINT_SUBCOMMANDS = {
+    "inspect": CommandSpec("checkpoint-inspect", "Show what a checkpoint holds (podman's checkpointctl inspect)",
+                           _checkpoint_inspect_flags),
+    "diff": CommandSpec("checkpoint-diff", "Show what changed between two checkpoints", _checkpoint_diff_flags),
+}
+
 GROUPS: dict[str, tuple[str, dict[str, CommandSpec]]] = {
     "container": ("Manage containers", CONTAINER_COMMANDS),
     "image": ("Manage images", IMAGE_COMMANDS),
@@ -821,7 +865,11 @@ def command_parser(name: str, group: str | None = None) -> argparse.ArgumentPars
     where = f"{PROG} {group}" if group else PROG
     if spec is None:
         raise UsageError(f"unrecognized command `{where} {name}`\nTry '{where} --help' for more information")
-    parser = _Parser(prog=f"{where} {name}", description=spec.help)
+    return _spec_parser(spec, f"{where} {name}")
+
+
+def _spec_parser(spec: CommandSpec, prog: str) -> argparse.ArgumentParser:
+    parser = _Parser(prog=prog, description=spec.help)
     spec.flags(parser)
     parser.set_defaults(cmd=spec.key)
     return parser
@@ -875,7 +923,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         raise HelpRequested(f"{GROUPS[group][0]}\n\n{_listing(group)}\n")
     else:
         raise UsageError(f"missing command '{PROG} {group} COMMAND'")
-    args = command_parser(name, group).parse_args(_dash_values(rest, DASH_VALUE_FLAGS.get(name, ())))
+    if name == "checkpoint" and len(rest) > 1 and rest[0] in CHECKPOINT_SUBCOMMANDS:
+        word, rest = rest[0], rest[1:]
+        parser = _spec_parser(CHECKPOINT_SUBCOMMANDS[word], " ".join(filter(None, (PROG, group, name, word))))
+    else:
+        parser = command_parser(name, group)
+    args = parser.parse_args(_dash_values(rest, DASH_VALUE_FLAGS.get(name, ())))
     args.root, args.runroot, args.log_level = options.root, options.runroot, options.log_level
     args.criu, args.noout, args.events_backend = options.criu, options.noout, options.events_backend
     args.cgroup_manager = options.cgroup_manager

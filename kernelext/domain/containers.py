@@ -36,6 +36,7 @@ from kernelext.errors import (
     RuntimeFailure,
 )
 from kernelext.oci.attach import AttachSocket
+from kernelext.storage.images import Image
 
 if TYPE_CHECKING:
     from kernelext.core.runtime import Runtime
@@ -348,12 +349,43 @@ def checkpoint(rt: Runtime, names: Sequence[str], *, all: bool = False, latest: 
         chosen = [t for t in chosen if t.container.status is ContainerStatus.RUNNING]
     if options.get("export") and len(chosen) > 1:
         raise InvalidArgumentError("--export can only be used with one container")
+    create_image = options.pop("create_image", None)
+    if create_image:
+        from kernelext.core.checkpointimage import checkpoint_to_image
+
+        if len(chosen) > 1:
+            raise InvalidArgumentError("--create-image can only be used with one container")
+        return _each(rep.CheckpointReport, chosen, lambda c: checkpoint_to_image(c, create_image, **options)[0],
+                     result="statistics")
     return _each(rep.CheckpointReport, chosen, lambda c: c.checkpoint(**options), result="statistics")
 
 
-def restore(rt: Runtime, names: Sequence[str], *, all: bool = False, latest: bool = False,
-            **options: Any) -> list[rep.RestoreReport]:
-    """``podman container restore``: ``--all`` means every checkpointed, exited container."""
+def _as_checkpoint_image(rt: Runtime, reference: str) -> Image | None:
+    """The local image ``reference`` names, if it is a checkpoint image."""
+    from kernelext.core.checkpointimage import is_checkpoint_image
+
+    image = rt.images.get(reference) if rt.images.exists(reference) else None
+    return image if image is not None and is_checkpoint_image(image) else None
+
+
+def _checkpoint_image(rt: Runtime, names: Sequence[str]) -> Image | None:
+    """The checkpoint image ``restore NAME`` means: one name, no container of that name, an image's."""
+    return _as_checkpoint_image(rt, names[0]) if len(names) == 1 and not rt.exists(names[0]) else None
+
+
+def restore(rt: Runtime, names: Sequence[str], *, all: bool = False, latest: bool = False, name: str | None = None,
+            publish: list[str] | None = None, **options: Any) -> list[rep.RestoreReport]:
+    """``podman container restore``: ``--all`` means every checkpointed, exited container; a name that is
+    no container but a checkpoint image restores a new container from it (``name``, ``publish``)."""
+    image = _checkpoint_image(rt, names) if not (all or latest) else None
+    if image is not None:
+        from kernelext.core.checkpointimage import restore_from_image
+
+        ctr = restore_from_image(rt, image, name, publish=publish, **options)
+        return [rep.RestoreReport(ctr.id, names[0], None, ctr, statistics=ctr.statistics)]
+    for option, given in (("--name", name), ("--publish", publish)):
+        if given:
+            raise InvalidArgumentError(f"{option} can only be used with image or --import", operation="restore")
     chosen = targets(rt, names, all=all, latest=latest, conflict=CHECKPOINT_CONFLICT)
     if all:
         chosen = [t for t in chosen if t.container.state.checkpointed and
@@ -407,7 +439,13 @@ def _as_run_failure(exc: KernelextError) -> None:
 
 
 def run(rt: Runtime, image: str, **options: Any) -> Container:
-    """``podman run -d``: create, then start; the container stays (podman leaves it) unless ``--rm``."""
+    """``podman run -d``: create, then start; the container stays (podman leaves it) unless ``--rm``.
+    A checkpoint image is restored instead (its own command and configuration; ``name``, ``publish``)."""
+    checkpointed = _as_checkpoint_image(rt, image)
+    if checkpointed is not None:
+        from kernelext.core.checkpointimage import restore_from_image
+
+        return restore_from_image(rt, checkpointed, options.get("name"), publish=options.get("publish") or None)
     ctr = rt.create(image, **options)
     try:
         start_one(ctr)
@@ -549,3 +587,29 @@ def events(rt: Runtime, *, filters: Filters | None = None, since: float | None =
     wanted = event_matcher(filters or {})
     found = rt.events.follow(since=since) if stream and until is None else iter(rt.events.read(since, until))
     return (event for event in found if wanted(event))
+
+
+#: The states ``rm`` refuses without ``--force`` (checked before a ``clone --destroy`` makes anything).
+_NEEDS_FORCE_TO_REMOVE = (ContainerStatus.RUNNING, ContainerStatus.PAUSED, ContainerStatus.STOPPING,
+                          ContainerStatus.CREATED)
+
+
+def clone(rt: Runtime, source: str, *, name: str | None = None, image: str | None = None, destroy: bool = False,
+          force: bool = False, run: bool = False, **resources: Any) -> Container:
+    """podman's ``container clone``: a new container with ``source``'s configuration; ``destroy`` removes
+    the original (a running one only with ``force``, refused before anything is made), ``run`` starts the clone."""
+    from kernelext.core.clone import clone as clone_config
+
+    original = rt.get(source)
+    if force and not destroy:
+        raise InvalidArgumentError("cannot set --force without --destroy")
+    if destroy and not force and original.status in _NEEDS_FORCE_TO_REMOVE:
+        raise ContainerStateError(f"cannot remove container {original.id} as it is {original.status.value} - "
+                                  "running or paused containers cannot be removed without force: container "
+                                  "state improper", container=original.name, operation="clone")
+    ctr = clone_config(rt, original, name=name, image=image, **resources)
+    if destroy:
+        original.remove(force=force)
+    if run:
+        start_one(ctr)
+    return ctr

@@ -27,6 +27,7 @@ from kernelext.cli.parser import (
     HelpRequested,
     UsageError,
     checkpoint_options,
+    clone_options,
     copy_arguments,
     create_options,
     parse_args,
@@ -34,8 +35,10 @@ from kernelext.cli.parser import (
     restore_options,
     volume_create_options,
 )
+from kernelext.cli.template import Template
 from kernelext.core.container import Container
 from kernelext.core.runtime import Runtime
+from kernelext.domain import checkpointinfo
 from kernelext.domain import containers as domain
 from kernelext.domain.filters import parse_filters
 from kernelext.domain.reports import (
@@ -49,6 +52,7 @@ from kernelext.domain.reports import (
 )
 from kernelext.errors import KernelextError, NoSuchImageError
 from kernelext.magics import live, terminal
+from kernelext.magics.checkpointcard import CheckpointCard, CheckpointDiffCard
 from kernelext.magics.display import ContainerList, Table
 
 Handler = Callable[["ContainerMagics", argparse.Namespace], Any]
@@ -748,7 +752,8 @@ def _restore(m: ContainerMagics, args: argparse.Namespace) -> Any:
     if args.import_:
         ctr = m.rt.restore_from_archive(args.import_, args.name, publish=args.publish or None, **options)
         return ctr.statistics if args.print_stats else ctr
-    reports = domain.restore(m.rt, args.containers, all=args.all, latest=args.latest, **options)
+    reports = domain.restore(m.rt, args.containers, all=args.all, latest=args.latest, name=args.name,
+                             publish=args.publish or None, **options)
     if not args.print_stats:
         return m._containers(reports)
     results = [r.statistics for r in m._reported(reports) if isinstance(r, RestoreReport)]
@@ -792,3 +797,28 @@ def _version(m: ContainerMagics, args: argparse.Namespace) -> str:
     import kernelext
 
     return kernelext.__version__
+
+
+@handles("checkpoint-inspect")
+def _checkpoint_inspect(m: ContainerMagics, args: argparse.Namespace) -> Any:
+    info = checkpointinfo.inspect_checkpoint(args.checkpoint)
+    if args.format == "json":
+        return info.to_dict()
+    if args.format:
+        return Template.parse(args.format, "checkpoint inspect").render(info.to_dict())
+    return CheckpointCard(info)
+
+
+@handles("checkpoint-diff")
+def _checkpoint_diff(m: ContainerMagics, args: argparse.Namespace) -> Any:
+    diff = checkpointinfo.diff_two(*args.checkpoints)
+    if args.format == "json":
+        return diff.to_dict()
+    if args.format:
+        return Template.parse(args.format, "checkpoint diff").render(diff.to_dict())
+    return CheckpointDiffCard(diff)
+
+
+@handles("clone")
+def _clone(m: ContainerMagics, args: argparse.Namespace) -> Container:
+    return domain.clone(m.rt, args.container, **clone_options(args))

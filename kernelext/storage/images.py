@@ -496,8 +496,9 @@ class ImageStore:
             self._abandon(staging_dir)
             raise
 
-    def import_tarball(self, tarball: Path, name: str, *, cmd: list[str] | None = None) -> Image:
-        """``podman import``: a rootfs tarball (plain or compressed) becomes an image."""
+    def import_tarball(self, tarball: Path, name: str, *, cmd: list[str] | None = None,
+                       labels: dict[str, str] | None = None) -> Image:
+        """``podman import``: a rootfs tarball (plain or compressed) becomes an image (with ``labels``)."""
         if not tarball.is_file():
             raise InvalidArgumentError(f"{tarball}: no such file", operation="image import")
         import hashlib
@@ -523,7 +524,7 @@ class ImageStore:
         except BaseException:
             self._abandon(staging_dir)
             raise
-        return self._commit([name], digest.hexdigest(), staging_dir, ImageConfig(cmd=cmd or []))
+        return self._commit([name], digest.hexdigest(), staging_dir, ImageConfig(cmd=cmd or [], labels=labels or {}))
 
     # ------------------------------------------------------------- OCI images
     def _copy_options(self, options: skopeo.CopyOptions | None = None) -> skopeo.CopyOptions:
