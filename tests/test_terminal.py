@@ -17,7 +17,7 @@ from test_magics import magic  # the magic call (the IPython shell fixture `ip` 
 from kernelext import ContainerStatus, KernelextError
 from kernelext.domain.terminal import AttachTerminal, ExecTerminal
 from kernelext.widgets import Terminal
-from kernelext.widgets.terminal import PENDING_LIMIT, WINDOW
+from kernelext.widgets.terminal import PENDING_LIMIT, REORDER_LIMIT, WINDOW, InOrder
 
 from conftest import Store, wait_until
 
@@ -112,6 +112,32 @@ def test_exec_shell_keys_resize_interrupt_and_exit(store: Store) -> None:
         assert store.runtime.db.exec_sessions(ctr.id) == []  # the session is over for cleanup too
     finally:
         term.close()
+
+
+def test_a_views_messages_are_handled_in_the_order_it_sent_them(store: Store) -> None:
+    """ipykernel 7 may handle queued comm messages out of order: `exit 3` reached the TTY as `etx i3`."""
+    ctr = store.runtime.run("busybox", ["sleep", "1000"], name="box")
+    codes: list[int] = []
+    term = opened(Terminal(ExecTerminal(ctr, ["sh"]), on_exit=codes.append))
+    try:
+        keys = [{"type": "input", "data": ch, "view": "v1", "n": i} for i, ch in enumerate("exit 3\r")]
+        for message in (keys[0], keys[3], keys[2], keys[1], keys[6], keys[5], keys[4]):
+            term._on_frontend_message(term, message, [])
+        assert wait_until(lambda: term.status == "exited", timeout=10)
+        assert codes == [3]
+    finally:
+        term.close()
+
+
+def test_in_order_per_view_unnumbered_and_a_lost_message() -> None:
+    order = InOrder()
+    assert order.accept({"type": "input", "data": "b", "view": "a", "n": 1}) == []
+    assert order.accept({"type": "resize", "view": "b", "n": 0}) == [{"type": "resize", "view": "b", "n": 0}]
+    assert [m["data"] for m in order.accept({"type": "input", "data": "a", "view": "a", "n": 0})] == ["a", "b"]
+    assert order.accept({"type": "ping"}) == [{"type": "ping"}]  # a client that does not number: as it comes
+    held = [order.accept({"type": "input", "data": str(n), "view": "c", "n": n}) for n in range(1, REORDER_LIMIT + 2)]
+    assert held[:-1] == [[]] * REORDER_LIMIT  # n=0 never came: held until the limit, then given up on
+    assert [m["n"] for m in held[-1]] == list(range(1, REORDER_LIMIT + 2))
 
 
 def test_attach_detach_keys_reattach_and_exit(store: Store) -> None:

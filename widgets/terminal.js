@@ -86,10 +86,15 @@ function render({ model, el }) {
   model.on("change:status", showMeta);
   model.on("change:footer", showMeta);
   model.on("change:title", showMeta);
-  detach.addEventListener("click", () => model.send({ type: "detach" }));
+  // Every message of this view is numbered: the kernel may handle comm messages out of order when they
+  // queue up (ipykernel 7 runs a comm message beside a busy one), and keystrokes must reach the TTY in order.
+  const view = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+  let sent = 0;
+  const send = (msg) => model.send({ ...msg, view, n: sent++ });
+  detach.addEventListener("click", () => send({ type: "detach" }));
 
-  term.onData((data) => { if (live()) model.send({ type: "input", data }); });
-  term.onBinary((data) => { if (live()) model.send({ type: "input", data }); });
+  term.onData((data) => { if (live()) send({ type: "input", data }); });
+  term.onBinary((data) => { if (live()) send({ type: "input", data }); });
   // Keystrokes stay in the terminal: nothing above it (the notebook) acts on them.
   screen.addEventListener("keydown", (e) => e.stopPropagation());
 
@@ -107,7 +112,7 @@ function render({ model, el }) {
       // holding the page for its whole parse. The ack goes once the last slice is drawn.
       for (let at = 0; at < bytes.length; at += WRITE_SLICE) {
         const last = at + WRITE_SLICE >= bytes.length;
-        term.write(bytes.subarray(at, at + WRITE_SLICE), last ? () => model.send({ type: "ack", seq: msg.seq }) : undefined);
+        term.write(bytes.subarray(at, at + WRITE_SLICE), last ? () => send({ type: "ack", seq: msg.seq }) : undefined);
       }
     }
   });
@@ -121,14 +126,14 @@ function render({ model, el }) {
   };
   const observer = new ResizeObserver(() => { if (!frame) frame = requestAnimationFrame(refit); });
   observer.observe(screen);
-  term.onResize(({ rows, cols }) => model.send({ type: "resize", rows, cols }));
+  term.onResize(({ rows, cols }) => send({ type: "resize", rows, cols }));
   // The host's theme can change at any time (Lab's settings): read the colours again.
   const themeWatch = new MutationObserver(applyStyle);
   themeWatch.observe(document.body, { attributes: true });
 
   refit();
   // A new view: the kernel redraws it from its history (a page reload, a second tab).
-  model.send({ type: "ready", rows: term.rows, cols: term.cols });
+  send({ type: "ready", rows: term.rows, cols: term.cols });
   if (live()) term.focus();
   el.kxTerminal = term;  // for tests and the benchmark: the rendered rows are term.buffer.active
   el.kxModel = model;

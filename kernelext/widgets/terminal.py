@@ -10,6 +10,10 @@ The widget only moves bytes: a :class:`~kernelext.domain.terminal.TerminalSessio
 - kernel → browser: ``reset`` (draw again from here), ``data`` (output bytes
   as one binary buffer, with a sequence number).
 
+A view numbers its messages (``view``, ``n``) and they are handled in that
+order: ipykernel 7 may run a queued comm message beside a busy one, which
+turned a typed ``exit 3`` into ``etx i3`` on a loaded machine.
+
 A reader thread takes output from the session as it comes; a sender thread
 batches it into at most one ``data`` message a frame and never has more than
 :data:`WINDOW` of them undrawn in the browser (the acks), so a flood costs one
@@ -50,6 +54,8 @@ PENDING_LIMIT = 1 << 20
 HISTORY_BYTES = 256 << 10
 #: Lines the browser keeps above the screen.
 SCROLLBACK_LINES = 5000
+#: A view's messages held for one that has not come, past which it is given up on.
+REORDER_LIMIT = 256
 
 
 class TerminalStatus(str, enum.Enum):
@@ -58,6 +64,33 @@ class TerminalStatus(str, enum.Enum):
     RUNNING = "running"
     EXITED = "exited"
     DETACHED = "detached"
+
+
+class InOrder:
+    """Each view's numbered messages in the order it sent them, whatever order they are handled in."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._next: dict[str, int] = {}
+        self._held: dict[str, dict[int, dict[str, Any]]] = {}
+
+    def accept(self, content: dict[str, Any]) -> list[dict[str, Any]]:
+        """The messages that can be handled now, ``content`` among them or held until its turn."""
+        view, n = content.get("view"), content.get("n")
+        if not isinstance(view, str) or not isinstance(n, int):
+            return [content]  # not numbered (a client of its own): as it comes
+        with self._lock:
+            held = self._held.setdefault(view, {})
+            held[n] = content
+            expected = self._next.get(view, 0)
+            if len(held) > REORDER_LIMIT:  # a message that will never come: go on from the oldest held
+                expected = min(held)
+            ready = []
+            while expected in held:
+                ready.append(held.pop(expected))
+                expected += 1
+            self._next[view] = expected
+            return ready
 
 
 class Terminal(anywidget.AnyWidget):
@@ -104,6 +137,7 @@ class Terminal(anywidget.AnyWidget):
         self.sent_messages = 0
         self.sent_bytes = 0
         self.dropped_bytes = 0
+        self._in_order = InOrder()
         self.on_msg(self._on_frontend_message)
         track(self)
         self._reader = threading.Thread(target=self._read, name=f"terminal {session.title}", daemon=True)
@@ -120,6 +154,10 @@ class Terminal(anywidget.AnyWidget):
 
     # ------------------------------------------------------------ browser side
     def _on_frontend_message(self, _widget: Any, content: dict[str, Any], _buffers: list[Any]) -> None:
+        for message in self._in_order.accept(content):
+            self._handle(message)
+
+    def _handle(self, content: dict[str, Any]) -> None:
         kind = content.get("type")
         if kind == "input":
             self.type(str(content.get("data", "")))
