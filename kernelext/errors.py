@@ -22,7 +22,9 @@ subclasses the standard exception a caller would already catch::
     ├── PermissionRequiredError(KernelextError, PermissionError)
     ├── NetworkError(KernelextError, OSError)         a published port cannot be bound or forwarded
     ├── CopyError(KernelextError, OSError)            cp, put/get archive, stat
-    └── ImageFormatError(KernelextError, ValueError)  a malformed or hostile image or layer
+    ├── ImageFormatError(KernelextError, ValueError)  a malformed or hostile image or layer
+    ├── EngineUnsupportedError(KernelextError, NotImplementedError)  what a (remote) engine cannot do
+    └── EngineUnreachableError(KernelextError, ConnectionError)      a remote service not reached
 
 Errors carry the container (name or ID) and the operation, and render as a
 single line in notebooks through ``_render_traceback_``.
@@ -38,6 +40,8 @@ __all__ = [
     "ContainerStateError",
     "ContainerStoppedError",
     "CopyError",
+    "EngineUnreachableError",
+    "EngineUnsupportedError",
     "ImageFormatError",
     "ImageInUseError",
     "InvalidArgumentError",
@@ -178,3 +182,13 @@ def tool_reason(stderr: str | bytes, fallback: str) -> str:
 
 class ImageFormatError(KernelextError, ValueError):
     """An image, its manifest or a layer is malformed, fails verification, or reaches outside its layer."""
+
+
+class EngineUnsupportedError(KernelextError, NotImplementedError):
+    """What the engine a command runs on cannot do (a remote engine: a command it does not carry yet, an
+    endpoint its podman lacks); the message names the engine and the reason."""
+
+
+class EngineUnreachableError(KernelextError, ConnectionError):
+    """A remote engine's service could not be reached (no socket, SSH refused, not podman's API), or a
+    connection's URL is refused (``tcp://`` off loopback)."""

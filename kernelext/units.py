@@ -52,16 +52,20 @@ def human_size(size: float, precision: int = 3) -> str:
 
 def status_text(ctr: Container, now: float | None = None) -> str:
     """podman ps's STATUS: "Up 3 seconds", "Paused", "Exited (137) 5 seconds ago", "Created"."""
-    from kernelext.core.state import ContainerStatus as S
+    st = ctr.state
+    return status_words(st.status.value, st.exit_code, st.started_at, st.finished_at, now)
 
-    st, now = ctr.state, time.time() if now is None else now
-    if st.status is S.RUNNING:
-        return f"Up {human_duration(now - st.started_at)}"
-    if st.status is S.PAUSED:
+
+def status_words(state: str, exit_code: int, started_at: float, finished_at: float, now: float | None = None) -> str:
+    """STATUS from a state word (podman's, as a remote service lists it too) and its times."""
+    now = time.time() if now is None else now
+    if state == "running":
+        return f"Up {human_duration(now - started_at)}"
+    if state == "paused":
         return "Paused"
-    if st.status in (S.STOPPED, S.EXITED):
-        return f"Exited ({st.exit_code}) {human_duration(now - st.finished_at)} ago"
-    return str(st.status.value).capitalize()  # "Created" (configured), "Initialized", "Stopping", "Removing"
+    if state in ("stopped", "exited"):
+        return f"Exited ({exit_code}) {human_duration(now - finished_at)} ago"
+    return state.capitalize()  # "Created" (configured), "Initialized", "Stopping", "Removing"
 
 
 #: podman stats' table columns.

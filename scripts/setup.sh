@@ -14,8 +14,11 @@ cd "$(dirname "$0")/.."
 # bats: podman's own system tests, run on demand against kernelext (tests/podman-system/run.sh).
 # golang-github-containers-common: podman's default seccomp profile (/usr/share/containers/seccomp.json);
 # catatonit: the init of --init, as podman uses it.
+# openssh-client: ssh:// connections of the remote engine; openssh-server: its tests' own sshd on loopback
+# (the system's sshd is not started: Debian's package would start it only under systemd, absent here).
 SYSTEM_PACKAGES=(runc conmon busybox-static tar zstd iproute2 procps gcc libc6-dev chromium fonts-dejavu-core uidmap
-                 python3-venv skopeo docker-registry podman bats golang-github-containers-common catatonit)
+                 python3-venv skopeo docker-registry podman bats golang-github-containers-common catatonit
+                 openssh-client openssh-server)
 
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do

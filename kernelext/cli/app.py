@@ -43,9 +43,11 @@ def main(argv: Sequence[str], report: Callable[[int], None] | None = None) -> in
     logger.addHandler(handler)
     logger.setLevel(args.log_level.upper())
 
-    from kernelext.cli.commands import COMMANDS
+    from kernelext.cli.commands import COMMANDS, ENGINE_COMMANDS, STORELESS_COMMANDS
+    from kernelext.connections import resolve
     from kernelext.core.runtime import Runtime
     from kernelext.domain.containers import events_backend
+    from kernelext.domain.engine import engine_for
     from kernelext.oci.monitoring import check_preserved_fds
 
     stdout = sys.stdout
@@ -54,9 +56,19 @@ def main(argv: Sequence[str], report: Callable[[int], None] | None = None) -> in
     try:
         if getattr(args, "preserve_fds", 0):  # before the store opens descriptors that could take their numbers
             check_preserved_fds(args.preserve_fds)
+        if args.cmd in STORELESS_COMMANDS:
+            return COMMANDS[args.cmd](None, args)
+        connection = resolve(args.connection, args.url, args.identity)
+        if connection is not None:  # a podman service elsewhere: no local store is opened
+            engine = engine_for(connection)
+            try:
+                handler = COMMANDS[args.cmd]
+                return handler(engine if args.cmd in ENGINE_COMMANDS else engine.local(args.cmd), args)
+            finally:
+                engine.close()
         with Runtime(args.root, args.runroot, criu=args.criu) as rt:
             events_backend(rt, args.events_backend)
-            code = COMMANDS[args.cmd](rt, args)
+            code = COMMANDS[args.cmd](engine_for(runtime=rt) if args.cmd in ENGINE_COMMANDS else rt, args)
             if report is not None:
                 report(code)
             return code

@@ -17,9 +17,10 @@ import time
 import tty as tty_mod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from kernelext.cli.checkpointtree import diff_text, inspect_text
+from kernelext.cli.connections import system_connection
 from kernelext.cli.format import (
     parse_interval,
     parse_time,
@@ -40,25 +41,35 @@ from kernelext.core.container import Container
 from kernelext.core.events import Event
 from kernelext.core.inspection import format_time
 from kernelext.core.runtime import Runtime
-from kernelext.core.state import DEFAULT_DETACH_KEYS, ContainerStatus
+from kernelext.core.state import DEFAULT_DETACH_KEYS
 from kernelext.domain import checkpointinfo
 from kernelext.domain import containers as domain
+from kernelext.domain.engine import ContainerRecord, Engine
 from kernelext.domain.filters import parse_filters
 from kernelext.domain.reports import InspectReport, Report, WaitReport, errors_of, exit_code
 from kernelext.errors import KernelextError, NoSuchContainerError, NoSuchVolumeError
 from kernelext.oci.attach import Detached, Stream, parse_detach_keys, pump
 from kernelext.oci.monitoring import LogDriver
-from kernelext.units import STATS_COLUMNS, human_duration, stats_row, status_text
+from kernelext.units import STATS_COLUMNS, human_duration, stats_row
 
-Handler = Callable[[Runtime, argparse.Namespace], int]
+Handler = Callable[[Any, argparse.Namespace], int]
 COMMANDS: dict[str, Handler] = {}
+#: Commands whose handler takes an engine (docs/architecture.md §16), local or remote; the others take the
+#: local runtime (a remote engine refuses them with one line).
+ENGINE_COMMANDS: set[str] = set()
+#: Commands that open no store and reach no engine.
+STORELESS_COMMANDS: set[str] = {"system-connection"}
 #: Signals an attached CLI forwards to the container (podman's sig-proxy).
+#: What create's warnings are printed from: a local container or an engine's record.
+CreatedT = TypeVar("CreatedT", Container, ContainerRecord)
 PROXIED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
-def command(name: str) -> Callable[[Handler], Handler]:
+def command(name: str, *, engine: bool = False) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         COMMANDS[name] = fn
+        if engine:
+            ENGINE_COMMANDS.add(name)
         return fn
     return register
 
@@ -94,13 +105,13 @@ def _each(rt: Runtime, names: list[str], action: Callable[[Container], Any], *, 
 
 
 # ------------------------------------------------------------------- creation
-@command("create")
-def cmd_create(rt: Runtime, args: argparse.Namespace) -> int:
-    out(_created(rt.create(args.image, **create_options(args))).id)
+@command("create", engine=True)
+def cmd_create(engine: Engine, args: argparse.Namespace) -> int:
+    out(_created(engine.create(args.image, **create_options(args))).id)
     return 0
 
 
-def _created(ctr: Container) -> Container:
+def _created(ctr: CreatedT) -> CreatedT:
     """podman prints create's warnings on stderr, one plain line each, before the container runs."""
     for warning in ctr.warnings:
         sys.stderr.write(f"{warning}\n")
@@ -108,15 +119,19 @@ def _created(ctr: Container) -> Container:
     return ctr
 
 
-@command("run")
-def cmd_run(rt: Runtime, args: argparse.Namespace) -> int:
+@command("run", engine=True)
+def cmd_run(engine: Engine, args: argparse.Namespace) -> int:
     passthrough = args.log_driver == LogDriver.PASSTHROUGH.value
     if args.detach:
         if passthrough or args.attach:
             raise UsageError("passthrough logging driver is not supported in detached mode" if passthrough
                              else "you cannot use --attach with --detach")
-        out(_created(domain.run(rt, args.image, **create_options(args))).id)
+        out(_created(engine.run(args.image, **create_options(args))).id)
         return 0
+    if engine.remote and not (passthrough or args.attach or args.interactive or args.tty):
+        # the output streamed here; a terminal of this machine (raw mode, stdin, signals) is local-only yet
+        return engine.run_attached(args.image, output=_write_output, **create_options(args))
+    rt = engine.local("run -i/-t/-a/--log-driver passthrough")
     ctr = _created(rt.create(args.image, **create_options(args)))
     if passthrough:  # conmon writes the container's output to this process's own stdout and stderr
         domain.start_one(ctr)
@@ -186,6 +201,11 @@ def _write_packet(stream: Stream, data: bytes) -> None:
     target.flush()
 
 
+def _write_output(stream: str, data: bytes) -> None:
+    """An engine's output chunk ("stdout"/"stderr") to this process's stream."""
+    _write_packet(Stream.STDERR if stream == "stderr" else Stream.STDOUT, data)
+
+
 def attach_and_wait(ctr: Container, *, start: bool, stdin: bool, detach_keys: str | None, remove: bool,
                     streams: frozenset[Stream] | None = None, run: bool = False) -> int:
     """podman's attached run / start -a / attach: stream (only ``streams`` when given: ``run -a``), then
@@ -225,47 +245,48 @@ def render(reports: Sequence[Report], show: Callable[[Report], str] = lambda r: 
     return 0
 
 
-@command("start")
-def cmd_start(rt: Runtime, args: argparse.Namespace) -> int:
+@command("start", engine=True)
+def cmd_start(engine: Engine, args: argparse.Namespace) -> int:
     filters = parse_filters(args.filter)
     if args.attach or args.interactive:
-        ctr = domain.attach_target(rt, args.containers, all=args.all, latest=args.latest)
+        ctr = domain.attach_target(engine.local("start --attach"), args.containers, all=args.all,
+                                   latest=args.latest)
         return attach_and_wait(ctr, start=True, stdin=args.interactive, detach_keys=args.detach_keys, remove=False)
-    return render(domain.start(rt, args.containers, all=args.all, latest=args.latest, filters=filters))
+    return render(engine.start(args.containers, all=args.all, latest=args.latest, filters=filters))
 
 
-@command("stop")
-def cmd_stop(rt: Runtime, args: argparse.Namespace) -> int:
-    return render(domain.stop(rt, args.containers, all=args.all, latest=args.latest, ignore=args.ignore,
+@command("stop", engine=True)
+def cmd_stop(engine: Engine, args: argparse.Namespace) -> int:
+    return render(engine.stop(args.containers, all=args.all, latest=args.latest, ignore=args.ignore,
                               filters=parse_filters(args.filter), timeout=args.time))
 
 
-@command("kill")
-def cmd_kill(rt: Runtime, args: argparse.Namespace) -> int:
-    return render(domain.kill(rt, args.containers, signal=args.signal, all=args.all, latest=args.latest))
+@command("kill", engine=True)
+def cmd_kill(engine: Engine, args: argparse.Namespace) -> int:
+    return render(engine.kill(args.containers, signal=args.signal, all=args.all, latest=args.latest))
 
 
-@command("pause")
-def cmd_pause(rt: Runtime, args: argparse.Namespace) -> int:
-    return render(domain.pause(rt, args.containers, all=args.all, latest=args.latest,
+@command("pause", engine=True)
+def cmd_pause(engine: Engine, args: argparse.Namespace) -> int:
+    return render(engine.pause(args.containers, all=args.all, latest=args.latest,
                                filters=parse_filters(args.filter)))
 
 
-@command("unpause")
-def cmd_unpause(rt: Runtime, args: argparse.Namespace) -> int:
-    return render(domain.unpause(rt, args.containers, all=args.all, latest=args.latest,
+@command("unpause", engine=True)
+def cmd_unpause(engine: Engine, args: argparse.Namespace) -> int:
+    return render(engine.unpause(args.containers, all=args.all, latest=args.latest,
                                  filters=parse_filters(args.filter)))
 
 
-@command("restart")
-def cmd_restart(rt: Runtime, args: argparse.Namespace) -> int:
-    return render(domain.restart(rt, args.containers, all=args.all, latest=args.latest, running=args.running,
+@command("restart", engine=True)
+def cmd_restart(engine: Engine, args: argparse.Namespace) -> int:
+    return render(engine.restart(args.containers, all=args.all, latest=args.latest, running=args.running,
                                  filters=parse_filters(args.filter), timeout=args.time))
 
 
-@command("wait")
-def cmd_wait(rt: Runtime, args: argparse.Namespace) -> int:
-    return render(domain.wait(rt, args.containers, latest=args.latest, conditions=args.condition,
+@command("wait", engine=True)
+def cmd_wait(engine: Engine, args: argparse.Namespace) -> int:
+    return render(engine.wait(args.containers, latest=args.latest, conditions=args.condition,
                               interval=parse_interval(args.interval)),
                   show=lambda r: str(r.exit_code) if isinstance(r, WaitReport) else r.shown)
 
@@ -279,16 +300,16 @@ def cmd_cleanup(rt: Runtime, args: argparse.Namespace) -> int:
     return exit_code(reports)
 
 
-@command("rm")
-def cmd_rm(rt: Runtime, args: argparse.Namespace) -> int:
-    return render(domain.rm(rt, args.containers, all=args.all, latest=args.latest, ignore=args.ignore,
+@command("rm", engine=True)
+def cmd_rm(engine: Engine, args: argparse.Namespace) -> int:
+    return render(engine.rm(args.containers, all=args.all, latest=args.latest, ignore=args.ignore,
                             force=args.force, filters=parse_filters(args.filter), timeout=args.time,
                             volumes=args.volumes))
 
 
-@command("exists")
-def cmd_exists(rt: Runtime, args: argparse.Namespace) -> int:
-    return 0 if domain.exists(rt, args.container) else 1
+@command("exists", engine=True)
+def cmd_exists(engine: Engine, args: argparse.Namespace) -> int:
+    return 0 if engine.exists(args.container) else 1
 
 
 # ------------------------------------------------------------- i/o and state
@@ -299,11 +320,14 @@ def cmd_attach(rt: Runtime, args: argparse.Namespace) -> int:
     return attach_and_wait(ctr, start=False, stdin=stdin, detach_keys=args.detach_keys, remove=False)
 
 
-@command("exec")
-def cmd_exec(rt: Runtime, args: argparse.Namespace) -> int:
+@command("exec", engine=True)
+def cmd_exec(engine: Engine, args: argparse.Namespace) -> int:
     if not args.command:
         raise UsageError("exec requires at least 2 arguments: CONTAINER COMMAND")
-    ctr = rt.get(args.container)
+    if not (args.detach or args.interactive or args.preserve_fds):
+        return engine.exec(args.container, args.command, output=_write_output, env=args.env, workdir=args.workdir,
+                           user=args.user, tty=args.tty)
+    ctr = engine.local("exec -d/-i/--preserve-fds").get(args.container)
     if args.detach:  # podman prints the session's ID
         out(ctr.exec_detached(args.command, env=args.env, workdir=args.workdir, user=args.user,
                               preserve_fds=args.preserve_fds))
@@ -314,36 +338,31 @@ def cmd_exec(rt: Runtime, args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-@command("logs")
-def cmd_logs(rt: Runtime, args: argparse.Namespace) -> int:
+@command("logs", engine=True)
+def cmd_logs(engine: Engine, args: argparse.Namespace) -> int:
     since, until, tail = parse_time(args.since), parse_time(args.until), None if args.tail < 0 else args.tail
-    if args.follow:
-        ctr = domain.follow_target(rt, args.containers, latest=args.latest)
-        for line in ctr.logs(since=since, until=until, tail=tail, follow=True):
-            _write_packet(Stream.STDERR if line.stream == "stderr" else Stream.STDOUT, line.render(args.timestamps))
-        return 0
-    records = domain.logs(rt, args.containers, latest=args.latest, since=since, until=until, tail=tail)
-    several = len(args.containers) > 1
-    for record in records:
-        _write_packet(Stream.STDERR if record.line.stream == "stderr" else Stream.STDOUT,
-                      record.render(timestamps=args.timestamps, prefix=several, names=args.names))
+    several = len(args.containers) > 1 and not args.follow
+    for record, line in engine.logs(args.containers, latest=args.latest, since=since, until=until, tail=tail,
+                                    follow=args.follow):
+        # podman's line: with several containers, the short ID (or the name) first
+        head = f"{record.name if args.names else record.short_id} ".encode() if several else b""
+        _write_output(line.stream, head + line.render(args.timestamps))
     return 0
 
 
-def ps_row(ctr: Container) -> dict[str, Any]:
+def ps_row(ctr: ContainerRecord) -> dict[str, Any]:
     return {
-        "Id": ctr.id, "ID": ctr.short_id, "Names": [ctr.name], "Image": ctr.image, "ImageID": ctr.config.image_id,
-        "Command": ctr.config.args, "Created": int(ctr.config.created_at),
-        "CreatedAt": format_time(ctr.config.created_at),
-        "State": ctr.status.value, "Status": status_text(ctr), "ExitCode": ctr.exit_code, "Exited": ctr.state.exited,
-        "Pid": ctr.state.pid, "RestartCount": ctr.state.restart_count, "StartedAt": int(ctr.state.started_at),
-        "AutoRemove": ctr.config.auto_remove, "Labels": ctr.config.labels,
+        "Id": ctr.id, "ID": ctr.short_id, "Names": [ctr.name], "Image": ctr.image, "ImageID": ctr.image_id,
+        "Command": ctr.command, "Created": int(ctr.created), "CreatedAt": format_time(ctr.created),
+        "State": ctr.state, "Status": ctr.status, "ExitCode": ctr.exit_code, "Exited": ctr.exited,
+        "Pid": ctr.pid, "RestartCount": ctr.restart_count, "StartedAt": int(ctr.started_at),
+        "AutoRemove": ctr.auto_remove, "Labels": dict(ctr.labels),
     }
 
 
-@command("ps")
-def cmd_ps(rt: Runtime, args: argparse.Namespace) -> int:
-    containers = domain.ps(rt, all=args.all, latest=args.latest, last=args.last,
+@command("ps", engine=True)
+def cmd_ps(engine: Engine, args: argparse.Namespace) -> int:
+    containers = engine.ps(all=args.all, latest=args.latest, last=args.last,
                            filters=parse_filters(args.filter), sort=args.sort)
     if args.quiet:
         for ctr in containers:
@@ -369,9 +388,9 @@ def cmd_ps(rt: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
-@command("port")
-def cmd_port(rt: Runtime, args: argparse.Namespace) -> int:
-    for line in domain.port_lines(rt, args.container, args.private):
+@command("port", engine=True)
+def cmd_port(engine: Engine, args: argparse.Namespace) -> int:
+    for line in engine.port(args.container, args.private):
         out(line)
     return 0
 
@@ -390,11 +409,11 @@ def _truncate(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
-@command("inspect")
-def cmd_inspect(rt: Runtime, args: argparse.Namespace) -> int:
+@command("inspect", engine=True)
+def cmd_inspect(engine: Engine, args: argparse.Namespace) -> int:
     """podman's inspect: the documents found as one JSON array (or a template's line each), then the errors."""
     template = _template(args, "inspect")
-    reports = domain.inspect(rt, args.containers, latest=args.latest, images=args.group is None)
+    reports = engine.inspect(args.containers, latest=args.latest, images=args.group is None)
     docs = [r.document for r in reports if isinstance(r, InspectReport) and r.document is not None]
     if template is not None:
         for doc in docs:
@@ -453,11 +472,11 @@ def cmd_export(rt: Runtime, args: argparse.Namespace) -> int:
 
 
 
-@command("cp")
-def cmd_cp(rt: Runtime, args: argparse.Namespace) -> int:
+@command("cp", engine=True)
+def cmd_cp(engine: Engine, args: argparse.Namespace) -> int:
     source, destination, archive = copy_arguments(args)
     sys.stdout.flush()
-    rt.copy(source, destination, archive=archive, overwrite=args.overwrite)
+    engine.copy(source, destination, archive=archive, overwrite=args.overwrite)
     return 0
 
 
@@ -538,10 +557,10 @@ def _event_line(event: Event, fmt: Template | None, *, as_json: bool = False, no
     return f"{stamp} {time.strftime('%z')} {event.type} {event.status} {shown_id} ({attrs})"
 
 
-@command("events")
-def cmd_events(rt: Runtime, args: argparse.Namespace) -> int:
+@command("events", engine=True)
+def cmd_events(engine: Engine, args: argparse.Namespace) -> int:
     template = _template(args, "events")
-    for event in domain.events(rt, filters=parse_filters(args.filter), since=parse_time(args.since),
+    for event in engine.events(filters=parse_filters(args.filter), since=parse_time(args.since),
                                until=parse_time(args.until), stream=args.stream):
         out(_event_line(event, template, as_json=args.format == "json", no_trunc=args.no_trunc))
         sys.stdout.flush()
@@ -556,12 +575,11 @@ def cmd_update(rt: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
-@command("stats")
-def cmd_stats(rt: Runtime, args: argparse.Namespace) -> int:
+@command("stats", engine=True)
+def cmd_stats(engine: Engine, args: argparse.Namespace) -> int:
     template = _template(args, "stats")
     while True:
-        containers = [rt.get(n) for n in args.containers] if args.containers else rt.list(all=args.all)
-        rows = [c.stats() for c in containers if c.status in (ContainerStatus.RUNNING, ContainerStatus.PAUSED)]
+        rows = engine.stats(args.containers, all=args.all)
         if args.format == "json":
             out(json.dumps(rows, indent=4))
         elif template is not None:
@@ -575,9 +593,9 @@ def cmd_stats(rt: Runtime, args: argparse.Namespace) -> int:
         time.sleep(1)
 
 
-@command("top")
-def cmd_top(rt: Runtime, args: argparse.Namespace) -> int:
-    rows = domain.top(rt, args.container, latest=args.latest)
+@command("top", engine=True)
+def cmd_top(engine: Engine, args: argparse.Namespace) -> int:
+    rows = engine.top(args.container, latest=args.latest)
     out(table(list(domain.TOP_COLUMNS), [[row[column] for column in domain.TOP_COLUMNS] for row in rows]))
     return 0
 
@@ -687,6 +705,11 @@ def cmd_version(rt: Runtime, args: argparse.Namespace) -> int:
 
     out(f"kernelext version {kernelext.__version__}")
     return 0
+
+
+@command("system-connection")
+def cmd_system_connection(_rt: None, args: argparse.Namespace) -> int:
+    return system_connection(args, out)
 
 
 # The image commands live in their own module; importing it registers them.

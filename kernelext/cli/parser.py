@@ -831,10 +831,22 @@ CHECKPOINT_SUBCOMMANDS = {
     "diff": CommandSpec("checkpoint-diff", "Show what changed between two checkpoints", _checkpoint_diff_flags),
 }
 
+
+def _connection_flags(p: argparse.ArgumentParser) -> None:
+    from kernelext.cli.connections import connection_flags
+
+    connection_flags(p)
+
+
+SYSTEM_COMMANDS = _table(
+    ("connection", CommandSpec("system-connection", "Manage remote API service destinations", _connection_flags)),
+)
+
 GROUPS: dict[str, tuple[str, dict[str, CommandSpec]]] = {
     "container": ("Manage containers", CONTAINER_COMMANDS),
     "image": ("Manage images", IMAGE_COMMANDS),
     "network": ("Manage the network of containers", NETWORK_COMMANDS),
+    "system": ("Manage podman services this one talks to", SYSTEM_COMMANDS),
     "volume": ("Manage volumes", VOLUME_COMMANDS),
 }
 
@@ -884,6 +896,11 @@ def _top_parser() -> argparse.ArgumentParser:
     parser.add_argument("--criu", help="CRIU binary for checkpoint/restore (env KERNELEXT_CRIU)")
     parser.add_argument("--cgroup-manager", choices=["systemd", "cgroupfs"],
                         help="cgroup manager for new containers (default: systemd where it runs)")
+    parser.add_argument("-c", "--connection", help="connection to use for a remote podman service "
+                        "(env CONTAINER_CONNECTION)")
+    parser.add_argument("--url", help="URL of a podman service: unix://, ssh:// or tcp:// on loopback "
+                        "(env CONTAINER_HOST)")
+    parser.add_argument("--identity", help="path to SSH identity file (env CONTAINER_SSHKEY)")
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
                         help="log messages at or above this level")
     parser.add_argument("--noout", action="store_true", help="do not print anything to stdout")
@@ -932,5 +949,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args.root, args.runroot, args.log_level = options.root, options.runroot, options.log_level
     args.criu, args.noout, args.events_backend = options.criu, options.noout, options.events_backend
     args.cgroup_manager = options.cgroup_manager
+    args.connection, args.url, args.identity = options.connection, options.url, options.identity
     args.group = group  # "container inspect" inspects containers only, the top-level "inspect" images too
     return args

@@ -32,7 +32,6 @@ from kernelext.errors import (
     KernelextError,
     NetworkError,
     NoSuchContainerError,
-    NoSuchImageError,
     RuntimeFailure,
 )
 from kernelext.oci.attach import AttachSocket
@@ -317,23 +316,11 @@ def inspect(rt: Runtime, names: Sequence[str], *, latest: bool = False,
         return _each(rep.InspectReport, targets(rt, names, latest=True), Container.inspect, result="document")
     if not names:
         raise InvalidArgumentError("you must provide at least one name or id")
-    done = []
-    for name in names:
-        try:
-            ctr = rt.get(name)
-        except NoSuchContainerError as exc:
-            failure: Exception = exc
-            if images:
-                try:
-                    image = rt.image(name)
-                    done.append(rep.InspectReport(image.id, name, None, None, document=image.inspect()))
-                    continue
-                except NoSuchImageError:
-                    failure = NoSuchContainerError(f'no such object: "{name}"', container=name)
-            done.append(rep.InspectReport("", name, failure))
-            continue
-        done.extend(_each(rep.InspectReport, [Target(ctr, name)], Container.inspect, result="document"))
-    return done
+    return rep.inspect_names(
+        names, lambda name: _each(rep.InspectReport, [Target(rt.get(name), name)], Container.inspect,
+                                  result="document")[0],
+        (lambda name: rep.InspectReport((image := rt.image(name)).id, name, None, None, document=image.inspect()))
+        if images else None)
 
 
 def exists(rt: Runtime, name: str) -> bool:

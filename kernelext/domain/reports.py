@@ -6,11 +6,11 @@ and the front end decides only how to show it (a line of text, a value).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kernelext.errors import KernelextError
+from kernelext.errors import KernelextError, NoSuchContainerError, NoSuchImageError
 
 if TYPE_CHECKING:
     from kernelext.core.container import Container
@@ -110,3 +110,24 @@ def raise_for(reports: Sequence[Report]) -> None:
     errors = errors_of(reports)
     if errors:
         raise errors[-1]
+
+
+def inspect_names(names: Sequence[str], container: Callable[[str], InspectReport],
+                  image: Callable[[str], InspectReport] | None) -> list[InspectReport]:
+    """podman's ``inspect`` of names: each one's container report, else (the top-level ``inspect``, with
+    ``image``) its image's; a name neither has gets podman's "no such object". Every name gets a report."""
+    done = []
+    for name in names:
+        try:
+            done.append(container(name))
+            continue
+        except NoSuchContainerError as exc:
+            failure: Exception = exc
+        if image is not None:
+            try:
+                done.append(image(name))
+                continue
+            except NoSuchImageError:
+                failure = NoSuchContainerError(f'no such object: "{name}"', container=name)
+        done.append(InspectReport("", name, failure))
+    return done

@@ -87,6 +87,8 @@ class ContainerMagics(Magics):
                                       "areas' buffers").tag(config=True)
     update_rate = Float(5.0, help="Updates a second, at most, of a live output area").tag(config=True)
     debug = Bool(False, help="Show full tracebacks of kernelext errors").tag(config=True)
+    connection = Unicode("", help="podman connection (system connection ls) the magics drive; empty: the "
+                                  "local store").tag(config=True)
     runtime = Instance(Runtime, allow_none=True)
     #: The runtime of the line being run (its global options), else None: the configured store.
     _line_runtime: Runtime | None = None
@@ -95,6 +97,8 @@ class ContainerMagics(Magics):
         super().__init__(*args, **kwargs)
         #: Stores a line named with --root/--runroot/--criu, kept open as the default one is.
         self.other_runtimes: dict[tuple[str | None, str | None, str | None], Runtime] = {}
+        #: Remote engines by connection, kept open (an SSH tunnel each) as the runtimes are.
+        self.remote_engines: dict[Any, Any] = {}
 
     @observe("store_root", "run_root")
     def _store_changed(self, change: Any) -> None:
@@ -124,6 +128,23 @@ class ContainerMagics(Magics):
         for other in self.other_runtimes.values():
             other.close()
         self.other_runtimes.clear()
+        for engine in self.remote_engines.values():
+            engine.close()
+        self.remote_engines.clear()
+
+    def _remote_engine(self, args: argparse.Namespace) -> Any:
+        """The remote engine the line (``--connection``, ``--url``) or ``ContainerMagics.connection`` names,
+        else None: the local store (docs/architecture.md §16)."""
+        from kernelext.connections import resolve
+        from kernelext.domain.engine import engine_for
+
+        found = resolve(args.connection or (None if args.url else self.connection or None), args.url,
+                        args.identity)
+        if found is None:
+            return None
+        if found not in self.remote_engines:
+            self.remote_engines[found] = engine_for(found)
+        return self.remote_engines[found]
 
     @contextlib.contextmanager
     def _global_options(self, args: argparse.Namespace) -> Iterator[None]:
@@ -197,6 +218,11 @@ class ContainerMagics(Magics):
             if argv and argv[0] in WIDGET_COMMANDS:
                 return self._widget(argv)
             args = parse_args(argv)
+            engine = self._remote_engine(args)
+            if engine is not None:
+                from kernelext.magics.remote import run_remote
+
+                return run_remote(self, engine, args)
             handler = HANDLERS.get(args.cmd)
             if handler is None:
                 raise UsageError(f"%container {args.cmd}: not available in a notebook")

@@ -1,0 +1,167 @@
+"""The engine seam: one interface for the front ends, a local and a remote implementation.
+
+podman's ``pkg/domain`` has one ``ContainerEngine`` interface and two implementations:
+``abi`` (libpod in this process) and ``tunnel`` (the REST service through its bindings).
+kernelext does the same (docs/architecture.md §16): :class:`Engine` is what the CLI and the
+magics call, :class:`~kernelext.domain.local.LocalEngine` wraps kernelext's own core and the
+per-command functions of :mod:`kernelext.domain.containers`, and
+:class:`~kernelext.domain.remote.RemoteEngine` speaks podman's libpod API through podman-py.
+Both return the same reports (:mod:`kernelext.domain.reports`) and records (below).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from kernelext.domain import reports as rep
+from kernelext.errors import EngineUnsupportedError
+
+if TYPE_CHECKING:
+    from kernelext.connections import Connection
+    from kernelext.core.events import Event
+    from kernelext.core.logs import LogLine
+    from kernelext.core.runtime import Runtime
+    from kernelext.domain.filters import Filters
+
+#: ``on_output(stream, data)``: a chunk of a container's or an exec session's output; stream is
+#: "stdout" or "stderr".
+Output = Callable[[str, bytes], None]
+#: The engine name of kernelext's own core (a remote one is named after its connection).
+LOCAL = "local"
+
+
+@dataclass(frozen=True)
+class ContainerRecord:
+    """One container as ``ps`` lists it (podman's ``ListContainer``), whichever engine holds it."""
+
+    id: str
+    name: str
+    image: str
+    image_id: str
+    command: list[str]
+    created: float
+    #: podman's state word: created, running, paused, exited, ...
+    state: str
+    #: ps's STATUS column: "Up 3 seconds", "Exited (0) 2 seconds ago", ...
+    status: str
+    exit_code: int = 0
+    exited: bool = False
+    pid: int = 0
+    restart_count: int = 0
+    started_at: float = 0.0
+    auto_remove: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)
+    #: ``podman port``'s lines: ``80/tcp -> 127.0.0.1:8080``.
+    ports: Sequence[str] = ()
+    #: The engine the container lives on: "local" or a connection's name (or URL).
+    engine: str = LOCAL
+    #: create's warnings, shown once by the front end (libpod's create warnings).
+    warnings: Sequence[str] = ()
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What the front ends ask of an engine: podman's container and image commands.
+
+    Names are what the user typed (names, IDs, ID prefixes). Per-container commands return a
+    report per container, a failure in its report; a failure that stops the whole command
+    (a name that matches nothing, an unreachable remote) is raised. ``timeout=None`` is each
+    container's own setting. What an engine cannot do raises :class:`EngineUnsupportedError`
+    naming the engine and why.
+    """
+
+    #: "local", or the connection's name (its URL when it has none).
+    name: str
+    #: True when the containers are on another machine's podman (no terminal of this machine reaches them).
+    remote: bool
+
+    def close(self) -> None: ...
+
+    # ---------------------------------------------------------- lifecycle
+    def create(self, image: str, **options: Any) -> ContainerRecord: ...
+    def run(self, image: str, **options: Any) -> ContainerRecord: ...
+    def run_attached(self, image: str, *, output: Output, **options: Any) -> int: ...
+    def start(self, names: Sequence[str], *, all: bool = False, latest: bool = False,
+              filters: Filters | None = None) -> list[rep.StartReport]: ...
+    def stop(self, names: Sequence[str], *, all: bool = False, latest: bool = False, ignore: bool = False,
+             filters: Filters | None = None, timeout: int | None = None) -> list[rep.StopReport]: ...
+    def kill(self, names: Sequence[str], *, signal: str | int = "SIGKILL", all: bool = False,
+             latest: bool = False) -> list[rep.KillReport]: ...
+    def pause(self, names: Sequence[str], *, all: bool = False, latest: bool = False,
+              filters: Filters | None = None) -> list[rep.PauseUnpauseReport]: ...
+    def unpause(self, names: Sequence[str], *, all: bool = False, latest: bool = False,
+                filters: Filters | None = None) -> list[rep.PauseUnpauseReport]: ...
+    def restart(self, names: Sequence[str], *, all: bool = False, latest: bool = False, running: bool = False,
+                filters: Filters | None = None, timeout: int | None = None) -> list[rep.RestartReport]: ...
+    def rm(self, names: Sequence[str], *, all: bool = False, latest: bool = False, ignore: bool = False,
+           force: bool = False, filters: Filters | None = None, timeout: int | None = None,
+           volumes: bool = False) -> list[rep.RmReport]: ...
+    def wait(self, names: Sequence[str], *, latest: bool = False, conditions: Sequence[str] = (),
+             interval: float = 0.25) -> list[rep.WaitReport]: ...
+
+    # ------------------------------------------------------------ looking
+    def inspect(self, names: Sequence[str], *, latest: bool = False,
+                images: bool = False) -> list[rep.InspectReport]: ...
+    def ps(self, *, all: bool = False, latest: bool = False, last: int = -1, filters: Filters | None = None,
+           sort: str = "created") -> list[ContainerRecord]: ...
+    def exists(self, name: str) -> bool: ...
+    def logs(self, names: Sequence[str], *, latest: bool = False, since: float | None = None,
+             until: float | None = None, tail: int | None = None,
+             follow: bool = False) -> Iterator[tuple[ContainerRecord, LogLine]]: ...
+    def events(self, *, filters: Filters | None = None, since: float | None = None, until: float | None = None,
+               stream: bool = False) -> Iterator[Event]: ...
+    def top(self, name: str | None, *, latest: bool = False) -> list[dict[str, str]]: ...
+    def stats(self, names: Sequence[str], *, all: bool = False) -> list[dict[str, Any]]: ...
+    def port(self, name: str, private: str | None = None) -> list[str]: ...
+
+    # ------------------------------------------------------ inside a container
+    def exec(self, name: str, command: list[str], *, output: Output, env: Sequence[str] = (),
+             workdir: str | None = None, user: str | None = None, tty: bool = False) -> int: ...
+    def copy(self, source: str, destination: str, *, archive: bool = True, overwrite: bool = False) -> None: ...
+
+    # ------------------------------------------------- checkpoint and restore
+    def checkpoint(self, names: Sequence[str], *, all: bool = False, latest: bool = False,
+                   **options: Any) -> list[rep.CheckpointReport]: ...
+    def restore(self, names: Sequence[str], *, all: bool = False, latest: bool = False,
+                **options: Any) -> list[rep.RestoreReport]: ...
+    def restore_import(self, archive: str, name: str | None = None, *, publish: Sequence[str] | None = None,
+                       **options: Any) -> ContainerRecord: ...
+
+    # -------------------------------------------------------------- images
+    def images(self) -> list[dict[str, Any]]: ...
+    def pull(self, reference: str) -> str: ...
+    def remove_image(self, name: str, *, force: bool = False) -> list[str]: ...
+
+    # ------------------------------------------------------------ the seam's edge
+    def local(self, what: str) -> Runtime:
+        """The local core, for what only it can do yet (a terminal, mounts, volumes); a remote engine raises
+        :class:`EngineUnsupportedError` naming ``what``."""
+        ...
+
+
+def unsupported(engine: str, what: str, reason: str = "not supported by the remote engine yet") -> EngineUnsupportedError:
+    """The one line a front end shows for what an engine cannot do: the engine, the command, the reason."""
+    return EngineUnsupportedError(f"{what}: {reason} (engine {engine!r})")
+
+
+def engine_for(connection: Connection | None = None, *, runtime: Runtime | None = None,
+               open_runtime: Callable[[], Runtime] | None = None) -> Engine:
+    """The engine a command line (or a notebook's configuration) asks for: the remote one when a connection
+    was resolved (:func:`kernelext.connections.resolve`), else the local core (``runtime``, or the one
+    ``open_runtime`` opens; closed with the engine only when it opened it)."""
+    if connection is not None:
+        from kernelext.domain.remote import RemoteEngine
+
+        return RemoteEngine(connection)
+    from kernelext.domain.local import LocalEngine
+
+    if runtime is not None:
+        return LocalEngine(runtime)
+    assert open_runtime is not None, "a local engine needs a runtime"
+    return LocalEngine(open_runtime(), owned=True)

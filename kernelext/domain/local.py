@@ -1,0 +1,160 @@
+"""The local engine: kernelext's own core behind the engine interface (podman's ``abi``).
+
+Every method is the per-command function of :mod:`kernelext.domain.containers` (or the core
+call the CLI made before the seam existed) on this engine's runtime: the rules stay where they
+were, this module only adapts the shapes (docs/architecture.md §16).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from kernelext.domain import containers as domain
+from kernelext.domain import reports as rep
+from kernelext.domain.engine import LOCAL, ContainerRecord, Output
+from kernelext.oci.attach import Stream, pump
+from kernelext.units import status_text
+
+if TYPE_CHECKING:
+    from kernelext.core.container import Container
+    from kernelext.core.events import Event
+    from kernelext.core.logs import LogLine
+    from kernelext.core.runtime import Runtime
+
+
+def record_of(ctr: Container, engine: str = LOCAL) -> ContainerRecord:
+    """A local container as ``ps`` lists it."""
+    return ContainerRecord(
+        id=ctr.id, name=ctr.name, image=ctr.image, image_id=ctr.config.image_id, command=list(ctr.config.args),
+        created=ctr.config.created_at, state=ctr.status.value, status=status_text(ctr), exit_code=ctr.exit_code,
+        exited=ctr.state.exited, pid=ctr.state.pid, restart_count=ctr.state.restart_count,
+        started_at=ctr.state.started_at, auto_remove=ctr.config.auto_remove, labels=dict(ctr.config.labels),
+        ports=[str(mapping) for mapping in ctr.ports], engine=engine, warnings=list(ctr.warnings))
+
+
+class LocalEngine:
+    """kernelext's core as an :class:`~kernelext.domain.engine.Engine`."""
+
+    name = LOCAL
+    remote = False
+
+    def __init__(self, runtime: Runtime, *, owned: bool = False) -> None:
+        self.runtime = runtime
+        self._owned = owned
+
+    def close(self) -> None:
+        if self._owned:
+            self.runtime.close()
+
+    def local(self, what: str) -> Runtime:
+        return self.runtime
+
+    # ---------------------------------------------------------- lifecycle
+    def create(self, image: str, **options: Any) -> ContainerRecord:
+        return record_of(self.runtime.create(image, **options))
+
+    def run(self, image: str, **options: Any) -> ContainerRecord:
+        return record_of(domain.run(self.runtime, image, **options))
+
+    def run_attached(self, image: str, *, output: Output, **options: Any) -> int:
+        """``run`` without a terminal or stdin: the output streamed to ``output``, then the exit code."""
+        ctr = self.runtime.create(image, **options)
+        remove = bool(options.get("auto_remove"))
+        conn = domain.attach_and_start(ctr, start=True, remove=remove, run=True)
+        try:
+            pump(conn, lambda stream, data: output("stderr" if stream is Stream.STDERR else "stdout", data))
+        finally:
+            conn.close()
+        return domain.wait_and_remove(ctr, remove=remove)
+
+    def start(self, names: Sequence[str], **options: Any) -> list[rep.StartReport]:
+        return domain.start(self.runtime, names, **options)
+
+    def stop(self, names: Sequence[str], **options: Any) -> list[rep.StopReport]:
+        return domain.stop(self.runtime, names, **options)
+
+    def kill(self, names: Sequence[str], **options: Any) -> list[rep.KillReport]:
+        return domain.kill(self.runtime, names, **options)
+
+    def pause(self, names: Sequence[str], **options: Any) -> list[rep.PauseUnpauseReport]:
+        return domain.pause(self.runtime, names, **options)
+
+    def unpause(self, names: Sequence[str], **options: Any) -> list[rep.PauseUnpauseReport]:
+        return domain.unpause(self.runtime, names, **options)
+
+    def restart(self, names: Sequence[str], **options: Any) -> list[rep.RestartReport]:
+        return domain.restart(self.runtime, names, **options)
+
+    def rm(self, names: Sequence[str], **options: Any) -> list[rep.RmReport]:
+        return domain.rm(self.runtime, names, **options)
+
+    def wait(self, names: Sequence[str], **options: Any) -> list[rep.WaitReport]:
+        return domain.wait(self.runtime, names, **options)
+
+    # ------------------------------------------------------------ looking
+    def inspect(self, names: Sequence[str], **options: Any) -> list[rep.InspectReport]:
+        return domain.inspect(self.runtime, names, **options)
+
+    def ps(self, **options: Any) -> list[ContainerRecord]:
+        return [record_of(ctr) for ctr in domain.ps(self.runtime, **options)]
+
+    def exists(self, name: str) -> bool:
+        return domain.exists(self.runtime, name)
+
+    def logs(self, names: Sequence[str], *, latest: bool = False, since: float | None = None,
+             until: float | None = None, tail: int | None = None,
+             follow: bool = False) -> Iterator[tuple[ContainerRecord, LogLine]]:
+        if follow:
+            ctr = domain.follow_target(self.runtime, names, latest=latest)
+            record = record_of(ctr)
+            return ((record, line) for line in ctr.logs(since=since, until=until, tail=tail, follow=True))
+        records = domain.logs(self.runtime, names, latest=latest, since=since, until=until, tail=tail)
+        seen: dict[str, ContainerRecord] = {}
+        return ((seen.setdefault(r.container.id, record_of(r.container)), r.line) for r in records)
+
+    def events(self, **options: Any) -> Iterator[Event]:
+        return domain.events(self.runtime, **options)
+
+    def top(self, name: str | None, *, latest: bool = False) -> list[dict[str, str]]:
+        return domain.top(self.runtime, name, latest=latest)
+
+    def stats(self, names: Sequence[str], *, all: bool = False) -> list[dict[str, Any]]:
+        from kernelext.core.state import ContainerStatus
+
+        chosen = [self.runtime.get(n) for n in names] if names else self.runtime.list(all=all)
+        return [c.stats() for c in chosen if c.status in (ContainerStatus.RUNNING, ContainerStatus.PAUSED)]
+
+    def port(self, name: str, private: str | None = None) -> list[str]:
+        return domain.port_lines(self.runtime, name, private)
+
+    # ------------------------------------------------------ inside a container
+    def exec(self, name: str, command: list[str], *, output: Output, env: Sequence[str] = (),
+             workdir: str | None = None, user: str | None = None, tty: bool = False) -> int:
+        return self.runtime.get(name).exec_run(command, tty=tty, env=env, workdir=workdir, user=user,
+                                               on_output=output).exit_code
+
+    def copy(self, source: str, destination: str, *, archive: bool = True, overwrite: bool = False) -> None:
+        self.runtime.copy(source, destination, archive=archive, overwrite=overwrite)
+
+    # ------------------------------------------------- checkpoint and restore
+    def checkpoint(self, names: Sequence[str], **options: Any) -> list[rep.CheckpointReport]:
+        return domain.checkpoint(self.runtime, names, **options)
+
+    def restore(self, names: Sequence[str], **options: Any) -> list[rep.RestoreReport]:
+        return domain.restore(self.runtime, names, **options)
+
+    def restore_import(self, archive: str, name: str | None = None, *, publish: Sequence[str] | None = None,
+                       **options: Any) -> ContainerRecord:
+        ctr = self.runtime.restore_from_archive(archive, name, publish=publish, **options)
+        return record_of(ctr)
+
+    # -------------------------------------------------------------- images
+    def images(self) -> list[dict[str, Any]]:
+        return [image.inspect() for image in self.runtime.images()]
+
+    def pull(self, reference: str) -> str:
+        return self.runtime.pull(reference).id
+
+    def remove_image(self, name: str, *, force: bool = False) -> list[str]:
+        return [self.runtime.remove_image(name, force=force).image.id]

@@ -1,0 +1,741 @@
+"""The remote engine: podman's libpod REST service through podman-py (podman's ``tunnel``).
+
+Requests go through podman-py's client; the two endpoints that take over the connection
+(``attach`` and ``exec start``: a raw multiplexed stream after the HTTP response) are read from
+a socket of this module's own, since podman-py does not carry them. An ``ssh://`` connection
+is an SSH tunnel this module opens (``ssh -L`` to a local socket, in batch mode, so a refused
+key fails at once with ssh's reason): podman-py's own SSH transport waits minutes for a tunnel
+that failed and turns host-key checking off (docs/architecture.md §16).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import http.client
+import io
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import tarfile
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Iterator, Sequence
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from kernelext.connections import Connection, unreachable
+from kernelext.core.events import Event
+from kernelext.core.logs import LogLine
+from kernelext.domain import reports as rep
+from kernelext.domain.engine import ContainerRecord, Output, unsupported
+from kernelext.errors import (
+    ContainerStateError,
+    CopyError,
+    InvalidArgumentError,
+    KernelextError,
+    NoSuchContainerError,
+    NoSuchImageError,
+)
+from kernelext.units import status_words
+
+if TYPE_CHECKING:
+    from kernelext.core.runtime import Runtime
+    from kernelext.domain.filters import Filters
+
+#: The libpod API version the hijacked requests name (podman 4.0 is the oldest with today's endpoints).
+API_PREFIX = "/v4.0.0/libpod"
+#: A multiplexed stream's frame header: stream id, 3 pad bytes, payload length (big endian).
+FRAME = struct.Struct(">BxxxL")
+STREAMS = {1: "stdout", 2: "stderr"}
+#: How long an SSH tunnel may take to come up before the connection is called unreachable.
+SSH_TIMEOUT_S = 20.0
+#: podman's exit codes: rm of a name that matches nothing; a run whose command is missing or cannot be invoked.
+RM_NO_SUCH_EXIT = 1
+EXIT_NOT_FOUND = 127
+RUN_START_EXIT = 126
+#: create/run options the remote engine passes on, and the value each has when the user did not set it.
+CREATE_DEFAULTS: dict[str, Any] = {
+    "command": None, "name": None, "env": [], "workdir": None, "user": None, "tty": False, "stdin": False,
+    "network": "none", "restart_policy": "no", "stop_signal": None, "stop_timeout": None, "auto_remove": False,
+    "labels": {}, "entrypoint": None, "hostname": None,
+}
+#: create/run options that only matter locally (pull policy, credentials of a local pull).
+LOCAL_ONLY = {"pull", "tls_verify", "authfile"}
+#: Options whose kernelext default is podman's own: nothing to pass on unless the user changed them.
+PODMAN_DEFAULTS: dict[str, Any] = {"read_only_tmpfs": True}
+
+
+class _Tunnel:
+    """``ssh -N -L LOCAL:REMOTE user@host``: the remote service's socket as a local one."""
+
+    def __init__(self, connection: Connection) -> None:
+        parts = urllib.parse.urlsplit(connection.uri)
+        self.directory = Path(tempfile.mkdtemp(prefix="kernelext-ssh-"))
+        self.socket = self.directory / "podman.sock"
+        command = ["ssh", "-N", "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes",
+                   "-o", "StreamLocalBindUnlink=yes", "-L", f"{self.socket}:{parts.path}"]
+        if parts.port:
+            command += ["-p", str(parts.port)]
+        if connection.identity:
+            command += ["-i", str(Path(connection.identity).expanduser()), "-o", "IdentitiesOnly=yes"]
+        command.append(f"{parts.username}@{parts.hostname}" if parts.username else str(parts.hostname))
+        if shutil.which("ssh") is None:
+            raise unreachable(connection, "ssh is not installed")
+        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE)
+        deadline = time.monotonic() + SSH_TIMEOUT_S
+        while not self.socket.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                reason = self.process.stderr.read().decode(errors="replace").strip() if self.process.stderr else ""
+                raise unreachable(connection, reason.splitlines()[-1] if reason else "ssh tunnel did not open")
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _message(response: Any) -> str:
+    """podman's error message of a failed request (its JSON's ``message``, else the body)."""
+    try:
+        return str(response.json().get("message") or response.text).strip()
+    except ValueError:
+        return response.text.strip() or f"HTTP {response.status_code}"
+
+
+def _error_for(status: int, message: str, name: str | None, *, image: bool = False) -> KernelextError:
+    """A failed request as the error podman's CLI shows for it."""
+    if status == 404:
+        return (NoSuchImageError if image else NoSuchContainerError)(message, container=name)
+    if status == 409:
+        return ContainerStateError(message, container=name)
+    if status == 400:
+        return InvalidArgumentError(message)
+    return KernelextError(message, container=name)
+
+
+def _start_failure(exc: KernelextError) -> KernelextError:
+    """A ``run`` whose start the service refused ends as podman's remote ``run`` does: 127 for a command not
+    found, 126 for one that cannot be invoked; a refused argument or a missing container stays as it is."""
+    if not isinstance(exc, (NoSuchContainerError, NoSuchImageError, InvalidArgumentError)):
+        text = exc.message.lower()
+        missing = "not found" in text or "no such file" in text or "executable path is empty" in text
+        exc.exit_code = EXIT_NOT_FOUND if missing else RUN_START_EXIT
+    return exc
+
+
+def _timestamp_seconds(text: str) -> float:
+    """A Go time (RFC 3339, nanoseconds, maybe zero) as seconds; 0 for Go's zero time."""
+    if not text or text.startswith("0001-"):
+        return 0.0
+    from kernelext.core.logs import parse_timestamp
+
+    return parse_timestamp(text.replace("Z", "+00:00"))
+
+
+def _frames(read: Any) -> Iterator[tuple[str, bytes]]:
+    """A multiplexed stream's (stream, payload) frames until it ends."""
+    while True:
+        head = _read_exact(read, FRAME.size)
+        if not head:
+            return
+        stream, size = FRAME.unpack(head)
+        yield STREAMS.get(stream, "stdout"), _read_exact(read, size)
+
+
+def _read_exact(read: Any, size: int) -> bytes:
+    chunks, left = [], size
+    while left:
+        chunk = read(left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+class RemoteEngine:
+    """podman's service as an :class:`~kernelext.domain.engine.Engine`."""
+
+    remote = True
+
+    def __init__(self, connection: Connection) -> None:
+        from podman import PodmanClient
+
+        self.connection = connection
+        self.name = connection.label
+        self._tunnel: _Tunnel | None = None
+        scheme = urllib.parse.urlsplit(connection.uri).scheme
+        if scheme == "ssh":
+            self._tunnel = _Tunnel(connection)
+            self.socket: str | None = str(self._tunnel.socket)
+            base_url = f"unix://{self._tunnel.socket}"
+        elif scheme == "unix":
+            parts = urllib.parse.urlsplit(connection.uri)
+            self.socket = parts.netloc + parts.path if parts.netloc else parts.path
+            base_url = f"unix://{self.socket}"
+        else:
+            self.socket = None
+            base_url = "http://" + urllib.parse.urlsplit(connection.uri).netloc
+        if self.socket is not None:
+            self._probe(self.socket)
+        self.client = PodmanClient(base_url=base_url)
+        self._request("GET", "/_ping", raw_path=True)  # unreachable: said now, in one line
+
+    def _probe(self, path: str) -> None:
+        """The socket answers a connection (podman's "dial unix PATH: connect: ..." otherwise)."""
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+        except OSError as exc:
+            raise unreachable(self.connection, f"dial unix {path}: connect: {exc.strerror.lower()}") from None
+        finally:
+            probe.close()
+
+    def close(self) -> None:
+        self.client.close()
+        if self._tunnel is not None:
+            self._tunnel.close()
+            self._tunnel = None
+
+    def local(self, what: str) -> Runtime:
+        raise unsupported(self.name, what)
+
+    # ------------------------------------------------------------- requests
+    def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None, data: Any = None,
+                 name: str | None = None, image: bool = False, stream: bool = False, raw_path: bool = False,
+                 ok: Sequence[int] = (), headers: dict[str, str] | None = None) -> Any:
+        """One API call; a failure raised as podman's error (the service's own message)."""
+        import requests
+        from podman.errors import APIError
+
+        api = self.client.api
+        call = {"GET": api.get, "POST": api.post, "PUT": api.put, "DELETE": api.delete, "HEAD": api.head}[method]
+        kwargs: dict[str, Any] = {"params": {k: v for k, v in (params or {}).items() if v is not None}}
+        if method in ("POST", "PUT") and data is not None:
+            kwargs["data"] = data
+        if headers:
+            kwargs["headers"] = headers
+        if stream:
+            kwargs["stream"] = True
+        try:
+            response = call(path, **kwargs) if not raw_path else api.get(path, **kwargs)
+        except (requests.ConnectionError, APIError) as exc:  # podman-py: APIError without a response
+            raise unreachable(self.connection, str(exc.args[0] if exc.args else exc)) from None
+        if response.status_code >= 400 and response.status_code not in ok:
+            raise _error_for(response.status_code, _message(response), name, image=image)
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._request(method, path, **kwargs).json()
+
+    def _hijack(self, path: str, params: dict[str, Any], body: dict[str, Any] | None = None) -> BinaryIO:
+        """A request whose connection becomes the stream (attach, exec start), read past the HTTP response."""
+        if self.socket is None:
+            raise unsupported(self.name, "attach over tcp://")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(self.socket)
+        except OSError as exc:
+            sock.close()
+            raise unreachable(self.connection, str(exc)) from None
+        query = urllib.parse.urlencode({k: ("true" if v is True else "false" if v is False else v)
+                                        for k, v in params.items()})
+        payload = json.dumps(body).encode() if body is not None else b""
+        sock.sendall((f"POST {API_PREFIX}{path}?{query} HTTP/1.1\r\nHost: d\r\nConnection: Upgrade\r\n"
+                      f"Upgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+                      ).encode() + payload)
+        reader = sock.makefile("rb")
+        sock.close()  # the file object keeps the socket open
+        status_line = reader.readline().decode(errors="replace")
+        status = int(status_line.split()[1]) if len(status_line.split()) > 1 else 0
+        message = http.client.parse_headers(reader)
+        if status >= 400:
+            length = int(message.get("Content-Length") or 0)
+            text = reader.read(length) if length else reader.read1(65536)
+            reader.close()
+            try:
+                reason = json.loads(text).get("message", "")
+            except ValueError:
+                reason = text.decode(errors="replace")
+            raise _error_for(status, reason.strip(), None)
+        return reader
+
+    # ------------------------------------------------------------- targets
+    def _list(self, *, all: bool = True, filters: Filters | None = None) -> list[dict[str, Any]]:
+        params = {"all": all, "filters": json.dumps(filters) if filters else None}
+        return sorted(self._json("GET", "/containers/json", params=params), key=lambda c: c.get("Created", 0))
+
+    def _targets(self, names: Sequence[str], *, all: bool = False, latest: bool = False, ignore: bool = False,
+                 filters: Filters | None = None) -> list[tuple[str, str]]:
+        """(ID, what the user typed) per target; every name looked up first, so a typo acts on nothing."""
+        if names and (all or latest):
+            raise InvalidArgumentError("--latest and containers cannot be used together" if latest
+                                       else "no arguments are needed with --all")
+        if filters or all:
+            chosen = self._list(filters=filters)
+            return [(c["Id"], "") for c in chosen if not names or c["Id"] in names or c["Names"][0] in names]
+        if latest:
+            listed = self._list()
+            return [(listed[-1]["Id"], "")] if listed else []
+        if not names:
+            raise InvalidArgumentError("you must provide at least one name or id")
+        found, missing = [], None
+        for name in names:
+            try:
+                found.append((self._inspect(name)["Id"], name))
+            except NoSuchContainerError as exc:
+                missing = missing or exc
+        if missing is not None and not ignore:
+            raise missing
+        return found
+
+    def _inspect(self, name: str) -> dict[str, Any]:
+        return self._json("GET", f"/containers/{urllib.parse.quote(name, safe='')}/json", name=name)
+
+    def _each(self, kind: type[Any], chosen: Sequence[tuple[str, str]], action: Any,
+              result: str | None = None) -> list[Any]:
+        done = []
+        for ident, raw in chosen:
+            try:
+                value = action(ident)
+            except KernelextError as exc:
+                done.append(kind(ident, raw, exc))
+                continue
+            done.append(kind(ident, raw, None, **({result: value} if result else {})))
+        return done
+
+    def _post(self, ident: str, action: str, params: dict[str, Any] | None = None, ok: Sequence[int] = ()) -> Any:
+        return self._request("POST", f"/containers/{ident}/{action}", params=params, name=ident, ok=ok)
+
+    # ---------------------------------------------------------- lifecycle
+    def _spec(self, image: str, options: dict[str, Any]) -> dict[str, Any]:
+        """kernelext's create options as podman-py's create keywords; one the remote engine cannot pass on is
+        refused by name before anything is made."""
+        for key, value in options.items():
+            if key in LOCAL_ONLY or (key in PODMAN_DEFAULTS and value == PODMAN_DEFAULTS[key]):
+                continue
+            if key not in CREATE_DEFAULTS and value not in (None, False, [], {}, (), 0, ""):
+                raise unsupported(self.name, f"create --{key.replace('_', '-')}")
+        spec: dict[str, Any] = {"image": image, "detach": True}
+        get = lambda key: options.get(key, CREATE_DEFAULTS[key])
+        if get("command"):
+            spec["command"] = list(get("command"))
+        for key, target in (("name", "name"), ("workdir", "working_dir"), ("user", "user"),
+                            ("hostname", "hostname"), ("stop_signal", "stop_signal"),
+                            ("stop_timeout", "stop_timeout")):
+            if get(key) is not None:
+                spec[target] = get(key)
+        spec["tty"], spec["stdin_open"] = bool(get("tty")), bool(get("stdin"))
+        spec["environment"] = dict(item.partition("=")[::2] for item in get("env"))
+        spec["labels"] = dict(get("labels"))
+        spec["network_mode"] = get("network")
+        if get("entrypoint") is not None:
+            spec["entrypoint"] = get("entrypoint")
+        policy = str(get("restart_policy") or "no")
+        if get("auto_remove"):
+            spec["auto_remove"] = True
+        if policy != "no":
+            kind, _, count = policy.partition(":")
+            spec["restart_policy"] = {"Name": kind, "MaximumRetryCount": int(count or 0)}
+        return spec
+
+    def _create(self, image: str, options: dict[str, Any]) -> str:
+        from podman.errors import APIError, ImageNotFound
+
+        spec = self._spec(image, options)
+        try:
+            return str(self.client.containers.create(**spec).id)
+        except ImageNotFound as exc:
+            raise NoSuchImageError(exc.explanation or str(exc)) from None
+        except APIError as exc:
+            raise _error_for(exc.status_code or 500, exc.explanation or str(exc), options.get("name")) from None
+
+    def create(self, image: str, **options: Any) -> ContainerRecord:
+        return self._record(self._create(image, options))
+
+    def run(self, image: str, **options: Any) -> ContainerRecord:
+        """``run -d``; ``--rm`` is podman's own (the service removes the container when it exits)."""
+        ident = self._create(image, options)
+        try:
+            self._post(ident, "start", ok=(304,))
+        except KernelextError as exc:
+            if options.get("auto_remove"):
+                self._request("DELETE", f"/containers/{ident}", params={"force": True}, ok=(404,))
+            raise _start_failure(exc) from None
+        return self._record(ident)
+
+    def run_attached(self, image: str, *, output: Output, **options: Any) -> int:
+        """An attached ``run`` (no stdin): attached before the start so no output is lost, then the exit code;
+        ``--rm``: removed once its exit code is known (a remote's ``wait`` cannot outlive the removal)."""
+        remove = bool(options.pop("auto_remove", False))
+        ident = self._create(image, options)
+        try:
+            try:
+                stream = self._hijack(f"/containers/{ident}/attach",
+                                      {"stream": True, "stdout": True, "stderr": True})
+            except KernelextError as exc:
+                raise _start_failure(exc) from None
+            try:
+                try:
+                    self._post(ident, "start", ok=(304,))
+                except KernelextError as exc:
+                    raise _start_failure(exc) from None
+                for name, data in _frames(stream.read1):
+                    output(name, data)
+            finally:
+                stream.close()
+            return int(self._json("POST", f"/containers/{ident}/wait", params={"condition": "exited"}, name=ident))
+        finally:
+            if remove:
+                self._request("DELETE", f"/containers/{ident}", params={"force": True}, ok=(404,))
+
+    def start(self, names: Sequence[str], *, all: bool = False, latest: bool = False,
+              filters: Filters | None = None) -> list[rep.StartReport]:
+        chosen = self._targets(names, all=all, latest=latest, filters=filters)
+        return self._each(rep.StartReport, chosen, lambda i: self._post(i, "start", ok=(304,)))
+
+    def stop(self, names: Sequence[str], *, all: bool = False, latest: bool = False, ignore: bool = False,
+             filters: Filters | None = None, timeout: int | None = None) -> list[rep.StopReport]:
+        chosen = self._targets(names, all=all, latest=latest, ignore=ignore, filters=filters)
+        return self._each(rep.StopReport, chosen, lambda i: self._post(i, "stop", {"timeout": timeout}, ok=(304,)))
+
+    def kill(self, names: Sequence[str], *, signal: str | int = "SIGKILL", all: bool = False,
+             latest: bool = False) -> list[rep.KillReport]:
+        from kernelext.domain.containers import parse_signal
+
+        sig = parse_signal(signal)
+        chosen = self._targets(names, all=all, latest=latest)
+        return self._each(rep.KillReport, chosen, lambda i: self._post(i, "kill", {"signal": sig.name}))
+
+    def pause(self, names: Sequence[str], *, all: bool = False, latest: bool = False,
+              filters: Filters | None = None) -> list[rep.PauseUnpauseReport]:
+        chosen = self._targets(names, all=all, latest=latest, filters=filters)
+        return self._each(rep.PauseUnpauseReport, chosen, lambda i: self._post(i, "pause"))
+
+    def unpause(self, names: Sequence[str], *, all: bool = False, latest: bool = False,
+                filters: Filters | None = None) -> list[rep.PauseUnpauseReport]:
+        chosen = self._targets(names, all=all, latest=latest, filters=filters)
+        return self._each(rep.PauseUnpauseReport, chosen, lambda i: self._post(i, "unpause"))
+
+    def restart(self, names: Sequence[str], *, all: bool = False, latest: bool = False, running: bool = False,
+                filters: Filters | None = None, timeout: int | None = None) -> list[rep.RestartReport]:
+        chosen = ([(c["Id"], "") for c in self._list(all=False)] if running
+                  else self._targets(names, all=all, latest=latest, filters=filters))
+        return self._each(rep.RestartReport, chosen, lambda i: self._post(i, "restart", {"t": timeout}))
+
+    def rm(self, names: Sequence[str], *, all: bool = False, latest: bool = False, ignore: bool = False,
+           force: bool = False, filters: Filters | None = None, timeout: int | None = None,
+           volumes: bool = False) -> list[rep.RmReport]:
+        try:
+            chosen = self._targets(names, all=all, latest=latest, ignore=ignore or force, filters=filters)
+        except NoSuchContainerError as exc:
+            exc.exit_code = RM_NO_SUCH_EXIT
+            raise
+        params = {"force": force, "v": volumes, "timeout": timeout}
+        return self._each(rep.RmReport, chosen,
+                          lambda i: self._request("DELETE", f"/containers/{i}", params=params, name=i))
+
+    def wait(self, names: Sequence[str], *, latest: bool = False, conditions: Sequence[str] = (),
+             interval: float = 0.25) -> list[rep.WaitReport]:
+        chosen = self._targets(names, latest=latest)
+        params = {"condition": list(conditions) or None, "interval": f"{int(interval * 1000)}ms"}
+        return self._each(rep.WaitReport, chosen,
+                          lambda i: int(self._json("POST", f"/containers/{i}/wait", params=params, name=i)),
+                          result="exit_code")
+
+    # ------------------------------------------------------------ looking
+    def inspect(self, names: Sequence[str], *, latest: bool = False,
+                images: bool = False) -> list[rep.InspectReport]:
+        if latest:
+            return self._each(rep.InspectReport, self._targets(names, latest=True), self._inspect, "document")
+        if not names:
+            raise InvalidArgumentError("you must provide at least one name or id")
+        def container(name: str) -> rep.InspectReport:
+            doc = self._inspect(name)
+            return rep.InspectReport(doc["Id"], name, None, document=doc)
+
+        def image(name: str) -> rep.InspectReport:
+            doc = self._json("GET", f"/images/{urllib.parse.quote(name, safe='')}/json", image=True)
+            return rep.InspectReport(doc["Id"], name, None, document=doc)
+        return rep.inspect_names(names, container, image if images else None)
+
+    def _from_list(self, entry: dict[str, Any]) -> ContainerRecord:
+        started, exited_at = float(entry.get("StartedAt") or 0), float(entry.get("ExitedAt") or 0)
+        state = entry.get("State", "")
+        ports = [f"{p['container_port']}/{p.get('protocol', 'tcp')} -> {p.get('host_ip') or '0.0.0.0'}:"
+                 f"{p['host_port']}" for p in entry.get("Ports") or []]
+        return ContainerRecord(
+            id=entry["Id"], name=(entry.get("Names") or [""])[0], image=entry.get("Image", ""),
+            image_id=entry.get("ImageID", ""), command=list(entry.get("Command") or []),
+            created=_timestamp_seconds(str(entry.get("Created") or "")), state=state,
+            status=status_words(state, int(entry.get("ExitCode") or 0), started, exited_at),
+            exit_code=int(entry.get("ExitCode") or 0), exited=bool(entry.get("Exited")),
+            pid=int(entry.get("Pid") or 0), restart_count=int(entry.get("Restarts") or 0), started_at=started,
+            auto_remove=bool(entry.get("AutoRemove")), labels=dict(entry.get("Labels") or {}), ports=ports,
+            engine=self.name)
+
+    def _record(self, ident: str) -> ContainerRecord:
+        found = self._list(filters={"id": [ident]})
+        if not found:
+            raise NoSuchContainerError(f'no container with name or ID "{ident}" found: no such container',
+                                       container=ident)
+        return self._from_list(found[0])
+
+    def ps(self, *, all: bool = False, latest: bool = False, last: int = -1, filters: Filters | None = None,
+           sort: str = "created") -> list[ContainerRecord]:
+        every = all or bool((filters or {}).get("status")) or last > 0
+        records = [self._from_list(entry) for entry in self._list(all=every, filters=filters)]
+        if latest:
+            records = records[-1:]
+        if last > 0:
+            records = records[-last:]
+        if sort != "created":
+            key = {"names": "name", "id": "id", "image": "image", "status": "state"}.get(sort, "created")
+            records.sort(key=lambda r: getattr(r, key))
+        return records
+
+    def exists(self, name: str) -> bool:
+        response = self._request("GET", f"/containers/{urllib.parse.quote(name, safe='')}/exists", ok=(404,))
+        return response.status_code == 204
+
+    def logs(self, names: Sequence[str], *, latest: bool = False, since: float | None = None,
+             until: float | None = None, tail: int | None = None,
+             follow: bool = False) -> Iterator[tuple[ContainerRecord, LogLine]]:
+        if follow and len(names) > 1:
+            raise InvalidArgumentError("--follow takes one container here")
+        chosen = self._targets(names, latest=latest)
+        if follow:
+            return self._log_lines(chosen[0][0], since, until, tail, follow=True)
+        lines = [item for ident, _ in chosen for item in self._log_lines(ident, since, until, tail)]
+        lines.sort(key=lambda item: item[1].timestamp)
+        return iter(lines)
+
+    def _log_lines(self, ident: str, since: float | None, until: float | None, tail: int | None, *,
+                   follow: bool = False) -> Iterator[tuple[ContainerRecord, LogLine]]:
+        record = self._record(ident)
+        params = {"stdout": True, "stderr": True, "timestamps": True, "follow": follow,
+                  "since": None if since is None else f"{since:.9f}", "until": None if until is None else f"{until:.9f}",
+                  "tail": "all" if tail is None else tail}
+        response = self._request("GET", f"/containers/{ident}/logs", params=params, name=ident, stream=True)
+
+        def lines() -> Iterator[tuple[ContainerRecord, LogLine]]:
+            with contextlib.closing(response):
+                for stream, payload in _frames(response.raw.read):
+                    stamp, _, data = payload.partition(b" ")
+                    yield record, LogLine(stamp.decode(), stream, data)
+        return lines()
+
+    def events(self, *, filters: Filters | None = None, since: float | None = None, until: float | None = None,
+               stream: bool = False) -> Iterator[Event]:
+        params = {"stream": bool(stream and until is None), "filters": json.dumps(filters) if filters else None,
+                  "since": None if since is None else str(int(since)),
+                  "until": None if until is None else str(int(until))}
+        if not params["stream"] and params["until"] is None:
+            params["until"] = str(int(time.time()) + 1)  # podman streams without an end; the past is asked here
+        response = self._request("GET", "/events", params=params, stream=True)
+
+        def decoded() -> Iterator[Event]:
+            with contextlib.closing(response):
+                for line in response.iter_lines():
+                    if not line:
+                        continue
+                    doc = json.loads(line)
+                    attrs = dict((doc.get("Actor") or {}).get("Attributes") or {})
+                    name, image = attrs.pop("name", ""), attrs.pop("image", "")
+                    stamp = doc.get("timeNano") / 1e9 if doc.get("timeNano") else float(doc.get("time", 0))
+                    yield Event(stamp, doc.get("Type", ""), doc.get("Action") or doc.get("status", ""),
+                                (doc.get("Actor") or {}).get("ID", ""), name, image, attrs)
+        return decoded()
+
+    def top(self, name: str | None, *, latest: bool = False) -> list[dict[str, str]]:
+        ident = self._targets([name] if name else [], latest=latest)[0][0]
+        doc = self._json("GET", f"/containers/{ident}/top", name=ident)
+        return [dict(zip(doc["Titles"], row, strict=False)) for row in doc.get("Processes") or []]
+
+    def stats(self, names: Sequence[str], *, all: bool = False) -> list[dict[str, Any]]:
+        chosen = [i for i, _ in self._targets(names)] if names else [c["Id"] for c in self._list(all=all)
+                                                                         if c["State"] in ("running", "paused")]
+        if not chosen:
+            return []
+        doc = self._json("GET", "/containers/stats", params={"containers": chosen, "stream": False})
+        if doc.get("Error"):
+            raise KernelextError(str(doc["Error"]))
+        return list(doc.get("Stats") or [])
+
+    def port(self, name: str, private: str | None = None) -> list[str]:
+        ports = self._inspect(name).get("NetworkSettings", {}).get("Ports") or {}
+        lines = []
+        for key, bindings in sorted(ports.items()):
+            if private is not None and key not in (private, f"{private}/tcp"):
+                continue
+            for binding in bindings or []:
+                host = f"{binding.get('HostIp') or '0.0.0.0'}:{binding['HostPort']}"
+                lines.append(host if private is not None else f"{key} -> {host}")
+        return lines
+
+    # ------------------------------------------------------ inside a container
+    def exec(self, name: str, command: list[str], *, output: Output, env: Sequence[str] = (),
+             workdir: str | None = None, user: str | None = None, tty: bool = False) -> int:
+        ident = self._inspect(name)["Id"]
+        body = {"Cmd": command, "AttachStdout": True, "AttachStderr": True, "Tty": tty, "Env": list(env)}
+        if workdir:
+            body["WorkingDir"] = workdir
+        if user:
+            body["User"] = user
+        session = self._json("POST", f"/containers/{ident}/exec", data=json.dumps(body), name=name,
+                             headers={"content-type": "application/json"})["Id"]
+        stream = self._hijack(f"/exec/{session}/start", {}, {"Detach": False, "Tty": tty})
+        try:
+            if tty:
+                for chunk in iter(lambda: stream.read1(65536), b""):
+                    output("stdout", chunk)
+            else:
+                for stream_name, data in _frames(stream.read1):
+                    output(stream_name, data)
+        finally:
+            stream.close()
+        return int(self._json("GET", f"/exec/{session}/json").get("ExitCode") or 0)
+
+    def copy(self, source: str, destination: str, *, archive: bool = True, overwrite: bool = False) -> None:
+        """``cp`` through the archive endpoints: a tar streamed up (into a directory, or renamed to a new
+        name) or down (unpacked with tarfile's ``data`` filter: nothing lands outside the destination)."""
+        src_ctr, _, src_path = source.partition(":") if ":" in source else ("", "", source)
+        dst_ctr, _, dst_path = destination.partition(":") if ":" in destination else ("", "", destination)
+        if bool(src_ctr) == bool(dst_ctr):
+            raise unsupported(self.name, "cp between two containers or two host paths")
+        if dst_ctr:
+            self._copy_in(Path(src_path), dst_ctr, dst_path)
+        else:
+            self._copy_out(src_ctr, src_path, Path(dst_path), overwrite)
+
+    def _path_stat(self, ctr: str, path: str) -> dict[str, Any] | None:
+        response = self._request("HEAD", f"/containers/{ctr}/archive", params={"path": path}, name=ctr, ok=(404,))
+        if response.status_code == 404:
+            return None
+        header = response.headers.get("X-Docker-Container-Path-Stat", "")
+        return json.loads(base64.b64decode(header)) if header else {}
+
+    def _copy_in(self, source: Path, ctr: str, path: str) -> None:
+        if not source.exists():
+            raise CopyError(f'"{source}" could not be found on the host')
+        ident = self._inspect(ctr)["Id"]
+        stat = self._path_stat(ident, path)
+        is_dir = bool(stat) and bool(int(stat.get("mode", 0)) & (1 << 31))  # Go's os.ModeDir
+        target, name = (path, source.name) if is_dir else (str(PurePosixPath(path).parent), PurePosixPath(path).name)
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            tar.add(source, arcname=name)
+        self._request("PUT", f"/containers/{ident}/archive", params={"path": target}, data=buffer.getvalue(),
+                      name=ctr, headers={"content-type": "application/x-tar"})
+
+    def _copy_out(self, ctr: str, path: str, destination: Path, overwrite: bool) -> None:
+        """The container's tar unpacked by the local copy's confined writer (nothing lands outside the
+        destination, set-ID bits dropped, owned by the caller): into an existing directory, or into a staging
+        directory beside a new name and renamed to it."""
+        from kernelext.core.filecopy import host_policy
+        from kernelext.files.confined import O_DIR, FsSink, Root
+        from kernelext.files.tarformat import TarReader, open_archive
+
+        ident = self._inspect(ctr)["Id"]
+        response = self._request("GET", f"/containers/{ident}/archive", params={"path": path}, name=ctr,
+                                 stream=True)
+        into_dir = destination.is_dir()
+        if not into_dir and not destination.parent.is_dir():
+            raise CopyError(f'"{destination.parent}" could not be found on the host: no such file or directory')
+        where = destination if into_dir else Path(tempfile.mkdtemp(prefix=".kernelext-cp-", dir=destination.parent))
+        try:
+            root = Root.open(where)
+            try:
+                sink = FsSink(root, os.open(where, O_DIR), "/", host_policy(overwrite=overwrite), shown_dir="/")
+                try:
+                    with contextlib.closing(response):
+                        sink.put_archive(TarReader(open_archive(response.raw)))
+                finally:
+                    sink.close()
+            finally:
+                root.close()
+            if not into_dir:
+                os.replace(where / (PurePosixPath(path).name or "."), destination)
+        finally:
+            if not into_dir:
+                shutil.rmtree(where, ignore_errors=True)
+
+    # ------------------------------------------------- checkpoint and restore
+    def checkpoint(self, names: Sequence[str], *, all: bool = False, latest: bool = False,
+                   **options: Any) -> list[rep.CheckpointReport]:
+        chosen = self._targets(names, all=all, latest=latest)
+        export = options.pop("export", None)
+        if export and len(chosen) > 1:
+            raise InvalidArgumentError("--export can only be used with one container")
+        self._refuse(options, ("keep", "leave_running", "tcp_established", "ignore_rootfs", "print_stats"),
+                     "checkpoint")
+        params = {"keep": options.get("keep"), "leaveRunning": options.get("leave_running"),
+                  "tcpEstablished": options.get("tcp_established"), "ignoreRootFS": options.get("ignore_rootfs"),
+                  "printStats": options.get("print_stats"), "export": bool(export)}
+
+        def one(ident: str) -> Any:
+            response = self._request("POST", f"/containers/{ident}/checkpoint", params=params, name=ident,
+                                     stream=bool(export))
+            if export:
+                with contextlib.closing(response), open(export, "wb") as f:
+                    shutil.copyfileobj(response.raw, f)
+                return None
+            return response.json() if options.get("print_stats") else None
+        return self._each(rep.CheckpointReport, chosen, one, result="statistics")
+
+    def _refuse(self, options: dict[str, Any], carried: Sequence[str], command: str) -> None:
+        for key, value in options.items():
+            if key not in carried and value not in (None, False, [], "", 0):
+                raise unsupported(self.name, f"{command} --{key.replace('_', '-')}")
+
+    def restore(self, names: Sequence[str], *, all: bool = False, latest: bool = False,
+                **options: Any) -> list[rep.RestoreReport]:
+        chosen = self._targets(names, all=all, latest=latest)
+        self._refuse(options, ("keep", "tcp_established", "ignore_rootfs", "print_stats"), "restore")
+        params = {"keep": options.get("keep"), "tcpEstablished": options.get("tcp_established"),
+                  "ignoreRootFS": options.get("ignore_rootfs")}
+        return self._each(rep.RestoreReport, chosen,
+                          lambda i: self._request("POST", f"/containers/{i}/restore", params=params, name=i))
+
+    def restore_import(self, archive: str, name: str | None = None, *, publish: Sequence[str] | None = None,
+                       **options: Any) -> ContainerRecord:
+        """``restore --import``: the archive uploaded (streamed) to the service, which restores it."""
+        self._refuse(options, ("keep", "tcp_established", "ignore_rootfs", "print_stats"), "restore --import")
+        if publish:
+            raise unsupported(self.name, "restore --import --publish")
+        params = {"import": True, "name": name, "keep": options.get("keep"),
+                  "tcpEstablished": options.get("tcp_established"), "ignoreRootFS": options.get("ignore_rootfs")}
+        with open(archive, "rb") as f:
+            doc = self._json("POST", "/containers/import/restore", params=params, data=f,
+                             headers={"content-type": "application/x-tar"})
+        return self._record(doc.get("Id") or doc.get("id") or name or "")
+
+    # -------------------------------------------------------------- images
+    def images(self) -> list[dict[str, Any]]:
+        return list(self._json("GET", "/images/json"))
+
+    def pull(self, reference: str) -> str:
+        response = self._request("POST", "/images/pull", params={"reference": reference, "quiet": True},
+                                 image=True, stream=True)
+        ident = ""
+        with contextlib.closing(response):
+            for line in response.iter_lines():
+                doc = json.loads(line) if line else {}
+                if doc.get("error"):
+                    raise KernelextError(doc["error"])
+                ident = doc.get("id") or ident
+        return ident
+
+    def remove_image(self, name: str, *, force: bool = False) -> list[str]:
+        doc = self._json("DELETE", f"/images/{urllib.parse.quote(name, safe='')}", params={"force": force},
+                         image=True)
+        return list(doc.get("Deleted") or doc.get("Untagged") or [])

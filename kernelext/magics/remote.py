@@ -1,0 +1,232 @@
+"""``%container`` on a remote engine (``--connection``, ``--url``, ``ContainerMagics.connection``).
+
+The same subcommands and values as on the local store, through the engine interface
+(docs/architecture.md §16): a container is a :class:`~kernelext.domain.engine.ContainerRecord`
+(what the service listed) rather than a live local ``Container``; output streams into the cell.
+A subcommand the remote engine does not carry yet is one line naming the engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from kernelext.cli.format import parse_interval, parse_time
+from kernelext.cli.parser import UsageError, copy_arguments, create_options
+from kernelext.domain.containers import TOP_COLUMNS
+from kernelext.domain.engine import ContainerRecord, Engine
+from kernelext.domain.filters import parse_filters
+from kernelext.domain.reports import InspectReport, Report, WaitReport
+from kernelext.magics.display import Table
+
+if TYPE_CHECKING:
+    from kernelext.magics.container_magics import ContainerMagics
+
+RemoteHandler = Callable[["ContainerMagics", Engine, argparse.Namespace], Any]
+REMOTE_HANDLERS: dict[str, RemoteHandler] = {}
+
+
+def remote(*keys: str) -> Callable[[RemoteHandler], RemoteHandler]:
+    def register(fn: RemoteHandler) -> RemoteHandler:
+        for key in keys:
+            REMOTE_HANDLERS[key] = fn
+        return fn
+    return register
+
+
+class RecordList(list[ContainerRecord]):
+    """Containers of a remote engine: a table naming the engine they live on."""
+
+    def __repr__(self) -> str:
+        from kernelext.cli.format import table
+
+        if not self:
+            return "no containers"
+        return table(["NAME", "IMAGE", "STATE", "STATUS", "ENGINE"],
+                     [[r.name, r.image, r.state, r.status, r.engine] for r in self])
+
+
+def _write(stream: str, data: bytes) -> None:
+    (sys.stderr if stream == "stderr" else sys.stdout).write(data.decode(errors="replace"))
+
+
+def _one_or_list(values: list[Any]) -> Any:
+    return values[0] if len(values) == 1 else values
+
+
+def _records(m: ContainerMagics, engine: Engine, reports: Sequence[Report]) -> Any:
+    """A command's containers as the service now lists them: one value for one container."""
+    done = RecordList()
+    for report in m._reported(reports):
+        done.extend(engine.ps(all=True, filters={"id": [report.id]}))
+    return done[0] if len(done) == 1 else done
+
+
+@remote("run")
+def _run(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
+    if args.detach:
+        return _warned(engine.run(args.image, **create_options(args)))
+    if args.tty or args.interactive or args.attach:
+        raise engine_refusal(engine, "run -i/-t/-a")
+    m._set_exit_code(engine.run_attached(args.image, output=_write, **create_options(args)))
+    return None
+
+
+def _warned(record: ContainerRecord) -> ContainerRecord:
+    for warning in record.warnings:
+        print(warning, file=sys.stderr)
+    return record
+
+
+def engine_refusal(engine: Engine, what: str) -> Exception:
+    from kernelext.domain.engine import unsupported
+
+    return unsupported(engine.name, what)
+
+
+@remote("create")
+def _create(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
+    return _warned(engine.create(args.image, **create_options(args)))
+
+
+@remote("start")
+def _start(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
+    if args.attach or args.interactive:
+        raise engine_refusal(engine, "start --attach")
+    return _records(m, engine, engine.start(args.containers, all=args.all, latest=args.latest,
+                                            filters=parse_filters(args.filter)))
+
+
+@remote("stop")
+def _stop(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
+    return _records(m, engine, engine.stop(args.containers, all=args.all, latest=args.latest, ignore=args.ignore,
+                                           filters=parse_filters(args.filter), timeout=args.time))
+
+
+@remote("kill")
+def _kill(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
+    return _records(m, engine, engine.kill(args.containers, signal=args.signal, all=args.all, latest=args.latest))
+
+
+@remote("pause")
+def _pause(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
+    return _records(m, engine, engine.pause(args.containers, all=args.all, latest=args.latest,
+                                            filters=parse_filters(args.filter)))
+
+
+@remote("unpause")
+def _unpause(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
+    return _records(m, engine, engine.unpause(args.containers, all=args.all, latest=args.latest,
+                                              filters=parse_filters(args.filter)))
+
+
+@remote("restart")
+def _restart(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
+    return _records(m, engine, engine.restart(args.containers, all=args.all, latest=args.latest,
+                                              running=args.running, filters=parse_filters(args.filter),
+                                              timeout=args.time))
+
+
+@remote("rm")
+def _rm(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> None:
+    for report in m._reported(engine.rm(args.containers, all=args.all, latest=args.latest, ignore=args.ignore,
+                                        force=args.force, filters=parse_filters(args.filter), timeout=args.time,
+                                        volumes=args.volumes)):
+        print(report.shown)
+
+
+@remote("exists")
+def _exists(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> bool:
+    found = engine.exists(args.container)
+    m._set_exit_code(0 if found else 1)
+    return found
+
+
+@remote("wait")
+def _wait(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
+    reports = m._reported(engine.wait(args.containers, latest=args.latest, conditions=args.condition,
+                                      interval=parse_interval(args.interval)))
+    codes = [r.exit_code for r in reports if isinstance(r, WaitReport)]
+    m._set_exit_code(codes[-1])
+    return _one_or_list(codes)
+
+
+@remote("exec")
+def _exec(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> None:
+    if not args.command:
+        raise UsageError("exec requires at least 2 arguments: CONTAINER COMMAND")
+    if args.detach or args.tty or args.interactive:
+        raise engine_refusal(engine, "exec -d/-i/-t")
+    code = engine.exec(args.container, args.command, output=_write, env=args.env, workdir=args.workdir,
+                       user=args.user)
+    m._report_exit(f"exec in {args.container}", code)
+
+
+@remote("logs")
+def _logs(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> None:
+    several = len(args.containers) > 1 and not args.follow
+    for record, line in engine.logs(args.containers, latest=args.latest, since=parse_time(args.since),
+                                    until=parse_time(args.until), tail=None if args.tail < 0 else args.tail,
+                                    follow=args.follow):
+        head = f"{record.name if args.names else record.short_id} ".encode() if several else b""
+        _write(line.stream, head + line.render(args.timestamps))
+
+
+@remote("ps")
+def _ps(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
+    records = RecordList(engine.ps(all=args.all, latest=args.latest, last=args.last,
+                                   filters=parse_filters(args.filter), sort=args.sort))
+    if args.quiet:
+        return [r.id if args.no_trunc else r.short_id for r in records]
+    return records
+
+
+@remote("inspect")
+def _inspect(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
+    from kernelext.cli.template import Template
+
+    template = Template.parse(args.format, "inspect") if args.format and args.format != "json" else None
+    reports = m._reported(engine.inspect(args.containers, latest=args.latest, images=args.group is None))
+    docs = [r.document for r in reports if isinstance(r, InspectReport) and r.document is not None]
+    return _one_or_list([template.render(d) for d in docs] if template is not None else docs)
+
+
+@remote("top")
+def _top(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Table:
+    return Table(engine.top(args.container, latest=args.latest), list(TOP_COLUMNS))
+
+
+@remote("port")
+def _port(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> list[str]:
+    return engine.port(args.container, args.private)
+
+
+@remote("cp")
+def _cp(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> None:
+    source, destination, archive = copy_arguments(args)
+    engine.copy(source, destination, archive=archive, overwrite=args.overwrite)
+
+
+@remote("events")
+def _events(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Table:
+    if args.stream and args.until is None:
+        raise UsageError("in a notebook, events needs --stream=false or --until (a stream never ends)")
+    events = list(engine.events(filters=parse_filters(args.filter), since=parse_time(args.since),
+                                until=parse_time(args.until)))
+    return Table(({"TYPE": e.type, "STATUS": e.status, "NAME": e.name, "IMAGE": e.image} for e in events),
+                 ["TYPE", "STATUS", "NAME", "IMAGE"])
+
+
+def run_remote(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
+    """One line on a remote engine: its handler, or one line saying the engine does not carry it yet."""
+    import contextlib
+    import io
+
+    handler = REMOTE_HANDLERS.get(args.cmd)
+    if handler is None:
+        raise engine_refusal(engine, args.cmd)
+    with contextlib.redirect_stdout(io.StringIO()) if args.noout else contextlib.nullcontext():
+        value = handler(m, engine, args)
+    return None if args.noout else value

@@ -1,0 +1,122 @@
+"""A real podman REST service for the remote engine's tests: Debian's podman, its own store and socket.
+
+``podman system service`` runs on ``T/podman.sock`` with ``--root T/root --runroot T/run`` and a private
+containers.conf (runc, cgroupfs, file events; ``default_ulimits`` within this machine's hard limits, which
+podman's defaults exceed: docs/architecture.md §7); the built-in busybox image is loaded into it from
+kernelext's own store (``image save`` then ``podman load``). Stopping it removes every container, unmounts
+and deletes the store.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from kernelext.core.runtime import Runtime
+
+PODMAN = shutil.which("podman") or "/usr/bin/podman"
+#: The CRIU kernelext provisions (podman runs ``criu`` from PATH; Debian's 3.17 does not work here).
+CRIU_DIR = "/opt/kernelext/criu"
+START_TIMEOUT_S = 20.0
+#: conmon runs the container with this hard RLIMIT_NPROC here (docs/architecture.md §7): podman must ask no more.
+CONMON_NPROC = 32768
+
+
+def _conf(directory: Path) -> Path:
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    hard_nproc = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+    nproc = CONMON_NPROC if hard_nproc == resource.RLIM_INFINITY else min(hard_nproc, CONMON_NPROC)
+    limits = [f"nofile={nofile}:{nofile}", f"nproc={nproc}:{nproc}"]
+    path = directory / "containers.conf"
+    path.write_text("[containers]\n"
+                    f"default_ulimits = [{', '.join(repr(x).replace(chr(39), chr(34)) for x in limits)}]\n"
+                    "[engine]\n"
+                    'runtime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n')
+    return path
+
+
+@dataclass
+class PodmanService:
+    directory: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def socket(self) -> Path:
+        return self.directory / "podman.sock"
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        path = f"{CRIU_DIR}:{os.environ.get('PATH', '/usr/bin:/bin')}" if os.path.isdir(CRIU_DIR) else \
+            os.environ.get("PATH", "/usr/bin:/bin")
+        return {**os.environ, "CONTAINERS_CONF": str(self.directory / "containers.conf"), "PATH": path}
+
+    def podman(self, *argv: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """podman on the service's store (not through the socket): for set-up and clean-up."""
+        return subprocess.run([PODMAN, "--root", str(self.directory / "root"), "--runroot",
+                               str(self.directory / "run"), "--tmpdir", str(self.directory / "tmp"), *argv],
+                              capture_output=True, text=True, env=self.env, check=check, timeout=timeout)
+
+    def remote(self, *argv: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+        """``podman --url`` against the service: the reference the remote engine is compared with."""
+        return subprocess.run([PODMAN, "--url", self.url, *argv], capture_output=True, text=True, env=self.env,
+                              check=check, timeout=120)
+
+    def stop(self) -> None:
+        self.podman("rm", "-fa", "-t", "0", check=False)
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.podman("system", "reset", "-f", check=False)  # unmounts and deletes the store's layers
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def start(directory: Path, busybox_from: Path) -> PodmanService:
+    """The service, up and answering, with busybox loaded (saved from a kernelext store at ``busybox_from``)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    _conf(directory)
+    service = PodmanService(directory, None)  # type: ignore[arg-type]  # the process is set just below
+    argv = [PODMAN, "--root", str(directory / "root"), "--runroot", str(directory / "run"), "--tmpdir",
+            str(directory / "tmp"), "system", "service", "--time=0", service.url]
+    service.process = subprocess.Popen(argv, env=service.env, stdout=subprocess.DEVNULL,
+                                       stderr=open(directory / "service.log", "wb"), start_new_session=True)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not service.socket.exists():
+        if service.process.poll() is not None or time.monotonic() > deadline:
+            service.stop()
+            raise RuntimeError(f"podman system service did not start: {(directory / 'service.log').read_text()}")
+        time.sleep(0.05)
+    archive = directory / "busybox.tar"
+    with Runtime(busybox_from / "root", busybox_from / "run") as rt:
+        rt.save("busybox", archive)
+    service.remote("load", "-i", str(archive), check=True)
+    return service
+
+
+def serve(base: Path) -> Iterator[PodmanService]:
+    """A fixture's body: the service for the duration, then nothing left of it."""
+    service = start(base / "podman", base / "kernelext")
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+def kernelext(*argv: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The CLI in a process of its own (no fork server), as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "kernelext", *argv], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "KERNELEXT_FORKSERVER": "0", **(env or {})})
