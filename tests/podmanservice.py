@@ -120,3 +120,72 @@ def kernelext(*argv: str, env: dict[str, str] | None = None, timeout: float = 12
     """The CLI in a process of its own (no fork server), as a user runs it."""
     return subprocess.run([sys.executable, "-m", "kernelext", *argv], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "KERNELEXT_FORKSERVER": "0", **(env or {})})
+
+
+# ---------------------------------------------------------------------- SSH
+SSHD = "/usr/sbin/sshd"
+#: sshd's privilege separation directory (Debian's package makes it when its service starts; here none does).
+PRIVSEP_DIR = Path("/run/sshd")
+
+
+@dataclass
+class SshServer:
+    """Debian's sshd on a free loopback port: its own host key, root by the test's key only, 127.0.0.1 only."""
+
+    directory: Path
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def identity(self) -> Path:
+        return self.directory / "id_ed25519"
+
+    @property
+    def client_config(self) -> Path:
+        """An ssh_config for clients: this server's host key known, nothing else of the user's read."""
+        return self.directory / "ssh_config"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def sshd(directory: Path) -> SshServer:
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    host_key, identity = directory / "host_ed25519", directory / "id_ed25519"
+    for key in (host_key, identity):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    (directory / "authorized_keys").write_text(Path(f"{identity}.pub").read_text())
+    port = _free_port()
+    (directory / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile {directory / 'sshd.pid'}\n"
+        f"AuthorizedKeysFile {directory / 'authorized_keys'}\nPermitRootLogin prohibit-password\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+        "AllowStreamLocalForwarding local\nAllowTcpForwarding local\nX11Forwarding no\n")
+    (directory / "known_hosts").write_text(f"[127.0.0.1]:{port} {Path(f'{host_key}.pub').read_text()}")
+    (directory / "ssh_config").write_text(f"UserKnownHostsFile {directory / 'known_hosts'}\n")
+    PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
+    process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(directory / "sshd_config")], stdout=subprocess.DEVNULL,
+                               stderr=open(directory / "sshd.log", "wb"), start_new_session=True)
+    server = SshServer(directory, port, process)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        import socket
+
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return server
+        if process.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError("sshd did not start")
+        time.sleep(0.05)

@@ -10,13 +10,14 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import Store, wait_until
-from tests.podmanservice import PODMAN, PodmanService, kernelext, serve
+from tests.podmanservice import PODMAN, SSHD, PodmanService, SshServer, kernelext, serve, sshd
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists(PODMAN), reason="needs root and podman")]
@@ -248,3 +249,42 @@ def test_magics_on_a_connection(service: PodmanService, tmp_path: Path, monkeypa
     finally:
         shell.run_line_magic("config", 'ContainerMagics.connection = ""')
         shell.run_line_magic("unload_ext", "kernelext")
+
+
+@pytest.fixture(scope="module")
+def ssh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
+    if not os.path.exists(SSHD):
+        pytest.fail("openssh-server is not installed (scripts/setup.sh installs it)")
+    server = sshd(tmp_path_factory.mktemp("sshd"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_the_same_over_ssh(service: PodmanService, ssh: SshServer, tmp_path: Path) -> None:
+    """ssh://root@127.0.0.1:PORT/path/podman.sock with an identity file: a connection like any other."""
+    url = f"ssh://root@127.0.0.1:{ssh.port}{service.socket}"
+    conf = tmp_path / "containers.conf"
+    env = {"CONTAINERS_CONF": str(conf), "KERNELEXT_SSH_CONFIG": str(ssh.client_config)}
+    added = kernelext("system", "connection", "add", "--identity", str(ssh.identity), "far", url, env=env)
+    assert added.returncode == 0, added.stderr
+    run = lambda *argv: kernelext("--connection", "far", *argv, env=env)
+    attached = run("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 4")
+    assert (attached.returncode, attached.stdout, attached.stderr) == (4, "out\n", "err\n")
+    assert run("run", "-d", "--name", "tunnelled", "busybox", "sleep", "1000").returncode == 0
+    assert run("ps", "--format", "{{.Names}}").stdout == "tunnelled\n"
+    (tmp_path / "f.txt").write_text("through ssh\n")
+    assert run("cp", str(tmp_path / "f.txt"), "tunnelled:/tmp/f.txt").returncode == 0
+    assert run("exec", "tunnelled", "cat", "/tmp/f.txt").stdout == "through ssh\n"
+    assert run("cp", "tunnelled:/tmp/f.txt", str(tmp_path / "back.txt")).returncode == 0
+    assert (tmp_path / "back.txt").read_text() == "through ssh\n"
+    assert run("rm", "-f", "-t", "0", "tunnelled").stdout == "tunnelled\n"
+    # a key the server does not know: one line with ssh's reason, at once
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    refused = kernelext("--url", url, "--identity", str(other), "ps", env=env)
+    assert refused.returncode == 125 and refused.stderr.count("\n") == 1
+    assert refused.stderr.startswith(f"Error: unable to connect to Podman socket ({url}): ")
+    assert "Permission denied" in refused.stderr
+    assert not list(Path(tempfile.gettempdir()).glob("kernelext-ssh-*/podman.sock"))  # tunnels closed

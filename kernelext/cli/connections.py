@@ -22,7 +22,7 @@ def connection_flags(p: argparse.ArgumentParser) -> None:
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     add = actions.add_parser("add", help="Record destination for the Podman service")
     add.add_argument("-d", "--default", action="store_true", help="set connection to be default")
-    add.add_argument("--identity", default="", help="path to SSH identity file")
+    add.add_argument("--identity", dest="key_file", default="", help="path to SSH identity file")
     add.add_argument("name", metavar="NAME")
     add.add_argument("destination", metavar="DESTINATION")
     ls = actions.add_parser("ls", aliases=["list"], help="List destination for the Podman service(s)")
@@ -47,7 +47,7 @@ def system_connection(args: argparse.Namespace, out: Callable[[str], None]) -> i
     store = ConnectionStore()
     action = _action(args.action)
     if action == "add":
-        store.add(args.name, args.destination, args.identity, default=args.default)
+        store.add(args.name, args.destination, args.key_file, default=args.default)
     elif action == "rm":
         store.remove(args.name, all=args.all)
     elif action == "default":

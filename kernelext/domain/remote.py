@@ -17,6 +17,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -52,6 +53,10 @@ API_PREFIX = "/v4.0.0/libpod"
 #: A multiplexed stream's frame header: stream id, 3 pad bytes, payload length (big endian).
 FRAME = struct.Struct(">BxxxL")
 STREAMS = {1: "stdout", 2: "stderr"}
+#: prctl(2)'s option that signals a process when its parent ends.
+PR_SET_PDEATHSIG = 1
+#: An ssh_config file the tunnel's ssh reads (``-F``): known hosts, proxies, ciphers of the user's choosing.
+SSH_CONFIG_ENV = "KERNELEXT_SSH_CONFIG"
 #: How long an SSH tunnel may take to come up before the connection is called unreachable.
 SSH_TIMEOUT_S = 20.0
 #: podman's exit codes: rm of a name that matches nothing; a run whose command is missing or cannot be invoked.
@@ -70,6 +75,14 @@ LOCAL_ONLY = {"pull", "tls_verify", "authfile"}
 PODMAN_DEFAULTS: dict[str, Any] = {"read_only_tmpfs": True}
 
 
+def _die_with_parent() -> None:
+    """In the tunnel's ssh before it runs: SIGTERM when the process that opened it ends, however it ends
+    (a killed CLI or kernel leaves no tunnel behind)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class _Tunnel:
     """``ssh -N -L LOCAL:REMOTE user@host``: the remote service's socket as a local one."""
 
@@ -77,8 +90,13 @@ class _Tunnel:
         parts = urllib.parse.urlsplit(connection.uri)
         self.directory = Path(tempfile.mkdtemp(prefix="kernelext-ssh-"))
         self.socket = self.directory / "podman.sock"
+        # batch mode: a key or host refused fails at once (no prompt a notebook could not answer); a host seen
+        # for the first time is remembered, a changed host key refused (ssh's accept-new)
         command = ["ssh", "-N", "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes",
-                   "-o", "StreamLocalBindUnlink=yes", "-L", f"{self.socket}:{parts.path}"]
+                   "-o", "StrictHostKeyChecking=accept-new", "-o", "StreamLocalBindUnlink=yes",
+                   "-L", f"{self.socket}:{parts.path}"]
+        if os.environ.get(SSH_CONFIG_ENV):
+            command += ["-F", os.environ[SSH_CONFIG_ENV]]
         if parts.port:
             command += ["-p", str(parts.port)]
         if connection.identity:
@@ -87,7 +105,7 @@ class _Tunnel:
         if shutil.which("ssh") is None:
             raise unreachable(connection, "ssh is not installed")
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE)
+                                        stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + SSH_TIMEOUT_S
         while not self.socket.exists():
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -185,10 +203,15 @@ class RemoteEngine:
         else:
             self.socket = None
             base_url = "http://" + urllib.parse.urlsplit(connection.uri).netloc
-        if self.socket is not None:
-            self._probe(self.socket)
-        self.client = PodmanClient(base_url=base_url)
-        self._request("GET", "/_ping", raw_path=True)  # unreachable: said now, in one line
+        try:
+            if self.socket is not None:
+                self._probe(self.socket)
+            self.client = PodmanClient(base_url=base_url)
+            self._request("GET", "/_ping", raw_path=True)  # unreachable: said now, in one line
+        except BaseException:
+            if self._tunnel is not None:
+                self._tunnel.close()
+            raise
 
     def _probe(self, path: str) -> None:
         """The socket answers a connection (podman's "dial unix PATH: connect: ..." otherwise)."""
