@@ -17,7 +17,6 @@ import io
 import json
 import os
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -42,6 +41,7 @@ from kernelext.errors import (
     NoSuchContainerError,
     NoSuchImageError,
 )
+from kernelext.storage import staging
 from kernelext.units import status_words
 
 if TYPE_CHECKING:
@@ -53,8 +53,6 @@ API_PREFIX = "/v4.0.0/libpod"
 #: A multiplexed stream's frame header: stream id, 3 pad bytes, payload length (big endian).
 FRAME = struct.Struct(">BxxxL")
 STREAMS = {1: "stdout", 2: "stderr"}
-#: prctl(2)'s option that signals a process when its parent ends.
-PR_SET_PDEATHSIG = 1
 #: An ssh_config file the tunnel's ssh reads (``-F``): known hosts, proxies, ciphers of the user's choosing.
 SSH_CONFIG_ENV = "KERNELEXT_SSH_CONFIG"
 #: How long an SSH tunnel may take to come up before the connection is called unreachable.
@@ -73,14 +71,6 @@ CREATE_DEFAULTS: dict[str, Any] = {
 LOCAL_ONLY = {"pull", "tls_verify", "authfile"}
 #: Options whose kernelext default is podman's own: nothing to pass on unless the user changed them.
 PODMAN_DEFAULTS: dict[str, Any] = {"read_only_tmpfs": True}
-
-
-def _die_with_parent() -> None:
-    """In the tunnel's ssh before it runs: SIGTERM when the process that opened it ends, however it ends
-    (a killed CLI or kernel leaves no tunnel behind)."""
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class _Tunnel:
@@ -105,7 +95,9 @@ class _Tunnel:
         if shutil.which("ssh") is None:
             raise unreachable(connection, "ssh is not installed")
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
+                                        stderr=subprocess.PIPE,
+                                        # a killed CLI or kernel leaves no tunnel behind
+                                        preexec_fn=staging.die_with_parent)  # noqa: PLW1509 - one prctl, no lock
         deadline = time.monotonic() + SSH_TIMEOUT_S
         while not self.socket.exists():
             if self.process.poll() is not None or time.monotonic() > deadline:
