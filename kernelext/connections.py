@@ -105,7 +105,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text() or "{}")
+        doc: dict[str, Any] = json.loads(path.read_text() or "{}")
+        return doc
     except FileNotFoundError:
         return {}
     except json.JSONDecodeError as exc:
@@ -117,7 +118,10 @@ def podman_major() -> int | None:
     podman = shutil.which("podman")
     if podman is None:
         return None
-    found = re.search(r"(\d+)\.\d+", subprocess.run([podman, "--version"], capture_output=True, text=True).stdout)
+    # without CONTAINERS_CONF: a missing or broken one makes podman refuse even --version
+    env = {k: v for k, v in os.environ.items() if k != CONTAINERS_CONF_ENV}
+    found = re.search(r"(\d+)\.\d+", subprocess.run([podman, "--version"], capture_output=True, text=True,
+                                                     env=env).stdout)
     return int(found.group(1)) if found else None
 
 

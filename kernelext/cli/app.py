@@ -62,8 +62,8 @@ def main(argv: Sequence[str], report: Callable[[int], None] | None = None) -> in
         if connection is not None:  # a podman service elsewhere: no local store is opened
             engine = engine_for(connection)
             try:
-                handler = COMMANDS[args.cmd]
-                return handler(engine if args.cmd in ENGINE_COMMANDS else engine.local(args.cmd), args)
+                run_command = COMMANDS[args.cmd]
+                return run_command(engine if args.cmd in ENGINE_COMMANDS else engine.local(args.cmd), args)
             finally:
                 engine.close()
         with Runtime(args.root, args.runroot, criu=args.criu) as rt:

@@ -520,26 +520,26 @@ def _render_checkpoints(run: Callable[[], Sequence[Report]], print_stats: bool, 
     return render([r for r in reports if r.error is not None])
 
 
-@command("checkpoint")
-def cmd_checkpoint(rt: Runtime, args: argparse.Namespace) -> int:
+@command("checkpoint", engine=True)
+def cmd_checkpoint(engine: Engine, args: argparse.Namespace) -> int:
     options = checkpoint_options(args)
-    return _render_checkpoints(lambda: domain.checkpoint(rt, args.containers, all=args.all, latest=args.latest,
+    return _render_checkpoints(lambda: engine.checkpoint(args.containers, all=args.all, latest=args.latest,
                                                          **options), args.print_stats, "checkpoint_duration")
 
 
-@command("restore")
-def cmd_restore(rt: Runtime, args: argparse.Namespace) -> int:
+@command("restore", engine=True)
+def cmd_restore(engine: Engine, args: argparse.Namespace) -> int:
     options = restore_options(args)
     if args.import_:
         started = time.monotonic()
-        ctr = rt.restore_from_archive(args.import_, args.name, publish=args.publish or None, **options)
+        ctr = engine.restore_import(args.import_, args.name, publish=args.publish or None, **options)
         if args.print_stats:
             out(json.dumps({"restore_duration": int((time.monotonic() - started) * 1e6),
                             "container_statistics": [ctr.statistics]}, indent=4))
         else:
             out(ctr.id)
         return 0
-    return _render_checkpoints(lambda: domain.restore(rt, args.containers, all=args.all, latest=args.latest,
+    return _render_checkpoints(lambda: engine.restore(args.containers, all=args.all, latest=args.latest,
                                                       name=args.name, publish=args.publish or None, **options),
                                args.print_stats, "restore_duration")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
+from typing import Any
 
 from kernelext.cli.format import table
 from kernelext.cli.template import Template
@@ -55,7 +56,7 @@ def system_connection(args: argparse.Namespace, out: Callable[[str], None]) -> i
     elif action == "rename":
         store.rename(args.old, args.new)
     else:
-        rows = [{"Name": c.name, "URI": c.uri, "Identity": c.identity, "IsMachine": False, "Default": c.default}
+        rows: list[dict[str, Any]] = [{"Name": c.name, "URI": c.uri, "Identity": c.identity, "IsMachine": False, "Default": c.default}
                 for c in store.list()]
         if args.quiet:
             for row in rows:

@@ -59,6 +59,8 @@ class ContainerRecord:
     engine: str = LOCAL
     #: create's warnings, shown once by the front end (libpod's create warnings).
     warnings: Sequence[str] = ()
+    #: What a restore asked with ``print_stats`` measured (None otherwise).
+    statistics: Mapping[str, Any] | None = None
 
     @property
     def short_id(self) -> str:

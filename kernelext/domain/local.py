@@ -7,6 +7,7 @@ were, this module only adapts the shapes (docs/architecture.md §16).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -147,7 +148,7 @@ class LocalEngine:
     def restore_import(self, archive: str, name: str | None = None, *, publish: Sequence[str] | None = None,
                        **options: Any) -> ContainerRecord:
         ctr = self.runtime.restore_from_archive(archive, name, publish=publish, **options)
-        return record_of(ctr)
+        return dataclasses.replace(record_of(ctr), statistics=ctr.statistics)
 
     # -------------------------------------------------------------- images
     def images(self) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from kernelext.connections import Connection, unreachable
 from kernelext.core.events import Event
@@ -198,7 +198,7 @@ class RemoteEngine:
         try:
             if self.socket is not None:
                 self._probe(self.socket)
-            self.client = PodmanClient(base_url=base_url)
+            self.client: Any = PodmanClient(base_url=base_url)  # podman-py has no type information
             self._request("GET", "/_ping", raw_path=True)  # unreachable: said now, in one line
         except BaseException:
             if self._tunnel is not None:
@@ -211,7 +211,7 @@ class RemoteEngine:
         try:
             probe.connect(path)
         except OSError as exc:
-            raise unreachable(self.connection, f"dial unix {path}: connect: {exc.strerror.lower()}") from None
+            raise unreachable(self.connection, f"dial unix {path}: connect: {(exc.strerror or str(exc)).lower()}") from None
         finally:
             probe.close()
 
@@ -252,7 +252,7 @@ class RemoteEngine:
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._request(method, path, **kwargs).json()
 
-    def _hijack(self, path: str, params: dict[str, Any], body: dict[str, Any] | None = None) -> BinaryIO:
+    def _hijack(self, path: str, params: dict[str, Any], body: dict[str, Any] | None = None) -> io.BufferedReader:
         """A request whose connection becomes the stream (attach, exec start), read past the HTTP response."""
         if self.socket is None:
             raise unsupported(self.name, "attach over tcp://")
@@ -314,7 +314,8 @@ class RemoteEngine:
         return found
 
     def _inspect(self, name: str) -> dict[str, Any]:
-        return self._json("GET", f"/containers/{urllib.parse.quote(name, safe='')}/json", name=name)
+        doc: dict[str, Any] = self._json("GET", f"/containers/{urllib.parse.quote(name, safe='')}/json", name=name)
+        return doc
 
     def _each(self, kind: type[Any], chosen: Sequence[tuple[str, str]], action: Any,
               result: str | None = None) -> list[Any]:
@@ -341,7 +342,8 @@ class RemoteEngine:
             if key not in CREATE_DEFAULTS and value not in (None, False, [], {}, (), 0, ""):
                 raise unsupported(self.name, f"create --{key.replace('_', '-')}")
         spec: dict[str, Any] = {"image": image, "detach": True}
-        get = lambda key: options.get(key, CREATE_DEFAULTS[key])
+        def get(key: str) -> Any:
+            return options.get(key, CREATE_DEFAULTS[key])
         if get("command"):
             spec["command"] = list(get("command"))
         for key, target in (("name", "name"), ("workdir", "working_dir"), ("user", "user"),
@@ -520,7 +522,7 @@ class RemoteEngine:
 
     def exists(self, name: str) -> bool:
         response = self._request("GET", f"/containers/{urllib.parse.quote(name, safe='')}/exists", ok=(404,))
-        return response.status_code == 204
+        return bool(response.status_code == 204)
 
     def logs(self, names: Sequence[str], *, latest: bool = False, since: float | None = None,
              until: float | None = None, tail: int | None = None,
@@ -644,7 +646,7 @@ class RemoteEngine:
             raise CopyError(f'"{source}" could not be found on the host')
         ident = self._inspect(ctr)["Id"]
         stat = self._path_stat(ident, path)
-        is_dir = bool(stat) and bool(int(stat.get("mode", 0)) & (1 << 31))  # Go's os.ModeDir
+        is_dir = bool(int((stat or {}).get("mode", 0)) & (1 << 31))  # Go's os.ModeDir
         target, name = (path, source.name) if is_dir else (str(PurePosixPath(path).parent), PurePosixPath(path).name)
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w") as tar:
