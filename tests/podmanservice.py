@@ -9,6 +9,7 @@ and deletes the store.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import shutil
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kernelext.core.runtime import Runtime
+from tests.conftest import processes
 
 PODMAN = shutil.which("podman") or "/usr/bin/podman"
 #: The CRIU kernelext provisions (podman runs ``criu`` from PATH; Debian's 3.17 does not work here).
@@ -82,6 +84,11 @@ class PodmanService:
             self.process.kill()
             self.process.wait()
         self.podman("system", "reset", "-f", check=False)  # unmounts and deletes the store's layers
+        # podman's exec sessions keep their conmon for an --exit-delay of 300 s after the command ended
+        for pid in processes(lambda argv: bool(argv) and argv[0].endswith(b"conmon") and
+                             any(str(self.directory).encode() in arg for arg in argv)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
