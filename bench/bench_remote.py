@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.conftest import processes  # noqa: E402
-from tests.podmanservice import PODMAN, PodmanService, sshd, start  # noqa: E402
+from tests.conftest import processes
+from tests.podmanservice import PODMAN, PodmanService, sshd, start
 
 KERNELEXT = str(Path(__file__).resolve().parent.parent / "bin" / "kernelext")
 MIB = 1 << 20
@@ -94,11 +94,10 @@ def main() -> None:
                         lambda _t: [["cp", str(payload), "bench:/tmp/payload.bin"]], env)
                 measure("cp 100 MiB out", options.runs, tools,
                         lambda t: [["cp", "bench:/tmp/payload.bin", str(base / f"out-{t}.bin")]], env)
-                archive = base / "ck.tar"
                 measure("checkpoint --export+restore", options.runs, {"kernelext": tools["kernelext"]}, lambda _t: [
                     ["run", "-d", "--name", "counter", "busybox", "sh", "-c", "while true; do sleep 1; done"],
-                    ["checkpoint", "--export", str(archive), "counter"], ["rm", "-f", "counter"],
-                    ["restore", "--import", str(archive)], ["rm", "-f", "-t", "0", "counter"]], env)
+                    ["checkpoint", "--export", str(base / "ck.tar"), "counter"], ["rm", "-f", "counter"],
+                    ["restore", "--import", str(base / "ck.tar")], ["rm", "-f", "-t", "0", "counter"]], env)
                 subprocess.run(tools["podman"] + ["rm", "-f", "-t", "0", "bench"], env=env, stdout=subprocess.DEVNULL)
             if server is not None:
                 server.stop()

@@ -271,7 +271,6 @@ def ssh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
 def test_the_same_over_ssh(service: PodmanService, ssh: SshServer, tmp_path: Path) -> None:
     """ssh://root@127.0.0.1:PORT/path/podman.sock with an identity file: a connection like any other."""
     url = f"ssh://root@127.0.0.1:{ssh.port}{service.socket}"
-    conf = tmp_path / "containers.conf"
     env = {**private_store(tmp_path), "KERNELEXT_SSH_CONFIG": str(ssh.client_config)}
     added = kernelext("system", "connection", "add", "--identity", str(ssh.identity), "far", url, env=env)
     assert added.returncode == 0, added.stderr
