@@ -20,7 +20,6 @@ import shutil
 import socket
 import struct
 import subprocess
-import tarfile
 import tempfile
 import time
 import urllib.parse
@@ -55,6 +54,8 @@ FRAME = struct.Struct(">BxxxL")
 STREAMS = {1: "stdout", 2: "stderr"}
 #: An ssh_config file the tunnel's ssh reads (``-F``): known hosts, proxies, ciphers of the user's choosing.
 SSH_CONFIG_ENV = "KERNELEXT_SSH_CONFIG"
+#: Reads of an archive the service streams: large ones (urllib3's small reads cost a third of a copy).
+COPY_BUFFER = 1 << 20
 #: How long an SSH tunnel may take to come up before the connection is called unreachable.
 SSH_TIMEOUT_S = 20.0
 #: podman's exit codes: rm of a name that matches nothing; a run whose command is missing or cannot be invoked.
@@ -149,6 +150,22 @@ def _timestamp_seconds(text: str) -> float:
     from kernelext.core.logs import parse_timestamp
 
     return parse_timestamp(text.replace("Z", "+00:00"))
+
+
+def _tar_stream(source: Path, name: str) -> Iterator[bytes]:
+    """``source`` as a tar stream named ``name``, walked by the local copy's confined reader (no NSS lookups,
+    no link followed), streamed to the service in chunks rather than built in memory."""
+    from kernelext.files.confined import Root, tar_chunks, tree_entries
+
+    root = Root.open(source.parent)
+    try:
+        found = root.resolve(source.name, follow=False)
+        try:
+            yield from tar_chunks(tree_entries(found, name, contents=False))
+        finally:
+            found.close()
+    finally:
+        root.close()
 
 
 def _frames(read: Any) -> Iterator[tuple[str, bytes]]:
@@ -648,10 +665,7 @@ class RemoteEngine:
         stat = self._path_stat(ident, path)
         is_dir = bool(int((stat or {}).get("mode", 0)) & (1 << 31))  # Go's os.ModeDir
         target, name = (path, source.name) if is_dir else (str(PurePosixPath(path).parent), PurePosixPath(path).name)
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as tar:
-            tar.add(source, arcname=name)
-        self._request("PUT", f"/containers/{ident}/archive", params={"path": target}, data=buffer.getvalue(),
+        self._request("PUT", f"/containers/{ident}/archive", params={"path": target}, data=_tar_stream(source, name),
                       name=ctr, headers={"content-type": "application/x-tar"})
 
     def _copy_out(self, ctr: str, path: str, destination: Path, overwrite: bool) -> None:
@@ -675,7 +689,7 @@ class RemoteEngine:
                 sink = FsSink(root, os.open(where, O_DIR), "/", host_policy(overwrite=overwrite), shown_dir="/")
                 try:
                     with contextlib.closing(response):
-                        sink.put_archive(TarReader(open_archive(response.raw)))
+                        sink.put_archive(TarReader(open_archive(io.BufferedReader(response.raw, COPY_BUFFER))))
                 finally:
                     sink.close()
             finally:
