@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -339,3 +340,50 @@ def test_a_counter_migrates_remote_to_local_and_back(store: Store, service: Podm
     assert back.returncode == 0 and len(back.stdout.strip()) == 64, back.stderr  # the new container's ID
     assert wait_until(lambda: _continues(_counts(remote(service, "logs", "counter")), before + 5))
     assert remote(service, "rm", "-f", "-t", "0", "counter").stdout == "counter\n"
+
+
+def test_follow_events_stats_and_wait(store: Store, service: PodmanService) -> None:
+    """logs -f streams until the container exits; events, stats, kill and wait, next to the local engine."""
+    script = "for i in 1 2 3; do echo $i; sleep 0.2; done"
+    for result in both(store, service, "run", "-d", "--name", "counting", "busybox", "sh", "-c", script):
+        assert result.returncode == 0, result.stderr
+    local, far = both(store, service, "logs", "-f", "counting")
+    assert (local.returncode, local.stdout) == (far.returncode, far.stdout) == (0, "1\n2\n3\n")
+    local, far = both(store, service, "events", "--stream=false", "--filter", "container=counting", "--format",
+                      "{{.Status}} {{.Name}}")
+    # podman records a "cleanup" the local engine does not: compare the lifecycle's own events
+    lifecycle = lambda r: [e for e in r.stdout.splitlines() if e.split()[0] in ("create", "start", "died")]
+    assert lifecycle(far) == lifecycle(local) == ["create counting", "start counting", "died counting"]
+    for result in both(store, service, "run", "-d", "--name", "idle", "busybox", "sleep", "1000"):
+        assert result.returncode == 0, result.stderr
+    stats = remote(service, "stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "idle")
+    assert (stats.returncode, stats.stdout) == (0, "idle 1\n"), stats.stderr
+    waiting = subprocess.Popen([*kernelext_argv(service), "wait", "idle"], stdout=subprocess.PIPE, text=True,
+                               env={**os.environ, "KERNELEXT_FORKSERVER": "0", **private_store(service.directory)})
+    assert remote(service, "kill", "idle").stdout == "idle\n"
+    assert waiting.communicate(timeout=60)[0] == "137\n"
+    assert store.cli("kill", "idle").returncode == 0 and store.cli("wait", "idle").stdout == "137\n"
+    for result in both(store, service, "rm", "-a"):
+        assert result.returncode == 0, result.stderr
+
+
+def kernelext_argv(service: PodmanService) -> list[str]:
+    return [sys.executable, "-m", "kernelext", "--url", service.url]
+
+
+def test_images_through_the_engine_api(service: PodmanService) -> None:
+    """The engine's image methods (the image CLI commands are local-only yet): list, remove a tag."""
+    from kernelext.connections import Connection
+    from kernelext.domain.engine import engine_for
+
+    assert service.remote("tag", "localhost/busybox:latest", "localhost/extra:1").returncode == 0
+    engine = engine_for(Connection("lab", service.url))
+    try:
+        names = {name for image in engine.images() for name in image.get("Names") or image.get("RepoTags") or []}
+        assert {"localhost/busybox:latest", "localhost/extra:1"} <= names
+        assert engine.remove_image("localhost/extra:1") == ["localhost/extra:1"]
+        assert "localhost/extra:1" not in service.remote("images", "--format", "{{.Repository}}:{{.Tag}}").stdout
+        with pytest.raises(LookupError, match="extra"):
+            engine.remove_image("localhost/extra:1")
+    finally:
+        engine.close()
