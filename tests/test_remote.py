@@ -245,11 +245,19 @@ def test_magics_on_a_connection(service: PodmanService, tmp_path: Path, monkeypa
         captured = capsys.readouterr()
         assert (captured.out, captured.err) == ("hi\nout\n[exec in nb exited with code 0]\n", "err\n")
         assert magic("inspect --format {{.State.Status}} nb") == "running"
+        shell.run_cell_magic("container", "exec nb", "echo from a cell; hostname | wc -c")
+        assert capsys.readouterr().out == "from a cell\n13\n[exec in nb exited with code 0]\n"
         assert magic("stop -t 0 nb").state == "exited"
         magic("run --rm busybox echo attached")
         assert capsys.readouterr().out == "attached\n"
         with pytest.raises(Exception, match="mount: not supported by the remote engine yet"):
             magic("mount nb")
+        shell.run_cell_magic("container", "run busybox", "echo run from a cell")
+        assert capsys.readouterr().out == "run from a cell\n"
+        with pytest.raises(Exception, match="%container panel: not supported by the remote engine yet"):
+            magic("panel nb")
+        with pytest.raises(Exception, match="%%container write: not supported by the remote engine yet"):
+            shell.run_cell_magic("container", "write nb:/tmp/x", "data")
         magic("rm nb")
         assert magic("ps -a") == []
         assert service.remote("ps", "-a", "-q").stdout == ""

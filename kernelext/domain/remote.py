@@ -126,7 +126,7 @@ def _error_for(status: int, message: str, name: str | None, *, image: bool = Fal
     """A failed request as the error podman's CLI shows for it."""
     if status == 404:
         return (NoSuchImageError if image else NoSuchContainerError)(message, container=name)
-    if status == 409:
+    if status == 409 or message.endswith("container state improper"):  # libpod's ErrCtrStateInvalid
         return ContainerStateError(message, container=name)
     if status == 400:
         return InvalidArgumentError(message)

@@ -213,6 +213,13 @@ class ContainerMagics(Magics):
             argv.remove("--debug")
             debug = True
         try:
+            if cell is not None or (argv and argv[0] in WIDGET_COMMANDS):
+                # no global options here: ContainerMagics.connection (or CONTAINER_HOST...) picks the engine
+                engine = self._remote_engine(argparse.Namespace(connection=None, url=None, identity=None))
+                if engine is not None:
+                    from kernelext.magics.remote import run_remote_cell
+
+                    return run_remote_cell(self, engine, argv, cell)
             if cell is not None:
                 return self._cell(argv, cell)
             if argv and argv[0] in WIDGET_COMMANDS:

@@ -230,3 +230,21 @@ def run_remote(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> 
     with contextlib.redirect_stdout(io.StringIO()) if args.noout else contextlib.nullcontext():
         value = handler(m, engine, args)
     return None if args.noout else value
+
+
+def run_remote_cell(m: ContainerMagics, engine: Engine, argv: list[str], cell: str | None) -> Any:
+    """``%%container exec NAME`` and ``%%container run`` on a remote engine (the cell as a shell script);
+    ``%%container write`` and the widgets read the local store: refused in one line naming the engine."""
+    from kernelext.cli.parser import parse_args
+
+    if cell is None or not argv or argv[0] not in ("exec", "run"):
+        raise engine_refusal(engine, f"%{'%' if cell is not None else ''}container {argv[0] if argv else ''}".strip())
+    sub, rest = argv[0], argv[1:]
+    if sub == "exec":
+        if len(rest) != 1:
+            raise UsageError("usage: %%container exec CONTAINER")
+        m._report_exit(f"exec in {rest[0]}", engine.exec(rest[0], ["sh", "-c", cell], output=_write))
+        return None
+    args = parse_args(["run", *rest, "sh", "-c", cell] if "-d" in rest or "--detach" in rest
+                      else ["run", "--rm", *[a for a in rest if a != "--rm"], "sh", "-c", cell])
+    return _run(m, engine, args)
