@@ -387,8 +387,18 @@ def test_images_through_the_engine_api(service: PodmanService) -> None:
     assert service.remote("tag", "localhost/busybox:latest", "localhost/extra:1").returncode == 0
     engine = engine_for(Connection("lab", service.url))
     try:
-        names = {name for image in engine.images() for name in image.get("Names") or image.get("RepoTags") or []}
-        assert {"localhost/busybox:latest", "localhost/extra:1"} <= names
+        images = {name: image for image in engine.images() for name in image.names}
+        assert {"localhost/busybox:latest", "localhost/extra:1"} <= set(images)
+        busybox = images["localhost/busybox:latest"]
+        assert (busybox.engine, len(busybox.id), busybox.size > 1_000_000) == ("lab", 64, True)
+        # the image kernelext saved and podman loaded keeps its ID (its config's digest) on both engines
+        assert busybox.id == service.remote("inspect", "--format", "{{.Id}}", "localhost/busybox").stdout.strip()
+        from kernelext.core.runtime import Runtime
+        from kernelext.domain.local import LocalEngine
+
+        with Runtime(service.directory.parent / "kernelext" / "root",
+                     service.directory.parent / "kernelext" / "run") as rt:
+            assert [i.id for i in LocalEngine(rt).images() if "busybox" in i.names] == [busybox.id]
         assert engine.remove_image("localhost/extra:1") == ["localhost/extra:1"]
         assert "localhost/extra:1" not in service.remote("images", "--format", "{{.Repository}}:{{.Tag}}").stdout
         with pytest.raises(LookupError, match="extra"):

@@ -67,6 +67,18 @@ class ContainerRecord:
         return self.id[:12]
 
 
+@dataclass(frozen=True)
+class ImageRecord:
+    """One image as ``images`` lists it (podman's ``ListImage``), whichever engine holds it."""
+
+    id: str
+    #: Its names (``localhost/busybox:latest``); none for a dangling image.
+    names: Sequence[str]
+    created: float
+    size: int
+    engine: str = LOCAL
+
+
 @runtime_checkable
 class Engine(Protocol):
     """What the front ends ask of an engine: podman's container and image commands.
@@ -136,7 +148,7 @@ class Engine(Protocol):
                        **options: Any) -> ContainerRecord: ...
 
     # -------------------------------------------------------------- images
-    def images(self) -> list[dict[str, Any]]: ...
+    def images(self) -> list[ImageRecord]: ...
     def pull(self, reference: str) -> str: ...
     def remove_image(self, name: str, *, force: bool = False) -> list[str]: ...
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from kernelext.domain import containers as domain
 from kernelext.domain import reports as rep
-from kernelext.domain.engine import LOCAL, ContainerRecord, Output
+from kernelext.domain.engine import LOCAL, ContainerRecord, ImageRecord, Output
 from kernelext.oci.attach import Stream, pump
 from kernelext.units import status_text
 
@@ -151,8 +151,9 @@ class LocalEngine:
         return dataclasses.replace(record_of(ctr), statistics=ctr.statistics)
 
     # -------------------------------------------------------------- images
-    def images(self) -> list[dict[str, Any]]:
-        return [image.inspect() for image in self.runtime.images()]
+    def images(self) -> list[ImageRecord]:
+        return [ImageRecord(image.id, list(image.names), image.config.created, image.config.size)
+                for image in self.runtime.images()]
 
     def pull(self, reference: str) -> str:
         return self.runtime.pull(reference).id

@@ -31,7 +31,7 @@ from kernelext.connections import Connection, unreachable
 from kernelext.core.events import Event
 from kernelext.core.logs import LogLine
 from kernelext.domain import reports as rep
-from kernelext.domain.engine import ContainerRecord, Output, unsupported
+from kernelext.domain.engine import ContainerRecord, ImageRecord, Output, unsupported
 from kernelext.errors import (
     ContainerStateError,
     CopyError,
@@ -751,8 +751,10 @@ class RemoteEngine:
         return self._record(doc.get("Id") or doc.get("id") or name or "")
 
     # -------------------------------------------------------------- images
-    def images(self) -> list[dict[str, Any]]:
-        return list(self._json("GET", "/images/json"))
+    def images(self) -> list[ImageRecord]:
+        return [ImageRecord(doc["Id"].removeprefix("sha256:"), list(doc.get("Names") or doc.get("RepoTags") or []),
+                            float(doc.get("Created") or 0), int(doc.get("Size") or 0), self.name)
+                for doc in self._json("GET", "/images/json")]
 
     def pull(self, reference: str) -> str:
         response = self._request("POST", "/images/pull", params={"reference": reference, "quiet": True},
