@@ -23,10 +23,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from tests.conftest import processes
-from tests.podmanservice import PODMAN, PodmanService, sshd, start
+from podmanservice import PODMAN, PodmanService, sshd, start
+
+from conftest import processes
 
 KERNELEXT = str(Path(__file__).resolve().parent.parent / "bin" / "kernelext")
 MIB = 1 << 20

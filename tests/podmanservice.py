@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kernelext.core.runtime import Runtime
-from tests.conftest import processes
+
+from conftest import processes
 
 PODMAN = shutil.which("podman") or "/usr/bin/podman"
 #: The CRIU kernelext provisions (podman runs ``criu`` from PATH; Debian's 3.17 does not work here).

@@ -16,9 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from podmanservice import PODMAN, SSHD, PodmanService, SshServer, kernelext, serve, sshd
 
-from tests.conftest import Store, wait_until
-from tests.podmanservice import PODMAN, SSHD, PodmanService, SshServer, kernelext, serve, sshd
+from kernelext.errors import KernelextError
+
+from conftest import Store, wait_until
+from registry import Registry, registry  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists(PODMAN), reason="needs root and podman")]
@@ -403,5 +406,25 @@ def test_images_through_the_engine_api(service: PodmanService) -> None:
         assert "localhost/extra:1" not in service.remote("images", "--format", "{{.Repository}}:{{.Tag}}").stdout
         with pytest.raises(LookupError, match="extra"):
             engine.remove_image("localhost/extra:1")
+    finally:
+        engine.close()
+
+
+def test_pull_by_the_service(service: PodmanService, registry: Registry, tmp_path: Path) -> None:  # noqa: F811
+    """The service pulls (from where it stands): the busybox kernelext saved, pushed to a loopback registry."""
+    from kernelext.connections import Connection
+    from kernelext.domain.engine import engine_for
+
+    pushed = subprocess.run(["skopeo", "copy", "--dest-tls-verify=false", f"oci-archive:{service.directory}/busybox.tar",
+                             f"docker://{registry.ref('pulled:1')}"], capture_output=True, text=True)
+    assert pushed.returncode == 0, pushed.stderr
+    engine = engine_for(Connection("", service.url))
+    try:
+        ident = engine.pull(registry.ref("pulled:1"), tls_verify=False)
+        assert ident in [i.id for i in engine.images() if registry.ref("pulled:1") in i.names]
+        with pytest.raises(KernelextError) as refused:  # https to a plain-http registry: podman's refusal
+            engine.pull(registry.ref("pulled:1"))
+        assert "\n" not in str(refused.value)
+        assert engine.remove_image(registry.ref("pulled:1")) == [registry.ref("pulled:1")]
     finally:
         engine.close()

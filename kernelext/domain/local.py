@@ -155,8 +155,8 @@ class LocalEngine:
         return [ImageRecord(image.id, list(image.names), image.config.created, image.config.size)
                 for image in self.runtime.images()]
 
-    def pull(self, reference: str) -> str:
-        return self.runtime.pull(reference).id
+    def pull(self, reference: str, *, tls_verify: bool = True) -> str:
+        return self.runtime.pull(reference, tls_verify=tls_verify).id
 
     def remove_image(self, name: str, *, force: bool = False) -> list[str]:
         return [self.runtime.remove_image(name, force=force).image.id]

@@ -756,8 +756,10 @@ class RemoteEngine:
                             float(doc.get("Created") or 0), int(doc.get("Size") or 0), self.name)
                 for doc in self._json("GET", "/images/json")]
 
-    def pull(self, reference: str) -> str:
-        response = self._request("POST", "/images/pull", params={"reference": reference, "quiet": True},
+    def pull(self, reference: str, *, tls_verify: bool = True) -> str:
+        """``pull`` by the service (from where the service stands): the new image's ID."""
+        response = self._request("POST", "/images/pull", params={"reference": reference, "quiet": True,
+                                                                 "tlsVerify": tls_verify},
                                  image=True, stream=True)
         ident = ""
         with contextlib.closing(response):
