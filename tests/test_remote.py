@@ -14,6 +14,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from podmanservice import PODMAN, SSHD, PodmanService, SshServer, kernelext, serve, sshd
@@ -428,3 +429,31 @@ def test_pull_by_the_service(service: PodmanService, registry: Registry, tmp_pat
         assert engine.remove_image(registry.ref("pulled:1")) == [registry.ref("pulled:1")]
     finally:
         engine.close()
+
+
+def test_all_latest_and_filters_match_the_local_engine(store: Store, service: PodmanService) -> None:
+    for name in ("older", "newer"):
+        for result in both(store, service, "run", "-d", "--name", name, "--label", f"role={name}", "busybox",
+                           "sleep", "1000"):
+            assert result.returncode == 0, result.stderr
+    for argv in (("ps", "--filter", "name=newer", "--format", "{{.Names}}"),
+                 ("ps", "--filter", "label=role=older", "--format", "{{.Names}}"),
+                 ("ps", "--last", "1", "--format", "{{.Names}}"),
+                 ("stop", "--latest", "-t", "0"),
+                 ("ps", "--format", "{{.Names}}"),
+                 ("stop", "--all", "-t", "0"),
+                 ("ps", "-a", "--format", "{{.Names}} {{.State}}"),
+                 ("stop", "--latest", "newer"),
+                 ("rm", "--all")):
+        names = [_id_names(run) for run in (store.cli, lambda *a: remote(service, *a))]
+        local, far = both(store, service, *argv)
+        # --all and --latest print IDs (podman's): each engine's own, shown here by name
+        shown = ["".join(names[i].get(line, line + "\n") for line in r.stdout.splitlines())
+                 for i, r in enumerate((local, far))]
+        assert (local.returncode, shown[0], local.stderr) == (far.returncode, shown[1], far.stderr), argv
+    assert remote(service, "ps", "-a", "-q").stdout == ""
+
+
+def _id_names(run: Any) -> dict[str, str]:
+    listed = run("ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}}").stdout.split()
+    return {ident: f"{name}\n" for ident, name in zip(listed[::2], listed[1::2], strict=True)}

@@ -304,7 +304,9 @@ class RemoteEngine:
     # ------------------------------------------------------------- targets
     def _list(self, *, all: bool = True, filters: Filters | None = None) -> list[dict[str, Any]]:
         params = {"all": all, "filters": json.dumps(filters) if filters else None}
-        return sorted(self._json("GET", "/containers/json", params=params), key=lambda c: c.get("Created", 0))
+        # oldest first, as the local engine lists them (Created is an RFC 3339 time: compared as a time)
+        return sorted(self._json("GET", "/containers/json", params=params),
+                      key=lambda c: _timestamp_seconds(str(c.get("Created") or "")))
 
     def _targets(self, names: Sequence[str], *, all: bool = False, latest: bool = False, ignore: bool = False,
                  filters: Filters | None = None) -> list[tuple[str, str]]:
