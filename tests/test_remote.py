@@ -457,3 +457,15 @@ def test_all_latest_and_filters_match_the_local_engine(store: Store, service: Po
 def _id_names(run: Any) -> dict[str, str]:
     listed = run("ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}}").stdout.split()
     return {ident: f"{name}\n" for ident, name in zip(listed[::2], listed[1::2], strict=True)}
+
+
+def test_create_start_restart_kill_match_the_local_engine(store: Store, service: PodmanService) -> None:
+    for result in both(store, service, "create", "--name", "made", "-e", "GREETING=hi", "-w", "/tmp", "busybox",
+                       "sh", "-c", "echo $GREETING from $(pwd); exec sleep 1000"):
+        assert result.returncode == 0 and len(result.stdout.strip()) == 64, result.stderr
+    for argv in (("inspect", "--format", "{{.State.Status}}", "made"), ("start", "made"),
+                 ("inspect", "--format", "{{.State.Status}}", "made"), ("restart", "-t", "0", "made"),
+                 ("kill", "-s", "KILL", "made"), ("wait", "made"), ("logs", "made"), ("start", "nope"),
+                 ("kill", "-s", "NOSIG", "made"), ("rm", "made")):
+        local, far = both(store, service, *argv)
+        assert (local.returncode, local.stdout, local.stderr) == (far.returncode, far.stdout, far.stderr), argv
