@@ -469,3 +469,13 @@ def test_create_start_restart_kill_match_the_local_engine(store: Store, service:
                  ("kill", "-s", "NOSIG", "made"), ("rm", "made")):
         local, far = both(store, service, *argv)
         assert (local.returncode, local.stdout, local.stderr) == (far.returncode, far.stdout, far.stderr), argv
+
+
+def test_exec_detached(store: Store, service: PodmanService) -> None:
+    for result in both(store, service, "run", "-d", "--name", "bg", "busybox", "sleep", "1000"):
+        assert result.returncode == 0, result.stderr
+    for run in (store.cli, lambda *a: remote(service, *a)):
+        started = run("exec", "-d", "bg", "sh", "-c", "sleep 3; echo done > /tmp/flag")
+        assert started.returncode == 0 and len(started.stdout.strip()) == 64, started.stderr  # the session's ID
+        assert run("exec", "bg", "cat", "/tmp/flag").returncode != 0  # it has not finished yet
+        assert wait_until(lambda: run("exec", "bg", "cat", "/tmp/flag").stdout == "done\n", timeout=30)  # noqa: B023

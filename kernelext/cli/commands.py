@@ -324,10 +324,13 @@ def cmd_attach(rt: Runtime, args: argparse.Namespace) -> int:
 def cmd_exec(engine: Engine, args: argparse.Namespace) -> int:
     if not args.command:
         raise UsageError("exec requires at least 2 arguments: CONTAINER COMMAND")
+    if args.detach and not args.preserve_fds:  # podman prints the session's ID
+        out(engine.exec_detached(args.container, args.command, env=args.env, workdir=args.workdir, user=args.user))
+        return 0
     if not (args.detach or args.interactive or args.preserve_fds):
         return engine.exec(args.container, args.command, output=_write_output, env=args.env, workdir=args.workdir,
                            user=args.user, tty=args.tty)
-    ctr = engine.local("exec -d/-i/--preserve-fds").get(args.container)
+    ctr = engine.local("exec -i/--preserve-fds").get(args.container)
     if args.detach:  # podman prints the session's ID
         out(ctr.exec_detached(args.command, env=args.env, workdir=args.workdir, user=args.user,
                               preserve_fds=args.preserve_fds))

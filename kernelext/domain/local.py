@@ -135,6 +135,10 @@ class LocalEngine:
         return self.runtime.get(name).exec_run(command, tty=tty, env=env, workdir=workdir, user=user,
                                                on_output=output).exit_code
 
+    def exec_detached(self, name: str, command: list[str], *, env: Sequence[str] = (), workdir: str | None = None,
+                      user: str | None = None) -> str:
+        return self.runtime.get(name).exec_detached(command, env=env, workdir=workdir, user=user)
+
     def copy(self, source: str, destination: str, *, archive: bool = True, overwrite: bool = False) -> None:
         self.runtime.copy(source, destination, archive=archive, overwrite=overwrite)
 

@@ -621,14 +621,7 @@ class RemoteEngine:
     # ------------------------------------------------------ inside a container
     def exec(self, name: str, command: list[str], *, output: Output, env: Sequence[str] = (),
              workdir: str | None = None, user: str | None = None, tty: bool = False) -> int:
-        ident = self._inspect(name)["Id"]
-        body = {"Cmd": command, "AttachStdout": True, "AttachStderr": True, "Tty": tty, "Env": list(env)}
-        if workdir:
-            body["WorkingDir"] = workdir
-        if user:
-            body["User"] = user
-        session = self._json("POST", f"/containers/{ident}/exec", data=json.dumps(body), name=name,
-                             headers={"content-type": "application/json"})["Id"]
+        session = self._exec_session(name, command, env, workdir, user, tty=tty, attach=True)
         stream = self._hijack(f"/exec/{session}/start", {}, {"Detach": False, "Tty": tty})
         try:
             if tty:
@@ -640,6 +633,25 @@ class RemoteEngine:
         finally:
             stream.close()
         return int(self._json("GET", f"/exec/{session}/json").get("ExitCode") or 0)
+
+    def _exec_session(self, name: str, command: list[str], env: Sequence[str], workdir: str | None,
+                      user: str | None, *, tty: bool = False, attach: bool) -> str:
+        ident = self._inspect(name)["Id"]
+        body = {"Cmd": command, "AttachStdout": attach, "AttachStderr": attach, "Tty": tty, "Env": list(env)}
+        if workdir:
+            body["WorkingDir"] = workdir
+        if user:
+            body["User"] = user
+        return str(self._json("POST", f"/containers/{ident}/exec", data=json.dumps(body), name=name,
+                              headers={"content-type": "application/json"})["Id"])
+
+    def exec_detached(self, name: str, command: list[str], *, env: Sequence[str] = (), workdir: str | None = None,
+                      user: str | None = None) -> str:
+        """``exec -d``: the session started and left running; its ID."""
+        session = self._exec_session(name, command, env, workdir, user, attach=False)
+        self._request("POST", f"/exec/{session}/start", data=json.dumps({"Detach": True}),
+                      headers={"content-type": "application/json"})
+        return session
 
     def copy(self, source: str, destination: str, *, archive: bool = True, overwrite: bool = False) -> None:
         """``cp`` through the archive endpoints: a tar streamed up (into a directory, or renamed to a new

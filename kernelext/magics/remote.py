@@ -154,14 +154,18 @@ def _wait(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
 
 
 @remote("exec")
-def _exec(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> None:
+def _exec(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> str | None:
     if not args.command:
         raise UsageError("exec requires at least 2 arguments: CONTAINER COMMAND")
-    if args.detach or args.tty or args.interactive:
-        raise engine_refusal(engine, "exec -d/-i/-t")
+    if args.detach:
+        return engine.exec_detached(args.container, args.command, env=args.env, workdir=args.workdir,
+                                    user=args.user)
+    if args.tty or args.interactive:
+        raise engine_refusal(engine, "exec -i/-t")
     code = engine.exec(args.container, args.command, output=_write, env=args.env, workdir=args.workdir,
                        user=args.user)
     m._report_exit(f"exec in {args.container}", code)
+    return None
 
 
 @remote("logs")
