@@ -508,6 +508,10 @@ def cmd_checkpoint(rt: Runtime, args: argparse.Namespace) -> int:
 @command("restore")
 def cmd_restore(rt: Runtime, args: argparse.Namespace) -> int:
     options = restore_options(args)
+    if args.from_ is not None:
+        from kernelext.cli.checkpoints import restore_from
+
+        return restore_from(rt, args, options)
     if args.import_:
         started = time.monotonic()
         ctr = rt.restore_from_archive(args.import_, args.name, publish=args.publish or None, **options)
@@ -657,6 +661,9 @@ def cmd_info(rt: Runtime, args: argparse.Namespace) -> int:
     doc["store"] = {"root": str(rt.opts.root), "runroot": str(rt.opts.runroot),
                     "graphDriverName": rt.storage_driver.value,
                     "containers": len(rt.db.all_containers()), "images": len(rt.db.all_images())}
+    from kernelext.domain.checkpoints import history_size
+
+    doc["store"]["checkpoints"], doc["store"]["checkpointSize"] = history_size(rt)
     if template is not None:  # podman's templates name the fields as Go does: {{.Host.LogDriver}}
         out(template.render({**doc, **{key.capitalize(): {k[:1].upper() + k[1:]: v for k, v in value.items()}
                                        for key, value in doc.items()}}))
@@ -685,5 +692,6 @@ def cmd_version(rt: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
-# The image commands live in their own module; importing it registers them.
+# The image and checkpoint-history commands live in their own modules; importing them registers them.
+from kernelext.cli import checkpoints as _checkpoint_commands  # noqa: F401
 from kernelext.cli import images as _image_commands  # noqa: F401

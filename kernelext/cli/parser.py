@@ -249,7 +249,8 @@ def checkpoint_options(args: argparse.Namespace) -> dict[str, Any]:
     return dict(keep=args.keep, leave_running=args.leave_running, tcp_established=args.tcp_established,
                 file_locks=args.file_locks, export=args.export, ignore_rootfs=args.ignore_rootfs,
                 ignore_volumes=args.ignore_volumes, pre_checkpoint=args.pre_checkpoint,
-                with_previous=args.with_previous, compress=args.compress, print_stats=args.print_stats)
+                with_previous=args.with_previous, compress=args.compress, print_stats=args.print_stats,
+                name=args.name)
 
 
 def restore_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -258,8 +259,10 @@ def restore_options(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError("cannot use --import with --all or --latest")
     if args.import_ and args.containers:
         raise UsageError("cannot use --import with positional arguments")
+    if args.from_ is not None and (args.import_ or args.all or args.latest or len(args.containers) != 1):
+        raise UsageError("--from needs exactly one container and cannot be used with --import, --all or --latest")
     for option, given in (("--name", args.name), ("--publish", args.publish)):
-        if given and not args.import_:
+        if given and not (args.import_ or (args.from_ is not None and args.name)):
             raise UsageError(f"{option} can only be used with image or --import")
     return dict(keep=args.keep, tcp_established=args.tcp_established, tcp_close=args.tcp_close,
                 file_locks=args.file_locks, ignore_rootfs=args.ignore_rootfs, ignore_volumes=args.ignore_volumes,
@@ -485,16 +488,20 @@ def _checkpoint_flags(p: argparse.ArgumentParser) -> None:
                    "leaving the container running")
     p.add_argument("--with-previous", action="store_true", help="checkpoint the container with a pre-checkpoint image")
     p.add_argument("-c", "--compress", help="compression of the exported archive: zstd (default), gzip, none")
+    p.add_argument("--name", help="name of the checkpoint's history entry")
     _checkpoint_restore_common(p, "checkpoint")
 
 
 def _restore_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tcp-close", action="store_true", help="restore a container but close its TCP connections")
     p.add_argument("-i", "--import", dest="import_", help="restore from an exported checkpoint archive (tar.gz)")
-    p.add_argument("-n", "--name", help="name of the restored container (imports only): a new container ID")
+    p.add_argument("-n", "--name", help="name of the restored container (--import or --from): a new container ID")
+    p.add_argument("--from", dest="from_", metavar="ENTRY",
+                   help="restore from this entry of the checkpoint history (number or name); in place, the "
+                   "files rolled back too, or as a new container with --name")
     p.add_argument("--import-previous", help="restore from an exported pre-checkpoint archive (tar.gz)")
     p.add_argument("-p", "--publish", action="append", default=[], metavar="[IP:][HOSTPORT:]CTRPORT[/PROTO]",
-                   help="publish these ports instead of the archive's (imports only)")
+                   help="publish these ports instead of the archive's (--import, or --from with --name)")
     _checkpoint_restore_common(p, "restore")
 
 
@@ -773,6 +780,38 @@ NETWORK_COMMANDS = _table(
                            _network_reload_flags)),
 )
 
+def _checkpoint_ls_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", help="'json' or a Go template such as {{.Entry}} {{.Name}}")
+    p.add_argument("-q", "--quiet", action="store_true", help="print entry numbers only")
+    p.add_argument("container", metavar="CONTAINER")
+
+
+def _checkpoint_rm_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("entries", nargs="+", metavar="ENTRY", help="entry number or name")
+
+
+def _checkpoint_prune_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-a", "--all", action="store_true", help="remove every entry, the newest too")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="do not ask for confirmation (needed without containers: it prunes every container)")
+    _containers(p, "*")
+
+
+#: Words right after ``checkpoint`` that name a history command (docs/architecture.md §4, "Checkpoint
+#: history"): ``checkpoint ls CTR``. A container so named is checkpointed after ``--``: ``checkpoint -- ls``.
+CHECKPOINT_COMMANDS = _table(
+    ("ls", CommandSpec("checkpoint-ls", "List the checkpoint history of a container", _checkpoint_ls_flags,
+                       ("list",))),
+    ("rm", CommandSpec("checkpoint-rm", "Remove entries of a container's checkpoint history", _checkpoint_rm_flags,
+                       ("remove",))),
+    ("prune", CommandSpec("checkpoint-prune", "Remove all but the newest checkpoint of containers",
+                          _checkpoint_prune_flags)),
+)
+
+#: Commands whose first argument may be a subcommand word instead of a container.
+SUBWORDS: dict[str, dict[str, CommandSpec]] = {"checkpoint": CHECKPOINT_COMMANDS}
+
 #: Commands only at the top level, besides the container commands and the groups.
 TOP_COMMANDS = _table(
     ("history", HISTORY),
@@ -814,10 +853,15 @@ def command_names(group: str | None = None) -> list[str]:
     return sorted(names | (set(GROUPS) if group is None else set()))
 
 
-def command_parser(name: str, group: str | None = None) -> argparse.ArgumentParser:
-    """The parser of one subcommand, built on demand (building them all costs start-up time)."""
-    table = _commands_of(group)
-    spec = table.get(name) or next((s for s in table.values() if name in s.aliases), None)
+def _spec_in(table: dict[str, CommandSpec], name: str) -> CommandSpec | None:
+    return table.get(name) or next((s for s in table.values() if name in s.aliases), None)
+
+
+def command_parser(name: str, group: str | None = None, table: dict[str, CommandSpec] | None = None,
+                   ) -> argparse.ArgumentParser:
+    """The parser of one subcommand, built on demand (building them all costs start-up time); ``table``:
+    a command's own subcommands (``group`` is then the command's words)."""
+    spec = _spec_in(table if table is not None else _commands_of(group), name)
     where = f"{PROG} {group}" if group else PROG
     if spec is None:
         raise UsageError(f"unrecognized command `{where} {name}`\nTry '{where} --help' for more information")
@@ -875,7 +919,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         raise HelpRequested(f"{GROUPS[group][0]}\n\n{_listing(group)}\n")
     else:
         raise UsageError(f"missing command '{PROG} {group} COMMAND'")
-    args = command_parser(name, group).parse_args(_dash_values(rest, DASH_VALUE_FLAGS.get(name, ())))
+    subwords = SUBWORDS.get(name)
+    if subwords is not None and rest and _spec_in(subwords, rest[0]) is not None:
+        words = f"{group} {name}" if group else name
+        args = command_parser(rest[0], words, subwords).parse_args(rest[1:])
+    else:
+        args = command_parser(name, group).parse_args(_dash_values(rest, DASH_VALUE_FLAGS.get(name, ())))
     args.root, args.runroot, args.log_level = options.root, options.runroot, options.log_level
     args.criu, args.noout, args.events_backend = options.criu, options.noout, options.events_backend
     args.cgroup_manager = options.cgroup_manager

@@ -216,12 +216,13 @@ class RestoreOptions:
                                   ("--ignore-rootfs", flags.get("ignore_rootfs")),
                                   ("--ignore-volumes", flags.get("ignore_volumes")), ("--name", name is not None)):
                 if given:
-                    raise InvalidArgumentError(f"{option} can only be used with image, --import or --from",
+                    raise InvalidArgumentError(f"{option} can only be used with image or --import",
                                                operation="restore")
         if name is not None and flags.get("tcp_established"):
             raise InvalidArgumentError("--tcp-established cannot be used with --name", operation="restore")
         return cls(import_=None if import_ is None else Path(import_).absolute(),
-                   import_previous=None if import_previous is None else Path(import_previous).absolute(), **flags)
+                   import_previous=None if import_previous is None else Path(import_previous).absolute(),
+                   **flags)  # type: ignore[arg-type]  # the boolean flags only: ``entry`` is set by its callers
 
 
 # ---------------------------------------------------------------- statistics
@@ -884,12 +885,12 @@ def import_archive(runtime: Runtime, archive: Path, name: str | None,
 
 
 def branch(source: Container, which: str | int, name: str, publish: Iterable[str | ports.PortMapping] | None,
-           flags: dict[str, Any]) -> Container:
+           flags: dict[str, bool]) -> Container:
     """A new container ``name`` restored from an entry of ``source``'s history, running beside it (podman's
     ``restore --import -n`` from the entry's directory; ``publish`` replaces the entry's ports)."""
     runtime = source._runtime
     mappings = None if publish is None else ports.parse_all(publish)
-    options = RestoreOptions.build(**flags)
+    options = RestoreOptions.build(**flags)  # type: ignore[arg-type]  # only the boolean flags
     with source._locked():  # the entry cannot be deleted meanwhile
         entry = history.find(runtime.opts, source.id, source.name, which)
         created = import_archive(runtime, entry.path, name, mappings)

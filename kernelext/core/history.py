@@ -64,7 +64,7 @@ class EntryRef:
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> EntryRef | None:
-        return None if not data else cls(str(data["container"]), int(data["entry"]))
+        return None if not data or "container" not in data else cls(str(data["container"]), int(data["entry"]))
 
 
 @dataclass
@@ -138,13 +138,11 @@ class CheckpointEntry:
                 f"{stats.get('pages_written', 0)} pages written, "
                 f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(self.created))}")
 
-    def _repr_pretty_(self, printer: Any, _cycle: bool) -> None:
-        printer.text(str(self))
-
-    def _repr_html_(self) -> str:
-        from kernelext.widgets.cards import entry_card
-
-        return entry_card(self)
+    @property
+    def frozen_ms(self) -> float | None:
+        """How long CRIU kept the processes frozen, in ms (None: CRIU did not say)."""
+        frozen = self.criu_statistics.get("frozen_time")
+        return None if frozen is None else frozen / 1000
 
 
 # ------------------------------------------------------------------ reading

@@ -348,7 +348,14 @@ def checkpoint(rt: Runtime, names: Sequence[str], *, all: bool = False, latest: 
         chosen = [t for t in chosen if t.container.status is ContainerStatus.RUNNING]
     if options.get("export") and len(chosen) > 1:
         raise InvalidArgumentError("--export can only be used with one container")
-    return _each(rep.CheckpointReport, chosen, lambda c: c.checkpoint(**options), result="statistics")
+    done = _each(rep.CheckpointReport, chosen, lambda c: c.checkpoint(**options), result="entry")
+    for report in done:  # Container.checkpoint returns the statistics when asked for them, else its entry
+        if report.error is None and report.container is not None:
+            report.statistics = report.container.statistics
+            if options.get("print_stats"):
+                listed = report.container.checkpoints() if report.container.runtime.exists(report.id) else []
+                report.entry = listed[-1] if listed else None
+    return done
 
 
 def restore(rt: Runtime, names: Sequence[str], *, all: bool = False, latest: bool = False,
