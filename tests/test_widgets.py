@@ -196,31 +196,6 @@ def test_dashboard_lists_and_opens_panels(store: Store, recording: list[dict[str
         board.close()
 
 
-@needs_root
-def test_checkpoint_timeline_records_and_restores(store: Store, tmp_path: Any) -> None:
-    from kernelext.widgets import CheckpointTimeline
-
-    ctr = store.runtime.run("busybox", ["sh", "-c", "i=0; while true; do i=$((i+1)); sleep 0.1; done"],
-                            name="timed")
-    timeline = CheckpointTimeline(ctr, export_dir=tmp_path)
-    try:
-        assert timeline.entries == [] and timeline.allowed == ["export"]
-        timeline._on_message(timeline, {"type": "export"}, [])
-        assert wait_until(lambda: len(timeline.entries) == 1, timeout=30)
-        entry = timeline.entries[0]
-        assert entry["kind"] == "checkpoint" and entry["leave_running"] and entry["size"] > 0
-        assert entry["archive"].startswith(str(tmp_path)) and entry["duration_ms"] > 0
-        ctr.checkpoint()
-        assert wait_until(lambda: timeline.allowed == ["restore"], timeout=10)
-        timeline._on_message(timeline, {"type": "restore"}, [])
-        assert wait_until(lambda: [e["kind"] for e in timeline.entries] == ["checkpoint", "checkpoint", "restore"],
-                          timeout=30)
-        assert wait_until(lambda: timeline.status == "running")
-        assert repr(timeline) == "CheckpointTimeline(timed: 3 entries)"
-    finally:
-        timeline.close()
-
-
 def test_resource_monitor_samples_cpu_and_memory(store: Store) -> None:
     from kernelext.widgets import ResourceMonitor
 

@@ -920,7 +920,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     else:
         raise UsageError(f"missing command '{PROG} {group} COMMAND'")
     subwords = SUBWORDS.get(name)
-    if subwords is not None and rest and _spec_in(subwords, rest[0]) is not None:
+    # The top parser drops a "--" right after the command: `checkpoint -- ls` names a container.
+    after_dashes = len(argv) > len(rest) and list(argv)[len(argv) - len(rest) - 1] == "--"
+    if subwords is not None and rest and not after_dashes and _spec_in(subwords, rest[0]) is not None:
         words = f"{group} {name}" if group else name
         args = command_parser(rest[0], words, subwords).parse_args(rest[1:])
     else:

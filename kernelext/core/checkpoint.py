@@ -902,3 +902,20 @@ def branch(source: Container, which: str | int, name: str, publish: Iterable[str
             raise
     created.statistics = stats.to_dict() if options.print_stats else None
     return created
+
+
+def export_entry(ctr: Container, entry: history.CheckpointEntry, target: Path,
+                 compress: Compression = Compression.ZSTD) -> Path:
+    """An archive of a history entry (podman's layout, as ``checkpoint --export`` writes), written beside
+    ``target`` first and renamed: ``restore --import`` on any host brings it back."""
+    members = sorted(m for m in os.listdir(entry.path) if m not in (history.ENTRY_FILE, DUMP_LOG))
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, ARCHIVE_MODE))
+        _tar(["--create", "--numeric-owner", "--xattrs", *compress.tar_flags, "-f", str(partial),
+              "-C", str(entry.path), *members], f"exporting checkpoint {entry.number} to {target}", ctr, "checkpoint")
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return target

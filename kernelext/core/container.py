@@ -944,6 +944,15 @@ class Container:
 
         return history.find(self._runtime.opts, self.id, self.name, which)
 
+    def export_checkpoint(self, which: str | int, path: str | os.PathLike[str],
+                          compress: str | None = None) -> Path:
+        """Write an entry of the history as an archive (podman's layout) that ``restore --import`` reads."""
+        from kernelext.core import checkpoint as cr
+
+        with self._locked():  # the entry cannot be deleted meanwhile
+            entry = self.checkpoint_entry(which)
+            return cr.export_entry(self, entry, Path(path).absolute(), cr.Compression.parse(compress or "zstd"))
+
     def remove_checkpoint(self, which: str | int) -> CheckpointEntry:
         """Delete an entry of the history (its space is freed at once)."""
         from kernelext.core import history

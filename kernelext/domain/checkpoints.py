@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kernelext.core.history import CheckpointEntry, EntryRef, head, store_size
@@ -90,6 +91,11 @@ def branch(rt: Runtime, name: str, which: str | int, new_name: str,
         raise InvalidArgumentError("a branch needs a name", operation="restore")
     created: Container = rt.get(name).restore(from_=which, name=new_name, publish=publish, **options)
     return created
+
+
+def export(rt: Runtime, name: str, which: str | int, path: str | Path, compress: str | None = None) -> Path:
+    """An entry written as an archive (the timeline's "export")."""
+    return rt.get(name).export_checkpoint(which, path, compress)
 
 
 def checkpoint(rt: Runtime, name: str, *, entry_name: str | None = None, **options: Any) -> CheckpointEntry:
