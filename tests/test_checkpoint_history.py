@@ -289,3 +289,18 @@ def test_branch_with_a_taken_name_leaves_nothing(store: Store) -> None:
     with pytest.raises(ContainerStateError, match="is running or paused, cannot restore"):
         ctr.restore(from_=1)  # in place, as podman's restore: a running container is refused
     assert ctr.reload().status is S.RUNNING
+
+
+def test_rollback_after_a_stopping_checkpoint_still_undoes_later_writes(store: Store) -> None:
+    ctr = store.runtime.run("busybox", ["sh", "-c", COUNTER], name="stopped")
+    assert wait_until(lambda: len(numbers(ctr)) >= 3)
+    entry = ctr.checkpoint(name="snap")  # stops the container: its layer is then as the entry saw it
+    assert ctr.reload().status is S.EXITED and entry.files_fingerprint
+    ctr.write_file("/written-while-exited", b"x")  # a write to the stopped container's files
+    ctr.restore(from_="snap")
+    assert ctr.exec_run(["test", "-e", "/written-while-exited"]).exit_code == 1
+    assert wait_until(lambda: runs_from(ctr, numbers(ctr)[0]) or len(numbers(ctr)) > 3)
+    stopped_at = counted(ctr)
+    ctr.stop(timeout=0)
+    ctr.restore(from_="snap")  # nothing written since: the same files, the rollback skips the reset
+    assert wait_until(lambda: counted(ctr) != stopped_at)

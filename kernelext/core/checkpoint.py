@@ -506,6 +506,8 @@ def _record_entry(ctr: Container, options: CheckpointOptions, runtime_duration: 
     """The checkpoint as a history entry: the bundle's images moved into it (copied with ``--keep``, which
     keeps them in the bundle too), with podman's archive files beside them."""
     bundle = ctr.bundle
+    # Taken before the diff: a process left running may write meanwhile, and must then not match.
+    files = history.fingerprint(ctr.layer.upper)
 
     def fill(entry: Path) -> None:
         _write_config_dumps(ctr, entry)
@@ -528,7 +530,8 @@ def _record_entry(ctr: Container, options: CheckpointOptions, runtime_duration: 
             os.rename(entry / CHECKPOINT_DIR, bundle / CHECKPOINT_DIR)
 
     return history.record(ctr, fill, undo, name=options.name, leave_running=options.leave_running,
-                          export=options.export, runtime_duration=runtime_duration, criu_statistics=criu_statistics)
+                          export=options.export, runtime_duration=runtime_duration, criu_statistics=criu_statistics,
+                          files_fingerprint=files)
 
 
 def _export(ctr: Container, options: CheckpointOptions) -> None:
@@ -711,6 +714,12 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
         if newest:
             source, prior = newest[-1], newest[-1].ref
     image_dir = source.path / CHECKPOINT_DIR if source is not None else bundle / CHECKPOINT_DIR
+    # An entry's files are applied unless the layer is still exactly as the entry saw it (a rollback
+    # right after a checkpoint that stopped the container): then the reset's unmount, which syncs the
+    # file system holding the fresh images, is spared.
+    entry_files = options.entry is not None and not (
+        options.rollback and source is not None and source.files_fingerprint
+        and history.fingerprint(ctr.layer.upper) == source.files_fingerprint)
     if not (image_dir / INVENTORY).exists():
         raise ContainerStateError("a complete checkpoint for this container cannot be found, cannot restore: "
                                   f"{image_dir / INVENTORY} is missing", container=ctr.name,
@@ -721,7 +730,7 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
         ctr._runtime.oci.delete_container(ctr.id)  # a leftover of an earlier failed attempt would block the restore
     with ports.bound(ctr.config.ports) as sockets:  # a taken port fails before CRIU runs
         try:
-            if options.rollback:
+            if options.rollback and entry_files:
                 _reset_layer(ctr)
             rootfs = ctr._mount_storage(Intent.RESTORE)
             if options.import_ is not None and not options.ignore_rootfs:
@@ -730,7 +739,8 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
                 _restore_volumes(ctr, bundle)
             if options.import_ is not None:
                 _restore_devshm(ctr, bundle)
-            if options.entry is not None:  # an entry asked for: the files as they were then too
+            if entry_files:  # an entry asked for: the files as they were then too
+                assert options.entry is not None
                 _apply_rootfs_diff(ctr, options.entry, rootfs)
                 _restore_devshm(ctr, options.entry)
             # With its loopback up before CRIU connects restored TCP sockets back over it.

@@ -20,6 +20,7 @@ Internal operations: the caller holds the container's lock, except for the reade
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -83,6 +84,8 @@ class CheckpointEntry:
     runtime_duration: int  #: µs CRIU's dump took through runc
     criu_statistics: dict[str, int] = field(default_factory=dict)
     path: Path = Path()
+    #: The container layer's files as they were (:func:`fingerprint`): a rollback to them is then free.
+    files_fingerprint: str = ""
 
     @property
     def label(self) -> str:
@@ -125,7 +128,8 @@ class CheckpointEntry:
                    parent=EntryRef.from_json(data.get("parent")), leave_running=bool(data.get("leave_running")),
                    export=data.get("export", ""), size=int(data.get("size", 0)),
                    runtime_duration=int(data.get("runtime_duration", 0)),
-                   criu_statistics={k: int(v) for k, v in data.get("criu_statistics", {}).items()}, path=path)
+                   criu_statistics={k: int(v) for k, v in data.get("criu_statistics", {}).items()}, path=path,
+                   files_fingerprint=data.get("files_fingerprint", ""))
 
     def __repr__(self) -> str:
         return f"<CheckpointEntry {self.container_name}#{self.number}{' ' + self.name if self.name else ''}>"
@@ -192,6 +196,20 @@ def store_size(opts: StoreConfig) -> tuple[int, int]:
     return count, total
 
 
+def fingerprint(upper: Path) -> str:
+    """A digest of every path, type, size, mtime and ctime under a container layer's own files: equal
+    means nothing was written since (ctime cannot be set back from user space)."""
+    digest = hashlib.sha256()
+    for top, dirs, files in os.walk(upper):
+        dirs.sort()
+        for name in [".", *sorted(files), *dirs]:
+            path = os.path.join(top, name)
+            st = os.lstat(path)
+            digest.update(f"{os.path.relpath(path, upper)}\0{st.st_mode}\0{st.st_size}\0{st.st_mtime_ns}\0"
+                          f"{st.st_ctime_ns}\n".encode(errors="surrogateescape"))
+    return digest.hexdigest()
+
+
 def disk_usage(path: Path) -> int:
     """Bytes allocated under ``path`` (du's figure: what deleting it frees)."""
     total = 0
@@ -256,7 +274,7 @@ def set_head(ctr: Container, ref: EntryRef | None) -> None:
 
 def record(ctr: Container, fill: Callable[[Path], None], undo: Callable[[Path], None], *, name: str | None,
            leave_running: bool, export: Path | None, runtime_duration: int,
-           criu_statistics: dict[str, int]) -> CheckpointEntry:
+           criu_statistics: dict[str, int], files_fingerprint: str = "") -> CheckpointEntry:
     """Make entry N: ``fill(staging)`` writes its files (images last), then the entry appears by a rename;
     on failure ``undo(staging)`` takes back what ``fill`` moved in, and the staging directory goes."""
     directory = history_dir(ctr._runtime.opts, ctr.id)
@@ -270,7 +288,8 @@ def record(ctr: Container, fill: Callable[[Path], None], undo: Callable[[Path], 
         entry = CheckpointEntry(container_id=ctr.id, container_name=ctr.name, number=number, name=name or "",
                                 created=time.time(), parent=head(ctr), leave_running=leave_running,
                                 export=str(export or ""), size=0, runtime_duration=runtime_duration,
-                                criu_statistics=criu_statistics, path=directory / str(number))
+                                criu_statistics=criu_statistics, path=directory / str(number),
+                                files_fingerprint=files_fingerprint)
         entry.size = disk_usage(staging)
         (staging / ENTRY_FILE).write_text(json.dumps(entry.to_json()))
         (directory / LAST_FILE).write_text(str(number))
