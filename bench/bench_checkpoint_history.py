@@ -112,9 +112,14 @@ def main() -> None:
             print(f"listing {args.entries} entries: checkpoints() {ls_ms:.1f} ms, tree {tree_ms:.1f} ms "
                   f"(target < {LIST_TARGET_MS:.0f} ms: {'ok' if ls_ms < LIST_TARGET_MS else 'over'})")
         finally:
-            for ctr in rt.list():
-                ctr.remove(force=True)
-            rt.close()
+            _discard(rt)
+
+
+def _discard(rt: Runtime) -> None:
+    """Whatever a failed run left, then the store's database."""
+    for leftover in rt.list():
+        leftover.remove(force=True)
+    rt.close()
 
 
 if __name__ == "__main__":
