@@ -89,6 +89,8 @@ SHM_MODE = 0o1777
 #: kernelext's own configuration, in full (podman reads only config.dump and ignores this file).
 KERNELEXT_CONFIG = "kernelext.config.json"
 STATS_RESTORE = "stats-restore"
+#: The layer's changes read while the dumped processes were still frozen, until the entry takes them.
+FILES_AT_DUMP = ".files-at-dump"
 DUMP_LOG = "dump.log"
 RESTORE_LOG = "restore.log"
 INVENTORY = "inventory.img"
@@ -501,17 +503,37 @@ def _write_config_dumps(ctr: Container, directory: Path) -> None:
     (directory / NETWORK_STATUS).write_text(json.dumps({}))  # network "none"/"host": no addresses to keep
 
 
+def _files_at_dump(ctr: Container) -> str:
+    """The layer's changes as the dump saw them (``rootfs-diff.tar``, ``deleted.files``) set aside in the
+    bundle, and their fingerprint (docs/architecture.md §4, "Checkpoint history")."""
+    snapshot = ctr.bundle / FILES_AT_DUMP
+    _remove(snapshot)
+    snapshot.mkdir(mode=0o700)
+    files = history.fingerprint(ctr.layer.upper)
+    _write_rootfs_diff(ctr, snapshot)
+    return files
+
+
+def _place_files_at_dump(ctr: Container, directory: Path, *, link: bool) -> bool:
+    """The set-aside changes into ``directory`` (hard links, or moved); False when none were set aside."""
+    snapshot = ctr.bundle / FILES_AT_DUMP
+    if not (snapshot / DELETED_FILES).exists():
+        return False
+    for name in (ROOTFS_DIFF, DELETED_FILES):
+        if (snapshot / name).exists():
+            (os.link if link else os.rename)(snapshot / name, directory / name)
+    return True
+
+
 def _record_entry(ctr: Container, options: CheckpointOptions, runtime_duration: int,
-                  criu_statistics: dict[str, int]) -> history.CheckpointEntry:
+                  criu_statistics: dict[str, int], files: str) -> history.CheckpointEntry:
     """The checkpoint as a history entry: the bundle's images moved into it (copied with ``--keep``, which
     keeps them in the bundle too), with podman's archive files beside them."""
     bundle = ctr.bundle
-    # Taken before the diff: a process left running may write meanwhile, and must then not match.
-    files = history.fingerprint(ctr.layer.upper)
 
     def fill(entry: Path) -> None:
         _write_config_dumps(ctr, entry)
-        _write_rootfs_diff(ctr, entry)
+        _place_files_at_dump(ctr, entry, link=False)
         if _shm_bind(ctr):
             _tar(["--create", "--numeric-owner", "--xattrs", "-f", str(entry / DEVSHM_TAR), "-C",
                   str(bundle / SHM_DIR), "."], "keeping /dev/shm", ctr, "checkpoint")
@@ -539,7 +561,7 @@ def _export(ctr: Container, options: CheckpointOptions) -> None:
     assert options.export is not None
     bundle = ctr.bundle
     _write_config_dumps(ctr, bundle)
-    if not options.ignore_rootfs:
+    if not options.ignore_rootfs and not _place_files_at_dump(ctr, bundle, link=True):
         _write_rootfs_diff(ctr, bundle)
     members = [CONFIG_DUMP, SPEC_DUMP, KERNELEXT_CONFIG, options.image_dir, NETWORK_STATUS]
     if _shm_bind(ctr):  # CRIU leaves a bind mount's content out
@@ -586,6 +608,7 @@ def checkpoint(ctr: Container, options: CheckpointOptions) -> tuple[Statistics, 
                                    "'--export' is used", container=ctr.name, operation="checkpoint")
     criu = criu_binary(ctr)
     history.check_name(ctr, options.name)
+    _reclaim_staged_images(ctr)
     history.discard_leftovers(ctr)
     if (options.pre_checkpoint or options.with_previous) and not ctr._runtime.oci.supports_memory_tracking(criu):
         raise RuntimeFailure(NO_MEMORY_TRACKING, container=ctr.name, operation="checkpoint")
@@ -601,6 +624,11 @@ def checkpoint(ctr: Container, options: CheckpointOptions) -> tuple[Statistics, 
                                  file_locks=options.file_locks, pre_dump=options.pre_checkpoint,
                                  parent_path=PARENT_PATH if options.with_previous else None)
     ctr._begin(Intent.CHECKPOINT)
+    # Left running, the processes stay frozen until their files are read too: an entry's files and
+    # memory are of one moment (CRIU keeps a frozen cgroup frozen; a failed dump thaws it below).
+    freeze = options.leave_running and not options.pre_checkpoint
+    if freeze:
+        ctr._runtime.oci.pause_container(ctr.id, name=ctr.name)
     runtime_started = time.monotonic()
     try:
         ctr._runtime.oci.checkpoint_container(ctr.id, dump, name=ctr.name)
@@ -628,11 +656,19 @@ def checkpoint(ctr: Container, options: CheckpointOptions) -> tuple[Statistics, 
                        criu_statistics=read_criu_stats(bundle / STATS_DUMP))
     entry: history.CheckpointEntry | None = None
     try:
+        files = ""
+        if not options.pre_checkpoint:
+            try:
+                files = _files_at_dump(ctr)
+            finally:
+                if freeze:
+                    ctr._runtime.oci.unpause_container(ctr.id, name=ctr.name)
         if options.export is not None:
             _export(ctr, options)
         if not options.pre_checkpoint:
-            entry = _record_entry(ctr, options, stats.runtime_duration, stats.criu_statistics)
+            entry = _record_entry(ctr, options, stats.runtime_duration, stats.criu_statistics, files)
     finally:
+        _remove(bundle / FILES_AT_DUMP)
         if not options.keep:
             _remove(bundle / DUMP_LOG, bundle / STATS_DUMP, bundle / CONFIG_DUMP, bundle / SPEC_DUMP,
                     bundle / KERNELEXT_CONFIG, bundle / NETWORK_STATUS)
@@ -648,8 +684,19 @@ def checkpoint(ctr: Container, options: CheckpointOptions) -> tuple[Statistics, 
 
 
 def has_checkpoint(ctr: Container) -> bool:
-    """Whether a complete local checkpoint of the container exists (CRIU writes its inventory last)."""
+    """Whether a complete local checkpoint of the container exists (CRIU writes its inventory last); the
+    images of a checkpoint killed while its history entry was staged count (they go back to the bundle)."""
+    _reclaim_staged_images(ctr)
     return (ctr.bundle / CHECKPOINT_DIR / INVENTORY).exists()
+
+
+def _reclaim_staged_images(ctr: Container) -> None:
+    """Give a killed checkpoint's images, moved into a ``.N.partial`` entry, back to the bundle: the
+    dump happened, only the entry did not (the caller holds the lock)."""
+    target = ctr.bundle / CHECKPOINT_DIR
+    for staged in history.history_dir(ctr._runtime.opts, ctr.id).glob(f".*{history.PARTIAL_SUFFIX}"):
+        if (staged / CHECKPOINT_DIR / INVENTORY).exists() and not target.exists():
+            os.rename(staged / CHECKPOINT_DIR, target)
 
 
 def finish_stopped(ctr: Container) -> None:
