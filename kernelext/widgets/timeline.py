@@ -114,8 +114,10 @@ class CheckpointTimeline(anywidget.AnyWidget):
         target = folder / f"{self.container.name}-{number}-{time.strftime('%Y%m%d-%H%M%S')}.tar.zst"
         return history.export(self._rt, self.container.id, number, target)
 
-    def delete(self, number: int) -> None:
+    def delete(self, number: int) -> str:
+        """Delete entry ``number``; what the message line says."""
         raise_for(history.remove(self._rt, self.container.id, [str(number)]))
+        return f"checkpoint {number} deleted"
 
     def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: list[bytes]) -> None:
         action = content.get("type")
@@ -130,7 +132,7 @@ class CheckpointTimeline(anywidget.AnyWidget):
             "restore": lambda: f"{self.restore_entry(number).name} restored from checkpoint {number}",
             "branch": lambda: f"{self.branch(number, name).name} branched from checkpoint {number}",
             "export": lambda: f"exported to {self.export_entry(number)}",
-            "delete": lambda: (self.delete(number), f"checkpoint {number} deleted")[1],
+            "delete": lambda: self.delete(number),
         }
 
         def run() -> None:
