@@ -489,6 +489,8 @@ def _checkpoint_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--with-previous", action="store_true", help="checkpoint the container with a pre-checkpoint image")
     p.add_argument("-c", "--compress", help="compression of the exported archive: zstd (default), gzip, none")
     p.add_argument("--name", help="name of the checkpoint's history entry")
+    p.epilog = ("The history: checkpoint ls CONTAINER, checkpoint rm CONTAINER ENTRY..., checkpoint prune "
+                "[CONTAINER...]; a container named ls, rm or prune is checkpointed as: checkpoint -- NAME")
     _checkpoint_restore_common(p, "checkpoint")
 
 

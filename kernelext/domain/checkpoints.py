@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kernelext.core.history import CheckpointEntry, EntryRef, head, store_size
+from kernelext.core.state import ContainerStatus
 from kernelext.domain.reports import Report
 from kernelext.errors import InvalidArgumentError, KernelextError
 
@@ -78,7 +79,7 @@ def restore_entry(rt: Runtime, name: str, which: str | int, *, stop: bool = Fals
     timeline's button does; the command line asks for a stopped one, as podman's restore)."""
     ctr = rt.get(name)
     ctr.checkpoint_entry(which)  # an unknown entry stops nothing
-    if stop and ctr.reload().status.value in ("running", "paused"):
+    if stop and ctr.reload().status in (ContainerStatus.RUNNING, ContainerStatus.PAUSED):
         ctr.stop()
     ctr.restore(from_=which, **options)
     return ctr
