@@ -230,6 +230,12 @@ def test_cli_ls_rm_prune_and_errors(store: Store) -> None:
     assert [e.name for e in ctr.checkpoints()] == ["three"]
     proc = cli(store, "checkpoint", "prune", stdin="n\n")  # every container: asks first
     assert proc.returncode == 0 and "Are you sure" in proc.stdout and len(ctr.checkpoints()) == 1
+    rows = {r["Type"]: r for r in json.loads(cli(store, "system", "df", "--format", "json").stdout)}
+    kept = ctr.checkpoint_entry("three")
+    assert (rows["Checkpoints"]["Total"], rows["Checkpoints"]["Active"]) == (1, 1)
+    assert rows["Checkpoints"]["RawSize"] == kept.size and rows["Checkpoints"]["RawReclaimable"] == 0
+    info = json.loads(cli(store, "info", "--format", "json").stdout)
+    assert (info["store"]["checkpoints"], info["store"]["checkpointSize"]) == (1, kept.size)
     proc = cli(store, "checkpoint", "prune", "--all", "--force")
     assert proc.returncode == 0 and ctr.checkpoints() == []
     info = json.loads(cli(store, "info", "--format", "json").stdout)

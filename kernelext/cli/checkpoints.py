@@ -1,4 +1,5 @@
-"""The CLI's checkpoint-history commands: ``checkpoint ls|rm|prune`` and ``restore --from``.
+"""The CLI's checkpoint-history commands: ``checkpoint ls|rm|prune``, ``restore --from``, and ``system df``
+(where the histories' space shows).
 
 As the other handlers (:mod:`kernelext.cli.commands`): parse results in, the command layer
 (:mod:`kernelext.domain.checkpoints`) called, podman's text and exit codes out.
@@ -11,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-from kernelext.cli.commands import _template, command, out, render
+from kernelext.cli.commands import _template, command, out, render, render_rows
 from kernelext.cli.format import table
 from kernelext.cli.images import since
 from kernelext.core.history import CheckpointEntry
@@ -39,14 +40,12 @@ def cmd_checkpoint_ls(rt: Runtime, args: argparse.Namespace) -> int:
     if args.quiet:
         for entry in entries:
             out(str(entry.number))
-    elif args.format == "json":
-        out(json.dumps([e.inspect() for e in entries], indent=4))
-    elif template is not None:
-        for entry in entries:
-            out(template.render(entry.inspect()))
-    else:
+        return 0
+
+    def text(_rows: object) -> str:
         names = {c.id: c.name for c in rt.list(all=True)}
-        out(table(LS_HEADERS, [ls_row(e, names) for e in entries]))
+        return table(LS_HEADERS, [ls_row(e, names) for e in entries])
+    render_rows(args, template, [e.inspect() for e in entries], text)
     return 0
 
 
@@ -89,3 +88,19 @@ def restore_from(rt: Runtime, args: argparse.Namespace, options: dict[str, Any])
         out(name)
     return 0
 
+
+
+@command("system-df")
+def cmd_system_df(rt: Runtime, args: argparse.Namespace) -> int:
+    """podman's ``system df`` rows, and the checkpoint histories' (what ``checkpoint prune`` reclaims)."""
+    from kernelext.domain.diskusage import disk_usage
+
+    template = _template(args, "df")
+    rows: list[dict[str, Any]] = [
+        {"Type": r.kind, "Total": r.total, "Active": r.active, "Size": human_size(r.size),
+         "Reclaimable": f"{human_size(r.reclaimable)} ({100 * r.reclaimable // r.size if r.size else 0}%)",
+         "RawSize": r.size, "RawReclaimable": r.reclaimable} for r in disk_usage(rt)]
+    render_rows(args, template, rows, lambda shown: table(
+        ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
+        [[r["Type"], str(r["Total"]), str(r["Active"]), r["Size"], r["Reclaimable"]] for r in shown]))
+    return 0

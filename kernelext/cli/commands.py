@@ -556,19 +556,26 @@ def cmd_update(rt: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
+def render_rows(args: argparse.Namespace, template: Template | None, rows: Sequence[dict[str, Any]],
+                table_text: Callable[[Sequence[dict[str, Any]]], str]) -> None:
+    """A listing's ``--format json`` (the rows), Go template (a line per row) or table (``table_text(rows)``)."""
+    if args.format == "json":
+        out(json.dumps(list(rows), indent=4))
+    elif template is not None:
+        for row in rows:
+            out(template.render(row))
+    else:
+        out(table_text(rows))
+
+
 @command("stats")
 def cmd_stats(rt: Runtime, args: argparse.Namespace) -> int:
     template = _template(args, "stats")
     while True:
         containers = [rt.get(n) for n in args.containers] if args.containers else rt.list(all=args.all)
         rows = [c.stats() for c in containers if c.status in (ContainerStatus.RUNNING, ContainerStatus.PAUSED)]
-        if args.format == "json":
-            out(json.dumps(rows, indent=4))
-        elif template is not None:
-            for row in rows:
-                out(template.render(row))
-        else:
-            out(table(list(STATS_COLUMNS), [list(stats_row(r).values()) for r in rows]))
+        render_rows(args, template, rows, lambda shown: table(list(STATS_COLUMNS), [list(stats_row(r).values())
+                                                                                     for r in shown]))
         if args.no_stream:
             return 0
         sys.stdout.flush()

@@ -777,6 +777,10 @@ VOLUME_COMMANDS = _table(
     ("rm", CommandSpec("volume-rm", "Remove one or more volumes", _volume_rm_flags, ("remove",))),
 )
 
+SYSTEM_COMMANDS = _table(
+    ("df", CommandSpec("system-df", "Show kernelext disk usage (checkpoint histories too)", _format_flag)),
+)
+
 NETWORK_COMMANDS = _table(
     ("reload", CommandSpec("network-reload", "Reload the port forwarding and loopback of containers",
                            _network_reload_flags)),
@@ -832,6 +836,7 @@ GROUPS: dict[str, tuple[str, dict[str, CommandSpec]]] = {
     "container": ("Manage containers", CONTAINER_COMMANDS),
     "image": ("Manage images", IMAGE_COMMANDS),
     "network": ("Manage the network of containers", NETWORK_COMMANDS),
+    "system": ("Manage kernelext", SYSTEM_COMMANDS),
     "volume": ("Manage volumes", VOLUME_COMMANDS),
 }
 
