@@ -23,6 +23,7 @@ from kernelext.errors import (
     KernelextError,
     NameInUseError,
     NetworkError,
+    NoSuchCheckpointError,
     NoSuchContainerError,
     NoSuchImageError,
     PermissionRequiredError,
@@ -36,6 +37,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~20 ms h
 if TYPE_CHECKING:
     from kernelext.core.container import Container, ExecResult
     from kernelext.core.events import Event
+    from kernelext.core.history import CheckpointEntry
     from kernelext.core.logs import LogLine
     from kernelext.core.ports import PortMapping, Protocol
     from kernelext.core.runtime import Runtime, default_runtime
@@ -49,6 +51,7 @@ _LAZY = {
     "Container": "kernelext.core.container",
     "ExecResult": "kernelext.core.container",
     "Event": "kernelext.core.events",
+    "CheckpointEntry": "kernelext.core.history",
     "LogLine": "kernelext.core.logs",
     "PortMapping": "kernelext.core.ports",
     "Protocol": "kernelext.core.ports",
@@ -88,6 +91,7 @@ def unload_ipython_extension(ipython: object) -> None:
 
 
 __all__ = [
+    "CheckpointEntry",
     "CommandNotFoundError",
     "ConmonDiedError",
     "Container",
@@ -106,6 +110,7 @@ __all__ = [
     "LogLine",
     "NameInUseError",
     "NetworkError",
+    "NoSuchCheckpointError",
     "NoSuchContainerError",
     "NoSuchImageError",
     "PermissionRequiredError",

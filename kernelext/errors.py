@@ -125,6 +125,10 @@ class VolumeInUseError(KernelextError, RuntimeError):
     exit_code = 2
 
 
+class NoSuchCheckpointError(KernelextError, LookupError):
+    """No entry of a container's checkpoint history has the given number or name."""
+
+
 class ContainerRemovedError(KernelextError, LookupError):
     """The container was removed (possibly by another process)."""
 

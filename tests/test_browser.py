@@ -257,7 +257,20 @@ def test_widgets_follow_every_run_and_read_well_in_every_theme(widgets_lab: dict
             page.wait_for_function(
                 f"document.querySelector('.kx-live-lines').innerText.includes('tick {before + 3}')", timeout=15_000)
             expect(panel_out.locator(".kx-live-footer")).to_have_text("")
-            expect(page.locator(".kx-timeline tbody tr")).to_have_count(2, timeout=10_000)
+            expect(page.locator(".kx-timeline tbody tr")).to_have_count(1, timeout=10_000)  # one history entry
+
+            # A branch from the timeline's entry: a new container counting on beside the original, named
+            # under the entry once the timeline's poll sees it.
+            timeline = page.locator(".kx-timeline")
+            timeline.locator("input.kx-timeline-branch").fill("counter-fork")
+            timeline.locator("tbody tr[data-entry='1'] button[data-action=branch]").click()
+            expect(timeline.locator(".kx-timeline-message")).to_have_text("counter-fork branched from checkpoint 1",
+                                                                           timeout=30_000)
+            expect(timeline.locator(".kx-timeline-branch-note")).to_contain_text("branch: counter-fork",
+                                                                                 timeout=10_000)
+            fork = store.runtime.get("counter-fork")
+            assert fork.status.value == "running" and fork.id != store.runtime.get("counter").id
+            fork.remove(force=True)
 
             # The snapshot diagram kept the state it was drawn in; the live one follows.
             expect(page.locator(".kx-diagram").nth(1)).to_contain_text("snapshot: running when drawn")

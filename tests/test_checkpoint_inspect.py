@@ -156,8 +156,9 @@ def test_cli_tree_and_json(store: Store, checkpoints: tuple[Path, Path]) -> None
 def test_sub_words_leave_a_container_named_inspect_checkpointable() -> None:
     assert parse_args(["checkpoint", "inspect", "x.tar"]).cmd == "checkpoint-inspect"
     assert parse_args(["container", "checkpoint", "diff", "a", "b"]).cmd == "checkpoint-diff"
-    for argv in (["checkpoint", "inspect"], ["checkpoint", "other", "inspect"],
-                 ["checkpoint", "-R", "inspect", "other"], ["container", "checkpoint", "diff"]):
+    # As the history's ls/rm/prune: a sub-word only right after "checkpoint"; a container so named after "--".
+    for argv in (["checkpoint", "--", "inspect"], ["checkpoint", "other", "inspect"],
+                 ["checkpoint", "-R", "inspect", "other"], ["container", "checkpoint", "--", "diff"]):
         args = parse_args(argv)
         assert args.cmd == "checkpoint" and argv[-1] in args.containers + ["other"], argv
 

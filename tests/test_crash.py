@@ -57,6 +57,9 @@ FAULTS = [
 ROOT_FAULTS = [
     Fault("checkpoint:dumped", ["checkpoint", "victim"], [["run", "-d", "--name", "victim", "busybox", "sleep", "100"]],
           then={S.EXITED}),
+    # Killed with the history entry staged: the dump happened (the images go back to the bundle), no entry.
+    Fault("checkpoint:entry-staged", ["checkpoint", "victim"],
+          [["run", "-d", "--name", "victim", "busybox", "sleep", "100"]], then={S.EXITED}),
     Fault("restore:launched", ["restore", "victim"],
           [["run", "-d", "--name", "victim", "busybox", "sleep", "100"], ["checkpoint", "victim"]], then={S.RUNNING}),
 ]

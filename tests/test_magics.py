@@ -214,7 +214,8 @@ def test_notebook_outputs_stay_in_their_cells(store: Store, monkeypatch: pytest.
     flood = _text(_cell_outputs(nb, 7))
     assert len(flood.splitlines()) < 250 and "LiveOutput(title='flood')" in flood  # stored output stays bounded
     assert flood.endswith("[flood exited with code 0]\n")
-    assert _text(_cell_outputs(nb, 9)) == "Container count (busybox): exited, checkpointed"
+    # The checkpoint's history entry (docs/architecture.md §4, "Checkpoint history"), its text form.
+    assert _text(_cell_outputs(nb, 9)) == "Checkpoint 1 of count"
     assert _text(_cell_outputs(nb, 10)) == "Container count (busybox): running, restored"
     assert _text(_cell_outputs(nb, 11)) == "True True\n"  # the counter carried on, no gap, no restart
     assert _text(_cell_outputs(nb, 13)) == "copied in\n[exec in count exited with code 0]\n"

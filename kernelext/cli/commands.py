@@ -533,6 +533,10 @@ def cmd_checkpoint(engine: Engine, args: argparse.Namespace) -> int:
 @command("restore", engine=True)
 def cmd_restore(engine: Engine, args: argparse.Namespace) -> int:
     options = restore_options(args)
+    if args.from_ is not None:
+        from kernelext.cli.checkpoints import restore_from
+
+        return restore_from(engine.local("restore --from"), args, options)
     if args.import_:
         started = time.monotonic()
         ctr = engine.restore_import(args.import_, args.name, publish=args.publish or None, **options)
@@ -578,18 +582,25 @@ def cmd_update(rt: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
+def render_rows(args: argparse.Namespace, template: Template | None, rows: Sequence[dict[str, Any]],
+                table_text: Callable[[Sequence[dict[str, Any]]], str]) -> None:
+    """A listing's ``--format json`` (the rows), Go template (a line per row) or table (``table_text(rows)``)."""
+    if args.format == "json":
+        out(json.dumps(list(rows), indent=4))
+    elif template is not None:
+        for row in rows:
+            out(template.render(row))
+    else:
+        out(table_text(rows))
+
+
 @command("stats", engine=True)
 def cmd_stats(engine: Engine, args: argparse.Namespace) -> int:
     template = _template(args, "stats")
     while True:
         rows = engine.stats(args.containers, all=args.all)
-        if args.format == "json":
-            out(json.dumps(rows, indent=4))
-        elif template is not None:
-            for row in rows:
-                out(template.render(row))
-        else:
-            out(table(list(STATS_COLUMNS), [list(stats_row(r).values()) for r in rows]))
+        render_rows(args, template, rows, lambda shown: table(list(STATS_COLUMNS), [list(stats_row(r).values())
+                                                                                     for r in shown]))
         if args.no_stream:
             return 0
         sys.stdout.flush()
@@ -682,6 +693,9 @@ def cmd_info(rt: Runtime, args: argparse.Namespace) -> int:
     doc["store"] = {"root": str(rt.opts.root), "runroot": str(rt.opts.runroot),
                     "graphDriverName": rt.storage_driver.value,
                     "containers": len(rt.db.all_containers()), "images": len(rt.db.all_images())}
+    from kernelext.domain.checkpoints import history_size
+
+    doc["store"]["checkpoints"], doc["store"]["checkpointSize"] = history_size(rt)
     if template is not None:  # podman's templates name the fields as Go does: {{.Host.LogDriver}}
         out(template.render({**doc, **{key.capitalize(): {k[:1].upper() + k[1:]: v for k, v in value.items()}
                                        for key, value in doc.items()}}))
@@ -715,7 +729,8 @@ def cmd_system_connection(_rt: None, args: argparse.Namespace) -> int:
     return system_connection(args, out)
 
 
-# The image commands live in their own module; importing it registers them.
+# The image and checkpoint-history commands live in their own modules; importing them registers them.
+from kernelext.cli import checkpoints as _checkpoint_commands  # noqa: F401
 from kernelext.cli import images as _image_commands  # noqa: F401
 
 

@@ -250,7 +250,7 @@ def checkpoint_options(args: argparse.Namespace) -> dict[str, Any]:
                 file_locks=args.file_locks, export=args.export, ignore_rootfs=args.ignore_rootfs,
                 ignore_volumes=args.ignore_volumes, pre_checkpoint=args.pre_checkpoint,
                 with_previous=args.with_previous, compress=args.compress, print_stats=args.print_stats,
-                create_image=args.create_image)
+                create_image=args.create_image, name=args.name)
 
 
 def restore_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -259,9 +259,16 @@ def restore_options(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError("cannot use --import with --all or --latest")
     if args.import_ and args.containers:
         raise UsageError("cannot use --import with positional arguments")
+    if args.from_ is not None and (args.import_ or args.all or args.latest or len(args.containers) != 1):
+        raise UsageError("--from needs exactly one container and cannot be used with --import, --all or --latest")
     for option, given in (("--name", args.name), ("--publish", args.publish)):
-        # One positional may be a checkpoint image: the command layer decides (and refuses a container).
-        if given and not args.import_ and (args.all or args.latest or len(args.containers) != 1):
+        if not given or args.import_:
+            continue
+        if args.from_ is not None:
+            allowed = bool(args.name)  # a branch: a new container from the entry
+        else:  # one positional may be a checkpoint image: the command layer decides (and refuses a container)
+            allowed = not (args.all or args.latest) and len(args.containers) == 1
+        if not allowed:
             raise UsageError(f"{option} can only be used with image or --import")
     return dict(keep=args.keep, tcp_established=args.tcp_established, tcp_close=args.tcp_close,
                 file_locks=args.file_locks, ignore_rootfs=args.ignore_rootfs, ignore_volumes=args.ignore_volumes,
@@ -489,6 +496,10 @@ def _checkpoint_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--compress", help="compression of the exported archive: zstd (default), gzip, none")
     p.add_argument("--create-image", metavar="IMAGE", help="create a checkpoint image from the checkpoint "
                    "('restore IMAGE' restores it)")
+    p.add_argument("--name", help="name of the checkpoint's history entry")
+    p.epilog = ("What is kept: checkpoint ls CONTAINER, checkpoint rm CONTAINER ENTRY..., checkpoint prune "
+                "[CONTAINER...]; what a checkpoint holds: checkpoint inspect ARCHIVE|DIR, checkpoint diff A B. "
+                "A container named like one of these words is checkpointed as: checkpoint -- NAME")
     _checkpoint_restore_common(p, "checkpoint")
 
 
@@ -525,10 +536,13 @@ def _checkpoint_diff_flags(p: argparse.ArgumentParser) -> None:
 def _restore_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tcp-close", action="store_true", help="restore a container but close its TCP connections")
     p.add_argument("-i", "--import", dest="import_", help="restore from an exported checkpoint archive (tar.gz)")
-    p.add_argument("-n", "--name", help="name of the restored container (imports only): a new container ID")
+    p.add_argument("-n", "--name", help="name of the restored container (--import or --from): a new container ID")
+    p.add_argument("--from", dest="from_", metavar="ENTRY",
+                   help="restore from this entry of the checkpoint history (number or name); in place, the "
+                   "files rolled back too, or as a new container with --name")
     p.add_argument("--import-previous", help="restore from an exported pre-checkpoint archive (tar.gz)")
     p.add_argument("-p", "--publish", action="append", default=[], metavar="[IP:][HOSTPORT:]CTRPORT[/PROTO]",
-                   help="publish these ports instead of the archive's (imports only)")
+                   help="publish these ports instead of the archive's (--import, or --from with --name)")
     _checkpoint_restore_common(p, "restore")
 
 
@@ -808,6 +822,42 @@ NETWORK_COMMANDS = _table(
                            _network_reload_flags)),
 )
 
+def _checkpoint_ls_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", help="'json' or a Go template such as {{.Entry}} {{.Name}}")
+    p.add_argument("-q", "--quiet", action="store_true", help="print entry numbers only")
+    p.add_argument("container", metavar="CONTAINER")
+
+
+def _checkpoint_rm_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("entries", nargs="+", metavar="ENTRY", help="entry number or name")
+
+
+def _checkpoint_prune_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-a", "--all", action="store_true", help="remove every entry, the newest too")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="do not ask for confirmation (needed without containers: it prunes every container)")
+    _containers(p, "*")
+
+
+#: Words right after ``checkpoint`` that name a command of the history or of what a checkpoint holds
+#: (docs/architecture.md §4): ``checkpoint ls CTR``, ``checkpoint inspect ARCHIVE``. A container so named
+#: is checkpointed after ``--``: ``checkpoint -- ls``.
+CHECKPOINT_COMMANDS = _table(
+    ("ls", CommandSpec("checkpoint-ls", "List the checkpoint history of a container", _checkpoint_ls_flags,
+                       ("list",))),
+    ("rm", CommandSpec("checkpoint-rm", "Remove entries of a container's checkpoint history", _checkpoint_rm_flags,
+                       ("remove",))),
+    ("prune", CommandSpec("checkpoint-prune", "Remove all but the newest checkpoint of containers",
+                          _checkpoint_prune_flags)),
+    ("inspect", CommandSpec("checkpoint-inspect", "Show what a checkpoint holds (podman's checkpointctl inspect)",
+                            _checkpoint_inspect_flags)),
+    ("diff", CommandSpec("checkpoint-diff", "Show what changed between two checkpoints", _checkpoint_diff_flags)),
+)
+
+#: Commands whose first argument may be a subcommand word instead of a container.
+SUBWORDS: dict[str, dict[str, CommandSpec]] = {"checkpoint": CHECKPOINT_COMMANDS}
+
 #: Commands only at the top level, besides the container commands and the groups.
 TOP_COMMANDS = _table(
     ("history", HISTORY),
@@ -822,16 +872,6 @@ TOP_COMMANDS = _table(
     ("version", CommandSpec("version", "Show the version", _no_flags)),
 )
 
-#: ``checkpoint WORD ...``: a sub-command when WORD is the first argument and something follows it; a
-#: container named "inspect" is checkpointed by ``checkpoint inspect`` alone, or named after another
-#: container or a flag (``checkpoint web inspect``, ``checkpoint -R inspect``).
-CHECKPOINT_SUBCOMMANDS = {
-    "inspect": CommandSpec("checkpoint-inspect", "Show what a checkpoint holds (podman's checkpointctl inspect)",
-                           _checkpoint_inspect_flags),
-    "diff": CommandSpec("checkpoint-diff", "Show what changed between two checkpoints", _checkpoint_diff_flags),
-}
-
-
 def _connection_flags(p: argparse.ArgumentParser) -> None:
     from kernelext.cli.connections import connection_flags
 
@@ -840,13 +880,14 @@ def _connection_flags(p: argparse.ArgumentParser) -> None:
 
 SYSTEM_COMMANDS = _table(
     ("connection", CommandSpec("system-connection", "Manage remote API service destinations", _connection_flags)),
+    ("df", CommandSpec("system-df", "Show kernelext disk usage (checkpoint histories too)", _format_flag)),
 )
 
 GROUPS: dict[str, tuple[str, dict[str, CommandSpec]]] = {
     "container": ("Manage containers", CONTAINER_COMMANDS),
     "image": ("Manage images", IMAGE_COMMANDS),
     "network": ("Manage the network of containers", NETWORK_COMMANDS),
-    "system": ("Manage podman services this one talks to", SYSTEM_COMMANDS),
+    "system": ("Manage kernelext and the podman services it talks to", SYSTEM_COMMANDS),
     "volume": ("Manage volumes", VOLUME_COMMANDS),
 }
 
@@ -870,10 +911,15 @@ def command_names(group: str | None = None) -> list[str]:
     return sorted(names | (set(GROUPS) if group is None else set()))
 
 
-def command_parser(name: str, group: str | None = None) -> argparse.ArgumentParser:
-    """The parser of one subcommand, built on demand (building them all costs start-up time)."""
-    table = _commands_of(group)
-    spec = table.get(name) or next((s for s in table.values() if name in s.aliases), None)
+def _spec_in(table: dict[str, CommandSpec], name: str) -> CommandSpec | None:
+    return table.get(name) or next((s for s in table.values() if name in s.aliases), None)
+
+
+def command_parser(name: str, group: str | None = None, table: dict[str, CommandSpec] | None = None,
+                   ) -> argparse.ArgumentParser:
+    """The parser of one subcommand, built on demand (building them all costs start-up time); ``table``:
+    a command's own subcommands (``group`` is then the command's words)."""
+    spec = _spec_in(table if table is not None else _commands_of(group), name)
     where = f"{PROG} {group}" if group else PROG
     if spec is None:
         raise UsageError(f"unrecognized command `{where} {name}`\nTry '{where} --help' for more information")
@@ -940,12 +986,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         raise HelpRequested(f"{GROUPS[group][0]}\n\n{_listing(group)}\n")
     else:
         raise UsageError(f"missing command '{PROG} {group} COMMAND'")
-    if name == "checkpoint" and len(rest) > 1 and rest[0] in CHECKPOINT_SUBCOMMANDS:
-        word, rest = rest[0], rest[1:]
-        parser = _spec_parser(CHECKPOINT_SUBCOMMANDS[word], " ".join(filter(None, (PROG, group, name, word))))
+    subwords = SUBWORDS.get(name)
+    # The top parser drops a "--" right after the command: `checkpoint -- ls` names a container.
+    after_dashes = len(argv) > len(rest) and list(argv)[len(argv) - len(rest) - 1] == "--"
+    if subwords is not None and rest and not after_dashes and _spec_in(subwords, rest[0]) is not None:
+        words = f"{group} {name}" if group else name
+        args = command_parser(rest[0], words, subwords).parse_args(rest[1:])
     else:
-        parser = command_parser(name, group)
-    args = parser.parse_args(_dash_values(rest, DASH_VALUE_FLAGS.get(name, ())))
+        args = command_parser(name, group).parse_args(_dash_values(rest, DASH_VALUE_FLAGS.get(name, ())))
     args.root, args.runroot, args.log_level = options.root, options.runroot, options.log_level
     args.criu, args.noout, args.events_backend = options.criu, options.noout, options.events_backend
     args.cgroup_manager = options.cgroup_manager

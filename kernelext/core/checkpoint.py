@@ -33,14 +33,14 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kernelext import faults
 from kernelext.config import find_criu
-from kernelext.core import libpod, podmanconf, ports
+from kernelext.core import history, libpod, podmanconf, ports
 from kernelext.core.mounts import MountType
 from kernelext.core.state import ContainerConfig, ContainerStatus, Intent, NetworkMode
 from kernelext.errors import (
@@ -89,6 +89,8 @@ SHM_MODE = 0o1777
 #: kernelext's own configuration, in full (podman reads only config.dump and ignores this file).
 KERNELEXT_CONFIG = "kernelext.config.json"
 STATS_RESTORE = "stats-restore"
+#: The layer's changes read while the dumped processes were still frozen, until the entry takes them.
+FILES_AT_DUMP = ".files-at-dump"
 DUMP_LOG = "dump.log"
 RESTORE_LOG = "restore.log"
 INVENTORY = "inventory.img"
@@ -154,10 +156,12 @@ class CheckpointOptions:
     with_previous: bool = False
     compress: Compression = Compression.ZSTD
     print_stats: bool = False
+    #: The history entry's name (``--name``; docs/architecture.md §4, "Checkpoint history").
+    name: str | None = None
 
     @classmethod
     def build(cls, *, export: str | os.PathLike[str] | None = None, compress: Compression | str | None = None,
-              **flags: bool) -> CheckpointOptions:
+              name: str | None = None, **flags: bool) -> CheckpointOptions:
         """Validate as podman's CLI does; ``compress`` given means it was asked for."""
         if is_rootless():
             raise PermissionRequiredError("checkpointing a container requires root", operation="checkpoint")
@@ -168,8 +172,11 @@ class CheckpointOptions:
                     raise InvalidArgumentError(f"{option} can only be used with --export", operation="checkpoint")
         if flags.get("with_previous") and flags.get("pre_checkpoint"):
             raise InvalidArgumentError("--with-previous can not be used with --pre-checkpoint", operation="checkpoint")
+        if name and flags.get("pre_checkpoint"):
+            raise InvalidArgumentError("--name can not be used with --pre-checkpoint: a pre-checkpoint is no "
+                                       "history entry", operation="checkpoint")
         return cls(export=None if export is None else Path(export).absolute(),
-                   compress=Compression.parse(compress or Compression.ZSTD), **flags)
+                   compress=Compression.parse(compress or Compression.ZSTD), name=name or None, **flags)
 
     @property
     def image_dir(self) -> str:
@@ -193,14 +200,20 @@ class RestoreOptions:
     ignore_volumes: bool = False
     import_previous: Path | None = None
     print_stats: bool = False
+    #: A history entry (a directory in the archive's layout) restored from where it is, never consumed.
+    entry: Path | None = None
+    #: Roll the container's file system back to the entry's (an in-place ``--from``).
+    rollback: bool = False
 
     @classmethod
     def build(cls, *, import_: str | os.PathLike[str] | None = None,
               import_previous: str | os.PathLike[str] | None = None, name: str | None = None,
-              **flags: bool) -> RestoreOptions:
+              from_: str | int | None = None, **flags: bool) -> RestoreOptions:
         if is_rootless():
             raise PermissionRequiredError("restoring a container requires root", operation="restore")
-        if import_ is None:
+        if from_ is not None and (import_ is not None or import_previous is not None):
+            raise InvalidArgumentError("--from cannot be used with --import or --import-previous", operation="restore")
+        if import_ is None and from_ is None:
             for option, given in (("--import-previous", import_previous is not None),
                                   ("--ignore-rootfs", flags.get("ignore_rootfs")),
                                   ("--ignore-volumes", flags.get("ignore_volumes")), ("--name", name is not None)):
@@ -210,7 +223,8 @@ class RestoreOptions:
         if name is not None and flags.get("tcp_established"):
             raise InvalidArgumentError("--tcp-established cannot be used with --name", operation="restore")
         return cls(import_=None if import_ is None else Path(import_).absolute(),
-                   import_previous=None if import_previous is None else Path(import_previous).absolute(), **flags)
+                   import_previous=None if import_previous is None else Path(import_previous).absolute(),
+                   **flags)  # type: ignore[arg-type]  # the boolean flags only: ``entry`` is set by its callers
 
 
 # ---------------------------------------------------------------- statistics
@@ -457,28 +471,97 @@ def _shm_bind(ctr: Container) -> bool:
                for m in ctr.config.mounts)
 
 
-def _restore_devshm(ctr: Container, bundle: Path) -> None:
-    """An imported archive's /dev/shm content into the container's /dev/shm directory."""
-    archive = bundle / DEVSHM_TAR
+def _restore_devshm(ctr: Container, source: Path) -> None:
+    """An imported archive's (or a history entry's) /dev/shm content into the container's /dev/shm directory."""
+    archive = source / DEVSHM_TAR
     if archive.exists() and _shm_bind(ctr):
-        _unpack_into(ctr, archive, bundle / SHM_DIR, SHM)
+        _unpack_into(ctr, archive, ctr.bundle / SHM_DIR, SHM)
+
+
+def _reset_layer(ctr: Container) -> None:
+    """Back to the image's files, before an entry's changes are applied (an in-place ``restore --from``)."""
+    if ctr.state.user_mounts:
+        raise ContainerStateError(f"container {ctr.name}'s root file system is mounted by the user (mount): "
+                                  "unmount it before rolling it back", container=ctr.name, operation="restore")
+    ctr.layer.unmount()
+    ctr.state.runtime_mounted = False
+    ctr.layer.remove()
+    ctr.layer.create()
 
 
 # ---------------------------------------------------------------- checkpoint
+def _write_config_dumps(ctr: Container, directory: Path) -> None:
+    """``config.dump``, ``spec.dump``, ``kernelext.config.json`` and ``network.status`` into ``directory``."""
+    # podman's restore reads libpod's ContainerConfig and the spec; kernelext reads its own config first.
+    (directory / CONFIG_DUMP).write_text(json.dumps(libpod.to_config_dump(ctr.config)))
+    # A /dev/shm beside the container is beside the imported one too: its path is the import's to fill in.
+    own = replace(ctr.config, mounts=[replace(m, source="") if _shm_bind(ctr) and m.destination == SHM else m
+                                      for m in ctr.config.mounts])
+    (directory / KERNELEXT_CONFIG).write_text(json.dumps(own.to_json()))
+    spec = json.loads((ctr.bundle / "config.json").read_text())
+    (directory / SPEC_DUMP).write_text(json.dumps(libpod.to_spec_dump(spec, ctr.config, podmanconf.volume_source)))
+    (directory / NETWORK_STATUS).write_text(json.dumps({}))  # network "none"/"host": no addresses to keep
+
+
+def _files_at_dump(ctr: Container) -> str:
+    """The layer's changes as the dump saw them (``rootfs-diff.tar``, ``deleted.files``) set aside in the
+    bundle, and their fingerprint (docs/architecture.md §4, "Checkpoint history")."""
+    snapshot = ctr.bundle / FILES_AT_DUMP
+    _remove(snapshot)
+    snapshot.mkdir(mode=0o700)
+    files = history.fingerprint(ctr.layer.upper)
+    _write_rootfs_diff(ctr, snapshot)
+    return files
+
+
+def _place_files_at_dump(ctr: Container, directory: Path, *, link: bool) -> bool:
+    """The set-aside changes into ``directory`` (hard links, or moved); False when none were set aside."""
+    snapshot = ctr.bundle / FILES_AT_DUMP
+    if not (snapshot / DELETED_FILES).exists():
+        return False
+    for name in (ROOTFS_DIFF, DELETED_FILES):
+        if (snapshot / name).exists():
+            (os.link if link else os.rename)(snapshot / name, directory / name)
+    return True
+
+
+def _record_entry(ctr: Container, options: CheckpointOptions, runtime_duration: int,
+                  criu_statistics: dict[str, int], files: str) -> history.CheckpointEntry:
+    """The checkpoint as a history entry: the bundle's images moved into it (copied with ``--keep``, which
+    keeps them in the bundle too), with podman's archive files beside them."""
+    bundle = ctr.bundle
+
+    def fill(entry: Path) -> None:
+        _write_config_dumps(ctr, entry)
+        _place_files_at_dump(ctr, entry, link=False)
+        if _shm_bind(ctr):
+            _tar(["--create", "--numeric-owner", "--xattrs", "-f", str(entry / DEVSHM_TAR), "-C",
+                  str(bundle / SHM_DIR), "."], "keeping /dev/shm", ctr, "checkpoint")
+        for kept in (STATS_DUMP, DUMP_LOG):
+            if (bundle / kept).exists():
+                shutil.copyfile(bundle / kept, entry / kept)
+        if options.keep:
+            subprocess.run(["cp", "-a", "--reflink=auto", str(bundle / CHECKPOINT_DIR), str(entry)], check=True,
+                           stdin=subprocess.DEVNULL, capture_output=True)
+        else:
+            os.rename(bundle / CHECKPOINT_DIR, entry / CHECKPOINT_DIR)  # the same file system: no copy
+
+    def undo(entry: Path) -> None:
+        # A failed entry gives the images back to the bundle: the container stays restorable as before.
+        if (entry / CHECKPOINT_DIR).exists() and not (bundle / CHECKPOINT_DIR).exists():
+            os.rename(entry / CHECKPOINT_DIR, bundle / CHECKPOINT_DIR)
+
+    return history.record(ctr, fill, undo, name=options.name, leave_running=options.leave_running,
+                          export=options.export, runtime_duration=runtime_duration, criu_statistics=criu_statistics,
+                          files_fingerprint=files)
+
+
 def _export(ctr: Container, options: CheckpointOptions) -> None:
     """Write podman's archive layout from the bundle to ``options.export``."""
     assert options.export is not None
     bundle = ctr.bundle
-    # podman's restore reads libpod's ContainerConfig and the spec; kernelext reads its own config first.
-    (bundle / CONFIG_DUMP).write_text(json.dumps(libpod.to_config_dump(ctr.config)))
-    # A /dev/shm beside the container is beside the imported one too: its path is the import's to fill in.
-    own = replace(ctr.config, mounts=[replace(m, source="") if _shm_bind(ctr) and m.destination == SHM else m
-                                      for m in ctr.config.mounts])
-    (bundle / KERNELEXT_CONFIG).write_text(json.dumps(own.to_json()))
-    spec = json.loads((bundle / "config.json").read_text())
-    (bundle / SPEC_DUMP).write_text(json.dumps(libpod.to_spec_dump(spec, ctr.config, podmanconf.volume_source)))
-    (bundle / NETWORK_STATUS).write_text(json.dumps({}))  # network "none"/"host": no addresses to keep
-    if not options.ignore_rootfs:
+    _write_config_dumps(ctr, bundle)
+    if not options.ignore_rootfs and not _place_files_at_dump(ctr, bundle, link=True):
         _write_rootfs_diff(ctr, bundle)
     members = [CONFIG_DUMP, SPEC_DUMP, KERNELEXT_CONFIG, options.image_dir, NETWORK_STATUS]
     if _shm_bind(ctr):  # CRIU leaves a bind mount's content out
@@ -512,8 +595,9 @@ def _thaw_if_frozen(ctr: Container) -> None:
         ctr._runtime.oci.unpause_container(ctr.id, name=ctr.name)
 
 
-def checkpoint(ctr: Container, options: CheckpointOptions) -> Statistics:
-    """Dump the running container with CRIU (the caller holds the lock)."""
+def checkpoint(ctr: Container, options: CheckpointOptions) -> tuple[Statistics, history.CheckpointEntry | None]:
+    """Dump the running container with CRIU (the caller holds the lock); the history entry it made (none
+    for a pre-checkpoint)."""
     started = time.monotonic()
     st = ctr.state
     if st.status is not S.RUNNING:
@@ -523,6 +607,9 @@ def checkpoint(ctr: Container, options: CheckpointOptions) -> Statistics:
         raise InvalidArgumentError("cannot checkpoint containers that have been started with '--rm' unless "
                                    "'--export' is used", container=ctr.name, operation="checkpoint")
     criu = criu_binary(ctr)
+    history.check_name(ctr, options.name)
+    _reclaim_staged_images(ctr)
+    history.discard_leftovers(ctr)
     if (options.pre_checkpoint or options.with_previous) and not ctr._runtime.oci.supports_memory_tracking(criu):
         raise RuntimeFailure(NO_MEMORY_TRACKING, container=ctr.name, operation="checkpoint")
     bundle = ctr.bundle
@@ -537,6 +624,11 @@ def checkpoint(ctr: Container, options: CheckpointOptions) -> Statistics:
                                  file_locks=options.file_locks, pre_dump=options.pre_checkpoint,
                                  parent_path=PARENT_PATH if options.with_previous else None)
     ctr._begin(Intent.CHECKPOINT)
+    # Left running, the processes stay frozen until their files are read too: an entry's files and
+    # memory are of one moment (CRIU keeps a frozen cgroup frozen; a failed dump thaws it below).
+    freeze = options.leave_running and not options.pre_checkpoint
+    if freeze:
+        ctr._runtime.oci.pause_container(ctr.id, name=ctr.name)
     runtime_started = time.monotonic()
     try:
         ctr._runtime.oci.checkpoint_container(ctr.id, dump, name=ctr.name)
@@ -560,28 +652,51 @@ def checkpoint(ctr: Container, options: CheckpointOptions) -> Statistics:
     faults.point("checkpoint:dumped")
     if options.stops_container:
         finish_stopped(ctr)
+    stats = Statistics(ctr.id, "checkpoint", runtime_duration=int(runtime_duration * _US),
+                       criu_statistics=read_criu_stats(bundle / STATS_DUMP))
+    entry: history.CheckpointEntry | None = None
     try:
+        files = ""
+        if not options.pre_checkpoint:
+            try:
+                files = _files_at_dump(ctr)
+            finally:
+                if freeze:
+                    ctr._runtime.oci.unpause_container(ctr.id, name=ctr.name)
         if options.export is not None:
             _export(ctr, options)
+        if not options.pre_checkpoint:
+            entry = _record_entry(ctr, options, stats.runtime_duration, stats.criu_statistics, files)
     finally:
-        stats = Statistics(ctr.id, "checkpoint", runtime_duration=int(runtime_duration * _US),
-                           criu_statistics=read_criu_stats(bundle / STATS_DUMP))
+        _remove(bundle / FILES_AT_DUMP)
         if not options.keep:
             _remove(bundle / DUMP_LOG, bundle / STATS_DUMP, bundle / CONFIG_DUMP, bundle / SPEC_DUMP,
                     bundle / KERNELEXT_CONFIG, bundle / NETWORK_STATUS)
         ctr.state.done()
         ctr._save()
-        # The event records what a timeline of this container's checkpoints shows.
+        # The event records what a timeline of this container's checkpoints shows; ``entry``: its history entry.
         ctr._event("checkpoint", export=options.export or "", runtimeDuration=stats.runtime_duration,
                    pagesWritten=stats.criu_statistics.get("pages_written", ""),
-                   leaveRunning=options.leave_running, preCheckpoint=options.pre_checkpoint)
+                   leaveRunning=options.leave_running, preCheckpoint=options.pre_checkpoint,
+                   entry=entry.number if entry else "", entryName=entry.name if entry else "")
     stats.total_duration = int((time.monotonic() - started) * _US)
-    return stats
+    return stats, entry
 
 
 def has_checkpoint(ctr: Container) -> bool:
-    """Whether a complete local checkpoint of the container exists (CRIU writes its inventory last)."""
+    """Whether a complete local checkpoint of the container exists (CRIU writes its inventory last); the
+    images of a checkpoint killed while its history entry was staged count (they go back to the bundle)."""
+    _reclaim_staged_images(ctr)
     return (ctr.bundle / CHECKPOINT_DIR / INVENTORY).exists()
+
+
+def _reclaim_staged_images(ctr: Container) -> None:
+    """Give a killed checkpoint's images, moved into a ``.N.partial`` entry, back to the bundle: the
+    dump happened, only the entry did not (the caller holds the lock)."""
+    target = ctr.bundle / CHECKPOINT_DIR
+    for staged in history.history_dir(ctr._runtime.opts, ctr.id).glob(f".*{history.PARTIAL_SUFFIX}"):
+        if (staged / CHECKPOINT_DIR / INVENTORY).exists() and not target.exists():
+            os.rename(staged / CHECKPOINT_DIR, target)
 
 
 def finish_stopped(ctr: Container) -> None:
@@ -634,9 +749,27 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
         _remove(bundle / CHECKPOINT_DIR, bundle / ROOTFS_DIFF, bundle / DELETED_FILES, bundle / VOLUMES_DIR,
                 bundle / DEVSHM_TAR)
         _untar_into_bundle(ctr, options.import_, exclude=(CONFIG_DUMP, SPEC_DUMP, KERNELEXT_CONFIG))
-    if not (bundle / CHECKPOINT_DIR / INVENTORY).exists():
+    # The run descends from: the entry asked for; else the bundle's own images (the newest dump, or an
+    # import's), else the newest entry of the history (docs/architecture.md §4, "Checkpoint history").
+    prior = history.head(ctr)
+    source = history.read_entry(options.entry) if options.entry is not None else None
+    if options.entry is not None and source is None:
+        raise ContainerStateError(f"checkpoint {options.entry.name} of {ctr.name} is gone, cannot restore",
+                                  container=ctr.name, operation="restore")
+    if source is None and options.import_ is None and not (bundle / CHECKPOINT_DIR / INVENTORY).exists():
+        newest = history.entries(ctr._runtime.opts, ctr.id)
+        if newest:
+            source, prior = newest[-1], newest[-1].ref
+    image_dir = source.path / CHECKPOINT_DIR if source is not None else bundle / CHECKPOINT_DIR
+    # An entry's files are applied unless the layer is still exactly as the entry saw it (a rollback
+    # right after a checkpoint that stopped the container): then the reset's unmount, which syncs the
+    # file system holding the fresh images, is spared.
+    entry_files = options.entry is not None and not (
+        options.rollback and source is not None and source.files_fingerprint
+        and history.fingerprint(ctr.layer.upper) == source.files_fingerprint)
+    if not (image_dir / INVENTORY).exists():
         raise ContainerStateError("a complete checkpoint for this container cannot be found, cannot restore: "
-                                  f"{bundle / CHECKPOINT_DIR / INVENTORY} is missing", container=ctr.name,
+                                  f"{image_dir / INVENTORY} is missing", container=ctr.name,
                                   operation="restore")
     _remove(bundle / RESTORE_LOG, bundle / STATS_RESTORE)
     ctr._remove_conmon_files()
@@ -644,6 +777,8 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
         ctr._runtime.oci.delete_container(ctr.id)  # a leftover of an earlier failed attempt would block the restore
     with ports.bound(ctr.config.ports) as sockets:  # a taken port fails before CRIU runs
         try:
+            if options.rollback and entry_files:
+                _reset_layer(ctr)
             rootfs = ctr._mount_storage(Intent.RESTORE)
             if options.import_ is not None and not options.ignore_rootfs:
                 _apply_rootfs_diff(ctr, bundle, rootfs)
@@ -651,11 +786,15 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
                 _restore_volumes(ctr, bundle)
             if options.import_ is not None:
                 _restore_devshm(ctr, bundle)
+            if entry_files:  # an entry asked for: the files as they were then too
+                assert options.entry is not None
+                _apply_rootfs_diff(ctr, options.entry, rootfs)
+                _restore_devshm(ctr, options.entry)
             # With its loopback up before CRIU connects restored TCP sockets back over it.
             ctr._create_netns()
             if options.import_ is not None or not (bundle / "config.json").exists():
                 ctr._write_spec(rootfs)  # in place, the spec the container was checkpointed with is still there
-            restore_from = oci.RestoreOptions(criu=criu, image_dir=bundle / CHECKPOINT_DIR,
+            restore_from = oci.RestoreOptions(criu=criu, image_dir=image_dir,
                                               tcp_established=options.tcp_established,
                                               tcp_close=options.tcp_close, file_locks=options.file_locks)
             runtime_started = time.monotonic()
@@ -692,6 +831,7 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
     st.checkpointed_at = 0.0
     st.restored = True
     st.restored_at = now
+    history.set_head(ctr, source.ref if source is not None else None if options.import_ is not None else prior)
     stats = Statistics(ctr.id, "restore", runtime_duration=int(runtime_duration * _US),
                        criu_statistics=read_criu_stats(bundle / STATS_RESTORE) if options.print_stats else {})
     if not options.keep:
@@ -711,6 +851,8 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
 def _read_archive_config(archive: Path) -> tuple[ContainerConfig, list[str]]:
     """The archive's container: kernelext's own config when it has one (or its older ``config.dump``),
     else podman's (libpod's ``config.dump`` and ``spec.dump``); and what a podman config leaves out."""
+    if archive.is_dir():  # a history entry: the archive's layout, unpacked
+        return _read_layout_config(archive, archive)
     if not archive.is_file():
         raise InvalidArgumentError(f"failed to open checkpoint archive {archive} for import: no such file",
                                    operation="restore")
@@ -718,20 +860,24 @@ def _read_archive_config(archive: Path) -> tuple[ContainerConfig, list[str]]:
         # tar fails on the members an archive lacks (podman's have no kernelext.config.json) but extracts the rest.
         subprocess.run(["tar", "--extract", *_compression_of(archive).tar_flags, "-f", str(archive), "-C", tmp,
                         CONFIG_DUMP, SPEC_DUMP, KERNELEXT_CONFIG], stdin=subprocess.DEVNULL, capture_output=True)
-        here = Path(tmp)
-        if not (here / CONFIG_DUMP).exists():
-            raise InvalidArgumentError(f"{archive} is not a checkpoint archive: it has no {CONFIG_DUMP}",
-                                       operation="restore")
-        try:
-            if (here / KERNELEXT_CONFIG).exists():
-                return ContainerConfig.from_json(json.loads((here / KERNELEXT_CONFIG).read_text())), []
-            data = json.loads((here / CONFIG_DUMP).read_text())
-            if "image_id" in data:  # kernelext's own schema, as archives before libpod's config.dump had it
-                return ContainerConfig.from_json(data), []
-            spec = json.loads((here / SPEC_DUMP).read_text()) if (here / SPEC_DUMP).exists() else {}
-            return libpod.from_config_dump(data, spec)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise InvalidArgumentError(f"{archive}: unreadable {CONFIG_DUMP}: {exc}", operation="restore") from None
+        return _read_layout_config(Path(tmp), archive)
+
+
+def _read_layout_config(here: Path, archive: Path) -> tuple[ContainerConfig, list[str]]:
+    """The container of a directory in the archive's layout (``archive``: what the user named, for errors)."""
+    if not (here / CONFIG_DUMP).exists():
+        raise InvalidArgumentError(f"{archive} is not a checkpoint archive: it has no {CONFIG_DUMP}",
+                                   operation="restore")
+    try:
+        if (here / KERNELEXT_CONFIG).exists():
+            return ContainerConfig.from_json(json.loads((here / KERNELEXT_CONFIG).read_text())), []
+        data = json.loads((here / CONFIG_DUMP).read_text())
+        if "image_id" in data:  # kernelext's own schema, as archives before libpod's config.dump had it
+            return ContainerConfig.from_json(data), []
+        spec = json.loads((here / SPEC_DUMP).read_text()) if (here / SPEC_DUMP).exists() else {}
+        return libpod.from_config_dump(data, spec)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InvalidArgumentError(f"{archive}: unreadable {CONFIG_DUMP}: {exc}", operation="restore") from None
 
 
 def _archive_image(runtime: Runtime, config: ContainerConfig) -> Image:
@@ -753,6 +899,8 @@ def _archive_image(runtime: Runtime, config: ContainerConfig) -> Image:
 def import_archive(runtime: Runtime, archive: Path, name: str | None,
                    publish: list[ports.PortMapping] | None = None) -> Container:
     """Re-create an archive's container in state ``created``: its ID, or a new ID with ``name``.
+
+    ``archive`` may also be a history entry (a directory in the archive's layout): a branch.
 
     ``publish`` replaces the archive's port mappings.
     """
@@ -791,3 +939,40 @@ def import_archive(runtime: Runtime, archive: Path, name: str | None,
             container.remove(force=True)
             raise
     return container
+
+
+def branch(source: Container, which: str | int, name: str, publish: Iterable[str | ports.PortMapping] | None,
+           flags: dict[str, bool]) -> Container:
+    """A new container ``name`` restored from an entry of ``source``'s history, running beside it (podman's
+    ``restore --import -n`` from the entry's directory; ``publish`` replaces the entry's ports)."""
+    runtime = source._runtime
+    mappings = None if publish is None else ports.parse_all(publish)
+    options = RestoreOptions.build(**flags)  # type: ignore[arg-type]  # only the boolean flags
+    with source._locked():  # the entry cannot be deleted meanwhile
+        entry = history.find(runtime.opts, source.id, source.name, which)
+        created = import_archive(runtime, entry.path, name, mappings)
+        try:
+            with created._locked():
+                stats = restore(created, replace(options, entry=entry.path))
+        except BaseException:
+            created.remove(force=True)
+            raise
+    created.statistics = stats.to_dict() if options.print_stats else None
+    return created
+
+
+def export_entry(ctr: Container, entry: history.CheckpointEntry, target: Path,
+                 compress: Compression = Compression.ZSTD) -> Path:
+    """An archive of a history entry (podman's layout, as ``checkpoint --export`` writes), written beside
+    ``target`` first and renamed: ``restore --import`` on any host brings it back."""
+    members = sorted(m for m in os.listdir(entry.path) if m not in (history.ENTRY_FILE, DUMP_LOG))
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, ARCHIVE_MODE))
+        _tar(["--create", "--numeric-owner", "--xattrs", *compress.tar_flags, "-f", str(partial),
+              "-C", str(entry.path), *members], f"exporting checkpoint {entry.number} to {target}", ctr, "checkpoint")
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return target

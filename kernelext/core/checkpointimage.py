@@ -53,17 +53,18 @@ def is_checkpoint_image(image: Image) -> bool:
     return LABEL_NAME in image.config.labels
 
 
-def checkpoint_to_image(ctr: Container, image_name: str, **options: Any) -> tuple[dict[str, Any] | None, Image]:
+def checkpoint_to_image(ctr: Container, image_name: str, **options: Any) -> tuple[Any, Image]:
     """Checkpoint ``ctr`` (``Container.checkpoint``'s options; with ``export`` that archive is written
-    too) and store the checkpoint as the image ``image_name``; its statistics and the image."""
+    too) and store the checkpoint as the image ``image_name``; what ``Container.checkpoint`` returned (its
+    history entry, or the statistics asked for) and the image."""
     labels = _labels(ctr)  # before the checkpoint: an exported --rm container is gone after it
     images = ctr._runtime.images
     with tempfile.TemporaryDirectory(prefix="kernelext-ckimage-") as tmp:
         archive = options.pop("export", None) or Path(tmp) / ARCHIVE_NAME
         if options.get("compress") is None and archive == Path(tmp) / ARCHIVE_NAME:
             options["compress"] = "none"  # unpacked into the image at once: compressing would only cost time
-        statistics = ctr.checkpoint(export=archive, **options)
-        return statistics, images.import_tarball(Path(archive), image_name, labels=labels)
+        result = ctr.checkpoint(export=archive, **options)
+        return result, images.import_tarball(Path(archive), image_name, labels=labels)
 
 
 def restore_from_image(runtime: Runtime, image: Image, name: str | None = None, **options: Any) -> Container:

@@ -73,6 +73,7 @@ from kernelext.storage.users import resolve_user
 
 if TYPE_CHECKING:
     from kernelext.core.filecopy import FileInfo
+    from kernelext.core.history import CheckpointEntry
     from kernelext.core.logs import LogCursor, LogLine
     from kernelext.core.runtime import Runtime
     from kernelext.storage.layerdiff import Change
@@ -916,38 +917,89 @@ class Container:
                    file_locks: bool = False, export: str | os.PathLike[str] | None = None,
                    ignore_rootfs: bool = False, ignore_volumes: bool = False, pre_checkpoint: bool = False,
                    with_previous: bool = False, compress: str | None = None,
-                   print_stats: bool = False) -> dict[str, Any] | None:
-        """Checkpoint the running container with CRIU (podman's options); statistics with ``print_stats``.
+                   print_stats: bool = False, name: str | None = None) -> Any:
+        """Checkpoint the running container with CRIU (podman's options) into its history.
 
-        Afterwards it is ``exited`` with ``Checkpointed`` set, or still running
-        with ``leave_running`` / ``pre_checkpoint``. ``export`` also writes an
-        archive that :meth:`Runtime.restore_from_archive` brings back anywhere.
+        Returns the new :class:`~kernelext.core.history.CheckpointEntry` (``name``: its
+        name), or podman's statistics with ``print_stats`` (the entry is then
+        ``checkpoints()[-1]``); a pre-checkpoint makes no entry. Afterwards it is
+        ``exited`` with ``Checkpointed`` set, or still running with
+        ``leave_running`` / ``pre_checkpoint``. ``export`` also writes an archive
+        that :meth:`Runtime.restore_from_archive` brings back anywhere.
         """
         from kernelext.core import checkpoint as cr
 
         options = cr.CheckpointOptions.build(
             keep=keep, leave_running=leave_running, tcp_established=tcp_established, file_locks=file_locks,
             export=export, ignore_rootfs=ignore_rootfs, ignore_volumes=ignore_volumes, pre_checkpoint=pre_checkpoint,
-            with_previous=with_previous, compress=compress, print_stats=print_stats)
+            with_previous=with_previous, compress=compress, print_stats=print_stats, name=name)
         with self._locked():
-            stats = cr.checkpoint(self, options)
+            stats, entry = cr.checkpoint(self, options)
         if self.config.auto_remove and options.stops_container:
             self.remove()  # podman: an exported --rm container goes away
         self.statistics = stats.to_dict() if print_stats else None
-        return self.statistics
+        return self.statistics if print_stats else entry
+
+    def checkpoints(self) -> list[CheckpointEntry]:
+        """The container's checkpoint history, oldest first (docs/architecture.md §4, "Checkpoint history")."""
+        from kernelext.core import history
+
+        return history.entries(self._runtime.opts, self.id)
+
+    def checkpoint_entry(self, which: str | int) -> CheckpointEntry:
+        """One entry of the history, by number or name."""
+        from kernelext.core import history
+
+        return history.find(self._runtime.opts, self.id, self.name, which)
+
+    def export_checkpoint(self, which: str | int, path: str | os.PathLike[str],
+                          compress: str | None = None) -> Path:
+        """Write an entry of the history as an archive (podman's layout) that ``restore --import`` reads."""
+        from kernelext.core import checkpoint as cr
+
+        with self._locked():  # the entry cannot be deleted meanwhile
+            entry = self.checkpoint_entry(which)
+            return cr.export_entry(self, entry, Path(path).absolute(), cr.Compression.parse(compress or "zstd"))
+
+    def remove_checkpoint(self, which: str | int) -> CheckpointEntry:
+        """Delete an entry of the history (its space is freed at once)."""
+        from kernelext.core import history
+
+        with self._locked():
+            entry = history.find(self._runtime.opts, self.id, self.name, which)
+            history.remove(self, entry)
+        self._event("checkpoint-remove", entry=entry.number, entryName=entry.name)
+        return entry
 
     def restore(self, *, keep: bool = False, tcp_established: bool = False, tcp_close: bool = False,
                 file_locks: bool = False, import_: str | os.PathLike[str] | None = None, ignore_rootfs: bool = False,
                 ignore_volumes: bool = False, import_previous: str | os.PathLike[str] | None = None,
-                print_stats: bool = False) -> dict[str, Any] | None:
-        """Restore the container from its checkpoint (or ``import_``, an exported archive) under a new conmon."""
-        from kernelext.core import checkpoint as cr
+                print_stats: bool = False, from_: str | int | None = None, name: str | None = None,
+                publish: Iterable[str | PortMapping] | None = None) -> Any:
+        """Restore the container from its checkpoint (or ``import_``, an exported archive) under a new conmon.
 
-        options = cr.RestoreOptions.build(
-            keep=keep, tcp_established=tcp_established, tcp_close=tcp_close, file_locks=file_locks, import_=import_,
-            ignore_rootfs=ignore_rootfs, ignore_volumes=ignore_volumes, import_previous=import_previous,
-            print_stats=print_stats)
+        ``from_``: an entry of its history (number or name), its files rolled back to
+        that moment too; with ``name`` instead a new container (a branch, ``publish``
+        its ports) restored from that entry beside this one, which is returned.
+        """
+        from kernelext.core import checkpoint as cr
+        from kernelext.core import history
+
+        flags: dict[str, Any] = dict(keep=keep, tcp_established=tcp_established, tcp_close=tcp_close,
+                                     file_locks=file_locks, print_stats=print_stats)
+        options = cr.RestoreOptions.build(import_=import_, ignore_rootfs=ignore_rootfs, ignore_volumes=ignore_volumes,
+                                          import_previous=import_previous, from_=from_, name=name, **flags)
+        if from_ is not None and name is not None:
+            return cr.branch(self, from_, name, publish, flags)
+        if publish is not None:
+            raise InvalidArgumentError("--publish can only be used with --import or --from and --name",
+                                       container=self.name, operation="restore")
         with self._locked():
+            if from_ is not None:
+                entry = history.find(self._runtime.opts, self.id, self.name, from_)
+                if self.state.status is S.STOPPED:
+                    self._cleanup()  # a rollback right after a stop need not wait for conmon's exit command
+                options = dataclasses_replace(options, entry=entry.path, rollback=True)
             stats = cr.restore(self, options)
         self.statistics = stats.to_dict() if print_stats else None
         return self.statistics

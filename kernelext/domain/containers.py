@@ -337,14 +337,24 @@ def checkpoint(rt: Runtime, names: Sequence[str], *, all: bool = False, latest: 
     if options.get("export") and len(chosen) > 1:
         raise InvalidArgumentError("--export can only be used with one container")
     create_image = options.pop("create_image", None)
-    if create_image:
-        from kernelext.core.checkpointimage import checkpoint_to_image
+    if create_image and len(chosen) > 1:
+        raise InvalidArgumentError("--create-image can only be used with one container")
 
-        if len(chosen) > 1:
-            raise InvalidArgumentError("--create-image can only be used with one container")
-        return _each(rep.CheckpointReport, chosen, lambda c: checkpoint_to_image(c, create_image, **options)[0],
-                     result="statistics")
-    return _each(rep.CheckpointReport, chosen, lambda c: c.checkpoint(**options), result="statistics")
+    def act(ctr: Container) -> Any:
+        if create_image:
+            from kernelext.core.checkpointimage import checkpoint_to_image
+
+            return checkpoint_to_image(ctr, create_image, **options)[0]
+        return ctr.checkpoint(**options)
+
+    done = _each(rep.CheckpointReport, chosen, act, result="entry")
+    for report in done:  # Container.checkpoint returns the statistics when asked for them, else its entry
+        if report.error is None and report.container is not None:
+            report.statistics = report.container.statistics
+            if options.get("print_stats"):
+                listed = report.container.checkpoints() if report.container.runtime.exists(report.id) else []
+                report.entry = listed[-1] if listed else None
+    return done
 
 
 def _as_checkpoint_image(rt: Runtime, reference: str) -> Image | None:

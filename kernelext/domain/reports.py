@@ -83,6 +83,8 @@ class InspectReport(Report):
 class CheckpointReport(Report):
     #: The statistics ``--print-stats`` asked for (None without it).
     statistics: dict[str, Any] | None = None
+    #: The history entry the checkpoint made (``kernelext.core.history.CheckpointEntry``; None: none made).
+    entry: Any = None
 
 
 @dataclass

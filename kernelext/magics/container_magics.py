@@ -774,7 +774,9 @@ def _cleanup(m: ContainerMagics, args: argparse.Namespace) -> Container | Contai
 def _checkpoint(m: ContainerMagics, args: argparse.Namespace) -> Any:
     reports = domain.checkpoint(m.rt, args.containers, all=args.all, latest=args.latest, **checkpoint_options(args))
     if not args.print_stats:
-        return m._containers(reports)
+        # The history entries made: each renders as a card (docs/architecture.md §4, "Checkpoint history").
+        made = [r.entry for r in m._reported(reports) if isinstance(r, CheckpointReport) and r.entry is not None]
+        return made[0] if len(made) == 1 else made
     results = [r.statistics for r in m._reported(reports) if isinstance(r, CheckpointReport)]
     return results[0] if len(results) == 1 else results
 
@@ -782,6 +784,14 @@ def _checkpoint(m: ContainerMagics, args: argparse.Namespace) -> Any:
 @handles("restore")
 def _restore(m: ContainerMagics, args: argparse.Namespace) -> Any:
     options = restore_options(args)
+    if args.from_ is not None:
+        from kernelext.domain import checkpoints as history
+
+        if args.name:
+            ctr = history.branch(m.rt, args.containers[0], args.from_, args.name, args.publish or None, **options)
+        else:
+            ctr = history.restore_entry(m.rt, args.containers[0], args.from_, **options)
+        return ctr.statistics if args.print_stats else ctr.reload()
     if args.import_:
         ctr = m.rt.restore_from_archive(args.import_, args.name, publish=args.publish or None, **options)
         return ctr.statistics if args.print_stats else ctr
@@ -791,6 +801,23 @@ def _restore(m: ContainerMagics, args: argparse.Namespace) -> Any:
         return m._containers(reports)
     results = [r.statistics for r in m._reported(reports) if isinstance(r, RestoreReport)]
     return results[0] if len(results) == 1 else results
+
+
+@handles("checkpoint-ls")
+def _checkpoint_ls(m: ContainerMagics, args: argparse.Namespace) -> Any:
+    from kernelext.domain import checkpoints as history
+    from kernelext.magics.display import CheckpointList
+
+    return CheckpointList(history.entries(m.rt, args.container))
+
+
+@handles("checkpoint-rm", "checkpoint-prune")
+def _checkpoint_rm(m: ContainerMagics, args: argparse.Namespace) -> Any:
+    from kernelext.domain import checkpoints as history
+
+    reports = (history.remove(m.rt, args.container, args.entries) if args.cmd == "checkpoint-rm"
+               else history.prune(m.rt, args.containers, all=args.all))
+    return [r.entry for r in m._reported(reports) if isinstance(r, history.CheckpointRemoveReport) and r.entry]
 
 
 @handles("port")

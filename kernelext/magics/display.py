@@ -12,7 +12,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from kernelext.core.container import Container
+from kernelext.core.history import CheckpointEntry
 from kernelext.core.state import ContainerStatus
+from kernelext.units import human_size
 
 S = ContainerStatus
 #: Badge colours by state, chosen to read as traffic lights.
@@ -105,15 +107,73 @@ class Table(list[dict[str, Any]]):
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def entry_text(entry: CheckpointEntry) -> str:
+    """Stable for nbval: the entry's number, name, container and parent (no sizes, times or IDs)."""
+    name = f" ({entry.name})" if entry.name else ""
+    parent = f", parent {entry.parent_label()}" if entry.parent and entry.parent.container_id == entry.container_id \
+        else ", branched" if entry.parent else ""
+    return f"Checkpoint {entry.number}{name} of {entry.container_name}{parent}"
+
+
+def _figures(entry: CheckpointEntry) -> list[tuple[str, str]]:
+    stats = entry.criu_statistics
+    frozen = entry.frozen_ms
+    return [("size", human_size(entry.size)), ("frozen", "" if frozen is None else f"{frozen:.1f} ms"),
+            ("pages written", str(stats.get("pages_written", ""))),
+            ("pages scanned", str(stats.get("pages_scanned", ""))),
+            ("memdump", f"{stats.get('memdump_time', 0) / 1000:.1f} ms"),
+            ("memwrite", f"{stats.get('memwrite_time', 0) / 1000:.1f} ms")]
+
+
+def entry_html(entry: CheckpointEntry) -> str:
+    """A card: the entry's number and name, when, its parent, then its size and CRIU's figures."""
+    import time
+
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.created))
+    head = [f'<b>#{entry.number}</b>', f"<b>{html.escape(entry.name)}</b>" if entry.name else "",
+            html.escape(entry.container_name), html.escape(when),
+            f"parent {html.escape(entry.parent_label())}" if entry.parent else "",
+            "kept running" if entry.leave_running else "", f"exported to {html.escape(entry.export)}"
+            if entry.export else ""]
+    figures = " &middot; ".join(f'<span style="color:var(--jp-ui-font-color2,#666)">{k}</span> {html.escape(v)}'
+                                for k, v in _figures(entry) if v)
+    return (f'<div style="{_CARD_STYLE}">' + " &middot; ".join(p for p in head if p) + f"<br>{figures}</div>")
+
+
+class CheckpointList(list[CheckpointEntry]):
+    """What ``%container checkpoint ls`` returns: a container's history, a table in both forms."""
+
+    COLUMNS = ("ENTRY", "NAME", "PARENT", "SIZE", "FROZEN", "PAGES")
+
+    def _rows(self) -> list[list[str]]:
+        return [[str(e.number), e.name, e.parent_label(), human_size(e.size),
+                 "" if e.frozen_ms is None else f"{e.frozen_ms:.1f}ms", str(e.criu_statistics.get("pages_written", ""))]
+                for e in self]
+
+    def __repr__(self) -> str:
+        from kernelext.cli.format import table
+
+        return table(list(self.COLUMNS), self._rows()) if self else "no checkpoints"
+
+    def _repr_html_(self) -> str:
+        head = "".join(f'<th style="{_CELL_STYLE}">{h}</th>' for h in self.COLUMNS)
+        body = "".join("<tr>" + "".join(f'<td style="{_CELL_STYLE}">{html.escape(v)}</td>' for v in row) + "</tr>"
+                       for row in self._rows())
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
 def register(ip: Any) -> None:
     formatters = ip.display_formatter.formatters
     formatters["text/plain"].for_type(Container, lambda c, p, cycle: p.text(container_text(c)))
     formatters["text/html"].for_type(Container, container_html)
+    formatters["text/plain"].for_type(CheckpointEntry, lambda e, p, cycle: p.text(entry_text(e)))
+    formatters["text/html"].for_type(CheckpointEntry, entry_html)
 
 
 def unregister(ip: Any) -> None:
     for mime in ("text/plain", "text/html"):
-        try:
-            ip.display_formatter.formatters[mime].pop(Container)
-        except KeyError:
-            pass
+        for kind in (Container, CheckpointEntry):
+            try:
+                ip.display_formatter.formatters[mime].pop(kind)
+            except KeyError:
+                pass

@@ -1,9 +1,12 @@
-"""``CheckpointTimeline``: a container's checkpoints, restores and exported archives.
+"""``CheckpointTimeline``: a container's checkpoint history as a tree (docs/architecture.md §4).
 
-Built from the store's event log (every process's checkpoints, with the
-duration and pages CRIU wrote), with buttons to restore the latest
-checkpoint and to export a new archive while the container keeps running,
-into the folder shown (and editable) beside the button.
+Each entry shows its time, name, size and CRIU's figures, under the entry it
+descends from (branches: other containers restored from an entry are named
+under it). Buttons: checkpoint now (optionally named), and per entry restore
+in place, branch (a new container from it), export (into the folder shown)
+and delete. Every action goes through :mod:`kernelext.domain.checkpoints`;
+the tree follows the store's events, so a checkpoint made by any process
+appears.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +22,8 @@ import anywidget
 from traitlets import List, Unicode
 
 from kernelext.core.container import Container
-from kernelext.core.events import Event
-from kernelext.core.state import allowed_actions
-from kernelext.domain import containers as domain
+from kernelext.core.history import CheckpointEntry
+from kernelext.domain import checkpoints as history
 from kernelext.domain.reports import raise_for
 from kernelext.errors import KernelextError
 from kernelext.units import human_size
@@ -28,25 +31,35 @@ from kernelext.widgets._assets import css, esm
 from kernelext.widgets._follow import ContainerFollower
 from kernelext.widgets._registry import track
 
-TIMELINE_EVENTS = ("checkpoint", "restore")
+#: What the browser may ask for, and whether it names an entry.
+ENTRY_ACTIONS = ("restore", "branch", "export", "delete")
+ACTIONS = ("checkpoint", *ENTRY_ACTIONS)
+#: The state in which the container can be checkpointed now.
+CHECKPOINTABLE = "running"
 
 
-def _entry(event: Event) -> dict[str, Any]:
-    archive = event.attributes.get("export", "")
-    size = os.path.getsize(archive) if archive and os.path.exists(archive) else None
-    runtime_us = event.attributes.get("runtimeDuration", "")
-    return {"time": time.strftime("%H:%M:%S", time.localtime(event.time)), "kind": event.status,
-            "archive": archive, "size": size, "human_size": "" if size is None else human_size(size), "duration_ms": int(runtime_us) // 1000 if runtime_us else None,
-            "pages": event.attributes.get("pagesWritten", ""),
-            "leave_running": event.attributes.get("leaveRunning") == "True"}
+def node_model(node: history.TreeNode) -> dict[str, Any]:
+    """What the browser gets for one entry (JSON only: numbers preformatted where units matter)."""
+    entry: CheckpointEntry = node.entry
+    stats = entry.criu_statistics
+    return {"number": entry.number, "name": entry.name, "depth": node.depth, "parent": entry.parent_label(),
+            "time": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.created)), "size": entry.size,
+            "human_size": human_size(entry.size),
+            "frozen_ms": None if entry.frozen_ms is None else round(entry.frozen_ms, 1),
+            "memdump_ms": round(stats.get("memdump_time", 0) / 1000, 1),
+            "memwrite_ms": round(stats.get("memwrite_time", 0) / 1000, 1),
+            "pages_scanned": stats.get("pages_scanned"), "pages_written": stats.get("pages_written"),
+            "leave_running": entry.leave_running, "export": entry.export, "branches": node.branches}
 
 
 class CheckpointTimeline(anywidget.AnyWidget):
     _esm = esm("controls.js", "timeline.js")
     _css = css("timeline.css")
 
-    entries: List[Any] = List().tag(sync=True)
+    #: The entries depth first, each with its ``depth`` in the tree (:func:`node_model`).
+    nodes: List[Any] = List().tag(sync=True)
     status = Unicode("").tag(sync=True)
+    #: The actions the buttons may ask for now.
     allowed = List(Unicode()).tag(sync=True)
     message = Unicode("").tag(sync=True)
     #: Where "export" writes its archive; the browser shows it and may change it.
@@ -61,49 +74,75 @@ class CheckpointTimeline(anywidget.AnyWidget):
         track(self)
 
     def __repr__(self) -> str:
-        return f"CheckpointTimeline({self.container.name}: {len(self.entries)} entries)"
+        return f"CheckpointTimeline({self.container.name}: {len(self.nodes)} entries)"
+
+    @property
+    def _rt(self) -> Any:
+        return self.container.runtime
 
     def refresh(self) -> None:
-        events = [e for e in self.container._runtime.events.read() if e.id == self.container.id
-                  and e.status in TIMELINE_EVENTS]
-        st = self.container.state
+        try:
+            nodes = [node_model(n) for n in history.tree(self._rt, self.container.id)]
+        except KernelextError:
+            nodes = []  # removed: the panel says so; the tree empties
+        status = self.container.status.value
         with self.hold_sync():
-            self.entries = [_entry(e) for e in events]
-            self.status = st.status.value
-            # The state machine's rules, with "export" standing for a leave-running checkpoint.
-            allowed = allowed_actions(st.status, checkpointed=st.checkpointed,
-                                      rootless=self.container._runtime.namespace.rootless)
-            self.allowed = (["restore"] if "restore" in allowed else []) + (
-                ["export"] if "checkpoint" in allowed else [])
+            self.nodes = nodes
+            self.status = status
+            # CRIU needs root; entries can be acted on whatever the container's state.
+            self.allowed = [] if self._rt.namespace.rootless else (
+                (["checkpoint"] if status == CHECKPOINTABLE else []) + ([*ENTRY_ACTIONS] if nodes else []))
 
-    def export(self) -> Path:
-        """Checkpoint to a new archive, leaving the container running."""
+    # The buttons' handlers: each one call of the command layer (tests call them directly).
+    def checkpoint_now(self, name: str = "") -> CheckpointEntry:
+        """A checkpoint that leaves the container running, named ``name`` if given."""
+        return history.checkpoint(self._rt, self.container.id, entry_name=name or None, leave_running=True)
+
+    def restore_entry(self, number: int) -> Container:
+        """Roll the container back to entry ``number`` (stopped first if it runs)."""
+        return history.restore_entry(self._rt, self.container.id, number, stop=True)
+
+    def branch(self, number: int, name: str) -> Container:
+        """A new container ``name`` restored from entry ``number``, beside this one."""
+        return history.branch(self._rt, self.container.id, number, name)
+
+    def export_entry(self, number: int) -> Path:
+        """Entry ``number`` as an archive in the export folder."""
         folder = Path(self.export_dir).expanduser()
         if not folder.is_dir():
             raise NotADirectoryError(f"export folder {folder} does not exist")
-        target = (folder / f"{self.container.name}-{time.strftime('%Y%m%d-%H%M%S')}.tar.zst").absolute()
-        raise_for(domain.checkpoint(self.container.runtime, [self.container.id], export=target, leave_running=True))
-        return target
+        target = folder / f"{self.container.name}-{number}-{time.strftime('%Y%m%d-%H%M%S')}.tar.zst"
+        return history.export(self._rt, self.container.id, number, target)
+
+    def delete(self, number: int) -> str:
+        """Delete entry ``number``; what the message line says."""
+        raise_for(history.remove(self._rt, self.container.id, [str(number)]))
+        return f"checkpoint {number} deleted"
 
     def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: list[bytes]) -> None:
         action = content.get("type")
-        if action not in self.allowed:
+        if action not in ACTIONS or action not in self.allowed:
             return
-
         if action == "export" and content.get("folder"):
             self.export_dir = str(content["folder"])
+        number = int(content.get("entry", 0))
+        name = str(content.get("name", "")).strip()
+        work: dict[str, Callable[[], str]] = {
+            "checkpoint": lambda: f"checkpoint {self.checkpoint_now(name).number} made",
+            "restore": lambda: f"{self.restore_entry(number).name} restored from checkpoint {number}",
+            "branch": lambda: f"{self.branch(number, name).name} branched from checkpoint {number}",
+            "export": lambda: f"exported to {self.export_entry(number)}",
+            "delete": lambda: self.delete(number),
+        }
 
-        def work() -> None:
+        def run() -> None:
             self.message = ""
             try:
-                if action == "export":
-                    self.message = f"exported to {self.export()}"
-                else:
-                    raise_for(domain.restore(self.container.runtime, [self.container.id]))
+                self.message = work[str(action)]()
             except (KernelextError, OSError) as exc:
                 self.message = f"{action} failed: {exc}"
             self.refresh()
-        threading.Thread(target=work, daemon=True, name=f"kernelext-timeline-{action}").start()
+        threading.Thread(target=run, daemon=True, name=f"kernelext-timeline-{action}").start()
 
     def close(self) -> None:
         self._follower.stop()
