@@ -321,8 +321,12 @@ def test_broken_or_killed_criu_leaves_the_container_running(store: Store, tmp_pa
     real = find_criu()
     broken = tmp_path / "criu-broken"
     broken.write_text("#!/bin/sh\necho 'criu: this build is broken' >&2\nexit 1\n")
-    killed = tmp_path / "criu-killed"  # CRIU killed in the middle of its dump
-    killed.write_text(f"#!/bin/sh\n\"{real}\" \"$@\" &\npid=$!\nsleep 0.05\nkill -9 $pid\nwait $pid\n")
+    # CRIU killed in the middle of its dump, with any helper it forked (in a group of its own: a helper
+    # left alive would keep runc's end of the socket open, and runc would wait for it for ever).
+    killed = tmp_path / "criu-killed"
+    group = tmp_path / "criu-group"
+    killed.write_text(f"#!/bin/sh\nrm -f {group}\nsetsid sh -c 'echo $$ > {group}; exec \"$0\" \"$@\"' \"{real}\" \"$@\" &\n"
+                      f"sleep 0.05\n/bin/kill -KILL -- -$(cat {group})\nwait\n")  # dash's own kill takes no group
     for script in (broken, killed):
         script.chmod(0o755)
     ctr = store.runtime.run("busybox", ["sh", "-c", COUNTER], name="victim")
