@@ -25,6 +25,7 @@ from kernelext.core.checkpoint import CONFIG_DUMP, KERNELEXT_CONFIG
 from kernelext.core.mounts import Mount, MountType
 from kernelext.core.ports import PortMapping, Protocol
 from kernelext.core.state import ContainerConfig, NetworkMode, RestartPolicy, RestartPolicyName
+from kernelext.oci import netns
 from kernelext.oci.monitoring import LogDriver
 
 from conftest import ROOTLESS, Store, wait_until
@@ -278,6 +279,34 @@ def test_host_network_init_and_terminal_travel_both_ways(store: Store, podman: P
     assert wait_until(lambda: counted(ctr_log(again))[-1] >= past + 3)
     assert_unbroken(counted(ctr_log(again)), past)
     again.remove(force=True)
+
+
+def test_podmans_network_none_counter_checkpoints_again_here(store: Store, podman: Podman, shared: str,
+                                                             tmp_path: Path) -> None:
+    """podman's ``--network none`` leaves the namespace to runc, so CRIU dumps it and restores a new one:
+    restored here, that is the namespace held on the container's path, and kernelext checkpoints the
+    container again, in place and exported (runc failed with "no such file or directory" before)."""
+    podman.ok("run", "-d", "--name", "nonet", "--network", "none", "localhost/busybox:latest", "sh", "-c",
+              "i=0; while true; do echo $i; i=$((i+1)); sleep 0.1; done")
+    assert wait_until(lambda: len(counted(podman.ok("logs", "nonet"))) >= 3, timeout=20)
+    archive = tmp_path / "nonet.tar.zst"
+    podman.ok("container", "checkpoint", "-e", str(archive), "nonet")
+    past = counted(podman.ok("logs", "nonet"))[-1]
+    podman.ok("rm", "nonet")
+    ctr = store.runtime.restore_from_archive(archive)
+    assert ctr.netns_path is not None and netns.holds(ctr.netns_path, ctr.state.pid)
+    assert wait_until(lambda: counted(ctr_log(ctr))[-1] >= past + 3)
+    _ok(store.cli("checkpoint", "nonet"))
+    _ok(store.cli("restore", "nonet"))
+    assert netns.holds(ctr.netns_path, ctr.reload().state.pid)  # a prepared namespace from now on
+    again = tmp_path / "again.tar.zst"
+    _ok(store.cli("checkpoint", "-e", str(again), "nonet"))
+    past = counted(ctr_log(ctr))[-1]
+    _ok(store.cli("rm", "nonet"))
+    back = store.runtime.restore_from_archive(again)
+    assert wait_until(lambda: counted(ctr_log(back))[-1] >= past + 3)
+    assert_unbroken(counted(ctr_log(back)), past)
+    back.remove(force=True)
 
 
 # ------------------------------------------------- older kernelext archives

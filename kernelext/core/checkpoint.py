@@ -813,10 +813,11 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
             raise
         try:
             prepared = _in_prepared_netns(ctr, launched.pid)
-            if not prepared:
-                # Checkpointed in a namespace runc made (before kernelext prepared them): CRIU made
-                # a new one, with its loopback down (docs/architecture.md §4), and ours is not needed.
-                ctr._remove_netns()
+            if not prepared and ctr.netns_path is not None:
+                # Checkpointed in a namespace runc made (an older kernelext, podman's --network none): CRIU
+                # made a new one, with its loopback down (docs/architecture.md §4). It is held on the path
+                # the spec names instead of ours, where runc's next checkpoint looks for it.
+                netns.adopt(ctr.netns_path, launched.pid)
             if sockets or not prepared:
                 ctr._setup_network(launched.pid, sockets)
         except BaseException:

@@ -87,6 +87,15 @@ def create(path: Path) -> None:
         raise failure[0]
 
 
+def adopt(path: Path, pid: int) -> None:
+    """Hold the namespace ``pid`` is in on ``path`` instead of the one prepared there: the spec runc keeps
+    names ``path``, and a later checkpoint must find there the namespace the container is really in."""
+    remove(path)
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    _check(_libc.mount(os.fsencode(f"/proc/{pid}/ns/net"), os.fsencode(path), None, _MS_BIND, None),
+           f"bind-mounting the network namespace on {path}")
+
+
 def remove(path: Path) -> None:
     """Unmount and delete the namespace's file; nothing if there is none.
 
