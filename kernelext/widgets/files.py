@@ -12,8 +12,8 @@ import posixpath
 import stat
 import tarfile
 import tempfile
-import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import anywidget
@@ -42,6 +42,9 @@ class FileBrowser(anywidget.AnyWidget):
         super().__init__(**kwargs)
         self.container = container
         self._uploads: dict[str, Any] = {}
+        # One action at a time, in the order the browser asked: a slow delete's refresh must not blank the
+        # error of the one after it, and a relative path means the folder the action before left.
+        self._actions = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kernelext-files")
         self.on_msg(self._on_message)
         self.browse(path)
         track(self)
@@ -138,9 +141,10 @@ class FileBrowser(anywidget.AnyWidget):
             except KernelextError as exc:
                 self.message = str(exc)
         else:
-            threading.Thread(target=work, daemon=True, name="kernelext-files").start()
+            self._actions.submit(work)
 
     def close(self) -> None:
+        self._actions.shutdown(wait=False, cancel_futures=True)
         for spool in self._uploads.values():
             spool.close()
         self._uploads.clear()
