@@ -13,8 +13,7 @@ import sys
 from typing import Any
 
 from kernelext.cli.commands import _template, command, out, render, render_rows
-from kernelext.cli.format import table
-from kernelext.cli.images import since
+from kernelext.cli.format import since, table
 from kernelext.core.history import CheckpointEntry
 from kernelext.core.runtime import Runtime
 from kernelext.domain import checkpoints as history

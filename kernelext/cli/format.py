@@ -11,7 +11,7 @@ from kernelext.cli.parser import UsageError
 from kernelext.units import human_duration, human_size
 
 #: Sizes and durations live in kernelext.units; re-exported here, the CLI's formatting API.
-__all__ = ["human_duration", "human_size", "parse_interval", "parse_time", "table"]
+__all__ = ["human_duration", "human_size", "parse_interval", "parse_time", "since", "table"]
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -50,3 +50,8 @@ def parse_time(text: str | None) -> float | None:
         return parse_timestamp(text) if "T" in text else datetime.fromisoformat(text).timestamp()
     except ValueError:
         raise UsageError(f"invalid time {text!r}") from None
+
+
+def since(timestamp: float) -> str:
+    """How long ago ``timestamp`` was, as podman's CREATED columns say it ("5 minutes ago")."""
+    return human_duration(time.time() - timestamp) + " ago"

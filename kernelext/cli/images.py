@@ -10,12 +10,11 @@ import argparse
 import fnmatch
 import json
 import sys
-import time
 from typing import Any
 
 from kernelext.cli.commands import _inspect_each, _template, _truncate, command, err, out
 from kernelext.cli.format import parse_time as parse_moment
-from kernelext.cli.format import table
+from kernelext.cli.format import since, table
 from kernelext.cli.parser import UsageError
 from kernelext.core.inspection import format_time
 from kernelext.core.runtime import Runtime
@@ -49,12 +48,6 @@ def image_size(size: float) -> str:
             return f"{size:.3g} {unit}"
         size /= 1000
     return f"{size:.3g} TB"
-
-
-def since(timestamp: float) -> str:
-    from kernelext.cli.format import human_duration
-
-    return human_duration(time.time() - timestamp) + " ago"
 
 
 # ----------------------------------------------------------------- listing
