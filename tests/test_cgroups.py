@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from kernelext.errors import InvalidArgumentError
-from kernelext.oci import cgroups
+from kernelext.oci import cgroups, kmsg
 from kernelext.oci.cgroups import CgroupManager, CgroupOptions, CgroupsMode
 
 from conftest import ROOTLESS, Store, wait_until
@@ -264,3 +264,35 @@ def test_options_survive_the_store_and_old_configs_load() -> None:
 def test_build_refuses_as_podman(kwargs: dict[str, str], message: str) -> None:
     with pytest.raises(InvalidArgumentError, match=message):
         CgroupOptions.build(**kwargs)
+
+
+# ------------------------------------------------------------------ OOM kills from the kernel's report
+KMSG_OOM = ("6,12345,57556519657,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=libpod-ab.scope,"
+            "mems_allowed=0,oom_memcg=/machine.slice/libpod-ab.scope,task_memcg=/machine.slice/libpod-ab.scope,"
+            "task=sh,pid=22134,uid=0\n SUBSYSTEM=memory")
+
+
+def test_kernel_oom_records_are_parsed() -> None:
+    kill = kmsg.parse_record(KMSG_OOM)
+    assert kill == kmsg.OomKill(at=57556.519657, cgroup="/machine.slice/libpod-ab.scope", task="sh", pid=22134)
+    assert kmsg.parse_record("6,12346,57556519700,-;Memory cgroup out of memory: Killed process 22134 (sh)") is None
+    assert kmsg.parse_record("garbage") is None
+
+
+@pytest.mark.skipif(ROOTLESS, reason="the kernel's log needs CAP_SYSLOG (dmesg_restrict), so root only")
+def test_an_oom_kill_is_found_in_the_kernels_report_after_the_cgroup_is_gone(store: Store) -> None:
+    """What OOMKilled rests on where conmon misses the kill (v2 with systemd: kernelext.oci.kmsg):
+    the kernel's report names the container's cgroup, and only that container's run."""
+    hog = store.runtime.run("busybox", ["sh", "-c", "x=a; while :; do x=$x$x; done"], name="hog", memory="24m")
+    assert hog.wait(timeout=120) == 137
+    calm = store.runtime.run("busybox", ["true"], name="calm", memory="24m")
+    assert calm.wait(timeout=60) == 0
+    hog_names, calm_names = cgroups.container_dir_names(hog.id), cgroups.container_dir_names(calm.id)
+    assert kmsg.oom_killed_since(hog_names, hog.state.started_at)
+    assert not kmsg.oom_killed_since(calm_names, calm.state.started_at)
+    # A later run of the same container does not inherit the earlier kill.
+    assert not kmsg.oom_killed_since(hog_names, hog.state.finished_at + 2 * kmsg.CLOCK_SLACK_S)
+    assert hog.inspect()["State"]["OOMKilled"] is True
+    store.runtime.remove(hog.id, force=True)  # its cgroup (and memory.events) go: the report stays
+    assert not _leftovers(hog.id)
+    assert kmsg.oom_killed_since(hog_names, hog.state.started_at)

@@ -83,6 +83,8 @@ T = TypeVar("T")
 
 CONMON_DIED_ERROR = "conmon died without writing exit file, container exit code could not be retrieved"
 DEFAULT_WAIT_INTERVAL_S = 0.25
+#: A process killed by SIGKILL, the OOM killer's signal, exits with 128 + 9.
+OOM_KILL_EXIT_CODE = 128 + signal_mod.SIGKILL
 EXIT_CONDITIONS = frozenset({S.STOPPED, S.EXITED})
 
 
@@ -297,9 +299,11 @@ class Container:
         st.finished_at = when
         st.pid = 0
         st.restart_policy_match = was in (S.RUNNING, S.PAUSED, S.STOPPING) and not st.stopped_by_user
-        # conmon's "oom" file (its eventfd on the cgroup), else the cgroup's own counter if it is still there.
+        # conmon's "oom" file (its watch on the cgroup), else the cgroup's counter or the kernel's report of
+        # the kill; only SIGKILL can be the OOM killer's (128 + 9).
         oom_file = self._runtime.opts.persist_dir(self.id) / "oom"
-        st.oom_killed = oom_file.exists() or self.config.cgroups.oom_killed(self.id)
+        st.oom_killed = oom_file.exists() or (code == OOM_KILL_EXIT_CODE
+                                              and self.config.cgroups.oom_killed(self.id, st.started_at))
         self._runtime.db.set_exit_code(self.id, code)
         self._save()
         self._event("died", exitCode=code)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kernelext.errors import InvalidArgumentError
+from kernelext.oci import kmsg
 from kernelext.oci.resources import cgroup_oom_killed
 from kernelext.rootless import is_rootless
 
@@ -256,10 +257,14 @@ class CgroupOptions:
             return CONMON_SCOPE.format(id=ctr_id)
         return None
 
-    def oom_killed(self, ctr_id: str) -> bool:
+    def oom_killed(self, ctr_id: str, started_at: float) -> bool:
         """The fallback when conmon recorded no OOM kill: the cgroup's own counter while it is there
-        (cgroupfs; a systemd scope and its ``memory.events`` are gone by the time the exit is seen)."""
-        return not self.rootless and cgroup_oom_killed(CGROUP_ROOT, self.expected_path(ctr_id))
+        (cgroupfs), else the kernel's report of a kill in the container's cgroup since ``started_at``
+        (a systemd scope and its ``memory.events`` are gone by the time the exit is seen: kernelext.oci.kmsg)."""
+        if self.rootless:
+            return False
+        return (cgroup_oom_killed(CGROUP_ROOT, self.expected_path(ctr_id))
+                or (self.own_cgroup and kmsg.oom_killed_since(container_dir_names(ctr_id), started_at)))
 
     def release(self, ctr_id: str) -> list[Path]:
         """After the runtime forgot the container: remove what is left of a cgroupfs cgroup (a systemd
@@ -338,10 +343,15 @@ def delegated_controllers(rootless: bool) -> list[str]:
     return found
 
 
-def is_container_dir(name: str, ctr_id: str) -> bool:
-    """Whether a cgroup directory's name is the container's: cgroupfs's ``<id>``, systemd's
+def container_dir_names(ctr_id: str) -> tuple[str, ...]:
+    """The names a container's own cgroup directory has: cgroupfs's ``<id>``, systemd's
     ``libpod-<id>.scope``, split's ``libpod-payload-<id>``."""
-    return name in (ctr_id, f"{SCOPE_PREFIX}-{ctr_id}.scope", f"{PAYLOAD_PREFIX}{ctr_id}")
+    return ctr_id, f"{SCOPE_PREFIX}-{ctr_id}.scope", f"{PAYLOAD_PREFIX}{ctr_id}"
+
+
+def is_container_dir(name: str, ctr_id: str) -> bool:
+    """Whether a cgroup directory's name is the container's."""
+    return name in container_dir_names(ctr_id)
 
 
 def move_to_scope(pid: int, unit: str, slice_name: str, *, rootless: bool) -> str:
