@@ -19,7 +19,6 @@ from traitlets import List, Unicode
 
 from kernelext.core.container import Container
 from kernelext.core.events import Event
-from kernelext.core.state import allowed_actions
 from kernelext.domain import containers as domain
 from kernelext.domain.reports import raise_for
 from kernelext.errors import KernelextError
@@ -71,8 +70,7 @@ class CheckpointTimeline(anywidget.AnyWidget):
             self.entries = [_entry(e) for e in events]
             self.status = st.status.value
             # The state machine's rules, with "export" standing for a leave-running checkpoint.
-            allowed = allowed_actions(st.status, checkpointed=st.checkpointed,
-                                      rootless=self.container._runtime.namespace.rootless)
+            allowed = self.container.allowed_actions()
             self.allowed = (["restore"] if "restore" in allowed else []) + (
                 ["export"] if "checkpoint" in allowed else [])
 
