@@ -175,18 +175,31 @@ def test_cgroup_parent_and_namespace(store: Store) -> None:
     assert wait_until(lambda: _leftovers(ctr.id) == [])
 
 
-@pytest.mark.skipif(ROOTLESS or V2, reason="split is done as root on v1 only: v2 needs podman's move of the caller "
-                                           "into a sibling cgroup (docs/architecture.md §15)")
+@pytest.mark.skipif(ROOTLESS, reason="split as a normal user: the container gets no cgroup (rootless cgroupfs)")
 def test_split_puts_the_container_under_the_callers_cgroup(store: Store) -> None:
+    """podman's split: the caller's cgroup holds the container's payload cgroup and, on v2, a ``supervisor``
+    child where the caller's processes (this test, then conmon) were moved so it may have children."""
+    before = _proc_cgroup(os.getpid())
     ctr = store.runtime.run("busybox", ["sleep", "1000"], cgroups="split")
     try:
         mine = _proc_cgroup(os.getpid())
-        assert _proc_cgroup(ctr.state.pid) == f"{mine.rstrip('/')}/libpod-payload-{ctr.id}"
+        if V2:
+            assert mine.endswith("/supervisor") and mine in (f"{before.rstrip('/')}/supervisor", before)
+            caller = mine.rpartition("/")[0] or "/"
+        else:
+            caller = mine
+        assert _proc_cgroup(ctr.state.pid) == f"{caller.rstrip('/')}/libpod-payload-{ctr.id}"
+        assert _proc_cgroup(ctr.state.conmon_pid) == mine  # conmon stays with the caller
         assert ctr.inspect()["HostConfig"]["Cgroups"] == "split"
+        assert ctr.inspect()["HostConfig"]["CgroupParent"] == caller
+        again = store.runtime.run("busybox", ["true"], cgroups="split")  # a second split: the same layout
+        assert again.wait(timeout=60) == 0 and _proc_cgroup(os.getpid()) == mine
+        again.remove()
     finally:
         ctr.remove(force=True)
+    payload = f"{caller.rstrip('/')}/libpod-payload-{ctr.id}"
     assert wait_until(lambda: _leftovers(ctr.id) == [] and
-                      not Path(f"{ROOT}/memory{_proc_cgroup(os.getpid())}/libpod-payload-{ctr.id}").exists())
+                      not Path(f"{ROOT}{'' if V2 else '/memory'}{payload}").exists())
 
 
 @pytest.mark.skipif(not OWN_CGROUP, reason="rootless on cgroupfs: no cgroup, so no limits (podman's refusal)")

@@ -38,6 +38,9 @@ SCOPE_PREFIX = "libpod"
 CONMON_SCOPE = "libpod-conmon-{id}.scope"
 #: ``--cgroups=split``: the container's cgroup under the caller's own.
 PAYLOAD_PREFIX = "libpod-payload-"
+#: ``split`` on v2: the caller's processes move into this child of their cgroup, so that cgroup may have
+#: children with controllers (v2's "no internal processes" rule) and the container goes beside them.
+SUPERVISOR = "supervisor"
 #: How long a D-Bus call to systemd may take (software-emulated VMs are slow).
 BUS_TIMEOUT_S = 30
 #: How long a restore waits for systemd to unload the previous conmon's emptied scope, and how often it looks.
@@ -209,7 +212,7 @@ class CgroupOptions:
                                        "invalid argument")
         if parent and manager is CgroupManager.CGROUPFS and not parent.startswith("/"):
             parent = "/" + parent
-        split_parent = own_cgroup() if mode is CgroupsMode.SPLIT else ""
+        split_parent = split_caller() if mode is CgroupsMode.SPLIT else ""
         return cls(manager, mode, parent, ns, rootless, split_parent)
 
     @property
@@ -297,6 +300,33 @@ class CgroupOptions:
         return cls(CgroupManager(data["manager"]), CgroupsMode(data["mode"]), data.get("parent", ""),
                    CgroupnsMode(data.get("cgroupns", CgroupnsMode.HOST.value)), bool(data.get("rootless")),
                    data.get("split_parent", ""))
+
+
+def split_caller() -> str:
+    """podman's ``--cgroups=split``: the cgroup the container goes under, the caller's own. On v2 a cgroup
+    with processes cannot hold a child with controllers, so, as podman does, every process of the caller's
+    cgroup first moves into its ``supervisor`` child (conmon then starts there); a caller already in a
+    ``supervisor`` cgroup (an earlier split) uses its parent as is."""
+    current = own_cgroup()
+    if hierarchy() is not Hierarchy.V2:
+        return current
+    path = CGROUP_ROOT / current.lstrip("/")
+    if path.name == SUPERVISOR:
+        return "/" + str(path.parent.relative_to(CGROUP_ROOT)).lstrip(".")
+    supervisor = path / SUPERVISOR
+    try:
+        supervisor.mkdir(exist_ok=True)
+        pids = (path / "cgroup.procs").read_text().split()
+    except OSError as exc:
+        raise InvalidArgumentError(f"cannot split the cgroup {current}: {exc.strerror or exc}") from None
+    for pid in pids:
+        try:
+            (supervisor / "cgroup.procs").write_text(pid)
+        except OSError as exc:
+            if exc.errno not in (errno.ESRCH, errno.EINVAL):  # gone meanwhile; a kernel thread (root cgroup)
+                raise InvalidArgumentError(f"cannot move process {pid} into {supervisor}: "
+                                           f"{exc.strerror or exc}") from None
+    return current
 
 
 def container_dir(pid: int, ctr_id: str) -> Path | None:
