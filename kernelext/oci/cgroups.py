@@ -200,8 +200,8 @@ class CgroupOptions:
         if mode is CgroupsMode.DISABLED:
             if parent:
                 raise InvalidArgumentError("cannot specify --cgroup-parent with --cgroups=disabled")
-            raise InvalidArgumentError("--cgroups=disabled needs an OCI runtime that can run a container without "
-                                       "a cgroup (crun); runc always makes one")
+            # podman's words: only crun runs a container without a cgroup; runc always makes one
+            raise InvalidArgumentError("requested OCI runtime runc is not compatible with NoCgroups: invalid argument")
         if mode is CgroupsMode.SPLIT and parent:
             raise InvalidArgumentError("cannot specify --cgroup-parent with --cgroups=split")
         if parent and manager is CgroupManager.SYSTEMD and not parent.endswith(".slice"):
