@@ -307,5 +307,5 @@ def test_an_oom_kill_is_found_in_the_kernels_report_after_the_cgroup_is_gone(sto
     assert not kmsg.oom_killed_since(hog_names, hog.state.finished_at + 2 * kmsg.CLOCK_SLACK_S)
     assert hog.inspect()["State"]["OOMKilled"] is True
     store.runtime.remove(hog.id, force=True)  # its cgroup (and memory.events) go: the report stays
-    assert not _leftovers(hog.id)
+    assert wait_until(lambda: _leftovers(hog.id) == [], timeout=30), _leftovers(hog.id)  # conmon's scope goes a bit later
     assert kmsg.oom_killed_since(hog_names, hog.state.started_at)
