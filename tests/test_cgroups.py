@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from kernelext.errors import InvalidArgumentError
-from kernelext.oci import cgroups
+from kernelext.oci import cgroups, kmsg
 from kernelext.oci.cgroups import CgroupManager, CgroupOptions, CgroupsMode
 
 from conftest import ROOTLESS, Store, wait_until
@@ -130,7 +130,7 @@ def test_no_cgroup_outlives_run_checkpoint_restore_crash_and_rm(store: Store, tm
 
 
 def test_bad_cgroup_flags_are_refused_and_leave_nothing(store: Store) -> None:
-    cases = [(["--cgroups", "disabled"], "crun"),
+    cases = [(["--cgroups", "disabled"], "requested OCI runtime runc is not compatible with NoCgroups"),
              (["--cgroups", "split", "--cgroup-parent", "x"], "cannot specify --cgroup-parent with --cgroups=split"),
              (["--cgroups", "sometimes"], "invalid cgroup mode"),
              (["--cgroupns", "shared"], "invalid --cgroupns")]
@@ -175,18 +175,31 @@ def test_cgroup_parent_and_namespace(store: Store) -> None:
     assert wait_until(lambda: _leftovers(ctr.id) == [])
 
 
-@pytest.mark.skipif(ROOTLESS or V2, reason="split is done as root on v1 only: v2 needs podman's move of the caller "
-                                           "into a sibling cgroup (docs/architecture.md §15)")
+@pytest.mark.skipif(ROOTLESS, reason="split as a normal user: the container gets no cgroup (rootless cgroupfs)")
 def test_split_puts_the_container_under_the_callers_cgroup(store: Store) -> None:
+    """podman's split: the caller's cgroup holds the container's payload cgroup and, on v2, a ``supervisor``
+    child where the caller's processes (this test, then conmon) were moved so it may have children."""
+    before = _proc_cgroup(os.getpid())
     ctr = store.runtime.run("busybox", ["sleep", "1000"], cgroups="split")
     try:
         mine = _proc_cgroup(os.getpid())
-        assert _proc_cgroup(ctr.state.pid) == f"{mine.rstrip('/')}/libpod-payload-{ctr.id}"
+        if V2:
+            assert mine.endswith("/supervisor") and mine in (f"{before.rstrip('/')}/supervisor", before)
+            caller = mine.rpartition("/")[0] or "/"
+        else:
+            caller = mine
+        assert _proc_cgroup(ctr.state.pid) == f"{caller.rstrip('/')}/libpod-payload-{ctr.id}"
+        assert _proc_cgroup(ctr.state.conmon_pid) == mine  # conmon stays with the caller
         assert ctr.inspect()["HostConfig"]["Cgroups"] == "split"
+        assert ctr.inspect()["HostConfig"]["CgroupParent"] == caller
+        again = store.runtime.run("busybox", ["true"], cgroups="split")  # a second split: the same layout
+        assert again.wait(timeout=60) == 0 and _proc_cgroup(os.getpid()) == mine
+        again.remove()
     finally:
         ctr.remove(force=True)
+    payload = f"{caller.rstrip('/')}/libpod-payload-{ctr.id}"
     assert wait_until(lambda: _leftovers(ctr.id) == [] and
-                      not Path(f"{ROOT}/memory{_proc_cgroup(os.getpid())}/libpod-payload-{ctr.id}").exists())
+                      not Path(f"{ROOT}{'' if V2 else '/memory'}{payload}").exists())
 
 
 @pytest.mark.skipif(not OWN_CGROUP, reason="rootless on cgroupfs: no cgroup, so no limits (podman's refusal)")
@@ -259,8 +272,40 @@ def test_options_survive_the_store_and_old_configs_load() -> None:
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"cgroup_manager": "upstart"}, 'invalid cgroup manager "upstart"'),
     ({"cgroup_manager": "cgroupfs", "cgroup_parent": "a.slice"}, "systemd slice received as cgroup parent"),
-    ({"cgroup_manager": "cgroupfs", "cgroups": "disabled"}, "crun"),
+    ({"cgroup_manager": "cgroupfs", "cgroups": "disabled"}, "not compatible with NoCgroups"),
 ])
 def test_build_refuses_as_podman(kwargs: dict[str, str], message: str) -> None:
     with pytest.raises(InvalidArgumentError, match=message):
         CgroupOptions.build(**kwargs)
+
+
+# ------------------------------------------------------------------ OOM kills from the kernel's report
+KMSG_OOM = ("6,12345,57556519657,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=libpod-ab.scope,"
+            "mems_allowed=0,oom_memcg=/machine.slice/libpod-ab.scope,task_memcg=/machine.slice/libpod-ab.scope,"
+            "task=sh,pid=22134,uid=0\n SUBSYSTEM=memory")
+
+
+def test_kernel_oom_records_are_parsed() -> None:
+    kill = kmsg.parse_record(KMSG_OOM)
+    assert kill == kmsg.OomKill(at=57556.519657, cgroup="/machine.slice/libpod-ab.scope", task="sh", pid=22134)
+    assert kmsg.parse_record("6,12346,57556519700,-;Memory cgroup out of memory: Killed process 22134 (sh)") is None
+    assert kmsg.parse_record("garbage") is None
+
+
+@pytest.mark.skipif(ROOTLESS, reason="the kernel's log needs CAP_SYSLOG (dmesg_restrict), so root only")
+def test_an_oom_kill_is_found_in_the_kernels_report_after_the_cgroup_is_gone(store: Store) -> None:
+    """What OOMKilled rests on where conmon misses the kill (v2 with systemd: kernelext.oci.kmsg):
+    the kernel's report names the container's cgroup, and only that container's run."""
+    hog = store.runtime.run("busybox", ["sh", "-c", "x=a; while :; do x=$x$x; done"], name="hog", memory="24m")
+    assert hog.wait(timeout=120) == 137
+    calm = store.runtime.run("busybox", ["true"], name="calm", memory="24m")
+    assert calm.wait(timeout=60) == 0
+    hog_names, calm_names = cgroups.container_dir_names(hog.id), cgroups.container_dir_names(calm.id)
+    assert kmsg.oom_killed_since(hog_names, hog.state.started_at)
+    assert not kmsg.oom_killed_since(calm_names, calm.state.started_at)
+    # A later run of the same container does not inherit the earlier kill.
+    assert not kmsg.oom_killed_since(hog_names, hog.state.finished_at + 2 * kmsg.CLOCK_SLACK_S)
+    assert hog.inspect()["State"]["OOMKilled"] is True
+    store.runtime.remove(hog.id, force=True)  # its cgroup (and memory.events) go: the report stays
+    assert wait_until(lambda: _leftovers(hog.id) == [], timeout=30), _leftovers(hog.id)  # conmon's scope goes a bit later
+    assert kmsg.oom_killed_since(hog_names, hog.state.started_at)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +23,7 @@ from kernelext import (
     InvalidArgumentError,
     NameInUseError,
     NoSuchContainerError,
+    PermissionRequiredError,
     Runtime,
     RuntimeFailure,
 )
@@ -252,12 +254,37 @@ def test_conmon_killed_is_detected_on_next_sync(store: Store) -> None:
 
 
 # --------------------------------------------------------------- pause, wait
-@needs_root
+def _own_writable_cgroup(pid: int, ctr_id: str) -> bool:
+    """The host's fact that decides rootless pause: cgroup v2, and the container's process in a cgroup
+    named for it (its systemd scope) whose freezer this user may write."""
+    if not Path("/sys/fs/cgroup/cgroup.controllers").exists():
+        return False
+    unified = [line.split(":", 2)[2] for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+               if line.startswith("0::")]
+    path = Path("/sys/fs/cgroup") / unified[0].lstrip("/")
+    return ctr_id in path.name and os.access(path / "cgroup.freeze", os.W_OK)
+
+
 def test_pause_freezes_and_unpause_resumes_output(store: Store) -> None:
+    """As root, and as a normal user where the container has a writable cgroup of its own (v2 with a
+    delegated systemd scope); elsewhere (rootless on v1) podman's refusal, the same in the panel."""
     ctr = store.runtime.run("busybox", ["sh", "-c", "i=0; while true; do echo $i; i=$((i+1)); sleep 0.05; done"])
     assert wait_until(lambda: len(list(ctr.logs())) >= 3)
+    works = not ROOTLESS or _own_writable_cgroup(ctr.state.pid, ctr.id)
+    assert ("pause" in ctr.allowed_actions()) is works  # what the panel enables
+    if not works:
+        proc = store.cli("pause", ctr.name)
+        v2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
+        refusal = "cannot pause without using Cgroups: this container does not have a cgroup" if v2 else \
+            "can not pause containers on rootless containers with cgroup V1"
+        assert (proc.returncode, proc.stderr) == (125, f"Error: {refusal}\n")
+        with pytest.raises(PermissionRequiredError, match="pause"):
+            ctr.pause()
+        assert ctr.status is S.RUNNING
+        return
     ctr.pause()
     assert ctr.status is S.PAUSED
+    assert ctr.allowed_actions() == ["kill", "unpause"]
     time.sleep(0.2)
     frozen = len(list(ctr.logs()))
     time.sleep(0.5)

@@ -115,6 +115,9 @@ def test_buttons_follow_the_state_machine() -> None:
     assert "restore" in allowed_actions(S.EXITED, checkpointed=True)
     assert allowed_actions(S.RUNNING, rootless=True) == ["stop", "kill", "restart"]
     assert "restore" not in allowed_actions(S.EXITED, checkpointed=True, rootless=True)
+    # A normal user whose container has a writable v2 cgroup of its own pauses it (no checkpoint still).
+    assert allowed_actions(S.RUNNING, rootless=True, freezable=True) == ["stop", "kill", "pause", "restart"]
+    assert allowed_actions(S.PAUSED, rootless=True, freezable=True) == ["kill", "unpause"]
 
 
 @needs_root

@@ -6,7 +6,7 @@ as one OCI layer tar with whiteouts for what the container deleted, and stacked
 on the image's own layers; the image's config, edited by ``--change``
 instructions, gets a history entry. A running container is paused while its
 files are read (podman's ``--pause``, default true), except rootless without a
-freezable cgroup of its own (kernelext.oci.cgroups.freezable).
+freezable cgroup of its own (Container.pause_refusal).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 from kernelext import faults
 from kernelext.core.state import ContainerStatus
 from kernelext.errors import ContainerStateError
-from kernelext.oci import cgroups
 from kernelext.storage import staging
 from kernelext.storage.imagechanges import apply_changes
 from kernelext.storage.images import Image, check_name
@@ -62,8 +61,7 @@ def _write_layer(ctr: Container, output: Path, pause: bool) -> None:
     if ctr.state.status is ContainerStatus.REMOVING:
         raise ContainerStateError(f"container {ctr.name} is being removed, cannot commit", container=ctr.name,
                                   operation="commit")
-    paused = pause and ctr.state.status is ContainerStatus.RUNNING and (
-        not ctr._runtime.namespace.rootless or cgroups.freezable(ctr.state.pid, ctr.id))
+    paused = pause and ctr.state.status is ContainerStatus.RUNNING and not ctr.pause_refusal()
     if paused:
         ctr.pause()
     try:

@@ -45,6 +45,7 @@ from kernelext.core.state import (
     ContainerStatus,
     Intent,
     NetworkMode,
+    allowed_actions,
     should_restart,
 )
 from kernelext.errors import (
@@ -84,6 +85,8 @@ T = TypeVar("T")
 
 CONMON_DIED_ERROR = "conmon died without writing exit file, container exit code could not be retrieved"
 DEFAULT_WAIT_INTERVAL_S = 0.25
+#: A process killed by SIGKILL, the OOM killer's signal, exits with 128 + 9.
+OOM_KILL_EXIT_CODE = 128 + signal_mod.SIGKILL
 EXIT_CONDITIONS = frozenset({S.STOPPED, S.EXITED})
 
 
@@ -298,9 +301,11 @@ class Container:
         st.finished_at = when
         st.pid = 0
         st.restart_policy_match = was in (S.RUNNING, S.PAUSED, S.STOPPING) and not st.stopped_by_user
-        # conmon's "oom" file (its eventfd on the cgroup), else the cgroup's own counter if it is still there.
+        # conmon's "oom" file (its watch on the cgroup), else the cgroup's counter or the kernel's report of
+        # the kill; only SIGKILL can be the OOM killer's (128 + 9).
         oom_file = self._runtime.opts.persist_dir(self.id) / "oom"
-        st.oom_killed = oom_file.exists() or self.config.cgroups.oom_killed(self.id)
+        st.oom_killed = oom_file.exists() or (code == OOM_KILL_EXIT_CODE
+                                              and self.config.cgroups.oom_killed(self.id, st.started_at))
         self._runtime.db.set_exit_code(self.id, code)
         self._save()
         self._event("died", exitCode=code)
@@ -754,13 +759,28 @@ class Container:
             self._runtime.db.save_config(self.id, self.config.to_json())
             self._event("update")
 
+    def pause_refusal(self) -> str:
+        """Why this user cannot freeze this container ("" where it can): root always can; a normal user
+        only where the container has a cgroup of its own it may write (cgroup v2, a delegated systemd
+        scope), as podman pauses a rootless container. The one rule for pause, commit and the panel."""
+        if not self._runtime.namespace.rootless or cgroups.freezable(self.state.pid, self.id):
+            return ""
+        return rootless.pause_refusal()
+
+    def allowed_actions(self) -> list[str]:
+        """What the state machine allows this container now, and this user may do: what a panel enables."""
+        st = self.state
+        return allowed_actions(st.status, checkpointed=st.checkpointed, rootless=self._runtime.namespace.rootless,
+                               freezable=not self.pause_refusal())
+
     def pause(self) -> None:
         with self._locked():
             if self.state.status is S.PAUSED:
                 raise ContainerStateError(f"{self.name} is already paused", container=self.name, operation="pause")
             self._check("pause", f'"{self.state.status.value}" is not running, can\'t pause: container state improper')
-            if self._runtime.namespace.rootless and not cgroups.freezable(self.state.pid, self.id):
-                raise PermissionRequiredError(rootless.pause_refusal(), container=self.name, operation="pause")
+            refusal = self.pause_refusal()
+            if refusal:
+                raise PermissionRequiredError(refusal, container=self.name, operation="pause")
             self._begin(Intent.PAUSE)
             self._runtime.oci.pause_container(self.id, name=self.name)
             self.state.status = S.PAUSED

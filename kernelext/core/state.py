@@ -79,15 +79,22 @@ ALLOWED_FROM: dict[str, frozenset[ContainerStatus]] = {
 ACTIONS = ("start", "stop", "kill", "pause", "unpause", "restart", "checkpoint", "restore", "remove")
 
 
-#: What a rootless container can never do: CRIU and the freezer need root (or a cgroup of its own).
-ROOT_ONLY_ACTIONS = frozenset({"pause", "unpause", "checkpoint", "restore"})
+#: What a rootless container can never do: CRIU needs root.
+ROOT_ONLY_ACTIONS = frozenset({"checkpoint", "restore"})
+#: What needs the container's cgroup freezer, which a normal user has only with a writable cgroup of the
+#: container's own (kernelext.core.container.Container.pause_refusal).
+FREEZER_ACTIONS = frozenset({"pause", "unpause"})
 
 
-def allowed_actions(status: ContainerStatus, *, checkpointed: bool = False, rootless: bool = False) -> list[str]:
-    """The actions the state machine allows now (and the host grants): what a panel enables."""
+def allowed_actions(status: ContainerStatus, *, checkpointed: bool = False, rootless: bool = False,
+                    freezable: bool | None = None) -> list[str]:
+    """The actions the state machine allows now (and the host grants): what a panel enables.
+    ``freezable`` (default: not ``rootless``) is whether this user may freeze the container."""
     allowed = {action for action in ACTIONS if action in ALLOWED_FROM and status in ALLOWED_FROM[action]}
     if rootless:
         allowed -= ROOT_ONLY_ACTIONS
+    if not (not rootless if freezable is None else freezable):
+        allowed -= FREEZER_ACTIONS
     if status is S.RUNNING:
         allowed.discard("start")  # allowed by podman's CLI as a no-op, but pointless as a button
     if not checkpointed:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kernelext.errors import InvalidArgumentError
+from kernelext.oci import kmsg
 from kernelext.oci.resources import cgroup_oom_killed
 from kernelext.rootless import is_rootless
 
@@ -37,6 +38,9 @@ SCOPE_PREFIX = "libpod"
 CONMON_SCOPE = "libpod-conmon-{id}.scope"
 #: ``--cgroups=split``: the container's cgroup under the caller's own.
 PAYLOAD_PREFIX = "libpod-payload-"
+#: ``split`` on v2: the caller's processes move into this child of their cgroup, so that cgroup may have
+#: children with controllers (v2's "no internal processes" rule) and the container goes beside them.
+SUPERVISOR = "supervisor"
 #: How long a D-Bus call to systemd may take (software-emulated VMs are slow).
 BUS_TIMEOUT_S = 30
 #: How long a restore waits for systemd to unload the previous conmon's emptied scope, and how often it looks.
@@ -196,8 +200,8 @@ class CgroupOptions:
         if mode is CgroupsMode.DISABLED:
             if parent:
                 raise InvalidArgumentError("cannot specify --cgroup-parent with --cgroups=disabled")
-            raise InvalidArgumentError("--cgroups=disabled needs an OCI runtime that can run a container without "
-                                       "a cgroup (crun); runc always makes one")
+            # podman's words: only crun runs a container without a cgroup; runc always makes one
+            raise InvalidArgumentError("requested OCI runtime runc is not compatible with NoCgroups: invalid argument")
         if mode is CgroupsMode.SPLIT and parent:
             raise InvalidArgumentError("cannot specify --cgroup-parent with --cgroups=split")
         if parent and manager is CgroupManager.SYSTEMD and not parent.endswith(".slice"):
@@ -208,7 +212,7 @@ class CgroupOptions:
                                        "invalid argument")
         if parent and manager is CgroupManager.CGROUPFS and not parent.startswith("/"):
             parent = "/" + parent
-        split_parent = own_cgroup() if mode is CgroupsMode.SPLIT else ""
+        split_parent = split_caller() if mode is CgroupsMode.SPLIT else ""
         return cls(manager, mode, parent, ns, rootless, split_parent)
 
     @property
@@ -256,10 +260,14 @@ class CgroupOptions:
             return CONMON_SCOPE.format(id=ctr_id)
         return None
 
-    def oom_killed(self, ctr_id: str) -> bool:
+    def oom_killed(self, ctr_id: str, started_at: float) -> bool:
         """The fallback when conmon recorded no OOM kill: the cgroup's own counter while it is there
-        (cgroupfs; a systemd scope and its ``memory.events`` are gone by the time the exit is seen)."""
-        return not self.rootless and cgroup_oom_killed(CGROUP_ROOT, self.expected_path(ctr_id))
+        (cgroupfs), else the kernel's report of a kill in the container's cgroup since ``started_at``
+        (a systemd scope and its ``memory.events`` are gone by the time the exit is seen: kernelext.oci.kmsg)."""
+        if self.rootless:
+            return False
+        return (cgroup_oom_killed(CGROUP_ROOT, self.expected_path(ctr_id))
+                or (self.own_cgroup and kmsg.oom_killed_since(container_dir_names(ctr_id), started_at)))
 
     def release(self, ctr_id: str) -> list[Path]:
         """After the runtime forgot the container: remove what is left of a cgroupfs cgroup (a systemd
@@ -292,6 +300,33 @@ class CgroupOptions:
         return cls(CgroupManager(data["manager"]), CgroupsMode(data["mode"]), data.get("parent", ""),
                    CgroupnsMode(data.get("cgroupns", CgroupnsMode.HOST.value)), bool(data.get("rootless")),
                    data.get("split_parent", ""))
+
+
+def split_caller() -> str:
+    """podman's ``--cgroups=split``: the cgroup the container goes under, the caller's own. On v2 a cgroup
+    with processes cannot hold a child with controllers, so, as podman does, every process of the caller's
+    cgroup first moves into its ``supervisor`` child (conmon then starts there); a caller already in a
+    ``supervisor`` cgroup (an earlier split) uses its parent as is."""
+    current = own_cgroup()
+    if hierarchy() is not Hierarchy.V2:
+        return current
+    path = CGROUP_ROOT / current.lstrip("/")
+    if path.name == SUPERVISOR:
+        return "/" + str(path.parent.relative_to(CGROUP_ROOT)).lstrip(".")
+    supervisor = path / SUPERVISOR
+    try:
+        supervisor.mkdir(exist_ok=True)
+        pids = (path / "cgroup.procs").read_text().split()
+    except OSError as exc:
+        raise InvalidArgumentError(f"cannot split the cgroup {current}: {exc.strerror or exc}") from None
+    for pid in pids:
+        try:
+            (supervisor / "cgroup.procs").write_text(pid)
+        except OSError as exc:
+            if exc.errno not in (errno.ESRCH, errno.EINVAL):  # gone meanwhile; a kernel thread (root cgroup)
+                raise InvalidArgumentError(f"cannot move process {pid} into {supervisor}: "
+                                           f"{exc.strerror or exc}") from None
+    return current
 
 
 def container_dir(pid: int, ctr_id: str) -> Path | None:
@@ -338,10 +373,15 @@ def delegated_controllers(rootless: bool) -> list[str]:
     return found
 
 
-def is_container_dir(name: str, ctr_id: str) -> bool:
-    """Whether a cgroup directory's name is the container's: cgroupfs's ``<id>``, systemd's
+def container_dir_names(ctr_id: str) -> tuple[str, ...]:
+    """The names a container's own cgroup directory has: cgroupfs's ``<id>``, systemd's
     ``libpod-<id>.scope``, split's ``libpod-payload-<id>``."""
-    return name in (ctr_id, f"{SCOPE_PREFIX}-{ctr_id}.scope", f"{PAYLOAD_PREFIX}{ctr_id}")
+    return ctr_id, f"{SCOPE_PREFIX}-{ctr_id}.scope", f"{PAYLOAD_PREFIX}{ctr_id}"
+
+
+def is_container_dir(name: str, ctr_id: str) -> bool:
+    """Whether a cgroup directory's name is the container's."""
+    return name in container_dir_names(ctr_id)
 
 
 def move_to_scope(pid: int, unit: str, slice_name: str, *, rootless: bool) -> str:

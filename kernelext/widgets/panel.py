@@ -2,7 +2,7 @@
 
 The badge follows the real state through the store's events (from any
 process); the buttons are enabled exactly when the state machine allows the
-action (:func:`kernelext.core.state.allowed_actions`). A button runs the core
+action (:meth:`kernelext.core.container.Container.allowed_actions`). A button runs the core
 call in a worker thread, so the kernel stays responsive during a 10 s stop;
 an error shows in the panel as one line and the panel stays usable.
 """
@@ -19,7 +19,7 @@ from traitlets import Bool, Int, List, Unicode
 
 from kernelext.core.container import Container
 from kernelext.core.events import Event
-from kernelext.core.state import ContainerConfig, allowed_actions
+from kernelext.core.state import ContainerConfig
 from kernelext.domain import containers as domain
 from kernelext.domain.reports import Report, raise_for
 from kernelext.errors import KernelextError
@@ -115,8 +115,7 @@ class ContainerPanel(ipywidgets.VBox):  # type: ignore[misc]
             self.header.exited = st.exited
             self.header.error = st.error
             self.header.oom_killed = st.oom_killed
-            self.header.allowed = [] if self.header.busy else allowed_actions(
-                st.status, checkpointed=st.checkpointed, rootless=container._runtime.namespace.rootless)
+            self.header.allowed = [] if self.header.busy else container.allowed_actions()
 
     def _changed(self, container: Container, event: Event | None) -> None:
         if event is not None and event.status == "remove":
