@@ -68,7 +68,11 @@ function render({ model, el }) {
     }
     const body = table.createTBody();
     const nodes = model.get("nodes");
-    chosen = chosen.filter((c) => nodes.some((n) => n.number === c));
+    const kept = chosen.filter((c) => nodes.some((n) => n.number === c));
+    if (kept.length !== chosen.length) {  // a ticked entry was deleted: show what the others hold
+      chosen = kept;
+      model.send({ type: "select", entries: chosen });
+    }
     for (const n of nodes) {
       const row = body.insertRow();
       row.dataset.entry = n.number;
