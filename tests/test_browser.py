@@ -272,6 +272,18 @@ def test_widgets_follow_every_run_and_read_well_in_every_theme(widgets_lab: dict
             assert fork.status.value == "running" and fork.id != store.runtime.get("counter").id
             fork.remove(force=True)
 
+            # A second entry after a file was written; two entries ticked (by keyboard): their diff below the tree.
+            assert store.runtime.get("counter").exec_run(["touch", "/between-entries"]).exit_code == 0
+            timeline.locator("button[data-action=checkpoint]").click()
+            expect(timeline.locator("tbody tr")).to_have_count(2, timeout=30_000)
+            timeline.locator("tbody tr[data-entry='1'] input.kx-timeline-select").check()
+            expect(timeline.locator(".kx-timeline-detail")).to_contain_text("inside #1", timeout=20_000)
+            timeline.locator("tbody tr[data-entry='2'] input.kx-timeline-select").focus()
+            page.keyboard.press(" ")
+            detail = timeline.locator(".kx-timeline-detail")
+            expect(detail).to_contain_text("changes #1 \u2192 #2", timeout=20_000)
+            expect(detail).to_contain_text("/between-entries")
+
             # The snapshot diagram kept the state it was drawn in; the live one follows.
             expect(page.locator(".kx-diagram").nth(1)).to_contain_text("snapshot: running when drawn")
 

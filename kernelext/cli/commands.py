@@ -736,9 +736,9 @@ from kernelext.cli import images as _image_commands  # noqa: F401
 
 @command("checkpoint-inspect")
 def cmd_checkpoint_inspect(rt: Runtime, args: argparse.Namespace) -> int:
-    """``checkpoint inspect ARCHIVE|DIR``: checkpointctl's tree, or podman's ``--format``."""
+    """``checkpoint inspect ARCHIVE|DIR|CONTAINER ENTRY``: checkpointctl's tree, or podman's ``--format``."""
     template = _template(args, "checkpoint inspect")
-    info = checkpointinfo.inspect_checkpoint(args.checkpoint)
+    info = checkpointinfo.inspect(rt, [args.checkpoint, *filter(None, [args.entry])])
     if template is not None:
         out(template.render(info.to_dict()))
     else:
@@ -750,7 +750,7 @@ def cmd_checkpoint_inspect(rt: Runtime, args: argparse.Namespace) -> int:
 def cmd_checkpoint_diff(rt: Runtime, args: argparse.Namespace) -> int:
     """``checkpoint diff A B``: what changed from checkpoint A to checkpoint B."""
     template = _template(args, "checkpoint diff")
-    diff = checkpointinfo.diff_two(*args.checkpoints)
+    diff = checkpointinfo.diff(rt, args.checkpoints)
     if template is not None:
         out(template.render(diff.to_dict()))
     else:

@@ -498,7 +498,8 @@ def _checkpoint_flags(p: argparse.ArgumentParser) -> None:
                    "('restore IMAGE' restores it)")
     p.add_argument("--name", help="name of the checkpoint's history entry")
     p.epilog = ("What is kept: checkpoint ls CONTAINER, checkpoint rm CONTAINER ENTRY..., checkpoint prune "
-                "[CONTAINER...]; what a checkpoint holds: checkpoint inspect ARCHIVE|DIR, checkpoint diff A B. "
+                "[CONTAINER...]; what a checkpoint holds: checkpoint inspect ARCHIVE|DIR|CONTAINER ENTRY, checkpoint diff A B "
+                "(or CONTAINER ENTRY_A [CONTAINER2] ENTRY_B). "
                 "A container named like one of these words is checkpointed as: checkpoint -- NAME")
     _checkpoint_restore_common(p, "checkpoint")
 
@@ -523,14 +524,24 @@ def clone_options(args: argparse.Namespace) -> dict[str, Any]:
             "force": args.force, "run": args.run, **resources}
 
 
+#: How ``checkpoint inspect``/``diff`` tell a path from a container (kernelext/domain/checkpointinfo.py).
+_CHECKPOINT_WORDS = ("An existing file or directory is a checkpoint archive or directory; any other word is a "
+                     "container followed by an entry of its history (number or name).")
+
+
 def _checkpoint_inspect_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--format", help="'json' or a Go template such as {{.Name}} (default: a tree)")
-    p.add_argument("checkpoint", metavar="ARCHIVE|DIR", help="an exported checkpoint archive or a checkpoint directory")
+    p.add_argument("checkpoint", metavar="ARCHIVE|DIR|CONTAINER",
+                   help="an exported checkpoint archive, a checkpoint directory, or a container")
+    p.add_argument("entry", nargs="?", metavar="ENTRY", help="an entry of the container's history")
+    p.epilog = _CHECKPOINT_WORDS
 
 
 def _checkpoint_diff_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--format", help="'json' or a Go template such as {{.Files.Added}}")
-    p.add_argument("checkpoints", nargs=2, metavar="ARCHIVE|DIR", help="the earlier and the later checkpoint")
+    p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",
+                   help="the earlier and the later checkpoint: A B, CONTAINER ENTRY_A [CONTAINER2] ENTRY_B")
+    p.epilog = _CHECKPOINT_WORDS
 
 
 def _restore_flags(p: argparse.ArgumentParser) -> None:

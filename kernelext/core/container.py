@@ -73,6 +73,7 @@ from kernelext.storage.driver import ContainerLayer
 from kernelext.storage.users import resolve_user
 
 if TYPE_CHECKING:
+    from kernelext.core.checkpointinfo import CheckpointInfo
     from kernelext.core.filecopy import FileInfo
     from kernelext.core.history import CheckpointEntry
     from kernelext.core.logs import LogCursor, LogLine
@@ -980,6 +981,17 @@ class Container:
         with self._locked():  # the entry cannot be deleted meanwhile
             entry = self.checkpoint_entry(which)
             return cr.export_entry(self, entry, Path(path).absolute(), cr.Compression.parse(compress or "zstd"))
+
+    def inspect_checkpoint(self, which: str | int) -> CheckpointInfo:
+        """What an entry of the history holds (docs/architecture.md §4, "Looking inside a checkpoint"), named
+        ``NAME:N``; read under the lock, so a deletion waits for the reading to end."""
+        from kernelext.core.checkpointinfo import read_checkpoint
+
+        with self._locked():
+            entry = self.checkpoint_entry(which)
+            info = read_checkpoint(entry.path)
+        info.source = f"{self.name}:{entry.number}"
+        return info
 
     def remove_checkpoint(self, which: str | int) -> CheckpointEntry:
         """Delete an entry of the history (its space is freed at once)."""

@@ -861,7 +861,7 @@ def _version(m: ContainerMagics, args: argparse.Namespace) -> str:
 
 @handles("checkpoint-inspect")
 def _checkpoint_inspect(m: ContainerMagics, args: argparse.Namespace) -> Any:
-    info = checkpointinfo.inspect_checkpoint(args.checkpoint)
+    info = checkpointinfo.inspect(m.rt, [args.checkpoint, *filter(None, [args.entry])])
     if args.format == "json":
         return info.to_dict()
     if args.format:
@@ -871,7 +871,7 @@ def _checkpoint_inspect(m: ContainerMagics, args: argparse.Namespace) -> Any:
 
 @handles("checkpoint-diff")
 def _checkpoint_diff(m: ContainerMagics, args: argparse.Namespace) -> Any:
-    diff = checkpointinfo.diff_two(*args.checkpoints)
+    diff = checkpointinfo.diff(m.rt, args.checkpoints)
     if args.format == "json":
         return diff.to_dict()
     if args.format:
