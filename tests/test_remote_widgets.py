@@ -1,0 +1,97 @@
+"""The widgets on podman's service (Debian's podman 4.3) through the remote engine: the panel's model (its
+traits and button handlers), its state from the service's event stream, the dashboard's engines, "move to"
+(docs/architecture.md §16)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from podmanservice import PODMAN, PodmanService, serve
+
+from kernelext.connections import Connection
+from kernelext.domain.engine import Engine, engine_for
+from kernelext.domain.local import LocalEngine
+
+from conftest import Store, wait_until
+
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists(PODMAN), reason="needs root and podman")]
+
+COUNTER = "i=0; while true; do echo $i; i=$((i+1)); sleep 0.05; done"
+#: How soon an outside change shows in a panel (the service's event stream, then an inspect).
+FOLLOW_S = 5.0
+
+
+@pytest.fixture(scope="module")
+def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodmanService]:
+    yield from serve(tmp_path_factory.mktemp("rwidgets"))
+
+
+@pytest.fixture
+def lab(podman: PodmanService) -> Iterator[Engine]:
+    """The service as the connection "lab"; no container left by the test."""
+    engine = engine_for(Connection("lab", podman.url))
+    yield engine
+    engine.close()
+    podman.podman("rm", "-fa", "-t", "0", check=False)
+
+
+def status(podman: PodmanService, name: str) -> str:
+    return podman.remote("inspect", "--format", "{{.State.Status}}", name).stdout.strip()
+
+
+def test_panel_buttons_drive_a_remote_container(podman: PodmanService, lab: Engine) -> None:
+    from kernelext.widgets import ContainerPanel
+
+    lab.run("busybox", name="web", command=["sh", "-c", "echo hello; exec sleep 1000"])
+    panel = ContainerPanel("web", engine=lab)
+    try:
+        header = panel.header
+        assert (header.name, header.engine, header.status) == ("web", "lab", "running")
+        assert header.image == "localhost/busybox:latest" and header.tty is False
+        assert {"stop", "pause", "kill", "checkpoint"} <= set(header.allowed) and "start" not in header.allowed
+        assert wait_until(lambda: "hello" in "".join(text for _, text in panel.output.lines), FOLLOW_S)
+        panel.run_action("pause").join(30)
+        assert (status(podman, "web"), header.status, header.message) == ("paused", "paused", "")
+        assert "unpause" in header.allowed and "pause" not in header.allowed
+        panel.run_action("unpause").join(30)
+        assert status(podman, "web") == header.status == "running"
+        panel.run_action("stop").join(30)
+        assert status(podman, "web") == header.status == "exited"
+        assert header.exited and "start" in header.allowed
+        assert wait_until(lambda: "exited with code" in panel.output.footer, FOLLOW_S)
+        panel.run_action("start").join(30)
+        assert status(podman, "web") == header.status == "running"
+        # a button the state does not allow is not run (the browser's message is checked against it)
+        panel._on_message(None, {"type": "action", "action": "start"}, [])
+        assert header.busy == "" and status(podman, "web") == "running"
+        # an error from the service: one line in the panel, which stays usable
+        podman.remote("rm", "-f", "-t", "0", "web", check=True)
+        assert wait_until(lambda: header.status == "removed", FOLLOW_S)
+        assert header.allowed == []
+    finally:
+        panel.close()
+
+
+def test_panel_follows_an_outside_change_through_the_event_stream(podman: PodmanService, lab: Engine) -> None:
+    from kernelext.widgets import ContainerPanel
+
+    lab.run("busybox", name="outside", command=["sleep", "1000"])
+    panel = ContainerPanel("outside", engine=lab)
+    try:
+        assert panel.header.status == "running"
+        assert podman.remote("pause", "outside").returncode == 0
+        assert wait_until(lambda: panel.header.status == "paused", FOLLOW_S)
+        assert podman.remote("unpause", "outside").returncode == 0
+        assert wait_until(lambda: panel.header.status == "running", FOLLOW_S)
+        assert podman.remote("stop", "-t", "0", "outside").returncode == 0
+        assert wait_until(lambda: panel.header.status == "exited", FOLLOW_S)
+        assert "start" in panel.header.allowed
+        assert podman.remote("start", "outside").returncode == 0
+        assert wait_until(lambda: panel.header.status == "running", FOLLOW_S)
+    finally:
+        panel.close()
+    # closing ended its event stream's thread at once
+    assert not [t for t in __import__("threading").enumerate() if t.name.startswith("kernelext-events-")]
