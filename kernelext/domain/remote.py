@@ -789,7 +789,10 @@ class RemoteEngine:
     def watch_events(self, *, filters: Filters | None = None) -> _SocketStream[Event]:
         """podman's event stream from now on, on a connection of its own that ``close()`` shuts (a widget's
         thread blocked on it wakes at once)."""
-        stream = self._get_stream("/events", {"stream": True, "filters": json.dumps(filters) if filters else None})
+        # From this second on, replayed from the service's event log: an event between this call and the
+        # service's subscription (it answers with the first event) is not lost; a repeat is harmless.
+        stream = self._get_stream("/events", {"stream": True, "filters": json.dumps(filters) if filters else None,
+                                              "since": str(int(time.time()))})
         return _SocketStream(stream, lambda reader: (_event_of(json.loads(line)) for line in reader if line.strip()))
 
     def follow_logs(self, name: str, *, since: float | None = None) -> _SocketStream[LogLine]:
@@ -806,7 +809,8 @@ class RemoteEngine:
 
     def _get_stream(self, path: str, params: dict[str, Any]) -> tuple[socket.socket, io.BufferedReader]:
         """A GET whose body streams until the service or ``shutdown`` ends it: HTTP/1.0, so the body is the
-        raw stream (no chunk framing) and the socket is this caller's to shut from another thread."""
+        raw stream (no chunk framing) and the socket is this caller's to shut from another thread. The
+        response is read by the stream's reader (podman sends a follow's headers with its first line)."""
         if self.socket is not None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             address: Any = self.socket
@@ -821,16 +825,7 @@ class RemoteEngine:
         query = urllib.parse.urlencode({k: ("true" if v is True else "false" if v is False else v)
                                         for k, v in params.items() if v is not None})
         sock.sendall(f"GET {API_PREFIX}{path}?{query} HTTP/1.0\r\nHost: d\r\n\r\n".encode())
-        reader = sock.makefile("rb")
-        status_line = reader.readline().decode(errors="replace").split()
-        http.client.parse_headers(reader)
-        status = int(status_line[1]) if len(status_line) > 1 else 0
-        if status >= 400:
-            text = reader.read()
-            reader.close()
-            sock.close()
-            raise _error_for(status, _message_text(text), None)
-        return sock, reader
+        return sock, sock.makefile("rb")
 
 
 def _message_text(body: bytes) -> str:
@@ -861,6 +856,11 @@ class _SocketStream(Generic[T]):
 
     def __iter__(self) -> Iterator[T]:
         try:
+            status_line = self._reader.readline().decode(errors="replace").split()
+            http.client.parse_headers(self._reader)
+            status = int(status_line[1]) if len(status_line) > 1 else 0
+            if status >= 400:
+                raise _error_for(status, _message_text(self._reader.read()), None)
             yield from self._decode(self._reader)
         except (OSError, ValueError):
             if not self._closed:
