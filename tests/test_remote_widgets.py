@@ -5,6 +5,7 @@ traits and button handlers), its state from the service's event stream, the dash
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -12,7 +13,6 @@ from podmanservice import PODMAN, PodmanService, serve
 
 from kernelext.connections import Connection
 from kernelext.domain.engine import Engine, engine_for
-from kernelext.domain.local import LocalEngine
 
 from conftest import Store, wait_until
 
@@ -94,7 +94,7 @@ def test_panel_follows_an_outside_change_through_the_event_stream(podman: Podman
     finally:
         panel.close()
     # closing ended its event stream's thread at once
-    assert not [t for t in __import__("threading").enumerate() if t.name.startswith("kernelext-events-")]
+    assert not [t for t in threading.enumerate() if t.name.startswith("kernelext-events-")]
 
 
 def _counts(text: str) -> list[int]:

@@ -839,7 +839,7 @@ def _event_of(doc: dict[str, Any]) -> Event:
     """One line of podman's event stream as kernelext's event."""
     attrs = dict((doc.get("Actor") or {}).get("Attributes") or {})
     name, image = attrs.pop("name", ""), attrs.pop("image", "")
-    stamp = doc.get("timeNano") / 1e9 if doc.get("timeNano") else float(doc.get("time", 0))
+    stamp = int(doc["timeNano"]) / 1e9 if doc.get("timeNano") else float(doc.get("time", 0))
     return Event(stamp, doc.get("Type", ""), doc.get("Action") or doc.get("status", ""),
                  (doc.get("Actor") or {}).get("ID", ""), name, image, attrs)
 
