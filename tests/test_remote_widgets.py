@@ -67,6 +67,11 @@ def test_panel_buttons_drive_a_remote_container(podman: PodmanService, lab: Engi
         assert wait_until(lambda: "exited with code" in panel.output.footer, FOLLOW_S)
         panel.run_action("start").join(30)
         assert status(podman, "web") == header.status == "running"
+        panel.run_action("checkpoint").join(60)
+        assert (status(podman, "web"), header.message) == ("exited", "")
+        assert "restore" in header.allowed
+        panel.run_action("restore").join(60)
+        assert (status(podman, "web"), header.status, header.message) == ("running", "running", "")
         # a button the state does not allow is not run (the browser's message is checked against it)
         panel._on_message(None, {"type": "action", "action": "start"}, [])
         assert header.busy == "" and status(podman, "web") == "running"
