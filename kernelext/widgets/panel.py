@@ -128,7 +128,6 @@ class ContainerPanel(ipywidgets.VBox):  # type: ignore[misc]
         self.output = LiveOutput("", max_lines=max_lines, update_rate=update_rate)
         self.output.interruptible = False  # the panel's view: an interrupt meant for logs -f areas leaves it
         super().__init__(children=[self.header, self.output])
-        self._sizes = (max_lines, update_rate)
         self.engines: dict[str, Engine] = dict(engines or {})
         # The action thread and the follower both set the header: one at a time, from fresh state, so
         # that a follower's view from before an action ended cannot overwrite its outcome.
