@@ -206,3 +206,30 @@ def test_remote_panel_in_jupyterlab(store: Store, podman: PodmanService, lab: En
         expect(badge).to_have_text("running", timeout=30_000)
         assert podman.remote("ps", "-a", "-q").stdout == ""
         assert store.runtime.get("counter").status.value == "running"
+
+
+@pytest.mark.parametrize("where", ["local", "lab"])
+def test_event_and_log_streams_end_on_close(where: str, store: Store, lab: Engine) -> None:
+    """Both engines' live streams: the events and the log lines as they come, and ``close()`` from another
+    thread ends an iteration blocked on them."""
+    from kernelext.domain.local import LocalEngine
+
+    engine: Engine = LocalEngine(store.runtime) if where == "local" else lab
+    ident = engine.run("busybox", name="streamed", command=["sh", "-c", "echo one; sleep 1000"]).id
+    events = engine.watch_events(filters={"container": [ident]})
+    logs = engine.follow_logs("streamed")
+    seen: list[str] = []
+    lines: list[bytes] = []
+    readers = [threading.Thread(target=lambda: seen.extend(e.status for e in events)),
+               threading.Thread(target=lambda: lines.extend(line.data for line in logs))]
+    for reader in readers:
+        reader.start()
+    assert wait_until(lambda: lines == [b"one\n"], FOLLOW_S)
+    engine.pause(["streamed"])
+    assert wait_until(lambda: "pause" in seen, FOLLOW_S)
+    events.close()
+    logs.close()
+    for reader in readers:
+        reader.join(FOLLOW_S)
+        assert not reader.is_alive()
+    engine.rm(["streamed"], force=True, timeout=0)
