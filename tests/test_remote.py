@@ -258,8 +258,16 @@ def test_magics_on_a_connection(service: PodmanService, tmp_path: Path, monkeypa
             magic("mount nb")
         shell.run_cell_magic("container", "run busybox", "echo run from a cell")
         assert capsys.readouterr().out == "run from a cell\n"
-        with pytest.raises(Exception, match="%container panel: not supported by the remote engine yet"):
-            magic("panel nb")
+        shell.run_line_magic("config", f'ContainerMagics.store_root = "{tmp_path / "root"}"')  # "local" here
+        shell.run_line_magic("config", f'ContainerMagics.run_root = "{tmp_path / "run"}"')
+        panel = magic("panel nb")  # the panel and the dashboard work on the connection
+        assert (panel.header.engine, panel.header.status, panel.header.targets) == ("lab", "exited", ["local"])
+        panel.close()
+        board = magic("dashboard")
+        assert board.table.engines == ["local", "lab"] and [r["name"] for r in board.table.rows] == ["nb"]
+        board.close()
+        with pytest.raises(Exception, match="%container diagram: not supported by the remote engine yet"):
+            magic("diagram nb")
         with pytest.raises(Exception, match="%%container write: not supported by the remote engine yet"):
             shell.run_cell_magic("container", "write nb:/tmp/x", "data")
         magic("rm nb")
@@ -267,6 +275,8 @@ def test_magics_on_a_connection(service: PodmanService, tmp_path: Path, monkeypa
         assert service.remote("ps", "-a", "-q").stdout == ""
     finally:
         shell.run_line_magic("config", 'ContainerMagics.connection = ""')
+        shell.run_line_magic("config", 'ContainerMagics.store_root = ""')
+        shell.run_line_magic("config", 'ContainerMagics.run_root = ""')
         shell.run_line_magic("unload_ext", "kernelext")
 
 

@@ -92,3 +92,32 @@ export function themedTable(caption, columns, headings, numeric) {
   }
   return { node, body: node.createTBody() };
 }
+
+// Which engine a container lives on: "local" or the connection (docs/architecture.md §16).
+export function engineBadge(engine) {
+  const badge = element("span", "kx-engine");
+  badge.textContent = engine;
+  badge.title = engine === "local" ? "on this machine's store" : `on the podman service of connection ${engine}`;
+  badge.setAttribute("aria-label", `engine: ${engine}`);
+  return badge;
+}
+
+// "move to…": a chooser of the other engines; picking one calls onMove(engine) and resets the chooser.
+export function moveChooser(name, onMove) {
+  const select = element("select", "kx-move");
+  select.setAttribute("aria-label", `move ${name} to another engine`);
+  select.title = "checkpoint here, restore on the chosen engine";
+  select.addEventListener("change", () => {
+    const to = select.value;
+    select.value = "";
+    if (to) onMove(to);
+  });
+  select.setTargets = (targets) => {
+    if (select.dataset.targets === targets.join("\n")) return; // an open chooser is left alone
+    select.dataset.targets = targets.join("\n");
+    const first = new Option("move to…", "");
+    select.replaceChildren(first, ...targets.map((t) => new Option(t, t)));
+    select.hidden = !targets.length;
+  };
+  return select;
+}

@@ -1,4 +1,4 @@
-import { button } from "./controls.js";
+import { button, engineBadge, moveChooser } from "./controls.js";
 
 // The panel's header: state badge, identity, one button per action (enabled
 // when the kernel says the state machine allows it), exit code, errors.
@@ -14,7 +14,8 @@ function render({ model, el }) {
   const name = document.createElement("b");
   const meta = document.createElement("span");
   meta.className = "kx-panel-meta kx-muted";
-  top.append(badge, name, meta);
+  const engine = engineBadge(model.get("engine"));
+  top.append(badge, name, engine, meta);
   const buttons = document.createElement("div");
   buttons.className = "kx-toolbar kx-panel-buttons";
   buttons.setAttribute("role", "toolbar");
@@ -32,6 +33,9 @@ function render({ model, el }) {
   terminal.dataset.action = "terminal";
   terminal.addEventListener("click", () => model.send({ type: "terminal" }));
   buttons.appendChild(terminal);
+  // "move to…": checkpoint on this engine, restore on the chosen one; the panel follows it there.
+  const mover = moveChooser(model.get("name"), (to) => model.send({ type: "move", to }));
+  buttons.appendChild(mover);
   const confirm = document.createElement("div");
   confirm.className = "kx-toolbar kx-panel-confirm";
   confirm.hidden = true;
@@ -70,6 +74,10 @@ function render({ model, el }) {
     const allowed = new Set(model.get("allowed"));
     for (const [action, b] of Object.entries(byAction)) b.disabled = !allowed.has(action);
     if (!allowed.has("remove")) confirm.hidden = true;
+    engine.textContent = model.get("engine");
+    engine.setAttribute("aria-label", `engine: ${model.get("engine")}`);
+    mover.setTargets(model.get("targets") || []);
+    mover.disabled = state !== "running" || Boolean(model.get("busy"));
     terminal.hidden = !model.get("tty");
     terminal.disabled = state !== "running";
     const parts = [];
@@ -85,7 +93,7 @@ function render({ model, el }) {
     status.classList.toggle("kx-muted", !failed);
   };
   const fields = ["tty", "status", "allowed", "busy", "exited", "exit_code", "error", "message", "name", "mounts",
-                  "limits", "oom_killed"];
+                  "limits", "oom_killed", "engine", "targets"];
   for (const f of fields) model.on(`change:${f}`, update);
   update();
   return () => { for (const f of fields) model.off(`change:${f}`, update); };

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from kernelext.domain import reports as rep
 from kernelext.errors import EngineUnsupportedError
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 #: ``on_output(stream, data)``: a chunk of a container's or an exec session's output; stream is
 #: "stdout" or "stderr".
 Output = Callable[[str, bytes], None]
+T_co = TypeVar("T_co", covariant=True)
 #: The engine name of kernelext's own core (a remote one is named after its connection).
 LOCAL = "local"
 
@@ -77,6 +78,15 @@ class ImageRecord:
     created: float
     size: int
     engine: str = LOCAL
+
+
+@runtime_checkable
+class Stoppable(Protocol[T_co]):
+    """A live stream a front end follows in a thread of its own: ``close()`` from any thread ends it (the
+    blocked read returns; the iteration stops)."""
+
+    def __iter__(self) -> Iterator[T_co]: ...
+    def close(self) -> None: ...
 
 
 @runtime_checkable
@@ -130,6 +140,12 @@ class Engine(Protocol):
              follow: bool = False) -> Iterator[tuple[ContainerRecord, LogLine]]: ...
     def events(self, *, filters: Filters | None = None, since: float | None = None, until: float | None = None,
                stream: bool = False) -> Iterator[Event]: ...
+    def watch_events(self, *, filters: Filters | None = None) -> Stoppable[Event]:
+        """The events from now on (podman's ``events --stream``), until ``close()``: what widgets follow."""
+        ...
+    def follow_logs(self, name: str, *, since: float | None = None) -> Stoppable[LogLine]:
+        """One container's log (from ``since``) followed until it exits or ``close()``: a widget's live output."""
+        ...
     def top(self, name: str | None, *, latest: bool = False) -> list[dict[str, str]]: ...
     def stats(self, names: Sequence[str], *, all: bool = False) -> list[dict[str, Any]]: ...
     def port(self, name: str, private: str | None = None) -> list[str]: ...

@@ -8,8 +8,10 @@ were, this module only adapts the shapes (docs/architecture.md §16).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from kernelext.domain import containers as domain
 from kernelext.domain import reports as rep
@@ -22,6 +24,9 @@ if TYPE_CHECKING:
     from kernelext.core.events import Event
     from kernelext.core.logs import LogLine
     from kernelext.core.runtime import Runtime
+    from kernelext.domain.filters import Filters
+
+T = TypeVar("T")
 
 
 def record_of(ctr: Container, engine: str = LOCAL) -> ContainerRecord:
@@ -32,6 +37,30 @@ def record_of(ctr: Container, engine: str = LOCAL) -> ContainerRecord:
         exited=ctr.state.exited, pid=ctr.state.pid, restart_count=ctr.state.restart_count,
         started_at=ctr.state.started_at, auto_remove=ctr.config.auto_remove, labels=dict(ctr.config.labels),
         ports=[str(mapping) for mapping in ctr.ports], engine=engine, warnings=list(ctr.warnings))
+
+
+class _Queued(Generic[T]):
+    """A stream fed by a thread (or a store's watcher): iterated until ``None`` arrives or ``close()``."""
+
+    def __init__(self) -> None:
+        self._items: queue.SimpleQueue[T | None] = queue.SimpleQueue()
+        self.closed = threading.Event()
+        self.closer: Callable[[], None] = lambda: None
+
+    def put(self, item: T | None) -> None:
+        self._items.put(item)
+
+    def __iter__(self) -> Iterator[T]:
+        while not self.closed.is_set():
+            item = self._items.get()
+            if item is None:
+                return
+            yield item
+
+    def close(self) -> None:
+        self.closed.set()
+        self.closer()
+        self._items.put(None)
 
 
 class LocalEngine:
@@ -116,6 +145,24 @@ class LocalEngine:
 
     def events(self, **options: Any) -> Iterator[Event]:
         return domain.events(self.runtime, **options)
+
+    def watch_events(self, *, filters: Filters | None = None) -> _Queued[Event]:
+        """The store's events of every process as they come (its watcher thread), until ``close()``."""
+        wanted = domain.event_matcher(filters or {})
+        stream: _Queued[Event] = _Queued()
+        stream.closer = self.runtime.events.watch(lambda event: stream.put(event) if wanted(event) else None)
+        return stream
+
+    def follow_logs(self, name: str, *, since: float | None = None) -> _Queued[LogLine]:
+        ctr = self.runtime.get(name)
+        stream: _Queued[LogLine] = _Queued()
+
+        def pump_lines() -> None:
+            for line in ctr.logs(since=since, follow=True, stop=stream.closed.is_set):
+                stream.put(line)
+            stream.put(None)
+        threading.Thread(target=pump_lines, daemon=True, name=f"kernelext-logs-{ctr.name}").start()
+        return stream
 
     def top(self, name: str | None, *, latest: bool = False) -> list[dict[str, str]]:
         return domain.top(self.runtime, name, latest=latest)

@@ -23,9 +23,9 @@ import subprocess
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from kernelext.connections import Connection, unreachable
 from kernelext.core.events import Event
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
 #: The libpod API version the hijacked requests name (podman 4.0 is the oldest with today's endpoints).
 API_PREFIX = "/v4.0.0/libpod"
+T = TypeVar("T")
 #: A multiplexed stream's frame header: stream id, 3 pad bytes, payload length (big endian).
 FRAME = struct.Struct(">BxxxL")
 STREAMS = {1: "stdout", 2: "stderr"}
@@ -584,12 +585,7 @@ class RemoteEngine:
                 for line in response.iter_lines():
                     if not line:
                         continue
-                    doc = json.loads(line)
-                    attrs = dict((doc.get("Actor") or {}).get("Attributes") or {})
-                    name, image = attrs.pop("name", ""), attrs.pop("image", "")
-                    stamp = doc.get("timeNano") / 1e9 if doc.get("timeNano") else float(doc.get("time", 0))
-                    yield Event(stamp, doc.get("Type", ""), doc.get("Action") or doc.get("status", ""),
-                                (doc.get("Actor") or {}).get("ID", ""), name, image, attrs)
+                    yield _event_of(json.loads(line))
         return decoded()
 
     def top(self, name: str | None, *, latest: bool = False) -> list[dict[str, str]]:
@@ -788,3 +784,90 @@ class RemoteEngine:
         doc = self._json("DELETE", f"/images/{urllib.parse.quote(name, safe='')}", params={"force": force},
                          image=True)
         return list(doc.get("Deleted") or doc.get("Untagged") or [])
+
+    # ------------------------------------------------- live streams (widgets)
+    def watch_events(self, *, filters: Filters | None = None) -> _SocketStream[Event]:
+        """podman's event stream from now on, on a connection of its own that ``close()`` shuts (a widget's
+        thread blocked on it wakes at once)."""
+        # From this second on, replayed from the service's event log: an event between this call and the
+        # service's subscription (it answers with the first event) is not lost; a repeat is harmless.
+        stream = self._get_stream("/events", {"stream": True, "filters": json.dumps(filters) if filters else None,
+                                              "since": str(int(time.time()))})
+        return _SocketStream(stream, lambda reader: (_event_of(json.loads(line)) for line in reader if line.strip()))
+
+    def follow_logs(self, name: str, *, since: float | None = None) -> _SocketStream[LogLine]:
+        ident = self._targets([name])[0][0]
+        stream = self._get_stream(f"/containers/{ident}/logs", {
+            "stdout": True, "stderr": True, "timestamps": True, "follow": True,
+            "since": None if since is None else f"{since:.9f}"})
+
+        def lines(reader: io.BufferedReader) -> Iterator[LogLine]:
+            for kind, payload in _frames(reader.read):
+                stamp, _, data = payload.partition(b" ")
+                yield LogLine(stamp.decode(), kind, data)
+        return _SocketStream(stream, lines)
+
+    def _get_stream(self, path: str, params: dict[str, Any]) -> tuple[socket.socket, io.BufferedReader]:
+        """A GET whose body streams until the service or ``shutdown`` ends it: HTTP/1.0, so the body is the
+        raw stream (no chunk framing) and the socket is this caller's to shut from another thread. The
+        response is read by the stream's reader (podman sends a follow's headers with its first line)."""
+        if self.socket is not None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            address: Any = self.socket
+        else:
+            sock, address = socket.socket(), urllib.parse.urlsplit(self.connection.uri).netloc.rsplit(":", 1)
+            address = (address[0], int(address[1]))
+        try:
+            sock.connect(address)
+        except OSError as exc:
+            sock.close()
+            raise unreachable(self.connection, str(exc)) from None
+        query = urllib.parse.urlencode({k: ("true" if v is True else "false" if v is False else v)
+                                        for k, v in params.items() if v is not None})
+        sock.sendall(f"GET {API_PREFIX}{path}?{query} HTTP/1.0\r\nHost: d\r\n\r\n".encode())
+        return sock, sock.makefile("rb")
+
+
+def _message_text(body: bytes) -> str:
+    try:
+        return str(json.loads(body).get("message", "")).strip()
+    except ValueError:
+        return body.decode(errors="replace").strip()
+
+
+def _event_of(doc: dict[str, Any]) -> Event:
+    """One line of podman's event stream as kernelext's event."""
+    attrs = dict((doc.get("Actor") or {}).get("Attributes") or {})
+    name, image = attrs.pop("name", ""), attrs.pop("image", "")
+    stamp = int(doc["timeNano"]) / 1e9 if doc.get("timeNano") else float(doc.get("time", 0))
+    return Event(stamp, doc.get("Type", ""), doc.get("Action") or doc.get("status", ""),
+                 (doc.get("Actor") or {}).get("ID", ""), name, image, attrs)
+
+
+class _SocketStream(Generic[T]):
+    """A streamed response read in a thread; ``close()`` from another thread shuts the socket down, which
+    ends the blocked read (closing alone would not wake it)."""
+
+    def __init__(self, stream: tuple[socket.socket, io.BufferedReader],
+                 decode: Callable[[io.BufferedReader], Iterator[T]]) -> None:
+        self._sock, self._reader = stream
+        self._decode = decode
+        self._closed = False
+
+    def __iter__(self) -> Iterator[T]:
+        try:
+            status_line = self._reader.readline().decode(errors="replace").split()
+            http.client.parse_headers(self._reader)
+            status = int(status_line[1]) if len(status_line) > 1 else 0
+            if status >= 400:
+                raise _error_for(status, _message_text(self._reader.read()), None)
+            yield from self._decode(self._reader)
+        except (OSError, ValueError):
+            if not self._closed:
+                raise
+
+    def close(self) -> None:
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()

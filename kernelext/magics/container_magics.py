@@ -58,6 +58,8 @@ from kernelext.magics.display import ContainerList, Table
 Handler = Callable[["ContainerMagics", argparse.Namespace], Any]
 #: Subcommands that exist only in a notebook (they show a widget).
 WIDGET_COMMANDS = ("panel", "diagram", "timeline", "monitor", "files", "dashboard", "imagelist")
+#: The widgets that work on any engine (docs/architecture.md §16): with a connection, on it.
+ENGINE_WIDGETS = ("panel", "dashboard")
 HANDLERS: dict[str, Handler] = {}
 
 
@@ -71,6 +73,20 @@ def handles(*keys: str) -> Callable[[Handler], Handler]:
 
 class DebugError(RuntimeError):
     """Wraps a kernelext error to show its full traceback (``--debug`` / ``debug`` trait)."""
+
+
+#: The global options that pick an engine, as ``--connection NAME`` (also before a widget command).
+ENGINE_OPTIONS = {"--connection": "connection", "-c": "connection", "--url": "url", "--identity": "identity"}
+
+
+def _connection_options(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """The engine options in front of a command line, and the rest."""
+    options = argparse.Namespace(connection=None, url=None, identity=None)
+    rest = list(argv)
+    while len(rest) > 1 and rest[0] in ENGINE_OPTIONS:
+        setattr(options, ENGINE_OPTIONS[rest[0]], rest[1])
+        rest = rest[2:]
+    return options, rest
 
 
 @magics_class
@@ -213,6 +229,9 @@ class ContainerMagics(Magics):
             argv.remove("--debug")
             debug = True
         try:
+            options, rest = _connection_options(argv) if cell is None else (None, [])
+            if options is not None and rest and rest[0] in ENGINE_WIDGETS:
+                return self._engine_widget(options, rest)
             if cell is not None or (argv and argv[0] in WIDGET_COMMANDS):
                 # no global options here: ContainerMagics.connection (or CONTAINER_HOST...) picks the engine
                 engine = self._remote_engine(argparse.Namespace(connection=None, url=None, identity=None))
@@ -273,6 +292,27 @@ class ContainerMagics(Magics):
         if command == "files":
             return widgets.FileBrowser(ctr)
         return widgets.LifecycleDiagram(ctr, frozen=snapshot)
+
+    def _engine_widget(self, options: argparse.Namespace, argv: list[str]) -> Any:
+        """``%container [--connection NAME] panel CONTAINER`` and ``dashboard``: on the connection (the line's,
+        else ``ContainerMagics.connection``...) when there is one, else the local store. A remote panel can
+        move its container to the local store and back; the dashboard shows both."""
+        from kernelext import widgets
+        from kernelext.domain.local import LocalEngine
+
+        rest = argv[1:]
+        engine = self._remote_engine(options)
+        if engine is None:
+            return self._widget(argv)
+        local = LocalEngine(self.rt)
+        if argv[0] == "dashboard":
+            if rest:
+                raise UsageError("usage: %container dashboard")
+            return widgets.Dashboard(self.rt, connections=[engine])
+        if len(rest) != 1:
+            raise UsageError("usage: %container panel CONTAINER")
+        return widgets.ContainerPanel(rest[0], engine=engine, engines={"local": local},
+                                      max_lines=self.output_lines, update_rate=self.update_rate)
 
     def _cell(self, argv: list[str], cell: str) -> Any:
         if not argv:

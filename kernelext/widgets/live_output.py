@@ -35,6 +35,7 @@ from kernelext.widgets._registry import track
 
 if TYPE_CHECKING:
     from kernelext.core.container import Container
+    from kernelext.domain.engine import Engine
 
 STREAMS = ("stdout", "stderr")
 #: States in which a run is under way (its footer is empty).
@@ -43,6 +44,9 @@ ACTIVE = (ContainerStatus.CREATED, ContainerStatus.RUNNING, ContainerStatus.PAUS
 SETTLE_S = 3.0
 #: How often a panel's output looks for the container's next run (a restart or restore from anywhere).
 NEXT_RUN_POLL_S = 0.25
+#: A followed log resumes just after its last line's timestamp (podman's timestamps are nanoseconds; a float
+#: of seconds holds about a microsecond at this epoch).
+LOG_TIME_STEP_S = 1e-6
 
 
 class LiveMode(str, enum.Enum):
@@ -130,6 +134,8 @@ class LiveOutput(anywidget.AnyWidget):
         # Where following stopped (it resumes there after a restart); read at the update rate.
         self._cursor = LogCursor(newest=max_lines, interval=1.0 / update_rate)
         self._closers: list[Callable[[], None]] = []
+        #: Where following through an engine resumes (the time just after the last line shown).
+        self._engine_since: float | None = None
         #: The kernel's interrupt stops it (a ``logs -f``/``attach`` area); a panel's own output keeps following.
         self.interruptible = True
         self.messages_sent = 0
@@ -243,7 +249,7 @@ class LiveOutput(anywidget.AnyWidget):
         for closer in self._closers:
             closer()  # wakes an attach blocked on the socket
 
-    def _start(self, mode: LiveMode, container: Container, run: Callable[[], None]) -> None:
+    def _start(self, mode: LiveMode, name: str, run: Callable[[], None]) -> None:
         self._halt.clear()
         with self.hold_sync():
             self.footer, self.live, self.mode = "", True, mode.value
@@ -257,10 +263,10 @@ class LiveOutput(anywidget.AnyWidget):
                     self.finish(f"[error: {exc}]")
             finally:
                 if self._halt.is_set() and not self._stop.is_set():
-                    self.finish(HALTED_FOOTER[mode].format(name=container.name))
+                    self.finish(HALTED_FOOTER[mode].format(name=name))
                 self.live = False
         self._thread = threading.Thread(target=context.run, args=(body,), daemon=True,
-                                        name=f"kernelext-live-{container.name}")
+                                        name=f"kernelext-live-{name}")
         self._thread.start()
         track(self)
 
@@ -296,7 +302,30 @@ class LiveOutput(anywidget.AnyWidget):
                 if not across_runs or not self._next_run(watcher, run_id, _log_size(watcher)):
                     return
                 self.footer = ""
-        self._start(LiveMode.FOLLOW, container, run)
+        self._start(LiveMode.FOLLOW, container.name, run)
+        return self
+
+    def follow_engine(self, engine: Engine, name: str, *, footer: Callable[[], str]) -> LiveOutput:
+        """Follow a container's log through its engine (a remote one: the service's logs follow stream) until
+        it exits; ``footer()`` then says how it ended. Each call continues after the last line shown, so a
+        panel that follows the next run (a restart) repeats nothing (docs/architecture.md §16)."""
+        if self._thread is not None and self._thread.is_alive():
+            return self
+        stream = engine.follow_logs(name, since=self._engine_since)
+        self._closers.append(stream.close)
+
+        def run() -> None:
+            try:
+                for line in stream:
+                    if self._halted():
+                        return
+                    self._engine_since = line.time + LOG_TIME_STEP_S
+                    self.feed(line.stream, line.data)
+                if not self._halted():
+                    self.finish(footer())
+            finally:
+                stream.close()
+        self._start(LiveMode.FOLLOW, name, run)
         return self
 
     def _next_run(self, watcher: Container, previous: tuple[float, float, int], log_size: int) -> bool:
@@ -328,7 +357,7 @@ class LiveOutput(anywidget.AnyWidget):
                     self.finish(_settled_footer(container._runtime.get(container.id), SETTLE_S))
             finally:
                 conn.close()
-        self._start(LiveMode.ATTACH, container, run)
+        self._start(LiveMode.ATTACH, container.name, run)
         return self
 
     def close(self) -> None:
