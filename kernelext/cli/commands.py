@@ -532,10 +532,15 @@ def _event_line(event: Event, fmt: Template | None, *, as_json: bool = False, no
         return fmt.render({"Time": event.time, "Type": event.type, "Status": event.status, "ID": event.id,
                                      "Name": event.name, "Image": event.image, "Attributes": event.attributes})
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event.time)) + f".{int(event.time % 1 * 1e9):09d}"
+    head = f"{stamp} {time.strftime('%z')} {event.type} {event.status}"
+    shown_id = event.id if no_trunc else event.id[:12]  # --no-trunc leaves --format's ID whole (podman)
+    if event.type == "image":  # podman's line per type: an image's ID and name, a system event's name
+        return f"{head} {shown_id} {event.name}"
+    if event.type != "container":
+        return f"{head} {event.name}" if event.name else head
     attrs = ", ".join([f"image={event.image}", f"name={event.name}"] +
                       [f"{k}={v}" for k, v in sorted(event.attributes.items())])
-    shown_id = event.id if no_trunc else event.id[:12]  # --no-trunc leaves --format's ID whole (podman)
-    return f"{stamp} {time.strftime('%z')} {event.type} {event.status} {shown_id} ({attrs})"
+    return f"{head} {shown_id} ({attrs})"
 
 
 @command("events")

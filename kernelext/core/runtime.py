@@ -19,7 +19,7 @@ from kernelext import faults
 from kernelext.config import CONMON_PID_FILE, StoreConfig
 from kernelext.core import mounts as mounts_mod
 from kernelext.core import options as options_module
-from kernelext.core import ports
+from kernelext.core import podmanconf, ports
 from kernelext.core.container import Container, parse_signal
 from kernelext.core.events import EventLog
 from kernelext.core.names import random_name
@@ -95,7 +95,7 @@ class Runtime:
         self.trash = Trash(self.opts.root, self.namespace)
         self.images = ImageStore(self.opts, self.db, self.namespace, self.trash)
         self.images.recover()  # what a killed pull, load, commit or rmi left (docs/architecture.md §11)
-        self.events = EventLog(self.opts.events_file)
+        self.events = EventLog(*podmanconf.events_log(self.opts.events_file))  # containers.conf may move it
         #: The OCI runtime every container of the store runs on (docs/architecture.md §3).
         self.oci: OCIRuntime = ConmonRuncRuntime(self.opts.runc, self.opts.conmon, self.opts.runc_root, self.namespace)
         #: Named and anonymous volumes (``rt.volumes.create/list/inspect/remove/prune``).
