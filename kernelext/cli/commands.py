@@ -96,8 +96,15 @@ def _each(rt: Runtime, names: list[str], action: Callable[[Container], Any], *, 
 # ------------------------------------------------------------------- creation
 @command("create")
 def cmd_create(rt: Runtime, args: argparse.Namespace) -> int:
-    out(_created(rt.create(args.image, **create_options(args))).id)
+    out(_created(rt.create(args.image, **create_options(args), progress=_pull_progress(args))).id)
     return 0
+
+
+def _pull_progress(args: argparse.Namespace) -> Any:
+    """The lines of a pull that ``create`` or ``run`` needs, on stderr as ``pull`` prints them."""
+    from kernelext.cli.images import terminal_progress
+
+    return terminal_progress(args.quiet)
 
 
 def _created(ctr: Container) -> Container:
@@ -115,9 +122,9 @@ def cmd_run(rt: Runtime, args: argparse.Namespace) -> int:
         if passthrough or args.attach:
             raise UsageError("passthrough logging driver is not supported in detached mode" if passthrough
                              else "you cannot use --attach with --detach")
-        out(_created(domain.run(rt, args.image, **create_options(args))).id)
+        out(_created(domain.run(rt, args.image, **create_options(args), progress=_pull_progress(args))).id)
         return 0
-    ctr = _created(rt.create(args.image, **create_options(args)))
+    ctr = _created(rt.create(args.image, **create_options(args), progress=_pull_progress(args)))
     if passthrough:  # conmon writes the container's output to this process's own stdout and stderr
         domain.start_one(ctr)
         return domain.wait_and_remove(ctr, remove=args.rm)

@@ -21,7 +21,7 @@ from kernelext.core.inspection import format_time
 from kernelext.core.runtime import Runtime
 from kernelext.errors import ImageInUseError, KernelextError, NoSuchImageError
 from kernelext.storage.imagechanges import shell_command
-from kernelext.storage.images import Image, Removal, has_label, normalize_name, parse_time, repo_tag
+from kernelext.storage.images import Image, Removal, file_transport, has_label, normalize_name, parse_time, repo_tag
 from kernelext.storage.ocilayout import manifest_digest
 from kernelext.storage.progress import Phase, Progress, ProgressCallback
 
@@ -380,7 +380,7 @@ def terminal_progress(quiet: bool) -> ProgressCallback | None:
 @command("image-pull")
 def cmd_image_pull(rt: Runtime, args: argparse.Namespace) -> int:
     progress = terminal_progress(args.quiet)
-    if progress is not None:
+    if progress is not None and file_transport(args.image) is None:  # a registry's reference is resolved
         err(f"Trying to pull {':'.join(repo_tag(normalize_name(args.image.removeprefix('docker://'))))}...")
     if args.all_tags:
         for image in rt.pull_all_tags(args.image, tls_verify=args.tls_verify, authfile=args.authfile,
@@ -407,6 +407,13 @@ def cmd_image_load(rt: Runtime, args: argparse.Namespace) -> int:
             image = rt.load(spool.name, progress=progress)
     shown = ":".join(repo_tag(image.name)) if image.names else f"sha256:{image.id}"
     out(shown if args.quiet else f"Loaded image: {shown}")
+    return 0
+
+
+@command("image-push")
+def cmd_image_push(rt: Runtime, args: argparse.Namespace) -> int:
+    rt.push(args.image, args.destination, tls_verify=args.tls_verify, authfile=args.authfile,
+            progress=terminal_progress(args.quiet))
     return 0
 
 

@@ -108,6 +108,7 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls-verify", type=_bool_flag, nargs="?", const=True, default=True,
                    help="require HTTPS and verify certificates when pulling")
     p.add_argument("--authfile", help="path of the authentication file for pulling")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines while pulling the image")
     p.add_argument("-l", "--label", action="append", default=[], help="set metadata (KEY=VALUE)")
     _mount_options(p)
     _resource_flags(p)
@@ -592,6 +593,16 @@ def _pull_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", metavar="IMAGE", help="[docker://]registry/name[:tag]")
 
 
+def _push_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tls-verify", type=_bool_flag, nargs="?", const=True, default=True,
+                   help="require HTTPS and verify certificates")
+    p.add_argument("--authfile", help="path of the authentication file")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("destination", nargs="?", metavar="DESTINATION",
+                   help="[docker://]registry/name[:tag], dir:PATH, oci:PATH, docker-archive:PATH, oci-archive:PATH")
+
+
 def _load_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-i", "--input", default="-", help="read from this archive file (default: stdin)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image name")
@@ -599,7 +610,7 @@ def _load_flags(p: argparse.ArgumentParser) -> None:
 
 def _save_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, help="write to this file")
-    p.add_argument("--format", default="oci-archive", choices=("oci-archive", "docker-archive"))
+    p.add_argument("--format", default="docker-archive", choices=("oci-archive", "docker-archive"))
     p.add_argument("-q", "--quiet", action="store_true", help="suppress the output (save prints none)")
     p.add_argument("image", metavar="IMAGE")
 
@@ -786,6 +797,7 @@ IMAGE_COMMANDS = _table(
     ("ls", CommandSpec("image-ls", "List images", _image_ls_flags, ("list",))),
     ("prune", PRUNE),
     ("pull", CommandSpec("image-pull", "Pull an image from a registry", _pull_flags)),
+    ("push", CommandSpec("image-push", "Push an image to a registry or a file transport", _push_flags)),
     ("rm", CommandSpec("image-rm", "Remove images", _image_rm_flags, ("remove",))),
     ("save", CommandSpec("image-save", "Save an image to an archive", _save_flags)),
     ("tag", TAG),
@@ -815,6 +827,7 @@ TOP_COMMANDS = _table(
     ("info", CommandSpec("info", "Show what this host can do", _format_flag)),
     ("load", CommandSpec("image-load", "Load an image from a docker-archive or oci-archive", _load_flags)),
     ("pull", CommandSpec("image-pull", "Pull an image from a registry", _pull_flags)),
+    ("push", CommandSpec("image-push", "Push an image to a registry or a file transport", _push_flags)),
     ("rmi", CommandSpec("image-rm", "Remove images", _image_rm_flags)),
     ("save", CommandSpec("image-save", "Save an image to an archive", _save_flags)),
     ("tag", TAG),
