@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import tarfile
 from pathlib import Path
+from typing import Any
 
 from conftest import Store, needs_root
 from registry import Registry, registry  # noqa: F401 - the fixture
@@ -113,3 +114,10 @@ def test_configs_are_written_as_go_marshals_them() -> None:
         '"rootfs":{"type":"layers","diff_ids":["sha256:55"]},'
         '"history":[{"created":"2026-05-07T20:33:45Z","created_by":"sh -c \'a \\u003e b \\u0026\\u0026 c\'"}]}'
     ).encode()
+
+
+@needs_root
+def test_push_in_a_cell(store: Store, ip: Any, tmp_path: Path) -> None:
+    pushed = ip.run_line_magic("container", f"push -q busybox dir:{tmp_path}/cell")
+    assert pushed.id == store.runtime.image("busybox").id and (tmp_path / "cell" / "manifest.json").is_file()
+    assert ip.run_line_magic("container", f"pull -q dir:{tmp_path}/cell").id == pushed.id
