@@ -75,6 +75,7 @@ def test_push_to_files_and_podmans_image_events(store: Store, tmp_path: Path) ->
                      "untag--registry.com/other:latest", f"remove--{image_id}"]
     lines = _ok(store.cli("events", "--stream=false", "--filter", "type=image", "--since", since)).splitlines()
     assert lines[0].endswith(f" image push {image_id} dir:{pushed}")  # podman's line: ID, then name
+    assert lines[3].endswith(f" image pull  docker-archive:{tarball}")  # podman's pull event has no ID
 
     # What was pushed comes back: from the directory, and from an OCI layout with a name in it.
     assert _ok(store.cli("pull", "-q", f"dir:{pushed}")).strip() == image_id

@@ -401,7 +401,7 @@ class Runtime:
         from kernelext.storage.skopeo import CopyOptions
 
         image = self.images.pull(ref, CopyOptions(tls_verify, str(authfile) if authfile else None), progress)
-        self.events.emit("pull", image.id, ref, image.name, type_="image")  # podman names the reference given
+        self.events.emit("pull", "", ref, image.name, type_="image")  # podman's: the reference given, no ID
         return image
 
     def push(self, name_or_id: str, dest: str | None = None, *, tls_verify: bool = True,
@@ -424,7 +424,7 @@ class Runtime:
         images = self.images.pull_all_tags(repository, CopyOptions(tls_verify, str(authfile) if authfile else None),
                                            progress)
         for image in images:
-            self.events.emit("pull", image.id, image.name, image.name, type_="image")
+            self.events.emit("pull", "", image.name, image.name, type_="image")
         return images
 
     def load(self, archive: str | Path, *, progress: ProgressCallback | None = None) -> Image:
