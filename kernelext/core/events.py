@@ -8,7 +8,7 @@ events (another kernel, the CLI, conmon's exit command).
 
 The lines are podman's (its file backend's JSON: ``Name``, ``Status``, ``Time`` in RFC 3339...), so
 either tool reads the other's log; a log over ``max_size`` bytes keeps its newer half, as podman's does
-(docs/architecture.md §2).
+(docs/architecture.md §1).
 """
 
 from __future__ import annotations
