@@ -81,7 +81,7 @@ def image_digest(image: Image) -> str:
 
 
 #: ``images --filter since=IMAGE|before=IMAGE``: the images created after or before that one.
-ORDER_FILTERS = ("since", "before")
+ORDER_FILTERS = ("since", "after", "before")  # podman's "after" is "since"
 
 
 def _matches(image: Image, filters: list[tuple[str, str]]) -> bool:
@@ -97,7 +97,7 @@ def _matches(image: Image, filters: list[tuple[str, str]]) -> bool:
                 return False
         elif key == "label" and not has_label(image, value):
             return False
-        elif key == "since" and image.config.created <= float(value):  # the value: the named image's creation
+        elif key in ("since", "after") and image.config.created <= float(value):  # the value: the named image's creation
             return False                                                # time (listed_images resolves it)
         elif key == "before" and image.config.created >= float(value):
             return False
@@ -110,7 +110,7 @@ def _filters(specs: list[str]) -> list[tuple[str, str]]:
         key, sep, value = spec.partition("=")
         if not sep or key not in ("dangling", "reference", "label", *ORDER_FILTERS):
             raise UsageError(f'invalid image filter "{spec}": use dangling=true|false, reference=PATTERN, '
-                             f"label=KEY[=VALUE], since=IMAGE or before=IMAGE")
+                             f"label=KEY[=VALUE], since=IMAGE, after=IMAGE or before=IMAGE")
         if key == "dangling" and value.lower() not in ("true", "false"):
             raise UsageError(f'invalid filter "dangling={value}": must be true or false')
         filters.append((key, value))
@@ -289,7 +289,7 @@ def cmd_image_rm(rt: Runtime, args: argparse.Namespace) -> int:
         try:
             removal = rt.remove_image(name, force=args.force)
         except NoSuchImageError as exc:
-            if not args.ignore:
+            if not (args.ignore or args.force):  # podman's rmi --force: a missing image is no error
                 err(f"Error: {exc}")
                 code = RMI_NO_SUCH_IMAGE
             continue

@@ -444,6 +444,8 @@ class Runtime:
         removes the containers that use it first (podman's ``rmi -f``)."""
         if force:
             image = self.images.get(name_or_id) if self.images.exists(name_or_id) else None
+            if image is not None and normalize_name(name_or_id) in image.names and len(image.names) > 1:
+                image = None  # one name of several is only untagged: its containers stay (podman)
             for ctr_id in self.images.users(image) if image is not None else []:
                 self.remove(ctr_id, force=True)
         removal = self.images.remove(name_or_id, force=force)
