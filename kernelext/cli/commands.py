@@ -434,7 +434,7 @@ def cmd_mount(rt: Runtime, args: argparse.Namespace) -> int:
     if not args.containers:
         for ctr in rt.list():
             if ctr.state.mounted:
-                out(f"{ctr.short_id}  {ctr.layer.merged_view}")
+                out(f"{ctr.id if args.notruncate else ctr.short_id}  {ctr.layer.merged_view}")
         return 0
     return _each(rt, args.containers, Container.mount, show=lambda _name, path: str(path))
 

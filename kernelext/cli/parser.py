@@ -430,6 +430,7 @@ def _rm_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _mount_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--notruncate", action="store_true", help="full container IDs in the list of mounts")
     _containers(p, "*")
 
 

@@ -1,5 +1,5 @@
-"""``images`` and ``rmi`` as podman's 010-images tests use them (issue 17): the ``after`` filter, template
-pipelines, ``rmi --force`` of a missing image."""
+"""Commands as podman's wider system tests use them (issue 17): ``images``' ``after`` filter, template
+pipelines, ``rmi --force`` of a missing image (010-images), ``mount --notruncate`` (060-mount)."""
 
 from __future__ import annotations
 
@@ -40,3 +40,14 @@ def test_after_filter_and_rmi_force_of_a_missing_image(store: Store) -> None:
     both = store.cli("image", "rm", "--force", "bogus", "foo")
     assert (both.returncode, both.stdout) == (0, "Untagged: localhost/foo:latest\n")  # only a name: "tiny" stays
     assert store.cli("rm", "tiny").returncode == 0
+
+
+@needs_root
+def test_mount_lists_full_ids_with_notruncate(store: Store) -> None:
+    assert store.cli("run", "--name", "m", "busybox", "sh", "-c", "echo hi > /hi").returncode == 0
+    path = store.cli("mount", "m").stdout.strip()
+    ctr = store.runtime.get("m")
+    assert store.cli("mount").stdout == f"{ctr.short_id}  {path}\n"
+    assert store.cli("mount", "--notruncate").stdout == f"{ctr.id}  {path}\n"
+    assert store.cli("umount", "m").returncode == 0 and store.cli("mount").stdout == ""
+    assert store.cli("rm", "m").returncode == 0
