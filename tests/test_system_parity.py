@@ -3,6 +3,8 @@ pipelines, ``rmi --force`` of a missing image (010-images), ``mount --notruncate
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from kernelext.cli.template import Template, TemplateError
@@ -51,3 +53,22 @@ def test_mount_lists_full_ids_with_notruncate(store: Store) -> None:
     assert store.cli("mount", "--notruncate").stdout == f"{ctr.id}  {path}\n"
     assert store.cli("umount", "m").returncode == 0 and store.cli("mount").stdout == ""
     assert store.cli("rm", "m").returncode == 0
+
+
+@needs_root
+def test_a_tmpfs_starts_with_what_it_covers(store: Store, tmp_path: Path) -> None:
+    """podman's tmpcopyup (065-cp): a file copied into a created container's /tmp is there once a tmpfs covers
+    /tmp; ``notmpcopyup`` leaves the tmpfs empty."""
+    (tmp_path / "file").write_text("copied up\n")
+    assert store.cli("create", "--mount", "type=tmpfs,dst=/tmp", "--name", "t", "busybox", "sleep", "60").returncode == 0
+    assert store.cli("cp", str(tmp_path / "file"), "t:/tmp").returncode == 0
+    assert store.cli("start", "t").returncode == 0
+    assert store.cli("exec", "t", "cat", "/tmp/file").stdout == "copied up\n"
+    assert "tmpfs /tmp " in store.cli("exec", "t", "cat", "/proc/mounts").stdout  # a tmpfs, filled
+    for step in ("checkpoint", "restore"):  # runc restores the tmpfs from CRIU's image, not copied up again
+        assert store.cli("container", step, "t").returncode == 0
+    assert store.cli("exec", "t", "cat", "/tmp/file").stdout == "copied up\n"
+    assert store.cli("rm", "-f", "-t", "0", "t").returncode == 0
+    assert store.cli("run", "--rm", "--tmpfs", "/etc", "busybox", "grep", "-c", "root", "/etc/passwd").stdout == "1\n"
+    empty = store.cli("run", "--rm", "--tmpfs", "/etc:rw,notmpcopyup", "busybox", "ls", "-A", "/etc")
+    assert (empty.returncode, empty.stdout) == (0, ""), empty.stderr
