@@ -1,8 +1,10 @@
 """Commands as podman's wider system tests use them (issue 17): ``images``' ``after`` filter, template
-pipelines, ``rmi --force`` of a missing image (010-images), ``mount --notruncate`` (060-mount)."""
+pipelines, ``rmi --force`` of a missing image (010-images), ``mount --notruncate`` (060-mount), tmpfs
+copy-up (065-cp), ``{{.CreatedAt}}`` and ``load``'s message for what it cannot read (110-history, 120-load)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -72,3 +74,31 @@ def test_a_tmpfs_starts_with_what_it_covers(store: Store, tmp_path: Path) -> Non
     assert store.cli("run", "--rm", "--tmpfs", "/etc", "busybox", "grep", "-c", "root", "/etc/passwd").stdout == "1\n"
     empty = store.cli("run", "--rm", "--tmpfs", "/etc:rw,notmpcopyup", "busybox", "ls", "-A", "/etc")
     assert (empty.returncode, empty.stdout) == (0, ""), empty.stderr
+
+
+def test_go_time_is_time_unix_string(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from kernelext.units import go_time
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    try:
+        assert go_time(1655316706.512) == "2022-06-15 18:11:46 +0000 UTC"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+@needs_root
+def test_images_created_at_and_an_unreadable_archive(store: Store, tmp_path: Path) -> None:
+    store.runtime.image("busybox")  # the built-in image, made on first use
+    shown = store.cli("image", "list", "--format", "{{.CreatedSince}}--{{.CreatedAt}}", "busybox").stdout
+    assert re.fullmatch(r"[0-9].* ago--[0-9]+-[0-9]+-[0-9]+ [0-9:]+ [+-][0-9]{4} \S+\n", shown), shown
+    invalid = tmp_path / "invalid"
+    invalid.write_text("not an image\n")
+    for argv, given in ((["load", "-i", str(invalid)], None), (["load"], b"not an image\n")):
+        proc = store.cli(*argv, input=given)
+        assert proc.returncode == 125 and proc.stderr.count("\n") == 1
+        assert proc.stderr.startswith("Error: payload does not match any of the supported image formats: ")
+    assert store.runtime.list_images() == [store.runtime.image("busybox")]

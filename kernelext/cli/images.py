@@ -24,6 +24,7 @@ from kernelext.storage.imagechanges import shell_command
 from kernelext.storage.images import Image, Removal, file_transport, has_label, normalize_name, parse_time, repo_tag
 from kernelext.storage.ocilayout import manifest_digest
 from kernelext.storage.progress import Phase, Progress, ProgressCallback
+from kernelext.units import go_time
 
 NONE = "<none>"
 MISSING = "<missing>"
@@ -65,7 +66,7 @@ def image_rows(rt: Runtime, images: list[Image], no_trunc: bool = False) -> list
         users = rt.images.users(image)
         base = {"Id": image.id, "ID": f"sha256:{image.id}" if no_trunc else image.short_id,
                 "Digest": image_digest(image), "Created": int(image.config.created),
-                "CreatedAt": format_time(image.config.created), "CreatedSince": since(image.config.created),
+                "CreatedAt": go_time(image.config.created), "CreatedSince": since(image.config.created),
                 "Size": image_size(image.config.size), "VirtualSize": image.config.size,
                 "Containers": len(users), "UsedBy": sorted(users), "Dangling": image.dangling, "Names": image.repo_tags,
                 "Labels": image.config.labels, "ReadOnly": False}

@@ -70,6 +70,8 @@ BLOBS_DIR = "blobs"
 BLOBS_LOCK = "blobs.lock"
 #: A name kept in an oci-archive's index (``org.opencontainers.image.ref.name``).
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
+#: podman's words for an archive ``load`` cannot read (its reasons follow).
+PAYLOAD_UNKNOWN = "payload does not match any of the supported image formats"
 #: ``image save --format`` values: skopeo's transport names.
 SAVE_FORMATS = ("oci-archive", "docker-archive")
 #: Transports of images in files on this host, as ``pull``, ``run``, ``create`` and ``push`` take them
@@ -838,7 +840,9 @@ def _archive_kind(archive: Path) -> tuple[str, str | None]:
                 tags = (manifest or [{}])[0].get("RepoTags") or []
                 return "docker-archive", tags[0] if tags else None
     except tarfile.TarError:
-        raise ImageFormatError(f"{archive}: not a (compressed) tar archive", operation="load") from None
+        raise ImageFormatError(f"{PAYLOAD_UNKNOWN}: {archive} is not a (compressed) tar archive",
+                              operation="load") from None
     except (OSError, ValueError, AttributeError, IndexError) as exc:
         raise ImageFormatError(f"{archive}: not an image archive: {exc}", operation="load") from None
-    raise ImageFormatError(f"{archive}: neither a docker-archive nor an oci-archive", operation="load")
+    raise ImageFormatError(f"{PAYLOAD_UNKNOWN}: {archive} is neither a docker-archive nor an oci-archive",
+                           operation="load")

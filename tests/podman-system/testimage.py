@@ -42,6 +42,7 @@ exit $status
 """
 #: Alpine keeps os-release in /usr/lib and links it from /etc (podman's tests copy onto /etc/os-release).
 OS_RELEASE = 'NAME="kernelext testimage"\nID=busybox\nPRETTY_NAME="busybox stand-in for podman\'s testimage"\n'
+SERVICES = "ssh\t\t22/tcp\nhttp\t\t80/tcp\n"
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n"
 GROUP = "root:x:0:\nnobody:x:65534:\n"
 CMD = ["/bin/echo", "This container is intended for podman CI testing"]
@@ -64,6 +65,7 @@ def build_rootfs(root: Path, tag: str) -> None:
             os.symlink(os.path.relpath(root / "bin/busybox", link.parent), link)
     (root / "etc/passwd").write_text(PASSWD)
     (root / "etc/group").write_text(GROUP)
+    (root / "etc/services").write_text(SERVICES)  # alpine has it; podman's 140-diff removes it
     for name in ("hostname", "hosts", "resolv.conf"):
         (root / "etc" / name).write_text("")
     (root / "usr/lib").mkdir(parents=True, exist_ok=True)
