@@ -4,7 +4,10 @@ copy-up (065-cp), ``{{.CreatedAt}}`` and ``load``'s message for what it cannot r
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -95,6 +98,8 @@ def test_images_created_at_and_an_unreadable_archive(store: Store, tmp_path: Pat
     store.runtime.image("busybox")  # the built-in image, made on first use
     shown = store.cli("image", "list", "--format", "{{.CreatedSince}}--{{.CreatedAt}}", "busybox").stdout
     assert re.fullmatch(r"[0-9].* ago--[0-9]+-[0-9]+-[0-9]+ [0-9:]+ [+-][0-9]{4} \S+\n", shown), shown
+    listed = json.loads(store.cli("images", "-a", "--format", "json").stdout)
+    assert re.fullmatch(r"[0-9-]+T[0-9:.]+Z", listed[0]["CreatedAt"])  # the JSON keeps RFC 3339
     invalid = tmp_path / "invalid"
     invalid.write_text("not an image\n")
     for argv, given in ((["load", "-i", str(invalid)], None), (["load"], b"not an image\n")):
@@ -102,3 +107,45 @@ def test_images_created_at_and_an_unreadable_archive(store: Store, tmp_path: Pat
         assert proc.returncode == 125 and proc.stderr.count("\n") == 1
         assert proc.stderr.startswith("Error: payload does not match any of the supported image formats: ")
     assert store.runtime.list_images() == [store.runtime.image("busybox")]
+
+
+@needs_root
+def test_volumes_as_podmans_160_volumes_uses_them(store: Store, tmp_path: Path) -> None:
+    for name in ("volume_1_x", "volume_2_x"):
+        assert store.cli("volume", "create", name).returncode == 0
+    names = ["volume", "ls", "--format", "{{.Name}}", "--filter"]
+    assert store.cli(*names, "name=volume_1.+").stdout == "volume_1_x\n"  # a regular expression, found
+    assert store.cli(*names, "name=volume_1*").stdout == "volume_1_x\nvolume_2_x\n"  # "_1*": "_" then any "1"s
+    assert store.cli("volume", "ls", "--noheading").stdout.split() == ["local", "volume_1_x", "local", "volume_2_x"]
+    assert store.cli("volume", "ls").stdout.splitlines()[0].split() == ["DRIVER", "VOLUME", "NAME"]
+    gone = store.cli("volume", "rm", "--force", "bogus")
+    assert (gone.returncode, gone.stdout, gone.stderr) == (0, "", "")
+    assert store.cli("volume", "rm", "bogus").returncode == 1
+
+    host = tmp_path / "v1"
+    host.mkdir()
+    assert store.cli("run", "--rm", "-v", f"{host}:/vol1", "-v", f"{host}:/vol1", "busybox", "true").returncode == 0
+    assert store.cli("run", "--rm", "--tmpfs", "/t", "--tmpfs", "/t", "busybox", "true").returncode == 0
+    clash = store.cli("run", "--rm", "-v", "volume_1_x:/vol1", "-v", "volume_2_x:/vol1", "busybox", "true")
+    assert (clash.returncode, clash.stderr) == (125, "Error: /vol1: duplicate mount destination\n")
+    assert store.cli("volume", "rm", "volume_1_x", "volume_2_x").returncode == 0
+    shown = store.cli("info", "--format", "{{.Store.GraphRoot}} {{.Store.RunRoot}}").stdout
+    assert shown == f"{store.runtime.opts.root} {store.runtime.opts.runroot}\n"
+
+
+@needs_root
+def test_import_as_podmans_125_import_uses_it(store: Store, tmp_path: Path) -> None:
+    assert store.cli("run", "--name", "src", "busybox", "sh", "-c", "echo random > /random.txt").returncode == 0
+    archive = tmp_path / "archive.tar"
+    assert store.cli("export", "src", "-o", str(archive)).returncode == 0
+    assert store.cli("rm", "src").returncode == 0
+    plain = store.cli("import", "-q", str(archive))  # no name: a dangling image, its ID printed
+    assert plain.returncode == 0 and store.runtime.image(plain.stdout.strip()).dangling, plain.stderr
+    assert store.cli("run", "--rm", plain.stdout.strip(), "cat", "/random.txt").stdout == "random\n"
+    piped = subprocess.run([sys.executable, "-m", "kernelext", *store.args, "import", "-q", "-",
+                            "localhost/fromstdin:t1"], stdin=archive.open("rb"), capture_output=True, timeout=60)
+    assert piped.returncode == 0 and store.runtime.image("fromstdin:t1").id == piped.stdout.decode().strip()
+    assert store.cli("run", "--rm", "fromstdin:t1", "cat", "/random.txt").stdout == "random\n"
+    assert list((store.runtime.opts.root).glob(".import-*")) == []  # the spool of stdin is gone
+    for image in (plain.stdout.strip(), "fromstdin:t1"):  # by ID, by name
+        assert store.cli("rmi", "-f", image).returncode == 0

@@ -614,7 +614,9 @@ def cmd_volume_ls(rt: Runtime, args: argparse.Namespace) -> int:
         for volume in volumes:
             out(template.render(volume.inspect()))
     else:
-        out(table(["DRIVER", "VOLUME NAME"], [["local", v.name] for v in volumes]))
+        shown = table(["DRIVER", "VOLUME NAME"], [["local", v.name] for v in volumes]).split("\n")
+        for line in shown[1:] if args.noheading else shown:
+            out(line)
     return 0
 
 
@@ -636,6 +638,8 @@ def cmd_volume_rm(rt: Runtime, args: argparse.Namespace) -> int:
         try:
             out(rt.volumes.remove(name, force=args.force).name)
         except KernelextError as exc:
+            if args.force and isinstance(exc, NoSuchVolumeError):  # podman's --force: no such volume, no error
+                continue
             err(f"Error: {exc}")
             failed = 1 if isinstance(exc, NoSuchVolumeError) else exc.exit_code
             code = failed if code in (0, 1) else code
@@ -670,7 +674,8 @@ def cmd_info(rt: Runtime, args: argparse.Namespace) -> int:
     template = _template(args, "info")
     caps = host_capabilities(rt.opts)
     doc = caps.to_json()
-    doc["store"] = {"root": str(rt.opts.root), "runroot": str(rt.opts.runroot),
+    doc["store"] = {"root": str(rt.opts.root), "runroot": str(rt.opts.runroot),  # and as podman names them:
+                    "graphRoot": str(rt.opts.root), "runRoot": str(rt.opts.runroot),
                     "graphDriverName": rt.storage_driver.value,
                     "containers": len(rt.db.all_containers()), "images": len(rt.db.all_images())}
     if template is not None:  # podman's templates name the fields as Go does: {{.Host.LogDriver}}

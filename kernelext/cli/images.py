@@ -11,6 +11,8 @@ import fnmatch
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kernelext.cli.commands import _inspect_each, _template, _truncate, command, err, out
@@ -176,7 +178,8 @@ def cmd_image_ls(rt: Runtime, args: argparse.Namespace) -> int:
     if args.format == "json":
         rows = [{"Id": r["Id"], "ParentId": "", "RepoTags": r["Names"], "RepoDigests": [], "Size": r["VirtualSize"],
                  "SharedSize": 0, "VirtualSize": r["VirtualSize"], "Labels": r["Labels"], "Containers": r["Containers"],
-                 "Names": r["Names"], "Digest": r["Digest"], "Created": r["Created"], "CreatedAt": r["CreatedAt"],
+                 "Names": r["Names"], "Digest": r["Digest"], "Created": r["Created"],
+                 "CreatedAt": format_time(rt.image(r["Id"]).config.created),  # the JSON's: RFC 3339
                  "Dangling": r["Dangling"]} for r in {r["Id"]: r for r in rows}.values()]
     _print_rows(args, rows, columns, "images")
     return 0
@@ -362,8 +365,24 @@ def cmd_image_import(rt: Runtime, args: argparse.Namespace) -> int:
             raise UsageError(f"unsupported --change instruction {key!r}: only CMD")
         value = value.strip()
         cmd = shell_command(value)
-    out(rt.import_image(args.tarball, args.name, cmd=cmd).id)
+    with _from_stdin(rt, args.tarball, ".import-") as tarball:
+        out(rt.import_image(tarball, args.name, cmd=cmd).id)
     return 0
+
+
+@contextmanager
+def _from_stdin(rt: Runtime, path: str, prefix: str) -> Iterator[str]:
+    """``path``, or for ``-`` a spool of stdin in the store (skopeo and tar read files), removed after."""
+    if path != "-":
+        yield path
+        return
+    import shutil
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(dir=rt.opts.root, prefix=prefix) as spool:
+        shutil.copyfileobj(sys.stdin.buffer, spool)
+        spool.flush()
+        yield spool.name
 
 
 def terminal_progress(quiet: bool) -> ProgressCallback | None:
@@ -395,17 +414,8 @@ def cmd_image_pull(rt: Runtime, args: argparse.Namespace) -> int:
 @command("image-load")
 def cmd_image_load(rt: Runtime, args: argparse.Namespace) -> int:
     progress = terminal_progress(args.quiet)
-    if args.input != "-":
-        image = rt.load(args.input, progress=progress)
-    else:
-        import shutil
-        import tempfile
-
-        # skopeo reads archives from files only: stdin is spooled into the store first.
-        with tempfile.NamedTemporaryFile(dir=rt.opts.root, prefix=".load-") as spool:
-            shutil.copyfileobj(sys.stdin.buffer, spool)
-            spool.flush()
-            image = rt.load(spool.name, progress=progress)
+    with _from_stdin(rt, args.input, ".load-") as archive:
+        image = rt.load(archive, progress=progress)
     shown = ":".join(repo_tag(image.name)) if image.names else f"sha256:{image.id}"
     out(shown if args.quiet else f"Loaded image: {shown}")
     return 0

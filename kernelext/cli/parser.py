@@ -582,8 +582,9 @@ def _cleanup_flags(p: argparse.ArgumentParser) -> None:
 
 def _image_import_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--change", action="append", default=[], help="CMD instruction for the image")
-    p.add_argument("tarball")
-    p.add_argument("name")
+    p.add_argument("-q", "--quiet", action="store_true", help="print the image ID only (import prints nothing else)")
+    p.add_argument("tarball", help="the rootfs tarball; - reads it from stdin")
+    p.add_argument("name", nargs="?", help="the image's name (none: a dangling image)")
 
 
 def _pull_flags(p: argparse.ArgumentParser) -> None:
@@ -700,6 +701,7 @@ def _volume_ls_flags(p: argparse.ArgumentParser) -> None:
                    help="name=, label=KEY[=VALUE], driver=, dangling=true|false, anonymous=true|false")
     p.add_argument("--format", help="'json' or a Go template such as {{.Name}}")
     p.add_argument("-q", "--quiet", action="store_true", help="print volume names only")
+    p.add_argument("-n", "--noheading", action="store_true", help="do not print the column headings")
 
 
 def _volume_inspect_flags(p: argparse.ArgumentParser) -> None:
@@ -825,6 +827,7 @@ NETWORK_COMMANDS = _table(
 TOP_COMMANDS = _table(
     ("history", HISTORY),
     ("images", CommandSpec("image-ls", "List images", _image_ls_flags)),
+    ("import", CommandSpec("image-import", "Import a root filesystem tarball as an image", _image_import_flags)),
     ("info", CommandSpec("info", "Show what this host can do", _format_flag)),
     ("load", CommandSpec("image-load", "Load an image from a docker-archive or oci-archive", _load_flags)),
     ("pull", CommandSpec("image-pull", "Pull an image from a registry", _pull_flags)),

@@ -239,8 +239,10 @@ class MountRequest:
 
     def add(self, mount: Mount) -> None:
         for existing in self.mounts:
+            if existing == mount:  # the same mount twice is one (podman)
+                return
             if existing.destination == mount.destination:
-                raise InvalidArgumentError(f"\"{mount.destination}\": duplicate mount destination")
+                raise InvalidArgumentError(f"{mount.destination}: duplicate mount destination")
         self.mounts.append(mount)
 
 

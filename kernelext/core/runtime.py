@@ -372,7 +372,8 @@ class Runtime:
     def list_images(self) -> builtins.list[Image]:  # `list` is the method above
         return self.images.all()
 
-    def import_image(self, tarball: str | Path, name: str, *, cmd: builtins.list[str] | None = None) -> Image:
+    def import_image(self, tarball: str | Path, name: str | None = None, *,
+                     cmd: builtins.list[str] | None = None) -> Image:
         image = self.images.import_tarball(Path(tarball), name, cmd=cmd)
         self.events.emit("import", image.id, image.name, image.name, type_="image")
         return image

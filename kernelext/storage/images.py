@@ -508,14 +508,14 @@ class ImageStore:
             self._abandon(staging_dir)
             raise
 
-    def import_tarball(self, tarball: Path, name: str, *, cmd: list[str] | None = None,
+    def import_tarball(self, tarball: Path, name: str | None, *, cmd: list[str] | None = None,
                        labels: dict[str, str] | None = None) -> Image:
-        """``podman import``: a rootfs tarball (plain or compressed) becomes an image (with ``labels``)."""
+        """``podman import``: a rootfs tarball (plain or compressed) becomes an image (with ``labels``); without
+        ``name``, a dangling one."""
         if not tarball.is_file():
             raise InvalidArgumentError(f"{tarball}: no such file", operation="image import")
         import hashlib
 
-        name = normalize_name(name)
         digest = hashlib.sha256()
         with tarball.open("rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -536,7 +536,8 @@ class ImageStore:
         except BaseException:
             self._abandon(staging_dir)
             raise
-        return self._commit([name], digest.hexdigest(), staging_dir, ImageConfig(cmd=cmd or [], labels=labels or {}))
+        return self._commit([normalize_name(name)] if name else [], digest.hexdigest(), staging_dir,
+                            ImageConfig(cmd=cmd or [], labels=labels or {}))
 
     # ------------------------------------------------------------- OCI images
     def _copy_options(self, options: skopeo.CopyOptions | None = None) -> skopeo.CopyOptions:
