@@ -149,3 +149,31 @@ def test_import_as_podmans_125_import_uses_it(store: Store, tmp_path: Path) -> N
     assert list((store.runtime.opts.root).glob(".import-*")) == []  # the spool of stdin is gone
     for image in (plain.stdout.strip(), "fromstdin:t1"):  # by ID, by name
         assert store.cli("rmi", "-f", image).returncode == 0
+
+
+@needs_root
+def test_an_image_saved_by_id_loads_without_a_name(store: Store, tmp_path: Path) -> None:
+    """podman's 120-load: ``save ID`` records no name, ``save NAME`` that name (not the image's first)."""
+    rt = store.runtime
+    image_id = rt.image("busybox").id
+    assert store.cli("tag", "busybox", "second").returncode == 0
+    by_id, by_name = tmp_path / "by-id.tar", tmp_path / "by-name.tar"
+    assert store.cli("save", image_id, "-o", str(by_id)).returncode == 0
+    assert store.cli("save", "second", "-o", str(by_name)).returncode == 0
+    assert store.cli("rmi", "-f", image_id).returncode == 0
+    loaded = store.cli("load", "-i", str(by_id))
+    assert loaded.stdout.startswith("Loaded image: sha256:") and rt.image(loaded.stdout.split(":")[-1].strip()).dangling
+    assert store.cli("load", "-q", "-i", str(by_name)).stdout == "localhost/second:latest\n"
+
+
+@needs_root
+def test_history_created_at_matches_the_image_list(store: Store) -> None:
+    """podman's 110-history 4: ``{{.CreatedSince}}--{{.CreatedAt}}`` of history's newest step and of the list agree;
+    history's JSON keeps RFC 3339."""
+    store.runtime.image("busybox")
+    template = "{{.CreatedSince}}--{{.CreatedAt}}"
+    listed = store.cli("image", "list", "--format", template, "busybox").stdout.strip()
+    steps = store.cli("image", "history", "--format", template, "busybox").stdout.splitlines()
+    assert steps[0] == listed  # the newest step: the image itself
+    shown = json.loads(store.cli("history", "--format", "json", "busybox").stdout)
+    assert re.fullmatch(r"[0-9-]+T[0-9:.]+Z", shown[-1]["created"])

@@ -193,7 +193,7 @@ def history_rows(rt: Runtime, name: str, *, no_trunc: bool = False, human: bool 
         created = parse_time(entry.created)
         shown_id = (f"sha256:{entry.id}" if no_trunc else entry.id[:12]) if entry.id else MISSING
         rows.append({"ID": shown_id, "Created": since(created) if human else format_time(created),
-                     "CreatedSince": since(created), "CreatedAt": format_time(created),
+                     "CreatedSince": since(created), "CreatedAt": go_time(created),  # as images' template
                      "CreatedBy": entry.created_by if no_trunc else _truncate(entry.created_by, CREATED_BY_WIDTH),
                      "Size": image_size(entry.size) if human else str(entry.size), "Comment": entry.comment,
                      "Tags": image.repo_tags if entry.id else None})
@@ -209,9 +209,9 @@ def cmd_image_history(rt: Runtime, args: argparse.Namespace) -> int:
             out(row["ID"])
         return 0
     if args.format == "json":
-        rows = [{"id": r["ID"] if r["ID"] != MISSING else MISSING, "created": r["CreatedAt"],
+        rows = [{"id": r["ID"] if r["ID"] != MISSING else MISSING, "created": format_time(parse_time(entry.created)),
                  "CreatedBy": r["CreatedBy"], "Size": r["Size"], "Comment": r["Comment"], "Tags": r["Tags"]}
-                for r in rows]
+                for r, entry in zip(rows, rt.history(args.image), strict=True)]
     _print_rows(args, rows, [("ID", "ID"), ("Created", "CREATED"), ("CreatedBy", "CREATED BY"), ("Size", "SIZE"),
                              ("Comment", "COMMENT")], "history")
     return 0

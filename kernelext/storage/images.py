@@ -687,7 +687,9 @@ class ImageStore:
             raise InvalidArgumentError(f"unsupported format {fmt!r}: use {' or '.join(SAVE_FORMATS)}",
                                        operation="save")
         image = self.get(name_or_id)
-        dest = f"{fmt}:{output.absolute()}" + (f":{':'.join(repo_tag(image.name))}" if image.names else "")
+        # podman records the name it was given: an image saved by its ID loads without one
+        name = normalize_name(name_or_id) if normalize_name(name_or_id) in image.names else None
+        dest = f"{fmt}:{output.absolute()}" + (f":{':'.join(repo_tag(name))}" if name else "")
         output.unlink(missing_ok=True)  # skopeo refuses to overwrite an archive
         self._copy_out(image, dest, self._copy_options(), "save")
         return image
