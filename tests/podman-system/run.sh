@@ -14,8 +14,9 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 PODMAN_TAG=v4.3.1
 DEFAULT_FILES=(030-run 040-ps 045-start 050-stop 055-rm 075-exec 080-pause 090-events 130-kill)
-WIDER_FILES=(010-images 011-image 020-tag 035-logs 060-mount 065-cp 110-history 120-load 125-import 140-diff
-             160-volumes)
+# 120-load last: its test 6 removes the test image and, with no registry, nothing brings it back for what follows.
+WIDER_FILES=(010-images 011-image 020-tag 035-logs 060-mount 065-cp 110-history 125-import 140-diff 160-volumes
+             120-load)
 
 source_dir=${PODMAN_SOURCE:-}
 outdir=
