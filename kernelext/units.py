@@ -16,6 +16,12 @@ if TYPE_CHECKING:
 SIZE_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
 
 
+def go_time(seconds: float) -> str:
+    """Go's ``time.Unix(seconds, 0).String()`` in local time: ``2022-06-15 18:11:46 +0000 UTC`` (podman's
+    ``images --format {{.CreatedAt}}``)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(int(seconds)))
+
+
 def human_duration(seconds: float) -> str:
     """podman's ``units.HumanDuration``: "Less than a second", "5 seconds", "About a minute" ..."""
     s = int(seconds)

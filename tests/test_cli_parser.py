@@ -58,7 +58,7 @@ def test_completion_lists() -> None:
     names = command_names()
     assert {"run", "ps", "ls", "container", "image", "info"} <= set(names)
     assert command_names("image") == ["exists", "history", "import", "inspect", "list", "load", "ls", "prune",
-                                      "pull", "remove", "rm", "save", "tag", "tree", "untag"]
+                                      "pull", "push", "remove", "rm", "save", "tag", "tree", "untag"]
     assert "--detach" in command_parser("run").format_help()
 
 

@@ -311,7 +311,9 @@ def test_failures_are_one_line_and_leave_nothing(store: Store, registry: Registr
     not_an_archive = tmp_path / "text"
     not_an_archive.write_text("hello\n")
     proc = store.cli("load", "-i", str(not_an_archive))
-    assert (proc.returncode, proc.stderr) == (125, f"Error: {not_an_archive}: not a (compressed) tar archive\n")
+    expected = (f"Error: payload does not match any of the supported image formats: {not_an_archive} is not a "
+                "(compressed) tar archive\n")
+    assert (proc.returncode, proc.stderr) == (125, expected)
 
 
 def test_run_pulls_a_missing_image_unless_never(store: Store, registry: Registry, pushed: dict[str, str]) -> None:  # noqa: F811

@@ -61,9 +61,10 @@ def test_the_test_image_has_what_podmans_tests_read(podman: tuple[Path, dict[str
     _, env = podman
     run = shim(env, "run", "--rm", IMAGE, "sh", "-c",
                "pwd; cat testimage-id; stat -c %Y testimage-id; test -x pause && echo pause; "
-               "command -v httpd nc top >/dev/null && echo tools")
+               "command -v httpd nc top >/dev/null && echo tools; readlink /etc/os-release; grep -c ID= /etc/os-release")
     assert run.returncode == 0, run.stderr
-    assert run.stdout.split("\n") == ["/home/podman", "20220615", "1600000000", "pause", "tools", ""]
+    assert run.stdout.split("\n") == ["/home/podman", "20220615", "1600000000", "pause", "tools",
+                                      "../usr/lib/os-release", "1", ""]
     paused = shim(env, "run", "-d", IMAGE, "/home/podman/pause")
     cid = paused.stdout.strip()
     logs = ""

@@ -107,8 +107,18 @@ def _each(rt: Runtime, names: list[str], action: Callable[[Container], Any], *, 
 # ------------------------------------------------------------------- creation
 @command("create", engine=True)
 def cmd_create(engine: Engine, args: argparse.Namespace) -> int:
-    out(_created(engine.create(args.image, **create_options(args))).id)
+    out(_created(engine.create(args.image, **create_options(args), **_pull_progress(engine, args))).id)
     return 0
+
+
+def _pull_progress(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
+    """The lines of a pull that ``create`` or ``run`` needs, on stderr as ``pull`` prints them (the local
+    engine's pulls; podman's service pulls on its own side)."""
+    if engine.remote:
+        return {}
+    from kernelext.cli.images import terminal_progress
+
+    return {"progress": terminal_progress(args.quiet)}
 
 
 def _created(ctr: CreatedT) -> CreatedT:
@@ -126,13 +136,13 @@ def cmd_run(engine: Engine, args: argparse.Namespace) -> int:
         if passthrough or args.attach:
             raise UsageError("passthrough logging driver is not supported in detached mode" if passthrough
                              else "you cannot use --attach with --detach")
-        out(_created(engine.run(args.image, **create_options(args))).id)
+        out(_created(engine.run(args.image, **create_options(args), **_pull_progress(engine, args))).id)
         return 0
     if engine.remote and not (passthrough or args.attach or args.interactive or args.tty):
         # the output streamed here; a terminal of this machine (raw mode, stdin, signals) is local-only yet
         return engine.run_attached(args.image, output=_write_output, **create_options(args))
     rt = engine.local("run -i/-t/-a/--log-driver passthrough")
-    ctr = _created(rt.create(args.image, **create_options(args)))
+    ctr = _created(rt.create(args.image, **create_options(args), **_pull_progress(engine, args)))
     if passthrough:  # conmon writes the container's output to this process's own stdout and stderr
         domain.start_one(ctr)
         return domain.wait_and_remove(ctr, remove=args.rm)
@@ -449,7 +459,7 @@ def cmd_mount(rt: Runtime, args: argparse.Namespace) -> int:
     if not args.containers:
         for ctr in rt.list():
             if ctr.state.mounted:
-                out(f"{ctr.short_id}  {ctr.layer.merged_view}")
+                out(f"{ctr.id if args.notruncate else ctr.short_id}  {ctr.layer.merged_view}")
         return 0
     return _each(rt, args.containers, Container.mount, show=lambda _name, path: str(path))
 
@@ -558,10 +568,15 @@ def _event_line(event: Event, fmt: Template | None, *, as_json: bool = False, no
         return fmt.render({"Time": event.time, "Type": event.type, "Status": event.status, "ID": event.id,
                                      "Name": event.name, "Image": event.image, "Attributes": event.attributes})
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event.time)) + f".{int(event.time % 1 * 1e9):09d}"
+    head = f"{stamp} {time.strftime('%z')} {event.type} {event.status}"
+    shown_id = event.id if no_trunc else event.id[:12]  # --no-trunc leaves --format's ID whole (podman)
+    if event.type == "image":  # podman's line per type: an image's ID and name, a system event's name
+        return f"{head} {shown_id} {event.name}"
+    if event.type != "container":
+        return f"{head} {event.name}" if event.name else head
     attrs = ", ".join([f"image={event.image}", f"name={event.name}"] +
                       [f"{k}={v}" for k, v in sorted(event.attributes.items())])
-    shown_id = event.id if no_trunc else event.id[:12]  # --no-trunc leaves --format's ID whole (podman)
-    return f"{stamp} {time.strftime('%z')} {event.type} {event.status} {shown_id} ({attrs})"
+    return f"{head} {shown_id} ({attrs})"
 
 
 @command("events", engine=True)
@@ -634,7 +649,9 @@ def cmd_volume_ls(rt: Runtime, args: argparse.Namespace) -> int:
         for volume in volumes:
             out(template.render(volume.inspect()))
     else:
-        out(table(["DRIVER", "VOLUME NAME"], [["local", v.name] for v in volumes]))
+        shown = table(["DRIVER", "VOLUME NAME"], [["local", v.name] for v in volumes]).split("\n")
+        for line in shown[1:] if args.noheading else shown:
+            out(line)
     return 0
 
 
@@ -656,6 +673,8 @@ def cmd_volume_rm(rt: Runtime, args: argparse.Namespace) -> int:
         try:
             out(rt.volumes.remove(name, force=args.force).name)
         except KernelextError as exc:
+            if args.force and isinstance(exc, NoSuchVolumeError):  # podman's --force: no such volume, no error
+                continue
             err(f"Error: {exc}")
             failed = 1 if isinstance(exc, NoSuchVolumeError) else exc.exit_code
             code = failed if code in (0, 1) else code
@@ -690,7 +709,8 @@ def cmd_info(rt: Runtime, args: argparse.Namespace) -> int:
     template = _template(args, "info")
     caps = host_capabilities(rt.opts)
     doc = caps.to_json()
-    doc["store"] = {"root": str(rt.opts.root), "runroot": str(rt.opts.runroot),
+    doc["store"] = {"root": str(rt.opts.root), "runroot": str(rt.opts.runroot),  # and as podman names them:
+                    "graphRoot": str(rt.opts.root), "runRoot": str(rt.opts.runroot),
                     "graphDriverName": rt.storage_driver.value,
                     "containers": len(rt.db.all_containers()), "images": len(rt.db.all_images())}
     from kernelext.domain.checkpoints import history_size

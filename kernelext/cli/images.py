@@ -10,6 +10,8 @@ import argparse
 import fnmatch
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kernelext.cli.commands import _inspect_each, _template, _truncate, command, err, out
@@ -20,9 +22,10 @@ from kernelext.core.inspection import format_time
 from kernelext.core.runtime import Runtime
 from kernelext.errors import ImageInUseError, KernelextError, NoSuchImageError
 from kernelext.storage.imagechanges import shell_command
-from kernelext.storage.images import Image, Removal, has_label, normalize_name, parse_time, repo_tag
+from kernelext.storage.images import Image, Removal, file_transport, has_label, normalize_name, parse_time, repo_tag
 from kernelext.storage.ocilayout import manifest_digest
 from kernelext.storage.progress import Phase, Progress, ProgressCallback
+from kernelext.units import go_time
 
 NONE = "<none>"
 MISSING = "<missing>"
@@ -58,7 +61,7 @@ def image_rows(rt: Runtime, images: list[Image], no_trunc: bool = False) -> list
         users = rt.images.users(image)
         base = {"Id": image.id, "ID": f"sha256:{image.id}" if no_trunc else image.short_id,
                 "Digest": image_digest(image), "Created": int(image.config.created),
-                "CreatedAt": format_time(image.config.created), "CreatedSince": since(image.config.created),
+                "CreatedAt": go_time(image.config.created), "CreatedSince": since(image.config.created),
                 "Size": image_size(image.config.size), "VirtualSize": image.config.size,
                 "Containers": len(users), "UsedBy": sorted(users), "Dangling": image.dangling, "Names": image.repo_tags,
                 "Labels": image.config.labels, "ReadOnly": False}
@@ -74,7 +77,7 @@ def image_digest(image: Image) -> str:
 
 
 #: ``images --filter since=IMAGE|before=IMAGE``: the images created after or before that one.
-ORDER_FILTERS = ("since", "before")
+ORDER_FILTERS = ("since", "after", "before")  # podman's "after" is "since"
 
 
 def _matches(image: Image, filters: list[tuple[str, str]]) -> bool:
@@ -90,7 +93,7 @@ def _matches(image: Image, filters: list[tuple[str, str]]) -> bool:
                 return False
         elif key == "label" and not has_label(image, value):
             return False
-        elif key == "since" and image.config.created <= float(value):  # the value: the named image's creation
+        elif key in ("since", "after") and image.config.created <= float(value):  # the value: the named image's creation
             return False                                                # time (listed_images resolves it)
         elif key == "before" and image.config.created >= float(value):
             return False
@@ -103,7 +106,7 @@ def _filters(specs: list[str]) -> list[tuple[str, str]]:
         key, sep, value = spec.partition("=")
         if not sep or key not in ("dangling", "reference", "label", *ORDER_FILTERS):
             raise UsageError(f'invalid image filter "{spec}": use dangling=true|false, reference=PATTERN, '
-                             f"label=KEY[=VALUE], since=IMAGE or before=IMAGE")
+                             f"label=KEY[=VALUE], since=IMAGE, after=IMAGE or before=IMAGE")
         if key == "dangling" and value.lower() not in ("true", "false"):
             raise UsageError(f'invalid filter "dangling={value}": must be true or false')
         filters.append((key, value))
@@ -168,7 +171,8 @@ def cmd_image_ls(rt: Runtime, args: argparse.Namespace) -> int:
     if args.format == "json":
         rows = [{"Id": r["Id"], "ParentId": "", "RepoTags": r["Names"], "RepoDigests": [], "Size": r["VirtualSize"],
                  "SharedSize": 0, "VirtualSize": r["VirtualSize"], "Labels": r["Labels"], "Containers": r["Containers"],
-                 "Names": r["Names"], "Digest": r["Digest"], "Created": r["Created"], "CreatedAt": r["CreatedAt"],
+                 "Names": r["Names"], "Digest": r["Digest"], "Created": r["Created"],
+                 "CreatedAt": format_time(rt.image(r["Id"]).config.created),  # the JSON's: RFC 3339
                  "Dangling": r["Dangling"]} for r in {r["Id"]: r for r in rows}.values()]
     _print_rows(args, rows, columns, "images")
     return 0
@@ -182,7 +186,7 @@ def history_rows(rt: Runtime, name: str, *, no_trunc: bool = False, human: bool 
         created = parse_time(entry.created)
         shown_id = (f"sha256:{entry.id}" if no_trunc else entry.id[:12]) if entry.id else MISSING
         rows.append({"ID": shown_id, "Created": since(created) if human else format_time(created),
-                     "CreatedSince": since(created), "CreatedAt": format_time(created),
+                     "CreatedSince": since(created), "CreatedAt": go_time(created),  # as images' template
                      "CreatedBy": entry.created_by if no_trunc else _truncate(entry.created_by, CREATED_BY_WIDTH),
                      "Size": image_size(entry.size) if human else str(entry.size), "Comment": entry.comment,
                      "Tags": image.repo_tags if entry.id else None})
@@ -198,9 +202,9 @@ def cmd_image_history(rt: Runtime, args: argparse.Namespace) -> int:
             out(row["ID"])
         return 0
     if args.format == "json":
-        rows = [{"id": r["ID"] if r["ID"] != MISSING else MISSING, "created": r["CreatedAt"],
+        rows = [{"id": r["ID"] if r["ID"] != MISSING else MISSING, "created": format_time(parse_time(entry.created)),
                  "CreatedBy": r["CreatedBy"], "Size": r["Size"], "Comment": r["Comment"], "Tags": r["Tags"]}
-                for r in rows]
+                for r, entry in zip(rows, rt.history(args.image), strict=True)]
     _print_rows(args, rows, [("ID", "ID"), ("Created", "CREATED"), ("CreatedBy", "CREATED BY"), ("Size", "SIZE"),
                              ("Comment", "COMMENT")], "history")
     return 0
@@ -282,7 +286,7 @@ def cmd_image_rm(rt: Runtime, args: argparse.Namespace) -> int:
         try:
             removal = rt.remove_image(name, force=args.force)
         except NoSuchImageError as exc:
-            if not args.ignore:
+            if not (args.ignore or args.force):  # podman's rmi --force: a missing image is no error
                 err(f"Error: {exc}")
                 code = RMI_NO_SUCH_IMAGE
             continue
@@ -354,8 +358,24 @@ def cmd_image_import(rt: Runtime, args: argparse.Namespace) -> int:
             raise UsageError(f"unsupported --change instruction {key!r}: only CMD")
         value = value.strip()
         cmd = shell_command(value)
-    out(rt.import_image(args.tarball, args.name, cmd=cmd).id)
+    with _from_stdin(rt, args.tarball, ".import-") as tarball:
+        out(rt.import_image(tarball, args.name, cmd=cmd).id)
     return 0
+
+
+@contextmanager
+def _from_stdin(rt: Runtime, path: str, prefix: str) -> Iterator[str]:
+    """``path``, or for ``-`` a spool of stdin in the store (skopeo and tar read files), removed after."""
+    if path != "-":
+        yield path
+        return
+    import shutil
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(dir=rt.opts.root, prefix=prefix) as spool:
+        shutil.copyfileobj(sys.stdin.buffer, spool)
+        spool.flush()
+        yield spool.name
 
 
 def terminal_progress(quiet: bool) -> ProgressCallback | None:
@@ -373,7 +393,7 @@ def terminal_progress(quiet: bool) -> ProgressCallback | None:
 @command("image-pull")
 def cmd_image_pull(rt: Runtime, args: argparse.Namespace) -> int:
     progress = terminal_progress(args.quiet)
-    if progress is not None:
+    if progress is not None and file_transport(args.image) is None:  # a registry's reference is resolved
         err(f"Trying to pull {':'.join(repo_tag(normalize_name(args.image.removeprefix('docker://'))))}...")
     if args.all_tags:
         for image in rt.pull_all_tags(args.image, tls_verify=args.tls_verify, authfile=args.authfile,
@@ -387,19 +407,17 @@ def cmd_image_pull(rt: Runtime, args: argparse.Namespace) -> int:
 @command("image-load")
 def cmd_image_load(rt: Runtime, args: argparse.Namespace) -> int:
     progress = terminal_progress(args.quiet)
-    if args.input != "-":
-        image = rt.load(args.input, progress=progress)
-    else:
-        import shutil
-        import tempfile
-
-        # skopeo reads archives from files only: stdin is spooled into the store first.
-        with tempfile.NamedTemporaryFile(dir=rt.opts.root, prefix=".load-") as spool:
-            shutil.copyfileobj(sys.stdin.buffer, spool)
-            spool.flush()
-            image = rt.load(spool.name, progress=progress)
+    with _from_stdin(rt, args.input, ".load-") as archive:
+        image = rt.load(archive, progress=progress)
     shown = ":".join(repo_tag(image.name)) if image.names else f"sha256:{image.id}"
     out(shown if args.quiet else f"Loaded image: {shown}")
+    return 0
+
+
+@command("image-push")
+def cmd_image_push(rt: Runtime, args: argparse.Namespace) -> int:
+    rt.push(args.image, args.destination, tls_verify=args.tls_verify, authfile=args.authfile,
+            progress=terminal_progress(args.quiet))
     return 0
 
 

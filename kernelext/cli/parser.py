@@ -108,6 +108,7 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls-verify", type=_bool_flag, nargs="?", const=True, default=True,
                    help="require HTTPS and verify certificates when pulling")
     p.add_argument("--authfile", help="path of the authentication file for pulling")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines while pulling the image")
     p.add_argument("-l", "--label", action="append", default=[], help="set metadata (KEY=VALUE)")
     _mount_options(p)
     _resource_flags(p)
@@ -436,6 +437,7 @@ def _rm_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _mount_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--notruncate", action="store_true", help="full container IDs in the list of mounts")
     _containers(p, "*")
 
 
@@ -605,8 +607,9 @@ def _cleanup_flags(p: argparse.ArgumentParser) -> None:
 
 def _image_import_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--change", action="append", default=[], help="CMD instruction for the image")
-    p.add_argument("tarball")
-    p.add_argument("name")
+    p.add_argument("-q", "--quiet", action="store_true", help="print the image ID only (import prints nothing else)")
+    p.add_argument("tarball", help="the rootfs tarball; - reads it from stdin")
+    p.add_argument("name", nargs="?", help="the image's name (none: a dangling image)")
 
 
 def _pull_flags(p: argparse.ArgumentParser) -> None:
@@ -617,6 +620,16 @@ def _pull_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", metavar="IMAGE", help="[docker://]registry/name[:tag]")
 
 
+def _push_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tls-verify", type=_bool_flag, nargs="?", const=True, default=True,
+                   help="require HTTPS and verify certificates")
+    p.add_argument("--authfile", help="path of the authentication file")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("destination", nargs="?", metavar="DESTINATION",
+                   help="[docker://]registry/name[:tag], dir:PATH, oci:PATH, docker-archive:PATH, oci-archive:PATH")
+
+
 def _load_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-i", "--input", default="-", help="read from this archive file (default: stdin)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image name")
@@ -624,7 +637,7 @@ def _load_flags(p: argparse.ArgumentParser) -> None:
 
 def _save_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, help="write to this file")
-    p.add_argument("--format", default="oci-archive", choices=("oci-archive", "docker-archive"))
+    p.add_argument("--format", default="docker-archive", choices=("oci-archive", "docker-archive"))
     p.add_argument("-q", "--quiet", action="store_true", help="suppress the output (save prints none)")
     p.add_argument("image", metavar="IMAGE")
 
@@ -713,6 +726,7 @@ def _volume_ls_flags(p: argparse.ArgumentParser) -> None:
                    help="name=, label=KEY[=VALUE], driver=, dangling=true|false, anonymous=true|false")
     p.add_argument("--format", help="'json' or a Go template such as {{.Name}}")
     p.add_argument("-q", "--quiet", action="store_true", help="print volume names only")
+    p.add_argument("-n", "--noheading", action="store_true", help="do not print the column headings")
 
 
 def _volume_inspect_flags(p: argparse.ArgumentParser) -> None:
@@ -811,6 +825,7 @@ IMAGE_COMMANDS = _table(
     ("ls", CommandSpec("image-ls", "List images", _image_ls_flags, ("list",))),
     ("prune", PRUNE),
     ("pull", CommandSpec("image-pull", "Pull an image from a registry", _pull_flags)),
+    ("push", CommandSpec("image-push", "Push an image to a registry or a file transport", _push_flags)),
     ("rm", CommandSpec("image-rm", "Remove images", _image_rm_flags, ("remove",))),
     ("save", CommandSpec("image-save", "Save an image to an archive", _save_flags)),
     ("tag", TAG),
@@ -873,9 +888,11 @@ SUBWORDS: dict[str, dict[str, CommandSpec]] = {"checkpoint": CHECKPOINT_COMMANDS
 TOP_COMMANDS = _table(
     ("history", HISTORY),
     ("images", CommandSpec("image-ls", "List images", _image_ls_flags)),
+    ("import", CommandSpec("image-import", "Import a root filesystem tarball as an image", _image_import_flags)),
     ("info", CommandSpec("info", "Show what this host can do", _format_flag)),
     ("load", CommandSpec("image-load", "Load an image from a docker-archive or oci-archive", _load_flags)),
     ("pull", CommandSpec("image-pull", "Pull an image from a registry", _pull_flags)),
+    ("push", CommandSpec("image-push", "Push an image to a registry or a file transport", _push_flags)),
     ("rmi", CommandSpec("image-rm", "Remove images", _image_rm_flags)),
     ("save", CommandSpec("image-save", "Save an image to an archive", _save_flags)),
     ("tag", TAG),

@@ -1,6 +1,6 @@
 """podman's ``--format`` Go templates: the subset kernelext renders, and Go's errors for the rest.
 
-Supported: ``{{.A.B}}``, ``{{.}}``, ``{{json .A}}``, ``{{upper .A}}``,
+Supported: ``{{.A.B}}``, ``{{.}}``, ``{{json .A}}``, ``{{upper .A}}`` (or ``{{.A | upper}}``),
 ``{{lower .A}}``, string literals (``{{"\\n"}}``), trim markers
 (``{{- ... -}}``) and podman's ``\\t``/``\\n`` escapes in the text. A template
 is parsed whole before anything is rendered, so a malformed one is an error
@@ -144,6 +144,10 @@ def _action(inner: str, name: str, line: int, column: int) -> str | _Field:
         except ValueError:
             raise TemplateError(f"template: {name}:{line}: unexpected {inner.strip()} in command") from None
         return str(value)
+    if "|" in inner:  # a pipeline: ".A | upper" gives the field to the function, as "upper .A" does
+        field, _, piped = inner.partition("|")
+        if len(piped.split()) == 1 and len(field.split()) == 1:
+            words = [piped.strip(), field.strip()]
     function = None
     if not words[0].startswith("."):
         function = words[0]

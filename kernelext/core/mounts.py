@@ -19,6 +19,8 @@ from kernelext.errors import InvalidArgumentError
 _VOLUME_FORMAT = "incorrect volume format \"{}\", should be [host-dir:]ctr-dir[:option]"
 #: podman's default options of a ``--tmpfs`` mount given none, and of ``type=tmpfs``.
 TMPFS_DEFAULTS = ("rw", "noexec", "nosuid", "nodev")
+#: runc's extension option that fills a tmpfs with the directory it covers, and podman's opt-out.
+TMPFS_COPY_UP, TMPFS_NO_COPY_UP = "tmpcopyup", "notmpcopyup"
 #: Bind propagation modes (podman's ``[r]shared``, ``[r]slave``, ``[r]private``, ``[r]unbindable``).
 PROPAGATIONS = frozenset({"shared", "rshared", "slave", "rslave", "private", "rprivate", "unbindable",
                           "runbindable"})
@@ -237,8 +239,10 @@ class MountRequest:
 
     def add(self, mount: Mount) -> None:
         for existing in self.mounts:
+            if existing == mount:  # the same mount twice is one (podman)
+                return
             if existing.destination == mount.destination:
-                raise InvalidArgumentError(f"\"{mount.destination}\": duplicate mount destination")
+                raise InvalidArgumentError(f"{mount.destination}: duplicate mount destination")
         self.mounts.append(mount)
 
 
@@ -291,8 +295,10 @@ def spec_mounts(mounts: list[Mount], volume_source: Any) -> list[dict[str, Any]]
     for mount in sorted(mounts, key=lambda m: m.destination.count("/") if m.destination != "/" else 0):
         flags = [o for o in mount.options if o not in _IGNORED and o not in _MARKERS and o not in PROPAGATIONS]
         if mount.type is MountType.TMPFS:
+            # podman's default: runc copies what the image has there into the tmpfs (``notmpcopyup``: not)
+            copy_up = [] if TMPFS_NO_COPY_UP in mount.options else [TMPFS_COPY_UP]
             entries.append({"destination": mount.destination, "type": "tmpfs", "source": "tmpfs",
-                            "options": flags})
+                            "options": [o for o in flags if o not in (TMPFS_COPY_UP, TMPFS_NO_COPY_UP)] + copy_up})
             continue
         source = mount.source if mount.type is MountType.BIND else str(volume_source(mount.source))
         entries.append({"destination": mount.destination, "type": "bind", "source": source,

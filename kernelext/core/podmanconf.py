@@ -5,6 +5,9 @@ podman's ``restore --import`` binds each named volume from the path its archive'
 names: podman assumes the machine it restores on keeps volumes where the one that checkpointed
 did. An archive kernelext writes for podman names podman's volume directory on this host; an
 archive whose image kernelext lacks may find it in podman's image store here.
+
+The events log follows containers.conf's ``events_logfile_path`` and ``events_logfile_max_size``, as
+podman's file backend does.
 """
 
 from __future__ import annotations
@@ -40,11 +43,28 @@ def _containers_confs() -> list[Path]:
     return [*CONTAINERS_CONF, *drop_ins]
 
 
+def _engine_setting(key: str) -> Any:
+    """The last value of ``[engine] key`` among the containers.conf files (None: unset)."""
+    value = None
+    for path in _containers_confs():
+        value = _toml(path).get("engine", {}).get(key, value)
+    return value
+
+
+def events_log(default: Path) -> tuple[Path, int]:
+    """The events log's path (``default`` when unset) and its size limit in bytes (0: none); the limit is
+    an integer or go-units' decimal size text (``"1mb"``), as podman reads it."""
+    from kernelext.oci.resources import parse_size
+
+    path = _engine_setting("events_logfile_path")
+    limit = _engine_setting("events_logfile_max_size")
+    return (Path(path) if path else default), (parse_size(limit, "events_logfile_max_size", decimal=True)
+                                               if limit not in (None, "") else 0)
+
+
 def volume_dir() -> Path:
     """podman's ``volume_path`` (containers.conf ``[engine]``), else ``<graphroot>/volumes``."""
-    volume_path = ""
-    for path in _containers_confs():
-        volume_path = str(_toml(path).get("engine", {}).get("volume_path") or volume_path)
+    volume_path = _engine_setting("volume_path")
     if volume_path:
         return Path(volume_path)
     return graphroot() / "volumes"

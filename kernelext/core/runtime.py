@@ -19,7 +19,7 @@ from kernelext import faults
 from kernelext.config import CONMON_PID_FILE, StoreConfig
 from kernelext.core import mounts as mounts_mod
 from kernelext.core import options as options_module
-from kernelext.core import ports
+from kernelext.core import podmanconf, ports
 from kernelext.core.container import Container, parse_signal
 from kernelext.core.events import EventLog
 from kernelext.core.names import random_name
@@ -49,7 +49,16 @@ from kernelext.rootless import namespace_for
 from kernelext.statedb.db import Database
 from kernelext.statedb.locks import ContainerLock
 from kernelext.storage.driver import store_driver
-from kernelext.storage.images import HistoryEntry, Image, ImageStore, PullPolicy, Removal
+from kernelext.storage.images import (
+    HistoryEntry,
+    Image,
+    ImageStore,
+    PullPolicy,
+    Removal,
+    file_transport,
+    normalize_name,
+    repo_tag,
+)
 from kernelext.storage.progress import ProgressCallback
 from kernelext.storage.trash import Trash
 from kernelext.storage.volumes import Volume
@@ -95,7 +104,7 @@ class Runtime:
         self.trash = Trash(self.opts.root, self.namespace)
         self.images = ImageStore(self.opts, self.db, self.namespace, self.trash)
         self.images.recover()  # what a killed pull, load, commit or rmi left (docs/architecture.md §11)
-        self.events = EventLog(self.opts.events_file)
+        self.events = EventLog(*podmanconf.events_log(self.opts.events_file))  # containers.conf may move it
         #: The OCI runtime every container of the store runs on (docs/architecture.md §3).
         self.oci: OCIRuntime = ConmonRuncRuntime(self.opts.runc, self.opts.conmon, self.opts.runc_root, self.namespace)
         #: Named and anonymous volumes (``rt.volumes.create/list/inspect/remove/prune``).
@@ -146,7 +155,7 @@ class Runtime:
                tmpfs: Iterable[str] | dict[str, str] = (), volumes_from: Iterable[str] = (),
                env_file: Iterable[str | Path] = (), env_host: bool = False,
                cidfile: str | Path | None = None, replace: bool = False, kernel_memory: str | None = None,
-               **options: Any) -> Container:
+               progress: ProgressCallback | None = None, **options: Any) -> Container:
         """Create a container (state ``created``); nothing runs yet.
 
         ``publish``: podman's ``-p`` values (``"8080:80"``, ``"127.0.0.1::80/udp"``) or
@@ -159,12 +168,12 @@ class Runtime:
         ``privileged=True``, ``read_only=True``, ``hostname="web"``, ``init=True``.
         ``pull``: podman's policy, ``missing`` (pull an image not in the store), ``always``, ``never``,
         ``newer`` (pulled again: a tag that did not move costs the copy, its layers are kept);
-        ``tls_verify`` and ``authfile`` as for :meth:`pull`.
+        ``tls_verify``, ``authfile`` and ``progress`` (of a pull) as for :meth:`pull`.
         ``volumes``: podman's ``-v`` values (``"/host:/ctr:ro"``, ``"./data:/data"``, ``"name:/ctr"``,
         ``"/ctr"``); ``mounts``: ``--mount`` values (``"type=tmpfs,dst=/t,tmpfs-size=1m"``); ``tmpfs``:
         ``--tmpfs`` values or ``{path: options}``; ``volumes_from``: ``"CTR[:ro|rw]"``.
         """
-        img = self.image_for(image, PullPolicy.parse(pull), tls_verify, authfile)
+        img = self.image_for(image, PullPolicy.parse(pull), tls_verify, authfile, progress)
         policy = RestartPolicy.parse(restart_policy)
         if auto_remove and policy.name.value != "no":
             raise InvalidArgumentError(
@@ -363,34 +372,49 @@ class Runtime:
     def list_images(self) -> builtins.list[Image]:  # `list` is the method above
         return self.images.all()
 
-    def import_image(self, tarball: str | Path, name: str, *, cmd: builtins.list[str] | None = None) -> Image:
+    def import_image(self, tarball: str | Path, name: str | None = None, *,
+                     cmd: builtins.list[str] | None = None) -> Image:
         image = self.images.import_tarball(Path(tarball), name, cmd=cmd)
         self.events.emit("import", image.id, image.name, image.name, type_="image")
         return image
 
     def image_for(self, image: str, policy: PullPolicy, tls_verify: bool = True,
-                  authfile: str | Path | None = None) -> Image:
-        """The image a new container (or an imported checkpoint) uses, pulled by podman's ``policy``."""
-        if policy in (PullPolicy.ALWAYS, PullPolicy.NEWER):
-            return self.pull(image, tls_verify=tls_verify, authfile=authfile)
+                  authfile: str | Path | None = None, progress: ProgressCallback | None = None) -> Image:
+        """The image a new container (or an imported checkpoint) uses, pulled by podman's ``policy``; one
+        in a file (``docker-archive:PATH``...) is always read again, as podman does."""
+        if policy in (PullPolicy.ALWAYS, PullPolicy.NEWER) or file_transport(image) is not None:
+            return self.pull(image, tls_verify=tls_verify, authfile=authfile, progress=progress)
         try:
             return self.images.get(image)
         except NoSuchImageError:
             if policy is PullPolicy.NEVER:
                 raise
         try:
-            return self.pull(image, tls_verify=tls_verify, authfile=authfile)
+            return self.pull(image, tls_verify=tls_verify, authfile=authfile, progress=progress)
         except RuntimeFailure as exc:  # still a lookup error for callers: the image is not here
             raise NoSuchImageError(f"{image}: image not known, and pulling it failed: {exc}") from None
 
     def pull(self, ref: str, *, tls_verify: bool = True, authfile: str | Path | None = None,
              progress: ProgressCallback | None = None) -> Image:
-        """``podman pull``, through skopeo: ``ref`` is ``[docker://]registry/name[:tag]``; ``progress`` gets
+        """``podman pull``, through skopeo: ``ref`` is ``[docker://]registry/name[:tag]`` or an image in a file
+        (``docker-archive:PATH``, ``oci-archive:PATH``, ``dir:PATH``, ``oci:PATH[:NAME]``); ``progress`` gets
         :class:`~kernelext.storage.progress.Progress` events (skopeo's lines, bytes, layers unpacked)."""
         from kernelext.storage.skopeo import CopyOptions
 
         image = self.images.pull(ref, CopyOptions(tls_verify, str(authfile) if authfile else None), progress)
-        self.events.emit("pull", image.id, image.name, image.name, type_="image")
+        self.events.emit("pull", "", ref, image.name, type_="image")  # podman's: the reference given, no ID
+        return image
+
+    def push(self, name_or_id: str, dest: str | None = None, *, tls_verify: bool = True,
+             authfile: str | Path | None = None, progress: ProgressCallback | None = None) -> Image:
+        """``podman push``: to ``dest`` (a registry reference, or ``dir:PATH``, ``oci:PATH``,
+        ``docker-archive:PATH``, ``oci-archive:PATH``); without it, to the registry its name says."""
+        from kernelext.storage.skopeo import CopyOptions
+
+        dest = dest or name_or_id
+        image = self.images.push(name_or_id, dest, CopyOptions(tls_verify, str(authfile) if authfile else None),
+                                 progress)
+        self.events.emit("push", image.id, dest, image.name, type_="image")
         return image
 
     def pull_all_tags(self, repository: str, *, tls_verify: bool = True, authfile: str | Path | None = None,
@@ -401,19 +425,19 @@ class Runtime:
         images = self.images.pull_all_tags(repository, CopyOptions(tls_verify, str(authfile) if authfile else None),
                                            progress)
         for image in images:
-            self.events.emit("pull", image.id, image.name, image.name, type_="image")
+            self.events.emit("pull", "", image.name, image.name, type_="image")
         return images
 
     def load(self, archive: str | Path, *, progress: ProgressCallback | None = None) -> Image:
         """``podman load -i``: a docker-archive or oci-archive file."""
         image = self.images.load(Path(archive), progress)
-        self.events.emit("load", image.id, image.name, image.name, type_="image")
+        self.events.emit("loadfromarchive", "", str(archive), image.name, type_="image")  # podman's: no ID
         return image
 
-    def save(self, name_or_id: str, output: str | Path, *, format: str = "oci-archive") -> Image:
-        """``podman save -o``: ``format`` is ``oci-archive`` or ``docker-archive``."""
+    def save(self, name_or_id: str, output: str | Path, *, format: str = "docker-archive") -> Image:
+        """``podman save -o``: ``format`` is ``docker-archive`` (podman's default) or ``oci-archive``."""
         image = self.images.save(name_or_id, Path(output), format)
-        self.events.emit("save", image.id, image.name, image.name, type_="image")
+        self.events.emit("save", image.id, str(output), image.name, type_="image")
         return image
 
     def remove_image(self, name_or_id: str, *, force: bool = False) -> Removal:
@@ -421,23 +445,30 @@ class Runtime:
         removes the containers that use it first (podman's ``rmi -f``)."""
         if force:
             image = self.images.get(name_or_id) if self.images.exists(name_or_id) else None
+            if image is not None and normalize_name(name_or_id) in image.names and len(image.names) > 1:
+                image = None  # one name of several is only untagged: its containers stay (podman)
             for ctr_id in self.images.users(image) if image is not None else []:
                 self.remove(ctr_id, force=True)
         removal = self.images.remove(name_or_id, force=force)
-        status = "remove" if removal.deleted else "untag"
-        self.events.emit(status, removal.image.id, removal.image.name, removal.image.name, type_="image")
+        for name in removal.untagged:  # podman: each name untagged, then the image removed (named by ID)
+            self.events.emit("untag", removal.image.id, name, removal.image.name, type_="image")
+        if removal.deleted:
+            self.events.emit("remove", removal.image.id, removal.image.id, removal.image.name, type_="image")
         return removal
 
     def tag(self, name_or_id: str, *names: str) -> Image:
         """``podman tag``: more names for an image."""
         image = self.images.tag(name_or_id, *names)
-        self.events.emit("tag", image.id, image.name, image.name, type_="image")
+        for name in names:  # podman: one event per name, as given
+            self.events.emit("tag", image.id, name, image.name, type_="image")
         return image
 
     def untag(self, name_or_id: str, *names: str) -> Image:
         """``podman untag``: names taken off an image (all of them without ``names``); the image stays."""
+        untagged = [normalize_name(name) for name in names] or self.images.get(name_or_id).names
         image = self.images.untag(name_or_id, *names)
-        self.events.emit("untag", image.id, image.name, image.name, type_="image")
+        for name in untagged:  # podman: one event per name, in full
+            self.events.emit("untag", image.id, ":".join(repo_tag(name)), image.name, type_="image")
         return image
 
     def history(self, name_or_id: str) -> builtins.list[HistoryEntry]:

@@ -8,6 +8,7 @@ their anonymous volumes go with them (``rm -v``, ``--rm``).
 from __future__ import annotations
 
 import builtins
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -140,10 +141,17 @@ class Volumes:
                     continue
 
 
+def _searches(pattern: str, text: str) -> bool:
+    try:
+        return re.search(pattern, text) is not None
+    except re.error:
+        return False  # podman: a pattern that does not compile matches nothing
+
+
 def _filter(item: str, users: Callable[[str], list[str]]) -> Callable[[Volume], bool]:
     key, _, value = item.partition("=")
-    if key == "name":
-        return lambda v: value in v.name
+    if key == "name":  # podman: a regular expression found anywhere in the name
+        return lambda v: _searches(value, v.name)
     if key == "label":
         label, sep, wanted = value.partition("=")
         return lambda v: label in v.labels and (not sep or v.labels[label] == wanted)

@@ -731,6 +731,12 @@ def _image_load(m: ContainerMagics, args: argparse.Namespace) -> Any:
     return _with_progress("Loading", args.quiet, lambda progress: m.rt.load(args.input, progress=progress))
 
 
+@handles("image-push")
+def _image_push(m: ContainerMagics, args: argparse.Namespace) -> Any:
+    return _with_progress("Pushing", args.quiet, lambda progress: m.rt.push(
+        args.image, args.destination, tls_verify=args.tls_verify, authfile=args.authfile, progress=progress))
+
+
 @handles("image-save")
 def _image_save(m: ContainerMagics, args: argparse.Namespace) -> None:
     m.rt.save(args.image, args.output, format=args.format)

@@ -70,8 +70,20 @@ BLOBS_DIR = "blobs"
 BLOBS_LOCK = "blobs.lock"
 #: A name kept in an oci-archive's index (``org.opencontainers.image.ref.name``).
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
+#: podman's words for an archive ``load`` cannot read (its reasons follow).
+PAYLOAD_UNKNOWN = "payload does not match any of the supported image formats"
 #: ``image save --format`` values: skopeo's transport names.
 SAVE_FORMATS = ("oci-archive", "docker-archive")
+#: Transports of images in files on this host, as ``pull``, ``run``, ``create`` and ``push`` take them
+#: (``docker-archive:PATH``, ``dir:PATH``...): archives name their image, directories do not.
+ARCHIVE_TRANSPORTS = ("docker-archive", "oci-archive")
+DIRECTORY_TRANSPORTS = ("dir", "oci")
+
+
+def file_transport(ref: str) -> str | None:
+    """The transport of a reference to an image in a file or directory here (``docker-archive``...), else None."""
+    transport, sep, _ = ref.partition(":")
+    return transport if sep and transport in ARCHIVE_TRANSPORTS + DIRECTORY_TRANSPORTS else None
 
 #: An image reference: [host[:port]/]path[:tag] (the distribution grammar's lowercase path components).
 REFERENCE = re.compile(r"(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -496,14 +508,14 @@ class ImageStore:
             self._abandon(staging_dir)
             raise
 
-    def import_tarball(self, tarball: Path, name: str, *, cmd: list[str] | None = None,
+    def import_tarball(self, tarball: Path, name: str | None, *, cmd: list[str] | None = None,
                        labels: dict[str, str] | None = None) -> Image:
-        """``podman import``: a rootfs tarball (plain or compressed) becomes an image (with ``labels``)."""
+        """``podman import``: a rootfs tarball (plain or compressed) becomes an image (with ``labels``); without
+        ``name``, a dangling one."""
         if not tarball.is_file():
             raise InvalidArgumentError(f"{tarball}: no such file", operation="image import")
         import hashlib
 
-        name = normalize_name(name)
         digest = hashlib.sha256()
         with tarball.open("rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -524,7 +536,8 @@ class ImageStore:
         except BaseException:
             self._abandon(staging_dir)
             raise
-        return self._commit([name], digest.hexdigest(), staging_dir, ImageConfig(cmd=cmd or [], labels=labels or {}))
+        return self._commit([normalize_name(name)] if name else [], digest.hexdigest(), staging_dir,
+                            ImageConfig(cmd=cmd or [], labels=labels or {}))
 
     # ------------------------------------------------------------- OCI images
     def _copy_options(self, options: skopeo.CopyOptions | None = None) -> skopeo.CopyOptions:
@@ -550,6 +563,8 @@ class ImageStore:
              progress: ProgressCallback | None = None) -> Image:
         """``podman pull``: the image ``ref`` (``[docker://]host/name[:tag]``) from its registry, or
         (``containers-storage:NAME``) from podman's or buildah's store on this host."""
+        if file_transport(ref) is not None:
+            return self._pull_file(ref, options, progress)
         if ref.startswith(skopeo.CONTAINERS_STORAGE_TRANSPORT):
             if self.namespace.rootless:
                 # A user's podman store is readable only inside podman's own user namespace, not this store's.
@@ -563,6 +578,23 @@ class ImageStore:
         if not name:
             raise InvalidArgumentError("pull needs an image reference")
         return self._bring(source, name, options, operation="pull", progress=progress)
+
+    def _pull_file(self, ref: str, options: skopeo.CopyOptions, progress: ProgressCallback | None) -> Image:
+        """An image from an archive (named as it records) or a directory (``oci:PATH:NAME`` names it)."""
+        transport, _, location = ref.partition(":")
+        name: str | None = None
+        if transport in ARCHIVE_TRANSPORTS:
+            path = Path(location)
+            if not path.is_file():
+                raise InvalidArgumentError(f"{ref}: no such archive", operation="pull")
+            name = _archive_kind(path)[1]
+        else:
+            location, _, name = location.partition(":") if transport == "oci" else (location, "", "")
+            path = Path(location)
+            if not path.is_dir():
+                raise InvalidArgumentError(f"{ref}: no such directory", operation="pull")
+        source = f"{transport}:{path.absolute()}" + (f":{name}" if transport == "oci" and name else "")
+        return self._bring(source, name or None, options, operation="pull", progress=progress)
 
     def pull_all_tags(self, repository: str, options: skopeo.CopyOptions = skopeo.CopyOptions(),  # noqa: B008
                       progress: ProgressCallback | None = None) -> list[Image]:
@@ -649,28 +681,45 @@ class ImageStore:
             raise
         return self._commit(names, image_id, staging_dir, new_config)
 
-    def save(self, name_or_id: str, output: Path, fmt: str = "oci-archive") -> Image:
+    def save(self, name_or_id: str, output: Path, fmt: str = "docker-archive") -> Image:
         """``podman save``: the image as an archive skopeo writes (``oci-archive`` or ``docker-archive``)."""
         if fmt not in SAVE_FORMATS:
             raise InvalidArgumentError(f"unsupported format {fmt!r}: use {' or '.join(SAVE_FORMATS)}",
                                        operation="save")
         image = self.get(name_or_id)
-        dest = f"{fmt}:{output.absolute()}" + (f":{':'.join(repo_tag(image.name))}" if image.names else "")
+        # podman records the name it was given: an image saved by its ID loads without one
+        name = normalize_name(name_or_id) if normalize_name(name_or_id) in image.names else None
+        dest = f"{fmt}:{output.absolute()}" + (f":{':'.join(repo_tag(name))}" if name else "")
         output.unlink(missing_ok=True)  # skopeo refuses to overwrite an archive
+        self._copy_out(image, dest, self._copy_options(), "save")
+        return image
+
+    def push(self, name_or_id: str, dest: str, options: skopeo.CopyOptions = skopeo.CopyOptions(),  # noqa: B008
+             progress: ProgressCallback | None = None) -> Image:
+        """``podman push``: the image to a registry (``[docker://]host/name[:tag]``) or to a file transport
+        (``dir:PATH``, ``oci:PATH[:NAME]``, ``docker-archive:PATH``, ``oci-archive:PATH``)."""
+        image = self.get(name_or_id)
+        if file_transport(dest) is None:
+            dest = skopeo.docker_reference(dest)
+        self._copy_out(image, dest, self._copy_options(options), "push", progress)
+        return image
+
+    def _copy_out(self, image: Image, dest: str, options: skopeo.CopyOptions, operation: str,
+                  progress: ProgressCallback | None = None) -> None:
+        """skopeo's copy of ``image`` to ``dest``: from its layout, or a flat image as a one-layer layout."""
         if image.layout is not None:
             with self._blobs_locked():
                 blobs = blobs_of(image.layout, self.blobs_dir)
-                skopeo.copy(f"oci:{image.layout}", dest, self._copy_options(), operation="save",
-                            shared_blobs=blobs if blobs == self.blobs_dir else None)
-            return image
+                skopeo.copy(f"oci:{image.layout}", dest, options, operation=operation, progress=progress,
+                            shared_blobs=blobs if blobs == self.blobs_dir else None, shared_source=True)
+            return
         staging_dir = self._staging()
-        try:  # a flat image: written as a one-layer layout first
+        try:
             write_flat_layout(image.rootfs, image.config.to_oci(), staging_dir / LAYOUT_DIR,
                               self.namespace.command(["tar"]))
-            skopeo.copy(f"oci:{staging_dir / LAYOUT_DIR}", dest, self._copy_options(), operation="save")
+            skopeo.copy(f"oci:{staging_dir / LAYOUT_DIR}", dest, options, operation=operation, progress=progress)
         finally:
             self.namespace.remove_tree(staging_dir)
-        return image
 
     # ------------------------------------------------------------ shared blobs
     @property
@@ -794,7 +843,9 @@ def _archive_kind(archive: Path) -> tuple[str, str | None]:
                 tags = (manifest or [{}])[0].get("RepoTags") or []
                 return "docker-archive", tags[0] if tags else None
     except tarfile.TarError:
-        raise ImageFormatError(f"{archive}: not a (compressed) tar archive", operation="load") from None
+        raise ImageFormatError(f"{PAYLOAD_UNKNOWN}: {archive} is not a (compressed) tar archive",
+                              operation="load") from None
     except (OSError, ValueError, AttributeError, IndexError) as exc:
         raise ImageFormatError(f"{archive}: not an image archive: {exc}", operation="load") from None
-    raise ImageFormatError(f"{archive}: neither a docker-archive nor an oci-archive", operation="load")
+    raise ImageFormatError(f"{PAYLOAD_UNKNOWN}: {archive} is neither a docker-archive nor an oci-archive",
+                           operation="load")

@@ -1,10 +1,17 @@
 """OCI image layouts: reading what ``skopeo copy ... oci:DIR`` writes (manifest, config, layers), and writing
-a one-layer layout of a flat image (the built-in busybox, an imported rootfs) for ``image save``."""
+a one-layer layout of a flat image (the built-in busybox, an imported rootfs) for ``image save``.
+
+A config kernelext writes is serialised as Go's image-spec structs marshal it (field order, empty fields
+left out, compact, ``<>&`` escaped, RFC 3339 times in UTC as ``Z``): the containers tools re-serialise a
+config when they convert it (a docker-archive to OCI), so only then does its digest, the image's ID,
+survive ``save`` and ``load`` in podman's default format.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +27,17 @@ MEDIA_LAYER = "application/vnd.oci.image.layer.v1.tar"
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
 #: Limit on a manifest or config read into memory: they are small JSON documents.
 MAX_DOCUMENT = 4 << 20
+#: Go's image-spec ``Image``, ``ImageConfig`` and ``History`` fields in their marshalling order; the
+#: required ones (no ``omitempty``) are kept even when empty.
+_IMAGE_FIELDS = ("created", "author", "architecture", "variant", "os", "os.version", "os.features", "config",
+                 "rootfs", "history")
+_IMAGE_REQUIRED = frozenset({"architecture", "os", "config", "rootfs"})
+_CONFIG_FIELDS = ("User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir", "Labels",
+                  "StopSignal", "ArgsEscaped")
+_HISTORY_FIELDS = ("created", "created_by", "author", "comment", "empty_layer")
+_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")
+#: What Go's encoder escapes that Python's does not (with ``ensure_ascii=False``).
+_GO_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
 
 @dataclass(frozen=True)
@@ -127,13 +145,43 @@ def tar_layer(rootfs: Path, blobs: Path, tar_command: list[str]) -> dict[str, An
     return blob_descriptor(layer_file)
 
 
+def _go_time(text: Any) -> Any:
+    """A time as Go's RFC3339Nano writes it: the fraction's trailing zeros dropped, UTC as ``Z``."""
+    match = _TIME.match(text) if isinstance(text, str) else None
+    if match is None:
+        return text
+    fraction = (match[2] or "").rstrip("0")
+    return match[1] + (f".{fraction}" if fraction else "") + ("Z" if match[3] in ("Z", "+00:00", "-00:00") else match[3])
+
+
+def _go_struct(data: dict[str, Any], fields: tuple[str, ...], required: frozenset[str] = frozenset()) -> dict[str, Any]:
+    ordered = {key: data[key] for key in fields if key in data and (data[key] or key in required)}
+    ordered.update({key: data[key] for key in sorted(data) if key not in fields})  # not in the spec: after
+    return ordered
+
+
+def go_config_json(document: dict[str, Any]) -> bytes:
+    """``document`` (an OCI image config) as Go's encoder writes the image-spec struct."""
+    image = _go_struct({**document, "created": _go_time(document.get("created"))}, _IMAGE_FIELDS, _IMAGE_REQUIRED)
+    config = _go_struct(dict(image.get("config") or {}), _CONFIG_FIELDS)
+    image["config"] = {key: dict(sorted(value.items())) if isinstance(value, dict) else value  # Go sorts a map
+                       for key, value in config.items()}
+    if "history" in image:
+        image["history"] = [_go_struct({**entry, "created": _go_time(entry.get("created"))}, _HISTORY_FIELDS)
+                            for entry in image["history"]]
+    text = json.dumps(image, separators=(",", ":"), ensure_ascii=False)
+    for char, escape in _GO_ESCAPES.items():
+        text = text.replace(char, escape)
+    return text.encode()
+
+
 def write_layout(layout: Path, document: dict[str, Any], layers: list[dict[str, Any]],
                  blobs: Path | None = None) -> str:
     """The index, manifest and config of one image in ``layout`` (its layer blobs already in ``blobs``, by
     default its own ``blobs/``); the config digest, which is the image's ID."""
     blobs = blobs or layout / "blobs"
     layout.mkdir(parents=True, exist_ok=True)
-    config_blob = {"mediaType": MEDIA_CONFIG, **_put(blobs, json.dumps(document).encode())}
+    config_blob = {"mediaType": MEDIA_CONFIG, **_put(blobs, go_config_json(document))}
     manifest = {"schemaVersion": 2, "mediaType": MEDIA_MANIFEST, "config": config_blob, "layers": layers}
     index = {"schemaVersion": 2, "manifests": [{"mediaType": MEDIA_MANIFEST,
                                                 **_put(blobs, json.dumps(manifest).encode())}]}

@@ -68,17 +68,21 @@ def _argv(command: str, src: str, dest: str | None, options: CopyOptions) -> lis
 
 
 def copy(src: str, dest: str, options: CopyOptions = CopyOptions(), *, operation: str,
-         progress: ProgressCallback | None = None, shared_blobs: Path | None = None) -> None:
+         progress: ProgressCallback | None = None, shared_blobs: Path | None = None,
+         shared_source: bool | None = None) -> None:
     """``skopeo copy SRC DEST``; TLS and auth options apply to whichever side is a registry.
 
     ``shared_blobs``: the blob directory of the side that is an ``oci:`` layout (skopeo's
-    ``--{src,dest}-shared-blob-dir``). ``progress`` gets skopeo's lines and, every ``POLL_S``, the bytes
-    written to it, against the manifest's total when the source is a registry."""
+    ``--{src,dest}-shared-blob-dir``): the destination's when it is one, unless ``shared_source`` says.
+    ``progress`` gets skopeo's lines and, every ``POLL_S``, the bytes written to a destination's
+    ``shared_blobs``, against the manifest's total when the source is a registry."""
     if shutil.which(SKOPEO) is None:
         raise RuntimeFailure(f"{operation} needs skopeo (Debian: apt-get install skopeo)", operation=operation)
     extra = []
+    if shared_source is None:
+        shared_source = not dest.startswith(OCI_TRANSPORT)
     if shared_blobs is not None:
-        extra = [f"--{'dest' if dest.startswith(OCI_TRANSPORT) else 'src'}-shared-blob-dir", str(shared_blobs)]
+        extra = [f"--{'src' if shared_source else 'dest'}-shared-blob-dir", str(shared_blobs)]
     if progress is None:
         proc = subprocess.run([*_argv("copy", src, dest, options), *extra, "--quiet", src, dest],
                               stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=COPY_TIMEOUT_S,
@@ -86,7 +90,7 @@ def copy(src: str, dest: str, options: CopyOptions = CopyOptions(), *, operation
         failure = proc.stderr if proc.returncode != 0 else None
     else:
         failure = _copy_reporting([*_argv("copy", src, dest, options), *extra, src, dest],
-                                  src, options, progress, shared_blobs)
+                                  src, options, progress, None if shared_source else shared_blobs)
     if failure is not None:
         raise RuntimeFailure(f"{operation} {src.removeprefix(DOCKER_TRANSPORT)}: {_reason(failure)}",
                              operation=operation)

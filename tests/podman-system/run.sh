@@ -2,30 +2,36 @@
 # Run podman's own system tests (test/system/*.bats of podman v4.3.1) against kernelext through the
 # `podman` shim beside this script, on a private store, and print per file how many tests pass.
 #
-#   tests/podman-system/run.sh -s PODMAN_SOURCE [-o OUTDIR] [FILE...]
+#   tests/podman-system/run.sh -s PODMAN_SOURCE [-o OUTDIR] [-w] [FILE...]
 #
 # PODMAN_SOURCE: a clone of github.com/containers/podman (the files are read from its v4.3.1 tag) or a
 # directory holding podman's test/system/ (used as it is); also $PODMAN_SOURCE. FILE: names such as
-# 030-run (default: the lifecycle files below). Needs root, bats, skopeo and busybox-static
+# 030-run (default: the lifecycle files below; -w adds the image, volume, copy and log files after them).
+# Needs root, bats, skopeo and busybox-static
 # (scripts/setup.sh installs them). Each file's TAP output is kept in OUTDIR (default: a new temp dir).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 PODMAN_TAG=v4.3.1
 DEFAULT_FILES=(030-run 040-ps 045-start 050-stop 055-rm 075-exec 080-pause 090-events 130-kill)
+# 120-load last: its test 6 removes the test image and, with no registry, nothing brings it back for what follows.
+WIDER_FILES=(010-images 011-image 020-tag 035-logs 060-mount 065-cp 110-history 125-import 140-diff 160-volumes
+             120-load)
 
 source_dir=${PODMAN_SOURCE:-}
 outdir=
-while getopts "s:o:h" opt; do
+wider=
+while getopts "s:o:wh" opt; do
     case $opt in
     s) source_dir=$OPTARG ;;
     o) outdir=$OPTARG ;;
-    *) sed -n '2,10p' "$0"; exit 2 ;;
+    w) wider=1 ;;
+    *) sed -n '2,11p' "$0"; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))
 files=("$@")
-[ ${#files[@]} -gt 0 ] || files=("${DEFAULT_FILES[@]}")
+[ ${#files[@]} -gt 0 ] || files=("${DEFAULT_FILES[@]}" ${wider:+"${WIDER_FILES[@]}"})
 if [ -z "$source_dir" ]; then
     echo "run.sh: give podman's source with -s DIR (a clone of containers/podman, or a copy of its test/system)" >&2
     exit 2

@@ -40,6 +40,9 @@ for name; do
 done
 exit $status
 """
+#: Alpine keeps os-release in /usr/lib and links it from /etc (podman's tests copy onto /etc/os-release).
+OS_RELEASE = 'NAME="kernelext testimage"\nID=busybox\nPRETTY_NAME="busybox stand-in for podman\'s testimage"\n'
+SERVICES = "ssh\t\t22/tcp\nhttp\t\t80/tcp\n"
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n"
 GROUP = "root:x:0:\nnobody:x:65534:\n"
 CMD = ["/bin/echo", "This container is intended for podman CI testing"]
@@ -62,8 +65,12 @@ def build_rootfs(root: Path, tag: str) -> None:
             os.symlink(os.path.relpath(root / "bin/busybox", link.parent), link)
     (root / "etc/passwd").write_text(PASSWD)
     (root / "etc/group").write_text(GROUP)
+    (root / "etc/services").write_text(SERVICES)  # alpine has it; podman's 140-diff removes it
     for name in ("hostname", "hosts", "resolv.conf"):
         (root / "etc" / name).write_text("")
+    (root / "usr/lib").mkdir(parents=True, exist_ok=True)
+    (root / "usr/lib/os-release").write_text(OS_RELEASE)
+    os.symlink("../usr/lib/os-release", root / "etc/os-release")
     ident = root / "home/podman/testimage-id"
     ident.write_text(tag + "\n")
     os.utime(ident, (TESTIMAGE_ID_MTIME, TESTIMAGE_ID_MTIME))
