@@ -112,8 +112,8 @@ def test_errors_are_one_line_with_podmans_codes(store: Store, service: PodmanSer
     mounted = remote(service, "mount", "x")
     assert mounted.returncode == 125
     assert mounted.stderr == (f"Error: mount: not supported by the remote engine yet (engine '{service.url}')\n")
-    refused = remote(service, "run", "--rm", "--memory", "64m", "busybox", "true")
-    assert refused.returncode == 125 and refused.stderr.startswith("Error: create --memory: not supported by "
+    refused = remote(service, "run", "--rm", "--conmon-pidfile", "/tmp/x", "busybox", "true")
+    assert refused.returncode == 125 and refused.stderr.startswith("Error: create --conmon-pidfile: not supported by "
                                                                    "the remote engine yet")
     assert service.remote("ps", "-a", "-q").stdout == ""  # refused before anything was made
 

@@ -62,17 +62,6 @@ SSH_TIMEOUT_S = 20.0
 RM_NO_SUCH_EXIT = 1
 EXIT_NOT_FOUND = 127
 RUN_START_EXIT = 126
-#: create/run options the remote engine passes on, and the value each has when the user did not set it.
-CREATE_DEFAULTS: dict[str, Any] = {
-    "command": None, "name": None, "env": [], "workdir": None, "user": None, "tty": False, "stdin": False,
-    "network": "none", "restart_policy": "no", "stop_signal": None, "stop_timeout": None, "auto_remove": False,
-    "labels": {}, "entrypoint": None, "hostname": None,
-}
-#: create/run options that only matter locally (pull policy, credentials of a local pull).
-LOCAL_ONLY = {"pull", "tls_verify", "authfile"}
-#: Options whose kernelext default is podman's own: nothing to pass on unless the user changed them.
-PODMAN_DEFAULTS: dict[str, Any] = {"read_only_tmpfs": True}
-
 
 class _Tunnel:
     """``ssh -N -L LOCAL:REMOTE user@host``: the remote service's socket as a local one."""
@@ -352,48 +341,18 @@ class RemoteEngine:
         return self._request("POST", f"/containers/{ident}/{action}", params=params, name=ident, ok=ok)
 
     # ---------------------------------------------------------- lifecycle
-    def _spec(self, image: str, options: dict[str, Any]) -> dict[str, Any]:
-        """kernelext's create options as podman-py's create keywords; one the remote engine cannot pass on is
-        refused by name before anything is made."""
-        for key, value in options.items():
-            if key in LOCAL_ONLY or (key in PODMAN_DEFAULTS and value == PODMAN_DEFAULTS[key]):
-                continue
-            if key not in CREATE_DEFAULTS and value not in (None, False, [], {}, (), 0, ""):
-                raise unsupported(self.name, f"create --{key.replace('_', '-')}")
-        spec: dict[str, Any] = {"image": image, "detach": True}
-        def get(key: str) -> Any:
-            return options.get(key, CREATE_DEFAULTS[key])
-        if get("command"):
-            spec["command"] = list(get("command"))
-        for key, target in (("name", "name"), ("workdir", "working_dir"), ("user", "user"),
-                            ("hostname", "hostname"), ("stop_signal", "stop_signal"),
-                            ("stop_timeout", "stop_timeout")):
-            if get(key) is not None:
-                spec[target] = get(key)
-        spec["tty"], spec["stdin_open"] = bool(get("tty")), bool(get("stdin"))
-        spec["environment"] = dict(item.partition("=")[::2] for item in get("env"))
-        spec["labels"] = dict(get("labels"))
-        spec["network_mode"] = get("network")
-        if get("entrypoint") is not None:
-            spec["entrypoint"] = get("entrypoint")
-        policy = str(get("restart_policy") or "no")
-        if get("auto_remove"):
-            spec["auto_remove"] = True
-        if policy != "no":
-            kind, _, count = policy.partition(":")
-            spec["restart_policy"] = {"Name": kind, "MaximumRetryCount": int(count or 0)}
-        return spec
-
     def _create(self, image: str, options: dict[str, Any]) -> str:
-        from podman.errors import APIError, ImageNotFound
+        """``POST /libpod/containers/create`` with the SpecGenerator of ``options`` (kernelext/domain/specgen.py):
+        an option with no mapping is refused by name before anything is made."""
+        from kernelext.domain.specgen import spec_generator
 
-        spec = self._spec(image, options)
+        spec = spec_generator(image, options, self.name)
         try:
-            return str(self.client.containers.create(**spec).id)
-        except ImageNotFound as exc:
-            raise NoSuchImageError(exc.explanation or str(exc)) from None
-        except APIError as exc:
-            raise _error_for(exc.status_code or 500, exc.explanation or str(exc), options.get("name")) from None
+            doc = self._json("POST", "/containers/create", data=json.dumps(spec), name=options.get("name"),
+                             headers={"content-type": "application/json"})
+        except NoSuchContainerError as exc:  # a 404 of create: the image
+            raise NoSuchImageError(exc.message) from None
+        return str(doc["Id"])
 
     def create(self, image: str, **options: Any) -> ContainerRecord:
         return self._record(self._create(image, options))
