@@ -35,6 +35,7 @@ from kernelext.domain.engine import ContainerRecord, ImageRecord, Output, unsupp
 from kernelext.errors import (
     ContainerStateError,
     CopyError,
+    ImageInUseError,
     InvalidArgumentError,
     KernelextError,
     NoSuchContainerError,
@@ -111,10 +112,17 @@ def _message(response: Any) -> str:
         return response.text.strip() or f"HTTP {response.status_code}"
 
 
+def _quoted(name: str) -> str:
+    """A name or reference as one segment of an API path."""
+    return urllib.parse.quote(name, safe="")
+
+
 def _error_for(status: int, message: str, name: str | None, *, image: bool = False) -> KernelextError:
     """A failed request as the error podman's CLI shows for it."""
     if status == 404:
         return (NoSuchImageError if image else NoSuchContainerError)(message, container=name)
+    if status == 409 and image:  # libpod's ErrImageInUse
+        return ImageInUseError(message)
     if status == 409 or message.endswith("container state improper"):  # libpod's ErrCtrStateInvalid
         return ContainerStateError(message, container=name)
     if status == 400:
@@ -459,7 +467,7 @@ class RemoteEngine:
             return rep.InspectReport(doc["Id"], name, None, document=doc)
 
         def image(name: str) -> rep.InspectReport:
-            doc = self._json("GET", f"/images/{urllib.parse.quote(name, safe='')}/json", image=True)
+            doc = self.inspect_image(name)
             return rep.InspectReport(doc["Id"], name, None, document=doc)
         return rep.inspect_names(names, container, image if images else None)
 
@@ -744,6 +752,22 @@ class RemoteEngine:
         return ident
 
     def remove_image(self, name: str, *, force: bool = False) -> list[str]:
-        doc = self._json("DELETE", f"/images/{urllib.parse.quote(name, safe='')}", params={"force": force},
-                         image=True)
-        return list(doc.get("Deleted") or doc.get("Untagged") or [])
+        doc = self._json("DELETE", f"/images/{_quoted(name)}", params={"force": force}, image=True)
+        return ([f"Untagged: {tag}" for tag in doc.get("Untagged") or []] +
+                [f"Deleted: {ident}" for ident in doc.get("Deleted") or []])
+
+    def inspect_image(self, name: str) -> dict[str, Any]:
+        doc: dict[str, Any] = self._json("GET", f"/images/{_quoted(name)}/json", image=True)
+        return doc
+
+    def image_exists(self, name: str) -> bool:
+        return bool(self._request("GET", f"/images/{_quoted(name)}/exists", ok=(404,)).status_code == 204)
+
+    def tag(self, name: str, *targets: str) -> None:
+        """``tag``: each target a new name of the service's image (``REPO[:TAG]``, ``latest`` by default)."""
+        from kernelext.storage.images import repo_tag
+
+        for target in targets:
+            repository, tag = repo_tag(target)
+            self._request("POST", f"/images/{_quoted(name)}/tag", params={"repo": repository, "tag": tag},
+                          image=True, ok=(201,))
