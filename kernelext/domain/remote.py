@@ -268,6 +268,13 @@ class RemoteEngine:
 
     def _hijack(self, path: str, params: dict[str, Any], body: dict[str, Any] | None = None) -> io.BufferedReader:
         """A request whose connection becomes the stream (attach, exec start), read past the HTTP response."""
+        sock, reader = self.hijack(path, params, body)
+        sock.close()  # the file object keeps the socket open
+        return reader
+
+    def hijack(self, path: str, params: dict[str, Any],
+               body: dict[str, Any] | None = None) -> tuple[socket.socket, io.BufferedReader]:
+        """:meth:`_hijack` with the socket kept for writing (a terminal's keystrokes)."""
         if self.socket is None:
             raise unsupported(self.name, "attach over tcp://")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -283,7 +290,6 @@ class RemoteEngine:
                       f"Upgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
                       ).encode() + payload)
         reader = sock.makefile("rb")
-        sock.close()  # the file object keeps the socket open
         status_line = reader.readline().decode(errors="replace")
         status = int(status_line.split()[1]) if len(status_line.split()) > 1 else 0
         message = http.client.parse_headers(reader)
@@ -295,8 +301,9 @@ class RemoteEngine:
                 reason = json.loads(text).get("message", "")
             except ValueError:
                 reason = text.decode(errors="replace")
+            sock.close()
             raise _error_for(status, reason.strip(), None)
-        return reader
+        return sock, reader
 
     # ------------------------------------------------------------- targets
     def _list(self, *, all: bool = True, filters: Filters | None = None) -> list[dict[str, Any]]:
@@ -328,6 +335,9 @@ class RemoteEngine:
         if missing is not None and not ignore:
             raise missing
         return found
+
+    def inspect_container(self, name: str) -> dict[str, Any]:
+        return self._inspect(name)
 
     def _inspect(self, name: str) -> dict[str, Any]:
         doc: dict[str, Any] = self._json("GET", f"/containers/{urllib.parse.quote(name, safe='')}/json", name=name)
@@ -396,6 +406,21 @@ class RemoteEngine:
                     output(name, data)
             finally:
                 stream.close()
+            return int(self._json("POST", f"/containers/{ident}/wait", params={"condition": "exited"}, name=ident))
+        finally:
+            if remove:
+                self._request("DELETE", f"/containers/{ident}", params={"force": True}, ok=(404,))
+
+    def start_one(self, ident: str) -> None:
+        """Start one container (a terminal attached first)."""
+        try:
+            self._post(ident, "start", ok=(304,))
+        except KernelextError as exc:
+            raise _start_failure(exc) from None
+
+    def wait_exit(self, ident: str, *, remove: bool = False) -> int:
+        """The exit code once the container has exited; ``--rm``: removed then (docs/architecture.md §16)."""
+        try:
             return int(self._json("POST", f"/containers/{ident}/wait", params={"condition": "exited"}, name=ident))
         finally:
             if remove:
@@ -588,7 +613,7 @@ class RemoteEngine:
     # ------------------------------------------------------ inside a container
     def exec(self, name: str, command: list[str], *, output: Output, env: Sequence[str] = (),
              workdir: str | None = None, user: str | None = None, tty: bool = False) -> int:
-        session = self._exec_session(name, command, env, workdir, user, tty=tty, attach=True)
+        session = self.exec_session(name, command, env, workdir, user, tty=tty, attach=True)
         stream = self._hijack(f"/exec/{session}/start", {}, {"Detach": False, "Tty": tty})
         try:
             if tty:
@@ -601,10 +626,12 @@ class RemoteEngine:
             stream.close()
         return int(self._json("GET", f"/exec/{session}/json").get("ExitCode") or 0)
 
-    def _exec_session(self, name: str, command: list[str], env: Sequence[str], workdir: str | None,
-                      user: str | None, *, tty: bool = False, attach: bool) -> str:
+    def exec_session(self, name: str, command: list[str], env: Sequence[str], workdir: str | None,
+                     user: str | None, *, tty: bool = False, attach: bool = True, stdin: bool = False) -> str:
+        """A new exec session in ``name`` (not started): its ID."""
         ident = self._inspect(name)["Id"]
-        body = {"Cmd": command, "AttachStdout": attach, "AttachStderr": attach, "Tty": tty, "Env": list(env)}
+        body = {"Cmd": command, "AttachStdout": attach, "AttachStderr": attach, "AttachStdin": stdin, "Tty": tty,
+                "Env": list(env)}
         if workdir:
             body["WorkingDir"] = workdir
         if user:
@@ -612,10 +639,20 @@ class RemoteEngine:
         return str(self._json("POST", f"/containers/{ident}/exec", data=json.dumps(body), name=name,
                               headers={"content-type": "application/json"})["Id"])
 
+    def exec_inspect(self, session: str) -> dict[str, Any]:
+        doc: dict[str, Any] = self._json("GET", f"/exec/{session}/json")
+        return doc
+
+    def resize_exec(self, session: str, rows: int, cols: int) -> None:
+        self._request("POST", f"/exec/{session}/resize", params={"h": rows, "w": cols})
+
+    def resize_container(self, ident: str, rows: int, cols: int) -> None:
+        self._post(ident, "resize", {"h": rows, "w": cols})
+
     def exec_detached(self, name: str, command: list[str], *, env: Sequence[str] = (), workdir: str | None = None,
                       user: str | None = None) -> str:
         """``exec -d``: the session started and left running; its ID."""
-        session = self._exec_session(name, command, env, workdir, user, attach=False)
+        session = self.exec_session(name, command, env, workdir, user, attach=False)
         self._request("POST", f"/exec/{session}/start", data=json.dumps({"Detach": True}),
                       headers={"content-type": "application/json"})
         return session
