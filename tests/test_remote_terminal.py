@@ -4,7 +4,15 @@ protocol as tests/test_terminal.py drives the local sessions, against a real pod
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
+import re
+import select
+import struct
+import subprocess
+import sys
+import termios
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -102,3 +110,80 @@ def test_remote_terminals_from_the_magics(service: PodmanService) -> None:
         assert wait_until(lambda: service.remote("ps", "-a", "-q").stdout == "")  # --rm
     finally:
         term.close()
+
+
+class OnATerminal:
+    """The CLI on a pseudo-terminal of the test's own (30x100), as a user at a terminal runs it."""
+
+    def __init__(self, service: PodmanService, *argv: str) -> None:
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+        self.master, self.seen = master, bytearray()
+        self.process = subprocess.Popen([sys.executable, "-m", "kernelext", "--url", service.url, *argv],
+                                        stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+                                        env={**os.environ, "KERNELEXT_FORKSERVER": "0"})
+        os.close(slave)
+
+    def until(self, pattern: str, timeout: float = 30) -> bool:
+        deadline = time.monotonic() + timeout
+        while re.search(pattern, self.seen.decode(errors="replace")) is None and time.monotonic() < deadline:
+            if select.select([self.master], [], [], 0.2)[0]:
+                try:
+                    data = os.read(self.master, 65536)
+                except OSError:
+                    break
+                self.seen.extend(data)
+                if b"\x1b[6n" in data:  # a cursor position query: answered, as a terminal does (after "/ # ")
+                    os.write(self.master, b"\x1b[1;5R")
+        return re.search(pattern, self.seen.decode(errors="replace")) is not None
+
+    def prompt(self, before: str = "") -> bool:
+        """busybox's shell prompt (after ``before``); its cursor position query answered (keys typed before the
+        answer was read would be taken for it), then a moment for the shell to read the answer."""
+        found = self.until(before + r"/ # \x1b\[6n")
+        time.sleep(0.3)
+        return found
+
+    def type(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    def exit_code(self, timeout: float = 30) -> int:
+        """The CLI's exit code; its terminal read meanwhile, as a terminal does."""
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None and time.monotonic() < deadline:
+            self.until("$^", timeout=0.2)
+        code = self.process.wait(timeout=1)
+        os.close(self.master)
+        return code
+
+
+def test_remote_terminals_on_the_clis_terminal(service: PodmanService) -> None:
+    assert remote(service, "run", "-d", "--name", "box", "busybox", "sleep", "1000").returncode == 0
+    execed = OnATerminal(service, "exec", "-it", "box", "sh")
+    assert execed.prompt(), execed.seen
+    execed.type("stty size; tty; echo $((6*7))\r")
+    assert execed.prompt(r"30 100\r\n/dev/pts/\d+\r\n42\r\n"), execed.seen  # the CLI's terminal size reached it
+    execed.type("exit 3\r")
+    assert execed.exit_code() == 3
+    # run -it --rm: the container's own TTY, its exit code, then removed
+    ran = OnATerminal(service, "run", "-it", "--rm", "--name", "live", "busybox", "sh")
+    assert ran.prompt()
+    ran.type("echo in-$((1+1)); exit 5\r")
+    assert ran.until("in-2") and ran.exit_code() == 5
+    assert wait_until(lambda: service.remote("ps", "-a", "--format", "{{.Names}}").stdout == "box\n")
+    # start -a, detach with podman's keys (it keeps running), attach again, exit
+    assert remote(service, "create", "-it", "--name", "tty", "busybox", "sh").returncode == 0
+    started = OnATerminal(service, "start", "-a", "tty")
+    assert started.prompt()
+    started.type("echo m-$((2+3))\r")
+    assert started.prompt(r"m-5\r\n")
+    started.type("\x10\x11")
+    assert started.exit_code() == 0
+    assert remote(service, "inspect", "--format", "{{.State.Status}}", "tty").stdout == "running\n"
+    attached = OnATerminal(service, "attach", "tty")
+    # a running shell draws nothing on its own: Enter until the prompt shows (the CLI attaches meanwhile)
+    assert any(attached.type("\r") or attached.until("/ # ", timeout=1) for _ in range(30)), attached.seen
+    assert attached.prompt()
+    attached.type("exit 7\r")
+    assert attached.exit_code() == 7
+    assert remote(service, "inspect", "--format", "{{.State.ExitCode}}", "tty").stdout == "7\n"
