@@ -112,8 +112,8 @@ def test_errors_are_one_line_with_podmans_codes(store: Store, service: PodmanSer
     mounted = remote(service, "mount", "x")
     assert mounted.returncode == 125
     assert mounted.stderr == (f"Error: mount: not supported by the remote engine yet (engine '{service.url}')\n")
-    refused = remote(service, "run", "--rm", "--memory", "64m", "busybox", "true")
-    assert refused.returncode == 125 and refused.stderr.startswith("Error: create --memory: not supported by "
+    refused = remote(service, "run", "--rm", "--conmon-pidfile", "/tmp/x", "busybox", "true")
+    assert refused.returncode == 125 and refused.stderr.startswith("Error: create --conmon-pidfile: not supported by "
                                                                    "the remote engine yet")
     assert service.remote("ps", "-a", "-q").stdout == ""  # refused before anything was made
 
@@ -389,7 +389,7 @@ def kernelext_argv(service: PodmanService) -> list[str]:
 
 
 def test_images_through_the_engine_api(service: PodmanService) -> None:
-    """The engine's image methods (the image CLI commands are local-only yet): list, remove a tag."""
+    """The engine's image methods: list, remove a tag."""
     from kernelext.connections import Connection
     from kernelext.domain.engine import engine_for
 
@@ -408,12 +408,41 @@ def test_images_through_the_engine_api(service: PodmanService) -> None:
         with Runtime(service.directory.parent / "kernelext" / "root",
                      service.directory.parent / "kernelext" / "run") as rt:
             assert [i.id for i in LocalEngine(rt).images() if "busybox" in i.names] == [busybox.id]
-        assert engine.remove_image("localhost/extra:1") == ["localhost/extra:1"]
+        assert engine.remove_image("localhost/extra:1") == ["Untagged: localhost/extra:1"]
         assert "localhost/extra:1" not in service.remote("images", "--format", "{{.Repository}}:{{.Tag}}").stdout
         with pytest.raises(LookupError, match="extra"):
             engine.remove_image("localhost/extra:1")
     finally:
         engine.close()
+
+
+def test_image_commands_through_the_cli(store: Store, service: PodmanService) -> None:
+    """images, image exists, tag, image inspect, rmi: the same lines on both engines, and podman's own."""
+    for tagged in both(store, service, "tag", "busybox", "extra:1"):
+        assert tagged.returncode == 0, tagged.stderr
+    fmt = "{{.Repository}}:{{.Tag}} {{.ID}}"
+    local, far = both(store, service, "images", "--format", fmt)
+    assert far.returncode == 0 and far.stdout == service.remote("images", "--format", fmt).stdout, far.stderr
+    assert local.stdout == far.stdout  # the busybox kernelext saved keeps its ID on the service
+    assert sorted(line.split()[0] for line in far.stdout.splitlines()) == ["localhost/busybox:latest",
+                                                                           "localhost/extra:1"]
+    for engine, run in (("local", store.cli), ("remote", lambda *a: remote(service, *a))):
+        assert [run("image", "exists", name).returncode for name in ("extra:1", "nope")] == [0, 1], engine
+        assert run("images", "-q", "extra").stdout == far.stdout.split()[1] + "\n", engine
+        assert "localhost/extra:1\n" in run("images", "--filter", "reference=*extra*", "--format",
+                                            "{{.Repository}}:{{.Tag}}").stdout, engine
+        assert run("image", "inspect", "--format", "{{.Id}}", "extra:1").stdout.strip().startswith(
+            far.stdout.split()[1]), engine
+        removed = run("rmi", "extra:1")
+        assert (removed.returncode, removed.stdout) == (0, "Untagged: localhost/extra:1\n"), (engine, removed)
+        missing = run("rmi", "extra:1")
+        assert missing.returncode == 1 and missing.stderr.startswith("Error: ") and "extra" in missing.stderr
+    assert "extra" not in service.remote("images").stdout
+    # an image a container uses: podman's exit code 2 on both
+    for engine, run in (("local", store.cli), ("remote", lambda *a: remote(service, *a))):
+        assert run("create", "--name", "user", "busybox").returncode == 0
+        in_use = run("rmi", "busybox")
+        assert in_use.returncode == 2 and in_use.stderr.count("\n") == 1, (engine, in_use)
 
 
 def test_pull_by_the_service(service: PodmanService, registry: Registry, tmp_path: Path) -> None:  # noqa: F811
@@ -431,7 +460,8 @@ def test_pull_by_the_service(service: PodmanService, registry: Registry, tmp_pat
         with pytest.raises(KernelextError) as refused:  # https to a plain-http registry: podman's refusal
             engine.pull(registry.ref("pulled:1"))
         assert "\n" not in str(refused.value)
-        assert engine.remove_image(registry.ref("pulled:1")) == [registry.ref("pulled:1")]
+        # the same image as localhost/busybox (its ID kept through the registry): only untagged
+        assert engine.remove_image(registry.ref("pulled:1")) == [f"Untagged: {registry.ref('pulled:1')}"]
     finally:
         engine.close()
 

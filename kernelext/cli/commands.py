@@ -139,8 +139,10 @@ def cmd_run(engine: Engine, args: argparse.Namespace) -> int:
         out(_created(engine.run(args.image, **create_options(args), **_pull_progress(engine, args))).id)
         return 0
     if engine.remote and not (passthrough or args.attach or args.interactive or args.tty):
-        # the output streamed here; a terminal of this machine (raw mode, stdin, signals) is local-only yet
         return engine.run_attached(args.image, output=_write_output, **create_options(args))
+    if engine.remote and args.tty and args.interactive and not (passthrough or args.attach):
+        record = _created(engine.create(args.image, **create_options(args)))
+        return _remote_attach(engine, record.id, start=True, detach_keys=args.detach_keys, remove=args.rm)
     rt = engine.local("run -i/-t/-a/--log-driver passthrough")
     ctr = _created(rt.create(args.image, **create_options(args), **_pull_progress(engine, args)))
     if passthrough:  # conmon writes the container's output to this process's own stdout and stderr
@@ -160,8 +162,8 @@ def _terminal_size(raw: bool) -> tuple[int, int] | None:
 
 
 @contextmanager
-def _terminal(ctr: Container, raw: bool) -> Iterator[None]:
-    """Raw mode on a real terminal for a TTY container; a resize of the terminal is passed on."""
+def _terminal(resize_to: Callable[[int, int], object], raw: bool) -> Iterator[None]:
+    """Raw mode on a real terminal for a TTY container; a resize of the terminal is passed on (``resize_to``)."""
     if _terminal_size(raw) is None:
         yield
         return
@@ -170,7 +172,7 @@ def _terminal(ctr: Container, raw: bool) -> Iterator[None]:
 
     def resize(*_: object) -> None:
         size = os.get_terminal_size(fd)
-        threading.Thread(target=_quietly, args=(ctr.resize, size.lines, size.columns), daemon=True).start()
+        threading.Thread(target=_quietly, args=(resize_to, size.lines, size.columns), daemon=True).start()
     tty_mod.setraw(fd)
     previous = signal.signal(signal.SIGWINCH, resize)
     try:
@@ -231,7 +233,7 @@ def attach_and_wait(ctr: Container, *, start: bool, stdin: bool, detach_keys: st
     if streams is not None and not streams & {Stream.STDOUT, Stream.STDERR}:
         out(ctr.id)  # podman: with neither output stream attached, the container's ID is what run prints
     try:
-        with _terminal(ctr, raw), _signal_proxy(ctr, not ctr.config.tty):
+        with _terminal(ctr.resize, raw), _signal_proxy(ctr, not ctr.config.tty):
             pump(conn, write, stdin=sys.stdin.buffer if stdin else None, detach_keys=keys if stdin else b"")
     except Detached:
         return 0
@@ -258,6 +260,8 @@ def render(reports: Sequence[Report], show: Callable[[Report], str] = lambda r: 
 @command("start", engine=True)
 def cmd_start(engine: Engine, args: argparse.Namespace) -> int:
     filters = parse_filters(args.filter)
+    if engine.remote and args.attach and len(args.containers) == 1:  # a TTY container's terminal
+        return _remote_attach(engine, args.containers[0], start=True, detach_keys=args.detach_keys)
     if args.attach or args.interactive:
         ctr = domain.attach_target(engine.local("start --attach"), args.containers, all=args.all,
                                    latest=args.latest)
@@ -323,11 +327,22 @@ def cmd_exists(engine: Engine, args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------- i/o and state
-@command("attach")
-def cmd_attach(rt: Runtime, args: argparse.Namespace) -> int:
-    ctr = rt.get(args.container)
+@command("attach", engine=True)
+def cmd_attach(engine: Engine, args: argparse.Namespace) -> int:
+    if engine.remote:
+        return _remote_attach(engine, args.container, start=False, detach_keys=args.detach_keys)
+    ctr = engine.local("attach").get(args.container)
     stdin = ctr.config.stdin and not args.no_stdin
     return attach_and_wait(ctr, start=False, stdin=stdin, detach_keys=args.detach_keys, remove=False)
+
+
+def _remote_attach(engine: Engine, name: str, *, start: bool, detach_keys: str | None, remove: bool = False) -> int:
+    """A remote TTY container's terminal on this one (kernelext/cli/terminalsession.py)."""
+    from kernelext.cli import terminalsession as remote_tty
+    from kernelext.domain.remoteterminal import RemoteAttachTerminal
+
+    return remote_tty.session_and_wait(RemoteAttachTerminal(remote_tty.remote_engine(engine), name, start=start,
+                                                            remove=remove, size=remote_tty.size()), detach_keys)
 
 
 @command("exec", engine=True)
@@ -340,6 +355,13 @@ def cmd_exec(engine: Engine, args: argparse.Namespace) -> int:
     if not (args.detach or args.interactive or args.preserve_fds):
         return engine.exec(args.container, args.command, output=_write_output, env=args.env, workdir=args.workdir,
                            user=args.user, tty=args.tty)
+    if engine.remote and args.tty and not (args.detach or args.preserve_fds):  # exec -it
+        from kernelext.cli import terminalsession as remote_tty
+        from kernelext.domain.remoteterminal import RemoteExecTerminal
+
+        return remote_tty.session_and_wait(
+            RemoteExecTerminal(remote_tty.remote_engine(engine), args.container, args.command, env=args.env,
+                               workdir=args.workdir, user=args.user, size=remote_tty.size()), args.detach_keys)
     ctr = engine.local("exec -i/--preserve-fds").get(args.container)
     if args.detach:  # podman prints the session's ID
         out(ctr.exec_detached(args.command, env=args.env, workdir=args.workdir, user=args.user,

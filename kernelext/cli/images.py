@@ -20,6 +20,7 @@ from kernelext.cli.format import since, table
 from kernelext.cli.parser import UsageError
 from kernelext.core.inspection import format_time
 from kernelext.core.runtime import Runtime
+from kernelext.domain.engine import Engine, ImageRecord, unsupported
 from kernelext.errors import ImageInUseError, KernelextError, NoSuchImageError
 from kernelext.storage.imagechanges import shell_command
 from kernelext.storage.images import Image, Removal, file_transport, has_label, normalize_name, parse_time, repo_tag
@@ -80,22 +81,26 @@ def image_digest(image: Image) -> str:
 ORDER_FILTERS = ("since", "after", "before")  # podman's "after" is "since"
 
 
-def _matches(image: Image, filters: list[tuple[str, str]]) -> bool:
+def _matches(image: Image | ImageRecord, filters: list[tuple[str, str]]) -> bool:
+    """An image (the local store's, or a record of an engine's) against ``images``' filters."""
+    created = image.created if isinstance(image, ImageRecord) else image.config.created
     for key, value in filters:
         if key == "dangling":
-            if image.dangling != (value.lower() == "true"):
+            if (not image.names) != (value.lower() == "true"):
                 return False
         elif key == "reference":
             pattern = normalize_name(value)
+            # a remote's names are in full (localhost/busybox:latest): its short repository matches too
             candidates = [form for name in image.names
-                          for form in (name, ":".join(repo_tag(name)), repo_tag(name)[0], name.split(":")[0])]
+                          for form in (name, ":".join(repo_tag(name)), repo_tag(name)[0], name.split(":")[0],
+                                       repo_tag(name)[0].removeprefix("localhost/"))]
             if not any(fnmatch.fnmatchcase(c, p) for c in candidates for p in (pattern, value)):
                 return False
-        elif key == "label" and not has_label(image, value):
+        elif key == "label" and not (isinstance(image, Image) and has_label(image, value)):
             return False
-        elif key in ("since", "after") and image.config.created <= float(value):  # the value: the named image's creation
-            return False                                                # time (listed_images resolves it)
-        elif key == "before" and image.config.created >= float(value):
+        elif key in ("since", "after") and created <= float(value):  # the value: the named image's creation
+            return False                                               # time (listed_images resolves it)
+        elif key == "before" and created >= float(value):
             return False
     return True
 
@@ -155,10 +160,47 @@ def listed_images(rt: Runtime, args: argparse.Namespace) -> list[dict[str, Any]]
     return image_rows(rt, [i for i in rt.images() if _matches(i, filters)], args.no_trunc)
 
 
-@command("image-ls")
-def cmd_image_ls(rt: Runtime, args: argparse.Namespace) -> int:
+def engine_images(engine: Engine, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """``images``' rows on any engine: the local store's in full, a remote engine's from its records
+    (``--filter label=`` needs the local store yet)."""
+    if not engine.remote:
+        return listed_images(engine.local("images"), args)
+    filters = _filters(args.filter)
+    if any(key == "label" for key, _ in filters):
+        raise unsupported(engine.name, "images --filter label")
+    records = engine.images()
+
+    def created(name: str) -> float:
+        found = [r for r in records if r.id.startswith(name) or any(":".join(repo_tag(normalize_name(name))) ==
+                                                                   ":".join(repo_tag(n)) for n in r.names)]
+        if not found:
+            raise NoSuchImageError(f"{name}: image not known")
+        return found[0].created
+    filters = [(key, repr(created(value)) if key in ORDER_FILTERS else value) for key, value in filters]
+    if args.image:
+        filters.append(("reference", args.image))
+    return record_rows([r for r in records if _matches(r, filters)], args.no_trunc)
+
+
+def record_rows(records: list[ImageRecord], no_trunc: bool = False) -> list[dict[str, Any]]:
+    """``images``' rows of an engine's records (the fields podman's ``ListImage`` gives), newest first."""
+    rows = []
+    for image in sorted(records, key=lambda i: i.created, reverse=True):
+        names = [":".join(repo_tag(n)) for n in image.names]
+        base = {"Id": image.id, "ID": f"sha256:{image.id}" if no_trunc else image.id[:12],
+                "Digest": f"sha256:{image.id}", "Created": int(image.created), "CreatedAt": format_time(image.created),
+                "CreatedSince": since(image.created), "Size": image_size(image.size), "VirtualSize": image.size,
+                "Containers": 0, "UsedBy": [], "Dangling": not names, "Names": names, "Labels": {},
+                "ReadOnly": False}
+        for repository, tag in [repo_tag(n) for n in image.names] or [(NONE, NONE)]:
+            rows.append({**base, "Repository": repository, "Tag": tag})
+    return rows
+
+
+@command("image-ls", engine=True)
+def cmd_image_ls(engine: Engine, args: argparse.Namespace) -> int:
     _template(args, "images")  # a malformed template is refused before anything is listed
-    rows = listed_images(rt, args)
+    rows = engine_images(engine, args)
     if args.quiet:
         seen: set[str] = set()
         for row in rows:
@@ -257,9 +299,9 @@ def _tags_list(tags: list[str]) -> str:
 
 
 # ------------------------------------------------------------------- names
-@command("image-tag")
-def cmd_image_tag(rt: Runtime, args: argparse.Namespace) -> int:
-    rt.tag(args.image, *args.targets)
+@command("image-tag", engine=True)
+def cmd_image_tag(engine: Engine, args: argparse.Namespace) -> int:
+    engine.tag(args.image, *args.targets)
     return 0
 
 
@@ -269,22 +311,22 @@ def cmd_image_untag(rt: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
-@command("image-exists")
-def cmd_image_exists(rt: Runtime, args: argparse.Namespace) -> int:
-    return 0 if rt.image_exists(args.image) else EXISTS_NO
+@command("image-exists", engine=True)
+def cmd_image_exists(engine: Engine, args: argparse.Namespace) -> int:
+    return 0 if engine.image_exists(args.image) else EXISTS_NO
 
 
 # ------------------------------------------------------------------ removal
-@command("image-rm")
-def cmd_image_rm(rt: Runtime, args: argparse.Namespace) -> int:
+@command("image-rm", engine=True)
+def cmd_image_rm(engine: Engine, args: argparse.Namespace) -> int:
     if args.all == bool(args.images):
         raise UsageError("when using the --all switch, you may not pass any images names or IDs"
                          if args.all else "image name or ID must be specified")
-    names = [image.id for image in reversed(rt.images())] if args.all else args.images
+    names = [image.id for image in reversed(engine.images())] if args.all else args.images
     code = 0
     for name in names:
         try:
-            removal = rt.remove_image(name, force=args.force)
+            lines = engine.remove_image(name, force=args.force)
         except NoSuchImageError as exc:
             if not (args.ignore or args.force):  # podman's rmi --force: a missing image is no error
                 err(f"Error: {exc}")
@@ -298,15 +340,14 @@ def cmd_image_rm(rt: Runtime, args: argparse.Namespace) -> int:
             err(f"Error: {exc}")
             code = 125
             continue
-        for line in removal_lines(removal):
+        for line in lines:
             out(line)
     return code
 
 
 def removal_lines(removal: Removal) -> list[str]:
     """What podman's ``rmi`` prints for one image."""
-    return [f"Untagged: {tag}" for tag in removal.untagged] + ([f"Deleted: {removal.image.id}"] if removal.deleted
-                                                                else [])
+    return removal.lines()
 
 
 @command("image-prune")
@@ -390,8 +431,15 @@ def terminal_progress(quiet: bool) -> ProgressCallback | None:
     return show
 
 
-@command("image-pull")
-def cmd_image_pull(rt: Runtime, args: argparse.Namespace) -> int:
+@command("image-pull", engine=True)
+def cmd_image_pull(engine: Engine, args: argparse.Namespace) -> int:
+    if engine.remote:  # the service pulls from where it stands; its own credentials
+        for flag, given in (("--all-tags", args.all_tags), ("--authfile", args.authfile)):
+            if given:
+                raise unsupported(engine.name, f"pull {flag}")
+        out(engine.pull(args.image, tls_verify=args.tls_verify))
+        return 0
+    rt = engine.local("pull")
     progress = terminal_progress(args.quiet)
     if progress is not None and file_transport(args.image) is None:  # a registry's reference is resolved
         err(f"Trying to pull {':'.join(repo_tag(normalize_name(args.image.removeprefix('docker://'))))}...")
@@ -427,6 +475,6 @@ def cmd_image_save(rt: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
-@command("image-inspect")
-def cmd_image_inspect(rt: Runtime, args: argparse.Namespace) -> int:
-    return _inspect_each(args, args.images, lambda name: rt.image(name).inspect())
+@command("image-inspect", engine=True)
+def cmd_image_inspect(engine: Engine, args: argparse.Namespace) -> int:
+    return _inspect_each(args, args.images, engine.inspect_image)

@@ -130,15 +130,16 @@ def is_host_path(source: str) -> bool:
     return source.startswith(("/", "."))
 
 
-def bind_source(path: str, cwd: str | None = None) -> str:
-    """An absolute, existing host path; podman's ``statfs`` error otherwise."""
+def bind_source(path: str, cwd: str | None = None, *, local: bool = True) -> str:
+    """An absolute, existing host path; podman's ``statfs`` error otherwise. ``local=False``: a path on
+    another machine (a remote engine's host), checked there, not here."""
     absolute = posixpath.normpath(os.path.join(cwd or os.getcwd(), path))
-    if not os.path.exists(absolute):
+    if local and not os.path.exists(absolute):
         raise InvalidArgumentError(f"statfs {absolute}: no such file or directory")
     return absolute
 
 
-def parse_volume(text: str, cwd: str | None = None) -> Mount:
+def parse_volume(text: str, cwd: str | None = None, *, local: bool = True) -> Mount:
     """``-v [SRC:]DEST[:OPTIONS]``: a bind mount, a named volume or (no SRC) an anonymous volume."""
     parts = text.split(":")
     if not text or len(parts) > 3:
@@ -150,7 +151,7 @@ def parse_volume(text: str, cwd: str | None = None) -> Mount:
     if not source:
         raise InvalidArgumentError("host directory cannot be empty")
     if is_host_path(source):
-        return Mount(MountType.BIND, dest, bind_source(source, cwd), options)
+        return Mount(MountType.BIND, dest, bind_source(source, cwd, local=local), options)
     return Mount(MountType.VOLUME, dest, source, options)
 
 
@@ -169,7 +170,7 @@ def _truthy(key: str, value: str | None) -> bool:
     raise InvalidArgumentError(f"{key}: invalid boolean value \"{value}\"")
 
 
-def parse_mount(text: str, cwd: str | None = None) -> Mount:
+def parse_mount(text: str, cwd: str | None = None, *, local: bool = True) -> Mount:
     """``--mount type=bind|volume|tmpfs,src=...,dst=...[,ro][,bind-propagation=...][,tmpfs-size=...]``."""
     fields: dict[str, str | None] = {}
     for item in text.split(","):
@@ -219,7 +220,7 @@ def parse_mount(text: str, cwd: str | None = None) -> Mount:
     if mount_type is MountType.BIND:
         if not source:
             raise InvalidArgumentError("must set source for bind mount")
-        return Mount(MountType.BIND, destination, bind_source(source, cwd), tuple(options))
+        return Mount(MountType.BIND, destination, bind_source(source, cwd, local=local), tuple(options))
     return Mount(MountType.VOLUME, destination, source, tuple(options), anonymous=not source)
 
 

@@ -210,4 +210,13 @@ class LocalEngine:
         return self.runtime.pull(reference, tls_verify=tls_verify).id
 
     def remove_image(self, name: str, *, force: bool = False) -> list[str]:
-        return [self.runtime.remove_image(name, force=force).image.id]
+        return self.runtime.remove_image(name, force=force).lines()
+
+    def inspect_image(self, name: str) -> dict[str, Any]:
+        return self.runtime.image(name).inspect()
+
+    def image_exists(self, name: str) -> bool:
+        return self.runtime.image_exists(name)
+
+    def tag(self, name: str, *targets: str) -> None:
+        self.runtime.tag(name, *targets)

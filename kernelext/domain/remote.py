@@ -35,6 +35,7 @@ from kernelext.domain.engine import ContainerRecord, ImageRecord, Output, unsupp
 from kernelext.errors import (
     ContainerStateError,
     CopyError,
+    ImageInUseError,
     InvalidArgumentError,
     KernelextError,
     NoSuchContainerError,
@@ -63,17 +64,6 @@ SSH_TIMEOUT_S = 20.0
 RM_NO_SUCH_EXIT = 1
 EXIT_NOT_FOUND = 127
 RUN_START_EXIT = 126
-#: create/run options the remote engine passes on, and the value each has when the user did not set it.
-CREATE_DEFAULTS: dict[str, Any] = {
-    "command": None, "name": None, "env": [], "workdir": None, "user": None, "tty": False, "stdin": False,
-    "network": "none", "restart_policy": "no", "stop_signal": None, "stop_timeout": None, "auto_remove": False,
-    "labels": {}, "entrypoint": None, "hostname": None,
-}
-#: create/run options that only matter locally (pull policy, credentials of a local pull).
-LOCAL_ONLY = {"pull", "tls_verify", "authfile"}
-#: Options whose kernelext default is podman's own: nothing to pass on unless the user changed them.
-PODMAN_DEFAULTS: dict[str, Any] = {"read_only_tmpfs": True}
-
 
 class _Tunnel:
     """``ssh -N -L LOCAL:REMOTE user@host``: the remote service's socket as a local one."""
@@ -123,10 +113,17 @@ def _message(response: Any) -> str:
         return response.text.strip() or f"HTTP {response.status_code}"
 
 
+def _quoted(name: str) -> str:
+    """A name or reference as one segment of an API path."""
+    return urllib.parse.quote(name, safe="")
+
+
 def _error_for(status: int, message: str, name: str | None, *, image: bool = False) -> KernelextError:
     """A failed request as the error podman's CLI shows for it."""
     if status == 404:
         return (NoSuchImageError if image else NoSuchContainerError)(message, container=name)
+    if status == 409 and image:  # libpod's ErrImageInUse
+        return ImageInUseError(message)
     if status == 409 or message.endswith("container state improper"):  # libpod's ErrCtrStateInvalid
         return ContainerStateError(message, container=name)
     if status == 400:
@@ -272,6 +269,13 @@ class RemoteEngine:
 
     def _hijack(self, path: str, params: dict[str, Any], body: dict[str, Any] | None = None) -> io.BufferedReader:
         """A request whose connection becomes the stream (attach, exec start), read past the HTTP response."""
+        sock, reader = self.hijack(path, params, body)
+        sock.close()  # the file object keeps the socket open
+        return reader
+
+    def hijack(self, path: str, params: dict[str, Any],
+               body: dict[str, Any] | None = None) -> tuple[socket.socket, io.BufferedReader]:
+        """:meth:`_hijack` with the socket kept for writing (a terminal's keystrokes)."""
         if self.socket is None:
             raise unsupported(self.name, "attach over tcp://")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -287,7 +291,6 @@ class RemoteEngine:
                       f"Upgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
                       ).encode() + payload)
         reader = sock.makefile("rb")
-        sock.close()  # the file object keeps the socket open
         status_line = reader.readline().decode(errors="replace")
         status = int(status_line.split()[1]) if len(status_line.split()) > 1 else 0
         message = http.client.parse_headers(reader)
@@ -299,8 +302,9 @@ class RemoteEngine:
                 reason = json.loads(text).get("message", "")
             except ValueError:
                 reason = text.decode(errors="replace")
+            sock.close()
             raise _error_for(status, reason.strip(), None)
-        return reader
+        return sock, reader
 
     # ------------------------------------------------------------- targets
     def _list(self, *, all: bool = True, filters: Filters | None = None) -> list[dict[str, Any]]:
@@ -333,6 +337,9 @@ class RemoteEngine:
             raise missing
         return found
 
+    def inspect_container(self, name: str) -> dict[str, Any]:
+        return self._inspect(name)
+
     def _inspect(self, name: str) -> dict[str, Any]:
         doc: dict[str, Any] = self._json("GET", f"/containers/{urllib.parse.quote(name, safe='')}/json", name=name)
         return doc
@@ -353,48 +360,18 @@ class RemoteEngine:
         return self._request("POST", f"/containers/{ident}/{action}", params=params, name=ident, ok=ok)
 
     # ---------------------------------------------------------- lifecycle
-    def _spec(self, image: str, options: dict[str, Any]) -> dict[str, Any]:
-        """kernelext's create options as podman-py's create keywords; one the remote engine cannot pass on is
-        refused by name before anything is made."""
-        for key, value in options.items():
-            if key in LOCAL_ONLY or (key in PODMAN_DEFAULTS and value == PODMAN_DEFAULTS[key]):
-                continue
-            if key not in CREATE_DEFAULTS and value not in (None, False, [], {}, (), 0, ""):
-                raise unsupported(self.name, f"create --{key.replace('_', '-')}")
-        spec: dict[str, Any] = {"image": image, "detach": True}
-        def get(key: str) -> Any:
-            return options.get(key, CREATE_DEFAULTS[key])
-        if get("command"):
-            spec["command"] = list(get("command"))
-        for key, target in (("name", "name"), ("workdir", "working_dir"), ("user", "user"),
-                            ("hostname", "hostname"), ("stop_signal", "stop_signal"),
-                            ("stop_timeout", "stop_timeout")):
-            if get(key) is not None:
-                spec[target] = get(key)
-        spec["tty"], spec["stdin_open"] = bool(get("tty")), bool(get("stdin"))
-        spec["environment"] = dict(item.partition("=")[::2] for item in get("env"))
-        spec["labels"] = dict(get("labels"))
-        spec["network_mode"] = get("network")
-        if get("entrypoint") is not None:
-            spec["entrypoint"] = get("entrypoint")
-        policy = str(get("restart_policy") or "no")
-        if get("auto_remove"):
-            spec["auto_remove"] = True
-        if policy != "no":
-            kind, _, count = policy.partition(":")
-            spec["restart_policy"] = {"Name": kind, "MaximumRetryCount": int(count or 0)}
-        return spec
-
     def _create(self, image: str, options: dict[str, Any]) -> str:
-        from podman.errors import APIError, ImageNotFound
+        """``POST /libpod/containers/create`` with the SpecGenerator of ``options`` (kernelext/domain/specgen.py):
+        an option with no mapping is refused by name before anything is made."""
+        from kernelext.domain.specgen import spec_generator
 
-        spec = self._spec(image, options)
+        spec = spec_generator(image, options, self.name)
         try:
-            return str(self.client.containers.create(**spec).id)
-        except ImageNotFound as exc:
-            raise NoSuchImageError(exc.explanation or str(exc)) from None
-        except APIError as exc:
-            raise _error_for(exc.status_code or 500, exc.explanation or str(exc), options.get("name")) from None
+            doc = self._json("POST", "/containers/create", data=json.dumps(spec), name=options.get("name"),
+                             headers={"content-type": "application/json"})
+        except NoSuchContainerError as exc:  # a 404 of create: the image
+            raise NoSuchImageError(exc.message) from None
+        return str(doc["Id"])
 
     def create(self, image: str, **options: Any) -> ContainerRecord:
         return self._record(self._create(image, options))
@@ -430,6 +407,21 @@ class RemoteEngine:
                     output(name, data)
             finally:
                 stream.close()
+            return int(self._json("POST", f"/containers/{ident}/wait", params={"condition": "exited"}, name=ident))
+        finally:
+            if remove:
+                self._request("DELETE", f"/containers/{ident}", params={"force": True}, ok=(404,))
+
+    def start_one(self, ident: str) -> None:
+        """Start one container (a terminal attached first)."""
+        try:
+            self._post(ident, "start", ok=(304,))
+        except KernelextError as exc:
+            raise _start_failure(exc) from None
+
+    def wait_exit(self, ident: str, *, remove: bool = False) -> int:
+        """The exit code once the container has exited; ``--rm``: removed then (docs/architecture.md §16)."""
+        try:
             return int(self._json("POST", f"/containers/{ident}/wait", params={"condition": "exited"}, name=ident))
         finally:
             if remove:
@@ -501,7 +493,7 @@ class RemoteEngine:
             return rep.InspectReport(doc["Id"], name, None, document=doc)
 
         def image(name: str) -> rep.InspectReport:
-            doc = self._json("GET", f"/images/{urllib.parse.quote(name, safe='')}/json", image=True)
+            doc = self.inspect_image(name)
             return rep.InspectReport(doc["Id"], name, None, document=doc)
         return rep.inspect_names(names, container, image if images else None)
 
@@ -617,7 +609,7 @@ class RemoteEngine:
     # ------------------------------------------------------ inside a container
     def exec(self, name: str, command: list[str], *, output: Output, env: Sequence[str] = (),
              workdir: str | None = None, user: str | None = None, tty: bool = False) -> int:
-        session = self._exec_session(name, command, env, workdir, user, tty=tty, attach=True)
+        session = self.exec_session(name, command, env, workdir, user, tty=tty, attach=True)
         stream = self._hijack(f"/exec/{session}/start", {}, {"Detach": False, "Tty": tty})
         try:
             if tty:
@@ -630,10 +622,12 @@ class RemoteEngine:
             stream.close()
         return int(self._json("GET", f"/exec/{session}/json").get("ExitCode") or 0)
 
-    def _exec_session(self, name: str, command: list[str], env: Sequence[str], workdir: str | None,
-                      user: str | None, *, tty: bool = False, attach: bool) -> str:
+    def exec_session(self, name: str, command: list[str], env: Sequence[str], workdir: str | None,
+                     user: str | None, *, tty: bool = False, attach: bool = True, stdin: bool = False) -> str:
+        """A new exec session in ``name`` (not started): its ID."""
         ident = self._inspect(name)["Id"]
-        body = {"Cmd": command, "AttachStdout": attach, "AttachStderr": attach, "Tty": tty, "Env": list(env)}
+        body = {"Cmd": command, "AttachStdout": attach, "AttachStderr": attach, "AttachStdin": stdin, "Tty": tty,
+                "Env": list(env)}
         if workdir:
             body["WorkingDir"] = workdir
         if user:
@@ -641,10 +635,20 @@ class RemoteEngine:
         return str(self._json("POST", f"/containers/{ident}/exec", data=json.dumps(body), name=name,
                               headers={"content-type": "application/json"})["Id"])
 
+    def exec_inspect(self, session: str) -> dict[str, Any]:
+        doc: dict[str, Any] = self._json("GET", f"/exec/{session}/json")
+        return doc
+
+    def resize_exec(self, session: str, rows: int, cols: int) -> None:
+        self._request("POST", f"/exec/{session}/resize", params={"h": rows, "w": cols})
+
+    def resize_container(self, ident: str, rows: int, cols: int) -> None:
+        self._post(ident, "resize", {"h": rows, "w": cols})
+
     def exec_detached(self, name: str, command: list[str], *, env: Sequence[str] = (), workdir: str | None = None,
                       user: str | None = None) -> str:
         """``exec -d``: the session started and left running; its ID."""
-        session = self._exec_session(name, command, env, workdir, user, attach=False)
+        session = self.exec_session(name, command, env, workdir, user, attach=False)
         self._request("POST", f"/exec/{session}/start", data=json.dumps({"Detach": True}),
                       headers={"content-type": "application/json"})
         return session
@@ -781,9 +785,25 @@ class RemoteEngine:
         return ident
 
     def remove_image(self, name: str, *, force: bool = False) -> list[str]:
-        doc = self._json("DELETE", f"/images/{urllib.parse.quote(name, safe='')}", params={"force": force},
-                         image=True)
-        return list(doc.get("Deleted") or doc.get("Untagged") or [])
+        doc = self._json("DELETE", f"/images/{_quoted(name)}", params={"force": force}, image=True)
+        return ([f"Untagged: {tag}" for tag in doc.get("Untagged") or []] +
+                [f"Deleted: {ident}" for ident in doc.get("Deleted") or []])
+
+    def inspect_image(self, name: str) -> dict[str, Any]:
+        doc: dict[str, Any] = self._json("GET", f"/images/{_quoted(name)}/json", image=True)
+        return doc
+
+    def image_exists(self, name: str) -> bool:
+        return bool(self._request("GET", f"/images/{_quoted(name)}/exists", ok=(404,)).status_code == 204)
+
+    def tag(self, name: str, *targets: str) -> None:
+        """``tag``: each target a new name of the service's image (``REPO[:TAG]``, ``latest`` by default)."""
+        from kernelext.storage.images import repo_tag
+
+        for target in targets:
+            repository, tag = repo_tag(target)
+            self._request("POST", f"/images/{_quoted(name)}/tag", params={"repo": repository, "tag": tag},
+                          image=True, ok=(201,))
 
     # ------------------------------------------------- live streams (widgets)
     def watch_events(self, *, filters: Filters | None = None) -> _SocketStream[Event]:

@@ -18,10 +18,13 @@ from kernelext.cli.parser import UsageError, copy_arguments, create_options
 from kernelext.domain.containers import TOP_COLUMNS
 from kernelext.domain.engine import ContainerRecord, Engine
 from kernelext.domain.filters import parse_filters
+from kernelext.domain.remoteterminal import RemoteAttachTerminal, RemoteExecTerminal
 from kernelext.domain.reports import InspectReport, Report, WaitReport
 from kernelext.magics.display import Table
 
 if TYPE_CHECKING:
+    from kernelext.domain.remote import RemoteEngine
+    from kernelext.domain.terminal import TerminalSession
     from kernelext.magics.container_magics import ContainerMagics
 
 RemoteHandler = Callable[["ContainerMagics", Engine, argparse.Namespace], Any]
@@ -68,10 +71,23 @@ def _records(m: ContainerMagics, engine: Engine, reports: Sequence[Report]) -> A
 def _run(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
     if args.detach:
         return _warned(engine.run(args.image, **create_options(args)))
+    if args.tty and not args.attach:  # the container's TTY in a Terminal widget
+        record = _warned(engine.create(args.image, **create_options(args)))
+        return _terminal(m, engine, args, lambda remote: RemoteAttachTerminal(remote, record.id, start=True, remove=args.rm))
     if args.tty or args.interactive or args.attach:
-        raise engine_refusal(engine, "run -i/-t/-a")
+        raise engine_refusal(engine, "run -i/-a")
     m._set_exit_code(engine.run_attached(args.image, output=_write, **create_options(args)))
     return None
+
+
+def _terminal(m: ContainerMagics, engine: Engine, args: argparse.Namespace,
+              session: Callable[[RemoteEngine], TerminalSession]) -> Any:
+    """A remote TTY in the Terminal widget, as the local ``-it`` lines give (kernelext/domain/remoteterminal.py)."""
+    from kernelext.domain.remote import RemoteEngine
+    from kernelext.magics.terminal import widget
+
+    assert isinstance(engine, RemoteEngine), "remote lines run on a remote engine"
+    return widget(lambda: session(engine), args.detach_keys, m._set_exit_code)
 
 
 def _warned(record: ContainerRecord) -> ContainerRecord:
@@ -93,6 +109,8 @@ def _create(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any
 
 @remote("start")
 def _start(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
+    if args.attach and len(args.containers) == 1:  # a TTY container's terminal (one without: refused there)
+        return _terminal(m, engine, args, lambda remote: RemoteAttachTerminal(remote, args.containers[0], start=True))
     if args.attach or args.interactive:
         raise engine_refusal(engine, "start --attach")
     return _records(m, engine, engine.start(args.containers, all=args.all, latest=args.latest,
@@ -153,15 +171,24 @@ def _wait(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
     return _one_or_list(codes)
 
 
+@remote("attach")
+def _attach(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
+    return _terminal(m, engine, args, lambda remote: RemoteAttachTerminal(remote, args.container, start=False))
+
+
 @remote("exec")
-def _exec(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> str | None:
+def _exec(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
     if not args.command:
         raise UsageError("exec requires at least 2 arguments: CONTAINER COMMAND")
     if args.detach:
         return engine.exec_detached(args.container, args.command, env=args.env, workdir=args.workdir,
                                     user=args.user)
-    if args.tty or args.interactive:
-        raise engine_refusal(engine, "exec -i/-t")
+    if args.tty:
+        return _terminal(m, engine, args, lambda remote: RemoteExecTerminal(remote, args.container, args.command,
+                                                                    env=args.env, workdir=args.workdir,
+                                                                    user=args.user))
+    if args.interactive:
+        raise engine_refusal(engine, "exec -i")
     code = engine.exec(args.container, args.command, output=_write, env=args.env, workdir=args.workdir,
                        user=args.user)
     m._report_exit(f"exec in {args.container}", code)

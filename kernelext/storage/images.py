@@ -229,6 +229,10 @@ class Removal:
     untagged: list[str]
     deleted: bool
 
+    def lines(self) -> list[str]:
+        """What podman's ``rmi`` prints for it."""
+        return [f"Untagged: {tag}" for tag in self.untagged] + ([f"Deleted: {self.image.id}"] if self.deleted else [])
+
 
 @dataclass
 class HistoryEntry:
