@@ -450,7 +450,7 @@ def test_pull_by_the_service(service: PodmanService, registry: Registry, tmp_pat
     from kernelext.connections import Connection
     from kernelext.domain.engine import engine_for
 
-    pushed = subprocess.run(["skopeo", "copy", "--dest-tls-verify=false", f"oci-archive:{service.directory}/busybox.tar",
+    pushed = subprocess.run(["skopeo", "copy", "--dest-tls-verify=false", f"docker-archive:{service.directory}/busybox.tar",
                              f"docker://{registry.ref('pulled:1')}"], capture_output=True, text=True)
     assert pushed.returncode == 0, pushed.stderr
     engine = engine_for(Connection("", service.url))

@@ -214,7 +214,7 @@ def cmd_image_ls(engine: Engine, args: argparse.Namespace) -> int:
         rows = [{"Id": r["Id"], "ParentId": "", "RepoTags": r["Names"], "RepoDigests": [], "Size": r["VirtualSize"],
                  "SharedSize": 0, "VirtualSize": r["VirtualSize"], "Labels": r["Labels"], "Containers": r["Containers"],
                  "Names": r["Names"], "Digest": r["Digest"], "Created": r["Created"],
-                 "CreatedAt": format_time(rt.image(r["Id"]).config.created),  # the JSON's: RFC 3339
+                 "CreatedAt": format_time(r["Created"]),  # the JSON's: RFC 3339 (to the second, as "Created")
                  "Dangling": r["Dangling"]} for r in {r["Id"]: r for r in rows}.values()]
     _print_rows(args, rows, columns, "images")
     return 0
