@@ -153,12 +153,17 @@ def mounts_under(base: Path, mountinfo: Path = Path("/proc/self/mountinfo")) -> 
         return [line.split()[4] for line in f if line.split()[4].startswith(str(base) + "/")]
 
 
+def container_ids(rt: Runtime) -> set[str]:
+    """Every container the store's events name (an image's pull event has no ID, as podman's)."""
+    return {event.id for event in rt.events.read() if event.type == "container" and event.id}
+
+
 def audit(rt: Runtime) -> list[str]:
     """Everything wrong with the store now, one line each (listing it first recovers abandoned operations,
     as ``ps -a`` does)."""
     problems: list[str] = []
     containers = {c.id: c for c in rt.list()}
-    known_ids = {event.id for event in rt.events.read()} | set(containers)
+    known_ids = container_ids(rt) | set(containers)
     for ctr_id, status in runc_list(rt).items():
         ctr = containers.get(ctr_id)
         if ctr is None:
@@ -240,7 +245,7 @@ def audit_empty(rt: Runtime) -> list[str]:
     def check() -> list[str]:
         problems = audit(rt)
         problems += [f"{c.name} still listed ({c.status.value})" for c in rt.list()]
-        known = {event.id for event in rt.events.read()}
+        known = container_ids(rt)
         problems += [f"conmon {pid} of {ctr_id[:12]} lives" for pid, ctr_id in conmons(rt).items()]
         problems += [f"cgroup of {ctr_id[:12]} left" for ctr_id in cgroups(known)]
         trash = rt.opts.root / TRASH_DIR
