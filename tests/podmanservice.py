@@ -105,8 +105,9 @@ def start(directory: Path, busybox_from: Path) -> PodmanService:
     deadline = time.monotonic() + START_TIMEOUT_S
     while not service.socket.exists():
         if service.process.poll() is not None or time.monotonic() > deadline:
+            log = (directory / "service.log").read_text()  # before stop() removes the directory
             service.stop()
-            raise RuntimeError(f"podman system service did not start: {(directory / 'service.log').read_text()}")
+            raise RuntimeError(f"podman system service did not start (exit {service.process.returncode}): {log}")
         time.sleep(0.05)
     archive = directory / "busybox.tar"
     with Runtime(busybox_from / "root", busybox_from / "run") as rt:
