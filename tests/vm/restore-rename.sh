@@ -1,0 +1,35 @@
+#!/bin/bash
+# Issue #23: a container restored from an exported archive under a new name must run in its own cgroup (runc
+# before 1.2 does not name it to CRIU on v2: kernelext does, docs/architecture.md §15), so it checkpoints
+# again (CRIU freezes that cgroup) and restores again; then nothing of either container is left.
+. /job/job.sh.d/common.sh
+cd "$SRC"; K=$PWD/.venv/bin/kernelext
+export KERNELEXT_FORKSERVER=0
+ARCH=/tmp/rr.tar.zst
+where() {  # NAME: the restored PID's cgroup against the one inspect expects
+    local pid; pid=$($K inspect --format '{{.State.Pid}}' "$1")
+    echo "$1: pid $pid /proc/$pid/cgroup: $(cat /proc/$pid/cgroup 2>&1)"
+    echo "$1: expected State.CgroupPath: $($K inspect --format '{{.State.CgroupPath}}' "$1")"
+    check "rr-$1-in-own-cgroup" grep -qx "0::$($K inspect --format '{{.State.CgroupPath}}' "$1")" /proc/$pid/cgroup
+}
+sec "root: restore -i ARCHIVE -n NEW, then checkpoint and restore the new one"
+run $K run -d --name rr busybox sh -c 'i=0; while :; do echo "tick $i"; i=$((i+1)); sleep 0.5; done'
+sleep 2
+ID=$($K inspect --format '{{.Id}}' rr)
+run $K checkpoint -e $ARCH rr
+run $K restore -i $ARCH -n rr2
+ID2=$($K inspect --format '{{.Id}}' rr2)
+where rr2
+run cat "$($K inspect --format '{{.StaticDir}}' rr2 2>/dev/null || echo /nonexistent)/criu-restore.conf"
+run $K checkpoint --leave-running rr2
+check rr-rr2-checkpoints-again test "$($K inspect --format '{{.State.Status}}' rr2)" = running
+run $K checkpoint rr2
+run $K restore rr2
+check rr-rr2-restores-again test "$($K inspect --format '{{.State.Status}}' rr2)" = running
+where rr2
+sleep 1.5; run $K logs --tail 2 rr2
+check rr-rr2-counter-goes-on sh -c "$K logs --tail 1 rr2 | grep -q '^tick [1-9]'"
+run $K rm -f rr rr2
+sleep 1
+check rr-no-cgroup-left sh -c "! ls /sys/fs/cgroup/machine.slice/ | grep -q -e $ID -e $ID2"
+rm -f $ARCH
