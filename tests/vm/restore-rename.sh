@@ -12,6 +12,19 @@ where() {  # NAME: the restored PID's cgroup against the one inspect expects
     echo "$1: expected State.CgroupPath: $($K inspect --format '{{.State.CgroupPath}}' "$1")"
     check "rr-$1-in-own-cgroup" grep -qx "0::$($K inspect --format '{{.State.CgroupPath}}' "$1")" /proc/$pid/cgroup
 }
+sec "root, without the fix (for the record): restore -i ARCHIVE -n NEW, checkpoint --leave-running NEW"
+# The same kernelext with the cgroup left to CRIU alone, as before the fix: the tasks land in the old scope.
+B=(.venv/bin/python -c 'import sys, kernelext.core.checkpoint as c; c._pin_restore_cgroup = lambda ctr: None
+from kernelext.cli import console; sys.exit(console())')
+run $K run -d --name rb busybox sh -c 'i=0; while :; do echo "tick $i"; i=$((i+1)); sleep 0.5; done'
+sleep 2
+run "${B[@]}" checkpoint -e $ARCH rb
+run "${B[@]}" restore -i $ARCH -n rb2
+P=$($K inspect --format '{{.State.Pid}}' rb2)
+echo "rb2 (no fix): pid $P /proc/$P/cgroup: $(cat /proc/$P/cgroup 2>&1)"
+echo "rb2 (no fix): expected State.CgroupPath: $($K inspect --format '{{.State.CgroupPath}}' rb2)"
+run "${B[@]}" checkpoint --leave-running rb2
+run $K rm -f rb rb2; rm -f $ARCH
 sec "root: restore -i ARCHIVE -n NEW, then checkpoint and restore the new one"
 run $K run -d --name rr busybox sh -c 'i=0; while :; do echo "tick $i"; i=$((i+1)); sleep 0.5; done'
 sleep 2
