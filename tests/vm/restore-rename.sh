@@ -6,11 +6,11 @@
 cd "$SRC"; K=$PWD/.venv/bin/kernelext
 export KERNELEXT_FORKSERVER=0
 ARCH=/tmp/rr.tar.zst
-where() {  # NAME: the restored PID's cgroup against the one inspect expects
-    local pid; pid=$($K inspect --format '{{.State.Pid}}' "$1")
+where() {  # NAME: the restored PID's cgroup against its own scope (inspect's CgroupPath is read from the PID)
+    local pid id; pid=$($K inspect --format '{{.State.Pid}}' "$1"); id=$($K inspect --format '{{.Id}}' "$1")
     echo "$1: pid $pid /proc/$pid/cgroup: $(cat /proc/$pid/cgroup 2>&1)"
-    echo "$1: expected State.CgroupPath: $($K inspect --format '{{.State.CgroupPath}}' "$1")"
-    check "rr-$1-in-own-cgroup" grep -qx "0::$($K inspect --format '{{.State.CgroupPath}}' "$1")" /proc/$pid/cgroup
+    echo "$1: its own: /machine.slice/libpod-$id.scope; State.CgroupPath: $($K inspect --format '{{.State.CgroupPath}}' "$1")"
+    check "rr-$1-in-own-cgroup" grep -qx "0::/machine.slice/libpod-$id.scope" /proc/$pid/cgroup
 }
 sec "root, without the fix (for the record): restore -i ARCHIVE -n NEW, checkpoint --leave-running NEW"
 # The same kernelext with the cgroup left to CRIU alone, as before the fix: the tasks land in the old scope.
@@ -22,7 +22,7 @@ run "${B[@]}" checkpoint -e $ARCH rb
 run "${B[@]}" restore -i $ARCH -n rb2
 P=$($K inspect --format '{{.State.Pid}}' rb2)
 echo "rb2 (no fix): pid $P /proc/$P/cgroup: $(cat /proc/$P/cgroup 2>&1)"
-echo "rb2 (no fix): expected State.CgroupPath: $($K inspect --format '{{.State.CgroupPath}}' rb2)"
+echo "rb2 (no fix): its own: /machine.slice/libpod-$($K inspect --format '{{.Id}}' rb2).scope; rb's: libpod-$($K inspect --format '{{.Id}}' rb).scope"
 run "${B[@]}" checkpoint --leave-running rb2
 run $K rm -f rb rb2; rm -f $ARCH
 sec "root: restore -i ARCHIVE -n NEW, then checkpoint and restore the new one"
