@@ -262,6 +262,18 @@ def test_cgroupfs_paths_and_rootless_without_a_cgroup() -> None:
     assert not cgroups.is_container_dir(f"libpod-conmon-{ID}.scope", ID)
 
 
+def test_restore_names_the_own_cgroup_to_criu_only_on_v2(monkeypatch: pytest.MonkeyPatch) -> None:
+    # runc 1.1 gives CRIU the cgroup root on v1 itself; on v2 kernelext must (the VM run proves the restore).
+    systemd = CgroupOptions(manager=CgroupManager.SYSTEMD)
+    monkeypatch.setattr(cgroups, "hierarchy", lambda: cgroups.Hierarchy.V2)
+    assert systemd.restore_root(ID) == f"/machine.slice/libpod-{ID}.scope"
+    assert CgroupOptions().restore_root(ID) == f"/kernelext/{ID}"
+    assert CgroupOptions(manager=CgroupManager.SYSTEMD, rootless=True).restore_root(ID) is None
+    for other in (cgroups.Hierarchy.V1, cgroups.Hierarchy.HYBRID):
+        monkeypatch.setattr(cgroups, "hierarchy", lambda h=other: h)
+        assert systemd.restore_root(ID) is None
+
+
 def test_options_survive_the_store_and_old_configs_load() -> None:
     opts = CgroupOptions(manager=CgroupManager.SYSTEMD, parent="a.slice", rootless=True)
     assert CgroupOptions.from_json(opts.to_json()) == opts

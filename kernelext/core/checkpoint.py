@@ -93,6 +93,10 @@ STATS_RESTORE = "stats-restore"
 FILES_AT_DUMP = ".files-at-dump"
 DUMP_LOG = "dump.log"
 RESTORE_LOG = "restore.log"
+# runc's per-container CRIU configuration file (its annotation) and the file runc reads without one.
+CRIU_CONFIG_ANNOTATION = "org.criu.config"
+RUNC_CRIU_CONFIG = Path("/etc/criu/runc.conf")
+CRIU_RESTORE_CONFIG = "criu-restore.conf"
 INVENTORY = "inventory.img"
 #: CRIU resolves a parent image directory relative to the image directory.
 PARENT_PATH = f"../{PRE_CHECKPOINT_DIR}"
@@ -733,6 +737,28 @@ def _untar_into_bundle(ctr: Container, archive: Path, *, exclude: tuple[str, ...
          f"importing {archive}", ctr, "restore")
 
 
+def _pin_restore_cgroup(ctr: Container) -> None:
+    """Name the container's own cgroup to CRIU (``cgroup-root``) where runc does not (cgroup v2, runc < 1.2),
+    through runc's per-container CRIU configuration file: else CRIU restores the tasks into the cgroup in the
+    images, the checkpointed container's, and a restore under a new name runs outside its own (systemd
+    then removes the empty scope and the next checkpoint finds no freezer). docs/architecture.md §15."""
+    root = ctr.config.cgroups.restore_root(ctr.id)
+    if root is None:
+        return
+    config = ctr.bundle / CRIU_RESTORE_CONFIG
+    spec_path = ctr.bundle / "config.json"
+    document = json.loads(spec_path.read_text())
+    annotations = document.setdefault("annotations", {})
+    # The annotation replaces the file runc would give CRIU (the user's own, or runc's default): keep its lines.
+    given = annotations.get(CRIU_CONFIG_ANNOTATION)
+    source = RUNC_CRIU_CONFIG if given in (None, str(config)) else Path(given) if given else None  # "": none
+    base = source.read_text() if source is not None and source.is_file() else ""
+    config.write_text("".join(f"{line}\n" for line in (*base.splitlines(), f"cgroup-root={root}") if line))
+    if annotations.get(CRIU_CONFIG_ANNOTATION) != str(config):
+        annotations[CRIU_CONFIG_ANNOTATION] = str(config)
+        spec_path.write_text(json.dumps(document))
+
+
 def restore(ctr: Container, options: RestoreOptions) -> Statistics:
     """Restore the checkpointed container under a new conmon (the caller holds the lock)."""
     started = time.monotonic()
@@ -794,6 +820,7 @@ def restore(ctr: Container, options: RestoreOptions) -> Statistics:
             ctr._create_netns()
             if options.import_ is not None or not (bundle / "config.json").exists():
                 ctr._write_spec(rootfs)  # in place, the spec the container was checkpointed with is still there
+            _pin_restore_cgroup(ctr)
             restore_from = oci.RestoreOptions(criu=criu, image_dir=image_dir,
                                               tcp_established=options.tcp_established,
                                               tcp_close=options.tcp_close, file_locks=options.file_locks)

@@ -250,6 +250,16 @@ class CgroupOptions:
             return f"/{_slice_path(slice_name)}/{prefix}-{name}.scope".replace("//", "/")
         return path
 
+    def restore_root(self, ctr_id: str) -> str | None:
+        """The cgroup CRIU must restore the container's tasks into when runc does not say (None: leave it).
+
+        runc before 1.2 names the target cgroup to CRIU only on v1 (``criuApplyCgroups``), so on v2 CRIU puts
+        the tasks back into the cgroup recorded in the images: the checkpointed container's, which is not
+        this one's after a restore under a new name (docs/architecture.md §15)."""
+        if self.rootless or hierarchy() is not Hierarchy.V2:
+            return None
+        return self.expected_path(ctr_id) or None
+
     def runtime_args(self) -> list[str]:
         """runc's global options for create and restore."""
         return ["--systemd-cgroup"] if self.systemd else []
