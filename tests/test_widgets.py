@@ -132,6 +132,12 @@ def test_panel_follows_state_changes_from_another_process(store: Store, recordin
         assert store.cli("pause", "paneled").returncode == 0
         assert wait_until(lambda: panel.header.status == "paused", timeout=5)  # the store's event, not a poll
         assert panel.header.allowed == ["kill", "unpause"]
+
+        def settled() -> bool:  # lines printed just before the freeze may still be on their way to the panel
+            before = len(panel.output.lines)
+            time.sleep(0.3)
+            return len(panel.output.lines) == before
+        assert wait_until(settled, timeout=10)
         frozen = len(panel.output.lines)
         time.sleep(0.4)
         assert len(panel.output.lines) == frozen

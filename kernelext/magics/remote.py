@@ -72,7 +72,8 @@ def _run(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
     if args.detach:
         return _warned(engine.run(args.image, **create_options(args)))
     if args.tty and not args.attach:  # the container's TTY in a Terminal widget
-        record = _warned(engine.create(args.image, **create_options(args)))
+        # --rm after the exit code is read: a container the service removed itself has no exit code to wait for
+        record = _warned(engine.create(args.image, **{**create_options(args), "auto_remove": False}))
         return _terminal(m, engine, args, lambda remote: RemoteAttachTerminal(remote, record.id, start=True, remove=args.rm))
     if args.tty or args.interactive or args.attach:
         raise engine_refusal(engine, "run -i/-a")
