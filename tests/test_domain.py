@@ -184,7 +184,8 @@ def test_cli_and_magic_agree_on_the_drift_cases(store: Store, ip: InteractiveShe
         name = "c1" if front == "cli" else "c2"
         started = time.monotonic()
         code = cli_lines(store, "stop", name)[0] if front == "cli" else magic(ip, f"stop {name}")[0]
-        assert code == 0 and time.monotonic() - started < 6.0, front
+        # 1 s and a kill, not the 10 s a magic default would give (a loaded machine adds seconds of start-up)
+        assert code == 0 and time.monotonic() - started < 9.5, front
         assert rt.get(name).exit_code == 137
     # rm --ignore: the same in both
     assert cli_lines(store, "rm", "--ignore", "bogus")[0] == 0 and magic(ip, "rm --ignore bogus")[0] == 0
