@@ -1,7 +1,7 @@
 """A real podman REST service for the remote engine's tests: Debian's podman, its own store and socket.
 
-``podman system service`` runs on ``T/podman.sock`` with ``--root T/root --runroot T/run`` and a private
-containers.conf (runc, cgroupfs, file events; ``default_ulimits`` within this machine's hard limits, which
+``podman system service`` runs on ``T/podman.sock`` with ``--root T/root``, a short runroot of its own and a
+private containers.conf (runc, cgroupfs, file events; ``default_ulimits`` within this machine's hard limits, which
 podman's defaults exceed: docs/architecture.md §7); the built-in busybox image is loaded into it from
 kernelext's own store (``image save`` then ``podman load``). Stopping it removes every container, unmounts
 and deletes the store.
@@ -16,9 +16,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kernelext.core.runtime import Runtime
@@ -50,6 +51,9 @@ def _conf(directory: Path) -> Path:
 class PodmanService:
     directory: Path
     process: subprocess.Popen[bytes]
+    #: podman refuses a runroot longer than 50 characters: a short directory of its own, not under ``directory``
+    #: (a pytest base directory with a longer fixture name went past it).
+    runroot: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="kx-ps-")))
 
     @property
     def socket(self) -> Path:
@@ -68,7 +72,7 @@ class PodmanService:
     def podman(self, *argv: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """podman on the service's store (not through the socket): for set-up and clean-up."""
         return subprocess.run([PODMAN, "--root", str(self.directory / "root"), "--runroot",
-                               str(self.directory / "run"), "--tmpdir", str(self.directory / "tmp"), *argv],
+                               str(self.runroot), "--tmpdir", str(self.directory / "tmp"), *argv],
                               capture_output=True, text=True, env=self.env, check=check, timeout=timeout)
 
     def remote(self, *argv: str, check: bool = False) -> subprocess.CompletedProcess[str]:
@@ -91,6 +95,7 @@ class PodmanService:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         shutil.rmtree(self.directory, ignore_errors=True)
+        shutil.rmtree(self.runroot, ignore_errors=True)
 
 
 def start(directory: Path, busybox_from: Path) -> PodmanService:
@@ -98,7 +103,7 @@ def start(directory: Path, busybox_from: Path) -> PodmanService:
     directory.mkdir(parents=True, exist_ok=True)
     _conf(directory)
     service = PodmanService(directory, None)  # type: ignore[arg-type]  # the process is set just below
-    argv = [PODMAN, "--root", str(directory / "root"), "--runroot", str(directory / "run"), "--tmpdir",
+    argv = [PODMAN, "--root", str(directory / "root"), "--runroot", str(service.runroot), "--tmpdir",
             str(directory / "tmp"), "system", "service", "--time=0", service.url]
     service.process = subprocess.Popen(argv, env=service.env, stdout=subprocess.DEVNULL,
                                        stderr=open(directory / "service.log", "wb"), start_new_session=True)
