@@ -141,8 +141,9 @@ def cmd_run(engine: Engine, args: argparse.Namespace) -> int:
     if engine.remote and not (passthrough or args.attach or args.interactive or args.tty):
         return engine.run_attached(args.image, output=_write_output, **create_options(args))
     if engine.remote and args.tty and args.interactive and not (passthrough or args.attach):
-        # --rm after the exit code is read: a container the service removed itself has no exit code to wait for
-        record = _created(engine.create(args.image, **{**create_options(args), "auto_remove": False}))
+        from kernelext.domain.remoteterminal import create_to_attach
+
+        record = _created(create_to_attach(engine, args.image, create_options(args)))
         return _remote_attach(engine, record.id, start=True, detach_keys=args.detach_keys, remove=args.rm)
     rt = engine.local("run -i/-t/-a/--log-driver passthrough")
     ctr = _created(rt.create(args.image, **create_options(args), **_pull_progress(engine, args)))

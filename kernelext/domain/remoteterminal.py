@@ -21,8 +21,16 @@ from kernelext.errors import InvalidArgumentError, KernelextError
 
 if TYPE_CHECKING:
     import io
+    from typing import Any
 
+    from kernelext.domain.engine import ContainerRecord, Engine
     from kernelext.domain.remote import RemoteEngine
+
+def create_to_attach(engine: Engine, image: str, options: dict[str, Any]) -> ContainerRecord:
+    """``run -it``'s container, created without the service's own ``--rm``: its terminal session removes
+    it once the exit code is read (a container the service removed itself has no exit code to wait for)."""
+    return engine.create(image, **{**options, "auto_remove": False})
+
 
 #: How long the service may take to record an exec session's exit code after its stream ended.
 EXIT_WAIT_S = 5.0

@@ -905,24 +905,25 @@ def _version(m: ContainerMagics, args: argparse.Namespace) -> str:
     return kernelext.__version__
 
 
+def _formatted(fmt: str | None, what: str, doc: dict[str, Any], card: Callable[[], Any]) -> Any:
+    """``--format json`` (the document), a Go template (its text), or else the card."""
+    if fmt == "json":
+        return doc
+    if fmt:
+        return Template.parse(fmt, what).render(doc)
+    return card()
+
+
 @handles("checkpoint-inspect")
 def _checkpoint_inspect(m: ContainerMagics, args: argparse.Namespace) -> Any:
     info = checkpointinfo.inspect(m.rt, [args.checkpoint, *filter(None, [args.entry])])
-    if args.format == "json":
-        return info.to_dict()
-    if args.format:
-        return Template.parse(args.format, "checkpoint inspect").render(info.to_dict())
-    return CheckpointCard(info)
+    return _formatted(args.format, "checkpoint inspect", info.to_dict(), lambda: CheckpointCard(info))
 
 
 @handles("checkpoint-diff")
 def _checkpoint_diff(m: ContainerMagics, args: argparse.Namespace) -> Any:
     diff = checkpointinfo.diff(m.rt, args.checkpoints)
-    if args.format == "json":
-        return diff.to_dict()
-    if args.format:
-        return Template.parse(args.format, "checkpoint diff").render(diff.to_dict())
-    return CheckpointDiffCard(diff)
+    return _formatted(args.format, "checkpoint diff", diff.to_dict(), lambda: CheckpointDiffCard(diff))
 
 
 @handles("clone")

@@ -18,7 +18,7 @@ from kernelext.cli.parser import UsageError, copy_arguments, create_options
 from kernelext.domain.containers import TOP_COLUMNS
 from kernelext.domain.engine import ContainerRecord, Engine
 from kernelext.domain.filters import parse_filters
-from kernelext.domain.remoteterminal import RemoteAttachTerminal, RemoteExecTerminal
+from kernelext.domain.remoteterminal import RemoteAttachTerminal, RemoteExecTerminal, create_to_attach
 from kernelext.domain.reports import InspectReport, Report, WaitReport
 from kernelext.magics.display import Table
 
@@ -72,8 +72,7 @@ def _run(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
     if args.detach:
         return _warned(engine.run(args.image, **create_options(args)))
     if args.tty and not args.attach:  # the container's TTY in a Terminal widget
-        # --rm after the exit code is read: a container the service removed itself has no exit code to wait for
-        record = _warned(engine.create(args.image, **{**create_options(args), "auto_remove": False}))
+        record = _warned(create_to_attach(engine, args.image, create_options(args)))
         return _terminal(m, engine, args, lambda remote: RemoteAttachTerminal(remote, record.id, start=True, remove=args.rm))
     if args.tty or args.interactive or args.attach:
         raise engine_refusal(engine, "run -i/-a")
