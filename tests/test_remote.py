@@ -241,7 +241,7 @@ def test_magics_on_a_connection(service: PodmanService, tmp_path: Path, monkeypa
         record = magic("--connection lab run -d --name nb busybox sh -c 'echo hi; exec sleep 1000'")
         assert (record.name, record.state, record.engine) == ("nb", "running", "lab")
         listed = magic("--connection lab ps")
-        assert [r.name for r in listed] == ["nb"] and "lab" in repr(listed)
+        assert [r.name for r in listed] == ["nb"] and [r.engine for r in listed] == ["lab"]
         shell.run_line_magic("config", 'ContainerMagics.connection = "lab"')
         capsys.readouterr()
         magic("logs nb")

@@ -256,8 +256,10 @@ class Runtime:
         try:
             self.db.add_container(config.id, config.name, config.to_json(), container.state.to_json())
         except sqlite3.IntegrityError:
-            raise NameInUseError(f"the container name \"{config.name}\" is already in use by another container. "
-                                 "You have to remove that container to be able to reuse that name",
+            holder = next(iter(self.db.lookup_container(config.name)), "another container")
+            raise NameInUseError(f"creating container storage: the container name \"{config.name}\" is already in "
+                                 f"use by {holder}. You have to remove that container to be able to reuse that "
+                                 "name: that name is already in use",  # podman's words (containers/storage's)
                                  container=config.name, operation=operation) from None
         try:
             container.bundle.mkdir(parents=True, mode=0o700)

@@ -107,11 +107,31 @@ def _namespace_pid(pid: int) -> int:
     return pid
 
 
+def _inside_uid(pid: int, host_uid: int) -> int:
+    """The UID a process of the container has in the container's user namespace (its uid_map read back)."""
+    try:
+        with open(f"/proc/{pid}/uid_map") as f:
+            for line in f:
+                inside, outside, count = (int(x) for x in line.split())
+                if outside <= host_uid < outside + count:
+                    return inside + host_uid - outside
+    except (OSError, ValueError):
+        pass
+    return host_uid
+
+
 def container_top(ctr: Container) -> list[dict[str, Any]]:
-    """The container's processes; PID and PPID as the container sees them (0: a parent outside it)."""
+    """The container's processes; PID and PPID as the container sees them (0: a parent outside it); USER the
+    name the container's own /etc/passwd gives its UID (read as data), as podman's top shows it."""
     import psutil
 
+    from kernelext.storage.users import user_names
+
     pid = _require_running(ctr, "top")
+    try:
+        names = user_names(f"/proc/{pid}/root")
+    except OSError:  # ended meanwhile: its processes are gone too, the rows below say so
+        names = {}
     rows = []
     pids = _pids(ctr, _own_cgroups(ctr, _cgroup_dirs(pid)))
     inside = {p: _namespace_pid(p) for p in pids}
@@ -121,7 +141,7 @@ def container_top(ctr: Container) -> list[dict[str, Any]]:
             with proc.oneshot():
                 times = proc.cpu_times()
                 rows.append({
-                    "USER": str(proc.uids().effective), "PID": inside[p], "PPID": inside.get(proc.ppid(), 0),
+                    "USER": names.get(uid := _inside_uid(pid, proc.uids().effective), str(uid)), "PID": inside[p], "PPID": inside.get(proc.ppid(), 0),
                     "%CPU": proc.cpu_percent(interval=None),
                     "ELAPSED": max(0.0, time.time() - proc.create_time()),
                     "TIME": times.user + times.system,

@@ -33,11 +33,13 @@ from kernelext.core.logs import LogLine
 from kernelext.domain import reports as rep
 from kernelext.domain.engine import ContainerRecord, ImageRecord, Output, unsupported
 from kernelext.errors import (
+    CommandNotFoundError,
     ContainerStateError,
     CopyError,
     ImageInUseError,
     InvalidArgumentError,
     KernelextError,
+    NameInUseError,
     NoSuchContainerError,
     NoSuchImageError,
 )
@@ -122,6 +124,8 @@ def _error_for(status: int, message: str, name: str | None, *, image: bool = Fal
     """A failed request as the error podman's CLI shows for it."""
     if status == 404:
         return (NoSuchImageError if image else NoSuchContainerError)(message, container=name)
+    if message.endswith("that name is already in use"):  # containers/storage's ErrDuplicateName
+        return NameInUseError(message, container=name)
     if status == 409 and image:  # libpod's ErrImageInUse
         return ImageInUseError(message)
     if status == 409 or message.endswith("container state improper"):  # libpod's ErrCtrStateInvalid
@@ -137,7 +141,9 @@ def _start_failure(exc: KernelextError) -> KernelextError:
     if not isinstance(exc, (NoSuchContainerError, NoSuchImageError, InvalidArgumentError)):
         text = exc.message.lower()
         missing = "not found" in text or "no such file" in text or "executable path is empty" in text
-        exc.exit_code = EXIT_NOT_FOUND if missing else RUN_START_EXIT
+        # the local engine's error for it (a notebook shows the class's name)
+        return CommandNotFoundError(exc.message, exit_code=EXIT_NOT_FOUND if missing else RUN_START_EXIT,
+                                    container=exc.container)
     return exc
 
 
@@ -691,8 +697,11 @@ class RemoteEngine:
         from kernelext.files.tarformat import TarReader, open_archive
 
         ident = self._inspect(ctr)["Id"]
-        response = self._request("GET", f"/containers/{ident}/archive", params={"path": path}, name=ctr,
-                                 stream=True)
+        try:
+            response = self._request("GET", f"/containers/{ident}/archive", params={"path": path}, name=ctr,
+                                     stream=True)
+        except NoSuchContainerError:  # the container is there (just inspected): the path is not
+            raise CopyError(f'"{path}" could not be found on container {ctr}: no such file or directory') from None
         into_dir = destination.is_dir()
         if not into_dir and not destination.parent.is_dir():
             raise CopyError(f'"{destination.parent}" could not be found on the host: no such file or directory')

@@ -631,7 +631,11 @@ def _images(m: ContainerMagics, args: argparse.Namespace) -> Table | list[str] |
     """podman's columns, and the containers that use each image."""
     from kernelext.cli.images import listed_images
 
-    rows = listed_images(m.rt, args)
+    return image_listing(listed_images(m.rt, args), args)
+
+
+def image_listing(rows: list[dict[str, Any]], args: argparse.Namespace) -> Table | list[str] | None:
+    """``images``' rows as the cell shows them (either engine's): IDs, template lines, or a table."""
     if args.quiet:
         return list(dict.fromkeys(row["ID"] for row in rows))
     if args.format and args.format != "json":  # a Go template: a line each, as the CLI prints them

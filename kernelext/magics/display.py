@@ -14,6 +14,7 @@ from typing import Any
 from kernelext.core.container import Container
 from kernelext.core.history import CheckpointEntry
 from kernelext.core.state import ContainerStatus
+from kernelext.domain.engine import ContainerRecord
 from kernelext.units import human_size
 
 S = ContainerStatus
@@ -53,6 +54,23 @@ def _notes(ctr: Container) -> list[str]:
 
 def container_text(ctr: Container) -> str:
     return ", ".join([f"Container {ctr.name} ({ctr.image}): {ctr.status.value}", *_notes(ctr)])
+
+
+def record_text(record: ContainerRecord) -> str:
+    """A remote engine's container as :func:`container_text` shows a local one (podman's list rows carry no
+    checkpointed or restored flag)."""
+    notes = [f"exit code {record.exit_code}"] if record.exited else []
+    return ", ".join([f"Container {record.name} ({record.image}): {record.state}", *notes])
+
+
+def record_html(record: ContainerRecord) -> str:
+    status = ContainerStatus(record.state) if record.state in ContainerStatus._value2member_map_ else S.UNKNOWN
+    parts = [badge(status), f"<b>{html.escape(record.name)}</b>",
+             f'<span title="{record.id}">{record.short_id}</span>', html.escape(record.image),
+             f"on {html.escape(record.engine)}"]
+    if record.exited:
+        parts.append(f"exit code {record.exit_code}")
+    return f'<div style="{_CARD_STYLE}">' + " &middot; ".join(parts) + "</div>"
 
 
 def container_html(ctr: Container) -> str:
@@ -166,13 +184,15 @@ def register(ip: Any) -> None:
     formatters = ip.display_formatter.formatters
     formatters["text/plain"].for_type(Container, lambda c, p, cycle: p.text(container_text(c)))
     formatters["text/html"].for_type(Container, container_html)
+    formatters["text/plain"].for_type(ContainerRecord, lambda r, p, cycle: p.text(record_text(r)))
+    formatters["text/html"].for_type(ContainerRecord, record_html)
     formatters["text/plain"].for_type(CheckpointEntry, lambda e, p, cycle: p.text(entry_text(e)))
     formatters["text/html"].for_type(CheckpointEntry, entry_html)
 
 
 def unregister(ip: Any) -> None:
     for mime in ("text/plain", "text/html"):
-        for kind in (Container, CheckpointEntry):
+        for kind in (Container, ContainerRecord, CheckpointEntry):
             try:
                 ip.display_formatter.formatters[mime].pop(kind)
             except KeyError:

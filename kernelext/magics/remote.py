@@ -14,12 +14,14 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kernelext.cli.format import parse_interval, parse_time
-from kernelext.cli.parser import UsageError, copy_arguments, create_options
+from kernelext.cli.parser import UsageError, checkpoint_options, copy_arguments, create_options, restore_options
+from kernelext.core.names import random_name
 from kernelext.domain.containers import TOP_COLUMNS
 from kernelext.domain.engine import ContainerRecord, Engine
 from kernelext.domain.filters import parse_filters
 from kernelext.domain.remoteterminal import RemoteAttachTerminal, RemoteExecTerminal, create_to_attach
 from kernelext.domain.reports import InspectReport, Report, WaitReport
+from kernelext.errors import NoSuchImageError
 from kernelext.magics.display import Table
 
 if TYPE_CHECKING:
@@ -40,15 +42,15 @@ def remote(*keys: str) -> Callable[[RemoteHandler], RemoteHandler]:
 
 
 class RecordList(list[ContainerRecord]):
-    """Containers of a remote engine: a table naming the engine they live on."""
+    """Containers of a remote engine: the local ``ps`` table's columns (each record names its engine)."""
 
     def __repr__(self) -> str:
         from kernelext.cli.format import table
 
         if not self:
             return "no containers"
-        return table(["NAME", "IMAGE", "STATE", "STATUS", "ENGINE"],
-                     [[r.name, r.image, r.state, r.status, r.engine] for r in self])
+        return table(["NAME", "IMAGE", "STATE", "EXIT CODE"],
+                     [[r.name, r.image, r.state, str(r.exit_code) if r.exited else ""] for r in self])
 
 
 def _write(stream: str, data: bytes) -> None:
@@ -76,7 +78,10 @@ def _run(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
         return _terminal(m, engine, args, lambda remote: RemoteAttachTerminal(remote, record.id, start=True, remove=args.rm))
     if args.tty or args.interactive or args.attach:
         raise engine_refusal(engine, "run -i/-a")
-    m._set_exit_code(engine.run_attached(args.image, output=_write, **create_options(args)))
+    options = create_options(args)
+    # the name the exit line shows: picked here when none was given (the service would pick one as randomly)
+    options["name"] = options["name"] or random_name()
+    m._report_exit(options["name"], engine.run_attached(args.image, output=_write, **options))
     return None
 
 
@@ -238,6 +243,66 @@ def _port(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> list[
 def _cp(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> None:
     source, destination, archive = copy_arguments(args)
     engine.copy(source, destination, archive=archive, overwrite=args.overwrite)
+    print(f"copied {source} to {destination}")
+
+
+@remote("checkpoint")
+def _checkpoint(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
+    """The containers checkpointed (podman keeps no checkpoint history: docs/architecture.md §4), or what
+    ``--print-stats`` measured."""
+    reports = m._reported(engine.checkpoint(args.containers, all=args.all, latest=args.latest,
+                                            **checkpoint_options(args)))
+    if args.print_stats:
+        return _one_or_list([getattr(r, "statistics", None) for r in reports])
+    return _records(m, engine, reports)
+
+
+@remote("restore")
+def _restore(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
+    if args.from_ is not None:
+        raise engine_refusal(engine, "restore --from")
+    if args.import_:
+        record = engine.restore_import(args.import_, args.name, publish=args.publish or None,
+                                       **restore_options(args))
+        return record.statistics if args.print_stats else record
+    reports = m._reported(engine.restore(args.containers, all=args.all, latest=args.latest, name=args.name,
+                                         publish=args.publish or None, **restore_options(args)))
+    if args.print_stats:
+        return _one_or_list([getattr(r, "statistics", None) for r in reports])
+    return _records(m, engine, reports)
+
+
+@remote("image-ls")
+def _images(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
+    from kernelext.cli.images import engine_images
+    from kernelext.magics.container_magics import image_listing
+
+    return image_listing(engine_images(engine, args), args)
+
+
+@remote("image-pull")
+def _pull(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> str:
+    """The service pulls from where it stands, with its own credentials: the new image's ID (what podman's
+    API answers; no local ``Image`` to show)."""
+    for flag, given in (("--all-tags", args.all_tags), ("--authfile", args.authfile)):
+        if given:
+            raise engine_refusal(engine, f"pull {flag}")
+    return engine.pull(args.image, tls_verify=args.tls_verify)
+
+
+@remote("image-rm")
+def _rmi(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> None:
+    names = [image.id for image in reversed(engine.images())] if args.all else args.images
+    if not names:
+        raise UsageError("image name or ID must be specified")
+    for name in names:
+        try:
+            lines = engine.remove_image(name, force=args.force)
+        except NoSuchImageError:
+            if args.ignore:
+                continue
+            raise
+        print("\n".join(lines))
 
 
 @remote("events")

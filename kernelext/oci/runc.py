@@ -19,14 +19,15 @@ _NOT_EXECUTABLE = re.compile(r"permission denied", re.IGNORECASE)
 
 
 def runtime_error(message: str, *, container: str | None, operation: str) -> RuntimeFailure:
-    """Map runc's error text to podman's exit codes: 127 not found, 126 not executable."""
+    """Map runc's error text to podman's exit codes (127 not found, 126 not executable) and words (the
+    runtime's name first, logrus' escaped quotes plain)."""
     text = message.strip().splitlines()[-1] if message.strip() else "OCI runtime error"
-    text = re.sub(r'^time="[^"]*" level=\w+ msg="(.*)"$', r"\1", text)
+    text = re.sub(r'^time="[^"]*" level=\w+ msg="(.*)"$', r"\1", text).replace('\\"', '"')  # logrus quotes
     if "exec" in text and _NOT_FOUND.search(text):
-        return CommandNotFoundError(f"{text}: OCI runtime attempted to invoke a command that was not found",
+        return CommandNotFoundError(f"runc: {text}: OCI runtime attempted to invoke a command that was not found",
                                     exit_code=EXIT_NOT_FOUND, container=container, operation=operation)
     if "exec" in text and _NOT_EXECUTABLE.search(text):
-        return CommandNotFoundError(f"{text}: OCI permission denied", exit_code=EXIT_NOT_EXECUTABLE,
+        return CommandNotFoundError(f"runc: {text}: OCI permission denied", exit_code=EXIT_NOT_EXECUTABLE,
                                     container=container, operation=operation)
     return RuntimeFailure(f"runc {operation}: {text}", container=container, operation=operation)
 

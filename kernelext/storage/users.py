@@ -28,6 +28,15 @@ def _entries(root: str | os.PathLike[str], path: str) -> list[list[str]]:
             if line and not line.startswith("#")]
 
 
+def user_names(root: str | os.PathLike[str]) -> dict[int, str]:
+    """UID to name, from the container root's /etc/passwd (the first entry of a UID wins)."""
+    names: dict[int, str] = {}
+    for entry in _entries(root, "/etc/passwd"):
+        if len(entry) >= 3 and entry[2].isdigit():
+            names.setdefault(int(entry[2]), entry[0])
+    return names
+
+
 def resolve_user(root: str | os.PathLike[str], spec: str, group_add: list[str] | tuple[str, ...] = ()) -> ExecUser:
     """``user[:group]`` (names or numbers) as seen inside the container root; ``group_add``: podman's
     ``--group-add`` groups (names or numbers), added to the supplementary ones."""
