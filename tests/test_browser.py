@@ -26,6 +26,8 @@ from typing import Any
 
 import pytest
 
+import kernelext
+
 from conftest import Store
 from labserver import CHROMIUM, CHROMIUM_FLAGS, jupyterlab, run_all_cells, write_notebook
 
@@ -38,23 +40,55 @@ pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debi
 
 
 @contextmanager
-def _counter_lab(store: Store, tmp_path: Path, notebook: str, cells: list[str]) -> Iterator[Any]:
-    """JupyterLab on the store, with a notebook that starts the counter and shows ``cells``."""
+def _counter_lab(store: Store, tmp_path: Path, notebook: str, cells: list[str],
+                 env: dict[str, str] | None = None, first: list[str] | None = None) -> Iterator[Any]:
+    """JupyterLab on the store, with a notebook that starts the counter and shows ``cells`` (``first``: lines
+    before the counter's, ``env``: more of the kernel's environment)."""
     notebook_dir = tmp_path / "notebooks"
     notebook_dir.mkdir()
     write_notebook(notebook_dir / notebook, [
-        "%load_ext kernelext", f"%container run -d --name counter busybox sh -c '{COUNTER}'", *cells])
-    env = {"KERNELEXT_ROOT": str(store.runtime.opts.root), "KERNELEXT_RUNROOT": str(store.runtime.opts.runroot)}
+        "%load_ext kernelext", *(first or []), f"%container run -d --name counter busybox sh -c '{COUNTER}'", *cells])
+    env = {"KERNELEXT_ROOT": str(store.runtime.opts.root), "KERNELEXT_RUNROOT": str(store.runtime.opts.runroot),
+           **(env or {})}
     with jupyterlab(notebook_dir, tmp_path, env) as server:
         yield server
 
 
-@pytest.fixture
-def lab(store: Store, tmp_path: Path) -> Iterator[dict[str, Any]]:
+#: The connection the remote run of the panel's test names (the podman service, in the kernel's store).
+CONNECTION = "lab"
+
+
+@pytest.fixture(scope="module")
+def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from podmanservice import serve
+
+    yield from serve(tmp_path_factory.mktemp("bpodman"))
+
+
+@pytest.fixture(params=["local", CONNECTION])
+def lab(request: pytest.FixtureRequest, store: Store, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """The panel's notebook on the local store, or with ``ContainerMagics.connection`` naming a podman service
+    (the same cells: the counter runs there, the panel and the dashboard show it)."""
+    engine, env, first, service = request.param, {}, [], None
+    if engine != "local":
+        from podmanservice import PODMAN
+
+        if os.geteuid() != 0 or not os.path.exists(PODMAN):
+            pytest.skip("needs root and podman")
+        service = request.getfixturevalue("podman")
+        conf = tmp_path / "containers.conf"  # the kernel's connection store: the service only
+        conf.write_text(f'[engine]\n[engine.service_destinations.{engine}]\nuri = "{service.url}"\n')
+        env = {"CONTAINERS_CONF": str(conf), "PODMAN_CONNECTIONS_CONF": str(tmp_path / "podman-connections.json"),
+               "PYTHONPATH": str(Path(kernelext.__file__).parents[1])}  # this checkout's kernelext in the kernel
+        first = [f'%config ContainerMagics.connection = "{engine}"']
     cells = ["%container panel counter", "%container dashboard", "%container diagram counter"]
-    with _counter_lab(store, tmp_path, "panel.ipynb", cells) as server:
-        yield {"url": server.url, "token": server.token, "server": server,
-               "shots": Path(os.environ.get("KERNELEXT_SCREENSHOTS", tmp_path))}
+    try:
+        with _counter_lab(store, tmp_path, "panel.ipynb", cells, env, first) as server:
+            yield {"url": server.url, "token": server.token, "server": server, "engine": engine, "service": service,
+                   "shots": Path(os.environ.get("KERNELEXT_SCREENSHOTS", tmp_path))}
+    finally:
+        if service is not None:
+            service.podman("rm", "-fa", "-t", "0", check=False)
 
 
 def _ticks(page: Any) -> list[int]:
@@ -62,7 +96,17 @@ def _ticks(page: Any) -> list[int]:
     return [int(n) for n in TICK.findall(page.locator(".kx-live-lines").first.inner_text())]
 
 
+def _status(lab: dict[str, Any], store: Store) -> str:
+    """The counter's state as its engine says (podman's own client for the service)."""
+    if lab["service"] is None:
+        return store.runtime.get("counter").status.value
+    return lab["service"].remote("inspect", "--format", "{{.State.Status}}", "counter").stdout.strip()
+
+
 def test_panel_in_jupyterlab(lab: dict[str, Any], store: Store) -> None:
+    """The same clicks and checks on both engines (docs/architecture.md §16). Where they differ, by design:
+    the diagram cell reads the local store (on a connection it says so in one line), and only a panel on a
+    connection has another engine to move to (the local store), which it does at the end."""
     from playwright.sync_api import expect, sync_playwright
 
     lab["shots"].mkdir(parents=True, exist_ok=True)
@@ -77,9 +121,19 @@ def test_panel_in_jupyterlab(lab: dict[str, Any], store: Store) -> None:
             expect(badge).to_have_text("running", timeout=60_000)
             page.wait_for_function(f"{SHOWN_TICKS_JS} >= 3", timeout=30_000)
             panel = page.locator(".kx-panel").first
+            expect(panel.locator(".kx-engine")).to_have_text(lab["engine"])
+            # the dashboard lists the counter on its engine
+            expect(page.locator(".kx-dashboard").first).to_contain_text("counter", timeout=30_000)
+            if lab["service"] is None:
+                expect(page.locator(".kx-diagram")).to_have_count(1, timeout=30_000)
+            else:  # the diagram reads the local store: one line naming the connection
+                refused = f"diagram: not supported by the remote engine yet (engine '{lab['engine']}')"
+                expect(page.locator(".jp-OutputArea-output", has_text=refused)).to_have_count(1, timeout=30_000)
+                expect(page.locator(".kx-diagram")).to_have_count(0)
 
             panel.locator("button[data-action=pause]").click()
             expect(badge).to_have_text("paused", timeout=2_000)
+            assert _status(lab, store) == "paused"
             time.sleep(0.5)
             frozen = _ticks(page)
             time.sleep(1.0)
@@ -92,6 +146,7 @@ def test_panel_in_jupyterlab(lab: dict[str, Any], store: Store) -> None:
 
             panel.locator("button[data-action=checkpoint]").click()
             expect(badge).to_have_text("exited", timeout=30_000)
+            assert _status(lab, store) == "exited"
             before = _ticks(page)[-1]
             panel.locator("button[data-action=restore]").click()
             expect(badge).to_have_text("running", timeout=30_000)
@@ -102,15 +157,29 @@ def test_panel_in_jupyterlab(lab: dict[str, Any], store: Store) -> None:
 
             panel.locator("button[data-action=stop]").click()
             expect(badge).to_have_text("exited", timeout=30_000)
+            assert _status(lab, store) == "exited"
             last = _ticks(page)[-5:]
-
 
             page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
             page.wait_for_function("!window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=10_000)
             page.reload()
-            expect(page.locator(".kx-panel .kx-badge").first).to_have_text("exited", timeout=60_000)
+            badge = page.locator(".kx-panel .kx-badge").first
+            expect(badge).to_have_text("exited", timeout=60_000)
             page.wait_for_function(f"{SHOWN_TICKS_JS} >= 3", timeout=30_000)
             assert _ticks(page)[-5:] == last, "a reload did not show the recent output again"
+
+            panel = page.locator(".kx-panel").first
+            if lab["service"] is None:  # nowhere to move to: no chooser
+                expect(panel.locator("select.kx-move")).to_be_hidden()
+                return
+            # "move to…" local: started again, then the panel follows the container into the local store
+            panel.locator("button[data-action=start]").click()
+            expect(badge).to_have_text("running", timeout=30_000)
+            panel.locator("select.kx-move").select_option("local")
+            expect(panel.locator(".kx-engine")).to_have_text("local", timeout=60_000)
+            expect(badge).to_have_text("running", timeout=30_000)
+            assert lab["service"].remote("ps", "-a", "-q").stdout == ""
+            assert store.runtime.get("counter").status.value == "running"
         except BaseException:
             page.screenshot(path=str(lab["shots"] / "failure.png"), full_page=True)
             raise
