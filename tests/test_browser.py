@@ -2,7 +2,9 @@
 
 A notebook shows a ContainerPanel for a running counter; the test watches the
 output arrive and clicks through pause, unpause, checkpoint, restore and stop,
-then reloads the page and sees the recent output again.
+then reloads the page and sees the recent output again; once on the local store and once with
+``ContainerMagics.connection`` naming a real podman service (tests/podmanservice.py), where it also moves
+the counter to the local store.
 
 A second notebook shows every widget: each is checked for WCAG AA contrast of
 all its text in JupyterLab's Light, Dark and Dark High Contrast themes (and

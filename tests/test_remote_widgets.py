@@ -1,23 +1,20 @@
 """The widgets on podman's service (Debian's podman 4.3) through the remote engine: the panel's model (its
 traits and button handlers), its state from the service's event stream, the dashboard's engines, "move to"
-(docs/architecture.md §16)."""
+(docs/architecture.md §16). The panel in a real browser on both engines: tests/test_browser.py."""
 
 from __future__ import annotations
 
 import os
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from podmanservice import PODMAN, PodmanService, serve
 
-import kernelext
 from kernelext.connections import Connection
 from kernelext.domain.engine import Engine, engine_for
 
 from conftest import Store, wait_until
-from labserver import CHROMIUM, jupyterlab, notebook_page, write_notebook
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists(PODMAN), reason="needs root and podman")]
@@ -167,45 +164,6 @@ def test_dashboard_lists_both_engines_and_moves_a_counter_to_local(store: Store,
 def local_output(store: Store, name: str) -> str:
     """A local container's output so far."""
     return b"".join(line.data for line in store.runtime.get(name).logs()).decode()
-
-
-TICKS_JS = "(document.querySelector('.kx-panel ~ * .kx-live-lines, .kx-live-lines').textContent.match(/\\d+/g) || []).length"
-
-
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium (scripts/setup.sh)")
-def test_remote_panel_in_jupyterlab(store: Store, podman: PodmanService, lab: Engine, tmp_path: Path) -> None:
-    """``%container --connection lab panel counter`` in a real browser: the badge names the connection, the
-    output arrives through the service's logs stream, a click on stop stops the container on the service."""
-    from playwright.sync_api import expect
-
-    lab.run("busybox", name="counter", command=["sh", "-c", COUNTER])
-    conf = tmp_path / "containers.conf"  # the kernel's connection store: "lab" only
-    conf.write_text(f'[engine]\nactive_service = "lab"\n[engine.service_destinations.lab]\nuri = "{podman.url}"\n')
-    notebook_dir = tmp_path / "notebooks"
-    notebook_dir.mkdir()
-    write_notebook(notebook_dir / "remote.ipynb", ["%load_ext kernelext", "%container --connection lab panel counter"])
-    env = {"KERNELEXT_ROOT": str(store.runtime.opts.root), "KERNELEXT_RUNROOT": str(store.runtime.opts.runroot),
-           "CONTAINERS_CONF": str(conf), "PODMAN_CONNECTIONS_CONF": str(tmp_path / "podman-connections.json"),
-           "PYTHONPATH": str(Path(kernelext.__file__).parents[1])}  # this checkout's kernelext in the kernel
-    with jupyterlab(notebook_dir, tmp_path, env) as server, \
-            notebook_page(server, "remote.ipynb", height=900, failure_shot=tmp_path / "failure.png") as page:
-        panel = page.locator(".kx-panel").first
-        badge = panel.locator(".kx-badge").first
-        expect(badge).to_have_text("running", timeout=60_000)
-        expect(panel.locator(".kx-engine")).to_have_text("lab")
-        expect(panel.locator("select.kx-move")).to_be_visible()  # "move to…" local
-        page.wait_for_function(f"{TICKS_JS} >= 5", timeout=30_000)
-        panel.locator("button[data-action=stop]").click()
-        expect(badge).to_have_text("exited", timeout=30_000)
-        assert status(podman, "counter") == "exited"
-        panel.locator("button[data-action=start]").click()
-        expect(badge).to_have_text("running", timeout=30_000)
-        # "move to…" local: the panel follows the container into the local store
-        panel.locator("select.kx-move").select_option("local")
-        expect(panel.locator(".kx-engine")).to_have_text("local", timeout=60_000)
-        expect(badge).to_have_text("running", timeout=30_000)
-        assert podman.remote("ps", "-a", "-q").stdout == ""
-        assert store.runtime.get("counter").status.value == "running"
 
 
 @pytest.mark.parametrize("where", ["local", "lab"])
