@@ -150,7 +150,10 @@ def test_top_columns_and_logs_of_several(store: Store) -> None:
     code, out, _ = cli_lines(store, "top", "one")
     assert code == 0 and out[0].split() == list(domain.TOP_COLUMNS)
     assert any(line.split()[6] == "0s" for line in out[1:])  # TIME as Go prints a duration
-    assert [line.split()[1:3] for line in out[1:]] == [["1", "0"]]  # PIDs as the container sees them
+    assert [line.split()[:3] for line in out[1:]] == [["root", "1", "0"]]  # PIDs as the container sees them,
+    # the user as the container's /etc/passwd names it (podman's top)
+    code, out, _ = cli_lines(store, "exec", "-d", "-u", "65534", "one", "sleep", "1000")
+    assert code == 0 and wait_until(lambda: any(line.split()[0] == "nobody" for line in cli_lines(store, "top", "one")[1][1:]))
     code, out, _ = cli_lines(store, "logs", "one", "two")
     assert code == 0 and out == [f"{one.short_id} one", f"{two.short_id} two"]
     assert cli_lines(store, "logs", "--names", "one", "two")[1] == ["one one", "two two"]

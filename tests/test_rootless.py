@@ -130,6 +130,8 @@ def test_network_none_and_host(store: Store) -> None:
 def test_stats_come_from_the_processes(store: Store) -> None:
     ctr = store.runtime.run("busybox", ["sh", "-c", "sleep 1000 & sleep 1000"])
     assert wait_until(lambda: len(ctr.top()) == 2)
+    # the user's UID is root inside: top names it from the container's passwd, as podman's top does
+    assert {row["USER"] for row in ctr.top()} == {"root"}
     stats = ctr.stats()
     assert stats["PIDs"] == 2 and 0 < stats["MemUsage"] < 64 << 20  # two sleeps, not the user's session
 
