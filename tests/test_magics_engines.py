@@ -2,10 +2,13 @@
 (nbclient) once on the local store and once with ``%config ContainerMagics.connection`` naming a real podman
 service (Debian's podman 4.3, tests/podmanservice.py), its outputs compared cell by cell.
 
-Before the comparison each output goes through :func:`normalise` (IDs, times, the run's own directory,
-sizes: what differs between any two runs). What is still different must be a documented difference of
-podman's API, listed in :data:`DIFFERENCES` with its reason (docs/architecture.md §16, "Where the engines
-differ"); every other cell must give the same outputs on both engines.
+Before the comparison each output goes through :func:`normalise` (IDs, times, durations, the run's own
+directory, sizes, table padding: what differs between any two runs; each stream's text whole). What is still
+different must be one of podman's differences, listed with its reason: :data:`PODMAN_WORDS` (podman's words
+for the same thing), :data:`SORTED` (podman's order), :data:`CELL_DIFFERENCES` (a cell whose output is another
+thing on podman's API, each side then checked on its own). Every other cell must give the same outputs on
+both engines, and each listed difference must still be one (docs/architecture.md §16, "The magics' golden
+notebook on both engines").
 """
 
 from __future__ import annotations
