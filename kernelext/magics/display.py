@@ -64,7 +64,10 @@ def record_text(record: ContainerRecord) -> str:
 
 
 def record_html(record: ContainerRecord) -> str:
-    status = ContainerStatus(record.state) if record.state in ContainerStatus._value2member_map_ else S.UNKNOWN
+    try:
+        status = ContainerStatus(record.state)
+    except ValueError:  # a state podman has and the local core not (e.g. "stopping" spelled otherwise)
+        status = S.UNKNOWN
     parts = [badge(status), f"<b>{html.escape(record.name)}</b>",
              f'<span title="{record.id}">{record.short_id}</span>', html.escape(record.image),
              f"on {html.escape(record.engine)}"]
