@@ -46,6 +46,7 @@ from kernelext.units import status_words
 
 if TYPE_CHECKING:
     from kernelext.core.runtime import Runtime
+    from kernelext.oci.attach import Stream
     from kernelext.domain.filters import Filters
 
 #: The libpod API version the hijacked requests name (podman 4.0 is the oldest with today's endpoints).
@@ -426,6 +427,39 @@ class RemoteEngine:
         finally:
             if remove:
                 self._request("DELETE", f"/containers/{ident}", params={"force": True}, ok=(404,))
+
+    def attach_target(self, names: Sequence[str], *, all: bool = False, latest: bool = False) -> str:
+        """``start --attach``'s one container (podman's rules, as :func:`kernelext.domain.containers.attach_target`)."""
+        if all:
+            raise InvalidArgumentError("you cannot start and attach all containers at once")
+        if len(names) > 1:
+            raise InvalidArgumentError("you cannot start and attach multiple containers at once")
+        chosen = self._targets(names, latest=latest)
+        if not chosen:
+            raise NoSuchContainerError("no containers to act on")
+        return chosen[0][0]
+
+    def has_tty(self, name: str) -> bool:
+        """Whether the container was made with a TTY (its attach is a terminal, not multiplexed output)."""
+        return bool((self._inspect(name).get("Config") or {}).get("Tty"))
+
+    def attach_output(self, name: str, *, start: bool) -> RemoteAttachment:
+        """``attach`` and ``start -a`` without stdin: the container's output as it comes (the API's attach
+        stream: multiplexed frames, or a TTY's raw bytes), attached before a start so nothing is lost. As
+        podman's remote client: ``attach`` only to a running container (docs/architecture.md §16)."""
+        doc = self._inspect(name)
+        ident = str(doc["Id"])
+        if not start and (doc.get("State") or {}).get("Status") != "running":
+            raise ContainerStateError("you can only attach to running containers", container=name)
+        sock, reader = self.hijack(f"/containers/{ident}/attach", {"stream": True, "stdout": True, "stderr": True})
+        attachment = RemoteAttachment(self, ident, sock, reader, tty=bool((doc.get("Config") or {}).get("Tty")))
+        if start:
+            try:
+                self._post(ident, "start", ok=(304,))
+            except BaseException:
+                attachment.close()
+                raise
+        return attachment
 
     def start(self, names: Sequence[str], *, all: bool = False, latest: bool = False,
               filters: Filters | None = None) -> list[rep.StartReport]:
@@ -891,3 +925,53 @@ class _SocketStream(Generic[T]):
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
+
+
+class RemoteAttachment:
+    """A remote container's output from its attach stream, shaped as a local
+    :class:`~kernelext.oci.attach.AttachSocket` (``recv``, ``packets``, ``sock``, ``close``) so the front ends
+    stream it as they stream a local one; ``close()`` from any thread detaches (the container runs on);
+    :meth:`wait` is the container's exit code once it has exited."""
+
+    def __init__(self, engine: RemoteEngine, ident: str, sock: socket.socket, reader: io.BufferedReader, *,
+                 tty: bool) -> None:
+        self.engine, self.id, self.sock, self.tty = engine, ident, sock, tty
+        self._reader = reader
+        self._closed = False
+        self._chunks = self._read()
+
+    def _read(self) -> Iterator[tuple[str, bytes]]:
+        if self.tty:
+            for chunk in iter(lambda: self._reader.read1(COPY_BUFFER), b""):
+                yield "stdout", chunk
+        else:
+            yield from _frames(self._reader.read1)
+
+    def recv(self) -> tuple[Stream, bytes] | None:
+        """The next chunk of output, None at its end (or once closed); a socket timeout is raised."""
+        from kernelext.oci.attach import Stream
+
+        try:
+            stream, data = next(self._chunks)
+        except StopIteration:
+            return None
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, TimeoutError) or not self._closed:
+                raise
+            return None
+        return Stream[stream.upper()], data
+
+    def packets(self) -> Iterator[tuple[Stream, bytes]]:
+        while (packet := self.recv()) is not None:
+            yield packet
+
+    def close(self) -> None:
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self._reader.close()
+        self.sock.close()
+
+    def wait(self) -> int:
+        """The container's exit code once it has exited."""
+        return self.engine.wait_exit(self.id)

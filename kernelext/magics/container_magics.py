@@ -357,18 +357,26 @@ class ContainerMagics(Magics):
 
     def _attached(self, ctr: Container, *, start: bool, remove: bool, run: bool = False) -> None:
         conn = domain.attach_and_start(ctr, start=start, remove=remove, run=run)
-        try:
-            ended = live.stream_attached(conn, ctr.name, max_lines=self.output_lines, rate_hz=self.update_rate,
-                                         forward_interrupt=self._forward_interrupt(ctr))
-        finally:
-            conn.close()
-        if not ended:
-            print(f"[detached from {ctr.name}: it did not stop on SIGINT and keeps running; "
-                  f"%container attach {ctr.name} or %container stop {ctr.name}]")
+        if not self._stream_attached(conn, ctr.name, self._forward_interrupt(ctr)):
             return
         self._report_exit(ctr.name, ctr.wait())
         if remove:
             domain.remove_quietly(ctr, force=True)
+
+    def _stream_attached(self, conn: Any, name: str, forward_interrupt: Callable[[], None], *,
+                         prefix: str = "") -> bool:
+        """An attachment's output (a local attach socket, a remote engine's attach stream) into the cell until
+        it ends (True) or the user detaches (False: said in one line); ``prefix``: the engine options that
+        reach the container again."""
+        try:
+            ended = live.stream_attached(conn, name, max_lines=self.output_lines, rate_hz=self.update_rate,
+                                         forward_interrupt=forward_interrupt)
+        finally:
+            conn.close()
+        if not ended:
+            print(f"[detached from {name}: it did not stop on SIGINT and keeps running; "
+                  f"%container {prefix}attach {name} or %container {prefix}stop {name}]")
+        return ended
 
     def _exec_streamed(self, ctr: Container, command: list[str], *, tty: bool, env: list[str],
                        workdir: str | None, user: str | None) -> None:
