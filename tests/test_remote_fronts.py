@@ -7,14 +7,16 @@ stats endpoints (docs/architecture.md §16).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from podmanservice import PODMAN, PodmanService
+from podmanservice import PODMAN, PodmanService, kernelext, serve
 from test_remote import podman, private_store, service  # noqa: F401 - the fixtures
 
 from conftest import Store, wait_until
@@ -97,3 +99,92 @@ def test_remote_attach_forwards_a_signal_as_podman_does(service: PodmanService) 
             proc.wait()
     assert (proc.returncode, out, err) == (7, "got INT\n", "")
     assert service.remote("inspect", "--format", "{{.State.ExitCode}}", "trap").stdout.strip() == "7"
+
+
+@pytest.fixture
+def magics(service: PodmanService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """``%container`` in an IPython shell: the connection "lab" (the service) in a private connection store, the
+    local store in ``tmp_path``; returns the line magic."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shutil.copy(service.directory / "containers.conf", tmp_path / "containers.conf")
+    for name, value in private_store(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("KERNELEXT_FORKSERVER", "0")
+    assert kernelext("system", "connection", "add", "lab", service.url).returncode == 0
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "kernelext")
+    shell.run_line_magic("config", f'ContainerMagics.store_root = "{tmp_path / "root"}"')
+    shell.run_line_magic("config", f'ContainerMagics.run_root = "{tmp_path / "run"}"')
+    try:
+        yield lambda line: shell.run_line_magic("container", line)
+    finally:
+        for trait, value in (("store_root", '""'), ("run_root", '""'), ("dashboard_connections", "[]")):
+            shell.run_line_magic("config", f"ContainerMagics.{trait} = {value}")
+        shell.run_line_magic("unload_ext", "kernelext")
+
+
+def test_magics_start_a_and_attach_without_tty(magics: Any, service: PodmanService,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    results = {}
+    for where, prefix in (("local", ""), ("remote", "--connection lab ")):
+        magics(f"{prefix}create --name sa busybox sh -c 'echo out; echo err >&2; exit 3'")
+        capsys.readouterr()
+        magics(f"{prefix}start -a sa")  # streamed into the cell, then the exit line
+        captured = capsys.readouterr()
+        started = (captured.out, captured.err, shell.user_ns["_exit_code"])
+        magics(f"{prefix}run -d --name at busybox {' '.join(repr(a) if ' ' in a else a for a in GATED)}")
+        area = magics(f"{prefix}attach at")  # a live area at once; the output comes as the container writes
+        magics(f"{prefix}exec at touch /tmp/go")
+        assert wait_until(lambda: area.footer != "", timeout=30), "the attach never ended"
+        results[where] = (started, sorted(area.lines), area.footer)
+        area.close()
+        magics(f"{prefix}rm -f sa at")
+    assert results["remote"] == results["local"]
+    assert results["local"] == (("out\n[sa exited with code 3]\n", "err\n", 3),
+                                sorted([("stdout", "one"), ("stderr", "two")]), "[at exited with code 5]")
+
+
+@pytest.fixture(scope="module")
+def podman2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodmanService]:
+    """A second podman service (its own store and socket): the dashboard's second remote machine."""
+    yield from serve(tmp_path_factory.mktemp("rfront2"))
+
+
+def test_dashboard_magic_on_several_connections(magics: Any, service: PodmanService, podman2: PodmanService,
+                                                tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from IPython import get_ipython
+
+    assert kernelext("system", "connection", "add", "lab2", podman2.url).returncode == 0
+    try:
+        service.remote("run", "-d", "--name", "on-lab", "busybox", "sleep", "1000", check=True)
+        podman2.remote("run", "-d", "--name", "on-lab2", "busybox", "sleep", "1000", check=True)
+        magics("create --name here busybox true")
+
+        def shown(board: Any) -> tuple[list[str], list[tuple[str, str]]]:
+            assert wait_until(lambda: len(board.table.rows) == len(board.engines))
+            rows = sorted((r["engine"], r["name"]) for r in board.table.rows)
+            board.close()
+            return board.table.engines, rows
+        every = (["local", "lab", "lab2"], [("lab", "on-lab"), ("lab2", "on-lab2"), ("local", "here")])
+        assert shown(magics("dashboard -c lab --connection lab2")) == every
+        assert shown(magics("--connection lab dashboard -c lab2")) == every
+        # every connection of podman's store; one out of reach is skipped with a line, the others shown
+        assert kernelext("system", "connection", "add", "gone", f"unix://{tmp_path}/none.sock").returncode == 0
+        capsys.readouterr()
+        assert shown(magics("dashboard --all-connections")) == every
+        assert capsys.readouterr().err.startswith("dashboard: gone skipped: unable to connect to Podman socket (gone)")
+        get_ipython().run_line_magic("config", 'ContainerMagics.dashboard_connections = ["lab2"]')
+        assert shown(magics("dashboard")) == (["local", "lab2"], [("lab2", "on-lab2"), ("local", "here")])
+        with pytest.raises(Exception, match="unable to connect to Podman socket \\(gone\\)"):
+            magics("dashboard -c gone")  # named: an error, not skipped
+        with pytest.raises(Exception, match='connection "nope" not found'):
+            magics("dashboard -c nope")
+        with pytest.raises(Exception, match="unknown flag: --nope"):
+            magics("dashboard --nope")
+    finally:
+        magics("rm -f here")
+        podman2.podman("rm", "-fa", "-t", "0", check=False)

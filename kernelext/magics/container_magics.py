@@ -20,7 +20,7 @@ from typing import Any
 
 from IPython.core.error import UsageError as IPythonUsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, needs_local_scope, no_var_expand
-from traitlets import Bool, Float, Instance, Integer, Unicode, observe
+from traitlets import Bool, Float, Instance, Integer, List, Unicode, observe
 
 from kernelext.cli.format import parse_interval, parse_time
 from kernelext.cli.parser import (
@@ -105,6 +105,9 @@ class ContainerMagics(Magics):
     debug = Bool(False, help="Show full tracebacks of kernelext errors").tag(config=True)
     connection = Unicode("", help="podman connection (system connection ls) the magics drive; empty: the "
                                   "local store").tag(config=True)
+    dashboard_connections = List(Unicode(), help="podman connections `%container dashboard` shows beside the "
+                                                 "local store (its -c/--all-connections replace them)"
+                                 ).tag(config=True)
     runtime = Instance(Runtime, allow_none=True)
     #: The runtime of the line being run (its global options), else None: the configured store.
     _line_runtime: Runtime | None = None
@@ -274,10 +277,10 @@ class ContainerMagics(Magics):
         from kernelext import widgets
 
         command, rest = argv[0], argv[1:]
-        if command in ("dashboard", "imagelist"):
+        if command == "imagelist":
             if rest:
                 raise UsageError(f"usage: %container {command}")
-            return widgets.Dashboard(self.rt) if command == "dashboard" else widgets.ImageList(self.rt)
+            return widgets.ImageList(self.rt)
         snapshot = command == "diagram" and "--snapshot" in rest
         rest = [a for a in rest if a != "--snapshot"] if snapshot else rest
         if len(rest) != 1:
@@ -301,18 +304,45 @@ class ContainerMagics(Magics):
         from kernelext.domain.local import LocalEngine
 
         rest = argv[1:]
+        if argv[0] == "dashboard":
+            return self._dashboard(options, rest)
         engine = self._remote_engine(options)
         if engine is None:
             return self._widget(argv)
         local = LocalEngine(self.rt)
-        if argv[0] == "dashboard":
-            if rest:
-                raise UsageError("usage: %container dashboard")
-            return widgets.Dashboard(self.rt, connections=[engine])
         if len(rest) != 1:
             raise UsageError("usage: %container panel CONTAINER")
         return widgets.ContainerPanel(rest[0], engine=engine, engines={"local": local},
                                       max_lines=self.output_lines, update_rate=self.update_rate)
+
+    def _dashboard(self, options: argparse.Namespace, argv: list[str]) -> Any:
+        """``%container [--connection NAME] dashboard [-c NAME]... [--all-connections]``: the local store and the
+        connections asked for, else ``ContainerMagics.dashboard_connections``, else the line's or configured one
+        (docs/architecture.md §16). A named connection out of reach is an error; with ``--all-connections`` it
+        is skipped with a line on stderr (a stale entry of podman's store does not hide the others)."""
+        from kernelext import widgets
+        from kernelext.cli.parser import NOTEBOOK_COMMANDS, command_parser
+        from kernelext.connections import ConnectionStore
+        from kernelext.errors import EngineUnreachableError
+
+        args = command_parser("dashboard", table=NOTEBOOK_COMMANDS).parse_args(argv)
+        every = [c.name for c in ConnectionStore().list()] if args.all_connections else []
+        names = [*args.connections, *every] or list(self.dashboard_connections)
+        engines = []
+        line = self._remote_engine(options)
+        if line is not None and (options.connection or options.url or not names):
+            engines.append(line)
+        for name in dict.fromkeys(names):
+            try:
+                engine = self._remote_engine(argparse.Namespace(connection=name, url=None, identity=None))
+            except EngineUnreachableError as exc:
+                if name not in every or name in args.connections:
+                    raise
+                print(f"dashboard: {name} skipped: {exc}", file=sys.stderr)
+                continue
+            if all(engine is not e for e in engines):
+                engines.append(engine)
+        return widgets.Dashboard(self.rt, connections=engines)
 
     def _cell(self, argv: list[str], cell: str) -> Any:
         if not argv:
