@@ -6,11 +6,13 @@ stats endpoints (docs/architecture.md §16).
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -188,3 +190,146 @@ def test_dashboard_magic_on_several_connections(magics: Any, service: PodmanServ
     finally:
         magics("rm -f here")
         podman2.podman("rm", "-fa", "-t", "0", check=False)
+
+
+@pytest.fixture
+def lab(service: PodmanService) -> Iterator[Any]:
+    from kernelext.connections import Connection
+    from kernelext.domain.engine import engine_for
+
+    engine = engine_for(Connection("lab", service.url))
+    yield engine
+    engine.close()
+
+
+BROWSED = ["sh", "-c", "mkdir -p /srv/data; head -c 3000000 /dev/zero > /srv/data/big; ln -s /etc /srv/etc-link; "
+           "touch /srv/ready; exec sleep 1000"]
+
+
+def test_file_browser_on_a_remote_engine(store: Store, service: PodmanService, lab: Any) -> None:
+    """The browser through podman's archive endpoints: the same listing as the local engine's of the same image,
+    a link to a folder opened inside the container, download, upload, new folder, delete."""
+    from kernelext.domain.local import LocalEngine
+    from kernelext.widgets import FileBrowser
+
+    store.runtime.run("busybox", BROWSED, name="browsed")
+    lab.run("busybox", command=BROWSED, name="browsed")
+    local = LocalEngine(store.runtime)
+    for engine in (local, lab):
+        assert wait_until(lambda: engine.exec("browsed", ["test", "-e", "/srv/ready"], output=lambda *_: None) == 0)
+    listings = {}
+    for engine in (local, lab):
+        browser = FileBrowser(engine.files("browsed"), "/srv")
+        try:
+            # a folder's size: podman's listing is a tar, which records none (the browser shows none for folders)
+            listings[engine.name] = [[{**e, "size": 0} if e["dir"] else e for e in browser.entries]]
+            browser.browse("etc-link")  # inside the container: its /etc, never this host's
+            listings[engine.name].append((browser.cwd, "passwd" in {e["name"] for e in browser.entries},
+                                          "shadow" in {e["name"] for e in browser.entries}))
+            browser.browse("/bin")
+            listings[engine.name].append([{**e, "size": 0} if e["dir"] else e for e in browser.entries])
+            browser.browse("/nope")
+            listings[engine.name].append(browser.message.split(": ")[-1])
+        finally:
+            browser.close()
+    assert listings["lab"] == listings["local"]
+    assert {e["name"]: (e["dir"], e["link"]) for e in listings["lab"][0]} == {"data": (True, ""), "etc-link": (False, "/etc"),
+                                                                               "ready": (False, "")}
+    assert listings["lab"][1] == ("/srv/etc-link", True, False)
+    assert listings["lab"][3] == "no such file or directory"
+
+    browser = FileBrowser(lab.files("browsed"), "/srv/data")
+    sent: list[tuple[dict[str, Any], list[bytes]]] = []
+    browser.send = lambda content, buffers=None: sent.append((content, list(buffers or [])))  # type: ignore[method-assign]
+    try:
+        browser.download("big")  # a file as itself, in chunks
+        assert [c["type"] for c, _ in sent][0] == "download-start" and sent[-1][0]["type"] == "download-end"
+        assert b"".join(b for c, bufs in sent if c["type"] == "download-chunk" for b in bufs) == b"\0" * 3000000
+        assert browser.progress == 1.0
+        payload = b"uploaded\n" * 300_000
+        for offset in range(0, len(payload), 1 << 20):
+            browser._on_message(browser, {"type": "upload", "name": "../../escape.txt", "total": len(payload),
+                                          "last": offset + (1 << 20) >= len(payload)}, [payload[offset:offset + (1 << 20)]])
+        assert "escape.txt" in {e["name"] for e in browser.entries}
+        assert service.remote("exec", "browsed", "md5sum", "/srv/data/escape.txt").stdout.split()[0] == \
+            __import__("hashlib").md5(payload).hexdigest()
+        browser.make_dir("made")
+        assert service.remote("exec", "browsed", "test", "-d", "/srv/data/made").returncode == 0
+        with pytest.raises(Exception, match="\"/srv/data/made\" already exists on container browsed \\(engine 'lab'\\)"):
+            browser.make_dir("made")
+        sent.clear()
+        browser.browse("/srv")
+        browser.download("data")  # a folder as a tar
+        assert sent[0][0] == {"type": "download-start", "name": "data.tar", "mime": "application/x-tar"}
+        import tarfile
+
+        with tarfile.open(fileobj=io.BytesIO(b"".join(b for c, bufs in sent if c["type"] == "download-chunk"
+                                                      for b in bufs))) as tar:
+            assert {"data/big", "data/escape.txt", "data/made"} <= set(tar.getnames())
+        browser.delete("data")
+        assert "data" not in {e["name"] for e in browser.entries}
+        assert service.remote("exec", "browsed", "test", "-e", "/srv/data").returncode == 1
+        browser.delete("etc-link")  # the link, not what it points to
+        assert service.remote("exec", "browsed", "test", "-e", "/etc/passwd").returncode == 0
+        assert repr(browser) == "FileBrowser(browsed:/srv)"
+        assert service.remote("stop", "-t", "0", "browsed").returncode == 0
+        with pytest.raises(Exception, match="removing \"/srv/ready\" on container browsed \\(engine 'lab'\\): the "
+                                            "container must be running"):
+            browser.delete("ready")
+        browser.browse("/srv")  # a stopped container's files are still listed (the service mounts it)
+        assert {e["name"] for e in browser.entries} == {"ready"}
+    finally:
+        browser.close()
+
+
+def test_resource_monitor_on_a_remote_engine(service: PodmanService, lab: Any) -> None:
+    from kernelext.widgets import ResourceMonitor
+
+    lab.run("busybox", command=["sh", "-c", "while true; do :; done"], name="busy")
+    lab.run("busybox", command=["sleep", "1000"], name="idle")
+    monitor = ResourceMonitor("busy", engine=lab, interval=0.2, window=5)
+    resting = ResourceMonitor("idle", engine=lab, interval=0.2, window=5)
+    try:
+        assert wait_until(lambda: len(monitor.samples) == 5 and len(resting.samples) == 5, timeout=20)
+        busy, rest = max(s[1] for s in monitor.samples), max(s[1] for s in resting.samples)
+        assert busy > 5 > rest, (busy, rest)
+        assert all(sample[2] > 0 for sample in monitor.samples)
+        assert repr(monitor) == "ResourceMonitor(busy)"
+        assert service.remote("stop", "-t", "0", "busy").returncode == 0
+        kept = list(monitor.samples)
+        time.sleep(0.5)
+        assert monitor.samples == kept  # stopped: the plot keeps its last samples
+    finally:
+        monitor.close()
+        resting.close()
+
+
+def test_widget_magics_on_a_connection(magics: Any, service: PodmanService) -> None:
+    """``files`` and ``monitor`` on the connection; the widgets of what only the local store has refuse it in
+    one line with the reason."""
+    from IPython import get_ipython
+
+    from kernelext.widgets import FileBrowser, ResourceMonitor
+
+    magics("--connection lab run -d --name web busybox sleep 1000")
+    browser = magics("--connection lab files web")
+    monitor = magics("--connection lab monitor web")
+    try:
+        assert isinstance(browser, FileBrowser) and {"bin", "etc"} <= {e["name"] for e in browser.entries}
+        assert isinstance(monitor, ResourceMonitor) and wait_until(lambda: len(monitor.samples) >= 1)
+    finally:
+        browser.close()
+        monitor.close()
+    for widget, reason in (("diagram", "it shows this host's runc and conmon processes"),
+                           ("timeline", "it shows kernelext's own checkpoint history")):
+        with pytest.raises(Exception, match=f"%container {widget}: {reason}.* \\(engine 'lab'\\)"):
+            magics(f"--connection lab {widget} web")
+    get_ipython().run_line_magic("config", 'ContainerMagics.connection = "lab"')
+    try:
+        with pytest.raises(Exception, match="%container diagram: it shows this host's runc"):
+            magics("diagram web")
+        files = magics("files web")  # the configured connection's
+        assert isinstance(files, FileBrowser) and files.container.engine.name == "lab"
+        files.close()
+    finally:
+        get_ipython().run_line_magic("config", 'ContainerMagics.connection = ""')

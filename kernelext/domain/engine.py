@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar, runtime_checkable
 
 from kernelext.domain import reports as rep
 from kernelext.errors import EngineUnsupportedError
 
 if TYPE_CHECKING:
     from kernelext.connections import Connection
+    from kernelext.core.filecopy import FileInfo
     from kernelext.core.events import Event
     from kernelext.core.logs import LogLine
     from kernelext.core.runtime import Runtime
@@ -78,6 +79,20 @@ class ImageRecord:
     created: float
     size: int
     engine: str = LOCAL
+
+
+class ContainerFiles(Protocol):
+    """A container's files as the file browser uses them: a local ``Container`` is one, a remote engine's
+    :class:`~kernelext.domain.remotefiles.RemoteFiles` another (docs/architecture.md §16)."""
+
+    name: str
+
+    def list_dir(self, path: str) -> list[FileInfo]: ...
+    def stat(self, path: str) -> FileInfo: ...
+    def get_archive(self, path: str) -> tuple[BinaryIO, FileInfo]: ...
+    def write_file(self, path: str, data: bytes) -> None: ...
+    def make_dir(self, path: str) -> None: ...
+    def remove_path(self, path: str) -> None: ...
 
 
 @runtime_checkable
@@ -156,6 +171,9 @@ class Engine(Protocol):
     def exec_detached(self, name: str, command: list[str], *, env: Sequence[str] = (), workdir: str | None = None,
                       user: str | None = None) -> str: ...
     def copy(self, source: str, destination: str, *, archive: bool = True, overwrite: bool = False) -> None: ...
+    def files(self, name: str) -> ContainerFiles:
+        """One container's files, for the file browser: list a folder, stat, download, upload, make, remove."""
+        ...
 
     # ------------------------------------------------- checkpoint and restore
     def checkpoint(self, names: Sequence[str], *, all: bool = False, latest: bool = False,

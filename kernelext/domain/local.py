@@ -189,6 +189,9 @@ class LocalEngine:
     def copy(self, source: str, destination: str, *, archive: bool = True, overwrite: bool = False) -> None:
         self.runtime.copy(source, destination, archive=archive, overwrite=overwrite)
 
+    def files(self, name: str) -> Container:
+        return self.runtime.get(name)  # a Container's own file calls are the browser's
+
     # ------------------------------------------------- checkpoint and restore
     def checkpoint(self, names: Sequence[str], **options: Any) -> list[rep.CheckpointReport]:
         return domain.checkpoint(self.runtime, names, **options)

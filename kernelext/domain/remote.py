@@ -46,6 +46,7 @@ from kernelext.units import status_words
 
 if TYPE_CHECKING:
     from kernelext.core.runtime import Runtime
+    from kernelext.domain.remotefiles import RemoteFiles
     from kernelext.oci.attach import Stream
     from kernelext.domain.filters import Filters
 
@@ -698,6 +699,12 @@ class RemoteEngine:
             self._copy_in(Path(src_path), dst_ctr, dst_path)
         else:
             self._copy_out(src_ctr, src_path, Path(dst_path), overwrite)
+
+    def files(self, name: str) -> RemoteFiles:
+        """The container's files through the archive endpoints (kernelext/domain/remotefiles.py)."""
+        from kernelext.domain.remotefiles import RemoteFiles
+
+        return RemoteFiles(self, name)
 
     def _path_stat(self, ctr: str, path: str) -> dict[str, Any] | None:
         response = self._request("HEAD", f"/containers/{ctr}/archive", params={"path": path}, name=ctr, ok=(404,))

@@ -59,7 +59,13 @@ Handler = Callable[["ContainerMagics", argparse.Namespace], Any]
 #: Subcommands that exist only in a notebook (they show a widget).
 WIDGET_COMMANDS = ("panel", "diagram", "timeline", "monitor", "files", "dashboard", "imagelist")
 #: The widgets that work on any engine (docs/architecture.md §16): with a connection, on it.
-ENGINE_WIDGETS = ("panel", "dashboard")
+ENGINE_WIDGETS = ("panel", "dashboard", "monitor", "files")
+#: The widgets that show what only kernelext's own store has, and why (the one line a remote engine gives).
+LOCAL_WIDGETS = {
+    "diagram": "it shows this host's runc and conmon processes, which a podman service's containers are not",
+    "timeline": "it shows kernelext's own checkpoint history, which a podman service does not keep",
+    "imagelist": "not supported by the remote engine yet",
+}
 HANDLERS: dict[str, Handler] = {}
 
 
@@ -233,9 +239,9 @@ class ContainerMagics(Magics):
             debug = True
         try:
             options, rest = _connection_options(argv) if cell is None else (None, [])
-            if options is not None and rest and rest[0] in ENGINE_WIDGETS:
+            if options is not None and rest and rest[0] in WIDGET_COMMANDS:
                 return self._engine_widget(options, rest)
-            if cell is not None or (argv and argv[0] in WIDGET_COMMANDS):
+            if cell is not None:
                 # no global options here: ContainerMagics.connection (or CONTAINER_HOST...) picks the engine
                 engine = self._remote_engine(argparse.Namespace(connection=None, url=None, identity=None))
                 if engine is not None:
@@ -244,8 +250,6 @@ class ContainerMagics(Magics):
                     return run_remote_cell(self, engine, argv, cell)
             if cell is not None:
                 return self._cell(argv, cell)
-            if argv and argv[0] in WIDGET_COMMANDS:
-                return self._widget(argv)
             args = parse_args(argv)
             engine = self._remote_engine(args)
             if engine is not None:
@@ -297,22 +301,29 @@ class ContainerMagics(Magics):
         return widgets.LifecycleDiagram(ctr, frozen=snapshot)
 
     def _engine_widget(self, options: argparse.Namespace, argv: list[str]) -> Any:
-        """``%container [--connection NAME] panel CONTAINER`` and ``dashboard``: on the connection (the line's,
-        else ``ContainerMagics.connection``...) when there is one, else the local store. A remote panel can
-        move its container to the local store and back; the dashboard shows both."""
+        """``%container [--connection NAME] panel|monitor|files CONTAINER`` and ``dashboard``: on the connection
+        (the line's, else ``ContainerMagics.connection``...) when there is one, else the local store. A remote
+        panel can move its container to the local store and back; the dashboard shows both. The widgets of
+        what only the local store has refuse a connection in one line, with the reason."""
         from kernelext import widgets
+        from kernelext.domain.engine import unsupported
         from kernelext.domain.local import LocalEngine
 
-        rest = argv[1:]
-        if argv[0] == "dashboard":
+        command, rest = argv[0], argv[1:]
+        if command == "dashboard":
             return self._dashboard(options, rest)
         engine = self._remote_engine(options)
         if engine is None:
             return self._widget(argv)
-        local = LocalEngine(self.rt)
+        if command in LOCAL_WIDGETS:
+            raise unsupported(engine.name, f"%container {command}", LOCAL_WIDGETS[command])
         if len(rest) != 1:
-            raise UsageError("usage: %container panel CONTAINER")
-        return widgets.ContainerPanel(rest[0], engine=engine, engines={"local": local},
+            raise UsageError(f"usage: %container {command} CONTAINER")
+        if command == "monitor":
+            return widgets.ResourceMonitor(rest[0], engine=engine)
+        if command == "files":
+            return widgets.FileBrowser(engine.files(rest[0]))
+        return widgets.ContainerPanel(rest[0], engine=engine, engines={"local": LocalEngine(self.rt)},
                                       max_lines=self.output_lines, update_rate=self.update_rate)
 
     def _dashboard(self, options: argparse.Namespace, argv: list[str]) -> Any:
