@@ -18,11 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import test_remote
 from podmanservice import PODMAN, PodmanService, kernelext, serve
-from test_remote import podman, private_store, service  # noqa: F401 - the fixtures
+from test_remote import private_store
 
 from conftest import Store, wait_until
 
+#: test_remote's fixtures: a podman service for the module, and no container left by a test.
+podman, service = test_remote.podman, test_remote.service
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists(PODMAN), reason="needs root and podman")]
 
@@ -59,7 +62,8 @@ def test_attach_and_start_a_without_tty_match_the_local_engine(store: Store, ser
     local = [sys.executable, "-m", "kernelext", *store.args]
     results = {}
     for where, argv, env in (("local", local, None), ("remote", remote_argv(service), cli_env(service))):
-        run = lambda *a: subprocess.run([*argv, *a], capture_output=True, text=True, env=env, timeout=60)  # noqa: E731
+        def run(*a: str, argv: list[str] = argv, env: dict[str, str] | None = env) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([*argv, *a], capture_output=True, text=True, env=env, timeout=60)
         # start -a: the output as it comes on stdout and stderr, then the container's exit code
         assert run("create", "--name", "sa", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3").returncode == 0
         started = run("start", "-a", "sa")
@@ -141,7 +145,7 @@ def test_magics_start_a_and_attach_without_tty(magics: Any, service: PodmanServi
         magics(f"{prefix}run -d --name at busybox {' '.join(repr(a) if ' ' in a else a for a in GATED)}")
         area = magics(f"{prefix}attach at")  # a live area at once; the output comes as the container writes
         magics(f"{prefix}exec at touch /tmp/go")
-        assert wait_until(lambda: area.footer != "", timeout=30), "the attach never ended"
+        assert wait_until(lambda area=area: area.footer != "", timeout=30), "the attach never ended"
         results[where] = (started, sorted(area.lines), area.footer)
         area.close()
         magics(f"{prefix}rm -f sa at")
@@ -202,8 +206,8 @@ def lab(service: PodmanService) -> Iterator[Any]:
     engine.close()
 
 
-BROWSED = ["sh", "-c", "mkdir -p /srv/data; head -c 3000000 /dev/zero > /srv/data/big; ln -s /etc /srv/etc-link; "
-           "touch /srv/ready; exec sleep 1000"]
+BROWSED = ["sh", "-c", ("mkdir -p /srv/data; head -c 3000000 /dev/zero > /srv/data/big; ln -s /etc /srv/etc-link; "
+                        "touch /srv/ready; exec sleep 1000")]
 
 
 def test_file_browser_on_a_remote_engine(store: Store, service: PodmanService, lab: Any) -> None:
@@ -216,7 +220,8 @@ def test_file_browser_on_a_remote_engine(store: Store, service: PodmanService, l
     lab.run("busybox", command=BROWSED, name="browsed")
     local = LocalEngine(store.runtime)
     for engine in (local, lab):
-        assert wait_until(lambda: engine.exec("browsed", ["test", "-e", "/srv/ready"], output=lambda *_: None) == 0)
+        assert wait_until(lambda engine=engine: engine.exec("browsed", ["test", "-e", "/srv/ready"],
+                                                            output=lambda *_: None) == 0)
     listings = {}
     for engine in (local, lab):
         browser = FileBrowser(engine.files("browsed"), "/srv")
@@ -243,7 +248,7 @@ def test_file_browser_on_a_remote_engine(store: Store, service: PodmanService, l
     browser.send = lambda content, buffers=None: sent.append((content, list(buffers or [])))  # type: ignore[method-assign]
     try:
         browser.download("big")  # a file as itself, in chunks
-        assert [c["type"] for c, _ in sent][0] == "download-start" and sent[-1][0]["type"] == "download-end"
+        assert sent[0][0]["type"] == "download-start" and sent[-1][0]["type"] == "download-end"
         assert b"".join(b for c, bufs in sent if c["type"] == "download-chunk" for b in bufs) == b"\0" * 3000000
         assert browser.progress == 1.0
         payload = b"uploaded\n" * 300_000
@@ -333,3 +338,23 @@ def test_widget_magics_on_a_connection(magics: Any, service: PodmanService) -> N
         files.close()
     finally:
         get_ipython().run_line_magic("config", 'ContainerMagics.connection = ""')
+
+
+def test_engines_say_the_same_allowed_actions(store: Store, service: PodmanService, lab: Any) -> None:
+    """The panel's buttons are the engine's rule: the same state gives the same actions on either engine."""
+    from kernelext.domain.local import LocalEngine
+
+    local = LocalEngine(store.runtime)
+    seen = {}
+    for engine in (local, lab):
+        engine.create("busybox", command=["sleep", "1000"], name="st")
+        states = [engine.state("st")]
+        for step in (engine.start, engine.pause, engine.unpause, lambda names, e=engine: e.stop(names, timeout=0)):
+            assert [r.error for r in step(["st"])] == [None]
+            states.append(engine.state("st"))
+        seen[engine.name] = [(s.status, s.exited, list(s.allowed)) for s in states]
+        engine.rm(["st"], force=True)
+    assert seen["lab"] == seen["local"]
+    assert [(status, "start" in allowed, "unpause" in allowed) for status, _, allowed in seen["lab"]] == [
+        ("created", True, False), ("running", False, False), ("paused", False, True), ("running", False, False),
+        ("exited", True, False)]

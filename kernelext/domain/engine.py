@@ -20,8 +20,8 @@ from kernelext.errors import EngineUnsupportedError
 
 if TYPE_CHECKING:
     from kernelext.connections import Connection
-    from kernelext.core.filecopy import FileInfo
     from kernelext.core.events import Event
+    from kernelext.core.filecopy import FileInfo
     from kernelext.core.logs import LogLine
     from kernelext.core.runtime import Runtime
     from kernelext.domain.filters import Filters
@@ -70,6 +70,21 @@ class ContainerRecord:
 
 
 @dataclass(frozen=True)
+class StateRecord:
+    """A container's state as a panel shows it, whichever engine holds it: podman's state word, how its last
+    run ended, and the actions the state machine allows now (decided by the engine, rendered by the panel)."""
+
+    status: str
+    exit_code: int = 0
+    exited: bool = False
+    error: str = ""
+    oom_killed: bool = False
+    checkpointed: bool = False
+    #: The panel's actions the state machine allows now (:func:`kernelext.core.state.allowed_actions`).
+    allowed: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
 class ImageRecord:
     """One image as ``images`` lists it (podman's ``ListImage``), whichever engine holds it."""
 
@@ -85,7 +100,8 @@ class ContainerFiles(Protocol):
     """A container's files as the file browser uses them: a local ``Container`` is one, a remote engine's
     :class:`~kernelext.domain.remotefiles.RemoteFiles` another (docs/architecture.md §16)."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def list_dir(self, path: str) -> list[FileInfo]: ...
     def stat(self, path: str) -> FileInfo: ...
@@ -150,6 +166,9 @@ class Engine(Protocol):
     def ps(self, *, all: bool = False, latest: bool = False, last: int = -1, filters: Filters | None = None,
            sort: str = "created") -> list[ContainerRecord]: ...
     def exists(self, name: str) -> bool: ...
+    def state(self, name: str) -> StateRecord:
+        """The container's state now and the actions it allows (what a panel's header and buttons show)."""
+        ...
     def logs(self, names: Sequence[str], *, latest: bool = False, since: float | None = None,
              until: float | None = None, tail: int | None = None,
              follow: bool = False) -> Iterator[tuple[ContainerRecord, LogLine]]: ...

@@ -31,7 +31,7 @@ from kernelext.connections import Connection, unreachable
 from kernelext.core.events import Event
 from kernelext.core.logs import LogLine
 from kernelext.domain import reports as rep
-from kernelext.domain.engine import ContainerRecord, ImageRecord, Output, unsupported
+from kernelext.domain.engine import ContainerRecord, ImageRecord, Output, StateRecord, unsupported
 from kernelext.errors import (
     ContainerStateError,
     CopyError,
@@ -46,9 +46,9 @@ from kernelext.units import status_words
 
 if TYPE_CHECKING:
     from kernelext.core.runtime import Runtime
+    from kernelext.domain.filters import Filters
     from kernelext.domain.remotefiles import RemoteFiles
     from kernelext.oci.attach import Stream
-    from kernelext.domain.filters import Filters
 
 #: The libpod API version the hijacked requests name (podman 4.0 is the oldest with today's endpoints).
 API_PREFIX = "/v4.0.0/libpod"
@@ -699,6 +699,21 @@ class RemoteEngine:
             self._copy_in(Path(src_path), dst_ctr, dst_path)
         else:
             self._copy_out(src_ctr, src_path, Path(dst_path), overwrite)
+
+    def state(self, name: str) -> StateRecord:
+        """The state from podman's inspect document, and the actions kernelext's state machine allows from it
+        (the same rule as a local container's: docs/architecture.md §2)."""
+        from kernelext.core.state import ContainerStatus, allowed_actions
+
+        state = self._inspect(name).get("State") or {}
+        try:
+            status = ContainerStatus(state.get("Status", ""))
+        except ValueError:
+            status = ContainerStatus.UNKNOWN
+        checkpointed = bool(state.get("Checkpointed"))
+        return StateRecord(status.value, int(state.get("ExitCode") or 0),
+                           status in (ContainerStatus.EXITED, ContainerStatus.STOPPED), str(state.get("Error") or ""),
+                           bool(state.get("OOMKilled")), checkpointed, allowed_actions(status, checkpointed=checkpointed))
 
     def files(self, name: str) -> RemoteFiles:
         """The container's files through the archive endpoints (kernelext/domain/remotefiles.py)."""

@@ -47,7 +47,7 @@ class ResourceMonitor(anywidget.AnyWidget):
         else:
             engine, name = LocalEngine(container._runtime), container.id
         super().__init__(name=container if isinstance(container, str) else container.name, window=window)
-        self.engine = engine
+        self.engine: Engine = engine
         self._ident = name
         self._interval = interval
         self._stop = threading.Event()
