@@ -125,6 +125,8 @@ def magics(service: PodmanService, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     try:
         yield lambda line: shell.run_line_magic("container", line)
     finally:
+        shell.run_line_magic("config", 'ContainerMagics.connection = ""')
+        shell.run_line_magic("container", "rm -f -a -t 0")  # the local store's, whatever the test left
         for trait, value in (("store_root", '""'), ("run_root", '""'), ("dashboard_connections", "[]")):
             shell.run_line_magic("config", f"ContainerMagics.{trait} = {value}")
         shell.run_line_magic("unload_ext", "kernelext")
@@ -358,3 +360,40 @@ def test_engines_say_the_same_allowed_actions(store: Store, service: PodmanServi
     assert [(status, "start" in allowed, "unpause" in allowed) for status, _, allowed in seen["lab"]] == [
         ("created", True, False), ("running", False, False), ("paused", False, True), ("running", False, False),
         ("exited", True, False)]
+
+
+@pytest.mark.parametrize("script, detached", [
+    ("touch /tmp/ready; exec sleep 1000", True),                                  # PID 1 ignores SIGINT: detached
+    ("trap 'echo got INT; exit 130' INT; touch /tmp/ready; while :; do sleep 0.1; done", False),  # trapped: its code
+])
+def test_interrupted_start_a_cell_as_locally(magics: Any, service: PodmanService, capsys: pytest.CaptureFixture[str],
+                                             tmp_path: Path, script: str, detached: bool) -> None:
+    """The cell's stop button during a remote ``start -a``: SIGINT to the container (podman's sig-proxy), then the
+    exit line, or after the grace period a detach that leaves it running (the local engine's behaviour)."""
+    import threading
+
+    seen = {}
+    for where, prefix in (("local", ""), ("remote", "--connection lab ")):
+        magics(f'{prefix}create --name intr busybox sh -c "{script}"')
+        main = threading.get_ident()
+        argv = ([sys.executable, "-m", "kernelext", "--root", str(tmp_path / "root"), "--runroot", str(tmp_path / "run")]
+                if where == "local" else [PODMAN, "--url", service.url])
+
+        def interrupt(argv: list[str] = argv, main: int = main) -> None:
+            wait_until(lambda: subprocess.run([*argv, "exec", "intr", "test", "-e", "/tmp/ready"], env=service.env,
+                                              capture_output=True, timeout=60).returncode == 0, timeout=30)
+            time.sleep(0.5)  # the cell is in its stream by now (as tests/test_magics.py's interrupt test)
+            signal.pthread_kill(main, signal.SIGINT)
+        thread = threading.Thread(target=interrupt)
+        capsys.readouterr()
+        thread.start()
+        magics(f"{prefix}start -a intr")
+        thread.join()
+        out = capsys.readouterr().out
+        running = magics(f"{prefix}inspect --format {{{{.State.Running}}}} intr")
+        seen[where] = (out.replace(prefix, ""), running)
+        magics(f"{prefix}rm -f intr")
+    assert seen["remote"] == seen["local"]
+    assert seen["local"] == ((("[detached from intr: it did not stop on SIGINT and keeps running; %container attach "
+                               "intr or %container stop intr]\n"), "true") if detached else
+                             ("got INT\n[intr exited with code 130]\n", "false"))

@@ -960,28 +960,41 @@ class RemoteAttachment:
         self.engine, self.id, self.sock, self.tty = engine, ident, sock, tty
         self._reader = reader
         self._closed = False
-        self._chunks = self._read()
+        # bytes read but not yet returned: an interrupt (a cell's stop button) between two reads of a frame
+        # loses nothing, and the next recv goes on where it was
+        self._pending = bytearray()
 
-    def _read(self) -> Iterator[tuple[str, bytes]]:
-        if self.tty:
-            for chunk in iter(lambda: self._reader.read1(COPY_BUFFER), b""):
-                yield "stdout", chunk
-        else:
-            yield from _frames(self._reader.read1)
+    def _fill(self, size: int) -> bool:
+        while len(self._pending) < size:
+            chunk = self._reader.read1(COPY_BUFFER)
+            if not chunk:
+                return False
+            self._pending += chunk
+        return True
 
     def recv(self) -> tuple[Stream, bytes] | None:
-        """The next chunk of output, None at its end (or once closed); a socket timeout is raised."""
+        """The next chunk of output (a frame; a TTY's bytes as they come), None at its end or once closed; a
+        socket timeout is raised."""
         from kernelext.oci.attach import Stream
 
         try:
-            stream, data = next(self._chunks)
-        except StopIteration:
-            return None
+            if self.tty:
+                if not self._fill(1):
+                    return None
+                data, self._pending = bytes(self._pending), bytearray()
+                return Stream.STDOUT, data
+            if not self._fill(FRAME.size):
+                return None
+            kind, size = FRAME.unpack_from(self._pending)
+            if not self._fill(FRAME.size + size):
+                return None
+            data = bytes(self._pending[FRAME.size:FRAME.size + size])
+            del self._pending[:FRAME.size + size]
         except (OSError, ValueError) as exc:
             if isinstance(exc, TimeoutError) or not self._closed:
                 raise
             return None
-        return Stream[stream.upper()], data
+        return Stream[STREAMS.get(kind, "stdout").upper()], data
 
     def packets(self) -> Iterator[tuple[Stream, bytes]]:
         while (packet := self.recv()) is not None:
