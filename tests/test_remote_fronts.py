@@ -10,6 +10,7 @@ import io
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -397,3 +398,37 @@ def test_interrupted_start_a_cell_as_locally(magics: Any, service: PodmanService
     assert seen["local"] == ((("[detached from intr: it did not stop on SIGINT and keeps running; %container attach "
                                "intr or %container stop intr]\n"), "true") if detached else
                              ("got INT\n[intr exited with code 130]\n", "false"))
+
+
+def test_start_a_of_an_rm_container_gives_its_code_after_removal(store: Store, service: PodmanService, lab: Any) -> None:
+    """``start -a`` of a ``--rm`` container: the service may remove it before its exit code is asked; the code is
+    then its ``died`` event's (podman's remote client does the same)."""
+    lab.create("busybox", command=["sh", "-c", "echo hi; exit 3"], name="gone", auto_remove=True)
+    attachment = lab.attach_output("gone", start=True)
+    try:
+        assert list(attachment.packets()) and attachment.recv() is None
+    finally:
+        attachment.close()
+    service.remote("rm", "-f", "gone")  # removed, whether the service got there first or not
+    assert not lab.exists("gone")
+    assert attachment.wait() == 3
+    local = store.cli("create", "--rm", "--name", "gone", "busybox", "sh", "-c", "echo hi; exit 3")
+    assert local.returncode == 0
+    remote = subprocess.run([*remote_argv(service), "create", "--rm", "--name", "gone", "busybox", "sh", "-c",
+                             "echo hi; exit 3"], capture_output=True, text=True, env=cli_env(service), timeout=60)
+    assert remote.returncode == 0
+    results = [(r.returncode, r.stdout, r.stderr) for r in (
+        store.cli("start", "-a", "gone"),
+        subprocess.run([*remote_argv(service), "start", "-a", "gone"], capture_output=True, text=True,
+                       env=cli_env(service), timeout=60))]
+    assert results == [(3, "hi\n", "")] * 2
+
+
+@pytest.mark.parametrize("mode", [stat.S_IFDIR | 0o755, stat.S_IFCHR | 0o620, stat.S_IFBLK | 0o660,
+                                  stat.S_IFLNK | 0o777, stat.S_IFREG | stat.S_ISUID | 0o755, stat.S_IFIFO | 0o600])
+def test_a_path_stat_reads_back_as_it_was_written(mode: int) -> None:
+    """podman's path stat (Go's FileMode: a character device's bits include a block device's) back to st_mode."""
+    from kernelext.core.filecopy import FileInfo
+
+    info = FileInfo("x", 7, mode, 1_700_000_000.5, "", stat.S_ISDIR(mode))
+    assert FileInfo.from_json(info.to_json()) == info

@@ -98,8 +98,9 @@ class FileInfo:
         from kernelext.core.logs import parse_timestamp
 
         go_mode = int(doc.get("mode") or 0)
-        kind = next((st for st, bit in sorted(_GO_TYPE_BITS.items(), key=lambda item: -bin(item[1]).count("1"))
-                     if go_mode & bit == bit), stat.S_IFREG)
+        # a character device's bits include a block device's: the type with the most bits set wins
+        kind = max((st for st, bits in _GO_TYPE_BITS.items() if go_mode & bits == bits),
+                   key=lambda st: _GO_TYPE_BITS[st].bit_count(), default=stat.S_IFREG)
         mode = kind | go_mode & 0o777 | (stat.S_ISUID if go_mode & _GO_SETUID else 0)
         mode |= (stat.S_ISGID if go_mode & _GO_SETGID else 0) | (stat.S_ISVTX if go_mode & _GO_STICKY else 0)
         mtime = str(doc.get("mtime") or "")

@@ -960,6 +960,7 @@ class RemoteAttachment:
         self.engine, self.id, self.sock, self.tty = engine, ident, sock, tty
         self._reader = reader
         self._closed = False
+        self._since = time.time() - 1  # its died event is after the attach (whole seconds in the API)
         # bytes read but not yet returned: an interrupt (a cell's stop button) between two reads of a frame
         # loses nothing, and the next recv goes on where it was
         self._pending = bytearray()
@@ -1008,5 +1009,13 @@ class RemoteAttachment:
         self.sock.close()
 
     def wait(self) -> int:
-        """The container's exit code once it has exited."""
-        return self.engine.wait_exit(self.id)
+        """The container's exit code once it has exited; one the service removed meanwhile (``--rm``) from its
+        ``died`` event, as podman's remote client reads it."""
+        try:
+            return self.engine.wait_exit(self.id)
+        except NoSuchContainerError:
+            died = [e for e in self.engine.events(filters={"container": [self.id], "event": ["died"]}, since=self._since)
+                    if "containerExitCode" in e.attributes]
+            if not died:
+                raise
+            return int(died[-1].attributes["containerExitCode"])
