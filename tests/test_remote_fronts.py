@@ -436,3 +436,33 @@ def test_a_path_stat_reads_back_as_it_was_written(mode: int) -> None:
 
     info = FileInfo("x", 7, mode, 1_700_000_000.5, "", stat.S_ISDIR(mode))
     assert FileInfo.from_json(info.to_json()) == info
+
+
+def test_remote_attach_output_is_live(service: PodmanService) -> None:
+    """The CLI writes each line as the remote container writes it: the first line is read while the container
+    still waits for its second trigger."""
+    import selectors
+
+    argv, env = remote_argv(service), cli_env(service)
+    subprocess.run([*argv, "run", "-d", "--name", "live", "busybox", "sh", "-c",
+                    ("while [ ! -e /tmp/a ]; do sleep 0.05; done; echo first; "
+                    "while [ ! -e /tmp/b ]; do sleep 0.05; done; echo second; exit 4")],
+                   check=True, capture_output=True, env=env, timeout=60)
+    proc = subprocess.Popen([*argv, "attach", "live"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        assert wait_until(lambda: "attach" in service.remote("events", "--stream=false", "--filter", "event=attach",
+                                                             "--filter", "container=live", "--format",
+                                                             "{{.Status}}").stdout, timeout=30)
+        service.remote("exec", "live", "touch", "/tmp/a", check=True)
+        assert proc.stdout is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(proc.stdout, selectors.EVENT_READ)
+            assert selector.select(timeout=30), "the first line did not come while the container ran"
+        assert proc.stdout.readline() == b"first\n" and proc.poll() is None
+        service.remote("exec", "live", "touch", "/tmp/b", check=True)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (proc.returncode, out, err) == (4, b"second\n", b"")
