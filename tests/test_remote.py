@@ -267,7 +267,7 @@ def test_magics_on_a_connection(service: PodmanService, tmp_path: Path, monkeypa
         board = magic("dashboard")
         assert board.table.engines == ["local", "lab"] and [r["name"] for r in board.table.rows] == ["nb"]
         board.close()
-        with pytest.raises(Exception, match="%container diagram: not supported by the remote engine yet"):
+        with pytest.raises(Exception, match="%container diagram: it shows this host.s runc and conmon processes"):
             magic("diagram nb")
         with pytest.raises(Exception, match="%%container write: not supported by the remote engine yet"):
             shell.run_cell_magic("container", "write nb:/tmp/x", "data")

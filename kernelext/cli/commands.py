@@ -185,14 +185,15 @@ def _terminal(resize_to: Callable[[int, int], object], raw: bool) -> Iterator[No
 
 
 @contextmanager
-def _signal_proxy(ctr: Container, enabled: bool) -> Iterator[None]:
-    """Forward signals to the container; the lock must not be taken in the handler, hence a thread."""
+def _signal_proxy(kill: Callable[[int], object], enabled: bool) -> Iterator[None]:
+    """Forward signals to the container (``kill(signum)``); the lock must not be taken in the handler, nor a
+    remote request made there, hence a thread."""
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def forward(signum: int, _frame: object) -> None:
-        threading.Thread(target=_quietly, args=(ctr.kill, signum), daemon=True).start()
+        threading.Thread(target=_quietly, args=(kill, signum), daemon=True).start()
     previous = {sig: signal.signal(sig, forward) for sig in PROXIED_SIGNALS}
     try:
         yield
@@ -235,7 +236,7 @@ def attach_and_wait(ctr: Container, *, start: bool, stdin: bool, detach_keys: st
     if streams is not None and not streams & {Stream.STDOUT, Stream.STDERR}:
         out(ctr.id)  # podman: with neither output stream attached, the container's ID is what run prints
     try:
-        with _terminal(ctr.resize, raw), _signal_proxy(ctr, not ctr.config.tty):
+        with _terminal(ctr.resize, raw), _signal_proxy(ctr.kill, not ctr.config.tty):
             pump(conn, write, stdin=sys.stdin.buffer if stdin else None, detach_keys=keys if stdin else b"")
     except Detached:
         return 0
@@ -262,8 +263,8 @@ def render(reports: Sequence[Report], show: Callable[[Report], str] = lambda r: 
 @command("start", engine=True)
 def cmd_start(engine: Engine, args: argparse.Namespace) -> int:
     filters = parse_filters(args.filter)
-    if engine.remote and args.attach and len(args.containers) == 1:  # a TTY container's terminal
-        return _remote_attach(engine, args.containers[0], start=True, detach_keys=args.detach_keys)
+    if engine.remote and (args.attach or args.interactive):
+        return _remote_start_attached(engine, args)
     if args.attach or args.interactive:
         ctr = domain.attach_target(engine.local("start --attach"), args.containers, all=args.all,
                                    latest=args.latest)
@@ -332,7 +333,11 @@ def cmd_exists(engine: Engine, args: argparse.Namespace) -> int:
 @command("attach", engine=True)
 def cmd_attach(engine: Engine, args: argparse.Namespace) -> int:
     if engine.remote:
-        return _remote_attach(engine, args.container, start=False, detach_keys=args.detach_keys)
+        from kernelext.cli.terminalsession import remote_engine
+
+        if remote_engine(engine).has_tty(args.container):
+            return _remote_attach(engine, args.container, start=False, detach_keys=args.detach_keys)
+        return _remote_output(engine, args.container, start=False)
     ctr = engine.local("attach").get(args.container)
     stdin = ctr.config.stdin and not args.no_stdin
     return attach_and_wait(ctr, start=False, stdin=stdin, detach_keys=args.detach_keys, remove=False)
@@ -345,6 +350,37 @@ def _remote_attach(engine: Engine, name: str, *, start: bool, detach_keys: str |
 
     return remote_tty.session_and_wait(RemoteAttachTerminal(remote_tty.remote_engine(engine), name, start=start,
                                                             remove=remove, size=remote_tty.size()), detach_keys)
+
+
+def _remote_start_attached(engine: Engine, args: argparse.Namespace) -> int:
+    """``start -a`` on a remote engine: a TTY container's terminal, else its output as it comes."""
+    from kernelext.cli.terminalsession import remote_engine
+    from kernelext.domain.engine import unsupported
+
+    remote = remote_engine(engine)
+    ident = remote.attach_target(args.containers, all=args.all, latest=args.latest)
+    if remote.has_tty(ident):
+        return _remote_attach(engine, ident, start=True, detach_keys=args.detach_keys)
+    if args.interactive:  # stdin of a container without a TTY: not carried yet
+        raise unsupported(engine.name, "start --interactive of a container without a TTY")
+    return _remote_output(engine, ident, start=True)
+
+
+def _remote_output(engine: Engine, name: str, *, start: bool) -> int:
+    """A remote container's output here as it comes (podman's sig-proxy: this process's signals sent to it),
+    then its exit code."""
+    from kernelext.cli.terminalsession import remote_engine
+
+    remote = remote_engine(engine)
+    # the proxy from before the attach: a signal once the service has attached is never lost
+    with _signal_proxy(lambda signum: remote.kill([name], signal=signum), True):
+        attachment = remote.attach_output(name, start=start)
+        try:
+            for stream, data in attachment.packets():
+                _write_packet(stream, data)
+        finally:
+            attachment.close()
+    return attachment.wait()
 
 
 @command("exec", engine=True)

@@ -900,6 +900,20 @@ TOP_COMMANDS = _table(
     ("version", CommandSpec("version", "Show the version", _no_flags)),
 )
 
+def _dashboard_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--connection", action="append", default=[], dest="connections", metavar="NAME",
+                   help="a podman connection (system connection ls) shown beside the local store; repeat for several")
+    p.add_argument("--all-connections", action="store_true",
+                   help="every connection of podman's store (one out of reach is skipped with a line saying so)")
+
+
+#: Subcommands only a notebook has (they show a widget), parsed by the same grammar as the CLI's.
+NOTEBOOK_COMMANDS = _table(
+    ("dashboard", CommandSpec("dashboard", "Every container of the local store and of podman connections, live",
+                              _dashboard_flags)),
+)
+
+
 def _connection_flags(p: argparse.ArgumentParser) -> None:
     from kernelext.cli.connections import connection_flags
 

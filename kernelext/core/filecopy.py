@@ -92,6 +92,22 @@ class FileInfo:
         return {"name": self.name, "size": self.size, "mode": go_mode, "mtime": format_time(self.mtime),
                 "isDir": self.is_dir, "linkTarget": self.link_target}
 
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> FileInfo:
+        """podman's JSON form (a remote service's ``X-Docker-Container-Path-Stat``) back to a FileInfo."""
+        from kernelext.core.logs import parse_timestamp
+
+        go_mode = int(doc.get("mode") or 0)
+        # a character device's bits include a block device's: the type with the most bits set wins
+        kind = max((st for st, bits in _GO_TYPE_BITS.items() if go_mode & bits == bits),
+                   key=lambda st: _GO_TYPE_BITS[st].bit_count(), default=stat.S_IFREG)
+        mode = kind | go_mode & 0o777 | (stat.S_ISUID if go_mode & _GO_SETUID else 0)
+        mode |= (stat.S_ISGID if go_mode & _GO_SETGID else 0) | (stat.S_ISVTX if go_mode & _GO_STICKY else 0)
+        mtime = str(doc.get("mtime") or "")
+        return cls(str(doc.get("name", "")), int(doc.get("size") or 0), mode,
+                   parse_timestamp(mtime.replace("Z", "+00:00")) if mtime else 0.0, str(doc.get("linkTarget", "")),
+                   bool(doc.get("isDir")))
+
 
 # ---------------------------------------------------------------- the root
 def _namespace_root(ctr: Container) -> Root | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar, runtime_checkable
 
 from kernelext.domain import reports as rep
 from kernelext.errors import EngineUnsupportedError
@@ -21,6 +21,7 @@ from kernelext.errors import EngineUnsupportedError
 if TYPE_CHECKING:
     from kernelext.connections import Connection
     from kernelext.core.events import Event
+    from kernelext.core.filecopy import FileInfo
     from kernelext.core.logs import LogLine
     from kernelext.core.runtime import Runtime
     from kernelext.domain.filters import Filters
@@ -69,6 +70,21 @@ class ContainerRecord:
 
 
 @dataclass(frozen=True)
+class StateRecord:
+    """A container's state as a panel shows it, whichever engine holds it: podman's state word, how its last
+    run ended, and the actions the state machine allows now (decided by the engine, rendered by the panel)."""
+
+    status: str
+    exit_code: int = 0
+    exited: bool = False
+    error: str = ""
+    oom_killed: bool = False
+    checkpointed: bool = False
+    #: The panel's actions the state machine allows now (:func:`kernelext.core.state.allowed_actions`).
+    allowed: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
 class ImageRecord:
     """One image as ``images`` lists it (podman's ``ListImage``), whichever engine holds it."""
 
@@ -78,6 +94,21 @@ class ImageRecord:
     created: float
     size: int
     engine: str = LOCAL
+
+
+class ContainerFiles(Protocol):
+    """A container's files as the file browser uses them: a local ``Container`` is one, a remote engine's
+    :class:`~kernelext.domain.remotefiles.RemoteFiles` another (docs/architecture.md §16)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def list_dir(self, path: str) -> list[FileInfo]: ...
+    def stat(self, path: str) -> FileInfo: ...
+    def get_archive(self, path: str) -> tuple[BinaryIO, FileInfo]: ...
+    def write_file(self, path: str, data: bytes) -> None: ...
+    def make_dir(self, path: str) -> None: ...
+    def remove_path(self, path: str) -> None: ...
 
 
 @runtime_checkable
@@ -135,6 +166,9 @@ class Engine(Protocol):
     def ps(self, *, all: bool = False, latest: bool = False, last: int = -1, filters: Filters | None = None,
            sort: str = "created") -> list[ContainerRecord]: ...
     def exists(self, name: str) -> bool: ...
+    def state(self, name: str) -> StateRecord:
+        """The container's state now and the actions it allows (what a panel's header and buttons show)."""
+        ...
     def logs(self, names: Sequence[str], *, latest: bool = False, since: float | None = None,
              until: float | None = None, tail: int | None = None,
              follow: bool = False) -> Iterator[tuple[ContainerRecord, LogLine]]: ...
@@ -156,6 +190,9 @@ class Engine(Protocol):
     def exec_detached(self, name: str, command: list[str], *, env: Sequence[str] = (), workdir: str | None = None,
                       user: str | None = None) -> str: ...
     def copy(self, source: str, destination: str, *, archive: bool = True, overwrite: bool = False) -> None: ...
+    def files(self, name: str) -> ContainerFiles:
+        """One container's files, for the file browser: list a folder, stat, download, upload, make, remove."""
+        ...
 
     # ------------------------------------------------- checkpoint and restore
     def checkpoint(self, names: Sequence[str], *, all: bool = False, latest: bool = False,

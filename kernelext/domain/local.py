@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from kernelext.domain import containers as domain
 from kernelext.domain import reports as rep
-from kernelext.domain.engine import LOCAL, ContainerRecord, ImageRecord, Output
+from kernelext.domain.engine import LOCAL, ContainerRecord, ImageRecord, Output, StateRecord
 from kernelext.oci.attach import Stream, pump
 from kernelext.units import status_text
 
@@ -188,6 +188,15 @@ class LocalEngine:
 
     def copy(self, source: str, destination: str, *, archive: bool = True, overwrite: bool = False) -> None:
         self.runtime.copy(source, destination, archive=archive, overwrite=overwrite)
+
+    def state(self, name: str) -> StateRecord:
+        ctr = self.runtime.get(name)
+        st = ctr.state
+        return StateRecord(st.status.value, st.exit_code, st.exited, st.error, st.oom_killed, st.checkpointed,
+                           ctr.allowed_actions())
+
+    def files(self, name: str) -> Container:
+        return self.runtime.get(name)  # a Container's own file calls are the browser's
 
     # ------------------------------------------------- checkpoint and restore
     def checkpoint(self, names: Sequence[str], **options: Any) -> list[rep.CheckpointReport]:

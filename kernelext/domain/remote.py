@@ -31,7 +31,7 @@ from kernelext.connections import Connection, unreachable
 from kernelext.core.events import Event
 from kernelext.core.logs import LogLine
 from kernelext.domain import reports as rep
-from kernelext.domain.engine import ContainerRecord, ImageRecord, Output, unsupported
+from kernelext.domain.engine import ContainerRecord, ImageRecord, Output, StateRecord, unsupported
 from kernelext.errors import (
     CommandNotFoundError,
     ContainerStateError,
@@ -49,6 +49,8 @@ from kernelext.units import status_words
 if TYPE_CHECKING:
     from kernelext.core.runtime import Runtime
     from kernelext.domain.filters import Filters
+    from kernelext.domain.remotefiles import RemoteFiles
+    from kernelext.oci.attach import Stream
 
 #: The libpod API version the hijacked requests name (podman 4.0 is the oldest with today's endpoints).
 API_PREFIX = "/v4.0.0/libpod"
@@ -433,6 +435,39 @@ class RemoteEngine:
             if remove:
                 self._request("DELETE", f"/containers/{ident}", params={"force": True}, ok=(404,))
 
+    def attach_target(self, names: Sequence[str], *, all: bool = False, latest: bool = False) -> str:
+        """``start --attach``'s one container (podman's rules, as :func:`kernelext.domain.containers.attach_target`)."""
+        if all:
+            raise InvalidArgumentError("you cannot start and attach all containers at once")
+        if len(names) > 1:
+            raise InvalidArgumentError("you cannot start and attach multiple containers at once")
+        chosen = self._targets(names, latest=latest)
+        if not chosen:
+            raise NoSuchContainerError("no containers to act on")
+        return chosen[0][0]
+
+    def has_tty(self, name: str) -> bool:
+        """Whether the container was made with a TTY (its attach is a terminal, not multiplexed output)."""
+        return bool((self._inspect(name).get("Config") or {}).get("Tty"))
+
+    def attach_output(self, name: str, *, start: bool) -> RemoteAttachment:
+        """``attach`` and ``start -a`` without stdin: the container's output as it comes (the API's attach
+        stream: multiplexed frames, or a TTY's raw bytes), attached before a start so nothing is lost. As
+        podman's remote client: ``attach`` only to a running container (docs/architecture.md §16)."""
+        doc = self._inspect(name)
+        ident = str(doc["Id"])
+        if not start and (doc.get("State") or {}).get("Status") != "running":
+            raise ContainerStateError("you can only attach to running containers", container=name)
+        sock, reader = self.hijack(f"/containers/{ident}/attach", {"stream": True, "stdout": True, "stderr": True})
+        attachment = RemoteAttachment(self, ident, sock, reader, tty=bool((doc.get("Config") or {}).get("Tty")))
+        if start:
+            try:
+                self._post(ident, "start", ok=(304,))
+            except BaseException:
+                attachment.close()
+                raise
+        return attachment
+
     def start(self, names: Sequence[str], *, all: bool = False, latest: bool = False,
               filters: Filters | None = None) -> list[rep.StartReport]:
         chosen = self._targets(names, all=all, latest=latest, filters=filters)
@@ -671,6 +706,27 @@ class RemoteEngine:
         else:
             self._copy_out(src_ctr, src_path, Path(dst_path), overwrite)
 
+    def state(self, name: str) -> StateRecord:
+        """The state from podman's inspect document, and the actions kernelext's state machine allows from it
+        (the same rule as a local container's: docs/architecture.md §2)."""
+        from kernelext.core.state import ContainerStatus, allowed_actions
+
+        state = self._inspect(name).get("State") or {}
+        try:
+            status = ContainerStatus(state.get("Status", ""))
+        except ValueError:
+            status = ContainerStatus.UNKNOWN
+        checkpointed = bool(state.get("Checkpointed"))
+        return StateRecord(status.value, int(state.get("ExitCode") or 0),
+                           status in (ContainerStatus.EXITED, ContainerStatus.STOPPED), str(state.get("Error") or ""),
+                           bool(state.get("OOMKilled")), checkpointed, allowed_actions(status, checkpointed=checkpointed))
+
+    def files(self, name: str) -> RemoteFiles:
+        """The container's files through the archive endpoints (kernelext/domain/remotefiles.py)."""
+        from kernelext.domain.remotefiles import RemoteFiles
+
+        return RemoteFiles(self, name)
+
     def _path_stat(self, ctr: str, path: str) -> dict[str, Any] | None:
         response = self._request("HEAD", f"/containers/{ctr}/archive", params={"path": path}, name=ctr, ok=(404,))
         if response.status_code == 404:
@@ -900,3 +956,75 @@ class _SocketStream(Generic[T]):
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
+
+
+class RemoteAttachment:
+    """A remote container's output from its attach stream, shaped as a local
+    :class:`~kernelext.oci.attach.AttachSocket` (``recv``, ``packets``, ``sock``, ``close``) so the front ends
+    stream it as they stream a local one; ``close()`` from any thread detaches (the container runs on);
+    :meth:`wait` is the container's exit code once it has exited."""
+
+    def __init__(self, engine: RemoteEngine, ident: str, sock: socket.socket, reader: io.BufferedReader, *,
+                 tty: bool) -> None:
+        self.engine, self.id, self.sock, self.tty = engine, ident, sock, tty
+        self._reader = reader
+        self._closed = False
+        self._since = time.time() - 1  # its died event is after the attach (whole seconds in the API)
+        # bytes read but not yet returned: an interrupt (a cell's stop button) between two reads of a frame
+        # loses nothing, and the next recv goes on where it was
+        self._pending = bytearray()
+
+    def _fill(self, size: int) -> bool:
+        while len(self._pending) < size:
+            chunk = self._reader.read1(COPY_BUFFER)
+            if not chunk:
+                return False
+            self._pending += chunk
+        return True
+
+    def recv(self) -> tuple[Stream, bytes] | None:
+        """The next chunk of output (a frame; a TTY's bytes as they come), None at its end or once closed; a
+        socket timeout is raised."""
+        from kernelext.oci.attach import Stream
+
+        try:
+            if self.tty:
+                if not self._fill(1):
+                    return None
+                data, self._pending = bytes(self._pending), bytearray()
+                return Stream.STDOUT, data
+            if not self._fill(FRAME.size):
+                return None
+            kind, size = FRAME.unpack_from(self._pending)
+            if not self._fill(FRAME.size + size):
+                return None
+            data = bytes(self._pending[FRAME.size:FRAME.size + size])
+            del self._pending[:FRAME.size + size]
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, TimeoutError) or not self._closed:
+                raise
+            return None
+        return Stream[STREAMS.get(kind, "stdout").upper()], data
+
+    def packets(self) -> Iterator[tuple[Stream, bytes]]:
+        while (packet := self.recv()) is not None:
+            yield packet
+
+    def close(self) -> None:
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self._reader.close()
+        self.sock.close()
+
+    def wait(self) -> int:
+        """The container's exit code once it has exited; one the service removed meanwhile (``--rm``) from its
+        ``died`` event, as podman's remote client reads it."""
+        try:
+            return self.engine.wait_exit(self.id)
+        except NoSuchContainerError:
+            died = [e for e in self.engine.events(filters={"container": [self.id], "event": ["died"]}, since=self._since)
+                    if "containerExitCode" in e.attributes]
+            if not died:
+                raise
+            return int(died[-1].attributes["containerExitCode"])

@@ -20,7 +20,7 @@ from typing import Any
 
 from IPython.core.error import UsageError as IPythonUsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, needs_local_scope, no_var_expand
-from traitlets import Bool, Float, Instance, Integer, Unicode, observe
+from traitlets import Bool, Float, Instance, Integer, List, Unicode, observe
 
 from kernelext.cli.format import parse_interval, parse_time
 from kernelext.cli.parser import (
@@ -59,7 +59,13 @@ Handler = Callable[["ContainerMagics", argparse.Namespace], Any]
 #: Subcommands that exist only in a notebook (they show a widget).
 WIDGET_COMMANDS = ("panel", "diagram", "timeline", "monitor", "files", "dashboard", "imagelist")
 #: The widgets that work on any engine (docs/architecture.md §16): with a connection, on it.
-ENGINE_WIDGETS = ("panel", "dashboard")
+ENGINE_WIDGETS = ("panel", "dashboard", "monitor", "files")
+#: The widgets that show what only kernelext's own store has, and why (the one line a remote engine gives).
+LOCAL_WIDGETS = {
+    "diagram": "it shows this host's runc and conmon processes, which a podman service's containers are not",
+    "timeline": "it shows kernelext's own checkpoint history, which a podman service does not keep",
+    "imagelist": "not supported by the remote engine yet",
+}
 HANDLERS: dict[str, Handler] = {}
 
 
@@ -105,6 +111,9 @@ class ContainerMagics(Magics):
     debug = Bool(False, help="Show full tracebacks of kernelext errors").tag(config=True)
     connection = Unicode("", help="podman connection (system connection ls) the magics drive; empty: the "
                                   "local store").tag(config=True)
+    dashboard_connections = List(Unicode(), help="podman connections `%container dashboard` shows beside the "
+                                                 "local store (its -c/--all-connections replace them)"
+                                 ).tag(config=True)
     runtime = Instance(Runtime, allow_none=True)
     #: The runtime of the line being run (its global options), else None: the configured store.
     _line_runtime: Runtime | None = None
@@ -230,9 +239,9 @@ class ContainerMagics(Magics):
             debug = True
         try:
             options, rest = _connection_options(argv) if cell is None else (None, [])
-            if options is not None and rest and rest[0] in ENGINE_WIDGETS:
+            if options is not None and rest and rest[0] in WIDGET_COMMANDS:
                 return self._engine_widget(options, rest)
-            if cell is not None or (argv and argv[0] in WIDGET_COMMANDS):
+            if cell is not None:
                 # no global options here: ContainerMagics.connection (or CONTAINER_HOST...) picks the engine
                 engine = self._remote_engine(argparse.Namespace(connection=None, url=None, identity=None))
                 if engine is not None:
@@ -241,8 +250,6 @@ class ContainerMagics(Magics):
                     return run_remote_cell(self, engine, argv, cell)
             if cell is not None:
                 return self._cell(argv, cell)
-            if argv and argv[0] in WIDGET_COMMANDS:
-                return self._widget(argv)
             args = parse_args(argv)
             engine = self._remote_engine(args)
             if engine is not None:
@@ -274,10 +281,10 @@ class ContainerMagics(Magics):
         from kernelext import widgets
 
         command, rest = argv[0], argv[1:]
-        if command in ("dashboard", "imagelist"):
+        if command == "imagelist":
             if rest:
                 raise UsageError(f"usage: %container {command}")
-            return widgets.Dashboard(self.rt) if command == "dashboard" else widgets.ImageList(self.rt)
+            return widgets.ImageList(self.rt)
         snapshot = command == "diagram" and "--snapshot" in rest
         rest = [a for a in rest if a != "--snapshot"] if snapshot else rest
         if len(rest) != 1:
@@ -294,25 +301,59 @@ class ContainerMagics(Magics):
         return widgets.LifecycleDiagram(ctr, frozen=snapshot)
 
     def _engine_widget(self, options: argparse.Namespace, argv: list[str]) -> Any:
-        """``%container [--connection NAME] panel CONTAINER`` and ``dashboard``: on the connection (the line's,
-        else ``ContainerMagics.connection``...) when there is one, else the local store. A remote panel can
-        move its container to the local store and back; the dashboard shows both."""
+        """``%container [--connection NAME] panel|monitor|files CONTAINER`` and ``dashboard``: on the connection
+        (the line's, else ``ContainerMagics.connection``...) when there is one, else the local store. A remote
+        panel can move its container to the local store and back; the dashboard shows both. The widgets of
+        what only the local store has refuse a connection in one line, with the reason."""
         from kernelext import widgets
+        from kernelext.domain.engine import unsupported
         from kernelext.domain.local import LocalEngine
 
-        rest = argv[1:]
+        command, rest = argv[0], argv[1:]
+        if command == "dashboard":
+            return self._dashboard(options, rest)
         engine = self._remote_engine(options)
         if engine is None:
             return self._widget(argv)
-        local = LocalEngine(self.rt)
-        if argv[0] == "dashboard":
-            if rest:
-                raise UsageError("usage: %container dashboard")
-            return widgets.Dashboard(self.rt, connections=[engine])
+        if command in LOCAL_WIDGETS:
+            raise unsupported(engine.name, f"%container {command}", LOCAL_WIDGETS[command])
         if len(rest) != 1:
-            raise UsageError("usage: %container panel CONTAINER")
-        return widgets.ContainerPanel(rest[0], engine=engine, engines={"local": local},
+            raise UsageError(f"usage: %container {command} CONTAINER")
+        if command == "monitor":
+            return widgets.ResourceMonitor(rest[0], engine=engine)
+        if command == "files":
+            return widgets.FileBrowser(engine.files(rest[0]))
+        return widgets.ContainerPanel(rest[0], engine=engine, engines={"local": LocalEngine(self.rt)},
                                       max_lines=self.output_lines, update_rate=self.update_rate)
+
+    def _dashboard(self, options: argparse.Namespace, argv: list[str]) -> Any:
+        """``%container [--connection NAME] dashboard [-c NAME]... [--all-connections]``: the local store and the
+        connections asked for, else ``ContainerMagics.dashboard_connections``, else the line's or configured one
+        (docs/architecture.md §16). A named connection out of reach is an error; with ``--all-connections`` it
+        is skipped with a line on stderr (a stale entry of podman's store does not hide the others)."""
+        from kernelext import widgets
+        from kernelext.cli.parser import NOTEBOOK_COMMANDS, command_parser
+        from kernelext.connections import ConnectionStore
+        from kernelext.errors import EngineUnreachableError
+
+        args = command_parser("dashboard", table=NOTEBOOK_COMMANDS).parse_args(argv)
+        every = [c.name for c in ConnectionStore().list()] if args.all_connections else []
+        names = [*args.connections, *every] or list(self.dashboard_connections)
+        engines = []
+        line = self._remote_engine(options)
+        if line is not None and (options.connection or options.url or not names):
+            engines.append(line)
+        for name in dict.fromkeys(names):
+            try:
+                engine = self._remote_engine(argparse.Namespace(connection=name, url=None, identity=None))
+            except EngineUnreachableError as exc:
+                if name not in every or name in args.connections:
+                    raise
+                print(f"dashboard: {name} skipped: {exc}", file=sys.stderr)
+                continue
+            if all(engine is not e for e in engines):
+                engines.append(engine)
+        return widgets.Dashboard(self.rt, connections=engines)
 
     def _cell(self, argv: list[str], cell: str) -> Any:
         if not argv:
@@ -357,18 +398,26 @@ class ContainerMagics(Magics):
 
     def _attached(self, ctr: Container, *, start: bool, remove: bool, run: bool = False) -> None:
         conn = domain.attach_and_start(ctr, start=start, remove=remove, run=run)
-        try:
-            ended = live.stream_attached(conn, ctr.name, max_lines=self.output_lines, rate_hz=self.update_rate,
-                                         forward_interrupt=self._forward_interrupt(ctr))
-        finally:
-            conn.close()
-        if not ended:
-            print(f"[detached from {ctr.name}: it did not stop on SIGINT and keeps running; "
-                  f"%container attach {ctr.name} or %container stop {ctr.name}]")
+        if not self._stream_attached(conn, ctr.name, self._forward_interrupt(ctr)):
             return
         self._report_exit(ctr.name, ctr.wait())
         if remove:
             domain.remove_quietly(ctr, force=True)
+
+    def _stream_attached(self, conn: Any, name: str, forward_interrupt: Callable[[], None], *,
+                         prefix: str = "") -> bool:
+        """An attachment's output (a local attach socket, a remote engine's attach stream) into the cell until
+        it ends (True) or the user detaches (False: said in one line); ``prefix``: the engine options that
+        reach the container again."""
+        try:
+            ended = live.stream_attached(conn, name, max_lines=self.output_lines, rate_hz=self.update_rate,
+                                         forward_interrupt=forward_interrupt)
+        finally:
+            conn.close()
+        if not ended:
+            print(f"[detached from {name}: it did not stop on SIGINT and keeps running; "
+                  f"%container {prefix}attach {name} or %container {prefix}stop {name}]")
+        return ended
 
     def _exec_streamed(self, ctr: Container, command: list[str], *, tty: bool, env: list[str],
                        workdir: str | None, user: str | None) -> None:

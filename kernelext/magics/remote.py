@@ -88,11 +88,10 @@ def _run(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
 def _terminal(m: ContainerMagics, engine: Engine, args: argparse.Namespace,
               session: Callable[[RemoteEngine], TerminalSession]) -> Any:
     """A remote TTY in the Terminal widget, as the local ``-it`` lines give (kernelext/domain/remoteterminal.py)."""
-    from kernelext.domain.remote import RemoteEngine
     from kernelext.magics.terminal import widget
 
-    assert isinstance(engine, RemoteEngine), "remote lines run on a remote engine"
-    return widget(lambda: session(engine), args.detach_keys, m._set_exit_code)
+    remote = _remote(engine)
+    return widget(lambda: session(remote), args.detach_keys, m._set_exit_code)
 
 
 def _warned(record: ContainerRecord) -> ContainerRecord:
@@ -114,10 +113,19 @@ def _create(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any
 
 @remote("start")
 def _start(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
-    if args.attach and len(args.containers) == 1:  # a TTY container's terminal (one without: refused there)
-        return _terminal(m, engine, args, lambda remote: RemoteAttachTerminal(remote, args.containers[0], start=True))
     if args.attach or args.interactive:
-        raise engine_refusal(engine, "start --attach")
+        remote = _remote(engine)
+        ident = remote.attach_target(args.containers, all=args.all, latest=args.latest)
+        if remote.has_tty(ident):  # its terminal in the Terminal widget
+            return _terminal(m, engine, args, lambda remote: RemoteAttachTerminal(remote, ident, start=True))
+        if args.interactive:  # stdin of a container without a TTY: not carried yet
+            raise engine_refusal(engine, "start --interactive of a container without a TTY")
+        name = args.containers[0] if args.containers else ident[:12]
+        attachment = remote.attach_output(ident, start=True)
+        again = f"--connection {remote.connection.name} " if remote.connection.name else f"--url {remote.connection.uri} "
+        if m._stream_attached(attachment, name, lambda: _signal_quietly(engine, ident, "SIGINT"), prefix=again):
+            m._report_exit(name, attachment.wait())
+        return None
     return _records(m, engine, engine.start(args.containers, all=args.all, latest=args.latest,
                                             filters=parse_filters(args.filter)))
 
@@ -178,7 +186,29 @@ def _wait(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
 
 @remote("attach")
 def _attach(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
-    return _terminal(m, engine, args, lambda remote: RemoteAttachTerminal(remote, args.container, start=False))
+    remote = _remote(engine)
+    if remote.has_tty(args.container) and not args.no_stdin:
+        return _terminal(m, engine, args, lambda remote: RemoteAttachTerminal(remote, args.container, start=False))
+    attachment = remote.attach_output(args.container, start=False)
+    return m.live_output(f"{args.container} attached").attach_stream(
+        attachment, args.container, footer=lambda: f"[{args.container} exited with code {attachment.wait()}]")
+
+
+def _remote(engine: Engine) -> RemoteEngine:
+    from kernelext.domain.remote import RemoteEngine
+
+    assert isinstance(engine, RemoteEngine), "remote lines run on a remote engine"
+    return engine
+
+
+def _signal_quietly(engine: Engine, ident: str, signal: str) -> None:
+    """podman's sig-proxy for an interrupted cell: the signal to the container; one already gone is no error."""
+    import contextlib
+
+    from kernelext.errors import KernelextError
+
+    with contextlib.suppress(KernelextError):
+        engine.kill([ident], signal=signal)
 
 
 @remote("exec")

@@ -3,7 +3,8 @@ download (a file as itself, a folder as a tar), upload, new folder, delete.
 
 Every operation goes through the core's confined copy calls: nothing here
 touches the container's root directly. Downloads and uploads move in chunks
-with a progress bar.
+with a progress bar. On a remote engine the same calls go to podman's archive
+endpoints (``engine.files(name)``: kernelext/domain/remotefiles.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import anywidget
 from traitlets import Float, List, Unicode
 
-from kernelext.core.container import Container
+from kernelext.domain.engine import ContainerFiles
 from kernelext.errors import CopyError, KernelextError
 from kernelext.units import human_size
 from kernelext.widgets._assets import css, esm
@@ -38,7 +39,8 @@ class FileBrowser(anywidget.AnyWidget):
     message = Unicode("").tag(sync=True)
     progress = Float(0.0).tag(sync=True)
 
-    def __init__(self, container: Container, path: str = "/", **kwargs: Any) -> None:
+    def __init__(self, container: ContainerFiles, path: str = "/", **kwargs: Any) -> None:
+        """``container``: a local ``Container``, or an engine's ``files(name)`` (a remote one's)."""
         super().__init__(**kwargs)
         self.container = container
         self._uploads: dict[str, Any] = {}

@@ -344,7 +344,12 @@ class LiveOutput(anywidget.AnyWidget):
 
     def attach(self, container: Container) -> LiveOutput:
         """Show what the running container writes from now on (its attach socket), then its exit code."""
-        conn = container.attach()
+        return self.attach_stream(container.attach(), container.name,
+                                  footer=lambda: _settled_footer(container._runtime.get(container.id), SETTLE_S))
+
+    def attach_stream(self, conn: Any, name: str, *, footer: Callable[[], str]) -> LiveOutput:
+        """Show an attachment's output (a local attach socket, or a remote engine's attach stream: anything
+        with ``packets()`` and ``close()``) until it ends; ``footer()`` then says how the container ended."""
         self._closers.append(conn.close)
 
         def run() -> None:
@@ -354,10 +359,10 @@ class LiveOutput(anywidget.AnyWidget):
                         return
                     self.feed(stream.name.lower(), data)
                 if not self._halted():
-                    self.finish(_settled_footer(container._runtime.get(container.id), SETTLE_S))
+                    self.finish(footer())
             finally:
                 conn.close()
-        self._start(LiveMode.ATTACH, container.name, run)
+        self._start(LiveMode.ATTACH, name, run)
         return self
 
     def close(self) -> None:

@@ -3,9 +3,8 @@
 The badge follows the real state through the store's events (from any
 process) or, for a container of podman's service, through the service's event
 stream (docs/architecture.md §16); the buttons are enabled exactly when the
-state machine allows the action (:meth:`kernelext.core.container.Container.allowed_actions`
-for a local container, :func:`kernelext.core.state.allowed_actions` on podman's
-inspect for a remote one). A button runs the engine's call in a worker thread,
+state machine allows the action, as the engine says (:meth:`Engine.state`: the
+same rule on a local container and on podman's inspect of a remote one). A button runs the engine's call in a worker thread,
 so the kernel stays responsive during a 10 s stop; an error shows in the panel
 as one line and the panel stays usable. "move to" carries the running container
 to another engine (:func:`kernelext.domain.migrate.move`) and the panel follows
@@ -25,7 +24,7 @@ from traitlets import Bool, Int, List, Unicode
 
 from kernelext.core.container import Container
 from kernelext.core.events import Event
-from kernelext.core.state import ContainerConfig, ContainerStatus, allowed_actions
+from kernelext.core.state import ContainerConfig
 from kernelext.domain import containers as domain
 from kernelext.domain.engine import LOCAL, Engine, unsupported
 from kernelext.domain.local import LocalEngine
@@ -167,7 +166,7 @@ class ContainerPanel(ipywidgets.VBox):  # type: ignore[misc]
                 self.header.short_id, self.header.limits, self.header.tty = self.ident[:12], "", False
                 self.header.mounts = [f"{m.get('Source', '')}:{m.get('Destination', '')}"
                                       for m in doc.get("Mounts") or []]
-            self._refresh_remote(doc)
+            self._refresh_remote()
         badge = engine_badge(self.engine)
         self.engines.setdefault(badge, self.engine)
         with self.header.hold_sync():
@@ -204,7 +203,7 @@ class ContainerPanel(ipywidgets.VBox):  # type: ignore[misc]
         if self.container is not None:
             self._refresh(self.container)
         else:
-            self._refresh_remote(self._inspect(self.ident))
+            self._refresh_remote()
 
     def _refresh(self, container: Container) -> None:
         with self._header_lock, self.header.hold_sync():
@@ -216,21 +215,17 @@ class ContainerPanel(ipywidgets.VBox):  # type: ignore[misc]
             self.header.oom_killed = st.oom_killed
             self.header.allowed = [] if self.header.busy else container.allowed_actions()
 
-    def _refresh_remote(self, doc: dict[str, Any]) -> None:
-        """The header from podman's inspect document of the container."""
-        state = doc.get("State") or {}
-        try:
-            status = ContainerStatus(state.get("Status", ""))
-        except ValueError:
-            status = ContainerStatus.UNKNOWN
-        with self._header_lock, self.header.hold_sync():
-            self.header.status = status.value
-            self.header.exit_code = int(state.get("ExitCode") or 0)
-            self.header.exited = status in (ContainerStatus.EXITED, ContainerStatus.STOPPED)
-            self.header.error = str(state.get("Error") or "")
-            self.header.oom_killed = bool(state.get("OOMKilled"))
-            self.header.allowed = [] if self.header.busy else allowed_actions(
-                status, checkpointed=bool(state.get("Checkpointed")))
+    def _refresh_remote(self) -> None:
+        """The header from the engine's state of the container (the actions it allows are the engine's rule)."""
+        with self._header_lock:
+            state = self.engine.state(self.ident)
+            with self.header.hold_sync():
+                self.header.status = state.status
+                self.header.exit_code = state.exit_code
+                self.header.exited = state.exited
+                self.header.error = state.error
+                self.header.oom_killed = state.oom_killed
+                self.header.allowed = [] if self.header.busy else list(state.allowed)
 
     def _changed(self, container: Container, event: Event | None) -> None:
         if event is not None and event.status == "remove":
@@ -248,7 +243,7 @@ class ContainerPanel(ipywidgets.VBox):  # type: ignore[misc]
             self._removed()
             return
         try:
-            self._refresh_remote(self._inspect(self.ident))
+            self._refresh_remote()
         except KernelextError:
             return  # removed meanwhile: its event follows
         if self.header.status == "running":
