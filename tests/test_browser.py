@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 import kernelext
+from kernelext.magics.container_magics import LOCAL_WIDGETS
 
 from conftest import Store
 from labserver import CHROMIUM, CHROMIUM_FLAGS, jupyterlab, run_all_cells, write_notebook
@@ -129,7 +130,7 @@ def test_panel_in_jupyterlab(lab: dict[str, Any], store: Store) -> None:
             if lab["service"] is None:
                 expect(page.locator(".kx-diagram")).to_have_count(1, timeout=30_000)
             else:  # the diagram reads the local store: one line naming the connection
-                refused = f"diagram: not supported by the remote engine yet (engine '{lab['engine']}')"
+                refused = f"%container diagram: {LOCAL_WIDGETS['diagram']} (engine '{lab['engine']}')"
                 expect(page.locator(".jp-OutputArea-output", has_text=refused)).to_have_count(1, timeout=30_000)
                 expect(page.locator(".kx-diagram")).to_have_count(0)
 
