@@ -493,17 +493,16 @@ def cmd_umount(rt: Runtime, args: argparse.Namespace) -> int:
     return _each(rt, args.containers, lambda c: c.unmount(force=args.force))
 
 
-@command("export")
-def cmd_export(rt: Runtime, args: argparse.Namespace) -> int:
-    ctr = rt.get(args.container)
+@command("export", engine=True)
+def cmd_export(engine: Engine, args: argparse.Namespace) -> int:
     if args.output:
         with open(args.output, "wb") as f:
-            ctr.export(f)
+            engine.export(args.container, f)
     else:
         if sys.stdout.isatty():
             raise UsageError("refusing to export to terminal. Use -o flag or redirect")
         sys.stdout.flush()
-        ctr.export(sys.stdout.buffer)
+        engine.export(args.container, sys.stdout.buffer)
     return 0
 
 
@@ -517,9 +516,9 @@ def cmd_cp(engine: Engine, args: argparse.Namespace) -> int:
     return 0
 
 
-@command("diff")
-def cmd_diff(rt: Runtime, args: argparse.Namespace) -> int:
-    changes = domain.one(rt, args.container, latest=args.latest).diff()
+@command("diff", engine=True)
+def cmd_diff(engine: Engine, args: argparse.Namespace) -> int:
+    changes = engine.diff(args.container, latest=args.latest)
     if args.format == "json":
         groups: dict[str, list[str]] = {"changed": [], "added": [], "deleted": []}
         keys = {"C": "changed", "A": "added", "D": "deleted"}
@@ -613,11 +612,9 @@ def cmd_events(engine: Engine, args: argparse.Namespace) -> int:
     return 0
 
 
-@command("update")
-def cmd_update(rt: Runtime, args: argparse.Namespace) -> int:
-    ctr = rt.get(args.container)
-    ctr.update(**resource_options(args))
-    out(ctr.id)
+@command("update", engine=True)
+def cmd_update(engine: Engine, args: argparse.Namespace) -> int:
+    out(engine.update(args.container, **resource_options(args)))
     return 0
 
 
@@ -654,48 +651,48 @@ def cmd_top(engine: Engine, args: argparse.Namespace) -> int:
 
 
 # -------------------------------------------------------------------- volumes
-@command("volume-create")
-def cmd_volume_create(rt: Runtime, args: argparse.Namespace) -> int:
-    out(rt.volumes.create(args.name, **volume_create_options(args)).name)
+@command("volume-create", engine=True)
+def cmd_volume_create(engine: Engine, args: argparse.Namespace) -> int:
+    out(engine.volume_create(args.name, **volume_create_options(args)))
     return 0
 
 
-@command("volume-ls")
-def cmd_volume_ls(rt: Runtime, args: argparse.Namespace) -> int:
+@command("volume-ls", engine=True)
+def cmd_volume_ls(engine: Engine, args: argparse.Namespace) -> int:
     template = _template(args, "volumes")
-    volumes = rt.volumes.list(args.filter)
+    volumes = engine.volumes(args.filter)
     if args.quiet:
         for volume in volumes:
-            out(volume.name)
+            out(volume["Name"])
     elif args.format == "json":
-        out(json.dumps([v.inspect() for v in volumes], indent=4))
+        out(json.dumps(volumes, indent=4))
     elif template is not None:
         for volume in volumes:
-            out(template.render(volume.inspect()))
+            out(template.render(volume))
     else:
-        shown = table(["DRIVER", "VOLUME NAME"], [["local", v.name] for v in volumes]).split("\n")
+        shown = table(["DRIVER", "VOLUME NAME"], [[v["Driver"], v["Name"]] for v in volumes]).split("\n")
         for line in shown[1:] if args.noheading else shown:
             out(line)
     return 0
 
 
-@command("volume-inspect")
-def cmd_volume_inspect(rt: Runtime, args: argparse.Namespace) -> int:
-    names = [v.name for v in rt.volumes.list()] if args.all else args.volumes
+@command("volume-inspect", engine=True)
+def cmd_volume_inspect(engine: Engine, args: argparse.Namespace) -> int:
+    names = [v["Name"] for v in engine.volumes()] if args.all else args.volumes
     if not names:
         raise UsageError("provide one or more volume names or use --all")
-    return _inspect_each(args, names, rt.volumes.inspect)
+    return _inspect_each(args, names, engine.volume_inspect)
 
 
-@command("volume-rm")
-def cmd_volume_rm(rt: Runtime, args: argparse.Namespace) -> int:
-    names = [v.name for v in rt.volumes.list()] if args.all else args.volumes
+@command("volume-rm", engine=True)
+def cmd_volume_rm(engine: Engine, args: argparse.Namespace) -> int:
+    names = [v["Name"] for v in engine.volumes()] if args.all else args.volumes
     if not names and not args.all:
         raise UsageError("choose either one or more volumes or all")
     code = 0
     for name in names:  # podman: 1 when one did not exist, 2 when one is in use, 125 otherwise
         try:
-            out(rt.volumes.remove(name, force=args.force).name)
+            out(engine.volume_remove(name, force=args.force))
         except KernelextError as exc:
             if args.force and isinstance(exc, NoSuchVolumeError):  # podman's --force: no such volume, no error
                 continue
@@ -705,24 +702,24 @@ def cmd_volume_rm(rt: Runtime, args: argparse.Namespace) -> int:
     return code
 
 
-@command("volume-prune")
-def cmd_volume_prune(rt: Runtime, args: argparse.Namespace) -> int:
+@command("volume-prune", engine=True)
+def cmd_volume_prune(engine: Engine, args: argparse.Namespace) -> int:
     if not args.force:
-        unused = [v.name for v in rt.volumes.list([*args.filter, "dangling=true"])]
+        unused = [v["Name"] for v in engine.volumes([*args.filter, "dangling=true"])]
         sys.stdout.write("WARNING! This will remove all volumes not used by at least one container. "
                          "The following volumes will be removed:\n" + "".join(f"{n}\n" for n in unused)
                          + "Are you sure you want to continue? [y/N] ")
         sys.stdout.flush()
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return 0
-    for volume in rt.volumes.prune(args.filter):
-        out(volume.name)
+    for name in engine.volume_prune(args.filter):
+        out(name)
     return 0
 
 
-@command("volume-exists")
-def cmd_volume_exists(rt: Runtime, args: argparse.Namespace) -> int:
-    return 0 if rt.volumes.exists(args.volume) else 1
+@command("volume-exists", engine=True)
+def cmd_volume_exists(engine: Engine, args: argparse.Namespace) -> int:
+    return 0 if engine.volume_exists(args.volume) else 1
 
 
 # ---------------------------------------------------------------------- host

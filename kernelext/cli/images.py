@@ -23,7 +23,7 @@ from kernelext.core.runtime import Runtime
 from kernelext.domain.engine import Engine, ImageRecord, unsupported
 from kernelext.errors import ImageInUseError, KernelextError, NoSuchImageError
 from kernelext.storage.imagechanges import shell_command
-from kernelext.storage.images import Image, Removal, file_transport, has_label, normalize_name, parse_time, repo_tag
+from kernelext.storage.images import HistoryEntry, Image, Removal, file_transport, has_label, normalize_name, parse_time, repo_tag
 from kernelext.storage.ocilayout import manifest_digest
 from kernelext.storage.progress import Phase, Progress, ProgressCallback
 from kernelext.units import go_time
@@ -220,25 +220,26 @@ def cmd_image_ls(engine: Engine, args: argparse.Namespace) -> int:
     return 0
 
 
-def history_rows(rt: Runtime, name: str, *, no_trunc: bool = False, human: bool = True) -> list[dict[str, Any]]:
-    """``history``'s rows, newest step first."""
-    image = rt.image(name)
+def history_rows(engine: Engine, name: str, *, no_trunc: bool = False,
+                 human: bool = True) -> tuple[list[dict[str, Any]], list[HistoryEntry]]:
+    """``history``'s rows, newest step first, and the steps they show."""
+    tags, entries = engine.image_history(name)
     rows = []
-    for entry in rt.history(name):
+    for entry in entries:
         created = parse_time(entry.created)
         shown_id = (f"sha256:{entry.id}" if no_trunc else entry.id[:12]) if entry.id else MISSING
         rows.append({"ID": shown_id, "Created": since(created) if human else format_time(created),
                      "CreatedSince": since(created), "CreatedAt": go_time(created),  # as images' template
                      "CreatedBy": entry.created_by if no_trunc else _truncate(entry.created_by, CREATED_BY_WIDTH),
                      "Size": image_size(entry.size) if human else str(entry.size), "Comment": entry.comment,
-                     "Tags": image.repo_tags if entry.id else None})
-    return rows
+                     "Tags": tags if entry.id else None})
+    return rows, entries
 
 
-@command("image-history")
-def cmd_image_history(rt: Runtime, args: argparse.Namespace) -> int:
+@command("image-history", engine=True)
+def cmd_image_history(engine: Engine, args: argparse.Namespace) -> int:
     _template(args, "history")
-    rows = history_rows(rt, args.image, no_trunc=args.no_trunc, human=args.human)
+    rows, entries = history_rows(engine, args.image, no_trunc=args.no_trunc, human=args.human)
     if args.quiet:
         for row in rows:
             out(row["ID"])
@@ -246,7 +247,7 @@ def cmd_image_history(rt: Runtime, args: argparse.Namespace) -> int:
     if args.format == "json":
         rows = [{"id": r["ID"] if r["ID"] != MISSING else MISSING, "created": format_time(parse_time(entry.created)),
                  "CreatedBy": r["CreatedBy"], "Size": r["Size"], "Comment": r["Comment"], "Tags": r["Tags"]}
-                for r, entry in zip(rows, rt.history(args.image), strict=True)]
+                for r, entry in zip(rows, entries, strict=True)]
     _print_rows(args, rows, [("ID", "ID"), ("Created", "CREATED"), ("CreatedBy", "CREATED BY"), ("Size", "SIZE"),
                              ("Comment", "COMMENT")], "history")
     return 0
@@ -350,15 +351,15 @@ def removal_lines(removal: Removal) -> list[str]:
     return removal.lines()
 
 
-@command("image-prune")
-def cmd_image_prune(rt: Runtime, args: argparse.Namespace) -> int:
+@command("image-prune", engine=True)
+def cmd_image_prune(engine: Engine, args: argparse.Namespace) -> int:
     if not args.force:
         sys.stdout.write(f"{PRUNE_WARNING[args.all]}\nAre you sure you want to continue? [y/N] ")
         sys.stdout.flush()
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return 0
-    for removal in rt.prune_images(all=args.all, **prune_filters(args.filter)):
-        out(removal.image.id)
+    for ident in engine.prune_images(all=args.all, **prune_filters(args.filter)):
+        out(ident)
     return 0
 
 
@@ -381,11 +382,10 @@ def prune_filters(specs: list[str]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ commit
-@command("commit")
-def cmd_commit(rt: Runtime, args: argparse.Namespace) -> int:
-    image = rt.commit(args.container, args.image, changes=args.change, message=args.message, author=args.author,
-                      pause=args.pause)
-    out(image.id)
+@command("commit", engine=True)
+def cmd_commit(engine: Engine, args: argparse.Namespace) -> int:
+    out(engine.commit(args.container, args.image, changes=args.change, message=args.message, author=args.author,
+                      pause=args.pause))
     return 0
 
 
@@ -452,13 +452,12 @@ def cmd_image_pull(engine: Engine, args: argparse.Namespace) -> int:
     return 0
 
 
-@command("image-load")
-def cmd_image_load(rt: Runtime, args: argparse.Namespace) -> int:
-    progress = terminal_progress(args.quiet)
-    with _from_stdin(rt, args.input, ".load-") as archive:
-        image = rt.load(archive, progress=progress)
-    shown = ":".join(repo_tag(image.name)) if image.names else f"sha256:{image.id}"
-    out(shown if args.quiet else f"Loaded image: {shown}")
+@command("image-load", engine=True)
+def cmd_image_load(engine: Engine, args: argparse.Namespace) -> int:
+    names = engine.load_image(sys.stdin.buffer if args.input == "-" else args.input,
+                              progress=terminal_progress(args.quiet))
+    for shown in names:
+        out(shown if args.quiet else f"Loaded image: {shown}")
     return 0
 
 
@@ -469,9 +468,9 @@ def cmd_image_push(rt: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
-@command("image-save")
-def cmd_image_save(rt: Runtime, args: argparse.Namespace) -> int:
-    rt.save(args.image, args.output, format=args.format)
+@command("image-save", engine=True)
+def cmd_image_save(engine: Engine, args: argparse.Namespace) -> int:
+    engine.save_image(args.image, args.output, format=args.format)
     return 0
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar, runtime_checkable
 
 from kernelext.domain import reports as rep
 from kernelext.errors import EngineUnsupportedError
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from kernelext.core.logs import LogLine
     from kernelext.core.runtime import Runtime
     from kernelext.domain.filters import Filters
+    from kernelext.storage.images import HistoryEntry
+    from kernelext.storage.layerdiff import Change
 
 #: ``on_output(stream, data)``: a chunk of a container's or an exec session's output; stream is
 #: "stdout" or "stderr".
@@ -174,6 +176,45 @@ class Engine(Protocol):
     def inspect_image(self, name: str) -> dict[str, Any]: ...
     def image_exists(self, name: str) -> bool: ...
     def tag(self, name: str, *targets: str) -> None: ...
+
+    # ------------------------------------------- a container's filesystem (docs/architecture.md §16)
+    def diff(self, name: str | None, *, latest: bool = False) -> list[Change]:
+        """``diff``: what the container changed in its root filesystem, by path."""
+        ...
+    def export(self, name: str, out: BinaryIO) -> None:
+        """``export``: the container's root filesystem as a tar stream written to ``out``."""
+        ...
+    def commit(self, container: str, image: str | None = None, *, changes: Sequence[str] = (), message: str = "",
+               author: str = "", pause: bool = True) -> str:
+        """``commit``: the new image's ID."""
+        ...
+    def update(self, name: str, **resources: Any) -> str:
+        """``update``: new resource limits (``Resources.updated``'s keywords); the container's ID."""
+        ...
+
+    # ------------------------------------------------------------- volumes
+    def volume_create(self, name: str | None, *, labels: Mapping[str, str] | None = None,
+                      options: Mapping[str, str] | None = None, ignore: bool = False) -> str: ...
+    def volumes(self, filters: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """``volume ls --filter KEY=VALUE``: each volume's inspect document."""
+        ...
+    def volume_inspect(self, name: str) -> dict[str, Any]: ...
+    def volume_remove(self, name: str, *, force: bool = False) -> str: ...
+    def volume_prune(self, filters: Sequence[str] = ()) -> list[str]: ...
+    def volume_exists(self, name: str) -> bool: ...
+
+    # ------------------------------------------------------ image archives
+    def image_history(self, name: str) -> tuple[list[str], list[HistoryEntry]]:
+        """``history``: the image's names and its steps, newest first."""
+        ...
+    def save_image(self, name: str, output: str, *, format: str = "docker-archive") -> None: ...
+    def load_image(self, archive: str | BinaryIO, *, progress: Any = None) -> list[str]:
+        """``load``: the names loaded (``sha256:ID`` for an image without one)."""
+        ...
+    def prune_images(self, *, all: bool = False, until: float | None = None, labels: Sequence[str] = (),
+                     not_labels: Sequence[str] = ()) -> list[str]:
+        """``image prune``: the IDs removed."""
+        ...
 
     # ------------------------------------------------------------ the seam's edge
     def local(self, what: str) -> Runtime:

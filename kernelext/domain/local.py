@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import queue
+import shutil
+import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, Generic, TypeVar
 
 from kernelext.domain import containers as domain
 from kernelext.domain import reports as rep
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
     from kernelext.core.logs import LogLine
     from kernelext.core.runtime import Runtime
     from kernelext.domain.filters import Filters
+    from kernelext.storage.images import HistoryEntry
+    from kernelext.storage.layerdiff import Change
 
 T = TypeVar("T")
 
@@ -220,3 +224,66 @@ class LocalEngine:
 
     def tag(self, name: str, *targets: str) -> None:
         self.runtime.tag(name, *targets)
+
+    # ----------------------------------------------------- a container's filesystem
+    def diff(self, name: str | None, *, latest: bool = False) -> list[Change]:
+        return domain.one(self.runtime, name, latest=latest).diff()
+
+    def export(self, name: str, out: BinaryIO) -> None:
+        self.runtime.get(name).export(out)
+
+    def commit(self, container: str, image: str | None = None, *, changes: Sequence[str] = (), message: str = "",
+               author: str = "", pause: bool = True) -> str:
+        return self.runtime.commit(container, image, changes=changes, message=message, author=author,
+                                   pause=pause).id
+
+    def update(self, name: str, **resources: Any) -> str:
+        ctr = self.runtime.get(name)
+        ctr.update(**resources)
+        return ctr.id
+
+    # ------------------------------------------------------------- volumes
+    def volume_create(self, name: str | None, *, labels: Mapping[str, str] | None = None,
+                      options: Mapping[str, str] | None = None, ignore: bool = False) -> str:
+        return self.runtime.volumes.create(name, labels=dict(labels or {}), options=dict(options or {}),
+                                           ignore=ignore).name
+
+    def volumes(self, filters: Sequence[str] = ()) -> list[dict[str, Any]]:
+        return [self.runtime.volumes.inspect(v.name) for v in self.runtime.volumes.list(filters)]
+
+    def volume_inspect(self, name: str) -> dict[str, Any]:
+        return self.runtime.volumes.inspect(name)
+
+    def volume_remove(self, name: str, *, force: bool = False) -> str:
+        return self.runtime.volumes.remove(name, force=force).name
+
+    def volume_prune(self, filters: Sequence[str] = ()) -> list[str]:
+        return [volume.name for volume in self.runtime.volumes.prune(filters)]
+
+    def volume_exists(self, name: str) -> bool:
+        return self.runtime.volumes.exists(name)
+
+    # ------------------------------------------------------ image archives
+    def image_history(self, name: str) -> tuple[list[str], list[HistoryEntry]]:
+        return list(self.runtime.image(name).repo_tags), self.runtime.history(name)
+
+    def save_image(self, name: str, output: str, *, format: str = "docker-archive") -> None:
+        self.runtime.save(name, output, format=format)
+
+    def load_image(self, archive: str | BinaryIO, *, progress: Any = None) -> list[str]:
+        """A stream (stdin) is spooled in the store first: skopeo reads a file."""
+        from kernelext.storage.images import repo_tag
+
+        if isinstance(archive, str):
+            image = self.runtime.load(archive, progress=progress)
+        else:
+            with tempfile.NamedTemporaryFile(dir=self.runtime.opts.root, prefix=".load-") as spool:
+                shutil.copyfileobj(archive, spool)
+                spool.flush()
+                image = self.runtime.load(spool.name, progress=progress)
+        return [":".join(repo_tag(image.name)) if image.names else f"sha256:{image.id}"]
+
+    def prune_images(self, *, all: bool = False, until: float | None = None, labels: Sequence[str] = (),
+                     not_labels: Sequence[str] = ()) -> list[str]:
+        return [removal.image.id for removal in self.runtime.prune_images(all=all, until=until, labels=labels,
+                                                                           not_labels=not_labels)]

@@ -23,9 +23,9 @@ import subprocess
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, Generic, TypeVar
 
 from kernelext.connections import Connection, unreachable
 from kernelext.core.events import Event
@@ -38,8 +38,11 @@ from kernelext.errors import (
     ImageInUseError,
     InvalidArgumentError,
     KernelextError,
+    NameInUseError,
     NoSuchContainerError,
     NoSuchImageError,
+    NoSuchVolumeError,
+    VolumeInUseError,
 )
 from kernelext.storage import staging
 from kernelext.units import status_words
@@ -47,6 +50,8 @@ from kernelext.units import status_words
 if TYPE_CHECKING:
     from kernelext.core.runtime import Runtime
     from kernelext.domain.filters import Filters
+    from kernelext.storage.images import HistoryEntry
+    from kernelext.storage.layerdiff import Change
 
 #: The libpod API version the hijacked requests name (podman 4.0 is the oldest with today's endpoints).
 API_PREFIX = "/v4.0.0/libpod"
@@ -64,6 +69,10 @@ SSH_TIMEOUT_S = 20.0
 RM_NO_SUCH_EXIT = 1
 EXIT_NOT_FOUND = 127
 RUN_START_EXIT = 126
+#: podman keeps a commit's message only in a docker-format image (the OCI format has no field for it).
+COMMIT_MESSAGE_FORMAT = "docker"
+#: The ID podman's history endpoint gives a step that is not an image of its own.
+MISSING_ID = "<missing>"
 
 class _Tunnel:
     """``ssh -N -L LOCAL:REMOTE user@host``: the remote service's socket as a local one."""
@@ -846,6 +855,155 @@ class RemoteEngine:
                                         for k, v in params.items() if v is not None})
         sock.sendall(f"GET {API_PREFIX}{path}?{query} HTTP/1.0\r\nHost: d\r\n\r\n".encode())
         return sock, sock.makefile("rb")
+
+    # ----------------------------------- volumes, a container's filesystem, image archives (§16)
+    def _volume_call(self, method: str, path: str, name: str | None = None, **kwargs: Any) -> Any:
+        """A volume endpoint's call, its failures as the local store's errors (same text, same exit codes)."""
+        try:
+            return self._request(method, path, **kwargs)
+        except NoSuchContainerError:  # the service's 404
+            raise NoSuchVolumeError(f'no volume with name "{name}" found: no such volume') from None
+        except ContainerStateError as exc:  # the service's 409: libpod's ErrVolumeBeingUsed, the local text
+            raise VolumeInUseError(exc.message) from None
+        except KernelextError as exc:
+            if exc.message.endswith("volume already exists"):
+                raise NameInUseError(exc.message) from None
+            raise
+
+    def volume_create(self, name: str | None, *, labels: Mapping[str, str] | None = None,
+                      options: Mapping[str, str] | None = None, ignore: bool = False) -> str:
+        """``volume create``; ``--ignore`` asked of the service first (podman 4.3's API has no such flag)."""
+        if ignore and name and self.volume_exists(name):
+            return name
+        body = {"Name": name or "", "Labels": dict(labels or {}), "Options": dict(options or {})}
+        doc = self._volume_call("POST", "/volumes/create", name, data=json.dumps(body),
+                                headers={"content-type": "application/json"}).json()
+        return str(doc["Name"])
+
+    def volumes(self, filters: Sequence[str] = ()) -> list[dict[str, Any]]:
+        from kernelext.domain.filters import parse_filters
+
+        wanted = parse_filters(filters)
+        docs: list[dict[str, Any]] = self._json("GET", "/volumes/json",
+                                                params={"filters": json.dumps(wanted) if wanted else None})
+        return sorted(docs or [], key=lambda d: _timestamp_seconds(str(d.get("CreatedAt") or "")))
+
+    def volume_inspect(self, name: str) -> dict[str, Any]:
+        doc: dict[str, Any] = self._volume_call("GET", f"/volumes/{_quoted(name)}/json", name).json()
+        return doc
+
+    def volume_remove(self, name: str, *, force: bool = False) -> str:
+        self._volume_call("DELETE", f"/volumes/{_quoted(name)}", name, params={"force": force})
+        return name
+
+    def volume_prune(self, filters: Sequence[str] = ()) -> list[str]:
+        from kernelext.domain.filters import parse_filters
+
+        wanted = parse_filters(filters)
+        done = self._json("POST", "/volumes/prune", params={"filters": json.dumps(wanted) if wanted else None})
+        failed = [str(d["Err"]) for d in done or [] if d.get("Err")]
+        if failed:
+            raise KernelextError(failed[0])
+        return [str(d["Id"]) for d in done or []]
+
+    def volume_exists(self, name: str) -> bool:
+        return bool(self._request("GET", f"/volumes/{_quoted(name)}/exists", ok=(404,)).status_code == 204)
+
+    def diff(self, name: str | None, *, latest: bool = False) -> list[Change]:
+        """``diff`` by the service's ``changes`` (Kind 0, 1, 2: changed, added, deleted), sorted by path as
+        the local engine lists them."""
+        from kernelext.storage.layerdiff import Change, ChangeKind
+
+        chosen = self._targets([name] if name else [], latest=latest)
+        if not chosen:
+            raise NoSuchContainerError("no containers to act on", container=name)
+        kinds = (ChangeKind.CHANGED, ChangeKind.ADDED, ChangeKind.DELETED)
+        changes = self._json("GET", f"/containers/{chosen[0][0]}/changes", name=name) or []
+        return sorted(Change(doc["Path"], kinds[int(doc["Kind"])]) for doc in changes)
+
+    def export(self, name: str, out: BinaryIO) -> None:
+        """``export``: the service's tar of the container's root filesystem, streamed to ``out``."""
+        ident = self._inspect(name)["Id"]
+        response = self._request("GET", f"/containers/{ident}/export", name=name, stream=True)
+        with contextlib.closing(response):
+            shutil.copyfileobj(response.raw, out, COPY_BUFFER)
+
+    def commit(self, container: str, image: str | None = None, *, changes: Sequence[str] = (), message: str = "",
+               author: str = "", pause: bool = True) -> str:
+        """``commit`` by the service; a ``--message`` makes it a docker-format image (podman keeps a message
+        only there: docs/architecture.md §16)."""
+        from kernelext.storage.images import repo_tag
+
+        ident = self._inspect(container)["Id"]
+        repository, tag = repo_tag(image) if image else (None, None)
+        params = {"container": ident, "repo": repository, "tag": tag, "comment": message or None,
+                  "author": author or None, "pause": pause, "changes": list(changes) or None,
+                  "format": COMMIT_MESSAGE_FORMAT if message else None}
+        return str(self._json("POST", "/commit", params=params, name=container)["Id"]).removeprefix("sha256:")
+
+    def update(self, name: str, **resources: Any) -> str:
+        """``update``: the container's limits (read from the service) with the given ones replaced, checked
+        as the local engine checks them; podman 4.3 sets the whole set it is sent."""
+        from kernelext.oci.resources import Resources
+
+        doc = self._inspect(name)
+        host = doc.get("HostConfig") or {}
+        memory, swap = int(host.get("Memory") or 0), int(host.get("MemorySwap") or 0)
+        current = Resources(memory=memory, memory_swap=0 if swap == 2 * memory else swap,
+                            memory_reservation=int(host.get("MemoryReservation") or 0),
+                            nano_cpus=int(host.get("NanoCpus") or 0), cpu_shares=int(host.get("CpuShares") or 0),
+                            cpu_quota=int(host.get("CpuQuota") or 0), cpu_period=int(host.get("CpuPeriod") or 0),
+                            cpuset_cpus=str(host.get("CpusetCpus") or ""),
+                            pids_limit=max(int(host.get("PidsLimit") or 0), 0))
+        body = current.updated(**resources).linux_resources()
+        self._request("POST", f"/containers/{doc['Id']}/update", data=json.dumps(body), name=name,
+                      headers={"content-type": "application/json"}, ok=(201,))
+        return str(doc["Id"])
+
+    def image_history(self, name: str) -> tuple[list[str], list[HistoryEntry]]:
+        from kernelext.storage.images import HistoryEntry
+
+        tags = list(self.inspect_image(name).get("RepoTags") or [])
+        steps = self._json("GET", f"/images/{_quoted(name)}/history", image=True) or []
+        return tags, [HistoryEntry(None if doc.get("Id") in (None, "", MISSING_ID) else str(doc["Id"]),
+                                   time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(doc.get("Created") or 0))),
+                                   str(doc.get("CreatedBy") or ""), int(doc.get("Size") or 0),
+                                   str(doc.get("Comment") or "")) for doc in steps]
+
+    def save_image(self, name: str, output: str, *, format: str = "docker-archive") -> None:
+        """``save -o``: the service's archive streamed into a file beside ``output``, renamed to it once whole
+        (a failure leaves no partial archive)."""
+        response = self._request("GET", f"/images/{_quoted(name)}/get", params={"format": format}, image=True,
+                                 stream=True)
+        target = Path(output)
+        with contextlib.closing(response), tempfile.NamedTemporaryFile(dir=target.parent, prefix=".save-",
+                                                                       delete=False) as f:
+            try:
+                shutil.copyfileobj(response.raw, f, COPY_BUFFER)
+                f.close()
+                os.replace(f.name, target)
+            except BaseException:
+                os.unlink(f.name)
+                raise
+
+    def load_image(self, archive: str | BinaryIO, *, progress: Any = None) -> list[str]:
+        """``load``: the archive (a file, or stdin) streamed to the service; the names it loaded."""
+        with contextlib.ExitStack() as stack:
+            body = stack.enter_context(open(archive, "rb")) if isinstance(archive, str) else archive
+            doc = self._json("POST", "/images/load", data=body, headers={"content-type": "application/x-tar"},
+                             image=True)
+        return [str(n) for n in doc.get("Names") or []]
+
+    def prune_images(self, *, all: bool = False, until: float | None = None, labels: Sequence[str] = (),
+                     not_labels: Sequence[str] = ()) -> list[str]:
+        wanted = {key: values for key, values in (("until", [str(int(until))] if until is not None else []),
+                                                  ("label", list(labels)), ("label!", list(not_labels))) if values}
+        done = self._json("POST", "/images/prune", params={"all": all, "filters": json.dumps(wanted) if wanted
+                                                           else None}, image=True)
+        failed = [str(d["Err"]) for d in done or [] if d.get("Err")]
+        if failed:
+            raise KernelextError(failed[0])
+        return [str(d["Id"]).removeprefix("sha256:") for d in done or []]
 
 
 def _message_text(body: bytes) -> str:

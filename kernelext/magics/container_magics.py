@@ -648,8 +648,9 @@ def _images(m: ContainerMagics, args: argparse.Namespace) -> Table | list[str] |
 @handles("image-history")
 def _image_history(m: ContainerMagics, args: argparse.Namespace) -> Table:
     from kernelext.cli.images import history_rows
+    from kernelext.domain.local import LocalEngine
 
-    rows = history_rows(m.rt, args.image, no_trunc=args.no_trunc, human=args.human)
+    rows, _ = history_rows(LocalEngine(m.rt), args.image, no_trunc=args.no_trunc, human=args.human)
     return Table(({"ID": r["ID"], "CREATED": r["Created"], "CREATED BY": r["CreatedBy"], "SIZE": r["Size"],
                    "COMMENT": r["Comment"]} for r in rows), ["ID", "CREATED", "CREATED BY", "SIZE", "COMMENT"])
 
