@@ -111,7 +111,8 @@ def test_errors_are_one_line_with_podmans_codes(store: Store, service: PodmanSer
     assert (local.returncode, local.stderr) == (far.returncode, far.stderr) == (125, 'Error: no such object: "nope"\n')
     mounted = remote(service, "mount", "x")
     assert mounted.returncode == 125
-    assert mounted.stderr == (f"Error: mount: not supported by the remote engine yet (engine '{service.url}')\n")
+    assert mounted.stderr == ("Error: mount: the service mounts it on its own machine, out of this one's reach "
+                              f"(podman --remote refuses it too) (engine '{service.url}')\n")
     refused = remote(service, "run", "--rm", "--conmon-pidfile", "/tmp/x", "busybox", "true")
     assert refused.returncode == 125 and refused.stderr.startswith("Error: create --conmon-pidfile: not supported by "
                                                                    "the remote engine yet")

@@ -232,7 +232,7 @@ def history_rows(engine: Engine, name: str, *, no_trunc: bool = False,
                      "CreatedSince": since(created), "CreatedAt": go_time(created),  # as images' template
                      "CreatedBy": entry.created_by if no_trunc else _truncate(entry.created_by, CREATED_BY_WIDTH),
                      "Size": image_size(entry.size) if human else str(entry.size), "Comment": entry.comment,
-                     "Tags": tags if entry.id else None})
+                     "Tags": tags if entry.id and not rows else None})  # the names on the image's own step
     return rows, entries
 
 

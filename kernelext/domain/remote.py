@@ -71,6 +71,24 @@ EXIT_NOT_FOUND = 127
 RUN_START_EXIT = 126
 #: podman keeps a commit's message only in a docker-format image (the OCI format has no field for it).
 COMMIT_MESSAGE_FORMAT = "docker"
+_OUT_OF_REACH = "the service mounts it on its own machine, out of this one's reach (podman --remote refuses it too)"
+_NO_ENDPOINT = "podman's API has no endpoint for it (podman --remote refuses it too)"
+_HISTORY = "kernelext's checkpoint history is kept by the local store; podman's service keeps none"
+#: Why the remote engine refuses a command only the local core can do (others: not carried yet).
+LOCAL_ONLY = {
+    "mount": _OUT_OF_REACH, "umount": _OUT_OF_REACH, "clone": _NO_ENDPOINT, "network-reload": _NO_ENDPOINT,
+    "cleanup": "conmon's exit command runs on the container's own machine (podman --remote refuses it too)",
+    "checkpoint-ls": _HISTORY, "checkpoint-rm": _HISTORY, "checkpoint-prune": _HISTORY,
+    "checkpoint-inspect": _HISTORY, "checkpoint-diff": _HISTORY, "restore --from": _HISTORY,
+    "info": "kernelext's host report describes this machine's runc, conmon and CRIU (podman --remote info "
+            "reports the service's)",
+}
+#: ``update``'s flags by the section of the OCI ``linux.resources`` they set.
+UPDATE_SECTIONS = {"memory": "memory", "memory_swap": "memory", "memory_reservation": "memory", "cpus": "cpu",
+                   "cpu_shares": "cpu", "cpu_quota": "cpu", "cpu_period": "cpu", "cpuset_cpus": "cpu",
+                   "pids_limit": "pids", "device_read_bps": "blockIO"}
+#: A new file's mode before the umask (open()'s default).
+FILE_MODE = 0o666
 #: The ID podman's history endpoint gives a step that is not an image of its own.
 MISSING_ID = "<missing>"
 
@@ -246,7 +264,8 @@ class RemoteEngine:
             self._tunnel = None
 
     def local(self, what: str) -> Runtime:
-        raise unsupported(self.name, what)
+        shown = what if " " in what else what.replace("-", " ")  # a subcommand as typed: "checkpoint ls"
+        raise unsupported(self.name, shown, *[reason for reason in [LOCAL_ONLY.get(what)] if reason])
 
     # ------------------------------------------------------------- requests
     def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None, data: Any = None,
@@ -942,8 +961,9 @@ class RemoteEngine:
         return str(self._json("POST", "/commit", params=params, name=container)["Id"]).removeprefix("sha256:")
 
     def update(self, name: str, **resources: Any) -> str:
-        """``update``: the container's limits (read from the service) with the given ones replaced, checked
-        as the local engine checks them; podman 4.3 sets the whole set it is sent."""
+        """``update``: the given limits over the container's (as the service shows them), checked as the local
+        engine checks them; only the cgroup sections of the flags given are sent, as podman's own CLI does
+        (podman 4.3's inspect shows the create-time limits, not an earlier update's: those stay untouched)."""
         from kernelext.oci.resources import Resources
 
         doc = self._inspect(name)
@@ -955,7 +975,8 @@ class RemoteEngine:
                             cpu_quota=int(host.get("CpuQuota") or 0), cpu_period=int(host.get("CpuPeriod") or 0),
                             cpuset_cpus=str(host.get("CpusetCpus") or ""),
                             pids_limit=max(int(host.get("PidsLimit") or 0), 0))
-        body = current.updated(**resources).linux_resources()
+        given = {section for key, section in UPDATE_SECTIONS.items() if resources.get(key) not in (None, [])}
+        body = {k: v for k, v in current.updated(**resources).linux_resources().items() if k in given}
         self._request("POST", f"/containers/{doc['Id']}/update", data=json.dumps(body), name=name,
                       headers={"content-type": "application/json"}, ok=(201,))
         return str(doc["Id"])
@@ -963,7 +984,10 @@ class RemoteEngine:
     def image_history(self, name: str) -> tuple[list[str], list[HistoryEntry]]:
         from kernelext.storage.images import HistoryEntry
 
-        tags = list(self.inspect_image(name).get("RepoTags") or [])
+        try:
+            tags = list(self.inspect_image(name).get("RepoTags") or [])
+        except NoSuchImageError as exc:  # the service's "failed to find image NAME: " before the local text
+            raise NoSuchImageError(exc.message.removeprefix(f"failed to find image {name}: ")) from None
         steps = self._json("GET", f"/images/{_quoted(name)}/history", image=True) or []
         return tags, [HistoryEntry(None if doc.get("Id") in (None, "", MISSING_ID) else str(doc["Id"]),
                                    time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(doc.get("Created") or 0))),
@@ -976,14 +1000,14 @@ class RemoteEngine:
         response = self._request("GET", f"/images/{_quoted(name)}/get", params={"format": format}, image=True,
                                  stream=True)
         target = Path(output)
-        with contextlib.closing(response), tempfile.NamedTemporaryFile(dir=target.parent, prefix=".save-",
-                                                                       delete=False) as f:
+        partial = target.with_name(f".{target.name}.{os.getpid()}-{time.monotonic_ns()}.partial")
+        with contextlib.closing(response):
             try:
-                shutil.copyfileobj(response.raw, f, COPY_BUFFER)
-                f.close()
-                os.replace(f.name, target)
+                with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE), "wb") as f:
+                    shutil.copyfileobj(response.raw, f, COPY_BUFFER)
+                os.replace(partial, target)
             except BaseException:
-                os.unlink(f.name)
+                partial.unlink(missing_ok=True)
                 raise
 
     def load_image(self, archive: str | BinaryIO, *, progress: Any = None) -> list[str]:

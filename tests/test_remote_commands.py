@@ -1,0 +1,274 @@
+"""The commands the remote engine carries beyond the lifecycle: volumes, diff, export, commit, update, image
+history/save/load/prune, against a real podman service (Debian's podman 4.3), each compared with the local
+engine's result of the same command line. Where podman's service gives something else, the test names the
+difference (docs/architecture.md §16 lists them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tarfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from podmanservice import PODMAN, PodmanService
+from test_remote import NO_SUCH, both, podman, remote  # noqa: F401 - podman: the module's service
+
+from conftest import Store
+
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists(PODMAN), reason="needs root and podman")]
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+#: What one test made on both engines, as the command lines that made it.
+CHANGES = "echo hi > /new; rm /bin/zcat; mkdir /etc/x"
+
+
+@pytest.fixture
+def service(podman: PodmanService) -> Iterator[PodmanService]:
+    """The module's service (test_remote's fixture: one per module), with no container, volume or image of the
+    test's left."""
+    yield podman
+    podman.podman("rm", "-fa", "-t", "0", check=False)
+    podman.podman("volume", "prune", "-f", check=False)
+    podman.podman("rmi", "-f", "localhost/snap:v1", check=False)
+    podman.podman("image", "prune", "-f", check=False)
+
+
+def engines(store: Store, service: PodmanService) -> list[tuple[str, Run]]:
+    return [("local", store.cli), ("remote", lambda *argv: remote(service, *argv))]
+
+
+def same(store: Store, service: PodmanService, *argv: str) -> subprocess.CompletedProcess[str]:
+    """The command on both engines, with the same exit code, stdout and stderr; the remote's result."""
+    local, far = both(store, service, *argv)
+    assert (far.returncode, far.stdout, far.stderr) == (local.returncode, local.stdout, local.stderr), argv
+    return far
+
+
+# -------------------------------------------------------------------- volumes
+def test_volume_commands_match_the_local_engine(store: Store, service: PodmanService) -> None:
+    assert same(store, service, "volume", "create", "--label", "team=a", "data").stdout == "data\n"
+    assert same(store, service, "volume", "create", "plain").stdout == "plain\n"
+    # a second of the same name: the store's line and podman's 125; --ignore answers with the name
+    refused = same(store, service, "volume", "create", "data")
+    assert (refused.returncode, refused.stderr) == (
+        125, "Error: volume with name data already exists: volume already exists\n")
+    assert same(store, service, "volume", "create", "--ignore", "data").stdout == "data\n"
+    assert same(store, service, "volume", "ls").stdout == "DRIVER  VOLUME NAME\nlocal   data\nlocal   plain\n"
+    assert same(store, service, "volume", "ls", "-q", "--filter", "label=team=a").stdout == "data\n"
+    assert same(store, service, "volume", "ls", "--format", "{{.Name}} {{.Driver}}").stdout == "data local\nplain local\n"
+    assert same(store, service, "volume", "inspect", "--format", "{{.Name}} {{.Driver}} {{.Scope}}", "data"
+                ).stdout == "data local local\n"
+    local, far = both(store, service, "volume", "inspect", "data")
+    docs = [json.loads(r.stdout)[0] for r in (local, far)]
+    for doc in docs:  # where each engine keeps it, and when it was made
+        assert doc.pop("Mountpoint").endswith("/volumes/data/_data")
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+(Z|[+-]\d\d:\d\d)", doc.pop("CreatedAt"))
+    # podman's document: NeedsChown, no Anonymous (kernelext's addition)
+    assert docs[1].pop("NeedsChown") is True and docs[0].pop("Anonymous") is False
+    assert docs[0] == docs[1]
+    assert same(store, service, "volume", "exists", "data").returncode == 0
+    assert same(store, service, "volume", "exists", "nope").returncode == 1
+    missing = same(store, service, "volume", "inspect", "nope")
+    assert (missing.returncode, missing.stderr) == (125, 'Error: no volume with name "nope" found: no such volume\n')
+    missing = same(store, service, "volume", "rm", "nope")
+    assert (missing.returncode, missing.stderr) == (1, 'Error: no volume with name "nope" found: no such volume\n')
+    assert same(store, service, "volume", "rm", "--force", "nope").returncode == 0  # --force: no such, no error
+
+
+def test_a_volume_in_use_and_prune(store: Store, service: PodmanService) -> None:
+    same(store, service, "volume", "create", "used")
+    same(store, service, "volume", "create", "spare")
+    for _engine, run in engines(store, service):
+        assert run("run", "-d", "--name", "user", "-v", "used:/data", "busybox", "sleep", "1000").returncode == 0
+    local, far = both(store, service, "volume", "rm", "used")
+    for result in (local, far):  # podman's 2, the users' IDs in the line
+        assert result.returncode == 2
+        assert re.fullmatch(r"Error: volume used is being used by the following container\(s\): [0-9a-f]{64}: "
+                            r"volume is being used\n", result.stderr), result.stderr
+    assert same(store, service, "volume", "prune", "-f").stdout == "spare\n"  # the one no container uses
+    assert same(store, service, "volume", "rm", "-f", "used").stdout == "used\n"  # its user removed first
+    assert same(store, service, "ps", "-aq").stdout == ""
+    assert same(store, service, "volume", "ls", "-q").stdout == ""
+    assert service.remote("volume", "ls", "-q").stdout == ""  # podman itself sees them gone
+
+
+# ------------------------------------------------------ a container's filesystem
+def _changed(store: Store, service: PodmanService) -> None:
+    """A running container ``box`` on both engines with a file added, one deleted, a directory made."""
+    for _engine, run in engines(store, service):
+        assert run("run", "-d", "--name", "box", "busybox", "sleep", "1000").returncode == 0
+        assert run("exec", "box", "sh", "-c", CHANGES).returncode == 0
+
+
+def test_diff_matches_the_local_engine(store: Store, service: PodmanService) -> None:
+    _changed(store, service)
+    assert same(store, service, "diff", "box").stdout == "C /bin\nD /bin/zcat\nC /etc\nA /etc/x\nA /new\n"
+    assert json.loads(same(store, service, "diff", "--format", "json", "box").stdout) == {
+        "changed": ["/bin", "/etc"], "added": ["/etc/x", "/new"], "deleted": ["/bin/zcat"]}
+    assert same(store, service, "diff", "--latest").stdout.startswith("C /bin\n")
+    missing = same(store, service, "diff", "nope")
+    assert (missing.returncode, missing.stderr) == (125, NO_SUCH)
+
+
+def _members(archive: Path) -> dict[str, bytes | str]:
+    """A tar's entries by path (``./`` dropped): a file's bytes, else its type and link target."""
+    found: dict[str, bytes | str] = {}
+    with tarfile.open(archive) as tar:
+        for member in tar:
+            name = member.name.removeprefix("./").rstrip("/")
+            if not name or name == ".":
+                continue
+            extracted = tar.extractfile(member) if member.isreg() else None
+            found[name] = extracted.read() if extracted else f"{member.type!r} {member.linkname}"
+    return found
+
+
+def test_export_matches_the_local_engine(store: Store, service: PodmanService, tmp_path: Path) -> None:
+    _changed(store, service)
+    for name, run in engines(store, service):
+        assert run("export", "-o", str(tmp_path / f"{name}.tar"), "box").returncode == 0
+    local, far = _members(tmp_path / "local.tar"), _members(tmp_path / "remote.tar")
+    # podman's own: /etc/mtab, a link to /proc/mounts it makes in every container
+    assert far.pop("etc/mtab") == f"{tarfile.SYMTYPE!r} /proc/mounts"
+    assert local == far
+    assert far["new"] == b"hi\n" and "bin/zcat" not in far
+    # to stdout (a pipe): the same archive, byte for byte
+    piped = subprocess.run([*remote_argv(service), "export", "box"], capture_output=True, timeout=120,
+                           env=remote_env(service))
+    assert piped.returncode == 0 and piped.stdout == (tmp_path / "remote.tar").read_bytes()
+    missing = same(store, service, "export", "-o", str(tmp_path / "none.tar"), "nope")
+    assert (missing.returncode, missing.stderr) == (125, NO_SUCH)
+
+
+def remote_argv(service: PodmanService) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "kernelext", "--url", service.url]
+
+
+def remote_env(service: PodmanService) -> dict[str, str]:
+    from test_remote import private_store
+
+    return {**os.environ, "KERNELEXT_FORKSERVER": "0", **private_store(service.directory)}
+
+
+def test_commit_and_history(store: Store, service: PodmanService) -> None:
+    _changed(store, service)
+    committed = {}
+    for name, run in engines(store, service):
+        done = run("commit", "-q", "-m", "first", "-a", "me", "-c", 'CMD ["sh"]', "box", "snap:v1")
+        assert done.returncode == 0, done.stderr
+        committed[name] = done.stdout.strip()
+        assert re.fullmatch(r"[0-9a-f]{64}", committed[name])
+        # the new image's top step is the commit, named as given
+        assert run("history", "-q", "snap:v1").stdout.splitlines()[0] == committed[name][:12]
+        rows = json.loads(run("history", "--format", "json", "snap:v1").stdout)
+        assert rows[0]["Tags"] == ["localhost/snap:v1"] and all(row["Tags"] is None for row in rows[1:])
+    assert same(store, service, "image", "inspect", "--format", "{{.Author}}|{{.Comment}}|{{.Config.Cmd}}",
+                "snap:v1").stdout == 'me|first|["sh"]\n'
+    # the committed filesystem: the container's changes
+    assert same(store, service, "run", "--rm", "snap:v1", "cat", "/new").stdout == "hi\n"
+    assert same(store, service, "run", "--rm", "snap:v1", "ls", "/bin/zcat").returncode == 1
+    missing = same(store, service, "history", "nope")
+    assert (missing.returncode, missing.stderr) == (125, "Error: nope: image not known\n")
+    missing = same(store, service, "commit", "nope", "x")
+    assert (missing.returncode, missing.stderr) == (125, NO_SUCH)
+
+
+def _cgroup_file(pid: int, controller: str, name: str) -> str:
+    """A value of the container's own cgroup (cgroup v1 here), found from its process's /proc entry."""
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controller in controllers.split(","):
+            return (Path("/sys/fs/cgroup") / controllers / path.lstrip("/") / name).read_text().strip()
+    raise AssertionError(f"no {controller} cgroup for {pid}")
+
+
+def test_update_sets_the_same_limits(store: Store, service: PodmanService) -> None:
+    for _engine, run in engines(store, service):
+        assert run("run", "-d", "--name", "limited", "--memory", "64m", "busybox", "sleep", "1000").returncode == 0
+    for _engine, run in engines(store, service):
+        ident, pid = run("inspect", "--format", "{{.Id}} {{.State.Pid}}", "limited").stdout.split()
+        # the container's ID, as podman's update prints it; the limits given kept by the next update
+        shown = run("update", "--pids-limit", "100", "--cpu-shares", "512", "limited")
+        assert (shown.returncode, shown.stdout, shown.stderr) == (0, f"{ident}\n", "")
+        assert run("update", "--memory", "32m", "limited").stdout == f"{ident}\n"
+        # podman 4.3's inspect shows the create-time limits: the cgroup is what is compared
+        assert _cgroup_file(int(pid), "memory", "memory.limit_in_bytes") == str(32 * (1 << 20))
+        assert _cgroup_file(int(pid), "pids", "pids.max") == "100"
+        assert _cgroup_file(int(pid), "cpu", "cpu.shares") == "512"
+    refused = same(store, service, "update", "--memory", "1m", "limited")
+    assert (refused.returncode, refused.stderr) == (125, "Error: minimum memory limit allowed is 6MB\n")
+    missing = same(store, service, "update", "--memory", "32m", "nope")
+    assert (missing.returncode, missing.stderr) == (125, NO_SUCH)
+
+
+# ------------------------------------------------------------ image archives
+def test_save_load_and_prune(store: Store, service: PodmanService, tmp_path: Path) -> None:
+    _changed(store, service)
+    for name, run in engines(store, service):
+        assert run("commit", "-q", "box", "snap:v1").returncode == 0
+        archive = tmp_path / f"{name}.tar"
+        assert run("save", "-o", str(archive), "snap:v1").returncode == 0
+        assert oct(archive.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+        with tarfile.open(archive) as tar:
+            manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+        assert manifest[0]["RepoTags"] == ["localhost/snap:v1"]
+        assert run("save", "--format", "oci-archive", "-o", str(tmp_path / f"{name}-oci.tar"), "snap:v1"
+                   ).returncode == 0
+        with tarfile.open(tmp_path / f"{name}-oci.tar") as tar:
+            assert "index.json" in tar.getnames()
+        # an image that does not exist: podman's line, and no file left behind
+        missing = run("save", "-o", str(tmp_path / f"{name}-none.tar"), "nope")
+        assert (missing.returncode, missing.stderr) == (125, "Error: nope: image not known\n")
+        assert not [p.name for p in tmp_path.iterdir() if "none" in p.name or p.name.startswith(".")]
+        assert run("rm", "-f", "-t", "0", "box").returncode == 0
+        assert run("rmi", "snap:v1").returncode == 0
+        assert run("load", "-i", str(archive)).stdout == "Loaded image: localhost/snap:v1\n"
+        assert run("run", "--rm", "snap:v1", "cat", "/new").stdout == "hi\n"
+        assert run("rmi", "snap:v1").returncode == 0
+    # from stdin
+    local = subprocess.run([*_local_argv(store), "load"], stdin=open(tmp_path / "local.tar", "rb"),
+                           capture_output=True, text=True, timeout=120)
+    far = subprocess.run([*remote_argv(service), "load"], stdin=open(tmp_path / "remote.tar", "rb"),
+                         capture_output=True, text=True, timeout=120, env=remote_env(service))
+    assert local.stdout == far.stdout == "Loaded image: localhost/snap:v1\n"
+    # prune: the dangling image a commit without a name makes, and nothing else
+    for _name, run in engines(store, service):
+        assert run("run", "-d", "--name", "base", "busybox", "sleep", "1000").returncode == 0
+        dangling = run("commit", "-q", "base").stdout.strip()
+        assert run("image", "prune", "-f").stdout == f"{dangling}\n"
+        listed = run("images", "-q", "--no-trunc").stdout
+        assert dangling[:12] not in listed and run("image", "exists", "snap:v1").returncode == 0
+
+
+def _local_argv(store: Store) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "kernelext", *store.args]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# -------------------------------------------------------------- refusals
+@pytest.mark.parametrize(("argv", "why"), [
+    (("mount", "box"), "the service mounts it on its own machine"),
+    (("clone", "box"), "podman's API has no endpoint for it"),
+    (("network", "reload", "box"), "podman's API has no endpoint for it"),
+    (("checkpoint", "ls", "box"), "kernelext's checkpoint history is kept by the local store"),
+])
+def test_what_the_api_cannot_do_is_one_line_saying_why(service: PodmanService, argv: tuple[str, ...],
+                                                      why: str) -> None:
+    refused = remote(service, *argv)
+    assert refused.returncode == 125 and refused.stderr.count("\n") == 1
+    assert refused.stderr.startswith(f"Error: {' '.join(argv[:-1])}: {why}") and service.url in refused.stderr
