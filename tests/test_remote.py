@@ -255,7 +255,7 @@ def test_magics_on_a_connection(service: PodmanService, tmp_path: Path, monkeypa
         assert magic("stop -t 0 nb").state == "exited"
         magic("run --rm busybox echo attached")
         assert capsys.readouterr().out == "attached\n"
-        with pytest.raises(Exception, match="mount: not supported by the remote engine yet"):
+        with pytest.raises(Exception, match="mount: the service mounts it on its own machine"):
             magic("mount nb")
         shell.run_cell_magic("container", "run busybox", "echo run from a cell")
         assert capsys.readouterr().out == "run from a cell\n"

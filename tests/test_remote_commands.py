@@ -13,6 +13,7 @@ import subprocess
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from podmanservice import PODMAN, PodmanService
@@ -272,3 +273,29 @@ def test_what_the_api_cannot_do_is_one_line_saying_why(service: PodmanService, a
     refused = remote(service, *argv)
     assert refused.returncode == 125 and refused.stderr.count("\n") == 1
     assert refused.stderr.startswith(f"Error: {' '.join(argv[:-1])}: {why}") and service.url in refused.stderr
+
+
+def test_magics_carry_the_same_commands(store: Store, service: PodmanService, ip: Any, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """``%container`` on the local store and with ``--url``: the same values for the same lines."""
+    _changed(store, service)
+    values = {}
+    for name, prefix in (("local", ""), ("remote", f"--url {service.url} ")):
+        magic = lambda line: ip.run_line_magic("container", prefix + line)  # noqa: B023 - used in this turn
+        assert magic("volume create nbdata") == "nbdata"
+        assert magic("volume exists nbdata") is True and ip.user_ns["_exit_code"] == 0
+        assert magic("volume inspect nbdata")["Name"] == "nbdata"
+        magic(f"export -o {tmp_path / name}.tar box")
+        image = magic("commit -q box nbsnap")
+        capsys.readouterr()
+        magic("volume rm nbdata")
+        assert capsys.readouterr().out == "nbdata\n"
+        assert magic("volume exists nbdata") is False and ip.user_ns["_exit_code"] == 1
+        values[name] = (list(magic("volume ls")), list(magic("diff box")),
+                        magic("image history nbsnap")[0]["ID"] == image[:12],
+                        magic("update --pids-limit 99 box").name, magic("image prune -f"))
+        assert (tmp_path / f"{name}.tar").stat().st_size > 0
+    assert values["local"] == values["remote"] == ([], [
+        {"KIND": "C", "PATH": "/bin"}, {"KIND": "D", "PATH": "/bin/zcat"}, {"KIND": "C", "PATH": "/etc"},
+        {"KIND": "A", "PATH": "/etc/x"}, {"KIND": "A", "PATH": "/new"}], True, "box", [])
+    assert store.cli("rmi", "nbsnap").returncode == 0

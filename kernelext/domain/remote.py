@@ -35,6 +35,7 @@ from kernelext.domain.engine import ContainerRecord, ImageRecord, Output, unsupp
 from kernelext.errors import (
     ContainerStateError,
     CopyError,
+    EngineUnsupportedError,
     ImageInUseError,
     InvalidArgumentError,
     KernelextError,
@@ -264,8 +265,7 @@ class RemoteEngine:
             self._tunnel = None
 
     def local(self, what: str) -> Runtime:
-        shown = what if " " in what else what.replace("-", " ")  # a subcommand as typed: "checkpoint ls"
-        raise unsupported(self.name, shown, *[reason for reason in [LOCAL_ONLY.get(what)] if reason])
+        raise refusal(self.name, what)
 
     # ------------------------------------------------------------- requests
     def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None, data: Any = None,
@@ -1028,6 +1028,12 @@ class RemoteEngine:
         if failed:
             raise KernelextError(failed[0])
         return [str(d["Id"]).removeprefix("sha256:") for d in done or []]
+
+
+def refusal(engine: str, what: str) -> EngineUnsupportedError:
+    """The one line for a command the remote engine does not carry: why, where the API cannot do it."""
+    shown = what if " " in what else what.replace("-", " ")  # a subcommand as typed: "checkpoint ls"
+    return unsupported(engine, shown, *[reason for reason in [LOCAL_ONLY.get(what)] if reason])
 
 
 def _message_text(body: bytes) -> str:
