@@ -20,6 +20,7 @@ from podmanservice import PODMAN, PodmanService
 from test_remote import NO_SUCH, both, podman, remote  # noqa: F401 - podman: the module's service
 
 from conftest import Store
+from registry import Registry, registry  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists(PODMAN), reason="needs root and podman")]
@@ -30,13 +31,14 @@ CHANGES = "echo hi > /new; rm /bin/zcat; mkdir /etc/x"
 
 
 @pytest.fixture
-def service(podman: PodmanService) -> Iterator[PodmanService]:
+def service(podman: PodmanService) -> Iterator[PodmanService]:  # noqa: F811 - the imported fixture
     """The module's service (test_remote's fixture: one per module), with no container, volume or image of the
     test's left."""
     yield podman
     podman.podman("rm", "-fa", "-t", "0", check=False)
     podman.podman("volume", "prune", "-f", check=False)
-    podman.podman("rmi", "-f", "localhost/snap:v1", check=False)
+    podman.podman("rmi", "-f", "localhost/snap:v1", "localhost/extra:2", "localhost/imp:1", "localhost/imp:2",
+                  check=False)
     podman.podman("image", "prune", "-f", check=False)
 
 
@@ -260,6 +262,47 @@ def _umask() -> int:
     os.umask(mask)
     return mask
 
+
+def test_untag_import_tree_and_push(store: Store, service: PodmanService, tmp_path: Path,
+                                    registry: Registry) -> None:  # noqa: F811
+    assert same(store, service, "tag", "busybox", "extra:1", "extra:2").returncode == 0
+    refused = same(store, service, "untag", "busybox", "extra:9")
+    assert (refused.returncode, refused.stderr) == (125, "Error: localhost/extra:9: tag not known\n")
+    assert same(store, service, "untag", "busybox", "extra:1").returncode == 0
+    assert same(store, service, "images", "--format", "{{.Repository}}:{{.Tag}}").stdout == \
+        "localhost/busybox:latest\nlocalhost/extra:2\n"
+    missing = same(store, service, "untag", "nope")
+    assert (missing.returncode, missing.stderr) == (125, "Error: nope: image not known\n")
+    # podman's own tree text: its sizes ("2.134MB"), no "Shared by" (kernelext's addition)
+    local, far = both(store, service, "image", "tree", "busybox")
+    assert far.returncode == local.returncode == 0
+    assert far.stdout.splitlines()[:2] == local.stdout.splitlines()[:2] == [
+        "Image ID: " + local.stdout.split()[2], "Tags:     [localhost/busybox:latest localhost/extra:2]"]
+    assert far.stdout.splitlines()[3] == local.stdout.splitlines()[3] == "Image Layers"
+    missing = same(store, service, "image", "tree", "nope")
+    assert (missing.returncode, missing.stderr) == (125, "Error: nope: image not known\n")
+    # import: a root filesystem tarball (a file or stdin) with a CMD
+    _changed(store, service)
+    assert same(store, service, "export", "-o", str(tmp_path / "rootfs.tar"), "box").returncode == 0
+    for _name, run in engines(store, service):
+        imported = run("import", "-c", "CMD=cat /new", str(tmp_path / "rootfs.tar"), "imp:1")
+        assert re.fullmatch(r"[0-9a-f]{64}\n", imported.stdout), imported.stderr
+        assert run("run", "--rm", "imp:1").stdout == "hi\n"
+    piped = subprocess.run([*remote_argv(service), "import", "-", "imp:2"], capture_output=True, text=True,
+                           stdin=open(tmp_path / "rootfs.tar", "rb"), timeout=120, env=remote_env(service))
+    assert piped.returncode == 0 and service.remote("image", "exists", "imp:2").returncode == 0
+    missing = same(store, service, "import", str(tmp_path / "none.tar"))
+    assert (missing.returncode, missing.stderr) == (125, f"Error: {tmp_path / 'none.tar'}: no such file\n")
+    # push: by the service, from where it stands, to a registry (the loopback one here)
+    for name, run in engines(store, service):
+        pushed = run("push", "--tls-verify=false", "imp:1", registry.ref(f"{name}:1"))
+        assert pushed.returncode == 0, pushed.stderr
+        found = subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{registry.ref(f'{name}:1')}"],
+                               capture_output=True, text=True)
+        assert found.returncode == 0 and json.loads(found.stdout)["Layers"], found.stderr
+    refused = remote(service, "push", "imp:1", f"dir:{tmp_path / 'out'}")
+    assert refused.returncode == 125 and "the service would write it on its own machine" in refused.stderr
+    assert not (tmp_path / "out").exists()
 
 # -------------------------------------------------------------- refusals
 @pytest.mark.parametrize(("argv", "why"), [

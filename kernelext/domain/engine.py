@@ -215,6 +215,16 @@ class Engine(Protocol):
                      not_labels: Sequence[str] = ()) -> list[str]:
         """``image prune``: the IDs removed."""
         ...
+    def untag(self, name: str, *names: str) -> None:
+        """``untag``: the names taken off the image (all of them without ``names``)."""
+        ...
+    def import_image(self, tarball: str | BinaryIO, name: str | None = None, *,
+                     cmd: Sequence[str] | None = None) -> str:
+        """``import``: a root filesystem tarball as a new image; its ID."""
+        ...
+    def image_tree(self, name: str, *, whatrequires: bool = False) -> list[str]: ...
+    def push(self, name: str, destination: str | None = None, *, tls_verify: bool = True,
+             authfile: str | None = None, progress: Any = None) -> None: ...
 
     # ------------------------------------------------------------ the seam's edge
     def local(self, what: str) -> Runtime:

@@ -7,6 +7,7 @@ were, this module only adapts the shapes (docs/architecture.md §16).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import queue
 import shutil
@@ -271,19 +272,41 @@ class LocalEngine:
         self.runtime.save(name, output, format=format)
 
     def load_image(self, archive: str | BinaryIO, *, progress: Any = None) -> list[str]:
-        """A stream (stdin) is spooled in the store first: skopeo reads a file."""
         from kernelext.storage.images import repo_tag
 
-        if isinstance(archive, str):
-            image = self.runtime.load(archive, progress=progress)
-        else:
-            with tempfile.NamedTemporaryFile(dir=self.runtime.opts.root, prefix=".load-") as spool:
-                shutil.copyfileobj(archive, spool)
-                spool.flush()
-                image = self.runtime.load(spool.name, progress=progress)
+        with self._spooled(archive, ".load-") as path:
+            image = self.runtime.load(path, progress=progress)
         return [":".join(repo_tag(image.name)) if image.names else f"sha256:{image.id}"]
 
     def prune_images(self, *, all: bool = False, until: float | None = None, labels: Sequence[str] = (),
                      not_labels: Sequence[str] = ()) -> list[str]:
         return [removal.image.id for removal in self.runtime.prune_images(all=all, until=until, labels=labels,
                                                                            not_labels=not_labels)]
+
+    def untag(self, name: str, *names: str) -> None:
+        self.runtime.untag(name, *names)
+
+    def import_image(self, tarball: str | BinaryIO, name: str | None = None, *,
+                     cmd: Sequence[str] | None = None) -> str:
+        with self._spooled(tarball, ".import-") as path:
+            return self.runtime.import_image(path, name, cmd=list(cmd) if cmd is not None else None).id
+
+    def image_tree(self, name: str, *, whatrequires: bool = False) -> list[str]:
+        from kernelext.domain.imagetree import tree_lines
+
+        return tree_lines(self.runtime, name, whatrequires=whatrequires)
+
+    def push(self, name: str, destination: str | None = None, *, tls_verify: bool = True,
+             authfile: str | None = None, progress: Any = None) -> None:
+        self.runtime.push(name, destination, tls_verify=tls_verify, authfile=authfile, progress=progress)
+
+    @contextlib.contextmanager
+    def _spooled(self, source: str | BinaryIO, prefix: str) -> Iterator[str]:
+        """``source``'s path; a stream (stdin) spooled in the store first (skopeo and tar read files)."""
+        if isinstance(source, str):
+            yield source
+            return
+        with tempfile.NamedTemporaryFile(dir=self.runtime.opts.root, prefix=prefix) as spool:
+            shutil.copyfileobj(source, spool)
+            spool.flush()
+            yield spool.name

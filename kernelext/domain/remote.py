@@ -984,10 +984,7 @@ class RemoteEngine:
     def image_history(self, name: str) -> tuple[list[str], list[HistoryEntry]]:
         from kernelext.storage.images import HistoryEntry
 
-        try:
-            tags = list(self.inspect_image(name).get("RepoTags") or [])
-        except NoSuchImageError as exc:  # the service's "failed to find image NAME: " before the local text
-            raise NoSuchImageError(exc.message.removeprefix(f"failed to find image {name}: ")) from None
+        tags = list(self._image_doc(name).get("RepoTags") or [])
         steps = self._json("GET", f"/images/{_quoted(name)}/history", image=True) or []
         return tags, [HistoryEntry(None if doc.get("Id") in (None, "", MISSING_ID) else str(doc["Id"]),
                                    time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(doc.get("Created") or 0))),
@@ -1028,6 +1025,65 @@ class RemoteEngine:
         if failed:
             raise KernelextError(failed[0])
         return [str(d["Id"]).removeprefix("sha256:") for d in done or []]
+
+    def _image_doc(self, name: str) -> dict[str, Any]:
+        """``image inspect``, a missing image as the local store says it (without the service's "failed to find
+        image NAME: " in front)."""
+        try:
+            return self.inspect_image(name)
+        except NoSuchImageError as exc:
+            raise NoSuchImageError(exc.message.removeprefix(f"failed to find image {name}: ")) from None
+
+    def untag(self, name: str, *names: str) -> None:
+        """``untag``: each name off the image; without names, the service takes them all off."""
+        from kernelext.storage.images import repo_tag
+
+        ident = self._image_doc(name)["Id"]  # every name checked against one image, as locally
+        targets: list[tuple[str | None, str | None]] = [repo_tag(n) for n in names] or [(None, None)]
+        for target in targets:
+            try:
+                self._request("POST", f"/images/{ident}/untag", params={"repo": target[0], "tag": target[1]},
+                              image=True, ok=(201,))
+            except KernelextError as exc:  # the service's 500 of a name the image does not have: the local error
+                if not exc.message.endswith("tag not known"):
+                    raise
+                raise NoSuchImageError(exc.message) from None
+
+    def import_image(self, tarball: str | BinaryIO, name: str | None = None, *,
+                     cmd: Sequence[str] | None = None) -> str:
+        """``import``: the tarball (a file, or stdin) streamed to the service; the new image's ID."""
+        if isinstance(tarball, str) and not os.path.isfile(tarball):
+            raise InvalidArgumentError(f"{tarball}: no such file")  # the local store's line
+        params = {"reference": name, "changes": [f"CMD {json.dumps(list(cmd))}"] if cmd is not None else None}
+        with contextlib.ExitStack() as stack:
+            body = stack.enter_context(open(tarball, "rb")) if isinstance(tarball, str) else tarball
+            doc = self._json("POST", "/images/import", params=params, data=body,
+                             headers={"content-type": "application/x-tar"}, image=True)
+        return str(doc["Id"]).removeprefix("sha256:")
+
+    def image_tree(self, name: str, *, whatrequires: bool = False) -> list[str]:
+        """podman's own tree text (its sizes as podman writes them; no "Shared by", kernelext's addition)."""
+        self._image_doc(name)
+        doc = self._json("GET", f"/images/{_quoted(name)}/tree", params={"whatrequires": whatrequires}, image=True)
+        return str(doc.get("Tree") or "").rstrip("\n").split("\n")
+
+    def push(self, name: str, destination: str | None = None, *, tls_verify: bool = True,
+             authfile: str | None = None, progress: Any = None) -> None:
+        """``push`` by the service, from where it stands, with its own credentials: to a registry only (a
+        file transport would write on the service's machine)."""
+        from kernelext.storage.images import file_transport
+
+        if authfile:
+            raise unsupported(self.name, "push --authfile", "the service pushes with its own credentials")
+        if destination and file_transport(destination) is not None:
+            raise unsupported(self.name, f"push {destination}", "the service would write it on its own machine")
+        response = self._request("POST", f"/images/{_quoted(name)}/push", image=True, stream=True, params={
+            "destination": (destination or name).removeprefix("docker://"), "tlsVerify": tls_verify})
+        with contextlib.closing(response):
+            for line in response.iter_lines():
+                doc = json.loads(line) if line else {}
+                if doc.get("error"):
+                    raise KernelextError(str(doc["error"]).strip())
 
 
 def refusal(engine: str, what: str) -> EngineUnsupportedError:

@@ -657,7 +657,7 @@ def _image_history(m: ContainerMagics, args: argparse.Namespace) -> Table:
 
 @handles("image-tree")
 def _image_tree(m: ContainerMagics, args: argparse.Namespace) -> None:
-    from kernelext.cli.images import tree_lines
+    from kernelext.domain.imagetree import tree_lines
 
     print("\n".join(tree_lines(m.rt, args.image, whatrequires=args.whatrequires)))
 

@@ -349,6 +349,16 @@ def _image_prune(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -
 
     return engine.prune_images(all=args.all, **prune_filters(args.filter))
 
+
+@remote("image-untag")
+def _image_untag(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> None:
+    engine.untag(args.image, *args.names)
+
+
+@remote("image-tree")
+def _image_tree(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> None:
+    print("\n".join(engine.image_tree(args.image, whatrequires=args.whatrequires)))
+
 def run_remote(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
     """One line on a remote engine: its handler, or one line saying the engine does not carry it yet."""
     import contextlib
