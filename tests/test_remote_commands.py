@@ -184,6 +184,28 @@ def test_commit_and_history(store: Store, service: PodmanService) -> None:
     assert (missing.returncode, missing.stderr) == (125, NO_SUCH)
 
 
+def test_stat_and_system_df(store: Store, service: PodmanService) -> None:
+    _changed(store, service)
+    local, far = both(store, service, "stat", "box", "/bin/sh")
+    docs = [json.loads(r.stdout) for r in (local, far)]
+    for doc in docs:  # each container's own times
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+Z", doc.pop("mtime"))
+    # the link resolved inside the container: its target's size and Go file mode
+    assert docs[0] == docs[1] == {"name": "busybox", "size": docs[0]["size"], "mode": 0o755, "isDir": False,
+                                  "linkTarget": "/bin/busybox"}
+    assert same(store, service, "stat", "--format", "{{.name}} {{.isDir}} {{.mode}}", "box", "/etc").stdout == \
+        f"etc true {(1 << 31) | 0o755}\n"
+    missing = same(store, service, "stat", "box", "/nope")
+    assert (missing.returncode, missing.stderr) == (
+        125, 'Error: "/nope" could not be found on container box: no such file or directory\n')
+    same(store, service, "volume", "create", "spare")
+    counts = "{{.Type}} {{.Total}} {{.Active}}"
+    local, far = both(store, service, "system", "df", "--format", counts)
+    # the service keeps no checkpoint history: no Checkpoints row there
+    assert local.stdout == far.stdout + "Checkpoints 0 0\n"
+    assert far.stdout == "Images 1 1\nContainers 1 1\nLocal Volumes 1 0\n"
+    assert far.stdout == service.remote("system", "df", "--format", counts).stdout  # podman's own sums
+
 def _cgroup_file(pid: int, controller: str, name: str) -> str:
     """A value of the container's own cgroup (cgroup v1 here), found from its process's /proc entry."""
     for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():

@@ -57,8 +57,8 @@ COMMANDS: dict[str, Handler] = {}
 #: Commands whose handler takes an engine (docs/architecture.md §16), local or remote; the others take the
 #: local runtime (a remote engine refuses them with one line).
 ENGINE_COMMANDS: set[str] = set()
-#: Commands that open no store and reach no engine.
-STORELESS_COMMANDS: set[str] = {"system-connection"}
+#: Commands that open no store and reach no engine (``version``: kernelext's own, whichever engine).
+STORELESS_COMMANDS: set[str] = {"system-connection", "version"}
 #: Signals an attached CLI forwards to the container (podman's sig-proxy).
 #: What create's warnings are printed from: a local container or an engine's record.
 CreatedT = TypeVar("CreatedT", Container, ContainerRecord)
@@ -533,10 +533,10 @@ def cmd_diff(engine: Engine, args: argparse.Namespace) -> int:
     return 0
 
 
-@command("stat")
-def cmd_stat(rt: Runtime, args: argparse.Namespace) -> int:
+@command("stat", engine=True)
+def cmd_stat(engine: Engine, args: argparse.Namespace) -> int:
     template = _template(args, "stat")
-    doc = rt.get(args.container).stat(args.path).to_json()
+    doc = engine.stat(args.container, args.path)
     if template is not None:
         out(template.render(doc))
     else:
@@ -758,7 +758,7 @@ def _print_yaml(value: Any, stream: TextIO, indent: int = 0) -> None:
 
 
 @command("version")
-def cmd_version(rt: Runtime, args: argparse.Namespace) -> int:
+def cmd_version(_rt: None, args: argparse.Namespace) -> int:
     import kernelext
 
     out(f"kernelext version {kernelext.__version__}")

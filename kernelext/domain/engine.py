@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from kernelext.core.events import Event
     from kernelext.core.logs import LogLine
     from kernelext.core.runtime import Runtime
+    from kernelext.domain.diskusage import UsageRow
     from kernelext.domain.filters import Filters
     from kernelext.storage.images import HistoryEntry
     from kernelext.storage.layerdiff import Change
@@ -190,6 +191,12 @@ class Engine(Protocol):
         ...
     def update(self, name: str, **resources: Any) -> str:
         """``update``: new resource limits (``Resources.updated``'s keywords); the container's ID."""
+        ...
+    def stat(self, name: str, path: str) -> dict[str, Any]:
+        """``stat``: podman's ``FileInfo`` of a path in the container (a link resolved), as JSON."""
+        ...
+    def disk_usage(self) -> list[UsageRow]:
+        """``system df``'s rows."""
         ...
 
     # ------------------------------------------------------------- volumes

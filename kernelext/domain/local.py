@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from kernelext.core.events import Event
     from kernelext.core.logs import LogLine
     from kernelext.core.runtime import Runtime
+    from kernelext.domain.diskusage import UsageRow
     from kernelext.domain.filters import Filters
     from kernelext.storage.images import HistoryEntry
     from kernelext.storage.layerdiff import Change
@@ -242,6 +243,14 @@ class LocalEngine:
         ctr = self.runtime.get(name)
         ctr.update(**resources)
         return ctr.id
+
+    def stat(self, name: str, path: str) -> dict[str, Any]:
+        return self.runtime.get(name).stat(path).to_json()
+
+    def disk_usage(self) -> list[UsageRow]:
+        from kernelext.domain.diskusage import disk_usage
+
+        return disk_usage(self.runtime)
 
     # ------------------------------------------------------------- volumes
     def volume_create(self, name: str | None, *, labels: Mapping[str, str] | None = None,

@@ -50,6 +50,7 @@ from kernelext.units import status_words
 
 if TYPE_CHECKING:
     from kernelext.core.runtime import Runtime
+    from kernelext.domain.diskusage import UsageRow
     from kernelext.domain.filters import Filters
     from kernelext.storage.images import HistoryEntry
     from kernelext.storage.layerdiff import Change
@@ -84,6 +85,9 @@ LOCAL_ONLY = {
     "info": "kernelext's host report describes this machine's runc, conmon and CRIU (podman --remote info "
             "reports the service's)",
 }
+#: Go's os.FileMode type bits in podman's path stat.
+GO_MODE_DIR = 1 << 31
+GO_MODE_SYMLINK = 1 << 27
 #: ``update``'s flags by the section of the OCI ``linux.resources`` they set.
 UPDATE_SECTIONS = {"memory": "memory", "memory_swap": "memory", "memory_reservation": "memory", "cpus": "cpu",
                    "cpu_shares": "cpu", "cpu_quota": "cpu", "cpu_period": "cpu", "cpuset_cpus": "cpu",
@@ -980,6 +984,38 @@ class RemoteEngine:
         self._request("POST", f"/containers/{doc['Id']}/update", data=json.dumps(body), name=name,
                       headers={"content-type": "application/json"}, ok=(201,))
         return str(doc["Id"])
+
+    def stat(self, name: str, path: str) -> dict[str, Any]:
+        """``stat`` by the archive endpoint's HEAD (podman's path stat); a link is stat'ed again at its target,
+        as the local engine resolves it."""
+        ident = self._inspect(name)["Id"]
+        found = self._path_stat(ident, path)
+        if found is not None and int(found.get("mode", 0)) & GO_MODE_SYMLINK and found.get("linkTarget"):
+            found = self._path_stat(ident, str(found["linkTarget"]))
+        if found is None:
+            raise CopyError(f'"{path}" could not be found on container {name}: no such file or directory')
+        mode = int(found.get("mode", 0))
+        return {"name": found.get("name", ""), "size": int(found.get("size", 0)), "mode": mode,
+                "mtime": found.get("mtime", ""), "isDir": bool(mode & GO_MODE_DIR),
+                "linkTarget": found.get("linkTarget") or path}
+
+    def disk_usage(self) -> list[UsageRow]:
+        """``system df``'s rows from the service's report, summed as podman's CLI sums them (no checkpoint
+        histories: the service keeps none)."""
+        from kernelext.domain.diskusage import UsageRow
+
+        doc = self._json("GET", "/system/df")
+        images, containers, volumes = doc.get("Images") or [], doc.get("Containers") or [], doc.get("Volumes") or []
+        running = [c for c in containers if c.get("Status") in ("running", "paused")]
+        return [
+            UsageRow("Images", len(images), sum(1 for i in images if i.get("Containers")),
+                     sum(int(i["Size"]) for i in images),
+                     sum(int(i["Size"]) for i in images if not i.get("Containers"))),
+            UsageRow("Containers", len(containers), len(running), sum(int(c["RWSize"]) for c in containers),
+                     sum(int(c["RWSize"]) for c in containers if c not in running)),
+            UsageRow("Local Volumes", len(volumes), sum(1 for v in volumes if v.get("Links")),
+                     sum(int(v["Size"]) for v in volumes), sum(int(v["ReclaimableSize"]) for v in volumes)),
+        ]
 
     def image_history(self, name: str) -> tuple[list[str], list[HistoryEntry]]:
         from kernelext.storage.images import HistoryEntry
