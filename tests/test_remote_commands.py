@@ -206,6 +206,42 @@ def test_stat_and_system_df(store: Store, service: PodmanService) -> None:
     assert far.stdout == "Images 1 1\nContainers 1 1\nLocal Volumes 1 0\n"
     assert far.stdout == service.remote("system", "df", "--format", counts).stdout  # podman's own sums
 
+def test_rename_and_container_prune(store: Store, service: PodmanService) -> None:
+    for _engine, run in engines(store, service):
+        assert run("run", "-d", "--name", "a", "busybox", "sleep", "1000").returncode == 0
+        assert run("create", "--name", "b", "busybox", "true").returncode == 0
+        assert run("run", "--name", "c", "busybox", "true").returncode == 0
+    taken = both(store, service, "rename", "a", "b")
+    for result, run in zip(taken, (store.cli, lambda *argv: remote(service, *argv)), strict=True):
+        ident = run("inspect", "--format", "{{.Id}}", "a").stdout.strip()
+        line = (f"Error: renaming container {ident}: name b already in use, cannot rename container {ident}: "
+                "container already exists\n")
+        assert (result.returncode, result.stderr) == (125, line)
+    assert same(store, service, "inspect", "--format", "{{.Name}}", "a").stdout == "a\n"  # a refusal changes nothing
+    invalid = same(store, service, "rename", "a", "bad/name")
+    assert (invalid.returncode, invalid.stderr) == (
+        125, "Error: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*: invalid argument\n")
+    missing = same(store, service, "rename", "nope", "x")
+    assert (missing.returncode, missing.stderr) == (125, NO_SUCH)
+    # a running container renamed: it runs on under the new name, the old one is free at once
+    assert same(store, service, "rename", "a", "a2").stdout == ""
+    assert same(store, service, "exec", "a2", "echo", "still").stdout == "still\n"
+    assert same(store, service, "ps", "-a", "--format", "{{.Names}} {{.State}}").stdout == \
+        "a2 running\nb created\nc exited\n"
+    for _engine, run in engines(store, service):
+        assert run("events", "--since", "1m", "--stream=false", "--filter", "event=rename",
+                   "--format", "{{.Name}}").stdout == "a2\n"
+    # prune: what is not running goes (its IDs), the running one stays
+    local, far = both(store, service, "container", "prune", "-f")
+    for result, run in zip((local, far), (store.cli, lambda *argv: remote(service, *argv)), strict=True):
+        assert result.returncode == 0 and len(result.stdout.split()) == 2, result.stderr
+        assert run("ps", "-a", "--format", "{{.Names}}").stdout == "a2\n"
+    declined = same(store, service, "container", "prune")  # no answer on stdin: nothing removed
+    assert declined.stdout == "WARNING! This will remove all non running containers.\n" \
+                              "Are you sure you want to continue? [y/N] "
+    assert same(store, service, "stop", "-t", "0", "a2").stdout == "a2\n"
+    assert [r.returncode for r in both(store, service, "create", "--name", "a", "busybox", "true")] == [0, 0]
+
 def _cgroup_file(pid: int, controller: str, name: str) -> str:
     """A value of the container's own cgroup (cgroup v1 here), found from its process's /proc entry."""
     for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():

@@ -612,6 +612,22 @@ def cmd_events(engine: Engine, args: argparse.Namespace) -> int:
     return 0
 
 
+@command("rename", engine=True)
+def cmd_rename(engine: Engine, args: argparse.Namespace) -> int:
+    """podman's ``rename``: nothing printed."""
+    engine.rename(args.container, args.name)
+    return 0
+
+
+@command("container-prune", engine=True)
+def cmd_container_prune(engine: Engine, args: argparse.Namespace) -> int:
+    if not args.force and not confirmed("WARNING! This will remove all non running containers.\n"):
+        return 0
+    for ident in engine.prune_containers(args.filter):
+        out(ident)
+    return 0
+
+
 @command("update", engine=True)
 def cmd_update(engine: Engine, args: argparse.Namespace) -> int:
     out(engine.update(args.container, **resource_options(args)))
@@ -702,15 +718,19 @@ def cmd_volume_rm(engine: Engine, args: argparse.Namespace) -> int:
     return code
 
 
+def confirmed(warning: str) -> bool:
+    """podman's prompt before a prune: the warning, then ``y``/``yes`` on stdin goes on."""
+    sys.stdout.write(f"{warning}Are you sure you want to continue? [y/N] ")
+    sys.stdout.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
 @command("volume-prune", engine=True)
 def cmd_volume_prune(engine: Engine, args: argparse.Namespace) -> int:
     if not args.force:
         unused = [v["Name"] for v in engine.volumes([*args.filter, "dangling=true"])]
-        sys.stdout.write("WARNING! This will remove all volumes not used by at least one container. "
-                         "The following volumes will be removed:\n" + "".join(f"{n}\n" for n in unused)
-                         + "Are you sure you want to continue? [y/N] ")
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        if not confirmed("WARNING! This will remove all volumes not used by at least one container. "
+                         "The following volumes will be removed:\n" + "".join(f"{n}\n" for n in unused)):
             return 0
     for name in engine.volume_prune(args.filter):
         out(name)

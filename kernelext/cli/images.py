@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-from kernelext.cli.commands import _inspect_each, _template, _truncate, command, err, out
+from kernelext.cli.commands import _inspect_each, _template, _truncate, command, confirmed, err, out
 from kernelext.cli.format import parse_time as parse_moment
 from kernelext.cli.format import since, table
 from kernelext.cli.parser import UsageError
@@ -312,11 +312,8 @@ def removal_lines(removal: Removal) -> list[str]:
 
 @command("image-prune", engine=True)
 def cmd_image_prune(engine: Engine, args: argparse.Namespace) -> int:
-    if not args.force:
-        sys.stdout.write(f"{PRUNE_WARNING[args.all]}\nAre you sure you want to continue? [y/N] ")
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return 0
+    if not args.force and not confirmed(f"{PRUNE_WARNING[args.all]}\n"):
+        return 0
     for ident in engine.prune_images(all=args.all, **prune_filters(args.filter)):
         out(ident)
     return 0

@@ -244,6 +244,18 @@ class LocalEngine:
         ctr.update(**resources)
         return ctr.id
 
+    def rename(self, name: str, new_name: str) -> None:
+        self.runtime.get(name).rename(new_name)
+
+    def prune_containers(self, filters: Sequence[str] = ()) -> list[str]:
+        from kernelext.domain.filters import parse_filters
+
+        reports = domain.prune(self.runtime, parse_filters(filters))
+        failed = [r.error for r in reports if r.error is not None]
+        if failed:
+            raise failed[0]
+        return [r.id for r in reports]
+
     def stat(self, name: str, path: str) -> dict[str, Any]:
         return self.runtime.get(name).stat(path).to_json()
 

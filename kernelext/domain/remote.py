@@ -923,11 +923,7 @@ class RemoteEngine:
         from kernelext.domain.filters import parse_filters
 
         wanted = parse_filters(filters)
-        done = self._json("POST", "/volumes/prune", params={"filters": json.dumps(wanted) if wanted else None})
-        failed = [str(d["Err"]) for d in done or [] if d.get("Err")]
-        if failed:
-            raise KernelextError(failed[0])
-        return [str(d["Id"]) for d in done or []]
+        return _pruned(self._json("POST", "/volumes/prune", params={"filters": json.dumps(wanted) if wanted else None}))
 
     def volume_exists(self, name: str) -> bool:
         return bool(self._request("GET", f"/volumes/{_quoted(name)}/exists", ok=(404,)).status_code == 204)
@@ -984,6 +980,20 @@ class RemoteEngine:
         self._request("POST", f"/containers/{doc['Id']}/update", data=json.dumps(body), name=name,
                       headers={"content-type": "application/json"}, ok=(201,))
         return str(doc["Id"])
+
+    def rename(self, name: str, new_name: str) -> None:
+        ident = self._inspect(name)["Id"]
+        try:
+            self._request("POST", f"/containers/{ident}/rename", params={"name": new_name}, name=name, ok=(204,))
+        except ContainerStateError as exc:  # the service's 409: the name is taken (podman's text)
+            raise NameInUseError(exc.message) from None
+
+    def prune_containers(self, filters: Sequence[str] = ()) -> list[str]:
+        from kernelext.domain.filters import parse_filters
+
+        wanted = parse_filters(filters)
+        return _pruned(self._json("POST", "/containers/prune",
+                                  params={"filters": json.dumps(wanted) if wanted else None}))
 
     def stat(self, name: str, path: str) -> dict[str, Any]:
         """``stat`` by the archive endpoint's HEAD (podman's path stat); a link is stat'ed again at its target,
@@ -1055,12 +1065,8 @@ class RemoteEngine:
                      not_labels: Sequence[str] = ()) -> list[str]:
         wanted = {key: values for key, values in (("until", [str(int(until))] if until is not None else []),
                                                   ("label", list(labels)), ("label!", list(not_labels))) if values}
-        done = self._json("POST", "/images/prune", params={"all": all, "filters": json.dumps(wanted) if wanted
-                                                           else None}, image=True)
-        failed = [str(d["Err"]) for d in done or [] if d.get("Err")]
-        if failed:
-            raise KernelextError(failed[0])
-        return [str(d["Id"]).removeprefix("sha256:") for d in done or []]
+        return _pruned(self._json("POST", "/images/prune", params={"all": all, "filters": json.dumps(wanted) if wanted
+                                                                   else None}, image=True))
 
     def _image_doc(self, name: str) -> dict[str, Any]:
         """``image inspect``, a missing image as the local store says it (without the service's "failed to find
@@ -1120,6 +1126,14 @@ class RemoteEngine:
                 doc = json.loads(line) if line else {}
                 if doc.get("error"):
                     raise KernelextError(str(doc["error"]).strip())
+
+
+def _pruned(done: list[dict[str, Any]] | None) -> list[str]:
+    """A prune endpoint's answer: the IDs (or names) removed; the first failure raised after the rest went."""
+    failed = [str(d["Err"]) for d in done or [] if d.get("Err")]
+    if failed:
+        raise KernelextError(failed[0])
+    return [str(d["Id"]).removeprefix("sha256:") for d in done or []]
 
 
 def refusal(engine: str, what: str) -> EngineUnsupportedError:
