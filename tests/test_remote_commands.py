@@ -19,6 +19,8 @@ import pytest
 from podmanservice import PODMAN, PodmanService
 from test_remote import NO_SUCH, both, podman, remote  # noqa: F401 - podman: the module's service
 
+import kernelext
+
 from conftest import Store
 from registry import Registry, registry  # noqa: F401 - the fixture
 
@@ -392,11 +394,15 @@ def test_magics_carry_the_same_commands(store: Store, service: PodmanService, ip
         magic("volume rm nbdata")
         assert capsys.readouterr().out == "nbdata\n"
         assert magic("volume exists nbdata") is False and ip.user_ns["_exit_code"] == 1
-        values[name] = (list(magic("volume ls")), list(magic("diff box")),
+        assert magic("rename box box2") is None
+        assert magic("run --name gone busybox true") is None
+        pruned = magic("container prune -f")
+        assert len(pruned) == 1 and re.fullmatch(r"[0-9a-f]{64}", pruned[0])
+        values[name] = (list(magic("volume ls")), list(magic("diff box2")),
                         magic("image history nbsnap")[0]["ID"] == image[:12],
-                        magic("update --pids-limit 99 box").name, magic("image prune -f"))
+                        magic("update --pids-limit 99 box2").name, magic("image prune -f"), magic("version"))
         assert (tmp_path / f"{name}.tar").stat().st_size > 0
     assert values["local"] == values["remote"] == ([], [
         {"KIND": "C", "PATH": "/bin"}, {"KIND": "D", "PATH": "/bin/zcat"}, {"KIND": "C", "PATH": "/etc"},
-        {"KIND": "A", "PATH": "/etc/x"}, {"KIND": "A", "PATH": "/new"}], True, "box", [])
+        {"KIND": "A", "PATH": "/etc/x"}, {"KIND": "A", "PATH": "/new"}], True, "box2", [], kernelext.__version__)
     assert store.cli("rmi", "nbsnap").returncode == 0

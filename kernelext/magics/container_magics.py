@@ -930,3 +930,18 @@ def _checkpoint_diff(m: ContainerMagics, args: argparse.Namespace) -> Any:
 @handles("clone")
 def _clone(m: ContainerMagics, args: argparse.Namespace) -> Container:
     return domain.clone(m.rt, args.container, **clone_options(args))
+
+
+@handles("rename")
+def _rename(m: ContainerMagics, args: argparse.Namespace) -> None:
+    m.rt.get(args.container).rename(args.name)
+
+
+@handles("container-prune")
+def _container_prune(m: ContainerMagics, args: argparse.Namespace) -> list[str]:
+    """The IDs removed, as the CLI prints them (a cell cannot answer the prompt: ``-f``)."""
+    from kernelext.domain.local import LocalEngine
+
+    if not args.force:
+        raise UsageError("a cell cannot answer the confirmation: add -f")
+    return LocalEngine(m.rt).prune_containers(args.filter)

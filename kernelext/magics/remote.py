@@ -359,6 +359,25 @@ def _image_untag(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -
 def _image_tree(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> None:
     print("\n".join(engine.image_tree(args.image, whatrequires=args.whatrequires)))
 
+
+@remote("rename")
+def _rename(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> None:
+    engine.rename(args.container, args.name)
+
+
+@remote("container-prune")
+def _container_prune(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> list[str]:
+    if not args.force:
+        raise UsageError("a cell cannot answer the confirmation: add -f")
+    return engine.prune_containers(args.filter)
+
+
+@remote("version")
+def _version(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> str:
+    import kernelext
+
+    return kernelext.__version__  # kernelext's own, whichever engine
+
 def run_remote(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
     """One line on a remote engine: its handler, or one line saying the engine does not carry it yet."""
     import contextlib
