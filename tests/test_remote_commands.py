@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import subprocess
 import tarfile
 from collections.abc import Callable, Iterator
@@ -149,6 +150,15 @@ def test_export_matches_the_local_engine(store: Store, service: PodmanService, t
     assert piped.returncode == 0 and piped.stdout == (tmp_path / "remote.tar").read_bytes()
     missing = same(store, service, "export", "-o", str(tmp_path / "none.tar"), "nope")
     assert (missing.returncode, missing.stderr) == (125, NO_SUCH)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["local.tar", "remote.tar"]  # no partial
+    for _name, run in engines(store, service):  # a device is written into, never replaced by a file
+        assert run("export", "-o", os.devnull, "box").returncode == 0
+        assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    assert remote(service, "save", "-o", os.devnull, "busybox").returncode == 0
+    # the local engine's skopeo writes a new file: a device is refused, never unlinked
+    assert store.cli("save", "-o", os.devnull, "busybox").stderr == \
+        f"Error: {os.devnull}: not a regular file: save writes an archive file\n"
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
 
 
 def remote_argv(service: PodmanService) -> list[str]:

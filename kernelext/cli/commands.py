@@ -496,7 +496,9 @@ def cmd_umount(rt: Runtime, args: argparse.Namespace) -> int:
 @command("export", engine=True)
 def cmd_export(engine: Engine, args: argparse.Namespace) -> int:
     if args.output:
-        with open(args.output, "wb") as f:
+        from kernelext.files.whole import whole_file
+
+        with whole_file(args.output) as f:  # a container that is not there leaves no file
             engine.export(args.container, f)
     else:
         if sys.stdout.isatty():

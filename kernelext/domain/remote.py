@@ -92,8 +92,6 @@ GO_MODE_SYMLINK = 1 << 27
 UPDATE_SECTIONS = {"memory": "memory", "memory_swap": "memory", "memory_reservation": "memory", "cpus": "cpu",
                    "cpu_shares": "cpu", "cpu_quota": "cpu", "cpu_period": "cpu", "cpuset_cpus": "cpu",
                    "pids_limit": "pids", "device_read_bps": "blockIO"}
-#: A new file's mode before the umask (open()'s default).
-FILE_MODE = 0o666
 #: The ID podman's history endpoint gives a step that is not an image of its own.
 MISSING_ID = "<missing>"
 
@@ -1040,18 +1038,12 @@ class RemoteEngine:
     def save_image(self, name: str, output: str, *, format: str = "docker-archive") -> None:
         """``save -o``: the service's archive streamed into a file beside ``output``, renamed to it once whole
         (a failure leaves no partial archive)."""
+        from kernelext.files.whole import whole_file
+
         response = self._request("GET", f"/images/{_quoted(name)}/get", params={"format": format}, image=True,
                                  stream=True)
-        target = Path(output)
-        partial = target.with_name(f".{target.name}.{os.getpid()}-{time.monotonic_ns()}.partial")
-        with contextlib.closing(response):
-            try:
-                with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE), "wb") as f:
-                    shutil.copyfileobj(response.raw, f, COPY_BUFFER)
-                os.replace(partial, target)
-            except BaseException:
-                partial.unlink(missing_ok=True)
-                raise
+        with contextlib.closing(response), whole_file(output) as f:
+            shutil.copyfileobj(response.raw, f, COPY_BUFFER)
 
     def load_image(self, archive: str | BinaryIO, *, progress: Any = None) -> list[str]:
         """``load``: the archive (a file, or stdin) streamed to the service; the names it loaded."""

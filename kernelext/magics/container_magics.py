@@ -584,7 +584,9 @@ def _umount(m: ContainerMagics, args: argparse.Namespace) -> Container | Contain
 def _export(m: ContainerMagics, args: argparse.Namespace) -> None:
     if not args.output:
         raise UsageError("in a notebook, export needs -o FILE")
-    with open(args.output, "wb") as f:
+    from kernelext.files.whole import whole_file
+
+    with whole_file(args.output) as f:  # a container that is not there leaves no file
         m.rt.get(args.container).export(f)
     print(f"exported to {args.output}")
 

@@ -304,7 +304,9 @@ def _diff(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Table
 def _export(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> None:
     if not args.output:
         raise UsageError("in a notebook, export needs -o FILE")
-    with open(args.output, "wb") as f:
+    from kernelext.files.whole import whole_file
+
+    with whole_file(args.output) as f:
         engine.export(args.container, f)
     print(f"exported to {args.output}")
 
