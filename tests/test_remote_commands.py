@@ -254,6 +254,22 @@ def test_rename_and_container_prune(store: Store, service: PodmanService) -> Non
     assert same(store, service, "stop", "-t", "0", "a2").stdout == "a2\n"
     assert [r.returncode for r in both(store, service, "create", "--name", "a", "busybox", "true")] == [0, 0]
 
+def test_exec_with_stdin_and_no_terminal(store: Store, service: PodmanService) -> None:
+    """``exec -i`` without ``-t``: stdin fed to the command until its end, then its exit code."""
+    for _engine, run in engines(store, service):
+        assert run("run", "-d", "--name", "sink", "busybox", "sleep", "1000").returncode == 0
+    text = "".join(f"line {i}\n" for i in range(20000))  # more than a pipe's or a socket's buffer
+    local, far = (subprocess.run([*argv, "exec", "-i", "sink", "sh", "-c", "wc -l; cat >&2; exit 4"], input=text,
+                                 capture_output=True, text=True, timeout=120, env=env)
+                  for argv, env in ((_local_argv(store), None), (remote_argv(service), remote_env(service))))
+    assert (far.returncode, far.stdout, far.stderr) == (local.returncode, local.stdout, local.stderr) == (4, "20000\n", "")
+    closed = both(store, service, "exec", "-i", "sink", "cat")  # an empty stdin ends at once
+    assert [(r.returncode, r.stdout) for r in closed] == [(0, ""), (0, "")]
+    refused = subprocess.run(["sh", "-c", 'exec 3</dev/null; exec "$@"', "sh", *remote_argv(service), "exec",
+                              "--preserve-fds", "1", "sink", "true"], capture_output=True, text=True, timeout=120,
+                             env=remote_env(service))
+    assert refused.returncode == 125 and "exec --preserve-fds: descriptors of this machine" in refused.stderr
+
 def _cgroup_file(pid: int, controller: str, name: str) -> str:
     """A value of the container's own cgroup (cgroup v1 here), found from its process's /proc entry."""
     for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():

@@ -357,6 +357,9 @@ def cmd_exec(engine: Engine, args: argparse.Namespace) -> int:
     if not (args.detach or args.interactive or args.preserve_fds):
         return engine.exec(args.container, args.command, output=_write_output, env=args.env, workdir=args.workdir,
                            user=args.user, tty=args.tty)
+    if args.interactive and not (args.tty or args.detach or args.preserve_fds):  # stdin without a terminal
+        return engine.exec_with_input(args.container, args.command, sys.stdin.buffer, output=_write_output,
+                                      env=args.env, workdir=args.workdir, user=args.user)
     if engine.remote and args.tty and not (args.detach or args.preserve_fds):  # exec -it
         from kernelext.cli import terminalsession as remote_tty
         from kernelext.domain.remoteterminal import RemoteExecTerminal
@@ -364,7 +367,7 @@ def cmd_exec(engine: Engine, args: argparse.Namespace) -> int:
         return remote_tty.session_and_wait(
             RemoteExecTerminal(remote_tty.remote_engine(engine), args.container, args.command, env=args.env,
                                workdir=args.workdir, user=args.user, size=remote_tty.size()), args.detach_keys)
-    ctr = engine.local("exec -i/--preserve-fds").get(args.container)
+    ctr = engine.local("exec --preserve-fds").get(args.container)
     if args.detach:  # podman prints the session's ID
         out(ctr.exec_detached(args.command, env=args.env, workdir=args.workdir, user=args.user,
                               preserve_fds=args.preserve_fds))

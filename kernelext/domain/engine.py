@@ -178,6 +178,12 @@ class Engine(Protocol):
     def image_exists(self, name: str) -> bool: ...
     def tag(self, name: str, *targets: str) -> None: ...
 
+    def exec_with_input(self, name: str, command: list[str], stdin: BinaryIO, *, output: Output,
+                        env: Sequence[str] = (), workdir: str | None = None, user: str | None = None) -> int:
+        """``exec -i`` without a terminal: ``stdin`` fed to the command until its end, the output streamed;
+        the command's exit code."""
+        ...
+
     # ------------------------------------------- a container's filesystem (docs/architecture.md §16)
     def diff(self, name: str | None, *, latest: bool = False) -> list[Change]:
         """``diff``: what the container changed in its root filesystem, by path."""

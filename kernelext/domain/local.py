@@ -227,6 +227,11 @@ class LocalEngine:
     def tag(self, name: str, *targets: str) -> None:
         self.runtime.tag(name, *targets)
 
+    def exec_with_input(self, name: str, command: list[str], stdin: BinaryIO, *, output: Output,
+                        env: Sequence[str] = (), workdir: str | None = None, user: str | None = None) -> int:
+        return self.runtime.get(name).exec_run(command, stdin=stdin, env=env, workdir=workdir, user=user,
+                                               on_output=output).exit_code
+
     # ----------------------------------------------------- a container's filesystem
     def diff(self, name: str | None, *, latest: bool = False) -> list[Change]:
         return domain.one(self.runtime, name, latest=latest).diff()

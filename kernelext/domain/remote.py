@@ -80,6 +80,7 @@ _HISTORY = "kernelext's checkpoint history is kept by the local store; podman's 
 LOCAL_ONLY = {
     "mount": _OUT_OF_REACH, "umount": _OUT_OF_REACH, "clone": _NO_ENDPOINT, "network-reload": _NO_ENDPOINT,
     "cleanup": "conmon's exit command runs on the container's own machine (podman --remote refuses it too)",
+    "exec --preserve-fds": "descriptors of this machine cannot reach a process on the service's",
     "checkpoint-ls": _HISTORY, "checkpoint-rm": _HISTORY, "checkpoint-prune": _HISTORY,
     "checkpoint-inspect": _HISTORY, "checkpoint-diff": _HISTORY, "restore --from": _HISTORY,
     "info": "kernelext's host report describes this machine's runc, conmon and CRIU (podman --remote info "
@@ -878,6 +879,32 @@ class RemoteEngine:
         return sock, sock.makefile("rb")
 
     # ----------------------------------- volumes, a container's filesystem, image archives (§16)
+    def exec_with_input(self, name: str, command: list[str], stdin: BinaryIO, *, output: Output,
+                        env: Sequence[str] = (), workdir: str | None = None, user: str | None = None) -> int:
+        """``exec -i`` without a terminal: the session's hijacked connection carries ``stdin`` up (a thread;
+        its end is a half-close, which the service passes on as the command's end of input) and the
+        multiplexed output down."""
+        import threading
+
+        session = self.exec_session(name, command, env, workdir, user, attach=True, stdin=True)
+        sock, stream = self.hijack(f"/exec/{session}/start", {}, {"Detach": False, "Tty": False})
+
+        def feed() -> None:
+            with contextlib.suppress(OSError):  # the command may exit before reading all of it
+                for chunk in iter(lambda: stdin.read1(COPY_BUFFER) if hasattr(stdin, "read1")
+                                  else stdin.read(COPY_BUFFER), b""):
+                    sock.sendall(chunk)
+                sock.shutdown(socket.SHUT_WR)
+        feeder = threading.Thread(target=feed, daemon=True, name=f"kernelext-exec-stdin-{session[:12]}")
+        feeder.start()
+        try:
+            for stream_name, data in _frames(stream.read1):
+                output(stream_name, data)
+        finally:
+            stream.close()
+            sock.close()
+        return int(self.exec_inspect(session).get("ExitCode") or 0)
+
     def _volume_call(self, method: str, path: str, name: str | None = None, **kwargs: Any) -> Any:
         """A volume endpoint's call, its failures as the local store's errors (same text, same exit codes)."""
         try:
