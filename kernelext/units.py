@@ -56,6 +56,15 @@ def human_size(size: float, precision: int = 3) -> str:
 
 
 
+def image_size(size: float) -> str:
+    """go-units' ``HumanSizeWithPrecision(size, 3)``, as podman shows image sizes: ``1.24 MB``."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.3g} {unit}"
+        size /= 1000
+    return f"{size:.3g} TB"
+
+
 def status_text(ctr: Container, now: float | None = None) -> str:
     """podman ps's STATUS: "Up 3 seconds", "Paused", "Exited (137) 5 seconds ago", "Created"."""
     st = ctr.state

@@ -112,7 +112,8 @@ def test_errors_are_one_line_with_podmans_codes(store: Store, service: PodmanSer
     assert (local.returncode, local.stderr) == (far.returncode, far.stderr) == (125, 'Error: no such object: "nope"\n')
     mounted = remote(service, "mount", "x")
     assert mounted.returncode == 125
-    assert mounted.stderr == (f"Error: mount: not supported by the remote engine yet (engine '{service.url}')\n")
+    assert mounted.stderr == ("Error: mount: the service mounts it on its own machine, out of this one's reach "
+                              f"(podman --remote refuses it too) (engine '{service.url}')\n")
     refused = remote(service, "run", "--rm", "--conmon-pidfile", "/tmp/x", "busybox", "true")
     assert refused.returncode == 125 and refused.stderr.startswith("Error: create --conmon-pidfile: not supported by "
                                                                    "the remote engine yet")
@@ -255,7 +256,7 @@ def test_magics_on_a_connection(service: PodmanService, tmp_path: Path, monkeypa
         assert magic("stop -t 0 nb").state == "exited"
         magic("run --rm busybox echo attached")  # the exit line names the container, as locally
         assert re.fullmatch(r"attached\n\[\w+ exited with code 0\]\n", capsys.readouterr().out)
-        with pytest.raises(Exception, match="mount: not supported by the remote engine yet"):
+        with pytest.raises(Exception, match="mount: the service mounts it on its own machine"):
             magic("mount nb")
         shell.run_cell_magic("container", "run --name cell busybox", "echo run from a cell")
         assert capsys.readouterr().out == "run from a cell\n[cell exited with code 0]\n"

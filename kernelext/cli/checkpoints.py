@@ -17,6 +17,7 @@ from kernelext.cli.format import since, table
 from kernelext.core.history import CheckpointEntry
 from kernelext.core.runtime import Runtime
 from kernelext.domain import checkpoints as history
+from kernelext.domain.engine import Engine
 from kernelext.units import human_size
 
 LS_HEADERS = ["ENTRY", "NAME", "PARENT", "CREATED", "SIZE", "FROZEN", "PAGES"]
@@ -89,16 +90,14 @@ def restore_from(rt: Runtime, args: argparse.Namespace, options: dict[str, Any])
 
 
 
-@command("system-df")
-def cmd_system_df(rt: Runtime, args: argparse.Namespace) -> int:
+@command("system-df", engine=True)
+def cmd_system_df(engine: Engine, args: argparse.Namespace) -> int:
     """podman's ``system df`` rows, and the checkpoint histories' (what ``checkpoint prune`` reclaims)."""
-    from kernelext.domain.diskusage import disk_usage
-
     template = _template(args, "df")
     rows: list[dict[str, Any]] = [
         {"Type": r.kind, "Total": r.total, "Active": r.active, "Size": human_size(r.size),
          "Reclaimable": f"{human_size(r.reclaimable)} ({100 * r.reclaimable // r.size if r.size else 0}%)",
-         "RawSize": r.size, "RawReclaimable": r.reclaimable} for r in disk_usage(rt)]
+         "RawSize": r.size, "RawReclaimable": r.reclaimable} for r in engine.disk_usage()]
     render_rows(args, template, rows, lambda shown: table(
         ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
         [[r["Type"], str(r["Total"]), str(r["Active"]), r["Size"], r["Reclaimable"]] for r in shown]))

@@ -57,8 +57,8 @@ COMMANDS: dict[str, Handler] = {}
 #: Commands whose handler takes an engine (docs/architecture.md §16), local or remote; the others take the
 #: local runtime (a remote engine refuses them with one line).
 ENGINE_COMMANDS: set[str] = set()
-#: Commands that open no store and reach no engine.
-STORELESS_COMMANDS: set[str] = {"system-connection"}
+#: Commands that open no store and reach no engine (``version``: kernelext's own, whichever engine).
+STORELESS_COMMANDS: set[str] = {"system-connection", "version"}
 #: Signals an attached CLI forwards to the container (podman's sig-proxy).
 #: What create's warnings are printed from: a local container or an engine's record.
 CreatedT = TypeVar("CreatedT", Container, ContainerRecord)
@@ -393,6 +393,9 @@ def cmd_exec(engine: Engine, args: argparse.Namespace) -> int:
     if not (args.detach or args.interactive or args.preserve_fds):
         return engine.exec(args.container, args.command, output=_write_output, env=args.env, workdir=args.workdir,
                            user=args.user, tty=args.tty)
+    if args.interactive and not (args.tty or args.detach or args.preserve_fds):  # stdin without a terminal
+        return engine.exec_with_input(args.container, args.command, sys.stdin.buffer, output=_write_output,
+                                      env=args.env, workdir=args.workdir, user=args.user)
     if engine.remote and args.tty and not (args.detach or args.preserve_fds):  # exec -it
         from kernelext.cli import terminalsession as remote_tty
         from kernelext.domain.remoteterminal import RemoteExecTerminal
@@ -400,7 +403,7 @@ def cmd_exec(engine: Engine, args: argparse.Namespace) -> int:
         return remote_tty.session_and_wait(
             RemoteExecTerminal(remote_tty.remote_engine(engine), args.container, args.command, env=args.env,
                                workdir=args.workdir, user=args.user, size=remote_tty.size()), args.detach_keys)
-    ctr = engine.local("exec -i/--preserve-fds").get(args.container)
+    ctr = engine.local("exec --preserve-fds").get(args.container)
     if args.detach:  # podman prints the session's ID
         out(ctr.exec_detached(args.command, env=args.env, workdir=args.workdir, user=args.user,
                               preserve_fds=args.preserve_fds))
@@ -529,17 +532,18 @@ def cmd_umount(rt: Runtime, args: argparse.Namespace) -> int:
     return _each(rt, args.containers, lambda c: c.unmount(force=args.force))
 
 
-@command("export")
-def cmd_export(rt: Runtime, args: argparse.Namespace) -> int:
-    ctr = rt.get(args.container)
+@command("export", engine=True)
+def cmd_export(engine: Engine, args: argparse.Namespace) -> int:
     if args.output:
-        with open(args.output, "wb") as f:
-            ctr.export(f)
+        from kernelext.files.whole import whole_file
+
+        with whole_file(args.output) as f:  # a container that is not there leaves no file
+            engine.export(args.container, f)
     else:
         if sys.stdout.isatty():
             raise UsageError("refusing to export to terminal. Use -o flag or redirect")
         sys.stdout.flush()
-        ctr.export(sys.stdout.buffer)
+        engine.export(args.container, sys.stdout.buffer)
     return 0
 
 
@@ -553,9 +557,9 @@ def cmd_cp(engine: Engine, args: argparse.Namespace) -> int:
     return 0
 
 
-@command("diff")
-def cmd_diff(rt: Runtime, args: argparse.Namespace) -> int:
-    changes = domain.one(rt, args.container, latest=args.latest).diff()
+@command("diff", engine=True)
+def cmd_diff(engine: Engine, args: argparse.Namespace) -> int:
+    changes = engine.diff(args.container, latest=args.latest)
     if args.format == "json":
         groups: dict[str, list[str]] = {"changed": [], "added": [], "deleted": []}
         keys = {"C": "changed", "A": "added", "D": "deleted"}
@@ -570,10 +574,10 @@ def cmd_diff(rt: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
-@command("stat")
-def cmd_stat(rt: Runtime, args: argparse.Namespace) -> int:
+@command("stat", engine=True)
+def cmd_stat(engine: Engine, args: argparse.Namespace) -> int:
     template = _template(args, "stat")
-    doc = rt.get(args.container).stat(args.path).to_json()
+    doc = engine.stat(args.container, args.path)
     if template is not None:
         out(template.render(doc))
     else:
@@ -649,11 +653,25 @@ def cmd_events(engine: Engine, args: argparse.Namespace) -> int:
     return 0
 
 
-@command("update")
-def cmd_update(rt: Runtime, args: argparse.Namespace) -> int:
-    ctr = rt.get(args.container)
-    ctr.update(**resource_options(args))
-    out(ctr.id)
+@command("rename", engine=True)
+def cmd_rename(engine: Engine, args: argparse.Namespace) -> int:
+    """podman's ``rename``: nothing printed."""
+    engine.rename(args.container, args.name)
+    return 0
+
+
+@command("container-prune", engine=True)
+def cmd_container_prune(engine: Engine, args: argparse.Namespace) -> int:
+    if not args.force and not confirmed("WARNING! This will remove all non running containers.\n"):
+        return 0
+    for ident in engine.prune_containers(args.filter):
+        out(ident)
+    return 0
+
+
+@command("update", engine=True)
+def cmd_update(engine: Engine, args: argparse.Namespace) -> int:
+    out(engine.update(args.container, **resource_options(args)))
     return 0
 
 
@@ -690,48 +708,48 @@ def cmd_top(engine: Engine, args: argparse.Namespace) -> int:
 
 
 # -------------------------------------------------------------------- volumes
-@command("volume-create")
-def cmd_volume_create(rt: Runtime, args: argparse.Namespace) -> int:
-    out(rt.volumes.create(args.name, **volume_create_options(args)).name)
+@command("volume-create", engine=True)
+def cmd_volume_create(engine: Engine, args: argparse.Namespace) -> int:
+    out(engine.volume_create(args.name, **volume_create_options(args)))
     return 0
 
 
-@command("volume-ls")
-def cmd_volume_ls(rt: Runtime, args: argparse.Namespace) -> int:
+@command("volume-ls", engine=True)
+def cmd_volume_ls(engine: Engine, args: argparse.Namespace) -> int:
     template = _template(args, "volumes")
-    volumes = rt.volumes.list(args.filter)
+    volumes = engine.volumes(args.filter)
     if args.quiet:
         for volume in volumes:
-            out(volume.name)
+            out(volume["Name"])
     elif args.format == "json":
-        out(json.dumps([v.inspect() for v in volumes], indent=4))
+        out(json.dumps(volumes, indent=4))
     elif template is not None:
         for volume in volumes:
-            out(template.render(volume.inspect()))
+            out(template.render(volume))
     else:
-        shown = table(["DRIVER", "VOLUME NAME"], [["local", v.name] for v in volumes]).split("\n")
+        shown = table(["DRIVER", "VOLUME NAME"], [[v["Driver"], v["Name"]] for v in volumes]).split("\n")
         for line in shown[1:] if args.noheading else shown:
             out(line)
     return 0
 
 
-@command("volume-inspect")
-def cmd_volume_inspect(rt: Runtime, args: argparse.Namespace) -> int:
-    names = [v.name for v in rt.volumes.list()] if args.all else args.volumes
+@command("volume-inspect", engine=True)
+def cmd_volume_inspect(engine: Engine, args: argparse.Namespace) -> int:
+    names = [v["Name"] for v in engine.volumes()] if args.all else args.volumes
     if not names:
         raise UsageError("provide one or more volume names or use --all")
-    return _inspect_each(args, names, rt.volumes.inspect)
+    return _inspect_each(args, names, engine.volume_inspect)
 
 
-@command("volume-rm")
-def cmd_volume_rm(rt: Runtime, args: argparse.Namespace) -> int:
-    names = [v.name for v in rt.volumes.list()] if args.all else args.volumes
+@command("volume-rm", engine=True)
+def cmd_volume_rm(engine: Engine, args: argparse.Namespace) -> int:
+    names = [v["Name"] for v in engine.volumes()] if args.all else args.volumes
     if not names and not args.all:
         raise UsageError("choose either one or more volumes or all")
     code = 0
     for name in names:  # podman: 1 when one did not exist, 2 when one is in use, 125 otherwise
         try:
-            out(rt.volumes.remove(name, force=args.force).name)
+            out(engine.volume_remove(name, force=args.force))
         except KernelextError as exc:
             if args.force and isinstance(exc, NoSuchVolumeError):  # podman's --force: no such volume, no error
                 continue
@@ -741,24 +759,28 @@ def cmd_volume_rm(rt: Runtime, args: argparse.Namespace) -> int:
     return code
 
 
-@command("volume-prune")
-def cmd_volume_prune(rt: Runtime, args: argparse.Namespace) -> int:
+def confirmed(warning: str) -> bool:
+    """podman's prompt before a prune: the warning, then ``y``/``yes`` on stdin goes on."""
+    sys.stdout.write(f"{warning}Are you sure you want to continue? [y/N] ")
+    sys.stdout.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+@command("volume-prune", engine=True)
+def cmd_volume_prune(engine: Engine, args: argparse.Namespace) -> int:
     if not args.force:
-        unused = [v.name for v in rt.volumes.list([*args.filter, "dangling=true"])]
-        sys.stdout.write("WARNING! This will remove all volumes not used by at least one container. "
-                         "The following volumes will be removed:\n" + "".join(f"{n}\n" for n in unused)
-                         + "Are you sure you want to continue? [y/N] ")
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        unused = [v["Name"] for v in engine.volumes([*args.filter, "dangling=true"])]
+        if not confirmed("WARNING! This will remove all volumes not used by at least one container. "
+                         "The following volumes will be removed:\n" + "".join(f"{n}\n" for n in unused)):
             return 0
-    for volume in rt.volumes.prune(args.filter):
-        out(volume.name)
+    for name in engine.volume_prune(args.filter):
+        out(name)
     return 0
 
 
-@command("volume-exists")
-def cmd_volume_exists(rt: Runtime, args: argparse.Namespace) -> int:
-    return 0 if rt.volumes.exists(args.volume) else 1
+@command("volume-exists", engine=True)
+def cmd_volume_exists(engine: Engine, args: argparse.Namespace) -> int:
+    return 0 if engine.volume_exists(args.volume) else 1
 
 
 # ---------------------------------------------------------------------- host
@@ -797,7 +819,7 @@ def _print_yaml(value: Any, stream: TextIO, indent: int = 0) -> None:
 
 
 @command("version")
-def cmd_version(rt: Runtime, args: argparse.Namespace) -> int:
+def cmd_version(_rt: None, args: argparse.Namespace) -> int:
     import kernelext
 
     out(f"kernelext version {kernelext.__version__}")

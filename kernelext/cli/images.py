@@ -10,11 +10,9 @@ import argparse
 import fnmatch
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from kernelext.cli.commands import _inspect_each, _template, _truncate, command, err, out
+from kernelext.cli.commands import _inspect_each, _template, _truncate, command, confirmed, err, out
 from kernelext.cli.format import parse_time as parse_moment
 from kernelext.cli.format import since, table
 from kernelext.cli.parser import UsageError
@@ -23,10 +21,19 @@ from kernelext.core.runtime import Runtime
 from kernelext.domain.engine import Engine, ImageRecord, unsupported
 from kernelext.errors import ImageInUseError, KernelextError, NoSuchImageError
 from kernelext.storage.imagechanges import shell_command
-from kernelext.storage.images import Image, Removal, file_transport, has_label, normalize_name, parse_time, repo_tag
+from kernelext.storage.images import (
+    HistoryEntry,
+    Image,
+    Removal,
+    file_transport,
+    has_label,
+    normalize_name,
+    parse_time,
+    repo_tag,
+)
 from kernelext.storage.ocilayout import manifest_digest
 from kernelext.storage.progress import Phase, Progress, ProgressCallback
-from kernelext.units import go_time
+from kernelext.units import go_time, image_size
 
 NONE = "<none>"
 MISSING = "<missing>"
@@ -43,15 +50,6 @@ PRUNE_WARNING = {False: "WARNING! This command removes all dangling images.",
 HEADINGS = {"ID": "IMAGE ID", "Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST", "Created": "CREATED",
             "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE", "CreatedBy": "CREATED BY",
             "Comment": "COMMENT", "Containers": "CONTAINERS", "Dangling": "DANGLING", "Names": "NAMES"}
-
-
-def image_size(size: float) -> str:
-    """go-units' ``HumanSizeWithPrecision(size, 3)``, as podman shows image sizes: ``1.24 MB``."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size:.3g} {unit}"
-        size /= 1000
-    return f"{size:.3g} TB"
 
 
 # ----------------------------------------------------------------- listing
@@ -220,25 +218,26 @@ def cmd_image_ls(engine: Engine, args: argparse.Namespace) -> int:
     return 0
 
 
-def history_rows(rt: Runtime, name: str, *, no_trunc: bool = False, human: bool = True) -> list[dict[str, Any]]:
-    """``history``'s rows, newest step first."""
-    image = rt.image(name)
-    rows = []
-    for entry in rt.history(name):
+def history_rows(engine: Engine, name: str, *, no_trunc: bool = False,
+                 human: bool = True) -> tuple[list[dict[str, Any]], list[HistoryEntry]]:
+    """``history``'s rows, newest step first, and the steps they show."""
+    tags, entries = engine.image_history(name)
+    rows: list[dict[str, Any]] = []
+    for entry in entries:
         created = parse_time(entry.created)
         shown_id = (f"sha256:{entry.id}" if no_trunc else entry.id[:12]) if entry.id else MISSING
         rows.append({"ID": shown_id, "Created": since(created) if human else format_time(created),
                      "CreatedSince": since(created), "CreatedAt": go_time(created),  # as images' template
                      "CreatedBy": entry.created_by if no_trunc else _truncate(entry.created_by, CREATED_BY_WIDTH),
                      "Size": image_size(entry.size) if human else str(entry.size), "Comment": entry.comment,
-                     "Tags": image.repo_tags if entry.id else None})
-    return rows
+                     "Tags": tags if entry.id and not rows else None})  # the names on the image's own step
+    return rows, entries
 
 
-@command("image-history")
-def cmd_image_history(rt: Runtime, args: argparse.Namespace) -> int:
+@command("image-history", engine=True)
+def cmd_image_history(engine: Engine, args: argparse.Namespace) -> int:
     _template(args, "history")
-    rows = history_rows(rt, args.image, no_trunc=args.no_trunc, human=args.human)
+    rows, entries = history_rows(engine, args.image, no_trunc=args.no_trunc, human=args.human)
     if args.quiet:
         for row in rows:
             out(row["ID"])
@@ -246,56 +245,17 @@ def cmd_image_history(rt: Runtime, args: argparse.Namespace) -> int:
     if args.format == "json":
         rows = [{"id": r["ID"] if r["ID"] != MISSING else MISSING, "created": format_time(parse_time(entry.created)),
                  "CreatedBy": r["CreatedBy"], "Size": r["Size"], "Comment": r["Comment"], "Tags": r["Tags"]}
-                for r, entry in zip(rows, rt.history(args.image), strict=True)]
+                for r, entry in zip(rows, entries, strict=True)]
     _print_rows(args, rows, [("ID", "ID"), ("Created", "CREATED"), ("CreatedBy", "CREATED BY"), ("Size", "SIZE"),
                              ("Comment", "COMMENT")], "history")
     return 0
 
 
-def tree_lines(rt: Runtime, name: str, *, whatrequires: bool = False) -> list[str]:
-    """podman's ``image tree``: the image's layers bottom first, each marked with the images it is the top
-    of, and (kernelext's addition) how many images share it; ``whatrequires``: the images built on it."""
-    image = rt.image(name)
-    everyone = rt.images()
-    lines = [f"Image ID: {image.short_id}", f"Tags:     {_tags(image)}", f"Size:     {image_size(image.config.size)}"]
-    if whatrequires:
-        children = [other for other in everyone if other.id != image.id and image.config.layers and
-                    other.config.layers[:len(image.config.layers)] == image.config.layers]
-        return lines + [f"{_branch(i, len(children))}ID: {child.short_id} Tags: {_tags(child)}"
-                        for i, child in enumerate(children)]
-    lines.append("Image Layers")
-    sizes = image.config.layer_sizes or [image.config.size]
-    layer_ids = image.config.layers or [f"sha256:{image.id}"]
-    for i, (diff_id, size) in enumerate(zip(layer_ids, sizes)):
-        tops = [t for other in everyone if other.config.layers and other.config.layers[-1] == diff_id
-                for t in other.repo_tags or [other.short_id]]
-        sharing = sum(1 for other in everyone if diff_id in other.config.layers)
-        line = f"{_branch(i, len(layer_ids))}ID: {diff_id.removeprefix('sha256:')[:12]} Size: {image_size(size)}"
-        if sharing > 1:
-            line += f" Shared by: {sharing} images"
-        if tops:
-            line += f" Top Layer of: {_tags_list(tops)}"
-        lines.append(line)
-    return lines
-
-
-def _branch(index: int, count: int) -> str:
-    return "└── " if index == count - 1 else "├── "
-
-
-@command("image-tree")
-def cmd_image_tree(rt: Runtime, args: argparse.Namespace) -> int:
-    for line in tree_lines(rt, args.image, whatrequires=args.whatrequires):
+@command("image-tree", engine=True)
+def cmd_image_tree(engine: Engine, args: argparse.Namespace) -> int:
+    for line in engine.image_tree(args.image, whatrequires=args.whatrequires):
         out(line)
     return 0
-
-
-def _tags(image: Image) -> str:
-    return _tags_list(image.repo_tags)
-
-
-def _tags_list(tags: list[str]) -> str:
-    return "[" + " ".join(tags) + "]"
 
 
 # ------------------------------------------------------------------- names
@@ -305,9 +265,9 @@ def cmd_image_tag(engine: Engine, args: argparse.Namespace) -> int:
     return 0
 
 
-@command("image-untag")
-def cmd_image_untag(rt: Runtime, args: argparse.Namespace) -> int:
-    rt.untag(args.image, *args.names)
+@command("image-untag", engine=True)
+def cmd_image_untag(engine: Engine, args: argparse.Namespace) -> int:
+    engine.untag(args.image, *args.names)
     return 0
 
 
@@ -350,15 +310,12 @@ def removal_lines(removal: Removal) -> list[str]:
     return removal.lines()
 
 
-@command("image-prune")
-def cmd_image_prune(rt: Runtime, args: argparse.Namespace) -> int:
-    if not args.force:
-        sys.stdout.write(f"{PRUNE_WARNING[args.all]}\nAre you sure you want to continue? [y/N] ")
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return 0
-    for removal in rt.prune_images(all=args.all, **prune_filters(args.filter)):
-        out(removal.image.id)
+@command("image-prune", engine=True)
+def cmd_image_prune(engine: Engine, args: argparse.Namespace) -> int:
+    if not args.force and not confirmed(f"{PRUNE_WARNING[args.all]}\n"):
+        return 0
+    for ident in engine.prune_images(all=args.all, **prune_filters(args.filter)):
+        out(ident)
     return 0
 
 
@@ -381,17 +338,16 @@ def prune_filters(specs: list[str]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ commit
-@command("commit")
-def cmd_commit(rt: Runtime, args: argparse.Namespace) -> int:
-    image = rt.commit(args.container, args.image, changes=args.change, message=args.message, author=args.author,
-                      pause=args.pause)
-    out(image.id)
+@command("commit", engine=True)
+def cmd_commit(engine: Engine, args: argparse.Namespace) -> int:
+    out(engine.commit(args.container, args.image, changes=args.change, message=args.message, author=args.author,
+                      pause=args.pause))
     return 0
 
 
 # ------------------------------------------------------- transports, import
-@command("image-import")
-def cmd_image_import(rt: Runtime, args: argparse.Namespace) -> int:
+@command("image-import", engine=True)
+def cmd_image_import(engine: Engine, args: argparse.Namespace) -> int:
     cmd: list[str] | None = None
     for change in args.change:
         key, _, value = change.replace("=", " ", 1).partition(" ")
@@ -399,24 +355,8 @@ def cmd_image_import(rt: Runtime, args: argparse.Namespace) -> int:
             raise UsageError(f"unsupported --change instruction {key!r}: only CMD")
         value = value.strip()
         cmd = shell_command(value)
-    with _from_stdin(rt, args.tarball, ".import-") as tarball:
-        out(rt.import_image(tarball, args.name, cmd=cmd).id)
+    out(engine.import_image(sys.stdin.buffer if args.tarball == "-" else args.tarball, args.name, cmd=cmd))
     return 0
-
-
-@contextmanager
-def _from_stdin(rt: Runtime, path: str, prefix: str) -> Iterator[str]:
-    """``path``, or for ``-`` a spool of stdin in the store (skopeo and tar read files), removed after."""
-    if path != "-":
-        yield path
-        return
-    import shutil
-    import tempfile
-
-    with tempfile.NamedTemporaryFile(dir=rt.opts.root, prefix=prefix) as spool:
-        shutil.copyfileobj(sys.stdin.buffer, spool)
-        spool.flush()
-        yield spool.name
 
 
 def terminal_progress(quiet: bool) -> ProgressCallback | None:
@@ -452,26 +392,25 @@ def cmd_image_pull(engine: Engine, args: argparse.Namespace) -> int:
     return 0
 
 
-@command("image-load")
-def cmd_image_load(rt: Runtime, args: argparse.Namespace) -> int:
-    progress = terminal_progress(args.quiet)
-    with _from_stdin(rt, args.input, ".load-") as archive:
-        image = rt.load(archive, progress=progress)
-    shown = ":".join(repo_tag(image.name)) if image.names else f"sha256:{image.id}"
-    out(shown if args.quiet else f"Loaded image: {shown}")
+@command("image-load", engine=True)
+def cmd_image_load(engine: Engine, args: argparse.Namespace) -> int:
+    names = engine.load_image(sys.stdin.buffer if args.input == "-" else args.input,
+                              progress=terminal_progress(args.quiet))
+    for shown in names:
+        out(shown if args.quiet else f"Loaded image: {shown}")
     return 0
 
 
-@command("image-push")
-def cmd_image_push(rt: Runtime, args: argparse.Namespace) -> int:
-    rt.push(args.image, args.destination, tls_verify=args.tls_verify, authfile=args.authfile,
-            progress=terminal_progress(args.quiet))
+@command("image-push", engine=True)
+def cmd_image_push(engine: Engine, args: argparse.Namespace) -> int:
+    engine.push(args.image, args.destination, tls_verify=args.tls_verify, authfile=args.authfile,
+                progress=terminal_progress(args.quiet))
     return 0
 
 
-@command("image-save")
-def cmd_image_save(rt: Runtime, args: argparse.Namespace) -> int:
-    rt.save(args.image, args.output, format=args.format)
+@command("image-save", engine=True)
+def cmd_image_save(engine: Engine, args: argparse.Namespace) -> int:
+    engine.save_image(args.image, args.output, format=args.format)
     return 0
 
 

@@ -460,6 +460,16 @@ def _cp_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="*", metavar="[CONTAINER:]PATH", help="source and destination ('-': a tar stream)")
 
 
+def _rename_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("name", metavar="NAME")
+
+
+def _container_prune_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--filter", action="append", default=[], help="only containers that match (label=KEY[=VALUE])")
+
+
 def _diff_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", help="'json'")
     _latest_flag(p)
@@ -803,6 +813,7 @@ CONTAINER_COMMANDS = _table(
     ("ps", CommandSpec("ps", "List containers", _ps_flags, ("ls", "list"))),
     ("restart", CommandSpec("restart", "Restart one or more containers", _restart_flags)),
     ("restore", CommandSpec("restore", "Restore one or more checkpointed containers", _restore_flags)),
+    ("rename", CommandSpec("rename", "Rename an existing container", _rename_flags)),
     ("rm", CommandSpec("rm", "Remove one or more containers", _rm_flags, ("remove",))),
     ("run", CommandSpec("run", "Run a command in a new container", _run_flags)),
     ("start", CommandSpec("start", "Start one or more containers", _start_flags)),
@@ -926,7 +937,8 @@ SYSTEM_COMMANDS = _table(
 )
 
 GROUPS: dict[str, tuple[str, dict[str, CommandSpec]]] = {
-    "container": ("Manage containers", CONTAINER_COMMANDS),
+    "container": ("Manage containers", {**CONTAINER_COMMANDS, "prune": CommandSpec(
+        "container-prune", "Remove all non running containers", _container_prune_flags)}),
     "image": ("Manage images", IMAGE_COMMANDS),
     "network": ("Manage the network of containers", NETWORK_COMMANDS),
     "system": ("Manage kernelext and the podman services it talks to", SYSTEM_COMMANDS),

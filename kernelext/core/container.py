@@ -57,6 +57,7 @@ from kernelext.errors import (
     ContainerStoppedError,
     InvalidArgumentError,
     KernelextError,
+    NameInUseError,
     PermissionRequiredError,
     RuntimeFailure,
     WaitTimeoutError,
@@ -745,6 +746,30 @@ class Container:
                 self._stop(self.config.stop_timeout if timeout is None else timeout)
             self._prepare_to_start()
             self._start()
+
+    def rename(self, name: str) -> None:
+        """podman's ``rename``: a new name in any state but removing (a running container keeps running; its
+        /etc/hosts keeps the name it started with, as in podman); the old name is free at once."""
+        import sqlite3
+
+        from kernelext.core.runtime import _valid_name
+
+        if not _valid_name(name):
+            raise InvalidArgumentError("names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*: invalid argument",
+                                       container=self.name, operation="rename")
+        with self._locked():
+            self._check("rename")
+            renamed = dataclasses_replace(self.config, name=name)
+            try:
+                saved = self._runtime.db.rename_container(self.id, name, renamed.to_json())
+            except sqlite3.IntegrityError:  # podman's ErrCtrExists, its text
+                raise NameInUseError(f"renaming container {self.id}: name {name} already in use, cannot rename "
+                                     f"container {self.id}: container already exists", container=self.name,
+                                     operation="rename") from None
+            if not saved:
+                raise ContainerRemovedError(f"container {self.name} has been removed", container=self.name)
+            self.config = renamed
+            self._event("rename")
 
     def update(self, **changes: Any) -> None:
         """podman's ``update``: new limits (``memory="128m"``, ``cpus=1``, ``pids_limit=100``, ...) for the

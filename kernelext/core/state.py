@@ -73,6 +73,7 @@ ALLOWED_FROM: dict[str, frozenset[ContainerStatus]] = {
     "reload_network": frozenset({S.CREATED, S.RUNNING}),
     "remove": _ANY,
     "update": _ANY - {S.REMOVING},
+    "rename": _ANY - {S.REMOVING},
 }
 
 #: The actions a front end offers (panel buttons), in display order.

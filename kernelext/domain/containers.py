@@ -610,3 +610,10 @@ def clone(rt: Runtime, source: str, *, name: str | None = None, image: str | Non
     if run:
         start_one(ctr)
     return ctr
+
+
+def prune(rt: Runtime, filters: Filters | None = None) -> list[rep.RmReport]:
+    """podman's ``container prune``: every container that is not running, paused or initialized (of those
+    ``filters`` match) removed, each in its report; one removed meanwhile is no failure."""
+    chosen = [c.id for c in ps(rt, all=True, filters=filters) if c.status not in _NEEDS_FORCE_TO_REMOVE]
+    return rm(rt, chosen, ignore=True) if chosen else []

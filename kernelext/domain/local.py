@@ -7,11 +7,14 @@ were, this module only adapts the shapes (docs/architecture.md §16).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import queue
+import shutil
+import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, Generic, TypeVar
 
 from kernelext.domain import containers as domain
 from kernelext.domain import reports as rep
@@ -24,7 +27,10 @@ if TYPE_CHECKING:
     from kernelext.core.events import Event
     from kernelext.core.logs import LogLine
     from kernelext.core.runtime import Runtime
+    from kernelext.domain.diskusage import UsageRow
     from kernelext.domain.filters import Filters
+    from kernelext.storage.images import HistoryEntry
+    from kernelext.storage.layerdiff import Change
 
 T = TypeVar("T")
 
@@ -229,3 +235,113 @@ class LocalEngine:
 
     def tag(self, name: str, *targets: str) -> None:
         self.runtime.tag(name, *targets)
+
+    def exec_with_input(self, name: str, command: list[str], stdin: BinaryIO, *, output: Output,
+                        env: Sequence[str] = (), workdir: str | None = None, user: str | None = None) -> int:
+        return self.runtime.get(name).exec_run(command, stdin=stdin, env=env, workdir=workdir, user=user,
+                                               on_output=output).exit_code
+
+    # ----------------------------------------------------- a container's filesystem
+    def diff(self, name: str | None, *, latest: bool = False) -> list[Change]:
+        return domain.one(self.runtime, name, latest=latest).diff()
+
+    def export(self, name: str, out: BinaryIO) -> None:
+        self.runtime.get(name).export(out)
+
+    def commit(self, container: str, image: str | None = None, *, changes: Sequence[str] = (), message: str = "",
+               author: str = "", pause: bool = True) -> str:
+        return self.runtime.commit(container, image, changes=changes, message=message, author=author,
+                                   pause=pause).id
+
+    def update(self, name: str, **resources: Any) -> str:
+        ctr = self.runtime.get(name)
+        ctr.update(**resources)
+        return ctr.id
+
+    def rename(self, name: str, new_name: str) -> None:
+        self.runtime.get(name).rename(new_name)
+
+    def prune_containers(self, filters: Sequence[str] = ()) -> list[str]:
+        from kernelext.domain.filters import parse_filters
+
+        reports = domain.prune(self.runtime, parse_filters(filters))
+        failed = [r.error for r in reports if r.error is not None]
+        if failed:
+            raise failed[0]
+        return [r.id for r in reports]
+
+    def stat(self, name: str, path: str) -> dict[str, Any]:
+        return self.runtime.get(name).stat(path).to_json()
+
+    def disk_usage(self) -> list[UsageRow]:
+        from kernelext.domain.diskusage import disk_usage
+
+        return disk_usage(self.runtime)
+
+    # ------------------------------------------------------------- volumes
+    def volume_create(self, name: str | None, *, labels: Mapping[str, str] | None = None,
+                      options: Mapping[str, str] | None = None, ignore: bool = False) -> str:
+        return self.runtime.volumes.create(name, labels=dict(labels or {}), options=dict(options or {}),
+                                           ignore=ignore).name
+
+    def volumes(self, filters: Sequence[str] = ()) -> list[dict[str, Any]]:
+        return [self.runtime.volumes.inspect(v.name) for v in self.runtime.volumes.list(filters)]
+
+    def volume_inspect(self, name: str) -> dict[str, Any]:
+        return self.runtime.volumes.inspect(name)
+
+    def volume_remove(self, name: str, *, force: bool = False) -> str:
+        return self.runtime.volumes.remove(name, force=force).name
+
+    def volume_prune(self, filters: Sequence[str] = ()) -> list[str]:
+        return [volume.name for volume in self.runtime.volumes.prune(filters)]
+
+    def volume_exists(self, name: str) -> bool:
+        return self.runtime.volumes.exists(name)
+
+    # ------------------------------------------------------ image archives
+    def image_history(self, name: str) -> tuple[list[str], list[HistoryEntry]]:
+        return list(self.runtime.image(name).repo_tags), self.runtime.history(name)
+
+    def save_image(self, name: str, output: str, *, format: str = "docker-archive") -> None:
+        self.runtime.save(name, output, format=format)
+
+    def load_image(self, archive: str | BinaryIO, *, progress: Any = None) -> list[str]:
+        from kernelext.storage.images import repo_tag
+
+        with self._spooled(archive, ".load-") as path:
+            image = self.runtime.load(path, progress=progress)
+        return [":".join(repo_tag(image.name)) if image.names else f"sha256:{image.id}"]
+
+    def prune_images(self, *, all: bool = False, until: float | None = None, labels: Sequence[str] = (),
+                     not_labels: Sequence[str] = ()) -> list[str]:
+        return [removal.image.id for removal in self.runtime.prune_images(all=all, until=until, labels=labels,
+                                                                           not_labels=not_labels)]
+
+    def untag(self, name: str, *names: str) -> None:
+        self.runtime.untag(name, *names)
+
+    def import_image(self, tarball: str | BinaryIO, name: str | None = None, *,
+                     cmd: Sequence[str] | None = None) -> str:
+        with self._spooled(tarball, ".import-") as path:
+            return self.runtime.import_image(path, name, cmd=list(cmd) if cmd is not None else None).id
+
+    def image_tree(self, name: str, *, whatrequires: bool = False) -> list[str]:
+        from kernelext.domain.imagetree import tree_lines
+
+        return tree_lines(self.runtime, name, whatrequires=whatrequires)
+
+    def push(self, name: str, destination: str | None = None, *, tls_verify: bool = True,
+             authfile: str | None = None, progress: Any = None) -> None:
+        self.runtime.push(name, destination, tls_verify=tls_verify, authfile=authfile, progress=progress)
+
+    @contextlib.contextmanager
+    def _spooled(self, source: str | BinaryIO, prefix: str) -> Iterator[str]:
+        """``source``'s path; a stream (stdin) spooled in the store first (skopeo and tar read files)."""
+        if isinstance(source, str):
+            yield source
+            return
+        with tempfile.NamedTemporaryFile(dir=self.runtime.opts.root, prefix=prefix) as spool:
+            shutil.copyfileobj(source, spool)
+            spool.flush()
+            yield spool.name

@@ -23,9 +23,9 @@ import subprocess
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, Generic, TypeVar
 
 from kernelext.connections import Connection, unreachable
 from kernelext.core.events import Event
@@ -36,21 +36,27 @@ from kernelext.errors import (
     CommandNotFoundError,
     ContainerStateError,
     CopyError,
+    EngineUnsupportedError,
     ImageInUseError,
     InvalidArgumentError,
     KernelextError,
     NameInUseError,
     NoSuchContainerError,
     NoSuchImageError,
+    NoSuchVolumeError,
+    VolumeInUseError,
 )
 from kernelext.storage import staging
 from kernelext.units import status_words
 
 if TYPE_CHECKING:
     from kernelext.core.runtime import Runtime
+    from kernelext.domain.diskusage import UsageRow
     from kernelext.domain.filters import Filters
     from kernelext.domain.remotefiles import RemoteFiles
     from kernelext.oci.attach import Stream
+    from kernelext.storage.images import HistoryEntry
+    from kernelext.storage.layerdiff import Change
 
 #: The libpod API version the hijacked requests name (podman 4.0 is the oldest with today's endpoints).
 API_PREFIX = "/v4.0.0/libpod"
@@ -68,6 +74,30 @@ SSH_TIMEOUT_S = 20.0
 RM_NO_SUCH_EXIT = 1
 EXIT_NOT_FOUND = 127
 RUN_START_EXIT = 126
+#: podman keeps a commit's message only in a docker-format image (the OCI format has no field for it).
+COMMIT_MESSAGE_FORMAT = "docker"
+_OUT_OF_REACH = "the service mounts it on its own machine, out of this one's reach (podman --remote refuses it too)"
+_NO_ENDPOINT = "podman's API has no endpoint for it (podman --remote refuses it too)"
+_HISTORY = "kernelext's checkpoint history is kept by the local store; podman's service keeps none"
+#: Why the remote engine refuses a command only the local core can do (others: not carried yet).
+LOCAL_ONLY = {
+    "mount": _OUT_OF_REACH, "umount": _OUT_OF_REACH, "clone": _NO_ENDPOINT, "network-reload": _NO_ENDPOINT,
+    "cleanup": "conmon's exit command runs on the container's own machine (podman --remote refuses it too)",
+    "exec --preserve-fds": "descriptors of this machine cannot reach a process on the service's",
+    "checkpoint-ls": _HISTORY, "checkpoint-rm": _HISTORY, "checkpoint-prune": _HISTORY,
+    "checkpoint-inspect": _HISTORY, "checkpoint-diff": _HISTORY, "restore --from": _HISTORY,
+    "info": "kernelext's host report describes this machine's runc, conmon and CRIU (podman --remote info "
+            "reports the service's)",
+}
+#: Go's os.FileMode type bits in podman's path stat.
+GO_MODE_DIR = 1 << 31
+GO_MODE_SYMLINK = 1 << 27
+#: ``update``'s flags by the section of the OCI ``linux.resources`` they set.
+UPDATE_SECTIONS = {"memory": "memory", "memory_swap": "memory", "memory_reservation": "memory", "cpus": "cpu",
+                   "cpu_shares": "cpu", "cpu_quota": "cpu", "cpu_period": "cpu", "cpuset_cpus": "cpu",
+                   "pids_limit": "pids", "device_read_bps": "blockIO"}
+#: The ID podman's history endpoint gives a step that is not an image of its own.
+MISSING_ID = "<missing>"
 
 class _Tunnel:
     """``ssh -N -L LOCAL:REMOTE user@host``: the remote service's socket as a local one."""
@@ -245,7 +275,7 @@ class RemoteEngine:
             self._tunnel = None
 
     def local(self, what: str) -> Runtime:
-        raise unsupported(self.name, what)
+        raise refusal(self.name, what)
 
     # ------------------------------------------------------------- requests
     def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None, data: Any = None,
@@ -911,6 +941,292 @@ class RemoteEngine:
                                         for k, v in params.items() if v is not None})
         sock.sendall(f"GET {API_PREFIX}{path}?{query} HTTP/1.0\r\nHost: d\r\n\r\n".encode())
         return sock, sock.makefile("rb")
+
+    # ----------------------------------- volumes, a container's filesystem, image archives (§16)
+    def exec_with_input(self, name: str, command: list[str], stdin: BinaryIO, *, output: Output,
+                        env: Sequence[str] = (), workdir: str | None = None, user: str | None = None) -> int:
+        """``exec -i`` without a terminal: the session's hijacked connection carries ``stdin`` up (a thread;
+        its end is a half-close, which the service passes on as the command's end of input) and the
+        multiplexed output down."""
+        import threading
+
+        session = self.exec_session(name, command, env, workdir, user, attach=True, stdin=True)
+        sock, stream = self.hijack(f"/exec/{session}/start", {}, {"Detach": False, "Tty": False})
+
+        def feed() -> None:
+            with contextlib.suppress(OSError):  # the command may exit before reading all of it
+                for chunk in iter(lambda: stdin.read1(COPY_BUFFER) if hasattr(stdin, "read1")
+                                  else stdin.read(COPY_BUFFER), b""):
+                    sock.sendall(chunk)
+                sock.shutdown(socket.SHUT_WR)
+        feeder = threading.Thread(target=feed, daemon=True, name=f"kernelext-exec-stdin-{session[:12]}")
+        feeder.start()
+        try:
+            for stream_name, data in _frames(stream.read1):
+                output(stream_name, data)
+        finally:
+            stream.close()
+            sock.close()
+        return int(self.exec_inspect(session).get("ExitCode") or 0)
+
+    def _volume_call(self, method: str, path: str, name: str | None = None, **kwargs: Any) -> Any:
+        """A volume endpoint's call, its failures as the local store's errors (same text, same exit codes)."""
+        try:
+            return self._request(method, path, **kwargs)
+        except NoSuchContainerError:  # the service's 404
+            raise NoSuchVolumeError(f'no volume with name "{name}" found: no such volume') from None
+        except ContainerStateError as exc:  # the service's 409: libpod's ErrVolumeBeingUsed, the local text
+            raise VolumeInUseError(exc.message) from None
+        except KernelextError as exc:
+            if exc.message.endswith("volume already exists"):
+                raise NameInUseError(exc.message) from None
+            raise
+
+    def volume_create(self, name: str | None, *, labels: Mapping[str, str] | None = None,
+                      options: Mapping[str, str] | None = None, ignore: bool = False) -> str:
+        """``volume create``; ``--ignore`` asked of the service first (podman 4.3's API has no such flag)."""
+        if ignore and name and self.volume_exists(name):
+            return name
+        body = {"Name": name or "", "Labels": dict(labels or {}), "Options": dict(options or {})}
+        doc = self._volume_call("POST", "/volumes/create", name, data=json.dumps(body),
+                                headers={"content-type": "application/json"}).json()
+        return str(doc["Name"])
+
+    def volumes(self, filters: Sequence[str] = ()) -> list[dict[str, Any]]:
+        from kernelext.domain.filters import parse_filters
+
+        wanted = parse_filters(filters)
+        docs: list[dict[str, Any]] = self._json("GET", "/volumes/json",
+                                                params={"filters": json.dumps(wanted) if wanted else None})
+        return sorted(docs or [], key=lambda d: _timestamp_seconds(str(d.get("CreatedAt") or "")))
+
+    def volume_inspect(self, name: str) -> dict[str, Any]:
+        doc: dict[str, Any] = self._volume_call("GET", f"/volumes/{_quoted(name)}/json", name).json()
+        return doc
+
+    def volume_remove(self, name: str, *, force: bool = False) -> str:
+        self._volume_call("DELETE", f"/volumes/{_quoted(name)}", name, params={"force": force})
+        return name
+
+    def volume_prune(self, filters: Sequence[str] = ()) -> list[str]:
+        from kernelext.domain.filters import parse_filters
+
+        wanted = parse_filters(filters)
+        return _pruned(self._json("POST", "/volumes/prune", params={"filters": json.dumps(wanted) if wanted else None}))
+
+    def volume_exists(self, name: str) -> bool:
+        return bool(self._request("GET", f"/volumes/{_quoted(name)}/exists", ok=(404,)).status_code == 204)
+
+    def diff(self, name: str | None, *, latest: bool = False) -> list[Change]:
+        """``diff`` by the service's ``changes`` (Kind 0, 1, 2: changed, added, deleted), sorted by path as
+        the local engine lists them."""
+        from kernelext.storage.layerdiff import Change, ChangeKind
+
+        chosen = self._targets([name] if name else [], latest=latest)
+        if not chosen:
+            raise NoSuchContainerError("no containers to act on", container=name)
+        kinds = (ChangeKind.CHANGED, ChangeKind.ADDED, ChangeKind.DELETED)
+        changes = self._json("GET", f"/containers/{chosen[0][0]}/changes", name=name) or []
+        return sorted(Change(doc["Path"], kinds[int(doc["Kind"])]) for doc in changes)
+
+    def export(self, name: str, out: BinaryIO) -> None:
+        """``export``: the service's tar of the container's root filesystem, streamed to ``out``."""
+        ident = self._inspect(name)["Id"]
+        # a raw HTTP/1.0 read (no chunk framing to undo, large reads): urllib3's stream costs a third more
+        stream = _SocketStream(self._get_stream(f"/containers/{ident}/export", {}),
+                               lambda reader: iter(lambda: reader.read1(COPY_BUFFER), b""))
+        try:
+            out.writelines(stream)
+        finally:
+            stream.close()
+
+    def commit(self, container: str, image: str | None = None, *, changes: Sequence[str] = (), message: str = "",
+               author: str = "", pause: bool = True) -> str:
+        """``commit`` by the service; a ``--message`` makes it a docker-format image (podman keeps a message
+        only there: docs/architecture.md §16)."""
+        from kernelext.storage.images import repo_tag
+
+        ident = self._inspect(container)["Id"]
+        repository, tag = repo_tag(image) if image else (None, None)
+        params = {"container": ident, "repo": repository, "tag": tag, "comment": message or None,
+                  "author": author or None, "pause": pause, "changes": list(changes) or None,
+                  "format": COMMIT_MESSAGE_FORMAT if message else None}
+        return str(self._json("POST", "/commit", params=params, name=container)["Id"]).removeprefix("sha256:")
+
+    def update(self, name: str, **resources: Any) -> str:
+        """``update``: the given limits over the container's (as the service shows them), checked as the local
+        engine checks them; only the cgroup sections of the flags given are sent, as podman's own CLI does
+        (podman 4.3's inspect shows the create-time limits, not an earlier update's: those stay untouched)."""
+        from kernelext.oci.resources import Resources
+
+        doc = self._inspect(name)
+        host = doc.get("HostConfig") or {}
+        memory, swap = int(host.get("Memory") or 0), int(host.get("MemorySwap") or 0)
+        current = Resources(memory=memory, memory_swap=0 if swap == 2 * memory else swap,
+                            memory_reservation=int(host.get("MemoryReservation") or 0),
+                            nano_cpus=int(host.get("NanoCpus") or 0), cpu_shares=int(host.get("CpuShares") or 0),
+                            cpu_quota=int(host.get("CpuQuota") or 0), cpu_period=int(host.get("CpuPeriod") or 0),
+                            cpuset_cpus=str(host.get("CpusetCpus") or ""),
+                            pids_limit=max(int(host.get("PidsLimit") or 0), 0))
+        given = {section for key, section in UPDATE_SECTIONS.items() if resources.get(key) not in (None, [])}
+        body = {k: v for k, v in current.updated(**resources).linux_resources().items() if k in given}
+        self._request("POST", f"/containers/{doc['Id']}/update", data=json.dumps(body), name=name,
+                      headers={"content-type": "application/json"}, ok=(201,))
+        return str(doc["Id"])
+
+    def rename(self, name: str, new_name: str) -> None:
+        ident = self._inspect(name)["Id"]
+        try:
+            self._request("POST", f"/containers/{ident}/rename", params={"name": new_name}, name=name, ok=(204,))
+        except ContainerStateError as exc:  # the service's 409: the name is taken (podman's text)
+            raise NameInUseError(exc.message) from None
+
+    def prune_containers(self, filters: Sequence[str] = ()) -> list[str]:
+        from kernelext.domain.filters import parse_filters
+
+        wanted = parse_filters(filters)
+        return _pruned(self._json("POST", "/containers/prune",
+                                  params={"filters": json.dumps(wanted) if wanted else None}))
+
+    def stat(self, name: str, path: str) -> dict[str, Any]:
+        """``stat`` by the archive endpoint's HEAD (podman's path stat); a link is stat'ed again at its target,
+        as the local engine resolves it."""
+        ident = self._inspect(name)["Id"]
+        found = self._path_stat(ident, path)
+        if found is not None and int(found.get("mode", 0)) & GO_MODE_SYMLINK and found.get("linkTarget"):
+            found = self._path_stat(ident, str(found["linkTarget"]))
+        if found is None:
+            raise CopyError(f'"{path}" could not be found on container {name}: no such file or directory')
+        mode = int(found.get("mode", 0))
+        return {"name": found.get("name", ""), "size": int(found.get("size", 0)), "mode": mode,
+                "mtime": found.get("mtime", ""), "isDir": bool(mode & GO_MODE_DIR),
+                "linkTarget": found.get("linkTarget") or path}
+
+    def disk_usage(self) -> list[UsageRow]:
+        """``system df``'s rows from the service's report, summed as podman's CLI sums them (no checkpoint
+        histories: the service keeps none)."""
+        from kernelext.domain.diskusage import UsageRow
+
+        doc = self._json("GET", "/system/df")
+        images, containers, volumes = doc.get("Images") or [], doc.get("Containers") or [], doc.get("Volumes") or []
+        running = [c for c in containers if c.get("Status") in ("running", "paused")]
+        return [
+            UsageRow("Images", len(images), sum(1 for i in images if i.get("Containers")),
+                     sum(int(i["Size"]) for i in images),
+                     sum(int(i["Size"]) for i in images if not i.get("Containers"))),
+            UsageRow("Containers", len(containers), len(running), sum(int(c["RWSize"]) for c in containers),
+                     sum(int(c["RWSize"]) for c in containers if c not in running)),
+            UsageRow("Local Volumes", len(volumes), sum(1 for v in volumes if v.get("Links")),
+                     sum(int(v["Size"]) for v in volumes), sum(int(v["ReclaimableSize"]) for v in volumes)),
+        ]
+
+    def image_history(self, name: str) -> tuple[list[str], list[HistoryEntry]]:
+        from kernelext.storage.images import HistoryEntry
+
+        tags = list(self._image_doc(name).get("RepoTags") or [])
+        steps = self._json("GET", f"/images/{_quoted(name)}/history", image=True) or []
+        return tags, [HistoryEntry(None if doc.get("Id") in (None, "", MISSING_ID) else str(doc["Id"]),
+                                   time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(doc.get("Created") or 0))),
+                                   str(doc.get("CreatedBy") or ""), int(doc.get("Size") or 0),
+                                   str(doc.get("Comment") or "")) for doc in steps]
+
+    def save_image(self, name: str, output: str, *, format: str = "docker-archive") -> None:
+        """``save -o``: the service's archive streamed into a file beside ``output``, renamed to it once whole
+        (a failure leaves no partial archive)."""
+        from kernelext.files.whole import whole_file
+
+        response = self._request("GET", f"/images/{_quoted(name)}/get", params={"format": format}, image=True,
+                                 stream=True)
+        with contextlib.closing(response), whole_file(output) as f:
+            shutil.copyfileobj(response.raw, f, COPY_BUFFER)
+
+    def load_image(self, archive: str | BinaryIO, *, progress: Any = None) -> list[str]:
+        """``load``: the archive (a file, or stdin) streamed to the service; the names it loaded."""
+        with contextlib.ExitStack() as stack:
+            body = stack.enter_context(open(archive, "rb")) if isinstance(archive, str) else archive
+            doc = self._json("POST", "/images/load", data=body, headers={"content-type": "application/x-tar"},
+                             image=True)
+        return [str(n) for n in doc.get("Names") or []]
+
+    def prune_images(self, *, all: bool = False, until: float | None = None, labels: Sequence[str] = (),
+                     not_labels: Sequence[str] = ()) -> list[str]:
+        wanted = {key: values for key, values in (("until", [str(int(until))] if until is not None else []),
+                                                  ("label", list(labels)), ("label!", list(not_labels))) if values}
+        return _pruned(self._json("POST", "/images/prune", params={"all": all, "filters": json.dumps(wanted) if wanted
+                                                                   else None}, image=True))
+
+    def _image_doc(self, name: str) -> dict[str, Any]:
+        """``image inspect``, a missing image as the local store says it (without the service's "failed to find
+        image NAME: " in front)."""
+        try:
+            return self.inspect_image(name)
+        except NoSuchImageError as exc:
+            raise NoSuchImageError(exc.message.removeprefix(f"failed to find image {name}: ")) from None
+
+    def untag(self, name: str, *names: str) -> None:
+        """``untag``: each name off the image; without names, the service takes them all off."""
+        from kernelext.storage.images import repo_tag
+
+        ident = self._image_doc(name)["Id"]  # every name checked against one image, as locally
+        targets: list[tuple[str | None, str | None]] = [repo_tag(n) for n in names] or [(None, None)]
+        for target in targets:
+            try:
+                self._request("POST", f"/images/{ident}/untag", params={"repo": target[0], "tag": target[1]},
+                              image=True, ok=(201,))
+            except KernelextError as exc:  # the service's 500 of a name the image does not have: the local error
+                if not exc.message.endswith("tag not known"):
+                    raise
+                raise NoSuchImageError(exc.message) from None
+
+    def import_image(self, tarball: str | BinaryIO, name: str | None = None, *,
+                     cmd: Sequence[str] | None = None) -> str:
+        """``import``: the tarball (a file, or stdin) streamed to the service; the new image's ID."""
+        if isinstance(tarball, str) and not os.path.isfile(tarball):
+            raise InvalidArgumentError(f"{tarball}: no such file")  # the local store's line
+        params = {"reference": name, "changes": [f"CMD {json.dumps(list(cmd))}"] if cmd is not None else None}
+        with contextlib.ExitStack() as stack:
+            body = stack.enter_context(open(tarball, "rb")) if isinstance(tarball, str) else tarball
+            doc = self._json("POST", "/images/import", params=params, data=body,
+                             headers={"content-type": "application/x-tar"}, image=True)
+        return str(doc["Id"]).removeprefix("sha256:")
+
+    def image_tree(self, name: str, *, whatrequires: bool = False) -> list[str]:
+        """podman's own tree text (its sizes as podman writes them; no "Shared by", kernelext's addition)."""
+        self._image_doc(name)
+        doc = self._json("GET", f"/images/{_quoted(name)}/tree", params={"whatrequires": whatrequires}, image=True)
+        return str(doc.get("Tree") or "").rstrip("\n").split("\n")
+
+    def push(self, name: str, destination: str | None = None, *, tls_verify: bool = True,
+             authfile: str | None = None, progress: Any = None) -> None:
+        """``push`` by the service, from where it stands, with its own credentials: to a registry only (a
+        file transport would write on the service's machine)."""
+        from kernelext.storage.images import file_transport
+
+        if authfile:
+            raise unsupported(self.name, "push --authfile", "the service pushes with its own credentials")
+        if destination and file_transport(destination) is not None:
+            raise unsupported(self.name, f"push {destination}", "the service would write it on its own machine")
+        response = self._request("POST", f"/images/{_quoted(name)}/push", image=True, stream=True, params={
+            "destination": (destination or name).removeprefix("docker://"), "tlsVerify": tls_verify})
+        with contextlib.closing(response):
+            for line in response.iter_lines():
+                doc = json.loads(line) if line else {}
+                if doc.get("error"):
+                    raise KernelextError(str(doc["error"]).strip())
+
+
+def _pruned(done: list[dict[str, Any]] | None) -> list[str]:
+    """A prune endpoint's answer: the IDs (or names) removed; the first failure raised after the rest went."""
+    failed = [str(d["Err"]) for d in done or [] if d.get("Err")]
+    if failed:
+        raise KernelextError(failed[0])
+    return [str(d["Id"]).removeprefix("sha256:") for d in done or []]
+
+
+def refusal(engine: str, what: str) -> EngineUnsupportedError:
+    """The one line for a command the remote engine does not carry: why, where the API cannot do it."""
+    shown = what if " " in what else what.replace("-", " ")  # a subcommand as typed: "checkpoint ls"
+    return unsupported(engine, shown, *[reason for reason in [LOCAL_ONLY.get(what)] if reason])
 
 
 def _message_text(body: bytes) -> str:

@@ -633,7 +633,9 @@ def _umount(m: ContainerMagics, args: argparse.Namespace) -> Container | Contain
 def _export(m: ContainerMagics, args: argparse.Namespace) -> None:
     if not args.output:
         raise UsageError("in a notebook, export needs -o FILE")
-    with open(args.output, "wb") as f:
+    from kernelext.files.whole import whole_file
+
+    with whole_file(args.output) as f:  # a container that is not there leaves no file
         m.rt.get(args.container).export(f)
     print(f"exported to {args.output}")
 
@@ -701,15 +703,16 @@ def image_listing(rows: list[dict[str, Any]], args: argparse.Namespace) -> Table
 @handles("image-history")
 def _image_history(m: ContainerMagics, args: argparse.Namespace) -> Table:
     from kernelext.cli.images import history_rows
+    from kernelext.domain.local import LocalEngine
 
-    rows = history_rows(m.rt, args.image, no_trunc=args.no_trunc, human=args.human)
+    rows, _ = history_rows(LocalEngine(m.rt), args.image, no_trunc=args.no_trunc, human=args.human)
     return Table(({"ID": r["ID"], "CREATED": r["Created"], "CREATED BY": r["CreatedBy"], "SIZE": r["Size"],
                    "COMMENT": r["Comment"]} for r in rows), ["ID", "CREATED", "CREATED BY", "SIZE", "COMMENT"])
 
 
 @handles("image-tree")
 def _image_tree(m: ContainerMagics, args: argparse.Namespace) -> None:
-    from kernelext.cli.images import tree_lines
+    from kernelext.domain.imagetree import tree_lines
 
     print("\n".join(tree_lines(m.rt, args.image, whatrequires=args.whatrequires)))
 
@@ -982,3 +985,18 @@ def _checkpoint_diff(m: ContainerMagics, args: argparse.Namespace) -> Any:
 @handles("clone")
 def _clone(m: ContainerMagics, args: argparse.Namespace) -> Container:
     return domain.clone(m.rt, args.container, **clone_options(args))
+
+
+@handles("rename")
+def _rename(m: ContainerMagics, args: argparse.Namespace) -> None:
+    m.rt.get(args.container).rename(args.name)
+
+
+@handles("container-prune")
+def _container_prune(m: ContainerMagics, args: argparse.Namespace) -> list[str]:
+    """The IDs removed, as the CLI prints them (a cell cannot answer the prompt: ``-f``)."""
+    from kernelext.domain.local import LocalEngine
+
+    if not args.force:
+        raise UsageError("a cell cannot answer the confirmation: add -f")
+    return LocalEngine(m.rt).prune_containers(args.filter)

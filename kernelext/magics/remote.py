@@ -14,7 +14,15 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kernelext.cli.format import parse_interval, parse_time
-from kernelext.cli.parser import UsageError, checkpoint_options, copy_arguments, create_options, restore_options
+from kernelext.cli.parser import (
+    UsageError,
+    checkpoint_options,
+    copy_arguments,
+    create_options,
+    resource_options,
+    restore_options,
+    volume_create_options,
+)
 from kernelext.core.names import random_name
 from kernelext.domain.containers import TOP_COLUMNS
 from kernelext.domain.engine import ContainerRecord, Engine
@@ -101,9 +109,9 @@ def _warned(record: ContainerRecord) -> ContainerRecord:
 
 
 def engine_refusal(engine: Engine, what: str) -> Exception:
-    from kernelext.domain.engine import unsupported
+    from kernelext.domain.remote import refusal
 
-    return unsupported(engine.name, what)
+    return refusal(engine.name, what)
 
 
 @remote("create")
@@ -344,6 +352,130 @@ def _events(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Tab
     return Table(({"TYPE": e.type, "STATUS": e.status, "NAME": e.name, "IMAGE": e.image} for e in events),
                  ["TYPE", "STATUS", "NAME", "IMAGE"])
 
+
+
+# ------------------------------------- volumes, a container's filesystem, image archives (§16)
+@remote("volume-create")
+def _volume_create(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> str:
+    return engine.volume_create(args.name, **volume_create_options(args))
+
+
+@remote("volume-ls")
+def _volume_ls(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Table:
+    return Table(({"DRIVER": v["Driver"], "VOLUME NAME": v["Name"]} for v in engine.volumes(args.filter)),
+                 ["DRIVER", "VOLUME NAME"])
+
+
+@remote("volume-inspect")
+def _volume_inspect(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
+    names = [v["Name"] for v in engine.volumes()] if args.all else args.volumes
+    return _one_or_list([engine.volume_inspect(name) for name in names])
+
+
+@remote("volume-rm")
+def _volume_rm(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> None:
+    for name in [v["Name"] for v in engine.volumes()] if args.all else args.volumes:
+        print(engine.volume_remove(name, force=args.force))
+
+
+@remote("volume-prune")
+def _volume_prune(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> None:
+    if not args.force:
+        raise UsageError("a cell cannot ask for confirmation: use volume prune -f")
+    for name in engine.volume_prune(args.filter):
+        print(name)
+
+
+@remote("volume-exists")
+def _volume_exists(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> bool:
+    return m._set_exit_code(0 if engine.volume_exists(args.volume) else 1) == 0  # the answer as $?, as the CLI
+
+
+@remote("diff")
+def _diff(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Table:
+    return Table(({"KIND": c.kind.value, "PATH": c.path} for c in engine.diff(args.container, latest=args.latest)),
+                 ["KIND", "PATH"])
+
+
+@remote("export")
+def _export(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> None:
+    if not args.output:
+        raise UsageError("in a notebook, export needs -o FILE")
+    from kernelext.files.whole import whole_file
+
+    with whole_file(args.output) as f:
+        engine.export(args.container, f)
+    print(f"exported to {args.output}")
+
+
+@remote("update")
+def _update(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
+    return engine.ps(all=True, filters={"id": [engine.update(args.container, **resource_options(args))]})[0]
+
+
+@remote("commit")
+def _commit(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> str:
+    return engine.commit(args.container, args.image, changes=args.change, message=args.message, author=args.author,
+                         pause=args.pause)
+
+
+@remote("image-history")
+def _image_history(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Table:
+    from kernelext.cli.images import history_rows
+
+    rows, _ = history_rows(engine, args.image, no_trunc=args.no_trunc, human=args.human)
+    return Table(({"ID": r["ID"], "CREATED": r["Created"], "CREATED BY": r["CreatedBy"], "SIZE": r["Size"],
+                   "COMMENT": r["Comment"]} for r in rows), ["ID", "CREATED", "CREATED BY", "SIZE", "COMMENT"])
+
+
+@remote("image-save")
+def _image_save(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> None:
+    engine.save_image(args.image, args.output, format=args.format)
+
+
+@remote("image-load")
+def _image_load(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
+    if args.input == "-":
+        raise UsageError("a cell has no stdin: give the archive with -i FILE")
+    return _one_or_list(engine.load_image(args.input))
+
+
+@remote("image-prune")
+def _image_prune(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> list[str]:
+    if not args.force:
+        raise UsageError("a cell cannot answer the confirmation: add -f")
+    from kernelext.cli.images import prune_filters
+
+    return engine.prune_images(all=args.all, **prune_filters(args.filter))
+
+
+@remote("image-untag")
+def _image_untag(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> None:
+    engine.untag(args.image, *args.names)
+
+
+@remote("image-tree")
+def _image_tree(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> None:
+    print("\n".join(engine.image_tree(args.image, whatrequires=args.whatrequires)))
+
+
+@remote("rename")
+def _rename(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> None:
+    engine.rename(args.container, args.name)
+
+
+@remote("container-prune")
+def _container_prune(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> list[str]:
+    if not args.force:
+        raise UsageError("a cell cannot answer the confirmation: add -f")
+    return engine.prune_containers(args.filter)
+
+
+@remote("version")
+def _version(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> str:
+    import kernelext
+
+    return kernelext.__version__  # kernelext's own, whichever engine
 
 def run_remote(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
     """One line on a remote engine: its handler, or one line saying the engine does not carry it yet."""

@@ -99,6 +99,12 @@ class Database:
         """Only ``update`` changes a config after create (its limits)."""
         return self._write("UPDATE containers SET config = ? WHERE id = ?", (json.dumps(config), ctr_id)) == 1
 
+    def rename_container(self, ctr_id: str, name: str, config: dict[str, Any]) -> bool:
+        """``rename``: the name and the config that holds it, at once; False when another container has it
+        (raises sqlite3.IntegrityError then, as ``add_container``)."""
+        return self._write("UPDATE containers SET name = ?, config = ? WHERE id = ?",
+                           (name, json.dumps(config), ctr_id)) == 1
+
     def get_state(self, ctr_id: str) -> dict[str, Any] | None:
         rows = self._read("SELECT state FROM containers WHERE id = ?", (ctr_id,))
         return json.loads(rows[0][0]) if rows else None

@@ -694,6 +694,9 @@ class ImageStore:
         # podman records the name it was given: an image saved by its ID loads without one
         name = normalize_name(name_or_id) if normalize_name(name_or_id) in image.names else None
         dest = f"{fmt}:{output.absolute()}" + (f":{':'.join(repo_tag(name))}" if name else "")
+        if output.exists() and not output.is_file():  # a device or FIFO: never unlinked (as root, /dev/null)
+            raise InvalidArgumentError(f"{output}: not a regular file: save writes an archive file",
+                                       operation="save")
         output.unlink(missing_ok=True)  # skopeo refuses to overwrite an archive
         self._copy_out(image, dest, self._copy_options(), "save")
         return image
