@@ -150,20 +150,42 @@ def _timestamp_seconds(text: str) -> float:
     return parse_timestamp(text.replace("Z", "+00:00"))
 
 
-def _tar_stream(source: Path, name: str) -> Iterator[bytes]:
-    """``source`` as a tar stream named ``name``, walked by the local copy's confined reader (no NSS lookups,
-    no link followed), streamed to the service in chunks rather than built in memory."""
-    from kernelext.files.confined import Root, tar_chunks, tree_entries
+def _tar_pieces(source: Path, name: str) -> Iterator[bytes | Any]:
+    """``source`` as tar pieces named ``name`` (:func:`~kernelext.files.confined.tar_pieces`), walked by the
+    local copy's confined reader (no NSS lookups, no link followed)."""
+    from kernelext.files.confined import Root, tar_pieces, tree_entries
 
     root = Root.open(source.parent)
     try:
         found = root.resolve(source.name, follow=False)
         try:
-            yield from tar_chunks(tree_entries(found, name, contents=False))
+            yield from tar_pieces(tree_entries(found, name, contents=False))
         finally:
             found.close()
     finally:
         root.close()
+
+
+def _send_chunked(sock: socket.socket, head: bytes, pieces: Iterator[bytes | Any]) -> None:
+    """``head`` then a chunked body of ``pieces``: one chunk per file, the headers before it buffered and its
+    data moved by ``sendfile(2)`` (no copy through Python, as podman's client moves it)."""
+    from kernelext.files.confined import FileData, copy_fd
+
+    out, headers = bytearray(head), bytearray()
+    for piece in pieces:
+        if not isinstance(piece, FileData):
+            headers += piece
+            continue
+        out += b"%x\r\n" % (len(headers) + piece.size) + headers
+        sock.sendall(out)
+        out.clear()
+        headers.clear()
+        left = piece.size - copy_fd(piece.fd, sock.fileno(), piece.size)
+        while left:  # a file that shrank meanwhile: zeros, as the local copy's tar stream pads it
+            left -= sock.send(bytes(min(left, COPY_BUFFER)))
+        out += b"\r\n"
+    out += b"%x\r\n" % len(headers) + headers + b"\r\n0\r\n\r\n"
+    sock.sendall(out)
 
 
 def _frames(read: Any) -> Iterator[tuple[str, bytes]]:
@@ -679,20 +701,48 @@ class RemoteEngine:
         stat = self._path_stat(ident, path)
         is_dir = bool(int((stat or {}).get("mode", 0)) & (1 << 31))  # Go's os.ModeDir
         target, name = (path, source.name) if is_dir else (str(PurePosixPath(path).parent), PurePosixPath(path).name)
-        self._request("PUT", f"/containers/{ident}/archive", params={"path": target}, data=_tar_stream(source, name),
-                      name=ctr, headers={"content-type": "application/x-tar"})
+        self._put_archive(f"/containers/{ident}/archive", {"path": target}, _tar_pieces(source, name), ctr)
+
+    def _put_archive(self, path: str, params: dict[str, Any], pieces: Iterator[bytes | Any], ctr: str) -> None:
+        """The PUT of a tar on a connection of its own (requests would copy each chunk twice more)."""
+        sock = self._connect()
+        try:
+            head = (f"PUT {API_PREFIX}{path}?{urllib.parse.urlencode(params)} HTTP/1.1\r\nHost: d\r\n"
+                    "Content-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+            failed: OSError | None = None
+            try:
+                _send_chunked(sock, head.encode(), pieces)
+            except OSError as exc:  # the service answered early and closed: its answer says why
+                failed = exc
+            response = http.client.HTTPResponse(sock, method="PUT")
+            try:
+                response.begin()
+                body = response.read()
+            except (OSError, http.client.HTTPException):
+                raise unreachable(self.connection, str(failed or "no answer to the archive upload")) from None
+            if response.status >= 400:
+                raise _error_for(response.status, _message_text(body), ctr)
+            if failed is not None:
+                raise unreachable(self.connection, str(failed))
+        finally:
+            sock.close()
 
     def _copy_out(self, ctr: str, path: str, destination: Path, overwrite: bool) -> None:
         """The container's tar unpacked by the local copy's confined writer (nothing lands outside the
         destination, set-ID bits dropped, owned by the caller): into an existing directory, or into a staging
         directory beside a new name and renamed to it."""
+        ident = self._inspect(ctr)["Id"]
+        # HTTP/1.0: the body is the tar itself (no chunk framing to take apart), read in large reads
+        sock, reader = self._get_stream(f"/containers/{ident}/archive", {"path": path}, buffering=COPY_BUFFER)
+        with contextlib.closing(sock), reader:
+            _check_status(reader, ctr)
+            self._unpack(reader, path, destination, overwrite)
+
+    def _unpack(self, archive: io.BufferedReader, path: str, destination: Path, overwrite: bool) -> None:
         from kernelext.core.filecopy import host_policy
         from kernelext.files.confined import O_DIR, FsSink, Root
         from kernelext.files.tarformat import TarReader, open_archive
 
-        ident = self._inspect(ctr)["Id"]
-        response = self._request("GET", f"/containers/{ident}/archive", params={"path": path}, name=ctr,
-                                 stream=True)
         into_dir = destination.is_dir()
         if not into_dir and not destination.parent.is_dir():
             raise CopyError(f'"{destination.parent}" could not be found on the host: no such file or directory')
@@ -702,8 +752,7 @@ class RemoteEngine:
             try:
                 sink = FsSink(root, os.open(where, O_DIR), "/", host_policy(overwrite=overwrite), shown_dir="/")
                 try:
-                    with contextlib.closing(response):
-                        sink.put_archive(TarReader(open_archive(io.BufferedReader(response.raw, COPY_BUFFER))))
+                    sink.put_archive(TarReader(open_archive(archive)))
                 finally:
                     sink.close()
             finally:
@@ -827,10 +876,8 @@ class RemoteEngine:
                 yield LogLine(stamp.decode(), kind, data)
         return _SocketStream(stream, lines)
 
-    def _get_stream(self, path: str, params: dict[str, Any]) -> tuple[socket.socket, io.BufferedReader]:
-        """A GET whose body streams until the service or ``shutdown`` ends it: HTTP/1.0, so the body is the
-        raw stream (no chunk framing) and the socket is this caller's to shut from another thread. The
-        response is read by the stream's reader (podman sends a follow's headers with its first line)."""
+    def _connect(self) -> socket.socket:
+        """A connection of the engine's own to the service (its unix socket, the tunnel's, or loopback TCP)."""
         if self.socket is not None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             address: Any = self.socket
@@ -842,10 +889,27 @@ class RemoteEngine:
         except OSError as exc:
             sock.close()
             raise unreachable(self.connection, str(exc)) from None
+        return sock
+
+    def _get_stream(self, path: str, params: dict[str, Any],
+                    buffering: int = -1) -> tuple[socket.socket, io.BufferedReader]:
+        """A GET whose body streams until the service or ``shutdown`` ends it: HTTP/1.0, so the body is the
+        raw stream (no chunk framing) and the socket is this caller's to shut from another thread. The
+        response is read by the stream's reader (podman sends a follow's headers with its first line)."""
+        sock = self._connect()
         query = urllib.parse.urlencode({k: ("true" if v is True else "false" if v is False else v)
                                         for k, v in params.items() if v is not None})
         sock.sendall(f"GET {API_PREFIX}{path}?{query} HTTP/1.0\r\nHost: d\r\n\r\n".encode())
-        return sock, sock.makefile("rb")
+        return sock, sock.makefile("rb", buffering)
+
+
+def _check_status(reader: io.BufferedReader, name: str | None) -> None:
+    """Read a response's status line and headers; a failure raised as podman's error."""
+    status_line = reader.readline().decode(errors="replace").split()
+    http.client.parse_headers(reader)
+    status = int(status_line[1]) if len(status_line) > 1 else 0
+    if status >= 400:
+        raise _error_for(status, _message_text(reader.read()), name)
 
 
 def _message_text(body: bytes) -> str:
@@ -876,11 +940,7 @@ class _SocketStream(Generic[T]):
 
     def __iter__(self) -> Iterator[T]:
         try:
-            status_line = self._reader.readline().decode(errors="replace").split()
-            http.client.parse_headers(self._reader)
-            status = int(status_line[1]) if len(status_line) > 1 else 0
-            if status >= 400:
-                raise _error_for(status, _message_text(self._reader.read()), None)
+            _check_status(self._reader, None)
             yield from self._decode(self._reader)
         except (OSError, ValueError):
             if not self._closed:
