@@ -25,13 +25,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+REPOSITORY = Path(__file__).resolve().parent.parent
+# this checkout's kernelext, here and in the commands timed (not whichever one the interpreter has installed)
+sys.path[:0] = [str(REPOSITORY), str(REPOSITORY / "tests")]
 
 from podmanservice import PODMAN, PodmanService, sshd, start
 
 from conftest import processes
 
-KERNELEXT = str(Path(__file__).resolve().parent.parent / "bin" / "kernelext")
+KERNELEXT = str(REPOSITORY / "bin" / "kernelext")
 MIB = 1 << 20
 COPY_SIZE = 100 * MIB
 
@@ -99,7 +101,8 @@ def main() -> None:
             # kernelext as a user runs it: through its fork server (a private one, stopped at the end)
             servers = base / "forkserver"
             servers.mkdir(mode=0o700)
-            env = {**service.env, "KERNELEXT_FORKSERVER_DIR": str(servers)}
+            env = {**service.env, "KERNELEXT_FORKSERVER_DIR": str(servers),
+                   "PYTHONPATH": os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")]))}
             env.pop("KERNELEXT_FORKSERVER", None)
             payload = base / "payload.bin"
             payload.write_bytes(os.urandom(COPY_SIZE))
