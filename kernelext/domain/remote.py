@@ -62,8 +62,10 @@ COPY_BUFFER = 1 << 20
 #: choices (sntrup761x25519, chacha20-poly1305) cost ~80 ms more per tunnel here and a copy's throughput.
 SSH_KEX = "curve25519-sha256"
 SSH_CIPHER = "aes128-gcm@openssh.com"
-#: How long an SSH tunnel may take to come up before the connection is called unreachable.
+#: How long an SSH tunnel may take to come up before the connection is called unreachable, and how often
+#: its socket is looked at meanwhile (it takes ~0.1 s: a coarser poll would add to every command).
 SSH_TIMEOUT_S = 20.0
+SSH_POLL_S = 0.005
 #: podman's exit codes: rm of a name that matches nothing; a run whose command is missing or cannot be invoked.
 RM_NO_SUCH_EXIT = 1
 EXIT_NOT_FOUND = 127
@@ -96,18 +98,34 @@ class _Tunnel:
                                         # a killed CLI or kernel leaves no tunnel behind
                                         preexec_fn=staging.die_with_parent)  # noqa: PLW1509 - one prctl, no lock
         deadline = time.monotonic() + SSH_TIMEOUT_S
-        while not self.socket.exists():
+        while not self._listening():
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.close()
                 reason = self.process.stderr.read().decode(errors="replace").strip() if self.process.stderr else ""
                 raise unreachable(connection, reason.splitlines()[-1] if reason else "ssh tunnel did not open")
-            time.sleep(0.02)
+            time.sleep(SSH_POLL_S)
+
+    def _listening(self) -> bool:
+        """ssh listens on the local socket: it binds before it listens, so the file alone is not enough."""
+        return self.socket.exists() and _refusal(str(self.socket)) is None
 
     def close(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
             self.process.wait()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _refusal(path: str) -> OSError | None:
+    """Why a unix socket does not answer a connection; None if it does."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+        return None
+    except OSError as exc:
+        return exc
+    finally:
+        probe.close()
 
 
 def _message(response: Any) -> str:
@@ -238,7 +256,7 @@ class RemoteEngine:
             self.socket = None
             base_url = "http://" + urllib.parse.urlsplit(connection.uri).netloc
         try:
-            if self.socket is not None:
+            if self.socket is not None and self._tunnel is None:  # the tunnel checked its own socket
                 self._probe(self.socket)
             self.client: Any = PodmanClient(base_url=base_url)  # podman-py has no type information
             self._request("GET", "/_ping", raw_path=True)  # unreachable: said now, in one line
@@ -249,13 +267,9 @@ class RemoteEngine:
 
     def _probe(self, path: str) -> None:
         """The socket answers a connection (podman's "dial unix PATH: connect: ..." otherwise)."""
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(path)
-        except OSError as exc:
-            raise unreachable(self.connection, f"dial unix {path}: connect: {(exc.strerror or str(exc)).lower()}") from None
-        finally:
-            probe.close()
+        exc = _refusal(path)
+        if exc is not None:
+            raise unreachable(self.connection, f"dial unix {path}: connect: {(exc.strerror or str(exc)).lower()}")
 
     def close(self) -> None:
         self.client.close()
