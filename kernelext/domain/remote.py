@@ -665,15 +665,15 @@ class RemoteEngine:
 
     def exec_session(self, name: str, command: list[str], env: Sequence[str], workdir: str | None,
                      user: str | None, *, tty: bool = False, attach: bool = True, stdin: bool = False) -> str:
-        """A new exec session in ``name`` (not started): its ID."""
-        ident = self._inspect(name)["Id"]
+        """A new exec session in ``name`` (not started): its ID. Created by name, as podman's client does (no
+        inspect first: a missing container is the same 404 and message from the exec endpoint)."""
         body = {"Cmd": command, "AttachStdout": attach, "AttachStderr": attach, "AttachStdin": stdin, "Tty": tty,
                 "Env": list(env)}
         if workdir:
             body["WorkingDir"] = workdir
         if user:
             body["User"] = user
-        return str(self._json("POST", f"/containers/{ident}/exec", data=json.dumps(body), name=name,
+        return str(self._json("POST", f"/containers/{_quoted(name)}/exec", data=json.dumps(body), name=name,
                               headers={"content-type": "application/json"})["Id"])
 
     def exec_inspect(self, session: str) -> dict[str, Any]:
