@@ -25,7 +25,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from kernelext.connections import Connection, unreachable
 from kernelext.core.events import Event
@@ -47,6 +47,7 @@ from kernelext.units import status_words
 if TYPE_CHECKING:
     from kernelext.core.runtime import Runtime
     from kernelext.domain.filters import Filters
+    from kernelext.files.confined import FileData
 
 #: The libpod API version the hijacked requests name (podman 4.0 is the oldest with today's endpoints).
 API_PREFIX = "/v4.0.0/libpod"
@@ -173,7 +174,7 @@ def _timestamp_seconds(text: str) -> float:
     return parse_timestamp(text.replace("Z", "+00:00"))
 
 
-def _tar_pieces(source: Path, name: str) -> Iterator[bytes | Any]:
+def _tar_pieces(source: Path, name: str) -> Iterator[bytes | FileData]:
     """``source`` as tar pieces named ``name`` (:func:`~kernelext.files.confined.tar_pieces`), walked by the
     local copy's confined reader (no NSS lookups, no link followed)."""
     from kernelext.files.confined import Root, tar_pieces, tree_entries
@@ -189,7 +190,7 @@ def _tar_pieces(source: Path, name: str) -> Iterator[bytes | Any]:
         root.close()
 
 
-def _send_chunked(sock: socket.socket, head: bytes, pieces: Iterator[bytes | Any]) -> None:
+def _send_chunked(sock: socket.socket, head: bytes, pieces: Iterator[bytes | FileData]) -> None:
     """``head`` then a chunked body of ``pieces``: one chunk per file, the headers before it buffered and its
     data moved by ``sendfile(2)`` (no copy through Python, as podman's client moves it)."""
     from kernelext.files.confined import FileData, copy_fd
@@ -722,7 +723,7 @@ class RemoteEngine:
         target, name = (path, source.name) if is_dir else (str(PurePosixPath(path).parent), PurePosixPath(path).name)
         self._put_archive(f"/containers/{ident}/archive", {"path": target}, _tar_pieces(source, name), ctr)
 
-    def _put_archive(self, path: str, params: dict[str, Any], pieces: Iterator[bytes | Any], ctr: str) -> None:
+    def _put_archive(self, path: str, params: dict[str, Any], pieces: Iterator[bytes | FileData], ctr: str) -> None:
         """The PUT of a tar on a connection of its own (requests would copy each chunk twice more)."""
         sock = self._connect()
         try:
@@ -919,7 +920,7 @@ class RemoteEngine:
         query = urllib.parse.urlencode({k: ("true" if v is True else "false" if v is False else v)
                                         for k, v in params.items() if v is not None})
         sock.sendall(f"GET {API_PREFIX}{path}?{query} HTTP/1.0\r\nHost: d\r\n\r\n".encode())
-        return sock, sock.makefile("rb", buffering)
+        return sock, cast(io.BufferedReader, sock.makefile("rb", buffering))  # buffered: -1 or a size
 
 
 def _check_status(reader: io.BufferedReader, name: str | None) -> None:

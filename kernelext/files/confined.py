@@ -18,8 +18,9 @@ copy fail, or land elsewhere inside its own root, but never reach the host.
 
 The walk (:func:`tree_entries`) yields :class:`Entry` events (a directory,
 its children, its end), consumed by :class:`FsSink` (create them under a
-directory) or :func:`tar_chunks` (a tar stream; :func:`tar_pieces` with files' data by descriptor); :meth:`FsSink.put_member`
-extracts members of a tar stream.
+directory) or :func:`tar_chunks` (a tar stream; :func:`tar_pieces` the same
+with files' data by descriptor); :meth:`FsSink.put_member` extracts members
+of a tar stream.
 """
 
 from __future__ import annotations
