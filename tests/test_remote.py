@@ -197,6 +197,9 @@ def test_cp_streams_a_tree_both_ways_as_podman_does(service: PodmanService, tmp_
     assert remote(service, "cp", str(tree), "box:/tmp/ours").returncode == 0
     assert service.remote("cp", "box:/tmp/ours", str(tmp_path / "via-podman")).returncode == 0
     assert _tree(tmp_path / "via-podman") == _tree(tree)
+    refused = remote(service, "cp", str(tree / "big.bin"), "box:/etc/passwd/x")  # the service's answer, in one line
+    assert (refused.returncode, refused.stderr) == (
+        125, "Error: copier: put: /etc/passwd (/etc/passwd): exists but is not a directory\n")
     (tree / "a" / "hard.txt").unlink()  # podman 4.3's own upload of a hard link fails (500, "closed pipe")
     assert service.remote("cp", str(tree), "box:/tmp/theirs").returncode == 0
     assert remote(service, "cp", "box:/tmp/theirs", str(tmp_path / "via-kernelext")).returncode == 0
