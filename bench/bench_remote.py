@@ -1,11 +1,13 @@
-"""The remote engine next to its floor, ``podman --remote``, on the same podman service.
+"""The remote engine next to its floor, ``podman --remote``, on the same podman service; the local engine too.
 
 Starts a private podman service (tests/podmanservice.py: its own store, socket, containers.conf), then
 times the same command lines through ``kernelext --url unix://...`` and ``podman --url unix://...``:
 ``run --rm busybox true``, ``exec CTR true``, ``cp`` of a 100 MiB file into a container and back out,
-and a checkpoint ``--export`` + ``restore --import`` of a running container. Each is the median of
-``--runs`` runs, both tools alternating; the ratio kernelext/podman is printed (the issue's bar: 1.2).
-Over SSH with ``--ssh`` (an sshd of its own on loopback). Run as root:
+and a ``container checkpoint --export`` + ``container restore --import`` of a running container (with the
+``run -d`` before and the ``rm`` after). Both tools alternate in each run; each row shows the median times and
+the median of the runs' ratios kernelext/podman with their min–max (the issue's bar: 1.2). The same rows
+locally: kernelext on its own store next to podman on the service's store (no service between). Over SSH with
+``--ssh`` (an sshd of its own on loopback). Run as root:
 
     .venv/bin/python bench/bench_remote.py [--runs N] [--ssh]
 """
@@ -23,13 +25,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+REPOSITORY = Path(__file__).resolve().parent.parent
+# this checkout's kernelext, here and in the commands timed (not whichever one the interpreter has installed)
+sys.path[:0] = [str(REPOSITORY), str(REPOSITORY / "tests")]
 
 from podmanservice import PODMAN, PodmanService, sshd, start
 
 from conftest import processes
 
-KERNELEXT = str(Path(__file__).resolve().parent.parent / "bin" / "kernelext")
+KERNELEXT = str(REPOSITORY / "bin" / "kernelext")
 MIB = 1 << 20
 COPY_SIZE = 100 * MIB
 
@@ -43,66 +47,84 @@ def _timed(argv: list[str], env: dict[str, str]) -> float:
 
 
 def measure(name: str, runs: int, tools: dict[str, list[str]], argv: Callable[[str], list[list[str]]],
-            env: dict[str, str]) -> None:
-    """Median seconds of the command lines ``argv(tool)`` (run in order) per tool, alternating tools."""
+            env: dict[str, str], floor: str) -> None:
+    """Seconds of the command lines ``argv(tool)`` (run in order) per tool, alternating tools: medians, and the
+    runs' ratios kernelext/podman (median, min–max)."""
     times: dict[str, list[float]] = {tool: [] for tool in tools}
     for _ in range(runs):
         for tool, prefix in tools.items():
             times[tool].append(sum(_timed(prefix + line, env) for line in argv(tool)))
-    medians = {tool: statistics.median(values) for tool, values in times.items()}
-    line = f"{name:<28} kernelext {medians['kernelext'] * 1000:8.1f} ms"
-    if "podman" in medians:
-        line += (f"   podman --remote {medians['podman'] * 1000:8.1f} ms   "
-                 f"ratio {medians['kernelext'] / medians['podman']:.2f}")
-    else:
-        line += "   (podman 4.3's remote client has no checkpoint --export: no floor)"
-    print(line)
+    ratios = [ours / theirs for ours, theirs in zip(times["kernelext"], times["podman"])]
+    print(f"{name:<30} kernelext {statistics.median(times['kernelext']) * 1000:7.1f} ms   "
+          f"{floor} {statistics.median(times['podman']) * 1000:7.1f} ms   "
+          f"ratio {statistics.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f})", flush=True)
+
+
+def operations(label: str, runs: int, tools: dict[str, list[str]], env: dict[str, str], base: Path,
+               payload: Path, floor: str, stores: list[list[str]]) -> None:
+    """The benchmark's rows for one way of reaching containers (``tools`` run each command line; ``stores``:
+    one tool per store, which makes the container to exec in and copy to)."""
+    print(f"-- {label} ({runs} runs)", flush=True)
+    for prefix in stores:
+        subprocess.run(prefix + ["run", "-d", "--name", "bench", "busybox", "sleep", "100000"],
+                       check=True, env=env, stdout=subprocess.DEVNULL)
+    try:
+        measure("run --rm busybox true", runs, tools, lambda _t: [["run", "--rm", "busybox", "true"]], env, floor)
+        measure("exec bench true", runs, tools, lambda _t: [["exec", "bench", "true"]], env, floor)
+        measure("cp 100 MiB in", runs, tools, lambda _t: [["cp", str(payload), "bench:/tmp/payload.bin"]], env,
+                floor)
+        measure("cp 100 MiB out", runs, tools,
+                lambda t: [["cp", "bench:/tmp/payload.bin", str(base / f"out-{t}.bin")]], env, floor)
+        measure("checkpoint --export+restore", runs, tools, lambda t: [
+            ["run", "-d", "--name", "counter", "busybox", "sh", "-c", "while true; do sleep 1; done"],
+            ["container", "checkpoint", "--export", str(base / f"ck-{t}.tar"), "counter"],
+            ["rm", "-f", "counter"],
+            ["container", "restore", "--import", str(base / f"ck-{t}.tar")],
+            ["rm", "-f", "-t", "0", "counter"]], env, floor)
+    finally:
+        for prefix in stores:
+            subprocess.run(prefix + ["rm", "-f", "-t", "0", "bench"], env=env, stdout=subprocess.DEVNULL)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--ssh", action="store_true", help="through an SSH tunnel too")
+    parser.add_argument("--no-local", action="store_true", help="only the remote engine")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-remote-") as tmp:
         base = Path(tmp)
-        service: PodmanService = start(base / "podman", base / "kernelext")
+        store = base / "kernelext"  # the local engine's store (busybox built in), the service's image source
+        service: PodmanService = start(base / "podman", store)
+        server = None
         try:
             # kernelext as a user runs it: through its fork server (a private one, stopped at the end)
             servers = base / "forkserver"
             servers.mkdir(mode=0o700)
-            env = {**service.env, "KERNELEXT_FORKSERVER_DIR": str(servers)}
+            env = {**service.env, "KERNELEXT_FORKSERVER_DIR": str(servers),
+                   "PYTHONPATH": os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")]))}
             env.pop("KERNELEXT_FORKSERVER", None)
-            urls = {"socket": (service.url, [])}
-            server = None
+            payload = base / "payload.bin"
+            payload.write_bytes(os.urandom(COPY_SIZE))
+            kernelext = [sys.executable, KERNELEXT]
+            if not options.no_local:
+                local = {"kernelext": [*kernelext, "--root", str(store / "root"), "--runroot", str(store / "run")],
+                         "podman": service.local_argv}
+                operations("locally: kernelext's core, podman without a service", options.runs, local, env, base,
+                           payload, "podman", list(local.values()))
+            urls = {"over the socket": (service.url, [])}
             if options.ssh:
                 server = sshd(base / "sshd")
                 env["KERNELEXT_SSH_CONFIG"] = str(server.client_config)
-                urls["ssh"] = (f"ssh://root@127.0.0.1:{server.port}{service.socket}",
-                               ["--identity", str(server.identity)])
-            payload = base / "payload.bin"
-            payload.write_bytes(os.urandom(COPY_SIZE))
+                urls["over SSH"] = (f"ssh://root@127.0.0.1:{server.port}{service.socket}",
+                                    ["--identity", str(server.identity)])
             for label, (url, extra) in urls.items():
-                tools = {"kernelext": [sys.executable, KERNELEXT, "--url", url, *extra],
-                         "podman": [PODMAN, "--url", url, *extra]}
-                subprocess.run(tools["podman"] + ["run", "-d", "--name", "bench", "busybox", "sleep", "100000"],
-                               check=True, env=env, stdout=subprocess.DEVNULL)
-                print(f"-- over the {label}")
-                measure("run --rm busybox true", options.runs, tools,
-                        lambda _t: [["run", "--rm", "busybox", "true"]], env)
-                measure("exec bench true", options.runs, tools, lambda _t: [["exec", "bench", "true"]], env)
-                measure("cp 100 MiB in", options.runs, tools,
-                        lambda _t: [["cp", str(payload), "bench:/tmp/payload.bin"]], env)
-                measure("cp 100 MiB out", options.runs, tools,
-                        lambda t: [["cp", "bench:/tmp/payload.bin", str(base / f"out-{t}.bin")]], env)
-                measure("checkpoint --export+restore", options.runs, {"kernelext": tools["kernelext"]}, lambda _t: [
-                    ["run", "-d", "--name", "counter", "busybox", "sh", "-c", "while true; do sleep 1; done"],
-                    ["checkpoint", "--export", str(base / "ck.tar"), "counter"], ["rm", "-f", "counter"],
-                    ["restore", "--import", str(base / "ck.tar")], ["rm", "-f", "-t", "0", "counter"]], env)
-                subprocess.run(tools["podman"] + ["rm", "-f", "-t", "0", "bench"], env=env, stdout=subprocess.DEVNULL)
+                remote = {"kernelext": [*kernelext, "--url", url, *extra], "podman": [PODMAN, "--url", url, *extra]}
+                operations(f"{label}: the remote engine, podman --remote", options.runs, remote, env, base, payload,
+                           "podman --remote", [remote["podman"]])
+        finally:
             if server is not None:
                 server.stop()
-        finally:
             service.stop()
             for pid in processes(lambda argv: any(str(base).encode() in arg for arg in argv)):
                 os.kill(pid, signal.SIGTERM)

@@ -69,11 +69,16 @@ class PodmanService:
             os.environ.get("PATH", "/usr/bin:/bin")
         return {**os.environ, "CONTAINERS_CONF": str(self.directory / "containers.conf"), "PATH": path}
 
+    @property
+    def local_argv(self) -> list[str]:
+        """podman on the service's store in its own process (not through the socket)."""
+        return [PODMAN, "--root", str(self.directory / "root"), "--runroot", str(self.runroot), "--tmpdir",
+                str(self.directory / "tmp")]
+
     def podman(self, *argv: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """podman on the service's store (not through the socket): for set-up and clean-up."""
-        return subprocess.run([PODMAN, "--root", str(self.directory / "root"), "--runroot",
-                               str(self.runroot), "--tmpdir", str(self.directory / "tmp"), *argv],
-                              capture_output=True, text=True, env=self.env, check=check, timeout=timeout)
+        return subprocess.run([*self.local_argv, *argv], capture_output=True, text=True, env=self.env, check=check,
+                              timeout=timeout)
 
     def remote(self, *argv: str, check: bool = False) -> subprocess.CompletedProcess[str]:
         """``podman --url`` against the service: the reference the remote engine is compared with."""
@@ -103,8 +108,7 @@ def start(directory: Path, busybox_from: Path) -> PodmanService:
     directory.mkdir(parents=True, exist_ok=True)
     _conf(directory)
     service = PodmanService(directory, None)  # type: ignore[arg-type]  # the process is set just below
-    argv = [PODMAN, "--root", str(directory / "root"), "--runroot", str(service.runroot), "--tmpdir",
-            str(directory / "tmp"), "system", "service", "--time=0", service.url]
+    argv = [*service.local_argv, "system", "service", "--time=0", service.url]
     service.process = subprocess.Popen(argv, env=service.env, stdout=subprocess.DEVNULL,
                                        stderr=open(directory / "service.log", "wb"), start_new_session=True)
     deadline = time.monotonic() + START_TIMEOUT_S

@@ -168,6 +168,90 @@ def test_cp_both_ways(store: Store, service: PodmanService, tmp_path: Path) -> N
     assert store.cli("rm", "-f", "-t", "0", "box").returncode == 0
 
 
+def _tree(root: Path) -> dict[str, tuple[str, bytes | str, int]]:
+    """Each path under ``root``: its kind, contents (a link's target) and permission bits."""
+    found: dict[str, tuple[str, bytes | str, int]] = {}
+    for path in sorted(root.rglob("*")):
+        mode = path.lstat().st_mode & 0o7777
+        name = str(path.relative_to(root))
+        if path.is_symlink():
+            found[name] = ("link", os.readlink(path), 0)
+        elif path.is_dir():
+            found[name] = ("dir", b"", mode)
+        else:
+            found[name] = ("file", path.read_bytes(), mode)
+    return found
+
+
+def test_cp_streams_a_tree_both_ways_as_podman_does(service: PodmanService, tmp_path: Path) -> None:
+    """A tree with a file of several MiB (not a multiple of the tar block), an empty file, a symlink and a hard
+    link: kernelext's upload (one HTTP chunk per file, its data by sendfile) reads back through podman's own
+    ``cp`` as it was, and podman's upload comes out through kernelext's (the raw HTTP/1.0 body) as it was."""
+    tree = tmp_path / "tree"
+    (tree / "a" / "b").mkdir(parents=True)
+    (tree / "big.bin").write_bytes(os.urandom(3 * (1 << 20) + 123))
+    (tree / "a" / "empty").write_bytes(b"")
+    (tree / "a" / "b" / "small.txt").write_text("small\n")
+    os.chmod(tree / "a" / "b" / "small.txt", 0o640)
+    os.link(tree / "a" / "b" / "small.txt", tree / "a" / "hard.txt")
+    os.symlink("../big.bin", tree / "a" / "link")
+    assert service.remote("run", "-d", "--name", "box", "busybox", "sleep", "1000").returncode == 0
+    assert remote(service, "cp", str(tree), "box:/tmp/ours").returncode == 0
+    assert service.remote("cp", "box:/tmp/ours", str(tmp_path / "via-podman")).returncode == 0
+    assert _tree(tmp_path / "via-podman") == _tree(tree)
+    refused = remote(service, "cp", str(tree / "big.bin"), "box:/etc/passwd/x")  # the service's answer, in one line
+    assert (refused.returncode, refused.stderr) == (
+        125, "Error: copier: put: /etc/passwd (/etc/passwd): exists but is not a directory\n")
+    (tree / "a" / "hard.txt").unlink()  # podman 4.3's own upload of a hard link fails (500, "closed pipe")
+    assert service.remote("cp", str(tree), "box:/tmp/theirs").returncode == 0
+    assert remote(service, "cp", "box:/tmp/theirs", str(tmp_path / "via-kernelext")).returncode == 0
+    assert _tree(tmp_path / "via-kernelext") == _tree(tree)
+
+
+def test_chunked_upload_is_the_tar_stream(tmp_path: Path) -> None:
+    """The upload's chunked body decodes to the local copy's tar stream; a file that shrank after its size was
+    read is padded with zeros, as that stream pads it."""
+    import http.client
+    import socket
+
+    from kernelext.domain.remote import _send_chunked, _tar_pieces
+    from kernelext.files.confined import FileData
+
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / "one").write_bytes(os.urandom(70000))
+    (tree / "two").write_text("two\n")
+    expected = b"".join(_tar_chunks_of(tree))
+
+    def decoded(pieces: Iterator[bytes | Any]) -> bytes:
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            _send_chunked(ours, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", pieces)
+            ours.shutdown(socket.SHUT_WR)
+            response = http.client.HTTPResponse(theirs)
+            response.begin()
+            return response.read()
+
+    assert decoded(_tar_pieces(tree, "t")) == expected
+    shrunk = tmp_path / "shrunk"
+    shrunk.write_bytes(b"x" * 10)
+    with open(shrunk, "rb") as f:
+        body = decoded(iter([b"head", FileData(f.fileno(), 1000), b"tail"]))
+    assert body == b"head" + b"x" * 10 + bytes(990) + b"tail"
+
+
+def _tar_chunks_of(tree: Path) -> Iterator[bytes]:
+    from kernelext.files.confined import Root, tar_chunks, tree_entries
+
+    root = Root.open(tree.parent)
+    found = root.resolve(tree.name, follow=False)
+    try:
+        yield from tar_chunks(tree_entries(found, tree.name, contents=False))
+    finally:
+        found.close()
+        root.close()
+
+
 def test_cp_out_keeps_a_hostile_archive_inside(service: PodmanService, tmp_path: Path) -> None:
     """A container's symlink pointing outside is copied as a link, never followed onto the host."""
     assert remote(service, "run", "-d", "--name", "evil", "busybox", "sh", "-c",

@@ -63,7 +63,10 @@ def main(argv: Sequence[str], report: Callable[[int], None] | None = None) -> in
             engine = engine_for(connection)
             try:
                 run_command = COMMANDS[args.cmd]
-                return run_command(engine if args.cmd in ENGINE_COMMANDS else engine.local(args.cmd), args)
+                code = run_command(engine if args.cmd in ENGINE_COMMANDS else engine.local(args.cmd), args)
+                if report is not None:  # closing the connection (an SSH tunnel) is housekeeping too
+                    report(code)
+                return code
             finally:
                 engine.close()
         with Runtime(args.root, args.runroot, criu=args.criu) as rt:

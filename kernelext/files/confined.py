@@ -18,8 +18,9 @@ copy fail, or land elsewhere inside its own root, but never reach the host.
 
 The walk (:func:`tree_entries`) yields :class:`Entry` events (a directory,
 its children, its end), consumed by :class:`FsSink` (create them under a
-directory) or :func:`tar_chunks` (a tar stream); :meth:`FsSink.put_member`
-extracts members of a tar stream.
+directory) or :func:`tar_chunks` (a tar stream; :func:`tar_pieces` the same
+with files' data by descriptor); :meth:`FsSink.put_member` extracts members
+of a tar stream.
 """
 
 from __future__ import annotations
@@ -370,19 +371,27 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
             view = view[os.write(fd, view):]
 
 
-def copy_fd(src: int, dst: int, size: int, offset: int = 0) -> None:
-    """Copy up to ``size`` bytes in the kernel (a file that shrank meanwhile ends early)."""
+def copy_fd(src: int, dst: int, size: int, offset: int = 0) -> int:
+    """Copy up to ``size`` bytes in the kernel (a file that shrank meanwhile ends early); the offset reached."""
     while offset < size:
         sent = os.sendfile(dst, src, offset, size - offset)
         if sent == 0:
-            return
+            break
         offset += sent
+    return offset
 
 
 # ------------------------------------------------------------------ tar out
-def tar_chunks(entries: Iterator[Entry]) -> Iterator[bytes]:
-    """The tar stream of a walk, in chunks of about :data:`CHUNK` bytes."""
-    buf = bytearray()
+class FileData(NamedTuple):
+    """A regular file's data in a tar stream: ``size`` bytes of ``fd`` (valid until the next piece)."""
+
+    fd: int
+    size: int
+
+
+def tar_pieces(entries: Iterator[Entry]) -> Iterator[bytes | FileData]:
+    """The tar stream of a walk as headers and padding (bytes) and files' data (:class:`FileData`), so a
+    writer can move the data in the kernel (``sendfile``) rather than through Python."""
     prefixes = [""]
     for e in entries:
         if e.kind is None:
@@ -391,17 +400,29 @@ def tar_chunks(entries: Iterator[Entry]) -> Iterator[bytes]:
         name = prefixes[-1] + e.name
         if e.kind is Kind.DIR:
             prefixes.append(name + "/")
-            buf += header(Kind.DIR, os.fsencode(name + "/"), e.meta)
+            yield header(Kind.DIR, os.fsencode(name + "/"), e.meta)
         elif e.kind is Kind.FILE:
-            buf += header(Kind.FILE, os.fsencode(name), e.meta)
-            yield from _file_data(buf, e.fd, e.meta.size)
+            yield header(Kind.FILE, os.fsencode(name), e.meta)
+            yield FileData(e.fd, e.meta.size)
+            yield padding(e.meta.size)
         else:
-            buf += header(e.kind, os.fsencode(name), e.meta, os.fsencode(e.link))
+            yield header(e.kind, os.fsencode(name), e.meta, os.fsencode(e.link))
+    yield END_OF_ARCHIVE
+
+
+def tar_chunks(entries: Iterator[Entry]) -> Iterator[bytes]:
+    """The tar stream of a walk, in chunks of about :data:`CHUNK` bytes."""
+    buf = bytearray()
+    for piece in tar_pieces(entries):
+        if isinstance(piece, FileData):
+            yield from _file_data(buf, piece.fd, piece.size)
+        else:
+            buf += piece
         if len(buf) >= CHUNK:
             yield bytes(buf)
             buf.clear()
-    buf += END_OF_ARCHIVE
-    yield bytes(buf)
+    if buf:
+        yield bytes(buf)
 
 
 def _file_data(buf: bytearray, fd: int, size: int) -> Iterator[bytes]:
@@ -417,7 +438,6 @@ def _file_data(buf: bytearray, fd: int, size: int) -> Iterator[bytes]:
             break
         buf += data
         left -= len(data)
-    buf += padding(size)
 
 
 class ChunkStream(io.RawIOBase):

@@ -302,6 +302,9 @@ class _Prefixed(io.RawIOBase):
             view[:n] = self._head[:n]
             self._head = self._head[n:]
             return n
+        readinto = getattr(self._stream, "readinto", None)
+        if readinto is not None:  # straight into the caller's buffer: one copy of the archive fewer
+            return int(readinto(view) or 0)
         data = self._stream.read(len(view))
         view[:len(data)] = data
         return len(data)
