@@ -74,6 +74,8 @@ REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 PAYLOAD_UNKNOWN = "payload does not match any of the supported image formats"
 #: ``image save --format`` values: skopeo's transport names.
 SAVE_FORMATS = ("oci-archive", "docker-archive")
+#: Bytes per read when a saved archive is copied into a device or FIFO.
+SAVE_COPY_BUFFER = 1 << 20
 #: Transports of images in files on this host, as ``pull``, ``run``, ``create`` and ``push`` take them
 #: (``docker-archive:PATH``, ``dir:PATH``...): archives name their image, directories do not.
 ARCHIVE_TRANSPORTS = ("docker-archive", "oci-archive")
@@ -694,9 +696,20 @@ class ImageStore:
         # podman records the name it was given: an image saved by its ID loads without one
         name = normalize_name(name_or_id) if normalize_name(name_or_id) in image.names else None
         dest = f"{fmt}:{output.absolute()}" + (f":{':'.join(repo_tag(name))}" if name else "")
-        if output.exists() and not output.is_file():  # a device or FIFO: never unlinked (as root, /dev/null)
-            raise InvalidArgumentError(f"{output}: not a regular file: save writes an archive file",
-                                       operation="save")
+        if output.is_dir():
+            raise InvalidArgumentError(f"{output}: is a directory: save writes an archive file", operation="save")
+        if output.exists() and not output.is_file():
+            # a device or FIFO (as root, /dev/null) is never unlinked: skopeo writes a file beside, copied into it
+            spool = staging.make_dir(self.opts.root / "images")  # a killed save's: collected as any staging
+            try:
+                archive = spool / "archive"
+                self._copy_out(image, dest.replace(f"{fmt}:{output.absolute()}", f"{fmt}:{archive}", 1),
+                               self._copy_options(), "save")
+                with open(archive, "rb") as src, open(output, "wb") as sink:
+                    shutil.copyfileobj(src, sink, SAVE_COPY_BUFFER)
+            finally:
+                shutil.rmtree(spool, ignore_errors=True)
+            return image
         output.unlink(missing_ok=True)  # skopeo refuses to overwrite an archive
         self._copy_out(image, dest, self._copy_options(), "save")
         return image
