@@ -612,6 +612,12 @@ def test_images_import_list_and_remove_refused_in_use(store: Store, tmp_path) ->
     assert proc.returncode == 0, proc.stderr
     assert "mine" in store.cli("images").stdout
     assert store.cli("run", "--name", "user", "mine").stdout == "imported\n"
+    # the same tarball with another CMD is another image, which runs its own command
+    again = store.cli("image", "import", "-q", "-c", 'CMD ["/bin/sh", "-c", "echo second"]', str(tarball), "other")
+    assert again.returncode == 0, again.stderr
+    assert store.cli("run", "--rm", "other").stdout == "second\n"
+    assert store.runtime.image("other").id != store.runtime.image("mine").id
+    assert store.cli("image", "rm", "other").returncode == 0
     refused = store.cli("image", "rm", "mine")
     assert refused.returncode == 2 and "in use" in refused.stderr  # podman rmi: 2 for an image in use
     store.cli("rm", "user")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import enum
 import errno
+import json
 import os
 import re
 import shutil
@@ -526,6 +527,9 @@ class ImageStore:
         with tarball.open("rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 digest.update(chunk)
+        # the config is part of what the image is: the same tarball imported with another CMD or labels is
+        # another image (its ID), never the first one under a new name
+        digest.update(json.dumps({"cmd": cmd or [], "labels": labels or {}}, sort_keys=True).encode())
         staging_dir = self._staging()
         try:
             # Owners kept where the namespace has them: as root, and rootless with subordinate IDs
