@@ -148,6 +148,9 @@ def cmd_run(engine: Engine, args: argparse.Namespace) -> int:
 
         record = _created(create_to_attach(engine, args.image, create_options(args)))
         return _remote_attach(engine, record.id, start=True, detach_keys=args.detach_keys, remove=args.rm)
+    if engine.remote and args.interactive and not (passthrough or args.attach):  # run -i: stdin, no terminal
+        record = _created(engine.create(args.image, **create_options(args)))  # --rm: the service's own
+        return _remote_output(engine, record.id, start=True, stdin=True, detach_keys=args.detach_keys)
     rt = engine.local("run -i/-t/-a/--log-driver passthrough")
     ctr = _created(rt.create(args.image, **create_options(args), **_pull_progress(engine, args)))
     if passthrough:  # conmon writes the container's output to this process's own stdout and stderr
