@@ -359,15 +359,20 @@ def cmd_commit(engine: Engine, args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------- transports, import
-@command("image-import", engine=True)
-def cmd_image_import(engine: Engine, args: argparse.Namespace) -> int:
+def import_command(changes: list[str]) -> list[str] | None:
+    """``import --change``'s CMD (the only instruction carried), the last one given."""
     cmd: list[str] | None = None
-    for change in args.change:
+    for change in changes:
         key, _, value = change.replace("=", " ", 1).partition(" ")
         if key.upper() != "CMD":
             raise UsageError(f"unsupported --change instruction {key!r}: only CMD")
-        value = value.strip()
-        cmd = shell_command(value)
+        cmd = shell_command(value.strip())
+    return cmd
+
+
+@command("image-import", engine=True)
+def cmd_image_import(engine: Engine, args: argparse.Namespace) -> int:
+    cmd = import_command(args.change)
     out(engine.import_image(sys.stdin.buffer if args.tarball == "-" else args.tarball, args.name, cmd=cmd))
     return 0
 

@@ -753,7 +753,11 @@ def _commit(m: ContainerMagics, args: argparse.Namespace) -> str:
 
 @handles("image-import")
 def _image_import(m: ContainerMagics, args: argparse.Namespace) -> Any:
-    return m.rt.import_image(args.tarball, args.name)
+    from kernelext.cli.images import import_command
+
+    if args.tarball == "-":
+        raise UsageError("a cell has no stdin: give the tarball as a FILE")
+    return m.rt.import_image(args.tarball, args.name, cmd=import_command(args.change))
 
 
 @handles("image-pull")
@@ -955,6 +959,15 @@ def _diff(m: ContainerMagics, args: argparse.Namespace) -> Table:
 @handles("stat")
 def _stat(m: ContainerMagics, args: argparse.Namespace) -> Any:
     return m.rt.get(args.container).stat(args.path)
+
+
+@handles("system-df")
+def _system_df(m: ContainerMagics, args: argparse.Namespace) -> Any:
+    from kernelext.cli.checkpoints import usage_rows
+    from kernelext.domain.local import LocalEngine
+    from kernelext.magics.display import usage_table
+
+    return usage_table(usage_rows(LocalEngine(m.rt)))
 
 
 @handles("version")
