@@ -145,6 +145,9 @@ def test_magics_start_a_and_attach_without_tty(magics: Any, service: PodmanServi
         magics(f"{prefix}start -a sa")  # streamed into the cell, then the exit line
         captured = capsys.readouterr()
         started = (captured.out, captured.err, shell.user_ns["_exit_code"])
+        magics(f"{prefix}start -ai sa")  # -i: a cell has no stdin to send; the output streamed as with -a
+        captured = capsys.readouterr()
+        assert (captured.out, captured.err, shell.user_ns["_exit_code"]) == started
         magics(f"{prefix}run -d --name at busybox {' '.join(repr(a) if ' ' in a else a for a in GATED)}")
         area = magics(f"{prefix}attach at")  # a live area at once; the output comes as the container writes
         magics(f"{prefix}exec at touch /tmp/go")

@@ -126,8 +126,7 @@ def _start(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
         ident = remote.attach_target(args.containers, all=args.all, latest=args.latest)
         if remote.has_tty(ident):  # its terminal in the Terminal widget
             return _terminal(m, engine, args, lambda remote: RemoteAttachTerminal(remote, ident, start=True))
-        if args.interactive:  # stdin of a container without a TTY: not carried yet
-            raise engine_refusal(engine, "start --interactive of a container without a TTY")
+        # -i without a TTY: the output streamed, as the local line does (a cell has no stdin to send)
         name = args.containers[0] if args.containers else ident[:12]
         attachment = remote.attach_output(ident, start=True)
         again = f"--connection {remote.connection.name} " if remote.connection.name else f"--url {remote.connection.uri} "
