@@ -443,3 +443,49 @@ def test_magics_carry_the_same_commands(store: Store, service: PodmanService, ip
         {"KIND": "C", "PATH": "/bin"}, {"KIND": "D", "PATH": "/bin/zcat"}, {"KIND": "C", "PATH": "/etc"},
         {"KIND": "A", "PATH": "/etc/x"}, {"KIND": "A", "PATH": "/new"}], True, "box2", [], kernelext.__version__)
     assert store.cli("rmi", "nbsnap").returncode == 0
+
+
+def test_magics_stat_df_import_and_push(store: Store, service: PodmanService, ip: Any, tmp_path: Path,
+                                        registry: Registry) -> None:  # noqa: F811
+    """``%container stat``, ``system df``, ``image import`` and ``push`` on the local store and with ``--url``:
+    the same values; import and push answer with the image's ID on a connection (as ``pull``: no local
+    ``Image`` there), the local store's ``Image`` carrying the same ID."""
+    from kernelext.core.filecopy import FileInfo
+
+    _changed(store, service)
+    assert store.cli("export", "-o", str(tmp_path / "rootfs.tar"), "box").returncode == 0
+    values: dict[str, Any] = {}
+    for name, prefix in (("local", ""), ("remote", f"--url {service.url} ")):
+        magic = lambda line: ip.run_line_magic("container", prefix + line)  # noqa: B023 - used in this turn
+        info = magic("stat box /bin/sh")
+        assert isinstance(info, FileInfo) and info.mtime > 0
+        df = magic("system df")
+        # podman's own counts of the same moment (with what an earlier test of the module left)
+        own = [(kind, int(total), int(active)) for kind, total, active in (
+            line.rsplit(" ", 2) for line in service.remote(
+                "system", "df", "--format", "{{.Type}} {{.Total}} {{.Active}}").stdout.splitlines())]
+        imported = magic(f"image import -c CMD=cat\\ /new {tmp_path / 'rootfs.tar'} imp:1")
+        ident = imported if isinstance(imported, str) else imported.id
+        assert re.fullmatch(r"[0-9a-f]{64}", ident)
+        pushed = magic(f"push -q --tls-verify=false imp:1 {registry.ref(f'm{name}:1')}")
+        assert (pushed if isinstance(pushed, str) else pushed.id) == ident
+        found = subprocess.run(["skopeo", "inspect", "--config", "--tls-verify=false",
+                                f"docker://{registry.ref(f'm{name}:1')}"], capture_output=True, text=True)
+        assert found.returncode == 0, found.stderr
+        assert json.loads(found.stdout)["config"]["Cmd"] == ["/bin/sh", "-c", "cat /new"]
+        values[name] = ((info.name, info.size, info.mode, info.is_dir, info.link_target),
+                        df.columns, [(r["TYPE"], r["TOTAL"], r["ACTIVE"]) for r in df], own)
+    # the service keeps no checkpoint history: no Checkpoints row there
+    assert values["local"][:2] == values["remote"][:2] and values["remote"][1] == [
+        "TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
+    assert values["local"][2] == [("Images", 1, 1), ("Containers", 1, 1), ("Local Volumes", 0, 0),
+                                  ("Checkpoints", 0, 0)]
+    # the service's are podman's own sums; no Checkpoints row there: the service keeps no checkpoint history
+    assert values["remote"][2] == values["remote"][3] and [kind for kind, *_ in values["remote"][2]] == [
+        "Images", "Containers", "Local Volumes"]
+    assert values["local"][0][1:] == values["remote"][0][1:] == (values["local"][0][1], 0o100755, False, "/bin/busybox")
+    from IPython.core.error import UsageError
+
+    with pytest.raises(UsageError, match="a cell has no stdin"):
+        ip.run_line_magic("container", f"--url {service.url} image import - imp:2")
+    assert store.cli("rmi", "imp:1").returncode == 0

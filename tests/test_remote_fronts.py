@@ -26,7 +26,7 @@ from test_remote import private_store
 from conftest import Store, wait_until
 
 #: test_remote's fixtures: a podman service for the module, and no container left by a test.
-podman, service = test_remote.podman, test_remote.service
+podman, service, ssh = test_remote.podman, test_remote.service, test_remote.ssh
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists(PODMAN), reason="needs root and podman")]
 
@@ -145,6 +145,9 @@ def test_magics_start_a_and_attach_without_tty(magics: Any, service: PodmanServi
         magics(f"{prefix}start -a sa")  # streamed into the cell, then the exit line
         captured = capsys.readouterr()
         started = (captured.out, captured.err, shell.user_ns["_exit_code"])
+        magics(f"{prefix}start -ai sa")  # -i: a cell has no stdin to send; the output streamed as with -a
+        captured = capsys.readouterr()
+        assert (captured.out, captured.err, shell.user_ns["_exit_code"]) == started
         magics(f"{prefix}run -d --name at busybox {' '.join(repr(a) if ' ' in a else a for a in GATED)}")
         area = magics(f"{prefix}attach at")  # a live area at once; the output comes as the container writes
         magics(f"{prefix}exec at touch /tmp/go")
@@ -466,3 +469,26 @@ def test_remote_attach_output_is_live(service: PodmanService) -> None:
             proc.kill()
             proc.wait()
     assert (proc.returncode, out, err) == (4, b"second\n", b"")
+
+
+def test_dashboard_over_ssh(magics: Any, service: PodmanService, ssh: test_remote.SshServer,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """``%container dashboard -c far`` where "far" is an ``ssh://`` connection (an identity file, the test's
+    sshd): the remote's containers listed beside the local store's, and followed live through the tunnel."""
+    monkeypatch.setenv("KERNELEXT_SSH_CONFIG", str(ssh.client_config))
+    url = f"ssh://root@127.0.0.1:{ssh.port}{service.socket}"
+    assert kernelext("system", "connection", "add", "--identity", str(ssh.identity), "far", url).returncode == 0
+    service.remote("run", "-d", "--name", "over-ssh", "busybox", "sleep", "1000", check=True)
+    magics("create --name here busybox true")
+    board = magics("dashboard -c far")
+    try:
+        assert board.table.engines == ["local", "far"]
+        assert wait_until(lambda: sorted((r["engine"], r["name"]) for r in board.table.rows) == [
+            ("far", "over-ssh"), ("local", "here")], timeout=30), board.table.rows
+        # a container made meanwhile by podman itself shows up: the service's event stream through the tunnel
+        service.remote("run", "-d", "--name", "later", "busybox", "sleep", "1000", check=True)
+        assert wait_until(lambda: ("far", "later") in {(r["engine"], r["name"]) for r in board.table.rows},
+                          timeout=30), board.table.rows
+    finally:
+        board.close()
+        magics("rm -f here")

@@ -191,3 +191,36 @@ def test_event_and_log_streams_end_on_close(where: str, store: Store, lab: Engin
         reader.join(FOLLOW_S)
         assert not reader.is_alive()
     engine.rm(["streamed"], force=True, timeout=0)
+
+
+def test_image_list_on_a_connection(podman: PodmanService, lab: Engine, store: Store, ip: object) -> None:
+    """``%container --url URL imagelist``: the service's images, a row per name as the local widget's, and the
+    containers made from each; refresh brings a change made meanwhile by podman itself."""
+    from kernelext.widgets import ImageList
+
+    lab.create("busybox", name="user1", command=["true"])
+    lab.create("busybox", name="user2", command=["true"])
+    widget = ip.run_line_magic("container", f"--url {podman.url} imagelist")  # type: ignore[attr-defined]
+    try:
+        assert isinstance(widget, ImageList)
+        [row] = widget.rows
+        busybox = podman.remote("image", "inspect", "--format", "{{.Id}}", "busybox").stdout.strip()
+        assert (row["repository"], row["tag"], row["id"], row["containers"]) == (
+            "localhost/busybox", "latest", busybox[:12], "user1, user2")
+        # the same row shape and the same figures as the local widget's for the same image
+        store.cli("create", "--name", "user1", "busybox")
+        local = ImageList(store.runtime)
+        try:
+            [mine] = local.rows
+            assert set(mine) == set(row) and (mine["repository"], mine["tag"], mine["containers"]) == (
+                row["repository"], row["tag"], "user1")
+        finally:
+            local.close()
+        podman.remote("tag", "busybox", "localhost/second:v2", check=True)
+        podman.remote("rm", "user2", check=True)
+        widget._on_message(widget, {"type": "refresh"}, [])
+        assert sorted((r["repository"], r["tag"], r["containers"]) for r in widget.rows) == [
+            ("localhost/busybox", "latest", "user1"), ("localhost/second", "v2", "user1")]
+    finally:
+        widget.close()
+        podman.remote("rmi", "localhost/second:v2", check=False)

@@ -90,14 +90,18 @@ def restore_from(rt: Runtime, args: argparse.Namespace, options: dict[str, Any])
 
 
 
+def usage_rows(engine: Engine) -> list[dict[str, Any]]:
+    """``system df``'s rows on an engine, with podman's field names (the CLI's template, the magic's table)."""
+    return [{"Type": r.kind, "Total": r.total, "Active": r.active, "Size": human_size(r.size),
+             "Reclaimable": f"{human_size(r.reclaimable)} ({100 * r.reclaimable // r.size if r.size else 0}%)",
+             "RawSize": r.size, "RawReclaimable": r.reclaimable} for r in engine.disk_usage()]
+
+
 @command("system-df", engine=True)
 def cmd_system_df(engine: Engine, args: argparse.Namespace) -> int:
     """podman's ``system df`` rows, and the checkpoint histories' (what ``checkpoint prune`` reclaims)."""
     template = _template(args, "df")
-    rows: list[dict[str, Any]] = [
-        {"Type": r.kind, "Total": r.total, "Active": r.active, "Size": human_size(r.size),
-         "Reclaimable": f"{human_size(r.reclaimable)} ({100 * r.reclaimable // r.size if r.size else 0}%)",
-         "RawSize": r.size, "RawReclaimable": r.reclaimable} for r in engine.disk_usage()]
+    rows = usage_rows(engine)
     render_rows(args, template, rows, lambda shown: table(
         ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
         [[r["Type"], str(r["Total"]), str(r["Active"]), r["Size"], r["Reclaimable"]] for r in shown]))

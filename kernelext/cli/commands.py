@@ -17,7 +17,7 @@ import time
 import tty as tty_mod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from kernelext.cli.checkpointtree import diff_text, inspect_text
 from kernelext.cli.connections import system_connection
@@ -48,9 +48,12 @@ from kernelext.domain.engine import ContainerRecord, Engine
 from kernelext.domain.filters import parse_filters
 from kernelext.domain.reports import InspectReport, Report, WaitReport, errors_of, exit_code
 from kernelext.errors import KernelextError, NoSuchContainerError, NoSuchVolumeError
-from kernelext.oci.attach import Detached, Stream, parse_detach_keys, pump
+from kernelext.oci.attach import ATTACH_BUFFER, Detached, DetachFilter, Stream, parse_detach_keys, pump
 from kernelext.oci.monitoring import LogDriver
 from kernelext.units import STATS_COLUMNS, human_duration, stats_row
+
+if TYPE_CHECKING:
+    from kernelext.domain.remote import RemoteAttachment
 
 Handler = Callable[[Any, argparse.Namespace], int]
 COMMANDS: dict[str, Handler] = {}
@@ -145,6 +148,9 @@ def cmd_run(engine: Engine, args: argparse.Namespace) -> int:
 
         record = _created(create_to_attach(engine, args.image, create_options(args)))
         return _remote_attach(engine, record.id, start=True, detach_keys=args.detach_keys, remove=args.rm)
+    if engine.remote and args.interactive and not (passthrough or args.attach):  # run -i: stdin, no terminal
+        record = _created(engine.create(args.image, **create_options(args)))  # --rm: the service's own
+        return _remote_output(engine, record.id, start=True, stdin=True, detach_keys=args.detach_keys)
     rt = engine.local("run -i/-t/-a/--log-driver passthrough")
     ctr = _created(rt.create(args.image, **create_options(args), **_pull_progress(engine, args)))
     if passthrough:  # conmon writes the container's output to this process's own stdout and stderr
@@ -337,7 +343,8 @@ def cmd_attach(engine: Engine, args: argparse.Namespace) -> int:
 
         if remote_engine(engine).has_tty(args.container):
             return _remote_attach(engine, args.container, start=False, detach_keys=args.detach_keys)
-        return _remote_output(engine, args.container, start=False)
+        return _remote_output(engine, args.container, start=False, stdin=not args.no_stdin,
+                              detach_keys=args.detach_keys)
     ctr = engine.local("attach").get(args.container)
     stdin = ctr.config.stdin and not args.no_stdin
     return attach_and_wait(ctr, start=False, stdin=stdin, detach_keys=args.detach_keys, remove=False)
@@ -355,32 +362,53 @@ def _remote_attach(engine: Engine, name: str, *, start: bool, detach_keys: str |
 def _remote_start_attached(engine: Engine, args: argparse.Namespace) -> int:
     """``start -a`` on a remote engine: a TTY container's terminal, else its output as it comes."""
     from kernelext.cli.terminalsession import remote_engine
-    from kernelext.domain.engine import unsupported
 
     remote = remote_engine(engine)
     ident = remote.attach_target(args.containers, all=args.all, latest=args.latest)
     if remote.has_tty(ident):
         return _remote_attach(engine, ident, start=True, detach_keys=args.detach_keys)
-    if args.interactive:  # stdin of a container without a TTY: not carried yet
-        raise unsupported(engine.name, "start --interactive of a container without a TTY")
-    return _remote_output(engine, ident, start=True)
+    return _remote_output(engine, ident, start=True, stdin=args.interactive, detach_keys=args.detach_keys)
 
 
-def _remote_output(engine: Engine, name: str, *, start: bool) -> int:
+def _remote_output(engine: Engine, name: str, *, start: bool, stdin: bool = False,
+                   detach_keys: str | None = None) -> int:
     """A remote container's output here as it comes (podman's sig-proxy: this process's signals sent to it),
-    then its exit code."""
+    then its exit code; ``stdin`` (for a container made with ``-i``): this process's stdin sent up until its
+    end or the detach sequence (then 0, the container runs on), as podman's remote client."""
     from kernelext.cli.terminalsession import remote_engine
 
     remote = remote_engine(engine)
+    keys = parse_detach_keys(DEFAULT_DETACH_KEYS if detach_keys is None else detach_keys)
     # the proxy from before the attach: a signal once the service has attached is never lost
     with _signal_proxy(lambda signum: remote.kill([name], signal=signum), True):
-        attachment = remote.attach_output(name, start=start)
+        attachment = remote.attach_output(name, start=start, stdin=stdin, detach_keys=detach_keys)
+        detached = threading.Event()
+        if stdin:
+            threading.Thread(target=_feed_remote, args=(attachment, keys, detached), daemon=True,
+                             name="kernelext-attach-stdin").start()
         try:
             for stream, data in attachment.packets():
                 _write_packet(stream, data)
         finally:
             attachment.close()
-    return attachment.wait()
+    return 0 if detached.is_set() else attachment.wait()
+
+
+def _feed_remote(attachment: RemoteAttachment, keys: bytes, detached: threading.Event) -> None:
+    """This process's stdin up a remote attach: its end half-closes the connection (the container's stdin
+    ends), the detach sequence closes it (the output loop ends, the container runs on)."""
+    filt = DetachFilter(keys)
+    fd = sys.stdin.fileno()
+    try:
+        while data := os.read(fd, ATTACH_BUFFER):
+            if data := filt.feed(data):
+                attachment.send(data)
+        attachment.close_stdin()
+    except Detached:
+        detached.set()
+        attachment.close()
+    except OSError:  # the container has exited and the connection is gone: nothing more to send
+        pass
 
 
 @command("exec", engine=True)

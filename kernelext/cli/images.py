@@ -10,6 +10,7 @@ import argparse
 import fnmatch
 import json
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from kernelext.cli.commands import _inspect_each, _template, _truncate, command, confirmed, err, out
@@ -180,19 +181,31 @@ def engine_images(engine: Engine, args: argparse.Namespace) -> list[dict[str, An
     return record_rows([r for r in records if _matches(r, filters)], args.no_trunc)
 
 
-def record_rows(records: list[ImageRecord], no_trunc: bool = False) -> list[dict[str, Any]]:
-    """``images``' rows of an engine's records (the fields podman's ``ListImage`` gives), newest first."""
+def record_rows(records: list[ImageRecord], no_trunc: bool = False,
+                users: Mapping[str, list[str]] | None = None) -> list[dict[str, Any]]:
+    """``images``' rows of an engine's records (the fields podman's ``ListImage`` gives), newest first;
+    ``users``: the names of the containers made from each image (:func:`image_users`), when known."""
     rows = []
     for image in sorted(records, key=lambda i: i.created, reverse=True):
         names = [":".join(repo_tag(n)) for n in image.names]
+        used_by = sorted((users or {}).get(image.id, []))
         base = {"Id": image.id, "ID": f"sha256:{image.id}" if no_trunc else image.id[:12],
                 "Digest": f"sha256:{image.id}", "Created": int(image.created), "CreatedAt": format_time(image.created),
                 "CreatedSince": since(image.created), "Size": image_size(image.size), "VirtualSize": image.size,
-                "Containers": 0, "UsedBy": [], "Dangling": not names, "Names": names, "Labels": {},
+                "Containers": len(used_by), "UsedBy": used_by, "Dangling": not names, "Names": names, "Labels": {},
                 "ReadOnly": False}
         for repository, tag in [repo_tag(n) for n in image.names] or [(NONE, NONE)]:
             rows.append({**base, "Repository": repository, "Tag": tag})
     return rows
+
+
+def image_users(engine: Engine) -> dict[str, list[str]]:
+    """The names of each image's containers on an engine (its ``ps -a``), by image ID: what the local store's
+    ``users`` answers, for an engine whose image list gives only a count."""
+    users: dict[str, list[str]] = {}
+    for ctr in engine.ps(all=True):
+        users.setdefault(ctr.image_id.removeprefix("sha256:"), []).append(ctr.name)
+    return users
 
 
 @command("image-ls", engine=True)
@@ -346,15 +359,20 @@ def cmd_commit(engine: Engine, args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------- transports, import
-@command("image-import", engine=True)
-def cmd_image_import(engine: Engine, args: argparse.Namespace) -> int:
+def import_command(changes: list[str]) -> list[str] | None:
+    """``import --change``'s CMD (the only instruction carried), the last one given."""
     cmd: list[str] | None = None
-    for change in args.change:
+    for change in changes:
         key, _, value = change.replace("=", " ", 1).partition(" ")
         if key.upper() != "CMD":
             raise UsageError(f"unsupported --change instruction {key!r}: only CMD")
-        value = value.strip()
-        cmd = shell_command(value)
+        cmd = shell_command(value.strip())
+    return cmd
+
+
+@command("image-import", engine=True)
+def cmd_image_import(engine: Engine, args: argparse.Namespace) -> int:
+    cmd = import_command(args.change)
     out(engine.import_image(sys.stdin.buffer if args.tarball == "-" else args.tarball, args.name, cmd=cmd))
     return 0
 

@@ -522,15 +522,22 @@ class RemoteEngine:
         """Whether the container was made with a TTY (its attach is a terminal, not multiplexed output)."""
         return bool((self._inspect(name).get("Config") or {}).get("Tty"))
 
-    def attach_output(self, name: str, *, start: bool) -> RemoteAttachment:
-        """``attach`` and ``start -a`` without stdin: the container's output as it comes (the API's attach
-        stream: multiplexed frames, or a TTY's raw bytes), attached before a start so nothing is lost. As
-        podman's remote client: ``attach`` only to a running container (docs/architecture.md §16)."""
+    def attach_output(self, name: str, *, start: bool, stdin: bool = False,
+                      detach_keys: str | None = None) -> RemoteAttachment:
+        """``attach`` and ``start -a``: the container's output as it comes (the API's attach stream:
+        multiplexed frames, or a TTY's raw bytes), attached before a start so nothing is lost. As podman's
+        remote client: ``attach`` only to a running container (docs/architecture.md §16). ``stdin`` (a
+        container made with ``-i``): the same hijacked connection carries input up (:meth:`RemoteAttachment.send`);
+        ``detach_keys`` as given by the user, passed to the service as podman's client does."""
         doc = self._inspect(name)
         ident = str(doc["Id"])
         if not start and (doc.get("State") or {}).get("Status") != "running":
             raise ContainerStateError("you can only attach to running containers", container=name)
-        sock, reader = self.hijack(f"/containers/{ident}/attach", {"stream": True, "stdout": True, "stderr": True})
+        stdin = stdin and bool((doc.get("Config") or {}).get("OpenStdin"))
+        params: dict[str, Any] = {"stream": True, "stdout": True, "stderr": True, "stdin": stdin}
+        if stdin and detach_keys is not None:
+            params["detachKeys"] = detach_keys
+        sock, reader = self.hijack(f"/containers/{ident}/attach", params)
         attachment = RemoteAttachment(self, ident, sock, reader, tty=bool((doc.get("Config") or {}).get("Tty")))
         if start:
             try:
@@ -1406,6 +1413,15 @@ class RemoteAttachment:
     def packets(self) -> Iterator[tuple[Stream, bytes]]:
         while (packet := self.recv()) is not None:
             yield packet
+
+    def send(self, data: bytes) -> None:
+        """Input for the container's stdin (an attach made with ``stdin``)."""
+        self.sock.sendall(data)
+
+    def close_stdin(self) -> None:
+        """The end of input: a half-close, which the service passes on to conmon as the stdin's end."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_WR)
 
     def close(self) -> None:
         self._closed = True

@@ -59,12 +59,11 @@ Handler = Callable[["ContainerMagics", argparse.Namespace], Any]
 #: Subcommands that exist only in a notebook (they show a widget).
 WIDGET_COMMANDS = ("panel", "diagram", "timeline", "monitor", "files", "dashboard", "imagelist")
 #: The widgets that work on any engine (docs/architecture.md §16): with a connection, on it.
-ENGINE_WIDGETS = ("panel", "dashboard", "monitor", "files")
+ENGINE_WIDGETS = ("panel", "dashboard", "monitor", "files", "imagelist")
 #: The widgets that show what only kernelext's own store has, and why (the one line a remote engine gives).
 LOCAL_WIDGETS = {
     "diagram": "it shows this host's runc and conmon processes, which a podman service's containers are not",
     "timeline": "it shows kernelext's own checkpoint history, which a podman service does not keep",
-    "imagelist": "not supported by the remote engine yet",
 }
 HANDLERS: dict[str, Handler] = {}
 
@@ -317,6 +316,10 @@ class ContainerMagics(Magics):
             return self._widget(argv)
         if command in LOCAL_WIDGETS:
             raise unsupported(engine.name, f"%container {command}", LOCAL_WIDGETS[command])
+        if command == "imagelist":
+            if rest:
+                raise UsageError(f"usage: %container {command}")
+            return widgets.ImageList(engine=engine)
         if len(rest) != 1:
             raise UsageError(f"usage: %container {command} CONTAINER")
         if command == "monitor":
@@ -750,7 +753,11 @@ def _commit(m: ContainerMagics, args: argparse.Namespace) -> str:
 
 @handles("image-import")
 def _image_import(m: ContainerMagics, args: argparse.Namespace) -> Any:
-    return m.rt.import_image(args.tarball, args.name)
+    from kernelext.cli.images import import_command
+
+    if args.tarball == "-":
+        raise UsageError("a cell has no stdin: give the tarball as a FILE")
+    return m.rt.import_image(args.tarball, args.name, cmd=import_command(args.change))
 
 
 @handles("image-pull")
@@ -952,6 +959,15 @@ def _diff(m: ContainerMagics, args: argparse.Namespace) -> Table:
 @handles("stat")
 def _stat(m: ContainerMagics, args: argparse.Namespace) -> Any:
     return m.rt.get(args.container).stat(args.path)
+
+
+@handles("system-df")
+def _system_df(m: ContainerMagics, args: argparse.Namespace) -> Any:
+    from kernelext.cli.checkpoints import usage_rows
+    from kernelext.domain.local import LocalEngine
+    from kernelext.magics.display import usage_table
+
+    return usage_table(usage_rows(LocalEngine(m.rt)))
 
 
 @handles("version")

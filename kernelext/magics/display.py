@@ -128,6 +128,15 @@ class Table(list[dict[str, Any]]):
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+#: ``system df``'s columns, as the CLI's table heads them (the rows' field names).
+USAGE_COLUMNS = {"TYPE": "Type", "TOTAL": "Total", "ACTIVE": "Active", "SIZE": "Size", "RECLAIMABLE": "Reclaimable"}
+
+
+def usage_table(rows: list[dict[str, Any]]) -> Table:
+    """``%container system df``: the CLI's table (:func:`kernelext.cli.checkpoints.usage_rows`), on any engine."""
+    return Table(({head: row[key] for head, key in USAGE_COLUMNS.items()} for row in rows), list(USAGE_COLUMNS))
+
+
 def entry_text(entry: CheckpointEntry) -> str:
     """Stable for nbval: the entry's number, name, container and parent (no sizes, times or IDs)."""
     name = f" ({entry.name})" if entry.name else ""

@@ -126,8 +126,7 @@ def _start(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
         ident = remote.attach_target(args.containers, all=args.all, latest=args.latest)
         if remote.has_tty(ident):  # its terminal in the Terminal widget
             return _terminal(m, engine, args, lambda remote: RemoteAttachTerminal(remote, ident, start=True))
-        if args.interactive:  # stdin of a container without a TTY: not carried yet
-            raise engine_refusal(engine, "start --interactive of a container without a TTY")
+        # -i without a TTY: the output streamed, as the local line does (a cell has no stdin to send)
         name = args.containers[0] if args.containers else ident[:12]
         attachment = remote.attach_output(ident, start=True)
         again = f"--connection {remote.connection.name} " if remote.connection.name else f"--url {remote.connection.uri} "
@@ -469,6 +468,40 @@ def _container_prune(m: ContainerMagics, engine: Engine, args: argparse.Namespac
     if not args.force:
         raise UsageError("a cell cannot answer the confirmation: add -f")
     return engine.prune_containers(args.filter)
+
+
+@remote("stat")
+def _stat(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
+    """The path's :class:`~kernelext.core.filecopy.FileInfo`, as the local line gives, from the service's."""
+    from kernelext.core.filecopy import FileInfo
+
+    return FileInfo.from_json(engine.stat(args.container, args.path))
+
+
+@remote("system-df")
+def _system_df(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Table:
+    from kernelext.cli.checkpoints import usage_rows
+    from kernelext.magics.display import usage_table
+
+    return usage_table(usage_rows(engine))
+
+
+@remote("image-import")
+def _image_import(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> str:
+    """The new image's ID (what podman's API answers, as ``pull``'s: no local ``Image`` to show)."""
+    from kernelext.cli.images import import_command
+
+    if args.tarball == "-":
+        raise UsageError("a cell has no stdin: give the tarball as a FILE")
+    return engine.import_image(args.tarball, args.name, cmd=import_command(args.change))
+
+
+@remote("image-push")
+def _image_push(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> str:
+    """Pushed by the service from where it stands: the image's ID (as ``pull``'s; no progress: the service
+    reports none)."""
+    engine.push(args.image, args.destination, tls_verify=args.tls_verify, authfile=args.authfile)
+    return str(engine.inspect_image(args.image)["Id"]).removeprefix("sha256:")
 
 
 @remote("version")
