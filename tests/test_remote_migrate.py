@@ -10,12 +10,14 @@ binds it, which is the order ``move`` and ``checkpoint --export`` + ``restore --
 from __future__ import annotations
 
 import os
+import pwd
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import test_remote
-from podmanservice import PODMAN, PodmanService
+from podmanservice import PODMAN, PodmanService, RootlessService, kernelext, start_rootless
 from test_remote import remote
 
 from kernelext.connections import Connection
@@ -35,6 +37,8 @@ podman, service = test_remote.podman, test_remote.service
 #: busybox's httpd serving /www in the foreground: the page is a file written into the container's layer.
 HTTPD = "mkdir -p /www && echo \"$PAGE\" > /www/index.html && exec httpd -f -p 80 -h /www"
 CONNECT_S = 30.0
+#: scripts/setup.sh's normal user with subordinate IDs (tests/test_rootless_suite.py runs the suite as it).
+ROOTLESS_USER = os.environ.get("KERNELEXT_TEST_USER", "kernelext-test")
 
 
 def page(port: int) -> str | None:
@@ -164,3 +168,43 @@ def test_api_too_old_rule(have: str, refused: bool) -> None:
     if reason:
         assert f"API {have}" in reason and "4.0.0" in reason
     assert api_too_old("restore --keep", have) is None
+
+
+@pytest.fixture(scope="module")
+def rootless(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RootlessService]:
+    try:
+        pwd.getpwnam(ROOTLESS_USER)
+    except KeyError:
+        pytest.fail(f"no user {ROOTLESS_USER}: run scripts/setup.sh (it creates the rootless test users)")
+    service = start_rootless(ROOTLESS_USER, tmp_path_factory.mktemp("rootless-busybox"))
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+def test_a_rootless_service_refuses_checkpoint_and_restore_in_one_line(store: Store, rootless: RootlessService,
+                                                                       tmp_path: Path) -> None:
+    """A rootless podman service (CRIU on its PATH) fails a checkpoint with only runc's command line; the engine
+    says podman's own reason, naming the connection, and leaves the container running and no file; an import
+    is refused the same way and leaves no container."""
+    env = {"CONTAINERS_CONF": str(tmp_path / "containers.conf"),
+           "PODMAN_CONNECTIONS_CONF": str(tmp_path / "connections.json")}
+    assert kernelext("system", "connection", "add", "lab", rootless.url, env=env).returncode == 0
+    run = lambda *argv: kernelext("--connection", "lab", *argv, env=env)
+    started = run("run", "-d", "--network", "none", "--name", "idle", "busybox", "sleep", "1000")
+    assert started.returncode == 0, started.stderr
+    line = "Error: checkpoint: the service's podman runs rootless: checkpointing a container requires root " \
+           "(engine 'lab')\n"
+    refused = run("checkpoint", "idle")
+    assert (refused.returncode, refused.stdout, refused.stderr) == (125, "", line)
+    exported = run("checkpoint", "--export", str(tmp_path / "idle.tar"), "idle")
+    assert (exported.returncode, exported.stderr) == (125, line) and not (tmp_path / "idle.tar").exists()
+    assert run("inspect", "--format", "{{.State.Status}}", "idle").stdout == "running\n"
+    # an archive the local engine made, imported there
+    assert store.cli("run", "-d", "--name", "here", "busybox", "sleep", "1000").returncode == 0
+    assert store.cli("checkpoint", "--export", str(tmp_path / "here.tar"), "here").returncode == 0
+    imported = run("restore", "--import", str(tmp_path / "here.tar"))
+    assert (imported.returncode, imported.stderr) == (
+        125, "Error: restore: the service's podman runs rootless: restoring a container requires root (engine 'lab')\n")
+    assert run("ps", "-a", "--format", "{{.Names}}").stdout == "idle\n"

@@ -102,6 +102,12 @@ MINIMUM_API: dict[str, tuple[int, int, int]] = {
     "checkpoint --print-stats": (4, 0, 0), "restore --print-stats": (4, 0, 0),
     "restore --import --print-stats": (4, 0, 0), "restore --import --publish": (4, 0, 0),
 }
+#: podman's own reasons a service cannot checkpoint or restore at all (no CRIU, a runtime without it).
+NO_CHECKPOINT = ("checkpoint/restore requires at least CRIU", "configured runtime does not support checkpoint/restore")
+#: podman's client refuses these as a normal user in its own words; a rootless service has runc run CRIU
+#: unprivileged, which fails with nothing but runc's command line: the same words, said for the service.
+ROOTLESS_REFUSAL = {"checkpoint": "checkpointing a container requires root",
+                    "restore": "restoring a container requires root"}
 #: Go's os.FileMode type bits in podman's path stat.
 GO_MODE_DIR = 1 << 31
 GO_MODE_SYMLINK = 1 << 27
@@ -289,6 +295,7 @@ class RemoteEngine:
         self.name = connection.label
         self._tunnel: _Tunnel | None = None
         self._api_version: str | None = None
+        self._rootless: bool | None = None
         scheme = urllib.parse.urlsplit(connection.uri).scheme
         if scheme == "ssh":
             self._tunnel = _Tunnel(connection)
@@ -906,10 +913,11 @@ class RemoteEngine:
                   "printStats": options.get("print_stats"), "export": bool(export)}
 
         def one(ident: str) -> Any:
-            if export:
-                self._download(f"/containers/{ident}/checkpoint", params, export, ident)
-                return None
-            response = self._request("POST", f"/containers/{ident}/checkpoint", params=params, name=ident)
+            with self._checkpointing("checkpoint"):
+                if export:
+                    self._download(f"/containers/{ident}/checkpoint", params, export, ident)
+                    return None
+                response = self._request("POST", f"/containers/{ident}/checkpoint", params=params, name=ident)
             return response.json() if options.get("print_stats") else None
         return self._each(rep.CheckpointReport, chosen, one, result="statistics")
 
@@ -925,8 +933,10 @@ class RemoteEngine:
         self._require_api(options, {"print_stats": "restore --print-stats"})
         params = {"keep": options.get("keep"), "tcpEstablished": options.get("tcp_established"),
                   "ignoreRootFS": options.get("ignore_rootfs")}
-        return self._each(rep.RestoreReport, chosen,
-                          lambda i: self._request("POST", f"/containers/{i}/restore", params=params, name=i))
+        def one(ident: str) -> None:
+            with self._checkpointing("restore"):
+                self._request("POST", f"/containers/{ident}/restore", params=params, name=ident)
+        return self._each(rep.RestoreReport, chosen, one)
 
     def restore_import(self, archive: str, name: str | None = None, *, publish: Sequence[str] | None = None,
                        **options: Any) -> ContainerRecord:
@@ -936,6 +946,8 @@ class RemoteEngine:
                           {"print_stats": "restore --import --print-stats", "publish": "restore --import --publish"})
         from kernelext.files.confined import FileData
 
+        if self.rootless():  # asked first: podman 4.3 leaves the container its failed import made
+            raise self._rootless_refusal("restore")
         params = {"import": True, "name": name, "keep": options.get("keep"),
                   "tcpEstablished": options.get("tcp_established"), "ignoreRootFS": options.get("ignore_rootfs"),
                   "publishPorts": _publish_ports(publish) if publish else None}
@@ -945,8 +957,9 @@ class RemoteEngine:
             raise InvalidArgumentError(f"failed to open checkpoint archive {archive} for import: "
                                        f"{exc.strerror.lower() if exc.strerror else exc}") from None
         try:
-            body = self._send_archive("POST", "/containers/import/restore", params,
-                                      iter([FileData(fd, os.fstat(fd).st_size)]), name)
+            with self._checkpointing("restore"):
+                body = self._send_archive("POST", "/containers/import/restore", params,
+                                          iter([FileData(fd, os.fstat(fd).st_size)]), name)
         finally:
             os.close(fd)
         doc = json.loads(body)
@@ -959,6 +972,32 @@ class RemoteEngine:
             engine: dict[str, Any] = next((c for c in doc.get("Components") or [] if c.get("Name") == "Podman Engine"), {})
             self._api_version = str((engine.get("Details") or {}).get("APIVersion") or doc.get("Version") or "0")
         return self._api_version
+
+    @contextlib.contextmanager
+    def _checkpointing(self, command: str) -> Iterator[None]:
+        """A checkpoint or restore call whose failure, when the service cannot do either at all (no CRIU, a
+        rootless podman), becomes one line naming the connection and podman's reason; other failures (a
+        container in the wrong state, a name taken) pass as the service gave them."""
+        try:
+            yield
+        except (NoSuchContainerError, ContainerStateError, NameInUseError, EngineUnsupportedError):
+            raise
+        except KernelextError as exc:
+            if exc.message.startswith(NO_CHECKPOINT):
+                raise unsupported(self.name, command, exc.message) from None
+            if self.rootless():
+                raise self._rootless_refusal(command) from None
+            raise
+
+    def _rootless_refusal(self, command: str) -> EngineUnsupportedError:
+        return unsupported(self.name, command, f"the service's podman runs rootless: {ROOTLESS_REFUSAL[command]}")
+
+    def rootless(self) -> bool:
+        """Whether the service's podman runs as a normal user (its ``/info``), asked once per engine."""
+        if self._rootless is None:
+            host = self._json("GET", "/info").get("host") or {}
+            self._rootless = bool((host.get("security") or {}).get("rootless"))
+        return self._rootless
 
     def _require_api(self, options: Mapping[str, Any], features: Mapping[str, str]) -> None:
         """Refuse, before any call, an option given that the service's podman is too old to honour."""
@@ -976,8 +1015,9 @@ class RemoteEngine:
         with contextlib.closing(sock), reader:
             _check_status(reader, name)
             try:
-                with open(destination, "wb") as out:
-                    shutil.copyfileobj(reader, out, COPY_BUFFER)
+                with open(destination, "wb", buffering=0) as out:
+                    out.write(reader.read1(COPY_BUFFER))  # what the reader holds past the headers
+                    _splice_all(sock.fileno(), out.fileno())
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(destination)
@@ -1351,6 +1391,23 @@ def _pruned(done: list[dict[str, Any]] | None) -> list[str]:
     if failed:
         raise KernelextError(failed[0])
     return [str(d["Id"]).removeprefix("sha256:") for d in done or []]
+
+
+def _splice_all(source: int, destination: int) -> None:
+    """The rest of a socket's stream into a file through a pipe, in the kernel (``splice(2)``): no copy through
+    Python, as the service's own ``io.Copy`` on its side."""
+    import fcntl
+
+    pipe_out, pipe_in = os.pipe2(os.O_CLOEXEC)
+    try:
+        with contextlib.suppress(OSError):  # a larger pipe: fewer calls (the unprivileged limit is 1 MiB)
+            fcntl.fcntl(pipe_in, fcntl.F_SETPIPE_SZ, COPY_BUFFER)
+        while moved := os.splice(source, pipe_in, COPY_BUFFER):
+            while moved:
+                moved -= os.splice(pipe_out, destination, moved)
+    finally:
+        os.close(pipe_out)
+        os.close(pipe_in)
 
 
 def _query(params: Mapping[str, Any]) -> str:
