@@ -24,7 +24,7 @@ from kernelext.connections import Connection
 from kernelext.domain.local import LocalEngine
 from kernelext.domain.migrate import move
 from kernelext.domain.remote import MINIMUM_API, RemoteEngine, api_too_old
-from kernelext.errors import EngineUnsupportedError
+from kernelext.errors import EngineUnsupportedError, KernelextError
 
 from conftest import Store, wait_until
 from loopback import free_port
@@ -208,3 +208,26 @@ def test_a_rootless_service_refuses_checkpoint_and_restore_in_one_line(store: St
     assert (imported.returncode, imported.stderr) == (
         125, "Error: restore: the service's podman runs rootless: restoring a container requires root (engine 'lab')\n")
     assert run("ps", "-a", "--format", "{{.Names}}").stdout == "idle\n"
+
+
+@pytest.mark.parametrize(("message", "rootless", "line"), [
+    ("checkpoint/restore requires at least CRIU 31600", False,
+     "checkpoint: checkpoint/restore requires at least CRIU 31600 (engine 'lab')"),
+    ("configured runtime does not support checkpoint/restore", True,
+     "checkpoint: configured runtime does not support checkpoint/restore (engine 'lab')"),
+    ("`/usr/bin/runc checkpoint ...` failed: exit status 1", True,
+     "checkpoint: the service's podman runs rootless: checkpointing a container requires root (engine 'lab')"),
+    ("`/usr/bin/runc checkpoint ...` failed: exit status 1", False, None),
+])
+def test_checkpoint_failure_rule(message: str, rootless: bool, line: str | None) -> None:
+    """The pure rule on the service's message (the rootful service without CRIU is the case not made for real
+    here: the CRIU kernelext provisions is on every service's PATH): podman's own can't-at-all reasons and a
+    rootless service become the engine's one line; any other failure passes as the service gave it."""
+    engine = RemoteEngine.__new__(RemoteEngine)  # no service: the rule alone
+    engine.name, engine._rootless = "lab", rootless
+    with pytest.raises(KernelextError) as raised, engine._checkpointing("checkpoint"):
+        raise KernelextError(message)
+    if line is None:
+        assert type(raised.value) is KernelextError and str(raised.value) == message
+    else:
+        assert isinstance(raised.value, EngineUnsupportedError) and str(raised.value) == line
