@@ -187,7 +187,7 @@ def test_a_rootless_service_refuses_checkpoint_and_restore_in_one_line(store: St
                                                                        tmp_path: Path) -> None:
     """A rootless podman service (CRIU on its PATH) fails a checkpoint with only runc's command line; the engine
     says podman's own reason, naming the connection, and leaves the container running and no file; an import
-    is refused the same way and leaves no container."""
+    is refused the same way and leaves no container (podman 4.3 leaves the one it made: the engine removes it)."""
     env = {"CONTAINERS_CONF": str(tmp_path / "containers.conf"),
            "PODMAN_CONNECTIONS_CONF": str(tmp_path / "connections.json")}
     assert kernelext("system", "connection", "add", "lab", rootless.url, env=env).returncode == 0

@@ -102,6 +102,8 @@ MINIMUM_API: dict[str, tuple[int, int, int]] = {
     "checkpoint --print-stats": (4, 0, 0), "restore --print-stats": (4, 0, 0),
     "restore --import --print-stats": (4, 0, 0), "restore --import --publish": (4, 0, 0),
 }
+#: The header each of podman's answers carries with its libpod API version (``/version`` takes ~0.4 s here).
+LIBPOD_API_HEADER = "Libpod-API-Version"
 #: podman's own reasons a service cannot checkpoint or restore at all (no CRIU, a runtime without it).
 NO_CHECKPOINT = ("checkpoint/restore requires at least CRIU", "configured runtime does not support checkpoint/restore")
 #: podman's client refuses these as a normal user in its own words; a rootless service has runc run CRIU
@@ -312,7 +314,8 @@ class RemoteEngine:
             if self.socket is not None and self._tunnel is None:  # the tunnel checked its own socket
                 self._probe(self.socket)
             self.client: Any = PodmanClient(base_url=base_url)  # podman-py has no type information
-            self._request("GET", "/_ping", raw_path=True)  # unreachable: said now, in one line
+            ping = self._request("GET", "/_ping", raw_path=True)  # unreachable: said now, in one line
+            self._api_version = ping.headers.get(LIBPOD_API_HEADER)  # every answer says it: no call of its own
         except BaseException:
             if self._tunnel is not None:
                 self._tunnel.close()
@@ -944,10 +947,9 @@ class RemoteEngine:
         self._refuse(options, ("keep", "tcp_established", "ignore_rootfs", "print_stats"), "restore --import")
         self._require_api({**options, "publish": publish},
                           {"print_stats": "restore --import --print-stats", "publish": "restore --import --publish"})
+        from kernelext.core.checkpoint import archive_container_name
         from kernelext.files.confined import FileData
 
-        if self.rootless():  # asked first: podman 4.3 leaves the container its failed import made
-            raise self._rootless_refusal("restore")
         params = {"import": True, "name": name, "keep": options.get("keep"),
                   "tcpEstablished": options.get("tcp_established"), "ignoreRootFS": options.get("ignore_rootfs"),
                   "publishPorts": _publish_ports(publish) if publish else None}
@@ -957,7 +959,7 @@ class RemoteEngine:
             raise InvalidArgumentError(f"failed to open checkpoint archive {archive} for import: "
                                        f"{exc.strerror.lower() if exc.strerror else exc}") from None
         try:
-            with self._checkpointing("restore"):
+            with self._checkpointing("restore", made=lambda: name or archive_container_name(Path(archive))):
                 body = self._send_archive("POST", "/containers/import/restore", params,
                                           iter([FileData(fd, os.fstat(fd).st_size)]), name)
         finally:
@@ -966,7 +968,7 @@ class RemoteEngine:
         return self._record(doc.get("Id") or doc.get("id") or name or "")
 
     def api_version(self) -> str:
-        """The libpod API version the service reports (``/version``), asked once per engine."""
+        """The libpod API version the service reports (its answers' header, else ``/version``, asked once)."""
         if self._api_version is None:
             doc = self._json("GET", "/version")
             engine: dict[str, Any] = next((c for c in doc.get("Components") or [] if c.get("Name") == "Podman Engine"), {})
@@ -974,23 +976,28 @@ class RemoteEngine:
         return self._api_version
 
     @contextlib.contextmanager
-    def _checkpointing(self, command: str) -> Iterator[None]:
+    def _checkpointing(self, command: str, made: Callable[[], str] | None = None) -> Iterator[None]:
         """A checkpoint or restore call whose failure, when the service cannot do either at all (no CRIU, a
         rootless podman), becomes one line naming the connection and podman's reason; other failures (a
-        container in the wrong state, a name taken) pass as the service gave them."""
+        container in the wrong state, a name taken) pass as the service gave them. ``made``: the name of the
+        container an import makes, removed when the service could not restore it (podman 4.3 leaves it; it
+        is the import's, since a name already taken fails the import before anything is made)."""
         try:
             yield
         except (NoSuchContainerError, ContainerStateError, NameInUseError, EngineUnsupportedError):
             raise
         except KernelextError as exc:
             if exc.message.startswith(NO_CHECKPOINT):
-                raise unsupported(self.name, command, exc.message) from None
-            if self.rootless():
-                raise self._rootless_refusal(command) from None
-            raise
-
-    def _rootless_refusal(self, command: str) -> EngineUnsupportedError:
-        return unsupported(self.name, command, f"the service's podman runs rootless: {ROOTLESS_REFUSAL[command]}")
+                refusal = unsupported(self.name, command, exc.message)
+            elif self.rootless():
+                refusal = unsupported(self.name, command,
+                                      f"the service's podman runs rootless: {ROOTLESS_REFUSAL[command]}")
+            else:
+                raise
+            if made is not None:
+                with contextlib.suppress(KernelextError):
+                    self._request("DELETE", f"/containers/{made()}", params={"force": True}, ok=(404,))
+            raise refusal from None
 
     def rootless(self) -> bool:
         """Whether the service's podman runs as a normal user (its ``/info``), asked once per engine."""
