@@ -936,6 +936,7 @@ class RemoteEngine:
         self._require_api(options, {"print_stats": "restore --print-stats"})
         params = {"keep": options.get("keep"), "tcpEstablished": options.get("tcp_established"),
                   "ignoreRootFS": options.get("ignore_rootfs")}
+
         def one(ident: str) -> None:
             with self._checkpointing("restore"):
                 self._request("POST", f"/containers/{ident}/restore", params=params, name=ident)
@@ -1016,8 +1017,8 @@ class RemoteEngine:
 
     def _download(self, path: str, params: dict[str, Any], destination: str, name: str) -> None:
         """A POST whose answer is an archive, written to ``destination`` as it arrives, on a connection of the
-        engine's own in large reads (requests' 10 KiB reads cost more than the transfer). A failure leaves no
-        file behind."""
+        engine's own and in the kernel (requests' 10 KiB reads cost more than the transfer). A failure leaves
+        no file behind."""
         sock, reader = self._get_stream(path, params, buffering=COPY_BUFFER, method="POST")
         with contextlib.closing(sock), reader:
             _check_status(reader, name)
@@ -1110,9 +1111,10 @@ class RemoteEngine:
 
     def _get_stream(self, path: str, params: dict[str, Any], buffering: int = -1,
                     method: str = "GET") -> tuple[socket.socket, io.BufferedReader]:
-        """A GET whose body streams until the service or ``shutdown`` ends it: HTTP/1.0, so the body is the
-        raw stream (no chunk framing) and the socket is this caller's to shut from another thread. The
-        response is read by the stream's reader (podman sends a follow's headers with its first line)."""
+        """A GET (or a POST without a body) whose body streams until the service or ``shutdown`` ends it:
+        HTTP/1.0, so the body is the raw stream (no chunk framing) and the socket is this caller's to shut from
+        another thread. The response is read by the stream's reader (podman sends a follow's headers with its
+        first line)."""
         sock = self._connect()
         length = "Content-Length: 0\r\n" if method == "POST" else ""
         sock.sendall(f"{method} {API_PREFIX}{path}?{_query(params)} HTTP/1.0\r\nHost: d\r\n{length}\r\n".encode())
