@@ -12,8 +12,10 @@ from __future__ import annotations
 import os
 import pwd
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 import test_remote
@@ -81,33 +83,35 @@ def test_move_keeps_published_port_and_files_remote_to_local_and_back(store: Sto
         far.close()
 
 
-def test_cli_export_import_with_publish_moves_a_server_to_a_new_port(store: Store, service: PodmanService,
-                                                                     tmp_path: Path) -> None:
-    """By hand: ``checkpoint --export`` locally, ``restore --import --publish`` on the service (podman's
-    ``publishPorts``), and the reverse; each time the port the import names answers and the old one is free."""
+def _hop(source: Callable[..., CompletedProcess[str]], target: Callable[..., CompletedProcess[str]], archive: Path,
+         old: int, new: int, *publish: str) -> None:
+    """``checkpoint --export`` on ``source`` (its port ``old`` let go), ``rm``, ``restore --import`` on ``target``
+    (with ``publish``): the page on port ``new`` there, ``port`` saying so."""
+    exported = source("checkpoint", "--export", str(archive), "web")
+    assert (exported.returncode, exported.stdout) == (0, "web\n"), exported.stderr
+    assert page(old) is None  # released by the checkpoint
+    assert source("rm", "web").returncode == 0
+    restored = target("restore", "--import", str(archive), *publish)
+    assert restored.returncode == 0, restored.stderr
+    assert serves(new, "here\n")
+    assert target("port", "web").stdout == f"80/tcp -> 127.0.0.1:{new}\n"
+
+
+def test_cli_export_import_moves_a_server_with_its_port_or_a_new_one(store: Store, service: PodmanService,
+                                                                    tmp_path: Path) -> None:
+    """By hand: ``checkpoint --export`` on one engine, ``restore --import`` on the other, each way: on the same
+    port, and with ``--publish`` (on the service, podman's ``publishPorts``) on a new one, the old one free."""
     first, second, third = free_port(), free_port(), free_port()
-    started = store.cli("run", "-d", "--name", "web", "-e", "PAGE=here", "-p", f"{first}:80", "busybox", "sh", "-c",
-                        HTTPD)
+    here = store.cli
+    there = partial(remote, service)
+    started = here("run", "-d", "--name", "web", "-e", "PAGE=here", "-p", f"{first}:80", "busybox", "sh", "-c", HTTPD)
     assert started.returncode == 0, started.stderr
     assert serves(first, "here\n")
-    archive = tmp_path / "web.tar"
-    exported = store.cli("checkpoint", "--export", str(archive), "web")
-    assert (exported.returncode, exported.stdout) == (0, "web\n"), exported.stderr
-    assert page(first) is None  # released by the checkpoint
-    assert store.cli("rm", "web").returncode == 0
-    restored = remote(service, "restore", "--import", str(archive), "--publish", f"{second}:80")
-    assert restored.returncode == 0 and len(restored.stdout.strip()) == 64, restored.stderr
-    assert serves(second, "here\n") and page(first) is None
-    assert remote(service, "port", "web").stdout == f"80/tcp -> 127.0.0.1:{second}\n"
-    # and back, streamed down from the service, to a third port
-    again = tmp_path / "again.tar"
-    exported = remote(service, "checkpoint", "--export", str(again), "web")
-    assert (exported.returncode, exported.stdout) == (0, "web\n"), exported.stderr
-    assert page(second) is None
-    assert remote(service, "rm", "web").returncode == 0
-    back = store.cli("restore", "--import", str(again), "--publish", f"{third}:80")
-    assert back.returncode == 0, back.stderr
-    assert serves(third, "here\n") and page(second) is None
+    _hop(here, there, tmp_path / "1.tar", first, first)
+    _hop(there, here, tmp_path / "2.tar", first, first)
+    _hop(here, there, tmp_path / "3.tar", first, second, "--publish", f"{second}:80")
+    _hop(there, here, tmp_path / "4.tar", second, third, "-p", f"{third}:80")
+    assert page(first) is None and page(second) is None
 
 
 def test_a_failed_export_leaves_no_file_and_a_failed_import_no_container(service: PodmanService,
