@@ -3,8 +3,9 @@
 Starts a private podman service (tests/podmanservice.py: its own store, socket, containers.conf), then
 times the same command lines through ``kernelext --url unix://...`` and ``podman --url unix://...``:
 ``run --rm busybox true``, ``exec CTR true``, ``cp`` of a 100 MiB file into a container and back out,
-and a ``container checkpoint --export`` + ``container restore --import`` of a running container (with the
-``run -d`` before and the ``rm`` after). Both tools alternate in each run; each row shows the median times and
+a ``container checkpoint --export`` + ``container restore --import`` of a running container (with the
+``run -d`` before and the ``rm`` after), and each of them alone for a container holding 100 MiB of memory (the
+archive streamed down and up). Both tools alternate in each run; each row shows the median times and
 the median of the runs' ratios kernelext/podman with their min–max (the issue's bar: 1.2). The same rows
 locally: kernelext on its own store next to podman on the service's store (no service between). Over SSH with
 ``--ssh`` (an sshd of its own on loopback). Run as root:
@@ -36,6 +37,11 @@ from conftest import processes
 KERNELEXT = str(REPOSITORY / "bin" / "kernelext")
 MIB = 1 << 20
 COPY_SIZE = 100 * MIB
+#: A container whose memory holds 100 MiB of random data (tail -c keeps the last N bytes of a pipe, then blocks
+#: writing to a reader that never reads), and the wait until it does (tail's resident size, in KiB).
+HOLD_100_MIB = f"head -c {COPY_SIZE} /dev/urandom | tail -c {COPY_SIZE} | sleep 100000"
+HELD_100_MIB = (f"while [ $(awk '/VmRSS/{{print $2}}' /proc/$(pidof tail)/status) -lt {COPY_SIZE // 1024} ]; "
+                "do sleep 0.1; done")
 
 
 def _timed(argv: list[str], env: dict[str, str]) -> float:
@@ -47,12 +53,14 @@ def _timed(argv: list[str], env: dict[str, str]) -> float:
 
 
 def measure(name: str, runs: int, tools: dict[str, list[str]], argv: Callable[[str], list[list[str]]],
-            env: dict[str, str], floor: str) -> None:
+            env: dict[str, str], floor: str, setup: Callable[[str], list[list[str]]] = lambda _t: []) -> None:
     """Seconds of the command lines ``argv(tool)`` (run in order) per tool, alternating tools: medians, and the
-    runs' ratios kernelext/podman (median, min–max)."""
+    runs' ratios kernelext/podman (median, min–max). ``setup(tool)``'s lines run before each, untimed."""
     times: dict[str, list[float]] = {tool: [] for tool in tools}
     for _ in range(runs):
         for tool, prefix in tools.items():
+            for line in setup(tool):
+                _timed(prefix + line, env)
             times[tool].append(sum(_timed(prefix + line, env) for line in argv(tool)))
     ratios = [ours / theirs for ours, theirs in zip(times["kernelext"], times["podman"])]
     print(f"{name:<30} kernelext {statistics.median(times['kernelext']) * 1000:7.1f} ms   "
@@ -81,6 +89,17 @@ def operations(label: str, runs: int, tools: dict[str, list[str]], env: dict[str
             ["rm", "-f", "counter"],
             ["container", "restore", "--import", str(base / f"ck-{t}.tar")],
             ["rm", "-f", "-t", "0", "counter"]], env, floor)
+        # the archive's size is the memory's: a container holding 100 MiB, its export downloaded and uploaded
+        measure("checkpoint 100 MiB --export", runs, tools,
+                lambda t: [["container", "checkpoint", "--export", str(base / f"big-{t}.tar"), "big"]], env, floor,
+                setup=lambda _t: [["rm", "-f", "-i", "-t", "0", "big"],
+                                  ["run", "-d", "--name", "big", "busybox", "sh", "-c", HOLD_100_MIB],
+                                  ["exec", "big", "sh", "-c", HELD_100_MIB]])
+        measure("restore 100 MiB --import", runs, tools,
+                lambda t: [["container", "restore", "--import", str(base / f"big-{t}.tar")]], env, floor,
+                setup=lambda _t: [["rm", "-f", "-i", "-t", "0", "big"]])
+        for prefix in tools.values():
+            subprocess.run(prefix + ["rm", "-f", "-t", "0", "big"], env=env, stdout=subprocess.DEVNULL)
     finally:
         for prefix in stores:
             subprocess.run(prefix + ["rm", "-f", "-t", "0", "bench"], env=env, stdout=subprocess.DEVNULL)

@@ -109,7 +109,15 @@ def start(directory: Path, busybox_from: Path) -> PodmanService:
     _conf(directory)
     service = PodmanService(directory, None)  # type: ignore[arg-type]  # the process is set just below
     argv = [*service.local_argv, "system", "service", "--time=0", service.url]
-    service.process = subprocess.Popen(argv, env=service.env, stdout=subprocess.DEVNULL,
+    _launch(service, argv, service.env, busybox_from)
+    return service
+
+
+def _launch(service: PodmanService | RootlessService, argv: list[str], env: dict[str, str] | None,
+            busybox_from: Path) -> None:
+    """Start ``service``'s process (``argv``), wait for its socket, load busybox from a kernelext store."""
+    directory = service.directory
+    service.process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
                                        stderr=open(directory / "service.log", "wb"), start_new_session=True)
     deadline = time.monotonic() + START_TIMEOUT_S
     while not service.socket.exists():
@@ -121,8 +129,8 @@ def start(directory: Path, busybox_from: Path) -> PodmanService:
     archive = directory / "busybox.tar"
     with Runtime(busybox_from / "root", busybox_from / "run") as rt:
         rt.save("busybox", archive)
-    service.remote("load", "-i", str(archive), check=True)
-    return service
+    subprocess.run([PODMAN, "--url", service.url, "load", "-i", str(archive)], env=env, check=True,
+                   capture_output=True, timeout=120)
 
 
 def serve(base: Path) -> Iterator[PodmanService]:
@@ -207,3 +215,57 @@ def sshd(directory: Path) -> SshServer:
             server.stop()
             raise RuntimeError("sshd did not start")
         time.sleep(0.05)
+
+
+# ----------------------------------------------------------------- rootless
+@dataclass
+class RootlessService:
+    """``podman system service`` run by a normal user: its store, runroot, runtime directory and socket in a
+    directory of its own (never the user's home store)."""
+
+    directory: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def socket(self) -> Path:
+        return self.directory / "xdg" / "podman.sock"
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def stop(self) -> None:
+        subprocess.run([PODMAN, "--url", self.url, "rm", "-fa", "-t", "0"], capture_output=True, timeout=60)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        # rootless podman keeps the user's namespace open with a pause process of its own (catatonit)
+        pause = self.directory / "xdg" / "libpod" / "tmp" / "pause.pid"
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int(pause.read_text()), signal.SIGKILL)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def start_rootless(user: str, busybox_from: Path) -> RootlessService:
+    """A rootless service as ``user`` (who has subordinate IDs), up and answering, with busybox loaded. CRIU is
+    on its PATH: what it lacks is root."""
+    import pwd
+
+    account = pwd.getpwnam(user)
+    directory = Path(tempfile.mkdtemp(prefix="kx-rl-"))  # short: podman limits the runroot's length
+    for sub in ("root", "run", "xdg"):
+        (directory / sub).mkdir(mode=0o700)
+        os.chown(directory / sub, account.pw_uid, account.pw_gid)
+    directory.chmod(0o755)
+    _conf(directory).chmod(0o644)
+    env = [f"HOME={account.pw_dir}", f"USER={user}", f"PATH={CRIU_DIR}:/usr/bin:/bin",
+           f"XDG_RUNTIME_DIR={directory / 'xdg'}", f"CONTAINERS_CONF={directory / 'containers.conf'}"]
+    service = RootlessService(directory, None)  # type: ignore[arg-type]  # the process is set just below
+    argv = ["runuser", "-u", user, "--", "env", "-i", *env, PODMAN, "--root", str(directory / "root"), "--runroot",
+            str(directory / "run"), "system", "service", "--time=0", service.url]
+    _launch(service, argv, None, busybox_from)
+    return service

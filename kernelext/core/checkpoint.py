@@ -891,6 +891,11 @@ def _read_archive_config(archive: Path) -> tuple[ContainerConfig, list[str]]:
         return _read_layout_config(Path(tmp), archive)
 
 
+def archive_container_name(archive: Path) -> str:
+    """The name of the container an exported archive holds (what an import without ``--name`` makes)."""
+    return _read_archive_config(archive)[0].name
+
+
 def _read_layout_config(here: Path, archive: Path) -> tuple[ContainerConfig, list[str]]:
     """The container of a directory in the archive's layout (``archive``: what the user named, for errors)."""
     if not (here / CONFIG_DUMP).exists():

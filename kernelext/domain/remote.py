@@ -96,6 +96,20 @@ LOCAL_ONLY = {
     "info": "kernelext's host report describes this machine's runc, conmon and CRIU (podman --remote info "
             "reports the service's)",
 }
+#: The oldest libpod API an option needs (the release whose handler first reads its query parameter): asked of
+#: the service before the call, since an older podman ignores a parameter it does not know rather than refusing.
+MINIMUM_API: dict[str, tuple[int, int, int]] = {
+    "checkpoint --print-stats": (4, 0, 0), "restore --print-stats": (4, 0, 0),
+    "restore --import --print-stats": (4, 0, 0), "restore --import --publish": (4, 0, 0),
+}
+#: The header each of podman's answers carries with its libpod API version (``/version`` takes ~0.4 s here).
+LIBPOD_API_HEADER = "Libpod-API-Version"
+#: podman's own reasons a service cannot checkpoint or restore at all (no CRIU, a runtime without it).
+NO_CHECKPOINT = ("checkpoint/restore requires at least CRIU", "configured runtime does not support checkpoint/restore")
+#: podman's client refuses these as a normal user in its own words; a rootless service has runc run CRIU
+#: unprivileged, which fails with nothing but runc's command line: the same words, said for the service.
+ROOTLESS_REFUSAL = {"checkpoint": "checkpointing a container requires root",
+                    "restore": "restoring a container requires root"}
 #: Go's os.FileMode type bits in podman's path stat.
 GO_MODE_DIR = 1 << 31
 GO_MODE_SYMLINK = 1 << 27
@@ -282,6 +296,8 @@ class RemoteEngine:
         self.connection = connection
         self.name = connection.label
         self._tunnel: _Tunnel | None = None
+        self._api_version: str | None = None
+        self._rootless: bool | None = None
         scheme = urllib.parse.urlsplit(connection.uri).scheme
         if scheme == "ssh":
             self._tunnel = _Tunnel(connection)
@@ -298,7 +314,8 @@ class RemoteEngine:
             if self.socket is not None and self._tunnel is None:  # the tunnel checked its own socket
                 self._probe(self.socket)
             self.client: Any = PodmanClient(base_url=base_url)  # podman-py has no type information
-            self._request("GET", "/_ping", raw_path=True)  # unreachable: said now, in one line
+            ping = self._request("GET", "/_ping", raw_path=True)  # unreachable: said now, in one line
+            self._api_version = ping.headers.get(LIBPOD_API_HEADER)  # every answer says it: no call of its own
         except BaseException:
             if self._tunnel is not None:
                 self._tunnel.close()
@@ -824,16 +841,21 @@ class RemoteEngine:
 
     def _put_archive(self, path: str, params: dict[str, Any], pieces: Iterator[bytes | FileData], ctr: str) -> None:
         """The PUT of a tar on a connection of its own (requests would copy each chunk twice more)."""
+        self._send_archive("PUT", path, params, pieces, ctr)
+
+    def _send_archive(self, method: str, path: str, params: dict[str, Any], pieces: Iterator[bytes | FileData],
+                      ctr: str | None) -> bytes:
+        """A tar sent as a request's chunked body (its files by ``sendfile``); the answer's body."""
         sock = self._connect()
         try:
-            head = (f"PUT {API_PREFIX}{path}?{urllib.parse.urlencode(params)} HTTP/1.1\r\nHost: d\r\n"
+            head = (f"{method} {API_PREFIX}{path}?{_query(params)} HTTP/1.1\r\nHost: d\r\n"
                     "Content-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
             failed: OSError | None = None
             try:
                 _send_chunked(sock, head.encode(), pieces)
             except OSError as exc:  # the service answered early and closed: its answer says why
                 failed = exc
-            response = http.client.HTTPResponse(sock, method="PUT")
+            response = http.client.HTTPResponse(sock, method=method)
             try:
                 response.begin()
                 body = response.read()
@@ -843,6 +865,7 @@ class RemoteEngine:
                 raise _error_for(response.status, _message_text(body), ctr)
             if failed is not None:
                 raise unreachable(self.connection, str(failed))
+            return body
         finally:
             sock.close()
 
@@ -894,17 +917,17 @@ class RemoteEngine:
             raise InvalidArgumentError("--export can only be used with one container")
         self._refuse(options, ("keep", "leave_running", "tcp_established", "ignore_rootfs", "print_stats"),
                      "checkpoint")
+        self._require_api(options, {"print_stats": "checkpoint --print-stats"})
         params = {"keep": options.get("keep"), "leaveRunning": options.get("leave_running"),
                   "tcpEstablished": options.get("tcp_established"), "ignoreRootFS": options.get("ignore_rootfs"),
                   "printStats": options.get("print_stats"), "export": bool(export)}
 
         def one(ident: str) -> Any:
-            response = self._request("POST", f"/containers/{ident}/checkpoint", params=params, name=ident,
-                                     stream=bool(export))
-            if export:
-                with contextlib.closing(response), open(export, "wb") as f:
-                    shutil.copyfileobj(response.raw, f)
-                return None
+            with self._checkpointing("checkpoint"):
+                if export:
+                    self._download(f"/containers/{ident}/checkpoint", params, export, ident)
+                    return None
+                response = self._request("POST", f"/containers/{ident}/checkpoint", params=params, name=ident)
             return response.json() if options.get("print_stats") else None
         return self._each(rep.CheckpointReport, chosen, one, result="statistics")
 
@@ -917,23 +940,103 @@ class RemoteEngine:
                 **options: Any) -> list[rep.RestoreReport]:
         chosen = self._targets(names, all=all, latest=latest)
         self._refuse(options, ("keep", "tcp_established", "ignore_rootfs", "print_stats"), "restore")
+        self._require_api(options, {"print_stats": "restore --print-stats"})
         params = {"keep": options.get("keep"), "tcpEstablished": options.get("tcp_established"),
                   "ignoreRootFS": options.get("ignore_rootfs")}
-        return self._each(rep.RestoreReport, chosen,
-                          lambda i: self._request("POST", f"/containers/{i}/restore", params=params, name=i))
+
+        def one(ident: str) -> None:
+            with self._checkpointing("restore"):
+                self._request("POST", f"/containers/{ident}/restore", params=params, name=ident)
+        return self._each(rep.RestoreReport, chosen, one)
 
     def restore_import(self, archive: str, name: str | None = None, *, publish: Sequence[str] | None = None,
                        **options: Any) -> ContainerRecord:
         """``restore --import``: the archive uploaded (streamed) to the service, which restores it."""
         self._refuse(options, ("keep", "tcp_established", "ignore_rootfs", "print_stats"), "restore --import")
-        if publish:
-            raise unsupported(self.name, "restore --import --publish")
+        self._require_api({**options, "publish": publish},
+                          {"print_stats": "restore --import --print-stats", "publish": "restore --import --publish"})
+        from kernelext.core.checkpoint import archive_container_name
+        from kernelext.files.confined import FileData
+
         params = {"import": True, "name": name, "keep": options.get("keep"),
-                  "tcpEstablished": options.get("tcp_established"), "ignoreRootFS": options.get("ignore_rootfs")}
-        with open(archive, "rb") as f:
-            doc = self._json("POST", "/containers/import/restore", params=params, data=f,
-                             headers={"content-type": "application/x-tar"})
+                  "tcpEstablished": options.get("tcp_established"), "ignoreRootFS": options.get("ignore_rootfs"),
+                  "publishPorts": _publish_ports(publish) if publish else None}
+        try:
+            fd = os.open(archive, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise InvalidArgumentError(f"failed to open checkpoint archive {archive} for import: "
+                                       f"{exc.strerror.lower() if exc.strerror else exc}") from None
+        try:
+            with self._checkpointing("restore", made=lambda: name or archive_container_name(Path(archive))):
+                body = self._send_archive("POST", "/containers/import/restore", params,
+                                          iter([FileData(fd, os.fstat(fd).st_size)]), name)
+        finally:
+            os.close(fd)
+        doc = json.loads(body)
         return self._record(doc.get("Id") or doc.get("id") or name or "")
+
+    def api_version(self) -> str:
+        """The libpod API version the service reports (its answers' header, else ``/version``, asked once)."""
+        if self._api_version is None:
+            doc = self._json("GET", "/version")
+            engine: dict[str, Any] = next((c for c in doc.get("Components") or [] if c.get("Name") == "Podman Engine"), {})
+            self._api_version = str((engine.get("Details") or {}).get("APIVersion") or doc.get("Version") or "0")
+        return self._api_version
+
+    @contextlib.contextmanager
+    def _checkpointing(self, command: str, made: Callable[[], str] | None = None) -> Iterator[None]:
+        """A checkpoint or restore call whose failure, when the service cannot do either at all (no CRIU, a
+        rootless podman), becomes one line naming the connection and podman's reason; other failures (a
+        container in the wrong state, a name taken) pass as the service gave them. ``made``: the name of the
+        container an import makes, removed when the service could not restore it (podman 4.3 leaves it; it
+        is the import's, since a name already taken fails the import before anything is made)."""
+        try:
+            yield
+        except (NoSuchContainerError, ContainerStateError, NameInUseError, EngineUnsupportedError):
+            raise
+        except KernelextError as exc:
+            if exc.message.startswith(NO_CHECKPOINT):
+                refusal = unsupported(self.name, command, exc.message)
+            elif self.rootless():
+                refusal = unsupported(self.name, command,
+                                      f"the service's podman runs rootless: {ROOTLESS_REFUSAL[command]}")
+            else:
+                raise
+            if made is not None:
+                with contextlib.suppress(KernelextError):
+                    self._request("DELETE", f"/containers/{made()}", params={"force": True}, ok=(404,))
+            raise refusal from None
+
+    def rootless(self) -> bool:
+        """Whether the service's podman runs as a normal user (its ``/info``), asked once per engine."""
+        if self._rootless is None:
+            host = self._json("GET", "/info").get("host") or {}
+            self._rootless = bool((host.get("security") or {}).get("rootless"))
+        return self._rootless
+
+    def _require_api(self, options: Mapping[str, Any], features: Mapping[str, str]) -> None:
+        """Refuse, before any call, an option given that the service's podman is too old to honour."""
+        for key, feature in features.items():
+            if options.get(key):
+                reason = api_too_old(feature, self.api_version())
+                if reason:
+                    raise unsupported(self.name, feature, reason)
+
+    def _download(self, path: str, params: dict[str, Any], destination: str, name: str) -> None:
+        """A POST whose answer is an archive, written to ``destination`` as it arrives, on a connection of the
+        engine's own and in the kernel (requests' 10 KiB reads cost more than the transfer). A failure leaves
+        no file behind."""
+        sock, reader = self._get_stream(path, params, buffering=COPY_BUFFER, method="POST")
+        with contextlib.closing(sock), reader:
+            _check_status(reader, name)
+            try:
+                with open(destination, "wb", buffering=0) as out:
+                    out.write(reader.read1(COPY_BUFFER))  # what the reader holds past the headers
+                    _splice_all(sock.fileno(), out.fileno())
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(destination)
+                raise
 
     # -------------------------------------------------------------- images
     def images(self) -> list[ImageRecord]:
@@ -1013,15 +1116,15 @@ class RemoteEngine:
             raise unreachable(self.connection, str(exc)) from None
         return sock
 
-    def _get_stream(self, path: str, params: dict[str, Any],
-                    buffering: int = -1) -> tuple[socket.socket, io.BufferedReader]:
-        """A GET whose body streams until the service or ``shutdown`` ends it: HTTP/1.0, so the body is the
-        raw stream (no chunk framing) and the socket is this caller's to shut from another thread. The
-        response is read by the stream's reader (podman sends a follow's headers with its first line)."""
+    def _get_stream(self, path: str, params: dict[str, Any], buffering: int = -1,
+                    method: str = "GET") -> tuple[socket.socket, io.BufferedReader]:
+        """A GET (or a POST without a body) whose body streams until the service or ``shutdown`` ends it:
+        HTTP/1.0, so the body is the raw stream (no chunk framing) and the socket is this caller's to shut from
+        another thread. The response is read by the stream's reader (podman sends a follow's headers with its
+        first line)."""
         sock = self._connect()
-        query = urllib.parse.urlencode({k: ("true" if v is True else "false" if v is False else v)
-                                        for k, v in params.items() if v is not None})
-        sock.sendall(f"GET {API_PREFIX}{path}?{query} HTTP/1.0\r\nHost: d\r\n\r\n".encode())
+        length = "Content-Length: 0\r\n" if method == "POST" else ""
+        sock.sendall(f"{method} {API_PREFIX}{path}?{_query(params)} HTTP/1.0\r\nHost: d\r\n{length}\r\n".encode())
         return sock, cast(io.BufferedReader, sock.makefile("rb", buffering))  # buffered: -1 or a size
 
 
@@ -1304,6 +1407,55 @@ def _pruned(done: list[dict[str, Any]] | None) -> list[str]:
     if failed:
         raise KernelextError(failed[0])
     return [str(d["Id"]).removeprefix("sha256:") for d in done or []]
+
+
+def _splice_all(source: int, destination: int) -> None:
+    """The rest of a socket's stream into a file through a pipe, in the kernel (``splice(2)``): no copy through
+    Python, as the service's own ``io.Copy`` on its side."""
+    import fcntl
+
+    pipe_out, pipe_in = os.pipe2(os.O_CLOEXEC)
+    try:
+        with contextlib.suppress(OSError):  # a larger pipe: fewer calls (the unprivileged limit is 1 MiB)
+            fcntl.fcntl(pipe_in, fcntl.F_SETPIPE_SZ, COPY_BUFFER)
+        while moved := os.splice(source, pipe_in, COPY_BUFFER):
+            while moved:
+                moved -= os.splice(pipe_out, destination, moved)
+    finally:
+        os.close(pipe_out)
+        os.close(pipe_in)
+
+
+def _query(params: Mapping[str, Any]) -> str:
+    """A query string as podman's client writes it: booleans as true/false, unset options left out."""
+    return urllib.parse.urlencode({k: ("true" if v is True else "false" if v is False else v)
+                                   for k, v in params.items() if v is not None})
+
+
+def _publish_ports(publish: Sequence[str]) -> str:
+    """``--publish`` values as the restore handler's ``publishPorts`` (split on white space), parsed by the local
+    parser first so a bad one is refused as locally and a port with no address keeps kernelext's loopback rule
+    (podman's own default would be every interface)."""
+    from kernelext.core import ports as ports_mod
+
+    def address(ip: str) -> str:
+        return f"[{ip}]" if ":" in ip else ip
+    return " ".join(f"{address(m.host_ip)}:{m.host_port or ''}:{m.container_port}/{m.protocol.value}"
+                    for m in ports_mod.parse_all(publish))
+
+
+def api_too_old(feature: str, have: str) -> str | None:
+    """Why a service reporting libpod API ``have`` cannot do ``feature`` (:data:`MINIMUM_API`), or None."""
+    need = MINIMUM_API.get(feature)
+    if need is None:
+        return None
+    try:
+        version = tuple(int(part) for part in have.split("-")[0].split(".")[:3])
+    except ValueError:  # a version this code cannot read: let the service answer for itself
+        return None
+    if version >= need:
+        return None
+    return f"the service's podman (API {have}) is older than {'.'.join(map(str, need))}, which it needs"
 
 
 def refusal(engine: str, what: str) -> EngineUnsupportedError:
