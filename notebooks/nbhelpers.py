@@ -2,9 +2,10 @@
 
 * :func:`notebook_store` — each notebook keeps its containers in its own store,
   so it never touches yours and can remove everything it made.
-* :func:`host_report` — one cell that says what this host can and cannot do;
-  on a host that lacks something (not root, no CRIU) the cells that need it
-  print one ``[skipped: ...]`` line instead of a traceback.
+* :func:`host_check` — what this host can do, and :func:`host_report`, the one cell that prints it
+  (tagged ``nbval-ignore-output``: that output is this host's, the only one nbval does not compare);
+  on a host that lacks something (not root, no CRIU) the cells that need it print one
+  ``[skipped: ...]`` line instead of a traceback.
 * :func:`wait_until` — wait for what a cell shows next (a trap set, restarts done) instead of sleeping.
 * exercises are checked by ``selfcheck.py``.
 * :func:`cleanup` — remove every container of the notebook's store.
@@ -72,8 +73,22 @@ def _skip_handler(shell: Any, etype: type, value: BaseException, tb: Any, tb_off
         print(f"[skipped ({type(value).__name__}): {reason}]")
 
 
-def host_report(runtime: Runtime) -> dict[str, bool]:
-    """Print what this host can do for these notebooks; returns {feature: available}."""
+#: What each capability the notebooks ask about lets them do (the host report's lines).
+WHAT = {
+    "containers": "run containers (runc + conmon + overlayfs)",
+    "pause": "pause and unpause (freezer cgroup)",
+    "checkpoint": "checkpoint and restore (CRIU)",
+    "pre-copy": "pre-copy checkpoints (CRIU memory dirty tracking)",
+}
+#: The tag of the cell that calls host_report: its output is this host's, so nbval does not compare it.
+REPORT_TAG = "nbval-ignore-output"
+
+
+def host_check(runtime: Runtime) -> dict[str, bool]:
+    """What this host can do for these notebooks, {feature: available}, without printing (see host_report).
+
+    Where no container can run, cells that need one print one ``[skipped: ...]`` line instead of a traceback.
+    """
     caps = host_capabilities(runtime.opts)
     # Rootless, every container lives in the store's user namespace: no user namespace, no container.
     needed = ("runc", "conmon", "overlay", *(("user_namespace",) if caps.rootless else ()))
@@ -83,43 +98,42 @@ def host_report(runtime: Runtime) -> dict[str, bool]:
         "pause": containers and caps.available("freezer"),
         "checkpoint": containers and caps.available("checkpoint"),
         "pre-copy": containers and caps.available("memory_tracking"),
+        # Limits need a cgroup of the container's own (not in the report: no cell is about it alone).
+        "limits": containers and caps.available("cgroups"),
     }
-    what = {
-        "containers": "run containers (runc + conmon + overlayfs)",
-        "pause": "pause and unpause (freezer cgroup)",
-        "checkpoint": "checkpoint and restore (CRIU)",
-        "pre-copy": "pre-copy checkpoints (CRIU memory dirty tracking)",
-    }
+    no_containers = "; ".join(f"{f}: {caps.features[f].detail}" for f in needed if not caps.available(f))
     why = {
-        "containers": "; ".join(f"{f}: {caps.features[f].detail}" for f in needed if not caps.available(f)),
+        "containers": no_containers,
         "pause": caps.features["freezer"].detail if caps.rootless else "no freezer cgroup",
         "checkpoint": caps.features["checkpoint"].detail.split(": ", 1)[-1],
         "pre-copy": "this kernel has no memory dirty tracking (CRIU: 'Dirty tracking is OFF')",
+        "limits": caps.features["cgroups"].detail,
     }
+    _MISSING.clear()
+    _MISSING.update({key: why[key] if containers else no_containers for key, ok in can.items() if not ok})
+    if not containers:
+        try:
+            from IPython import get_ipython
+            shell = get_ipython()
+        except ImportError:
+            shell = None
+        if shell is not None:
+            shell.set_custom_exc((KernelextError, OSError, NameError), _skip_handler)
+    return can
+
+
+def host_report(can: dict[str, bool]) -> None:
+    """Print what this host can do (✔) and cannot, and why (✘): the notebook's one host-specific cell."""
     if any(os.environ.get(v) for v in BINDER_ENV):
         print("On Binder: sessions may not create user namespaces, which every container needs (rootless too); "
               "read the stored outputs of this notebook instead of running its cells.")
-    for key, ok in can.items():
-        if ok:
-            print(f"✔ {what[key]}")
+    for key, what in WHAT.items():
+        if can[key]:
+            print(f"✔ {what}")
         else:
-            reason = why[key] if containers or key == "containers" else "needs containers"
-            print(f"✘ {what[key]}: {reason}")
-            _MISSING[key] = reason if key == "containers" or containers else why["containers"]
-    # Limits need a cgroup of the container's own (not printed: the report stays the same everywhere).
-    can["limits"] = containers and caps.available("cgroups")
-    if not can["limits"]:
-        _MISSING["limits"] = caps.features["cgroups"].detail if containers else why["containers"]
-    try:
-        from IPython import get_ipython
-        shell = get_ipython()
-    except ImportError:
-        shell = None
-    if not containers and shell is not None:
-        # Cells that need what this host lacks print one line instead of a traceback.
-        shell.set_custom_exc((KernelextError, OSError, NameError), _skip_handler)
+            print(f"✘ {what}: {_MISSING[key] if key == 'containers' or can['containers'] else 'needs containers'}")
+    if not can["containers"]:
         print("Cells that need containers will print [skipped: ...] on this host.")
-    return can
 
 
 def require(can: dict[str, bool], feature: str) -> bool:
