@@ -340,6 +340,8 @@ def test_magics_on_a_connection(service: PodmanService, tmp_path: Path, monkeypa
         assert magic("stop -t 0 nb").state == "exited"
         magic("run --rm busybox echo attached")  # the exit line names the container, as locally
         assert re.fullmatch(r"attached\n\[\w+ exited with code 0\]\n", capsys.readouterr().out)
+        with pytest.raises(Exception, match="run -i needs a terminal"):  # the local magic's line: no stdin in a cell
+            magic("run -i busybox cat")
         with pytest.raises(Exception, match="mount: the service mounts it on its own machine"):
             magic("mount nb")
         shell.run_cell_magic("container", "run --name cell busybox", "echo run from a cell")

@@ -84,8 +84,10 @@ def _run(m: ContainerMagics, engine: Engine, args: argparse.Namespace) -> Any:
     if args.tty and not args.attach:  # the container's TTY in a Terminal widget
         record = _warned(create_to_attach(engine, args.image, create_options(args)))
         return _terminal(m, engine, args, lambda remote: RemoteAttachTerminal(remote, record.id, start=True, remove=args.rm))
-    if args.tty or args.interactive or args.attach:
-        raise engine_refusal(engine, "run -i/-a")
+    if args.interactive and not args.tty:  # as locally: a cell has no stdin to send
+        m._refuse_terminal("run", args.image)
+    if args.tty or args.attach:
+        raise engine_refusal(engine, "run -a")
     options = create_options(args)
     # the name the exit line shows: picked here when none was given (the service would pick one as randomly)
     options["name"] = options["name"] or random_name()
