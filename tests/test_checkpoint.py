@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -120,6 +121,30 @@ def test_tty_container_gets_its_pty_back(store: Store) -> None:
 
 
 # ------------------------------------------------------------ export/import
+def test_export_into_a_device_or_fifo_writes_through_it(store: Store, tmp_path: Path) -> None:
+    """``--export`` (and a history entry's export) into a device or FIFO writes into it as podman's
+    ``os.Create`` does; renaming the archive over it would replace the device (as root, /dev/null)."""
+    import concurrent.futures
+    import stat
+    import tarfile
+
+    null = tmp_path / "null"  # a null device of the test's own: the host's is shared with every process
+    os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    ctr = store.runtime.run("busybox", ["sleep", "1000"], name="dev")
+    ctr.checkpoint(export=null, keep=True, leave_running=True)
+    assert stat.S_ISCHR(os.stat(null).st_mode)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        received = pool.submit(fifo.read_bytes)
+        assert store.cli("checkpoint", "--export", str(fifo), "--compress", "none", "-R", "dev").returncode == 0
+        with tarfile.open(fileobj=io.BytesIO(received.result(timeout=120))) as archive:
+            assert "config.dump" in archive.getnames()
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and stat.S_ISCHR(os.stat(null).st_mode)
+    assert store.runtime.get("dev").status is S.RUNNING
+    ctr.remove(force=True)
+
+
 def test_export_remove_import_keeps_id_files_and_deletions(store: Store, tmp_path: Path) -> None:
     script = f"echo written > /written; rm /etc/group; mkdir -p /made/deep; {COUNTER}"
     ctr = store.runtime.run("busybox", ["sh", "-c", script], name="mover")

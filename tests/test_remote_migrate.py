@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import stat
 import urllib.request
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -125,6 +126,12 @@ def test_a_failed_export_leaves_no_file_and_a_failed_import_no_container(service
     assert refused.returncode == reference.returncode == 125
     assert refused.stderr == reference.stderr and refused.stderr.count("\n") == 1, (refused.stderr, reference.stderr)
     assert not target.exists()
+    # a device named as the archive is written through, never removed (failed or not): a null device of the
+    # test's own (the host's /dev/null is shared with every other process)
+    null = tmp_path / "null"
+    os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    assert remote(service, "checkpoint", "--export", str(null), "idle").returncode == 125
+    assert stat.S_ISCHR(os.stat(null).st_mode)
     (tmp_path / "junk.tar").write_bytes(b"not a tar" * 100)
     junk = remote(service, "restore", "--import", str(tmp_path / "junk.tar"))
     assert junk.returncode == 125 and junk.stderr.count("\n") == 1 and junk.stderr.startswith("Error: "), junk.stderr

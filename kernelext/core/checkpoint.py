@@ -53,6 +53,7 @@ from kernelext.errors import (
     tool_reason,
 )
 from kernelext.files.fdtree import remove_tree
+from kernelext.files.whole import whole_path
 from kernelext.oci import netns
 from kernelext.oci import runtime as oci
 from kernelext.oci.spec import SHM
@@ -578,16 +579,12 @@ def _export(ctr: Container, options: CheckpointOptions) -> None:
     members += [m for m in (ARTIFACTS_DIR, LOG_FILE, STATS_DUMP, ROOTFS_DIFF, DELETED_FILES) if (bundle / m).exists()]
     if options.with_previous:
         members.append(PRE_CHECKPOINT_DIR)
-    partial = options.export.with_name(f".{options.export.name}.partial")
     try:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, ARCHIVE_MODE)
-        os.close(fd)
-        _tar(["--create", "--numeric-owner", "--xattrs", *options.compress.tar_flags, "-f", str(partial),
-              "-C", str(bundle), *members], f"exporting the checkpoint to {options.export}", ctr, "checkpoint")
-        os.replace(partial, options.export)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+        with whole_path(options.export) as partial:
+            if partial != Path(options.export):
+                os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, ARCHIVE_MODE))
+            _tar(["--create", "--numeric-owner", "--xattrs", *options.compress.tar_flags, "-f", str(partial),
+                  "-C", str(bundle), *members], f"exporting the checkpoint to {options.export}", ctr, "checkpoint")
     finally:
         _remove(bundle / ROOTFS_DIFF, bundle / DELETED_FILES, bundle / VOLUMES_DIR, bundle / DEVSHM_TAR)
 
@@ -999,13 +996,9 @@ def export_entry(ctr: Container, entry: history.CheckpointEntry, target: Path,
     """An archive of a history entry (podman's layout, as ``checkpoint --export`` writes), written beside
     ``target`` first and renamed: ``restore --import`` on any host brings it back."""
     members = sorted(m for m in os.listdir(entry.path) if m not in (history.ENTRY_FILE, DUMP_LOG))
-    partial = target.with_name(f".{target.name}.partial")
-    try:
-        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, ARCHIVE_MODE))
+    with whole_path(target) as partial:
+        if partial != Path(target):
+            os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, ARCHIVE_MODE))
         _tar(["--create", "--numeric-owner", "--xattrs", *compress.tar_flags, "-f", str(partial),
               "-C", str(entry.path), *members], f"exporting checkpoint {entry.number} to {target}", ctr, "checkpoint")
-        os.replace(partial, target)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
     return target

@@ -1025,18 +1025,16 @@ class RemoteEngine:
     def _download(self, path: str, params: dict[str, Any], destination: str, name: str) -> None:
         """A POST whose answer is an archive, written to ``destination`` as it arrives, on a connection of the
         engine's own and in the kernel (requests' 10 KiB reads cost more than the transfer). A failure leaves
-        no file behind."""
+        no file behind (and a device or FIFO named as the destination is written into, never removed)."""
+        from kernelext.files.whole import whole_file
+
         sock, reader = self._get_stream(path, params, buffering=COPY_BUFFER, method="POST")
         with contextlib.closing(sock), reader:
             _check_status(reader, name)
-            try:
-                with open(destination, "wb", buffering=0) as out:
-                    out.write(reader.read1(COPY_BUFFER))  # what the reader holds past the headers
-                    _splice_all(sock.fileno(), out.fileno())
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(destination)
-                raise
+            with whole_file(destination) as out:
+                out.write(reader.read1(COPY_BUFFER))  # what the reader holds past the headers
+                out.flush()
+                _splice_all(sock.fileno(), out.fileno())
 
     # -------------------------------------------------------------- images
     def images(self) -> list[ImageRecord]:
