@@ -7,6 +7,7 @@ container reads the same everywhere; ``--format`` templates get the raw values.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -93,3 +94,14 @@ def stats_row(stats: dict[str, Any]) -> dict[str, str]:
               f"{human_size(stats['MemUsage'])} / {human_size(stats['MemLimit'])}", f"{stats['MemPerc']:.2f}%",
               str(stats["PIDs"]))
     return dict(zip(STATS_COLUMNS, values, strict=True))
+
+
+#: Go's zero time.Time, what podman shows for a moment that never happened.
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def format_time(timestamp: float) -> str:
+    """An inspect document's time: RFC 3339 in UTC with microseconds (Go's zero time for none)."""
+    if not timestamp:
+        return ZERO_TIME
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")

@@ -45,16 +45,15 @@ def main(argv: Sequence[str], report: Callable[[int], None] | None = None) -> in
 
     from kernelext.cli.commands import COMMANDS, ENGINE_COMMANDS, STORELESS_COMMANDS
     from kernelext.connections import resolve
-    from kernelext.core.runtime import Runtime
-    from kernelext.domain.containers import events_backend
     from kernelext.domain.engine import engine_for
-    from kernelext.oci.monitoring import check_preserved_fds
 
     stdout = sys.stdout
     if args.noout:  # podman's --noout: the command's own output goes nowhere, its errors still show
         sys.stdout = open(os.devnull, "w")
     try:
         if getattr(args, "preserve_fds", 0):  # before the store opens descriptors that could take their numbers
+            from kernelext.oci.monitoring import check_preserved_fds
+
             check_preserved_fds(args.preserve_fds)
         if args.cmd in STORELESS_COMMANDS:
             return COMMANDS[args.cmd](None, args)
@@ -69,6 +68,10 @@ def main(argv: Sequence[str], report: Callable[[int], None] | None = None) -> in
                 return code
             finally:
                 engine.close()
+        # the local core's modules only now: a remote command never imports them (docs/architecture.md §16)
+        from kernelext.core.runtime import Runtime
+        from kernelext.domain.containers import events_backend
+
         with Runtime(args.root, args.runroot, criu=args.criu) as rt:
             events_backend(rt, args.events_backend)
             code = COMMANDS[args.cmd](engine_for(runtime=rt) if args.cmd in ENGINE_COMMANDS else rt, args)

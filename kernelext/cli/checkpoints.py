@@ -10,15 +10,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kernelext.cli.commands import _template, command, out, render, render_rows
 from kernelext.cli.format import since, table
-from kernelext.core.history import CheckpointEntry
-from kernelext.core.runtime import Runtime
-from kernelext.domain import checkpoints as history
 from kernelext.domain.engine import Engine
 from kernelext.units import human_size
+
+if TYPE_CHECKING:  # the local core's: imported by the commands that use it, never by a remote one
+    from kernelext.core.history import CheckpointEntry
+    from kernelext.core.runtime import Runtime
 
 LS_HEADERS = ["ENTRY", "NAME", "PARENT", "CREATED", "SIZE", "FROZEN", "PAGES"]
 PRUNE_WARNING = ("WARNING! This will remove all but the newest checkpoint of every container.\n"
@@ -35,6 +36,8 @@ def ls_row(entry: CheckpointEntry, names: dict[str, str]) -> list[str]:
 
 @command("checkpoint-ls")
 def cmd_checkpoint_ls(rt: Runtime, args: argparse.Namespace) -> int:
+    from kernelext.domain import checkpoints as history
+
     template = _template(args, "checkpoints")
     entries = history.entries(rt, args.container)
     if args.quiet:
@@ -51,11 +54,15 @@ def cmd_checkpoint_ls(rt: Runtime, args: argparse.Namespace) -> int:
 
 @command("checkpoint-rm")
 def cmd_checkpoint_rm(rt: Runtime, args: argparse.Namespace) -> int:
+    from kernelext.domain import checkpoints as history
+
     return render(history.remove(rt, args.container, args.entries))
 
 
 @command("checkpoint-prune")
 def cmd_checkpoint_prune(rt: Runtime, args: argparse.Namespace) -> int:
+    from kernelext.domain import checkpoints as history
+
     if not args.containers and not args.force:
         sys.stdout.write(PRUNE_WARNING)
         sys.stdout.flush()
@@ -73,6 +80,8 @@ def cmd_checkpoint_prune(rt: Runtime, args: argparse.Namespace) -> int:
 def restore_from(rt: Runtime, args: argparse.Namespace, options: dict[str, Any]) -> int:
     """``restore CTR --from ENTRY``: in place (prints the container, as restore does), or with ``--name``
     a new container (prints its ID, as ``restore --import -n`` does)."""
+    from kernelext.domain import checkpoints as history
+
     name = args.containers[0]
     if args.name:
         created = history.branch(rt, name, args.from_, args.name, args.publish or None, **options)

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
-from kernelext.cli.checkpointtree import diff_text, inspect_text
 from kernelext.cli.connections import system_connection
 from kernelext.cli.format import (
     parse_interval,
@@ -37,22 +36,25 @@ from kernelext.cli.parser import (
     volume_create_options,
 )
 from kernelext.cli.template import Template
-from kernelext.core.container import Container
 from kernelext.core.events import Event
-from kernelext.core.inspection import format_time
-from kernelext.core.runtime import Runtime
-from kernelext.core.state import DEFAULT_DETACH_KEYS
-from kernelext.domain import checkpointinfo
-from kernelext.domain import containers as domain
 from kernelext.domain.engine import ContainerRecord, Engine
 from kernelext.domain.filters import parse_filters
 from kernelext.domain.reports import InspectReport, Report, WaitReport, errors_of, exit_code
 from kernelext.errors import KernelextError, NoSuchContainerError, NoSuchVolumeError
-from kernelext.oci.attach import ATTACH_BUFFER, Detached, DetachFilter, Stream, parse_detach_keys, pump
-from kernelext.oci.monitoring import LogDriver
-from kernelext.units import STATS_COLUMNS, human_duration, stats_row
+from kernelext.oci.attach import (
+    ATTACH_BUFFER,
+    DEFAULT_DETACH_KEYS,
+    Detached,
+    DetachFilter,
+    Stream,
+    parse_detach_keys,
+    pump,
+)
+from kernelext.units import STATS_COLUMNS, format_time, human_duration, stats_row
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the core's modules are imported where a local command uses them: a remote one never does
+    from kernelext.core.container import Container
+    from kernelext.core.runtime import Runtime
     from kernelext.domain.remote import RemoteAttachment
 
 Handler = Callable[[Any, argparse.Namespace], int]
@@ -64,7 +66,7 @@ ENGINE_COMMANDS: set[str] = set()
 STORELESS_COMMANDS: set[str] = {"system-connection", "version"}
 #: Signals an attached CLI forwards to the container (podman's sig-proxy).
 #: What create's warnings are printed from: a local container or an engine's record.
-CreatedT = TypeVar("CreatedT", Container, ContainerRecord)
+CreatedT = TypeVar("CreatedT", "Container", ContainerRecord)
 PROXIED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
@@ -134,6 +136,9 @@ def _created(ctr: CreatedT) -> CreatedT:
 
 @command("run", engine=True)
 def cmd_run(engine: Engine, args: argparse.Namespace) -> int:
+    from kernelext.domain import containers as domain
+    from kernelext.oci.monitoring import LogDriver
+
     passthrough = args.log_driver == LogDriver.PASSTHROUGH.value
     if args.detach:
         if passthrough or args.attach:
@@ -231,6 +236,8 @@ def attach_and_wait(ctr: Container, *, start: bool, stdin: bool, detach_keys: st
                     streams: frozenset[Stream] | None = None, run: bool = False) -> int:
     """podman's attached run / start -a / attach: stream (only ``streams`` when given: ``run -a``), then
     the container's exit code; ``run``: a start that fails ends as podman's run does (126)."""
+    from kernelext.domain import containers as domain
+
 
     def write(stream: Stream, data: bytes) -> None:
         if streams is None or stream in streams:
@@ -268,6 +275,8 @@ def render(reports: Sequence[Report], show: Callable[[Report], str] = lambda r: 
 
 @command("start", engine=True)
 def cmd_start(engine: Engine, args: argparse.Namespace) -> int:
+    from kernelext.domain import containers as domain
+
     filters = parse_filters(args.filter)
     if engine.remote and (args.attach or args.interactive):
         return _remote_start_attached(engine, args)
@@ -317,6 +326,8 @@ def cmd_wait(engine: Engine, args: argparse.Namespace) -> int:
 @command("cleanup")
 def cmd_cleanup(rt: Runtime, args: argparse.Namespace) -> int:
     """Run by conmon's exit command: applies the restart policy, or cleans up (and removes with --rm)."""
+    from kernelext.domain import containers as domain
+
     reports = domain.cleanup(rt, args.containers, stopped_only=args.stopped_only, remove=args.rm)
     for failure in errors_of(reports):
         err(f"Error: {failure}")
@@ -501,6 +512,8 @@ def cmd_port(engine: Engine, args: argparse.Namespace) -> int:
 
 @command("network-reload")
 def cmd_network_reload(rt: Runtime, args: argparse.Namespace) -> int:
+    from kernelext.domain import containers as domain
+
     return render(domain.network_reload(rt, args.containers, all=args.all, latest=args.latest))
 
 
@@ -552,6 +565,8 @@ def cmd_mount(rt: Runtime, args: argparse.Namespace) -> int:
             if ctr.state.mounted:
                 out(f"{ctr.id if args.notruncate else ctr.short_id}  {ctr.layer.merged_view}")
         return 0
+    from kernelext.core.container import Container
+
     return _each(rt, args.containers, Container.mount, show=lambda _name, path: str(path))
 
 
@@ -730,6 +745,8 @@ def cmd_stats(engine: Engine, args: argparse.Namespace) -> int:
 
 @command("top", engine=True)
 def cmd_top(engine: Engine, args: argparse.Namespace) -> int:
+    from kernelext.domain import containers as domain
+
     rows = engine.top(args.container, latest=args.latest)
     out(table(list(domain.TOP_COLUMNS), [[row[column] for column in domain.TOP_COLUMNS] for row in rows]))
     return 0
@@ -867,6 +884,9 @@ from kernelext.cli import images as _image_commands  # noqa: F401
 @command("checkpoint-inspect")
 def cmd_checkpoint_inspect(rt: Runtime, args: argparse.Namespace) -> int:
     """``checkpoint inspect ARCHIVE|DIR|CONTAINER ENTRY``: checkpointctl's tree, or podman's ``--format``."""
+    from kernelext.cli.checkpointtree import inspect_text
+    from kernelext.domain import checkpointinfo
+
     template = _template(args, "checkpoint inspect")
     info = checkpointinfo.inspect(rt, [args.checkpoint, *filter(None, [args.entry])])
     if template is not None:
@@ -879,6 +899,9 @@ def cmd_checkpoint_inspect(rt: Runtime, args: argparse.Namespace) -> int:
 @command("checkpoint-diff")
 def cmd_checkpoint_diff(rt: Runtime, args: argparse.Namespace) -> int:
     """``checkpoint diff A B``: what changed from checkpoint A to checkpoint B."""
+    from kernelext.cli.checkpointtree import diff_text
+    from kernelext.domain import checkpointinfo
+
     template = _template(args, "checkpoint diff")
     diff = checkpointinfo.diff(rt, args.checkpoints)
     if template is not None:
@@ -891,5 +914,7 @@ def cmd_checkpoint_diff(rt: Runtime, args: argparse.Namespace) -> int:
 @command("clone")
 def cmd_clone(rt: Runtime, args: argparse.Namespace) -> int:
     """podman's ``container clone``: the new container's ID."""
+    from kernelext.domain import containers as domain
+
     out(domain.clone(rt, args.container, **clone_options(args)).id)
     return 0

@@ -11,30 +11,20 @@ import fnmatch
 import json
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kernelext.cli.commands import _inspect_each, _template, _truncate, command, confirmed, err, out
 from kernelext.cli.format import parse_time as parse_moment
 from kernelext.cli.format import since, table
 from kernelext.cli.parser import UsageError
-from kernelext.core.inspection import format_time
-from kernelext.core.runtime import Runtime
 from kernelext.domain.engine import Engine, ImageRecord, unsupported
 from kernelext.errors import ImageInUseError, KernelextError, NoSuchImageError
-from kernelext.storage.imagechanges import shell_command
-from kernelext.storage.images import (
-    HistoryEntry,
-    Image,
-    Removal,
-    file_transport,
-    has_label,
-    normalize_name,
-    parse_time,
-    repo_tag,
-)
-from kernelext.storage.ocilayout import manifest_digest
-from kernelext.storage.progress import Phase, Progress, ProgressCallback
-from kernelext.units import go_time, image_size
+from kernelext.units import format_time, go_time, image_size
+
+if TYPE_CHECKING:  # the local store's modules: imported by the handlers that use them, never at a remote command's start
+    from kernelext.core.runtime import Runtime
+    from kernelext.storage.images import HistoryEntry, Image, Removal
+    from kernelext.storage.progress import Progress, ProgressCallback
 
 NONE = "<none>"
 MISSING = "<missing>"
@@ -56,6 +46,8 @@ HEADINGS = {"ID": "IMAGE ID", "Repository": "REPOSITORY", "Tag": "TAG", "Digest"
 # ----------------------------------------------------------------- listing
 def image_rows(rt: Runtime, images: list[Image], no_trunc: bool = False) -> list[dict[str, Any]]:
     """One row per name (a dangling image: one row of ``<none>``), newest image first, as podman lists them."""
+    from kernelext.storage.images import repo_tag
+
     rows = []
     for image in sorted(images, key=lambda i: i.config.created, reverse=True):
         users = rt.images.users(image)
@@ -72,6 +64,8 @@ def image_rows(rt: Runtime, images: list[Image], no_trunc: bool = False) -> list
 
 def image_digest(image: Image) -> str:
     """The manifest digest of an image that came as (or was made into) an OCI layout; else its config's."""
+    from kernelext.storage.ocilayout import manifest_digest
+
     digest = manifest_digest(image.layout) if image.layout is not None else None
     return digest if digest is not None else f"sha256:{image.id}"
 
@@ -82,6 +76,8 @@ ORDER_FILTERS = ("since", "after", "before")  # podman's "after" is "since"
 
 def _matches(image: Image | ImageRecord, filters: list[tuple[str, str]]) -> bool:
     """An image (the local store's, or a record of an engine's) against ``images``' filters."""
+    from kernelext.storage.images import Image, has_label, normalize_name, repo_tag
+
     created = image.created if isinstance(image, ImageRecord) else image.config.created
     for key, value in filters:
         if key == "dangling":
@@ -162,6 +158,8 @@ def listed_images(rt: Runtime, args: argparse.Namespace) -> list[dict[str, Any]]
 def engine_images(engine: Engine, args: argparse.Namespace) -> list[dict[str, Any]]:
     """``images``' rows on any engine: the local store's in full, a remote engine's from its records
     (``--filter label=`` needs the local store yet)."""
+    from kernelext.storage.images import normalize_name, repo_tag
+
     if not engine.remote:
         return listed_images(engine.local("images"), args)
     filters = _filters(args.filter)
@@ -185,6 +183,8 @@ def record_rows(records: list[ImageRecord], no_trunc: bool = False,
                 users: Mapping[str, list[str]] | None = None) -> list[dict[str, Any]]:
     """``images``' rows of an engine's records (the fields podman's ``ListImage`` gives), newest first;
     ``users``: the names of the containers made from each image (:func:`image_users`), when known."""
+    from kernelext.storage.images import repo_tag
+
     rows = []
     for image in sorted(records, key=lambda i: i.created, reverse=True):
         names = [":".join(repo_tag(n)) for n in image.names]
@@ -234,6 +234,8 @@ def cmd_image_ls(engine: Engine, args: argparse.Namespace) -> int:
 def history_rows(engine: Engine, name: str, *, no_trunc: bool = False,
                  human: bool = True) -> tuple[list[dict[str, Any]], list[HistoryEntry]]:
     """``history``'s rows, newest step first, and the steps they show."""
+    from kernelext.storage.images import parse_time
+
     tags, entries = engine.image_history(name)
     rows: list[dict[str, Any]] = []
     for entry in entries:
@@ -249,6 +251,8 @@ def history_rows(engine: Engine, name: str, *, no_trunc: bool = False,
 
 @command("image-history", engine=True)
 def cmd_image_history(engine: Engine, args: argparse.Namespace) -> int:
+    from kernelext.storage.images import parse_time
+
     _template(args, "history")
     rows, entries = history_rows(engine, args.image, no_trunc=args.no_trunc, human=args.human)
     if args.quiet:
@@ -361,6 +365,8 @@ def cmd_commit(engine: Engine, args: argparse.Namespace) -> int:
 # ------------------------------------------------------- transports, import
 def import_command(changes: list[str]) -> list[str] | None:
     """``import --change``'s CMD (the only instruction carried), the last one given."""
+    from kernelext.storage.imagechanges import shell_command
+
     cmd: list[str] | None = None
     for change in changes:
         key, _, value = change.replace("=", " ", 1).partition(" ")
@@ -380,6 +386,8 @@ def cmd_image_import(engine: Engine, args: argparse.Namespace) -> int:
 def terminal_progress(quiet: bool) -> ProgressCallback | None:
     """podman's progress on a terminal: skopeo's lines (``Copying blob sha256:...``) on stderr; nothing when
     stderr is not a terminal or with ``-q``."""
+    from kernelext.storage.progress import Phase
+
     if quiet or not sys.stderr.isatty():
         return None
 
@@ -391,6 +399,8 @@ def terminal_progress(quiet: bool) -> ProgressCallback | None:
 
 @command("image-pull", engine=True)
 def cmd_image_pull(engine: Engine, args: argparse.Namespace) -> int:
+    from kernelext.storage.images import file_transport, normalize_name, repo_tag
+
     if engine.remote:  # the service pulls from where it stands; its own credentials
         for flag, given in (("--all-tags", args.all_tags), ("--authfile", args.authfile)):
             if given:

@@ -27,7 +27,6 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from kernelext.core.inspection import format_time
 from kernelext.core.mounts import Mount, MountType, under
 from kernelext.core.state import ContainerStatus
 from kernelext.errors import ContainerRemovedError, CopyError, KernelextError, NoSuchImageError
@@ -57,6 +56,7 @@ from kernelext.files.tarformat import CHUNK, NOT_AN_ARCHIVE, TarReader, open_arc
 from kernelext.rootless import Namespace
 from kernelext.storage.layerdiff import Change
 from kernelext.storage.users import ExecUser, resolve_user
+from kernelext.units import format_time
 
 if TYPE_CHECKING:
     from kernelext.core.container import Container

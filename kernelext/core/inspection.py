@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from kernelext.core.libpod import image_reference
@@ -11,17 +10,11 @@ from kernelext.core.ports import inspect_ports
 from kernelext.core.state import ContainerStatus
 from kernelext.oci import cgroups
 from kernelext.oci.spec import hostname_of
+from kernelext.units import ZERO_TIME, format_time  # noqa: F401 - the callers' name for them
 
 if TYPE_CHECKING:
     from kernelext.core.container import Container
 
-ZERO_TIME = "0001-01-01T00:00:00Z"
-
-
-def format_time(timestamp: float) -> str:
-    if not timestamp:
-        return ZERO_TIME
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _image_digest(ctr: Container) -> str:

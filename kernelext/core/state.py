@@ -14,6 +14,7 @@ from typing import Any
 from kernelext.core.mounts import Mount
 from kernelext.core.ports import PortMapping
 from kernelext.errors import InvalidArgumentError
+from kernelext.oci.attach import DEFAULT_DETACH_KEYS  # noqa: F401 - where the core's callers take it from
 from kernelext.oci.cgroups import CgroupOptions
 from kernelext.oci.identity import Identity
 from kernelext.oci.monitoring import MonitorOptions
@@ -22,7 +23,6 @@ from kernelext.oci.security import SecurityOptions
 
 DEFAULT_STOP_TIMEOUT = 10
 DEFAULT_STOP_SIGNAL = "SIGTERM"
-DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
 
 
 class ContainerStatus(enum.Enum):

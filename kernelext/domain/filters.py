@@ -10,7 +10,6 @@ import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from kernelext.core.state import ContainerStatus, RestartPolicyName
 from kernelext.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -52,6 +51,8 @@ def _labels_match(wanted: list[str], labels: dict[str, str]) -> bool:
 
 
 def _shown_status(ctr: Container) -> str:
+    from kernelext.core.state import ContainerStatus
+
     status = ctr.status
     return "exited" if status is ContainerStatus.STOPPED else status.value
 
@@ -62,6 +63,8 @@ def _created_of(rt: Runtime, names: list[str]) -> float:
 
 def predicate(rt: Runtime, key: str, values: list[str]) -> Predicate:
     """One filter key's test; a malformed value is refused before anything is done (podman's messages)."""
+    from kernelext.core.state import ContainerStatus, RestartPolicyName  # the local engine's only: not at import
+
     if key == "id":
         match = _regex_any(values)
         return lambda c: match(c.id)

@@ -19,6 +19,8 @@ from typing import BinaryIO
 
 from kernelext.errors import InvalidArgumentError
 
+#: podman's default detach sequence (ctrl-p, ctrl-q).
+DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
 ATTACH_BUFFER = 8193
 
 
