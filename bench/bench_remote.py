@@ -8,9 +8,11 @@ a ``container checkpoint --export`` + ``container restore --import`` of a runnin
 archive streamed down and up). Both tools alternate in each run; each row shows the median times and
 the median of the runs' ratios kernelext/podman with their min–max (the issue's bar: 1.2). The same rows
 locally: kernelext on its own store next to podman on the service's store (no service between). Over SSH with
-``--ssh`` (an sshd of its own on loopback). Run as root:
+``--ssh`` (an sshd of its own on loopback). ``ps`` is the row of a command that does little: start-up costs. With
+``--no-forkserver`` every kernelext command is a fresh interpreter (``KERNELEXT_FORKSERVER=0``: what a session's
+first command, or one with ``--preserve-fds``, pays). Run as root:
 
-    .venv/bin/python bench/bench_remote.py [--runs N] [--ssh]
+    .venv/bin/python bench/bench_remote.py [--runs N] [--ssh] [--no-forkserver]
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ def operations(label: str, runs: int, tools: dict[str, list[str]], env: dict[str
         subprocess.run(prefix + ["run", "-d", "--name", "bench", "busybox", "sleep", "100000"],
                        check=True, env=env, stdout=subprocess.DEVNULL)
     try:
+        measure("ps", runs, tools, lambda _t: [["ps"]], env, floor)
         measure("run --rm busybox true", runs, tools, lambda _t: [["run", "--rm", "busybox", "true"]], env, floor)
         measure("exec bench true", runs, tools, lambda _t: [["exec", "bench", "true"]], env, floor)
         measure("cp 100 MiB in", runs, tools, lambda _t: [["cp", str(payload), "bench:/tmp/payload.bin"]], env,
@@ -110,6 +113,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--ssh", action="store_true", help="through an SSH tunnel too")
     parser.add_argument("--no-local", action="store_true", help="only the remote engine")
+    parser.add_argument("--no-forkserver", action="store_true", help="each kernelext command a fresh interpreter")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-remote-") as tmp:
         base = Path(tmp)
@@ -123,6 +127,8 @@ def main() -> None:
             env = {**service.env, "KERNELEXT_FORKSERVER_DIR": str(servers),
                    "PYTHONPATH": os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")]))}
             env.pop("KERNELEXT_FORKSERVER", None)
+            if options.no_forkserver:
+                env["KERNELEXT_FORKSERVER"] = "0"
             payload = base / "payload.bin"
             payload.write_bytes(os.urandom(COPY_SIZE))
             kernelext = [sys.executable, KERNELEXT]
