@@ -55,7 +55,10 @@ PRELOAD = ("kernelext.cli.app", "kernelext.cli.commands", "kernelext.core.runtim
            "kernelext.core.execution", "kernelext.core.logs",
            "kernelext.core.filecopy", "kernelext.core.stats", "kernelext.host", "hashlib", "tempfile", "tarfile",
            # the remote engine: podman-py (and requests under it) cost a tenth of a second to import
-           "kernelext.domain.remote", "kernelext.domain.specgen", "podman")
+           "kernelext.domain.remote", "kernelext.domain.specgen", "podman",
+           # what the CLI's handlers import when they run (not at its import, for a server-less remote command)
+           "kernelext.domain.containers", "kernelext.domain.checkpoints", "kernelext.domain.checkpointinfo",
+           "kernelext.cli.checkpointtree", "kernelext.core.inspection", "kernelext.storage.imagechanges")
 #: Command lines parsed once before serving: argparse compiles its patterns on first use, and the
 #: children find them in re's cache (parsing only: nothing runs).
 WARM_UP = (["run", "-it", "--rm", "-p", "8080:80", "busybox", "true"], ["ps", "-a"], ["exec", "-t", "web", "ls"])
