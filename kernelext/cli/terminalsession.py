@@ -15,8 +15,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING
 
-from kernelext.core.state import DEFAULT_DETACH_KEYS
-from kernelext.oci.attach import Detached, DetachFilter, parse_detach_keys
+from kernelext.oci.attach import DEFAULT_DETACH_KEYS, Detached, DetachFilter, parse_detach_keys
 
 if TYPE_CHECKING:
     from kernelext.domain.engine import Engine

@@ -35,9 +35,8 @@ from typing import TYPE_CHECKING, Any
 import anywidget
 from traitlets import Int, Unicode
 
-from kernelext.core.state import DEFAULT_DETACH_KEYS
 from kernelext.errors import KernelextError
-from kernelext.oci.attach import Detached, DetachFilter, parse_detach_keys
+from kernelext.oci.attach import DEFAULT_DETACH_KEYS, Detached, DetachFilter, parse_detach_keys
 from kernelext.widgets._assets import css, esm, umd
 from kernelext.widgets._registry import track
 
