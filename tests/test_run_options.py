@@ -292,3 +292,11 @@ def test_python_run_preserve_fds(store: Store, tmp_path: Path) -> None:
     with pytest.raises(InvalidArgumentError, match=r"file descriptor \d+ is not available"):
         store.runtime.create("busybox", ["true"], name="toomany", preserve_fds=998)
     assert not store.runtime.exists("toomany")
+
+
+def test_run_attach_stdin_without_interactive_shows_the_output_and_exit_code(store: Store) -> None:
+    """``run -a stdin -a stdout`` without ``-i``: podman's run sends no input (the container has no open
+    stdin) and shows the attached output and the container's exit code."""
+    proc = store.cli("run", "--rm", "-a", "stdin", "-a", "stdout", "busybox", "sh", "-c", "echo hi; exit 3",
+                     input=b"ignored\n")
+    assert (proc.returncode, proc.stdout) == (3, "hi\n"), proc.stderr

@@ -162,7 +162,9 @@ def cmd_run(engine: Engine, args: argparse.Namespace) -> int:
         domain.start_one(ctr)
         return domain.wait_and_remove(ctr, remove=args.rm)
     streams = frozenset(Stream[name.upper()] for name in args.attach) if args.attach else None
-    return attach_and_wait(ctr, start=True, stdin=args.interactive or Stream.STDIN in (streams or ()),
+    # stdin only to a container made with -i (podman's run drops its input stream otherwise; -a stdin alone
+    # had the pump wait on an input the container never reads)
+    return attach_and_wait(ctr, start=True, stdin=args.interactive,
                            detach_keys=args.detach_keys, remove=args.rm, streams=streams, run=True)
 
 
