@@ -46,6 +46,7 @@ from kernelext.errors import (
     NoSuchVolumeError,
     VolumeInUseError,
 )
+from kernelext.oci.attach import AttachStream, Stream
 from kernelext.storage import staging
 from kernelext.units import status_words
 
@@ -55,7 +56,6 @@ if TYPE_CHECKING:
     from kernelext.domain.filters import Filters
     from kernelext.domain.remotefiles import RemoteFiles
     from kernelext.files.confined import FileData
-    from kernelext.oci.attach import Stream
     from kernelext.storage.images import HistoryEntry
     from kernelext.storage.layerdiff import Change
 
@@ -1512,7 +1512,7 @@ class _SocketStream(Generic[T]):
         self._sock.close()
 
 
-class RemoteAttachment:
+class RemoteAttachment(AttachStream):
     """A remote container's output from its attach stream, shaped as a local
     :class:`~kernelext.oci.attach.AttachSocket` (``recv``, ``packets``, ``sock``, ``close``) so the front ends
     stream it as they stream a local one; ``close()`` from any thread detaches (the container runs on);
@@ -1539,8 +1539,6 @@ class RemoteAttachment:
     def recv(self) -> tuple[Stream, bytes] | None:
         """The next chunk of output (a frame; a TTY's bytes as they come), None at its end or once closed; a
         socket timeout is raised."""
-        from kernelext.oci.attach import Stream
-
         try:
             if self.tty:
                 if not self._fill(1):
@@ -1559,19 +1557,6 @@ class RemoteAttachment:
                 raise
             return None
         return Stream[STREAMS.get(kind, "stdout").upper()], data
-
-    def packets(self) -> Iterator[tuple[Stream, bytes]]:
-        while (packet := self.recv()) is not None:
-            yield packet
-
-    def send(self, data: bytes) -> None:
-        """Input for the container's stdin (an attach made with ``stdin``)."""
-        self.sock.sendall(data)
-
-    def close_stdin(self) -> None:
-        """The end of input: a half-close, which the service passes on to conmon as the stdin's end."""
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_WR)
 
     def close(self) -> None:
         self._closed = True

@@ -57,7 +57,31 @@ def parse_detach_keys(spec: str) -> bytes:
     return bytes(keys)
 
 
-class AttachSocket:
+class AttachStream:
+    """What a front end streams a container's output from and sends its input up: ``recv`` gives packets read
+    from ``sock``; a local attach socket and a remote engine's attach connection share the rest."""
+
+    sock: socket.socket
+
+    def recv(self) -> tuple[Stream, bytes] | None:
+        raise NotImplementedError
+
+    def packets(self) -> Iterator[tuple[Stream, bytes]]:
+        while (packet := self.recv()) is not None:
+            yield packet
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def close_stdin(self) -> None:
+        """The end of input: a half-close, which conmon (or the service, on to conmon) takes as stdin's end."""
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+
+class AttachSocket(AttachStream):
     """One connection to a container's attach socket."""
 
     def __init__(self, path: Path) -> None:
@@ -83,20 +107,6 @@ class AttachSocket:
                 return None
             if len(data) > 1 and data[0] in (Stream.STDOUT, Stream.STDERR):
                 return Stream(data[0]), data[1:]
-
-    def packets(self) -> Iterator[tuple[Stream, bytes]]:
-        while (packet := self.recv()) is not None:
-            yield packet
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def close_stdin(self) -> None:
-        """conmon closes the container's stdin when the client half-closes."""
-        try:
-            self.sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
 
     def close(self) -> None:
         """Close; a thread blocked reading this connection wakes up at end of stream."""

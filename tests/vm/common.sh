@@ -24,3 +24,17 @@ facts() {
     run sh -c 'systemctl --version | head -1'
     run cat /sys/fs/cgroup/cgroup.controllers /sys/fs/cgroup/cgroup.subtree_control /proc/self/cgroup
 }
+# in_user_session TITLE SCRIPT: SCRIPT (a bash -c string, run in the staged checkout) as kernelext-test inside
+# its systemd user manager (a scope of systemd-run --user, as a person's session gives), from the copy
+# scripts/stage-checkout.sh prepares for that user.
+in_user_session() {
+    local title=$1 script=$2 u=kernelext-test stage=/var/lib/kernelext-rootless-tests uid
+    uid=$(id -u $u)
+    sec "$title"
+    run "$SRC"/scripts/stage-checkout.sh $stage $u
+    run loginctl enable-linger $u
+    for _ in $(seq 60); do [ -S /run/user/$uid/bus ] && break; sleep 1; done
+    run runuser -u $u -- env -i HOME=/home/$u USER=$u LANG=C.UTF-8 PATH=$stage/.venv/bin:/usr/bin:/bin:/usr/sbin:/sbin \
+        XDG_RUNTIME_DIR=/run/user/$uid DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/$uid/bus \
+        systemd-run --user --scope --quiet -- bash -c "cd $stage && $script"
+}

@@ -12,12 +12,5 @@ USER_TESTS=${JOB_USER_TESTS:-"tests/test_cgroups.py tests/test_lifecycle.py::tes
 sec "pytest as root"
 run timeout "${JOB_PYTEST_TIMEOUT:-1500}" .venv/bin/python -m pytest -p no:cacheprovider -o addopts= -q -rs \
     --timeout 600 --durations=10 $ROOT_TESTS
-U=kernelext-test; UID_=$(id -u $U); STAGE=/var/lib/kernelext-rootless-tests
-sec "pytest as $U in its systemd user manager"
-run scripts/stage-checkout.sh $STAGE $U
-run loginctl enable-linger $U
-for _ in $(seq 60); do [ -S /run/user/$UID_/bus ] && break; sleep 1; done
-run runuser -u $U -- env -i HOME=/home/$U USER=$U LANG=C.UTF-8 PATH=$STAGE/.venv/bin:/usr/bin:/bin:/usr/sbin:/sbin \
-    XDG_RUNTIME_DIR=/run/user/$UID_ DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/$UID_/bus \
-    systemd-run --user --scope --quiet -- bash -c "cd $STAGE && timeout ${JOB_PYTEST_TIMEOUT:-1500} \
+in_user_session "pytest as kernelext-test in its systemd user manager" "timeout ${JOB_PYTEST_TIMEOUT:-1500} \
     .venv/bin/python -m pytest -p no:cacheprovider -o addopts= -q -rs --timeout 600 --durations=10 $(echo $USER_TESTS)"
